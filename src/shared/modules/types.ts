@@ -1,0 +1,190 @@
+/**
+ * What a module is: a declarative export table (OpenSIPS `cmds`/`params`,
+ * Kamailio `mod_exports`). The script compiler resolves every call, pvar and
+ * modparam against these tables at compile time; the worker calls `fn` with
+ * arguments already converted to the declared kinds.
+ */
+import type { SipMsg } from '../sip/types.js';
+import type { Logger } from '../log.js';
+
+/** A script value: string or integer; null is `$null`. */
+export type Value = string | number | null;
+
+/** Route kinds, as a bit mask for `FunctionSpec.routes`. */
+export const RouteKind = {
+  REQUEST: 1,
+  FAILURE: 2,
+  ONREPLY: 4,
+  BRANCH: 8,
+  EVENT: 16,
+  STARTUP: 32,
+  TIMER: 64,
+  LOCAL: 128,
+  /** resume routes of async()/t_continue: request context */
+  RESUME: 256,
+} as const;
+export const ROUTES_ANY = 0x1ff;
+export const ROUTES_REQUEST_LIKE = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
+
+/** Where a message came from (or is going to). */
+export interface ReceiveInfo {
+  readonly proto: 'udp' | 'tcp';
+  readonly srcIp: string;
+  readonly srcPort: number;
+  /** the local listening socket it arrived on */
+  readonly dstIp: string;
+  readonly dstPort: number;
+  readonly socketIdx: number;
+  /** TCP connection id in the master (0 for UDP) */
+  readonly connId: number;
+}
+
+export interface Destination {
+  proto: 'udp' | 'tcp';
+  ip: string;
+  port: number;
+  /** local socket to send from; -1: the master picks one of the right protocol */
+  socketIdx: number;
+  /** TCP: an existing connection to reuse (0: find or open one to ip:port) */
+  connId: number;
+}
+
+/** A compiled route: returns the script return code (see script/runtime.ts). */
+export type RouteFn = (ctx: ScriptContext) => number | Promise<number>;
+
+/** Services of the thread running the script (a SIP worker, or an evapi route worker). */
+export interface ScriptServices {
+  readonly workerId: number;
+  readonly log: Logger;
+  /** hand bytes to the master for sending */
+  send(dest: Destination, bytes: Buffer): void;
+  /** is host[:port] one of our listening addresses or aliases (`myself`) */
+  isMyself(host: string, port: number): boolean;
+  /** named routes of the running script, for route(x), t_on_failure, resume routes */
+  route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null;
+  /** suspend the request until `work` settles, then run `resume` with $rc = its result (async()) */
+  suspend(ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void;
+}
+
+/** Per-message state a route runs with (Kamailio's sip_msg + run_act_ctx). */
+export interface ScriptContext {
+  readonly msg: SipMsg;
+  readonly rcv: ReceiveInfo;
+  readonly svc: ScriptServices;
+  routeKind: number;
+  /** the new Request-URI once written ($ru, $rU, $rd …); null = unchanged */
+  ruri: string | null;
+  /** destination URI ($du); null = none */
+  du: string | null;
+  flags: number;
+  /** $var(...): per request (see README: differs from Kamailio's per-process vars) */
+  vars: Map<string, Value>;
+  /** $avp(...): newest value first */
+  avps: Map<string, Value[]>;
+  /** last return code ($rc, $retcode, $?) */
+  rc: number;
+  /** set by exit/drop/return 0: stop the whole script */
+  exit: boolean;
+  /** set by drop: do not forward / discard the reply */
+  dropped: boolean;
+  /** per-module request state (tm transaction, rest_client pending headers …) */
+  readonly ext: Record<string, unknown>;
+}
+
+/** Argument kinds a script function declares; the compiler converts to them. */
+export type ArgKind =
+  | 'str' // string; pvars inside double quotes are expanded at run time
+  | 'int' // integer expression
+  | 'any' // Value as evaluated
+  | 'pvar' // a writable pseudo-variable: the function gets a PvarRef
+  | 'route' // a route name, checked to exist: the function gets the name
+  | 'regex'; // a string compiled once to a RegExp
+
+export interface ArgSpec {
+  readonly kind: ArgKind;
+  readonly optional?: boolean;
+  readonly name?: string;
+}
+
+export interface PvarRef {
+  readonly name: string;
+  get(ctx: ScriptContext): Value;
+  set(ctx: ScriptContext, v: Value): void;
+}
+
+export interface FunctionSpec {
+  readonly name: string;
+  readonly args: readonly ArgSpec[];
+  /** RouteKind mask where the call is allowed; default ROUTES_ANY */
+  readonly routes?: number;
+  /** may return a Promise: the compiled route awaits it (never blocking the thread) */
+  readonly mayAwait?: boolean;
+  /** usable inside async(…, resume) */
+  readonly asyncCapable?: boolean;
+  // Arguments arrive converted to their declared kinds; optional ones absent as undefined.
+  readonly fn: (ctx: ScriptContext, ...args: any[]) => number | Promise<number>;
+}
+
+export interface PvarSpec {
+  /** name without '$' and without the '(…)' argument: 'ru', 'hdr', 'var' */
+  readonly name: string;
+  /** 'none': $ru; 'required': $hdr(X); 'optional': $time / $time(x) */
+  readonly arg: 'none' | 'required' | 'optional';
+  get(ctx: ScriptContext, arg: string | undefined): Value;
+  set?(ctx: ScriptContext, v: Value, arg: string | undefined): void;
+}
+
+export interface TransformationSpec {
+  /** 's.len', 'uri.user', 'json.parse' … */
+  readonly name: string;
+  readonly args: readonly ArgSpec[];
+  apply(v: Value, args: readonly Value[]): Value;
+}
+
+export interface ModParamSpec {
+  readonly name: string;
+  readonly type: 'int' | 'str';
+  readonly default?: number | string;
+  /** may be given several times (values accumulate) */
+  readonly multi?: boolean;
+  /** return an error message for a bad value */
+  readonly check?: (v: number | string) => string | null;
+}
+
+export interface CounterSpec {
+  readonly name: string; // within the module's group
+  readonly kind: 'counter' | 'gauge';
+  readonly description: string;
+}
+
+export interface RpcSpec {
+  readonly name: string; // 'httpclient.listcon'
+  readonly doc: string;
+  handler(params: unknown, env: ModuleEnv): unknown | Promise<unknown>;
+}
+
+/** What a module sees at init: its modparams (defaults applied) and the thread's services. */
+export interface ModuleEnv {
+  readonly params: ReadonlyMap<string, number | string | Array<number | string>>;
+  readonly log: Logger;
+  readonly workerId: number;
+  readonly workers: number;
+}
+
+export interface ModuleExports {
+  readonly name: string;
+  /** other `loadmodule` names served by this table (e.g. core serves pv, sl, maxfwd …) */
+  readonly provides?: readonly string[];
+  readonly params: readonly ModParamSpec[];
+  readonly functions: readonly FunctionSpec[];
+  readonly pvars?: readonly PvarSpec[];
+  readonly transformations?: readonly TransformationSpec[];
+  /** counters group: the module name unless set */
+  readonly counterGroup?: string;
+  readonly counters?: readonly CounterSpec[];
+  readonly rpc?: readonly RpcSpec[];
+  initWorker?(env: ModuleEnv): void | Promise<void>;
+  initMaster?(env: ModuleEnv): void | Promise<void>;
+  initDispatcher?(env: ModuleEnv): void | Promise<void>;
+  destroy?(): void | Promise<void>;
+}
