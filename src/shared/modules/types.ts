@@ -4,7 +4,7 @@
  * modparam against these tables at compile time; the worker calls `fn` with
  * arguments already converted to the declared kinds.
  */
-import type { SipMsg } from '../sip/types.js';
+import type { MessageEditor, SipMsg } from '../sip/types.js';
 import type { Logger } from '../log.js';
 
 /** A script value: string or integer; null is `$null`. */
@@ -64,6 +64,10 @@ export interface ScriptServices {
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null;
   /** suspend the request until `work` settles, then run `resume` with $rc = its result (async()) */
   suspend(ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void;
+  /** stateless reply to the current request (sl_send_reply); returns 1 or -1 */
+  sendReply(ctx: ScriptContext, code: number, reason: string): number;
+  /** stateless forward of the current request to `uri` or $du or the R-URI (forward()); 1 or -1 */
+  forward(ctx: ScriptContext, uri?: string): number;
 }
 
 /** Per-message state a route runs with (Kamailio's sip_msg + run_act_ctx). */
@@ -87,6 +91,8 @@ export interface ScriptContext {
   exit: boolean;
   /** set by drop: do not forward / discard the reply */
   dropped: boolean;
+  /** header/body changes applied when the message is sent or relayed */
+  readonly edits: MessageEditor;
   /** per-module request state (tm transaction, rest_client pending headers …) */
   readonly ext: Record<string, unknown>;
 }

@@ -106,3 +106,20 @@ export interface SipMsg {
   recordRoutes(): NameAddr[];
   requestUri(): UriParts;
 }
+
+/**
+ * Changes to a received message, applied once when it is sent (Kamailio's
+ * lumps). Offsets are into the original `buf`; edits never overlap each other
+ * except that several inserts at one offset keep their call order.
+ */
+export interface MessageEditor {
+  insert(offset: number, text: string | Buffer): void;
+  remove(span: Span): void;
+  replace(span: Span, text: string | Buffer): void;
+  /** append a whole header line (CRLF added when missing) at the end of the header section */
+  appendHeader(line: string): void;
+  /** remove every header line with this name (long or compact); returns how many */
+  removeHeader(msg: SipMsg, name: string): number;
+  /** true when nothing was changed */
+  readonly empty: boolean;
+}
