@@ -1,0 +1,99 @@
+/**
+ * The counters live in one SharedArrayBuffer, one row per thread:
+ *
+ *   row 0: master   row 1: event dispatcher   row 2+i: SIP worker i
+ *   ┌──────────────────────────────┬─────────┐
+ *   │ slot 0 … slot n-1 (BigInt64) │ padding │  each row a multiple of 64 bytes
+ *   └──────────────────────────────┴─────────┘
+ *
+ * A thread writes only its own row; readers sum the rows (Kamailio's
+ * per-process counters). The layout is computed from static declarations, so
+ * every thread derives the same slot numbers without exchanging them.
+ */
+import type { CounterSpec } from '../modules/types.js';
+
+export interface CounterDef extends CounterSpec {
+  readonly group: string;
+  /** 'group:name' */
+  readonly id: string;
+  readonly slot: number;
+}
+
+export const ROW_MASTER = 0;
+export const ROW_DISPATCHER = 1;
+export const FIRST_WORKER_ROW = 2;
+/** upper bound of SIP workers (rows are allocated up front) */
+export const MAX_WORKERS = 64;
+
+export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = [
+  {
+    group: 'core',
+    counters: [
+      { name: 'rcv_requests', kind: 'counter', description: 'requests received' },
+      { name: 'rcv_replies', kind: 'counter', description: 'replies received' },
+      { name: 'fwd_requests', kind: 'counter', description: 'requests forwarded' },
+      { name: 'fwd_replies', kind: 'counter', description: 'replies forwarded' },
+      { name: 'drop_requests', kind: 'counter', description: 'requests dropped' },
+      { name: 'drop_replies', kind: 'counter', description: 'replies dropped' },
+      { name: 'err_requests', kind: 'counter', description: 'malformed requests (answered 400 or dropped)' },
+      { name: 'err_replies', kind: 'counter', description: 'malformed replies (dropped)' },
+      { name: 'bad_msg_hdr', kind: 'counter', description: 'messages dropped before a worker: no Call-ID, unframeable' },
+      { name: 'unsupported_methods', kind: 'counter', description: 'requests with an unknown method' },
+      { name: 'script_errors', kind: 'counter', description: 'route runtime errors' },
+      { name: 'msgs_handled', kind: 'counter', description: 'messages handled by this thread' },
+      { name: 'ipc_dropped', kind: 'counter', description: 'messages dropped because an inter-thread ring was full' },
+      { name: 'worker_restarts', kind: 'counter', description: 'SIP workers restarted after dying' },
+    ],
+  },
+  {
+    group: 'sl',
+    counters: [
+      { name: 'sent_replies', kind: 'counter', description: 'stateless replies sent' },
+      { name: '1xx_replies', kind: 'counter', description: '' },
+      { name: '2xx_replies', kind: 'counter', description: '' },
+      { name: '3xx_replies', kind: 'counter', description: '' },
+      { name: '4xx_replies', kind: 'counter', description: '' },
+      { name: '5xx_replies', kind: 'counter', description: '' },
+      { name: '6xx_replies', kind: 'counter', description: '' },
+    ],
+  },
+  {
+    group: 'tcp',
+    counters: [
+      { name: 'current_opened_connections', kind: 'gauge', description: 'open TCP connections' },
+      { name: 'established', kind: 'counter', description: 'TCP connections accepted or opened' },
+      { name: 'connect_failed', kind: 'counter', description: 'outgoing TCP connects that failed' },
+      { name: 'framing_errors', kind: 'counter', description: 'TCP streams closed for bad framing' },
+    ],
+  },
+];
+
+export class CounterLayout {
+  readonly defs: readonly CounterDef[];
+  readonly byId: ReadonlyMap<string, CounterDef>;
+  /** BigInt64 slots per row, padded to 64 bytes */
+  readonly rowSlots: number;
+  readonly rows: number;
+
+  constructor(groups: ReadonlyArray<{ group: string; counters: readonly CounterSpec[] }>, rows = FIRST_WORKER_ROW + MAX_WORKERS) {
+    const defs: CounterDef[] = [];
+    const byId = new Map<string, CounterDef>();
+    for (const g of groups) {
+      for (const c of g.counters) {
+        const id = `${g.group}:${c.name}`;
+        if (byId.has(id)) continue;
+        const def = { ...c, group: g.group, id, slot: defs.length };
+        defs.push(def);
+        byId.set(id, def);
+      }
+    }
+    this.defs = defs;
+    this.byId = byId;
+    this.rowSlots = Math.ceil(defs.length / 8) * 8 || 8;
+    this.rows = rows;
+  }
+
+  get byteLength(): number {
+    return this.rowSlots * this.rows * 8;
+  }
+}
