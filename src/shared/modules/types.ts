@@ -6,6 +6,7 @@
  */
 import type { MessageEditor, SipMsg } from '../sip/types.js';
 import type { Logger } from '../log.js';
+import type { Counters } from '../counters/counters.js';
 
 /** A script value: string or integer; null is `$null`. */
 export type Value = string | number | null;
@@ -175,6 +176,8 @@ export interface ModuleEnv {
   readonly log: Logger;
   readonly workerId: number;
   readonly workers: number;
+  /** this thread's counters row: `env.counters.handle('group:name')` once, then inc/dec/set */
+  readonly counters: Counters;
 }
 
 export interface ModuleExports {
