@@ -1,0 +1,178 @@
+/**
+ * Single-producer single-consumer byte ring in a SharedArrayBuffer: how SIP
+ * messages cross between the master and a worker without a structured clone.
+ *
+ *   control (Int32Array)          data (Uint8Array, `capacity` bytes)
+ *   [kHead][kTail][kSeq][kSleep]  ┌──────┬─────────┬──────┬─────────┬───────┐
+ *                                 │ len  │ payload │ len  │ payload │ free… │
+ *                                 └──────┴─────────┴──────┴─────────┴───────┘
+ *                                 ^tail (consumer)                  ^head (producer)
+ *
+ * A record is a u32 length then the payload, padded to 4 bytes. A record never
+ * wraps: when it does not fit before the end the producer writes WRAP there and
+ * starts again at 0. head == tail means empty; the producer always keeps 4
+ * bytes free so a full ring never looks empty.
+ *
+ * Wake-up follows piscina without its blocking wait: the consumer sets kSleep,
+ * re-checks, and parks on `Atomics.waitAsync(kSeq)`; the producer bumps kSeq
+ * and notifies only when kSleep was set, so a busy consumer costs no syscalls.
+ */
+
+const kHead = 0;
+const kTail = 1;
+const kSeq = 2;
+const kSleep = 3;
+const CONTROL_BYTES = 64;
+const WRAP = 0xffffffff;
+
+export interface RingBuffers {
+  readonly sab: SharedArrayBuffer;
+  readonly capacity: number;
+}
+
+export function createRing(capacity: number): RingBuffers {
+  const cap = Math.ceil(capacity / 4) * 4;
+  return { sab: new SharedArrayBuffer(CONTROL_BYTES + cap), capacity: cap };
+}
+
+abstract class RingEnd {
+  protected readonly ctl: Int32Array;
+  protected readonly data: Uint8Array;
+  protected readonly view: DataView;
+  protected readonly capacity: number;
+  constructor(ring: RingBuffers) {
+    this.ctl = new Int32Array(ring.sab, 0, CONTROL_BYTES / 4);
+    this.data = new Uint8Array(ring.sab, CONTROL_BYTES, ring.capacity);
+    this.view = new DataView(ring.sab, CONTROL_BYTES, ring.capacity);
+    this.capacity = ring.capacity;
+  }
+}
+
+export class RingWriter extends RingEnd {
+  /**
+   * Reserve room for a payload of `size` bytes; returns the payload offset in
+   * `bytes`, or -1 when the ring is full. Call `commit()` after filling it.
+   */
+  reserve(size: number): number {
+    const need = 4 + ((size + 3) & ~3);
+    let head = Atomics.load(this.ctl, kHead);
+    const tail = Atomics.load(this.ctl, kTail);
+    if (head >= tail) {
+      if (this.capacity - head < need) {
+        // no room before the end: wrap, but only if the start has room
+        if (tail <= need) return -1;
+        if (this.capacity - head >= 4) this.view.setUint32(head, WRAP, true);
+        head = 0;
+        Atomics.store(this.ctl, kHead, 0);
+      }
+    }
+    if (head < tail && tail - head <= need) return -1;
+    this.view.setUint32(head, size, true);
+    this.#pending = head + need;
+    return head + 4;
+  }
+
+  #pending = -1;
+
+  get bytes(): Uint8Array {
+    return this.data;
+  }
+
+  get dataView(): DataView {
+    return this.view;
+  }
+
+  commit(): void {
+    Atomics.store(this.ctl, kHead, this.#pending === this.capacity ? 0 : this.#pending);
+    this.#pending = -1;
+    Atomics.add(this.ctl, kSeq, 1);
+    if (Atomics.load(this.ctl, kSleep) === 1) {
+      Atomics.store(this.ctl, kSleep, 0);
+      Atomics.notify(this.ctl, kSeq);
+    }
+  }
+
+  /** copy one payload in; false when the ring is full */
+  write(payload: Uint8Array): boolean {
+    const off = this.reserve(payload.length);
+    if (off < 0) return false;
+    this.data.set(payload, off);
+    this.commit();
+    return true;
+  }
+}
+
+export type RecordHandler = (data: Uint8Array, view: DataView, offset: number, length: number) => void;
+
+export class RingReader extends RingEnd {
+  #closed = false;
+
+  /**
+   * Handle up to `max` records; returns how many. The tail moves past a record
+   * before it is handled, so a record that throws is not handled twice.
+   */
+  drain(handler: RecordHandler, max: number): number {
+    let n = 0;
+    let tail = Atomics.load(this.ctl, kTail);
+    while (n < max) {
+      const head = Atomics.load(this.ctl, kHead);
+      if (tail === head) break;
+      if (this.capacity - tail < 4 || this.view.getUint32(tail, true) === WRAP) {
+        tail = 0;
+        Atomics.store(this.ctl, kTail, 0);
+        continue;
+      }
+      const size = this.view.getUint32(tail, true);
+      const off = tail + 4;
+      let next = off + ((size + 3) & ~3);
+      if (next === this.capacity) next = 0;
+      // handler reads the payload before the producer may reuse it: the
+      // payload is copied out by the handler, then the tail moves on
+      handler(this.data, this.view, off, size);
+      tail = next;
+      Atomics.store(this.ctl, kTail, tail);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Run `onRecords` whenever records arrive, handling at most `batch` per
+   * turn and yielding to the event loop between turns. Never blocks the thread.
+   */
+  start(handler: RecordHandler, batch = 256): void {
+    const loop = (): void => {
+      if (this.#closed) return;
+      const n = this.drain(handler, batch);
+      if (n === batch) {
+        setImmediate(loop);
+        return;
+      }
+      const seq = Atomics.load(this.ctl, kSeq);
+      Atomics.store(this.ctl, kSleep, 1);
+      if (Atomics.load(this.ctl, kHead) !== Atomics.load(this.ctl, kTail)) {
+        Atomics.store(this.ctl, kSleep, 0);
+        setImmediate(loop);
+        return;
+      }
+      const w = Atomics.waitAsync(this.ctl, kSeq, seq);
+      if (w.async) {
+        (w.value as Promise<string>).then(loop, loop);
+      } else {
+        setImmediate(loop);
+      }
+    };
+    loop();
+  }
+
+  /** stop the loop; wakes a parked waitAsync so the thread can exit */
+  close(): void {
+    this.#closed = true;
+    Atomics.add(this.ctl, kSeq, 1);
+    Atomics.notify(this.ctl, kSeq);
+  }
+
+  get empty(): boolean {
+    return Atomics.load(this.ctl, kHead) === Atomics.load(this.ctl, kTail);
+  }
+}
