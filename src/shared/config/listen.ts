@@ -1,0 +1,68 @@
+/**
+ * Listen addresses as Kamailio/OpenSIPS write them: `[proto:]addr[:port]`,
+ * e.g. `udp:127.0.0.1:5060`, `tcp:[::1]:5070`, `127.0.0.1` (udp and tcp,
+ * port 5060). `advertise host:port` after the address is accepted.
+ */
+import { isIP } from 'node:net';
+import { SwitchyardError } from '../errors.js';
+
+export type Proto = 'udp' | 'tcp';
+
+export interface ListenSocket {
+  idx: number;
+  proto: Proto;
+  ip: string;
+  port: number;
+  /** host:port written into Via/Record-Route instead of ip:port */
+  advertise: string | null;
+}
+
+const PROTOS: readonly Proto[] = ['udp', 'tcp'];
+
+export function parseListen(spec: string): Array<Omit<ListenSocket, 'idx'>> {
+  let rest = spec.trim();
+  let advertise: string | null = null;
+  const adv = /\s+advertise\s+(\S+)$/i.exec(rest);
+  if (adv) {
+    advertise = adv[1]!;
+    rest = rest.slice(0, adv.index);
+  }
+  let protos: readonly Proto[] = PROTOS;
+  const m = /^([a-z]+):(?!\d+$)(.*)$/i.exec(rest);
+  if (m && !/^\[/.test(rest) && isNaN(Number(m[1]))) {
+    const p = m[1]!.toLowerCase();
+    if (p !== 'udp' && p !== 'tcp') throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": protocol "${p}" is not supported (udp, tcp)`);
+    protos = [p];
+    rest = m[2]!;
+  }
+  let host: string;
+  let port = 5060;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
+  if (v6) {
+    host = v6[1]!;
+    if (v6[2] !== undefined) port = Number(v6[2]);
+  } else {
+    const i = rest.lastIndexOf(':');
+    if (i >= 0 && rest.indexOf(':') === i) {
+      host = rest.slice(0, i);
+      port = Number(rest.slice(i + 1));
+    } else {
+      host = rest;
+    }
+  }
+  if (host === '*' || host === '') host = '0.0.0.0';
+  if (!isIP(host)) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": "${host}" is not an IP address`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad port`);
+  return protos.map((proto) => ({ proto, ip: host, port, advertise }));
+}
+
+export function parseListens(specs: readonly string[]): ListenSocket[] {
+  const out: ListenSocket[] = [];
+  for (const s of specs) for (const l of parseListen(s)) out.push({ ...l, idx: out.length });
+  return out;
+}
+
+/** host:port text of a socket, with brackets for IPv6 */
+export function hostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
