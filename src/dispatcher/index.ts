@@ -1,0 +1,32 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
+import { Counters } from '../shared/counters/counters.js';
+import { counterLayout } from '../shared/counters/all.js';
+import { log } from '../shared/log.js';
+import { initModules } from '../shared/modules/init.js';
+import { compileScript } from '../shared/script/index.js';
+
+/**
+ * The event dispatcher (Kamailio's evapi dispatcher process): event-interface
+ * transports live here so that SIP workers never wait on an event socket.
+ * Modules that have a dispatcher side start it from their initDispatcher hook.
+ */
+const init = workerData as ThreadInit;
+const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
+
+async function main(): Promise<void> {
+  log.tag = 'dispatcher';
+  log.threshold = init.logLevel;
+  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
+  const counters = new Counters(counterLayout(), init.countersSab, init.row);
+  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters });
+  parentPort!.on('message', (m: ControlToThread) => {
+    if (m.type === 'shutdown') process.exit(0);
+  });
+  post({ type: 'ready' });
+}
+
+main().catch((e: unknown) => {
+  post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) });
+  process.exit(1);
+});

@@ -1,0 +1,46 @@
+import type { ListenSocket } from '../../shared/config/listen.js';
+import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
+import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP } from '../../shared/ipc/messages.js';
+import type { RingWriter } from '../../shared/ipc/ring.js';
+import { scanCallId } from './callid-scan.js';
+
+/**
+ * The master's whole per-message work on receipt: find the Call-ID with a byte
+ * scan, pick the worker (hash mod N, so every message of a call meets the same
+ * transaction table) and copy the bytes into that worker's ring.
+ */
+export class Router {
+  readonly #rings: RingWriter[];
+  readonly #counters: Counters;
+  readonly #handled: CounterHandle;
+  readonly #ipcDropped: CounterHandle;
+  readonly #badHdr: CounterHandle;
+  #accepting = true;
+
+  constructor(rings: RingWriter[], counters: Counters) {
+    this.#rings = rings;
+    this.#counters = counters;
+    this.#handled = counters.handle('core:msgs_handled');
+    this.#ipcDropped = counters.handle('core:ipc_dropped');
+    this.#badHdr = counters.handle('core:bad_msg_hdr');
+  }
+
+  readonly receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer): void => {
+    if (!this.#accepting) return;
+    this.#counters.inc(this.#handled);
+    // keep-alives and stray bytes: a SIP message is never this short
+    if (msg.length < 16) {
+      if (msg.length > 4) this.#counters.inc(this.#badHdr);
+      return;
+    }
+    const h = scanCallId(msg, 0, msg.length);
+    // without a Call-ID, worker 0 answers 400 and counts it
+    const w = h < 0 ? 0 : (h >>> 0) % this.#rings.length;
+    const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, sock.proto === 'tcp' ? PROTO_TCP : PROTO_UDP, ip, port, connId, sock.idx, msg);
+    if (!ok) this.#counters.inc(this.#ipcDropped);
+  };
+
+  stop(): void {
+    this.#accepting = false;
+  }
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+import { availableParallelism } from 'node:os';
+import { unlinkSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { parseListens, hostPort, type ListenSocket } from '../shared/config/listen.js';
+import { Counters } from '../shared/counters/counters.js';
+import { counterLayout } from '../shared/counters/all.js';
+import { ROW_MASTER } from '../shared/counters/layout.js';
+import { CfgErrors, SwitchyardError } from '../shared/errors.js';
+import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
+import { log, LogLevel } from '../shared/log.js';
+import { initModules } from '../shared/modules/init.js';
+import { findModule } from '../shared/modules/registry.js';
+import { compileScript, DEFAULT_CFG, type CompiledScript } from '../shared/script/index.js';
+import { DEFAULT_MI, parseServerArgs, USAGE, type ServerArgs } from './cli/args.js';
+import { runCtl, splitHostPort } from './cli/ctl.js';
+import { Router } from './dispatch/router.js';
+import { registerCoreMethods, VERSION } from './mi/core-methods.js';
+import { MiRegistry } from './mi/registry.js';
+import { startMiServer } from './mi/server.js';
+import { Supervisor } from './supervisor.js';
+import { TcpConnections } from './transport/tcp.js';
+import { UdpListener } from './transport/udp.js';
+
+const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'];
+const SHUTDOWN_GRACE_MS = 5000;
+
+function compile(args: ServerArgs): CompiledScript {
+  return compileScript({ file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides });
+}
+
+async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
+  const startedAt = Date.now();
+  const core = script.core;
+  log.threshold = args.logLevel ?? core.logLevel ?? LogLevel.WARN;
+  const workers = args.workers ?? core.children ?? availableParallelism();
+  const sockets: ListenSocket[] = parseListens(args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN);
+
+  const layout = counterLayout();
+  const countersSab = Counters.allocate(layout);
+  const counters = new Counters(layout, countersSab, ROW_MASTER);
+  const h = (id: string): number => counters.handle(id);
+  const tcpOpen = h('tcp:current_opened_connections');
+  const tcpEstablished = h('tcp:established');
+  const tcpFramingErrors = h('tcp:framing_errors');
+  const tcpConnectFailed = h('tcp:connect_failed');
+
+  const udp = new Map<number, UdpListener>();
+  let router: Router | null = null;
+  const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer): void => router!.receive(sock, ip, port, connId, msg);
+  const tcp = new TcpConnections({
+    onMessage: receive,
+    onOpen: () => {
+      counters.inc(tcpOpen);
+      counters.inc(tcpEstablished);
+    },
+    onClose: () => counters.dec(tcpOpen),
+    onFramingError: () => counters.inc(tcpFramingErrors),
+    onConnectFailed: () => counters.inc(tcpConnectFailed),
+  });
+  if (typeof core.tcpConnectionLifetime === 'number') tcp.lifetimeMs = core.tcpConnectionLifetime * 1000;
+  const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
+
+  const supervisor = new Supervisor(
+    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, logLevel: log.threshold },
+    counters,
+    {
+      send(proto, ip, port, connId, socketIdx, bytes) {
+        if (proto === PROTO_TCP) {
+          const sock = socketIdx !== ANY_SOCKET && sockets[socketIdx]?.proto === 'tcp' ? sockets[socketIdx]! : firstOf('tcp');
+          if (sock) tcp.send(bytes, ip, port, connId, sock);
+        } else {
+          const l = (socketIdx !== ANY_SOCKET ? udp.get(socketIdx) : undefined) ?? udp.get(firstOf('udp')?.idx ?? -1);
+          l?.send(bytes, port, ip);
+        }
+      },
+      close: (connId) => tcp.close(connId),
+    },
+  );
+  router = new Router(supervisor.writers, counters);
+
+  // sockets first: a port already taken fails the start before any thread runs
+  for (const s of sockets) {
+    if (s.proto === 'udp') {
+      const l = new UdpListener(s, receive);
+      await l.bind();
+      udp.set(s.idx, l);
+    } else {
+      await tcp.listen(s);
+    }
+  }
+  await supervisor.start();
+
+  const mi = new MiRegistry();
+  registerCoreMethods(mi, { startedAt, supervisor, counters });
+  await initModules(script, 'master', { log, workerId: -1, workers, counters });
+  for (const name of script.modules) {
+    const mod = findModule(name);
+    for (const r of mod?.rpc ?? []) {
+      const env = { params: script.modparams.get(mod!.name) ?? new Map(), log, workerId: -1, workers, counters };
+      mi.add(r.name, r.doc, (p) => r.handler(p, env));
+    }
+  }
+  let miServer: Server | null = null;
+  const miAddr = args.mi ?? DEFAULT_MI;
+  if (miAddr !== 'off') {
+    const [host, port] = splitHostPort(miAddr);
+    miServer = await startMiServer(mi, host, port);
+  }
+  if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.notice(`${signal}: stopping`);
+    router!.stop();
+    for (const l of udp.values()) l.close();
+    tcp.stopListening();
+    void supervisor.stop(SHUTDOWN_GRACE_MS).then(() => {
+      // let the last sends leave before the sockets go
+      setTimeout(() => {
+        tcp.destroyAll();
+        miServer?.close();
+        if (args.pidFile) {
+          try {
+            unlinkSync(args.pidFile);
+          } catch {
+            // already gone
+          }
+        }
+        process.exit(0);
+      }, 50);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  const where = sockets.map((s) => `${s.proto}:${hostPort(s.ip, s.port)}`).join(' ');
+  process.stderr.write(`switchyard ready: ${where} workers=${workers} mi=${miServer ? miAddr : 'off'} pid=${process.pid}\n`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'ctl') return runCtl(argv.slice(1));
+  const args = parseServerArgs(argv);
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`switchyard ${VERSION} (node ${process.version})\n`);
+    return 0;
+  }
+  const script = compile(args);
+  if (args.check) {
+    if (args.dumpJs) process.stdout.write(script.js + '\n');
+    process.stderr.write(`${args.cfgFile ?? '<default>'}: config file ok\n`);
+    return 0;
+  }
+  await serve(args, script);
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e: unknown) => {
+    if (e instanceof SwitchyardError && e.code === 'SY_ERR_CLI_USAGE') {
+      process.stderr.write(`switchyard: ${e.details}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    if (e instanceof CfgErrors) {
+      process.stderr.write(`${e.message}\n${e.errors.length} error(s) in the script\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`switchyard: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,183 @@
+import { Worker } from 'node:worker_threads';
+import type { ListenSocket } from '../shared/config/listen.js';
+import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
+import type { Counters } from '../shared/counters/counters.js';
+import { FIRST_WORKER_ROW, ROW_DISPATCHER } from '../shared/counters/layout.js';
+import { copyBody, newHead, readHead, RecKind, PROTO_TCP } from '../shared/ipc/messages.js';
+import { createRing, RingReader, RingWriter, type RingBuffers } from '../shared/ipc/ring.js';
+import { log } from '../shared/log.js';
+
+const RING_BYTES = 8 << 20;
+const RESTART_DELAY_MS = 200;
+
+export interface Sender {
+  send(proto: number, ip: string, port: number, connId: number, socketIdx: number, bytes: Buffer): void;
+  close(connId: number): void;
+}
+
+interface ThreadSlot {
+  readonly role: 'sip' | 'dispatcher';
+  readonly index: number;
+  readonly row: number;
+  readonly inRing: RingBuffers | null;
+  readonly outRing: RingBuffers | null;
+  worker: Worker | null;
+  threadId: number;
+  startedAt: number;
+  restarts: number;
+  ready: boolean;
+}
+
+export interface ThreadInfo {
+  role: string;
+  index: number;
+  threadId: number;
+  ready: boolean;
+  restarts: number;
+  startedAt: number;
+  row: number;
+}
+
+type BaseInit = Omit<ThreadInit, 'role' | 'workerId' | 'row' | 'inRing' | 'outRing'>;
+
+/**
+ * Starts the SIP workers and the event dispatcher, restarts a worker that
+ * dies, and sends what workers put in their outbound rings. A worker's rings
+ * outlive it: its replacement picks up the messages still queued.
+ */
+export class Supervisor {
+  readonly #slots: ThreadSlot[] = [];
+  readonly #base: BaseInit;
+  readonly #counters: Counters;
+  readonly #sender: Sender;
+  readonly #readers: RingReader[] = [];
+  readonly writers: RingWriter[] = [];
+  #stopping = false;
+
+  constructor(base: BaseInit, counters: Counters, sender: Sender) {
+    this.#base = base;
+    this.#counters = counters;
+    this.#sender = sender;
+    for (let i = 0; i < base.workers; i++) {
+      const inRing = createRing(RING_BYTES);
+      const outRing = createRing(RING_BYTES);
+      this.writers.push(new RingWriter(inRing));
+      this.#slots.push({ role: 'sip', index: i, row: FIRST_WORKER_ROW + i, inRing, outRing, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
+    }
+    this.#slots.push({ role: 'dispatcher', index: 0, row: ROW_DISPATCHER, inRing: null, outRing: null, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
+  }
+
+  /** start every thread; resolves when all have compiled the script and are ready */
+  async start(): Promise<void> {
+    for (const slot of this.#slots) {
+      if (slot.outRing) this.#drainOutbound(slot.outRing);
+    }
+    await Promise.all(this.#slots.map((s) => this.#spawn(s)));
+  }
+
+  #drainOutbound(ring: RingBuffers): void {
+    const reader = new RingReader(ring);
+    this.#readers.push(reader);
+    const head = newHead();
+    reader.start((data, view, off, len) => {
+      const body = readHead(data, view, off, head);
+      if (head.kind === RecKind.SEND) {
+        this.#sender.send(head.proto, head.ip, head.port, head.connId, head.socketIdx, copyBody(data, body, off + len));
+      } else if (head.kind === RecKind.CLOSE && head.proto === PROTO_TCP) {
+        this.#sender.close(head.connId);
+      }
+    });
+  }
+
+  #spawn(slot: ThreadSlot): Promise<void> {
+    const init: ThreadInit = {
+      ...this.#base,
+      role: slot.role,
+      workerId: slot.role === 'sip' ? slot.index : -1,
+      row: slot.row,
+      inRing: slot.inRing,
+      outRing: slot.outRing,
+    };
+    const entry = slot.role === 'sip' ? new URL('../worker/index.js', import.meta.url) : new URL('../dispatcher/index.js', import.meta.url);
+    const worker = new Worker(entry, { workerData: init, name: slot.role === 'sip' ? `sip-worker-${slot.index}` : 'event-dispatcher' });
+    slot.worker = worker;
+    slot.threadId = worker.threadId;
+    slot.startedAt = Date.now();
+    slot.ready = false;
+    return new Promise((resolve, reject) => {
+      worker.on('message', (m: ControlFromThread) => {
+        if (m.type === 'ready') {
+          slot.ready = true;
+          resolve();
+        } else if (m.type === 'fatal') {
+          reject(new Error(m.message));
+        }
+      });
+      worker.on('error', (e) => {
+        log.err(`${this.#name(slot)} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      });
+      worker.on('exit', (code) => {
+        slot.worker = null;
+        if (!slot.ready) {
+          reject(new Error(`${this.#name(slot)} exited during start (code ${code})`));
+          return;
+        }
+        if (this.#stopping) return;
+        slot.restarts++;
+        this.#counters.inc(this.#counters.handle('core:worker_restarts'));
+        log.err(`${this.#name(slot)} died (exit code ${code}); restarting it`);
+        setTimeout(() => {
+          if (!this.#stopping) this.#spawn(slot).catch((e: Error) => log.err(`restart of ${this.#name(slot)} failed: ${e.message}`));
+        }, RESTART_DELAY_MS);
+      });
+    });
+  }
+
+  #name(slot: ThreadSlot): string {
+    return slot.role === 'sip' ? `SIP worker ${slot.index}` : 'event dispatcher';
+  }
+
+  threads(): ThreadInfo[] {
+    return this.#slots.map((s) => ({ role: s.role, index: s.index, threadId: s.threadId, ready: s.ready, restarts: s.restarts, startedAt: s.startedAt, row: s.row }));
+  }
+
+  /** terminate SIP worker `index` as if it had crashed: it is restarted like any dead worker */
+  kill(index: number): boolean {
+    const slot = this.#slots[index];
+    if (slot?.role !== 'sip' || !slot.worker || !slot.ready) return false;
+    void slot.worker.terminate();
+    return true;
+  }
+
+  /** ask every thread to finish in-flight work, wait up to `graceMs`, then terminate what is left */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const msg: ControlToThread = { type: 'shutdown', graceMs };
+    const exits = this.#slots.map((s) => {
+      const w = s.worker;
+      if (!w) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          void w.terminate();
+        }, graceMs + 500);
+        w.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        w.postMessage(msg);
+      });
+    });
+    await Promise.all(exits);
+    // what workers queued last is still sent
+    const head = newHead();
+    for (const r of this.#readers) {
+      r.drain((data, view, off, len) => {
+        const body = readHead(data, view, off, head);
+        if (head.kind === RecKind.SEND) this.#sender.send(head.proto, head.ip, head.port, head.connId, head.socketIdx, copyBody(data, body, off + len));
+      }, Infinity);
+      r.close();
+    }
+  }
+}
+
+export type { ListenSocket };

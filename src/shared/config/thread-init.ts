@@ -1,0 +1,27 @@
+import type { RingBuffers } from '../ipc/ring.js';
+import type { ListenSocket } from './listen.js';
+
+/** What the master hands a thread at start (workerData); plain data only. */
+export interface ThreadInit {
+  readonly role: 'sip' | 'dispatcher';
+  /** SIP workers: 0 … workers-1; dispatcher: -1 */
+  readonly workerId: number;
+  readonly workers: number;
+  readonly cfgFile: string;
+  /** the script text when it is not a file (embedded default) */
+  readonly cfgSource: string | undefined;
+  readonly overrides: readonly string[];
+  readonly sockets: readonly ListenSocket[];
+  readonly aliases: readonly string[];
+  readonly countersSab: SharedArrayBuffer;
+  /** counters row of this thread */
+  readonly row: number;
+  readonly logLevel: number;
+  /** SIP workers: master → worker and worker → master rings */
+  readonly inRing: RingBuffers | null;
+  readonly outRing: RingBuffers | null;
+}
+
+/** Control messages on a thread's port (rare: structured clone is fine here). */
+export type ControlToThread = { type: 'shutdown'; graceMs: number };
+export type ControlFromThread = { type: 'ready' } | { type: 'fatal'; message: string } | { type: 'drained' };

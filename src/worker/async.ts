@@ -1,0 +1,48 @@
+import type { Counters } from '../shared/counters/counters.js';
+import { RouteKind, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
+import type { Receiver } from './receive.js';
+import type { WorkerServices } from './services.js';
+
+/**
+ * async(f, resume): the request waits for `work` while the worker serves
+ * others; the resume route then runs here, in the owning worker, with the
+ * same context (script variables included) and $rc = the function's code.
+ */
+export function installAsync(svc: WorkerServices, receiver: Receiver, counters: Counters): void {
+  const scriptErrors = counters.handle('core:script_errors');
+  svc.suspendHook = (ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void => {
+    receiver.inFlight++;
+    const finish = (rc: number): void => {
+      ctx.rc = rc;
+      ctx.exit = false;
+      ctx.routeKind = RouteKind.RESUME;
+      if (resume === null) {
+        receiver.inFlight--;
+        return;
+      }
+      let r: number | Promise<number>;
+      try {
+        r = resume(ctx);
+      } catch (e) {
+        receiver.inFlight--;
+        counters.inc(scriptErrors);
+        svc.log.err(`resume route failed: ${(e as Error).message}`);
+        return;
+      }
+      if (typeof r === 'number') receiver.inFlight--;
+      else
+        r.then(
+          () => receiver.inFlight--,
+          (e: unknown) => {
+            receiver.inFlight--;
+            counters.inc(scriptErrors);
+            svc.log.err(`resume route failed: ${(e as Error).message}`);
+          },
+        );
+    };
+    work.then(finish, (e: unknown) => {
+      svc.log.err(`async function failed: ${(e as Error).message}`);
+      finish(-1);
+    });
+  };
+}

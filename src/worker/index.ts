@@ -1,0 +1,68 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
+import { Counters } from '../shared/counters/counters.js';
+import { counterLayout } from '../shared/counters/all.js';
+import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.js';
+import { RingReader, RingWriter } from '../shared/ipc/ring.js';
+import { log } from '../shared/log.js';
+import type { ReceiveInfo } from '../shared/modules/types.js';
+import { initModules } from '../shared/modules/init.js';
+import { compileScript } from '../shared/script/index.js';
+import { Receiver } from './receive.js';
+import { WorkerServices } from './services.js';
+import { installAsync } from './async.js';
+
+const init = workerData as ThreadInit;
+const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
+
+async function main(): Promise<void> {
+  log.tag = `worker ${init.workerId}`;
+  log.threshold = init.logLevel;
+  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
+  const layout = counterLayout();
+  const counters = new Counters(layout, init.countersSab, init.row);
+  const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!), counters);
+  svc.script = script;
+  const receiver = new Receiver(svc, counters);
+  installAsync(svc, receiver, counters);
+  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters });
+
+  const inRing = new RingReader(init.inRing!);
+  const head = newHead();
+  const sockets = init.sockets;
+  inRing.start((data, view, off, len) => {
+    const body = readHead(data, view, off, head);
+    const sock = sockets[head.socketIdx];
+    const rcv: ReceiveInfo = {
+      proto: head.proto === PROTO_TCP ? 'tcp' : 'udp',
+      srcIp: head.ip,
+      srcPort: head.port,
+      dstIp: sock?.ip ?? '',
+      dstPort: sock?.port ?? 0,
+      socketIdx: head.socketIdx,
+      connId: head.connId,
+    };
+    receiver.receive(copyBody(data, body, off + len), rcv);
+  });
+
+  parentPort!.on('message', (m: ControlToThread) => {
+    if (m.type !== 'shutdown') return;
+    inRing.close();
+    const deadline = Date.now() + m.graceMs;
+    const wait = (): void => {
+      if (receiver.inFlight > 0 && Date.now() < deadline) {
+        setTimeout(wait, 20);
+        return;
+      }
+      post({ type: 'drained' });
+      process.exit(0);
+    };
+    wait();
+  });
+  post({ type: 'ready' });
+}
+
+main().catch((e: unknown) => {
+  post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) });
+  process.exit(1);
+});

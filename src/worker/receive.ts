@@ -1,0 +1,191 @@
+import { hostPort } from '../shared/config/listen.js';
+import type { Counters, CounterHandle } from '../shared/counters/counters.js';
+import { SwitchyardError } from '../shared/errors.js';
+import { RouteKind, type ReceiveInfo, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
+import { applyEdits, MessageEdits } from '../shared/sip/edits.js';
+import { forwardReplyEdits } from '../shared/sip/build.js';
+import { checkSipMessage, parseSipMessage } from '../shared/sip/message.js';
+import type { SipMsg } from '../shared/sip/types.js';
+import type { WorkerServices } from './services.js';
+
+interface ReceiveCounters {
+  rcvRequests: CounterHandle;
+  rcvReplies: CounterHandle;
+  fwdReplies: CounterHandle;
+  dropRequests: CounterHandle;
+  dropReplies: CounterHandle;
+  errRequests: CounterHandle;
+  errReplies: CounterHandle;
+  scriptErrors: CounterHandle;
+  handled: CounterHandle;
+}
+
+/**
+ * One received message through the worker (Kamailio's receive_msg): parse,
+ * sanity check, run the request or reply route, and act on what the route
+ * left. Nothing a peer sends can throw out of here.
+ */
+export class Receiver {
+  readonly #svc: WorkerServices;
+  readonly #counters: Counters;
+  readonly #c: ReceiveCounters;
+  /** routes whose promise has not settled yet (shutdown waits for them) */
+  inFlight = 0;
+
+  constructor(svc: WorkerServices, counters: Counters) {
+    this.#svc = svc;
+    this.#counters = counters;
+    const h = (id: string): CounterHandle => counters.handle(id);
+    this.#c = {
+      rcvRequests: h('core:rcv_requests'),
+      rcvReplies: h('core:rcv_replies'),
+      fwdReplies: h('core:fwd_replies'),
+      dropRequests: h('core:drop_requests'),
+      dropReplies: h('core:drop_replies'),
+      errRequests: h('core:err_requests'),
+      errReplies: h('core:err_replies'),
+      scriptErrors: h('core:script_errors'),
+      handled: h('core:msgs_handled'),
+    };
+  }
+
+  newContext(msg: SipMsg, rcv: ReceiveInfo, routeKind: number): ScriptContext {
+    return {
+      msg,
+      rcv,
+      svc: this.#svc,
+      routeKind,
+      ruri: null,
+      du: null,
+      flags: 0,
+      vars: new Map(),
+      avps: new Map(),
+      rc: 1,
+      exit: false,
+      dropped: false,
+      edits: new MessageEdits(),
+      ext: {},
+    };
+  }
+
+  receive(buf: Buffer, rcv: ReceiveInfo): void {
+    const c = this.#counters;
+    c.inc(this.#c.handled);
+    const looksLikeReply = buf.length > 4 && buf[0] === 0x53 && buf[1] === 0x49 && buf[2] === 0x50 && buf[3] === 0x2f; // "SIP/"
+    let msg: SipMsg;
+    try {
+      msg = parseSipMessage(buf);
+    } catch (e) {
+      c.inc(looksLikeReply ? this.#c.errReplies : this.#c.errRequests);
+      if (this.#svc.log.enabled(2)) this.#svc.log.info(`dropped unparseable message from ${hostPort(rcv.srcIp, rcv.srcPort)}: ${(e as Error).message}`);
+      return;
+    }
+    const bad = checkSipMessage(msg);
+    if (msg.isRequest) {
+      c.inc(this.#c.rcvRequests);
+      if (bad !== null) {
+        c.inc(this.#c.errRequests);
+        if (msg.method !== 'ACK') this.#replyBad(msg, rcv, bad);
+        return;
+      }
+      const route = this.#svc.script!.routes.request;
+      if (route === null) return;
+      this.#run(route, this.newContext(msg, rcv, RouteKind.REQUEST));
+    } else {
+      c.inc(this.#c.rcvReplies);
+      if (bad !== null) {
+        c.inc(this.#c.errReplies);
+        return;
+      }
+      const route = this.#svc.script!.routes.onreply;
+      const ctx = this.newContext(msg, rcv, RouteKind.ONREPLY);
+      if (route === null) this.forwardReply(ctx);
+      else this.#run(route, ctx);
+    }
+  }
+
+  #replyBad(msg: SipMsg, rcv: ReceiveInfo, reason: string): void {
+    try {
+      const ctx = this.newContext(msg, rcv, RouteKind.REQUEST);
+      this.#svc.sendReply(ctx, 400, reason);
+    } catch (e) {
+      // not even a reply can be built from it: dropped (and already counted)
+      if (!(e instanceof SwitchyardError)) this.#svc.log.err(`400 reply failed: ${(e as Error).message}`);
+    }
+  }
+
+  #run(route: RouteFn, ctx: ScriptContext): void {
+    try {
+      const r = route(ctx);
+      if (typeof r === 'number') this.#after(ctx);
+      else {
+        this.inFlight++;
+        r.then(
+          () => {
+            this.inFlight--;
+            this.#after(ctx);
+          },
+          (e: unknown) => {
+            this.inFlight--;
+            this.#failed(ctx, e);
+          },
+        );
+      }
+    } catch (e) {
+      this.#failed(ctx, e);
+    }
+  }
+
+  /** what happens when a route ends: replies are relayed unless dropped; requests were handled by the script */
+  #after(ctx: ScriptContext): void {
+    if (ctx.routeKind === RouteKind.ONREPLY) {
+      if (ctx.dropped) this.#counters.inc(this.#c.dropReplies);
+      else this.forwardReply(ctx);
+    } else if (ctx.dropped) {
+      this.#counters.inc(this.#c.dropRequests);
+    }
+  }
+
+  #failed(ctx: ScriptContext, e: unknown): void {
+    this.#counters.inc(this.#c.scriptErrors);
+    this.#svc.log.err(`route failed on ${ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status} (Call-ID ${safeCallId(ctx.msg)}): ${e instanceof Error ? e.message : String(e)}`);
+    if (ctx.msg.isRequest && ctx.msg.method !== 'ACK' && ctx.routeKind === RouteKind.REQUEST) {
+      try {
+        this.#svc.sendReply(ctx, 500, 'Server Internal Error');
+      } catch {
+        // nothing more to do for it
+      }
+    }
+  }
+
+  /** stateless reply relay: strip our Via, send to the next one (received/rport honoured) */
+  forwardReply(ctx: ScriptContext): void {
+    const msg = ctx.msg;
+    const vias = msg.vias();
+    const mine = vias[0];
+    const next = vias[1];
+    if (mine === undefined || next === undefined || !this.#svc.isMyself(mine.host, mine.port)) {
+      this.#counters.inc(this.#c.dropReplies);
+      return;
+    }
+    const proto = next.transport === 'TCP' || next.transport === 'TLS' ? 'tcp' : 'udp';
+    const ip = next.received ?? next.host.replace(/^\[|\]$/g, '');
+    const port = typeof next.rport === 'number' ? next.rport : next.port || 5060;
+    const sock = this.#svc.pickSocket(proto, ctx.rcv.socketIdx);
+    if (sock === null) {
+      this.#counters.inc(this.#c.dropReplies);
+      return;
+    }
+    forwardReplyEdits(msg, ctx.edits as never);
+    this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, ctx.edits as never));
+    this.#counters.inc(this.#c.fwdReplies);
+  }
+}
+
+function safeCallId(msg: SipMsg): string {
+  try {
+    return msg.callId();
+  } catch {
+    return '?';
+  }
+}

@@ -1,0 +1,149 @@
+import os from 'node:os';
+import type { ListenSocket } from '../shared/config/listen.js';
+import { hostPort } from '../shared/config/listen.js';
+import type { Counters, CounterHandle } from '../shared/counters/counters.js';
+import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP, ANY_SOCKET } from '../shared/ipc/messages.js';
+import type { RingWriter } from '../shared/ipc/ring.js';
+import type { Logger } from '../shared/log.js';
+import type { Destination, ReceiveInfo, RouteFn, ScriptContext, ScriptServices } from '../shared/modules/types.js';
+import type { CompiledScript } from '../shared/script/index.js';
+import { applyEdits } from '../shared/sip/edits.js';
+import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
+import type { SipMsg } from '../shared/sip/types.js';
+import { uriTarget } from './uri-target.js';
+
+interface WorkerCounters {
+  fwdRequests: CounterHandle;
+  slSent: CounterHandle;
+  slByClass: CounterHandle[];
+  ipcDropped: CounterHandle;
+}
+
+/**
+ * What a route can ask of the SIP worker: replies and forwards go to the
+ * master through the outbound ring as bytes plus a destination.
+ */
+export class WorkerServices implements ScriptServices {
+  readonly workerId: number;
+  readonly log: Logger;
+  readonly sockets: readonly ListenSocket[];
+  script: CompiledScript | null = null;
+  /** set by the worker: how async() work is tracked and resumed */
+  suspendHook: ((ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null) => void) | null = null;
+  readonly #out: RingWriter;
+  readonly #counters: Counters;
+  readonly #c: WorkerCounters;
+  readonly #myHosts: Set<string>;
+  readonly #myPorts: Set<number>;
+
+  constructor(workerId: number, log: Logger, sockets: readonly ListenSocket[], aliases: readonly string[], out: RingWriter, counters: Counters) {
+    this.workerId = workerId;
+    this.log = log;
+    this.sockets = sockets;
+    this.#out = out;
+    this.#counters = counters;
+    this.#c = {
+      fwdRequests: counters.handle('core:fwd_requests'),
+      slSent: counters.handle('sl:sent_replies'),
+      slByClass: ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'].map((c) => counters.handle(`sl:${c}_replies`)),
+      ipcDropped: counters.handle('core:ipc_dropped'),
+    };
+    this.#myHosts = new Set();
+    this.#myPorts = new Set();
+    for (const s of sockets) {
+      this.#myPorts.add(s.port);
+      if (s.ip === '0.0.0.0' || s.ip === '::') {
+        for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) this.#myHosts.add(a.address);
+      } else {
+        this.#myHosts.add(s.ip);
+      }
+      if (s.advertise) this.#myHosts.add(s.advertise.replace(/:\d+$/, ''));
+    }
+    for (const a of aliases) {
+      const i = a.lastIndexOf(':');
+      if (i > 0 && /^\d+$/.test(a.slice(i + 1))) {
+        this.#myHosts.add(a.slice(0, i).toLowerCase());
+        this.#myPorts.add(Number(a.slice(i + 1)));
+      } else {
+        this.#myHosts.add(a.toLowerCase());
+      }
+    }
+  }
+
+  isMyself(host: string, port: number): boolean {
+    const h = host.startsWith('[') ? host.slice(1, -1) : host;
+    return this.#myHosts.has(h.toLowerCase()) && this.#myPorts.has(port || 5060);
+  }
+
+  route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
+    const r = this.script?.routes;
+    if (!r) return null;
+    const table = kind === 'route' ? r.named : kind === 'failure' ? r.failure : kind === 'onreply' ? r.onreplyNamed : kind === 'branch' ? r.branch : r.event;
+    return table.get(name) ?? null;
+  }
+
+  suspend(ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void {
+    this.suspendHook!(ctx, work, resume);
+  }
+
+  send(dest: Destination, bytes: Buffer): void {
+    const ok = writeRecord(this.#out, RecKind.SEND, dest.proto === 'tcp' ? PROTO_TCP : PROTO_UDP, dest.ip, dest.port, dest.connId, dest.socketIdx < 0 ? ANY_SOCKET : dest.socketIdx, bytes);
+    if (!ok) this.#counters.inc(this.#c.ipcDropped);
+  }
+
+  /** a reply to `req` goes back where it came from (RFC 3261 §18.2.2, RFC 3581) */
+  replyDestination(req: SipMsg, rcv: ReceiveInfo): Destination {
+    if (rcv.proto === 'tcp') return { proto: 'tcp', ip: rcv.srcIp, port: rcv.srcPort, socketIdx: rcv.socketIdx, connId: rcv.connId };
+    let port = rcv.srcPort;
+    try {
+      const via = req.topVia();
+      if (via.rport === undefined && via.port) port = via.port;
+    } catch {
+      // no usable Via: the source address is all we have
+    }
+    return { proto: 'udp', ip: rcv.srcIp, port, socketIdx: rcv.socketIdx, connId: 0 };
+  }
+
+  sendReply(ctx: ScriptContext, code: number, reason: string): number {
+    if (!ctx.msg.isRequest || ctx.msg.method === 'ACK') return -1;
+    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv });
+    this.send(this.replyDestination(ctx.msg, ctx.rcv), bytes);
+    this.#counters.inc(this.#c.slSent);
+    const cls = Math.floor(code / 100) - 1;
+    if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.slByClass[cls]!);
+    return 1;
+  }
+
+  /** the socket a message to `proto` leaves from: the one it arrived on when it fits */
+  pickSocket(proto: 'udp' | 'tcp', arrivedOn: number): ListenSocket | null {
+    const s = this.sockets[arrivedOn];
+    if (s && s.proto === proto) return s;
+    return this.sockets.find((x) => x.proto === proto) ?? null;
+  }
+
+  forward(ctx: ScriptContext, uri?: string): number {
+    const msg = ctx.msg;
+    const target = uriTarget(uri ?? ctx.du ?? ctx.ruri ?? msg.ruri);
+    if (target === null) {
+      this.log.err(`forward(): cannot send to "${uri ?? ctx.du ?? ctx.ruri ?? msg.ruri}" (an IP address is needed)`);
+      return -1;
+    }
+    const sock = this.pickSocket(target.proto, ctx.rcv.socketIdx);
+    if (sock === null) {
+      this.log.err(`forward(): no ${target.proto} socket to send from`);
+      return -1;
+    }
+    const advertised = sock.advertise ?? hostPort(sock.ip, sock.port);
+    const rport = ctx.ext.addLocalRport === true ? ';rport' : '';
+    forwardRequestEdits(msg, ctx.edits as never, {
+      via: `SIP/2.0/${target.proto.toUpperCase()} ${advertised};branch=${branchId(msg)}${rport}`,
+      received: ctx.rcv.srcIp,
+      // over TCP the reply must find its way back to the caller's connection: always note its port
+      rport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true ? ctx.rcv.srcPort : msg.topVia().rport === undefined ? undefined : ctx.rcv.srcPort,
+      newRuri: ctx.ruri,
+    });
+    this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, ctx.edits as never));
+    this.#counters.inc(this.#c.fwdRequests);
+    return 1;
+  }
+}
