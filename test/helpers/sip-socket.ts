@@ -1,0 +1,79 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+
+/** A UDP peer on loopback that sends raw SIP bytes and collects what comes back. */
+export class UdpPeer {
+  readonly socket = dgram.createSocket('udp4');
+  readonly received: Buffer[] = [];
+  #waiters: Array<() => void> = [];
+
+  static async open(): Promise<UdpPeer> {
+    const p = new UdpPeer();
+    await new Promise<void>((r) => p.socket.bind(0, '127.0.0.1', r));
+    p.socket.on('message', (m) => {
+      p.received.push(m);
+      for (const w of p.#waiters.splice(0)) w();
+    });
+    return p;
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  send(bytes: string | Buffer, addr: string): void {
+    const i = addr.lastIndexOf(':');
+    this.socket.send(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes, Number(addr.slice(i + 1)), addr.slice(0, i));
+  }
+
+  /** wait for the n-th message (1-based) or time out with null */
+  async waitFor(n: number, timeoutMs = 3000): Promise<Buffer | null> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.received.length < n) {
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.received[n - 1]!;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** A TCP client that sends raw bytes and collects the stream. */
+export async function tcpConnect(addr: string): Promise<{ socket: net.Socket; data: () => string; waitFor: (re: RegExp, timeoutMs?: number) => Promise<string | null> }> {
+  const i = addr.lastIndexOf(':');
+  const socket = net.connect(Number(addr.slice(i + 1)), addr.slice(0, i));
+  await new Promise<void>((r, j) => {
+    socket.once('connect', r);
+    socket.once('error', j);
+  });
+  let buf = '';
+  socket.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+  socket.on('error', () => {});
+  return {
+    socket,
+    data: () => buf,
+    async waitFor(re, timeoutMs = 3000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!re.test(buf)) {
+        if (Date.now() > deadline || socket.destroyed) return re.test(buf) ? buf : null;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return buf;
+    },
+  };
+}
+
+/** a request in wire form, lines joined with CRLF */
+export function sipRequest(lines: string[], body = ''): string {
+  return lines.join('\r\n') + '\r\n\r\n' + body;
+}
