@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseListens, hostPort, type ListenSocket } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
@@ -102,10 +103,11 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     }
   }
   let miServer: Server | null = null;
-  const miAddr = args.mi ?? DEFAULT_MI;
+  let miAddr = args.mi ?? DEFAULT_MI;
   if (miAddr !== 'off') {
     const [host, port] = splitHostPort(miAddr);
     miServer = await startMiServer(mi, host, port);
+    miAddr = hostPort(host, (miServer.address() as AddressInfo).port);
   }
   if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);
 
@@ -137,7 +139,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   const where = sockets.map((s) => `${s.proto}:${hostPort(s.ip, s.port)}`).join(' ');
-  process.stderr.write(`switchyard ready: ${where} workers=${workers} mi=${miServer ? miAddr : 'off'} pid=${process.pid}\n`);
+  process.stderr.write(`switchyard ready: ${where} workers=${workers} mi=${miAddr} pid=${process.pid}\n`);
 }
 
 async function main(argv: string[]): Promise<number> {
