@@ -58,15 +58,17 @@ export class RingWriter extends RingEnd {
     let head = Atomics.load(this.ctl, kHead);
     const tail = Atomics.load(this.ctl, kTail);
     if (head >= tail) {
-      if (this.capacity - head < need) {
-        // no room before the end: wrap, but only if the start has room
+      const room = this.capacity - head;
+      // a record ending exactly at the end moves head to 0: only if tail is not there
+      if (room < need || (room === need && tail === 0)) {
         if (tail <= need) return -1;
-        if (this.capacity - head >= 4) this.view.setUint32(head, WRAP, true);
+        if (room >= 4) this.view.setUint32(head, WRAP, true);
         head = 0;
         Atomics.store(this.ctl, kHead, 0);
       }
+    } else if (tail - head <= need) {
+      return -1;
     }
-    if (head < tail && tail - head <= need) return -1;
     this.view.setUint32(head, size, true);
     this.#pending = head + need;
     return head + 4;
