@@ -125,6 +125,8 @@ export class Supervisor {
         if (this.#stopping) return;
         slot.restarts++;
         this.#counters.inc(this.#counters.handle('core:worker_restarts'));
+        // the dead thread's in-flight gauges died with it
+        this.#counters.resetGauges(slot.row);
         log.err(`${this.#name(slot)} died (exit code ${code}); restarting it`);
         setTimeout(() => {
           if (!this.#stopping) this.#spawn(slot).catch((e: Error) => log.err(`restart of ${this.#name(slot)} failed: ${e.message}`));
