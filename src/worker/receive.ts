@@ -4,7 +4,7 @@ import { SwitchyardError } from '../shared/errors.js';
 import { RouteKind, type ReceiveInfo, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
 import { applyEdits, MessageEdits } from '../shared/sip/edits.js';
 import { forwardReplyEdits } from '../shared/sip/build.js';
-import { checkSipMessage, parseSipMessage } from '../shared/sip/message.js';
+import { checkSipMessage, parseSipMessage, type Rejection, type SipMessage } from '../shared/sip/message.js';
 import type { SipMsg } from '../shared/sip/types.js';
 import type { WorkerServices } from './services.js';
 
@@ -72,7 +72,7 @@ export class Receiver {
     const c = this.#counters;
     c.inc(this.#c.handled);
     const looksLikeReply = buf.length > 4 && buf[0] === 0x53 && buf[1] === 0x49 && buf[2] === 0x50 && buf[3] === 0x2f; // "SIP/"
-    let msg: SipMsg;
+    let msg: SipMessage;
     try {
       msg = parseSipMessage(buf);
     } catch (e) {
@@ -104,10 +104,10 @@ export class Receiver {
     }
   }
 
-  #replyBad(msg: SipMsg, rcv: ReceiveInfo, reason: string): void {
+  #replyBad(msg: SipMsg, rcv: ReceiveInfo, bad: Rejection): void {
     try {
       const ctx = this.newContext(msg, rcv, RouteKind.REQUEST);
-      this.#svc.sendReply(ctx, 400, reason);
+      this.#svc.sendReply(ctx, bad.code, bad.reason);
     } catch (e) {
       // not even a reply can be built from it: dropped (and already counted)
       if (!(e instanceof SwitchyardError)) this.#svc.log.err(`400 reply failed: ${(e as Error).message}`);
@@ -176,8 +176,9 @@ export class Receiver {
       this.#counters.inc(this.#c.dropReplies);
       return;
     }
-    forwardReplyEdits(msg, ctx.edits as never);
-    this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, ctx.edits as never));
+    const edits = ctx.edits as MessageEdits;
+    forwardReplyEdits(msg, edits);
+    this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     this.#counters.inc(this.#c.fwdReplies);
   }
 }

@@ -7,7 +7,7 @@ import type { RingWriter } from '../shared/ipc/ring.js';
 import type { Logger } from '../shared/log.js';
 import type { Destination, ReceiveInfo, RouteFn, ScriptContext, ScriptServices } from '../shared/modules/types.js';
 import type { CompiledScript } from '../shared/script/index.js';
-import { applyEdits } from '../shared/sip/edits.js';
+import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
 import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
 import type { SipMsg } from '../shared/sip/types.js';
 import { uriTarget } from './uri-target.js';
@@ -135,14 +135,16 @@ export class WorkerServices implements ScriptServices {
     }
     const advertised = sock.advertise ?? hostPort(sock.ip, sock.port);
     const rport = ctx.ext.addLocalRport === true ? ';rport' : '';
-    forwardRequestEdits(msg, ctx.edits as never, {
+    const edits = ctx.edits as MessageEdits;
+    forwardRequestEdits(msg, edits, {
       via: `SIP/2.0/${target.proto.toUpperCase()} ${advertised};branch=${branchId(msg)}${rport}`,
-      received: ctx.rcv.srcIp,
+      srcIp: ctx.rcv.srcIp,
+      srcPort: ctx.rcv.srcPort,
       // over TCP the reply must find its way back to the caller's connection: always note its port
-      rport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true ? ctx.rcv.srcPort : msg.topVia().rport === undefined ? undefined : ctx.rcv.srcPort,
+      forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true,
       newRuri: ctx.ruri,
     });
-    this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, ctx.edits as never));
+    this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     this.#counters.inc(this.#c.fwdRequests);
     return 1;
   }

@@ -1,0 +1,67 @@
+/**
+ * The master's only look into a message: the Call-ID (long `Call-ID:` or
+ * compact `i:`, any case, LWS before the colon) hashed with FNV-1a straight
+ * from the bytes, trimmed, without a parse or a string. -1 when absent.
+ */
+const LF = 10;
+const CR = 13;
+const SP = 32;
+const HT = 9;
+const COLON = 58;
+const CALLID = [99, 97, 108, 108, 45, 105, 100]; // "call-id"
+
+function isWs(c: number | undefined): boolean {
+  return c === SP || c === HT;
+}
+
+/** position of the value after `name` + LWS + ':' at line start `i`, or -1 */
+function valueStart(buf: Uint8Array, i: number, end: number): number {
+  let j = i;
+  const c0 = buf[j]! | 0x20;
+  if (c0 === 105 /* i */) {
+    j++;
+    if (buf[j] !== COLON && !isWs(buf[j])) {
+      // maybe the long form
+      j = i;
+      for (let k = 0; k < CALLID.length; k++, j++) {
+        if (j >= end || (buf[j]! | 0x20) !== CALLID[k]) return -1;
+      }
+    }
+  } else if (c0 === 99 /* c */) {
+    for (let k = 0; k < CALLID.length; k++, j++) {
+      if (j >= end || (buf[j]! | 0x20) !== CALLID[k]) return -1;
+    }
+  } else return -1;
+  while (j < end && isWs(buf[j])) j++;
+  if (buf[j] !== COLON) return -1;
+  return j + 1;
+}
+
+export function scanCallId(buf: Uint8Array, start: number, end: number): number {
+  let i = start;
+  // skip the first line
+  while (i < end && buf[i] !== LF) i++;
+  i++;
+  while (i < end) {
+    // end of headers
+    if (buf[i] === CR || buf[i] === LF) return -1;
+    const v = valueStart(buf, i, end);
+    if (v >= 0) {
+      let s = v;
+      while (s < end && isWs(buf[s])) s++;
+      let e = s;
+      while (e < end && buf[e] !== CR && buf[e] !== LF) e++;
+      while (e > s && isWs(buf[e - 1])) e--;
+      if (e === s) return -1;
+      let h = 0x811c9dc5;
+      for (let k = s; k < e; k++) {
+        h ^= buf[k]!;
+        h = Math.imul(h, 0x01000193);
+      }
+      return h >>> 1; // non-negative
+    }
+    while (i < end && buf[i] !== LF) i++;
+    i++;
+  }
+  return -1;
+}

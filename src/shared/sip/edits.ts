@@ -1,0 +1,87 @@
+/**
+ * Outgoing bytes = received bytes + edits (Kamailio's lumps): a list of
+ * {start, end, insert} over the original buffer, applied once, in offset order,
+ * into one allocation. Bytes past the framed end (RFC 4475 dblreq) are dropped.
+ */
+import type { MessageEditor, SipMsg, Span } from './types.js';
+
+interface Edit {
+  start: number;
+  end: number;
+  text: Buffer | string;
+  seq: number;
+}
+
+export class MessageEdits implements MessageEditor {
+  readonly #list: Edit[] = [];
+  readonly #appended: string[] = [];
+
+  insert(offset: number, text: string | Buffer): void {
+    this.#list.push({ start: offset, end: offset, text, seq: this.#list.length });
+  }
+
+  remove(span: Span): void {
+    this.#list.push({ start: span.start, end: span.end, text: '', seq: this.#list.length });
+  }
+
+  replace(span: Span, text: string | Buffer): void {
+    this.#list.push({ start: span.start, end: span.end, text, seq: this.#list.length });
+  }
+
+  appendHeader(line: string): void {
+    this.#appended.push(line.endsWith('\r\n') ? line : line + '\r\n');
+  }
+
+  removeHeader(msg: SipMsg, name: string): number {
+    const found = msg.headersNamed(name);
+    for (const h of found) this.remove(h.line);
+    return found.length;
+  }
+
+  get empty(): boolean {
+    return this.#list.length === 0 && this.#appended.length === 0;
+  }
+
+  /** the edits in application order (by offset, then call order) */
+  sorted(): readonly Edit[] {
+    return this.#list.slice().sort((a, b) => a.start - b.start || a.seq - b.seq);
+  }
+
+  get appended(): readonly string[] {
+    return this.#appended;
+  }
+}
+
+function byteLen(t: Buffer | string): number {
+  return typeof t === 'string' ? Buffer.byteLength(t) : t.length;
+}
+
+/** the message with its edits applied; headers appended before the empty line */
+export function applyEdits(msg: SipMsg & { bodyEnd?: number }, edits: MessageEdits): Buffer {
+  const src = msg.buf;
+  const end = msg.bodyEnd ?? src.length;
+  const list = edits.sorted();
+  const tail = edits.appended.length ? edits.appended.join('') : '';
+  if (list.length === 0 && tail === '') return end === src.length ? src : src.subarray(0, end);
+  const ops = tail ? [...list, { start: msg.headersEnd, end: msg.headersEnd, text: tail, seq: Infinity }].sort((a, b) => a.start - b.start || a.seq - b.seq) : list;
+  let size = end;
+  let cursor = 0;
+  for (const e of ops) {
+    // an edit inside a region an earlier edit removed is skipped
+    if (e.start < cursor) continue;
+    size += byteLen(e.text) - (e.end - e.start);
+    cursor = e.end;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let w = 0;
+  cursor = 0;
+  for (const e of ops) {
+    if (e.start < cursor) continue;
+    w += src.copy(out, w, cursor, e.start);
+    if (typeof e.text === 'string') w += out.write(e.text, w);
+    else w += e.text.copy(out, w);
+    cursor = e.end;
+  }
+  w += src.copy(out, w, cursor, end);
+  return w === size ? out : out.subarray(0, w);
+}
