@@ -139,6 +139,8 @@ export interface PvarSpec {
   readonly arg: 'none' | 'required' | 'optional';
   get(ctx: ScriptContext, arg: string | undefined): Value;
   set?(ctx: ScriptContext, v: Value, arg: string | undefined): void;
+  /** every value, for indexed reads: $(hdr(Via)[1]), $(avp(x)[*]) */
+  all?(ctx: ScriptContext, arg: string | undefined): Value[];
 }
 
 export interface TransformationSpec {

@@ -122,6 +122,8 @@ class Transfer implements Dispatcher.DispatchHandler {
   chunks: Buffer[] = [];
   controller: Dispatcher.DispatchController | null = null;
   timer: NodeJS.Timeout | null = null;
+  /** Date.now() at which curl_timeout runs out */
+  readonly deadline: number;
   readonly owner: RestTransfers;
   readonly req: TransferRequest;
   readonly resolve: (r: TransferResult) => void;
@@ -130,6 +132,7 @@ class Transfer implements Dispatcher.DispatchHandler {
     this.owner = owner;
     this.req = req;
     this.resolve = resolve;
+    this.deadline = Date.now() + owner.cfg.transferTimeoutMs;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -358,7 +361,10 @@ export class RestTransfers {
       const next = this.#queue.shift();
       if (next === undefined) break;
       this.#counters.dec(c.queuedNow);
-      if (next.state === State.QUEUED) this.#start(next);
+      if (next.state !== State.QUEUED) continue;
+      // its timer is due in this same tick: starting it would only turn it into a connect timeout
+      if (Date.now() >= next.deadline) next.settle(RCL.TRANSFER_TIMEOUT);
+      else this.#start(next);
     }
   }
 

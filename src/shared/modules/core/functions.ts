@@ -1,0 +1,126 @@
+/**
+ * Core script functions that Kamailio spreads over its core, sl, maxfwd,
+ * textops, siputils and xlog modules (OpenSIPS: core, sl, maxfwd, textops,
+ * signaling). Return codes follow those modules' documentation.
+ */
+import { LogLevel, parseLogLevel } from '../../log.js';
+import type { MessageEdits } from '../../sip/edits.js';
+import { parseUri } from '../../sip/uri.js';
+import { ROUTES_ANY, RouteKind, type FunctionSpec, type ScriptContext } from '../types.js';
+
+const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
+
+function fn(name: string, args: FunctionSpec['args'], f: FunctionSpec['fn'], routes = ROUTES_ANY): FunctionSpec {
+  return { name, args, fn: f, routes };
+}
+const S = { kind: 'str' } as const;
+const I = { kind: 'int' } as const;
+const oS = { kind: 'str', optional: true } as const;
+
+/** mf_process_maxfwd_header: 2 added, 1 decremented, -1 limit reached (Kamailio maxfwd) */
+function maxfwd(ctx: ScriptContext, limit: number): number {
+  const msg = ctx.msg as typeof ctx.msg & { maxForwardsSpan?(): { start: number; end: number } | null };
+  let mf: number | null;
+  try {
+    mf = msg.maxForwards();
+  } catch {
+    return -2;
+  }
+  if (mf === null) {
+    ctx.edits.appendHeader(`Max-Forwards: ${limit}`);
+    return 2;
+  }
+  if (mf === 0) return -1;
+  const span = msg.maxForwardsSpan?.();
+  if (span) (ctx.edits as MessageEdits).replace(span, String(Math.min(mf, 255) - 1));
+  return 1;
+}
+
+function isMethod(ctx: ScriptContext, list: string): number {
+  const m = ctx.msg.isRequest ? ctx.msg.method : ctx.msg.cseq().method;
+  for (const x of list.split('|')) if (x.trim().toUpperCase() === m.toUpperCase()) return 1;
+  return -1;
+}
+
+function xlog(ctx: ScriptContext, a: string, b?: string): number {
+  // xlog("fmt") logs at L_ERR; xlog("L_INFO", "fmt") at the given level
+  let level: number = LogLevel.ERR;
+  let text = a;
+  if (b !== undefined) {
+    level = parseLogLevel(a) ?? LogLevel.ERR;
+    text = b;
+  }
+  const log = ctx.svc.log;
+  if (log.enabled(level)) log.log(level, text.replace(/\n$/, ''));
+  return 1;
+}
+
+function rewriteRuri(ctx: ScriptContext, f: (u: ReturnType<typeof parseUri>) => string): number {
+  try {
+    ctx.ruri = f(parseUri(ctx.ruri ?? ctx.msg.ruri));
+    return 1;
+  } catch {
+    return -1;
+  }
+}
+
+function userinfo(u: ReturnType<typeof parseUri>, user: string): string {
+  return user ? `${user}${u.password ? ':' + u.password : ''}@` : '';
+}
+
+function tail(u: ReturnType<typeof parseUri>): string {
+  return `${u.params}${u.headers ? '?' + u.headers : ''}`;
+}
+
+export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
+  fn('sl_send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
+  fn('send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
+  fn('sl_reply_error', [], (ctx) => ctx.svc.sendReply(ctx, 500, 'Server Internal Error'), REQ),
+  fn('forward', [oS], (ctx, uri?: string) => ctx.svc.forward(ctx, uri || undefined), REQ),
+  fn('mf_process_maxfwd_header', [I], maxfwd, REQ),
+  fn('is_method', [S], isMethod),
+  fn('xlog', [S, oS], xlog),
+  fn('xdbg', [S], (ctx, t: string) => xlog(ctx, 'L_DBG', t)),
+  fn('xinfo', [S], (ctx, t: string) => xlog(ctx, 'L_INFO', t)),
+  fn('xnotice', [S], (ctx, t: string) => xlog(ctx, 'L_NOTICE', t)),
+  fn('xwarn', [S], (ctx, t: string) => xlog(ctx, 'L_WARN', t)),
+  fn('xerr', [S], (ctx, t: string) => xlog(ctx, 'L_ERR', t)),
+  fn('log', [S, oS], (ctx, a: string, b?: string) => xlog(ctx, b === undefined ? 'L_WARN' : a, b ?? a)),
+  fn('append_hf', [S, oS], (ctx, txt: string) => {
+    ctx.edits.appendHeader(txt.replace(/\r?\n$/, ''));
+    return 1;
+  }),
+  fn('remove_hf', [S], (ctx, name: string) => (ctx.edits.removeHeader(ctx.msg, name) > 0 ? 1 : -1)),
+  fn('is_present_hf', [S], (ctx, name: string) => (ctx.msg.header(name) !== null ? 1 : -1)),
+  fn('setflag', [I], (ctx, f: number) => ((ctx.flags |= 1 << f), 1)),
+  fn('resetflag', [I], (ctx, f: number) => ((ctx.flags &= ~(1 << f)), 1)),
+  fn('isflagset', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
+  fn('isflag', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
+  fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
+  fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
+  fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
+  fn('rewriteuri', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
+  fn('seturi', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
+  fn('rewriteuser', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn('setuser', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn('rewritehost', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn('sethost', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn('rewritehostport', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${tail(u)}`), REQ),
+  fn('sethostport', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${tail(u)}`), REQ),
+  fn('prefix', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v + u.user)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn('strip', [I], (ctx, n: number) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user.slice(n))}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn('strip_tail', [I], (ctx, n: number) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user.slice(0, Math.max(0, u.user.length - n)))}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn('has_body', [oS], (ctx) => (ctx.msg.body().length > 0 ? 1 : -1)),
+  fn('is_reply', [], (ctx) => (ctx.msg.isRequest ? -1 : 1)),
+  fn('is_request', [], (ctx) => (ctx.msg.isRequest ? 1 : -1)),
+  fn('search', [{ kind: 'regex' }], (ctx, re: RegExp) => (re.test(ctx.msg.buf.toString('utf8', 0, ctx.msg.headersEnd)) ? 1 : -1)),
+  fn('search_body', [{ kind: 'regex' }], (ctx, re: RegExp) => (re.test(ctx.msg.body().toString('utf8')) ? 1 : -1)),
+  fn('is_myself', [S], (ctx, uri: string) => {
+    try {
+      const u = parseUri(uri);
+      return ctx.svc.isMyself(u.host, u.port) ? 1 : -1;
+    } catch {
+      return -1;
+    }
+  }),
+];

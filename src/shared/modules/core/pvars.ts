@@ -1,0 +1,127 @@
+/**
+ * Core pseudo-variables ($ru, $fu, $hdr(…), $var(…) …) as Kamailio's pv and
+ * OpenSIPS's core define them. Each get/set is bound once at compile time;
+ * reading a header value parses only that header, on first use.
+ */
+import type { NameAddr, SipMsg } from '../../sip/types.js';
+import { parseUri } from '../../sip/uri.js';
+import type { PvarSpec, ScriptContext, Value } from '../types.js';
+import { str } from '../../script/runtime.js';
+
+const startedAt = Math.floor(Date.now() / 1000);
+
+function ruri(ctx: ScriptContext): string {
+  return ctx.ruri ?? ctx.msg.ruri;
+}
+
+function safe<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch {
+    return null;
+  }
+}
+
+function uriOf(raw: string | null | undefined): ReturnType<typeof parseUri> | null {
+  return raw ? safe(() => parseUri(raw)) : null;
+}
+
+/** rebuild the R-URI with one part replaced */
+function setRuriPart(ctx: ScriptContext, part: 'user' | 'host' | 'port', v: Value): void {
+  const u = uriOf(ruri(ctx));
+  if (u === null) return;
+  const user = part === 'user' ? str(v) : u.user;
+  const host = part === 'host' ? str(v) : u.host;
+  const port = part === 'port' ? str(v) : u.port ? String(u.port) : '';
+  const userinfo = user ? (u.password ? `${user}:${u.password}@` : `${user}@`) : '';
+  ctx.ruri = `${u.scheme}:${userinfo}${host}${port ? ':' + port : ''}${u.params}${u.headers ? '?' + u.headers : ''}`;
+}
+
+function na(f: (m: SipMsg) => NameAddr): (ctx: ScriptContext) => NameAddr | null {
+  return (ctx) => safe(() => f(ctx.msg));
+}
+const from = na((m) => m.from());
+const to = na((m) => m.to());
+
+function p(name: string, get: (ctx: ScriptContext, arg: string | undefined) => Value, set?: (ctx: ScriptContext, v: Value, arg: string | undefined) => void, arg: PvarSpec['arg'] = 'none'): PvarSpec {
+  return set ? { name, arg, get, set } : { name, arg, get };
+}
+
+const nz = (s: string | undefined | null): Value => (s === undefined || s === null || s === '' ? null : s);
+
+function avp(): PvarSpec {
+  return {
+    name: 'avp',
+    arg: 'required',
+    get: (c, name) => c.avps.get(name!)?.[0] ?? null,
+    // assigning adds a value on top; assigning $null deletes them all (Kamailio)
+    set: (c, v, name) => {
+      if (v === null) c.avps.delete(name!);
+      else {
+        const list = c.avps.get(name!);
+        if (list) list.unshift(v);
+        else c.avps.set(name!, [v]);
+      }
+    },
+    all: (c, name) => c.avps.get(name!) ?? [],
+  };
+}
+
+export const CORE_PVARS: readonly PvarSpec[] = [
+  p('ru', (c) => (c.msg.isRequest ? ruri(c) : null), (c, v) => void (c.ruri = str(v))),
+  p('rU', (c) => nz(uriOf(ruri(c))?.user), (c, v) => setRuriPart(c, 'user', v)),
+  p('rd', (c) => nz(uriOf(ruri(c))?.host), (c, v) => setRuriPart(c, 'host', v)),
+  p('rp', (c) => uriOf(ruri(c))?.port || 5060, (c, v) => setRuriPart(c, 'port', v)),
+  p('rz', (c) => nz(uriOf(ruri(c))?.scheme)),
+  p('ou', (c) => nz(c.msg.ruri)),
+  p('oU', (c) => nz(uriOf(c.msg.ruri)?.user)),
+  p('od', (c) => nz(uriOf(c.msg.ruri)?.host)),
+  p('du', (c) => c.du, (c, v) => void (c.du = v === null || v === '' ? null : str(v))),
+  p('fu', (c) => nz(from(c)?.uri)),
+  p('fU', (c) => nz(uriOf(from(c)?.uri)?.user)),
+  p('fd', (c) => nz(uriOf(from(c)?.uri)?.host)),
+  p('fn', (c) => nz(from(c)?.display)),
+  p('ft', (c) => nz(from(c)?.tag)),
+  p('tu', (c) => nz(to(c)?.uri)),
+  p('tU', (c) => nz(uriOf(to(c)?.uri)?.user)),
+  p('td', (c) => nz(uriOf(to(c)?.uri)?.host)),
+  p('tn', (c) => nz(to(c)?.display)),
+  p('tt', (c) => nz(to(c)?.tag)),
+  p('ci', (c) => safe(() => c.msg.callId())),
+  p('cs', (c) => safe(() => c.msg.cseq().num)),
+  p('rm', (c) => (c.msg.isRequest ? c.msg.method : safe(() => c.msg.cseq().method))),
+  p('rs', (c) => (c.msg.isRequest ? null : c.msg.status)),
+  p('rr', (c) => (c.msg.isRequest ? null : c.msg.reason)),
+  p('si', (c) => c.rcv.srcIp),
+  p('sp', (c) => c.rcv.srcPort),
+  p('Ri', (c) => c.rcv.dstIp),
+  p('Rp', (c) => c.rcv.dstPort),
+  p('pr', (c) => c.rcv.proto),
+  p('proto', (c) => c.rcv.proto),
+  p('ua', (c) => nz(c.msg.header('User-Agent')?.value)),
+  p('ct', (c) => nz(c.msg.header('Contact')?.value)),
+  p('cT', (c) => nz(c.msg.header('Content-Type')?.value)),
+  p('cl', (c) => c.msg.contentLength() ?? 0),
+  p('ml', (c) => c.msg.buf.length),
+  p('mb', (c) => c.msg.buf.toString('utf8')),
+  p('rb', (c) => c.msg.body().toString('utf8')),
+  p('ai', (c) => nz(safe(() => (c.msg.header('P-Asserted-Identity') ? c.msg.headersNamed('P-Asserted-Identity').map((h) => h.value)[0] : null)))),
+  p('au', (c) => nz(/username="([^"]*)"/i.exec(c.msg.header('Authorization')?.value ?? c.msg.header('Proxy-Authorization')?.value ?? '')?.[1])),
+  p('ar', (c) => nz(/realm="([^"]*)"/i.exec(c.msg.header('Authorization')?.value ?? c.msg.header('Proxy-Authorization')?.value ?? '')?.[1])),
+  { ...p('hdr', (c, name) => nz(c.msg.header(name!)?.value), undefined, 'required'), all: (c, name) => c.msg.headersNamed(name!).map((h) => h.value) },
+  p('hdrc', (c, name) => c.msg.headersNamed(name!).length, undefined, 'required'),
+  p('var', (c, name) => c.vars.get(name!) ?? null, (c, v, name) => void c.vars.set(name!, v), 'required'),
+  avp(),
+  p('rc', (c) => c.rc),
+  p('retcode', (c) => c.rc),
+  p('?', (c) => c.rc),
+  p('null', () => null),
+  p('Ts', () => Math.floor(Date.now() / 1000)),
+  p('TS', () => startedAt),
+  p('Tf', () => new Date().toString()),
+  p('pp', () => process.pid),
+  p('RAi', (c) => c.rcv.dstIp),
+  p('RAp', (c) => c.rcv.dstPort),
+  p('bf', (c) => c.flags),
+  p('mf', (c) => c.flags),
+];

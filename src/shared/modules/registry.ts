@@ -1,0 +1,27 @@
+/**
+ * The modules switchyard has, by the names `loadmodule` uses. A module
+ * folder adds itself here (one import, one entry).
+ */
+import { core } from './core/index.js';
+import type { ModuleExports } from './types.js';
+
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core];
+
+const byName = new Map<string, ModuleExports>();
+for (const m of BUILTIN_MODULES) {
+  byName.set(m.name, m);
+  for (const p of m.provides ?? []) byName.set(p, m);
+}
+
+/** `loadmodule "/usr/lib/x86_64-linux-gnu/kamailio/modules/sl.so"` → the table serving "sl" */
+export function moduleNameOf(path: string): string {
+  return path.replace(/^.*\//, '').replace(/\.so$/, '');
+}
+
+export function findModule(nameOrPath: string): ModuleExports | undefined {
+  return byName.get(moduleNameOf(nameOrPath));
+}
+
+export function moduleNames(): string[] {
+  return [...byName.keys()].sort();
+}

@@ -1,0 +1,101 @@
+/**
+ * Helpers the generated route code calls: value conversions and operators
+ * with the dialects' typing (the left operand decides between string and
+ * integer arithmetic), and the return-code rule: a negative code is false, a
+ * positive one true, 0 ends the script.
+ */
+import { SwitchyardError } from '../errors.js';
+import type { Value } from '../modules/types.js';
+
+export function str(v: Value | undefined): string {
+  return v === null || v === undefined ? '' : typeof v === 'number' ? String(v) : v;
+}
+
+/** xlog/format rendering: $null prints as <null> */
+export function fmt(v: Value | undefined): string {
+  return v === null || v === undefined ? '<null>' : typeof v === 'number' ? String(v) : v;
+}
+
+export function int(v: Value | undefined): number {
+  if (typeof v === 'number') return v;
+  if (v === null || v === undefined || v === '') return 0;
+  const n = parseInt(v, v.startsWith('0x') ? 16 : 10);
+  return Number.isNaN(n) ? 0 : n;
+}
+
+/** a value in a boolean context */
+export function truthy(v: Value | undefined): boolean {
+  if (typeof v === 'number') return v !== 0;
+  return v !== null && v !== undefined && v !== '' && v !== '0';
+}
+
+export function eq(a: Value, b: Value): boolean {
+  if (a === null || b === null) return a === b || (a === null && b === '') || (b === null && a === '');
+  if (typeof a === 'number') return a === int(b);
+  return a === str(b);
+}
+
+export function cmp(a: Value, b: Value): number {
+  if (typeof a === 'number' || typeof b === 'number') return int(a) - int(b);
+  const x = str(a);
+  const y = str(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export function add(a: Value, b: Value): Value {
+  if (typeof a === 'number') return (a + int(b)) | 0;
+  if (a === null && typeof b === 'number') return b;
+  return str(a) + str(b);
+}
+
+export function arith(op: string, a: Value, b: Value): number {
+  const x = int(a);
+  const y = int(b);
+  switch (op) {
+    case '-':
+      return (x - y) | 0;
+    case '*':
+      return Math.imul(x, y);
+    case '/':
+      if (y === 0) throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', 'division by zero');
+      return (x / y) | 0;
+    case '%':
+      if (y === 0) throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', 'modulo by zero');
+      return x % y;
+    case '|':
+      return x | y;
+    case '&':
+      return x & y;
+  }
+  throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `unknown operator ${op}`);
+}
+
+const regexCache = new Map<string, RegExp>();
+
+/** `=~`: POSIX extended, case-insensitive, as Kamailio compiles it */
+export function match(v: Value, re: RegExp | Value): boolean {
+  let r: RegExp;
+  if (re instanceof RegExp) r = re;
+  else {
+    const src = str(re);
+    let cached = regexCache.get(src);
+    if (cached === undefined) {
+      try {
+        cached = new RegExp(src, 'i');
+      } catch {
+        throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `bad regular expression "${src}"`);
+      }
+      if (regexCache.size > 1000) regexCache.clear();
+      regexCache.set(src, cached);
+    }
+    r = cached;
+  }
+  return r.test(str(v));
+}
+
+/** pick one of several values by index: negative from the end, '*' joins with ',' */
+export function pick(values: readonly Value[], index: number | '*'): Value {
+  if (index === '*') return values.length ? values.map(str).join(',') : null;
+  const i = index < 0 ? values.length + index : index;
+  return values[i] ?? null;
+}
