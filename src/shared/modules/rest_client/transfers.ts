@@ -11,7 +11,8 @@
  * Every transfer gets one deadline timer of curl_timeout when it is called,
  * queued or not, so no path outlives it. Queued transfers share the same
  * timeout and are queued in call order, so they expire in queue order: an
- * expired one is always at the head, and is dropped from there.
+ * expired one is always at the head, and is dropped from there; one whose
+ * deadline has passed when a slot frees is settled, not started.
  */
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';

@@ -1,0 +1,52 @@
+import { CounterLayout } from '../../../src/shared/counters/layout.js';
+import { Counters } from '../../../src/shared/counters/counters.js';
+import { Logger } from '../../../src/shared/log.js';
+import type { PvarRef, ScriptContext, Value } from '../../../src/shared/modules/types.js';
+import { restClient } from '../../../src/shared/modules/rest_client/index.js';
+
+/** a Logger that keeps what it would print */
+export class RecordingLogger extends Logger {
+  readonly lines: string[] = [];
+  constructor() {
+    super(3, 'test');
+  }
+  override log(level: number, msg: string): void {
+    if (level <= this.threshold) this.lines.push(msg);
+  }
+}
+
+export interface Worker {
+  readonly counters: Counters;
+  readonly log: RecordingLogger;
+  /** this worker's value of rest_client:<name> */
+  count(name: string): number;
+}
+
+/** initWorker as a SIP worker would call it (row 2), with the given modparams */
+export async function initWorker(params: Record<string, number | string> = {}): Promise<Worker> {
+  const layout = new CounterLayout([{ group: 'rest_client', counters: restClient.counters! }]);
+  const counters = new Counters(layout, Counters.allocate(layout), 2);
+  const log = new RecordingLogger();
+  await restClient.initWorker!({ params: new Map(Object.entries(params)), log, workerId: 0, workers: 1, counters });
+  return { counters, log, count: (name) => counters.get(counters.handle(`rest_client:${name}`)) };
+}
+
+/** the part of a ScriptContext the module touches */
+export function fakeCtx(): ScriptContext {
+  return { vars: new Map<string, Value>(), ext: {} } as unknown as ScriptContext;
+}
+
+/** $var(name) */
+export function pv(name: string): PvarRef {
+  return {
+    name: `$var(${name})`,
+    get: (ctx) => ctx.vars.get(name) ?? null,
+    set: (ctx, v) => void ctx.vars.set(name, v),
+  };
+}
+
+export function fn(name: string): (ctx: ScriptContext, ...args: unknown[]) => Promise<number> {
+  const spec = restClient.functions.find((f) => f.name === name);
+  if (!spec) throw new Error(`no function ${name}`);
+  return async (ctx, ...args) => spec.fn(ctx, ...args);
+}
