@@ -3,9 +3,10 @@
  * folder adds itself here (one import, one entry).
  */
 import { core } from './core/index.js';
+import { restClient } from './rest_client/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {
