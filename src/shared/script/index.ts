@@ -1,0 +1,270 @@
+/**
+ * compileScript: preprocess → parse → resolve modules and parameters →
+ * generate route functions. Every error found on the way is collected and
+ * thrown together as CfgErrors (file:line:col each).
+ */
+import { readFileSync } from 'node:fs';
+import { CfgError, CfgErrors, type SourcePos } from '../errors.js';
+import { parseLogLevel } from '../log.js';
+import { BUILTIN_MODULES, findModule, moduleNameOf, moduleNames } from '../modules/registry.js';
+import type { ModuleExports } from '../modules/types.js';
+import type { ParamValue, Program } from './ast.js';
+import { Codegen, type RouteTable } from './codegen.js';
+import { parse } from './parser.js';
+import { preprocess } from './preprocess.js';
+
+export interface CompileOptions {
+  file: string;
+  /** the script text, when it is not read from `file` */
+  source?: string;
+  /** `-o module.param=value` overrides */
+  overrides?: readonly string[];
+  /** names defined before the script (`-A NAME`) */
+  defines?: readonly string[];
+}
+
+export interface CoreParams {
+  children: number | null;
+  listen: string[];
+  logLevel: number | null;
+  logStderror: boolean;
+  alias: string[];
+  port: number | null;
+  mpath: string;
+  tcpConnectionLifetime: number | null;
+  /** accepted for compatibility, no effect here */
+  ignored: string[];
+}
+
+export interface CompiledScript {
+  dialect: 'kamailio' | 'opensips';
+  core: CoreParams;
+  modules: string[];
+  modparams: Map<string, Map<string, number | string | Array<number | string>>>;
+  routes: RouteTable;
+  js: string;
+}
+
+/** The embedded default: a stateless proxy that answers OPTIONS to itself. */
+export const DEFAULT_CFG = `#!KAMAILIO
+# switchyard default script: stateless proxy on 127.0.0.1:5060 (udp and tcp)
+listen=udp:127.0.0.1:5060
+listen=tcp:127.0.0.1:5060
+
+loadmodule "sl.so"
+loadmodule "maxfwd.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+
+request_route {
+    if (!mf_process_maxfwd_header(10)) {
+        sl_send_reply(483, "Too Many Hops");
+        exit;
+    }
+    if (is_method("OPTIONS") && uri == myself) {
+        sl_send_reply(200, "OK");
+        exit;
+    }
+    if (uri == myself) {
+        sl_send_reply(404, "Not Found");
+        exit;
+    }
+    forward();
+}
+`;
+
+type Setter = (core: CoreParams, v: ParamValue, pos: SourcePos, errors: CfgError[]) => void;
+
+function intOf(v: ParamValue): number | null {
+  if (typeof v === 'number') return v;
+  if (/^(yes|on|true|enable)$/i.test(v)) return 1;
+  if (/^(no|off|false|disable)$/i.test(v)) return 0;
+  return /^-?\d+$/.test(v) ? Number(v) : null;
+}
+
+function intParam(apply: (c: CoreParams, n: number) => void): Setter {
+  return (core, v, pos, errors) => {
+    const n = intOf(v);
+    if (n === null) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `expected a number, found "${v}"`));
+    else apply(core, n);
+  };
+}
+
+const CORE: Record<string, Setter> = {
+  children: intParam((c, n) => (c.children = n)),
+  udp_workers: intParam((c, n) => (c.children = n)),
+  listen: (c, v) => void c.listen.push(String(v)),
+  socket: (c, v) => void c.listen.push(String(v)),
+  debug: (c, v, pos, errors) => {
+    const l = parseLogLevel(v);
+    if (l === null) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `bad log level "${v}"`));
+    else c.logLevel = l;
+  },
+  log_stderror: intParam((c, n) => (c.logStderror = n !== 0)),
+  stderror_enabled: intParam((c, n) => (c.logStderror = n !== 0)),
+  alias: (c, v) => void c.alias.push(String(v)),
+  port: intParam((c, n) => (c.port = n)),
+  mpath: (c, v) => void (c.mpath = String(v)),
+  loadpath: (c, v) => void (c.mpath = String(v)),
+  tcp_connection_lifetime: intParam((c, n) => (c.tcpConnectionLifetime = n)),
+};
+CORE.log_level = CORE.debug!;
+
+/** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
+const IGNORED = new Set(
+  `fork auto_aliases dns rev_dns dns_try_ipv6 dns_try_naptr use_dns_cache use_dns_failover dns_cache_init dns_retr_time dns_retr_no dns_servers_no dns_use_search_list
+  server_header user_agent_header server_signature sip_warning memdbg memlog mem_summary mem_join log_facility log_name log_prefix log_prefix_mode log_color
+  enable_tls tcp_max_connections tls_max_connections disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_rd_buf_size
+  tcp_async tcp_children tcp_workers tcp_max_msg_chunks tcp_no_connect tcp_send_timeout tcp_connect_timeout tcp_conn_wq_max tcp_wq_max tcp_crlf_ping tcp_accept_aliases
+  tcp_accept_haproxy tcp_accept_hep3 tcp_linger2 tcp_reuse_port tcp_clone_rcvbuf tcp_source_ipv4 tcp_source_ipv6 tcp_syncnt tcp_delayed_ack tcp_defer_accept
+  latency_log latency_limit_action latency_limit_db latency_cfg_log debug_mode mhomed maxbuffer maxsndbuffer sql_buffer_size corelog pv_buffer_size pv_buffer_slots
+  async_workers async_nonblock async_usleep db_version_table user group uid gid chroot workdir wdir abort_on_assert shm_hash_split_percentage onsend_route_reply
+  open_files_limit exit_timeout http_reply_parse sock_mode sock_user sock_group udp_mtu udp_mtu_try_proto xavp_via_params advertised_address advertised_port tos
+  disable_core_dump enable_sctp sctp_children auto_bind_ipv6 max_recursive_level max_while_loops stun_refresh_interval stun_allow_stun stun_allow_fp
+  reply_to_via phone2tel check_via received_route_mode route_locks_size modinit_delay return_mode shm_force_alloc mlock_pages real_time rt_prio rt_policy
+  rt_timer1_prio rt_timer1_policy rt_timer2_prio rt_timer2_policy verbose_startup xavp_via_fields event_pkg_threshold event_shm_threshold exec_msg_threshold
+  exec_dns_threshold query_buffer_size query_flush_time db_default_url timer_workers xlog_level xlog_buf_size xlog_force_color syslog_enabled syslog_facility
+  syslog_name log_stdout log_json log_event_enabled enable_asserts disable_503_translation tcp_no_new_conn_bflag tcp_threshold dns_sock_buffer_size
+  udp_receiver_workers statistics ipv6_hex_style kemi.onsend_route_callback kemi.reply_route_callback kemi.event_route_callback flags_default
+  mem_safety mem_status_mode`.split(/\s+/),
+);
+
+function closest(name: string, candidates: Iterable<string>): string | null {
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = levenshtein(name, c);
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best !== null && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
+}
+
+function levenshtein(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
+}
+
+function coreParams(prog: Program, errors: CfgError[]): CoreParams {
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ignored: [] };
+  for (const g of prog.globals) {
+    const set = CORE[g.name];
+    if (set) set(core, g.value, g.pos, errors);
+    else if (IGNORED.has(g.name)) core.ignored.push(g.name);
+    else {
+      const near = closest(g.name, [...Object.keys(CORE), ...IGNORED]);
+      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_PARAM', g.pos, `unknown core parameter "${g.name}"${near ? ` — did you mean "${near}"?` : ''}`));
+    }
+  }
+  return core;
+}
+
+function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: Set<string>, overrides: readonly string[], errors: CfgError[]): Map<string, Map<string, number | string | Array<number | string>>> {
+  const out = new Map<string, Map<string, number | string | Array<number | string>>>();
+  for (const m of loaded.values()) {
+    const values = new Map<string, number | string | Array<number | string>>();
+    for (const p of m.params) if (p.default !== undefined) values.set(p.name, p.multi ? [] : p.default);
+    out.set(m.name, values);
+  }
+  const items = [...prog.modparams];
+  for (const o of overrides) {
+    const m = /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)=(.*)$/.exec(o);
+    if (!m) continue;
+    items.push({ module: m[1]!, param: m[2]!, value: /^-?\d+$/.test(m[3]!) ? Number(m[3]) : m[3]!, pos: { file: '<command line>', line: 1, column: 1 } });
+  }
+  for (const mp of items) {
+    const name = moduleNameOf(mp.module);
+    if (missing.has(name)) continue; // the missing module is already reported
+    const mod = findModule(name);
+    if (mod === undefined || !loaded.has(mod.name)) {
+      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', mp.pos, `modparam for module "${mp.module}", which is not loaded (loadmodule "${name}.so")`));
+      continue;
+    }
+    const spec = mod.params.find((p) => p.name === mp.param);
+    if (spec === undefined) {
+      const near = closest(mp.param, mod.params.map((p) => p.name));
+      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_PARAM', mp.pos, `unknown parameter "${mp.param}" of module "${mp.module}"${near ? ` — did you mean "${near}"?` : ''}`));
+      continue;
+    }
+    let v: number | string = mp.value;
+    if (spec.type === 'int') {
+      const n = intOf(v);
+      if (n === null) {
+        errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}" takes an integer, found "${v}"`));
+        continue;
+      }
+      v = n;
+    } else v = String(v);
+    const bad = spec.check?.(v);
+    if (bad) {
+      errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}": ${bad}`));
+      continue;
+    }
+    const values = out.get(mod.name)!;
+    if (spec.multi) (values.get(spec.name) as Array<number | string>).push(v);
+    else values.set(spec.name, v);
+  }
+  return out;
+}
+
+export function compileScript(opts: CompileOptions): CompiledScript {
+  let source = opts.source;
+  if (source === undefined) {
+    try {
+      source = readFileSync(opts.file, 'utf8');
+    } catch (e) {
+      throw new CfgErrors([new CfgError('SY_ERR_CFG_READ', { file: opts.file, line: 0, column: 0 }, `cannot read script: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)]);
+    }
+  }
+  const errors: CfgError[] = [];
+  let pre;
+  try {
+    pre = preprocess(opts.file, source, new Map((opts.defines ?? []).map((d) => [d, ''])));
+  } catch (e) {
+    if (e instanceof CfgError) throw new CfgErrors([e]);
+    throw e;
+  }
+  const { program, errors: syntax } = parse(pre.text, pre.origins);
+  errors.push(...syntax);
+  const core = coreParams(program, errors);
+
+  // modules: the core is always there; loadmodule names map onto built-in tables
+  const loaded = new Map<string, ModuleExports>([['core', BUILTIN_MODULES[0]!]]);
+  const missing = new Set<string>();
+  for (const lm of program.loadmodules) {
+    const mod = findModule(lm.path);
+    if (mod === undefined) {
+      const name = moduleNameOf(lm.path);
+      missing.add(name);
+      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', lm.pos, `module "${name}" is not available in switchyard (it has: ${moduleNames().join(', ')})`));
+    } else loaded.set(mod.name, mod);
+  }
+  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors);
+
+  const gen = new Codegen({ program, modules: [...loaded.values()], missingModules: missing }, BUILTIN_MODULES);
+  const { js, build } = gen.generate();
+  errors.push(...gen.errors);
+  if (errors.length) {
+    errors.sort((a, b) => (a.pos.file === b.pos.file ? a.pos.line - b.pos.line || a.pos.column - b.pos.column : 0));
+    throw new CfgErrors(errors);
+  }
+  return {
+    dialect: pre.kamailio || /\brequest_route\b/.test(pre.text) ? 'kamailio' : 'opensips',
+    core,
+    modules: [...loaded.keys()],
+    modparams: params,
+    routes: build(),
+    js,
+  };
+}
