@@ -114,6 +114,19 @@ describe('requests and replies', () => {
     assert.equal(peer.requests.at(-1)!.headers['content-type'], 'application/json');
   });
 
+  test('a send_ctype argument wins over a rest_append_hf Content-Type', async () => {
+    const ctx = fakeCtx();
+    await appendHf(ctx, 'Content-Type: text/plain');
+    assert.equal(await restPut(ctx, `${peer.url}/x`, '{}', 'application/json', pv('b')), RCL.OK);
+    assert.deepEqual(peer.requests.at(-1)!.rawHeaders.filter((h) => h.toLowerCase() === 'content-type').length, 1);
+    assert.equal(peer.requests.at(-1)!.headers['content-type'], 'application/json');
+  });
+
+  test('URL user info is sent as Basic credentials', async () => {
+    assert.equal(await restGet(fakeCtx(), `${peer.url.replace('//', '//alice:s%3Acret@')}/auth`, pv('b')), RCL.OK);
+    assert.equal(peer.requests.at(-1)!.headers.authorization, `Basic ${Buffer.from('alice:s:cret').toString('base64')}`);
+  });
+
   test('rest_append_hf refuses a line that is not a header field', async () => {
     const ctx = fakeCtx();
     assert.equal(await appendHf(ctx, 'no colon here'), -1);

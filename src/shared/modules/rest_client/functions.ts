@@ -25,7 +25,7 @@ export function restAppendHf(ctx: ScriptContext, txt: string): number {
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon).trim() : '';
     if (name === '' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-      log.err(`rest_append_hf: "${line}" is not a "Name: value" header field`);
+      (transfers?.log ?? log).err(`rest_append_hf: "${line}" is not a "Name: value" header field`);
       return -1;
     }
     add.push(name, line.slice(colon + 1).trim());

@@ -124,6 +124,7 @@ export function resolveConfig(params: ParamMap, log: Logger): RestConfig {
   }
   if (value(params, 'enable_expect_100') === 1) log.warn('rest_client: enable_expect_100 is accepted but not applied (undici does not send Expect: 100-continue over HTTP/1.1)');
   const httpVersion = value(params, 'curl_http_version') as number;
+  // checked, though there is nothing for them to tune (see README)
   value(params, 'connect_poll_interval');
   value(params, 'curl_conn_lifetime');
   return {

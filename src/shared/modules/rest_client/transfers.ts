@@ -68,6 +68,34 @@ function classify(err: unknown, connected: boolean): number {
   return RCL.INTERNAL_ERR;
 }
 
+/** the undici request of a transfer, or why there cannot be one */
+function prepare(req: TransferRequest): Dispatcher.DispatchOptions | string {
+  let url: URL;
+  try {
+    url = new URL(req.url);
+  } catch {
+    return 'not a URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `unsupported scheme ${url.protocol}`;
+  const headers: string[] = [];
+  if (url.username !== '') {
+    // libcurl sends URL user info as Basic credentials
+    const cred = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers.push('authorization', `Basic ${Buffer.from(cred).toString('base64')}`);
+  }
+  let userCtype = false;
+  if (req.headers !== null) {
+    for (let i = 0; i < req.headers.length; i += 2) {
+      const isCtype = req.headers[i]!.toLowerCase() === 'content-type';
+      if (isCtype && req.ctype !== null) continue; // the send_ctype argument wins
+      userCtype ||= isCtype;
+      headers.push(req.headers[i]!, req.headers[i + 1]!);
+    }
+  }
+  if (req.body !== null && !userCtype) headers.push('content-type', req.ctype ?? DEFAULT_CTYPE);
+  return { origin: url.origin, path: url.pathname + url.search, method: req.method, headers, body: req.body };
+}
+
 /** A fixed-capacity FIFO (no Array.shift): head index + length over a preallocated array. */
 class FixedRing<T> {
   readonly #slots: Array<T | undefined>;
@@ -127,11 +155,13 @@ class Transfer implements Dispatcher.DispatchHandler {
   readonly deadline: number;
   readonly owner: RestTransfers;
   readonly req: TransferRequest;
+  readonly opts: Dispatcher.DispatchOptions;
   readonly resolve: (r: TransferResult) => void;
 
-  constructor(owner: RestTransfers, req: TransferRequest, resolve: (r: TransferResult) => void) {
+  constructor(owner: RestTransfers, req: TransferRequest, opts: Dispatcher.DispatchOptions, resolve: (r: TransferResult) => void) {
     this.owner = owner;
     this.req = req;
+    this.opts = opts;
     this.resolve = resolve;
     this.deadline = Date.now() + owner.cfg.transferTimeoutMs;
   }
@@ -283,7 +313,14 @@ export class RestTransfers {
   transfer(req: TransferRequest): Promise<TransferResult> {
     this.#counters.inc(this.#c.requests);
     return new Promise<TransferResult>((resolve) => {
-      const t = new Transfer(this, req, resolve);
+      const opts = prepare(req);
+      if (typeof opts === 'string') {
+        this.log.err(`rest_client: ${req.method} "${req.url}": ${opts}`);
+        this.#counters.inc(this.#c.error);
+        resolve({ rc: RCL.INTERNAL_ERR, status: 0, body: null, ctype: null });
+        return;
+      }
+      const t = new Transfer(this, req, opts, resolve);
       if (this.#inFlight < this.cfg.maxInFlight) {
         t.timer = setTimeout(() => t.expire(), this.cfg.transferTimeoutMs);
         this.#start(t);
@@ -314,31 +351,8 @@ export class RestTransfers {
     t.state = State.RUNNING;
     this.#inFlight++;
     this.#counters.inc(this.#c.inflight);
-    const { req } = t;
-    let url: URL;
     try {
-      url = new URL(req.url);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported scheme ${url.protocol}`);
-    } catch (e) {
-      this.log.err(`rest_client: bad URL "${req.url}": ${(e as Error).message}`);
-      t.settle(RCL.INTERNAL_ERR);
-      return;
-    }
-    const headers: string[] = [];
-    if (url.username !== '') {
-      const cred = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
-      headers.push('authorization', `Basic ${Buffer.from(cred).toString('base64')}`);
-    }
-    let userCtype = false;
-    if (req.headers !== null) {
-      for (let i = 0; i < req.headers.length; i += 2) {
-        if (req.headers[i]!.toLowerCase() === 'content-type') userCtype = true;
-        headers.push(req.headers[i]!, req.headers[i + 1]!);
-      }
-    }
-    if (req.body !== null && (req.ctype !== null || !userCtype)) headers.push('content-type', req.ctype ?? DEFAULT_CTYPE);
-    try {
-      this.#agent.dispatch({ origin: url.origin, path: url.pathname + url.search, method: req.method, headers, body: req.body }, t);
+      this.#agent.dispatch(t.opts, t);
     } catch (e) {
       t.onResponseError(null as unknown as Dispatcher.DispatchController, e as Error);
     }
