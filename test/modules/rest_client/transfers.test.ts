@@ -333,4 +333,20 @@ describe('max_async_transfers', () => {
       await peer.close();
     }
   });
+
+  test('a timed-out transfer frees its slot for the queued one', async () => {
+    const peer = await startHttpPeer(() => {});
+    try {
+      await initWorker({ max_async_transfers: 1, curl_timeout: 1 });
+      const first = restGet(fakeCtx(), `${peer.url}/a`, pv('b'));
+      await new Promise((r) => setTimeout(r, 300));
+      const second = restGet(fakeCtx(), `${peer.url}/b`, pv('b'));
+      assert.equal(await first, RCL.TRANSFER_TIMEOUT);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(peer.requests.map((r) => r.url), ['/a', '/b'], 'the queued one was sent once the slot freed');
+      assert.equal(await second, RCL.TRANSFER_TIMEOUT);
+    } finally {
+      await peer.close();
+    }
+  });
 });

@@ -12,7 +12,7 @@
  * queued or not, so no path outlives it. Queued transfers share the same
  * timeout and are queued in call order, so they expire in queue order: an
  * expired one is always at the head, and is dropped from there; one whose
- * deadline has passed when a slot frees is settled, not started.
+ * deadline is (nearly) due when a slot frees is settled, not started.
  */
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -56,6 +56,8 @@ export const DEFAULT_CTYPE = 'application/x-www-form-urlencoded';
 const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 const ALREADY_CONNECTING = 'SY_REST_ALREADY_CONNECTING';
 const WARN_EVERY_MS = 5000;
+/** a queued transfer with less time than this left is not started */
+const MIN_START_MS = 10;
 
 /** libcurl's outcome classes, as OpenSIPS maps them (rest_easy_perform) */
 function classify(err: unknown, connected: boolean): number {
@@ -377,8 +379,8 @@ export class RestTransfers {
       if (next === undefined) break;
       this.#counters.dec(c.queuedNow);
       if (next.state !== State.QUEUED) continue;
-      // its timer is due in this same tick: starting it would only turn it into a connect timeout
-      if (Date.now() >= next.deadline) next.settle(RCL.TRANSFER_TIMEOUT);
+      // its deadline is (about) now: started, it could only end as a connect timeout
+      if (next.deadline - Date.now() < MIN_START_MS) next.settle(RCL.TRANSFER_TIMEOUT);
       else this.#start(next);
     }
   }
