@@ -303,14 +303,6 @@ export class RestTransfers {
     });
   }
 
-  get inFlight(): number {
-    return this.#inFlight;
-  }
-
-  get queued(): number {
-    return this.#queue.length;
-  }
-
   /** run one transfer; never rejects, always settles within curl_timeout */
   transfer(req: TransferRequest): Promise<TransferResult> {
     this.#counters.inc(this.#c.requests);
