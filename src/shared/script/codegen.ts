@@ -325,7 +325,9 @@ export class Codegen {
   }
 
   #cond(e: Expr): string {
-    return `H.truthy(${this.#expr(e)})`;
+    // comparisons, calls and logic already yield booleans
+    const bool = e.type === 'Call' || e.type === 'Unary' && e.op === '!' || (e.type === 'Binary' && !['+', '-', '*', '/', '%', '|', '&'].includes(e.op));
+    return bool ? this.#expr(e) : `H.truthy(${this.#expr(e)})`;
   }
 
   /** an expression; a call yields its truth (0 ends the script) */

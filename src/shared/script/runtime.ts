@@ -24,7 +24,8 @@ export function int(v: Value | undefined): number {
 }
 
 /** a value in a boolean context */
-export function truthy(v: Value | undefined): boolean {
+export function truthy(v: Value | boolean | undefined): boolean {
+  if (typeof v === 'boolean') return v;
   if (typeof v === 'number') return v !== 0;
   return v !== null && v !== undefined && v !== '' && v !== '0';
 }
