@@ -247,7 +247,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     if (mod === undefined) {
       const name = moduleNameOf(lm.path);
       missing.add(name);
-      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', lm.pos, `module "${name}" is not available in switchyard (it has: ${moduleNames().join(', ')})`));
+      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', lm.pos, `module "${name}" is not available in switchyard (switchyard has: ${moduleNames().join(', ')})`));
     } else loaded.set(mod.name, mod);
   }
   const params = modparams(program, loaded, missing, opts.overrides ?? [], errors);

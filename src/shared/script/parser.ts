@@ -157,7 +157,11 @@ export class Parser {
       this.#next();
       return t.num;
     }
-    if (t.type === T.string || t.type === T.name) {
+    if (t.type === T.string) {
+      this.#next();
+      return t.value + this.#adjacentStrings();
+    }
+    if (t.type === T.name) {
       this.#next();
       return t.value;
     }
@@ -188,6 +192,13 @@ export class Parser {
     this.#lx.pos = start + text.slice(start, end).indexOf(raw) + raw.length;
     this.#tok = this.#lx.next();
     return raw.replace(/^"(.*)"$/, '$1');
+  }
+
+  /** "a" "b" is "ab", as in Kamailio */
+  #adjacentStrings(): string {
+    let s = '';
+    while (this.#is(T.string)) s += this.#next().value;
+    return s;
   }
 
   #parseRoute(kind: RouteKindName): RouteDecl {
@@ -408,7 +419,7 @@ export class Parser {
     }
     if (t.type === T.string) {
       this.#next();
-      return { type: 'Literal', value: t.value, pos: t.pos, quoted: true };
+      return { type: 'Literal', value: t.value + this.#adjacentStrings(), pos: t.pos, quoted: true };
     }
     if (t.type === T.ip) {
       this.#next();

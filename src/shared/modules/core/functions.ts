@@ -96,6 +96,12 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('resetflag', [I], (ctx, f: number) => ((ctx.flags &= ~(1 << f)), 1)),
   fn('isflagset', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
   fn('isflag', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
+  fn('setbflag', [I, { kind: 'int', optional: true }], (ctx, f: number) => ((ctx.ext.bflags = ((ctx.ext.bflags as number) ?? 0) | (1 << f)), 1)),
+  fn('resetbflag', [I, { kind: 'int', optional: true }], (ctx, f: number) => ((ctx.ext.bflags = ((ctx.ext.bflags as number) ?? 0) & ~(1 << f)), 1)),
+  fn('isbflagset', [I, { kind: 'int', optional: true }], (ctx, f: number) => (((ctx.ext.bflags as number) ?? 0) & (1 << f) ? 1 : -1)),
+  // TCP: do not open a new connection for the reply / the forward (Kamailio core)
+  fn('set_reply_no_connect', [], (ctx) => ((ctx.ext.replyNoConnect = true), 1)),
+  fn('set_forward_no_connect', [], (ctx) => ((ctx.ext.forwardNoConnect = true), 1)),
   fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
