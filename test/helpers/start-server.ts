@@ -52,8 +52,9 @@ export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: numb
 export function startServer(opts: { cfg: string; workers?: number; listen?: string[]; args?: string[]; timeoutMs?: number }): Promise<RunningServer> {
   const listen = opts.listen ?? ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'];
   const args = ['-f', opts.cfg, '-n', String(opts.workers ?? 2), '--mi', '127.0.0.1:0', '-E', ...listen.flatMap((l) => ['-l', l]), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
+  let ready = false;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
@@ -67,7 +68,8 @@ export function startServer(opts: { cfg: string; workers?: number; listen?: stri
       err += d.toString();
       if (process.env.SWITCHYARD_TEST_LOG) process.stderr.write(d);
       const m = /switchyard ready: (.*?) workers=\d+ mi=(\S+)/.exec(err);
-      if (!m || proc.listenerCount('exit') === 0) return;
+      if (!m || ready) return;
+      ready = true;
       clearTimeout(timer);
       proc.removeAllListeners('exit');
       const addrs = m[1]!.split(' ');

@@ -62,6 +62,10 @@ const H = {
     const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(s);
     return m ? ctx.svc.isMyself(m[1]!, Number(m[2] ?? 0)) : false;
   },
+  code(ctx: ScriptContext, rc: number): number {
+    ctx.rc = rc;
+    return rc;
+  },
   /** a function's code in a condition: 0 ends the script */
   rc(ctx: ScriptContext, rc: number): boolean {
     ctx.rc = rc;
@@ -326,11 +330,12 @@ export class Codegen {
 
   #cond(e: Expr): string {
     // comparisons, calls and logic already yield booleans
-    const bool = e.type === 'Call' || e.type === 'Unary' && e.op === '!' || (e.type === 'Binary' && !['+', '-', '*', '/', '%', '|', '&'].includes(e.op));
+    if (e.type === 'Call') return `H.rc(ctx, ${this.#callExpr(e)})`;
+    const bool = (e.type === 'Unary' && e.op === '!') || (e.type === 'Binary' && !['+', '-', '*', '/', '%', '|', '&'].includes(e.op));
     return bool ? this.#expr(e) : `H.truthy(${this.#expr(e)})`;
   }
 
-  /** an expression; a call yields its truth (0 ends the script) */
+  /** an expression's value (a condition goes through #cond) */
   #expr(e: Expr): string {
     switch (e.type) {
       case 'Literal':
@@ -342,7 +347,8 @@ export class Codegen {
       case 'Unary':
         return e.op === '!' ? `!${this.#cond(e.arg)}` : `(-H.int(${this.#expr(e.arg)}))`;
       case 'Call':
-        return `H.rc(ctx, ${this.#callExpr(e)})`;
+        // as a value, a call is its return code ($var(rc) = rest_get(…))
+        return `H.code(ctx, ${this.#callExpr(e)})`;
       case 'Binary':
         return this.#binary(e);
     }
