@@ -14,8 +14,9 @@
  * bytes free so a full ring never looks empty.
  *
  * Wake-up follows piscina without its blocking wait: the consumer sets kSleep,
- * re-checks, and parks on `Atomics.waitAsync(kSeq)`; the producer bumps kSeq
- * and notifies only when kSleep was set, so a busy consumer costs no syscalls.
+ * reads kSeq, re-checks, and parks on `Atomics.waitAsync(kSeq)`; the producer
+ * bumps kSeq on every record and notifies, once per event-loop turn, only
+ * when kSleep is set, so a busy consumer costs no syscalls.
  */
 
 const kHead = 0;
@@ -84,15 +85,29 @@ export class RingWriter extends RingEnd {
     return this.view;
   }
 
+  #wakeScheduled = false;
+
+  /**
+   * Publish the reserved record. The consumer is woken once per event-loop
+   * turn, after every record written in that turn (setImmediate): a burst of
+   * datagrams costs one notify, not one each.
+   */
   commit(): void {
     Atomics.store(this.ctl, kHead, this.#pending === this.capacity ? 0 : this.#pending);
     this.#pending = -1;
     Atomics.add(this.ctl, kSeq, 1);
-    if (Atomics.load(this.ctl, kSleep) === 1) {
-      Atomics.store(this.ctl, kSleep, 0);
-      Atomics.notify(this.ctl, kSeq);
+    if (!this.#wakeScheduled) {
+      this.#wakeScheduled = true;
+      setImmediate(this.#wake);
     }
   }
+
+  // kSleep is cleared by the consumer when it runs, never here: a wake that
+  // lands between the consumer's "sleeping" mark and its park must not erase it
+  readonly #wake = (): void => {
+    this.#wakeScheduled = false;
+    if (Atomics.load(this.ctl, kSleep) === 1) Atomics.notify(this.ctl, kSeq);
+  };
 
   /** copy one payload in; false when the ring is full */
   write(payload: Uint8Array): boolean {
@@ -145,15 +160,17 @@ export class RingReader extends RingEnd {
   start(handler: RecordHandler, batch = 256): void {
     const loop = (): void => {
       if (this.#closed) return;
+      Atomics.store(this.ctl, kSleep, 0);
       const n = this.drain(handler, batch);
       if (n === batch) {
         setImmediate(loop);
         return;
       }
-      const seq = Atomics.load(this.ctl, kSeq);
+      // mark "sleeping" before reading kSeq: a record committed after this
+      // read changes kSeq, and waitAsync then returns at once
       Atomics.store(this.ctl, kSleep, 1);
+      const seq = Atomics.load(this.ctl, kSeq);
       if (Atomics.load(this.ctl, kHead) !== Atomics.load(this.ctl, kTail)) {
-        Atomics.store(this.ctl, kSleep, 0);
         setImmediate(loop);
         return;
       }
