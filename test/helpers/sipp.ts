@@ -21,6 +21,8 @@ export interface UacOptions {
   localPort: number;
   timeoutMs?: number;
   extra?: string[];
+  /** collect every call's response time (-trace_rtt) */
+  rtt?: boolean;
 }
 
 export interface UacResult {
@@ -29,6 +31,19 @@ export interface UacResult {
   failed: number;
   stdout: string;
   stderr: string;
+  /** response times in ms, when asked for */
+  rtts: number[];
+}
+
+function readRtts(dir: string): number[] {
+  const file = readdirSync(dir).find((f) => f.endsWith('_rtt.csv'));
+  if (!file) return [];
+  return readFileSync(join(dir, file), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => Number(l.split(';')[1]))
+    .filter((n) => Number.isFinite(n));
 }
 
 /** the last row of sipp's -trace_stat CSV: SuccessfulCall(C) and FailedCall(C) */
@@ -49,7 +64,7 @@ export function runUac(o: UacOptions): Promise<UacResult> {
   const args = [
     o.target, ...scen, '-t', o.transport ?? 'u1', '-i', '127.0.0.1', '-p', String(o.localPort),
     '-r', String(o.rate), '-m', String(o.calls), '-nostdin', '-trace_stat', '-stf', join(dir, 'stat.csv'), '-fd', '1',
-    '-timeout', `${Math.ceil((o.timeoutMs ?? 60_000) / 1000)}s`, '-timeout_error', ...(o.extra ?? []),
+    '-timeout', `${Math.ceil((o.timeoutMs ?? 60_000) / 1000)}s`, '-timeout_error', ...(o.rtt ? ['-trace_rtt', '-rtt_freq', '1'] : []), ...(o.extra ?? []),
   ];
   return new Promise((resolve) => {
     const p = spawn(SIPP, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -60,7 +75,7 @@ export function runUac(o: UacOptions): Promise<UacResult> {
     const kill = setTimeout(() => p.kill('SIGKILL'), (o.timeoutMs ?? 60_000) + 5000);
     p.on('exit', (exitCode) => {
       clearTimeout(kill);
-      resolve({ exitCode, ...readStats(dir), stdout, stderr });
+      resolve({ exitCode, ...readStats(dir), stdout, stderr, rtts: o.rtt ? readRtts(dir) : [] });
     });
   });
 }
