@@ -87,7 +87,8 @@ const H = {
   /** a runtime error, tagged with the script position it happened at */
   at(e: unknown, pos: SourcePos): never {
     if (e instanceof SwitchyardError && e.code === 'SY_ERR_SCRIPT_RUNTIME' && /^\S+:\d+:\d+: /.test(e.message)) throw e;
-    const err = new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `${pos.file}:${pos.line}:${pos.column}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    const why = e instanceof SwitchyardError ? e.details : e instanceof Error ? e.message : String(e);
+    const err = new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `${pos.file}:${pos.line}:${pos.column}: ${why}`, { cause: e });
     err.message = err.details;
     throw err;
   },
