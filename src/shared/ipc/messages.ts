@@ -57,7 +57,11 @@ export function writeRecord(w: RingWriter, kind: number, proto: number, ip: stri
   return true;
 }
 
-/** decode a record's head into `out` (reused: no allocation but the ip string); returns the body offset */
+/**
+ * Decode a record's head into `out` (reused). The address string is kept
+ * when the bytes match the previous record's: peers repeat, and this is the
+ * only string a record would otherwise allocate.
+ */
 export function readHead(data: Uint8Array, view: DataView, off: number, out: RecordHead): number {
   out.kind = data[off]!;
   out.proto = data[off + 1]!;
@@ -65,14 +69,21 @@ export function readHead(data: Uint8Array, view: DataView, off: number, out: Rec
   out.connId = view.getUint32(off + 4, true);
   out.socketIdx = data[off + 8]!;
   const ipLen = data[off + 9]!;
-  out.ip = String.fromCharCode.apply(null, data.subarray(off + HDR, off + HDR + ipLen) as unknown as number[]);
+  const ip = out.ip;
+  let same = ip.length === ipLen;
+  for (let i = 0; same && i < ipLen; i++) same = ip.charCodeAt(i) === data[off + HDR + i];
+  if (!same) {
+    let s = '';
+    for (let i = 0; i < ipLen; i++) s += String.fromCharCode(data[off + HDR + i]!);
+    out.ip = s;
+  }
   return off + HDR + ipLen;
 }
 
 /** copy a record's body out of the ring (the ring space is reused afterwards) */
 export function copyBody(data: Uint8Array, start: number, end: number): Buffer {
   const b = Buffer.allocUnsafe(end - start);
-  b.set(data.subarray(start, end));
+  Buffer.prototype.copy.call(data, b, 0, start, end);
   return b;
 }
 
