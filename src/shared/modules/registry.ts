@@ -3,10 +3,11 @@
  * folder adds itself here (one import, one entry).
  */
 import { core } from './core/index.js';
+import { json } from './json/index.js';
 import { restClient } from './rest_client/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

@@ -49,6 +49,11 @@ function p(name: string, get: (ctx: ScriptContext, arg: string | undefined) => V
 
 const nz = (s: string | undefined | null): Value => (s === undefined || s === null || s === '' ? null : s);
 
+function displayAsWritten(c: ScriptContext, header: string, na: NameAddr | null): Value {
+  if (!na?.display) return null;
+  return c.msg.header(header)?.value.trimStart().startsWith('"') ? `"${na.display.replace(/(["\\])/g, '\\$1')}"` : na.display;
+}
+
 function avp(): PvarSpec {
   return {
     name: 'avp',
@@ -80,12 +85,13 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('fu', (c) => nz(from(c)?.uri)),
   p('fU', (c) => nz(uriOf(from(c)?.uri)?.user)),
   p('fd', (c) => nz(uriOf(from(c)?.uri)?.host)),
-  p('fn', (c) => nz(from(c)?.display)),
+  // display names as written: quoted ones keep their quotes (OpenSIPS and Kamailio)
+  p('fn', (c) => displayAsWritten(c, 'From', from(c))),
   p('ft', (c) => nz(from(c)?.tag)),
   p('tu', (c) => nz(to(c)?.uri)),
   p('tU', (c) => nz(uriOf(to(c)?.uri)?.user)),
   p('td', (c) => nz(uriOf(to(c)?.uri)?.host)),
-  p('tn', (c) => nz(to(c)?.display)),
+  p('tn', (c) => displayAsWritten(c, 'To', to(c))),
   p('tt', (c) => nz(to(c)?.tag)),
   p('ci', (c) => safe(() => c.msg.callId())),
   p('cs', (c) => safe(() => c.msg.cseq().num)),
