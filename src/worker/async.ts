@@ -11,30 +11,30 @@ import type { WorkerServices } from './services.js';
 export function installAsync(svc: WorkerServices, receiver: Receiver, counters: Counters): void {
   const scriptErrors = counters.handle('core:script_errors');
   svc.suspendHook = (ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void => {
-    receiver.inFlight++;
+    receiver.hold(ctx);
     const finish = (rc: number): void => {
       ctx.rc = rc;
       ctx.exit = false;
       ctx.routeKind = RouteKind.RESUME;
       if (resume === null) {
-        receiver.inFlight--;
+        receiver.release(ctx);
         return;
       }
       let r: number | Promise<number>;
       try {
         r = resume(ctx);
       } catch (e) {
-        receiver.inFlight--;
+        receiver.release(ctx);
         counters.inc(scriptErrors);
         svc.log.err(`resume route failed: ${(e as Error).message}`);
         return;
       }
-      if (typeof r === 'number') receiver.inFlight--;
+      if (typeof r === 'number') receiver.release(ctx);
       else
         r.then(
-          () => receiver.inFlight--,
+          () => receiver.release(ctx),
           (e: unknown) => {
-            receiver.inFlight--;
+            receiver.release(ctx);
             counters.inc(scriptErrors);
             svc.log.err(`resume route failed: ${(e as Error).message}`);
           },

@@ -18,6 +18,7 @@ interface ReceiveCounters {
   errReplies: CounterHandle;
   scriptErrors: CounterHandle;
   handled: CounterHandle;
+  absorbed: CounterHandle;
 }
 
 /**
@@ -29,8 +30,32 @@ export class Receiver {
   readonly #svc: WorkerServices;
   readonly #counters: Counters;
   readonly #c: ReceiveCounters;
+  /** requests whose route is still waiting (an awaited call or async()), by transaction key */
+  readonly #waiting = new Map<string, number>();
   /** routes whose promise has not settled yet (shutdown waits for them) */
   inFlight = 0;
+
+  /**
+   * A request waits (its route awaits a transfer, or async() suspended it):
+   * until release(), a retransmission of it is absorbed instead of routed
+   * again. Calls nest (an awaited route that then suspends).
+   */
+  hold(ctx: ScriptContext): void {
+    this.inFlight++;
+    const key = ctx.msg.isRequest ? transactionKey(ctx.msg) : null;
+    if (key === null) return;
+    (ctx.ext as { waitKey?: string }).waitKey = key;
+    this.#waiting.set(key, (this.#waiting.get(key) ?? 0) + 1);
+  }
+
+  release(ctx: ScriptContext): void {
+    this.inFlight--;
+    const key = (ctx.ext as { waitKey?: string }).waitKey;
+    if (key === undefined) return;
+    const n = (this.#waiting.get(key) ?? 1) - 1;
+    if (n <= 0) this.#waiting.delete(key);
+    else this.#waiting.set(key, n);
+  }
 
   constructor(svc: WorkerServices, counters: Counters) {
     this.#svc = svc;
@@ -46,6 +71,7 @@ export class Receiver {
       errReplies: h('core:err_replies'),
       scriptErrors: h('core:script_errors'),
       handled: h('core:msgs_handled'),
+      absorbed: h('core:absorbed_retransmissions'),
     };
   }
 
@@ -90,6 +116,13 @@ export class Receiver {
       }
       const route = this.#svc.script!.routes.request;
       if (route === null) return;
+      if (this.#waiting.size > 0 && msg.method !== 'ACK') {
+        const key = transactionKey(msg);
+        if (key !== null && this.#waiting.has(key)) {
+          c.inc(this.#c.absorbed);
+          return;
+        }
+      }
       this.#run(route, this.newContext(msg, rcv, RouteKind.REQUEST));
     } else {
       c.inc(this.#c.rcvReplies);
@@ -119,14 +152,14 @@ export class Receiver {
       const r = route(ctx);
       if (typeof r === 'number') this.#after(ctx);
       else {
-        this.inFlight++;
+        this.hold(ctx);
         r.then(
           () => {
-            this.inFlight--;
+            this.release(ctx);
             this.#after(ctx);
           },
           (e: unknown) => {
-            this.inFlight--;
+            this.release(ctx);
             this.#failed(ctx, e);
           },
         );
@@ -180,6 +213,17 @@ export class Receiver {
     forwardReplyEdits(msg, edits);
     this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     this.#counters.inc(this.#c.fwdReplies);
+  }
+}
+
+/** RFC 3261 §17.2.3 server transaction key; RFC 2543 fallback without the magic cookie */
+function transactionKey(msg: SipMsg): string | null {
+  try {
+    const via = msg.topVia();
+    if (via.branch.startsWith('z9hG4bK') && via.branch.length > 7) return `${via.branch}|${via.host}:${via.port}|${msg.method}`;
+    return `${msg.callId()}|${msg.cseq().num}|${msg.from().tag}|${via.host}:${via.port}|${msg.method}`;
+  } catch {
+    return null;
   }
 }
 
