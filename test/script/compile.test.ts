@@ -121,7 +121,7 @@ test('pseudo-variables, transformations and string/int typing', () => {
     $var(fn) = $fn;
     xlog("L_INFO", "$var(a) $var(n) $var(s) $var(len) $var(sub) $var(p) $var(h) $var(all) $var(first) $var(fn) $ua $var(none)\\n");
   }`);
-  assert.deepEqual(r.logs, ['alice@example.com 10 73 5 cid tcp b a,b 2 Bob sipp <null>']);
+  assert.deepEqual(r.logs, ['alice@example.com 10 73 5 cid tcp b a,b 2 "Bob" sipp <null>']);
 });
 
 test('if/else, switch with fallthrough and default, while, && || !', () => {
