@@ -12,7 +12,11 @@ export function installAsync(svc: WorkerServices, receiver: Receiver, counters: 
   const scriptErrors = counters.handle('core:script_errors');
   svc.suspendHook = (ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void => {
     receiver.hold(ctx);
+    // a suspended request keeps a transaction: retransmissions are absorbed, a CANCEL ends it with 487
+    if (ctx.msg.isRequest) svc.tm?.newTran(ctx);
+    ctx.ext.suspended = true;
     const finish = (rc: number): void => {
+      ctx.ext.suspended = false;
       ctx.rc = rc;
       ctx.exit = false;
       ctx.routeKind = RouteKind.RESUME;
@@ -29,10 +33,15 @@ export function installAsync(svc: WorkerServices, receiver: Receiver, counters: 
         svc.log.err(`resume route failed: ${(e as Error).message}`);
         return;
       }
-      if (typeof r === 'number') receiver.release(ctx);
-      else
+      if (typeof r === 'number') {
+        receiver.release(ctx);
+        svc.tm?.settle(ctx);
+      } else
         r.then(
-          () => receiver.release(ctx),
+          () => {
+            receiver.release(ctx);
+            svc.tm?.settle(ctx);
+          },
           (e: unknown) => {
             receiver.release(ctx);
             counters.inc(scriptErrors);

@@ -11,6 +11,7 @@ import { compileScript } from '../shared/script/index.js';
 import { Receiver } from './receive.js';
 import { WorkerServices } from './services.js';
 import { installAsync } from './async.js';
+import { Transactions } from './tm/transactions.js';
 
 const init = workerData as ThreadInit;
 const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
@@ -25,6 +26,12 @@ async function main(): Promise<void> {
   svc.script = script;
   const receiver = new Receiver(svc, counters);
   installAsync(svc, receiver, counters);
+  if (script.modules.includes('tm')) {
+    const p = script.modparams.get('tm')!;
+    const tm = new Transactions(svc, counters, Number(p.get('fr_timer')), Number(p.get('fr_inv_timer')));
+    tm.runRoute = (fn, ctx, after) => receiver.runFor(fn, ctx, after);
+    svc.tm = tm;
+  }
   await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters });
 
   const inRing = new RingReader(init.inRing!);
@@ -54,6 +61,7 @@ async function main(): Promise<void> {
         setTimeout(wait, 20);
         return;
       }
+      svc.tm?.clear();
       post({ type: 'drained' });
       process.exit(0);
     };

@@ -116,6 +116,11 @@ export class Receiver {
       }
       const route = this.#svc.script!.routes.request;
       if (route === null) return;
+      const tm = this.#svc.tm;
+      if (tm !== null && tm.onRequest(msg, rcv)) {
+        c.inc(this.#c.absorbed);
+        return;
+      }
       if (this.#waiting.size > 0 && msg.method !== 'ACK') {
         const key = transactionKey(msg);
         if (key !== null && this.#waiting.has(key)) {
@@ -132,6 +137,7 @@ export class Receiver {
       }
       const route = this.#svc.script!.routes.onreply;
       const ctx = this.newContext(msg, rcv, RouteKind.ONREPLY);
+      if (this.#svc.tm !== null && this.#svc.tm.onReply(msg, ctx)) return;
       if (route === null) this.forwardReply(ctx);
       else this.#run(route, ctx);
     }
@@ -144,6 +150,29 @@ export class Receiver {
     } catch (e) {
       // not even a reply can be built from it: dropped (and already counted)
       if (!(e instanceof SwitchyardError)) this.#svc.log.err(`400 reply failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** run a route for the transaction layer (failure, onreply routes) and continue with `after` */
+  runFor(route: RouteFn, ctx: ScriptContext, after: () => void): void {
+    try {
+      const r = route(ctx);
+      if (typeof r === 'number') return after();
+      this.hold(ctx);
+      r.then(
+        () => {
+          this.release(ctx);
+          after();
+        },
+        (e: unknown) => {
+          this.release(ctx);
+          this.#failed(ctx, e);
+          after();
+        },
+      );
+    } catch (e) {
+      this.#failed(ctx, e);
+      after();
     }
   }
 
@@ -174,8 +203,9 @@ export class Receiver {
     if (ctx.routeKind === RouteKind.ONREPLY) {
       if (ctx.dropped) this.#counters.inc(this.#c.dropReplies);
       else this.forwardReply(ctx);
-    } else if (ctx.dropped) {
-      this.#counters.inc(this.#c.dropRequests);
+    } else {
+      if (ctx.dropped) this.#counters.inc(this.#c.dropRequests);
+      if (ctx.ext.suspended !== true) this.#svc.tm?.settle(ctx);
     }
   }
 

@@ -10,6 +10,7 @@ import type { CompiledScript } from '../shared/script/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
 import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
 import type { SipMsg } from '../shared/sip/types.js';
+import type { Transactions } from './tm/transactions.js';
 import { uriTarget } from './uri-target.js';
 
 interface WorkerCounters {
@@ -28,6 +29,8 @@ export class WorkerServices implements ScriptServices {
   readonly log: Logger;
   readonly sockets: readonly ListenSocket[];
   script: CompiledScript | null = null;
+  /** the transaction layer (set up by the worker entry) */
+  tm: Transactions | null = null;
   /** set by the worker: how async() work is tracked and resumed */
   suspendHook: ((ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null) => void) | null = null;
   readonly #out: RingWriter;

@@ -41,6 +41,7 @@ function run(src: string): { ctx: ScriptContext; replies: string[]; forwards: st
     suspend() {},
     sendReply: (_c: ScriptContext, code: number, reason: string) => (replies.push(`${code} ${reason}`), 1),
     forward: (c: ScriptContext, uri?: string) => (forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),
+    tm: null,
   } as ScriptServices;
   const ctx: ScriptContext = {
     msg: parseSipMessage(INVITE),

@@ -53,6 +53,27 @@ export interface Destination {
 /** A compiled route: returns the script return code (see script/runtime.ts). */
 export type RouteFn = (ctx: ScriptContext) => number | Promise<number>;
 
+/** The transaction layer as the tm/rr script functions see it (the SIP worker implements it). */
+export interface TransactionApi {
+  /** t_relay([uri]): stateful forward; 1 sent, -1 error */
+  relay(ctx: ScriptContext, uri?: string): number;
+  /** t_newtran(): create the server transaction (absorbs retransmissions from now on) */
+  newTran(ctx: ScriptContext): number;
+  /** t_reply(code, reason): stateful reply */
+  reply(ctx: ScriptContext, code: number, reason: string): number;
+  /** t_check_trans(): 1 when the request belongs to an existing transaction */
+  exists(ctx: ScriptContext): boolean;
+  /** t_on_failure / t_on_reply / t_on_branch */
+  setRoute(ctx: ScriptContext, kind: 'failure' | 'onreply' | 'branch', name: string): number;
+  wasCancelled(ctx: ScriptContext): boolean;
+  /** t_set_fr(invite_ms, noninvite_ms) */
+  setTimeouts(ctx: ScriptContext, inviteMs: number, nonInviteMs: number): number;
+  /** the reply code a failure/onreply route runs for ($T_reply_code) */
+  replyCode(ctx: ScriptContext): number;
+  branchIndex(ctx: ScriptContext): number;
+  isSet(ctx: ScriptContext, what: string): boolean;
+}
+
 /** Services of the thread running the script (a SIP worker, or an evapi route worker). */
 export interface ScriptServices {
   readonly workerId: number;
@@ -69,6 +90,8 @@ export interface ScriptServices {
   sendReply(ctx: ScriptContext, code: number, reason: string): number;
   /** stateless forward of the current request to `uri` or $du or the R-URI (forward()); 1 or -1 */
   forward(ctx: ScriptContext, uri?: string): number;
+  /** the transaction layer, where the thread has one (SIP workers) */
+  readonly tm: TransactionApi | null;
 }
 
 /** Per-message state a route runs with (Kamailio's sip_msg + run_act_ctx). */

@@ -38,6 +38,14 @@ export class MessageEdits implements MessageEditor {
     return found.length;
   }
 
+  /** a copy to add per-branch edits to, leaving these as they are */
+  fork(): MessageEdits {
+    const f = new MessageEdits();
+    f.#list.push(...this.#list);
+    f.#appended.push(...this.#appended);
+    return f;
+  }
+
   get empty(): boolean {
     return this.#list.length === 0 && this.#appended.length === 0;
   }

@@ -1,0 +1,489 @@
+/**
+ * The transaction layer of one SIP worker (RFC 3261 §17, proxy rules of
+ * §16): server transactions keyed like RFC 3261 §17.2.3 (RFC 2543 fallback),
+ * client transactions keyed by the branch we generate. No locks: every
+ * message of a call reaches this worker (Call-ID hash), and so do replies.
+ *
+ *   request ─▶ server tx ─▶ script ─▶ t_relay ─▶ client tx (branch i) ─▶ downstream
+ *   upstream ◀─ best final / provisionals ◀─ onreply/failure routes ◀─ replies
+ *
+ * Timers run on one coarse tick per worker (TICK_MS), not one setTimeout per
+ * transaction: UDP retransmissions (timers A/E: T1 doubling, capped at T2 for
+ * non-INVITE), fr_timer/fr_inv_timer (timers B/F: a branch with no final
+ * reply ends as 408), and the wait time after a final reply during which
+ * retransmissions of the request are answered from memory.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostPort } from '../../shared/config/listen.js';
+import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
+import { RouteKind, type Destination, type RouteFn, type ScriptContext, type TransactionApi } from '../../shared/modules/types.js';
+import { buildReply, forwardReplyEdits, forwardRequestEdits } from '../../shared/sip/build.js';
+import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
+import type { SipMsg } from '../../shared/sip/types.js';
+import type { WorkerServices } from '../services.js';
+import { uriTarget } from '../uri-target.js';
+
+const TICK_MS = 50;
+const T1 = 500;
+const T2 = 4000;
+/** Kamailio's wt_timer: how long a finished transaction stays to absorb retransmissions */
+const WAIT_MS = 5000;
+
+interface ClientTx {
+  readonly branch: string;
+  readonly idx: number;
+  readonly server: ServerTx;
+  readonly dest: Destination;
+  readonly bytes: Buffer;
+  readonly invite: boolean;
+  status: number;
+  retransAt: number;
+  interval: number;
+  timeoutAt: number;
+  /** the request line, Via, From, Call-ID, CSeq and Route of the branch, for CANCEL and ACK */
+  readonly cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number; routes: string[] };
+  to: string;
+}
+
+export interface ServerTx {
+  readonly key: string;
+  readonly ctx: ScriptContext;
+  readonly invite: boolean;
+  readonly replyDest: Destination;
+  branches: ClientTx[];
+  lastReply: Buffer | null;
+  status: number;
+  best: { code: number; bytes: Buffer | null; reason: string } | null;
+  failureRoute: string | null;
+  onreplyRoute: string | null;
+  branchRoute: string | null;
+  cancelled: boolean;
+  frInvite: number;
+  frNonInvite: number;
+  /** set while a failure/onreply route runs */
+  replyCode: number;
+  branchIdx: number;
+  expiresAt: number;
+}
+
+interface TmCounters {
+  uas: CounterHandle;
+  uac: CounterHandle;
+  inuse: CounterHandle;
+  rpl: CounterHandle[];
+  retrans: CounterHandle;
+  timeouts: CounterHandle;
+}
+
+/** RFC 3261 §17.2.3 key (RFC 2543 fallback); `method` overrides for ACK/CANCEL matching */
+export function serverKey(msg: SipMsg, method = msg.method): string | null {
+  try {
+    const via = msg.topVia();
+    if (via.branch.startsWith('z9hG4bK') && via.branch.length > 7) return `${via.branch}|${via.host}:${via.port}|${method}`;
+    return `${msg.callId()}|${msg.cseq().num}|${msg.from().tag}|${via.host}:${via.port}|${method}`;
+  } catch {
+    return null;
+  }
+}
+
+export class Transactions implements TransactionApi {
+  readonly #svc: WorkerServices;
+  readonly #counters: Counters;
+  readonly #c: TmCounters;
+  readonly #server = new Map<string, ServerTx>();
+  readonly #client = new Map<string, ClientTx>();
+  readonly #prefix = randomBytes(4).toString('hex');
+  #seq = 0;
+  frTimer: number;
+  frInvTimer: number;
+  #timer: NodeJS.Timeout | null = null;
+  /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
+  runRoute: (fn: RouteFn, ctx: ScriptContext, after: () => void) => void = () => {};
+
+  constructor(svc: WorkerServices, counters: Counters, frTimer: number, frInvTimer: number) {
+    this.#svc = svc;
+    this.#counters = counters;
+    this.frTimer = frTimer;
+    this.frInvTimer = frInvTimer;
+    const h = (id: string): CounterHandle => counters.handle(id);
+    this.#c = {
+      uas: h('tm:UAS_transactions'),
+      uac: h('tm:UAC_transactions'),
+      inuse: h('tm:inuse_transactions'),
+      rpl: ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'].map((x) => h(`tm:${x}_transactions`)),
+      retrans: h('tm:retransmissions'),
+      timeouts: h('tm:timeouts'),
+    };
+  }
+
+  get size(): number {
+    return this.#server.size;
+  }
+
+  #tick = (): void => {
+    const now = Date.now();
+    for (const c of this.#client.values()) {
+      if (c.status >= 200) continue;
+      if (c.timeoutAt <= now) {
+        this.#counters.inc(this.#c.timeouts);
+        this.#branchFinal(c, 408, 'Request Timeout', null);
+        continue;
+      }
+      if (c.retransAt <= now && c.dest.proto === 'udp' && (c.status === 0 || !c.invite)) {
+        this.#svc.send(c.dest, c.bytes);
+        this.#counters.inc(this.#c.retrans);
+        c.interval = c.invite ? c.interval * 2 : Math.min(c.interval * 2, T2);
+        c.retransAt = now + c.interval;
+      }
+    }
+    for (const s of this.#server.values()) {
+      if ((s.status >= 200 || s.branches.length === 0) && s.expiresAt <= now) this.#forget(s);
+    }
+    if (this.#server.size === 0 && this.#client.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+  };
+
+  #arm(): void {
+    this.#timer ??= setInterval(this.#tick, TICK_MS);
+  }
+
+  #forget(s: ServerTx): void {
+    if (this.#server.get(s.key) !== s) return;
+    this.#server.delete(s.key);
+    for (const c of s.branches) this.#client.delete(c.branch);
+    this.#counters.dec(this.#c.inuse);
+  }
+
+  /** on receipt of a request, before the script: true when the transaction layer handled it */
+  onRequest(msg: SipMsg, rcv: ScriptContext['rcv']): boolean {
+    if (this.#server.size === 0) return false;
+    if (msg.method === 'ACK') {
+      // the ACK of our non-2xx final ends that INVITE transaction (hop by hop)
+      const key = serverKey(msg, 'INVITE');
+      const s = key ? this.#server.get(key) : undefined;
+      if (s && s.status >= 300) {
+        s.expiresAt = Math.min(s.expiresAt, Date.now() + T1);
+        return true;
+      }
+      return false;
+    }
+    const key = serverKey(msg);
+    const s = key ? this.#server.get(key) : undefined;
+    if (s) {
+      // a retransmission: answer it with the last reply, route it never again
+      if (s.lastReply) this.#svc.send(s.replyDest, s.lastReply);
+      return true;
+    }
+    if (msg.method === 'CANCEL') {
+      const ikey = serverKey(msg, 'INVITE');
+      const inv = ikey ? this.#server.get(ikey) : undefined;
+      if (!inv) return false;
+      this.#svc.send(this.#svc.replyDestination(msg, rcv), buildReply(msg, 200, 'OK', { rcv }));
+      this.#cancel(inv);
+      return true;
+    }
+    return false;
+  }
+
+  #cancel(s: ServerTx): void {
+    if (s.status >= 200) return;
+    s.cancelled = true;
+    let pending = 0;
+    for (const c of s.branches) {
+      if (c.status >= 200) continue;
+      pending++;
+      if (c.status === 0) continue; // nothing heard yet: CANCEL goes when a provisional arrives (RFC 3261 §9.1)
+      this.#sendCancel(c);
+    }
+    // nothing relayed yet (suspended, or not yet routed): 487 now
+    if (pending === 0) this.#sendFinal(s, 487, 'Request Terminated', null);
+  }
+
+  #sendCancel(c: ClientTx): void {
+    const b = c.cancelBase;
+    const lines = [`CANCEL ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...b.routes.map((r) => `Route: ${r}`), `From: ${b.from}`, `To: ${c.to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} CANCEL`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
+    this.#svc.send(c.dest, Buffer.from(lines.join('\r\n')));
+  }
+
+  #sendAck(c: ClientTx, reply: SipMsg): void {
+    const b = c.cancelBase;
+    const to = reply.header('To')?.value ?? c.to;
+    const lines = [`ACK ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...b.routes.map((r) => `Route: ${r}`), `From: ${b.from}`, `To: ${to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} ACK`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
+    this.#svc.send(c.dest, Buffer.from(lines.join('\r\n')));
+  }
+
+  #serverTx(ctx: ScriptContext): ServerTx | null {
+    const existing = ctx.ext.tmTx as ServerTx | undefined;
+    if (existing) return existing;
+    const msg = ctx.msg;
+    if (!msg.isRequest || msg.method === 'ACK') return null;
+    const key = serverKey(msg);
+    if (key === null) return null;
+    const s: ServerTx = {
+      key,
+      ctx,
+      invite: msg.method === 'INVITE',
+      replyDest: this.#svc.replyDestination(msg, ctx.rcv),
+      branches: [],
+      lastReply: null,
+      status: 0,
+      best: null,
+      failureRoute: null,
+      onreplyRoute: null,
+      branchRoute: null,
+      cancelled: false,
+      frInvite: this.frInvTimer,
+      frNonInvite: this.frTimer,
+      replyCode: 0,
+      branchIdx: 0,
+      expiresAt: Infinity,
+    };
+    ctx.ext.tmTx = s;
+    this.#server.set(key, s);
+    this.#counters.inc(this.#c.uas);
+    this.#counters.inc(this.#c.inuse);
+    this.#arm();
+    if (s.invite) {
+      // 100 Trying at once: the caller stops retransmitting (RFC 3261 §16.2)
+      s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv });
+      this.#svc.send(s.replyDest, s.lastReply);
+    }
+    return s;
+  }
+
+  /** the request's route is over: a transaction it left without branch or reply lives only the wait time */
+  settle(ctx: ScriptContext): void {
+    const s = ctx.ext.tmTx as ServerTx | undefined;
+    if (s && s.branches.length === 0 && s.status < 200) s.expiresAt = Date.now() + WAIT_MS;
+  }
+
+  newTran(ctx: ScriptContext): number {
+    return this.#serverTx(ctx) ? 1 : -1;
+  }
+
+  exists(ctx: ScriptContext): boolean {
+    const key = serverKey(ctx.msg);
+    return key !== null && this.#server.has(key);
+  }
+
+  relay(ctx: ScriptContext, uri?: string): number {
+    const msg = ctx.msg;
+    if (msg.method === 'ACK') return this.#svc.forward(ctx, uri);
+    const s = this.#serverTx(ctx);
+    if (s === null) return -1;
+    if (s.cancelled) return -1;
+    const target = uriTarget(uri ?? ctx.du ?? ctx.ruri ?? msg.ruri);
+    if (target === null) {
+      this.#svc.log.err(`t_relay(): cannot send to "${uri ?? ctx.du ?? ctx.ruri ?? msg.ruri}" (an IP address is needed)`);
+      return -1;
+    }
+    const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx);
+    if (sock === null) return -1;
+    const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
+    const via = `SIP/2.0/${target.proto.toUpperCase()} ${sock.advertise ?? hostPort(sock.ip, sock.port)};branch=${branch}`;
+    const edits = (ctx.edits as MessageEdits).fork();
+    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ctx.ruri });
+    const bytes = applyEdits(msg, edits);
+    const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
+    const now = Date.now();
+    const invite = s.invite;
+    let routes: string[] = [];
+    try {
+      routes = msg.headersNamed('Route').map((h) => h.value);
+    } catch {
+      routes = [];
+    }
+    const c: ClientTx = {
+      branch,
+      idx: s.branches.length,
+      server: s,
+      dest,
+      bytes,
+      invite,
+      status: 0,
+      retransAt: now + T1,
+      interval: T1,
+      timeoutAt: now + s.frNonInvite,
+      cancelBase: { ruri: ctx.ruri ?? msg.ruri, via, from: msg.header('From')?.value ?? '', callId: msg.callId(), cseq: msg.cseq().num, routes },
+      to: msg.header('To')?.value ?? '',
+    };
+    s.branches.push(c);
+    this.#client.set(branch, c);
+    this.#counters.inc(this.#c.uac);
+    this.#svc.send(dest, bytes);
+    return 1;
+  }
+
+  reply(ctx: ScriptContext, code: number, reason: string): number {
+    const s = this.#serverTx(ctx);
+    if (s === null) return -1;
+    if (s.status >= 200) return -1;
+    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv });
+    this.#sendBytes(s, code, bytes);
+    return 1;
+  }
+
+  setRoute(ctx: ScriptContext, kind: 'failure' | 'onreply' | 'branch', name: string): number {
+    const s = this.#serverTx(ctx);
+    if (s === null) return -1;
+    if (kind === 'failure') s.failureRoute = name;
+    else if (kind === 'onreply') s.onreplyRoute = name;
+    else s.branchRoute = name;
+    return 1;
+  }
+
+  isSet(ctx: ScriptContext, what: string): boolean {
+    const s = ctx.ext.tmTx as ServerTx | undefined;
+    if (!s) return false;
+    return what === 'failure_route' ? s.failureRoute !== null : what === 'onreply_route' ? s.onreplyRoute !== null : what === 'branch_route' ? s.branchRoute !== null : false;
+  }
+
+  wasCancelled(ctx: ScriptContext): boolean {
+    return (ctx.ext.tmTx as ServerTx | undefined)?.cancelled === true;
+  }
+
+  setTimeouts(ctx: ScriptContext, inviteMs: number, nonInviteMs: number): number {
+    const s = this.#serverTx(ctx);
+    if (s === null) return -1;
+    if (inviteMs > 0) s.frInvite = inviteMs;
+    if (nonInviteMs > 0) s.frNonInvite = nonInviteMs;
+    return 1;
+  }
+
+  replyCode(ctx: ScriptContext): number {
+    return (ctx.ext.tmTx as ServerTx | undefined)?.replyCode ?? 0;
+  }
+
+  branchIndex(ctx: ScriptContext): number {
+    return (ctx.ext.tmTx as ServerTx | undefined)?.branchIdx ?? 0;
+  }
+
+  /** a reply from downstream: false when it belongs to no transaction of ours (relayed statelessly) */
+  onReply(reply: SipMsg, replyCtx: ScriptContext): boolean {
+    let branch: string;
+    try {
+      branch = reply.topVia().branch;
+    } catch {
+      return false;
+    }
+    const c = this.#client.get(branch);
+    if (c === undefined) return false;
+    const s = c.server;
+    const code = reply.status;
+    if (c.status >= 200) {
+      // a retransmitted final: ACK again a non-2xx, relay a 2xx (the caller's ACK goes end to end)
+      if (code >= 300 && c.invite) this.#sendAck(c, reply);
+      else if (code >= 200 && code < 300) this.#relayReply(s, reply, replyCtx);
+      return true;
+    }
+    const run = (after: () => void): void => {
+      const name = s.onreplyRoute;
+      const fn = name ? this.#svc.route(name, 'onreply') : null;
+      const global = this.#svc.script?.routes.onreply ?? null;
+      s.replyCode = code;
+      s.branchIdx = c.idx;
+      const chain = [fn, global].filter((f): f is RouteFn => f !== null);
+      const next = (): void => {
+        const f = chain.shift();
+        if (!f || replyCtx.dropped || replyCtx.exit) return after();
+        replyCtx.exit = false;
+        this.runRoute(f, replyCtx, next);
+      };
+      next();
+    };
+    if (code < 200) {
+      if (c.status === 0 && s.cancelled) this.#sendCancel(c);
+      c.status = code;
+      if (c.invite) c.timeoutAt = Date.now() + s.frInvite;
+      if (code === 100) return true; // hop by hop
+      run(() => {
+        if (!replyCtx.dropped && s.status < 200) this.#relayReply(s, reply, replyCtx);
+      });
+      return true;
+    }
+    c.status = code;
+    if (code >= 300 && c.invite) this.#sendAck(c, reply);
+    run(() => {
+      if (code < 300) {
+        this.#relayReply(s, reply, replyCtx);
+        // every other pending branch is cancelled (RFC 3261 §16.7 step 10)
+        for (const o of s.branches) if (o !== c && o.status < 200 && o.status > 0) this.#sendCancel(o);
+        s.status = code;
+        s.expiresAt = Date.now() + WAIT_MS;
+        this.#counters.inc(this.#c.rpl[1]!);
+      } else this.#branchFinal(c, code, reply.reason, { reply, replyCtx });
+    });
+    return true;
+  }
+
+  /** relay a reply upstream; it is also what a retransmitted request gets from now on */
+  #relayReply(s: ServerTx, reply: SipMsg, replyCtx: ScriptContext): void {
+    const edits = replyCtx.edits as MessageEdits;
+    forwardReplyEdits(reply, edits);
+    const bytes = applyEdits(reply, edits);
+    this.#svc.send(s.replyDest, bytes);
+    s.lastReply = bytes;
+  }
+
+  /** a branch ended with a non-2xx final (or a timeout): pick the best reply once all branches are done */
+  #branchFinal(c: ClientTx, code: number, reason: string, from: { reply: SipMsg; replyCtx: ScriptContext } | null): void {
+    c.status = Math.max(c.status, code);
+    const s = c.server;
+    if (s.status >= 200) return;
+    // RFC 3261 §16.7: a 6xx wins; otherwise the lowest class; keep the first of a class
+    const better = s.best === null || (code >= 600 && s.best.code < 600) || (s.best.code < 600 && Math.floor(code / 100) < Math.floor(s.best.code / 100));
+    if (better) {
+      let bytes: Buffer | null = null;
+      if (from) {
+        const edits = from.replyCtx.edits as MessageEdits;
+        forwardReplyEdits(from.reply, edits);
+        bytes = applyEdits(from.reply, edits);
+      }
+      s.best = { code, bytes, reason };
+    }
+    if (s.branches.some((b) => b.status < 200)) return;
+    const best = s.best!;
+    const failure = s.failureRoute && !s.cancelled ? this.#svc.route(s.failureRoute, 'failure') : null;
+    if (failure) {
+      const ctx = s.ctx;
+      const before = s.branches.length;
+      s.failureRoute = null; // armed again only by t_on_failure inside it
+      s.replyCode = best.code;
+      s.branchIdx = c.idx;
+      ctx.routeKind = RouteKind.FAILURE;
+      ctx.exit = false;
+      this.runRoute(failure, ctx, () => {
+        if (s.status >= 200) return; // t_reply() in the failure route
+        if (s.branches.length > before) return; // new branch: wait for it
+        this.#sendFinal(s, best.code, best.reason, best.bytes);
+      });
+      return;
+    }
+    this.#sendFinal(s, best.code, best.reason, best.bytes);
+  }
+
+  #sendFinal(s: ServerTx, code: number, reason: string, bytes: Buffer | null): void {
+    if (s.status >= 200) return;
+    this.#sendBytes(s, code, bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv }));
+  }
+
+  #sendBytes(s: ServerTx, code: number, bytes: Buffer): void {
+    this.#svc.send(s.replyDest, bytes);
+    s.lastReply = bytes;
+    if (code >= 200) {
+      s.status = code;
+      s.expiresAt = Date.now() + WAIT_MS;
+      const cls = Math.floor(code / 100) - 1;
+      if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.rpl[cls]!);
+    }
+  }
+
+  /** worker shutdown: drop every transaction */
+  clear(): void {
+    for (const s of [...this.#server.values()]) this.#forget(s);
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}
