@@ -370,6 +370,12 @@ export class Transactions implements TransactionApi {
     }
     const c = this.#client.get(branch);
     if (c === undefined) return false;
+    // the reply to a CANCEL we sent shares the INVITE's branch: it is hop by hop, and ends here
+    try {
+      if (reply.cseq().method === 'CANCEL') return true;
+    } catch {
+      return true;
+    }
     const s = c.server;
     const code = reply.status;
     if (c.status >= 200) {
