@@ -130,7 +130,9 @@ async function benchServer(server: string, start: () => Promise<ChildProcess>): 
     for (const rate of STEPS) {
       const r = await measure(server, proc.pid!, rate, rate * STEP_SECONDS, 'step', port++);
       runs.push(r);
-      if (r.verdict === 'fail' || r.cps < rate * 0.9) break;
+      // keep climbing through a few failed calls (kamailio's UDP children reorder
+      // a call's replies under load, which sipp counts as failures); stop when the rate is not met
+      if (r.cps < rate * 0.9 || r.failed / Math.max(1, r.calls) > 0.02) break;
     }
   } finally {
     await stop(proc);
@@ -144,14 +146,19 @@ function table(runs: Run[]): string {
     runs.filter((r) => r.server === server && r.kind === 'step' && r.verdict === 'ok').sort((a, b) => b.cps - a.cps)[0];
   const fixed = (server: string): Run | undefined => runs.find((r) => r.server === server && r.kind === 'fixed');
   const servers = [...new Set(runs.map((r) => r.server))];
+  const sustained = (server: string): Run | undefined =>
+    runs.filter((r) => r.server === server && r.kind === 'step' && r.cps >= r.rate * 0.9).sort((a, b) => b.cps - a.cps)[0];
   const lines = [
-    `| server | children | CPU µs/call @${fixedRate} cps | master µs/call | rt median / p99 ms | max cps (<0.1% failed) |`,
-    '| --- | --- | --- | --- | --- | --- |',
+    `| server | children | CPU µs/call @${fixedRate} cps | master µs/call | failed @${fixedRate} | rt median / p99 ms | max cps (<0.1% failed) | max cps sustained (failed %) |`,
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const s of servers) {
     const f = fixed(s);
     const b = best(s);
-    lines.push(`| ${s} | ${children} | ${f?.cpu_us_per_call ?? '-'} | ${f?.master_us_per_call ?? '-'} | ${f ? `${f.rt_median_ms} / ${f.rt_p99_ms}` : '-'} | ${b?.cps ?? 'none'} |`);
+    const m = sustained(s);
+    lines.push(
+      `| ${s} | ${children} | ${f?.cpu_us_per_call ?? '-'} | ${f?.master_us_per_call ?? '-'} | ${f ? `${((f.failed / Math.max(1, f.calls + f.failed)) * 100).toFixed(2)}%` : '-'} | ${f ? `${f.rt_median_ms} / ${f.rt_p99_ms}` : '-'} | ${b?.cps ?? 'none'} | ${m ? `${m.cps} (${((m.failed / Math.max(1, m.calls)) * 100).toFixed(2)}%)` : '-'} |`,
+    );
   }
   if (servers.length === 2) {
     const [a, b] = servers as [string, string];
