@@ -10,13 +10,16 @@ import type { WorkerServices } from './services.js';
  */
 export function installAsync(svc: WorkerServices, receiver: Receiver, counters: Counters): void {
   const scriptErrors = counters.handle('core:script_errors');
+  const suspended = counters.handle('core:suspended');
   svc.suspendHook = (ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void => {
     receiver.hold(ctx);
     // a suspended request keeps a transaction: retransmissions are absorbed, a CANCEL ends it with 487
     if (ctx.msg.isRequest) svc.tm?.newTran(ctx);
     ctx.ext.suspended = true;
+    counters.inc(suspended);
     const finish = (rc: number): void => {
       ctx.ext.suspended = false;
+      counters.dec(suspended);
       ctx.rc = rc;
       ctx.exit = false;
       ctx.routeKind = RouteKind.RESUME;

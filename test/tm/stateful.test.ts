@@ -97,3 +97,12 @@ test('a callee that never answers: 408 after fr_timer', { timeout: 30_000 }, asy
   const s = (await server.rpc('stats.get_statistics', ['tm:timeouts'])).result;
   assert.ok(s['tm:timeouts'] >= 5);
 });
+
+test('a callee that rings and never answers: 408 after fr_inv_timer, and the branch is cancelled', { timeout: 30_000 }, async () => {
+  const t0 = Date.now();
+  const r = await runUac({ target: server.udp[0]!, scenario: SIPP + 'uac-timeout.xml', calls: 3, rate: 10, localPort: 26067, timeoutMs: 20_000, extra: ['-s', 'ring'] });
+  assert.equal(r.failed, 0, r.stdout.slice(-1500));
+  assert.equal(r.successful, 3);
+  // fr_inv_timer (5 s) runs from the 180, not fr_timer (1.5 s)
+  assert.ok(Date.now() - t0 >= 5000, `took ${Date.now() - t0} ms`);
+});

@@ -40,6 +40,7 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'bad_msg_hdr', kind: 'counter', description: 'messages dropped before a worker: no Call-ID, unframeable' },
       { name: 'unsupported_methods', kind: 'counter', description: 'requests with an unknown method' },
       { name: 'script_errors', kind: 'counter', description: 'route runtime errors' },
+      { name: 'suspended', kind: 'gauge', description: 'requests suspended by async() right now' },
       { name: 'absorbed_retransmissions', kind: 'counter', description: 'retransmissions of a request still waiting in its route (absorbed, not routed again)' },
       { name: 'msgs_handled', kind: 'counter', description: 'messages handled by this thread' },
       { name: 'ipc_dropped', kind: 'counter', description: 'messages dropped because an inter-thread ring was full' },

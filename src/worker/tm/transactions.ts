@@ -126,6 +126,8 @@ export class Transactions implements TransactionApi {
       if (c.status >= 200) continue;
       if (c.timeoutAt <= now) {
         this.#counters.inc(this.#c.timeouts);
+        // a branch that rang but never answered is cancelled downstream (RFC 3261 §16.8)
+        if (c.status > 0 && c.invite) this.#sendCancel(c);
         this.#branchFinal(c, 408, 'Request Timeout', null);
         continue;
       }

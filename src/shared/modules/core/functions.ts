@@ -72,7 +72,14 @@ function tail(u: ReturnType<typeof parseUri>): string {
   return `${u.params}${u.headers ? '?' + u.headers : ''}`;
 }
 
+/** cfgutils sleep/usleep: a timer, never a blocked thread; usable in async() (OpenSIPS) */
+function pause(ms: number): Promise<number> {
+  return new Promise((resolve) => setTimeout(() => resolve(1), Math.max(0, ms)));
+}
+
 export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
+  { name: 'sleep', args: [I], mayAwait: true, asyncCapable: true, fn: (_ctx, s: number) => pause(s * 1000) },
+  { name: 'usleep', args: [I], mayAwait: true, asyncCapable: true, fn: (_ctx, us: number) => pause(us / 1000) },
   fn('sl_send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
   fn('send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
   fn('sl_reply_error', [], (ctx) => ctx.svc.sendReply(ctx, 500, 'Server Internal Error'), REQ),
