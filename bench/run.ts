@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     const cfg = readFileSync(`${dir}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '');
     const tmp = `/tmp/switchyard-bench-kamailio-${process.pid}.cfg`;
     writeFileSync(tmp, `children=${children}\nlisten=udp:${PROXY}\n${cfg}`);
-    runs.push(...(await benchServer('kamailio', () => startProcess(KAMAILIO, ['-f', tmp, '-DD', '-E', '-m', '64', '-M', '8', '-x', 'tlsf', '-w', '/tmp'], null))));
+    runs.push(...(await benchServer('kamailio', () => startProcess(KAMAILIO, ['-f', tmp, '-DD', '-E', '-m', '256', '-M', '16', '-x', 'tlsf', '-w', '/tmp'], null))));
   } else console.log('kamailio not installed: switchyard only (apt-get install kamailio)');
 
   const meta = { date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? '?', cores: cpus().length, kernel: release(), scenario, children, fixedRate };
