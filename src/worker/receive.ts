@@ -7,6 +7,7 @@ import { forwardReplyEdits } from '../shared/sip/build.js';
 import { checkSipMessage, parseSipMessage, type Rejection, type SipMessage } from '../shared/sip/message.js';
 import type { SipMsg } from '../shared/sip/types.js';
 import type { WorkerServices } from './services.js';
+import { serverKey } from './tm/transactions.js';
 
 interface ReceiveCounters {
   rcvRequests: CounterHandle;
@@ -42,7 +43,7 @@ export class Receiver {
    */
   hold(ctx: ScriptContext): void {
     this.inFlight++;
-    const key = ctx.msg.isRequest ? transactionKey(ctx.msg) : null;
+    const key = ctx.msg.isRequest ? serverKey(ctx.msg) : null;
     if (key === null) return;
     (ctx.ext as { waitKey?: string }).waitKey = key;
     this.#waiting.set(key, (this.#waiting.get(key) ?? 0) + 1);
@@ -122,7 +123,7 @@ export class Receiver {
         return;
       }
       if (this.#waiting.size > 0 && msg.method !== 'ACK') {
-        const key = transactionKey(msg);
+        const key = serverKey(msg);
         if (key !== null && this.#waiting.has(key)) {
           c.inc(this.#c.absorbed);
           return;
@@ -243,17 +244,6 @@ export class Receiver {
     forwardReplyEdits(msg, edits);
     this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     this.#counters.inc(this.#c.fwdReplies);
-  }
-}
-
-/** RFC 3261 §17.2.3 server transaction key; RFC 2543 fallback without the magic cookie */
-function transactionKey(msg: SipMsg): string | null {
-  try {
-    const via = msg.topVia();
-    if (via.branch.startsWith('z9hG4bK') && via.branch.length > 7) return `${via.branch}|${via.host}:${via.port}|${msg.method}`;
-    return `${msg.callId()}|${msg.cseq().num}|${msg.from().tag}|${via.host}:${via.port}|${msg.method}`;
-  } catch {
-    return null;
   }
 }
 

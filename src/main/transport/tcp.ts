@@ -105,10 +105,6 @@ export class TcpConnections {
     this.#byId.get(connId)?.socket.destroy();
   }
 
-  get size(): number {
-    return this.#byId.size;
-  }
-
   stopListening(): void {
     for (const s of this.#servers) s.close();
   }

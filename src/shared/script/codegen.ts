@@ -109,8 +109,6 @@ const H = {
 export interface CodegenInput {
   program: Program;
   modules: readonly ModuleExports[];
-  /** modules named by loadmodule that switchyard lacks: their functions are reported as such */
-  missingModules: ReadonlySet<string>;
 }
 
 export class Codegen {

@@ -252,7 +252,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
   }
   const params = modparams(program, loaded, missing, opts.overrides ?? [], errors);
 
-  const gen = new Codegen({ program, modules: [...loaded.values()], missingModules: missing }, BUILTIN_MODULES);
+  const gen = new Codegen({ program, modules: [...loaded.values()] }, BUILTIN_MODULES);
   const { js, build } = gen.generate();
   errors.push(...gen.errors);
   if (errors.length) {

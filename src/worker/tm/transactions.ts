@@ -116,10 +116,6 @@ export class Transactions implements TransactionApi {
     };
   }
 
-  get size(): number {
-    return this.#server.size;
-  }
-
   #tick = (): void => {
     const now = Date.now();
     for (const c of this.#client.values()) {

@@ -106,9 +106,10 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('setbflag', [I, { kind: 'int', optional: true }], (ctx, f: number) => ((ctx.ext.bflags = ((ctx.ext.bflags as number) ?? 0) | (1 << f)), 1)),
   fn('resetbflag', [I, { kind: 'int', optional: true }], (ctx, f: number) => ((ctx.ext.bflags = ((ctx.ext.bflags as number) ?? 0) & ~(1 << f)), 1)),
   fn('isbflagset', [I, { kind: 'int', optional: true }], (ctx, f: number) => (((ctx.ext.bflags as number) ?? 0) & (1 << f) ? 1 : -1)),
-  // TCP: do not open a new connection for the reply / the forward (Kamailio core)
-  fn('set_reply_no_connect', [], (ctx) => ((ctx.ext.replyNoConnect = true), 1)),
-  fn('set_forward_no_connect', [], (ctx) => ((ctx.ext.forwardNoConnect = true), 1)),
+  // Kamailio core: accepted, no effect yet: a reply over TCP takes the caller's
+  // connection, and opens a new one only when that one is gone (README)
+  fn('set_reply_no_connect', [], () => 1),
+  fn('set_forward_no_connect', [], () => 1),
   fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
