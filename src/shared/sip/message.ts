@@ -36,9 +36,11 @@ function malformed(reason: string): never {
   throw new SwitchyardError('SY_ERR_SIP_MALFORMED', reason);
 }
 
-/** end of the line starting at `i`: index of its LF, or -1 */
+/** end of the line starting at `i`: index of its LF, or -1 (a JS loop: header lines are short, a native call costs more) */
 function lineEnd(buf: Buffer, i: number): number {
-  return buf.indexOf(LF, i);
+  const n = buf.length;
+  for (; i < n; i++) if (buf[i] === LF) return i;
+  return -1;
 }
 
 export class SipMessage implements SipMsg {
@@ -155,9 +157,14 @@ export class SipMessage implements SipMsg {
       if (id !== 0 && firstById[id] === -1) firstById[id] = n;
       if (id === HDR.CONTENT_LENGTH) {
         clCount++;
-        const t = buf.toString('latin1', vs, ve);
-        if (/^\d{1,9}$/.test(t)) {
-          const v = Number(t);
+        let v = 0;
+        let ok = ve > vs && ve - vs <= 9;
+        for (let k = vs; ok && k < ve; k++) {
+          const d = buf[k]! - 48;
+          if (d < 0 || d > 9) ok = false;
+          else v = v * 10 + d;
+        }
+        if (ok) {
           if (cl >= 0 && v !== cl) clBad = true;
           cl = v;
         } else clBad = true;
@@ -406,7 +413,8 @@ export function checkSipMessage(msg: SipMessage): Rejection | null {
       if (cseq.method !== msg.method) return { code: 400, reason: 'CSeq method does not match' };
       const ruri = msg.requestUri();
       if ((ruri.scheme === 'sip' || ruri.scheme === 'sips') && ruri.headers !== '') return { code: 400, reason: 'Headers in Request-URI' };
-      msg.contacts();
+      // bindings matter to a registrar: other requests carry their Contact untouched
+      if (msg.method === 'REGISTER') msg.contacts();
       const date = msg.header('Date');
       if (date !== null && !/GMT$/.test(date.value)) return { code: 400, reason: 'Bad Date' };
     } else {

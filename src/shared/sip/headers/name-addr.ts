@@ -10,7 +10,7 @@ const TOKEN_LWS = /^[A-Za-z0-9\-.!%*_+`'~ \t]*$/;
  * and the URI may carry no '?' headers and no ',' (RFC 4475 regbadct).
  */
 export function parseNameAddr(raw: string): NameAddr {
-  const text = raw.replace(/\r?\n[ \t]+/g, ' ').trim();
+  const text = (raw.includes('\n') ? raw.replace(/\r?\n[ \t]+/g, ' ') : raw).trim();
   let display = '';
   let uri: string;
   let rest: string;

@@ -13,7 +13,7 @@ export function parseVias(text: string, base: number, line: Span): Via[] {
   const shared = parts.length > 1;
   return parts.map(([s, e]) => {
     const v = text.slice(s, e);
-    const m = VIA_RE.exec(v.replace(/\r?\n[ \t]+/g, ' '));
+    const m = VIA_RE.exec(v.includes('\n') ? v.replace(/\r?\n[ \t]+/g, ' ') : v);
     if (!m) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad Via "${v.slice(0, 60)}"`);
     const params = parseParams(m[4]!);
     const rp = params.map.get('rport');
