@@ -63,7 +63,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
-    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, logLevel: log.threshold },
+    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, logLevel: log.threshold, wakeDelayMs: core.ipcWakeDelay },
     counters,
     {
       send(proto, ip, port, connId, socketIdx, bytes) {

@@ -61,7 +61,7 @@ export class Supervisor {
     for (let i = 0; i < base.workers; i++) {
       const inRing = createRing(RING_BYTES);
       const outRing = createRing(RING_BYTES);
-      this.writers.push(new RingWriter(inRing));
+      this.writers.push(new RingWriter(inRing, base.wakeDelayMs));
       this.#slots.push({ role: 'sip', index: i, row: FIRST_WORKER_ROW + i, inRing, outRing, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
     }
     this.#slots.push({ role: 'dispatcher', index: 0, row: ROW_DISPATCHER, inRing: null, outRing: null, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });

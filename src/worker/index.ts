@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
   const layout = counterLayout();
   const counters = new Counters(layout, init.countersSab, init.row);
-  const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!), counters);
+  const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
   svc.script = script;
   const receiver = new Receiver(svc, counters);
   installAsync(svc, receiver, counters);

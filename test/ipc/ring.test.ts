@@ -92,3 +92,29 @@ test('a consumer thread parked in waitAsync wakes for records written by another
   await worker.terminate();
   assert.deepEqual(got, Array.from({ length: 1000 }, (_, i) => i));
 });
+
+test('with a wake delay, a parked consumer still gets every record, after the delay', async () => {
+  const ring = createRing(1 << 16);
+  const w = new RingWriter(ring, 5);
+  const r = new RingReader(ring);
+  const got: number[] = [];
+  const done = new Promise<void>((resolve) => {
+    r.start((_data, view, off) => {
+      got.push(view.getUint32(off, true));
+      if (got.length === 100) resolve();
+    }, 1000);
+  });
+  const counting = setInterval(() => {}, 1000); // keeps the loop alive while the reader is parked
+  await new Promise((res) => setTimeout(res, 10)); // the reader parks
+  const t0 = Date.now();
+  for (let i = 0; i < 100; i++) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, i, true);
+    assert.ok(w.write(b));
+  }
+  await done;
+  clearInterval(counting);
+  r.close();
+  assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i));
+  assert.ok(Date.now() - t0 >= 4, 'woken after the delay, not at once');
+});

@@ -17,6 +17,8 @@ export interface ThreadInit {
   /** counters row of this thread */
   readonly row: number;
   readonly logLevel: number;
+  /** core param ipc_wake_delay (ms): see RingWriter */
+  readonly wakeDelayMs: number;
   /** SIP workers: master → worker and worker → master rings */
   readonly inRing: RingBuffers | null;
   readonly outRing: RingBuffers | null;

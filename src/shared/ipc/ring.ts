@@ -51,6 +51,18 @@ abstract class RingEnd {
 
 export class RingWriter extends RingEnd {
   /**
+   * With a delay, the consumer is woken that many ms after the first record
+   * of a burst instead of at the end of the event-loop turn: fewer wake-ups
+   * (less CPU per message at moderate rates) for that much latency.
+   */
+  readonly #wakeDelayMs: number;
+
+  constructor(ring: RingBuffers, wakeDelayMs = 0) {
+    super(ring);
+    this.#wakeDelayMs = wakeDelayMs;
+  }
+
+  /**
    * Reserve room for a payload of `size` bytes; returns the payload offset in
    * `bytes`, or -1 when the ring is full. Call `commit()` after filling it.
    */
@@ -98,7 +110,8 @@ export class RingWriter extends RingEnd {
     Atomics.add(this.ctl, kSeq, 1);
     if (!this.#wakeScheduled) {
       this.#wakeScheduled = true;
-      setImmediate(this.#wake);
+      if (this.#wakeDelayMs > 0) setTimeout(this.#wake, this.#wakeDelayMs);
+      else setImmediate(this.#wake);
     }
   }
 

@@ -32,6 +32,8 @@ export interface CoreParams {
   port: number | null;
   mpath: string;
   tcpConnectionLifetime: number | null;
+  /** ms to wait before waking another thread for a burst of messages (0: end of the event-loop turn) */
+  ipcWakeDelay: number;
   /** accepted for compatibility, no effect here */
   ignored: string[];
 }
@@ -107,6 +109,7 @@ const CORE: Record<string, Setter> = {
   mpath: (c, v) => void (c.mpath = String(v)),
   loadpath: (c, v) => void (c.mpath = String(v)),
   tcp_connection_lifetime: intParam((c, n) => (c.tcpConnectionLifetime = n)),
+  ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
 };
 CORE.log_level = CORE.debug!;
 
@@ -157,7 +160,7 @@ function levenshtein(a: string, b: string): number {
 }
 
 function coreParams(prog: Program, errors: CfgError[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[g.name];
     if (set) set(core, g.value, g.pos, errors);
