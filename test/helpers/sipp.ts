@@ -33,6 +33,8 @@ export interface UacResult {
   stderr: string;
   /** response times in ms, when asked for */
   rtts: number[];
+  /** sipp's error log (-trace_err), for assertion messages */
+  errors: string;
 }
 
 function readRtts(dir: string): number[] {
@@ -64,7 +66,7 @@ export function runUac(o: UacOptions): Promise<UacResult> {
   const args = [
     o.target, ...scen, '-t', o.transport ?? 'u1', '-i', '127.0.0.1', '-p', String(o.localPort),
     '-r', String(o.rate), '-m', String(o.calls), '-nostdin', '-trace_stat', '-stf', join(dir, 'stat.csv'), '-fd', '1',
-    '-timeout', `${Math.ceil((o.timeoutMs ?? 60_000) / 1000)}s`, '-timeout_error', ...(o.rtt ? ['-trace_rtt', '-rtt_freq', '1'] : []), ...(o.extra ?? []),
+    '-timeout', `${Math.ceil((o.timeoutMs ?? 60_000) / 1000)}s`, '-timeout_error', '-trace_err', ...(o.rtt ? ['-trace_rtt', '-rtt_freq', '1'] : []), ...(o.extra ?? []),
   ];
   return new Promise((resolve) => {
     const p = spawn(SIPP, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -75,7 +77,9 @@ export function runUac(o: UacOptions): Promise<UacResult> {
     const kill = setTimeout(() => p.kill('SIGKILL'), (o.timeoutMs ?? 60_000) + 5000);
     p.on('exit', (exitCode) => {
       clearTimeout(kill);
-      resolve({ exitCode, ...readStats(dir), stdout, stderr, rtts: o.rtt ? readRtts(dir) : [] });
+      const errFile = readdirSync(dir).find((f) => f.endsWith('_errors.log'));
+      const errors = errFile ? readFileSync(join(dir, errFile), 'utf8').slice(-4000) : '';
+      resolve({ exitCode, ...readStats(dir), stdout, stderr, rtts: o.rtt ? readRtts(dir) : [], errors });
     });
   });
 }
