@@ -182,3 +182,10 @@ test('uri==myself, from_uri, is_method, flags, append/remove/is_present_hf', () 
 test('a runtime error carries its script position', () => {
   assert.throws(() => run(`request_route {\n  $var(z) = 0;\n  $var(x) = 1 / $var(z);\n}`), /t\.cfg:3:3: division by zero/);
 });
+
+test('$time(name), $time(format) and $timef', () => {
+  const r = run(`request_route { xlog("$time(year) $(time(mon){s.int}) $time(%Y-%m-%d) $timef(%Y)"); }`);
+  const d = new Date();
+  const ymd = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  assert.deepEqual(r.logs, [`${d.getFullYear()} ${d.getMonth() + 1} ${ymd} ${d.getFullYear()}`]);
+});

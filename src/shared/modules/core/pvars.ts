@@ -54,6 +54,49 @@ function displayAsWritten(c: ScriptContext, header: string, na: NameAddr | null)
   return c.msg.header(header)?.value.trimStart().startsWith('"') ? `"${na.display.replace(/(["\\])/g, '\\$1')}"` : na.display;
 }
 
+/** Kamailio $time(name), local time; OpenSIPS-style $time(format) when the name has a '%' */
+function timePart(what: string | undefined): Value {
+  const d = new Date();
+  if (what === undefined) return Math.floor(d.getTime() / 1000);
+  if (what.includes('%')) return strftime(what, d);
+  switch (what) {
+    case 'sec': return d.getSeconds();
+    case 'min': return d.getMinutes();
+    case 'hour': return d.getHours();
+    case 'mday': return d.getDate();
+    case 'mon': return d.getMonth() + 1;
+    case 'year': return d.getFullYear();
+    case 'wday': return d.getDay() + 1;
+    case 'yday': return Math.floor((d.getTime() - new Date(d.getFullYear(), 0, 1).getTime()) / 86_400_000) + 1;
+    case 'isdst': return 0;
+    default: return null;
+  }
+}
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+
+/** the strftime conversions scripts use in $time(fmt)/$timef(fmt) */
+function strftime(fmt: string, d: Date): string {
+  return fmt.replace(/%([a-zA-Z%])/g, (_m, c: string) => {
+    switch (c) {
+      case 'Y': return String(d.getFullYear());
+      case 'y': return pad(d.getFullYear() % 100);
+      case 'm': return pad(d.getMonth() + 1);
+      case 'd': return pad(d.getDate());
+      case 'H': return pad(d.getHours());
+      case 'M': return pad(d.getMinutes());
+      case 'S': return pad(d.getSeconds());
+      case 'j': return pad(Math.floor((d.getTime() - new Date(d.getFullYear(), 0, 1).getTime()) / 86_400_000) + 1, 3);
+      case 's': return String(Math.floor(d.getTime() / 1000));
+      case 'F': return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+      case 'T': return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      case 'c': return d.toString();
+      case '%': return '%';
+      default: return '%' + c;
+    }
+  });
+}
+
 function avp(): PvarSpec {
   return {
     name: 'avp',
@@ -126,6 +169,8 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('TS', () => startedAt),
   p('Tf', () => new Date().toString()),
   p('pp', () => process.pid),
+  p('time', (_c, what) => timePart(what), undefined, 'optional'),
+  p('timef', (_c, fmt) => strftime(fmt ?? '%c', new Date()), undefined, 'optional'),
   p('RAi', (c) => c.rcv.dstIp),
   p('RAp', (c) => c.rcv.dstPort),
   p('bf', (c) => c.flags),

@@ -37,7 +37,24 @@ const functions: FunctionSpec[] = [
   { name: 't_check_status', args: [{ kind: 'regex' }], fn: (ctx, re: RegExp) => (re.test(String(tm(ctx).replyCode(ctx))) ? 1 : -1) },
 ];
 
+/** $T(name): Kamailio's tm pseudo-variable, for what this tm keeps */
+function tPvar(ctx: ScriptContext, name: string | undefined): number | null {
+  const t = ctx.svc.tm;
+  if (t === null) return null;
+  switch (name) {
+    case 'reply_code':
+      return t.replyCode(ctx);
+    case 'branch_index':
+      return t.branchIndex(ctx);
+    case 'reply_type':
+      return t.replyCode(ctx) >= 200 ? 1 : 0;
+    default:
+      return null;
+  }
+}
+
 const pvars: PvarSpec[] = [
+  { name: 'T', arg: 'required', get: tPvar },
   { name: 'T_reply_code', arg: 'none', get: (ctx) => ctx.svc.tm?.replyCode(ctx) ?? 0 },
   { name: 'T_branch_idx', arg: 'none', get: (ctx) => ctx.svc.tm?.branchIndex(ctx) ?? 0 },
 ];
