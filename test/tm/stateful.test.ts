@@ -5,7 +5,7 @@ import { startServer, writeCfg, type RunningServer } from '../helpers/start-serv
 import { runUac, startUas, type UasHandle } from '../helpers/sipp.js';
 
 const SIPP = fileURLToPath(new URL('../../../test/fixtures/sipp/', import.meta.url));
-const P = { uas: 26070, uasTcp: 26071, busy: 26072, silent: 26073, ring: 26074 };
+const P = { uas: 26070, uasTcp: 26071, busy: 26072, silent: 26073, ring: 26074, fork: 26075 };
 
 // record_route + t_relay, loose_route for in-dialog requests; the R-URI user picks the callee
 const CFG = `#!KAMAILIO
@@ -19,7 +19,9 @@ request_route {
     if (!mf_process_maxfwd_header(10)) { sl_send_reply(483, "Too Many Hops"); exit; }
     if (has_totag()) {
         # sipp's built-in scenarios ignore Record-Route: no Route means "the main callee"
-        if (!loose_route()) { route(MAIN); }
+        if (!loose_route()) {
+            if ($rU == "fork") { $du = "sip:127.0.0.1:${P.fork}"; } else { route(MAIN); }
+        }
         t_relay();
         exit;
     }
@@ -28,6 +30,7 @@ request_route {
         case "busy": $du = "sip:127.0.0.1:${P.busy}"; t_on_failure("NEXT"); break;
         case "silent": $du = "sip:127.0.0.1:${P.silent}"; break;
         case "ring": $du = "sip:127.0.0.1:${P.ring}"; break;
+        case "fork": $du = "sip:127.0.0.1:${P.busy}"; append_branch("sip:fork@127.0.0.1:${P.fork}"); break;
         default: route(MAIN);
     }
     if (!t_relay()) { sl_reply_error(); }
@@ -52,6 +55,7 @@ before(async () => {
   uas.push(await startUas({ port: P.busy, scenario: SIPP + 'uas-486.xml' }));
   uas.push(await startUas({ port: P.silent, scenario: SIPP + 'uas-silent.xml' }));
   uas.push(await startUas({ port: P.ring, scenario: SIPP + 'uas-ring-cancel.xml' }));
+  uas.push(await startUas({ port: P.fork, scenario: SIPP + 'uas-tolerant.xml' }));
 });
 after(async () => {
   for (const u of uas) await u.stop();
@@ -106,4 +110,14 @@ test('a callee that rings and never answers: 408 after fr_inv_timer, and the bra
   assert.equal(r.successful, 3);
   // fr_inv_timer (5 s) runs from the 180, not fr_timer (1.5 s)
   assert.ok(Date.now() - t0 >= 5000, `took ${Date.now() - t0} ms`);
+});
+
+test('parallel forking: append_branch() adds a branch; one callee is busy, the other answers: the call succeeds', { timeout: 30_000 }, async () => {
+  const before = (await server.rpc('stats.get_statistics', ['tm:UAC_transactions'])).result['tm:UAC_transactions'];
+  const r = await runUac({ target: server.udp[0]!, calls: 10, rate: 10, localPort: 26068, timeoutMs: 20_000, extra: ['-s', 'fork'] });
+  assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+  assert.equal(r.successful, 10);
+  const after = (await server.rpc('stats.get_statistics', ['tm:UAC_transactions'])).result['tm:UAC_transactions'];
+  // two branches per INVITE, one per BYE
+  assert.equal(after - before, 30);
 });

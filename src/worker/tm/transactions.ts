@@ -266,15 +266,28 @@ export class Transactions implements TransactionApi {
     return key !== null && this.#server.has(key);
   }
 
+  /**
+   * t_relay: one branch to `uri`, or to $du/the R-URI plus one per
+   * append_branch() (parallel forking; the appended set is used up, as in Kamailio).
+   */
   relay(ctx: ScriptContext, uri?: string): number {
     const msg = ctx.msg;
     if (msg.method === 'ACK') return this.#svc.forward(ctx, uri);
     const s = this.#serverTx(ctx);
-    if (s === null) return -1;
-    if (s.cancelled) return -1;
-    const target = uriTarget(uri ?? ctx.du ?? ctx.ruri ?? msg.ruri);
+    if (s === null || s.cancelled) return -1;
+    if (uri !== undefined) return this.#branch(ctx, s, ctx.ruri, uri);
+    const appended = (ctx.ext.branches as string[] | undefined) ?? [];
+    ctx.ext.branches = [];
+    let sent = this.#branch(ctx, s, ctx.ruri, ctx.du ?? ctx.ruri ?? msg.ruri);
+    for (const b of appended) sent = Math.max(sent, this.#branch(ctx, s, b, b));
+    return sent;
+  }
+
+  #branch(ctx: ScriptContext, s: ServerTx, ruri: string | null, to: string): number {
+    const msg = ctx.msg;
+    const target = uriTarget(to);
     if (target === null) {
-      this.#svc.log.err(`t_relay(): cannot send to "${uri ?? ctx.du ?? ctx.ruri ?? msg.ruri}" (an IP address is needed)`);
+      this.#svc.log.err(`t_relay(): cannot send to "${to}" (an IP address is needed)`);
       return -1;
     }
     const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx);
@@ -282,11 +295,10 @@ export class Transactions implements TransactionApi {
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
     const via = `SIP/2.0/${target.proto.toUpperCase()} ${sock.advertise ?? hostPort(sock.ip, sock.port)};branch=${branch}`;
     const edits = (ctx.edits as MessageEdits).fork();
-    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ctx.ruri });
+    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ruri });
     const bytes = applyEdits(msg, edits);
     const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();
-    const invite = s.invite;
     let routes: string[] = [];
     try {
       routes = msg.headersNamed('Route').map((h) => h.value);
@@ -299,12 +311,12 @@ export class Transactions implements TransactionApi {
       server: s,
       dest,
       bytes,
-      invite,
+      invite: s.invite,
       status: 0,
       retransAt: now + T1,
       interval: T1,
       timeoutAt: now + s.frNonInvite,
-      cancelBase: { ruri: ctx.ruri ?? msg.ruri, via, from: msg.header('From')?.value ?? '', callId: msg.callId(), cseq: msg.cseq().num, routes },
+      cancelBase: { ruri: ruri ?? msg.ruri, via, from: msg.header('From')?.value ?? '', callId: msg.callId(), cseq: msg.cseq().num, routes },
       to: msg.header('To')?.value ?? '',
     };
     s.branches.push(c);

@@ -110,6 +110,12 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   // connection, and opens a new one only when that one is gone (README)
   fn('set_reply_no_connect', [], () => 1),
   fn('set_forward_no_connect', [], () => 1),
+  // parallel forking: t_relay() sends one branch per appended URI besides the R-URI
+  fn('append_branch', [oS], (ctx, uri?: string) => {
+    const list = (ctx.ext.branches as string[] | undefined) ?? (ctx.ext.branches = []);
+    (list as string[]).push(uri || (ctx.ruri ?? ctx.msg.ruri));
+    return 1;
+  }, REQ),
   fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
