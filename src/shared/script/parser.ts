@@ -71,20 +71,25 @@ export class Parser {
         if (!(e instanceof CfgError)) throw e;
         this.errors.push(e);
         if (this.errors.length > 50) break;
-        this.#recoverTop();
+        this.#skipStatement(false);
       }
     }
     return prog;
   }
 
-  /** skip to something that can start a top-level item */
-  #recoverTop(): void {
+  /**
+   * Error recovery: skip tokens to the end of the current statement (`;` or
+   * a balanced `{…}`). Inside a block, a `}` that closes the block is left
+   * for the caller; at top level it is consumed.
+   */
+  #skipStatement(inBlock: boolean): void {
     let depth = 0;
     for (;;) {
       try {
         if (this.#is(T.eof)) return;
         if (this.#is(T.braceL)) depth++;
         else if (this.#is(T.braceR)) {
+          if (depth === 0 && inBlock) return;
           depth--;
           if (depth <= 0) {
             this.#next();
@@ -243,38 +248,11 @@ export class Parser {
       } catch (e) {
         if (!(e instanceof CfgError)) throw e;
         this.errors.push(e);
-        this.#recoverStatement();
+        this.#skipStatement(true);
       }
     }
     this.#next();
     return body;
-  }
-
-  #recoverStatement(): void {
-    let depth = 0;
-    for (;;) {
-      try {
-        if (this.#is(T.eof)) return;
-        if (this.#is(T.braceL)) depth++;
-        if (this.#is(T.braceR)) {
-          if (depth === 0) return;
-          depth--;
-          if (depth === 0) {
-            this.#next();
-            return;
-          }
-        }
-        if (depth === 0 && this.#is(T.semi)) {
-          this.#next();
-          return;
-        }
-        this.#next();
-      } catch (e) {
-        if (!(e instanceof CfgError)) throw e;
-        this.#lx.pos++;
-        this.#tok = this.#lx.next();
-      }
-    }
   }
 
   #parseStatement(): Stmt | null {
