@@ -26,6 +26,8 @@ const functions: FunctionSpec[] = [
   { name: 't_reply', args: [I, S], routes: REQ, fn: (ctx, code: number, reason: string) => tm(ctx).reply(ctx, code, reason) },
   { name: 't_send_reply', args: [I, S], routes: REQ, fn: (ctx, code: number, reason: string) => tm(ctx).reply(ctx, code, reason) },
   { name: 't_check_trans', args: [], fn: (ctx) => (tm(ctx).exists(ctx) ? 1 : -1) },
+  // retransmissions are absorbed before the script runs, so this sees only transactions already created
+  { name: 't_precheck_trans', args: [], fn: (ctx) => (tm(ctx).exists(ctx) ? 1 : -1) },
   { name: 't_on_failure', args: [R], routes: REQ, fn: (ctx, r: string) => tm(ctx).setRoute(ctx, 'failure', r) },
   { name: 't_on_reply', args: [R], routes: REQ, fn: (ctx, r: string) => tm(ctx).setRoute(ctx, 'onreply', r) },
   { name: 't_on_branch', args: [R], routes: REQ, fn: (ctx, r: string) => tm(ctx).setRoute(ctx, 'branch', r) },
@@ -69,6 +71,8 @@ export const tmModule: ModuleExports = {
     { name: 'wt_timer', type: 'int', default: 5000 },
     { name: 'restart_fr_on_each_reply', type: 'int', default: 1 },
     { name: 'auto_inv_100', type: 'int', default: 1 },
+    // accepted so that Kamailio scripts load; the failure route sees the best reply either way
+    { name: 'failure_reply_mode', type: 'int', default: 0 },
   ],
   functions,
   pvars,
