@@ -9,6 +9,7 @@
  * Markdown under bench/results/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -49,8 +50,16 @@ const { values } = parseArgs({
 const scenario = values.scenario!;
 const children = Number(values.children);
 const quick = values.quick!;
-const fixedRate = Number(values.rate);
-const STEPS = quick ? [2000, 4000] : [1000, 2000, 3000, 4000, 5000, 6000, 8000];
+/** a scenario may set its rates and ask for a local HTTP API (bench.json) */
+interface ScenarioSettings {
+  rate?: number;
+  steps?: number[];
+  api?: { port: number; delayMs: number };
+}
+const SETTINGS_FILE = `${ROOT}bench/scenarios/${scenario}/bench.json`;
+const settings: ScenarioSettings = existsSync(SETTINGS_FILE) ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings) : {};
+const fixedRate = settings.rate ?? Number(values.rate);
+const STEPS = quick ? (settings.steps ?? [2000, 4000]).slice(0, 2) : (settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000]);
 const STEP_SECONDS = quick ? 3 : 5;
 
 function percentile(xs: number[], p: number): number {
@@ -125,7 +134,7 @@ async function benchServer(server: string, start: () => Promise<ChildProcess>): 
   let port = 6100;
   try {
     // warm-up (JIT, connection tables), not reported
-    await runUac({ target: PROXY, calls: 500, rate: 500, localPort: port++, timeoutMs: 20_000 });
+    await runUac({ target: PROXY, calls: Math.min(500, fixedRate * 3), rate: Math.min(500, fixedRate), localPort: port++, timeoutMs: 20_000 });
     runs.push(await measure(server, proc.pid!, fixedRate, fixedRate * (quick ? 3 : 8), 'fixed', port++));
     for (const rate of STEPS) {
       const r = await measure(server, proc.pid!, rate, rate * STEP_SECONDS, 'step', port++);
@@ -172,9 +181,19 @@ function table(runs: Run[]): string {
   return lines.join('\n');
 }
 
+/** the call-control API of s3: answers every POST with {"code":200} after `delayMs` */
+function startApi(port: number, delayMs: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"code":200}'), delayMs));
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
+
 async function main(): Promise<void> {
   const dir = `${ROOT}bench/scenarios/${scenario}/`;
   if (!existsSync(dir)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
+  const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
   const runs: Run[] = [];
   runs.push(
     ...(await benchServer('switchyard', () =>
@@ -188,6 +207,8 @@ async function main(): Promise<void> {
     runs.push(...(await benchServer('kamailio', () => startProcess(KAMAILIO, ['-f', tmp, '-DD', '-E', '-m', '256', '-M', '16', '-x', 'tlsf', '-w', '/tmp'], null))));
   } else console.log('kamailio not installed: switchyard only (apt-get install kamailio)');
 
+  api?.closeAllConnections();
+  api?.close();
   const meta = { date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? '?', cores: cpus().length, kernel: release(), scenario, children, fixedRate };
   const md = `# ${scenario} — ${meta.date}\n\nnode ${meta.node}, ${meta.cpu} × ${meta.cores}, linux ${meta.kernel}\n\n${table(runs)}\n`;
   console.log('\n' + md);
