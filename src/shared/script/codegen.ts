@@ -29,6 +29,13 @@ export interface RouteTable {
 }
 
 const MAX_ROUTE_DEPTH = 100;
+const ASYNC_TIMEOUT_RC = -3;
+/** names the generated code may not bind: JavaScript's reserved words and its own locals */
+const RESERVED = new Set(
+  `K H R ctx rc L t e w r arguments eval undefined NaN Infinity await async break case catch class const continue debugger default delete do else enum export extends
+  false finally for function if implements import in instanceof interface let new null package private protected public return static super switch this throw
+  true try typeof var void while with yield`.split(/\s+/),
+);
 const XLOG_LIKE = new Set(['xlog', 'xdbg', 'xinfo', 'xnotice', 'xwarn', 'xerr', 'log']);
 
 const KIND_MASK: Record<RouteDecl['kind'], number> = {
@@ -46,6 +53,18 @@ const KIND_MASK: Record<RouteDecl['kind'], number> = {
 
 function routeKey(r: { kind: RouteDecl['kind']; name: string }): string {
   return r.name === '' ? r.kind : `${r.kind}:${r.name}`;
+}
+
+function enter(ctx: ScriptContext): void {
+  const d = ((ctx.ext.routeDepth as number | undefined) ?? 0) + 1;
+  if (d > MAX_ROUTE_DEPTH) throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `route() calls nested deeper than ${MAX_ROUTE_DEPTH}`);
+  ctx.ext.routeDepth = d;
+}
+
+/** a JavaScript identifier made of a hint ("xlog", "$hdr(Via)") for the generated code */
+function ident(hint: string): string {
+  const id = hint.replace(/^\$/, '').replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+  return id === '' ? 'v' : id;
 }
 
 /** helpers visible to generated code as `H` */
@@ -72,13 +91,22 @@ const H = {
     if (rc === 0) ctx.exit = true;
     return rc > 0;
   },
-  enter(ctx: ScriptContext): void {
-    const d = ((ctx.ext.routeDepth as number | undefined) ?? 0) + 1;
-    if (d > MAX_ROUTE_DEPTH) throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `route() calls nested deeper than ${MAX_ROUTE_DEPTH}`);
-    ctx.ext.routeDepth = d;
+  /** route(X) of a synchronous route, bounded in depth (recursion ends in an error, not a stack overflow) */
+  route(ctx: ScriptContext, fn: (ctx: ScriptContext) => number): number {
+    enter(ctx);
+    try {
+      return fn(ctx);
+    } finally {
+      (ctx.ext.routeDepth as number)--;
+    }
   },
-  leave(ctx: ScriptContext): void {
-    ctx.ext.routeDepth = ((ctx.ext.routeDepth as number) ?? 1) - 1;
+  async routeAsync(ctx: ScriptContext, fn: RouteFn): Promise<number> {
+    enter(ctx);
+    try {
+      return await fn(ctx);
+    } finally {
+      (ctx.ext.routeDepth as number)--;
+    }
   },
   caseIndex(d: Value, cases: Value[]): number {
     for (let i = 0; i < cases.length; i++) if (RT.eq(d, cases[i]!)) return i;
@@ -92,13 +120,23 @@ const H = {
     err.message = err.details;
     throw err;
   },
-  async(ctx: ScriptContext, work: () => number | Promise<number>, resume: RouteFn | null): number {
+  /**
+   * async(f, resume[, timeout]): with a timeout (seconds), the resume route
+   * runs when it expires with $rc = -3 (rest_client's timeout code); a late
+   * result of f is then ignored.
+   */
+  async(ctx: ScriptContext, work: () => number | Promise<number>, resume: RouteFn | null, timeoutSec = 0): number {
     let p: Promise<number>;
     try {
       const r = work();
       p = typeof r === 'number' ? Promise.resolve(r) : r;
     } catch (e) {
       p = Promise.reject(e);
+    }
+    if (timeoutSec > 0) {
+      let timer: NodeJS.Timeout;
+      const expiry = new Promise<number>((resolve) => (timer = setTimeout(resolve, timeoutSec * 1000, ASYNC_TIMEOUT_RC)));
+      p = Promise.race([p.finally(() => clearTimeout(timer)), expiry]);
     }
     ctx.svc.suspend(ctx, p, resume);
     ctx.exit = true;
@@ -114,6 +152,13 @@ export interface CodegenInput {
 export class Codegen {
   readonly errors: CfgError[] = [];
   readonly #K: unknown[] = [];
+  /** constants the generated code names: value → identifier (one binding per value) */
+  readonly #bound = new Map<unknown, string>();
+  readonly #names = new Set<string>();
+  /** route key → name of its generated function */
+  readonly #routeFns = new Map<string, string>();
+  /** switch/while nesting, for `break` */
+  #breakable = 0;
   readonly #fns = new Map<string, FunctionSpec>();
   readonly #pvars = new Map<string, PvarSpec>();
   readonly #trans = new Map<string, TransformationSpec>();
@@ -142,9 +187,21 @@ export class Codegen {
     this.errors.push(new CfgError(code, pos, msg));
   }
 
-  #k(v: unknown): string {
+  /** a compile-time value the generated code uses, under a readable name */
+  #k(v: unknown, hint: string): string {
+    const have = this.#bound.get(v);
+    if (have !== undefined) return have;
+    const name = this.#uniqueName(ident(hint));
     this.#K.push(v);
-    return `K[${this.#K.length - 1}]`;
+    this.#bound.set(v, name);
+    return name;
+  }
+
+  #uniqueName(base: string): string {
+    let name = base;
+    for (let i = 2; this.#names.has(name) || RESERVED.has(name); i++) name = `${base}_${i}`;
+    this.#names.add(name);
+    return name;
   }
 
   /** which routes may await: fixpoint over route() calls */
@@ -192,26 +249,34 @@ export class Codegen {
 
   generate(): { js: string; build: () => RouteTable } {
     this.#findAsync();
-    const parts: string[] = ['"use strict";', 'const R = new Map();'];
+    // route functions are declarations: route(X) calls them by name
+    for (const [key, r] of this.#routes) {
+      const kind = r.kind === 'route' ? 'route' : `${r.kind}_route`;
+      this.#routeFns.set(key, this.#uniqueName(r.name === '' ? kind : `${kind}_${ident(r.name)}`));
+    }
+    const routes: string[] = [];
     for (const [key, r] of this.#routes) {
       this.#kind = r.kind;
       this.#isAsync = this.#async.has(key);
       this.#positions = [];
-      const body = this.#block(r.body, '  ');
-      const posConst = this.#k(this.#positions);
-      const fname = key.replace(/[^\w]/g, '_');
-      parts.push(
-        `R.set(${JSON.stringify(key)}, ${this.#isAsync ? 'async ' : ''}function ${fname}(ctx) {`,
-        `  let rc = 1, L = 0;`,
+      this.#breakable = 0;
+      const body = this.#block(r.body, '    ');
+      const fname = this.#routeFns.get(key)!;
+      const posConst = this.#k(this.#positions, `${fname}_lines`);
+      routes.push(
+        `// ${r.pos.file}:${r.pos.line}`,
+        `${this.#isAsync ? 'async ' : ''}function ${fname}(ctx) {`,
+        `  let L = 0${this.#isAsync ? ', t' : ''};`,
         `  try {`,
         body,
         `  } catch (e) { H.at(e, ${posConst}[L]); }`,
         `  return 1;`,
-        `});`,
+        `}`,
       );
     }
-    parts.push('return R;');
-    const js = parts.join('\n');
+    const consts = [...this.#bound.values()].map((name, i) => `const ${name} = K[${i}];`);
+    const table = [...this.#routeFns].map(([key, fname]) => `R.set(${JSON.stringify(key)}, ${fname});`);
+    const js = ['"use strict";', ...consts, '', ...routes, '', 'const R = new Map();', ...table, 'return R;'].join('\n');
     const K = this.#K;
     const build = (): RouteTable => {
       const R = new Function('K', 'H', js)(K, H) as Map<string, RouteFn>;
@@ -238,11 +303,6 @@ export class Codegen {
         else if (kind === 'event') table.event.set(name, fn);
         else if (kind === 'timer') table.timer.push({ name, interval: this.#routes.get(key)!.interval, fn });
       }
-      // K holds route functions for route(X) calls: resolved now that R exists
-      for (let i = 0; i < K.length; i++) {
-        const v = K[i];
-        if (v && typeof v === 'object' && (v as { routeRef?: string }).routeRef !== undefined) K[i] = R.get((v as { routeRef: string }).routeRef) ?? null;
-      }
       return table;
     };
     return { js, build };
@@ -258,32 +318,47 @@ export class Codegen {
   }
 
   #stmt(s: Stmt, ind: string): string {
+    // only a function call can end the script from inside an expression (a 0 return, async())
     const EXIT = `if (ctx.exit) return 0;`;
+    const exitAfter = (node: unknown): string => (hasCall(node) ? `\n${ind}${EXIT}` : '');
     switch (s.type) {
       case 'Block':
         return `${ind}{\n${this.#block(s.body, ind + '  ')}\n${ind}}`;
       case 'If': {
         const test = this.#cond(s.test);
-        let out = `${ind}${this.#stmtPos(s.pos)}\n${ind}if (${test}) {\n${ind}  ${EXIT}\n${this.#stmt(s.then, ind + '  ')}\n${ind}}`;
-        if (s.else) out += ` else {\n${ind}  ${EXIT}\n${this.#stmt(s.else, ind + '  ')}\n${ind}}`;
-        return out + `\n${ind}${EXIT}`;
+        const inTest = hasCall(s.test) ? `${ind}  ${EXIT}\n` : '';
+        let out = `${ind}${this.#stmtPos(s.pos)}\n${ind}if (${test}) {\n${inTest}${this.#stmt(s.then, ind + '  ')}\n${ind}}`;
+        if (s.else) out += ` else {\n${inTest}${this.#stmt(s.else, ind + '  ')}\n${ind}}`;
+        return out + exitAfter(s.test);
       }
-      case 'While':
+      case 'While': {
         // Kamailio's max_while_loops: a runaway loop stops, it does not hang the worker
-        return `${ind}${this.#stmtPos(s.pos)}\n${ind}for (let w = 0; ${this.#cond(s.test)}; ) {\n${ind}  ${EXIT}\n${ind}  if (++w > 100000) { ctx.svc.log.warn(${JSON.stringify(`${s.pos.file}:${s.pos.line}: while loop stopped after 100000 iterations`)}); break; }\n${this.#stmt(s.body, ind + '  ')}\n${ind}}\n${ind}${EXIT}`;
+        const inTest = hasCall(s.test) ? `${ind}  ${EXIT}\n` : '';
+        const at = this.#stmtPos(s.pos);
+        this.#breakable++;
+        const body = this.#stmt(s.body, ind + '  ');
+        this.#breakable--;
+        return `${ind}${at}\n${ind}for (let w = 0; ${this.#cond(s.test)}; ) {\n${inTest}${ind}  if (++w > 100000) { ctx.svc.log.warn(${JSON.stringify(`${s.pos.file}:${s.pos.line}: while loop stopped after 100000 iterations`)}); break; }\n${body}\n${ind}}${exitAfter(s.test)}`;
+      }
       case 'Switch': {
-        const cases = s.cases.map((c) => (c.test ? this.#expr(c.test) : 'undefined'));
+        const at = this.#stmtPos(s.pos);
+        const tests = s.cases.flatMap((c) => (c.test ? [c.test] : []));
+        // constant case labels are one array bound at compile time
+        const labels = tests.every((c) => c.type === 'Literal') ? this.#k(tests.map((c) => (c as { value: Value }).value), 'cases') : `[${tests.map((c) => this.#expr(c)).join(', ')}]`;
         const hasDefault = s.cases.some((c) => c.test === null);
-        let out = `${ind}${this.#stmtPos(s.pos)}\n${ind}switch (H.caseIndex(${this.#expr(s.disc)}, [${cases.filter((_, i) => s.cases[i]!.test !== null).join(', ')}])) {\n`;
+        let out = `${ind}${at}\n${ind}switch (H.caseIndex(${this.#expr(s.disc)}, ${labels})) {\n`;
         let idx = 0;
+        this.#breakable++;
         for (const c of s.cases) {
           out += c.test === null ? `${ind}  default:\n` : `${ind}  case ${idx++}:\n`;
           out += this.#block(c.body, ind + '    ') + '\n';
         }
+        this.#breakable--;
         if (!hasDefault) out += `${ind}  default:\n`;
-        return out + `${ind}}\n${ind}${EXIT}`;
+        return out + `${ind}}${exitAfter([s.disc, tests])}`;
       }
       case 'Break':
+        if (this.#breakable === 0) this.#err('SY_ERR_CFG_SYNTAX', s.pos, '"break" outside switch or while');
         return `${ind}break;`;
       case 'Return': {
         const v = s.arg ? `H.int(${this.#expr(s.arg)})` : '1';
@@ -295,10 +370,10 @@ export class Codegen {
       case 'Drop':
         return `${ind}ctx.dropped = true; ctx.exit = true; return 0;`;
       case 'Assign':
-        return `${ind}${this.#stmtPos(s.pos)}\n${ind}${this.#assign(s)}\n${ind}${EXIT}`;
+        return `${ind}${this.#stmtPos(s.pos)}\n${ind}${this.#assign(s)}${exitAfter(s.value)}`;
       case 'ExprStmt': {
         const e = s.expr;
-        if (e.type === 'Call') return `${ind}${this.#stmtPos(s.pos)}\n${ind}${this.#callStmt(e)}\n${ind}${EXIT}`;
+        if (e.type === 'Call') return `${ind}${this.#stmtPos(s.pos)}\n${ind}${this.#callStmt(e)}`;
         this.#err('SY_ERR_CFG_SYNTAX', s.pos, 'expected a statement (a call, an assignment, if, switch, while …)');
         return '';
       }
@@ -317,20 +392,21 @@ export class Codegen {
       this.#err('SY_ERR_CFG_BAD_VALUE', target.pos, `"${target.text}" cannot be assigned`);
       return '';
     }
-    const setter = this.#k((ctx: ScriptContext, v: Value) => spec.set!(ctx, v, syn.arg));
+    const pv = this.#k(spec, `pv_${spec.name}`);
+    const arg = syn.arg === undefined ? '' : `, ${JSON.stringify(syn.arg)}`;
     const value = this.#expr(s.value);
-    if (s.op === '+=') return `${setter}(ctx, H.add(${this.#pvarGet(target)}, ${value}));`;
+    if (s.op === '+=') return `${pv}.set(ctx, H.add(${this.#pvarGet(target)}, ${value})${arg});`;
     if (s.op === ':=' && syn.name === 'avp') {
       // := replaces every value of the avp (OpenSIPS)
-      return `${setter}(ctx, null); ${setter}(ctx, ${value});`;
+      return `${pv}.set(ctx, null${arg}); ${pv}.set(ctx, ${value}${arg});`;
     }
-    return `${setter}(ctx, ${value});`;
+    return `${pv}.set(ctx, ${value}${arg});`;
   }
 
   #cond(e: Expr): string {
     // comparisons, calls and logic already yield booleans
     if (e.type === 'Call') return `H.rc(ctx, ${this.#callExpr(e)})`;
-    const bool = (e.type === 'Unary' && e.op === '!') || (e.type === 'Binary' && !['+', '-', '*', '/', '%', '|', '&'].includes(e.op));
+    const bool = (e.type === 'Unary' && e.op === '!') || (e.type === 'Binary' && !ARITH.has(e.op));
     return bool ? this.#expr(e) : `H.truthy(${this.#expr(e)})`;
   }
 
@@ -353,7 +429,28 @@ export class Codegen {
     }
   }
 
+  /**
+   * Constant folding: arithmetic and concatenation of literals happen once,
+   * here. A folded string is not a format string any more ("$r" + "U" stays
+   * the text "$rU", as it would at run time).
+   */
+  #fold(e: Expr): Expr {
+    if (e.type !== 'Binary' || !ARITH.has(e.op)) return e;
+    const l = this.#fold(e.left);
+    const r = this.#fold(e.right);
+    if (l.type !== 'Literal' || r.type !== 'Literal' || l.value === null || r.value === null) return l === e.left && r === e.right ? e : { ...e, left: l, right: r };
+    if ((e.op === '/' || e.op === '%') && RT.int(r.value) === 0) {
+      this.#err('SY_ERR_CFG_BAD_VALUE', e.pos, e.op === '/' ? 'division by zero' : 'modulo by zero');
+      return e;
+    }
+    const value = e.op === '+' ? RT.add(l.value, r.value) : RT.arith(e.op, l.value, r.value);
+    return { type: 'Literal', value, pos: l.pos, quoted: false };
+  }
+
   #binary(e: Expr & { type: 'Binary' }): string {
+    const folded = this.#fold(e);
+    if (folded.type === 'Literal') return JSON.stringify(folded.value);
+    if (folded !== e) return this.#binary(folded as Expr & { type: 'Binary' });
     const { op, left, right } = e;
     if (op === '&&' || op === '||') return `(${this.#cond(left)} ${op} ${this.#cond(right)})`;
     const isMyself = (x: Expr): boolean => x.type === 'Keyword' && x.name === 'myself';
@@ -380,7 +477,7 @@ export class Codegen {
         let re = r;
         if (right.type === 'Literal' && typeof right.value === 'string') {
           try {
-            re = this.#k(new RegExp(right.value, 'i'));
+            re = this.#k(new RegExp(right.value, 'i'), 're');
           } catch {
             this.#err('SY_ERR_CFG_BAD_VALUE', right.pos, `bad regular expression "${right.value}"`);
           }
@@ -479,9 +576,16 @@ export class Codegen {
     return get;
   }
 
+  /** a pvar read: `pv_ru.get(ctx)`, or a bound accessor when indexes or transformations apply */
   #pvarGet(e: { text: string; pos: SourcePos }): string {
+    const syn = parsePvarText(e.text);
+    const spec = syn ? this.#pvars.get(syn.name) : undefined;
+    if (syn && spec && syn.index === undefined && syn.trans.length === 0 && syn.name !== 'cfg_line' && !(spec.arg === 'required' && syn.arg === undefined)) {
+      return `${this.#k(spec, `pv_${spec.name}`)}.get(ctx${syn.arg === undefined ? '' : `, ${JSON.stringify(syn.arg)}`})`;
+    }
+    if (syn?.name === 'cfg_line') return String(e.pos.line);
     const acc = this.#pvarAccessor(e.text, e.pos);
-    return acc ? `${this.#k(acc)}(ctx)` : 'null';
+    return acc ? `${this.#k(acc, e.text)}(ctx)` : 'null';
   }
 
   #pvarRef(text: string, pos: SourcePos): string {
@@ -497,7 +601,7 @@ export class Codegen {
     }
     const get = this.#withIndexAndTrans(spec, syn, pos);
     const ref: PvarRef = { name: text, get, set: (ctx, v) => spec.set!(ctx, v, syn.arg) };
-    return this.#k(ref);
+    return this.#k(ref, `ref_${text}`);
   }
 
   /** "text $var(x) more": pvars expanded at run time, the rest constant */
@@ -509,10 +613,9 @@ export class Codegen {
       if (s[i] === '$' && i + 1 < s.length) {
         const end = pvarEnd(s, i);
         if (end > i + 1) {
-          const acc = this.#pvarAccessor(s.slice(i, end), pos);
           if (lit) parts.push(JSON.stringify(lit));
           lit = '';
-          parts.push(acc ? `H.${render}(${this.#k(acc)}(ctx))` : '""');
+          parts.push(`H.${render}(${this.#pvarGet({ text: s.slice(i, end), pos })})`);
           i = end;
           continue;
         }
@@ -532,7 +635,7 @@ export class Codegen {
   }
 
   #callStmt(e: Expr & { type: 'Call' }): string {
-    return `rc = ctx.rc = ${this.#callExpr(e)}; if (rc === 0) ctx.exit = true;`;
+    return `if ((ctx.rc = ${this.#callExpr(e)}) === 0 || ctx.exit) { ctx.exit = true; return 0; }`;
   }
 
   #routeCall(e: Expr & { type: 'Call' }): string {
@@ -546,10 +649,8 @@ export class Codegen {
       this.#err('SY_ERR_CFG_UNKNOWN_ROUTE', a.pos, `unknown route "${a.value}"`);
       return '1';
     }
-    const ref = this.#k({ routeRef: key });
-    const call = `(H.enter(ctx), ${ref}(ctx))`;
-    if (this.#async.has(key)) return `(await (async () => { try { return await ${call}; } finally { H.leave(ctx); } })())`;
-    return `(() => { try { return ${call}; } finally { H.leave(ctx); } })()`;
+    const fname = this.#routeFns.get(key)!;
+    return this.#async.has(key) ? `(await H.routeAsync(ctx, ${fname}))` : `H.route(ctx, ${fname})`;
   }
 
   #callExpr(e: Expr & { type: 'Call' }): string {
@@ -561,14 +662,14 @@ export class Codegen {
       return '1';
     }
     const args = this.#args(spec, e);
-    const fnRef = this.#k(spec.fn);
-    const call = `${fnRef}(ctx${args.map((a) => ', ' + a).join('')})`;
-    if (spec.mayAwait && this.#isAsync) return `(await ${call})`;
+    const call = `${this.#k(spec.fn, e.name)}(ctx${args.map((a) => ', ' + a).join('')})`;
+    // await only what did return a Promise: a cached or refused call costs no microtask
+    if (spec.mayAwait && this.#isAsync) return `(t = ${call}, typeof t === "number" ? t : await t)`;
     return call;
   }
 
   #asyncCall(e: Expr & { type: 'Call' }): string {
-    const [inner, resume] = e.args;
+    const [inner, resume, timeout] = e.args;
     if (!inner || inner.type !== 'Call' || e.args.length < 2 || e.args.length > 3) {
       this.#err('SY_ERR_CFG_ARITY', e.pos, 'async() takes a function call and a resume route: async(f(…), route)');
       return '1';
@@ -586,10 +687,10 @@ export class Codegen {
     if (resume && resume.type === 'Literal') {
       const key = `route:${resume.value}`;
       if (!this.#routes.has(key)) this.#err('SY_ERR_CFG_UNKNOWN_ROUTE', resume.pos, `unknown resume route "${resume.value}"`);
-      else resumeRef = this.#k({ routeRef: key });
+      else resumeRef = this.#routeFns.get(key)!;
     } else if (resume) this.#err('SY_ERR_CFG_BAD_VALUE', resume.pos, 'async(): the resume route must be a route name');
     const args = this.#args(spec, inner);
-    return `H.async(ctx, () => ${this.#k(spec.fn)}(ctx${args.map((a) => ', ' + a).join('')}), ${resumeRef})`;
+    return `H.async(ctx, () => ${this.#k(spec.fn, inner.name)}(ctx${args.map((a) => ', ' + a).join('')}), ${resumeRef})`;
   }
 
   #args(spec: FunctionSpec, e: Expr & { type: 'Call' }): string[] {
@@ -604,11 +705,12 @@ export class Codegen {
     return e.args.map((a, i) => this.#arg(spec.args[i]!, a, e));
   }
 
-  #arg(spec: ArgSpec, a: Expr | null, call: Expr & { type: 'Call' }): string {
-    if (a === null) {
+  #arg(spec: ArgSpec, arg: Expr | null, call: Expr & { type: 'Call' }): string {
+    if (arg === null) {
       if (!spec.optional) this.#err('SY_ERR_CFG_ARITY', call.pos, `${call.name}(): a required argument is empty`);
       return 'undefined';
     }
+    const a = this.#fold(arg);
     switch (spec.kind) {
       case 'str':
         if (a.type === 'Literal') return typeof a.value === 'string' && a.quoted ? this.#format(a.value, a.pos, XLOG_LIKE.has(call.name) ? 'fmt' : 'str') : JSON.stringify(RT.str(a.value));
@@ -644,7 +746,7 @@ export class Codegen {
       case 'regex':
         if (a.type === 'Literal') {
           try {
-            return this.#k(new RegExp(RT.str(a.value), 'i'));
+            return this.#k(new RegExp(RT.str(a.value), 'i'), 're');
           } catch {
             this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `bad regular expression "${a.value}"`);
             return 'null';
@@ -655,6 +757,17 @@ export class Codegen {
         return this.#expr(a);
     }
   }
+}
+
+const ARITH = new Set(['+', '-', '*', '/', '%', '|', '&']);
+
+/** does the subtree hold a function call (the only thing that can end the script mid-statement) */
+function hasCall(node: unknown): boolean {
+  if (node === null || typeof node !== 'object') return false;
+  if (Array.isArray(node)) return node.some(hasCall);
+  if ((node as { type?: string }).type === 'Call') return true;
+  for (const v of Object.values(node)) if (v !== null && typeof v === 'object' && hasCall(v)) return true;
+  return false;
 }
 
 /** end of the pseudo-variable starting at s[i] === '$' inside a string (i+1 when none) */
