@@ -22,6 +22,9 @@ route {
     if ($rU == "ex9") {
 	async(rest_get("${base}/?account=$fU", "$var(credit)", , "$var(rcode)"), resume);
     }
+    if ($rU == "timeout") {
+	async(rest_get("${base}/slow", "$var(b)"), resumeT, 1);
+    }
     if ($rU == "ex10") {
 	async(rest_post("${base}/register_user", "$fU", , "$var(body)", "$var(ct)", "$var(rcode)"), resume10);
     }
@@ -80,6 +83,10 @@ route [resume] {
 	send_reply("200", "credit $var(credit)");
 }
 
+route[resumeT] {
+	send_reply("200", "rc $rc");
+}
+
 route [resume10] {
 	$var(rc) = $rc;
 	if ($var(rc) < 0) {
@@ -99,6 +106,10 @@ route [resume10] {
 
 before(async () => {
   api = await startHttpPeer((req, res) => {
+    if (req.url === '/slow') {
+      setTimeout(() => res.end('late'), 3000);
+      return;
+    }
     if (req.url.includes('account=broke') || req.body === 'broke') {
       res.statusCode = 402;
       res.end('no');
@@ -153,4 +164,11 @@ test('a dead backend gives the documented code: rc < 0 → 500, never a hang', a
   } finally {
     await s.stop();
   }
+});
+
+test("async(f, route, timeout): the resume route runs at the timeout with $rc = -3", async () => {
+  const t0 = Date.now();
+  assert.equal(await invite('timeout', 'alice'), 'SIP/2.0 200 rc -3');
+  const took = Date.now() - t0;
+  assert.ok(took >= 900 && took < 2500, `resumed after ${took} ms`);
 });
