@@ -24,7 +24,7 @@ export class SipStreamFramer {
         if (buf[pos] === 13 && buf[pos + 1] === 10 && buf[pos + 2] === 13 && buf[pos + 3] === 10) {
           onPing();
           pos += 4;
-        } else if (buf[pos] === 13 && pos + 1 >= buf.length) {
+        } else if (buf[pos] === 13 && buf.length - pos < 4 && pingPrefix(buf, pos)) {
           break; // wait: this may become a ping
         } else pos++;
         continue;
@@ -49,6 +49,12 @@ export class SipStreamFramer {
   get buffered(): number {
     return this.#pending?.length ?? 0;
   }
+}
+
+/** buf[pos…] is a proper beginning of CRLFCRLF */
+function pingPrefix(buf: Buffer, pos: number): boolean {
+  for (let k = pos; k < buf.length; k++) if (buf[k] !== CRLFCRLF[k - pos]) return false;
+  return true;
 }
 
 /** Content-Length in the header section [start, end); -1 when absent, bad or conflicting */

@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { scanCallId } from '../../src/main/dispatch/callid-scan.js';
+
+const msg = (headers: string, first = 'INVITE sip:b@h SIP/2.0'): Buffer => Buffer.from(`${first}\r\n${headers}\r\n`, 'latin1');
+const scan = (b: Buffer) => scanCallId(b, 0, b.length);
+
+test('same hash for every spelling of the same Call-ID', () => {
+  const want = scan(msg('Via: SIP/2.0/UDP h\r\nCall-ID: abc@h\r\n'));
+  assert.ok(want >= 0);
+  const rows = [
+    'Call-ID: abc@h\r\n',
+    'call-id:abc@h\r\n',
+    'CALL-ID  :  abc@h  \r\n',
+    'i: abc@h\r\n',
+    'I\t:\tabc@h\r\n',
+    'Identity: x\r\nCall-Info: <y>\r\ni:abc@h\r\n',
+  ];
+  for (const h of rows) assert.equal(scan(msg(`Via: SIP/2.0/UDP h\r\n${h}`)), want, JSON.stringify(h));
+  // a reply of the same call
+  assert.equal(scan(msg('Call-ID: abc@h\r\n', 'SIP/2.0 200 OK')), want);
+});
+
+test('different Call-IDs, absent Call-ID, bounds', () => {
+  assert.notEqual(scan(msg('Call-ID: abc@h\r\n')), scan(msg('Call-ID: abd@h\r\n')));
+  const rows = [
+    msg('Via: SIP/2.0/UDP h\r\n'),
+    msg('Call-Info: <sip:x>\r\nIn-Reply-To: abc\r\n'),
+    msg('Call-ID:   \r\n'),
+    Buffer.from('INVITE sip:b@h SIP/2.0\r\nVia: x\r\n\r\nCall-ID: in-the-body\r\n'),
+    Buffer.alloc(0),
+  ];
+  for (const b of rows) assert.equal(scan(b), -1, JSON.stringify(b.toString()));
+  // only [start, end) is looked at
+  const two = Buffer.concat([msg('Call-ID: one\r\n'), msg('Call-ID: two\r\n')]);
+  const cut = msg('Call-ID: one\r\n').length;
+  assert.equal(scanCallId(two, 0, cut), scan(msg('Call-ID: one\r\n')));
+  assert.equal(scanCallId(two, cut, two.length), scan(msg('Call-ID: two\r\n')));
+  assert.equal(scanCallId(two, 0, cut - 8), -1);
+});
+
+test('hashes spread over workers', () => {
+  const counts = [0, 0, 0, 0];
+  for (let i = 0; i < 4000; i++) counts[scan(msg(`Call-ID: ${i}-${i * 7}@192.0.2.1\r\n`)) % 4]!++;
+  for (const c of counts) assert.ok(c > 800 && c < 1200, String(counts));
+});
