@@ -36,7 +36,9 @@ const RESERVED = new Set(
   false finally for function if implements import in instanceof interface let new null package private protected public return static super switch this throw
   true try typeof var void while with yield`.split(/\s+/),
 );
-const XLOG_LIKE = new Set(['xlog', 'xdbg', 'xinfo', 'xnotice', 'xwarn', 'xerr', 'log']);
+const XLOG_LIKE = new Set(['xlog', 'xlogl', 'xdbg', 'xdbgl', 'xinfo', 'xnotice', 'xwarn', 'xerr', 'log']);
+/** log functions whose text starts with the script line of the call */
+const WITH_LINE = new Set(['xlogl', 'xdbgl']);
 
 const KIND_MASK: Record<RouteDecl['kind'], number> = {
   request: RouteKind.REQUEST,
@@ -702,7 +704,9 @@ export class Codegen {
     }
     const routes = spec.routes ?? 0x1ff;
     if ((KIND_MASK[this.#kind] & routes) === 0) this.#err('SY_ERR_CFG_ROUTE_KIND', e.pos, `${e.name}() cannot be used in ${this.#kind}_route`);
-    return e.args.map((a, i) => this.#arg(spec.args[i]!, a, e));
+    const args = e.args.map((a, i) => this.#arg(spec.args[i]!, a, e));
+    if (WITH_LINE.has(e.name)) args[args.length - 1] = `${JSON.stringify(`${e.pos.line}:`)} + ${args[args.length - 1]}`;
+    return args;
   }
 
   #arg(spec: ArgSpec, arg: Expr | null, call: Expr & { type: 'Call' }): string {

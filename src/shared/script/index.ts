@@ -19,7 +19,7 @@ export interface CompileOptions {
   source?: string;
   /** `-o module.param=value` overrides */
   overrides?: readonly string[];
-  /** names defined before the script (`-A NAME`) */
+  /** names defined before the script (`-A NAME`, `-A NAME=value`) */
   defines?: readonly string[];
 }
 
@@ -233,7 +233,9 @@ export function compileScript(opts: CompileOptions): CompiledScript {
   const errors: CfgError[] = [];
   let pre;
   try {
-    pre = preprocess(opts.file, source, new Map((opts.defines ?? []).map((d) => [d, ''])));
+    // -A NAME or -A NAME=value, as kamailio takes them
+    const defines = new Map((opts.defines ?? []).map((d): [string, string] => (d.includes('=') ? [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)] : [d, ''])));
+    pre = preprocess(opts.file, source, defines);
   } catch (e) {
     if (e instanceof CfgError) throw new CfgErrors([e]);
     throw e;

@@ -17,7 +17,14 @@ const S = { kind: 'str' } as const;
 const I = { kind: 'int' } as const;
 const oS = { kind: 'str', optional: true } as const;
 
-/** mf_process_maxfwd_header: 2 added, 1 decremented, -1 limit reached (Kamailio maxfwd) */
+/** modparams the core functions read at run time (set once per thread by core's initWorker) */
+export const coreSettings = { maxLimit: 70 };
+
+/**
+ * mf_process_maxfwd_header (Kamailio maxfwd): 2 header added with `limit`,
+ * 1 decremented (a value above modparam max_limit is first lowered to it),
+ * -1 the value is 0, -2 the header is unreadable.
+ */
 function maxfwd(ctx: ScriptContext, limit: number): number {
   const msg = ctx.msg as typeof ctx.msg & { maxForwardsSpan?(): { start: number; end: number } | null };
   let mf: number | null;
@@ -32,7 +39,7 @@ function maxfwd(ctx: ScriptContext, limit: number): number {
   }
   if (mf === 0) return -1;
   const span = msg.maxForwardsSpan?.();
-  if (span) (ctx.edits as MessageEdits).replace(span, String(Math.min(mf, 255) - 1));
+  if (span) (ctx.edits as MessageEdits).replace(span, String(Math.min(mf, coreSettings.maxLimit + 1) - 1));
   return 1;
 }
 
@@ -87,6 +94,9 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('mf_process_maxfwd_header', [I], maxfwd, REQ),
   fn('is_method', [S], isMethod),
   fn('xlog', [S, oS], xlog),
+  // xlogl/xdbgl: the compiler puts "<cfg line>:" before the text, as Kamailio prints it
+  fn('xlogl', [S, oS], xlog),
+  fn('xdbgl', [S], (ctx, t: string) => xlog(ctx, 'L_DBG', t)),
   fn('xdbg', [S], (ctx, t: string) => xlog(ctx, 'L_DBG', t)),
   fn('xinfo', [S], (ctx, t: string) => xlog(ctx, 'L_INFO', t)),
   fn('xnotice', [S], (ctx, t: string) => xlog(ctx, 'L_NOTICE', t)),

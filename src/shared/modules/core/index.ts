@@ -1,6 +1,6 @@
 import { CORE_TRANSFORMATIONS } from '../../script/transformations.js';
 import type { ModuleExports } from '../types.js';
-import { CORE_FUNCTIONS } from './functions.js';
+import { CORE_FUNCTIONS, coreSettings } from './functions.js';
 import { CORE_PVARS } from './pvars.js';
 
 /**
@@ -10,9 +10,10 @@ import { CORE_PVARS } from './pvars.js';
  */
 export const core: ModuleExports = {
   name: 'core',
-  provides: ['pv', 'sl', 'maxfwd', 'xlog', 'textops', 'textopsx', 'siputils', 'signaling', 'kex', 'corex', 'cfgutils'],
+  // proto_udp/proto_tcp: OpenSIPS loads its transports as modules; here they are built in
+  provides: ['pv', 'sl', 'maxfwd', 'xlog', 'textops', 'textopsx', 'siputils', 'signaling', 'kex', 'corex', 'cfgutils', 'sipmsgops', 'proto_udp', 'proto_tcp'],
   params: [
-    { name: 'max_limit', type: 'int', default: 70 },
+    { name: 'max_limit', type: 'int', default: 70, check: (v) => (Number(v) >= 1 && Number(v) <= 255 ? null : 'must be 1 to 255') },
     { name: 'bind_check', type: 'int', default: 0 },
     { name: 'buf_size', type: 'int', default: 4096 },
     { name: 'log_facility', type: 'str', default: 'LOG_LOCAL0' },
@@ -23,4 +24,7 @@ export const core: ModuleExports = {
   functions: CORE_FUNCTIONS,
   pvars: CORE_PVARS,
   transformations: CORE_TRANSFORMATIONS,
+  initWorker(env) {
+    coreSettings.maxLimit = env.params.get('max_limit') as number;
+  },
 };
