@@ -10,6 +10,7 @@ import { BUILTIN_MODULES, findModule, moduleNameOf, moduleNames } from '../modul
 import type { ModuleExports } from '../modules/types.js';
 import type { ParamValue, Program } from './ast.js';
 import { Codegen, type RouteTable } from './codegen.js';
+import { CORE_PARAM_NAMES, detectDialect } from './dialect/index.js';
 import { parse } from './parser.js';
 import { preprocess } from './preprocess.js';
 
@@ -92,26 +93,23 @@ function intParam(apply: (c: CoreParams, n: number) => void): Setter {
   };
 }
 
+/** core parameters by the name switchyard keeps; dialect/ maps each dialect's spellings onto these */
 const CORE: Record<string, Setter> = {
   children: intParam((c, n) => (c.children = n)),
-  udp_workers: intParam((c, n) => (c.children = n)),
   listen: (c, v) => void c.listen.push(String(v)),
-  socket: (c, v) => void c.listen.push(String(v)),
-  debug: (c, v, pos, errors) => {
+  log_level: (c, v, pos, errors) => {
     const l = parseLogLevel(v);
     if (l === null) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `bad log level "${v}"`));
     else c.logLevel = l;
   },
   log_stderror: intParam((c, n) => (c.logStderror = n !== 0)),
-  stderror_enabled: intParam((c, n) => (c.logStderror = n !== 0)),
   alias: (c, v) => void c.alias.push(String(v)),
   port: intParam((c, n) => (c.port = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
-  loadpath: (c, v) => void (c.mpath = String(v)),
   tcp_connection_lifetime: intParam((c, n) => (c.tcpConnectionLifetime = n)),
+  // switchyard's own
   ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
 };
-CORE.log_level = CORE.debug!;
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
 const IGNORED = new Set(
@@ -162,11 +160,11 @@ function levenshtein(a: string, b: string): number {
 function coreParams(prog: Program, errors: CfgError[]): CoreParams {
   const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, ignored: [] };
   for (const g of prog.globals) {
-    const set = CORE[g.name];
+    const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);
     else if (IGNORED.has(g.name)) core.ignored.push(g.name);
     else {
-      const near = closest(g.name, [...Object.keys(CORE), ...IGNORED]);
+      const near = closest(g.name, [...Object.keys(CORE_PARAM_NAMES), ...Object.keys(CORE), ...IGNORED]);
       errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_PARAM', g.pos, `unknown core parameter "${g.name}"${near ? ` — did you mean "${near}"?` : ''}`));
     }
   }
@@ -265,7 +263,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     throw new CfgErrors(errors);
   }
   return {
-    dialect: pre.kamailio || /\brequest_route\b/.test(pre.text) ? 'kamailio' : 'opensips',
+    dialect: detectDialect(pre.kamailio, pre.text),
     core,
     modules: [...loaded.keys()],
     modparams: params,

@@ -5,23 +5,9 @@
  */
 import { CfgError, type SourcePos } from '../errors.js';
 import type { Expr, Program, RouteDecl, RouteKindName, Stmt, ParamValue } from './ast.js';
+import { ROUTE_WORDS } from './dialect/index.js';
 import { Lexer, T, type Token, type TokenType } from './lexer.js';
 import type { LineOrigin } from './preprocess.js';
-
-const ROUTE_WORDS: Record<string, RouteKindName> = {
-  route: 'route',
-  request_route: 'request',
-  failure_route: 'failure',
-  onreply_route: 'onreply',
-  reply_route: 'onreply',
-  branch_route: 'branch',
-  event_route: 'event',
-  startup_route: 'startup',
-  timer_route: 'timer',
-  error_route: 'error',
-  local_route: 'local',
-  onsend_route: 'local',
-};
 
 /** names usable bare in expressions (`uri == myself`, `method == "INVITE"`) */
 export const KEYWORDS = new Set(['uri', 'from_uri', 'to_uri', 'method', 'status', 'src_ip', 'src_port', 'dst_ip', 'dst_port', 'proto', 'af', 'myself', 'msg_len', 'snd_ip', 'snd_port']);
