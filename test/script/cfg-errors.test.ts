@@ -90,4 +90,7 @@ test('-o overrides are checked like modparam', () => {
     () => compileScript({ file: 't.cfg', source: 'loadmodule "maxfwd.so"\nrequest_route { exit; }', overrides: ['maxfwd.max_limt=10'] }),
     /<command line>:1:1: unknown parameter "max_limt" of module "maxfwd" — did you mean "max_limit"\?/,
   );
+  assert.throws(() => compileScript({ file: 't.cfg', source: 'request_route { exit; }', overrides: ['max_limit=10'] }), /<command line>:1:1: -o "max_limit=10": expected module\.parameter=value/);
+  const ok = compileScript({ file: 't.cfg', source: 'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 30)\nrequest_route { exit; }', overrides: ['maxfwd.max_limit=20'] });
+  assert.equal(ok.modparams.get('core')!.get('max_limit'), 20, 'the command line wins over the script');
 });

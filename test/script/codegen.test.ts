@@ -337,3 +337,16 @@ test('the generated code names what it calls and folds constants', () => {
   assert.match(s.js, /pv_du\.set\(ctx, "sip:127\.0\.0\.1:5070"\)/);
   assert.doesNotMatch(s.js, /new Function|eval\(/);
 });
+
+test('OpenSIPS route parameters: route(X, a, b) and $param(i), restored after the call', () => {
+  const r = run(`route {
+    route(P, "one", $rU, 3 + 4);
+    $var(after) = $param(1);
+  }
+  route[P] {
+    $var(p) = $param(1) + "," + $param(2) + "," + $param(3) + "," + $param(4);
+    route(Q);
+  }
+  route[Q] { $var(q) = $param(1); }`);
+  assert.deepEqual([r.ctx.vars.get('p'), r.ctx.vars.get('q'), r.ctx.vars.get('after')], ['one,alice,7,', null, null]);
+});

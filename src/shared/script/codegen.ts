@@ -94,20 +94,27 @@ const H = {
     return rc > 0;
   },
   /** route(X) of a synchronous route, bounded in depth (recursion ends in an error, not a stack overflow) */
-  route(ctx: ScriptContext, fn: (ctx: ScriptContext) => number): number {
+  /** `params`: OpenSIPS route(X, p1, p2 …), read as $param(1) … inside X */
+  route(ctx: ScriptContext, fn: (ctx: ScriptContext) => number, params: Value[] | null = null): number {
     enter(ctx);
+    const outer = ctx.ext.routeParams;
+    ctx.ext.routeParams = params;
     try {
       return fn(ctx);
     } finally {
       (ctx.ext.routeDepth as number)--;
+      ctx.ext.routeParams = outer;
     }
   },
-  async routeAsync(ctx: ScriptContext, fn: RouteFn): Promise<number> {
+  async routeAsync(ctx: ScriptContext, fn: RouteFn, params: Value[] | null = null): Promise<number> {
     enter(ctx);
+    const outer = ctx.ext.routeParams;
+    ctx.ext.routeParams = params;
     try {
       return await fn(ctx);
     } finally {
       (ctx.ext.routeDepth as number)--;
+      ctx.ext.routeParams = outer;
     }
   },
   caseIndex(d: Value, cases: Value[]): number {
@@ -642,8 +649,8 @@ export class Codegen {
 
   #routeCall(e: Expr & { type: 'Call' }): string {
     const a = e.args[0];
-    if (e.args.length !== 1 || !a || a.type !== 'Literal') {
-      this.#err('SY_ERR_CFG_ARITY', e.pos, 'route() takes one route name');
+    if (!a || a.type !== 'Literal') {
+      this.#err('SY_ERR_CFG_ARITY', e.pos, 'route() takes a route name (and, OpenSIPS, its parameters)');
       return '1';
     }
     const key = `route:${a.value}`;
@@ -652,7 +659,8 @@ export class Codegen {
       return '1';
     }
     const fname = this.#routeFns.get(key)!;
-    return this.#async.has(key) ? `(await H.routeAsync(ctx, ${fname}))` : `H.route(ctx, ${fname})`;
+    const params = e.args.length > 1 ? `, [${e.args.slice(1).map((p) => (p === null ? 'null' : this.#expr(p))).join(', ')}]` : '';
+    return this.#async.has(key) ? `(await H.routeAsync(ctx, ${fname}${params}))` : `H.route(ctx, ${fname}${params})`;
   }
 
   #callExpr(e: Expr & { type: 'Call' }): string {

@@ -181,8 +181,12 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
   const items = [...prog.modparams];
   for (const o of overrides) {
     const m = /^([A-Za-z_]\w*)\.([A-Za-z_]\w*)=(.*)$/.exec(o);
-    if (!m) continue;
-    items.push({ module: m[1]!, param: m[2]!, value: /^-?\d+$/.test(m[3]!) ? Number(m[3]) : m[3]!, pos: { file: '<command line>', line: 1, column: 1 } });
+    const pos = { file: '<command line>', line: 1, column: 1 };
+    if (!m) {
+      errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `-o "${o}": expected module.parameter=value`));
+      continue;
+    }
+    items.push({ module: m[1]!, param: m[2]!, value: /^-?\d+$/.test(m[3]!) ? Number(m[3]) : m[3]!, pos });
   }
   for (const mp of items) {
     const name = moduleNameOf(mp.module);

@@ -161,6 +161,8 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('hdrc', (c, name) => c.msg.headersNamed(name!).length, undefined, 'required'),
   p('var', (c, name) => c.vars.get(name!) ?? null, (c, v, name) => void c.vars.set(name!, v), 'required'),
   avp(),
+  // OpenSIPS route(X, p1, p2 …): $param(1) is p1 inside X
+  p('param', (c, i) => (c.ext.routeParams as Value[] | null | undefined)?.[Number(i) - 1] ?? null, undefined, 'required'),
   p('rc', (c) => c.rc),
   p('retcode', (c) => c.rc),
   p('?', (c) => c.rc),
