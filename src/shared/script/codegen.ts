@@ -66,7 +66,7 @@ function enter(ctx: ScriptContext): void {
 /** a JavaScript identifier made of a hint ("xlog", "$hdr(Via)") for the generated code */
 function ident(hint: string): string {
   const id = hint.replace(/^\$/, '').replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
-  return id === '' ? 'v' : id;
+  return id === '' ? 'v' : /^\d/.test(id) ? `_${id}` : id;
 }
 
 /** helpers visible to generated code as `H` */
@@ -261,7 +261,7 @@ export class Codegen {
     // route functions are declarations: route(X) calls them by name
     for (const [key, r] of this.#routes) {
       const kind = r.kind === 'route' ? 'route' : `${r.kind}_route`;
-      this.#routeFns.set(key, this.#uniqueName(r.name === '' ? kind : `${kind}_${ident(r.name)}`));
+      this.#routeFns.set(key, this.#uniqueName(r.name === '' ? kind : `${kind}_${ident(r.name).replace(/^_(?=\d)/, '')}`));
     }
     const routes: string[] = [];
     for (const [key, r] of this.#routes) {
