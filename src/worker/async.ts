@@ -14,12 +14,13 @@ export function installAsync(svc: WorkerServices, receiver: Receiver, counters: 
   svc.suspendHook = (ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void => {
     receiver.hold(ctx);
     // a suspended request keeps a transaction: retransmissions are absorbed, a CANCEL ends it with 487
-    if (ctx.msg.isRequest) svc.tm?.newTran(ctx);
+    if (ctx.msg.isRequest) svc.tm?.suspendTx(ctx);
     ctx.ext.suspended = true;
     counters.inc(suspended);
     const finish = (rc: number): void => {
       ctx.ext.suspended = false;
       counters.dec(suspended);
+      svc.tm?.resumeTx(ctx);
       ctx.rc = rc;
       ctx.exit = false;
       ctx.routeKind = RouteKind.RESUME;

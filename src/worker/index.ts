@@ -27,8 +27,7 @@ async function main(): Promise<void> {
   const receiver = new Receiver(svc, counters);
   installAsync(svc, receiver, counters);
   if (script.modules.includes('tm')) {
-    const p = script.modparams.get('tm')!;
-    const tm = new Transactions(svc, counters, Number(p.get('fr_timer')), Number(p.get('fr_inv_timer')));
+    const tm = new Transactions(svc, counters, script.modparams.get('tm')!);
     tm.runRoute = (fn, ctx, after) => receiver.runFor(fn, ctx, after);
     svc.tm = tm;
   }

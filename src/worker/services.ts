@@ -6,6 +6,7 @@ import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP, ANY_SOCKET } from '../share
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { Logger } from '../shared/log.js';
 import type { Destination, ReceiveInfo, RouteFn, ScriptContext, ScriptServices } from '../shared/modules/types.js';
+import { recordRouteHeaders } from '../shared/modules/rr/index.js';
 import type { CompiledScript } from '../shared/script/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
 import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
@@ -147,6 +148,8 @@ export class WorkerServices implements ScriptServices {
       forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true,
       newRuri: ctx.ruri,
     });
+    const rr = recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock);
+    if (rr !== '') edits.insert(msg.headersStart, rr);
     this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     this.#counters.inc(this.#c.fwdRequests);
     return 1;

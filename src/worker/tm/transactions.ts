@@ -8,14 +8,20 @@
  *   upstream ◀─ best final / provisionals ◀─ onreply/failure routes ◀─ replies
  *
  * Timers run on one coarse tick per worker (TICK_MS), not one setTimeout per
- * transaction: UDP retransmissions (timers A/E: T1 doubling, capped at T2 for
- * non-INVITE), fr_timer/fr_inv_timer (timers B/F: a branch with no final
- * reply ends as 408), and the wait time after a final reply during which
- * retransmissions of the request are answered from memory.
+ * transaction: UDP retransmissions of requests (timers A/E: T1 doubling,
+ * capped at T2 for non-INVITE) and of a non-2xx final to an INVITE until its
+ * ACK (timer G, given up after timer H = 64·T1), fr_timer/fr_inv_timer
+ * (timers B/F: a branch with no final reply ends as 408), and wt_timer after
+ * a final reply during which retransmissions are answered from memory.
+ *
+ * A transaction can be suspended: by async() (the worker resumes it when the
+ * work settles) or by t_suspend() (t_continue(id_index, id_label, route)
+ * resumes it; fr_timer/fr_inv_timer bound the wait with a 408).
  */
 import { randomBytes } from 'node:crypto';
 import { hostPort } from '../../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
+import { recordRouteHeaders } from '../../shared/modules/rr/index.js';
 import { RouteKind, type Destination, type RouteFn, type ScriptContext, type TransactionApi } from '../../shared/modules/types.js';
 import { buildReply, forwardReplyEdits, forwardRequestEdits } from '../../shared/sip/build.js';
 import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
@@ -26,8 +32,11 @@ import { uriTarget } from '../uri-target.js';
 const TICK_MS = 50;
 const T1 = 500;
 const T2 = 4000;
-/** Kamailio's wt_timer: how long a finished transaction stays to absorb retransmissions */
-const WAIT_MS = 5000;
+/** timer I: how long a confirmed (ACKed) INVITE transaction absorbs ACK retransmissions */
+const T4 = 5000;
+
+/** t_relay flag (OpenSIPS 0x01): no automatic 100 Trying for the INVITE */
+export const RELAY_NO_100 = 0x01;
 
 interface ClientTx {
   readonly branch: string;
@@ -64,6 +73,17 @@ export interface ServerTx {
   replyCode: number;
   branchIdx: number;
   expiresAt: number;
+  /** still waiting for a final reply (Kamailio's active_transactions) */
+  active: boolean;
+  /** async() or t_suspend() holds it */
+  suspended: boolean;
+  /** t_suspend(): when the wait ends with 408 (0: not t_suspend) */
+  suspendUntil: number;
+  /** $T(id_label): this worker's number for it, given on first use */
+  label: number;
+  /** timer G: next retransmission of a non-2xx final over UDP (0: off) */
+  gAt: number;
+  gInterval: number;
 }
 
 interface TmCounters {
@@ -73,6 +93,11 @@ interface TmCounters {
   rpl: CounterHandle[];
   retrans: CounterHandle;
   timeouts: CounterHandle;
+  active: CounterHandle;
+  suspended: CounterHandle;
+  rplReceived: CounterHandle;
+  rplGenerated: CounterHandle;
+  rplSent: CounterHandle;
 }
 
 /** RFC 3261 §17.2.3 key (RFC 2543 fallback); `method` overrides for ACK/CANCEL matching */
@@ -93,18 +118,27 @@ export class Transactions implements TransactionApi {
   readonly #server = new Map<string, ServerTx>();
   readonly #client = new Map<string, ClientTx>();
   readonly #prefix = randomBytes(4).toString('hex');
+  readonly #labels = new Map<number, ServerTx>();
   #seq = 0;
+  #labelSeq = 0;
   frTimer: number;
   frInvTimer: number;
+  /** wt_timer */
+  waitMs = 5000;
+  /** auto_inv_100 / auto_100trying */
+  auto100 = true;
   #timer: NodeJS.Timeout | null = null;
   /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
   runRoute: (fn: RouteFn, ctx: ScriptContext, after: () => void) => void = () => {};
 
-  constructor(svc: WorkerServices, counters: Counters, frTimer: number, frInvTimer: number) {
+  /** `params`: the tm modparams (defaults applied) */
+  constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>) {
     this.#svc = svc;
     this.#counters = counters;
-    this.frTimer = frTimer;
-    this.frInvTimer = frInvTimer;
+    this.frTimer = Number(params.get('fr_timer'));
+    this.frInvTimer = Number(params.get('fr_inv_timer'));
+    this.waitMs = Number(params.get('wt_timer'));
+    this.auto100 = Number(params.get('auto_inv_100')) !== 0 && Number(params.get('auto_100trying')) !== 0;
     const h = (id: string): CounterHandle => counters.handle(id);
     this.#c = {
       uas: h('tm:UAS_transactions'),
@@ -113,6 +147,11 @@ export class Transactions implements TransactionApi {
       rpl: ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'].map((x) => h(`tm:${x}_transactions`)),
       retrans: h('tm:retransmissions'),
       timeouts: h('tm:timeouts'),
+      active: h('tm:active_transactions'),
+      suspended: h('tm:suspended'),
+      rplReceived: h('tm:rpl_received'),
+      rplGenerated: h('tm:rpl_generated'),
+      rplSent: h('tm:rpl_sent'),
     };
   }
 
@@ -135,6 +174,17 @@ export class Transactions implements TransactionApi {
       }
     }
     for (const s of this.#server.values()) {
+      if (s.gAt !== 0 && s.gAt <= now && s.lastReply !== null) {
+        this.#svc.send(s.replyDest, s.lastReply);
+        this.#counters.inc(this.#c.retrans);
+        s.gInterval = Math.min(s.gInterval * 2, T2);
+        s.gAt = now + s.gInterval;
+      }
+      if (s.suspendUntil !== 0 && s.suspendUntil <= now) {
+        this.#unsuspend(s);
+        this.#counters.inc(this.#c.timeouts);
+        this.#sendFinal(s, 408, 'Request Timeout', null);
+      }
       if ((s.status >= 200 || s.branches.length === 0) && s.expiresAt <= now) this.#forget(s);
     }
     if (this.#server.size === 0 && this.#client.size === 0 && this.#timer) {
@@ -151,6 +201,10 @@ export class Transactions implements TransactionApi {
     if (this.#server.get(s.key) !== s) return;
     this.#server.delete(s.key);
     for (const c of s.branches) this.#client.delete(c.branch);
+    this.#unsuspend(s);
+    if (s.label !== 0) this.#labels.delete(s.label);
+    if (s.active) this.#counters.dec(this.#c.active);
+    s.active = false;
     this.#counters.dec(this.#c.inuse);
   }
 
@@ -162,7 +216,8 @@ export class Transactions implements TransactionApi {
       const key = serverKey(msg, 'INVITE');
       const s = key ? this.#server.get(key) : undefined;
       if (s && s.status >= 300) {
-        s.expiresAt = Math.min(s.expiresAt, Date.now() + T1);
+        s.gAt = 0;
+        s.expiresAt = Math.min(s.expiresAt, Date.now() + T4);
         return true;
       }
       return false;
@@ -179,6 +234,8 @@ export class Transactions implements TransactionApi {
       const inv = ikey ? this.#server.get(ikey) : undefined;
       if (!inv) return false;
       this.#svc.send(this.#svc.replyDestination(msg, rcv), buildReply(msg, 200, 'OK', { rcv }));
+      this.#counters.inc(this.#c.rplGenerated);
+      this.#counters.inc(this.#c.rplSent);
       this.#cancel(inv);
       return true;
     }
@@ -212,7 +269,7 @@ export class Transactions implements TransactionApi {
     this.#svc.send(c.dest, Buffer.from(lines.join('\r\n')));
   }
 
-  #serverTx(ctx: ScriptContext): ServerTx | null {
+  #serverTx(ctx: ScriptContext, flags = 0): ServerTx | null {
     const existing = ctx.ext.tmTx as ServerTx | undefined;
     if (existing) return existing;
     const msg = ctx.msg;
@@ -237,16 +294,25 @@ export class Transactions implements TransactionApi {
       replyCode: 0,
       branchIdx: 0,
       expiresAt: Infinity,
+      active: true,
+      suspended: false,
+      suspendUntil: 0,
+      label: 0,
+      gAt: 0,
+      gInterval: T1,
     };
     ctx.ext.tmTx = s;
     this.#server.set(key, s);
     this.#counters.inc(this.#c.uas);
     this.#counters.inc(this.#c.inuse);
+    this.#counters.inc(this.#c.active);
     this.#arm();
-    if (s.invite) {
+    if (s.invite && this.auto100 && (flags & RELAY_NO_100) === 0) {
       // 100 Trying at once: the caller stops retransmitting (RFC 3261 §16.2)
       s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv });
       this.#svc.send(s.replyDest, s.lastReply);
+      this.#counters.inc(this.#c.rplGenerated);
+      this.#counters.inc(this.#c.rplSent);
     }
     return s;
   }
@@ -254,7 +320,78 @@ export class Transactions implements TransactionApi {
   /** the request's route is over: a transaction it left without branch or reply lives only the wait time */
   settle(ctx: ScriptContext): void {
     const s = ctx.ext.tmTx as ServerTx | undefined;
-    if (s && s.branches.length === 0 && s.status < 200) s.expiresAt = Date.now() + WAIT_MS;
+    if (s && !s.suspended && s.branches.length === 0 && s.status < 200) s.expiresAt = Date.now() + this.waitMs;
+  }
+
+  /** async(): the request waits with a transaction (created here when the route made none) */
+  suspendTx(ctx: ScriptContext): void {
+    const s = this.#serverTx(ctx);
+    if (s === null || s.suspended) return;
+    s.suspended = true;
+    this.#counters.inc(this.#c.suspended);
+  }
+
+  /** async() work settled: the resume route runs next */
+  resumeTx(ctx: ScriptContext): void {
+    const s = ctx.ext.tmTx as ServerTx | undefined;
+    if (s) this.#unsuspend(s);
+  }
+
+  #unsuspend(s: ServerTx): void {
+    if (!s.suspended) return;
+    s.suspended = false;
+    s.suspendUntil = 0;
+    this.#counters.dec(this.#c.suspended);
+  }
+
+  /** t_suspend(): 1, or -1 when there can be no transaction (ACK) or it is already answered */
+  tSuspend(ctx: ScriptContext): number {
+    const s = this.#serverTx(ctx);
+    if (s === null || s.status >= 200 || s.suspended) return -1;
+    this.suspendTx(ctx);
+    s.suspendUntil = Date.now() + (s.invite ? s.frInvite : s.frNonInvite);
+    this.#labelOf(s);
+    return 1;
+  }
+
+  /**
+   * t_continue(id_index, id_label, route): run `route` for a t_suspend()ed
+   * transaction of this worker, with the request's context as it was left.
+   */
+  tContinue(index: number, label: number, routeName: string): number {
+    if (index !== this.#svc.workerId) {
+      this.#svc.log.err(`t_continue(): transaction ${index}:${label} belongs to another worker`);
+      return -1;
+    }
+    const s = this.#labels.get(label);
+    if (s === undefined || s.suspendUntil === 0) return -1;
+    const fn = this.#svc.route(routeName, 'route');
+    if (fn === null) return -1;
+    this.#unsuspend(s);
+    const ctx = s.ctx;
+    ctx.routeKind = RouteKind.RESUME;
+    ctx.exit = false;
+    this.runRoute(fn, ctx, () => this.settle(ctx));
+    return 1;
+  }
+
+  #labelOf(s: ServerTx): number {
+    if (s.label === 0) {
+      s.label = ++this.#labelSeq;
+      this.#labels.set(s.label, s);
+    }
+    return s.label;
+  }
+
+  /** $T(id_index): the worker owning the transaction; -1 without one */
+  idIndex(ctx: ScriptContext): number {
+    return ctx.ext.tmTx ? this.#svc.workerId : -1;
+  }
+
+  /** $T(id_label): the transaction's number within its worker; -1 without one */
+  idLabel(ctx: ScriptContext): number {
+    const s = ctx.ext.tmTx as ServerTx | undefined;
+    return s ? this.#labelOf(s) : -1;
   }
 
   newTran(ctx: ScriptContext): number {
@@ -270,10 +407,10 @@ export class Transactions implements TransactionApi {
    * t_relay: one branch to `uri`, or to $du/the R-URI plus one per
    * append_branch() (parallel forking; the appended set is used up, as in Kamailio).
    */
-  relay(ctx: ScriptContext, uri?: string): number {
+  relay(ctx: ScriptContext, uri?: string, flags = 0): number {
     const msg = ctx.msg;
     if (msg.method === 'ACK') return this.#svc.forward(ctx, uri);
-    const s = this.#serverTx(ctx);
+    const s = this.#serverTx(ctx, flags);
     if (s === null || s.cancelled) return -1;
     if (uri !== undefined) return this.#branch(ctx, s, ctx.ruri, uri);
     const appended = (ctx.ext.branches as string[] | undefined) ?? [];
@@ -285,6 +422,25 @@ export class Transactions implements TransactionApi {
 
   #branch(ctx: ScriptContext, s: ServerTx, ruri: string | null, to: string): number {
     const msg = ctx.msg;
+    let edits = (ctx.edits as MessageEdits).fork();
+    if (s.branchRoute !== null) {
+      const fn = this.#svc.route(s.branchRoute, 'branch');
+      if (fn !== null) {
+        // the branch route sees and changes this branch only: its own R-URI, $du and edits
+        const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du: to === ruri ? null : to, edits, exit: false, dropped: false };
+        s.branchIdx = s.branches.length;
+        const r = fn(bctx);
+        if (typeof r !== 'number') {
+          r.catch(() => {});
+          this.#svc.log.err(`branch_route[${s.branchRoute}] cannot wait for a call: branch dropped`);
+          return -1;
+        }
+        if (bctx.dropped) return -1;
+        ruri = bctx.ruri;
+        to = bctx.du ?? bctx.ruri ?? msg.ruri;
+        edits = bctx.edits as MessageEdits;
+      }
+    }
     const target = uriTarget(to);
     if (target === null) {
       this.#svc.log.err(`t_relay(): cannot send to "${to}" (an IP address is needed)`);
@@ -294,8 +450,9 @@ export class Transactions implements TransactionApi {
     if (sock === null) return -1;
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
     const via = `SIP/2.0/${target.proto.toUpperCase()} ${sock.advertise ?? hostPort(sock.ip, sock.port)};branch=${branch}`;
-    const edits = (ctx.edits as MessageEdits).fork();
     forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ruri });
+    const rr = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock);
+    if (rr !== '') edits.insert(msg.headersStart, rr);
     const bytes = applyEdits(msg, edits);
     const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();
@@ -331,6 +488,7 @@ export class Transactions implements TransactionApi {
     if (s === null) return -1;
     if (s.status >= 200) return -1;
     const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv });
+    this.#counters.inc(this.#c.rplGenerated);
     this.#sendBytes(s, code, bytes);
     return 1;
   }
@@ -380,6 +538,7 @@ export class Transactions implements TransactionApi {
     }
     const c = this.#client.get(branch);
     if (c === undefined) return false;
+    this.#counters.inc(this.#c.rplReceived);
     // the reply to a CANCEL we sent shares the INVITE's branch: it is hop by hop, and ends here
     try {
       if (reply.cseq().method === 'CANCEL') return true;
@@ -426,9 +585,7 @@ export class Transactions implements TransactionApi {
         this.#relayReply(s, reply, replyCtx);
         // every other pending branch is cancelled (RFC 3261 §16.7 step 10)
         for (const o of s.branches) if (o !== c && o.status < 200 && o.status > 0) this.#sendCancel(o);
-        s.status = code;
-        s.expiresAt = Date.now() + WAIT_MS;
-        this.#counters.inc(this.#c.rpl[1]!);
+        if (s.status < 200) this.#finished(s, code);
       } else this.#branchFinal(c, code, reply.reason, { reply, replyCtx });
     });
     return true;
@@ -440,6 +597,7 @@ export class Transactions implements TransactionApi {
     forwardReplyEdits(reply, edits);
     const bytes = applyEdits(reply, edits);
     this.#svc.send(s.replyDest, bytes);
+    this.#counters.inc(this.#c.rplSent);
     s.lastReply = bytes;
   }
 
@@ -482,18 +640,32 @@ export class Transactions implements TransactionApi {
 
   #sendFinal(s: ServerTx, code: number, reason: string, bytes: Buffer | null): void {
     if (s.status >= 200) return;
+    if (bytes === null) this.#counters.inc(this.#c.rplGenerated);
     this.#sendBytes(s, code, bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv }));
   }
 
   #sendBytes(s: ServerTx, code: number, bytes: Buffer): void {
     this.#svc.send(s.replyDest, bytes);
+    this.#counters.inc(this.#c.rplSent);
     s.lastReply = bytes;
-    if (code >= 200) {
-      s.status = code;
-      s.expiresAt = Date.now() + WAIT_MS;
-      const cls = Math.floor(code / 100) - 1;
-      if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.rpl[cls]!);
+    if (code < 200) return;
+    this.#finished(s, code);
+    if (code >= 300 && s.invite && s.replyDest.proto === 'udp') {
+      // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
+      s.gInterval = T1;
+      s.gAt = Date.now() + T1;
+      s.expiresAt = Date.now() + 64 * T1;
     }
+  }
+
+  /** the first final reply went upstream: the wait time starts */
+  #finished(s: ServerTx, code: number): void {
+    s.status = code;
+    s.expiresAt = Date.now() + this.waitMs;
+    if (s.active) this.#counters.dec(this.#c.active);
+    s.active = false;
+    const cls = Math.floor(code / 100) - 1;
+    if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.rpl[cls]!);
   }
 
   /** worker shutdown: drop every transaction */

@@ -1,60 +1,168 @@
 /**
- * rr: Record-Route and loose routing (RFC 3261 §16.6, §16.4). Our
- * Record-Route URI is the socket the request arrived on, with ;lr.
+ * rr: Record-Route and loose routing (RFC 3261 §16.6, §16.12). Our
+ * Record-Route URI is a listening socket with ;lr. record_route() only notes
+ * the wish: the header is written when the request leaves, because only then
+ * is the outgoing socket known. When it differs from the one the request
+ * arrived on (UDP in, TCP out; another interface), two Record-Route headers
+ * are written, each marked ;r2=on (Kamailio's enable_double_rr): the top one
+ * faces the callee, the second the caller.
  */
-import { hostPort } from '../../config/listen.js';
+import { hostPort, type ListenSocket } from '../../config/listen.js';
 import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
-import type { FunctionSpec, ModuleExports, ScriptContext } from '../types.js';
+import type { FunctionSpec, ModuleExports, ModuleEnv, ScriptContext } from '../types.js';
 import { RouteKind } from '../types.js';
 
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
 
-function ourUri(ctx: ScriptContext): string {
-  const transport = ctx.rcv.proto === 'tcp' ? ';transport=tcp' : '';
-  return `sip:${hostPort(ctx.rcv.dstIp, ctx.rcv.dstPort)}${transport};lr`;
+/** what record_route()/record_route_preset() asked for, kept on the request until it is sent */
+interface RrWish {
+  /** extra URI params (record_route(";p=v")) */
+  params: string;
+  /** record_route_preset(): the URI(s) to write instead of our socket */
+  preset: string | null;
+  preset2: string | null;
+}
+
+/** 0: never two; 1: two when the outgoing socket differs (default); 2: always two */
+let doubleRr = 1;
+
+function sockUri(s: ListenSocket): string {
+  const transport = s.proto === 'tcp' ? ';transport=tcp' : '';
+  return `sip:${s.advertise ?? hostPort(s.ip, s.port)}${transport}`;
+}
+
+function asUri(u: string): string {
+  return /^sips?:/i.test(u) ? u : `sip:${u}`;
+}
+
+/**
+ * The Record-Route lines a request leaving through `out` carries, or '' when
+ * the script did not record-route it. Called by whatever sends the request
+ * (t_relay branches, stateless forward).
+ */
+export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | undefined, out: ListenSocket): string {
+  const w = ctx.ext.rr as RrWish | undefined;
+  if (w === undefined) return '';
+  if (w.preset !== null) {
+    if (w.preset2 === null) return `Record-Route: <${asUri(w.preset)};lr${w.params}>\r\n`;
+    return `Record-Route: <${asUri(w.preset2)};lr;r2=on${w.params}>\r\nRecord-Route: <${asUri(w.preset)};lr;r2=on${w.params}>\r\n`;
+  }
+  const inbound = inSock ?? out;
+  const differs = inbound.proto !== out.proto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
+  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out)};r2=on;lr${w.params}>\r\nRecord-Route: <${sockUri(inbound)};r2=on;lr${w.params}>\r\n`;
+  return `Record-Route: <${sockUri(inbound)};lr${w.params}>\r\n`;
 }
 
 function recordRoute(ctx: ScriptContext, params?: string): number {
-  ctx.edits.insert(ctx.msg.headersStart, `Record-Route: <${ourUri(ctx)}${params ?? ''}>\r\n`);
+  if (!ctx.msg.isRequest) return -1;
+  const p = params ? (params.startsWith(';') ? params : `;${params}`) : '';
+  ctx.ext.rr = { params: p, preset: null, preset2: null } satisfies RrWish;
   return 1;
 }
 
-/** loose_route: our top Route is removed; a next Route becomes $du. -1 when there is no Route */
+function recordRoutePreset(ctx: ScriptContext, uri: string, uri2?: string): number {
+  if (!ctx.msg.isRequest) return -1;
+  ctx.ext.rr = { params: '', preset: uri, preset2: uri2 || null } satisfies RrWish;
+  return 1;
+}
+
+/** the URI inside a Route value (`<sip:…;lr>;x=y` or a bare URI) */
+function routeUri(value: string): string {
+  const lt = value.indexOf('<');
+  if (lt < 0) return value.trim();
+  const gt = value.indexOf('>', lt);
+  return value.slice(lt + 1, gt < 0 ? undefined : gt);
+}
+
+/**
+ * loose_route: our top Route is removed, and so is the second of a double
+ * Record-Route pair (;r2=on); the next Route, if any, becomes $du and the
+ * R-URI stays. -1 when there is no Route header.
+ */
 function looseRoute(ctx: ScriptContext): number {
-  const routes = ctx.msg.headersNamed('Route');
-  if (routes.length === 0) return -1;
-  const first = routes[0]!;
-  const values = ctx.msg.headerValues('Route');
-  const top = values[0]!;
-  let mine = false;
-  try {
-    const u = parseUri(top.replace(/^[^<]*<|>.*$/g, ''));
-    mine = ctx.svc.isMyself(u.host, u.port);
-  } catch {
-    mine = false;
-  }
-  if (!mine) {
-    ctx.du = top.replace(/^[^<]*<|>.*$/g, '');
+  const msg = ctx.msg;
+  const values = msg.headerValues('Route');
+  if (values.length === 0) return -1;
+  const mine = (v: string): { r2: boolean } | null => {
+    try {
+      const u = parseUri(routeUri(v));
+      if (!ctx.svc.isMyself(u.host, u.port)) return null;
+      return { r2: /;r2=on/i.test(v) };
+    } catch {
+      return null;
+    }
+  };
+  const top = mine(values[0]!);
+  if (top === null) {
+    // the first hop is someone else: send there, the Route set travels as is
+    ctx.du = routeUri(values[0]!);
     return 1;
   }
-  const edits = ctx.edits as MessageEdits;
-  if (values.length > 1 && ctx.msg.headerValues(first.name).length > 1) {
-    // the line holds more Route values: drop only ours
-    const raw = ctx.msg.buf.toString('latin1', first.body.start, first.body.end);
-    const comma = raw.indexOf(',', raw.indexOf('>'));
-    edits.remove({ start: first.body.start, end: first.body.start + comma + 1 });
-  } else edits.remove(first.line);
-  const next = values[1];
-  if (next !== undefined) ctx.du = next.replace(/^[^<]*<|>.*$/g, '');
+  let drop = 1;
+  if (top.r2 && values.length > 1 && mine(values[1]!) !== null) drop = 2;
+  removeRouteValues(ctx, drop);
+  const next = values[drop];
+  if (next !== undefined) ctx.du = routeUri(next);
   return 1;
+}
+
+/** remove the first `n` Route values, whether they sit on one line or on several */
+function removeRouteValues(ctx: ScriptContext, n: number): void {
+  const edits = ctx.edits as MessageEdits;
+  const msg = ctx.msg;
+  let left = n;
+  for (const h of msg.headersNamed('Route')) {
+    if (left === 0) return;
+    const raw = msg.buf.toString('latin1', h.body.start, h.body.end);
+    const commas = topLevelCommas(raw);
+    if (commas.length < left) {
+      edits.remove(h.line);
+      left -= commas.length + 1;
+      continue;
+    }
+    // the line keeps some values: remove the first `left` of them and their comma
+    let end = commas[left - 1]! + 1;
+    while (end < raw.length && (raw[end] === ' ' || raw[end] === '\t')) end++;
+    edits.remove({ start: h.body.start, end: h.body.start + end });
+    return;
+  }
+}
+
+/** commas that separate values (not inside <…> or quotes) */
+function topLevelCommas(s: string): number[] {
+  const out: number[] = [];
+  let angle = false;
+  let quote = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === '"') quote = false;
+    } else if (c === '"') quote = true;
+    else if (c === '<') angle = true;
+    else if (c === '>') angle = false;
+    else if (c === ',' && !angle) out.push(i);
+  }
+  return out;
 }
 
 const functions: FunctionSpec[] = [
   { name: 'record_route', args: [{ kind: 'str', optional: true }], routes: REQ, fn: (ctx, p?: string) => recordRoute(ctx, p) },
-  { name: 'record_route_preset', args: [{ kind: 'str' }, { kind: 'str', optional: true }], routes: REQ, fn: (ctx, uri: string) => (ctx.edits.insert(ctx.msg.headersStart, `Record-Route: <${uri.startsWith('sip') ? uri : 'sip:' + uri};lr>\r\n`), 1) },
+  { name: 'record_route_preset', args: [{ kind: 'str' }, { kind: 'str', optional: true }], routes: REQ, fn: (ctx, uri: string, uri2?: string) => recordRoutePreset(ctx, uri, uri2) },
   { name: 'loose_route', args: [], routes: REQ, fn: looseRoute },
   { name: 'has_totag', args: [], fn: (ctx) => (ctx.msg.to().tag !== '' ? 1 : -1) },
 ];
 
-export const rr: ModuleExports = { name: 'rr', params: [{ name: 'enable_full_lr', type: 'int', default: 0 }, { name: 'append_fromtag', type: 'int', default: 0 }, { name: 'enable_double_rr', type: 'int', default: 1 }], functions };
+export const rr: ModuleExports = {
+  name: 'rr',
+  params: [
+    { name: 'enable_full_lr', type: 'int', default: 0 },
+    { name: 'append_fromtag', type: 'int', default: 0 },
+    { name: 'enable_double_rr', type: 'int', default: 1, check: (v) => ([0, 1, 2].includes(Number(v)) ? null : 'must be 0, 1 or 2') },
+  ],
+  functions,
+  initWorker(env: ModuleEnv): void {
+    doubleRr = Number(env.params.get('enable_double_rr') ?? 1);
+  },
+};

@@ -3,15 +3,36 @@
  * engine lives in the SIP worker (src/worker/tm); these are its script
  * functions, pseudo-variables and counters.
  */
-import type { FunctionSpec, ModuleExports, PvarSpec, ScriptContext } from '../types.js';
+import type { FunctionSpec, ModuleEnv, ModuleExports, PvarSpec, ScriptContext, TransactionApi } from '../types.js';
 import { RouteKind } from '../types.js';
 
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
 
-function tm(ctx: ScriptContext) {
+/** what the worker's transaction layer offers beyond the shared contract */
+interface TmEngine extends TransactionApi {
+  relay(ctx: ScriptContext, uri?: string, flags?: number): number;
+  tSuspend(ctx: ScriptContext): number;
+  tContinue(index: number, label: number, route: string): number;
+  idIndex(ctx: ScriptContext): number;
+  idLabel(ctx: ScriptContext): number;
+}
+
+function tm(ctx: ScriptContext): TmEngine {
   const t = ctx.svc.tm;
   if (t === null) throw new Error('tm functions need a SIP worker');
-  return t;
+  return t as TmEngine;
+}
+
+/**
+ * t_relay's arguments in both dialects: OpenSIPS t_relay([flags], [proxy])
+ * with numeric flags (0x01: no 100 Trying), t_relay(proxy) with a URI, and
+ * Kamailio's t_relay(host, port).
+ */
+function tRelay(ctx: ScriptContext, a?: string, b?: string): number {
+  if (!a) return tm(ctx).relay(ctx, b || undefined);
+  if (/^(0x[0-9a-f]+|\d+)$/i.test(a)) return tm(ctx).relay(ctx, b || undefined, Number(a));
+  if (b && /^\d+$/.test(b)) return tm(ctx).relay(ctx, `${/^sips?:/i.test(a) ? a : 'sip:' + a}:${b}`);
+  return tm(ctx).relay(ctx, a, b && /^(0x[0-9a-f]+|\d+)$/i.test(b) ? Number(b) : 0);
 }
 
 const S = { kind: 'str' } as const;
@@ -20,7 +41,7 @@ const I = { kind: 'int' } as const;
 const R = { kind: 'route' } as const;
 
 const functions: FunctionSpec[] = [
-  { name: 't_relay', args: [oS, oS], routes: REQ, fn: (ctx, a?: string) => tm(ctx).relay(ctx, a || undefined) },
+  { name: 't_relay', args: [oS, oS], routes: REQ, fn: tRelay },
   { name: 't_relay_to', args: [oS], routes: REQ, fn: (ctx, a?: string) => tm(ctx).relay(ctx, a || undefined) },
   { name: 't_newtran', args: [], routes: REQ, fn: (ctx) => tm(ctx).newTran(ctx) },
   { name: 't_reply', args: [I, S], routes: REQ, fn: (ctx, code: number, reason: string) => tm(ctx).reply(ctx, code, reason) },
@@ -37,6 +58,9 @@ const functions: FunctionSpec[] = [
   { name: 't_set_fr', args: [I, { kind: 'int', optional: true }], routes: REQ, fn: (ctx, inv: number, non?: number) => tm(ctx).setTimeouts(ctx, inv, non ?? 0) },
   { name: 't_branch_timeout', args: [], routes: RouteKind.FAILURE, fn: (ctx) => (tm(ctx).replyCode(ctx) === 408 ? 1 : -1) },
   { name: 't_check_status', args: [{ kind: 'regex' }], fn: (ctx, re: RegExp) => (re.test(String(tm(ctx).replyCode(ctx))) ? 1 : -1) },
+  // Kamailio's t_suspend()/t_continue(): the request waits until some route of this worker continues it
+  { name: 't_suspend', args: [], routes: REQ, fn: (ctx) => tm(ctx).tSuspend(ctx) },
+  { name: 't_continue', args: [I, I, R], fn: (ctx, index: number, label: number, r: string) => tm(ctx).tContinue(index, label, r) },
 ];
 
 /** $T(name): Kamailio's tm pseudo-variable, for what this tm keeps */
@@ -50,6 +74,10 @@ function tPvar(ctx: ScriptContext, name: string | undefined): number | null {
       return t.branchIndex(ctx);
     case 'reply_type':
       return t.replyCode(ctx) >= 200 ? 1 : 0;
+    case 'id_index':
+      return (t as TmEngine).idIndex(ctx);
+    case 'id_label':
+      return (t as TmEngine).idLabel(ctx);
     default:
       return null;
   }
@@ -61,6 +89,35 @@ const pvars: PvarSpec[] = [
   { name: 'T_branch_idx', arg: 'none', get: (ctx) => ctx.svc.tm?.branchIndex(ctx) ?? 0 },
 ];
 
+/** tm.stats (Kamailio's RPC): the tm counters summed over the workers */
+function tmStats(_params: unknown, env: ModuleEnv): Record<string, number> {
+  const c = env.counters;
+  const v = (name: string): number => {
+    const def = c.layout.byId.get(`tm:${name}`);
+    return def ? c.sum(def) : 0;
+  };
+  const current = v('inuse_transactions');
+  const total = v('UAS_transactions');
+  return {
+    current,
+    waiting: current - v('active_transactions'),
+    total,
+    total_local: 0,
+    rpl_received: v('rpl_received'),
+    rpl_generated: v('rpl_generated'),
+    rpl_sent: v('rpl_sent'),
+    '6xx': v('6xx_transactions'),
+    '5xx': v('5xx_transactions'),
+    '4xx': v('4xx_transactions'),
+    '3xx': v('3xx_transactions'),
+    '2xx': v('2xx_transactions'),
+    created: total,
+    freed: total - current,
+    delayed_free: 0,
+    suspended: v('suspended'),
+  };
+}
+
 export const tmModule: ModuleExports = {
   name: 'tm',
   provides: ['tmx'],
@@ -68,9 +125,11 @@ export const tmModule: ModuleExports = {
   params: [
     { name: 'fr_timer', type: 'int', default: 30000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
     { name: 'fr_inv_timer', type: 'int', default: 120000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
-    { name: 'wt_timer', type: 'int', default: 5000 },
+    { name: 'wt_timer', type: 'int', default: 5000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
     { name: 'restart_fr_on_each_reply', type: 'int', default: 1 },
     { name: 'auto_inv_100', type: 'int', default: 1 },
+    // OpenSIPS's spelling of auto_inv_100
+    { name: 'auto_100trying', type: 'int', default: 1 },
     // accepted so that Kamailio scripts load; the failure route sees the best reply either way
     { name: 'failure_reply_mode', type: 'int', default: 0 },
   ],
@@ -80,6 +139,11 @@ export const tmModule: ModuleExports = {
     { name: 'UAS_transactions', kind: 'counter', description: 'server transactions created' },
     { name: 'UAC_transactions', kind: 'counter', description: 'client transactions (branches) created' },
     { name: 'inuse_transactions', kind: 'gauge', description: 'server transactions in memory' },
+    { name: 'active_transactions', kind: 'gauge', description: 'server transactions still without a final reply' },
+    { name: 'suspended', kind: 'gauge', description: 'transactions suspended by async() or t_suspend()' },
+    { name: 'rpl_received', kind: 'counter', description: 'replies received on our branches' },
+    { name: 'rpl_generated', kind: 'counter', description: 'replies built here (t_reply, 100 Trying, 408, 487)' },
+    { name: 'rpl_sent', kind: 'counter', description: 'replies sent upstream, built or relayed' },
     { name: '1xx_transactions', kind: 'counter', description: '' },
     { name: '2xx_transactions', kind: 'counter', description: 'transactions completed with 2xx' },
     { name: '3xx_transactions', kind: 'counter', description: '' },
@@ -89,4 +153,5 @@ export const tmModule: ModuleExports = {
     { name: 'retransmissions', kind: 'counter', description: 'requests retransmitted by us over UDP' },
     { name: 'timeouts', kind: 'counter', description: 'branches ended by fr_timer/fr_inv_timer (408)' },
   ],
+  rpc: [{ name: 'tm.stats', doc: 'transactions: current, waiting, total, replies received/generated/sent, final classes', handler: tmStats }],
 };
