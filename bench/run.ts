@@ -1,39 +1,47 @@
 /**
  * `npm run bench`: sipp uac → server → sipp uas on loopback, switchyard and
  * (when installed) kamailio 5.6 in the same run, with equivalent scripts
- * from bench/scenarios/<name>/. For each server:
- *   1. CPU per call at a fixed common rate (user+sys from /proc; for
- *      switchyard also its master thread, the ceiling of the whole server);
- *   2. the highest rate in a series of steps with < 0.1% failed calls.
- * Prints one RESULT line per run, a side-by-side table, and saves JSON and
- * Markdown under bench/results/.
+ * from bench/scenarios/<name>/ (switchyard.cfg, kamailio.cfg, optional
+ * bench.json for rates and a local HTTP API, optional uac.xml). For each server:
+ *   1. CPU per call at a fixed common rate (user+sys from /proc over the
+ *      server's process tree; for switchyard also its master thread, the
+ *      ceiling of the whole server);
+ *   2. the highest rate in a series of steps with < 0.1% failed calls,
+ *      stopping at the first step that fails or cannot be reached.
+ * Prints one RESULT line per run, a side-by-side table with difference
+ * columns, and saves JSON and Markdown under bench/results/.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runUac, startUas } from '../test/helpers/sipp.js';
+import { SIPP, bound, runUac, startUas } from '../test/helpers/sipp.js';
 import { threadCpuUs, treeCpuUs } from './lib/cpu.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = fileURLToPath(new URL('../src/main/index.js', import.meta.url));
 const KAMAILIO = '/usr/sbin/kamailio';
-const PROXY = '127.0.0.1:5060';
+const PROXY_PORT = 5060;
+const PROXY = `127.0.0.1:${PROXY_PORT}`;
 const UAS_PORT = 5070;
 
 interface Run {
   scenario: string;
   server: string;
   children: number;
+  /** calls asked of sipp; a call not reported successful counts as failed */
   calls: number;
   failed: number;
+  /** successful calls per second over the span in which calls were answered */
   cps: number;
   cpu_us_per_call: number;
   master_us_per_call: number | null;
+  rt_mean_ms: number;
   rt_median_ms: number;
   rt_p99_ms: number;
+  retransmissions: number;
   verdict: 'ok' | 'fail';
   rate: number;
   kind: 'fixed' | 'step';
@@ -45,22 +53,28 @@ const { values } = parseArgs({
     children: { type: 'string', default: '2' },
     quick: { type: 'boolean', default: false },
     rate: { type: 'string', default: '1000' },
+    servers: { type: 'string', default: 'switchyard,kamailio' },
   },
 });
 const scenario = values.scenario!;
 const children = Number(values.children);
 const quick = values.quick!;
+const servers = values.servers!.split(',');
+const DIR = `${ROOT}bench/scenarios/${scenario}/`;
+
 /** a scenario may set its rates and ask for a local HTTP API (bench.json) */
 interface ScenarioSettings {
   rate?: number;
   steps?: number[];
   api?: { port: number; delayMs: number };
 }
-const SETTINGS_FILE = `${ROOT}bench/scenarios/${scenario}/bench.json`;
+const SETTINGS_FILE = `${DIR}bench.json`;
 const settings: ScenarioSettings = existsSync(SETTINGS_FILE) ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings) : {};
 const fixedRate = settings.rate ?? Number(values.rate);
 const STEPS = quick ? (settings.steps ?? [2000, 4000]).slice(0, 2) : (settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000]);
 const STEP_SECONDS = quick ? 3 : 5;
+// the built-in uac fails a call whose 180 overtakes its 200, which kamailio's UDP children may do
+const UAC = existsSync(`${DIR}uac.xml`) ? `${DIR}uac.xml` : `${ROOT}bench/lib/uac.xml`;
 
 function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return 0;
@@ -68,27 +82,42 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
-function startProcess(cmd: string, args: string[], ready: RegExp | null): Promise<ChildProcess> {
+/** start a server; ready when its stderr matches `ready`, or when `ready()` says so */
+function startProcess(cmd: string, args: string[], ready: RegExp | (() => boolean)): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
-    const t = setTimeout(() => (ready ? reject(new Error(`${cmd} did not start:\n${err}`)) : resolve(p)), ready ? 15_000 : 1500);
+    let poll: NodeJS.Timeout | undefined;
+    let settled = false;
+    const done = (e?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t);
+      clearInterval(poll);
+      if (e) {
+        p.kill('SIGKILL');
+        reject(e);
+      } else resolve(p);
+    };
+    const t = setTimeout(() => done(new Error(`${cmd} did not start within 15 s:\n${err}`)), 15_000);
     p.stderr!.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-5000);
-      if (ready?.test(err)) {
-        clearTimeout(t);
-        resolve(p);
-      }
+      if (ready instanceof RegExp && ready.test(err)) done();
     });
-    p.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`${cmd} exited (${code}):\n${err}`));
-    });
+    // kamailio prints no ready line: its socket is bound before it forks the children, so give them a moment
+    if (typeof ready === 'function') {
+      poll = setInterval(() => {
+        if (!ready()) return;
+        clearInterval(poll);
+        setTimeout(done, 500);
+      }, 50);
+    }
+    p.once('exit', (code) => done(new Error(`${cmd} exited (${code}):\n${err}`)));
   });
 }
 
 async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null) return;
+  if (p.exitCode !== null || p.signalCode !== null) return;
   await new Promise<void>((r) => {
     p.once('exit', () => r());
     p.kill('SIGTERM');
@@ -100,83 +129,90 @@ async function measure(server: string, pid: number, rate: number, calls: number,
   const cpu0 = treeCpuUs(pid);
   const m0 = server === 'switchyard' ? threadCpuUs(pid, pid) : 0;
   const t0 = process.hrtime.bigint();
-  const r = await runUac({ target: PROXY, calls, rate, localPort, timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000, rtt: true });
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const r = await runUac({ target: PROXY, scenario: UAC, calls, rate, localPort, timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000, rtt: true });
+  // a few calls stuck until sipp's timeout must not dilute the rate of all the others
+  const secs = r.answeredSpanMs > 0 ? r.answeredSpanMs / 1000 : Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = treeCpuUs(pid) - cpu0;
-  const done = r.successful + r.failed;
+  const ok = Math.max(1, r.successful);
+  const failed = calls - r.successful;
   const run: Run = {
     scenario,
     server,
     children,
-    calls: done,
-    failed: r.failed + (calls - done),
+    calls,
+    failed,
     cps: Math.round(r.successful / secs),
-    cpu_us_per_call: Math.round(cpu / Math.max(1, r.successful)),
-    master_us_per_call: server === 'switchyard' ? Math.round((threadCpuUs(pid, pid) - m0) / Math.max(1, r.successful)) : null,
+    cpu_us_per_call: Math.round(cpu / ok),
+    master_us_per_call: server === 'switchyard' ? Math.round((threadCpuUs(pid, pid) - m0) / ok) : null,
+    rt_mean_ms: r.rtts.length ? Math.round((r.rtts.reduce((a, b) => a + b, 0) / r.rtts.length) * 100) / 100 : 0,
     rt_median_ms: percentile(r.rtts, 50),
     rt_p99_ms: percentile(r.rtts, 99),
-    verdict: 'ok',
+    retransmissions: r.retransmissions,
+    verdict: failed / calls < 0.001 ? 'ok' : 'fail',
     rate,
     kind,
   };
-  run.verdict = run.failed / calls < 0.001 ? 'ok' : 'fail';
   console.log(
-    `RESULT scenario=${run.scenario} server=${run.server} children=${run.children} rate=${rate} calls=${run.calls} failed=${run.failed} cps=${run.cps} cpu_us_per_call=${run.cpu_us_per_call}` +
-      `${run.master_us_per_call !== null ? ` master_us_per_call=${run.master_us_per_call}` : ''} rt_median_ms=${run.rt_median_ms} rt_p99_ms=${run.rt_p99_ms} verdict=${run.verdict} (${kind})`,
+    `RESULT scenario=${run.scenario} server=${run.server} children=${run.children} calls=${run.calls} failed=${run.failed} cps=${run.cps} cpu_us_per_call=${run.cpu_us_per_call}` +
+      ` rt_median_ms=${run.rt_median_ms} rt_p99_ms=${run.rt_p99_ms} verdict=${run.verdict} rate=${rate} kind=${kind}` +
+      `${run.master_us_per_call !== null ? ` master_us_per_call=${run.master_us_per_call}` : ''} rt_mean_ms=${run.rt_mean_ms} retransmissions=${run.retransmissions}`,
   );
   return run;
 }
 
 async function benchServer(server: string, start: () => Promise<ChildProcess>): Promise<Run[]> {
+  for (const port of [PROXY_PORT, UAS_PORT]) if (bound(port, 'u1')) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
   const runs: Run[] = [];
   const uas = await startUas({ port: UAS_PORT });
-  const proc = await start();
+  let proc: ChildProcess | undefined;
   let port = 6100;
   try {
+    proc = await start();
     // warm-up (JIT, connection tables), not reported
-    await runUac({ target: PROXY, calls: Math.min(500, fixedRate * 3), rate: Math.min(500, fixedRate), localPort: port++, timeoutMs: 20_000 });
+    await runUac({ target: PROXY, scenario: UAC, calls: Math.min(500, fixedRate * 3), rate: Math.min(500, fixedRate), localPort: port++, timeoutMs: 20_000 });
     runs.push(await measure(server, proc.pid!, fixedRate, fixedRate * (quick ? 3 : 8), 'fixed', port++));
     for (const rate of STEPS) {
       const r = await measure(server, proc.pid!, rate, rate * STEP_SECONDS, 'step', port++);
       runs.push(r);
-      // keep climbing through a few failed calls (kamailio's UDP children reorder
-      // a call's replies under load, which sipp counts as failures); stop when the rate is not met
-      if (r.cps < rate * 0.9 || r.failed / Math.max(1, r.calls) > 0.02) break;
+      if (r.verdict === 'fail' || r.cps < rate * 0.9) break;
     }
   } finally {
-    await stop(proc);
+    if (proc) await stop(proc);
     await uas.stop();
   }
   return runs;
 }
 
+/** "+342% (4.42×)": how a differs from b */
+function diff(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || b === 0) return '';
+  const r = a / b;
+  return `${r >= 1 ? '+' : ''}${Math.round((r - 1) * 100)}% (${r.toFixed(2)}×)`;
+}
+
+/** metrics down, servers across, then the first server's difference from the second */
 function table(runs: Run[]): string {
-  const best = (server: string): Run | undefined =>
-    runs.filter((r) => r.server === server && r.kind === 'step' && r.verdict === 'ok').sort((a, b) => b.cps - a.cps)[0];
-  const fixed = (server: string): Run | undefined => runs.find((r) => r.server === server && r.kind === 'fixed');
-  const servers = [...new Set(runs.map((r) => r.server))];
-  const sustained = (server: string): Run | undefined =>
-    runs.filter((r) => r.server === server && r.kind === 'step' && r.cps >= r.rate * 0.9).sort((a, b) => b.cps - a.cps)[0];
-  const lines = [
-    `| server | children | CPU µs/call @${fixedRate} cps | master µs/call | failed @${fixedRate} | rt median / p99 ms | max cps (<0.1% failed) | max cps sustained (failed %) |`,
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  const names = [...new Set(runs.map((r) => r.server))];
+  const fixed = (s: string): Run | undefined => runs.find((r) => r.server === s && r.kind === 'fixed');
+  const best = (s: string): Run | undefined =>
+    runs.filter((r) => r.server === s && r.kind === 'step' && r.verdict === 'ok').sort((a, b) => b.cps - a.cps)[0];
+  const pct = (r: Run | undefined): string => (r ? `${((r.failed / r.calls) * 100).toFixed(2)}%` : '-');
+  const rows: [string, (s: string) => number | undefined, (s: string) => string][] = [
+    [`CPU µs/call @${fixedRate} cps`, (s) => fixed(s)?.cpu_us_per_call, (s) => String(fixed(s)?.cpu_us_per_call ?? '-')],
+    [`master thread µs/call @${fixedRate} cps`, (s) => fixed(s)?.master_us_per_call ?? undefined, (s) => String(fixed(s)?.master_us_per_call ?? '-')],
+    [`failed @${fixedRate} cps`, () => undefined, (s) => pct(fixed(s))],
+    [`rt mean ms @${fixedRate} cps`, (s) => fixed(s)?.rt_mean_ms, (s) => String(fixed(s)?.rt_mean_ms ?? '-')],
+    [`rt median / p99 ms @${fixedRate} cps`, () => undefined, (s) => (fixed(s) ? `${fixed(s)!.rt_median_ms} / ${fixed(s)!.rt_p99_ms}` : '-')],
+    ['max cps (<0.1% failed)', (s) => best(s)?.cps, (s) => String(best(s)?.cps ?? 'none')],
+    ['CPU µs/call at max cps', (s) => best(s)?.cpu_us_per_call, (s) => String(best(s)?.cpu_us_per_call ?? '-')],
   ];
-  for (const s of servers) {
-    const f = fixed(s);
-    const b = best(s);
-    const m = sustained(s);
-    lines.push(
-      `| ${s} | ${children} | ${f?.cpu_us_per_call ?? '-'} | ${f?.master_us_per_call ?? '-'} | ${f ? `${((f.failed / Math.max(1, f.calls + f.failed)) * 100).toFixed(2)}%` : '-'} | ${f ? `${f.rt_median_ms} / ${f.rt_p99_ms}` : '-'} | ${b?.cps ?? 'none'} | ${m ? `${m.cps} (${((m.failed / Math.max(1, m.calls)) * 100).toFixed(2)}%)` : '-'} |`,
-    );
-  }
-  if (servers.length === 2) {
-    const [a, b] = servers as [string, string];
-    const fa = fixed(a);
-    const fb = fixed(b);
-    const ba = best(a);
-    const bb = best(b);
-    if (fa && fb) lines.push(`\nCPU per call: ${a} / ${b} = ${(fa.cpu_us_per_call / Math.max(1, fb.cpu_us_per_call)).toFixed(2)}×`);
-    if (ba && bb) lines.push(`Max calls/s: ${a} / ${b} = ${(ba.cps / Math.max(1, bb.cps)).toFixed(2)}×`);
+  const two = names.length === 2;
+  const lines = [
+    `| ${scenario}, ${children} children | ${names.join(' | ')} |${two ? ` ${names[0]} vs ${names[1]} |` : ''}`,
+    `| --- |${names.map(() => ' ---: |').join('')}${two ? ' ---: |' : ''}`,
+  ];
+  for (const [label, value, text] of rows) {
+    lines.push(`| ${label} | ${names.map(text).join(' | ')} |${two ? ` ${diff(value(names[0]!), value(names[1]!))} |` : ''}`);
   }
   return lines.join('\n');
 }
@@ -190,27 +226,57 @@ function startApi(port: number, delayMs: number): Promise<http.Server> {
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
 
+function version(cmd: string, pattern: RegExp): string {
+  const r = spawnSync(cmd, ['-v'], { encoding: 'utf8' });
+  return pattern.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[0] ?? '?';
+}
+
 async function main(): Promise<void> {
-  const dir = `${ROOT}bench/scenarios/${scenario}/`;
-  if (!existsSync(dir)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
+  if (!existsSync(DIR)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
   const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
   const runs: Run[] = [];
-  runs.push(
-    ...(await benchServer('switchyard', () =>
-      startProcess(process.execPath, [MAIN, '-f', `${dir}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, '--mi', 'off'], /switchyard ready/),
-    )),
-  );
-  if (existsSync(KAMAILIO) && existsSync(`${dir}kamailio.cfg`)) {
-    const cfg = readFileSync(`${dir}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '');
-    const tmp = `/tmp/switchyard-bench-kamailio-${process.pid}.cfg`;
-    writeFileSync(tmp, `children=${children}\nlisten=udp:${PROXY}\n${cfg}`);
-    runs.push(...(await benchServer('kamailio', () => startProcess(KAMAILIO, ['-f', tmp, '-DD', '-E', '-m', '256', '-M', '16', '-x', 'tlsf', '-w', '/tmp'], null))));
-  } else console.log('kamailio not installed: switchyard only (apt-get install kamailio)');
+  try {
+    if (servers.includes('switchyard')) {
+      runs.push(
+        ...(await benchServer('switchyard', () =>
+          startProcess(process.execPath, [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, '--mi', 'off', '-E'], /switchyard ready/),
+        )),
+      );
+    }
+    if (servers.includes('kamailio')) {
+      if (existsSync(KAMAILIO) && existsSync(`${DIR}kamailio.cfg`)) {
+        const cfg = readFileSync(`${DIR}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '');
+        const tmp = `/tmp/switchyard-bench-kamailio-${process.pid}.cfg`;
+        writeFileSync(tmp, `children=${children}\nlisten=udp:${PROXY}\n${cfg}`);
+        // -DD: no daemon, children still forked; 256 MB shared memory (64 ran out under tm at 1000 cps)
+        const args = ['-f', tmp, '-DD', '-E', '-m', '256', '-M', '16', '-x', 'tlsf', '-w', '/tmp'];
+        runs.push(...(await benchServer('kamailio', () => startProcess(KAMAILIO, args, () => bound(PROXY_PORT, 'u1')))));
+      } else console.log('kamailio not installed: switchyard only (apt-get install kamailio)');
+    }
+  } finally {
+    api?.closeAllConnections();
+    api?.close();
+  }
+  if (runs.length === 0) throw new Error('nothing measured');
 
-  api?.closeAllConnections();
-  api?.close();
-  const meta = { date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? '?', cores: cpus().length, kernel: release(), scenario, children, fixedRate };
-  const md = `# ${scenario} — ${meta.date}\n\nnode ${meta.node}, ${meta.cpu} × ${meta.cores}, linux ${meta.kernel}\n\n${table(runs)}\n`;
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model ?? '?',
+    cores: cpus().length,
+    kernel: release(),
+    sipp: version(SIPP, /v\d[\w.-]*\w/),
+    kamailio: servers.includes('kamailio') && existsSync(KAMAILIO) ? version(KAMAILIO, /kamailio \S+/) : null,
+    scenario,
+    children,
+    fixedRate,
+    steps: STEPS,
+    stepSeconds: STEP_SECONDS,
+  };
+  const md =
+    `# ${scenario} — ${meta.date}\n\n` +
+    `node ${meta.node}, ${meta.cpu} × ${meta.cores}, linux ${meta.kernel}, sipp ${meta.sipp}${meta.kamailio ? `, ${meta.kamailio}` : ''}; ` +
+    `sipp, the server and its callee share these cores.\n\n${table(runs)}\n`;
   console.log('\n' + md);
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const stamp = meta.date.slice(0, 16).replace(/[:T]/g, '-');

@@ -16,6 +16,8 @@ test('sipp uac → sipp uas: 100 calls over UDP, none failed', { skip, timeout: 
     assert.equal(r.successful, 100);
     assert.equal(r.retransmissions, 0);
     assert.equal(r.rtts.length, 100);
+    // 100 calls at 100 per second are answered over about one second
+    assert.ok(r.answeredSpanMs > 900 && r.answeredSpanMs < 3000, `answered over ${r.answeredSpanMs} ms`);
   } finally {
     await uas.stop();
   }

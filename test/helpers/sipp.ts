@@ -56,19 +56,25 @@ export interface UacResult {
   stderr: string;
   /** response times in ms, when asked for */
   rtts: number[];
+  /** with rtt: ms from sipp's start to the last response time taken, i.e. without the wait for stragglers */
+  answeredSpanMs: number;
   /** sipp's error log (-trace_err), for assertion messages */
   errors: string;
 }
 
-function readRtts(dir: string): number[] {
+/** -trace_rtt rows are "Date_ms;response_time_ms;rtd_no", Date_ms counted from sipp's start */
+function readRtts(dir: string): { rtts: number[]; answeredSpanMs: number } {
   const file = readdirSync(dir).find((f) => f.endsWith('_rtt.csv'));
-  if (!file) return [];
-  return readFileSync(join(dir, file), 'utf8')
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((l) => Number(l.split(';')[1]))
-    .filter((n) => Number.isFinite(n));
+  const rtts: number[] = [];
+  let answeredSpanMs = 0;
+  if (!file) return { rtts, answeredSpanMs };
+  for (const line of readFileSync(join(dir, file), 'utf8').trim().split('\n').slice(1)) {
+    const [at, ms] = line.split(';').map(Number);
+    if (!Number.isFinite(ms) || !Number.isFinite(at)) continue;
+    rtts.push(ms!);
+    answeredSpanMs = Math.max(answeredSpanMs, at!);
+  }
+  return { rtts, answeredSpanMs };
 }
 
 /** the last row of sipp's -trace_stat CSV holds the cumulative (C) counters */
@@ -108,7 +114,7 @@ export function runUac(o: UacOptions): Promise<UacResult> {
       clearTimeout(kill);
       const errFile = readdirSync(dir).find((f) => f.endsWith('_errors.log'));
       const errors = errFile ? readFileSync(join(dir, errFile), 'utf8').slice(-4000) : '';
-      const result = { exitCode, ...readStats(stat), stdout, stderr, rtts: o.rtt ? readRtts(dir) : [], errors };
+      const result = { exitCode, ...readStats(stat), stdout, stderr, ...(o.rtt ? readRtts(dir) : { rtts: [], answeredSpanMs: 0 }), errors };
       rmSync(dir, { recursive: true, force: true });
       resolve(result);
     });
@@ -116,7 +122,7 @@ export function runUac(o: UacOptions): Promise<UacResult> {
 }
 
 /** is 127.0.0.1:port bound (UDP) or listening (TCP)? from /proc/net, no probe traffic */
-function bound(port: number, transport: SippTransport): boolean {
+export function bound(port: number, transport: SippTransport): boolean {
   const table = readFileSync(transport === 'u1' ? '/proc/net/udp' : '/proc/net/tcp', 'utf8');
   const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   // columns: sl local_address rem_address st …; st 0A is LISTEN
