@@ -415,19 +415,20 @@ export class Transactions implements TransactionApi {
     if (uri !== undefined) return this.#branch(ctx, s, ctx.ruri, uri);
     const appended = (ctx.ext.branches as string[] | undefined) ?? [];
     ctx.ext.branches = [];
-    let sent = this.#branch(ctx, s, ctx.ruri, ctx.du ?? ctx.ruri ?? msg.ruri);
-    for (const b of appended) sent = Math.max(sent, this.#branch(ctx, s, b, b));
+    let sent = this.#branch(ctx, s, ctx.ruri, ctx.du);
+    for (const b of appended) sent = Math.max(sent, this.#branch(ctx, s, b, null));
     return sent;
   }
 
-  #branch(ctx: ScriptContext, s: ServerTx, ruri: string | null, to: string): number {
+  /** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
+  #branch(ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null): number {
     const msg = ctx.msg;
     let edits = (ctx.edits as MessageEdits).fork();
     if (s.branchRoute !== null) {
       const fn = this.#svc.route(s.branchRoute, 'branch');
       if (fn !== null) {
         // the branch route sees and changes this branch only: its own R-URI, $du and edits
-        const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du: to === ruri ? null : to, edits, exit: false, dropped: false };
+        const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du, edits, exit: false, dropped: false };
         s.branchIdx = s.branches.length;
         const r = fn(bctx);
         if (typeof r !== 'number') {
@@ -437,10 +438,11 @@ export class Transactions implements TransactionApi {
         }
         if (bctx.dropped) return -1;
         ruri = bctx.ruri;
-        to = bctx.du ?? bctx.ruri ?? msg.ruri;
+        du = bctx.du;
         edits = bctx.edits as MessageEdits;
       }
     }
+    const to = du ?? ruri ?? msg.ruri;
     const target = uriTarget(to);
     if (target === null) {
       this.#svc.log.err(`t_relay(): cannot send to "${to}" (an IP address is needed)`);
