@@ -43,6 +43,12 @@ route {
         append_branch("sip:third@127.0.0.1:${callee.port}");
         t_relay();
         exit;
+    case "silent":
+        $T_fr_timeout = 1;
+        $du = "sip:127.0.0.1:${callee.port}";
+        t_on_failure("TIMEOUT");
+        t_relay();
+        exit;
     case "quiet":
         $du = "sip:127.0.0.1:${callee.port}";
         t_relay("0x01");
@@ -56,6 +62,9 @@ route[unparked] {
 route[slept] {
     if (t_was_cancelled()) { xlog("L_ERR", "slept $ci: cancelled\\n"); exit; }
     t_reply(200, "slept");
+}
+failure_route[TIMEOUT] {
+    if (t_branch_timeout() && !t_branch_replied()) { t_reply(504, "timed out after $T_fr_timeout s"); }
 }
 branch_route[PER_BRANCH] {
     if ($rU == "third") { drop; }
@@ -218,4 +227,32 @@ test('tm.stats sums the workers: transactions, replies and classes', { timeout: 
   assert.ok(s.rpl_sent >= s.rpl_generated);
   assert.equal(s.freed, s.total - s.current);
   assert.equal(s.suspended, 0);
+});
+
+test('$T_fr_timeout set before the transaction exists; the failure route sees t_branch_timeout and no reply', { timeout: 10_000 }, async () => {
+  const id = 'silent';
+  const n = callee.received.length;
+  const t0 = Date.now();
+  caller.send(invite('silent', id, 'MESSAGE'), server.udp[0]!);
+  assert.ok(await until(() => got(id, 'MESSAGE').includes('SIP/2.0 504 timed out after 1 s'), 4000), got(id, 'MESSAGE').join('|'));
+  const took = Date.now() - t0;
+  assert.ok(took >= 1000 && took < 2000, `504 after ${took} ms`);
+  // the silent callee got the request and its UDP retransmissions (timer E: 500 ms)
+  assert.ok(callee.received.length - n >= 2);
+});
+
+test('RFC 2543 matching (no z9hG4bK branch): a retransmission and the ACK find the transaction', { timeout: 10_000 }, async () => {
+  const id = 'old-2543';
+  const req = (m: string): string => invite('busy', id, m).replace(`;branch=z9hG4bK${id}`, '');
+  const before = await stat('tm:UAS_transactions');
+  caller.send(req('INVITE'), server.udp[0]!);
+  assert.ok(await until(() => got(id).some((l) => l.startsWith('SIP/2.0 486'))));
+  caller.send(req('INVITE'), server.udp[0]!);
+  await sleep(100);
+  assert.equal((await stat('tm:UAS_transactions')) - before, 1, 'the retransmission was not a new transaction');
+  caller.send(req('ACK'), server.udp[0]!);
+  await sleep(100);
+  const n = got(id).length;
+  await sleep(1200);
+  assert.equal(got(id).length, n, 'the ACK stopped timer G');
 });

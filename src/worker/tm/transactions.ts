@@ -46,6 +46,10 @@ interface ClientTx {
   readonly bytes: Buffer;
   readonly invite: boolean;
   status: number;
+  /** ended by fr_timer/fr_inv_timer, not by a reply */
+  timedOut: boolean;
+  /** some reply came back on it */
+  heard: boolean;
   retransAt: number;
   interval: number;
   timeoutAt: number;
@@ -135,8 +139,9 @@ export class Transactions implements TransactionApi {
   constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>) {
     this.#svc = svc;
     this.#counters = counters;
-    this.frTimer = Number(params.get('fr_timer'));
-    this.frInvTimer = Number(params.get('fr_inv_timer'));
+    const secs = (name: string): number | null => (params.get(name) === undefined ? null : Number(params.get(name)) * 1000);
+    this.frTimer = secs('fr_timeout') ?? Number(params.get('fr_timer'));
+    this.frInvTimer = secs('fr_inv_timeout') ?? Number(params.get('fr_inv_timer'));
     this.waitMs = Number(params.get('wt_timer'));
     this.auto100 = Number(params.get('auto_inv_100')) !== 0 && Number(params.get('auto_100trying')) !== 0;
     const h = (id: string): CounterHandle => counters.handle(id);
@@ -163,7 +168,10 @@ export class Transactions implements TransactionApi {
         this.#counters.inc(this.#c.timeouts);
         // a branch that rang but never answered is cancelled downstream (RFC 3261 §16.8)
         if (c.status > 0 && c.invite) this.#sendCancel(c);
-        this.#branchFinal(c, 408, 'Request Timeout', null);
+        c.timedOut = true;
+        // a cancelled branch that never answered ends as the CANCEL meant it to
+        if (c.server.cancelled) this.#branchFinal(c, 487, 'Request Terminated', null);
+        else this.#branchFinal(c, 408, 'Request Timeout', null);
         continue;
       }
       if (c.retransAt <= now && c.dest.proto === 'udp' && (c.status === 0 || !c.invite)) {
@@ -289,8 +297,8 @@ export class Transactions implements TransactionApi {
       onreplyRoute: null,
       branchRoute: null,
       cancelled: false,
-      frInvite: this.frInvTimer,
-      frNonInvite: this.frTimer,
+      frInvite: (ctx.ext.tmFrInv as number | undefined) ?? this.frInvTimer,
+      frNonInvite: (ctx.ext.tmFr as number | undefined) ?? this.frTimer,
       replyCode: 0,
       branchIdx: 0,
       expiresAt: Infinity,
@@ -472,6 +480,8 @@ export class Transactions implements TransactionApi {
       bytes,
       invite: s.invite,
       status: 0,
+      timedOut: false,
+      heard: false,
       retransAt: now + T1,
       interval: T1,
       timeoutAt: now + s.frNonInvite,
@@ -514,12 +524,33 @@ export class Transactions implements TransactionApi {
     return (ctx.ext.tmTx as ServerTx | undefined)?.cancelled === true;
   }
 
+  /** t_set_fr / $T_fr_(inv_)timeout: for this transaction, or the one t_relay will create */
   setTimeouts(ctx: ScriptContext, inviteMs: number, nonInviteMs: number): number {
-    const s = this.#serverTx(ctx);
-    if (s === null) return -1;
-    if (inviteMs > 0) s.frInvite = inviteMs;
-    if (nonInviteMs > 0) s.frNonInvite = nonInviteMs;
+    if (!ctx.msg.isRequest) return -1;
+    const s = ctx.ext.tmTx as ServerTx | undefined;
+    if (inviteMs > 0) {
+      if (s) s.frInvite = inviteMs;
+      else ctx.ext.tmFrInv = inviteMs;
+    }
+    if (nonInviteMs > 0) {
+      if (s) s.frNonInvite = nonInviteMs;
+      else ctx.ext.tmFr = nonInviteMs;
+    }
     return 1;
+  }
+
+  /** the fr timers the request's transaction has or will have (ms) */
+  timeouts(ctx: ScriptContext): { invite: number; nonInvite: number } {
+    const s = ctx.ext.tmTx as ServerTx | undefined;
+    if (s) return { invite: s.frInvite, nonInvite: s.frNonInvite };
+    return { invite: (ctx.ext.tmFrInv as number | undefined) ?? this.frInvTimer, nonInvite: (ctx.ext.tmFr as number | undefined) ?? this.frTimer };
+  }
+
+  /** in a failure route: did the branch it runs for end by timeout (t_branch_timeout) / hear any reply (t_branch_replied) */
+  branchEnded(ctx: ScriptContext): { timedOut: boolean; replied: boolean } {
+    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const c = s?.branches[s.branchIdx];
+    return { timedOut: c?.timedOut === true, replied: c !== undefined && c.heard };
   }
 
   replyCode(ctx: ScriptContext): number {
@@ -541,6 +572,7 @@ export class Transactions implements TransactionApi {
     const c = this.#client.get(branch);
     if (c === undefined) return false;
     this.#counters.inc(this.#c.rplReceived);
+    c.heard = true;
     // the reply to a CANCEL we sent shares the INVITE's branch: it is hop by hop, and ends here
     try {
       if (reply.cseq().method === 'CANCEL') return true;

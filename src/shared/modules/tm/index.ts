@@ -15,6 +15,8 @@ interface TmEngine extends TransactionApi {
   tContinue(index: number, label: number, route: string): number;
   idIndex(ctx: ScriptContext): number;
   idLabel(ctx: ScriptContext): number;
+  timeouts(ctx: ScriptContext): { invite: number; nonInvite: number };
+  branchEnded(ctx: ScriptContext): { timedOut: boolean; replied: boolean };
 }
 
 function tm(ctx: ScriptContext): TmEngine {
@@ -56,7 +58,8 @@ const functions: FunctionSpec[] = [
   { name: 't_was_cancelled', args: [], fn: (ctx) => (tm(ctx).wasCancelled(ctx) ? 1 : -1) },
   { name: 't_is_canceled', args: [], fn: (ctx) => (tm(ctx).wasCancelled(ctx) ? 1 : -1) },
   { name: 't_set_fr', args: [I, { kind: 'int', optional: true }], routes: REQ, fn: (ctx, inv: number, non?: number) => tm(ctx).setTimeouts(ctx, inv, non ?? 0) },
-  { name: 't_branch_timeout', args: [], routes: RouteKind.FAILURE, fn: (ctx) => (tm(ctx).replyCode(ctx) === 408 ? 1 : -1) },
+  { name: 't_branch_timeout', args: [], routes: RouteKind.FAILURE, fn: (ctx) => (tm(ctx).branchEnded(ctx).timedOut ? 1 : -1) },
+  { name: 't_branch_replied', args: [], routes: RouteKind.FAILURE, fn: (ctx) => (tm(ctx).branchEnded(ctx).replied ? 1 : -1) },
   { name: 't_check_status', args: [{ kind: 'regex' }], fn: (ctx, re: RegExp) => (re.test(String(tm(ctx).replyCode(ctx))) ? 1 : -1) },
   // Kamailio's t_suspend()/t_continue(): the request waits until some route of this worker continues it
   { name: 't_suspend', args: [], routes: REQ, fn: (ctx) => tm(ctx).tSuspend(ctx) },
@@ -87,6 +90,19 @@ const pvars: PvarSpec[] = [
   { name: 'T', arg: 'required', get: tPvar },
   { name: 'T_reply_code', arg: 'none', get: (ctx) => ctx.svc.tm?.replyCode(ctx) ?? 0 },
   { name: 'T_branch_idx', arg: 'none', get: (ctx) => ctx.svc.tm?.branchIndex(ctx) ?? 0 },
+  // OpenSIPS: the fr timers of this transaction in seconds, writable
+  {
+    name: 'T_fr_timeout',
+    arg: 'none',
+    get: (ctx) => Math.round(tm(ctx).timeouts(ctx).nonInvite / 1000),
+    set: (ctx, v) => void tm(ctx).setTimeouts(ctx, 0, Number(v) * 1000),
+  },
+  {
+    name: 'T_fr_inv_timeout',
+    arg: 'none',
+    get: (ctx) => Math.round(tm(ctx).timeouts(ctx).invite / 1000),
+    set: (ctx, v) => void tm(ctx).setTimeouts(ctx, Number(v) * 1000, 0),
+  },
 ];
 
 /** tm.stats (Kamailio's RPC): the tm counters summed over the workers */
@@ -125,6 +141,9 @@ export const tmModule: ModuleExports = {
   params: [
     { name: 'fr_timer', type: 'int', default: 30000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
     { name: 'fr_inv_timer', type: 'int', default: 120000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
+    // OpenSIPS's names, in seconds; when set they win over fr_timer/fr_inv_timer
+    { name: 'fr_timeout', type: 'int', check: (v) => (Number(v) > 0 ? null : 'must be > 0 (s)') },
+    { name: 'fr_inv_timeout', type: 'int', check: (v) => (Number(v) > 0 ? null : 'must be > 0 (s)') },
     { name: 'wt_timer', type: 'int', default: 5000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
     { name: 'restart_fr_on_each_reply', type: 'int', default: 1 },
     { name: 'auto_inv_100', type: 'int', default: 1 },
