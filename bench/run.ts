@@ -26,6 +26,8 @@ const KAMAILIO = '/usr/sbin/kamailio';
 const PROXY_PORT = 5060;
 const PROXY = `127.0.0.1:${PROXY_PORT}`;
 const UAS_PORT = 5070;
+/** what the proxy receives per call of the bench uac and sipp's uas: INVITE, 180, 200, ACK, BYE, 200 */
+const MSGS_PER_CALL = 6;
 
 interface Run {
   scenario: string;
@@ -38,6 +40,8 @@ interface Run {
   cps: number;
   cpu_us_per_call: number;
   master_us_per_call: number | null;
+  /** the master's CPU per message received (and forwarded), MSGS_PER_CALL a call */
+  master_us_per_msg: number | null;
   rt_mean_ms: number;
   rt_median_ms: number;
   rt_p99_ms: number;
@@ -143,7 +147,8 @@ async function measure(server: string, pid: number, rate: number, calls: number,
     failed,
     cps: Math.round(r.successful / secs),
     cpu_us_per_call: Math.round(cpu / ok),
-    master_us_per_call: server === 'switchyard' ? Math.round((threadCpuUs(pid, pid) - m0) / ok) : null,
+    master_us_per_call: null,
+    master_us_per_msg: null,
     rt_mean_ms: r.rtts.length ? Math.round((r.rtts.reduce((a, b) => a + b, 0) / r.rtts.length) * 100) / 100 : 0,
     rt_median_ms: percentile(r.rtts, 50),
     rt_p99_ms: percentile(r.rtts, 99),
@@ -152,10 +157,15 @@ async function measure(server: string, pid: number, rate: number, calls: number,
     rate,
     kind,
   };
+  if (server === 'switchyard') {
+    const master = threadCpuUs(pid, pid) - m0;
+    run.master_us_per_call = Math.round(master / ok);
+    run.master_us_per_msg = Math.round((master / (ok * MSGS_PER_CALL)) * 10) / 10;
+  }
   console.log(
     `RESULT scenario=${run.scenario} server=${run.server} children=${run.children} calls=${run.calls} failed=${run.failed} cps=${run.cps} cpu_us_per_call=${run.cpu_us_per_call}` +
       ` rt_median_ms=${run.rt_median_ms} rt_p99_ms=${run.rt_p99_ms} verdict=${run.verdict} rate=${rate} kind=${kind}` +
-      `${run.master_us_per_call !== null ? ` master_us_per_call=${run.master_us_per_call}` : ''} rt_mean_ms=${run.rt_mean_ms} retransmissions=${run.retransmissions}`,
+      `${run.master_us_per_call !== null ? ` master_us_per_call=${run.master_us_per_call} master_us_per_msg=${run.master_us_per_msg}` : ''} rt_mean_ms=${run.rt_mean_ms} retransmissions=${run.retransmissions}`,
   );
   return run;
 }
@@ -200,6 +210,7 @@ function table(runs: Run[]): string {
   const rows: [string, (s: string) => number | undefined, (s: string) => string][] = [
     [`CPU µs/call @${fixedRate} cps`, (s) => fixed(s)?.cpu_us_per_call, (s) => String(fixed(s)?.cpu_us_per_call ?? '-')],
     [`master thread µs/call @${fixedRate} cps`, (s) => fixed(s)?.master_us_per_call ?? undefined, (s) => String(fixed(s)?.master_us_per_call ?? '-')],
+    [`master thread µs/message @${fixedRate} cps`, () => undefined, (s) => String(fixed(s)?.master_us_per_msg ?? '-')],
     [`failed @${fixedRate} cps`, () => undefined, (s) => pct(fixed(s))],
     [`rt mean ms @${fixedRate} cps`, (s) => fixed(s)?.rt_mean_ms, (s) => String(fixed(s)?.rt_mean_ms ?? '-')],
     [`rt median / p99 ms @${fixedRate} cps`, () => undefined, (s) => (fixed(s) ? `${fixed(s)!.rt_median_ms} / ${fixed(s)!.rt_p99_ms}` : '-')],
