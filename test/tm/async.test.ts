@@ -61,8 +61,11 @@ route[resumed] {
       rounds.push(rssMb(server.pid));
     }
     console.error(`# rss MB: before ${before.toFixed(1)}, after round 1 ${rounds[0]!.toFixed(1)}, after round 2 ${rounds[1]!.toFixed(1)}`);
-    // V8 keeps the pages it grew into; a leak would grow again by a round's worth
-    assert.ok(rounds[1]! - rounds[0]! < 40, `rss grew ${(rounds[1]! - rounds[0]!).toFixed(1)} MB in the second round`);
+    // V8 keeps the pages it grew into, and when it collects varies from run to run (±40 MB
+    // here); a leak would grow again by about the first round's growth
+    const first = rounds[0]! - before;
+    const second = rounds[1]! - rounds[0]!;
+    assert.ok(second < first / 2, `rss grew ${first.toFixed(1)} MB in the first round, ${second.toFixed(1)} MB in the second`);
   } finally {
     await server.stop();
   }
