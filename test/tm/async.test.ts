@@ -61,11 +61,12 @@ route[resumed] {
       rounds.push(rssMb(server.pid));
     }
     console.error(`# rss MB: before ${before.toFixed(1)}, after round 1 ${rounds[0]!.toFixed(1)}, after round 2 ${rounds[1]!.toFixed(1)}`);
-    // V8 keeps the pages it grew into, and when it collects varies from run to run (±40 MB
-    // here); a leak would grow again by about the first round's growth
+    // the exact check is the gauges above; RSS is coarse: V8 keeps the pages it grew into and
+    // collects when it likes (the second round measured -10 … +90 MB after a first of ~140 MB),
+    // so only a leak of more than a round's working set fails here
     const first = rounds[0]! - before;
     const second = rounds[1]! - rounds[0]!;
-    assert.ok(second < first / 2, `rss grew ${first.toFixed(1)} MB in the first round, ${second.toFixed(1)} MB in the second`);
+    assert.ok(second < first, `rss grew ${first.toFixed(1)} MB in the first round, ${second.toFixed(1)} MB in the second`);
   } finally {
     await server.stop();
   }
