@@ -40,6 +40,7 @@ request_route {
         exit;
     }
     record_route();
+    if ($rU == "stateless") { forward("sip:127.0.0.1:${tcpPort};transport=tcp"); exit; }
     if ($rU == "tcp") { $du = "sip:127.0.0.1:${tcpPort};transport=tcp"; } else { $du = "sip:127.0.0.1:${udpCallee.port}"; }
     t_relay();
 }
@@ -128,4 +129,13 @@ test('a single Route of ours without ;r2 removes only itself', { timeout: 10_000
   const bye = (await udpCallee.waitFor(n + 1))?.toString('latin1');
   assert.ok(bye);
   assert.deepEqual(headers(bye, 'Route'), [`<sip:127.0.0.1:${udpCallee.port};lr;x=1>`]);
+});
+
+test('stateless forward() writes the same Record-Route pair', { timeout: 10_000 }, async () => {
+  const udp = splitAddr(server.udp[0]!);
+  const tcp = splitAddr(server.tcp[0]!);
+  caller.send(request('MESSAGE', 'sip:stateless@127.0.0.1', 'rr-sl'), server.udp[0]!);
+  const msg = await waitTcp(/Call-ID: rr-sl/);
+  assert.ok(msg, 'the callee on TCP got the MESSAGE');
+  assert.deepEqual(headers(msg, 'Record-Route'), [`<sip:127.0.0.1:${tcp.port};transport=tcp;r2=on;lr>`, `<sip:127.0.0.1:${udp.port};r2=on;lr>`]);
 });

@@ -36,7 +36,7 @@ const T2 = 4000;
 const T4 = 5000;
 
 /** t_relay flag (OpenSIPS 0x01): no automatic 100 Trying for the INVITE */
-export const RELAY_NO_100 = 0x01;
+const RELAY_NO_100 = 0x01;
 
 interface ClientTx {
   readonly branch: string;
