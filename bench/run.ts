@@ -51,19 +51,32 @@ interface Run {
   kind: 'fixed' | 'step';
 }
 
-const { values } = parseArgs({
-  options: {
-    scenario: { type: 'string', default: 's1-stateless' },
-    children: { type: 'string', default: '2' },
-    quick: { type: 'boolean', default: false },
-    rate: { type: 'string', default: '1000' },
-    servers: { type: 'string', default: 'switchyard,kamailio' },
-  },
-});
+function usage(message: string): never {
+  console.error(`${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 2] [--rate 1000] [--quick] [--servers switchyard,kamailio]`);
+  process.exit(2);
+}
+
+const values = (() => {
+  try {
+    return parseArgs({
+      options: {
+        scenario: { type: 'string', default: 's1-stateless' },
+        children: { type: 'string', default: '2' },
+        quick: { type: 'boolean', default: false },
+        rate: { type: 'string', default: '1000' },
+        servers: { type: 'string', default: 'switchyard,kamailio' },
+      },
+    }).values;
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+})();
 const scenario = values.scenario!;
 const children = Number(values.children);
 const quick = values.quick!;
 const servers = values.servers!.split(',');
+if (!Number.isInteger(children) || children < 1) usage(`--children wants a positive integer, not ${values.children}`);
+for (const s of servers) if (s !== 'switchyard' && s !== 'kamailio') usage(`--servers: unknown server ${s}`);
 const DIR = `${ROOT}bench/scenarios/${scenario}/`;
 
 /** a scenario may set its rates and ask for a local HTTP API (bench.json) */
