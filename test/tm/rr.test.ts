@@ -139,3 +139,22 @@ test('stateless forward() writes the same Record-Route pair', { timeout: 10_000 
   assert.ok(msg, 'the callee on TCP got the MESSAGE');
   assert.deepEqual(headers(msg, 'Record-Route'), [`<sip:127.0.0.1:${tcp.port};transport=tcp;r2=on;lr>`, `<sip:127.0.0.1:${udp.port};r2=on;lr>`]);
 });
+
+test('the hop-by-hop ACK of a non-2xx carries the Route set the request was sent with', { timeout: 10_000 }, async () => {
+  const udp = splitAddr(server.udp[0]!);
+  const n = udpCallee.received.length;
+  const next = `<sip:127.0.0.1:${udpCallee.port};lr>`;
+  caller.send(request('INVITE', 'sip:b@192.0.2.1', 'rr-reinvite', [`Route: <sip:127.0.0.1:${udp.port};lr>`, `Route: ${next}`], 'callee4'), server.udp[0]!);
+  const inv = (await udpCallee.waitFor(n + 1))?.toString('latin1');
+  assert.ok(inv, 'the re-INVITE reached the next hop');
+  const lines = inv.split('\r\n');
+  const hdr = (name: string): string[] => lines.filter((l) => l.startsWith(name + ':'));
+  udpCallee.send(['SIP/2.0 486 Busy Here', ...hdr('Via'), ...hdr('From'), ...hdr('To'), ...hdr('Call-ID'), ...hdr('CSeq'), 'Content-Length: 0', '', ''].join('\r\n'), server.udp[0]!);
+  const ack = (await udpCallee.waitFor(n + 2))?.toString('latin1');
+  assert.ok(ack, 'the proxy ACKed the 486');
+  assert.match(ack, /^ACK sip:b@192\.0\.2\.1 SIP\/2\.0\r\n/);
+  assert.deepEqual(headers(ack, 'Route'), [next]);
+  const got486 = (): boolean => caller.received.some((b) => /^SIP\/2\.0 486/.test(b.toString('latin1')) && b.toString('latin1').includes('Call-ID: rr-reinvite'));
+  for (const end = Date.now() + 2000; !got486() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(got486(), 'the caller got the 486');
+});

@@ -54,7 +54,7 @@ interface ClientTx {
   interval: number;
   timeoutAt: number;
   /** the request line, Via, From, Call-ID, CSeq and Route of the branch, for CANCEL and ACK */
-  readonly cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number; routes: string[] };
+  readonly cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number };
   to: string;
 }
 
@@ -113,6 +113,17 @@ export function serverKey(msg: SipMsg, method = msg.method): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The Route lines of a request as it was sent on a branch (after
+ * loose_route and the script's edits): its CANCEL and its hop-by-hop ACK
+ * carry exactly those (RFC 3261 §9.1, §17.1.1.3). Read only when needed.
+ */
+function routeLines(sent: Buffer): string[] {
+  const end = sent.indexOf('\r\n\r\n');
+  const head = sent.toString('latin1', 0, end < 0 ? sent.length : end);
+  return head.split('\r\n').filter((l) => /^route\s*:/i.test(l));
 }
 
 export class Transactions implements TransactionApi {
@@ -266,14 +277,14 @@ export class Transactions implements TransactionApi {
 
   #sendCancel(c: ClientTx): void {
     const b = c.cancelBase;
-    const lines = [`CANCEL ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...b.routes.map((r) => `Route: ${r}`), `From: ${b.from}`, `To: ${c.to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} CANCEL`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
+    const lines = [`CANCEL ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...routeLines(c.bytes), `From: ${b.from}`, `To: ${c.to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} CANCEL`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
     this.#svc.send(c.dest, Buffer.from(lines.join('\r\n')));
   }
 
   #sendAck(c: ClientTx, reply: SipMsg): void {
     const b = c.cancelBase;
     const to = reply.header('To')?.value ?? c.to;
-    const lines = [`ACK ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...b.routes.map((r) => `Route: ${r}`), `From: ${b.from}`, `To: ${to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} ACK`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
+    const lines = [`ACK ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...routeLines(c.bytes), `From: ${b.from}`, `To: ${to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} ACK`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
     this.#svc.send(c.dest, Buffer.from(lines.join('\r\n')));
   }
 
@@ -466,12 +477,6 @@ export class Transactions implements TransactionApi {
     const bytes = applyEdits(msg, edits);
     const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();
-    let routes: string[] = [];
-    try {
-      routes = msg.headersNamed('Route').map((h) => h.value);
-    } catch {
-      routes = [];
-    }
     const c: ClientTx = {
       branch,
       idx: s.branches.length,
@@ -485,7 +490,7 @@ export class Transactions implements TransactionApi {
       retransAt: now + T1,
       interval: T1,
       timeoutAt: now + s.frNonInvite,
-      cancelBase: { ruri: ruri ?? msg.ruri, via, from: msg.header('From')?.value ?? '', callId: msg.callId(), cseq: msg.cseq().num, routes },
+      cancelBase: { ruri: ruri ?? msg.ruri, via, from: msg.header('From')?.value ?? '', callId: msg.callId(), cseq: msg.cseq().num },
       to: msg.header('To')?.value ?? '',
     };
     s.branches.push(c);
