@@ -259,13 +259,19 @@ async function main(): Promise<void> {
   if (!existsSync(DIR)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
   const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
   const runs: Run[] = [];
+  // one server failing to start or run does not cost the other's figures
+  const bench = async (server: string, start: () => Promise<ChildProcess>): Promise<void> => {
+    try {
+      runs.push(...(await benchServer(server, start)));
+    } catch (e) {
+      console.error(`${server}: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+    }
+  };
   try {
     if (servers.includes('switchyard')) {
-      runs.push(
-        ...(await benchServer('switchyard', () =>
-          startProcess(process.execPath, [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, '--mi', 'off', '-E'], /switchyard ready/),
-        )),
-      );
+      const args = [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, '--mi', 'off', '-E'];
+      await bench('switchyard', () => startProcess(process.execPath, args, /switchyard ready/));
     }
     if (servers.includes('kamailio')) {
       if (existsSync(KAMAILIO) && existsSync(`${DIR}kamailio.cfg`)) {
@@ -275,11 +281,8 @@ async function main(): Promise<void> {
         // -DD: no daemon, children still forked; 1 GB of shared memory: tm keeps every transaction for its
         // wait timer, and 256 MB ran out at 2000 cps (500 No error (2/SL)); it is touched only as used
         const args = ['-f', tmp, '-DD', '-E', '-m', '1024', '-M', '16', '-x', 'tlsf', '-w', '/tmp'];
-        try {
-          runs.push(...(await benchServer('kamailio', () => startProcess(KAMAILIO, args, () => bound(PROXY_PORT, 'u1')))));
-        } finally {
-          rmSync(tmp, { force: true });
-        }
+        await bench('kamailio', () => startProcess(KAMAILIO, args, () => bound(PROXY_PORT, 'u1')));
+        rmSync(tmp, { force: true });
       } else console.log('kamailio not installed: switchyard only (apt-get install kamailio)');
     }
   } finally {
