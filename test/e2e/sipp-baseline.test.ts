@@ -46,6 +46,17 @@ test('the helper counts failures: a callee answering 486 fails every call of the
   }
 });
 
+test('the CANCEL fixtures agree with each other: uac-cancel → uas-ring-cancel, 10 calls end in 487, none failed', { skip, timeout: 40_000 }, async () => {
+  const uas = await startUas({ port: 25180, scenario: SIPP_DIR + 'uas-ring-cancel.xml' });
+  try {
+    const r = await runUac({ target: '127.0.0.1:25180', scenario: SIPP_DIR + 'uac-cancel.xml', calls: 10, rate: 50, localPort: 25181, timeoutMs: 20_000 });
+    assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+    assert.equal(r.successful, 10);
+  } finally {
+    await uas.stop();
+  }
+});
+
 test('nobody listening: the call times out and the run ends within its bound', { skip, timeout: 40_000 }, async () => {
   const t0 = Date.now();
   const r = await runUac({ target: '127.0.0.1:25176', calls: 1, rate: 1, localPort: 25177, timeoutMs: 3000 });
