@@ -1,6 +1,6 @@
+import { newScriptContext } from '../../src/shared/script/context.js';
 import { compileScript } from '../../src/shared/script/index.js';
-import type { ScriptContext, ScriptServices } from '../../src/shared/modules/types.js';
-import { MessageEdits } from '../../src/shared/sip/edits.js';
+import type { ScriptServices } from '../../src/shared/modules/types.js';
 import { parseSipMessage } from '../../src/shared/sip/message.js';
 import { Logger } from '../../src/shared/log.js';
 import { bench } from './harness.js';
@@ -38,23 +38,7 @@ export function run(): void {
   const svc = { log: new Logger(-5), isMyself: () => false, tm: null } as unknown as ScriptServices;
   const route = script.routes.request!;
   const r = bench('request route, 20 statements', () => {
-    const ctx: ScriptContext = {
-      msg: MSG,
-      rcv: { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 },
-      svc,
-      routeKind: 1,
-      ruri: null,
-      du: null,
-      flags: 0,
-      vars: new Map(),
-      avps: new Map(),
-      rc: 1,
-      exit: false,
-      dropped: false,
-      edits: new MessageEdits(),
-      ext: {},
-    };
-    return route(ctx);
+    return route(newScriptContext(MSG, { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 }, svc, 1));
   });
   console.log(`  → ${Math.round(r.nsPerOp / STATEMENTS)} ns per executed statement`);
 }

@@ -6,6 +6,7 @@ import { applyEdits, MessageEdits } from '../shared/sip/edits.js';
 import { forwardReplyEdits } from '../shared/sip/build.js';
 import { checkSipMessage, parseSipMessage, type Rejection, type SipMessage } from '../shared/sip/message.js';
 import type { SipMsg } from '../shared/sip/types.js';
+import { newScriptContext } from '../shared/script/context.js';
 import type { WorkerServices } from './services.js';
 import { serverKey } from './tm/transactions.js';
 
@@ -77,22 +78,7 @@ export class Receiver {
   }
 
   newContext(msg: SipMsg, rcv: ReceiveInfo, routeKind: number): ScriptContext {
-    return {
-      msg,
-      rcv,
-      svc: this.#svc,
-      routeKind,
-      ruri: null,
-      du: null,
-      flags: 0,
-      vars: new Map(),
-      avps: new Map(),
-      rc: 1,
-      exit: false,
-      dropped: false,
-      edits: new MessageEdits(),
-      ext: {},
-    };
+    return newScriptContext(msg, rcv, this.#svc, routeKind);
   }
 
   receive(buf: Buffer, rcv: ReceiveInfo): void {

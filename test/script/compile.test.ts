@@ -1,9 +1,9 @@
+import { newScriptContext } from '../../src/shared/script/context.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CfgErrors } from '../../src/shared/errors.js';
 import { compileScript, type CompiledScript } from '../../src/shared/script/index.js';
 import type { ScriptContext, ScriptServices } from '../../src/shared/modules/types.js';
-import { MessageEdits } from '../../src/shared/sip/edits.js';
 import { parseSipMessage } from '../../src/shared/sip/message.js';
 import { Logger } from '../../src/shared/log.js';
 
@@ -43,22 +43,7 @@ function run(src: string): { ctx: ScriptContext; replies: string[]; forwards: st
     forward: (c: ScriptContext, uri?: string) => (forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),
     tm: null,
   } as ScriptServices;
-  const ctx: ScriptContext = {
-    msg: parseSipMessage(INVITE),
-    rcv: { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 },
-    svc,
-    routeKind: 1,
-    ruri: null,
-    du: null,
-    flags: 0,
-    vars: new Map(),
-    avps: new Map(),
-    rc: 1,
-    exit: false,
-    dropped: false,
-    edits: new MessageEdits(),
-    ext: {},
-  };
+  const ctx = newScriptContext(parseSipMessage(INVITE), { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 }, svc, 1);
   const rc = s.routes.request!(ctx);
   return { ctx, replies, forwards, logs, rc };
 }

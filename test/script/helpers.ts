@@ -1,9 +1,9 @@
+import { newScriptContext } from '../../src/shared/script/context.js';
 import assert from 'node:assert/strict';
 import { CfgErrors } from '../../src/shared/errors.js';
 import { Logger } from '../../src/shared/log.js';
 import type { RouteFn, ScriptContext, ScriptServices } from '../../src/shared/modules/types.js';
 import { compileScript, type CompiledScript } from '../../src/shared/script/index.js';
-import { MessageEdits } from '../../src/shared/sip/edits.js';
 import { parseSipMessage } from '../../src/shared/sip/message.js';
 
 export function compile(src: string, file = 't.cfg'): CompiledScript {
@@ -55,22 +55,7 @@ export function context(bytes: Buffer, script?: CompiledScript): { ctx: ScriptCo
     forward: (c: ScriptContext, uri?: string) => (rec.forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),
     tm: null,
   } as ScriptServices;
-  const ctx: ScriptContext = {
-    msg: parseSipMessage(bytes),
-    rcv: { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 },
-    svc,
-    routeKind: 1,
-    ruri: null,
-    du: null,
-    flags: 0,
-    vars: new Map(),
-    avps: new Map(),
-    rc: 1,
-    exit: false,
-    dropped: false,
-    edits: new MessageEdits(),
-    ext: {},
-  };
+  const ctx = newScriptContext(parseSipMessage(bytes), { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 }, svc, 1);
   return { ctx, rec };
 }
 
