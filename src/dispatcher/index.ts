@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
 import { Counters } from '../shared/counters/counters.js';
+import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { log } from '../shared/log.js';
 import { initModules } from '../shared/modules/init.js';
@@ -15,14 +16,16 @@ const init = workerData as ThreadInit;
 const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
 
 async function main(): Promise<void> {
+  const bus = new PortBus(DISPATCHER);
+  parentPort!.on('message', (m: ControlToThread) => {
+    if (m.type === 'bus-port') bus.attach(m.peer, m.port);
+    else if (m.type === 'shutdown') process.exit(0);
+  });
   log.tag = 'dispatcher';
   log.threshold = init.logLevel;
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
-  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters });
-  parentPort!.on('message', (m: ControlToThread) => {
-    if (m.type === 'shutdown') process.exit(0);
-  });
+  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus });
   post({ type: 'ready' });
 }
 

@@ -1,8 +1,9 @@
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import type { ListenSocket } from '../shared/config/listen.js';
 import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
 import type { Counters } from '../shared/counters/counters.js';
 import { FIRST_WORKER_ROW, ROW_DISPATCHER } from '../shared/counters/layout.js';
+import { DISPATCHER, MASTER, PortBus } from '../shared/ipc/bus.js';
 import { copyBody, newHead, readHead, RecKind, PROTO_TCP } from '../shared/ipc/messages.js';
 import { createRing, RingReader, RingWriter, type RingBuffers } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
@@ -52,6 +53,8 @@ export class Supervisor {
   readonly #sender: Sender;
   readonly #readers: RingReader[] = [];
   readonly writers: RingWriter[] = [];
+  /** the master's end of the module bus: it reaches the dispatcher */
+  readonly bus = new PortBus(MASTER);
   #stopping = false;
 
   constructor(base: BaseInit, counters: Counters, sender: Sender) {
@@ -64,7 +67,8 @@ export class Supervisor {
       this.writers.push(new RingWriter(inRing, base.wakeDelayMs));
       this.#slots.push({ role: 'sip', index: i, row: FIRST_WORKER_ROW + i, inRing, outRing, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
     }
-    this.#slots.push({ role: 'dispatcher', index: 0, row: ROW_DISPATCHER, inRing: null, outRing: null, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
+    // first, so that every SIP worker finds it to connect its bus port to
+    this.#slots.unshift({ role: 'dispatcher', index: 0, row: ROW_DISPATCHER, inRing: null, outRing: null, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
   }
 
   /** start every thread; resolves when all have compiled the script and are ready */
@@ -102,6 +106,7 @@ export class Supervisor {
     const worker = new Worker(entry, { workerData: init, name: slot.role === 'sip' ? `sip-worker-${slot.index}` : 'event-dispatcher' });
     slot.worker = worker;
     slot.threadId = worker.threadId;
+    this.#connectBus(slot);
     slot.startedAt = Date.now();
     slot.ready = false;
     return new Promise((resolve, reject) => {
@@ -135,17 +140,39 @@ export class Supervisor {
     });
   }
 
+  /** give a (re)started thread its bus ports: SIP worker ↔ dispatcher, and master ↔ dispatcher */
+  #connectBus(slot: ThreadSlot): void {
+    const dispatcher = this.#slots[0]!.worker;
+    if (!dispatcher) return;
+    const link = (peerA: number, a: Worker | null, peerB: number, b: Worker): void => {
+      const { port1, port2 } = new MessageChannel();
+      if (a) a.postMessage({ type: 'bus-port', peer: peerB, port: port1 } satisfies ControlToThread, [port1]);
+      else this.bus.attach(peerB, port1);
+      b.postMessage({ type: 'bus-port', peer: peerA, port: port2 } satisfies ControlToThread, [port2]);
+    };
+    if (slot.role === 'sip') {
+      link(slot.index, slot.worker, DISPATCHER, dispatcher);
+      return;
+    }
+    link(MASTER, null, DISPATCHER, dispatcher);
+    for (const s of this.#slots) {
+      if (s.role === 'sip' && s.worker) link(s.index, s.worker, DISPATCHER, dispatcher);
+    }
+  }
+
   #name(slot: ThreadSlot): string {
     return slot.role === 'sip' ? `SIP worker ${slot.index}` : 'event dispatcher';
   }
 
   threads(): ThreadInfo[] {
-    return this.#slots.map((s) => ({ role: s.role, index: s.index, threadId: s.threadId, ready: s.ready, restarts: s.restarts, startedAt: s.startedAt, row: s.row }));
+    // SIP workers first, as core.ps lists them
+    const order = [...this.#slots.slice(1), this.#slots[0]!];
+    return order.map((s) => ({ role: s.role, index: s.index, threadId: s.threadId, ready: s.ready, restarts: s.restarts, startedAt: s.startedAt, row: s.row }));
   }
 
   /** terminate SIP worker `index` as if it had crashed: it is restarted like any dead worker */
   kill(index: number): boolean {
-    const slot = this.#slots[index];
+    const slot = this.#slots.find((s) => s.role === 'sip' && s.index === index);
     if (slot?.role !== 'sip' || !slot.worker || !slot.ready) return false;
     void slot.worker.terminate();
     return true;

@@ -3,6 +3,7 @@ import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/c
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.js';
+import { PortBus } from '../shared/ipc/bus.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
@@ -17,6 +18,12 @@ const init = workerData as ThreadInit;
 const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
 
 async function main(): Promise<void> {
+  const bus = new PortBus(init.workerId);
+  let onShutdown: (graceMs: number) => void = () => process.exit(0);
+  parentPort!.on('message', (m: ControlToThread) => {
+    if (m.type === 'bus-port') bus.attach(m.peer, m.port);
+    else if (m.type === 'shutdown') onShutdown(m.graceMs);
+  });
   log.tag = `worker ${init.workerId}`;
   log.threshold = init.logLevel;
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
@@ -31,7 +38,7 @@ async function main(): Promise<void> {
     tm.runRoute = (fn, ctx, after) => receiver.runFor(fn, ctx, after);
     svc.tm = tm;
   }
-  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters });
+  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus });
 
   const inRing = new RingReader(init.inRing!);
   const head = newHead();
@@ -51,10 +58,9 @@ async function main(): Promise<void> {
     receiver.receive(copyBody(data, body, off + len), rcv);
   });
 
-  parentPort!.on('message', (m: ControlToThread) => {
-    if (m.type !== 'shutdown') return;
+  onShutdown = (graceMs) => {
     inRing.close();
-    const deadline = Date.now() + m.graceMs;
+    const deadline = Date.now() + graceMs;
     const wait = (): void => {
       if (receiver.inFlight > 0 && Date.now() < deadline) {
         setTimeout(wait, 20);
@@ -65,7 +71,7 @@ async function main(): Promise<void> {
       process.exit(0);
     };
     wait();
-  });
+  };
   post({ type: 'ready' });
 }
 

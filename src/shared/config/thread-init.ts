@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { RingBuffers } from '../ipc/ring.js';
 import type { ListenSocket } from './listen.js';
 
@@ -25,5 +26,8 @@ export interface ThreadInit {
 }
 
 /** Control messages on a thread's port (rare: structured clone is fine here). */
-export type ControlToThread = { type: 'shutdown'; graceMs: number };
+export type ControlToThread =
+  | { type: 'shutdown'; graceMs: number }
+  /** a bus port to thread `peer` (see ipc/bus.ts); sent again when either side restarts */
+  | { type: 'bus-port'; peer: number; port: MessagePort };
 export type ControlFromThread = { type: 'ready' } | { type: 'fatal'; message: string } | { type: 'drained' };

@@ -7,6 +7,7 @@
 import type { MessageEditor, SipMsg } from '../sip/types.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../counters/counters.js';
+import type { Bus } from '../ipc/bus.js';
 
 /** A script value: string or integer; null is `$null`. */
 export type Value = string | number | null;
@@ -203,6 +204,8 @@ export interface ModuleEnv {
   readonly workers: number;
   /** this thread's counters row: `env.counters.handle('group:name')` once, then inc/dec/set */
   readonly counters: Counters;
+  /** module messages to and from other threads (SIP workers and the master reach the dispatcher only) */
+  readonly bus: Bus;
 }
 
 export interface ModuleExports {

@@ -3,6 +3,7 @@ import { Counters } from '../../../src/shared/counters/counters.js';
 import { Logger } from '../../../src/shared/log.js';
 import type { PvarRef, ScriptContext, Value } from '../../../src/shared/modules/types.js';
 import { restClient } from '../../../src/shared/modules/rest_client/index.js';
+import { PortBus } from '../../../src/shared/ipc/bus.js';
 
 /** a Logger that keeps what it would print */
 export class RecordingLogger extends Logger {
@@ -27,7 +28,7 @@ export async function initWorker(params: Record<string, number | string> = {}): 
   const layout = new CounterLayout([{ group: 'rest_client', counters: restClient.counters! }]);
   const counters = new Counters(layout, Counters.allocate(layout), 2);
   const log = new RecordingLogger();
-  await restClient.initWorker!({ params: new Map(Object.entries(params)), log, workerId: 0, workers: 1, counters });
+  await restClient.initWorker!({ params: new Map(Object.entries(params)), log, workerId: 0, workers: 1, counters, bus: new PortBus(0) });
   return { counters, log, count: (name) => counters.get(counters.handle(`rest_client:${name}`)) };
 }
 
