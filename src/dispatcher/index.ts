@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   log.threshold = init.logLevel;
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
-  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus });
+  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
   post({ type: 'ready' });
 }
 

@@ -94,11 +94,12 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
 
   const mi = new MiRegistry();
   registerCoreMethods(mi, { startedAt, supervisor, counters });
-  await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus });
+  const cfg = { file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides };
+  await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg });
   for (const name of script.modules) {
     const mod = findModule(name);
     for (const r of mod?.rpc ?? []) {
-      const env = { params: script.modparams.get(mod!.name) ?? new Map(), log, workerId: -1, workers, counters, bus: supervisor.bus };
+      const env = { params: script.modparams.get(mod!.name) ?? new Map(), log, workerId: -1, workers, counters, bus: supervisor.bus, script, cfg };
       mi.add(r.name, r.doc, (p) => r.handler(p, env));
     }
   }

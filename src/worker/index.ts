@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     tm.runRoute = (fn, ctx, after) => receiver.runFor(fn, ctx, after);
     svc.tm = tm;
   }
-  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus });
+  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
 
   const inRing = new RingReader(init.inRing!);
   const head = newHead();

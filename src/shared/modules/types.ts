@@ -8,6 +8,7 @@ import type { MessageEditor, SipMsg } from '../sip/types.js';
 import type { Logger } from '../log.js';
 import type { Counters } from '../counters/counters.js';
 import type { Bus } from '../ipc/bus.js';
+import type { CompiledScript } from '../script/index.js';
 
 /** A script value: string or integer; null is `$null`. */
 export type Value = string | number | null;
@@ -206,6 +207,18 @@ export interface ModuleEnv {
   readonly counters: Counters;
   /** module messages to and from other threads (SIP workers and the master reach the dispatcher only) */
   readonly bus: Bus;
+  /** the script as this thread compiled it (routes, modparams of every module) */
+  readonly script: CompiledScript;
+  /** what the script was compiled from, for threads a module starts itself (they compile it again) */
+  readonly cfg: ScriptSource;
+}
+
+export interface ScriptSource {
+  readonly file: string;
+  /** the text when it is not read from `file` (the embedded default) */
+  readonly source: string | undefined;
+  /** -A / --set overrides */
+  readonly overrides: readonly string[];
 }
 
 export interface ModuleExports {

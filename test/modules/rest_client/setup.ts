@@ -4,6 +4,7 @@ import { Logger } from '../../../src/shared/log.js';
 import type { PvarRef, ScriptContext, Value } from '../../../src/shared/modules/types.js';
 import { restClient } from '../../../src/shared/modules/rest_client/index.js';
 import { PortBus } from '../../../src/shared/ipc/bus.js';
+import { compileScript } from '../../../src/shared/script/index.js';
 
 /** a Logger that keeps what it would print */
 export class RecordingLogger extends Logger {
@@ -28,7 +29,7 @@ export async function initWorker(params: Record<string, number | string> = {}): 
   const layout = new CounterLayout([{ group: 'rest_client', counters: restClient.counters! }]);
   const counters = new Counters(layout, Counters.allocate(layout), 2);
   const log = new RecordingLogger();
-  await restClient.initWorker!({ params: new Map(Object.entries(params)), log, workerId: 0, workers: 1, counters, bus: new PortBus(0) });
+  await restClient.initWorker!({ params: new Map(Object.entries(params)), log, workerId: 0, workers: 1, counters, bus: new PortBus(0), script: compileScript({ file: '<test>', source: 'loadmodule "rest_client.so"\n', overrides: [] }), cfg: { file: '<test>', source: '', overrides: [] } });
   return { counters, log, count: (name) => counters.get(counters.handle(`rest_client:${name}`)) };
 }
 
