@@ -4,6 +4,7 @@ import { Counters } from '../shared/counters/counters.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { log } from '../shared/log.js';
+import { shv, ShvStore } from '../shared/shv/store.js';
 import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
   });
   log.tag = 'dispatcher';
   log.threshold = init.logLevel;
+  shv.store = new ShvStore(init.shvSab);
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
   await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });

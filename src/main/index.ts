@@ -12,11 +12,13 @@ import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { initModules } from '../shared/modules/init.js';
 import { findModule } from '../shared/modules/registry.js';
+import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
 import { compileScript, DEFAULT_CFG, type CompiledScript } from '../shared/script/index.js';
 import { DEFAULT_MI, parseServerArgs, USAGE, type ServerArgs } from './cli/args.js';
 import { runCtl, splitHostPort } from './cli/ctl.js';
 import { Router } from './dispatch/router.js';
 import { registerCoreMethods, VERSION } from './mi/core-methods.js';
+import { registerShvMethods } from './mi/shv-methods.js';
 import { MiRegistry } from './mi/registry.js';
 import { startMiServer } from './mi/server.js';
 import { Supervisor } from './supervisor.js';
@@ -41,6 +43,12 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const countersSab = Counters.allocate(layout);
   const counters = new Counters(layout, countersSab, ROW_MASTER);
   const h = (id: string): number => counters.handle(id);
+  const shvSab = ShvStore.allocate();
+  shv.store = new ShvStore(shvSab);
+  for (const spec of [script.modparams.get('core')?.get('shvset') ?? []].flat()) {
+    const r = parseShvset(String(spec));
+    if (typeof r !== 'string') shv.store.set(r.name, r.value);
+  }
   const tcpOpen = h('tcp:current_opened_connections');
   const tcpEstablished = h('tcp:established');
   const tcpFramingErrors = h('tcp:framing_errors');
@@ -63,7 +71,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
-    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, logLevel: log.threshold, wakeDelayMs: core.ipcWakeDelay },
+    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, shvSab, logLevel: log.threshold, wakeDelayMs: core.ipcWakeDelay },
     counters,
     {
       send(proto, ip, port, connId, socketIdx, bytes) {
@@ -94,6 +102,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
 
   const mi = new MiRegistry();
   registerCoreMethods(mi, { startedAt, supervisor, counters });
+  registerShvMethods(mi, shv.store);
   const cfg = { file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides };
   await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg });
   for (const name of script.modules) {

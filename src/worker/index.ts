@@ -6,6 +6,7 @@ import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.j
 import { PortBus } from '../shared/ipc/bus.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
+import { shv, ShvStore } from '../shared/shv/store.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
 import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   });
   log.tag = `worker ${init.workerId}`;
   log.threshold = init.logLevel;
+  shv.store = new ShvStore(init.shvSab);
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
   const layout = counterLayout();
   const counters = new Counters(layout, init.countersSab, init.row);

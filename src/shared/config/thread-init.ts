@@ -15,6 +15,8 @@ export interface ThreadInit {
   readonly sockets: readonly ListenSocket[];
   readonly aliases: readonly string[];
   readonly countersSab: SharedArrayBuffer;
+  /** $shv(...) variables (see shv/store.ts) */
+  readonly shvSab: SharedArrayBuffer;
   /** counters row of this thread */
   readonly row: number;
   readonly logLevel: number;

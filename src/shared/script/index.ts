@@ -175,7 +175,10 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
   const out = new Map<string, Map<string, number | string | Array<number | string>>>();
   for (const m of loaded.values()) {
     const values = new Map<string, number | string | Array<number | string>>();
-    for (const p of m.params) if (p.default !== undefined) values.set(p.name, p.multi ? [] : p.default);
+    for (const p of m.params) {
+      if (p.multi) values.set(p.name, []);
+      else if (p.default !== undefined) values.set(p.name, p.default);
+    }
     out.set(m.name, values);
   }
   const items = [...prog.modparams];

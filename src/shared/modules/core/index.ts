@@ -2,6 +2,7 @@ import { CORE_TRANSFORMATIONS } from '../../script/transformations.js';
 import type { ModuleExports } from '../types.js';
 import { CORE_FUNCTIONS, coreSettings } from './functions.js';
 import { CORE_PVARS } from './pvars.js';
+import { parseShvset } from '../../shv/store.js';
 
 /**
  * The functions, pseudo-variables and transformations Kamailio and OpenSIPS
@@ -18,7 +19,15 @@ export const core: ModuleExports = {
     { name: 'buf_size', type: 'int', default: 4096 },
     { name: 'log_facility', type: 'str', default: 'LOG_LOCAL0' },
     { name: 'prefix', type: 'str', default: '' },
-    { name: 'shvset', type: 'str', multi: true },
+    {
+      name: 'shvset',
+      type: 'str',
+      multi: true,
+      check: (v) => {
+        const r = parseShvset(String(v));
+        return typeof r === 'string' ? r : null;
+      },
+    },
     { name: 'varset', type: 'str', multi: true },
   ],
   functions: CORE_FUNCTIONS,

@@ -7,6 +7,7 @@ import type { NameAddr, SipMsg } from '../../sip/types.js';
 import { parseUri } from '../../sip/uri.js';
 import type { PvarSpec, ScriptContext, Value } from '../types.js';
 import { str } from '../../script/runtime.js';
+import { shv } from '../../shv/store.js';
 
 const startedAt = Math.floor(Date.now() / 1000);
 
@@ -161,6 +162,13 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('hdrc', (c, name) => c.msg.headersNamed(name!).length, undefined, 'required'),
   p('var', (c, name) => c.vars.get(name!) ?? null, (c, v, name) => void c.vars.set(name!, v), 'required'),
   avp(),
+  p('shv', (_c, name) => shv.store?.get(name!) ?? null, (c, v, name) => {
+    try {
+      shv.store?.set(name!, v);
+    } catch (e) {
+      c.svc.log.err((e as Error).message);
+    }
+  }, 'required'),
   // OpenSIPS route(X, p1, p2 …): $param(1) is p1 inside X
   p('param', (c, i) => (c.ext.routeParams as Value[] | null | undefined)?.[Number(i) - 1] ?? null, undefined, 'required'),
   p('rc', (c) => c.rc),
