@@ -13,6 +13,7 @@ import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.j
 import type { SipMsg } from '../shared/sip/types.js';
 import type { Transactions } from './tm/transactions.js';
 import { uriTarget } from './uri-target.js';
+import { forcedSocket } from '../shared/modules/core/pvars.js';
 
 interface WorkerCounters {
   fwdRequests: CounterHandle;
@@ -118,11 +119,28 @@ export class WorkerServices implements ScriptServices {
     return 1;
   }
 
-  /** the socket a message to `proto` leaves from: the one it arrived on when it fits */
-  pickSocket(proto: 'udp' | 'tcp', arrivedOn: number): ListenSocket | null {
+  /** the socket a message to `proto` leaves from: the forced one ($fs), else the one it arrived on, when they fit */
+  pickSocket(proto: 'udp' | 'tcp', arrivedOn: number, forced = -1): ListenSocket | null {
+    const f = forced >= 0 ? this.sockets[forced] : undefined;
+    if (f && f.proto === proto) return f;
     const s = this.sockets[arrivedOn];
     if (s && s.proto === proto) return s;
     return this.sockets.find((x) => x.proto === proto) ?? null;
+  }
+
+  findSocket(spec: string): number {
+    const m = /^(?:(udp|tcp):)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/i.exec(spec.trim());
+    if (!m) return -1;
+    const proto = m[1]?.toLowerCase();
+    const ip = m[2]!.replace(/^\[|\]$/g, '');
+    const port = m[3] ? Number(m[3]) : 0;
+    const s = this.sockets.find((x) => (!proto || x.proto === proto) && x.ip === ip && (!port || x.port === port));
+    return s ? s.idx : -1;
+  }
+
+  socketName(idx: number): string | null {
+    const s = this.sockets[idx];
+    return s ? `${s.proto}:${hostPort(s.ip, s.port)}` : null;
   }
 
   forward(ctx: ScriptContext, uri?: string): number {
@@ -132,7 +150,7 @@ export class WorkerServices implements ScriptServices {
       this.log.err(`forward(): cannot send to "${uri ?? ctx.du ?? ctx.ruri ?? msg.ruri}" (an IP address is needed)`);
       return -1;
     }
-    const sock = this.pickSocket(target.proto, ctx.rcv.socketIdx);
+    const sock = this.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx));
     if (sock === null) {
       this.log.err(`forward(): no ${target.proto} socket to send from`);
       return -1;

@@ -267,6 +267,11 @@ test('pseudo-variables of the message and of the receive', () => {
     ['$null', null],
     ['$pp', process.pid],
     ['$rc', 1],
+    ['$op', 5080],
+    ['$oP', 'tcp'],
+    ['$rP', 'tcp'],
+    ['$oU', 'alice'],
+    ['$fs', null],
   ];
   for (const [pv, want] of rows) {
     const r = run(`request_route { $var(v) = ${pv}; }`);
@@ -276,6 +281,28 @@ test('pseudo-variables of the message and of the receive', () => {
   assert.equal(r.ctx.vars.get('ml'), request().length);
   assert.equal(r.ctx.vars.get('mb'), request().toString());
   assert.ok(Math.abs((r.ctx.vars.get('ts') as number) - Date.now() / 1000) < 5);
+});
+
+test('$fs and force_send_socket(): a listening socket, quoted or not; an unknown one is logged and cleared', () => {
+  const sockets = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060', 'udp:10.0.0.9:5070'];
+  const withSockets = (src: string): ReturnType<typeof context> => {
+    const script = compile(src);
+    const c = context(request(), script);
+    Object.assign(c.ctx.svc, {
+      findSocket: (spec: string) => sockets.indexOf(spec),
+      socketName: (i: number) => sockets[i] ?? null,
+    });
+    void script.routes.request!(c.ctx);
+    return c;
+  };
+  let c = withSockets('request_route { force_send_socket(udp:10.0.0.9:5070); $var(a) = $fs; }');
+  assert.equal(c.ctx.vars.get('a'), 'udp:10.0.0.9:5070');
+  assert.equal(c.ctx.ext.fs, 2);
+  c = withSockets('request_route { $fs = "tcp:127.0.0.1:5060"; $var(a) = $fs; $fs = $null; $var(b) = $fs; }');
+  assert.deepEqual([c.ctx.vars.get('a'), c.ctx.vars.get('b')], ['tcp:127.0.0.1:5060', null]);
+  c = withSockets('request_route { if (!force_send_socket("udp:192.0.2.1:5060")) $var(r) = "refused"; }');
+  assert.equal(c.ctx.vars.get('r'), 'refused');
+  assert.match(c.rec.logs.join('\n'), /no listening socket "udp:192.0.2.1:5060"/);
 });
 
 // [pvar with transformations, expected]
@@ -299,11 +326,15 @@ const TRANSFORMS: Array<[string, string | number | null]> = [
   ['$(rU{s.encode.base64})', 'YWxpY2U='],
   ['$(rU{s.encode.base64}{s.decode.base64})', 'alice'],
   ['$var(sp){s.trim}{s.len}', 3],
+  ['$(var(js){json.parse,a.b[1]})', 'y'],
+  ['$(var(js){json.parse,n})', 7],
+  ['$(var(js){json.parse,missing})', null],
 ];
 
 test('transformations, chained, in Kamailio $(…) and OpenSIPS trailing form', () => {
   for (const [expr, want] of TRANSFORMS) {
-    const r = run(`request_route { $var(n) = "42abc"; $var(csv) = "a;b;c"; $var(mixed) = "MiXeD"; $var(sp) = "  x y "; $var(params) = "a=1;b=2"; $var(v) = ${expr}; }`);
+    const r = run(`loadmodule "json.so"
+request_route { $var(n) = "42abc"; $var(csv) = "a;b;c"; $var(mixed) = "MiXeD"; $var(sp) = "  x y "; $var(params) = "a=1;b=2"; $var(js) = "{\\"a\\":{\\"b\\":[\\"x\\",\\"y\\"]},\\"n\\":7}"; $var(v) = ${expr}; }`);
     assert.equal(r.ctx.vars.get('v'), want, expr);
   }
 });

@@ -94,6 +94,10 @@ export interface ScriptServices {
   forward(ctx: ScriptContext, uri?: string): number;
   /** the transaction layer, where the thread has one (SIP workers) */
   readonly tm: TransactionApi | null;
+  /** $fs / force_send_socket(): the listening socket named "proto:ip:port" (or "ip:port", "ip"), -1 when none */
+  findSocket?(spec: string): number;
+  /** "proto:ip:port" of a listening socket */
+  socketName?(idx: number): string | null;
 }
 
 /** Per-message state a route runs with (Kamailio's sip_msg + run_act_ctx). */

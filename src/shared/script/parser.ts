@@ -403,6 +403,19 @@ export class Parser {
     this.#fail('an expression');
   }
 
+  /** an unquoted socket argument, force_send_socket(udp:10.0.0.1:5060): the parts joined as text */
+  #socketArg(first: Expr): Expr {
+    if (!this.#is(T.colon) || first.type !== 'Literal' || first.quoted) return first;
+    let text = String(first.value);
+    while (this.#eat(T.colon)) {
+      const t = this.#tok;
+      if (t.type !== T.ip && t.type !== T.name && t.type !== T.num) this.#fail('an address or port after ":"');
+      this.#next();
+      text += ':' + (t.type === T.num ? String(t.num) : t.value);
+    }
+    return { type: 'Literal', value: text, pos: first.pos, quoted: true };
+  }
+
   #parseCallArgs(name: Token): Expr {
     this.#expect(T.parenL);
     const args: Array<Expr | null> = [];
@@ -410,7 +423,7 @@ export class Parser {
       for (;;) {
         // OpenSIPS allows empty optional arguments: f(a, , c)
         if (this.#is(T.comma) || this.#is(T.parenR)) args.push(null);
-        else args.push(this.#parseExpr());
+        else args.push(this.#socketArg(this.#parseExpr()));
         if (this.#eat(T.parenR)) break;
         this.#expect(T.comma, '"," or ")"');
       }

@@ -18,6 +18,7 @@
  * work settles) or by t_suspend() (t_continue(id_index, id_label, route)
  * resumes it; fr_timer/fr_inv_timer bound the wait with a 408).
  */
+import { forcedSocket } from '../../shared/modules/core/pvars.js';
 import { randomBytes } from 'node:crypto';
 import { hostPort } from '../../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
@@ -467,7 +468,7 @@ export class Transactions implements TransactionApi {
       this.#svc.log.err(`t_relay(): cannot send to "${to}" (an IP address is needed)`);
       return -1;
     }
-    const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx);
+    const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx));
     if (sock === null) return -1;
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
     const via = `SIP/2.0/${target.proto.toUpperCase()} ${sock.advertise ?? hostPort(sock.ip, sock.port)};branch=${branch}`;

@@ -6,6 +6,7 @@
 import { LogLevel, parseLogLevel } from '../../log.js';
 import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
+import { forceSocket } from './pvars.js';
 import { ROUTES_ANY, RouteKind, type FunctionSpec, type ScriptContext } from '../types.js';
 
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
@@ -129,6 +130,7 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
+  fn('force_send_socket', [S], (ctx, spec: string) => forceSocket(ctx, spec), REQ),
   fn('rewriteuri', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
   fn('seturi', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
   fn('rewriteuser', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),

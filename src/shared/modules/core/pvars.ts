@@ -38,6 +38,13 @@ function setRuriPart(ctx: ScriptContext, part: 'user' | 'host' | 'port', v: Valu
   ctx.ruri = `${u.scheme}:${userinfo}${host}${port ? ':' + port : ''}${u.params}${u.headers ? '?' + u.headers : ''}`;
 }
 
+/** $rP/$oP: the transport a URI asks for (its transport parameter), udp by default */
+function transportOf(u: ReturnType<typeof parseUri> | null): Value {
+  if (u === null) return null;
+  const t = /;transport=([^;?]+)/i.exec(u.params)?.[1];
+  return t ? t.toLowerCase() : 'udp';
+}
+
 function na(f: (m: SipMsg) => NameAddr): (ctx: ScriptContext) => NameAddr | null {
   return (ctx) => safe(() => f(ctx.msg));
 }
@@ -46,6 +53,23 @@ const to = na((m) => m.to());
 
 function p(name: string, get: (ctx: ScriptContext, arg: string | undefined) => Value, set?: (ctx: ScriptContext, v: Value, arg: string | undefined) => void, arg: PvarSpec['arg'] = 'none'): PvarSpec {
   return set ? { name, arg, get, set } : { name, arg, get };
+}
+
+/** the listening socket set by $fs / force_send_socket(); -1 when none */
+export function forcedSocket(ctx: ScriptContext): number {
+  return (ctx.ext.fs as number | undefined) ?? -1;
+}
+
+/** $fs = "proto:ip:port": an unknown socket is logged and leaves the choice to the proxy */
+export function forceSocket(ctx: ScriptContext, spec: string): number {
+  const idx = ctx.svc.findSocket?.(spec) ?? -1;
+  if (idx < 0) {
+    ctx.svc.log.err(`no listening socket "${spec}" to force sending from`);
+    delete ctx.ext.fs;
+    return -1;
+  }
+  ctx.ext.fs = idx;
+  return 1;
 }
 
 const nz = (s: string | undefined | null): Value => (s === undefined || s === null || s === '' ? null : s);
@@ -122,7 +146,10 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('rd', (c) => nz(uriOf(ruri(c))?.host), (c, v) => setRuriPart(c, 'host', v)),
   p('rp', (c) => uriOf(ruri(c))?.port || 5060, (c, v) => setRuriPart(c, 'port', v)),
   p('rz', (c) => nz(uriOf(ruri(c))?.scheme)),
+  p('rP', (c) => transportOf(uriOf(ruri(c)))),
   p('ou', (c) => nz(c.msg.ruri)),
+  p('op', (c) => uriOf(c.msg.ruri)?.port || 5060),
+  p('oP', (c) => transportOf(uriOf(c.msg.ruri))),
   p('oU', (c) => nz(uriOf(c.msg.ruri)?.user)),
   p('od', (c) => nz(uriOf(c.msg.ruri)?.host)),
   p('du', (c) => c.du, (c, v) => void (c.du = v === null || v === '' ? null : str(v))),
@@ -142,6 +169,10 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('rm', (c) => (c.msg.isRequest ? c.msg.method : safe(() => c.msg.cseq().method))),
   p('rs', (c) => (c.msg.isRequest ? null : c.msg.status)),
   p('rr', (c) => (c.msg.isRequest ? null : c.msg.reason)),
+  p('fs', (c) => (forcedSocket(c) >= 0 ? (c.svc.socketName?.(forcedSocket(c)) ?? null) : null), (c, v) => {
+    if (v === null || v === '') delete c.ext.fs;
+    else forceSocket(c, str(v));
+  }),
   p('si', (c) => c.rcv.srcIp),
   p('sp', (c) => c.rcv.srcPort),
   p('Ri', (c) => c.rcv.dstIp),

@@ -3,10 +3,11 @@
  * - OpenSIPS json module: `$json(name) := $var(text)` parses, `$json(name/key/list[1])`
  *   reads (objects and arrays come back as JSON text), `$json(name/key) = v` writes;
  * - Kamailio json/jansson: json_get_field(json, field, $var(out)),
- *   jansson_get(path, json, $var(out)) with "a.b[0]" paths.
+ *   jansson_get(path, json, $var(out)) with "a.b[0]" paths, and the
+ *   transformation `{json.parse,field}` ("a.b[0]" paths too).
  * Documents live in the request's context, so a resume route still sees them.
  */
-import type { FunctionSpec, ModuleExports, PvarRef, PvarSpec, ScriptContext, Value } from '../types.js';
+import type { FunctionSpec, ModuleExports, PvarRef, PvarSpec, ScriptContext, TransformationSpec, Value } from '../types.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -115,10 +116,19 @@ const functions: FunctionSpec[] = [
   },
 ];
 
+const transformations: TransformationSpec[] = [
+  {
+    name: 'json.parse',
+    args: [{ kind: 'str' }],
+    apply: (v, [field]) => (v === null ? null : toValue(walk(parse(String(v)), pathOf(String(field), '.')))),
+  },
+];
+
 export const json: ModuleExports = {
   name: 'json',
   provides: ['jansson'],
   params: [],
   functions,
   pvars: [jsonPvar],
+  transformations,
 };

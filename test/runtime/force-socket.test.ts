@@ -1,0 +1,50 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
+import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
+
+const CFG = `#!KAMAILIO
+loadmodule "sl.so"
+request_route {
+    if ($hdr(X-Socket) != $null) {
+        force_send_socket("$hdr(X-Socket)");
+    }
+    forward();
+}
+`;
+
+let server: RunningServer;
+before(async () => {
+  server = await startServer({ cfg: writeCfg(CFG), workers: 1, listen: ['udp:127.0.0.1:0', 'udp:127.0.0.2:0'] });
+});
+after(async () => {
+  await server.stop();
+});
+
+async function forwardVia(extra: string[], id: string): Promise<{ from: dgram.RemoteInfo; text: string }> {
+  const callee = dgram.createSocket('udp4');
+  await new Promise<void>((r) => callee.bind(0, '127.0.0.1', r));
+  const got = new Promise<{ from: dgram.RemoteInfo; text: string }>((resolve) => callee.once('message', (m, from) => resolve({ from, text: m.toString() })));
+  const caller = await UdpPeer.open();
+  caller.send(
+    sipRequest([`OPTIONS sip:bob@127.0.0.1:${callee.address().port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=1', 'To: <sip:bob@127.0.0.1>', `Call-ID: ${id}@test`, 'CSeq: 1 OPTIONS', ...extra, 'Content-Length: 0']),
+    server.udp[0]!,
+  );
+  const out = await Promise.race([got, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('nothing forwarded')), 3000))]);
+  caller.close();
+  callee.close();
+  return out;
+}
+
+test('force_send_socket() picks the listening socket a forwarded request leaves from, and its Via', async () => {
+  const second = server.udp[1]!;
+  const plain = await forwardVia([], 'fs-plain');
+  assert.equal(`${plain.from.address}:${plain.from.port}`, server.udp[0]);
+  const forced = await forwardVia(['X-Socket: udp:127.0.0.2'], 'fs-forced');
+  assert.equal(`${forced.from.address}:${forced.from.port}`, second);
+  assert.match(forced.text, new RegExp(`\\r\\nVia: SIP/2\\.0/UDP ${second.replace(/\./g, '\\.')};branch=`));
+  const unknown = await forwardVia(['X-Socket: udp:127.0.0.9'], 'fs-unknown');
+  assert.equal(`${unknown.from.address}:${unknown.from.port}`, server.udp[0]);
+  assert.match(server.stderr(), /no listening socket "udp:127\.0\.0\.9"/);
+});
