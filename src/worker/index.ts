@@ -4,6 +4,7 @@ import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.js';
 import { PortBus } from '../shared/ipc/bus.js';
+import { nativeSendTo } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   const counters = new Counters(layout, init.countersSab, init.row);
   const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
   svc.script = script;
+  if (script.core.udpWorkerSend) svc.sendTo = nativeSendTo;
   const receiver = new Receiver(svc, counters);
   installAsync(svc, receiver, counters);
   if (script.modules.includes('tm')) {

@@ -228,8 +228,8 @@ export class Receiver {
     }
     const edits = ctx.edits as MessageEdits;
     forwardReplyEdits(msg, edits);
-    this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     this.#counters.inc(this.#c.fwdReplies);
+    this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
   }
 }
 

@@ -4,6 +4,7 @@ import { hostPort } from '../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../shared/counters/counters.js';
 import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP, ANY_SOCKET } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
+import type { SendTo } from '../shared/native/udp-send.js';
 import type { Logger } from '../shared/log.js';
 import type { Destination, ReceiveInfo, RouteFn, ScriptContext, ScriptServices } from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
@@ -20,6 +21,7 @@ interface WorkerCounters {
   slSent: CounterHandle;
   slByClass: CounterHandle[];
   ipcDropped: CounterHandle;
+  udpWorkerSends: CounterHandle;
 }
 
 /**
@@ -39,6 +41,7 @@ export class WorkerServices implements ScriptServices {
   readonly #counters: Counters;
   readonly #c: WorkerCounters;
   readonly #myHosts: Set<string>;
+  readonly #firstUdp: ListenSocket | undefined;
   readonly #myPorts: Set<number>;
 
   constructor(workerId: number, log: Logger, sockets: readonly ListenSocket[], aliases: readonly string[], out: RingWriter, counters: Counters) {
@@ -52,7 +55,9 @@ export class WorkerServices implements ScriptServices {
       slSent: counters.handle('sl:sent_replies'),
       slByClass: ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'].map((c) => counters.handle(`sl:${c}_replies`)),
       ipcDropped: counters.handle('core:ipc_dropped'),
+      udpWorkerSends: counters.handle('core:udp_worker_sends'),
     };
+    this.#firstUdp = sockets.find((s) => s.proto === 'udp');
     this.#myHosts = new Set();
     this.#myPorts = new Set();
     for (const s of sockets) {
@@ -91,7 +96,21 @@ export class WorkerServices implements ScriptServices {
     this.suspendHook!(ctx, work, resume);
   }
 
+  /**
+   * Set when UDP goes out from this thread on the master's sockets (native
+   * sendto, core param udp_worker_send): one thread hop less per message.
+   * A send it cannot make (socket buffer full, say) goes through the master.
+   */
+  sendTo: SendTo | null = null;
+
   send(dest: Destination, bytes: Buffer): void {
+    if (dest.proto === 'udp' && this.sendTo !== null) {
+      const s = dest.socketIdx >= 0 ? this.sockets[dest.socketIdx] : this.#firstUdp;
+      if (s !== undefined && s.proto === 'udp' && s.fd !== undefined && s.fd >= 0 && this.sendTo(s.fd, bytes, dest.ip, dest.port) === bytes.length) {
+        this.#counters.inc(this.#c.udpWorkerSends);
+        return;
+      }
+    }
     const ok = writeRecord(this.#out, RecKind.SEND, dest.proto === 'tcp' ? PROTO_TCP : PROTO_UDP, dest.ip, dest.port, dest.connId, dest.socketIdx < 0 ? ANY_SOCKET : dest.socketIdx, bytes);
     if (!ok) this.#counters.inc(this.#c.ipcDropped);
   }
@@ -112,10 +131,11 @@ export class WorkerServices implements ScriptServices {
   sendReply(ctx: ScriptContext, code: number, reason: string): number {
     if (!ctx.msg.isRequest || ctx.msg.method === 'ACK') return -1;
     const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv });
-    this.send(this.replyDestination(ctx.msg, ctx.rcv), bytes);
+    // counted first: once sent, the peer may ask the MI before this thread runs again
     this.#counters.inc(this.#c.slSent);
     const cls = Math.floor(code / 100) - 1;
     if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.slByClass[cls]!);
+    this.send(this.replyDestination(ctx.msg, ctx.rcv), bytes);
     return 1;
   }
 
@@ -168,8 +188,8 @@ export class WorkerServices implements ScriptServices {
     });
     const rr = recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock);
     if (rr !== '') edits.insert(msg.headersStart, rr);
-    this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     this.#counters.inc(this.#c.fwdRequests);
+    this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     return 1;
   }
 }

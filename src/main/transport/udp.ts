@@ -3,6 +3,18 @@ import type { ListenSocket } from '../../shared/config/listen.js';
 
 export type ReceiveFn = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer) => void;
 
+/**
+ * The descriptor under a bound dgram socket (no public API gives it; the
+ * state symbol avoids the deprecated `_handle` getter); -1 when not found.
+ */
+function handleFd(socket: dgram.Socket): number {
+  for (const sym of Object.getOwnPropertySymbols(socket)) {
+    const fd = ((socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[sym])?.handle?.fd;
+    if (typeof fd === 'number' && fd >= 0) return fd;
+  }
+  return -1;
+}
+
 /** A bound UDP listener; sends go out from the same socket (so replies carry its port). */
 export class UdpListener {
   readonly sock: ListenSocket;
@@ -23,6 +35,7 @@ export class UdpListener {
       this.#socket.bind(this.sock.port, this.sock.ip, () => {
         this.#socket.off('error', onError);
         this.sock.port = this.#socket.address().port;
+        this.sock.fd = handleFd(this.#socket);
         resolve();
       });
     });

@@ -15,6 +15,8 @@ export interface ListenSocket {
   port: number;
   /** host:port written into Via/Record-Route instead of ip:port */
   advertise: string | null;
+  /** UDP: the bound socket's file descriptor, for threads that send on it directly (-1: none) */
+  fd?: number;
 }
 
 const PROTOS: readonly Proto[] = ['udp', 'tcp'];

@@ -44,6 +44,7 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'absorbed_retransmissions', kind: 'counter', description: 'retransmissions of a request still waiting in its route (absorbed, not routed again)' },
       { name: 'msgs_handled', kind: 'counter', description: 'messages handled by this thread' },
       { name: 'ipc_dropped', kind: 'counter', description: 'messages dropped because an inter-thread ring was full' },
+      { name: 'udp_worker_sends', kind: 'counter', description: 'UDP datagrams a SIP worker sent itself on the master\'s socket (udp_worker_send)' },
       { name: 'worker_restarts', kind: 'counter', description: 'SIP workers restarted after dying' },
     ],
   },

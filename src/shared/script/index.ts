@@ -35,6 +35,8 @@ export interface CoreParams {
   tcpConnectionLifetime: number | null;
   /** ms to wait before waking another thread for a burst of messages (0: end of the event-loop turn) */
   ipcWakeDelay: number;
+  /** SIP workers send UDP on the master's sockets themselves (native sendto) */
+  udpWorkerSend: boolean;
   /** accepted for compatibility, no effect here */
   ignored: string[];
 }
@@ -109,6 +111,7 @@ const CORE: Record<string, Setter> = {
   tcp_connection_lifetime: intParam((c, n) => (c.tcpConnectionLifetime = n)),
   // switchyard's own
   ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
+  udp_worker_send: intParam((c, n) => (c.udpWorkerSend = n !== 0)),
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
@@ -158,7 +161,7 @@ function levenshtein(a: string, b: string): number {
 }
 
 function coreParams(prog: Program, errors: CfgError[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);

@@ -253,9 +253,9 @@ export class Transactions implements TransactionApi {
       const ikey = serverKey(msg, 'INVITE');
       const inv = ikey ? this.#server.get(ikey) : undefined;
       if (!inv) return false;
-      this.#svc.send(this.#svc.replyDestination(msg, rcv), buildReply(msg, 200, 'OK', { rcv }));
       this.#counters.inc(this.#c.rplGenerated);
       this.#counters.inc(this.#c.rplSent);
+      this.#svc.send(this.#svc.replyDestination(msg, rcv), buildReply(msg, 200, 'OK', { rcv }));
       this.#cancel(inv);
       return true;
     }
@@ -330,9 +330,9 @@ export class Transactions implements TransactionApi {
     if (s.invite && this.auto100 && (flags & RELAY_NO_100) === 0) {
       // 100 Trying at once: the caller stops retransmitting (RFC 3261 §16.2)
       s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv });
-      this.#svc.send(s.replyDest, s.lastReply);
       this.#counters.inc(this.#c.rplGenerated);
       this.#counters.inc(this.#c.rplSent);
+      this.#svc.send(s.replyDest, s.lastReply);
     }
     return s;
   }
@@ -636,9 +636,9 @@ export class Transactions implements TransactionApi {
     const edits = replyCtx.edits as MessageEdits;
     forwardReplyEdits(reply, edits);
     const bytes = applyEdits(reply, edits);
-    this.#svc.send(s.replyDest, bytes);
     this.#counters.inc(this.#c.rplSent);
     s.lastReply = bytes;
+    this.#svc.send(s.replyDest, bytes);
   }
 
   /** a branch ended with a non-2xx final (or a timeout): pick the best reply once all branches are done */
@@ -685,17 +685,19 @@ export class Transactions implements TransactionApi {
   }
 
   #sendBytes(s: ServerTx, code: number, bytes: Buffer): void {
-    this.#svc.send(s.replyDest, bytes);
+    // state and counters first: once sent, the peer may ask the MI before this thread runs again
     this.#counters.inc(this.#c.rplSent);
     s.lastReply = bytes;
-    if (code < 200) return;
-    this.#finished(s, code);
-    if (code >= 300 && s.invite && s.replyDest.proto === 'udp') {
-      // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
-      s.gInterval = T1;
-      s.gAt = Date.now() + T1;
-      s.expiresAt = Date.now() + 64 * T1;
+    if (code >= 200) {
+      this.#finished(s, code);
+      if (code >= 300 && s.invite && s.replyDest.proto === 'udp') {
+        // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
+        s.gInterval = T1;
+        s.gAt = Date.now() + T1;
+        s.expiresAt = Date.now() + 64 * T1;
+      }
     }
+    this.#svc.send(s.replyDest, bytes);
   }
 
   /** the first final reply went upstream: the wait time starts */

@@ -1,0 +1,69 @@
+/*
+ * sendTo(fd, bytes, ip, port): one sendto(2) on a UDP socket the master
+ * owns, from any thread. File descriptors are process-wide, so a SIP worker
+ * sends its datagrams itself, from the listening socket (the source address
+ * peers and NATs expect), without a hop through the master.
+ * Returns the bytes sent, or -errno (EAGAIN when the socket buffer is full:
+ * the caller then falls back to the master's queue).
+ */
+#include <node_api.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static napi_value result(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int64(env, v, &out);
+  return out;
+}
+
+static napi_value send_to(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return result(env, -EINVAL);
+  int32_t fd = -1, port = 0;
+  napi_get_value_int32(env, argv[0], &fd);
+  napi_get_value_int32(env, argv[3], &port);
+
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = NULL;
+  napi_value arraybuffer;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array)
+    return result(env, -EINVAL);
+
+  char ip[INET6_ADDRSTRLEN + 1];
+  size_t iplen = 0;
+  if (napi_get_value_string_latin1(env, argv[2], ip, sizeof ip, &iplen) != napi_ok) return result(env, -EINVAL);
+
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  memset(&ss, 0, sizeof ss);
+  if (memchr(ip, ':', iplen) != NULL) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, ip, &a->sin6_addr) != 1) return result(env, -EINVAL);
+    sl = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &a->sin_addr) != 1) return result(env, -EINVAL);
+    sl = sizeof *a;
+  }
+  ssize_t n;
+  do {
+    n = sendto(fd, data, length, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
+  } while (n < 0 && errno == EINTR);
+  return result(env, n < 0 ? -errno : n);
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
+  napi_set_named_property(env, exports, "sendTo", fn);
+  return exports;
+}
