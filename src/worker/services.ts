@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { ListenSocket } from '../shared/config/listen.js';
-import { hostPort } from '../shared/config/listen.js';
+import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../shared/counters/counters.js';
 import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP, ANY_SOCKET } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
@@ -175,7 +175,7 @@ export class WorkerServices implements ScriptServices {
       this.log.err(`forward(): no ${target.proto} socket to send from`);
       return -1;
     }
-    const advertised = sock.advertise ?? hostPort(sock.ip, sock.port);
+    const advertised = advertisedOf(sock, ctx.ext);
     const rport = ctx.ext.addLocalRport === true ? ';rport' : '';
     const edits = ctx.edits as MessageEdits;
     forwardRequestEdits(msg, edits, {

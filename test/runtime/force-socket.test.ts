@@ -10,6 +10,10 @@ request_route {
     if ($hdr(X-Socket) != $null) {
         force_send_socket("$hdr(X-Socket)");
     }
+    if ($hdr(X-Adv) != $null) {
+        set_advertised_address("$hdr(X-Adv)");
+        set_advertised_port(5099);
+    }
     forward();
 }
 `;
@@ -44,6 +48,9 @@ test('force_send_socket() picks the listening socket a forwarded request leaves 
   const forced = await forwardVia(['X-Socket: udp:127.0.0.2'], 'fs-forced');
   assert.equal(`${forced.from.address}:${forced.from.port}`, second);
   assert.match(forced.text, new RegExp(`\\r\\nVia: SIP/2\\.0/UDP ${second.replace(/\./g, '\\.')};branch=`));
+  const adv = await forwardVia(['X-Adv: proxy.example.org'], 'fs-adv');
+  assert.match(adv.text, /\r\nVia: SIP\/2\.0\/UDP proxy\.example\.org:5099;branch=/);
+  assert.equal(`${adv.from.address}:${adv.from.port}`, server.udp[0]);
   const unknown = await forwardVia(['X-Socket: udp:127.0.0.9'], 'fs-unknown');
   assert.equal(`${unknown.from.address}:${unknown.from.port}`, server.udp[0]);
   // the log line may reach stderr after the datagram left

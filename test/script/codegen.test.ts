@@ -381,3 +381,27 @@ test('OpenSIPS route parameters: route(X, a, b) and $param(i), restored after th
   route[Q] { $var(q) = $param(1); }`);
   assert.deepEqual([r.ctx.vars.get('p'), r.ctx.vars.get('q'), r.ctx.vars.get('after')], ['one,alice,7,', null, null]);
 });
+
+test('subst() edits headers and body; subst_uri()/subst_user() rewrite the R-URI; -1 when nothing matched', () => {
+  const r = run(`request_route {
+    $var(a) = subst('/^User-Agent: (.*)$/User-Agent: proxied \\1/');
+    $var(b) = subst('/nomatch-anywhere/x/');
+    $var(c) = subst_uri('/^sip:([a-z]+)@example\\.com/sip:\\1@example.net/');
+    $var(d) = subst_user('/^ali/mali/');
+    $var(e) = subst_user('/^zzz/y/');
+  }`);
+  assert.deepEqual(['a', 'b', 'c', 'd', 'e'].map((k) => r.ctx.vars.get(k)), [1, -1, 1, 1, -1]);
+  assert.equal(r.ctx.ruri, 'sip:malice@example.net:5080;transport=tcp');
+  assert.match(sent(r.ctx), /\r\nUser-Agent: proxied sipp\r\n/);
+  const g = run(`request_route { subst('/example/EXAMPLE/g'); }`);
+  const out = sent(g.ctx);
+  assert.equal(out.split('\r\n')[0], 'INVITE sip:alice@example.com:5080;transport=tcp SIP/2.0', 'the request line is not touched');
+  assert.doesNotMatch(out.split('\r\n').slice(1).join('\r\n'), /example\./);
+  assert.match(out, /From: "Bob" <sip:bob@EXAMPLE\.org>/);
+});
+
+test('set_advertised_address/port change the Via of what the message sends; xlog takes a facility', () => {
+  const r = run(`request_route { set_advertised_address("proxy.example.org"); set_advertised_port(5099); xlog("LOG_LOCAL0", "L_ERR", "with facility $rU\\n"); }`);
+  assert.deepEqual([r.ctx.ext.advAddr, r.ctx.ext.advPort], ['proxy.example.org', 5099]);
+  assert.ok(r.rec.logs.includes('with facility alice'), r.rec.logs.join('|'));
+});

@@ -68,3 +68,19 @@ export function parseListens(specs: readonly string[]): ListenSocket[] {
 export function hostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
+
+/**
+ * host[:port] a message leaving from `sock` names itself with in Via and
+ * Record-Route: the socket's advertise, overridden per message by
+ * set_advertised_address()/set_advertised_port() (`ext.advAddr`/`ext.advPort`).
+ */
+export function advertisedOf(sock: ListenSocket, ext: Record<string, unknown>): string {
+  const addr = ext.advAddr as string | undefined;
+  const port = ext.advPort as number | undefined;
+  if (addr === undefined && port === undefined) return sock.advertise ?? hostPort(sock.ip, sock.port);
+  const base = sock.advertise ?? hostPort(sock.ip, sock.port);
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(base);
+  const host = addr ?? m?.[1] ?? sock.ip;
+  const p = port ?? (m?.[2] ? Number(m[2]) : sock.port);
+  return hostPort(host.replace(/^\[|\]$/g, ''), p);
+}

@@ -140,6 +140,8 @@ export interface ArgSpec {
   readonly kind: ArgKind;
   readonly optional?: boolean;
   readonly name?: string;
+  /** a constant 'str' argument is checked at compile time: an error message, or null */
+  readonly check?: (v: string) => string | null;
 }
 
 export interface PvarRef {

@@ -725,6 +725,12 @@ export class Codegen {
     const a = this.#fold(arg);
     switch (spec.kind) {
       case 'str':
+        if (a.type === 'Literal' && spec.check) {
+          const text = RT.str(a.value);
+          // with pseudo-variables in it, the value is known only at run time
+          const bad = /\$[A-Za-z({]/.test(text) ? null : spec.check(text);
+          if (bad) this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `${call.name}(): ${bad}`);
+        }
         if (a.type === 'Literal') return typeof a.value === 'string' && a.quoted ? this.#format(a.value, a.pos, XLOG_LIKE.has(call.name) ? 'fmt' : 'str') : JSON.stringify(RT.str(a.value));
         return `H.str(${this.#expr(a)})`;
       case 'int':

@@ -20,7 +20,7 @@
  */
 import { forcedSocket } from '../../shared/modules/core/pvars.js';
 import { randomBytes } from 'node:crypto';
-import { hostPort } from '../../shared/config/listen.js';
+import { advertisedOf, hostPort } from '../../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
 import { recordRouteHeaders } from '../../shared/modules/rr/index.js';
 import { RouteKind, type Destination, type RouteFn, type ScriptContext, type TransactionApi } from '../../shared/modules/types.js';
@@ -471,7 +471,7 @@ export class Transactions implements TransactionApi {
     const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx));
     if (sock === null) return -1;
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
-    const via = `SIP/2.0/${target.proto.toUpperCase()} ${sock.advertise ?? hostPort(sock.ip, sock.port)};branch=${branch}`;
+    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext)};branch=${branch}`;
     forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ruri });
     const rr = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock);
     if (rr !== '') edits.insert(msg.headersStart, rr);

@@ -50,16 +50,114 @@ function isMethod(ctx: ScriptContext, list: string): number {
   return -1;
 }
 
-function xlog(ctx: ScriptContext, a: string, b?: string): number {
-  // xlog("fmt") logs at L_ERR; xlog("L_INFO", "fmt") at the given level
+function xlog(ctx: ScriptContext, a: string, b?: string, c?: string): number {
+  // xlog("fmt") logs at L_ERR; xlog("L_INFO", "fmt") at the given level;
+  // xlog("LOG_LOCAL0", "L_INFO", "fmt"): the facility names a syslog target, and logs go to stderr here
   let level: number = LogLevel.ERR;
   let text = a;
-  if (b !== undefined) {
+  if (c !== undefined) {
+    level = parseLogLevel(b!) ?? LogLevel.ERR;
+    text = c;
+  } else if (b !== undefined) {
     level = parseLogLevel(a) ?? LogLevel.ERR;
     text = b;
   }
   const log = ctx.svc.log;
   if (log.enabled(level)) log.log(level, text.replace(/\n$/, ''));
+  return 1;
+}
+
+/** '/re/repl/flags' (any separator, as sed): the regex and the replacement with \\N back references */
+export function parseSubst(expr: string): { re: RegExp; repl: string } | string {
+  const sep = expr[0];
+  if (sep === undefined || /[\w\s\\]/.test(sep)) return `"${expr}": expected /regex/replacement/flags`;
+  const parts: string[] = [''];
+  for (let i = 1; i < expr.length; i++) {
+    const ch = expr[i]!;
+    if (ch === '\\' && expr[i + 1] === sep) {
+      parts[parts.length - 1] += sep;
+      i++;
+    } else if (ch === sep) parts.push('');
+    else parts[parts.length - 1] += ch;
+  }
+  if (parts.length !== 3) return `"${expr}": expected /regex/replacement/flags`;
+  const [re, repl, flags] = parts as [string, string, string];
+  if (/[^gis]/.test(flags)) return `"${expr}": unknown flag in "${flags}" (g, i or s)`;
+  try {
+    return { re: new RegExp(re, flags.replace('s', '')), repl: repl.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1') };
+  } catch (e) {
+    return `"${expr}": ${(e as Error).message}`;
+  }
+}
+
+const SUBST = {
+  kind: 'str',
+  check: (v: string) => {
+    const r = parseSubst(v);
+    return typeof r === 'string' ? r : null;
+  },
+} as const;
+
+function substOf(expr: string, ctx: ScriptContext): { re: RegExp; repl: string } | null {
+  const r = parseSubst(expr);
+  if (typeof r === 'string') {
+    ctx.svc.log.err(`subst: ${r}`);
+    return null;
+  }
+  return r;
+}
+
+/** textops subst(): replace in the headers and body of the message; 1 when something was replaced */
+function subst(ctx: ScriptContext, expr: string): number {
+  const sx = substOf(expr, ctx);
+  if (sx === null) return -1;
+  const msg = ctx.msg;
+  // header lines start after the first line; latin1 keeps one character per byte for the offsets
+  const text = msg.buf.toString('latin1');
+  const from = text.indexOf('\r\n') + 2;
+  let n = 0;
+  // ^ and $ match at each line, as with Kamailio's REG_NEWLINE
+  const flags = sx.re.flags.replace('g', '') + 'm';
+  const one = new RegExp(sx.re.source, flags);
+  for (const m of text.slice(from).matchAll(new RegExp(sx.re.source, flags + 'g'))) {
+    const start = from + m.index;
+    (ctx.edits as MessageEdits).replace({ start, end: start + m[0].length }, m[0].replace(one, sx.repl));
+    n++;
+    if (!sx.re.global) break;
+  }
+  return n > 0 ? 1 : -1;
+}
+
+function substUri(ctx: ScriptContext, expr: string): number {
+  const sx = substOf(expr, ctx);
+  if (sx === null) return -1;
+  const uri = ctx.ruri ?? ctx.msg.ruri;
+  if (!sx.re.test(uri)) return -1;
+  sx.re.lastIndex = 0;
+  ctx.ruri = uri.replace(sx.re, sx.repl);
+  return 1;
+}
+
+function substUser(ctx: ScriptContext, expr: string): number {
+  const sx = substOf(expr, ctx);
+  if (sx === null) return -1;
+  return rewriteRuriUser(ctx, (user) => {
+    if (!sx.re.test(user)) return null;
+    sx.re.lastIndex = 0;
+    return user.replace(sx.re, sx.repl);
+  });
+}
+
+function rewriteRuriUser(ctx: ScriptContext, f: (user: string) => string | null): number {
+  let u;
+  try {
+    u = parseUri(ctx.ruri ?? ctx.msg.ruri);
+  } catch {
+    return -1;
+  }
+  const user = f(u.user);
+  if (user === null) return -1;
+  ctx.ruri = `${u.scheme}:${userinfo(u, user)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`;
   return 1;
 }
 
@@ -94,7 +192,7 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('forward', [oS], (ctx, uri?: string) => ctx.svc.forward(ctx, uri || undefined), REQ),
   fn('mf_process_maxfwd_header', [I], maxfwd, REQ),
   fn('is_method', [S], isMethod),
-  fn('xlog', [S, oS], xlog),
+  fn('xlog', [S, oS, oS], xlog),
   // xlogl/xdbgl: the compiler puts "<cfg line>:" before the text, as Kamailio prints it
   fn('xlogl', [S, oS], xlog),
   fn('xdbgl', [S], (ctx, t: string) => xlog(ctx, 'L_DBG', t)),
@@ -131,6 +229,12 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
   fn('force_send_socket', [S], (ctx, spec: string) => forceSocket(ctx, spec), REQ),
+  fn('subst', [SUBST], subst),
+  fn('subst_uri', [SUBST], substUri, REQ),
+  fn('subst_user', [SUBST], substUser, REQ),
+  // Via and Record-Route of what this message sends carry these instead of the socket's address
+  fn('set_advertised_address', [S], (ctx, addr: string) => ((ctx.ext.advAddr = addr), 1)),
+  fn('set_advertised_port', [I], (ctx, port: number) => ((ctx.ext.advPort = port), 1)),
   fn('rewriteuri', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
   fn('seturi', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
   fn('rewriteuser', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),

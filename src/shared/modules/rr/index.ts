@@ -7,7 +7,7 @@
  * are written, each marked ;r2=on (Kamailio's enable_double_rr): the top one
  * faces the callee, the second the caller.
  */
-import { hostPort, type ListenSocket } from '../../config/listen.js';
+import { advertisedOf, type ListenSocket } from '../../config/listen.js';
 import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
 import type { FunctionSpec, ModuleExports, ModuleEnv, ScriptContext } from '../types.js';
@@ -27,9 +27,10 @@ interface RrWish {
 /** 0: never two; 1: two when the outgoing socket differs (default); 2: always two */
 let doubleRr = 1;
 
-function sockUri(s: ListenSocket): string {
+/** the socket's URI; with `ext`, as set_advertised_address/port changed it for this message */
+function sockUri(s: ListenSocket, ext: Record<string, unknown> = {}): string {
   const transport = s.proto === 'tcp' ? ';transport=tcp' : '';
-  return `sip:${s.advertise ?? hostPort(s.ip, s.port)}${transport}`;
+  return `sip:${advertisedOf(s, ext)}${transport}`;
 }
 
 function asUri(u: string): string {
@@ -50,8 +51,8 @@ export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | un
   }
   const inbound = inSock ?? out;
   const differs = inbound.proto !== out.proto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
-  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out)};r2=on;lr${w.params}>\r\nRecord-Route: <${sockUri(inbound)};r2=on;lr${w.params}>\r\n`;
-  return `Record-Route: <${sockUri(inbound)};lr${w.params}>\r\n`;
+  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext)};r2=on;lr${w.params}>\r\nRecord-Route: <${sockUri(inbound)};r2=on;lr${w.params}>\r\n`;
+  return `Record-Route: <${sockUri(inbound, ctx.ext)};lr${w.params}>\r\n`;
 }
 
 function recordRoute(ctx: ScriptContext, params?: string): number {
