@@ -130,7 +130,7 @@ export class WorkerServices implements ScriptServices {
 
   sendReply(ctx: ScriptContext, code: number, reason: string): number {
     if (!ctx.msg.isRequest || ctx.msg.method === 'ACK') return -1;
-    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv });
+    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv, headers: ctx.ext.replyHeaders as string[] | undefined });
     // counted first: once sent, the peer may ask the MI before this thread runs again
     this.#counters.inc(this.#c.slSent);
     const cls = Math.floor(code / 100) - 1;

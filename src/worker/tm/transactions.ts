@@ -505,7 +505,7 @@ export class Transactions implements TransactionApi {
     const s = this.#serverTx(ctx);
     if (s === null) return -1;
     if (s.status >= 200) return -1;
-    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv });
+    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv, headers: ctx.ext.replyHeaders as string[] | undefined });
     this.#counters.inc(this.#c.rplGenerated);
     this.#sendBytes(s, code, bytes);
     return 1;

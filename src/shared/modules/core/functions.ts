@@ -178,6 +178,16 @@ function tail(u: ReturnType<typeof parseUri>): string {
   return `${u.params}${u.headers ? '?' + u.headers : ''}`;
 }
 
+/** append_to_reply(): header lines for the replies this request gets from the script (sl and tm) */
+export function appendToReply(ctx: ScriptContext, text: string): number {
+  const lines = text.split(/\r?\n/).filter((l) => l !== '');
+  if (lines.length === 0) return -1;
+  const list = (ctx.ext.replyHeaders as string[] | undefined) ?? [];
+  list.push(...lines);
+  ctx.ext.replyHeaders = list;
+  return 1;
+}
+
 /** cfgutils sleep/usleep: a timer, never a blocked thread; usable in async() (OpenSIPS) */
 function pause(ms: number): Promise<number> {
   return new Promise((resolve) => setTimeout(() => resolve(1), Math.max(0, ms)));
@@ -206,6 +216,7 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
     ctx.edits.appendHeader(txt.replace(/\r?\n$/, ''));
     return 1;
   }),
+  fn('append_to_reply', [S], appendToReply, REQ),
   fn('remove_hf', [S], (ctx, name: string) => (ctx.edits.removeHeader(ctx.msg, name) > 0 ? 1 : -1)),
   fn('is_present_hf', [S], (ctx, name: string) => (ctx.msg.header(name) !== null ? 1 : -1)),
   fn('setflag', [I], (ctx, f: number) => ((ctx.flags |= 1 << f), 1)),
