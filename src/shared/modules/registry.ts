@@ -4,13 +4,14 @@
  */
 import { core } from './core/index.js';
 import { json } from './json/index.js';
+import { mi } from './mi/index.js';
 import { restClient } from './rest_client/index.js';
 import { rr } from './rr/index.js';
 import { sanity } from './sanity/index.js';
 import { tmModule } from './tm/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {
