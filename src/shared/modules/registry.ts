@@ -6,12 +6,14 @@ import { core } from './core/index.js';
 import { json } from './json/index.js';
 import { mi } from './mi/index.js';
 import { restClient } from './rest_client/index.js';
+import { registrar } from './registrar/index.js';
 import { rr } from './rr/index.js';
 import { sanity } from './sanity/index.js';
 import { tmModule } from './tm/index.js';
+import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

@@ -1,0 +1,172 @@
+/**
+ * Kamailio's registrar over usrloc: save() for REGISTER (bindings, expiry,
+ * `Contact: *`, the 200 with the current bindings), lookup() and
+ * registered(). Return codes and reply codes are Kamailio's; the table is
+ * shared by all SIP workers (see usrloc).
+ */
+import { parseUri } from '../../sip/uri.js';
+import type { NameAddr } from '../../sip/types.js';
+import { appendToReply } from '../core/functions.js';
+import { lookupBindings, saveBindings, usrlocClient, type Binding } from '../usrloc/index.js';
+import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
+
+const FLAG_NO_REPLY = 0x02;
+const FLAG_SINGLE_CONTACT = 0x04;
+
+const cfg = { defaultExpires: 3600, minExpires: 60, maxExpires: 0, maxContacts: 0, appendBranches: true, usePath: false, natBflag: -1 };
+
+/** the usrloc key of a URI: user, or user@domain with use_domain */
+export function aorOf(uri: string): string | null {
+  try {
+    const u = parseUri(uri);
+    if (u.host === '') return null;
+    const host = u.host.toLowerCase();
+    if (usrlocClient.useDomain) return u.user ? `${u.user}@${host}` : host;
+    return u.user || host;
+  } catch {
+    return null;
+  }
+}
+
+function reply(ctx: ScriptContext, flags: number, code: number, reason: string): void {
+  if ((flags & FLAG_NO_REPLY) === 0) ctx.svc.sendReply(ctx, code, reason);
+}
+
+function expiresOf(c: NameAddr, header: number | null): number {
+  const p = c.param('expires');
+  let e = p !== undefined && p !== null && /^\d+$/.test(p) ? Number(p) : (header ?? cfg.defaultExpires);
+  if (e === 0) return 0;
+  if (cfg.maxExpires > 0 && e > cfg.maxExpires) e = cfg.maxExpires;
+  if (e < cfg.minExpires) e = cfg.minExpires;
+  return e;
+}
+
+async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string): Promise<number> {
+  const msg = ctx.msg;
+  if (!msg.isRequest || msg.method !== 'REGISTER') return -1;
+  const aor = aorOf(uri || msg.to().uri);
+  if (aor === null) {
+    reply(ctx, flags, 400, 'Bad To URI');
+    return -1;
+  }
+  const expiresHdr = msg.header('Expires');
+  const headerExpires = expiresHdr !== null && /^\s*\d+\s*$/.test(expiresHdr.value) ? Number(expiresHdr.value) : null;
+  const star = msg.header('Contact')?.value.trim() === '*';
+  if (star && headerExpires !== 0) {
+    reply(ctx, flags, 400, 'Invalid Contact (* needs Expires: 0)');
+    return -1;
+  }
+  const now = Date.now();
+  const cseq = msg.cseq().num;
+  const natted = cfg.natBflag >= 0 && (((ctx.ext.bflags as number | undefined) ?? 0) & (1 << cfg.natBflag)) !== 0;
+  const socket = ctx.svc.socketName?.(ctx.rcv.socketIdx) ?? '';
+  const contacts = star ? [] : msg.contacts();
+  const bindings = contacts.map((c) => {
+    const q = Number(c.param('q') ?? '1');
+    return {
+      uri: c.uri,
+      expiresAt: now + expiresOf(c, headerExpires) * 1000,
+      q: Number.isFinite(q) ? q : 1,
+      callId: msg.callId(),
+      cseq,
+      received: natted ? `sip:${ctx.rcv.srcIp}:${ctx.rcv.srcPort};transport=${ctx.rcv.proto}` : '',
+      path: cfg.usePath ? msg.headersNamed('Path').map((h) => h.value).join(',') : '',
+      userAgent: msg.header('User-Agent')?.value ?? '',
+      socket,
+    };
+  });
+  let result;
+  try {
+    if ((flags & FLAG_SINGLE_CONTACT) !== 0 && bindings.length > 0) await saveBindings({ aor, bindings: [], removeAll: true, maxContacts: 0 });
+    result = await saveBindings({ aor, bindings, removeAll: star, maxContacts: cfg.maxContacts });
+  } catch (e) {
+    ctx.svc.log.err(`save(): the location table did not answer: ${(e as Error).message}`);
+    reply(ctx, flags, 500, 'Server Internal Error');
+    return -1;
+  }
+  if (!result.ok) {
+    if (result.reason === 'too-many') reply(ctx, flags, 503, 'Too Many Registered Contacts');
+    else reply(ctx, flags, 500, 'Server Internal Error');
+    return -1;
+  }
+  for (const b of result.bindings) {
+    appendToReply(ctx, `Contact: <${b.uri}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`);
+  }
+  reply(ctx, flags, 200, 'OK');
+  return 1;
+}
+
+async function found(ctx: ScriptContext, uri?: string): Promise<Binding[] | null> {
+  const aor = aorOf(uri || (ctx.ruri ?? ctx.msg.ruri));
+  if (aor === null) return null;
+  return lookupBindings(aor);
+}
+
+/** lookup(): 1 the R-URI now points at the newest best binding (others appended as branches); -1 none; -3 error */
+async function lookup(ctx: ScriptContext, _table: string, uri?: string): Promise<number> {
+  let bindings: Binding[] | null;
+  try {
+    bindings = await found(ctx, uri);
+  } catch (e) {
+    ctx.svc.log.err(`lookup(): the location table did not answer: ${(e as Error).message}`);
+    return -3;
+  }
+  if (bindings === null) return -3;
+  if (bindings.length === 0) return -1;
+  const [first, ...rest] = bindings as [Binding, ...Binding[]];
+  ctx.ruri = first.uri;
+  ctx.du = first.received || ctx.du;
+  if (cfg.appendBranches && rest.length > 0) {
+    const list = (ctx.ext.branches as string[] | undefined) ?? [];
+    list.push(...rest.map((b) => b.uri));
+    ctx.ext.branches = list;
+  }
+  return 1;
+}
+
+async function registered(ctx: ScriptContext, _table: string, uri?: string): Promise<number> {
+  try {
+    const b = await found(ctx, uri);
+    return b !== null && b.length > 0 ? 1 : -1;
+  } catch {
+    return -1;
+  }
+}
+
+const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
+const optInt = { kind: 'int', optional: true } as const;
+const optStr = { kind: 'str', optional: true } as const;
+
+export const registrar: ModuleExports = {
+  name: 'registrar',
+  params: [
+    { name: 'default_expires', type: 'int', default: 3600 },
+    { name: 'min_expires', type: 'int', default: 60 },
+    { name: 'max_expires', type: 'int', default: 0 },
+    { name: 'max_contacts', type: 'int', default: 0 },
+    { name: 'append_branches', type: 'int', default: 1 },
+    { name: 'method_filtering', type: 'int', default: 0 },
+    { name: 'use_path', type: 'int', default: 0 },
+    { name: 'path_mode', type: 'int', default: 2 },
+    { name: 'path_use_received', type: 'int', default: 0 },
+    { name: 'gruu_enabled', type: 'int', default: 0 },
+    { name: 'default_q', type: 'int', default: -1 },
+    { name: 'case_sensitive', type: 'int', default: 1 },
+  ],
+  functions: [
+    { name: 'save', args: [{ kind: 'str' }, optInt, optStr], routes: REQ, mayAwait: true, fn: save },
+    { name: 'lookup', args: [{ kind: 'str' }, optStr], routes: REQ, mayAwait: true, fn: lookup },
+    { name: 'registered', args: [{ kind: 'str' }, optStr], mayAwait: true, fn: registered },
+  ],
+  initWorker(env: ModuleEnv): void {
+    if (!env.script.modules.includes('usrloc')) throw new Error('registrar needs the location table: loadmodule "usrloc.so"');
+    const n = (k: string): number => env.params.get(k) as number;
+    cfg.defaultExpires = n('default_expires');
+    cfg.minExpires = n('min_expires');
+    cfg.maxExpires = n('max_expires');
+    cfg.maxContacts = n('max_contacts');
+    cfg.appendBranches = n('append_branches') !== 0;
+    cfg.usePath = n('use_path') !== 0;
+    cfg.natBflag = (env.script.modparams.get('usrloc')?.get('nat_bflag') as number | undefined) ?? -1;
+  },
+};

@@ -1,0 +1,179 @@
+/**
+ * Kamailio's usrloc: the location table, in memory. It lives in the event
+ * dispatcher thread, the one owner, so that every SIP worker sees the same
+ * bindings; workers reach it over the thread bus (registrar's save/lookup
+ * await the answer without blocking). db_mode 0 only: nothing is written to
+ * a database, and bindings are gone after a restart (README).
+ */
+import { DISPATCHER, type Bus } from '../../ipc/bus.js';
+import type { CounterSpec, ModuleEnv, ModuleExports } from '../types.js';
+
+export interface Binding {
+  /** the Contact URI */
+  uri: string;
+  /** absolute expiry, ms since the epoch */
+  expiresAt: number;
+  q: number;
+  callId: string;
+  cseq: number;
+  /** where the REGISTER came from, "sip:ip:port;transport=x" (NAT traversal) */
+  received: string;
+  path: string;
+  userAgent: string;
+  /** the listening socket it arrived on, "proto:ip:port" */
+  socket: string;
+  /** registration time, for "last registered first" among equal q */
+  registeredAt: number;
+}
+
+export interface SaveRequest {
+  aor: string;
+  /** add or refresh; expires 0 removes */
+  bindings: Array<Omit<Binding, 'registeredAt'>>;
+  /** Contact: * with Expires: 0 */
+  removeAll: boolean;
+  maxContacts: number;
+}
+
+export type SaveResult = { ok: true; bindings: Binding[] } | { ok: false; reason: 'too-many' | 'out-of-order' };
+
+const COUNTERS: readonly CounterSpec[] = [
+  { name: 'registered_users', kind: 'gauge', description: 'addresses of record with at least one binding' },
+  { name: 'location_contacts', kind: 'gauge', description: 'bindings in the location table' },
+  { name: 'location_expires', kind: 'counter', description: 'bindings removed because they expired' },
+];
+
+/** the table, in the dispatcher */
+export class LocationTable {
+  readonly #aors = new Map<string, Map<string, Binding>>();
+  contacts = 0;
+  expired = 0;
+
+  save(req: SaveRequest, now = Date.now()): SaveResult {
+    let set = this.#aors.get(req.aor);
+    if (req.removeAll) {
+      if (set) this.contacts -= set.size;
+      this.#aors.delete(req.aor);
+      return { ok: true, bindings: [] };
+    }
+    set ??= new Map();
+    for (const b of req.bindings) {
+      const old = set.get(b.uri);
+      // a retransmitted or reordered REGISTER must not undo a newer one (RFC 3261 §10.3)
+      if (old && old.callId === b.callId && b.cseq <= old.cseq) return { ok: false, reason: 'out-of-order' };
+    }
+    const after = new Map(set);
+    for (const b of req.bindings) {
+      if (b.expiresAt <= now) after.delete(b.uri);
+      else after.set(b.uri, { ...b, registeredAt: now });
+    }
+    if (req.maxContacts > 0 && after.size > req.maxContacts) return { ok: false, reason: 'too-many' };
+    this.contacts += after.size - (this.#aors.get(req.aor)?.size ?? 0);
+    if (after.size === 0) this.#aors.delete(req.aor);
+    else this.#aors.set(req.aor, after);
+    return { ok: true, bindings: [...after.values()] };
+  }
+
+  lookup(aor: string, now = Date.now()): Binding[] {
+    const set = this.#aors.get(aor);
+    if (!set) return [];
+    return [...set.values()].filter((b) => b.expiresAt > now).sort((a, b) => b.q - a.q || b.registeredAt - a.registeredAt);
+  }
+
+  /** drop expired bindings; returns how many */
+  sweep(now = Date.now()): number {
+    let n = 0;
+    for (const [aor, set] of this.#aors) {
+      for (const [uri, b] of set) {
+        if (b.expiresAt <= now) {
+          set.delete(uri);
+          n++;
+        }
+      }
+      if (set.size === 0) this.#aors.delete(aor);
+    }
+    this.contacts -= n;
+    this.expired += n;
+    return n;
+  }
+
+  get users(): number {
+    return this.#aors.size;
+  }
+
+  dump(now = Date.now()): Array<{ AoR: string; Contacts: Array<Record<string, unknown>> }> {
+    return [...this.#aors].map(([aor, set]) => ({
+      AoR: aor,
+      Contacts: [...set.values()].map((b) => ({ Address: b.uri, Expires: Math.max(0, Math.round((b.expiresAt - now) / 1000)), Q: b.q, 'Call-ID': b.callId, CSeq: b.cseq, 'User-Agent': b.userAgent, Received: b.received, Path: b.path, Socket: b.socket })),
+    }));
+  }
+}
+
+/** the worker side: the bus to the table, set by initWorker */
+export const usrlocClient: { bus: Bus | null; useDomain: boolean } = { bus: null, useDomain: false };
+
+export function saveBindings(req: SaveRequest): Promise<SaveResult> {
+  return usrlocClient.bus!.request(DISPATCHER, 'usrloc.save', req) as Promise<SaveResult>;
+}
+
+export function lookupBindings(aor: string): Promise<Binding[]> {
+  return usrlocClient.bus!.request(DISPATCHER, 'usrloc.lookup', aor) as Promise<Binding[]>;
+}
+
+export const usrloc: ModuleExports = {
+  name: 'usrloc',
+  params: [
+    { name: 'db_mode', type: 'int', default: 0, check: (v) => (v === 0 ? null : 'only db_mode 0 (memory only) is available') },
+    { name: 'db_url', type: 'str', default: '' },
+    { name: 'timer_interval', type: 'int', default: 60, check: (v) => (Number(v) > 0 ? null : 'must be positive') },
+    { name: 'timer_procs', type: 'int', default: 0 },
+    { name: 'use_domain', type: 'int', default: 0 },
+    { name: 'nat_bflag', type: 'int', default: -1 },
+  ],
+  functions: [],
+  counters: COUNTERS,
+  rpc: [
+    {
+      name: 'ul.dump',
+      doc: 'the location table: every address of record and its bindings',
+      handler: (_p, env) => env.bus.request(DISPATCHER, 'usrloc.dump', null),
+    },
+    {
+      name: 'ul.lookup',
+      doc: 'the bindings of one address of record: table, AoR',
+      handler: (p, env) => env.bus.request(DISPATCHER, 'usrloc.lookup', Array.isArray(p) ? String(p[1] ?? p[0]) : String((p as Record<string, unknown>)?.aor ?? '')),
+    },
+  ],
+  initWorker(env: ModuleEnv): void {
+    usrlocClient.bus = env.bus;
+    usrlocClient.useDomain = env.params.get('use_domain') !== 0;
+  },
+  initDispatcher(env: ModuleEnv): void {
+    const table = new LocationTable();
+    const users = env.counters.handle('usrloc:registered_users');
+    const contacts = env.counters.handle('usrloc:location_contacts');
+    const expires = env.counters.handle('usrloc:location_expires');
+    const publish = (): void => {
+      env.counters.set(users, table.users);
+      env.counters.set(contacts, table.contacts);
+    };
+    env.bus.on('usrloc.save', (m) => {
+      const r = table.save(m as SaveRequest);
+      publish();
+      return r;
+    });
+    env.bus.on('usrloc.lookup', (aor) => table.lookup(String(aor)));
+    env.bus.on('usrloc.dump', () => ({ Domain: 'location', AoRs: table.dump() }));
+    const timer = setInterval(
+      () => {
+        const n = table.sweep();
+        if (n > 0) {
+          env.counters.add(expires, n);
+          publish();
+        }
+      },
+      (env.params.get('timer_interval') as number) * 1000,
+    );
+    timer.unref();
+  },
+};
