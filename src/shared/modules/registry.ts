@@ -2,6 +2,7 @@
  * The modules switchyard has, by the names `loadmodule` uses. A module
  * folder adds itself here (one import, one entry).
  */
+import { accModule } from './acc/index.js';
 import { core } from './core/index.js';
 import { json } from './json/index.js';
 import { mi } from './mi/index.js';
@@ -13,7 +14,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

@@ -18,6 +18,7 @@
  * work settles) or by t_suspend() (t_continue(id_index, id_label, route)
  * resumes it; fr_timer/fr_inv_timer bound the wait with a 408).
  */
+import { tmCallbacks } from '../../shared/modules/tm/callbacks.js';
 import { forcedSocket } from '../../shared/modules/core/pvars.js';
 import { randomBytes } from 'node:crypto';
 import { advertisedOf, hostPort } from '../../shared/config/listen.js';
@@ -690,6 +691,7 @@ export class Transactions implements TransactionApi {
     s.lastReply = bytes;
     if (code >= 200) {
       this.#finished(s, code);
+      if (tmCallbacks.final.length > 0) this.#reportFinal(s, code, bytes);
       if (code >= 300 && s.invite && s.replyDest.proto === 'udp') {
         // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
         s.gInterval = T1;
@@ -698,6 +700,19 @@ export class Transactions implements TransactionApi {
       }
     }
     this.#svc.send(s.replyDest, bytes);
+  }
+
+  #reportFinal(s: ServerTx, code: number, bytes: Buffer): void {
+    const eol = bytes.indexOf('\r\n');
+    const first = bytes.toString('latin1', 0, eol < 0 ? Math.min(bytes.length, 200) : eol);
+    const reason = first.split(' ').slice(2).join(' ');
+    for (const cb of tmCallbacks.final) {
+      try {
+        cb(s.ctx, code, reason, bytes);
+      } catch (e) {
+        this.#svc.log.err(`final reply callback failed: ${(e as Error).message}`);
+      }
+    }
   }
 
   /** the first final reply went upstream: the wait time starts */
