@@ -13,7 +13,7 @@ test("Debian's kamailio.cfg: -c reports exactly what switchyard lacks, by name a
   const reports = lines.slice(0, -1).map((l) => l.replace(/ \(switchyard has: [^)]*\)$/, ''));
   assert.deepEqual(
     reports.map((l) => l.replace(/^\/etc\/kamailio\/kamailio\.cfg:\d+:\d+: /, '')),
-    ['module "usrloc" is not available in switchyard', 'module "registrar" is not available in switchyard', 'module "acc" is not available in switchyard', 'module "counters" is not available in switchyard', 'unknown function "save"', 'unknown function "lookup"'],
+    ['module "counters" is not available in switchyard'],
   );
   for (const l of reports) assert.match(l, /^\/etc\/kamailio\/kamailio\.cfg:\d+:\d+: /);
   assert.equal(lines.at(-1), `${reports.length} error(s) in the script`);
