@@ -20,7 +20,8 @@ function row(name: string, v: Value): { name: string; type: string; value: Value
 export function registerShvMethods(mi: MiRegistry, store: ShvStore): void {
   const get = (params: unknown): unknown => {
     const [name] = args(params, ['name']);
-    if (name === undefined || name === null || name === '') return store.entries().map(([n, v]) => row(n, v));
+    // names with a NUL belong to the counters module, not to $shv
+    if (name === undefined || name === null || name === '') return store.entries().filter(([n]) => !n.includes('\0')).map(([n, v]) => row(n, v));
     const found = store.entries().find(([n]) => n === String(name));
     if (!found) throw new SwitchyardError('SY_ERR_MI_PARAMS', `no shared variable "${String(name)}"`);
     return [row(found[0], found[1])];

@@ -95,6 +95,24 @@ export class ShvStore {
     Atomics.store(i32, w + W_LOCK, 0);
   }
 
+  /** add `delta` to an integer variable under its lock (a missing or string value counts as 0); the new value */
+  add(name: string, delta: number): number {
+    const slot = this.#find(name, true);
+    const w = (slot * SLOT_BYTES) >> 2;
+    const i32 = this.#i32;
+    let spins = 0;
+    while (Atomics.compareExchange(i32, w + W_LOCK, 0, 1) !== 0 && ++spins < SPIN_LIMIT);
+    if (Atomics.load(i32, w + W_SEQ) & 1) Atomics.add(i32, w + W_SEQ, 1);
+    Atomics.add(i32, w + W_SEQ, 1);
+    const at = (slot * SLOT_BYTES + OFF_NUM) >> 3;
+    const v = (i32[w + W_TYPE] === T_INT ? this.#f64[at]! : 0) + delta;
+    this.#f64[at] = v;
+    i32[w + W_TYPE] = T_INT;
+    Atomics.add(i32, w + W_SEQ, 1);
+    Atomics.store(i32, w + W_LOCK, 0);
+    return v;
+  }
+
   /** every named variable, for the MI */
   entries(): Array<[string, Value]> {
     const out: Array<[string, Value]> = [];
