@@ -1,4 +1,5 @@
 import { BUILTIN_MODULES } from '../modules/registry.js';
+import { EVI_COUNTERS } from '../modules/event_interface/index.js';
 import { CORE_COUNTERS, CounterLayout } from './layout.js';
 
 let layout: CounterLayout | null = null;
@@ -7,6 +8,7 @@ let layout: CounterLayout | null = null;
 export function counterLayout(): CounterLayout {
   layout ??= new CounterLayout([
     ...CORE_COUNTERS,
+    { group: 'evi', counters: EVI_COUNTERS },
     ...BUILTIN_MODULES.filter((m) => m.counters?.length).map((m) => ({ group: m.counterGroup ?? m.name, counters: m.counters! })),
   ]);
   return layout;

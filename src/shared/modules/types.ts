@@ -136,12 +136,20 @@ export type ArgKind =
   | 'route' // a route name, checked to exist: the function gets the name
   | 'regex'; // a string compiled once to a RegExp
 
+/** What a compile-time argument check sees besides the value. */
+export interface CheckContext {
+  /** the modules the script loads (export table names, core included) */
+  readonly modules: ReadonlySet<string>;
+  /** record a name the script declares (OpenSIPS fixups publishing an event): kept in CompiledScript.declared */
+  declare(kind: string, name: string): void;
+}
+
 export interface ArgSpec {
   readonly kind: ArgKind;
   readonly optional?: boolean;
   readonly name?: string;
-  /** a constant 'str' argument is checked at compile time: an error message, or null */
-  readonly check?: (v: string) => string | null;
+  /** a constant 'str' argument, or the text of a 'pvar' one, is checked at compile time: an error message, or null */
+  readonly check?: (v: string, cx: CheckContext) => string | null;
 }
 
 export interface PvarRef {

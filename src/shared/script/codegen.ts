@@ -9,7 +9,7 @@
  * does) becomes an async function; every other route stays synchronous.
  */
 import { CfgError, SwitchyardError, type ErrorCode, type SourcePos } from '../errors.js';
-import type { ArgSpec, FunctionSpec, ModuleExports, PvarRef, PvarSpec, RouteFn, ScriptContext, TransformationSpec, Value } from '../modules/types.js';
+import type { ArgSpec, CheckContext, FunctionSpec, ModuleExports, PvarRef, PvarSpec, RouteFn, ScriptContext, TransformationSpec, Value } from '../modules/types.js';
 import { RouteKind } from '../modules/types.js';
 import { parseUri } from '../sip/uri.js';
 import type { Expr, Program, RouteDecl, Stmt } from './ast.js';
@@ -177,8 +177,20 @@ export class Codegen {
   #isAsync = false;
   #positions: SourcePos[] = [];
   readonly #allModules: readonly ModuleExports[];
+  /** names the script declares through argument checks: kind → names (CompiledScript.declared) */
+  readonly declared = new Map<string, Set<string>>();
+  readonly #checkCx: CheckContext;
 
   constructor(input: CodegenInput, allModules: readonly ModuleExports[]) {
+    const declared = this.declared;
+    this.#checkCx = {
+      modules: new Set(input.modules.map((m) => m.name)),
+      declare(kind, name) {
+        let set = declared.get(kind);
+        if (set === undefined) declared.set(kind, (set = new Set()));
+        set.add(name);
+      },
+    };
     for (const m of input.modules) {
       for (const f of m.functions) this.#fns.set(f.name, f);
       for (const p of m.pvars ?? []) this.#pvars.set(p.name, p);
@@ -728,7 +740,7 @@ export class Codegen {
         if (a.type === 'Literal' && spec.check) {
           const text = RT.str(a.value);
           // with pseudo-variables in it, the value is known only at run time
-          const bad = /\$[A-Za-z({]/.test(text) ? null : spec.check(text);
+          const bad = /\$[A-Za-z({]/.test(text) ? null : spec.check(text, this.#checkCx);
           if (bad) this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `${call.name}(): ${bad}`);
         }
         if (a.type === 'Literal') return typeof a.value === 'string' && a.quoted ? this.#format(a.value, a.pos, XLOG_LIKE.has(call.name) ? 'fmt' : 'str') : JSON.stringify(RT.str(a.value));
@@ -749,6 +761,8 @@ export class Codegen {
           this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `${call.name}(): expected a writable pseudo-variable`);
           return 'null';
         }
+        const bad = spec.check?.(text, this.#checkCx);
+        if (bad) this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `${call.name}(): ${bad}`);
         return this.#pvarRef(text, a.pos);
       }
       case 'route': {

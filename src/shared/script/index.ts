@@ -48,6 +48,8 @@ export interface CompiledScript {
   modparams: Map<string, Map<string, number | string | Array<number | string>>>;
   routes: RouteTable;
   js: string;
+  /** names the script declares at compile time, by kind ('event': raise_event/subscribe_event names) */
+  declared: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** The embedded default: a stateless proxy that answers OPTIONS to itself. */
@@ -279,5 +281,6 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     modparams: params,
     routes: build(),
     js,
+    declared: gen.declared,
   };
 }

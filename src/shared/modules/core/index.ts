@@ -3,6 +3,7 @@ import type { ModuleExports } from '../types.js';
 import { CORE_FUNCTIONS, coreSettings } from './functions.js';
 import { CORE_PVARS } from './pvars.js';
 import { parseShvset } from '../../shv/store.js';
+import { EVI_FUNCTIONS, EVI_RPC, eviDestroy, eviInitDispatcher, eviInitWorker } from '../event_interface/index.js';
 
 /**
  * The functions, pseudo-variables and transformations Kamailio and OpenSIPS
@@ -30,10 +31,15 @@ export const core: ModuleExports = {
     },
     { name: 'varset', type: 'str', multi: true },
   ],
-  functions: CORE_FUNCTIONS,
+  // raise_event/subscribe_event and the event_* MI commands: OpenSIPS's event interface is core
+  functions: [...CORE_FUNCTIONS, ...EVI_FUNCTIONS],
+  rpc: EVI_RPC,
   pvars: CORE_PVARS,
   transformations: CORE_TRANSFORMATIONS,
   initWorker(env) {
     coreSettings.maxLimit = env.params.get('max_limit') as number;
+    eviInitWorker(env);
   },
+  initDispatcher: eviInitDispatcher,
+  destroy: eviDestroy,
 };
