@@ -35,6 +35,7 @@ export const ERRORS = {
   SY_ERR_IPC_FULL: spec('SY_ERR_IPC_FULL', 'inter-thread ring full'),
   SY_ERR_SHV: spec('SY_ERR_SHV', 'shared variable error'),
   SY_ERR_BUS: spec('SY_ERR_BUS', 'inter-thread request failed'),
+  SY_ERR_EVI: spec('SY_ERR_EVI', 'event interface request refused'),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

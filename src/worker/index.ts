@@ -3,7 +3,7 @@ import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/c
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.js';
-import { PortBus } from '../shared/ipc/bus.js';
+import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { nativeSendTo } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
@@ -42,6 +42,8 @@ async function main(): Promise<void> {
     tm.runRoute = (fn, ctx, after) => receiver.runFor(fn, ctx, after);
     svc.tm = tm;
   }
+  // module messages (raise_event, subscribe_event …) need the dispatcher's port before the first request
+  if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');
   await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
 
   const inRing = new RingReader(init.inRing!);

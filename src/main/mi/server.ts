@@ -60,7 +60,7 @@ async function answer(registry: MiRegistry, text: string): Promise<unknown> {
   } catch (e) {
     // an error carrying the project's own MI code (OpenSIPS's 404, 480 …) is answered with it
     const own = (e as { rpcCode?: unknown }).rpcCode;
-    if (typeof own === 'number') return { jsonrpc: '2.0', error: { code: own, message: (e as Error).message }, id };
+    if (typeof own === 'number') return { jsonrpc: '2.0', error: { code: own, message: (e as Error).message, ...(e instanceof SwitchyardError ? { data: { code: e.code } } : {}) }, id };
     if (e instanceof SwitchyardError) {
       const code = e.code === 'SY_ERR_MI_METHOD' ? -32601 : e.code === 'SY_ERR_MI_PARAMS' ? -32602 : -32000;
       return { jsonrpc: '2.0', error: { code, message: code === -32601 ? 'Method not found' : e.message, data: { code: e.code } }, id };

@@ -51,6 +51,7 @@ export class PortBus implements Bus {
   readonly #peers = new Map<number, MessagePort>();
   readonly #handlers = new Map<string, BusHandler>();
   readonly #pending = new Map<number, Pending>();
+  readonly #attachWaiters = new Map<number, Array<() => void>>();
   #seq = 0;
 
   constructor(self: number) {
@@ -72,6 +73,25 @@ export class PortBus implements Bus {
     });
     // a thread stays up for its SIP work, not for an idle bus
     port.unref();
+    for (const w of this.#attachWaiters.get(peer)?.splice(0) ?? []) w();
+  }
+
+  /**
+   * resolves true once a port to `peer` is attached (false after timeoutMs):
+   * the port comes in a control message the thread may see after its first
+   * SIP message, so a thread waits for it before it takes SIP work
+   */
+  whenAttached(peer: number, timeoutMs: number): Promise<boolean> {
+    if (this.#peers.has(peer)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const list = this.#attachWaiters.get(peer) ?? [];
+      this.#attachWaiters.set(peer, list);
+      const timer = setTimeout(() => resolve(this.#peers.has(peer)), timeoutMs);
+      list.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
   }
 
   post(to: number, topic: string, msg: unknown): boolean {

@@ -7,6 +7,7 @@
  * is older than that, checked when the event is raised or listed (and by a
  * coarse sweep, so that a never-raised event does not keep dead entries).
  */
+import { SwitchyardError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { parseSocket } from './transports.js';
 import { transportFor } from './transports.js';
@@ -39,12 +40,13 @@ export interface SubscriberView {
   ttl?: number | 'expired';
 }
 
-/** an error answered to the management interface with OpenSIPS's code and text */
-export class EviMiError extends Error {
+/** an error answered to the management interface with OpenSIPS's code and text (404 Event not published …) */
+export class EviMiError extends SwitchyardError {
   readonly rpcCode: number;
   constructor(rpcCode: number, message: string) {
-    super(message);
+    super('SY_ERR_EVI', message);
     this.rpcCode = rpcCode;
+    this.message = message;
   }
 }
 
