@@ -78,8 +78,8 @@ function readRtts(dir: string): { rtts: number[]; answeredSpanMs: number } {
 }
 
 /** the last row of sipp's -trace_stat CSV holds the cumulative (C) counters */
-function readStats(file: string): { successful: number; failed: number; retransmissions: number } {
-  if (!existsSync(file)) return { successful: 0, failed: 0, retransmissions: 0 };
+function readStats(file: string): { successful: number; failed: number; retransmissions: number; failedBy: string } {
+  if (!existsSync(file)) return { successful: 0, failed: 0, retransmissions: 0, failedBy: '' };
   const lines = readFileSync(file, 'utf8').trim().split('\n');
   const head = lines[0]!.split(';');
   const last = lines[lines.length - 1]!.split(';');
@@ -87,7 +87,9 @@ function readStats(file: string): { successful: number; failed: number; retransm
     const i = head.indexOf(name);
     return i < 0 || lines.length < 2 ? 0 : Number(last[i]);
   };
-  return { successful: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), retransmissions: col('Retransmissions(C)') };
+  // the Failed…(C) columns say why calls failed (max retransmissions, unexpected message, timeout …)
+  const failedBy = head.filter((h) => h.startsWith('Failed') && h.endsWith('(C)') && h !== 'FailedCall(C)' && col(h) > 0).map((h) => `${h}=${col(h)}`).join(' ');
+  return { successful: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), retransmissions: col('Retransmissions(C)'), failedBy };
 }
 
 /** run a sipp UAC to completion (bounded by timeoutMs) and report its counts */
@@ -113,8 +115,13 @@ export function runUac(o: UacOptions): Promise<UacResult> {
     p.on('close', (exitCode) => {
       clearTimeout(kill);
       const errFile = readdirSync(dir).find((f) => f.endsWith('_errors.log'));
-      const errors = errFile ? readFileSync(join(dir, errFile), 'utf8').slice(-4000) : '';
-      const result = { exitCode, ...readStats(stat), stdout, stderr, ...(o.rtt ? readRtts(dir) : { rtts: [], answeredSpanMs: 0 }), errors };
+      const log = errFile ? readFileSync(join(dir, errFile), 'utf8') : '';
+      const { failedBy, ...stats } = readStats(stat);
+      // dead-call notices (a late retransmission after the call ended) are not failures: show the rest first
+      const entries = log.split(/(?=\d{4}-\d\d-\d\d\t)/).filter((e) => e.trim() !== '');
+      const notDead = entries.filter((e) => !/: Dead call /.test(e));
+      const errors = `${failedBy ? `failed: ${failedBy}\n` : ''}${notDead.join('').slice(-3000)}${entries.length > notDead.length ? `\n(${entries.length - notDead.length} dead-call notices)` : ''}`;
+      const result = { exitCode, ...stats, stdout, stderr, ...(o.rtt ? readRtts(dir) : { rtts: [], answeredSpanMs: 0 }), errors };
       rmSync(dir, { recursive: true, force: true });
       resolve(result);
     });

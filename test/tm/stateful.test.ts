@@ -15,6 +15,9 @@ loadmodule "tm.so"
 loadmodule "rr.so"
 modparam("tm", "fr_timer", 1500)
 modparam("tm", "fr_inv_timer", 5000)
+# RFC 3261's timer J (64*T1): with 10% loss a caller's BYE retransmission can come
+# after Kamailio's 5 s default, by when its callee has forgotten the call
+modparam("tm", "wt_timer", 32000)
 request_route {
     if (!mf_process_maxfwd_header(10)) { sl_send_reply(483, "Too Many Hops"); exit; }
     if (has_totag()) {
