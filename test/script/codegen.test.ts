@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { core } from '../../src/shared/modules/core/index.js';
 import type { ModuleEnv } from '../../src/shared/modules/types.js';
+import { PortBus } from '../../src/shared/ipc/bus.js';
+import { log } from '../../src/shared/log.js';
 import { compileScript, DEFAULT_CFG } from '../../src/shared/script/index.js';
 import { applyEdits } from '../../src/shared/sip/edits.js';
 import type { MessageEdits } from '../../src/shared/sip/edits.js';
@@ -61,9 +63,11 @@ test('the default script: OPTIONS to myself → 200, unknown local → 404, else
 });
 
 test('modparam max_limit lowers a larger Max-Forwards before the decrement', () => {
-  after(() => core.initWorker!({ params: new Map([['max_limit', 70]]) } as unknown as ModuleEnv));
   const script = compile('loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 16)\nrequest_route { if (!mf_process_maxfwd_header(10)) { exit; } }');
-  core.initWorker!({ params: script.modparams.get('core')! } as unknown as ModuleEnv);
+  // the core module's worker hook, as a SIP worker runs it (it also attaches the event interface to the bus)
+  const env = (params: ModuleEnv['params']): ModuleEnv => ({ params, script, bus: new PortBus(0), log } as unknown as ModuleEnv);
+  after(() => core.initWorker!(env(new Map([['max_limit', 70]]))));
+  core.initWorker!(env(script.modparams.get('core')!));
   const { ctx } = context(request('Max-Forwards: 200\r\n'), script);
   script.routes.request!(ctx);
   assert.match(sent(ctx), /\r\nMax-Forwards: 16\r\n/);

@@ -6,6 +6,7 @@ import { accModule } from './acc/index.js';
 import { core } from './core/index.js';
 import { counters } from './counters/index.js';
 import { eventXmlrpc } from './event_xmlrpc/index.js';
+import { httpClient } from './http_client/index.js';
 import { json } from './json/index.js';
 import { mi } from './mi/index.js';
 import { restClient } from './rest_client/index.js';
@@ -16,7 +17,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, counters, eventXmlrpc];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, counters, eventXmlrpc, httpClient];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

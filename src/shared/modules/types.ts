@@ -196,7 +196,13 @@ export interface ModParamSpec {
   /** may be given several times (values accumulate) */
   readonly multi?: boolean;
   /** return an error message for a bad value */
-  readonly check?: (v: number | string) => string | null;
+  readonly check?: (v: number | string, cx?: ModParamContext) => string | null;
+}
+
+/** What a modparam check sees besides the value. */
+export interface ModParamContext {
+  /** the main script file: relative file names in modparams are relative to its directory, as in Kamailio */
+  readonly cfgFile: string;
 }
 
 export interface CounterSpec {
@@ -247,6 +253,8 @@ export interface ModuleExports {
   readonly counterGroup?: string;
   readonly counters?: readonly CounterSpec[];
   readonly rpc?: readonly RpcSpec[];
+  /** checks across modparams, at -c and at start: an error message (reported at the loadmodule), or null */
+  validate?(params: ModuleEnv['params'], cx: ModParamContext): string | null;
   initWorker?(env: ModuleEnv): void | Promise<void>;
   initMaster?(env: ModuleEnv): void | Promise<void>;
   initDispatcher?(env: ModuleEnv): void | Promise<void>;

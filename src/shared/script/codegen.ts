@@ -168,7 +168,8 @@ export class Codegen {
   readonly #routeFns = new Map<string, string>();
   /** switch/while nesting, for `break` */
   #breakable = 0;
-  readonly #fns = new Map<string, FunctionSpec>();
+  /** by name: several specs when a function has overloads told apart by their argument count (http_connect) */
+  readonly #fns = new Map<string, FunctionSpec[]>();
   readonly #pvars = new Map<string, PvarSpec>();
   readonly #trans = new Map<string, TransformationSpec>();
   readonly #routes = new Map<string, RouteDecl>();
@@ -192,7 +193,11 @@ export class Codegen {
       },
     };
     for (const m of input.modules) {
-      for (const f of m.functions) this.#fns.set(f.name, f);
+      for (const f of m.functions) {
+        const same = this.#fns.get(f.name);
+        if (same === undefined) this.#fns.set(f.name, [f]);
+        else same.push(f);
+      }
       for (const p of m.pvars ?? []) this.#pvars.set(p.name, p);
       for (const t of m.transformations ?? []) this.#trans.set(t.name, t);
     }
@@ -242,7 +247,7 @@ export class Codegen {
         } else if (n.name === 'async') {
           // the function runs detached; only its resume route matters later
           return;
-        } else if (!inAsyncArg && this.#fns.get(n.name)?.mayAwait) acc.awaits = true;
+        } else if (!inAsyncArg && this.#fn(n.name, n.args.length)?.mayAwait) acc.awaits = true;
       }
       for (const v of Object.values(n)) if (v && typeof v === 'object') visit(v, acc, inAsyncArg);
     };
@@ -678,7 +683,7 @@ export class Codegen {
   #callExpr(e: Expr & { type: 'Call' }): string {
     if (e.name === 'route') return this.#routeCall(e);
     if (e.name === 'async') return this.#asyncCall(e);
-    const spec = this.#fns.get(e.name);
+    const spec = this.#fn(e.name, e.args.length);
     if (spec === undefined) {
       this.#err('SY_ERR_CFG_UNKNOWN_FUNCTION', e.pos, `unknown function "${e.name}"${this.#whoHas('fn', e.name)}`);
       return '1';
@@ -690,13 +695,20 @@ export class Codegen {
     return call;
   }
 
+  /** the overload taking `argc` arguments; the first one when none does (its arity error is reported) */
+  #fn(name: string, argc: number): FunctionSpec | undefined {
+    const specs = this.#fns.get(name);
+    if (specs === undefined || specs.length === 1) return specs?.[0];
+    return specs.find((f) => argc >= f.args.filter((a) => !a.optional).length && argc <= f.args.length) ?? specs[0];
+  }
+
   #asyncCall(e: Expr & { type: 'Call' }): string {
     const [inner, resume, timeout] = e.args;
     if (!inner || inner.type !== 'Call' || e.args.length < 2 || e.args.length > 3) {
       this.#err('SY_ERR_CFG_ARITY', e.pos, 'async() takes a function call and a resume route: async(f(…), route)');
       return '1';
     }
-    const spec = this.#fns.get(inner.name);
+    const spec = this.#fn(inner.name, inner.args.length);
     if (spec === undefined) {
       this.#err('SY_ERR_CFG_UNKNOWN_FUNCTION', inner.pos, `unknown function "${inner.name}"${this.#whoHas('fn', inner.name)}`);
       return '1';
@@ -719,7 +731,11 @@ export class Codegen {
     const min = spec.args.filter((a) => !a.optional).length;
     const given = e.args.length;
     if (given < min || given > spec.args.length) {
-      this.#err('SY_ERR_CFG_ARITY', e.pos, `${e.name}() takes ${min === spec.args.length ? min : `${min} to ${spec.args.length}`} argument(s), ${given} given`);
+      const arities = (this.#fns.get(e.name) ?? [spec]).map((f) => {
+        const lo = f.args.filter((a) => !a.optional).length;
+        return lo === f.args.length ? String(lo) : `${lo} to ${f.args.length}`;
+      });
+      this.#err('SY_ERR_CFG_ARITY', e.pos, `${e.name}() takes ${arities.join(' or ')} argument(s), ${given} given`);
       return [];
     }
     const routes = spec.routes ?? 0x1ff;

@@ -13,6 +13,7 @@ import { Codegen, type RouteTable } from './codegen.js';
 import { CORE_PARAM_NAMES, detectDialect } from './dialect/index.js';
 import { parse } from './parser.js';
 import { preprocess } from './preprocess.js';
+import { closest } from './closest.js';
 
 export interface CompileOptions {
   file: string;
@@ -135,33 +136,6 @@ const IGNORED = new Set(
   mem_safety mem_status_mode`.split(/\s+/),
 );
 
-function closest(name: string, candidates: Iterable<string>): string | null {
-  let best: string | null = null;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const d = levenshtein(name, c);
-    if (d < bestD) {
-      bestD = d;
-      best = c;
-    }
-  }
-  return best !== null && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
-}
-
-function levenshtein(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!;
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length]!;
-}
-
 function coreParams(prog: Program, errors: CfgError[]): CoreParams {
   const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, ignored: [] };
   for (const g of prog.globals) {
@@ -176,7 +150,7 @@ function coreParams(prog: Program, errors: CfgError[]): CoreParams {
   return core;
 }
 
-function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: Set<string>, overrides: readonly string[], errors: CfgError[]): Map<string, Map<string, number | string | Array<number | string>>> {
+function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: Set<string>, overrides: readonly string[], errors: CfgError[], cfgFile: string): Map<string, Map<string, number | string | Array<number | string>>> {
   const out = new Map<string, Map<string, number | string | Array<number | string>>>();
   for (const m of loaded.values()) {
     const values = new Map<string, number | string | Array<number | string>>();
@@ -219,7 +193,7 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
       }
       v = n;
     } else v = String(v);
-    const bad = spec.check?.(v);
+    const bad = spec.check?.(v, { cfgFile });
     if (bad) {
       errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}": ${bad}`));
       continue;
@@ -265,7 +239,12 @@ export function compileScript(opts: CompileOptions): CompiledScript {
       errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', lm.pos, `module "${name}" is not available in switchyard (switchyard has: ${moduleNames().join(', ')})`));
     } else loaded.set(mod.name, mod);
   }
-  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors);
+  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors, opts.file);
+  for (const lm of program.loadmodules) {
+    const mod = findModule(lm.path);
+    const bad = mod?.validate?.(params.get(mod.name)!, { cfgFile: opts.file });
+    if (bad) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', lm.pos, `module "${mod!.name}": ${bad}`));
+  }
 
   const gen = new Codegen({ program, modules: [...loaded.values()] }, BUILTIN_MODULES);
   const { js, build } = gen.generate();
