@@ -316,6 +316,7 @@ const TRANSFORMS: Array<[string, string | number | null]> = [
   ['$(ci{s.substr,1,3})', 'id-'],
   ['$(var(csv){s.select,1,;})', 'b'],
   ['$(var(csv){s.select,-1,;})', 'c'],
+  ['$(var(csv){s.replace,;,+})', 'a+b+c'],
   ['$(rU{s.toupper})', 'ALICE'],
   ['$(var(mixed){s.tolower})', 'mixed'],
   ['$(var(sp){s.trim})', 'x y'],

@@ -51,6 +51,8 @@ export const CORE_TRANSFORMATIONS: readonly TransformationSpec[] = [
     const k = int(i ?? 0);
     return parts[k < 0 ? parts.length + k : k] ?? null;
   }),
+  // every occurrence, as Kamailio; the arguments are taken as written (no escapes)
+  t('s.replace', 2, (v, [match, repl]) => (str(match ?? '') === '' ? str(v) : str(v).split(str(match)).join(str(repl ?? '')))),
   t('s.tolower', 0, (v) => str(v).toLowerCase()),
   t('s.toupper', 0, (v) => str(v).toUpperCase()),
   t('s.trim', 0, (v) => str(v).trim()),

@@ -18,7 +18,7 @@ export interface HttpQuery {
   readonly method: 'GET' | 'POST';
   readonly url: string;
   readonly body: string | null;
-  /** Content-Type of the body; null: libcurl's application/x-www-form-urlencoded */
+  /** Content-Type of the body; null: libcurl's application/x-www-form-urlencoded; '': none */
   readonly ctype: string | null;
   /** extra header lines ("Name: value", one per line) */
   readonly hdrs: string | null;
@@ -148,7 +148,8 @@ export class HttpClient {
     let challenged = false;
     for (let redirects = 0; ; ) {
       const headers: string[] = ['user-agent', s.useragent, 'accept', '*/*'];
-      if (body !== null) headers.push('content-type', q.ctype ?? 'application/x-www-form-urlencoded');
+      const ctype = q.ctype ?? 'application/x-www-form-urlencoded';
+      if (body !== null && ctype !== '') headers.push('content-type', ctype);
       // credentials go to the origin they were given for only
       if (authorization !== null && url.origin === origin) headers.push('authorization', authorization);
       if (q.hdrs !== null) pushHeaderLines(headers, q.hdrs);

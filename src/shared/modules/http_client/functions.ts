@@ -38,10 +38,10 @@ function failed(out: HttpOutcome): boolean {
 function request(st: WorkerState, c: HttpConnection, path: string, ctype: string | null, data: string | null): Promise<HttpOutcome> {
   const base = `${c.schema}://${c.url}`;
   const url = path === '' ? base : base + (path.startsWith('/') ? '' : '/') + path;
-  // empty post data makes it a GET, as in Kamailio
+  // empty post data makes it a GET, and an empty content type sends none, as in Kamailio
   const post = data !== null && data !== '';
   return st.client
-    .perform({ method: post ? 'POST' : 'GET', url, body: post ? data : null, ctype: post ? ctype || 'text/plain' : null, hdrs: null, username: c.username, password: c.password, oneline: false, settings: c })
+    .perform({ method: post ? 'POST' : 'GET', url, body: post ? data : null, ctype: post ? (ctype ?? '') : null, hdrs: null, username: c.username, password: c.password, oneline: false, settings: c })
     .then((out) => count(st, out));
 }
 
