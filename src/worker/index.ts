@@ -15,6 +15,7 @@ import { Receiver } from './receive.js';
 import { WorkerServices } from './services.js';
 import { installAsync } from './async.js';
 import { Transactions } from './tm/transactions.js';
+import { routeRunner, startScriptRoutes } from './script-routes.js';
 
 const init = workerData as ThreadInit;
 const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
@@ -46,6 +47,8 @@ async function main(): Promise<void> {
   if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');
   await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
 
+  const stopScriptRoutes = startScriptRoutes(script.routes, svc, shv.store, routeRunner(svc, (fn, ctx, after) => receiver.runFor(fn, ctx, after), log), log);
+
   const inRing = new RingReader(init.inRing!);
   const head = newHead();
   const sockets = init.sockets;
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
 
   onShutdown = (graceMs) => {
     inRing.close();
+    stopScriptRoutes();
     const deadline = Date.now() + graceMs;
     const wait = (): void => {
       if (receiver.inFlight > 0 && Date.now() < deadline) {

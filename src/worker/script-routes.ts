@@ -1,0 +1,44 @@
+/**
+ * The routes no SIP message starts: startup_route (OpenSIPS) and
+ * event_route[core:worker-one-init] (Kamailio) once, timer_route[name, s]
+ * every s seconds. SIP worker 0 runs them, with a placeholder request (see
+ * fakeScriptContext); a restarted worker 0 takes the timers over again but
+ * does not repeat the startup routes.
+ */
+import type { Logger } from '../shared/log.js';
+import { RouteKind, type RouteFn, type ScriptServices } from '../shared/modules/types.js';
+import { fakeScriptContext } from '../shared/script/context.js';
+import type { RouteTable } from '../shared/script/codegen.js';
+import type { ShvStore } from '../shared/shv/store.js';
+
+/** a $shv name no script can write (NUL): how many times the startup routes were started */
+const STARTED = '\0startup_route';
+
+export type RunRoute = (fn: RouteFn, kind: number, what: string) => void;
+
+export function startScriptRoutes(routes: RouteTable, svc: ScriptServices, store: ShvStore, run: RunRoute, log: Logger): () => void {
+  if (svc.workerId !== 0) return () => undefined;
+  const once: Array<[RouteFn, string]> = [];
+  if (routes.startup !== null) once.push([routes.startup, 'startup_route']);
+  const workerOneInit = routes.event.get('core:worker-one-init');
+  if (workerOneInit !== undefined) once.push([workerOneInit, 'event_route[core:worker-one-init]']);
+  if (once.length > 0 && store.add(STARTED, 1) === 1) for (const [fn, what] of once) run(fn, what === 'startup_route' ? RouteKind.STARTUP : RouteKind.EVENT, what);
+  const timers = routes.timer.map((t) => {
+    log.info(`timer_route[${t.name}] every ${t.interval} s`);
+    const h = setInterval(() => run(t.fn, RouteKind.TIMER, `timer_route[${t.name}]`), t.interval * 1000);
+    // the worker stays up for its SIP work, not for its timers
+    h.unref();
+    return h;
+  });
+  return () => {
+    for (const h of timers) clearInterval(h);
+  };
+}
+
+/** a RunRoute over the worker's receiver: a fresh placeholder context each time, errors logged with the route's position */
+export function routeRunner(svc: ScriptServices, runFor: (fn: RouteFn, ctx: ReturnType<typeof fakeScriptContext>, after: () => void) => void, log: Logger): RunRoute {
+  return (fn, kind, what) => {
+    log.debug(`running ${what}`);
+    runFor(fn, fakeScriptContext(svc, kind), () => undefined);
+  };
+}
