@@ -7,6 +7,7 @@ import { log } from '../shared/log.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
+import { DispatcherServices } from './services.js';
 
 /**
  * The event dispatcher (Kamailio's evapi dispatcher process): event-interface
@@ -27,7 +28,8 @@ async function main(): Promise<void> {
   shv.store = new ShvStore(init.shvSab);
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
-  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
+  const svc = new DispatcherServices(log, script.routes, bus, init.workers);
+  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
   post({ type: 'ready' });
 }
 

@@ -16,6 +16,7 @@ import { WorkerServices } from './services.js';
 import { installAsync } from './async.js';
 import { Transactions } from './tm/transactions.js';
 import { routeRunner, startScriptRoutes } from './script-routes.js';
+import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 
 const init = workerData as ThreadInit;
 const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
@@ -42,6 +43,11 @@ async function main(): Promise<void> {
     const tm = new Transactions(svc, counters, script.modparams.get('tm')!);
     tm.runRoute = (fn, ctx, after) => receiver.runFor(fn, ctx, after);
     svc.tm = tm;
+    // t_continue() from an event route in the dispatcher (evapi:message-received)
+    bus.on(TOPIC_T_CONTINUE, (m) => {
+      const { label, route } = m as TContinueMsg;
+      return tm.tContinue(init.workerId, label, route);
+    });
   }
   // module messages (raise_event, subscribe_event …) need the dispatcher's port before the first request
   if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');

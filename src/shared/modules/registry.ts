@@ -7,6 +7,7 @@ import { core } from './core/index.js';
 import { counters } from './counters/index.js';
 import { eventXmlrpc } from './event_xmlrpc/index.js';
 import { httpClient } from './http_client/index.js';
+import { evapi } from './evapi/index.js';
 import { json } from './json/index.js';
 import { mi } from './mi/index.js';
 import { restClient } from './rest_client/index.js';
@@ -17,7 +18,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, counters, eventXmlrpc, httpClient];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, counters, eventXmlrpc, httpClient, evapi];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

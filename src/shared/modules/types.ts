@@ -148,6 +148,8 @@ export interface ArgSpec {
   readonly kind: ArgKind;
   readonly optional?: boolean;
   readonly name?: string;
+  /** the function gets a thunk and evaluates the argument when it chooses (evapi_async_relay: after suspending, so $T(id_label) exists) */
+  readonly lazy?: boolean;
   /** a constant 'str' argument, or the text of a 'pvar' one, is checked at compile time: an error message, or null */
   readonly check?: (v: string, cx: CheckContext) => string | null;
 }
@@ -231,6 +233,8 @@ export interface ModuleEnv {
   readonly script: CompiledScript;
   /** what the script was compiled from, for threads a module starts itself (they compile it again) */
   readonly cfg: ScriptSource;
+  /** the dispatcher's script services, for modules that run event routes there (evapi) */
+  readonly svc?: ScriptServices;
 }
 
 export interface ScriptSource {

@@ -740,7 +740,7 @@ export class Codegen {
     }
     const routes = spec.routes ?? 0x1ff;
     if ((KIND_MASK[this.#kind] & routes) === 0) this.#err('SY_ERR_CFG_ROUTE_KIND', e.pos, `${e.name}() cannot be used in ${this.#kind}_route`);
-    const args = e.args.map((a, i) => this.#arg(spec.args[i]!, a, e));
+    const args = e.args.map((a, i) => (spec.args[i]!.lazy ? `() => (${this.#arg(spec.args[i]!, a, e)})` : this.#arg(spec.args[i]!, a, e)));
     if (WITH_LINE.has(e.name)) args[args.length - 1] = `${JSON.stringify(`${e.pos.line}:`)} + ${args[args.length - 1]}`;
     return args;
   }
@@ -762,6 +762,8 @@ export class Codegen {
         if (a.type === 'Literal') return typeof a.value === 'string' && a.quoted ? this.#format(a.value, a.pos, XLOG_LIKE.has(call.name) ? 'fmt' : 'str') : JSON.stringify(RT.str(a.value));
         return `H.str(${this.#expr(a)})`;
       case 'int':
+        // "$var(x)": an integer-or-pvar argument (Kamailio's igp fixups), read at run time
+        if (a.type === 'Literal' && typeof a.value === 'string' && a.quoted && /\$[A-Za-z({]/.test(a.value)) return `H.int(${this.#format(a.value, a.pos, 'str')})`;
         if (a.type === 'Literal') {
           const n = typeof a.value === 'number' ? a.value : Number(a.value);
           if (!Number.isInteger(n)) {

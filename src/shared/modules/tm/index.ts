@@ -6,6 +6,13 @@
 import type { FunctionSpec, ModuleEnv, ModuleExports, PvarSpec, ScriptContext, TransactionApi } from '../types.js';
 import { RouteKind } from '../types.js';
 
+/** the bus topic a SIP worker's transaction layer answers: t_continue() from a route in another thread */
+export const TOPIC_T_CONTINUE = 'tm.continue';
+export interface TContinueMsg {
+  readonly label: number;
+  readonly route: string;
+}
+
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
 
 /** what the worker's transaction layer offers beyond the shared contract */

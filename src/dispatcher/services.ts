@@ -1,0 +1,107 @@
+/**
+ * What a route running in the event dispatcher (evapi's event routes) can
+ * ask for. There is no SIP message to answer or forward here; t_continue()
+ * goes over the bus to the SIP worker that owns the transaction
+ * ($T(id_index) is that worker's number).
+ */
+import type { Bus } from '../shared/ipc/bus.js';
+import type { Logger } from '../shared/log.js';
+import type { Destination, RouteFn, ScriptContext, ScriptServices, TransactionApi } from '../shared/modules/types.js';
+import type { RouteTable } from '../shared/script/codegen.js';
+import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
+
+
+function noSip(what: string): never {
+  throw new Error(`${what} needs a SIP message: not available in the event dispatcher`);
+}
+
+/** tm as an event route sees it: t_continue() crosses to the owning worker, the rest needs a request of this thread */
+class RemoteTransactions implements TransactionApi {
+  readonly #bus: Bus;
+  readonly #workers: number;
+  readonly #log: Logger;
+  constructor(bus: Bus, workers: number, log: Logger) {
+    this.#bus = bus;
+    this.#workers = workers;
+    this.#log = log;
+  }
+  tContinue(index: number, label: number, route: string): number {
+    if (!Number.isInteger(index) || index < 0 || index >= this.#workers) {
+      this.#log.err(`t_continue(): no SIP worker ${index} (id_index)`);
+      return -1;
+    }
+    return this.#bus.post(index, TOPIC_T_CONTINUE, { label, route } satisfies TContinueMsg) ? 1 : -1;
+  }
+  /** $T(id_index), $T(id_label): no transaction here */
+  idIndex(): number {
+    return -1;
+  }
+  idLabel(): number {
+    return -1;
+  }
+  relay(): number {
+    return noSip('t_relay()');
+  }
+  newTran(): number {
+    return noSip('t_newtran()');
+  }
+  reply(): number {
+    return noSip('t_reply()');
+  }
+  exists(): boolean {
+    return false;
+  }
+  setRoute(): number {
+    return noSip('t_on_*()');
+  }
+  wasCancelled(): boolean {
+    return false;
+  }
+  setTimeouts(): number {
+    return noSip('t_set_fr()');
+  }
+  replyCode(): number {
+    return 0;
+  }
+  branchIndex(): number {
+    return 0;
+  }
+  isSet(): boolean {
+    return false;
+  }
+}
+
+export class DispatcherServices implements ScriptServices {
+  readonly workerId = -1;
+  readonly log: Logger;
+  readonly tm: TransactionApi | null;
+  readonly #routes: RouteTable;
+
+  constructor(log: Logger, routes: RouteTable, bus: Bus, workers: number) {
+    this.log = log;
+    this.#routes = routes;
+    this.tm = new RemoteTransactions(bus, workers, log);
+  }
+
+  send(_dest: Destination, _bytes: Buffer): void {
+    noSip('sending');
+  }
+  isMyself(): boolean {
+    return false;
+  }
+  route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
+    const r = this.#routes;
+    return (kind === 'route' ? r.named : kind === 'event' ? r.event : kind === 'failure' ? r.failure : kind === 'branch' ? r.branch : r.onreplyNamed).get(name) ?? null;
+  }
+  suspend(): void {
+    noSip('async()');
+  }
+  sendReply(_ctx: ScriptContext): number {
+    this.log.err('a reply needs a SIP request: not available in the event dispatcher');
+    return -1;
+  }
+  forward(_ctx: ScriptContext): number {
+    this.log.err('forward() needs a SIP request: not available in the event dispatcher');
+    return -1;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Kamailio's evapi: a TCP event socket owned by the event dispatcher.
+ * SIP workers hand it events (evapi_relay, evapi_async_relay) over the
+ * thread bus and never wait on a client; the dispatcher runs the evapi
+ * event routes. See README.md for the differences from Kamailio.
+ */
+import { DISPATCHER, type Bus } from '../../ipc/bus.js';
+import { log } from '../../log.js';
+import { ROUTES_ANY, RouteKind, type CounterSpec, type FunctionSpec, type ModParamSpec, type ModuleExports, type PvarSpec, type ScriptContext } from '../types.js';
+import { EvapiServer, type EvapiEnv } from './server.js';
+
+const TOPIC_RELAY = 'evapi.relay';
+
+/** "ip:port" or "[ipv6]:port" */
+function parseBindAddr(v: string): { host: string; port: number } | string {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v.trim());
+  const port = m ? Number(m[3]) : 0;
+  if (m === null || port < 1 || port > 65535) return `expected ip:port (e.g. "127.0.0.1:8448"), found "${v}"`;
+  return { host: m[1] ?? m[2]!, port };
+}
+
+const flag = (v: number | string): string | null => (v === 0 || v === 1 ? null : 'must be 0 or 1');
+const positive = (v: number | string): string | null => (typeof v === 'number' && v > 0 ? null : 'must be an integer > 0');
+
+const PARAMS: readonly ModParamSpec[] = [
+  // accepted: the dispatcher thread runs the event routes (see README.md)
+  { name: 'workers', type: 'int', default: 1, check: positive },
+  {
+    name: 'bind_addr',
+    type: 'str',
+    default: '127.0.0.1:8448',
+    check: (v) => {
+      const b = parseBindAddr(String(v));
+      return typeof b === 'string' ? b : null;
+    },
+  },
+  { name: 'netstring_format', type: 'int', default: 1, check: flag },
+  { name: 'max_clients', type: 'int', default: 8, check: positive },
+];
+
+const COUNTERS: readonly CounterSpec[] = [
+  { name: 'clients', kind: 'gauge', description: 'clients connected to the event socket' },
+  { name: 'relayed', kind: 'counter', description: 'events relayed to the clients (evapi_relay, evapi_async_relay)' },
+  { name: 'received', kind: 'counter', description: 'messages received from clients' },
+  { name: 'bad_frames', kind: 'counter', description: 'clients closed for sending something that is not a netstring' },
+  { name: 'refused_clients', kind: 'counter', description: 'connections refused over max_clients' },
+];
+
+/** per thread: the server in the dispatcher, the bus in a SIP worker */
+const state: { server: EvapiServer | null; bus: Bus | null } = { server: null, bus: null };
+
+function relay(data: string): number {
+  if (state.server !== null) return state.server.relay(data);
+  if (state.bus === null || !state.bus.post(DISPATCHER, TOPIC_RELAY, data)) {
+    log.err('evapi_relay: the event dispatcher cannot be reached');
+    return -1;
+  }
+  return 1;
+}
+
+/** evapi_async_relay: suspend the transaction, then format the data (it may name $T(id_index)/$T(id_label)) and relay it */
+function asyncRelay(ctx: ScriptContext, data: () => string): number {
+  const tm = ctx.svc.tm as { tSuspend?(ctx: ScriptContext): number } | null;
+  if (tm?.tSuspend === undefined) {
+    log.err('evapi_async_relay: needs the tm module (loadmodule "tm.so")');
+    return -1;
+  }
+  if (tm.tSuspend(ctx) < 0) {
+    log.err('evapi_async_relay: the transaction cannot be suspended');
+    return -1;
+  }
+  return relay(data());
+}
+
+function envOf(ctx: ScriptContext): EvapiEnv | undefined {
+  return ctx.ext.evapi as EvapiEnv | undefined;
+}
+
+const FUNCTIONS: readonly FunctionSpec[] = [
+  { name: 'evapi_relay', args: [{ kind: 'str', name: 'evdata' }], routes: ROUTES_ANY, fn: (_ctx, data: string) => relay(data) },
+  { name: 'evapi_async_relay', args: [{ kind: 'str', name: 'evdata', lazy: true }], routes: RouteKind.REQUEST, fn: asyncRelay },
+  {
+    name: 'evapi_close',
+    args: [],
+    routes: ROUTES_ANY,
+    fn: (ctx) => {
+      const env = envOf(ctx);
+      if (env === undefined || state.server === null) {
+        log.err('evapi_close: only in the evapi event routes');
+        return -1;
+      }
+      return state.server.close(env.conidx);
+    },
+  },
+];
+
+const PVARS: readonly PvarSpec[] = [
+  {
+    name: 'evapi',
+    arg: 'required',
+    get(ctx, arg) {
+      const env = envOf(ctx);
+      if (env === undefined) return null;
+      switch (arg) {
+        case 'srcaddr':
+          return env.srcaddr;
+        case 'srcport':
+          return env.srcport;
+        case 'msg':
+          return env.msg;
+        case 'conidx':
+          return env.conidx;
+        default:
+          return null;
+      }
+    },
+  },
+];
+
+export const evapi: ModuleExports = {
+  name: 'evapi',
+  params: PARAMS,
+  functions: FUNCTIONS,
+  pvars: PVARS,
+  counters: COUNTERS,
+  initWorker(env) {
+    state.bus = env.bus;
+  },
+  async initDispatcher(env) {
+    const bind = parseBindAddr(env.params.get('bind_addr') as string) as { host: string; port: number };
+    if (env.svc === undefined) throw new Error('evapi: the dispatcher has no script services');
+    const server = new EvapiServer(
+      { ...bind, netstrings: env.params.get('netstring_format') === 1, maxClients: env.params.get('max_clients') as number },
+      env.svc,
+      env.counters,
+      env.log,
+    );
+    await server.listen();
+    state.server = server;
+    env.bus.on(TOPIC_RELAY, (m) => server.relay(m as string));
+  },
+  async destroy() {
+    const s = state.server;
+    state.server = null;
+    state.bus = null;
+    await s?.stop();
+  },
+};
