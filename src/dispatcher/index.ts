@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
   const svc = new DispatcherServices(log, script.routes, bus, init.workers);
-  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
+  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } }, init.moduleSabs);
   post({ type: 'ready' });
 }
 

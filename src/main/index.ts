@@ -10,7 +10,7 @@ import { ROW_MASTER } from '../shared/counters/layout.js';
 import { CfgErrors, SwitchyardError } from '../shared/errors.js';
 import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
-import { initModules } from '../shared/modules/init.js';
+import { allocSharedMemory, initModules } from '../shared/modules/init.js';
 import { findModule } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
 import { compileScript, DEFAULT_CFG, type CompiledScript } from '../shared/script/index.js';
@@ -49,6 +49,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     const r = parseShvset(String(spec));
     if (typeof r !== 'string') shv.store.set(r.name, r.value);
   }
+  const moduleSabs = allocSharedMemory(script);
   const tcpOpen = h('tcp:current_opened_connections');
   const tcpEstablished = h('tcp:established');
   const tcpFramingErrors = h('tcp:framing_errors');
@@ -71,7 +72,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
-    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, shvSab, logLevel: log.threshold, wakeDelayMs: core.ipcWakeDelay },
+    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, shvSab, moduleSabs, logLevel: log.threshold, wakeDelayMs: core.ipcWakeDelay },
     counters,
     {
       send(proto, ip, port, connId, socketIdx, bytes) {
@@ -104,7 +105,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   registerCoreMethods(mi, { startedAt, supervisor, counters });
   registerShvMethods(mi, shv.store);
   const cfg = { file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides };
-  await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg });
+  await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);
   for (const name of script.modules) {
     const mod = findModule(name);
     for (const r of mod?.rpc ?? []) {

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   }
   // module messages (raise_event, subscribe_event …) need the dispatcher's port before the first request
   if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');
-  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } });
+  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } }, init.moduleSabs);
 
   const stopScriptRoutes = startScriptRoutes(script.routes, svc, shv.store, routeRunner(svc, (fn, ctx, after) => receiver.runFor(fn, ctx, after), log), log);
 

@@ -17,6 +17,8 @@ export interface ThreadInit {
   readonly countersSab: SharedArrayBuffer;
   /** $shv(...) variables (see shv/store.ts) */
   readonly shvSab: SharedArrayBuffer;
+  /** modules' shared memory, by module name (see ModuleExports.allocShared) */
+  readonly moduleSabs: Readonly<Record<string, SharedArrayBuffer>>;
   /** counters row of this thread */
   readonly row: number;
   readonly logLevel: number;

@@ -3,6 +3,7 @@
  * folder adds itself here (one import, one entry).
  */
 import { accModule } from './acc/index.js';
+import { auth } from './auth/index.js';
 import { core } from './core/index.js';
 import { counters } from './counters/index.js';
 import { eventXmlrpc } from './event_xmlrpc/index.js';
@@ -18,7 +19,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, counters, eventXmlrpc, httpClient, evapi];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, counters, eventXmlrpc, httpClient, evapi];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

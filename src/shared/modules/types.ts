@@ -235,6 +235,8 @@ export interface ModuleEnv {
   readonly cfg: ScriptSource;
   /** the dispatcher's script services, for modules that run event routes there (evapi) */
   readonly svc?: ScriptServices;
+  /** the memory every thread shares for this module (ModuleExports.allocShared), when it asked for some */
+  readonly shared?: SharedArrayBuffer;
 }
 
 export interface ScriptSource {
@@ -259,6 +261,8 @@ export interface ModuleExports {
   readonly rpc?: readonly RpcSpec[];
   /** checks across modparams, at -c and at start: an error message (reported at the loadmodule), or null */
   validate?(params: ModuleEnv['params'], cx: ModParamContext): string | null;
+  /** memory shared by every thread (nonce state, say): the master allocates and fills it before any thread starts */
+  allocShared?(params: ModuleEnv['params']): SharedArrayBuffer;
   initWorker?(env: ModuleEnv): void | Promise<void>;
   initMaster?(env: ModuleEnv): void | Promise<void>;
   initDispatcher?(env: ModuleEnv): void | Promise<void>;
