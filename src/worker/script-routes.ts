@@ -1,6 +1,7 @@
 /**
  * The routes no SIP message starts: startup_route (OpenSIPS) and
- * event_route[core:worker-one-init] (Kamailio) once, timer_route[name, s]
+ * event_route[core:worker-one-init] and event_route[htable:mod-init]
+ * (Kamailio) once, timer_route[name, s]
  * every s seconds. SIP worker 0 runs them, with a placeholder request (see
  * fakeScriptContext); a restarted worker 0 takes the timers over again but
  * does not repeat the startup routes.
@@ -22,6 +23,9 @@ export function startScriptRoutes(routes: RouteTable, svc: ScriptServices, store
   if (routes.startup !== null) once.push([routes.startup, 'startup_route']);
   const workerOneInit = routes.event.get('core:worker-one-init');
   if (workerOneInit !== undefined) once.push([workerOneInit, 'event_route[core:worker-one-init]']);
+  // Kamailio runs it once before forking the workers, to fill hash tables
+  const htableInit = routes.event.get('htable:mod-init');
+  if (htableInit !== undefined) once.push([htableInit, 'event_route[htable:mod-init]']);
   if (once.length > 0 && store.add(STARTED, 1) === 1) for (const [fn, what] of once) run(fn, what === 'startup_route' ? RouteKind.STARTUP : RouteKind.EVENT, what);
   const timers = routes.timer.map((t) => {
     log.info(`timer_route[${t.name}] every ${t.interval} s`);

@@ -8,6 +8,7 @@ import { core } from './core/index.js';
 import { counters } from './counters/index.js';
 import { eventXmlrpc } from './event_xmlrpc/index.js';
 import { httpClient } from './http_client/index.js';
+import { htable } from './htable/index.js';
 import { evapi } from './evapi/index.js';
 import { json } from './json/index.js';
 import { mi } from './mi/index.js';
@@ -19,7 +20,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, counters, eventXmlrpc, httpClient, evapi];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, counters, eventXmlrpc, httpClient, evapi, htable];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

@@ -178,6 +178,8 @@ export interface PvarSpec {
   readonly name: string;
   /** 'none': $ru; 'required': $hdr(X); 'optional': $time / $time(x) */
   readonly arg: 'none' | 'required' | 'optional';
+  /** pseudo-variables in the argument are expanded per request ($sht(ipban=>$si)); otherwise it is passed as written */
+  readonly dynamicArg?: boolean;
   get(ctx: ScriptContext, arg: string | undefined): Value;
   set?(ctx: ScriptContext, v: Value, arg: string | undefined): void;
   /** every value, for indexed reads: $(hdr(Via)[1]), $(avp(x)[*]) */

@@ -419,7 +419,7 @@ export class Codegen {
       return '';
     }
     const pv = this.#k(spec, `pv_${spec.name}`);
-    const arg = syn.arg === undefined ? '' : `, ${JSON.stringify(syn.arg)}`;
+    const arg = syn.arg === undefined ? '' : `, ${this.#argCode(spec, syn.arg, target.pos)}`;
     const value = this.#expr(s.value);
     if (s.op === '+=') return `${pv}.set(ctx, H.add(${this.#pvarGet(target)}, ${value})${arg});`;
     if (s.op === ':=' && syn.name === 'avp') {
@@ -566,9 +566,38 @@ export class Codegen {
     return this.#withIndexAndTrans(spec, syn, pos);
   }
 
+  /** the name of a pvar whose spec expands variables in it ($sht(t=>$si)): a function of the request, or null when constant */
+  #dynArg(spec: PvarSpec, arg: string | undefined, pos: SourcePos): ((ctx: ScriptContext) => string) | null {
+    if (!spec.dynamicArg || arg === undefined || !arg.includes('$')) return null;
+    const parts: Array<string | ((ctx: ScriptContext) => Value)> = [];
+    let lit = '';
+    for (let i = 0; i < arg.length; ) {
+      const end = arg[i] === '$' ? pvarEnd(arg, i) : i + 1;
+      if (end > i + 1) {
+        if (lit) parts.push(lit);
+        lit = '';
+        parts.push(this.#pvarAccessor(arg.slice(i, end), pos) ?? (() => null));
+      } else lit += arg[i];
+      i = end;
+    }
+    if (lit) parts.push(lit);
+    return (ctx) => {
+      let out = '';
+      for (const p of parts) out += typeof p === 'string' ? p : RT.str(p(ctx));
+      return out;
+    };
+  }
+
+  /** JS code for a pvar's name argument */
+  #argCode(spec: PvarSpec, arg: string, pos: SourcePos): string {
+    const dyn = this.#dynArg(spec, arg, pos);
+    return dyn === null ? JSON.stringify(arg) : `${this.#k(dyn, `arg_${spec.name}`)}(ctx)`;
+  }
+
   #withIndexAndTrans(spec: PvarSpec, syn: PvarSyntax, pos: SourcePos): (ctx: ScriptContext) => Value {
     const arg = syn.arg;
-    let get: (ctx: ScriptContext) => Value = (ctx) => spec.get(ctx, arg);
+    const dyn = this.#dynArg(spec, arg, pos);
+    let get: (ctx: ScriptContext) => Value = dyn === null ? (ctx) => spec.get(ctx, arg) : (ctx) => spec.get(ctx, dyn(ctx));
     if (syn.index !== undefined) {
       if (!spec.all) this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `"$${syn.name}" has no index`);
       else {
@@ -607,7 +636,7 @@ export class Codegen {
     const syn = parsePvarText(e.text);
     const spec = syn ? this.#pvars.get(syn.name) : undefined;
     if (syn && spec && syn.index === undefined && syn.trans.length === 0 && syn.name !== 'cfg_line' && !(spec.arg === 'required' && syn.arg === undefined)) {
-      return `${this.#k(spec, `pv_${spec.name}`)}.get(ctx${syn.arg === undefined ? '' : `, ${JSON.stringify(syn.arg)}`})`;
+      return `${this.#k(spec, `pv_${spec.name}`)}.get(ctx${syn.arg === undefined ? '' : `, ${this.#argCode(spec, syn.arg, e.pos)}`})`;
     }
     if (syn?.name === 'cfg_line') return String(e.pos.line);
     const acc = this.#pvarAccessor(e.text, e.pos);
@@ -626,7 +655,8 @@ export class Codegen {
       return 'null';
     }
     const get = this.#withIndexAndTrans(spec, syn, pos);
-    const ref: PvarRef = { name: text, get, set: (ctx, v) => spec.set!(ctx, v, syn.arg) };
+    const dyn = this.#dynArg(spec, syn.arg, pos);
+    const ref: PvarRef = { name: text, get, set: dyn === null ? (ctx, v) => spec.set!(ctx, v, syn.arg) : (ctx, v) => spec.set!(ctx, v, dyn(ctx)) };
     return this.#k(ref, `ref_${text}`);
   }
 
