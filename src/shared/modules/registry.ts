@@ -11,6 +11,7 @@ import { httpClient } from './http_client/index.js';
 import { htable } from './htable/index.js';
 import { evapi } from './evapi/index.js';
 import { json } from './json/index.js';
+import { pike } from './pike/index.js';
 import { mi } from './mi/index.js';
 import { restClient } from './rest_client/index.js';
 import { registrar } from './registrar/index.js';
@@ -20,7 +21,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, counters, eventXmlrpc, httpClient, evapi, htable];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, counters, eventXmlrpc, httpClient, evapi, htable, pike];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {
