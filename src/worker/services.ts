@@ -185,9 +185,8 @@ export class WorkerServices implements ScriptServices {
       // over TCP the reply must find its way back to the caller's connection: always note its port
       forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true,
       newRuri: ctx.ruri,
+      recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock),
     });
-    const rr = recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock);
-    if (rr !== '') edits.insert(msg.headersStart, rr);
     this.#counters.inc(this.#c.fwdRequests);
     this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     return 1;

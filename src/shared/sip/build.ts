@@ -55,12 +55,21 @@ export interface ForwardOptions {
   /** add rport=srcPort to the top Via even if the sender did not ask (TCP, force_rport) */
   forceRport?: boolean;
   newRuri?: string | null;
+  /** Record-Route lines ('' for none), written as the first headers */
+  recordRoute?: string;
 }
 
-/** the edits that turn a received request into the one we forward */
+/**
+ * The edits that turn a received request into the one we forward. As
+ * Kamailio and OpenSIPS do, Record-Route goes first and our Via directly
+ * above the received ones, so that the Via block stays together for UAs
+ * that copy it as one piece.
+ */
 export function forwardRequestEdits(msg: SipMsg, edits: MessageEdits, opts: ForwardOptions): void {
   const top = msg.topVia();
   viaAdditions(msg, top, edits, opts.srcIp, opts.srcPort, opts.forceRport === true);
+  // edits at one offset apply in the order they were made: RR before our Via when Via is the first header
+  if (opts.recordRoute) edits.insert(msg.headersStart, opts.recordRoute);
   edits.insert(top.line.start, `Via: ${opts.via}\r\n`);
   if (opts.newRuri) edits.replace(msg.ruriSpan, opts.newRuri);
   if (msg.contentLength() === null) edits.appendHeader(`Content-Length: ${msg.buf.length - msg.bodyStart}`);

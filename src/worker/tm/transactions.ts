@@ -473,9 +473,8 @@ export class Transactions implements TransactionApi {
     if (sock === null) return -1;
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
     const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext)};branch=${branch}`;
-    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ruri });
-    const rr = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock);
-    if (rr !== '') edits.insert(msg.headersStart, rr);
+    const recordRoute = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock);
+    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ruri, recordRoute });
     const bytes = applyEdits(msg, edits);
     const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();
