@@ -4,6 +4,7 @@ import { Counters } from '../shared/counters/counters.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { log } from '../shared/log.js';
+import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
@@ -24,12 +25,13 @@ async function main(): Promise<void> {
     else if (m.type === 'shutdown') process.exit(0);
   });
   log.tag = 'dispatcher';
-  log.threshold = init.logLevel;
+  setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);
-  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
+  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides], defines: [...init.defines], preprocessed: init.preprocessed });
+  log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
   const svc = new DispatcherServices(log, script.routes, bus, init.workers);
-  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } }, init.moduleSabs);
+  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines } }, init.moduleSabs);
   post({ type: 'ready' });
 }
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 import { availableParallelism } from 'node:os';
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseListens, hostPort, type ListenSocket } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
-import { ROW_MASTER } from '../shared/counters/layout.js';
+import { FIRST_WORKER_ROW, MAX_WORKERS, ROW_MASTER } from '../shared/counters/layout.js';
 import { CfgErrors, SwitchyardError } from '../shared/errors.js';
 import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
+import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
 import { allocSharedMemory, initModules } from '../shared/modules/init.js';
 import { findModule } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
@@ -29,13 +31,62 @@ const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'];
 const SHUTDOWN_GRACE_MS = 5000;
 
 function compile(args: ServerArgs): CompiledScript {
-  return compileScript({ file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides });
+  return compileScript({ file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines });
+}
+
+/** -u/-g (user=/group=): after the sockets are bound, as kamailio does; a user alone brings its own groups */
+function dropPrivileges(user: string | null, group: string | null): void {
+  if (user === null && group === null) return;
+  const id = (x: string): string | number => (/^\d+$/.test(x) ? Number(x) : x);
+  if (group !== null) process.setgid!(id(group));
+  if (user !== null) {
+    const gid = userGid(user);
+    // the user's supplementary groups (initgroups(3); missing from @types/node 20, present at run time)
+    (process as unknown as { initgroups(user: string | number, extra: string | number): void }).initgroups(id(user), group === null ? gid : id(group));
+    if (group === null) process.setgid!(gid);
+    process.setuid!(id(user));
+  }
+  log.notice(`running as uid ${process.getuid!()} gid ${process.getgid!()}`);
+}
+
+/** the primary group of a user name or uid, from the passwd database */
+function userGid(user: string): number {
+  for (const line of readFileSyncSafe('/etc/passwd').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === user || f[2] === user) return Number(f[3]);
+  }
+  throw new Error(`-u: unknown user "${user}"`);
+}
+
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const startedAt = Date.now();
+  // threads read the script again, after -w may have changed the directory
+  const cfgFile = args.cfgFile ? resolve(args.cfgFile) : '<default>';
   const core = script.core;
-  log.threshold = args.logLevel ?? core.logLevel ?? LogLevel.WARN;
+  const toSyslog = !(args.stderr || core.logStderror);
+  // kamailio's default is syslog; where nothing listens on its socket, stderr (said once, here)
+  const syslogMissing = toSyslog && !existsSync(SYSLOG_SOCKET);
+  if (syslogMissing) process.stderr.write(`switchyard: no syslog socket ${SYSLOG_SOCKET}; logging to stderr (log_stderror=yes or -E to choose it)\n`);
+  const logSettings: LogSettings = {
+    levelsSab: new SharedArrayBuffer(4 * (FIRST_WORKER_ROW + MAX_WORKERS)),
+    stderr: !toSyslog || syslogMissing,
+    facility: core.logFacility,
+    ident: core.logName,
+  };
+  const threshold = args.logLevel ?? core.logLevel ?? LogLevel.WARN;
+  new Int32Array(logSettings.levelsSab).fill(threshold);
+  setupLog(log, ROW_MASTER, logSettings);
+  for (const flag of args.ignored) log.warn(`${flag}: accepted for kamailio command lines, no effect in switchyard`);
+  const workdir = args.workdir ?? core.workdir;
+  if (workdir !== null) process.chdir(workdir);
   const workers = args.workers ?? core.children ?? availableParallelism();
   const sockets: ListenSocket[] = parseListens(args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN);
 
@@ -72,7 +123,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
-    { workers, cfgFile: args.cfgFile ?? '<default>', cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, sockets, aliases: core.alias, countersSab, shvSab, moduleSabs, logLevel: log.threshold, wakeDelayMs: core.ipcWakeDelay },
+    { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, shvSab, moduleSabs, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
     counters,
     {
       send(proto, ip, port, connId, socketIdx, bytes) {
@@ -99,20 +150,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       await tcp.listen(s);
     }
   }
-  await supervisor.start();
-
+  // the management address is bound before privileges go too; it answers once the methods are in
   const mi = new MiRegistry();
-  registerCoreMethods(mi, { startedAt, supervisor, counters });
-  registerShvMethods(mi, shv.store);
-  const cfg = { file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides };
-  await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);
-  for (const name of script.modules) {
-    const mod = findModule(name);
-    for (const r of mod?.rpc ?? []) {
-      const env = { params: script.modparams.get(mod!.name) ?? new Map(), log, workerId: -1, workers, counters, bus: supervisor.bus, script, cfg };
-      mi.add(r.name, r.doc, (p) => r.handler(p, env));
-    }
-  }
   let miServer: Server | null = null;
   let miAddr = args.mi ?? DEFAULT_MI;
   if (miAddr !== 'off') {
@@ -121,6 +160,20 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     miAddr = hostPort(host, (miServer.address() as AddressInfo).port);
   }
   if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);
+  dropPrivileges(args.user ?? core.user, args.group ?? core.group);
+  await supervisor.start();
+
+  registerCoreMethods(mi, { startedAt, supervisor, counters });
+  registerShvMethods(mi, shv.store);
+  const cfg = { file: cfgFile, source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines };
+  await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);
+  for (const name of script.modules) {
+    const mod = findModule(name);
+    for (const r of mod?.rpc ?? []) {
+      const env = { params: script.modparams.get(mod!.name) ?? new Map(), log, workerId: -1, workers, counters, bus: supervisor.bus, script, cfg };
+      mi.add(r.name, r.doc, (p) => r.handler(p, env));
+    }
+  }
 
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -7,6 +7,7 @@ import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { nativeSendTo } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
+import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
 import { initModules } from '../shared/modules/init.js';
@@ -29,9 +30,10 @@ async function main(): Promise<void> {
     else if (m.type === 'shutdown') onShutdown(m.graceMs);
   });
   log.tag = `worker ${init.workerId}`;
-  log.threshold = init.logLevel;
+  setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);
-  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides] });
+  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides], defines: [...init.defines], preprocessed: init.preprocessed });
+  log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
   const layout = counterLayout();
   const counters = new Counters(layout, init.countersSab, init.row);
   const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
   }
   // module messages (raise_event, subscribe_event …) need the dispatcher's port before the first request
   if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');
-  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides } }, init.moduleSabs);
+  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines } }, init.moduleSabs);
 
   const stopScriptRoutes = startScriptRoutes(script.routes, svc, shv.store, routeRunner(svc, (fn, ctx, after) => receiver.runFor(fn, ctx, after), log), log);
 

@@ -142,8 +142,13 @@ export class Receiver {
 
   /** run a route for the transaction layer (failure, onreply routes) and continue with `after` */
   runFor(route: RouteFn, ctx: ScriptContext, after: () => void): void {
+    const log = this.#svc.log;
+    const outer = log.current;
+    // log_prefix: lines written while the route runs belong to this message
+    log.current = ctx;
     try {
       const r = route(ctx);
+      log.current = outer;
       if (typeof r === 'number') return after();
       this.hold(ctx);
       r.then(
@@ -158,14 +163,18 @@ export class Receiver {
         },
       );
     } catch (e) {
+      log.current = outer;
       this.#failed(ctx, e);
       after();
     }
   }
 
   #run(route: RouteFn, ctx: ScriptContext): void {
+    const log = this.#svc.log;
+    log.current = ctx;
     try {
       const r = route(ctx);
+      log.current = null;
       if (typeof r === 'number') this.#after(ctx);
       else {
         this.hold(ctx);
@@ -181,6 +190,7 @@ export class Receiver {
         );
       }
     } catch (e) {
+      log.current = null;
       this.#failed(ctx, e);
     }
   }
@@ -188,17 +198,22 @@ export class Receiver {
   /** what happens when a route ends: replies are relayed unless dropped; requests were handled by the script */
   #after(ctx: ScriptContext): void {
     if (ctx.routeKind === RouteKind.ONREPLY) {
-      if (ctx.dropped) this.#counters.inc(this.#c.dropReplies);
-      else this.forwardReply(ctx);
+      if (ctx.dropped) {
+        this.#counters.inc(this.#c.dropReplies);
+        if (this.#svc.log.enabled(3)) this.#svc.log.debug(`reply ${ctx.msg.status} dropped by the script`, ctx);
+      } else this.forwardReply(ctx);
     } else {
-      if (ctx.dropped) this.#counters.inc(this.#c.dropRequests);
+      if (ctx.dropped) {
+        this.#counters.inc(this.#c.dropRequests);
+        if (this.#svc.log.enabled(3)) this.#svc.log.debug(`${ctx.msg.method} dropped by the script`, ctx);
+      }
       if (ctx.ext.suspended !== true) this.#svc.tm?.settle(ctx);
     }
   }
 
   #failed(ctx: ScriptContext, e: unknown): void {
     this.#counters.inc(this.#c.scriptErrors);
-    this.#svc.log.err(`route failed on ${ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status} (Call-ID ${safeCallId(ctx.msg)}): ${e instanceof Error ? e.message : String(e)}`);
+    this.#svc.log.err(`route failed on ${ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status} (Call-ID ${safeCallId(ctx.msg)}): ${e instanceof Error ? e.message : String(e)}`, ctx);
     if (ctx.msg.isRequest && ctx.msg.method !== 'ACK' && ctx.routeKind === RouteKind.REQUEST) {
       try {
         this.#svc.sendReply(ctx, 500, 'Server Internal Error');

@@ -49,10 +49,10 @@ export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: numb
  * Start the real server (a child process) on loopback; by default UDP and TCP
  * on ephemeral ports and the management interface on an ephemeral port.
  */
-export function startServer(opts: { cfg: string; workers?: number; listen?: string[]; args?: string[]; timeoutMs?: number }): Promise<RunningServer> {
+export function startServer(opts: { cfg: string; workers?: number; listen?: string[]; args?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv; noStderrFlag?: boolean }): Promise<RunningServer> {
   const listen = opts.listen ?? ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'];
-  const args = ['-f', opts.cfg, '-n', String(opts.workers ?? 2), '--mi', '127.0.0.1:0', '-E', ...listen.flatMap((l) => ['-l', l]), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['-f', opts.cfg, '-n', String(opts.workers ?? 2), '--mi', '127.0.0.1:0', ...(opts.noStderrFlag ? [] : ['-E']), ...listen.flatMap((l) => ['-l', l]), ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? process.env });
   let err = '';
   let ready = false;
   return new Promise((resolve, reject) => {

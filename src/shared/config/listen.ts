@@ -1,9 +1,13 @@
 /**
- * Listen addresses as Kamailio/OpenSIPS write them: `[proto:]addr[:port]`,
- * e.g. `udp:127.0.0.1:5060`, `tcp:[::1]:5070`, `127.0.0.1` (udp and tcp,
- * port 5060). `advertise host:port` after the address is accepted.
+ * Listen addresses as Kamailio/OpenSIPS write them:
+ * `[proto:]addr[:port][/advaddr[:advport]]`, e.g. `udp:127.0.0.1:5060`,
+ * `tcp:[::1]:5070`, `127.0.0.1` (udp and tcp, port 5060), `lo` (every
+ * address of an interface), `(eth0, 127.0.0.1):5065` (a list),
+ * `udp:10.0.0.1:5060/203.0.113.1:5060` (advertised in Via/Record-Route).
+ * `advertise host:port` after the address is accepted too.
  */
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { SwitchyardError } from '../errors.js';
 
 export type Proto = 'udp' | 'tcp';
@@ -21,6 +25,22 @@ export interface ListenSocket {
 
 const PROTOS: readonly Proto[] = ['udp', 'tcp'];
 
+/** the addresses of interface `name` (IPv6 link-local ones left out: they need a scope); null when there is no such interface */
+function interfaceAddresses(name: string): string[] | null {
+  const list = networkInterfaces()[name];
+  if (!list) return null;
+  return list.filter((a) => !(a.family === 'IPv6' && /^fe80:/i.test(a.address))).map((a) => a.address);
+}
+
+function hostsOf(spec: string, host: string): string[] {
+  if (host === '*' || host === '') return ['0.0.0.0'];
+  if (isIP(host)) return [host];
+  const ifc = interfaceAddresses(host);
+  if (ifc === null) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": "${host}" is neither an IP address nor a network interface`);
+  if (ifc.length === 0) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": interface "${host}" has no address`);
+  return ifc;
+}
+
 export function parseListen(spec: string): Array<Omit<ListenSocket, 'idx'>> {
   let rest = spec.trim();
   let advertise: string | null = null;
@@ -28,6 +48,12 @@ export function parseListen(spec: string): Array<Omit<ListenSocket, 'idx'>> {
   if (adv) {
     advertise = adv[1]!;
     rest = rest.slice(0, adv.index);
+  }
+  const slash = rest.indexOf('/');
+  if (slash >= 0) {
+    advertise = rest.slice(slash + 1).trim();
+    rest = rest.slice(0, slash).trim();
+    if (!/^(\[[^\]]+\]|[^:\s]+)(:\d+)?$/.test(advertise)) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad advertised address "${advertise}"`);
   }
   let protos: readonly Proto[] = PROTOS;
   const m = /^([a-z]+):(?!\d+$)(.*)$/i.exec(rest);
@@ -37,25 +63,28 @@ export function parseListen(spec: string): Array<Omit<ListenSocket, 'idx'>> {
     protos = [p];
     rest = m[2]!;
   }
-  let host: string;
+  let names: string[];
   let port = 5060;
+  const list = /^\(([^)]*)\)(?::(\d+))?$/.exec(rest);
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
-  if (v6) {
-    host = v6[1]!;
+  if (list) {
+    names = list[1]!.split(',').map((x) => x.trim().replace(/^\[|\]$/g, ''));
+    if (list[2] !== undefined) port = Number(list[2]);
+  } else if (v6) {
+    names = [v6[1]!];
     if (v6[2] !== undefined) port = Number(v6[2]);
   } else {
     const i = rest.lastIndexOf(':');
     if (i >= 0 && rest.indexOf(':') === i) {
-      host = rest.slice(0, i);
+      names = [rest.slice(0, i)];
       port = Number(rest.slice(i + 1));
     } else {
-      host = rest;
+      names = [rest];
     }
   }
-  if (host === '*' || host === '') host = '0.0.0.0';
-  if (!isIP(host)) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": "${host}" is not an IP address`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad port`);
-  return protos.map((proto) => ({ proto, ip: host, port, advertise }));
+  const hosts = names.flatMap((n) => hostsOf(spec, n));
+  return hosts.flatMap((ip) => protos.map((proto) => ({ proto, ip, port, advertise })));
 }
 
 export function parseListens(specs: readonly string[]): ListenSocket[] {

@@ -1,5 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { RingBuffers } from '../ipc/ring.js';
+import type { LogSettings } from '../log-setup.js';
+import type { Preprocessed } from '../script/preprocess.js';
 import type { ListenSocket } from './listen.js';
 
 /** What the master hands a thread at start (workerData); plain data only. */
@@ -12,6 +14,10 @@ export interface ThreadInit {
   /** the script text when it is not a file (embedded default) */
   readonly cfgSource: string | undefined;
   readonly overrides: readonly string[];
+  /** -A NAME[=value] */
+  readonly defines: readonly string[];
+  /** the script as the master read it: threads compile this (the file may be unreadable after -u) */
+  readonly preprocessed: Preprocessed;
   readonly sockets: readonly ListenSocket[];
   readonly aliases: readonly string[];
   readonly countersSab: SharedArrayBuffer;
@@ -22,6 +28,7 @@ export interface ThreadInit {
   /** counters row of this thread */
   readonly row: number;
   readonly logLevel: number;
+  readonly log: LogSettings;
   /** core param ipc_wake_delay (ms): see RingWriter */
   readonly wakeDelayMs: number;
   /** SIP workers: master → worker and worker → master rings */

@@ -245,8 +245,10 @@ export interface ScriptSource {
   readonly file: string;
   /** the text when it is not read from `file` (the embedded default) */
   readonly source: string | undefined;
-  /** -A / --set overrides */
+  /** --set overrides */
   readonly overrides: readonly string[];
+  /** -A defines */
+  readonly defines?: readonly string[];
 }
 
 export interface ModuleExports {

@@ -2,17 +2,24 @@ import { createRequire } from 'node:module';
 
 /** sendto(2) on a UDP socket of the master: bytes sent, or -errno */
 export type SendTo = (fd: number, bytes: Uint8Array, ip: string, port: number) => number;
+/** one datagram to an AF_UNIX path (syslog's /dev/log): bytes sent, or -errno */
+export type UnixSend = (path: string, bytes: Uint8Array) => number;
+
+const addon: { sendTo: SendTo; unixSend: UnixSend } | null = (() => {
+  try {
+    const require = createRequire(import.meta.url);
+    return require('../../../../build/Release/udp_send.node') as { sendTo: SendTo; unixSend: UnixSend };
+  } catch {
+    return null;
+  }
+})();
 
 /**
  * The native sendto (src/shared/native/udp_send.c), built by `npm ci`
  * through node-gyp; null when it was not built: threads then send through
  * the master as before.
  */
-export const nativeSendTo: SendTo | null = (() => {
-  try {
-    const require = createRequire(import.meta.url);
-    return (require('../../../../build/Release/udp_send.node') as { sendTo: SendTo }).sendTo;
-  } catch {
-    return null;
-  }
-})();
+export const nativeSendTo: SendTo | null = addon?.sendTo ?? null;
+
+/** null when the addon was not built: syslog is then unavailable (stderr is used, with a warning) */
+export const nativeUnixSend: UnixSend | null = addon?.unixSend ?? null;

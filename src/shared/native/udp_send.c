@@ -5,6 +5,10 @@
  * peers and NATs expect), without a hop through the master.
  * Returns the bytes sent, or -errno (EAGAIN when the socket buffer is full:
  * the caller then falls back to the master's queue).
+ *
+ * unixSend(path, bytes): one datagram on an AF_UNIX socket (syslog's
+ * /dev/log), which Node's dgram cannot open. One socket per thread, opened
+ * on first use. Returns the bytes sent, or -errno.
  */
 #include <node_api.h>
 #include <arpa/inet.h>
@@ -12,6 +16,8 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 static napi_value result(napi_env env, int64_t v) {
   napi_value out;
@@ -61,9 +67,40 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   return result(env, n < 0 ? -errno : n);
 }
 
+static _Thread_local int unix_fd = -1;
+
+static napi_value unix_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return result(env, -EINVAL);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t plen = 0;
+  if (napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &plen) != napi_ok || plen == 0 || plen >= sizeof sa.sun_path - 1)
+    return result(env, -EINVAL);
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = NULL;
+  napi_value arraybuffer;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array)
+    return result(env, -EINVAL);
+  if (unix_fd < 0) {
+    unix_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (unix_fd < 0) return result(env, -errno);
+  }
+  ssize_t n;
+  do {
+    n = sendto(unix_fd, data, length, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof sa);
+  } while (n < 0 && errno == EINTR);
+  return result(env, n < 0 ? -errno : n);
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
   napi_set_named_property(env, exports, "sendTo", fn);
+  napi_create_function(env, "unixSend", NAPI_AUTO_LENGTH, unix_send, NULL, &fn);
+  napi_set_named_property(env, exports, "unixSend", fn);
   return exports;
 }

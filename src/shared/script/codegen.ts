@@ -26,6 +26,8 @@ export interface RouteTable {
   event: Map<string, RouteFn>;
   startup: RouteFn | null;
   timer: Array<{ name: string; interval: number; fn: RouteFn }>;
+  /** core `log_prefix` for a message, its pseudo-variables evaluated (null: none) */
+  logPrefix: ((ctx: ScriptContext) => string) | null;
 }
 
 const MAX_ROUTE_DEPTH = 100;
@@ -156,6 +158,8 @@ const H = {
 export interface CodegenInput {
   program: Program;
   modules: readonly ModuleExports[];
+  /** core `log_prefix`, compiled like an xlog format */
+  logPrefix?: { text: string; pos: SourcePos } | null;
 }
 
 export class Codegen {
@@ -181,8 +185,10 @@ export class Codegen {
   /** names the script declares through argument checks: kind → names (CompiledScript.declared) */
   readonly declared = new Map<string, Set<string>>();
   readonly #checkCx: CheckContext;
+  readonly #input: CodegenInput;
 
   constructor(input: CodegenInput, allModules: readonly ModuleExports[]) {
+    this.#input = input;
     const declared = this.declared;
     this.#checkCx = {
       modules: new Set(input.modules.map((m) => m.name)),
@@ -300,8 +306,11 @@ export class Codegen {
         `}`,
       );
     }
+    const prefix = this.#input.logPrefix;
+    if (prefix) routes.push(`function log_prefix(ctx) {`, `  return ${this.#format(prefix.text, prefix.pos, 'str')};`, `}`);
     const consts = [...this.#bound.values()].map((name, i) => `const ${name} = K[${i}];`);
     const table = [...this.#routeFns].map(([key, fname]) => `R.set(${JSON.stringify(key)}, ${fname});`);
+    if (prefix) table.push('R.set("log_prefix", log_prefix);');
     const js = ['"use strict";', ...consts, '', ...routes, '', 'const R = new Map();', ...table, 'return R;'].join('\n');
     const K = this.#K;
     const build = (): RouteTable => {
@@ -316,6 +325,7 @@ export class Codegen {
         event: new Map(),
         startup: R.get('startup') ?? null,
         timer: [],
+        logPrefix: (R.get('log_prefix') as unknown as RouteTable['logPrefix']) ?? null,
       };
       for (const [key, fn] of R) {
         const i = key.indexOf(':');

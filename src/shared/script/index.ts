@@ -5,14 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { CfgError, CfgErrors, type SourcePos } from '../errors.js';
-import { parseLogLevel } from '../log.js';
+import { FACILITIES, parseLogLevel } from '../log.js';
 import { BUILTIN_MODULES, findModule, moduleNameOf, moduleNames } from '../modules/registry.js';
 import type { ModuleExports } from '../modules/types.js';
 import type { ParamValue, Program } from './ast.js';
 import { Codegen, type RouteTable } from './codegen.js';
 import { CORE_PARAM_NAMES, detectDialect } from './dialect/index.js';
 import { parse } from './parser.js';
-import { preprocess } from './preprocess.js';
+import { preprocess, type Preprocessed } from './preprocess.js';
 import { closest } from './closest.js';
 
 export interface CompileOptions {
@@ -23,6 +23,8 @@ export interface CompileOptions {
   overrides?: readonly string[];
   /** names defined before the script (`-A NAME`, `-A NAME=value`) */
   defines?: readonly string[];
+  /** the script already read and preprocessed (threads get the master's: no file is read again) */
+  preprocessed?: Preprocessed;
 }
 
 export interface CoreParams {
@@ -38,6 +40,16 @@ export interface CoreParams {
   ipcWakeDelay: number;
   /** SIP workers send UDP on the master's sockets themselves (native sendto) */
   udpWorkerSend: boolean;
+  /** log_prefix text (compiled into routes.logPrefix) */
+  logPrefix: string | null;
+  /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */
+  logFacility: string;
+  logName: string;
+  /** user=/group=: privileges dropped to after binding the sockets */
+  user: string | null;
+  group: string | null;
+  /** workdir=: the working directory after start */
+  workdir: string | null;
   /** accepted for compatibility, no effect here */
   ignored: string[];
 }
@@ -51,6 +63,8 @@ export interface CompiledScript {
   js: string;
   /** names the script declares at compile time, by kind ('event': raise_event/subscribe_event names) */
   declared: ReadonlyMap<string, ReadonlySet<string>>;
+  /** the text after includes and defines, as threads compile it */
+  preprocessed: Preprocessed;
 }
 
 /** The embedded default: a stateless proxy that answers OPTIONS to itself. */
@@ -108,6 +122,16 @@ const CORE: Record<string, Setter> = {
     else c.logLevel = l;
   },
   log_stderror: intParam((c, n) => (c.logStderror = n !== 0)),
+  log_prefix: (c, v) => void (c.logPrefix = String(v)),
+  log_facility: (c, v, pos, errors) => {
+    const f = String(v).toUpperCase();
+    if (!(f in FACILITIES)) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `unknown log facility "${v}" (LOG_DAEMON, LOG_LOCAL0 … LOG_LOCAL7, …)`));
+    else c.logFacility = f;
+  },
+  log_name: (c, v) => void (c.logName = String(v)),
+  user: (c, v) => void (c.user = String(v)),
+  group: (c, v) => void (c.group = String(v)),
+  workdir: (c, v) => void (c.workdir = String(v)),
   alias: (c, v) => void c.alias.push(String(v)),
   port: intParam((c, n) => (c.port = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
@@ -120,24 +144,24 @@ const CORE: Record<string, Setter> = {
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
 const IGNORED = new Set(
   `fork auto_aliases dns rev_dns dns_try_ipv6 dns_try_naptr use_dns_cache use_dns_failover dns_cache_init dns_retr_time dns_retr_no dns_servers_no dns_use_search_list
-  server_header user_agent_header server_signature sip_warning memdbg memlog mem_summary mem_join log_facility log_name log_prefix log_prefix_mode log_color
+  server_header user_agent_header server_signature sip_warning memdbg memlog mem_summary mem_join log_prefix_mode log_color
   enable_tls tcp_max_connections tls_max_connections disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_rd_buf_size
   tcp_async tcp_children tcp_workers tcp_max_msg_chunks tcp_no_connect tcp_send_timeout tcp_connect_timeout tcp_conn_wq_max tcp_wq_max tcp_crlf_ping tcp_accept_aliases
   tcp_accept_haproxy tcp_accept_hep3 tcp_linger2 tcp_reuse_port tcp_clone_rcvbuf tcp_source_ipv4 tcp_source_ipv6 tcp_syncnt tcp_delayed_ack tcp_defer_accept
   latency_log latency_limit_action latency_limit_db latency_cfg_log debug_mode mhomed maxbuffer maxsndbuffer sql_buffer_size corelog pv_buffer_size pv_buffer_slots
-  async_workers async_nonblock async_usleep db_version_table user group uid gid chroot workdir wdir abort_on_assert shm_hash_split_percentage onsend_route_reply
+  async_workers async_nonblock async_usleep db_version_table chroot abort_on_assert shm_hash_split_percentage onsend_route_reply
   open_files_limit exit_timeout http_reply_parse sock_mode sock_user sock_group udp_mtu udp_mtu_try_proto xavp_via_params advertised_address advertised_port tos
   disable_core_dump enable_sctp sctp_children auto_bind_ipv6 max_recursive_level max_while_loops stun_refresh_interval stun_allow_stun stun_allow_fp
   reply_to_via phone2tel check_via received_route_mode route_locks_size modinit_delay return_mode shm_force_alloc mlock_pages real_time rt_prio rt_policy
   rt_timer1_prio rt_timer1_policy rt_timer2_prio rt_timer2_policy verbose_startup xavp_via_fields event_pkg_threshold event_shm_threshold exec_msg_threshold
-  exec_dns_threshold query_buffer_size query_flush_time db_default_url timer_workers xlog_level xlog_buf_size xlog_force_color syslog_enabled syslog_facility
-  syslog_name log_stdout log_json log_event_enabled enable_asserts disable_503_translation tcp_no_new_conn_bflag tcp_threshold dns_sock_buffer_size
+  exec_dns_threshold query_buffer_size query_flush_time db_default_url timer_workers xlog_level xlog_buf_size xlog_force_color syslog_enabled
+  log_stdout log_json log_event_enabled enable_asserts disable_503_translation tcp_no_new_conn_bflag tcp_threshold dns_sock_buffer_size
   udp_receiver_workers statistics ipv6_hex_style kemi.onsend_route_callback kemi.reply_route_callback kemi.event_route_callback flags_default
   mem_safety mem_status_mode`.split(/\s+/),
 );
 
 function coreParams(prog: Program, errors: CfgError[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);
@@ -206,24 +230,8 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
 }
 
 export function compileScript(opts: CompileOptions): CompiledScript {
-  let source = opts.source;
-  if (source === undefined) {
-    try {
-      source = readFileSync(opts.file, 'utf8');
-    } catch (e) {
-      throw new CfgErrors([new CfgError('SY_ERR_CFG_READ', { file: opts.file, line: 0, column: 0 }, `cannot read script: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)]);
-    }
-  }
   const errors: CfgError[] = [];
-  let pre;
-  try {
-    // -A NAME or -A NAME=value, as kamailio takes them
-    const defines = new Map((opts.defines ?? []).map((d): [string, string] => (d.includes('=') ? [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)] : [d, ''])));
-    pre = preprocess(opts.file, source, defines);
-  } catch (e) {
-    if (e instanceof CfgError) throw new CfgErrors([e]);
-    throw e;
-  }
+  const pre = opts.preprocessed ?? readAndPreprocess(opts);
   const { program, errors: syntax } = parse(pre.text, pre.origins);
   errors.push(...syntax);
   const core = coreParams(program, errors);
@@ -246,7 +254,9 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     if (bad) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', lm.pos, `module "${mod!.name}": ${bad}`));
   }
 
-  const gen = new Codegen({ program, modules: [...loaded.values()] }, BUILTIN_MODULES);
+  const prefixDecl = program.globals.filter((g) => CORE_PARAM_NAMES[g.name] === 'log_prefix' || g.name === 'log_prefix').pop();
+  const logPrefix = prefixDecl && String(prefixDecl.value) !== '' ? { text: String(prefixDecl.value), pos: prefixDecl.pos } : null;
+  const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix }, BUILTIN_MODULES);
   const { js, build } = gen.generate();
   errors.push(...gen.errors);
   if (errors.length) {
@@ -261,5 +271,25 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     routes: build(),
     js,
     declared: gen.declared,
+    preprocessed: pre,
   };
+}
+
+function readAndPreprocess(opts: CompileOptions): Preprocessed {
+  let source = opts.source;
+  if (source === undefined) {
+    try {
+      source = readFileSync(opts.file, 'utf8');
+    } catch (e) {
+      throw new CfgErrors([new CfgError('SY_ERR_CFG_READ', { file: opts.file, line: 0, column: 0 }, `cannot read script: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)]);
+    }
+  }
+  try {
+    // -A NAME or -A NAME=value, as kamailio takes them
+    const defines = new Map((opts.defines ?? []).map((d): [string, string] => (d.includes('=') ? [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)] : [d, ''])));
+    return preprocess(opts.file, source, defines);
+  } catch (e) {
+    if (e instanceof CfgError) throw new CfgErrors([e]);
+    throw e;
+  }
 }

@@ -182,6 +182,7 @@ export class Transactions implements TransactionApi {
         // a branch that rang but never answered is cancelled downstream (RFC 3261 §16.8)
         if (c.status > 0 && c.invite) this.#sendCancel(c);
         c.timedOut = true;
+        if (this.#svc.log.enabled(3)) this.#svc.log.debug(`tm: branch to ${c.dest.ip}:${c.dest.port} timed out (${c.status > 0 ? `fr_inv_timer after ${c.status}` : 'fr_timer, no reply'})`, c.server.ctx);
         // a cancelled branch that never answered ends as the CANCEL meant it to
         if (c.server.cancelled) this.#branchFinal(c, 487, 'Request Terminated', null);
         else this.#branchFinal(c, 408, 'Request Timeout', null);
@@ -204,6 +205,7 @@ export class Transactions implements TransactionApi {
       if (s.suspendUntil !== 0 && s.suspendUntil <= now) {
         this.#unsuspend(s);
         this.#counters.inc(this.#c.timeouts);
+        if (this.#svc.log.enabled(3)) this.#svc.log.debug('tm: suspended transaction timed out: 408', s.ctx);
         this.#sendFinal(s, 408, 'Request Timeout', null);
       }
       if ((s.status >= 200 || s.branches.length === 0) && s.expiresAt <= now) this.#forget(s);

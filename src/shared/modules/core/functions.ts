@@ -52,7 +52,7 @@ function isMethod(ctx: ScriptContext, list: string): number {
 
 function xlog(ctx: ScriptContext, a: string, b?: string, c?: string): number {
   // xlog("fmt") logs at L_ERR; xlog("L_INFO", "fmt") at the given level;
-  // xlog("LOG_LOCAL0", "L_INFO", "fmt"): the facility names a syslog target, and logs go to stderr here
+  // xlog("LOG_LOCAL0", "L_INFO", "fmt"): the facility is the core log_facility here
   let level: number = LogLevel.ERR;
   let text = a;
   if (c !== undefined) {
@@ -63,7 +63,7 @@ function xlog(ctx: ScriptContext, a: string, b?: string, c?: string): number {
     text = b;
   }
   const log = ctx.svc.log;
-  if (log.enabled(level)) log.log(level, text.replace(/\n$/, ''));
+  if (log.enabled(level)) log.log(level, text.replace(/\n$/, ''), ctx, 'script');
   return 1;
 }
 

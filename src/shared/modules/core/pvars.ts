@@ -166,6 +166,8 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('tt', (c) => nz(to(c)?.tag)),
   p('ci', (c) => safe(() => c.msg.callId())),
   p('cs', (c) => safe(() => c.msg.cseq().num)),
+  // message type: 1 request, 2 reply (Kamailio's $mt, often in log_prefix)
+  p('mt', (c) => (c.msg.isRequest ? 1 : 2)),
   p('rm', (c) => (c.msg.isRequest ? c.msg.method : safe(() => c.msg.cseq().method))),
   p('rs', (c) => (c.msg.isRequest ? null : c.msg.status)),
   p('rr', (c) => (c.msg.isRequest ? null : c.msg.reason)),
