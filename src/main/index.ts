@@ -18,6 +18,7 @@ import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
 import { compileScript, DEFAULT_CFG, type CompiledScript } from '../shared/script/index.js';
 import { DEFAULT_MI, parseServerArgs, USAGE, type ServerArgs } from './cli/args.js';
 import { runCtl, splitHostPort } from './cli/ctl.js';
+import { runDb } from './cli/db.js';
 import { Router } from './dispatch/router.js';
 import { registerCoreMethods, VERSION } from './mi/core-methods.js';
 import { registerShvMethods } from './mi/shv-methods.js';
@@ -208,6 +209,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'ctl') return runCtl(argv.slice(1));
+  if (argv[0] === 'db') return runDb(argv.slice(1));
   const args = parseServerArgs(argv);
   if (args.help) {
     process.stdout.write(USAGE);

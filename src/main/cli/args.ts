@@ -126,6 +126,7 @@ export function parseServerArgs(argv: string[]): ServerArgs {
 
 export const USAGE = `Usage: switchyard [options]
        switchyard ctl <method> [params...] [--mi host:port]
+       switchyard db init <db_url> | db add-user <user@domain> <password> [--db <db_url>]
 
 Options:
   -f FILE        routing script (OpenSIPS or Kamailio dialect); default: the embedded one

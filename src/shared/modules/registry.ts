@@ -4,6 +4,8 @@
  */
 import { accModule } from './acc/index.js';
 import { auth } from './auth/index.js';
+import { authDb } from './auth_db/index.js';
+import { db } from './db/index.js';
 import { core } from './core/index.js';
 import { counters } from './counters/index.js';
 import { eventXmlrpc } from './event_xmlrpc/index.js';
@@ -21,7 +23,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, counters, eventXmlrpc, httpClient, evapi, htable, pike];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

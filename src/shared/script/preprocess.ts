@@ -72,7 +72,7 @@ export function preprocess(file: string, source: string, defines: Map<string, st
             const m = /^([A-Za-z_]\w*)(?:\s+(.*))?$/.exec(rest);
             if (!m) throw new CfgError('SY_ERR_CFG_SYNTAX', pos, `bad #!${dir}`);
             if (dir === 'trydef' && defines.has(m[1]!)) break;
-            defines.set(m[1]!, (m[2] ?? '').replace(/\s*(#|\/\/).*$/, ''));
+            defines.set(m[1]!, withoutComment(m[2] ?? ''));
             break;
           }
           case 'substdef':
@@ -148,6 +148,17 @@ function substituteDefines(line: string, defines: Map<string, string>): string {
     }
   }
   return out;
+}
+
+/** a define's value without a trailing comment; `//` inside a quoted value ("mysql://…") stays */
+function withoutComment(value: string): string {
+  for (let i = 0; i < value.length; ) {
+    const c = value[i]!;
+    if (c === '"') i = endOfString(value, i);
+    else if (c === '#' || (c === '/' && value[i + 1] === '/')) return value.slice(0, i).trimEnd();
+    else i++;
+  }
+  return value;
 }
 
 function endOfString(line: string, i: number): number {

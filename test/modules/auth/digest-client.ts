@@ -41,10 +41,11 @@ export function credentials(o: { hdr: 'Authorization' | 'Proxy-Authorization'; u
 let seq = 0;
 
 /** send a request and return the first reply's text (a final one: 100 Trying skipped) */
-export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGISTER' | 'INVITE' | 'OPTIONS'; from: string; callId?: string; extra?: string[] }): Promise<string> {
+export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGISTER' | 'INVITE' | 'OPTIONS'; from: string; callId?: string; contact?: string; extra?: string[] }): Promise<string> {
   seq++;
-  const host = proxy.slice(0, proxy.lastIndexOf(':'));
-  const ruri = o.method === 'REGISTER' ? `sip:${host}` : `sip:bob@${host}`;
+  // host:port everywhere: the proxy listens on an ephemeral port, and `myself` compares ports
+  const host = proxy;
+  const ruri = ruriOf(o.method, proxy);
   const before = peer.received.length;
   peer.send(
     sipRequest([
@@ -55,7 +56,7 @@ export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGIST
       `To: <sip:${o.method === 'REGISTER' ? o.from : 'bob'}@${host}>`,
       `Call-ID: ${o.callId ?? `auth-${seq}@test`}`,
       `CSeq: ${seq} ${o.method}`,
-      `Contact: <sip:${o.from}@127.0.0.1:${peer.port}>`,
+      `Contact: ${o.contact ?? `<sip:${o.from}@127.0.0.1:${peer.port}>`}`,
       ...(o.extra ?? []),
       'Content-Length: 0',
     ]),
@@ -70,8 +71,7 @@ export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGIST
 }
 
 export function ruriOf(method: string, proxy: string): string {
-  const host = proxy.slice(0, proxy.lastIndexOf(':'));
-  return method === 'REGISTER' ? `sip:${host}` : `sip:bob@${host}`;
+  return method === 'REGISTER' ? `sip:${proxy}` : `sip:bob@${proxy}`;
 }
 
 /** a UDP port free on 127.0.0.1 right now (for sipp's -p) */

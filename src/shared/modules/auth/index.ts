@@ -207,6 +207,8 @@ function sendReply(ctx: ScriptContext, code: number, reason: string): number {
 /** www_challenge/proxy_challenge: reply 401/407 with a fresh nonce */
 function challenge(ctx: ScriptContext, hf: HfType, realm: string, flags: number, qop: string, algs: readonly Algorithm[]): number {
   if (!ctx.msg.isRequest || ctx.msg.method === 'ACK' || ctx.msg.method === 'CANCEL') return -1;
+  // auth_db already answered 500 (its database failed): no second reply
+  if (ctx.ext.authReplied === true) return 1;
   if (realm === '') realm = defaultRealm(ctx);
   if (realm === '') {
     ctx.svc.log.err(`auth: no realm to challenge ${ctx.msg.method} with`);

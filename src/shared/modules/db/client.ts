@@ -1,0 +1,228 @@
+/**
+ * One database as the modules use it (Kamailio's db API, reduced): select,
+ * insert, update, delete by column = value, on SQLite (better-sqlite3, in
+ * the thread), PostgreSQL (pg) or MySQL/MariaDB (mysql2). The network
+ * drivers never block the thread: every call is a promise bounded by
+ * `timeoutMs`, a pool per thread reconnects on the next call after a
+ * failure. Failures are SwitchyardErrors: SY_ERR_DB_UNAVAILABLE (cannot
+ * connect, or no answer in time) or SY_ERR_DB_QUERY (the database refused
+ * the statement).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { SwitchyardError } from '../../errors.js';
+import type { DbKind, DbUrl } from './url.js';
+
+export type DbValue = string | number | null | Date;
+export type Row = Record<string, DbValue>;
+
+export interface DbOptions {
+  /** bound of one call: connect and query, ms */
+  readonly timeoutMs: number;
+  /** connections per thread (network databases) */
+  readonly poolSize: number;
+}
+
+interface Driver {
+  run(sql: string, params: readonly DbValue[]): Promise<{ rows: Row[]; affected: number }>;
+  close(): Promise<void>;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export class Db {
+  readonly kind: DbKind;
+  readonly url: DbUrl;
+  readonly #driver: Driver;
+  readonly #timeoutMs: number;
+
+  constructor(url: DbUrl, opts: DbOptions) {
+    this.kind = url.kind;
+    this.url = url;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#driver = url.kind === 'sqlite' ? sqliteDriver(url) : url.kind === 'postgres' ? pgDriver(url, opts) : mysqlDriver(url, opts);
+  }
+
+  /** a quoted identifier (table or column names come from scripts: checked) */
+  id(name: string): string {
+    if (!IDENT.test(name)) throw new SwitchyardError('SY_ERR_DB_QUERY', `bad table or column name "${name}"`);
+    return this.kind === 'mysql' ? `\`${name}\`` : `"${name}"`;
+  }
+
+  /** run one statement with `?` placeholders */
+  async query(sql: string, params: readonly DbValue[] = []): Promise<{ rows: Row[]; affected: number }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${this.url.display}: no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#driver.run(this.kind === 'postgres' ? dollarParams(sql) : sql, params), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #where(where: Row): { sql: string; params: DbValue[] } {
+    const keys = Object.keys(where);
+    if (keys.length === 0) return { sql: '', params: [] };
+    return { sql: ` WHERE ${keys.map((k) => (where[k] === null ? `${this.id(k)} IS NULL` : `${this.id(k)} = ?`)).join(' AND ')}`, params: keys.map((k) => where[k]!).filter((v) => v !== null) };
+  }
+
+  async select(table: string, columns: readonly string[], where: Row, limit?: number): Promise<Row[]> {
+    const w = this.#where(where);
+    const sql = `SELECT ${columns.map((c) => this.id(c)).join(', ')} FROM ${this.id(table)}${w.sql}${limit ? ` LIMIT ${Math.floor(limit)}` : ''}`;
+    return (await this.query(sql, w.params)).rows;
+  }
+
+  async insert(table: string, row: Row): Promise<void> {
+    const keys = Object.keys(row);
+    await this.query(`INSERT INTO ${this.id(table)} (${keys.map((k) => this.id(k)).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`, keys.map((k) => row[k]!));
+  }
+
+  async update(table: string, set: Row, where: Row): Promise<number> {
+    const keys = Object.keys(set);
+    const w = this.#where(where);
+    return (await this.query(`UPDATE ${this.id(table)} SET ${keys.map((k) => `${this.id(k)} = ?`).join(', ')}${w.sql}`, [...keys.map((k) => set[k]!), ...w.params])).affected;
+  }
+
+  async delete(table: string, where: Row): Promise<number> {
+    const w = this.#where(where);
+    return (await this.query(`DELETE FROM ${this.id(table)}${w.sql}`, w.params)).affected;
+  }
+
+  close(): Promise<void> {
+    return this.#driver.close();
+  }
+}
+
+/** `?` → `$1, $2 …` outside quoted strings (PostgreSQL) */
+function dollarParams(sql: string): string {
+  let n = 0;
+  let quote = '';
+  let out = '';
+  for (const ch of sql) {
+    if (quote) {
+      if (ch === quote) quote = '';
+    } else if (ch === "'" || ch === '"') quote = ch;
+    else if (ch === '?') {
+      out += `$${++n}`;
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+/** DATETIME columns take 'YYYY-MM-DD HH:MM:SS' (UTC) in every database */
+export function sqlTime(d: Date): string {
+  return d.toISOString().slice(0, 19).replace('T', ' ');
+}
+
+function unavailable(url: DbUrl, e: unknown): SwitchyardError {
+  return new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${url.display}: ${(e as Error).message || (e as { code?: string }).code || String(e)}`, { cause: e });
+}
+
+function failed(url: DbUrl, e: unknown): SwitchyardError {
+  return new SwitchyardError('SY_ERR_DB_QUERY', `${url.display}: ${(e as Error).message}`, { cause: e });
+}
+
+// drivers are loaded when a URL of their kind is opened: a script without databases never loads them
+const require = createRequire(import.meta.url);
+
+function sqliteDriver(url: DbUrl): Driver {
+  const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+  let db: import('better-sqlite3').Database;
+  try {
+    // a lock held by another thread's write waits at most 1 s (WAL: readers never wait)
+    db = new Database(url.path, { timeout: 1000 });
+    if (url.path !== ':memory:') db.pragma('journal_mode = WAL');
+  } catch (e) {
+    throw unavailable(url, e);
+  }
+  const statements = new Map<string, import('better-sqlite3').Statement>();
+  return {
+    async run(sql, params) {
+      try {
+        let st = statements.get(sql);
+        if (st === undefined) {
+          st = db.prepare(sql);
+          if (statements.size < 256) statements.set(sql, st);
+        }
+        const p = params.map((v) => (v instanceof Date ? sqlTime(v) : v));
+        if (st.reader) return { rows: st.all(...p) as Row[], affected: 0 };
+        return { rows: [], affected: st.run(...p).changes };
+      } catch (e) {
+        throw (e as { code?: string }).code === 'SQLITE_BUSY' || (e as { code?: string }).code === 'SQLITE_CANTOPEN' ? unavailable(url, e) : failed(url, e);
+      }
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+/** errors that mean "the server is not there" rather than "it refused this statement" */
+function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? '';
+  return /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|PROTOCOL_CONNECTION_LOST|PROTOCOL_SEQUENCE_TIMEOUT|57P01|57P03|08\d\d\d)$/.test(code) || /timeout|terminated|Connection terminated|connect/i.test((e as Error).message ?? '');
+}
+
+function pgDriver(url: DbUrl, opts: DbOptions): Driver {
+  const pg = require('pg') as typeof import('pg');
+  const pool = new pg.Pool({
+    host: url.host,
+    port: url.port,
+    user: url.user,
+    password: url.password,
+    database: url.database,
+    max: opts.poolSize,
+    connectionTimeoutMillis: opts.timeoutMs,
+    query_timeout: opts.timeoutMs,
+    idleTimeoutMillis: 30_000,
+    allowExitOnIdle: true,
+  });
+  // an idle connection that dies (server restart) is dropped from the pool; the next call opens a new one
+  pool.on('error', () => {});
+  return {
+    async run(sql, params) {
+      try {
+        const r = await pool.query(sql, params as unknown[]);
+        return { rows: r.rows as Row[], affected: r.rowCount ?? 0 };
+      } catch (e) {
+        throw isConnectionError(e) ? unavailable(url, e) : failed(url, e);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+const MYSQL_SOCKETS = ['/run/mysqld/mysqld.sock', '/var/run/mysqld/mysqld.sock', '/tmp/mysql.sock'];
+
+function mysqlDriver(url: DbUrl, opts: DbOptions): Driver {
+  const mysql = require('mysql2/promise') as typeof import('mysql2/promise');
+  // "localhost" is the server's Unix socket, as for libmysqlclient (Kamailio's db_mysql)
+  const socketPath = url.host === 'localhost' ? MYSQL_SOCKETS.find((p) => existsSync(p)) : undefined;
+  const pool = mysql.createPool({
+    ...(socketPath !== undefined ? { socketPath } : { host: url.host, port: url.port }),
+    user: url.user,
+    password: url.password,
+    database: url.database,
+    connectionLimit: opts.poolSize,
+    connectTimeout: opts.timeoutMs,
+    dateStrings: true,
+    timezone: 'Z',
+    enableKeepAlive: true,
+  });
+  return {
+    async run(sql, params) {
+      try {
+        const [res] = await pool.query({ sql, timeout: opts.timeoutMs }, params as unknown[]);
+        if (Array.isArray(res)) return { rows: res as Row[], affected: 0 };
+        return { rows: [], affected: (res as { affectedRows?: number }).affectedRows ?? 0 };
+      } catch (e) {
+        throw isConnectionError(e) ? unavailable(url, e) : failed(url, e);
+      }
+    },
+    close: () => pool.end(),
+  };
+}

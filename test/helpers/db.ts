@@ -1,0 +1,65 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Db } from '../../src/shared/modules/db/client.js';
+import { TABLES } from '../../src/shared/modules/db/schema.js';
+import { parseDbUrl } from '../../src/shared/modules/db/url.js';
+
+/** the databases .ci/databases.sh creates (MariaDB and PostgreSQL from Debian) */
+export const MYSQL_URL = process.env.SWITCHYARD_TEST_MYSQL ?? 'mysql://switchyard:switchyard@127.0.0.1/switchyard_test';
+export const PG_URL = process.env.SWITCHYARD_TEST_PG ?? 'postgres://switchyard:switchyard@127.0.0.1/switchyard_test';
+
+export function sqliteUrl(): string {
+  return `sqlite://${join(mkdtempSync(join(tmpdir(), 'switchyard-db-')), 'test.db')}`;
+}
+
+export interface Backend {
+  name: string;
+  url: string;
+  /** why the test is skipped, or false; in CI a missing server is a failure, not a skip */
+  skip: string | false;
+}
+
+/** is the server behind `url` answering? (a short probe) */
+async function reachable(url: string): Promise<string | false> {
+  const db = new Db(parseDbUrl(url), { timeoutMs: 3000, poolSize: 1 });
+  try {
+    await db.query('SELECT 1');
+    return false;
+  } catch (e) {
+    return `${parseDbUrl(url).display} is not reachable (run .ci/databases.sh as root): ${(e as Error).message}`;
+  } finally {
+    await db.close().catch(() => {});
+  }
+}
+
+/** SQLite always; MariaDB and PostgreSQL when they answer (always under CI) */
+export async function backends(): Promise<Backend[]> {
+  const out: Backend[] = [{ name: 'SQLite', url: sqliteUrl(), skip: false }];
+  for (const [name, url] of [['MariaDB', MYSQL_URL], ['PostgreSQL', PG_URL]] as const) {
+    const why = await reachable(url);
+    if (why && process.env.CI) throw new Error(why);
+    out.push({ name, url, skip: why });
+  }
+  return out;
+}
+
+/** drop the tables `switchyard db init` creates */
+export async function dropTables(url: string): Promise<void> {
+  const db = new Db(parseDbUrl(url), { timeoutMs: 10_000, poolSize: 1 });
+  try {
+    for (const t of TABLES) await db.query(`DROP TABLE IF EXISTS ${db.id(t.name)}`);
+  } finally {
+    await db.close();
+  }
+}
+
+/** run one statement on `url` (test checks: accounting rows …) */
+export async function sql(url: string, text: string, params: Array<string | number | null> = []): Promise<Array<Record<string, unknown>>> {
+  const db = new Db(parseDbUrl(url), { timeoutMs: 10_000, poolSize: 1 });
+  try {
+    return (await db.query(text, params)).rows;
+  } finally {
+    await db.close();
+  }
+}

@@ -1,0 +1,86 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
+import { UdpPeer } from '../../helpers/sip-socket.js';
+import { hasSipp, runUac, startUas, type UasHandle } from '../../helpers/sipp.js';
+import { backends, dropTables } from '../../helpers/db.js';
+import { challengesOf, credentials, freeUdpPort, request, ruriOf } from '../auth/digest-client.js';
+
+const DEBIAN_CFG = '/etc/kamailio/kamailio.cfg';
+const FIXTURES = new URL('../../../../test/fixtures/sipp/', import.meta.url).pathname;
+
+/** Debian's kamailio.cfg as installed, with `-A` style defines in front (DBURL replaces the stock MySQL URL) */
+export function debianCfg(defines: string[], dbUrl: string): string {
+  const text = readFileSync(DEBIAN_CFG, 'utf8');
+  const [first, ...rest] = text.split('\n');
+  return writeCfg([first, ...defines.map((d) => `#!define ${d}`), `#!define DBURL "${dbUrl}"`, ...rest].join('\n'));
+}
+
+const skipAll = !existsSync(DEBIAN_CFG) ? `${DEBIAN_CFG} is not installed` : !hasSipp() ? 'sipp is not installed' : false;
+
+for (const b of skipAll ? [] : await backends()) {
+  describe(`Debian's kamailio.cfg with WITH_AUTH on ${b.name}`, { skip: b.skip }, () => {
+    let server: RunningServer;
+    let uas: UasHandle;
+    let uasPort: number;
+    let peer: UdpPeer;
+    let proxy: string;
+
+    before(async () => {
+      await dropTables(b.url);
+      for (const args of [['db', 'init', b.url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', b.url], ['db', 'add-user', 'bob@127.0.0.1', 'bobpw', '--db', b.url]]) {
+        const r = await runCli(args);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const cfg = debianCfg(['WITH_MYSQL', 'WITH_AUTH'], b.url);
+      const check = await runCli(['-c', '-f', cfg]);
+      assert.equal(check.code, 0, check.stderr);
+      server = await startServer({ cfg, workers: 2, listen: ['udp:127.0.0.1:0'] });
+      proxy = server.udp[0]!;
+      peer = await UdpPeer.open();
+      uasPort = await freeUdpPort();
+      uas = await startUas({ port: uasPort, scenario: `${FIXTURES}uas-rr.xml` });
+    });
+    after(async () => {
+      peer?.close();
+      await uas?.stop();
+      await server?.stop();
+    });
+
+    test('bob registers with digest; sipp REGISTER and INVITE (-au/-ap) as alice succeed', { timeout: 60_000 }, async () => {
+      const reg = (extra: string[]): Promise<string> => request(peer, proxy, { method: 'REGISTER', from: 'bob', callId: 'bob-reg@test', contact: `<sip:bob@127.0.0.1:${uasPort}>`, extra: ['Expires: 300', ...extra] });
+      const first = await reg([]);
+      assert.match(first, /^SIP\/2\.0 401 Unauthorized\r\n/);
+      const c = challengesOf(first)[0]!;
+      assert.equal(c.realm, '127.0.0.1');
+      const ok = await reg([credentials({ hdr: 'Authorization', user: 'bob', password: 'bobpw', realm: c.realm, nonce: c.nonce, method: 'REGISTER', uri: ruriOf('REGISTER', proxy) })]);
+      assert.match(ok, /^SIP\/2\.0 200 OK\r\n/);
+      const common = { target: proxy, rate: 10, localPort: await freeUdpPort(), timeoutMs: 30_000 };
+      const r = await runUac({ ...common, calls: 3, scenario: `${FIXTURES}register-auth.xml`, extra: ['-au', 'alice', '-ap', 'secret', '-set', 'caller', 'alice'] });
+      assert.equal(r.successful, 3, r.errors);
+      const inv = await runUac({ ...common, calls: 3, scenario: `${FIXTURES}invite-auth.xml`, extra: ['-au', 'alice', '-ap', 'secret', '-set', 'caller', 'alice', '-s', 'bob'] });
+      assert.equal(inv.successful, 3, inv.errors);
+    });
+
+    test('a wrong password or an unknown user: 401 again, without stale', async () => {
+      for (const [user, password] of [['alice', 'wrong'], ['mallory', 'secret']] as const) {
+        const c = challengesOf(await request(peer, proxy, { method: 'REGISTER', from: user }))[0]!;
+        const r = await request(peer, proxy, { method: 'REGISTER', from: user, extra: [credentials({ hdr: 'Authorization', user, password, realm: c.realm, nonce: c.nonce, method: 'REGISTER', uri: ruriOf('REGISTER', proxy) })] });
+        assert.match(r, /^SIP\/2\.0 401 Unauthorized\r\n/);
+        assert.equal(challengesOf(r)[0]!.stale, false);
+      }
+    });
+
+    test('a replayed REGISTER is refused (401 stale=true), on either worker', async () => {
+      const c = challengesOf(await request(peer, proxy, { method: 'REGISTER', from: 'alice' }))[0]!;
+      const creds = credentials({ hdr: 'Authorization', user: 'alice', password: 'secret', realm: c.realm, nonce: c.nonce, method: 'REGISTER', uri: ruriOf('REGISTER', proxy) });
+      assert.match(await request(peer, proxy, { method: 'REGISTER', from: 'alice', callId: 'replay-0@test', extra: [creds] }), /^SIP\/2\.0 200 OK\r\n/);
+      for (let i = 1; i <= 4; i++) {
+        const again = await request(peer, proxy, { method: 'REGISTER', from: 'alice', callId: `replay-${i}@test`, extra: [creds] });
+        assert.match(again, /^SIP\/2\.0 401 Unauthorized\r\n/);
+        assert.equal(challengesOf(again)[0]!.stale, true);
+      }
+    });
+  });
+}
