@@ -312,7 +312,8 @@ test('$fs and force_send_socket(): a listening socket, quoted or not; an unknown
 // [pvar with transformations, expected]
 const TRANSFORMS: Array<[string, string | number | null]> = [
   ['$(rU{s.len})', 5],
-  ['$(var(n){s.int})', 42],
+  // "42abc" is not a number: kamailio 5.6 gives 0
+  ['$(var(n){s.int})', 0],
   ['$(ci{s.substr,1,3})', 'id-'],
   ['$(var(csv){s.select,1,;})', 'b'],
   ['$(var(csv){s.select,-1,;})', 'c'],

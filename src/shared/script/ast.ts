@@ -5,8 +5,11 @@ export type Expr =
   | { type: 'Pvar'; text: string; pos: SourcePos }
   | { type: 'Keyword'; name: string; pos: SourcePos }
   | { type: 'Binary'; op: string; left: Expr; right: Expr; pos: SourcePos }
-  | { type: 'Unary'; op: '!' | '-'; arg: Expr; pos: SourcePos }
+  | { type: 'Unary'; op: UnaryOp; arg: Expr; pos: SourcePos }
   | { type: 'Call'; name: string; args: Array<Expr | null>; pos: SourcePos };
+
+/** `!` logical not, `-` minus, `~` bitwise not, `defined`, `strlen()`, `strempty()`, the `(int)`/`(str)` casts */
+export type UnaryOp = '!' | '-' | '~' | 'defined' | 'strlen' | 'strempty' | '(int)' | '(str)';
 
 export type Stmt =
   | { type: 'Block'; body: Stmt[]; pos: SourcePos }

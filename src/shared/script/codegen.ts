@@ -160,6 +160,8 @@ export interface CodegenInput {
   modules: readonly ModuleExports[];
   /** core `log_prefix`, compiled like an xlog format */
   logPrefix?: { text: string; pos: SourcePos } | null;
+  /** the script's dialect: it decides how a string reads as a condition */
+  dialect: 'kamailio' | 'opensips';
 }
 
 export class Codegen {
@@ -186,9 +188,11 @@ export class Codegen {
   readonly declared = new Map<string, Set<string>>();
   readonly #checkCx: CheckContext;
   readonly #input: CodegenInput;
+  readonly #dialect: CodegenInput['dialect'];
 
   constructor(input: CodegenInput, allModules: readonly ModuleExports[]) {
     this.#input = input;
+    this.#dialect = input.dialect;
     const declared = this.declared;
     this.#checkCx = {
       modules: new Set(input.modules.map((m) => m.name)),
@@ -442,11 +446,12 @@ export class Codegen {
   #cond(e: Expr): string {
     // comparisons, calls and logic already yield booleans
     if (e.type === 'Call') return `H.rc(ctx, ${this.#callExpr(e)})`;
-    const bool = (e.type === 'Unary' && e.op === '!') || (e.type === 'Binary' && !ARITH.has(e.op));
-    return bool ? this.#expr(e) : `H.truthy(${this.#expr(e)})`;
+    if (isBoolean(e)) return this.#boolean(e);
+    // Kamailio reads a string condition as an integer ("abc" is false); OpenSIPS as "set and not empty"
+    return this.#dialect === 'kamailio' ? `H.truthyInt(${this.#expr(e)})` : `H.truthy(${this.#expr(e)})`;
   }
 
-  /** an expression's value (a condition goes through #cond) */
+  /** an expression's value (a condition goes through #cond); a comparison used as a value is 1 or 0 */
   #expr(e: Expr): string {
     switch (e.type) {
       case 'Literal':
@@ -456,13 +461,37 @@ export class Codegen {
       case 'Keyword':
         return this.#keyword(e);
       case 'Unary':
-        return e.op === '!' ? `!${this.#cond(e.arg)}` : `(-H.int(${this.#expr(e.arg)}))`;
+        switch (e.op) {
+          case '-':
+            return `(-H.int(${this.#expr(e.arg)}))`;
+          case '~':
+            return `(~H.int(${this.#expr(e.arg)}))`;
+          case '(int)':
+            return `H.int(${this.#expr(e.arg)})`;
+          case '(str)':
+            return `H.str(${this.#expr(e.arg)})`;
+          case 'strlen':
+            return `H.str(${this.#expr(e.arg)}).length`;
+          default:
+            return `(${this.#boolean(e)} ? 1 : 0)`;
+        }
       case 'Call':
         // as a value, a call is its return code ($var(rc) = rest_get(…))
         return `H.code(ctx, ${this.#callExpr(e)})`;
       case 'Binary':
-        return this.#binary(e);
+        return isBoolean(e) ? `(${this.#boolean(e)} ? 1 : 0)` : this.#binary(e);
     }
+  }
+
+  /** a JavaScript boolean for a logical expression (comparison, &&, ||, !, defined, strempty) */
+  #boolean(e: Expr): string {
+    if (e.type === 'Unary') {
+      if (e.op === '!') return `!${this.#cond(e.arg)}`;
+      if (e.op === 'defined') return `(${this.#expr(e.arg)} != null)`;
+      if (e.op === 'strempty') return `(H.str(${this.#expr(e.arg)}) === '')`;
+    }
+    if (e.type === 'Binary') return this.#comparison(e);
+    return this.#cond(e);
   }
 
   /**
@@ -483,10 +512,18 @@ export class Codegen {
     return { type: 'Literal', value, pos: l.pos, quoted: false };
   }
 
+  /** arithmetic, bitwise and string concatenation */
   #binary(e: Expr & { type: 'Binary' }): string {
     const folded = this.#fold(e);
     if (folded.type === 'Literal') return JSON.stringify(folded.value);
     if (folded !== e) return this.#binary(folded as Expr & { type: 'Binary' });
+    const l = this.#expr(e.left);
+    const r = this.#expr(e.right);
+    return e.op === '+' ? `H.add(${l}, ${r})` : `H.arith(${JSON.stringify(e.op)}, ${l}, ${r})`;
+  }
+
+  /** comparisons and logic */
+  #comparison(e: Expr & { type: 'Binary' }): string {
     const { op, left, right } = e;
     if (op === '&&' || op === '||') return `(${this.#cond(left)} ${op} ${this.#cond(right)})`;
     const isMyself = (x: Expr): boolean => x.type === 'Keyword' && x.name === 'myself';
@@ -503,13 +540,21 @@ export class Codegen {
         return `H.eq(${l}, ${r})`;
       case '!=':
         return `!H.eq(${l}, ${r})`;
+      case 'eq':
+        return `(H.str(${l}) === H.str(${r}))`;
+      case 'ne':
+        return `(H.str(${l}) !== H.str(${r}))`;
+      case 'ieq':
+        return `(H.int(${l}) === H.int(${r}))`;
+      case 'ine':
+        return `(H.int(${l}) !== H.int(${r}))`;
       case '<':
       case '>':
       case '<=':
       case '>=':
         return `(H.cmp(${l}, ${r}) ${op} 0)`;
-      case '=~':
-      case '!~': {
+      default: {
+        // =~ and !~
         let re = r;
         if (right.type === 'Literal' && typeof right.value === 'string') {
           try {
@@ -520,10 +565,6 @@ export class Codegen {
         }
         return `${op === '!~' ? '!' : ''}H.match(${l}, ${re})`;
       }
-      case '+':
-        return `H.add(${l}, ${r})`;
-      default:
-        return `H.arith(${JSON.stringify(op)}, ${l}, ${r})`;
     }
   }
 
@@ -849,7 +890,13 @@ export class Codegen {
   }
 }
 
-const ARITH = new Set(['+', '-', '*', '/', '%', '|', '&']);
+const ARITH = new Set(['+', '-', '*', '/', '%', '|', '&', '^', '<<', '>>']);
+
+/** does the expression yield a boolean (comparison, logic, defined, strempty) rather than a value? */
+function isBoolean(e: Expr): boolean {
+  if (e.type === 'Unary') return e.op === '!' || e.op === 'defined' || e.op === 'strempty';
+  return e.type === 'Binary' && !ARITH.has(e.op);
+}
 
 /** does the subtree hold a function call (the only thing that can end the script mid-statement) */
 function hasCall(node: unknown): boolean {

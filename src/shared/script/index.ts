@@ -256,7 +256,8 @@ export function compileScript(opts: CompileOptions): CompiledScript {
 
   const prefixDecl = program.globals.filter((g) => CORE_PARAM_NAMES[g.name] === 'log_prefix' || g.name === 'log_prefix').pop();
   const logPrefix = prefixDecl && String(prefixDecl.value) !== '' ? { text: String(prefixDecl.value), pos: prefixDecl.pos } : null;
-  const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix }, BUILTIN_MODULES);
+  const dialect = detectDialect(pre.kamailio, pre.text);
+  const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect }, BUILTIN_MODULES);
   const { js, build } = gen.generate();
   errors.push(...gen.errors);
   if (errors.length) {
@@ -264,7 +265,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     throw new CfgErrors(errors);
   }
   return {
-    dialect: detectDialect(pre.kamailio, pre.text),
+    dialect,
     core,
     modules: [...loaded.keys()],
     modparams: params,

@@ -6,7 +6,7 @@
 import { CfgError, type SourcePos } from '../errors.js';
 import type { Expr, Program, RouteDecl, RouteKindName, Stmt, ParamValue } from './ast.js';
 import { ROUTE_WORDS } from './dialect/index.js';
-import { Lexer, T, type Token, type TokenType } from './lexer.js';
+import { Lexer, T, WORD_BINOPS, type Token, type TokenType } from './lexer.js';
 import type { LineOrigin } from './preprocess.js';
 
 /** names usable bare in expressions (`uri == myself`, `method == "INVITE"`) */
@@ -15,6 +15,8 @@ export const KEYWORDS = new Set(['uri', 'from_uri', 'to_uri', 'method', 'status'
 export class Parser {
   readonly #lx: Lexer;
   #tok: Token;
+  /** one token of lookahead past #tok, for the (int)/(str) casts */
+  #ahead: Token | null = null;
   readonly errors: CfgError[] = [];
 
   constructor(text: string, origins: LineOrigin[]) {
@@ -24,8 +26,13 @@ export class Parser {
 
   #next(): Token {
     const t = this.#tok;
-    this.#tok = this.#lx.next();
+    this.#tok = this.#ahead ?? this.#lx.next();
+    this.#ahead = null;
     return t;
+  }
+
+  #peek(): Token {
+    return (this.#ahead ??= this.#lx.next());
   }
 
   #is(type: TokenType, value?: string): boolean {
@@ -351,20 +358,27 @@ export class Parser {
     return { type: 'Switch', disc, cases, pos: t.pos };
   }
 
+  /** precedence of the token as a binary operator: a symbol, or a word operator (mod, eq, ne, ieq, ine) */
+  #binop(t: Token): number {
+    if (t.type === T.name) return WORD_BINOPS.get(t.value) ?? 0;
+    return t.type.binop;
+  }
+
   #parseExpr(minPrec = 1): Expr {
     let left = this.#parseUnary();
     for (;;) {
-      const op = this.#tok.type;
-      if (op.binop < minPrec) return left;
+      const prec = this.#binop(this.#tok);
+      if (prec === 0 || prec < minPrec) return left;
       const t = this.#next();
-      const right = this.#parseExpr(op.binop + 1);
-      left = { type: 'Binary', op: t.value, left, right, pos: t.pos };
+      const right = this.#parseExpr(prec + 1);
+      left = { type: 'Binary', op: t.value === 'mod' ? '%' : t.value, left, right, pos: t.pos };
     }
   }
 
   #parseUnary(): Expr {
     const t = this.#tok;
     if (this.#eat(T.not)) return { type: 'Unary', op: '!', arg: this.#parseUnary(), pos: t.pos };
+    if (this.#eat(T.bitnot)) return { type: 'Unary', op: '~', arg: this.#parseUnary(), pos: t.pos };
     if (this.#eat(T.minus)) {
       if (this.#is(T.num)) {
         const n = this.#next();
@@ -372,7 +386,16 @@ export class Parser {
       }
       return { type: 'Unary', op: '-', arg: this.#parseUnary(), pos: t.pos };
     }
-    if (this.#eat(T.parenL)) {
+    if (this.#is(T.parenL)) {
+      // (int)x, (str)x: a cast binds tighter than any binary operator
+      const inner = this.#peek();
+      if (inner.type === T.name && (inner.value === 'int' || inner.value === 'str')) {
+        this.#next();
+        this.#next();
+        this.#expect(T.parenR);
+        return { type: 'Unary', op: inner.value === 'int' ? '(int)' : '(str)', arg: this.#parseUnary(), pos: t.pos };
+      }
+      this.#next();
       const e = this.#parseExpr();
       this.#expect(T.parenR);
       return e;
@@ -395,8 +418,17 @@ export class Parser {
     }
     if (t.type === T.name) {
       this.#next();
+      if (t.value === 'defined') return { type: 'Unary', op: 'defined', arg: this.#parseUnary(), pos: t.pos };
+      if ((t.value === 'strlen' || t.value === 'strempty') && this.#is(T.parenL)) {
+        this.#next();
+        const arg = this.#parseExpr();
+        this.#expect(T.parenR);
+        return { type: 'Unary', op: t.value, arg, pos: t.pos };
+      }
       if (this.#is(T.parenL)) return this.#parseCallArgs(t);
       if (KEYWORDS.has(t.value)) return { type: 'Keyword', name: t.value, pos: t.pos };
+      // OpenSIPS's NULL ($null in Kamailio)
+      if (t.value === 'NULL') return { type: 'Literal', value: null, pos: t.pos, quoted: false };
       // a bare word: a route name argument, a define left as text, yes/no …
       return { type: 'Literal', value: t.value, pos: t.pos, quoted: false };
     }

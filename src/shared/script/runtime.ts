@@ -16,11 +16,16 @@ export function fmt(v: Value | undefined): string {
   return v === null || v === undefined ? '<null>' : typeof v === 'number' ? String(v) : v;
 }
 
+const INTEGER = /^[+-]?(?:0x[0-9a-f]+|\d+)$/i;
+
+/** a value as an integer: a string that is not wholly a number ("42abc", " 7") is 0, as Kamailio reads it */
 export function int(v: Value | undefined): number {
   if (typeof v === 'number') return v;
-  if (v === null || v === undefined || v === '') return 0;
-  const n = parseInt(v, v.startsWith('0x') ? 16 : 10);
-  return Number.isNaN(n) ? 0 : n;
+  if (v === null || v === undefined || !INTEGER.test(v)) return 0;
+  const neg = v.startsWith('-');
+  const digits = v.replace(/^[+-]/, '');
+  const n = /^0x/i.test(digits) ? parseInt(digits.slice(2), 16) : parseInt(digits, 10);
+  return (neg ? -n : n) | 0;
 }
 
 /** a value in a boolean context */
@@ -30,8 +35,15 @@ export function truthy(v: Value | boolean | undefined): boolean {
   return v !== null && v !== undefined && v !== '' && v !== '0';
 }
 
+/** Kamailio: a string condition is its integer value ("abc" and "0" are false, "5" true) */
+export function truthyInt(v: Value | boolean | undefined): boolean {
+  if (typeof v === 'boolean') return v;
+  return int(v) !== 0;
+}
+
 export function eq(a: Value, b: Value): boolean {
-  if (a === null || b === null) return a === b || (a === null && b === '') || (b === null && a === '');
+  // $null equals itself, the empty string and 0 (Kamailio: `$avp(unset) == 0` is true)
+  if (a === null || b === null) return a === b || (a === null && (b === '' || b === 0)) || (b === null && (a === '' || a === 0));
   if (typeof a === 'number') return a === int(b);
   return a === str(b);
 }
@@ -67,6 +79,12 @@ export function arith(op: string, a: Value, b: Value): number {
       return x | y;
     case '&':
       return x & y;
+    case '^':
+      return x ^ y;
+    case '<<':
+      return x << y;
+    case '>>':
+      return x >> y;
   }
   throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `unknown operator ${op}`);
 }
