@@ -28,30 +28,30 @@ export function installAsync(svc: WorkerServices, receiver: Receiver, counters: 
         receiver.release(ctx);
         return;
       }
+      // a resume route that fails still ends its transaction: 500 to the caller (Kamailio and
+      // OpenSIPS answer nothing and leave the transaction to fr_timer), then the usual wait
+      const failed = (e: unknown): void => {
+        counters.inc(scriptErrors);
+        svc.log.err(`resume route failed: ${(e as Error).message}`);
+        if (ctx.msg.isRequest && ctx.msg.method !== 'ACK') svc.tm?.reply(ctx, 500, 'Server Internal Error');
+        receiver.release(ctx);
+        svc.tm?.settle(ctx);
+      };
       let r: number | Promise<number>;
       try {
         r = resume(ctx);
       } catch (e) {
-        receiver.release(ctx);
-        counters.inc(scriptErrors);
-        svc.log.err(`resume route failed: ${(e as Error).message}`);
+        failed(e);
         return;
       }
       if (typeof r === 'number') {
         receiver.release(ctx);
         svc.tm?.settle(ctx);
       } else
-        r.then(
-          () => {
-            receiver.release(ctx);
-            svc.tm?.settle(ctx);
-          },
-          (e: unknown) => {
-            receiver.release(ctx);
-            counters.inc(scriptErrors);
-            svc.log.err(`resume route failed: ${(e as Error).message}`);
-          },
-        );
+        r.then(() => {
+          receiver.release(ctx);
+          svc.tm?.settle(ctx);
+        }, failed);
     };
     work.then(finish, (e: unknown) => {
       svc.log.err(`async function failed: ${(e as Error).message}`);

@@ -805,7 +805,12 @@ export class Codegen {
       else resumeRef = this.#routeFns.get(key)!;
     } else if (resume) this.#err('SY_ERR_CFG_BAD_VALUE', resume.pos, 'async(): the resume route must be a route name');
     const args = this.#args(spec, inner);
-    return `H.async(ctx, () => ${this.#k(spec.fn, inner.name)}(ctx${args.map((a) => ', ' + a).join('')}), ${resumeRef})`;
+    let timeoutSec = '';
+    if (timeout) {
+      if (timeout.type === 'Literal' && (typeof timeout.value !== 'number' || timeout.value <= 0)) this.#err('SY_ERR_CFG_BAD_VALUE', timeout.pos, 'async(): the timeout is a number of seconds above 0');
+      else timeoutSec = `, H.int(${this.#expr(timeout)})`;
+    }
+    return `H.async(ctx, () => ${this.#k(spec.fn, inner.name)}(ctx${args.map((a) => ', ' + a).join('')}), ${resumeRef}${timeoutSec})`;
   }
 
   #args(spec: FunctionSpec, e: Expr & { type: 'Call' }): string[] {

@@ -6,7 +6,7 @@
 import { LogLevel, parseLogLevel } from '../../log.js';
 import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
-import { forceSocket } from './pvars.js';
+import { branchFlags, forceSocket } from './pvars.js';
 import { ROUTES_ANY, RouteKind, type FunctionSpec, type ScriptContext } from '../types.js';
 
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
@@ -223,9 +223,12 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('resetflag', [I], (ctx, f: number) => ((ctx.flags &= ~(1 << f)), 1)),
   fn('isflagset', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
   fn('isflag', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
-  fn('setbflag', [I, { kind: 'int', optional: true }], (ctx, f: number) => ((ctx.ext.bflags = ((ctx.ext.bflags as number) ?? 0) | (1 << f)), 1)),
-  fn('resetbflag', [I, { kind: 'int', optional: true }], (ctx, f: number) => ((ctx.ext.bflags = ((ctx.ext.bflags as number) ?? 0) & ~(1 << f)), 1)),
-  fn('isbflagset', [I, { kind: 'int', optional: true }], (ctx, f: number) => (((ctx.ext.bflags as number) ?? 0) & (1 << f) ? 1 : -1)),
+  fn('setbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => updateBranchFlags(ctx, branch ?? 0, (v) => v | (1 << f))),
+  fn('resetbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => updateBranchFlags(ctx, branch ?? 0, (v) => v & ~(1 << f))),
+  fn('isbflagset', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => {
+    const flags = branchFlags(ctx, branch ?? 0);
+    return flags !== null && flags & (1 << f) ? 1 : -1;
+  }),
   // Kamailio core: accepted, no effect yet: a reply over TCP takes the caller's
   // connection, and opens a new one only when that one is gone (README)
   fn('set_reply_no_connect', [], () => 1),
@@ -234,6 +237,8 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('append_branch', [oS], (ctx, uri?: string) => {
     const list = (ctx.ext.branches as string[] | undefined) ?? (ctx.ext.branches = []);
     (list as string[]).push(uri || (ctx.ruri ?? ctx.msg.ruri));
+    // an appended branch starts with no branch flags
+    ((ctx.ext.branchFlags as number[] | undefined) ?? (ctx.ext.branchFlags = [])).push(0);
     return 1;
   }, REQ),
   fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
@@ -271,3 +276,11 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
     }
   }),
 ];
+
+function updateBranchFlags(ctx: ScriptContext, branch: number, update: (flags: number) => number): number {
+  const flags = branchFlags(ctx, branch);
+  if (flags === null) return -1;
+  if (branch === 0) ctx.ext.bflags = update(flags) >>> 0;
+  else (ctx.ext.branchFlags as number[])[branch - 1] = update(flags) >>> 0;
+  return 1;
+}

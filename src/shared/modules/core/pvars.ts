@@ -6,7 +6,7 @@
 import type { NameAddr, SipMsg } from '../../sip/types.js';
 import { parseUri } from '../../sip/uri.js';
 import type { PvarSpec, ScriptContext, Value } from '../types.js';
-import { str } from '../../script/runtime.js';
+import { int, str } from '../../script/runtime.js';
 import { shv } from '../../shv/store.js';
 
 const startedAt = Math.floor(Date.now() / 1000);
@@ -53,6 +53,16 @@ const to = na((m) => m.to());
 
 function p(name: string, get: (ctx: ScriptContext, arg: string | undefined) => Value, set?: (ctx: ScriptContext, v: Value, arg: string | undefined) => void, arg: PvarSpec['arg'] = 'none'): PvarSpec {
   return set ? { name, arg, get, set } : { name, arg, get };
+}
+
+/**
+ * Branch flags: index 0 is the main branch (the R-URI), 1… the branches
+ * append_branch() added, as Kamailio numbers them; null for no such branch.
+ */
+export function branchFlags(ctx: ScriptContext, branch: number): number | null {
+  if (branch === 0) return (ctx.ext.bflags as number | undefined) ?? 0;
+  const list = ctx.ext.branchFlags as number[] | undefined;
+  return list !== undefined && branch > 0 && branch <= list.length ? list[branch - 1]! : null;
 }
 
 /** the listening socket set by $fs / force_send_socket(); -1 when none */
@@ -216,6 +226,9 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('timef', (_c, fmt) => strftime(fmt ?? '%c', new Date()), undefined, 'optional'),
   p('RAi', (c) => c.rcv.dstIp),
   p('RAp', (c) => c.rcv.dstPort),
-  p('bf', (c) => c.flags),
-  p('mf', (c) => c.flags),
+  // branch flags of the main branch (Kamailio $bf/$bF, writable), message flags ($mf/$mF)
+  p('bf', (c) => branchFlags(c, 0)!, (c, v) => (c.ext.bflags = int(v) >>> 0)),
+  p('bF', (c) => `0x${branchFlags(c, 0)!.toString(16)}`, (c, v) => (c.ext.bflags = int(v) >>> 0)),
+  p('mf', (c) => c.flags, (c, v) => (c.flags = int(v))),
+  p('mF', (c) => `0x${(c.flags >>> 0).toString(16)}`, (c, v) => (c.flags = int(v))),
 ];
