@@ -16,6 +16,7 @@ import { Receiver } from './receive.js';
 import { WorkerServices } from './services.js';
 import { installAsync } from './async.js';
 import { Transactions } from './tm/transactions.js';
+import { LocalUac } from './uac.js';
 import { routeRunner, startScriptRoutes } from './script-routes.js';
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
   svc.script = script;
   if (script.core.udpWorkerSend) svc.sendTo = nativeSendTo;
+  svc.uac = new LocalUac(svc, init.workers);
   const receiver = new Receiver(svc, counters);
   installAsync(svc, receiver, counters);
   if (script.modules.includes('tm')) {
@@ -53,7 +55,7 @@ async function main(): Promise<void> {
   }
   // module messages (raise_event, subscribe_event …) need the dispatcher's port before the first request
   if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');
-  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines } }, init.moduleSabs);
+  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines } }, init.moduleSabs);
 
   const stopScriptRoutes = startScriptRoutes(script.routes, svc, shv.store, routeRunner(svc, (fn, ctx, after) => receiver.runFor(fn, ctx, after), log), log);
 
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
         return;
       }
       svc.tm?.clear();
+      svc.uac?.clear();
       post({ type: 'drained' });
       process.exit(0);
     };

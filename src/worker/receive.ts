@@ -122,6 +122,8 @@ export class Receiver {
         c.inc(this.#c.errReplies);
         return;
       }
+      // replies to the proxy's own requests end here, before any route
+      if (this.#svc.uac !== null && this.#svc.uac.onReply(msg)) return;
       const route = this.#svc.script!.routes.onreply;
       const ctx = this.newContext(msg, rcv, RouteKind.ONREPLY);
       if (this.#svc.tm !== null && this.#svc.tm.onReply(msg, ctx)) return;

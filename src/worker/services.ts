@@ -6,13 +6,14 @@ import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP, ANY_SOCKET } from '../share
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { SendTo } from '../shared/native/udp-send.js';
 import type { Logger } from '../shared/log.js';
-import type { Destination, ReceiveInfo, RouteFn, ScriptContext, ScriptServices } from '../shared/modules/types.js';
+import type { Destination, LocalReply, LocalRequest, ReceiveInfo, RouteFn, ScriptContext, ScriptServices } from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
 import type { CompiledScript } from '../shared/script/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
 import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
 import type { SipMsg } from '../shared/sip/types.js';
 import type { Transactions } from './tm/transactions.js';
+import type { LocalUac } from './uac.js';
 import { uriTarget } from './uri-target.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
 
@@ -35,6 +36,8 @@ export class WorkerServices implements ScriptServices {
   script: CompiledScript | null = null;
   /** the transaction layer (set up by the worker entry) */
   tm: Transactions | null = null;
+  /** requests the proxy originates (set up by the worker entry) */
+  uac: LocalUac | null = null;
   /** set by the worker: how async() work is tracked and resumed */
   suspendHook: ((ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null) => void) | null = null;
   readonly #out: RingWriter;
@@ -146,6 +149,10 @@ export class WorkerServices implements ScriptServices {
     const s = this.sockets[arrivedOn];
     if (s && s.proto === proto) return s;
     return this.sockets.find((x) => x.proto === proto) ?? null;
+  }
+
+  sendRequest(req: LocalRequest): Promise<LocalReply> {
+    return this.uac ? this.uac.send(req) : Promise.resolve({ code: 500, reason: 'No local requests here' });
   }
 
   findSocket(spec: string): number {

@@ -76,6 +76,29 @@ export interface TransactionApi {
   isSet(ctx: ScriptContext, what: string): boolean;
 }
 
+/** A request the proxy sends itself (dispatcher keepalives): one non-INVITE client transaction. */
+export interface LocalRequest {
+  readonly method: string;
+  readonly ruri: string;
+  /** From URI (a tag is added) */
+  readonly from: string;
+  /** To URI; the R-URI when absent */
+  readonly to?: string;
+  /** where to send, when not to the R-URI (an outbound proxy) */
+  readonly dst?: string;
+  /** listening socket index to send from; the first of the right protocol when absent */
+  readonly socket?: number;
+  readonly headers?: readonly string[];
+  readonly cseq?: number;
+  /** no final reply by then: 408, as tm's fr_timer */
+  readonly timeoutMs: number;
+}
+
+export interface LocalReply {
+  readonly code: number;
+  readonly reason: string;
+}
+
 /** Services of the thread running the script (a SIP worker, or an evapi route worker). */
 export interface ScriptServices {
   readonly workerId: number;
@@ -98,6 +121,8 @@ export interface ScriptServices {
   findSocket?(spec: string): number;
   /** "proto:ip:port" of a listening socket */
   socketName?(idx: number): string | null;
+  /** send a request of our own and settle with its final reply (SIP workers) */
+  sendRequest?(req: LocalRequest): Promise<LocalReply>;
 }
 
 /** Per-message state a route runs with (Kamailio's sip_msg + run_act_ctx). */
@@ -235,7 +260,7 @@ export interface ModuleEnv {
   readonly script: CompiledScript;
   /** what the script was compiled from, for threads a module starts itself (they compile it again) */
   readonly cfg: ScriptSource;
-  /** the dispatcher's script services, for modules that run event routes there (evapi) */
+  /** the thread's script services: the dispatcher's (evapi runs event routes there) or a SIP worker's (dispatcher keepalives) */
   readonly svc?: ScriptServices;
   /** the memory every thread shares for this module (ModuleExports.allocShared), when it asked for some */
   readonly shared?: SharedArrayBuffer;

@@ -1,0 +1,148 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
+import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
+
+const LIST = `# set 1: two gateways; set 2: priorities and weights; set 3: a default last
+1 sip:10.0.0.1:5060
+1 sip:10.0.0.2:5070 0 0 duid=gw2;my=xyz
+2 sip:10.0.1.1 0 1 weight=25
+2 sip:10.0.1.2 0 5 weight=75
+3 sip:10.0.2.1
+3 sip:10.0.2.2
+3 sip:10.0.2.9
+4 sip:127.0.0.1:5999;transport=tcp
+`;
+
+const CFG = (list: string): string => `#!KAMAILIO
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "dispatcher.so"
+modparam("dispatcher", "list_file", "${list}")
+modparam("dispatcher", "attrs_avp", "$avp(dsattrs)")
+modparam("dispatcher", "setid_pvname", "$var(setid)")
+request_route {
+    $var(alg) = $hdr(X-Alg);
+    $var(set) = $hdr(X-Set);
+    if ($rU == "next") {
+        ds_select_dst($var(set), $var(alg));
+        $var(all) = $du;
+        while (ds_next_dst()) { $var(all) = $var(all) + " " + $du; }
+        sl_send_reply(200, "$var(all)");
+        exit;
+    }
+    if ($rU == "domain") {
+        if (!ds_select_domain($var(set), $var(alg))) { sl_send_reply(503, "none"); exit; }
+        sl_send_reply(200, "$ru");
+        exit;
+    }
+    if ($rU == "mark") {
+        ds_select_dst($var(set), "8");
+        ds_mark_dst("ip");
+        sl_send_reply(200, "marked $du");
+        exit;
+    }
+    if ($rU == "from") {
+        if (ds_is_from_list("4", "0", "sip:127.0.0.1:5999;transport=tcp")) { sl_send_reply(200, "in set $var(setid)"); exit; }
+        sl_send_reply(404, "not in list");
+        exit;
+    }
+    if (!ds_select_dst($var(set), $var(alg))) { sl_send_reply(503, "No destination"); exit; }
+    sl_send_reply(200, "$du attrs=$avp(dsattrs)");
+}
+`;
+
+let server: RunningServer;
+let listFile: string;
+before(async () => {
+  listFile = writeCfg(LIST, 'dispatcher.list');
+  server = await startServer({ cfg: writeCfg(CFG(listFile)), workers: 3 });
+});
+after(async () => {
+  await server?.stop();
+});
+
+let seq = 0;
+async function ask(user: string, set: number, alg: number, opts: { callId?: string; from?: string } = {}): Promise<string> {
+  const p = await UdpPeer.open();
+  try {
+    const id = opts.callId ?? `ds-${++seq}-${Math.random().toString(36).slice(2)}`;
+    p.send(sipRequest([`OPTIONS sip:${user}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${p.port};branch=z9hG4bK${seq}x${Math.random().toString(36).slice(2)}`, 'Max-Forwards: 70', `From: <sip:${opts.from ?? 'alice'}@example.com>;tag=${seq}`, `To: <sip:${user}@127.0.0.1>`, `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', `X-Set: ${set}`, `X-Alg: ${alg}`, 'Content-Length: 0']), server.udp[0]!);
+    const r = await p.waitFor(1, 5000);
+    assert.ok(r, 'no reply');
+    return r.toString().split('\r\n')[0]!.replace(/^SIP\/2\.0 /, '');
+  } finally {
+    p.close();
+  }
+}
+
+test('round robin (4) alternates across SIP workers; the failover list runs around the set', async () => {
+  const picks: string[] = [];
+  for (let i = 0; i < 6; i++) picks.push(await ask('rr', 1, 4));
+  const dus = picks.map((p) => p.split(' ')[1]);
+  for (let i = 1; i < dus.length; i++) assert.notEqual(dus[i], dus[i - 1], `${dus}`);
+  assert.match(picks.find((p) => p.includes('10.0.0.2'))!, /attrs=duid=gw2;my=xyz$/);
+  const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{ value: number }>;
+  assert.ok(perWorker.filter((w) => w.value > 0).length >= 2);
+  // ds_next_dst walks the rest of the set
+  const all = (await ask('next', 3, 4)).split(' ').slice(1);
+  assert.equal(all.length, 3);
+  assert.equal(new Set(all).size, 3);
+});
+
+test('hashes (0 Call-ID, 1 From) are stable per key; priority (8) takes the highest; weight (9) follows the weights', async () => {
+  const a = await ask('h', 1, 0, { callId: 'same-call' });
+  for (let i = 0; i < 4; i++) assert.equal(await ask('h', 1, 0, { callId: 'same-call' }), a);
+  const f = await ask('h', 1, 1, { from: 'bob' });
+  for (let i = 0; i < 4; i++) assert.equal(await ask('h', 1, 1, { from: 'bob' }), f);
+  assert.equal(await ask('p', 2, 8), '200 sip:10.0.1.2 attrs=weight=75');
+  const w = await Promise.all(Array.from({ length: 100 }, () => ask('w', 2, 9)));
+  const heavy = w.filter((x) => x.includes('10.0.1.2')).length;
+  assert.equal(heavy, 75);
+});
+
+test('ds_select_domain rewrites the R-URI host; ds_is_from_list matches ip, port and transport', async () => {
+  assert.match(await ask('domain', 1, 8), /^200 sip:domain@10\.0\.0\.(1:5060|2:5070)$/);
+  assert.equal(await ask('from', 0, 0), '200 in set 4');
+});
+
+test('ds_mark_dst("ip") takes a destination out for every worker; dispatcher.list, set_state, reload, and the OpenSIPS names', async () => {
+  assert.equal(await ask('mark', 2, 8), '200 marked sip:10.0.1.2');
+  for (let i = 0; i < 6; i++) assert.equal(await ask('p', 2, 8), '200 sip:10.0.1.1 attrs=weight=25');
+  let list = (await server.rpc('dispatcher.list')).result;
+  const set2 = list.RECORDS.find((r: { SET: { ID: number } }) => r.SET.ID === 2).SET.TARGETS.map((t: { DEST: { URI: string; FLAGS: string } }) => [t.DEST.URI, t.DEST.FLAGS]);
+  assert.deepEqual(set2, [['sip:10.0.1.2', 'IP'], ['sip:10.0.1.1', 'AX']]);
+  assert.equal(list.NRSETS, 4);
+  assert.equal((await server.rpc('dispatcher.set_state', ['i', '2', 'sip:10.0.1.1'])).result, 'Ok');
+  assert.equal(await ask('p', 2, 8), '503 No destination');
+  assert.equal((await server.rpc('dispatcher.set_state', ['a', '2', 'all'])).result, 'Ok');
+  assert.equal(await ask('p', 2, 8), '200 sip:10.0.1.2 attrs=weight=75');
+  assert.equal((await server.rpc('dispatcher.set_state', ['a', '9', 'sip:x'])).error.code, -32602);
+  // OpenSIPS: ds_set_state / ds_list
+  assert.equal((await server.rpc('ds_set_state', ['inactive', '1', 'sip:10.0.0.1:5060'])).result, 'Ok');
+  const os = (await server.rpc('ds_list')).result.PARTITIONS[0].SETS.find((s: { id: number }) => s.id === 1).Destinations;
+  assert.deepEqual(os.map((d: { URI: string; state: string }) => [d.URI, d.state]), [['sip:10.0.0.1:5060', 'Inactive'], ['sip:10.0.0.2:5070', 'Active']]);
+  // a reload reads the file again, and the states go back to its flags
+  writeFileSync(listFile, '1 sip:10.9.9.9\n');
+  assert.equal((await server.rpc('dispatcher.reload')).result, 'Ok');
+  for (let i = 0; i < 3; i++) assert.equal(await ask('rr', 1, 4), '200 sip:10.9.9.9 attrs=');
+  list = (await server.rpc('dispatcher.list')).result;
+  assert.equal(list.NRSETS, 1);
+  writeFileSync(listFile, 'garbage\n');
+  assert.match((await server.rpc('ds_reload')).error.message, /line 1/);
+  writeFileSync(listFile, LIST);
+  assert.equal((await server.rpc('dispatcher.reload')).result, 'Ok');
+});
+
+test('-c: a missing or broken list file, db_url', async () => {
+  const base = (p: string): string => `#!KAMAILIO\nloadmodule "dispatcher.so"\n${p}\nrequest_route { ds_select_dst("1", "4"); }\n`;
+  let r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "list_file", "/nonexistent/dispatcher.list")'))]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot read \/nonexistent\/dispatcher\.list/);
+  r = await runCli(['-c', '-f', writeCfg(base(`modparam("dispatcher", "list_file", "${writeCfg('1 nonsense\n', 'bad.list')}")`))]);
+  assert.match(r.stderr, /line 1: expected "setid sip:uri/);
+  r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "db_url", "mysql://x")'))]);
+  assert.match(r.stderr, /no database layer/);
+});
