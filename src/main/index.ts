@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { parseListens, hostPort, type ListenSocket } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
+import { startMemoryGauges } from '../shared/counters/memory.js';
 import { FIRST_WORKER_ROW, MAX_WORKERS, ROW_MASTER } from '../shared/counters/layout.js';
 import { CfgErrors, SwitchyardError } from '../shared/errors.js';
 import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
@@ -95,6 +96,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const countersSab = Counters.allocate(layout);
   const counters = new Counters(layout, countersSab, ROW_MASTER);
   const h = (id: string): number => counters.handle(id);
+  const refreshMemory = startMemoryGauges(counters);
   const shvSab = ShvStore.allocate();
   shv.store = new ShvStore(shvSab);
   for (const spec of [script.modparams.get('core')?.get('shvset') ?? []].flat()) {
@@ -157,14 +159,14 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   let miAddr = args.mi ?? DEFAULT_MI;
   if (miAddr !== 'off') {
     const [host, port] = splitHostPort(miAddr);
-    miServer = await startMiServer(mi, host, port);
+    miServer = await startMiServer(mi, host, port, { token: args.miToken, allow: args.miAllow });
     miAddr = hostPort(host, (miServer.address() as AddressInfo).port);
   }
   if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);
   dropPrivileges(args.user ?? core.user, args.group ?? core.group);
   await supervisor.start();
 
-  registerCoreMethods(mi, { startedAt, supervisor, counters });
+  registerCoreMethods(mi, { startedAt, supervisor, counters, levels: new Int32Array(logSettings.levelsSab), sockets, refreshMemory });
   registerShvMethods(mi, shv.store);
   const cfg = { file: cfgFile, source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines };
   await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);

@@ -32,6 +32,7 @@ export const ERRORS = {
   SY_ERR_LISTEN: spec('SY_ERR_LISTEN', 'bad listen address'),
   SY_ERR_MI_METHOD: spec('SY_ERR_MI_METHOD', 'unknown management method'),
   SY_ERR_MI_PARAMS: spec('SY_ERR_MI_PARAMS', 'bad management parameters'),
+  SY_ERR_MI_UNSAFE: spec('SY_ERR_MI_UNSAFE', 'management interface refused on a non-loopback address without a token or an allow-list'),
   SY_ERR_IPC_FULL: spec('SY_ERR_IPC_FULL', 'inter-thread ring full'),
   SY_ERR_SHV: spec('SY_ERR_SHV', 'shared variable error'),
   SY_ERR_BUS: spec('SY_ERR_BUS', 'inter-thread request failed'),

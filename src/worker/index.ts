@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
+import { startMemoryGauges } from '../shared/counters/memory.js';
 import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { nativeSendTo } from '../shared/native/udp-send.js';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
   const layout = counterLayout();
   const counters = new Counters(layout, init.countersSab, init.row);
+  startMemoryGauges(counters);
   const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
   svc.script = script;
   if (script.core.udpWorkerSend) svc.sendTo = nativeSendTo;

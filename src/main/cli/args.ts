@@ -23,6 +23,10 @@ export interface ServerArgs {
   group: string | null;
   workdir: string | null;
   mi: string | null;
+  /** --mi-token (or SWITCHYARD_MI_TOKEN): the management interface's shared secret */
+  miToken: string | null;
+  /** --mi-allow: client addresses or networks */
+  miAllow: string[];
   /** accepted for kamailio command lines, with no effect here: each is warned about at start */
   ignored: string[];
   version: boolean;
@@ -49,6 +53,8 @@ const OPTIONS = {
   group: { type: 'string', short: 'g' },
   workdir: { type: 'string', short: 'w' },
   mi: { type: 'string' },
+  'mi-token': { type: 'string' },
+  'mi-allow': { type: 'string', multiple: true },
   version: { type: 'boolean', short: 'V' },
   v: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
@@ -118,6 +124,8 @@ export function parseServerArgs(argv: string[]): ServerArgs {
     group: v.group ?? null,
     workdir: v.workdir ?? null,
     mi: v.mi ?? null,
+    miToken: v['mi-token'] ?? (process.env.SWITCHYARD_MI_TOKEN || null),
+    miAllow: v['mi-allow'] ?? [],
     ignored,
     version: (v.version ?? false) || (v.v ?? false),
     help: v.help ?? false,
@@ -125,7 +133,7 @@ export function parseServerArgs(argv: string[]): ServerArgs {
 }
 
 export const USAGE = `Usage: switchyard [options]
-       switchyard ctl <method> [params...] [--mi host:port]
+       switchyard ctl <method> [params...|name=value...] [--mi host:port[/path]] [--token T]
        switchyard db init <db_url> | db add-user <user@domain> <password> [--db <db_url>]
 
 Options:
@@ -148,6 +156,9 @@ Options:
   -o, --set M.P=V  override modparam("M", "P", V)
   --modparam=M:P:T:V  kamailio's form: T is s (string) or i (integer)
   --mi ADDR|off  management interface, JSON-RPC over HTTP (default 127.0.0.1:8888)
+  --mi-token T   require "Authorization: Bearer T" (or SWITCHYARD_MI_TOKEN=T)
+  --mi-allow NET only these clients (address or CIDR, repeatable); a non-loopback
+                 --mi needs --mi-token or --mi-allow
   -V, -v         print the version and exit
   -h             print this help and exit
   -D             accepted: switchyard never forks, it always runs in the foreground

@@ -16,20 +16,37 @@ function typed(arg: string): unknown {
   return arg;
 }
 
-/** `switchyard ctl <method> [params…]`: one JSON-RPC call, result printed as JSON; exit 1 on error */
+/**
+ * `switchyard ctl <method> [params…]`: one JSON-RPC call, result printed as
+ * JSON; exit 1 on error. Parameters are positional (Kamailio's kamcmd) or,
+ * written name=value, named (OpenSIPS's opensips-cli). `--mi host:port/mi`
+ * speaks to OpenSIPS's mi_http path, `/RPC` to Kamailio's jsonrpcs.
+ */
 export async function runCtl(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { mi: { type: 'string' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: { mi: { type: 'string' }, token: { type: 'string' } }, allowPositionals: true, strict: true });
   } catch (e) {
     throw new SwitchyardError('SY_ERR_CLI_USAGE', (e as Error).message);
   }
   const [method, ...params] = parsed.positionals;
   if (!method) throw new SwitchyardError('SY_ERR_CLI_USAGE', 'ctl: missing method name');
-  const [host, port] = splitHostPort(parsed.values.mi ?? DEFAULT_MI);
-  const body = JSON.stringify({ jsonrpc: '2.0', method, params: params.map(typed), id: 1 });
+  const addr = parsed.values.mi ?? DEFAULT_MI;
+  const slash = addr.indexOf('/', addr.lastIndexOf(']') + 1);
+  const [host, port] = splitHostPort(slash >= 0 ? addr.slice(0, slash) : addr);
+  const path = slash >= 0 ? addr.slice(slash) : '/';
+  const named = params.length > 0 && params.every((p) => /^[A-Za-z_]\w*=/.test(p));
+  const rpcParams = named ? Object.fromEntries(params.map((p) => [p.slice(0, p.indexOf('=')), typed(p.slice(p.indexOf('=') + 1))])) : params.map(typed);
+  const body = JSON.stringify({ jsonrpc: '2.0', method, params: rpcParams, id: 1 });
+  const token = parsed.values.token ?? process.env.SWITCHYARD_MI_TOKEN;
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
   const text = await new Promise<string>((resolve, reject) => {
-    const req = request({ host, port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, timeout: 10_000 }, (res) => {
+    const req = request({ host, port, method: 'POST', path, headers, timeout: 10_000 }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`management interface answered HTTP ${res.statusCode}`));
+        return;
+      }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));

@@ -59,6 +59,11 @@ export class Counters {
     return Number(total);
   }
 
+  /** read side: one counter in one row back to 0 (stats.reset_statistics) */
+  zero(def: CounterDef, row: number): void {
+    Atomics.store(this.#cells, row * this.layout.rowSlots + def.slot, 0n);
+  }
+
   /** zero a row (a restarted worker starts its gauges from 0; counters are kept) */
   resetGauges(row: number): void {
     for (const def of this.layout.defs) {

@@ -49,6 +49,16 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
     ],
   },
   {
+    // V8's heap per thread (Kamailio shows pkg memory per process), refreshed every second
+    group: 'mem',
+    counters: [
+      { name: 'heap_used', kind: 'gauge', description: 'V8 heap bytes in use by this thread' },
+      { name: 'heap_total', kind: 'gauge', description: 'V8 heap bytes allocated by this thread' },
+      { name: 'heap_limit', kind: 'gauge', description: 'V8 heap size limit of this thread' },
+      { name: 'external', kind: 'gauge', description: 'bytes outside the V8 heap held by this thread (buffers)' },
+    ],
+  },
+  {
     group: 'sl',
     counters: [
       { name: 'sent_replies', kind: 'counter', description: 'stateless replies sent' },
