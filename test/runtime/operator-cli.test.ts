@@ -72,14 +72,14 @@ test('log_stderror=no: RFC 3164 datagrams with log_facility and log_name on the 
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-syslog-'));
   const sock = join(dir, 'log');
   // Node cannot bind an AF_UNIX datagram socket: python3 (node-gyp's) stands for the syslog daemon
-  const rx = spawn('python3', ['-c', `import socket,sys\ns=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(${JSON.stringify(sock)})\nprint('ready', flush=True)\nwhile True:\n  d=s.recv(65536)\n  print(d.decode(), flush=True)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const rx = spawn(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-c', `import socket,sys\ns=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(${JSON.stringify(sock)})\nprint('ready', flush=True)\nwhile True:\n  d=s.recv(65536)\n  print(d.decode(), flush=True)`], { stdio: ['ignore', 'pipe', 'inherit'] });
   let got = '';
   rx.stdout.on('data', (d: Buffer) => (got += d));
   t.after(() => {
     rx.kill();
     rmSync(dir, { recursive: true, force: true });
   });
-  assert.ok(await until(() => got.includes('ready')));
+  assert.ok(await until(() => got.includes('ready'), 15_000));
   const cfg = writeCfg(DEFINES.replace('#!KAMAILIO', '#!KAMAILIO\nlog_stderror=no\nlog_facility=LOG_LOCAL3\nlog_name="sy-test"'));
   const server = await startServer({ cfg, workers: 1, noStderrFlag: true, args: ['-dd'], env: { ...process.env, SWITCHYARD_SYSLOG_SOCKET: sock } });
   try {
