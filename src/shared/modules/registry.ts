@@ -16,15 +16,17 @@ import { evapi } from './evapi/index.js';
 import { json } from './json/index.js';
 import { pike } from './pike/index.js';
 import { mi } from './mi/index.js';
+import { nathelper } from './nathelper/index.js';
 import { restClient } from './rest_client/index.js';
 import { registrar } from './registrar/index.js';
 import { rr } from './rr/index.js';
+import { rtpproxy } from './rtpproxy/index.js';
 import { sanity } from './sanity/index.js';
 import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

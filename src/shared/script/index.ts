@@ -194,7 +194,8 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
     }
     items.push({ module: m[1]!, param: m[2]!, value: /^-?\d+$/.test(m[3]!) ? Number(m[3]) : m[3]!, pos });
   }
-  for (const mp of items) {
+  // Kamailio takes the module name as a regular expression: "nathelper|registrar" sets both
+  for (const mp of items.flatMap((i) => (/^[\w|]+$/.test(i.module) && i.module.includes('|') ? i.module.split('|').filter((m) => m !== '').map((m) => ({ ...i, module: m })) : [i]))) {
     const name = moduleNameOf(mp.module);
     if (missing.has(name)) continue; // the missing module is already reported
     const mod = findModule(name);

@@ -15,6 +15,7 @@ interface Edit {
 export class MessageEdits implements MessageEditor {
   readonly #list: Edit[] = [];
   readonly #appended: string[] = [];
+  #body: Buffer | null = null;
 
   insert(offset: number, text: string | Buffer): void {
     this.#list.push({ start: offset, end: offset, text, seq: this.#list.length });
@@ -38,16 +39,25 @@ export class MessageEdits implements MessageEditor {
     return found.length;
   }
 
+  setBody(body: Buffer): void {
+    this.#body = body;
+  }
+
+  get body(): Buffer | null {
+    return this.#body;
+  }
+
   /** a copy to add per-branch edits to, leaving these as they are */
   fork(): MessageEdits {
     const f = new MessageEdits();
     f.#list.push(...this.#list);
     f.#appended.push(...this.#appended);
+    f.#body = this.#body;
     return f;
   }
 
   get empty(): boolean {
-    return this.#list.length === 0 && this.#appended.length === 0;
+    return this.#list.length === 0 && this.#appended.length === 0 && this.#body === null;
   }
 
   /** the edits in application order (by offset, then call order) */
@@ -68,6 +78,7 @@ function byteLen(t: Buffer | string): number {
 export function applyEdits(msg: SipMsg & { bodyEnd?: number }, edits: MessageEdits): Buffer {
   const src = msg.buf;
   const end = msg.bodyEnd ?? src.length;
+  if (edits.body !== null) return withBody(msg, end, edits);
   const list = edits.sorted();
   const tail = edits.appended.length ? edits.appended.join('') : '';
   if (list.length === 0 && tail === '') return end === src.length ? src : src.subarray(0, end);
@@ -92,4 +103,20 @@ export function applyEdits(msg: SipMsg & { bodyEnd?: number }, edits: MessageEdi
   }
   w += src.copy(out, w, cursor, end);
   return w === size ? out : out.subarray(0, w);
+}
+
+/**
+ * A new body replaces the received one; the Content-Length value follows it
+ * (added when the message had none). Edits inside the old body are dropped.
+ */
+function withBody(msg: SipMsg, end: number, edits: MessageEdits): Buffer {
+  const body = edits.body!;
+  const copy = new MessageEdits();
+  for (const e of edits.sorted()) if (e.start < msg.bodyStart) copy.replace({ start: e.start, end: e.end }, e.text);
+  for (const a of edits.appended) if (!/^(content-length|l)\s*:/i.test(a)) copy.appendHeader(a);
+  const cl = msg.header('Content-Length');
+  if (cl !== null) copy.replace(cl.body, String(body.length));
+  else copy.appendHeader(`Content-Length: ${body.length}`);
+  copy.replace({ start: msg.bodyStart, end }, body);
+  return applyEdits(msg as SipMsg & { bodyEnd?: number }, copy);
 }

@@ -120,6 +120,10 @@ export interface MessageEditor {
   appendHeader(line: string): void;
   /** remove every header line with this name (long or compact); returns how many */
   removeHeader(msg: SipMsg, name: string): number;
+  /** replace the whole body (SDP rewriting); Content-Length follows. The last call wins */
+  setBody(body: Buffer): void;
+  /** the body as set by setBody(), or null when unchanged */
+  readonly body: Buffer | null;
   /** true when nothing was changed */
   readonly empty: boolean;
 }

@@ -90,6 +90,8 @@ export interface ServerTx {
   /** timer G: next retransmission of a non-2xx final over UDP (0: off) */
   gAt: number;
   gInterval: number;
+  /** branches whose branch_route is still waiting (a media relay's answer): not sent yet */
+  pending: number;
 }
 
 interface TmCounters {
@@ -208,7 +210,7 @@ export class Transactions implements TransactionApi {
         if (this.#svc.log.enabled(3)) this.#svc.log.debug('tm: suspended transaction timed out: 408', s.ctx);
         this.#sendFinal(s, 408, 'Request Timeout', null);
       }
-      if ((s.status >= 200 || s.branches.length === 0) && s.expiresAt <= now) this.#forget(s);
+      if ((s.status >= 200 || s.branches.length === 0) && s.pending === 0 && s.expiresAt <= now) this.#forget(s);
     }
     if (this.#server.size === 0 && this.#client.size === 0 && this.#timer) {
       clearInterval(this.#timer);
@@ -323,6 +325,7 @@ export class Transactions implements TransactionApi {
       label: 0,
       gAt: 0,
       gInterval: T1,
+      pending: 0,
     };
     ctx.ext.tmTx = s;
     this.#server.set(key, s);
@@ -343,7 +346,7 @@ export class Transactions implements TransactionApi {
   /** the request's route is over: a transaction it left without branch or reply lives only the wait time */
   settle(ctx: ScriptContext): void {
     const s = ctx.ext.tmTx as ServerTx | undefined;
-    if (s && !s.suspended && s.branches.length === 0 && s.status < 200) s.expiresAt = Date.now() + this.waitMs;
+    if (s && !s.suspended && s.branches.length === 0 && s.pending === 0 && s.status < 200) s.expiresAt = Date.now() + this.waitMs;
   }
 
   /** async(): the request waits with a transaction (created here when the route made none) */
@@ -445,26 +448,36 @@ export class Transactions implements TransactionApi {
 
   /** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
   #branch(ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null): number {
+    const edits = (ctx.edits as MessageEdits).fork();
+    if (s.branchRoute === null) return this.#sendBranch(ctx, s, ruri, du, edits);
+    const fn = this.#svc.route(s.branchRoute, 'branch');
+    if (fn === null) return this.#sendBranch(ctx, s, ruri, du, edits);
+    // the branch route sees and changes this branch only: its own R-URI, $du and edits
+    const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du, edits, exit: false, dropped: false };
+    s.branchIdx = s.branches.length + s.pending;
+    const r = fn(bctx);
+    if (typeof r === 'number') return bctx.dropped ? -1 : this.#sendBranch(ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits);
+    // it waits (rtpproxy/rtpengine answer): the branch leaves when it is done, the worker serves others meanwhile
+    s.pending++;
+    const done = (ok: boolean): void => {
+      s.pending--;
+      const sent = ok && !bctx.dropped && !s.cancelled && s.status < 200 && this.#sendBranch(ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits) === 1;
+      if (sent || s.status >= 200 || s.pending > 0) return;
+      if (s.branches.length === 0) this.#sendFinal(s, s.cancelled ? 487 : 500, s.cancelled ? 'Request Terminated' : 'Server Internal Error', null);
+      else if (s.branches.every((b) => b.status >= 200) && s.best !== null) this.#sendFinal(s, s.best.code, s.best.reason, s.best.bytes);
+    };
+    r.then(
+      () => done(true),
+      (e: unknown) => {
+        this.#svc.log.err(`branch_route[${s.branchRoute}] failed: ${e instanceof Error ? e.message : String(e)}`);
+        done(false);
+      },
+    );
+    return 1;
+  }
+
+  #sendBranch(ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null, edits: MessageEdits): number {
     const msg = ctx.msg;
-    let edits = (ctx.edits as MessageEdits).fork();
-    if (s.branchRoute !== null) {
-      const fn = this.#svc.route(s.branchRoute, 'branch');
-      if (fn !== null) {
-        // the branch route sees and changes this branch only: its own R-URI, $du and edits
-        const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du, edits, exit: false, dropped: false };
-        s.branchIdx = s.branches.length;
-        const r = fn(bctx);
-        if (typeof r !== 'number') {
-          r.catch(() => {});
-          this.#svc.log.err(`branch_route[${s.branchRoute}] cannot wait for a call: branch dropped`);
-          return -1;
-        }
-        if (bctx.dropped) return -1;
-        ruri = bctx.ruri;
-        du = bctx.du;
-        edits = bctx.edits as MessageEdits;
-      }
-    }
     const to = du ?? ruri ?? msg.ruri;
     const target = uriTarget(to);
     if (target === null) {
@@ -589,6 +602,9 @@ export class Transactions implements TransactionApi {
     }
     const s = c.server;
     const code = reply.status;
+    // reply routes see the transaction's flags and branch flags, as in Kamailio's tm
+    replyCtx.flags = s.ctx.flags;
+    if (s.ctx.ext.bflags !== undefined) replyCtx.ext.bflags = s.ctx.ext.bflags;
     if (c.status >= 200) {
       // a retransmitted final: ACK again a non-2xx, relay a 2xx (the caller's ACK goes end to end)
       if (code >= 300 && c.invite) this.#sendAck(c, reply);
@@ -659,7 +675,7 @@ export class Transactions implements TransactionApi {
       }
       s.best = { code, bytes, reason };
     }
-    if (s.branches.some((b) => b.status < 200)) return;
+    if (s.branches.some((b) => b.status < 200) || s.pending > 0) return;
     const best = s.best!;
     const failure = s.failureRoute && !s.cancelled ? this.#svc.route(s.failureRoute, 'failure') : null;
     if (failure) {

@@ -188,6 +188,23 @@ export function appendToReply(ctx: ScriptContext, text: string): number {
   return 1;
 }
 
+/**
+ * siputils is_first_hop(): a request came straight from its UA (one Via);
+ * a reply comes straight from ours: no Record-Route, or the top one is ours.
+ */
+function isFirstHop(ctx: ScriptContext): number {
+  const msg = ctx.msg;
+  try {
+    if (msg.isRequest) return msg.vias().length === 1 ? 1 : -1;
+    const rr = msg.recordRoutes()[0];
+    if (rr === undefined) return 1;
+    const u = parseUri(rr.uri);
+    return ctx.svc.isMyself(u.host, u.port) ? 1 : -1;
+  } catch {
+    return -1;
+  }
+}
+
 /** cfgutils sleep/usleep: a timer, never a blocked thread; usable in async() (OpenSIPS) */
 function pause(ms: number): Promise<number> {
   return new Promise((resolve) => setTimeout(() => resolve(1), Math.max(0, ms)));
@@ -267,6 +284,9 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('is_request', [], (ctx) => (ctx.msg.isRequest ? 1 : -1)),
   fn('search', [{ kind: 'regex' }], (ctx, re: RegExp) => (re.test(ctx.msg.buf.toString('utf8', 0, ctx.msg.headersEnd)) ? 1 : -1)),
   fn('search_body', [{ kind: 'regex' }], (ctx, re: RegExp) => (re.test(ctx.msg.body().toString('utf8')) ? 1 : -1)),
+  fn('is_first_hop', [oS], isFirstHop),
+  // kex: is $du set
+  fn('isdsturiset', [], (ctx) => (ctx.du !== null && ctx.du !== '' ? 1 : -1)),
   fn('is_myself', [S], (ctx, uri: string) => {
     try {
       const u = parseUri(uri);

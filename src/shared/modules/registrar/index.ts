@@ -13,7 +13,13 @@ import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } fro
 const FLAG_NO_REPLY = 0x02;
 const FLAG_SINGLE_CONTACT = 0x04;
 
-const cfg = { defaultExpires: 3600, minExpires: 60, maxExpires: 0, maxContacts: 0, appendBranches: true, usePath: false, natBflag: -1 };
+const cfg = { defaultExpires: 3600, minExpires: 60, maxExpires: 0, maxContacts: 0, appendBranches: true, usePath: false, natBflag: -1, receivedAvp: null as string | null };
+
+/** "$avp(name)" → "name" (received_avp of registrar and nathelper) */
+export function avpName(spec: string): string | null {
+  const m = /^\$avp\(([^)]+)\)$/.exec(spec.trim());
+  return m ? m[1]! : null;
+}
 
 /** the usrloc key of a URI: user, or user@domain with use_domain */
 export function aorOf(uri: string): string | null {
@@ -58,7 +64,11 @@ async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string)
   }
   const now = Date.now();
   const cseq = msg.cseq().num;
-  const natted = cfg.natBflag >= 0 && (((ctx.ext.bflags as number | undefined) ?? 0) & (1 << cfg.natBflag)) !== 0;
+  const bflags = (ctx.ext.bflags as number | undefined) ?? 0;
+  const natted = cfg.natBflag >= 0 && (bflags & (1 << cfg.natBflag)) !== 0;
+  // fix_nated_register() left the source address in received_avp; else a NATed contact gets it here
+  const avpReceived = cfg.receivedAvp === null ? null : ctx.avps.get(cfg.receivedAvp)?.[0];
+  const received = typeof avpReceived === 'string' && avpReceived !== '' ? avpReceived : natted ? `sip:${ctx.rcv.srcIp}:${ctx.rcv.srcPort};transport=${ctx.rcv.proto}` : '';
   const socket = ctx.svc.socketName?.(ctx.rcv.socketIdx) ?? '';
   const contacts = star ? [] : msg.contacts();
   const bindings = contacts.map((c) => {
@@ -69,10 +79,11 @@ async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string)
       q: Number.isFinite(q) ? q : 1,
       callId: msg.callId(),
       cseq,
-      received: natted ? `sip:${ctx.rcv.srcIp}:${ctx.rcv.srcPort};transport=${ctx.rcv.proto}` : '',
+      received,
       path: cfg.usePath ? msg.headersNamed('Path').map((h) => h.value).join(',') : '',
       userAgent: msg.header('User-Agent')?.value ?? '',
       socket,
+      cflags: bflags,
     };
   });
   let result;
@@ -90,7 +101,8 @@ async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string)
     return -1;
   }
   for (const b of result.bindings) {
-    appendToReply(ctx, `Contact: <${b.uri}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`);
+    const rcv = b.received ? `;received="${b.received}"` : '';
+    appendToReply(ctx, `Contact: <${b.uri}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}${rcv}`);
   }
   reply(ctx, flags, 200, 'OK');
   return 1;
@@ -116,6 +128,8 @@ async function lookup(ctx: ScriptContext, _table: string, uri?: string): Promise
   const [first, ...rest] = bindings as [Binding, ...Binding[]];
   ctx.ruri = first.uri;
   ctx.du = first.received || ctx.du;
+  // the contact's flags come back as branch flags (nat_bflag: the callee is behind NAT)
+  ctx.ext.bflags = ((ctx.ext.bflags as number | undefined) ?? 0) | first.cflags;
   if (cfg.appendBranches && rest.length > 0) {
     const list = (ctx.ext.branches as string[] | undefined) ?? [];
     list.push(...rest.map((b) => b.uri));
@@ -152,6 +166,7 @@ export const registrar: ModuleExports = {
     { name: 'gruu_enabled', type: 'int', default: 0 },
     { name: 'default_q', type: 'int', default: -1 },
     { name: 'case_sensitive', type: 'int', default: 1 },
+    { name: 'received_avp', type: 'str', default: '', check: (v) => (v === '' || avpName(String(v)) !== null ? null : 'expected $avp(name)') },
   ],
   functions: [
     { name: 'save', args: [{ kind: 'str' }, optInt, optStr], routes: REQ, mayAwait: true, fn: save },
@@ -167,6 +182,7 @@ export const registrar: ModuleExports = {
     cfg.maxContacts = n('max_contacts');
     cfg.appendBranches = n('append_branches') !== 0;
     cfg.usePath = n('use_path') !== 0;
+    cfg.receivedAvp = avpName(String(env.params.get('received_avp') ?? ''));
     cfg.natBflag = (env.script.modparams.get('usrloc')?.get('nat_bflag') as number | undefined) ?? -1;
   },
 };

@@ -58,8 +58,24 @@ export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | un
 function recordRoute(ctx: ScriptContext, params?: string): number {
   if (!ctx.msg.isRequest) return -1;
   const p = params ? (params.startsWith(';') ? params : `;${params}`) : '';
-  ctx.ext.rr = { params: p, preset: null, preset2: null } satisfies RrWish;
+  ctx.ext.rr = { params: p + ((ctx.ext.rrAdd as string | undefined) ?? ''), preset: null, preset2: null } satisfies RrWish;
   return 1;
+}
+
+/** add_rr_param(param): onto our Record-Route, whether record_route() ran already or runs later */
+function addRrParam(ctx: ScriptContext, param: string): number {
+  if (!ctx.msg.isRequest || param === '') return -1;
+  const p = param.startsWith(';') ? param : `;${param}`;
+  const w = ctx.ext.rr as RrWish | undefined;
+  if (w !== undefined) w.params += p;
+  else ctx.ext.rrAdd = ((ctx.ext.rrAdd as string | undefined) ?? '') + p;
+  return 1;
+}
+
+/** check_route_param(re): the parameters of our Route that loose_route() took match */
+function checkRouteParam(ctx: ScriptContext, re: RegExp): number {
+  const params = ctx.ext.rrRouteParams as string | undefined;
+  return params !== undefined && re.test(params) ? 1 : -1;
 }
 
 function recordRoutePreset(ctx: ScriptContext, uri: string, uri2?: string): number {
@@ -95,6 +111,13 @@ function looseRoute(ctx: ScriptContext): number {
     }
   };
   const top = mine(values[0]!);
+  if (top !== null) {
+    try {
+      ctx.ext.rrRouteParams = parseUri(routeUri(values[0]!)).params;
+    } catch {
+      // mine() parsed it already
+    }
+  }
   if (top === null) {
     // the first hop is someone else: send there, the Route set travels as is
     ctx.du = routeUri(values[0]!);
@@ -153,6 +176,8 @@ const functions: FunctionSpec[] = [
   { name: 'record_route_preset', args: [{ kind: 'str' }, { kind: 'str', optional: true }], routes: REQ, fn: (ctx, uri: string, uri2?: string) => recordRoutePreset(ctx, uri, uri2) },
   { name: 'loose_route', args: [], routes: REQ, fn: looseRoute },
   { name: 'has_totag', args: [], fn: (ctx) => (ctx.msg.to().tag !== '' ? 1 : -1) },
+  { name: 'add_rr_param', args: [{ kind: 'str' }], routes: REQ, fn: addRrParam },
+  { name: 'check_route_param', args: [{ kind: 'regex' }], routes: REQ, fn: checkRouteParam },
 ];
 
 export const rr: ModuleExports = {

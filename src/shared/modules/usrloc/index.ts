@@ -22,8 +22,19 @@ export interface Binding {
   userAgent: string;
   /** the listening socket it arrived on, "proto:ip:port" */
   socket: string;
+  /** the branch flags of the REGISTER at save() (nat_bflag, sipping_bflag …): lookup() gives them back */
+  cflags: number;
   /** registration time, for "last registered first" among equal q */
   registeredAt: number;
+}
+
+/** what the NAT pinger needs of a binding (nathelper) */
+export interface PingTarget {
+  uri: string;
+  received: string;
+  socket: string;
+  cflags: number;
+  path: string;
 }
 
 export interface SaveRequest {
@@ -97,6 +108,18 @@ export class LocationTable {
     return n;
   }
 
+  /** bindings to keep NAT bindings open for: all, or those with one of `mask`'s flags */
+  pingTargets(mask: number, now = Date.now()): PingTarget[] {
+    const out: PingTarget[] = [];
+    for (const set of this.#aors.values()) {
+      for (const b of set.values()) {
+        if (b.expiresAt <= now || (mask !== 0 && (b.cflags & mask) === 0)) continue;
+        out.push({ uri: b.uri, received: b.received, socket: b.socket, cflags: b.cflags, path: b.path });
+      }
+    }
+    return out;
+  }
+
   get users(): number {
     return this.#aors.size;
   }
@@ -104,7 +127,7 @@ export class LocationTable {
   dump(now = Date.now()): Array<{ AoR: string; Contacts: Array<Record<string, unknown>> }> {
     return [...this.#aors].map(([aor, set]) => ({
       AoR: aor,
-      Contacts: [...set.values()].map((b) => ({ Address: b.uri, Expires: Math.max(0, Math.round((b.expiresAt - now) / 1000)), Q: b.q, 'Call-ID': b.callId, CSeq: b.cseq, 'User-Agent': b.userAgent, Received: b.received, Path: b.path, Socket: b.socket })),
+      Contacts: [...set.values()].map((b) => ({ Address: b.uri, Expires: Math.max(0, Math.round((b.expiresAt - now) / 1000)), Q: b.q, 'Call-ID': b.callId, CSeq: b.cseq, 'User-Agent': b.userAgent, Received: b.received, Path: b.path, Socket: b.socket, Flags: 0, CFlags: b.cflags })),
     }));
   }
 }
@@ -114,6 +137,11 @@ export const usrlocClient: { bus: Bus | null; useDomain: boolean } = { bus: null
 
 export function saveBindings(req: SaveRequest): Promise<SaveResult> {
   return usrlocClient.bus!.request(DISPATCHER, 'usrloc.save', req) as Promise<SaveResult>;
+}
+
+/** the bindings NAT pings go to; `mask` 0: every binding */
+export function pingTargets(mask: number): Promise<PingTarget[]> {
+  return usrlocClient.bus!.request(DISPATCHER, 'usrloc.ping_targets', mask) as Promise<PingTarget[]>;
 }
 
 export function lookupBindings(aor: string): Promise<Binding[]> {
@@ -163,6 +191,7 @@ export const usrloc: ModuleExports = {
       return r;
     });
     env.bus.on('usrloc.lookup', (aor) => table.lookup(String(aor)));
+    env.bus.on('usrloc.ping_targets', (mask) => table.pingTargets(Number(mask)));
     env.bus.on('usrloc.dump', () => ({ Domain: 'location', AoRs: table.dump() }));
     const timer = setInterval(
       () => {

@@ -1,0 +1,312 @@
+/**
+ * Kamailio's nathelper: guess whether a UA is behind NAT (nat_uac_test),
+ * make its signalling reachable (fix_nated_contact, fix_nated_register,
+ * add_rcv_param, set_contact_alias/add_contact_alias + handle_ruri_alias),
+ * make its SDP usable (fix_nated_sdp), and keep its NAT binding open with
+ * pings to its registered contacts (natping.ts). Contact changes are edits
+ * of the outgoing message, as Kamailio's lumps: pseudo-variables still read
+ * the received Contact.
+ */
+import { isIP } from 'node:net';
+import { parseUri } from '../../sip/uri.js';
+import { isPrivateIp, hasSdp, Sdp, setSdp } from '../../sip/sdp.js';
+import type { HeaderField, SipMsg } from '../../sip/types.js';
+import { avpName } from '../registrar/index.js';
+import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
+import { startNatPing, stopNatPing } from './natping.js';
+
+const cfg = { receivedAvp: null as string | null, wideNets: true, oldMediaIp: true, nortpproxy: 'a=nortpproxy:yes', aliasName: 'alias' };
+
+/** Kamailio's protocol numbers in ;alias=ip~port~proto */
+const PROTO_IDS: Record<string, number> = { udp: 1, tcp: 2, tls: 3, sctp: 4, ws: 5, wss: 6 };
+const PROTO_NAMES: Record<number, string> = { 1: 'udp', 2: 'tcp', 3: 'tls', 4: 'sctp', 5: 'ws', 6: 'wss' };
+
+/** where a URI's host:port sits inside it: [start, end) */
+function hostPortRange(uri: string): [number, number] | null {
+  const colon = uri.indexOf(':');
+  if (colon < 0) return null;
+  const stop = uri.slice(colon + 1).search(/[;?>]/);
+  const endOfHp = stop < 0 ? uri.length : colon + 1 + stop;
+  const at = uri.lastIndexOf('@', endOfHp);
+  const start = at > colon ? at + 1 : colon + 1;
+  return [start, endOfHp];
+}
+
+interface ContactAt {
+  h: HeaderField;
+  /** the URI text and its byte offset in the message */
+  uri: string;
+  offset: number;
+  /** written as <uri> */
+  bracketed: boolean;
+}
+
+/** the first Contact URI and where it is in the buffer (latin1: one char per byte) */
+function firstContact(msg: SipMsg): ContactAt | null {
+  const h = msg.header('Contact');
+  if (h === null) return null;
+  let uri: string;
+  try {
+    const c = msg.contacts()[0];
+    if (c === undefined) return null;
+    uri = c.uri;
+  } catch {
+    return null;
+  }
+  const raw = msg.buf.toString('latin1', h.body.start, h.body.end);
+  const i = raw.indexOf(uri);
+  if (i < 0) return null;
+  return { h, uri, offset: h.body.start + i, bracketed: raw.lastIndexOf('<', i) >= 0 };
+}
+
+function hostOf(uri: string): { host: string; port: number } | null {
+  try {
+    const u = parseUri(uri);
+    return { host: u.host.replace(/^\[|\]$/g, ''), port: u.port };
+  } catch {
+    return null;
+  }
+}
+
+function srcUri(ctx: ScriptContext): string {
+  const tp = ctx.rcv.proto === 'udp' ? '' : `;transport=${ctx.rcv.proto}`;
+  return `sip:${ctx.rcv.srcIp}:${ctx.rcv.srcPort}${tp}`;
+}
+
+function natUacTest(ctx: ScriptContext, flags: number): number {
+  const msg = ctx.msg;
+  const rcv = ctx.rcv;
+  const wide = cfg.wideNets;
+  const via = (): { host: string; port: number } | null => {
+    try {
+      const v = msg.topVia();
+      return { host: v.host.replace(/^\[|\]$/g, ''), port: v.port || 5060 };
+    } catch {
+      return null;
+    }
+  };
+  const contactHosts = (): Array<{ host: string; port: number }> => {
+    try {
+      return msg.contacts().map((c) => hostOf(c.uri)).filter((h): h is { host: string; port: number } => h !== null);
+    } catch {
+      return [];
+    }
+  };
+  const sdpAddrs = (): string[] => (hasSdp(ctx) ? Sdp.of(ctx).connAddresses() : []);
+  if (flags & 1 && contactHosts().some((c) => isPrivateIp(c.host, wide))) return 1;
+  if (flags & 2) {
+    const v = via();
+    if (v !== null && v.host !== rcv.srcIp) return 1;
+  }
+  if (flags & 4) {
+    const v = via();
+    if (v !== null && isPrivateIp(v.host, wide)) return 1;
+  }
+  if (flags & 8 && sdpAddrs().some((a) => isPrivateIp(a, wide))) return 1;
+  if (flags & 16) {
+    const v = via();
+    if (v !== null && v.port !== rcv.srcPort) return 1;
+  }
+  if (flags & 32 && isPrivateIp(rcv.srcIp, wide)) return 1;
+  // 64: WebSocket connections: switchyard has none
+  if (flags & 128 && contactHosts().some((c) => (c.port || 5060) !== rcv.srcPort)) return 1;
+  if (flags & 256 && sdpAddrs().some((a) => a !== rcv.srcIp)) return 1;
+  return -1;
+}
+
+function fixNatedContact(ctx: ScriptContext): number {
+  const c = firstContact(ctx.msg);
+  if (c === null) return -1;
+  const r = hostPortRange(c.uri);
+  if (r === null) return -1;
+  const ip = ctx.rcv.srcIp.includes(':') ? `[${ctx.rcv.srcIp}]` : ctx.rcv.srcIp;
+  ctx.edits.replace({ start: c.offset + r[0], end: c.offset + r[1] }, `${ip}:${ctx.rcv.srcPort}`);
+  return 1;
+}
+
+function fixNatedRegister(ctx: ScriptContext): number {
+  if (cfg.receivedAvp === null) {
+    ctx.svc.log.err('fix_nated_register(): set modparam("nathelper|registrar", "received_avp", "$avp(...)")');
+    return -1;
+  }
+  if (!ctx.msg.isRequest || ctx.msg.method !== 'REGISTER') return -1;
+  ctx.avps.set(cfg.receivedAvp, [srcUri(ctx)]);
+  return 1;
+}
+
+/** add_rcv_param([flag]): ;received="sip:ip:port" on every Contact (header param), or inside the URI with flag ≠ 0 */
+function addRcvParam(ctx: ScriptContext, flag = 0): number {
+  const msg = ctx.msg;
+  const param = `;received="${srcUri(ctx)}"`;
+  let n = 0;
+  for (const h of msg.headersNamed('Contact')) {
+    const raw = msg.buf.toString('latin1', h.body.start, h.body.end);
+    if (raw.trim() === '*') continue;
+    let uris: string[];
+    try {
+      uris = msg.contacts().map((c) => c.uri);
+    } catch {
+      return -1;
+    }
+    for (const uri of uris) {
+      const i = raw.indexOf(uri);
+      if (i < 0) continue;
+      const gt = raw.indexOf('>', i + uri.length);
+      if (flag !== 0) ctx.edits.insert(h.body.start + i + uri.length, param);
+      else {
+        // after the URI (and its '>'), before the header params that may follow
+        let at = gt >= 0 ? gt + 1 : i + uri.length;
+        if (gt < 0) {
+          const semi = raw.indexOf(';', i + (hostPortRange(uri)?.[1] ?? uri.length));
+          at = semi >= 0 && semi < i + uri.length ? semi : i + uri.length;
+        }
+        ctx.edits.insert(h.body.start + at, param);
+      }
+      n++;
+    }
+  }
+  return n > 0 ? 1 : -1;
+}
+
+function aliasValue(ip: string, port: number, proto: string): string {
+  return `${ip}~${port}~${PROTO_IDS[proto.toLowerCase()] ?? 1}`;
+}
+
+/** write ;alias=… into the first Contact URI of the outgoing message; `trim` drops an alias already there */
+function writeAlias(ctx: ScriptContext, value: string, trim: boolean): number {
+  const c = firstContact(ctx.msg);
+  if (c === null) return -1;
+  const name = cfg.aliasName;
+  const existing = new RegExp(`;${name}=[^;>?]*`, 'i').exec(c.uri);
+  if (existing && !trim) {
+    ctx.svc.log.err('set_contact_alias(): the Contact already has an alias parameter');
+    return -1;
+  }
+  let uri = existing ? c.uri.slice(0, existing.index) + c.uri.slice(existing.index + existing[0].length) : c.uri;
+  const q = uri.indexOf('?');
+  uri = q < 0 ? `${uri};${name}=${value}` : `${uri.slice(0, q)};${name}=${value}${uri.slice(q)}`;
+  ctx.edits.replace({ start: c.offset, end: c.offset + c.uri.length }, c.bracketed ? uri : `<${uri}>`);
+  return 1;
+}
+
+function setContactAlias(ctx: ScriptContext, trim?: number): number {
+  return writeAlias(ctx, aliasValue(ctx.rcv.srcIp, ctx.rcv.srcPort, ctx.rcv.proto), trim === 1);
+}
+
+/** add_contact_alias(): only when the source differs from the Contact; or with the given ip, port, proto */
+function addContactAlias(ctx: ScriptContext, ip?: string, port?: string, proto?: string): number {
+  if (ip !== undefined) {
+    if (!isIP(ip) || !/^\d+$/.test(port ?? '') || PROTO_IDS[(proto ?? '').toLowerCase()] === undefined) return -1;
+    return writeAlias(ctx, aliasValue(ip, Number(port), proto!), false);
+  }
+  const c = firstContact(ctx.msg);
+  if (c === null) return -1;
+  const h = hostOf(c.uri);
+  const tp = /;transport=([a-z]+)/i.exec(c.uri)?.[1]?.toLowerCase() ?? 'udp';
+  if (h !== null && h.host === ctx.rcv.srcIp && (h.port || 5060) === ctx.rcv.srcPort && tp === ctx.rcv.proto) return 2;
+  return writeAlias(ctx, aliasValue(ctx.rcv.srcIp, ctx.rcv.srcPort, ctx.rcv.proto), false);
+}
+
+/** handle_ruri_alias(): 1 $du set from the R-URI's ;alias (removed from it), 2 no alias, -1 bad alias */
+function handleRuriAlias(ctx: ScriptContext): number {
+  const ruri = ctx.ruri ?? ctx.msg.ruri;
+  const name = cfg.aliasName;
+  const m = new RegExp(`;${name}=([^;?>]*)`, 'i').exec(ruri);
+  if (!m) return 2;
+  const parts = m[1]!.split('~');
+  if (parts.length !== 3 || !/^\d+$/.test(parts[1]!) || PROTO_NAMES[Number(parts[2])] === undefined) {
+    ctx.svc.log.err(`handle_ruri_alias(): invalid alias "${m[1]}"`);
+    return -1;
+  }
+  const [ip, port, id] = parts as [string, string, string];
+  const proto = PROTO_NAMES[Number(id)]!;
+  const host = ip.includes(':') && !ip.startsWith('[') ? `[${ip}]` : ip;
+  ctx.du = `sip:${host}:${port}${proto === 'udp' ? '' : `;transport=${proto}`}`;
+  ctx.ruri = ruri.slice(0, m.index) + ruri.slice(m.index + m[0].length);
+  return 1;
+}
+
+/** fix_nated_sdp(flags[, ip]): 1 addresses replaced, 2 none replaced, -1 no SDP */
+function fixNatedSdp(ctx: ScriptContext, flags: number, ip?: string): number {
+  if (!hasSdp(ctx)) return -1;
+  const sdp = Sdp.of(ctx);
+  const addr = ip || ctx.rcv.srcIp;
+  let replaced = false;
+  if (flags & 0x01 && !sdp.has('a=direction:active')) sdp.addSessionLines('a=direction:active');
+  if (flags & 0x02) {
+    const old = sdp.connAddresses()[0];
+    sdp.lines.forEach((l, i) => {
+      if (l.startsWith('c=') && sdp.addressAt(i) !== addr) replaced = sdp.setAddress(i, addr) || replaced;
+      else if (/^a=rtcp:\d+\s+IN\s+IP[46]\s+/.test(l)) sdp.lines[i] = l.replace(/(IN\s+)IP[46]\s+\S+/, `$1${addr.includes(':') ? 'IP6' : 'IP4'} ${addr}`);
+    });
+    if (replaced && cfg.oldMediaIp && old !== undefined && !sdp.lines.some((l) => l.startsWith('a=oldmediaip:'))) sdp.addSessionLines(`a=oldmediaip:${old}`);
+  }
+  if (flags & 0x04 && cfg.nortpproxy !== '' && !sdp.has(cfg.nortpproxy)) sdp.lines.push(cfg.nortpproxy);
+  if (flags & 0x08) {
+    const o = sdp.origin;
+    if (o >= 0 && sdp.addressAt(o) !== addr) replaced = sdp.setAddress(o, addr) || replaced;
+  }
+  setSdp(ctx, sdp);
+  return replaced ? 1 : 2;
+}
+
+const REQ_REPLY_BRANCH = RouteKind.REQUEST | RouteKind.ONREPLY | RouteKind.BRANCH | RouteKind.FAILURE | RouteKind.RESUME;
+const S = { kind: 'str' } as const;
+const oS = { kind: 'str', optional: true } as const;
+const I = { kind: 'int' } as const;
+const oI = { kind: 'int', optional: true } as const;
+
+const functions: FunctionSpec[] = [
+  { name: 'nat_uac_test', args: [I], routes: REQ_REPLY_BRANCH, fn: natUacTest },
+  { name: 'fix_nated_contact', args: [], routes: REQ_REPLY_BRANCH, fn: fixNatedContact },
+  { name: 'fix_nated_register', args: [], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: fixNatedRegister },
+  { name: 'add_rcv_param', args: [oI], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: addRcvParam },
+  { name: 'set_contact_alias', args: [oI], routes: REQ_REPLY_BRANCH, fn: setContactAlias },
+  { name: 'add_contact_alias', args: [oS, oS, oS], routes: REQ_REPLY_BRANCH | RouteKind.LOCAL, fn: addContactAlias },
+  { name: 'handle_ruri_alias', args: [oI], routes: RouteKind.REQUEST | RouteKind.BRANCH | RouteKind.LOCAL | RouteKind.RESUME | RouteKind.FAILURE, fn: (ctx) => handleRuriAlias(ctx) },
+  { name: 'fix_nated_sdp', args: [I, oS], routes: REQ_REPLY_BRANCH, fn: fixNatedSdp },
+  { name: 'is_rfc1918', args: [S], fn: (_ctx, ip: string) => (isPrivateIp(ip.trim(), cfg.wideNets) ? 1 : -1) },
+];
+
+export const nathelper: ModuleExports = {
+  name: 'nathelper',
+  params: [
+    { name: 'natping_interval', type: 'int', default: 0, check: (v) => (Number(v) >= 0 ? null : 'must be >= 0 (seconds)') },
+    { name: 'ping_nated_only', type: 'int', default: 0 },
+    { name: 'natping_processes', type: 'int', default: 1 },
+    { name: 'natping_socket', type: 'str', default: '' },
+    { name: 'force_socket', type: 'str', default: '' },
+    { name: 'received_avp', type: 'str', default: '', check: (v) => (v === '' || avpName(String(v)) !== null ? null : 'expected $avp(name)') },
+    { name: 'sipping_bflag', type: 'int', default: -1, check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)') },
+    { name: 'sipping_from', type: 'str', default: '' },
+    { name: 'sipping_method', type: 'str', default: 'OPTIONS' },
+    { name: 'natping_disable_bflag', type: 'int', default: -1, check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)') },
+    { name: 'nortpproxy_str', type: 'str', default: 'a=nortpproxy:yes\r\n' },
+    { name: 'keepalive_timeout', type: 'int', default: 0 },
+    { name: 'udpping_from_path', type: 'int', default: 0 },
+    { name: 'append_sdp_oldmediaip', type: 'int', default: 1 },
+    { name: 'filter_server_id', type: 'int', default: 0 },
+    { name: 'nat_addr_mode', type: 'int', default: 1 },
+    { name: 'alias_name', type: 'str', default: 'alias' },
+  ],
+  functions,
+  counters: [
+    { name: 'pings_sent', kind: 'counter', description: 'NAT keepalives sent to registered contacts (UDP and SIP)' },
+  ],
+  initWorker(env: ModuleEnv): void {
+    const p = env.params;
+    cfg.receivedAvp = avpName(String(p.get('received_avp') ?? ''));
+    cfg.wideNets = p.get('nat_addr_mode') !== 0;
+    cfg.oldMediaIp = p.get('append_sdp_oldmediaip') !== 0;
+    cfg.nortpproxy = String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '');
+    cfg.aliasName = String(p.get('alias_name') || 'alias');
+    for (const name of ['natping_socket', 'force_socket', 'udpping_from_path', 'filter_server_id', 'keepalive_timeout']) {
+      const v = p.get(name);
+      if (v !== undefined && v !== '' && v !== 0) env.log.warn(`nathelper: "${name}" is accepted and has no effect here`);
+    }
+    startNatPing(env);
+  },
+  destroy(): void {
+    stopNatPing();
+  },
+};
