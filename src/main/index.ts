@@ -9,7 +9,7 @@ import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
 import { FIRST_WORKER_ROW, MAX_WORKERS, ROW_MASTER } from '../shared/counters/layout.js';
-import { CfgErrors, SwitchyardError } from '../shared/errors.js';
+import { CfgErrors, SwitchyardError, formatWarning } from '../shared/errors.js';
 import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
@@ -87,6 +87,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   new Int32Array(logSettings.levelsSab).fill(threshold);
   setupLog(log, ROW_MASTER, logSettings);
   for (const flag of args.ignored) log.warn(`${flag}: accepted for kamailio command lines, no effect in switchyard`);
+  for (const w of script.warnings) log.warn(formatWarning(w));
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
   const workers = args.workers ?? core.children ?? availableParallelism();
@@ -223,6 +224,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const script = compile(args);
   if (args.check) {
+    for (const w of script.warnings) process.stderr.write(formatWarning(w) + '\n');
     if (args.dumpJs) process.stdout.write(script.js + '\n');
     process.stderr.write(`${args.cfgFile ?? '<default>'}: config file ok\n`);
     return 0;

@@ -73,6 +73,22 @@ export class CfgError extends SwitchyardError {
   }
 }
 
+/**
+ * A script warning: something accepted that does nothing in switchyard.
+ * Printed as `file:line:col: warning: message` by -c and logged at start-up.
+ */
+export interface CfgWarning {
+  readonly pos: SourcePos;
+  readonly message: string;
+}
+
+export function formatWarning(w: CfgWarning): string {
+  return `${w.pos.file}:${w.pos.line}:${w.pos.column}: warning: ${w.message}`;
+}
+
+/** the text every no-effect warning carries, so that operators can grep for it */
+export const NO_EFFECT = 'accepted, no effect in switchyard';
+
 /** Several compile errors at once (all are collected before failing). */
 export class CfgErrors extends SwitchyardError {
   readonly errors: readonly CfgError[];

@@ -15,6 +15,8 @@ export interface RunningServer {
   readonly mi: string;
   /** everything written to stderr so far */
   stderr(): string;
+  /** stderr once it matches (log lines come from other threads, a little after what they describe), or as it is at the timeout */
+  waitForStderr(re: RegExp, timeoutMs?: number): Promise<string>;
   /** call a management method */
   rpc(method: string, params?: unknown): Promise<any>;
   /** SIGTERM and wait for exit; resolves with the exit code */
@@ -82,6 +84,10 @@ export function startServer(opts: { cfg: string; workers?: number; listen?: stri
         tcp: addrs.filter((a) => a.startsWith('tcp:')).map((a) => a.slice(4)),
         mi,
         stderr: () => err,
+        async waitForStderr(re, timeoutMs = 5000) {
+          for (const deadline = Date.now() + timeoutMs; !re.test(err) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+          return err;
+        },
         async rpc(method, params = []) {
           const res = await fetch(`http://${mi}/`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', method, params, id: ++id }) });
           return res.json();
@@ -101,6 +107,12 @@ export function startServer(opts: { cfg: string; workers?: number; listen?: stri
       resolve(server);
     });
   });
+}
+
+/** assert that the server logs a line matching `re` (log lines come from other threads, a little after what they describe) */
+export async function expectLog(server: Pick<RunningServer, 'waitForStderr'>, re: RegExp, timeoutMs?: number): Promise<void> {
+  const { match } = await import('node:assert/strict');
+  match(await server.waitForStderr(re, timeoutMs), re);
 }
 
 export function splitAddr(addr: string): { host: string; port: number } {

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
+import { startServer, writeCfg, type RunningServer, expectLog } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 
 const CFG = `#!KAMAILIO
@@ -55,7 +55,7 @@ test('force_send_socket() picks the listening socket a forwarded request leaves 
   assert.equal(`${unknown.from.address}:${unknown.from.port}`, server.udp[0]);
   // the log line may reach stderr after the datagram left
   for (let i = 0; i < 40 && !/no listening socket/.test(server.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.match(server.stderr(), /no listening socket "udp:127\.0\.0\.9"/);
+  await expectLog(server, /no listening socket "udp:127\.0\.0\.9"/);
 });
 
 test('SIP workers send UDP themselves on the master socket; udp_worker_send=0 sends through the master, same bytes out', async () => {

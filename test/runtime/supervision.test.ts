@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, writeCfg } from '../helpers/start-server.js';
+import { startServer, writeCfg, expectLog } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 
 const CFG = `#!KAMAILIO
@@ -34,7 +34,7 @@ test('a killed SIP worker is restarted, logged and counted; calls keep being ser
     let ok = false;
     for (let i = 0; i < 20 && !ok; i++) ok = await ping(server.udp[0]!, `after-kill-${i}`);
     assert.ok(ok, 'the restarted worker answers');
-    assert.match(server.stderr(), /SIP worker 0 died .*restarting it/);
+    await expectLog(server, /SIP worker 0 died .*restarting it/);
   } finally {
     await server.stop();
   }

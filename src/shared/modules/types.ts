@@ -177,6 +177,8 @@ export interface ArgSpec {
   readonly lazy?: boolean;
   /** a constant 'str' argument, or the text of a 'pvar' one, is checked at compile time: an error message, or null */
   readonly check?: (v: string, cx: CheckContext) => string | null;
+  /** accepted and ignored: a script that passes it gets a warning (the text says what switchyard does instead) */
+  readonly noEffect?: string;
 }
 
 export interface PvarRef {
@@ -194,6 +196,8 @@ export interface FunctionSpec {
   readonly mayAwait?: boolean;
   /** usable inside async(…, resume) */
   readonly asyncCapable?: boolean;
+  /** accepted and does nothing: a script that calls it gets a warning (the text says why) */
+  readonly noEffect?: string;
   // Arguments arrive converted to their declared kinds; optional ones absent as undefined.
   readonly fn: (ctx: ScriptContext, ...args: any[]) => number | Promise<number>;
 }
@@ -226,6 +230,8 @@ export interface ModParamSpec {
   readonly multi?: boolean;
   /** return an error message for a bad value */
   readonly check?: (v: number | string, cx?: ModParamContext) => string | null;
+  /** accepted and ignored: a script that sets it gets a warning (the text says what switchyard does instead) */
+  readonly noEffect?: string;
 }
 
 /** What a modparam check sees besides the value. */

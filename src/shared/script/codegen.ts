@@ -8,7 +8,7 @@
  * A route that may await (it calls a `mayAwait` function, or a route that
  * does) becomes an async function; every other route stays synchronous.
  */
-import { CfgError, SwitchyardError, type ErrorCode, type SourcePos } from '../errors.js';
+import { CfgError, NO_EFFECT, SwitchyardError, type CfgWarning, type ErrorCode, type SourcePos } from '../errors.js';
 import type { ArgSpec, CheckContext, FunctionSpec, ModuleExports, PvarRef, PvarSpec, RouteFn, ScriptContext, TransformationSpec, Value } from '../modules/types.js';
 import { RouteKind } from '../modules/types.js';
 import { parseUri } from '../sip/uri.js';
@@ -166,6 +166,7 @@ export interface CodegenInput {
 
 export class Codegen {
   readonly errors: CfgError[] = [];
+  readonly warnings: CfgWarning[] = [];
   readonly #K: unknown[] = [];
   /** constants the generated code names: value → identifier (one binding per value) */
   readonly #bound = new Map<unknown, string>();
@@ -826,6 +827,11 @@ export class Codegen {
     }
     const routes = spec.routes ?? 0x1ff;
     if ((KIND_MASK[this.#kind] & routes) === 0) this.#err('SY_ERR_CFG_ROUTE_KIND', e.pos, `${e.name}() cannot be used in ${this.#kind}_route`);
+    if (spec.noEffect !== undefined) this.warnings.push({ pos: e.pos, message: `${e.name}() ${NO_EFFECT}: ${spec.noEffect}` });
+    e.args.forEach((a, i) => {
+      const note = spec.args[i]!.noEffect;
+      if (a !== null && note !== undefined) this.warnings.push({ pos: a.pos, message: `argument ${i + 1} of ${e.name}() ${NO_EFFECT}: ${note}` });
+    });
     const args = e.args.map((a, i) => (spec.args[i]!.lazy ? `() => (${this.#arg(spec.args[i]!, a, e)})` : this.#arg(spec.args[i]!, a, e)));
     if (WITH_LINE.has(e.name)) args[args.length - 1] = `${JSON.stringify(`${e.pos.line}:`)} + ${args[args.length - 1]}`;
     return args;

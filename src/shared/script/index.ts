@@ -4,7 +4,7 @@
  * thrown together as CfgErrors (file:line:col each).
  */
 import { readFileSync } from 'node:fs';
-import { CfgError, CfgErrors, type SourcePos } from '../errors.js';
+import { CfgError, CfgErrors, NO_EFFECT, type CfgWarning, type SourcePos } from '../errors.js';
 import { FACILITIES, parseLogLevel } from '../log.js';
 import { BUILTIN_MODULES, findModule, moduleNameOf, moduleNames } from '../modules/registry.js';
 import type { ModuleExports } from '../modules/types.js';
@@ -65,6 +65,8 @@ export interface CompiledScript {
   declared: ReadonlyMap<string, ReadonlySet<string>>;
   /** the text after includes and defines, as threads compile it */
   preprocessed: Preprocessed;
+  /** what the script sets or calls that has no effect here: -c prints them, the master logs them */
+  warnings: CfgWarning[];
 }
 
 /** The embedded default: a stateless proxy that answers OPTIONS to itself. */
@@ -160,12 +162,15 @@ const IGNORED = new Set(
   mem_safety mem_status_mode`.split(/\s+/),
 );
 
-function coreParams(prog: Program, errors: CfgError[]): CoreParams {
+function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
   const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);
-    else if (IGNORED.has(g.name)) core.ignored.push(g.name);
+    else if (IGNORED.has(g.name)) {
+      core.ignored.push(g.name);
+      warnings.push({ pos: g.pos, message: `core parameter "${g.name}" ${NO_EFFECT}` });
+    }
     else {
       const near = closest(g.name, [...Object.keys(CORE_PARAM_NAMES), ...Object.keys(CORE), ...IGNORED]);
       errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_PARAM', g.pos, `unknown core parameter "${g.name}"${near ? ` — did you mean "${near}"?` : ''}`));
@@ -174,7 +179,7 @@ function coreParams(prog: Program, errors: CfgError[]): CoreParams {
   return core;
 }
 
-function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: Set<string>, overrides: readonly string[], errors: CfgError[], cfgFile: string): Map<string, Map<string, number | string | Array<number | string>>> {
+function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: Set<string>, overrides: readonly string[], errors: CfgError[], warnings: CfgWarning[], cfgFile: string): Map<string, Map<string, number | string | Array<number | string>>> {
   const out = new Map<string, Map<string, number | string | Array<number | string>>>();
   for (const m of loaded.values()) {
     const values = new Map<string, number | string | Array<number | string>>();
@@ -223,6 +228,7 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
       errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}": ${bad}`));
       continue;
     }
+    if (spec.noEffect !== undefined) warnings.push({ pos: mp.pos, message: `parameter "${mp.param}" of module "${mp.module}" ${NO_EFFECT}: ${spec.noEffect}` });
     const values = out.get(mod.name)!;
     if (spec.multi) (values.get(spec.name) as Array<number | string>).push(v);
     else values.set(spec.name, v);
@@ -232,10 +238,11 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
 
 export function compileScript(opts: CompileOptions): CompiledScript {
   const errors: CfgError[] = [];
+  const warnings: CfgWarning[] = [];
   const pre = opts.preprocessed ?? readAndPreprocess(opts);
   const { program, errors: syntax } = parse(pre.text, pre.origins);
   errors.push(...syntax);
-  const core = coreParams(program, errors);
+  const core = coreParams(program, errors, warnings);
 
   // modules: the core is always there; loadmodule names map onto built-in tables
   const loaded = new Map<string, ModuleExports>([['core', BUILTIN_MODULES[0]!]]);
@@ -248,7 +255,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
       errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', lm.pos, `module "${name}" is not available in switchyard (switchyard has: ${moduleNames().join(', ')})`));
     } else loaded.set(mod.name, mod);
   }
-  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors, opts.file);
+  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors, warnings, opts.file);
   for (const lm of program.loadmodules) {
     const mod = findModule(lm.path);
     const bad = mod?.validate?.(params.get(mod.name)!, { cfgFile: opts.file });
@@ -261,12 +268,14 @@ export function compileScript(opts: CompileOptions): CompiledScript {
   const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect }, BUILTIN_MODULES);
   const { js, build } = gen.generate();
   errors.push(...gen.errors);
+  warnings.push(...gen.warnings);
   if (errors.length) {
     errors.sort((a, b) => (a.pos.file === b.pos.file ? a.pos.line - b.pos.line || a.pos.column - b.pos.column : 0));
     throw new CfgErrors(errors);
   }
   return {
     dialect,
+    warnings: warnings.sort((a, b) => (a.pos.file === b.pos.file ? a.pos.line - b.pos.line || a.pos.column - b.pos.column : 0)),
     core,
     modules: [...loaded.keys()],
     modparams: params,

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
+import { startServer, writeCfg, type RunningServer, expectLog } from '../../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 
 const CFG = `#!KAMAILIO
@@ -50,5 +50,5 @@ test('script counters count across SIP workers and read through the cnt.* RPCs',
   assert.deepEqual((await server.rpc('pv.shvGet')).result, [{ name: 'plain', type: 'int', value: 7 }]);
   await send('reset', 'cnt-reset');
   assert.equal((await server.rpc('cnt.get', ['script', 'requests'])).result, 0);
-  assert.match(server.stderr(), /counters: no counter "undeclared"/);
+  await expectLog(server, /counters: no counter "undeclared"/);
 });

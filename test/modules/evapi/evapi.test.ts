@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
+import { runCli, startServer, writeCfg, type RunningServer, expectLog } from '../../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 
 // A real server with the evapi seed examples in its routes, and real TCP
@@ -161,7 +161,7 @@ test('evapi_close from message-received closes that client only; connection-clos
   await new Promise<void>((resolve) => gone.socket.once('close', () => resolve()));
   assert.equal(await sip(server.udp[0]!, 'relay', 'after'), 'SIP/2.0 200 relayed');
   await keep.waitFor(/"fU": "after"/);
-  assert.match(server.stderr(), /connection closed by 127\.0\.0\.1:\d+/);
+  await expectLog(server, /connection closed by 127\.0\.0\.1:\d+/);
   keep.socket.destroy();
 });
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closedPort, startBlackhole } from '../../helpers/http-peer.js';
-import { startServer, writeCfg } from '../../helpers/start-server.js';
+import { startServer, writeCfg, expectLog } from '../../helpers/start-server.js';
 import { startXmlrpcPeer } from '../../helpers/xmlrpc-peer.js';
 import { options, stats, until } from './setup.js';
 
@@ -93,7 +93,7 @@ test('sync_mode 0, server down: raise_event returns 1 at once; the failure is lo
     );
     assert.equal(st['event_xmlrpc:failed'], 3);
     assert.equal(st['event_xmlrpc:pending'], 0);
-    assert.match(server.stderr(), /event_xmlrpc: cannot send event to 127\.0\.0\.1:\d+\/RPC2: ECONNREFUSED/);
+    await expectLog(server, /event_xmlrpc: cannot send event to 127\.0\.0\.1:\d+\/RPC2: ECONNREFUSED/);
   } finally {
     await server.stop();
   }

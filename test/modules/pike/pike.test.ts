@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
-import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
+import { runCli, startServer, writeCfg, type RunningServer, expectLog } from '../../helpers/start-server.js';
 import { sipRequest } from '../../helpers/sip-socket.js';
 
 /** a UDP socket on a loopback address of our choosing (127.0.0.x), to play several sources */
@@ -70,7 +70,7 @@ test('pike counts one source across every SIP worker: the 10th request in a wind
     assert.deepEqual(top.map((e) => [e.ip_addr, e.leaf_hits_curr, e.status]), [['127.0.0.4', 12, 'HOT'], ['127.0.0.5', 1, '']]);
     assert.deepEqual(((await server.rpc('pike.top')).result as Array<{ ip_addr: string }>).map((e) => e.ip_addr), ['127.0.0.4']);
     assert.equal((await server.rpc('stats.get_statistics', ['pike:blocked_ips'])).result['pike:blocked_ips'], 1);
-    await until(() => /PIKE - BLOCKing ip 127\.0\.0\.4/.test(server.stderr()), 'the BLOCKing log line');
+    await expectLog(server, /PIKE - BLOCKing ip 127\.0\.0\.4/);
   } finally {
     src.close();
     other.close();

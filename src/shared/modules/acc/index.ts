@@ -88,7 +88,7 @@ export const accModule: ModuleExports = {
     flagParam('log_missed_flag'),
     flagParam('failed_transaction_flag'),
     { name: 'log_level', type: 'int', default: 1 },
-    { name: 'log_facility', type: 'str', default: 'LOG_DAEMON' },
+    { name: 'log_facility', type: 'str', default: 'LOG_DAEMON', noEffect: 'accounting lines use the core log_facility' },
     {
       name: 'log_extra',
       type: 'str',
@@ -102,10 +102,10 @@ export const accModule: ModuleExports = {
         }
       },
     },
-    { name: 'early_media', type: 'int', default: 0 },
-    { name: 'report_ack', type: 'int', default: 0 },
-    { name: 'report_cancels', type: 'int', default: 0 },
-    { name: 'detect_direction', type: 'int', default: 0 },
+    { name: 'early_media', type: 'int', default: 0, noEffect: 'provisional replies with SDP are not accounted' },
+    { name: 'report_ack', type: 'int', default: 0, noEffect: 'ACKs are not accounted' },
+    { name: 'report_cancels', type: 'int', default: 0, noEffect: 'CANCELs are not accounted' },
+    { name: 'detect_direction', type: 'int', default: 0, noEffect: 'From/To are logged as the request carries them' },
     flagParam('db_flag'),
     flagParam('db_missed_flag'),
     { name: 'db_url', type: 'str', default: '', check: (v) => (v === '' ? null : 'database accounting is not available (log accounting is: log_flag)') },

@@ -229,8 +229,16 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('xwarn', [S], (ctx, t: string) => xlog(ctx, 'L_WARN', t)),
   fn('xerr', [S], (ctx, t: string) => xlog(ctx, 'L_ERR', t)),
   fn('log', [S, oS], (ctx, a: string, b?: string) => xlog(ctx, b === undefined ? 'L_WARN' : a, b ?? a)),
-  fn('append_hf', [S, oS], (ctx, txt: string) => {
-    ctx.edits.appendHeader(txt.replace(/\r?\n$/, ''));
+  // append_hf(txt[, hdr]): at the end of the headers, or after the first `hdr` header (-1 when there is none)
+  fn('append_hf', [S, oS], (ctx, txt: string, after?: string) => {
+    const line = txt.replace(/\r?\n$/, '');
+    if (after === undefined) {
+      ctx.edits.appendHeader(line);
+      return 1;
+    }
+    const h = ctx.msg.header(after);
+    if (h === null) return -1;
+    ctx.edits.insert(h.line.end, line + '\r\n');
     return 1;
   }),
   fn('append_to_reply', [S], appendToReply, REQ),
@@ -246,10 +254,8 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
     const flags = branchFlags(ctx, branch ?? 0);
     return flags !== null && flags & (1 << f) ? 1 : -1;
   }),
-  // Kamailio core: accepted, no effect yet: a reply over TCP takes the caller's
-  // connection, and opens a new one only when that one is gone (README)
-  fn('set_reply_no_connect', [], () => 1),
-  fn('set_forward_no_connect', [], () => 1),
+  { name: 'set_reply_no_connect', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: "a reply over TCP takes the caller's connection and opens a new one only when that one is gone" },
+  { name: 'set_forward_no_connect', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: 'a request over TCP opens a connection when none exists' },
   // parallel forking: t_relay() sends one branch per appended URI besides the R-URI
   fn('append_branch', [oS], (ctx, uri?: string) => {
     const list = (ctx.ext.branches as string[] | undefined) ?? (ctx.ext.branches = []);

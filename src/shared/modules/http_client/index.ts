@@ -55,7 +55,7 @@ const PARAMS: readonly ModParamSpec[] = [
   { name: 'config_file', type: 'str', default: '', check: checkConfigFile },
   { name: 'httpproxy', type: 'str', default: '' },
   { name: 'httpproxyport', type: 'int', default: 0, check: nonNegative },
-  { name: 'keep_connections', type: 'int', default: 0, check: oneOf(0, 1) },
+  { name: 'keep_connections', type: 'int', default: 0, check: oneOf(0, 1), noEffect: 'connections are always kept for reuse' },
   { name: 'query_result', type: 'int', default: 1, check: oneOf(0, 1) },
   { name: 'query_maxdatasize', type: 'int', default: 0, check: nonNegative },
   { name: 'netinterface', type: 'str', default: '' },

@@ -26,6 +26,17 @@ interface RrWish {
 
 /** 0: never two; 1: two when the outgoing socket differs (default); 2: always two */
 let doubleRr = 1;
+/** enable_full_lr: ';lr=on' for old UAs that drop an empty parameter */
+let lrParam = ';lr';
+/** append_fromtag: ';ftag=<From tag>', so that in-dialog requests tell the caller's direction */
+let appendFromtag = true;
+
+/** ;lr and, when asked for, ;ftag= */
+function lrAndFtag(ctx: ScriptContext): string {
+  if (!appendFromtag) return lrParam;
+  const tag = ctx.msg.from().tag;
+  return tag === '' ? lrParam : `${lrParam};ftag=${tag}`;
+}
 
 /** the socket's URI; with `ext`, as set_advertised_address/port changed it for this message */
 function sockUri(s: ListenSocket, ext: Record<string, unknown> = {}): string {
@@ -45,14 +56,15 @@ function asUri(u: string): string {
 export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | undefined, out: ListenSocket): string {
   const w = ctx.ext.rr as RrWish | undefined;
   if (w === undefined) return '';
+  const lr = lrAndFtag(ctx);
   if (w.preset !== null) {
-    if (w.preset2 === null) return `Record-Route: <${asUri(w.preset)};lr${w.params}>\r\n`;
-    return `Record-Route: <${asUri(w.preset2)};lr;r2=on${w.params}>\r\nRecord-Route: <${asUri(w.preset)};lr;r2=on${w.params}>\r\n`;
+    if (w.preset2 === null) return `Record-Route: <${asUri(w.preset)}${lr}${w.params}>\r\n`;
+    return `Record-Route: <${asUri(w.preset2)}${lr};r2=on${w.params}>\r\nRecord-Route: <${asUri(w.preset)}${lr};r2=on${w.params}>\r\n`;
   }
   const inbound = inSock ?? out;
   const differs = inbound.proto !== out.proto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
-  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext)};r2=on;lr${w.params}>\r\nRecord-Route: <${sockUri(inbound)};r2=on;lr${w.params}>\r\n`;
-  return `Record-Route: <${sockUri(inbound, ctx.ext)};lr${w.params}>\r\n`;
+  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound)};r2=on${lr}${w.params}>\r\n`;
+  return `Record-Route: <${sockUri(inbound, ctx.ext)}${lr}${w.params}>\r\n`;
 }
 
 function recordRoute(ctx: ScriptContext, params?: string): number {
@@ -184,11 +196,13 @@ export const rr: ModuleExports = {
   name: 'rr',
   params: [
     { name: 'enable_full_lr', type: 'int', default: 0 },
-    { name: 'append_fromtag', type: 'int', default: 0 },
+    { name: 'append_fromtag', type: 'int', default: 1 },
     { name: 'enable_double_rr', type: 'int', default: 1, check: (v) => ([0, 1, 2].includes(Number(v)) ? null : 'must be 0, 1 or 2') },
   ],
   functions,
   initWorker(env: ModuleEnv): void {
     doubleRr = Number(env.params.get('enable_double_rr') ?? 1);
+    lrParam = Number(env.params.get('enable_full_lr') ?? 0) !== 0 ? ';lr=on' : ';lr';
+    appendFromtag = Number(env.params.get('append_fromtag') ?? 1) !== 0;
   },
 };

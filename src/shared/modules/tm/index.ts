@@ -155,12 +155,11 @@ export const tmModule: ModuleExports = {
     { name: 'fr_timeout', type: 'int', check: (v) => (Number(v) > 0 ? null : 'must be > 0 (s)') },
     { name: 'fr_inv_timeout', type: 'int', check: (v) => (Number(v) > 0 ? null : 'must be > 0 (s)') },
     { name: 'wt_timer', type: 'int', default: 5000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
-    { name: 'restart_fr_on_each_reply', type: 'int', default: 1 },
+    { name: 'restart_fr_on_each_reply', type: 'int', default: 1, noEffect: 'fr_inv_timer starts at the first provisional reply and is not restarted' },
     { name: 'auto_inv_100', type: 'int', default: 1 },
     // OpenSIPS's spelling of auto_inv_100
     { name: 'auto_100trying', type: 'int', default: 1 },
-    // accepted so that Kamailio scripts load; the failure route sees the best reply either way
-    { name: 'failure_reply_mode', type: 'int', default: 0 },
+    { name: 'failure_reply_mode', type: 'int', default: 0, noEffect: 'the failure route sees the best reply of all branches' },
   ],
   functions,
   pvars,

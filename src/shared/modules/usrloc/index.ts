@@ -154,7 +154,7 @@ export const usrloc: ModuleExports = {
     { name: 'db_mode', type: 'int', default: 0, check: (v) => (v === 0 ? null : 'only db_mode 0 (memory only) is available') },
     { name: 'db_url', type: 'str', default: '' },
     { name: 'timer_interval', type: 'int', default: 60, check: (v) => (Number(v) > 0 ? null : 'must be positive') },
-    { name: 'timer_procs', type: 'int', default: 0 },
+    { name: 'timer_procs', type: 'int', default: 0, noEffect: 'expiry runs in the thread that owns the table' },
     { name: 'use_domain', type: 'int', default: 0 },
     { name: 'nat_bflag', type: 'int', default: -1 },
   ],
