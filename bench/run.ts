@@ -84,6 +84,8 @@ interface ScenarioSettings {
   rate?: number;
   steps?: number[];
   api?: { port: number; delayMs: number };
+  /** ports of the sipp callees (default: one, UAS_PORT) */
+  uas?: number[];
 }
 const SETTINGS_FILE = `${DIR}bench.json`;
 const settings: ScenarioSettings = existsSync(SETTINGS_FILE) ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings) : {};
@@ -92,6 +94,7 @@ const STEPS = quick ? (settings.steps ?? [2000, 4000]).slice(0, 2) : (settings.s
 const STEP_SECONDS = quick ? 3 : 5;
 // the built-in uac fails a call whose 180 overtakes its 200, which kamailio's UDP children may do
 const UAC = existsSync(`${DIR}uac.xml`) ? `${DIR}uac.xml` : `${ROOT}bench/lib/uac.xml`;
+const UAS_PORTS = settings.uas ?? [UAS_PORT];
 
 function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return 0;
@@ -184,9 +187,9 @@ async function measure(server: string, pid: number, rate: number, calls: number,
 }
 
 async function benchServer(server: string, start: () => Promise<ChildProcess>): Promise<Run[]> {
-  for (const port of [PROXY_PORT, UAS_PORT]) if (bound(port, 'u1')) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
+  for (const port of [PROXY_PORT, ...UAS_PORTS]) if (bound(port, 'u1')) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
   const runs: Run[] = [];
-  const uas = await startUas({ port: UAS_PORT });
+  const uas = await Promise.all(UAS_PORTS.map((port) => startUas({ port })));
   let proc: ChildProcess | undefined;
   let port = 6100;
   try {
@@ -201,7 +204,7 @@ async function benchServer(server: string, start: () => Promise<ChildProcess>): 
     }
   } finally {
     if (proc) await stop(proc);
-    await uas.stop();
+    for (const u of uas) await u.stop();
   }
   return runs;
 }
@@ -275,7 +278,8 @@ async function main(): Promise<void> {
     }
     if (servers.includes('kamailio')) {
       if (existsSync(KAMAILIO) && existsSync(`${DIR}kamailio.cfg`)) {
-        const cfg = readFileSync(`${DIR}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '');
+        // the copy runs from /tmp: files the script names are given by the scenario's directory
+        const cfg = readFileSync(`${DIR}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '').replaceAll('__SCENARIO_DIR__', DIR);
         const tmp = `/tmp/switchyard-bench-kamailio-${process.pid}.cfg`;
         writeFileSync(tmp, `children=${children}\nlisten=udp:${PROXY}\n${cfg}`);
         // -DD: no daemon, children still forked; 1 GB of shared memory: tm keeps every transaction for its
