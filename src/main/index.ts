@@ -23,6 +23,8 @@ import { runDb } from './cli/db.js';
 import { Router } from './dispatch/router.js';
 import { registerCoreMethods, VERSION } from './mi/core-methods.js';
 import { registerShvMethods } from './mi/shv-methods.js';
+import { registerDnsMethods } from './mi/dns-methods.js';
+import { allocateDnsTables } from '../shared/dns/index.js';
 import { MiRegistry } from './mi/registry.js';
 import { startMiServer } from './mi/server.js';
 import { Supervisor } from './supervisor.js';
@@ -105,6 +107,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     if (typeof r !== 'string') shv.store.set(r.name, r.value);
   }
   const moduleSabs = allocSharedMemory(script);
+  const dnsTables = allocateDnsTables(core.dns);
   const tcpOpen = h('tcp:current_opened_connections');
   const tcpEstablished = h('tcp:established');
   const tcpFramingErrors = h('tcp:framing_errors');
@@ -127,7 +130,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
-    { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, shvSab, moduleSabs, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
+    { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, shvSab, moduleSabs, dns: dnsTables, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
     counters,
     {
       send(proto, ip, port, connId, socketIdx, bytes) {
@@ -169,6 +172,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
 
   registerCoreMethods(mi, { startedAt, supervisor, counters, levels: new Int32Array(logSettings.levelsSab), sockets, refreshMemory });
   registerShvMethods(mi, shv.store);
+  registerDnsMethods(mi, dnsTables);
   const cfg = { file: cfgFile, source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines };
   await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);
   for (const name of script.modules) {

@@ -15,6 +15,7 @@ import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { Receiver } from './receive.js';
 import { WorkerServices } from './services.js';
+import { threadDns } from '../shared/dns/index.js';
 import { installAsync } from './async.js';
 import { Transactions } from './tm/transactions.js';
 import { LocalUac } from './uac.js';
@@ -41,9 +42,14 @@ async function main(): Promise<void> {
   startMemoryGauges(counters);
   const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
   svc.script = script;
+  const dns = threadDns(script.core.dns, init.dns, init.sockets, counters);
+  svc.locator = dns.locator;
+  svc.blocklist = dns.blocklist;
+  svc.dnsFailover = script.core.dns.failover;
   if (script.core.udpWorkerSend) svc.sendTo = nativeSendTo;
   svc.uac = new LocalUac(svc, init.workers);
   const receiver = new Receiver(svc, counters);
+  svc.waitHook = receiver;
   installAsync(svc, receiver, counters);
   if (script.modules.includes('tm')) {
     const tm = new Transactions(svc, counters, script.modparams.get('tm')!);

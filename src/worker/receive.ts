@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import { hostPort } from '../shared/config/listen.js';
+import type { Hop } from '../shared/dns/locate.js';
 import type { Counters, CounterHandle } from '../shared/counters/counters.js';
 import { SwitchyardError } from '../shared/errors.js';
 import { RouteKind, type ReceiveInfo, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
@@ -245,8 +247,31 @@ export class Receiver {
     }
     const edits = ctx.edits as MessageEdits;
     forwardReplyEdits(msg, edits);
-    this.#counters.inc(this.#c.fwdReplies);
-    this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
+    const bytes = applyEdits(msg, edits);
+    if (isIP(ip)) {
+      this.#counters.inc(this.#c.fwdReplies);
+      this.#svc.send({ proto, ip, port, socketIdx: sock.idx, connId: 0 }, bytes);
+      return;
+    }
+    // a sent-by name without received=: RFC 3263 §5 (SRV for its transport when it has no port, else A/AAAA)
+    const sentBy = `sip:${next.host}${typeof next.rport === 'number' || next.port ? ':' + port : ''};transport=${proto}`;
+    const sendTo = (hops: Hop[]): void => {
+      const hop = hops.find((h) => h.proto === proto);
+      if (hop === undefined) return void this.#counters.inc(this.#c.dropReplies);
+      this.#counters.inc(this.#c.fwdReplies);
+      this.#svc.send({ proto, ip: hop.ip, port: hop.port, socketIdx: sock.idx, connId: 0 }, bytes);
+    };
+    const dropped = (e: unknown): void => {
+      this.#counters.inc(this.#c.dropReplies);
+      this.#svc.log.info(`reply to Via ${next.host} dropped: ${e instanceof Error ? e.message : String(e)}`);
+    };
+    try {
+      const hops = this.#svc.locate(sentBy);
+      if (Array.isArray(hops)) sendTo(hops);
+      else hops.then(sendTo, dropped);
+    } catch (e) {
+      dropped(e);
+    }
   }
 }
 

@@ -14,7 +14,8 @@ import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.j
 import type { SipMsg } from '../shared/sip/types.js';
 import type { Transactions } from './tm/transactions.js';
 import type { LocalUac } from './uac.js';
-import { uriTarget } from './uri-target.js';
+import { LocateError, type Hop, type Locator } from '../shared/dns/locate.js';
+import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
 
 interface WorkerCounters {
@@ -38,6 +39,11 @@ export class WorkerServices implements ScriptServices {
   tm: Transactions | null = null;
   /** requests the proxy originates (set up by the worker entry) */
   uac: LocalUac | null = null;
+  /** RFC 3263 destinations (set up by the worker entry) */
+  locator: Locator | null = null;
+  blocklist: Blocklist | null = null;
+  /** use_dns_failover: a branch that fails (503, timeout) goes on to the next address */
+  dnsFailover = false;
   /** set by the worker: how async() work is tracked and resumed */
   suspendHook: ((ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null) => void) | null = null;
   readonly #out: RingWriter;
@@ -46,6 +52,8 @@ export class WorkerServices implements ScriptServices {
   readonly #myHosts: Set<string>;
   readonly #firstUdp: ListenSocket | undefined;
   readonly #myPorts: Set<number>;
+  /** alias= names and the ports each stands for (null: any) */
+  readonly #aliases = new Map<string, Set<number> | null>();
 
   constructor(workerId: number, log: Logger, sockets: readonly ListenSocket[], aliases: readonly string[], out: RingWriter, counters: Counters) {
     this.workerId = workerId;
@@ -74,18 +82,21 @@ export class WorkerServices implements ScriptServices {
     }
     for (const a of aliases) {
       const i = a.lastIndexOf(':');
-      if (i > 0 && /^\d+$/.test(a.slice(i + 1))) {
-        this.#myHosts.add(a.slice(0, i).toLowerCase());
-        this.#myPorts.add(Number(a.slice(i + 1)));
-      } else {
-        this.#myHosts.add(a.toLowerCase());
-      }
+      const withPort = i > 0 && /^\d+$/.test(a.slice(i + 1));
+      const host = (withPort ? a.slice(0, i) : a).replace(/^\[|\]$/g, '').toLowerCase();
+      // an alias without a port matches the name on any port, as Kamailio's (null)
+      const ports = this.#aliases.has(host) ? this.#aliases.get(host)! : new Set<number>();
+      if (!withPort) this.#aliases.set(host, null);
+      else if (ports !== null) this.#aliases.set(host, ports.add(Number(a.slice(i + 1))));
     }
   }
 
   isMyself(host: string, port: number): boolean {
-    const h = host.startsWith('[') ? host.slice(1, -1) : host;
-    return this.#myHosts.has(h.toLowerCase()) && this.#myPorts.has(port || 5060);
+    const h = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
+    const p = port || 5060;
+    if (this.#myHosts.has(h) && this.#myPorts.has(p)) return true;
+    const ports = this.#aliases.get(h);
+    return ports === null || (ports !== undefined && ports.has(p));
   }
 
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
@@ -143,12 +154,15 @@ export class WorkerServices implements ScriptServices {
   }
 
   /** the socket a message to `proto` leaves from: the forced one ($fs), else the one it arrived on, when they fit */
-  pickSocket(proto: 'udp' | 'tcp', arrivedOn: number, forced = -1): ListenSocket | null {
+  pickSocket(proto: 'udp' | 'tcp', arrivedOn: number, forced = -1, to?: string): ListenSocket | null {
+    // to an IPv6 address from an IPv6 socket and IPv4 from IPv4, when the destination is known
+    const v6 = to === undefined ? null : to.includes(':');
+    const fits = (x: ListenSocket | undefined): x is ListenSocket => x !== undefined && x.proto === proto && (v6 === null || x.ip.includes(':') === v6);
     const f = forced >= 0 ? this.sockets[forced] : undefined;
-    if (f && f.proto === proto) return f;
+    if (fits(f)) return f;
     const s = this.sockets[arrivedOn];
-    if (s && s.proto === proto) return s;
-    return this.sockets.find((x) => x.proto === proto) ?? null;
+    if (fits(s)) return s;
+    return this.sockets.find(fits) ?? null;
   }
 
   sendRequest(req: LocalRequest): Promise<LocalReply> {
@@ -170,14 +184,84 @@ export class WorkerServices implements ScriptServices {
     return s ? `${s.proto}:${hostPort(s.ip, s.port)}` : null;
   }
 
-  forward(ctx: ScriptContext, uri?: string): number {
-    const msg = ctx.msg;
-    const target = uriTarget(uri ?? ctx.du ?? ctx.ruri ?? msg.ruri);
-    if (target === null) {
-      this.log.err(`forward(): cannot send to "${uri ?? ctx.du ?? ctx.ruri ?? msg.ruri}" (an IP address is needed)`);
-      return -1;
+  /**
+   * The hops toward `uri` (RFC 3263), best first: at once for an address or a
+   * cached name, else a Promise. A LocateError when there is none.
+   */
+  locate(uri: string): Hop[] | Promise<Hop[]> {
+    return this.locator!.locate(uri);
+  }
+
+  /** the first hop we can send to: a socket of its transport, not blocklisted; -1 when none */
+  usableHop(hops: readonly Hop[], from = 0): number {
+    for (let i = from; i < hops.length; i++) {
+      const h = hops[i]!;
+      if (h.proto === 'tls' || !this.sockets.some((s) => s.proto === h.proto && s.ip.includes(':') === h.ip.includes(':'))) continue;
+      if (this.blocklist !== null && this.blocklist.enabled && this.blocklist.blocked(h)) continue;
+      return i;
     }
-    const sock = this.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx));
+    return -1;
+  }
+
+  /**
+   * No destination for `to`: logged, and sl_reply_error() will answer as
+   * Kamailio's does (478 for a name that does not resolve, 477 when every
+   * address is blocklisted or has no socket).
+   */
+  noDestination(ctx: ScriptContext, fn: string, to: string, e: unknown): number {
+    if (e instanceof LocateError) {
+      this.log.err(`${fn}(): cannot send to "${to}": ${e.message}`);
+      ctx.ext.serError = { code: 478, reason: 'Unresolvable destination (478/SL)' };
+    } else if (e === null) {
+      this.log.err(`${fn}(): cannot send to "${to}": no usable address (no socket for its transport, or blocklisted)`);
+      ctx.ext.serError = { code: 477, reason: 'Unfortunately error on sending to next hop occurred (477/SL)' };
+    } else throw e;
+    return -1;
+  }
+
+  /**
+   * A request waits for DNS (set by the worker: the receiver's hold/release):
+   * until released, a retransmission of it is absorbed, never routed again.
+   */
+  waitHook: { hold(ctx: ScriptContext): void; release(ctx: ScriptContext): void } | null = null;
+
+  /**
+   * Run `then` once `hops` are known; a name not yet cached makes the
+   * request wait (the route does not: it goes on as if sent, as Kamailio's
+   * would after a blocking lookup, and never blocks the worker).
+   */
+  whenLocated<T>(ctx: ScriptContext, hops: Promise<Hop[]>, then: (h: Hop[]) => T, failed: (e: unknown) => T, done?: () => void): void {
+    this.waitHook?.hold(ctx);
+    hops.then(then, failed).finally(() => {
+      this.waitHook?.release(ctx);
+      done?.();
+    });
+  }
+
+  forward(ctx: ScriptContext, uri?: string): number {
+    const to = uri ?? ctx.du ?? ctx.ruri ?? ctx.msg.ruri;
+    let hops: Hop[] | Promise<Hop[]>;
+    try {
+      hops = this.locate(to);
+    } catch (e) {
+      return this.noDestination(ctx, 'forward', to, e);
+    }
+    if (Array.isArray(hops)) return this.#forwardTo(ctx, to, hops);
+    this.whenLocated(
+      ctx,
+      hops,
+      (h) => this.#forwardTo(ctx, to, h),
+      (e) => this.noDestination(ctx, 'forward', to, e),
+    );
+    return 1;
+  }
+
+  #forwardTo(ctx: ScriptContext, to: string, hops: Hop[]): number {
+    const msg = ctx.msg;
+    const i = this.usableHop(hops);
+    if (i < 0) return this.noDestination(ctx, 'forward', to, null);
+    const target = hops[i]! as Hop & { proto: 'udp' | 'tcp' };
+    const sock = this.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
     if (sock === null) {
       this.log.err(`forward(): no ${target.proto} socket to send from`);
       return -1;

@@ -11,7 +11,7 @@ import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { LocalReply, LocalRequest } from '../shared/modules/types.js';
 import type { SipMsg } from '../shared/sip/types.js';
 import type { WorkerServices } from './services.js';
-import { uriTarget } from './uri-target.js';
+import type { Hop } from '../shared/dns/locate.js';
 
 const T1 = 500;
 const T2 = 4000;
@@ -53,10 +53,18 @@ export class LocalUac {
     }
   }
 
-  send(req: LocalRequest): Promise<LocalReply> {
-    const target = uriTarget(req.dst ?? req.ruri);
-    if (target === null) return Promise.resolve({ code: 478, reason: 'Unresolvable destination' });
-    const sock = this.#svc.pickSocket(target.proto, -1, req.socket ?? -1);
+  async send(req: LocalRequest): Promise<LocalReply> {
+    // by name too (RFC 3263), through the shared DNS cache; the first usable address
+    let hops: Hop[];
+    try {
+      hops = await this.#svc.locate(req.dst ?? req.ruri);
+    } catch {
+      return { code: 478, reason: 'Unresolvable destination' };
+    }
+    const i = this.#svc.usableHop(hops);
+    if (i < 0) return { code: 477, reason: 'No usable address' };
+    const target = hops[i]! as Hop & { proto: 'udp' | 'tcp' };
+    const sock = this.#svc.pickSocket(target.proto, -1, req.socket ?? -1, target.ip);
     if (sock === null) return Promise.resolve({ code: 500, reason: `No ${target.proto} socket` });
     const me = advertisedOf(sock, {});
     const branch = `z9hG4bKsyu${this.#prefix}${(this.#seq++).toString(36)}`;

@@ -3,6 +3,7 @@ import type { RingBuffers } from '../ipc/ring.js';
 import type { LogSettings } from '../log-setup.js';
 import type { Preprocessed } from '../script/preprocess.js';
 import type { ListenSocket } from './listen.js';
+import type { DnsTables } from '../dns/index.js';
 
 /** What the master hands a thread at start (workerData); plain data only. */
 export interface ThreadInit {
@@ -25,6 +26,8 @@ export interface ThreadInit {
   readonly shvSab: SharedArrayBuffer;
   /** modules' shared memory, by module name (see ModuleExports.allocShared) */
   readonly moduleSabs: Readonly<Record<string, SharedArrayBuffer>>;
+  /** the DNS cache and destination blocklist every thread shares (dns/index.ts) */
+  readonly dns: DnsTables;
   /** counters row of this thread */
   readonly row: number;
   readonly logLevel: number;

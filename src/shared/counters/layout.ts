@@ -79,6 +79,14 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'framing_errors', kind: 'counter', description: 'TCP streams closed for bad framing' },
     ],
   },
+  {
+    group: 'dns',
+    counters: [
+      { name: 'queries', kind: 'counter', description: 'DNS queries sent to the name servers' },
+      { name: 'cache_hits', kind: 'counter', description: 'DNS answers taken from the cache' },
+      { name: 'failed_dns_request', kind: 'counter', description: 'DNS queries that got no answer (timeout, SERVFAIL, refused)' },
+    ],
+  },
 ];
 
 export class CounterLayout {

@@ -14,6 +14,7 @@ import { CORE_PARAM_NAMES, detectDialect } from './dialect/index.js';
 import { parse } from './parser.js';
 import { preprocess, type Preprocessed } from './preprocess.js';
 import { closest } from './closest.js';
+import { defaultDnsParams, type DnsParams } from '../dns/config.js';
 
 export interface CompileOptions {
   file: string;
@@ -50,6 +51,8 @@ export interface CoreParams {
   group: string | null;
   /** workdir=: the working directory after start */
   workdir: string | null;
+  /** DNS resolution, cache, failover and destination blocklist (src/shared/dns) */
+  dns: DnsParams;
   /** accepted for compatibility, no effect here */
   ignored: string[];
 }
@@ -114,6 +117,17 @@ function intParam(apply: (c: CoreParams, n: number) => void): Setter {
   };
 }
 
+type DnsFlag = { [K in keyof DnsParams]: DnsParams[K] extends boolean ? K : never }[keyof DnsParams];
+type DnsInt = { [K in keyof DnsParams]: DnsParams[K] extends number ? K : never }[keyof DnsParams];
+const dnsFlag = (k: DnsFlag): Setter => intParam((c, n) => (c.dns[k] = n !== 0));
+function dnsInt(k: DnsInt, min: number): Setter {
+  return (core, v, pos, errors) => {
+    const n = intOf(v);
+    if (n === null || n < min) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `expected a number ≥ ${min}, found "${v}"`));
+    else core.dns[k] = n;
+  };
+}
+
 /** core parameters by the name switchyard keeps; dialect/ maps each dialect's spellings onto these */
 const CORE: Record<string, Setter> = {
   children: intParam((c, n) => (c.children = n)),
@@ -138,14 +152,43 @@ const CORE: Record<string, Setter> = {
   port: intParam((c, n) => (c.port = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
   tcp_connection_lifetime: intParam((c, n) => (c.tcpConnectionLifetime = n)),
+  dns_try_ipv6: dnsFlag('tryIpv6'),
+  dns_try_naptr: dnsFlag('tryNaptr'),
+  dns_srv_lb: dnsFlag('srvLb'),
+  dns_srv_loadbalancing: dnsFlag('srvLb'),
+  dns_retr_time: dnsInt('retrTime', -1),
+  dns_retr_no: dnsInt('retrNo', -1),
+  dns_cache_init: dnsFlag('cacheInit'),
+  use_dns_cache: dnsFlag('useCache'),
+  use_dns_failover: dnsFlag('failover'),
+  // OpenSIPS: the same switch, the other way round
+  disable_dns_failover: intParam((c, n) => (c.dns.failover = n === 0)),
+  dns_cache_negative_ttl: dnsInt('negativeTtl', 0),
+  dns_cache_min_ttl: dnsInt('minTtl', 0),
+  dns_cache_max_ttl: dnsInt('maxTtl', 0),
+  dns_cache_mem: dnsInt('cacheMem', 1),
+  use_dst_blocklist: dnsFlag('useBlocklist'),
+  use_dst_blacklist: dnsFlag('useBlocklist'),
+  dst_blocklist_init: dnsFlag('blocklistInit'),
+  dst_blacklist_init: dnsFlag('blocklistInit'),
+  dst_blocklist_expire: dnsInt('blocklistExpire', 0),
+  dst_blacklist_expire: dnsInt('blocklistExpire', 0),
+  dst_blocklist_mem: dnsInt('blocklistMem', 1),
+  dst_blacklist_mem: dnsInt('blocklistMem', 1),
   // switchyard's own
+  dns_nameservers: (c, v, pos, errors) => {
+    const list = String(v).split(/[\s,]+/).filter((x) => x !== '');
+    const bad = list.find((x) => !/^(\d{1,3}(\.\d{1,3}){3}(:\d+)?|\[[0-9a-f:.]+\](:\d+)?|[0-9a-f:]+)$/i.test(x));
+    if (bad !== undefined) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `dns_nameservers: "${bad}" is not ip[:port]`));
+    else c.dns.servers = list;
+  },
   ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
   udp_worker_send: intParam((c, n) => (c.udpWorkerSend = n !== 0)),
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
 const IGNORED = new Set(
-  `fork auto_aliases dns rev_dns dns_try_ipv6 dns_try_naptr use_dns_cache use_dns_failover dns_cache_init dns_retr_time dns_retr_no dns_servers_no dns_use_search_list
+  `fork auto_aliases dns rev_dns dns_servers_no dns_use_search_list dns_search_full_match dns_cache_flags dns_cache_gc_interval dns_cache_del_nonexp dns_cache_rec_pref dns_naptr_ignore_rfc dns_udp_pref dns_tcp_pref dns_tls_pref dns_sctp_pref dst_blocklist_gc_interval dst_blocklist_udp_imask dst_blocklist_tcp_imask dst_blocklist_tls_imask dst_blocklist_sctp_imask disable_dns_blacklist dst_blacklist
   server_header user_agent_header server_signature sip_warning memdbg memlog mem_summary mem_join log_prefix_mode log_color
   enable_tls tcp_max_connections tls_max_connections disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_rd_buf_size
   tcp_async tcp_children tcp_workers tcp_max_msg_chunks tcp_no_connect tcp_send_timeout tcp_connect_timeout tcp_conn_wq_max tcp_wq_max tcp_crlf_ping tcp_accept_aliases
@@ -163,7 +206,7 @@ const IGNORED = new Set(
 );
 
 function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);

@@ -29,7 +29,7 @@ import { buildReply, forwardReplyEdits, forwardRequestEdits } from '../../shared
 import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
 import type { SipMsg } from '../../shared/sip/types.js';
 import type { WorkerServices } from '../services.js';
-import { uriTarget } from '../uri-target.js';
+import type { Hop } from '../../shared/dns/locate.js';
 
 const TICK_MS = 50;
 const T1 = 500;
@@ -45,6 +45,10 @@ interface ClientTx {
   readonly idx: number;
   readonly server: ServerTx;
   readonly dest: Destination;
+  /** use_dns_failover: the addresses still to try after this one, with what the branch was built from */
+  readonly failover: { hops: Hop[]; ruri: string | null; edits: MessageEdits; to: string } | null;
+  /** the address it went to, for the blocklist */
+  readonly hop: Hop;
   readonly bytes: Buffer;
   readonly invite: boolean;
   status: number;
@@ -90,7 +94,7 @@ export interface ServerTx {
   /** timer G: next retransmission of a non-2xx final over UDP (0: off) */
   gAt: number;
   gInterval: number;
-  /** branches whose branch_route is still waiting (a media relay's answer): not sent yet */
+  /** branches not sent yet: their branch_route is still waiting (a media relay's answer), or their destination name is resolving */
   pending: number;
 }
 
@@ -146,6 +150,11 @@ export class Transactions implements TransactionApi {
   waitMs = 5000;
   /** auto_inv_100 / auto_100trying */
   auto100 = true;
+  /** blst_503: a 503 puts its sender on the destination blocklist (Retry-After seconds, bounded; else the default) */
+  blst503 = false;
+  blst503Default = 0;
+  blst503Min = 0;
+  blst503Max = 3600;
   #timer: NodeJS.Timeout | null = null;
   /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
   runRoute: (fn: RouteFn, ctx: ScriptContext, after: () => void) => void = () => {};
@@ -159,6 +168,10 @@ export class Transactions implements TransactionApi {
     this.frInvTimer = secs('fr_inv_timeout') ?? Number(params.get('fr_inv_timer'));
     this.waitMs = Number(params.get('wt_timer'));
     this.auto100 = Number(params.get('auto_inv_100')) !== 0 && Number(params.get('auto_100trying')) !== 0;
+    this.blst503 = Number(params.get('blst_503')) !== 0;
+    this.blst503Default = Number(params.get('blst_503_def_timeout'));
+    this.blst503Min = Number(params.get('blst_503_min_timeout'));
+    this.blst503Max = Number(params.get('blst_503_max_timeout'));
     const h = (id: string): CounterHandle => counters.handle(id);
     this.#c = {
       uas: h('tm:UAS_transactions'),
@@ -438,12 +451,32 @@ export class Transactions implements TransactionApi {
     if (msg.method === 'ACK') return this.#svc.forward(ctx, uri);
     const s = this.#serverTx(ctx, flags);
     if (s === null || s.cancelled) return -1;
-    if (uri !== undefined) return this.#branch(ctx, s, ctx.ruri, uri);
-    const appended = (ctx.ext.branches as string[] | undefined) ?? [];
-    ctx.ext.branches = [];
-    let sent = this.#branch(ctx, s, ctx.ruri, ctx.du);
-    for (const b of appended) sent = Math.max(sent, this.#branch(ctx, s, b, null));
+    let sent: number;
+    if (uri !== undefined) sent = this.#branch(ctx, s, ctx.ruri, uri);
+    else {
+      const appended = (ctx.ext.branches as string[] | undefined) ?? [];
+      ctx.ext.branches = [];
+      sent = this.#branch(ctx, s, ctx.ruri, ctx.du);
+      for (const b of appended) sent = Math.max(sent, this.#branch(ctx, s, b, null));
+    }
+    // nothing could be sent and nothing is on its way: the transaction answers, as Kamailio's kill_transaction
+    if (sent < 0 && s.pending === 0 && s.branches.length === 0 && ctx.routeKind !== RouteKind.FAILURE) this.#noDestination(s);
     return sent;
+  }
+
+  /** no branch could go anywhere: 478 (no address) or 477 (every address unusable), as Kamailio's tm */
+  #noDestination(s: ServerTx): void {
+    const e = s.ctx.ext.serError as { code: number; reason: string } | undefined;
+    this.#sendFinal(s, e?.code ?? 500, e ? e.reason.replace('/SL)', '/TM)') : 'Server Internal Error', null);
+  }
+
+  /** a branch that was not sent at once is done (sent or not): finish what waited on it */
+  #pendingDone(s: ServerTx): void {
+    if (s.status >= 200 || s.pending > 0) return;
+    if (s.branches.length === 0) {
+      if (s.cancelled) this.#sendFinal(s, 487, 'Request Terminated', null);
+      else this.#noDestination(s);
+    } else if (s.branches.every((b) => b.status >= 200) && s.best !== null) this.#sendFinal(s, s.best.code, s.best.reason, s.best.bytes);
   }
 
   /** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
@@ -462,9 +495,7 @@ export class Transactions implements TransactionApi {
     const done = (ok: boolean): void => {
       s.pending--;
       const sent = ok && !bctx.dropped && !s.cancelled && s.status < 200 && this.#sendBranch(ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits) === 1;
-      if (sent || s.status >= 200 || s.pending > 0) return;
-      if (s.branches.length === 0) this.#sendFinal(s, s.cancelled ? 487 : 500, s.cancelled ? 'Request Terminated' : 'Server Internal Error', null);
-      else if (s.branches.every((b) => b.status >= 200) && s.best !== null) this.#sendFinal(s, s.best.code, s.best.reason, s.best.bytes);
+      if (!sent) this.#pendingDone(s);
     };
     r.then(
       () => done(true),
@@ -476,15 +507,41 @@ export class Transactions implements TransactionApi {
     return 1;
   }
 
+  /** the branch toward $du or the R-URI: its destination located (RFC 3263) first, waiting for DNS when the name is not cached */
   #sendBranch(ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null, edits: MessageEdits): number {
-    const msg = ctx.msg;
-    const to = du ?? ruri ?? msg.ruri;
-    const target = uriTarget(to);
-    if (target === null) {
-      this.#svc.log.err(`t_relay(): cannot send to "${to}" (an IP address is needed)`);
-      return -1;
+    const to = du ?? ruri ?? ctx.msg.ruri;
+    let hops: Hop[] | Promise<Hop[]>;
+    try {
+      hops = this.#svc.locate(to);
+    } catch (e) {
+      return this.#svc.noDestination(ctx, 't_relay', to, e);
     }
-    const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx));
+    if (Array.isArray(hops)) return this.#send(ctx, s, ruri, edits, to, hops);
+    s.pending++;
+    this.#svc.whenLocated(
+      ctx,
+      hops,
+      // cancelled or answered while the name was resolving: nothing to send
+      (h) => (s.status >= 200 || s.cancelled ? -1 : this.#send(ctx, s, ruri, edits, to, h)),
+      (e) => this.#svc.noDestination(ctx, 't_relay', to, e),
+      () => {
+        s.pending--;
+        this.#pendingDone(s);
+      },
+    );
+    return 1;
+  }
+
+  /** one client transaction to the first usable of `hops` (the rest kept for DNS failover) */
+  #send(ctx: ScriptContext, s: ServerTx, ruri: string | null, base: MessageEdits, to: string, hops: Hop[]): number {
+    const msg = ctx.msg;
+    const i = this.#svc.usableHop(hops);
+    if (i < 0) return this.#svc.noDestination(ctx, 't_relay', to, null);
+    const target = hops[i]! as Hop & { proto: 'udp' | 'tcp' };
+    const more = this.#svc.dnsFailover && this.#svc.usableHop(hops, i + 1) >= 0;
+    // the edits of a branch that may fail over are kept as they were before its Via
+    const edits = more ? base.fork() : base;
+    const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
     if (sock === null) return -1;
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
     const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext)};branch=${branch}`;
@@ -498,6 +555,8 @@ export class Transactions implements TransactionApi {
       idx: s.branches.length,
       server: s,
       dest,
+      failover: more ? { hops: hops.slice(i + 1), ruri, edits: base, to } : null,
+      hop: target,
       bytes,
       invite: s.invite,
       status: 0,
@@ -664,6 +723,16 @@ export class Transactions implements TransactionApi {
     c.status = Math.max(c.status, code);
     const s = c.server;
     if (s.status >= 200) return;
+    const blocklist = this.#svc.blocklist;
+    if (blocklist !== null && blocklist.enabled) {
+      // Kamailio: a destination that let an INVITE time out unheard, or answered 503 with blst_503
+      if (c.timedOut && !c.heard && c.invite) blocklist.add(c.hop, 'timeout');
+      else if (code === 503 && this.blst503 && from) {
+        const ra = Number(from.reply.header('Retry-After')?.value.trim().split(/[\s;(]/)[0]);
+        const secs = Number.isFinite(ra) && ra > 0 ? Math.min(Math.max(ra, this.blst503Min), this.blst503Max) : this.blst503Default;
+        if (secs > 0) blocklist.add(c.hop, '503', secs);
+      }
+    }
     // RFC 3261 §16.7: a 6xx wins; otherwise the lowest class; keep the first of a class
     const better = s.best === null || (code >= 600 && s.best.code < 600) || (s.best.code < 600 && Math.floor(code / 100) < Math.floor(s.best.code / 100));
     if (better) {
@@ -674,6 +743,11 @@ export class Transactions implements TransactionApi {
         bytes = applyEdits(from.reply, edits);
       }
       s.best = { code, bytes, reason };
+    }
+    // use_dns_failover: the next address of the same destination, as a new branch of this transaction
+    if ((code === 503 || c.timedOut) && c.failover !== null && !s.cancelled) {
+      const f = c.failover;
+      this.#send(s.ctx, s, f.ruri, f.edits, f.to, f.hops);
     }
     if (s.branches.some((b) => b.status < 200) || s.pending > 0) return;
     const best = s.best!;
@@ -688,7 +762,7 @@ export class Transactions implements TransactionApi {
       ctx.exit = false;
       this.runRoute(failure, ctx, () => {
         if (s.status >= 200) return; // t_reply() in the failure route
-        if (s.branches.length > before) return; // new branch: wait for it
+        if (s.branches.length > before || s.pending > 0) return; // new branch: wait for it
         this.#sendFinal(s, best.code, best.reason, best.bytes);
       });
       return;

@@ -215,7 +215,11 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   { name: 'usleep', args: [I], mayAwait: true, asyncCapable: true, fn: (_ctx, us: number) => pause(us / 1000) },
   fn('sl_send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
   fn('send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
-  fn('sl_reply_error', [], (ctx) => ctx.svc.sendReply(ctx, 500, 'Server Internal Error'), REQ),
+  // the error of the last relay that failed, as Kamailio's ser_error (478 a name that does not resolve …), else 500
+  fn('sl_reply_error', [], (ctx) => {
+    const e = ctx.ext.serError as { code: number; reason: string } | undefined;
+    return ctx.svc.sendReply(ctx, e?.code ?? 500, e?.reason ?? 'Server Internal Error');
+  }, REQ),
   fn('forward', [oS], (ctx, uri?: string) => ctx.svc.forward(ctx, uri || undefined), REQ),
   fn('mf_process_maxfwd_header', [I], maxfwd, REQ),
   fn('is_method', [S], isMethod),

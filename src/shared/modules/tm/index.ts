@@ -159,6 +159,11 @@ export const tmModule: ModuleExports = {
     { name: 'auto_inv_100', type: 'int', default: 1 },
     // OpenSIPS's spelling of auto_inv_100
     { name: 'auto_100trying', type: 'int', default: 1 },
+    // destination blocklist (core use_dst_blocklist): a 503 blocklists its sender for Retry-After seconds, bounded, else blst_503_def_timeout (0: not at all)
+    { name: 'blst_503', type: 'int', default: 0 },
+    { name: 'blst_503_def_timeout', type: 'int', default: 0 },
+    { name: 'blst_503_min_timeout', type: 'int', default: 0 },
+    { name: 'blst_503_max_timeout', type: 'int', default: 3600 },
     { name: 'failure_reply_mode', type: 'int', default: 0, noEffect: 'the failure route sees the best reply of all branches' },
   ],
   functions,

@@ -1,0 +1,179 @@
+/**
+ * DNS queries of one thread through c-ares (node:dns Resolver: its own
+ * sockets on the event loop, never getaddrinfo on the libuv pool), answers
+ * kept in the cache every thread shares (SharedTable) and, in front of it,
+ * a small per-thread copy so a cached name costs a Map lookup. Negative
+ * answers (NXDOMAIN, no record of the type) are cached dns_cache_negative_ttl
+ * seconds; a query that fails otherwise (timeout, SERVFAIL, refused) is not
+ * cached. Concurrent queries for one name share one request.
+ */
+import { promises as dnsp } from 'node:dns';
+import type { Counters, CounterHandle } from '../counters/counters.js';
+import type { DnsParams } from './config.js';
+import type { SharedTable } from './shared-table.js';
+
+export type RrType = 'A' | 'AAAA' | 'SRV' | 'NAPTR';
+
+export interface SrvRec {
+  name: string;
+  port: number;
+  priority: number;
+  weight: number;
+}
+
+export interface NaptrRec {
+  order: number;
+  pref: number;
+  flags: string;
+  service: string;
+  replacement: string;
+}
+
+/** an answer: records (empty: negative) and when it expires (ms since the epoch) */
+export interface Answer {
+  readonly addrs?: string[];
+  readonly srv?: SrvRec[];
+  readonly naptr?: NaptrRec[];
+  readonly expiresAt: number;
+}
+
+/** a query that got no answer at all (timeout, SERVFAIL …): not cached */
+export class DnsFailure extends Error {
+  constructor(readonly rcode: string, message: string) {
+    super(message);
+  }
+}
+
+const NEGATIVE = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'EBADNAME', 'NOTFOUND']);
+const LOCAL_MAX = 4096;
+
+export interface DnsCounters {
+  queries: CounterHandle;
+  hits: CounterHandle;
+  failed: CounterHandle;
+}
+
+export function dnsCounters(c: Counters): DnsCounters {
+  return { queries: c.handle('dns:queries'), hits: c.handle('dns:cache_hits'), failed: c.handle('dns:failed_dns_request') };
+}
+
+export class DnsRecords {
+  readonly #resolver: dnsp.Resolver;
+  readonly #p: DnsParams;
+  readonly #shared: SharedTable | null;
+  readonly #local = new Map<string, Answer>();
+  #gen = 0;
+  readonly #inflight = new Map<string, Promise<Answer>>();
+  readonly #counters: Counters;
+  readonly #c: DnsCounters;
+
+  constructor(p: DnsParams, shared: SharedTable | null, counters: Counters) {
+    this.#p = p;
+    this.#shared = p.useCache && p.cacheInit ? shared : null;
+    this.#counters = counters;
+    this.#c = dnsCounters(counters);
+    this.#resolver = new dnsp.Resolver({ timeout: p.retrTime > 0 ? p.retrTime * 1000 : -1, tries: p.retrNo >= 0 ? p.retrNo + 1 : 4 });
+    if (p.servers.length > 0) this.#resolver.setServers(p.servers);
+  }
+
+  /** the answer for `type name`: at once from the cache, else a Promise (rejects with DnsFailure) */
+  query(type: RrType, name: string): Answer | Promise<Answer> {
+    const key = `${type}:${name.toLowerCase()}`;
+    const now = Date.now();
+    const cached = this.cached(key, now);
+    if (cached !== null) {
+      this.#counters.inc(this.#c.hits);
+      return cached;
+    }
+    let p = this.#inflight.get(key);
+    if (p === undefined) {
+      p = this.#ask(type, name, key).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, p);
+    }
+    return p;
+  }
+
+  /** a cached answer, or null; `key` is "TYPE:name" */
+  cached(key: string, now: number): Answer | null {
+    if (this.#shared === null) return null;
+    const gen = this.#shared.generation();
+    if (gen !== this.#gen) {
+      // an entry was deleted somewhere (MI): copies made before may be stale
+      this.#local.clear();
+      this.#gen = gen;
+    }
+    const local = this.#local.get(key);
+    if (local !== undefined) {
+      if (local.expiresAt > now) return local;
+      this.#local.delete(key);
+    }
+    const e = this.#shared.get(key, now);
+    if (e === null) return null;
+    const a = { ...(JSON.parse(e.value) as Omit<Answer, 'expiresAt'>), expiresAt: e.expiresAt };
+    this.#keep(key, a);
+    return a;
+  }
+
+  /** answers are kept (use_dns_cache, dns_cache_init) */
+  get caching(): boolean {
+    return this.#shared !== null;
+  }
+
+  /** the generation of the shared cache this thread's copies were made under */
+  get generation(): number {
+    return this.#shared?.generation() ?? 0;
+  }
+
+  #keep(key: string, a: Answer): void {
+    if (this.#local.size >= LOCAL_MAX) this.#local.clear();
+    this.#local.set(key, a);
+  }
+
+  async #ask(type: RrType, name: string, key: string): Promise<Answer> {
+    this.#counters.inc(this.#c.queries);
+    const r = this.#resolver;
+    let data: Omit<Answer, 'expiresAt'>;
+    let ttl: number;
+    try {
+      if (type === 'A' || type === 'AAAA') {
+        const recs = type === 'A' ? await r.resolve4(name, { ttl: true }) : await r.resolve6(name, { ttl: true });
+        data = { addrs: recs.map((x) => x.address) };
+        ttl = recs.length > 0 ? Math.min(...recs.map((x) => x.ttl)) : this.#p.negativeTtl;
+      } else if (type === 'SRV') {
+        const recs = await r.resolveSrv(name);
+        data = { srv: recs.filter((x) => x.name !== '' && x.name !== '.').map((x) => ({ name: x.name, port: x.port, priority: x.priority, weight: x.weight })) };
+        // node:dns gives no TTL for SRV and NAPTR: the locator stores them again with their chain's TTL
+        ttl = this.#p.negativeTtl;
+      } else {
+        const recs = await r.resolveNaptr(name);
+        data = { naptr: recs.map((x) => ({ order: x.order, pref: x.preference, flags: x.flags, service: x.service, replacement: x.replacement })) };
+        ttl = this.#p.negativeTtl;
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'EFAIL';
+      if (!NEGATIVE.has(code)) {
+        this.#counters.inc(this.#c.failed);
+        throw new DnsFailure(code, `${type} ${name}: ${code}`);
+      }
+      data = {};
+      ttl = this.#p.negativeTtl;
+    }
+    return this.store(key, data, ttl);
+  }
+
+  /** cache `data` under "TYPE:name" for `ttl` seconds (bounded by dns_cache_min_ttl/max_ttl) */
+  store(key: string, data: Omit<Answer, 'expiresAt'>, ttl: number): Answer {
+    const t = Math.min(Math.max(ttl, this.#p.minTtl), this.#p.maxTtl);
+    const a: Answer = { ...data, expiresAt: Date.now() + t * 1000 };
+    if (this.#shared !== null && t > 0) {
+      this.#shared.set(key, JSON.stringify(data), a.expiresAt);
+      this.#keep(key, a);
+    }
+    return a;
+  }
+}
+
+/** true when an answer holds no record */
+export function isNegative(a: Answer): boolean {
+  return (a.addrs?.length ?? 0) + (a.srv?.length ?? 0) + (a.naptr?.length ?? 0) === 0;
+}
