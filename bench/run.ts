@@ -18,6 +18,7 @@ import { cpus, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SIPP, bound, runUac, startUas } from '../test/helpers/sipp.js';
+import { TestDnsServer } from '../test/helpers/dns-server.js';
 import { threadCpuUs, treeCpuUs } from './lib/cpu.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -86,6 +87,8 @@ interface ScenarioSettings {
   api?: { port: number; delayMs: number };
   /** ports of the sipp callees (default: one, UAS_PORT) */
   uas?: number[];
+  /** a local DNS server answering these A records (name → address), for destinations by name */
+  dns?: { port: number; a: Record<string, string> };
 }
 const SETTINGS_FILE = `${DIR}bench.json`;
 const settings: ScenarioSettings = existsSync(SETTINGS_FILE) ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings) : {};
@@ -261,6 +264,7 @@ function version(cmd: string, pattern: RegExp): string {
 async function main(): Promise<void> {
   if (!existsSync(DIR)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
   const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
+  const dns = settings.dns ? await TestDnsServer.start(Object.entries(settings.dns.a).map(([name, data]) => ({ type: 'A' as const, name, data })), settings.dns.port) : null;
   const runs: Run[] = [];
   // one server failing to start or run does not cost the other's figures
   const bench = async (server: string, start: () => Promise<ChildProcess>): Promise<void> => {
@@ -292,6 +296,7 @@ async function main(): Promise<void> {
   } finally {
     api?.closeAllConnections();
     api?.close();
+    dns?.close();
   }
   if (runs.length === 0) throw new Error('nothing measured');
 

@@ -22,10 +22,10 @@ export class TestDnsServer {
     this.records = records;
   }
 
-  static async start(records: ZoneRecord[]): Promise<TestDnsServer> {
+  static async start(records: ZoneRecord[], port = 0): Promise<TestDnsServer> {
     const s = new TestDnsServer(records);
     s.socket.on('message', (msg, rinfo) => s.#answer(msg, rinfo));
-    await new Promise<void>((r) => s.socket.bind(0, '127.0.0.1', r));
+    await new Promise<void>((r) => s.socket.bind(port, '127.0.0.1', r));
     return s;
   }
 
