@@ -4,7 +4,7 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseListens, hostPort, type ListenSocket } from '../shared/config/listen.js';
+import { applyAdvertisedDefaults, parseListens, hostPort, type ListenSocket } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
@@ -93,7 +93,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
   const workers = args.workers ?? core.children ?? availableParallelism();
-  const sockets: ListenSocket[] = parseListens(args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN);
+  const sockets: ListenSocket[] = parseListens(args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN, core.port);
 
   const layout = counterLayout();
   const countersSab = Counters.allocate(layout);
@@ -157,6 +157,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       await tcp.listen(s);
     }
   }
+  applyAdvertisedDefaults(sockets, core.advertisedAddress, core.advertisedPort);
   // the management address is bound before privileges go too; it answers once the methods are in
   const mi = new MiRegistry();
   let miServer: Server | null = null;

@@ -41,7 +41,7 @@ function hostsOf(spec: string, host: string): string[] {
   return ifc;
 }
 
-export function parseListen(spec: string): Array<Omit<ListenSocket, 'idx'>> {
+export function parseListen(spec: string, defaultPort = 5060): Array<Omit<ListenSocket, 'idx'>> {
   let rest = spec.trim();
   let advertise: string | null = null;
   const adv = /\s+advertise\s+(\S+)$/i.exec(rest);
@@ -64,7 +64,7 @@ export function parseListen(spec: string): Array<Omit<ListenSocket, 'idx'>> {
     rest = m[2]!;
   }
   let names: string[];
-  let port = 5060;
+  let port = defaultPort;
   const list = /^\(([^)]*)\)(?::(\d+))?$/.exec(rest);
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
   if (list) {
@@ -87,10 +87,21 @@ export function parseListen(spec: string): Array<Omit<ListenSocket, 'idx'>> {
   return hosts.flatMap((ip) => protos.map((proto) => ({ proto, ip, port, advertise })));
 }
 
-export function parseListens(specs: readonly string[]): ListenSocket[] {
+/** core port=: the port of entries that give none */
+export function parseListens(specs: readonly string[], defaultPort: number | null = null): ListenSocket[] {
   const out: ListenSocket[] = [];
-  for (const s of specs) for (const l of parseListen(s)) out.push({ ...l, idx: out.length });
+  for (const s of specs) for (const l of parseListen(s, defaultPort ?? 5060)) out.push({ ...l, idx: out.length });
   return out;
+}
+
+/**
+ * core advertised_address=/advertised_port=: what Via and Record-Route name
+ * for sockets without an advertise of their own. Applied once the sockets
+ * are bound, when their ports are known.
+ */
+export function applyAdvertisedDefaults(sockets: ListenSocket[], address: string | null, port: number | null): void {
+  if (!address && !port) return;
+  for (const s of sockets) if (s.advertise === null) s.advertise = hostPort((address || s.ip).replace(/^\[|\]$/g, ''), port || s.port);
 }
 
 /** host:port text of a socket, with brackets for IPv6 */
