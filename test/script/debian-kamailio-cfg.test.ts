@@ -46,3 +46,9 @@ test("Debian's kamailio.cfg runs as installed: REGISTER, then an INVITE reaches 
     await server.stop();
   }
 });
+
+test("Debian's kamailio.cfg with WITH_PSTN passes -c: custom cfg variables and $sel(cfg_get.…)", { skip: existsSync(DEBIAN_CFG) ? false : `${DEBIAN_CFG} is not installed` }, async () => {
+  const r = await runCli(['-c', '-f', DEBIAN_CFG, '-A', 'WITH_PSTN']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').pop(), `${DEBIAN_CFG}: config file ok`);
+});

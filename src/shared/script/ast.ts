@@ -41,4 +41,6 @@ export interface Program {
   loadmodules: Array<{ path: string; pos: SourcePos }>;
   modparams: Array<{ module: string; param: string; value: ParamValue; pos: SourcePos }>;
   routes: RouteDecl[];
+  /** Kamailio custom cfg variables, `group.name = value [desc "…"]`, read as $sel(cfg_get.group.name) */
+  cfgVars: Array<{ group: string; name: string; value: string | number; desc: string; pos: SourcePos }>;
 }

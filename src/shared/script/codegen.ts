@@ -609,6 +609,7 @@ export class Codegen {
       return null;
     }
     if (syn.name === 'cfg_line') return () => pos.line;
+    if (syn.name === 'sel') return this.#select(syn.arg ?? '', pos);
     const spec = this.#pvars.get(syn.name);
     if (spec === undefined) {
       this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `unknown pseudo-variable "$${syn.name}"${this.#whoHas('pvar', syn.name)}`);
@@ -616,6 +617,21 @@ export class Codegen {
     }
     if (spec.arg === 'required' && syn.arg === undefined) this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `"$${syn.name}" needs a name: $${syn.name}(…)`);
     return this.#withIndexAndTrans(spec, syn, pos);
+  }
+
+  /** $sel(cfg_get.group.name): a custom cfg variable, the only select switchyard has; fixed at start */
+  #select(arg: string, pos: SourcePos): ((ctx: ScriptContext) => Value) | null {
+    const m = /^cfg_get\.(\w+)\.(\w+)$/.exec(arg);
+    if (m === null) {
+      this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `$sel(${arg}): only cfg_get.<group>.<name> selects are available`);
+      return null;
+    }
+    const v = this.#input.program.cfgVars.find((c) => c.group === m[1] && c.name === m[2]);
+    if (v === undefined) {
+      this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `$sel(${arg}): no custom cfg variable "${m[1]}.${m[2]}" is declared`);
+      return null;
+    }
+    return () => v.value;
   }
 
   /** the name of a pvar whose spec expands variables in it ($sht(t=>$si)): a function of the request, or null when constant */

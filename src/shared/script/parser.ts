@@ -56,7 +56,7 @@ export class Parser {
   }
 
   parseProgram(): Program {
-    const prog: Program = { globals: [], loadmodules: [], modparams: [], routes: [] };
+    const prog: Program = { globals: [], loadmodules: [], modparams: [], routes: [], cfgVars: [] };
     while (!this.#is(T.eof)) {
       try {
         this.#parseTopLevel(prog);
@@ -64,10 +64,35 @@ export class Parser {
         if (!(e instanceof CfgError)) throw e;
         this.errors.push(e);
         if (this.errors.length > 50) break;
-        this.#skipStatement(false);
+        this.#skipTopLevel(e.pos);
       }
     }
     return prog;
+  }
+
+  /**
+   * Error recovery at top level, where items end with their line rather than
+   * a `;`: skip to the first name that starts a later line outside braces,
+   * so that one bad line costs one error (and the loadmodules after it are
+   * still seen).
+   */
+  #skipTopLevel(at: SourcePos): void {
+    let depth = 0;
+    for (;;) {
+      try {
+        const t = this.#tok;
+        if (t.type === T.eof) return;
+        if (depth === 0 && t.type === T.name && (t.pos.file !== at.file || t.pos.line > at.line)) return;
+        if (t.type === T.braceL) depth++;
+        else if (t.type === T.braceR) depth = Math.max(0, depth - 1);
+        this.#next();
+      } catch (e) {
+        // a lexing error while skipping: step over the bad character
+        if (!(e instanceof CfgError)) throw e;
+        this.#lx.pos++;
+        this.#tok = this.#lx.next();
+      }
+    }
   }
 
   /**
@@ -128,6 +153,21 @@ export class Parser {
       this.#expect(T.parenR);
       this.#eat(T.semi);
       prog.modparams.push({ module: mod.value, param: param.value, value, pos: t.pos });
+      return;
+    }
+    // Kamailio custom cfg variable: group.name = value [desc "text"]
+    const dotted = /^\.([A-Za-z_]\w*)/.exec(this.#lx.text.slice(this.#lx.pos, this.#lx.pos + 128));
+    if (dotted) {
+      this.#lx.pos += dotted[0].length;
+      this.#tok = this.#lx.next();
+      this.#expect(T.assign, `"=" after custom cfg variable "${t.value}.${dotted[1]}"`);
+      const v = this.#tok;
+      if (v.type !== T.num && v.type !== T.string) this.#fail('a number or a string');
+      this.#next();
+      let desc = '';
+      if (this.#eat(T.name, 'desc')) desc = this.#expect(T.string, 'a description string').value;
+      this.#eat(T.semi);
+      prog.cfgVars.push({ group: t.value, name: dotted[1]!, value: v.type === T.num ? v.num : v.value, desc, pos: t.pos });
       return;
     }
     // core parameter: name = value [, value …]

@@ -246,6 +246,7 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
     return 1;
   }),
   fn('append_to_reply', [S], appendToReply, REQ),
+  fn('starts_with', [S, S], (_ctx, text: string, prefix: string) => (text.startsWith(prefix) ? 1 : -1)),
   fn('remove_hf', [S], (ctx, name: string) => (ctx.edits.removeHeader(ctx.msg, name) > 0 ? 1 : -1)),
   fn('is_present_hf', [S], (ctx, name: string) => (ctx.msg.header(name) !== null ? 1 : -1)),
   fn('setflag', [I], (ctx, f: number) => ((ctx.flags |= 1 << f), 1)),
