@@ -4,6 +4,7 @@ import { Counters } from '../shared/counters/counters.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
+import { Histograms, histograms } from '../shared/counters/histograms.js';
 import { log } from '../shared/log.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
   startMemoryGauges(counters);
+  histograms.current = new Histograms(init.histSab, init.row);
   const svc = new DispatcherServices(log, script.routes, bus, init.workers);
   await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines } }, init.moduleSabs);
   post({ type: 'ready' });

@@ -8,6 +8,7 @@ import { applyAdvertisedDefaults, parseListens, hostPort, type ListenSocket } fr
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
+import { Histograms } from '../shared/counters/histograms.js';
 import { FIRST_WORKER_ROW, MAX_WORKERS, ROW_MASTER } from '../shared/counters/layout.js';
 import { CfgErrors, SwitchyardError, formatWarning } from '../shared/errors.js';
 import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
@@ -26,7 +27,8 @@ import { registerShvMethods } from './mi/shv-methods.js';
 import { registerDnsMethods } from './mi/dns-methods.js';
 import { allocateDnsTables } from '../shared/dns/index.js';
 import { MiRegistry } from './mi/registry.js';
-import { startMiServer } from './mi/server.js';
+import { startMiServer, type GetRoute } from './mi/server.js';
+import { renderMetrics } from './mi/metrics.js';
 import { Supervisor } from './supervisor.js';
 import { TcpConnections } from './transport/tcp.js';
 import { UdpListener } from './transport/udp.js';
@@ -100,6 +102,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const counters = new Counters(layout, countersSab, ROW_MASTER);
   const h = (id: string): number => counters.handle(id);
   const refreshMemory = startMemoryGauges(counters);
+  const histSab = Histograms.allocate();
   const shvSab = ShvStore.allocate();
   shv.store = new ShvStore(shvSab);
   for (const spec of [script.modparams.get('core')?.get('shvset') ?? []].flat()) {
@@ -130,7 +133,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
-    { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, shvSab, moduleSabs, dns: dnsTables, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
+    { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, histSab, shvSab, moduleSabs, dns: dnsTables, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
     counters,
     {
       send(proto, ip, port, connId, socketIdx, bytes) {
@@ -160,11 +163,21 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   applyAdvertisedDefaults(sockets, core.advertisedAddress, core.advertisedPort);
   // the management address is bound before privileges go too; it answers once the methods are in
   const mi = new MiRegistry();
+  const histograms = new Histograms(histSab, ROW_MASTER);
+  const miRoutes = new Map<string, GetRoute>([
+    [
+      '/metrics',
+      (_req, res) => {
+        const body = renderMetrics({ counters, histograms, supervisor, startedAt, refreshMemory });
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
+      },
+    ],
+  ]);
   let miServer: Server | null = null;
   let miAddr = args.mi ?? DEFAULT_MI;
   if (miAddr !== 'off') {
     const [host, port] = splitHostPort(miAddr);
-    miServer = await startMiServer(mi, host, port, { token: args.miToken, allow: args.miAllow });
+    miServer = await startMiServer(mi, host, port, { token: args.miToken, allow: args.miAllow }, miRoutes);
     miAddr = hostPort(host, (miServer.address() as AddressInfo).port);
   }
   if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);

@@ -3,6 +3,7 @@ import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/c
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
+import { Histograms, histograms } from '../shared/counters/histograms.js';
 import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { nativeSendTo } from '../shared/native/udp-send.js';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
   const layout = counterLayout();
   const counters = new Counters(layout, init.countersSab, init.row);
   startMemoryGauges(counters);
+  histograms.current = new Histograms(init.histSab, init.row);
   const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
   svc.script = script;
   const dns = threadDns(script.core.dns, init.dns, init.sockets, counters);

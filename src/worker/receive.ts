@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { histograms, H_REQUEST } from '../shared/counters/histograms.js';
 import { hostPort } from '../shared/config/listen.js';
 import type { Hop } from '../shared/dns/locate.js';
 import type { Counters, CounterHandle } from '../shared/counters/counters.js';
@@ -175,27 +176,36 @@ export class Receiver {
 
   #run(route: RouteFn, ctx: ScriptContext): void {
     const log = this.#svc.log;
+    const t0 = ctx.routeKind === RouteKind.REQUEST ? performance.now() : -1;
+    const timed = (): void => {
+      if (t0 >= 0) histograms.current?.observe(H_REQUEST, performance.now() - t0);
+    };
     log.current = ctx;
     try {
       const r = route(ctx);
       log.current = null;
-      if (typeof r === 'number') this.#after(ctx);
-      else {
+      if (typeof r === 'number') {
+        this.#after(ctx);
+        timed();
+      } else {
         this.hold(ctx);
         r.then(
           () => {
             this.release(ctx);
             this.#after(ctx);
+            timed();
           },
           (e: unknown) => {
             this.release(ctx);
             this.#failed(ctx, e);
+            timed();
           },
         );
       }
     } catch (e) {
       log.current = null;
       this.#failed(ctx, e);
+      timed();
     }
   }
 

@@ -133,9 +133,9 @@ export function registerCoreMethods(mi: MiRegistry, info: CoreInfo): void {
     info.refreshMemory();
     const v = (id: string, row: number): number => counters.read(counters.layout.byId.get(id)!, row);
     return procs().map((p) => {
-      const used = v('mem:heap_used', p.idx);
-      const total = v('mem:heap_total', p.idx);
-      return { entry: p.idx, pid: process.pid, rank: p.idx, used, free: Math.max(0, total - used), real_used: total, total_size: v('mem:heap_limit', p.idx), total_frags: 0, external: v('mem:external', p.idx), desc: p.dsc };
+      const used = v('mem:heap_used_bytes', p.idx);
+      const total = v('mem:heap_total_bytes', p.idx);
+      return { entry: p.idx, pid: process.pid, rank: p.idx, used, free: Math.max(0, total - used), real_used: total, total_size: v('mem:heap_limit_bytes', p.idx), total_frags: 0, external: v('mem:external_bytes', p.idx), desc: p.dsc };
     });
   });
   mi.add('corex.debug', 'log level: [level] sets it for every thread, [level, process] for one (process number from core.ps)', (params) => logLevel(params, 'debug'));

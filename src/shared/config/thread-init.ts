@@ -28,6 +28,8 @@ export interface ThreadInit {
   readonly moduleSabs: Readonly<Record<string, SharedArrayBuffer>>;
   /** the DNS cache and destination blocklist every thread shares (dns/index.ts) */
   readonly dns: DnsTables;
+  /** latency histograms (counters/histograms.ts) */
+  readonly histSab: SharedArrayBuffer;
   /** counters row of this thread */
   readonly row: number;
   readonly logLevel: number;

@@ -52,10 +52,10 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
     // V8's heap per thread (Kamailio shows pkg memory per process), refreshed every second
     group: 'mem',
     counters: [
-      { name: 'heap_used', kind: 'gauge', description: 'V8 heap bytes in use by this thread' },
-      { name: 'heap_total', kind: 'gauge', description: 'V8 heap bytes allocated by this thread' },
-      { name: 'heap_limit', kind: 'gauge', description: 'V8 heap size limit of this thread' },
-      { name: 'external', kind: 'gauge', description: 'bytes outside the V8 heap held by this thread (buffers)' },
+      { name: 'heap_used_bytes', kind: 'gauge', description: 'V8 heap bytes in use by this thread' },
+      { name: 'heap_total_bytes', kind: 'gauge', description: 'V8 heap bytes allocated by this thread' },
+      { name: 'heap_limit_bytes', kind: 'gauge', description: 'V8 heap size limit of this thread' },
+      { name: 'external_bytes', kind: 'gauge', description: 'bytes outside the V8 heap held by this thread (buffers)' },
     ],
   },
   {

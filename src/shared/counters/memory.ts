@@ -3,10 +3,10 @@ import type { Counters } from './counters.js';
 
 /** write this thread's V8 heap figures into its counters row now and every second */
 export function startMemoryGauges(counters: Counters): () => void {
-  const used = counters.handle('mem:heap_used');
-  const total = counters.handle('mem:heap_total');
-  const limit = counters.handle('mem:heap_limit');
-  const external = counters.handle('mem:external');
+  const used = counters.handle('mem:heap_used_bytes');
+  const total = counters.handle('mem:heap_total_bytes');
+  const limit = counters.handle('mem:heap_limit_bytes');
+  const external = counters.handle('mem:external_bytes');
   const update = (): void => {
     const h = getHeapStatistics();
     counters.set(used, h.used_heap_size);

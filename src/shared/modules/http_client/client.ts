@@ -6,6 +6,7 @@
  * line), and every failure turned into a CURLE_* number. Unlike libcurl in
  * Kamailio, a transfer never blocks the worker: the route awaits it.
  */
+import { histograms, H_HTTP } from '../../counters/histograms.js';
 import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import type { SecureVersion } from 'node:tls';
@@ -122,6 +123,7 @@ export class HttpClient {
             abort.abort();
           }, s.timeoutMs)
         : null;
+    const t0 = performance.now();
     try {
       return await this.#run(q, abort.signal);
     } catch (e) {
@@ -131,6 +133,7 @@ export class HttpClient {
       return { code, result: '' };
     } finally {
       if (timer !== null) clearTimeout(timer);
+      histograms.current?.observe(H_HTTP, performance.now() - t0);
     }
   }
 

@@ -14,6 +14,7 @@
  * expired one is always at the head, and is dropped from there; one whose
  * deadline is (nearly) due when a slot frees is settled, not started.
  */
+import { histograms, H_HTTP } from '../../counters/histograms.js';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Counters, CounterHandle } from '../../counters/counters.js';
@@ -153,6 +154,8 @@ class Transfer implements Dispatcher.DispatchHandler {
   chunks: Buffer[] = [];
   controller: Dispatcher.DispatchController | null = null;
   timer: NodeJS.Timeout | null = null;
+  /** performance.now() when transfer() was called, for the latency histogram */
+  readonly started: number;
   /** Date.now() at which curl_timeout runs out */
   readonly deadline: number;
   readonly owner: RestTransfers;
@@ -166,6 +169,7 @@ class Transfer implements Dispatcher.DispatchHandler {
     this.opts = opts;
     this.resolve = resolve;
     this.deadline = Date.now() + owner.cfg.transferTimeoutMs;
+    this.started = performance.now();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -233,6 +237,7 @@ class Transfer implements Dispatcher.DispatchHandler {
     if (this.state === State.DONE) return;
     const wasRunning = this.state === State.RUNNING;
     this.state = State.DONE;
+    histograms.current?.observe(H_HTTP, performance.now() - this.started);
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const withReply = this.status > 0 && (rc === RCL.OK || rc === RCL.TRANSFER_TIMEOUT);
