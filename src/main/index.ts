@@ -11,7 +11,7 @@ import { startMemoryGauges } from '../shared/counters/memory.js';
 import { Histograms } from '../shared/counters/histograms.js';
 import { FIRST_WORKER_ROW, MAX_WORKERS, ROW_MASTER } from '../shared/counters/layout.js';
 import { CfgErrors, SwitchyardError, formatWarning } from '../shared/errors.js';
-import { ANY_SOCKET, PROTO_TCP } from '../shared/ipc/messages.js';
+import { ANY_SOCKET, protoName, RecKind } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
 import { allocSharedMemory, initModules } from '../shared/modules/init.js';
@@ -31,9 +31,12 @@ import { startMiServer, type GetRoute } from './mi/server.js';
 import { renderMetrics } from './mi/metrics.js';
 import { Supervisor } from './supervisor.js';
 import { TcpConnections } from './transport/tcp.js';
+import { TlsContexts } from './transport/tls-contexts.js';
+import { profilesOf, tlsControl } from '../shared/modules/tls/index.js';
 import { UdpListener } from './transport/udp.js';
 
 const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'];
+const EMPTY = Buffer.alloc(0);
 const SHUTDOWN_GRACE_MS = 5000;
 
 function compile(args: ServerArgs): CompiledScript {
@@ -111,35 +114,77 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   }
   const moduleSabs = allocSharedMemory(script);
   const dnsTables = allocateDnsTables(core.dns);
-  const tcpOpen = h('tcp:current_opened_connections');
-  const tcpEstablished = h('tcp:established');
-  const tcpFramingErrors = h('tcp:framing_errors');
-  const tcpConnectFailed = h('tcp:connect_failed');
+  const streamCounters = (proto: 'tcp' | 'tls') => ({
+    open: h(`${proto}:current_opened_connections`),
+    established: h(`${proto}:established`),
+    framing: h(`${proto}:framing_errors`),
+    connectFailed: h(`${proto}:connect_failed`),
+  });
+  const sc = { tcp: streamCounters('tcp'), tls: streamCounters('tls') };
+  const tlsHandshakeFailed = h('tls:handshake_failed');
+  const tlsCertRejected = h('tls:cert_rejected');
 
   const udp = new Map<number, UdpListener>();
   let router: Router | null = null;
   const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer): void => router!.receive(sock, ip, port, connId, msg);
   const tcp = new TcpConnections({
     onMessage: receive,
-    onOpen: () => {
-      counters.inc(tcpOpen);
-      counters.inc(tcpEstablished);
+    onOpen: (proto) => {
+      counters.inc(sc[proto].open);
+      counters.inc(sc[proto].established);
     },
-    onClose: () => counters.dec(tcpOpen),
-    onFramingError: () => counters.inc(tcpFramingErrors),
-    onConnectFailed: () => counters.inc(tcpConnectFailed),
+    onClose: (proto, connId) => {
+      counters.dec(sc[proto].open);
+      if (proto === 'tls') router?.broadcast(RecKind.CONN_GONE, connId, EMPTY);
+    },
+    onFramingError: (proto) => counters.inc(sc[proto].framing),
+    onConnectFailed: (proto) => counters.inc(sc[proto].connectFailed),
+    onTlsReady: (connId, info) => router?.broadcast(RecKind.CONN_INFO, connId, Buffer.from(JSON.stringify(info))),
+    onTlsRefused: (kind) => counters.inc(kind === 'handshake' ? tlsHandshakeFailed : tlsCertRejected),
   });
   if (typeof core.tcpConnectionLifetime === 'number') tcp.lifetimeMs = core.tcpConnectionLifetime * 1000;
-  const firstOf = (proto: 'udp' | 'tcp'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
+  const tlsModule = script.modules.includes('tls') ? 'tls' : script.modules.includes('tls_mgm') ? 'tls_mgm' : null;
+  if (sockets.some((s) => s.proto === 'tls') && core.enableTls === false) {
+    throw new SwitchyardError('SY_ERR_TLS', 'a tls listener with enable_tls=no');
+  }
+  if (sockets.some((s) => s.proto === 'tls') && tlsModule === null) {
+    throw new SwitchyardError('SY_ERR_TLS', 'a tls listener needs the tls module (Kamailio: loadmodule "tls.so") or tls_mgm (OpenSIPS: loadmodule "tls_mgm.so")');
+  }
+  if (tlsModule !== null) {
+    const cfgFile = args.cfgFile ?? '<default>';
+    const contexts = new TlsContexts(() => {
+      const errors: string[] = [];
+      const profiles = profilesOf(tlsModule, script.modparams.get(tlsModule) ?? new Map(), cfgFile, errors);
+      return { profiles, errors };
+    });
+    const err = contexts.reload();
+    if (err !== null) throw new SwitchyardError('SY_ERR_TLS', err);
+    tcp.tls = contexts;
+    const tp = script.modparams.get(tlsModule);
+    const idle = tp?.get('connection_timeout');
+    if (tlsModule === 'tls' && typeof idle === 'number' && idle > 0) tcp.tlsLifetimeMs = idle * 1000;
+    const hs = tp?.get('tls_handshake_timeout');
+    if (tlsModule === 'tls_mgm' && typeof hs === 'number' && hs > 0) tcp.handshakeMs = hs;
+    tlsControl.reload = () => {
+      const e = contexts.reload();
+      if (e === null) tcp.refreshServers();
+      return e;
+    };
+    tlsControl.list = () => tcp.list('tls');
+    tlsControl.info = () => ({ opened_connections: counters.get(sc.tls.open), profiles: contexts.list().map((p) => p.name) });
+  }
+  const firstOf = (proto: 'udp' | 'tcp' | 'tls'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
     { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, histSab, shvSab, moduleSabs, dns: dnsTables, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
     counters,
     {
-      send(proto, ip, port, connId, socketIdx, bytes) {
-        if (proto === PROTO_TCP) {
-          const sock = socketIdx !== ANY_SOCKET && sockets[socketIdx]?.proto === 'tcp' ? sockets[socketIdx]! : firstOf('tcp');
-          if (sock) tcp.send(bytes, ip, port, connId, sock);
+      send(code, ip, port, connId, socketIdx, bytes) {
+        const proto = protoName(code);
+        if (proto !== 'udp') {
+          // an outgoing TLS connection may leave without a TLS listener: from the address of any stream socket
+          const sock = socketIdx !== ANY_SOCKET && sockets[socketIdx]?.proto === proto ? sockets[socketIdx]! : (firstOf(proto) ?? firstOf('tcp') ?? sockets[0]);
+          if (sock) tcp.send(proto, bytes, ip, port, connId, sock);
         } else {
           const l = (socketIdx !== ANY_SOCKET ? udp.get(socketIdx) : undefined) ?? udp.get(firstOf('udp')?.idx ?? -1);
           l?.send(bytes, port, ip);

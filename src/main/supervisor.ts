@@ -4,7 +4,7 @@ import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/c
 import type { Counters } from '../shared/counters/counters.js';
 import { FIRST_WORKER_ROW, ROW_DISPATCHER } from '../shared/counters/layout.js';
 import { DISPATCHER, MASTER, PortBus } from '../shared/ipc/bus.js';
-import { copyBody, newHead, readHead, RecKind, PROTO_TCP } from '../shared/ipc/messages.js';
+import { copyBody, newHead, readHead, RecKind, PROTO_UDP } from '../shared/ipc/messages.js';
 import { createRing, RingReader, RingWriter, type RingBuffers } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
 
@@ -87,7 +87,7 @@ export class Supervisor {
       const body = readHead(data, view, off, head);
       if (head.kind === RecKind.SEND) {
         this.#sender.send(head.proto, head.ip, head.port, head.connId, head.socketIdx, copyBody(data, body, off + len));
-      } else if (head.kind === RecKind.CLOSE && head.proto === PROTO_TCP) {
+      } else if (head.kind === RecKind.CLOSE && head.proto !== PROTO_UDP) {
         this.#sender.close(head.connId);
       }
     });

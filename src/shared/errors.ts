@@ -40,6 +40,7 @@ export const ERRORS = {
   SY_ERR_DB_URL: spec('SY_ERR_DB_URL', 'bad database URL'),
   SY_ERR_DB_UNAVAILABLE: spec('SY_ERR_DB_UNAVAILABLE', 'database unavailable'),
   SY_ERR_DB_QUERY: spec('SY_ERR_DB_QUERY', 'database query failed'),
+  SY_ERR_TLS: spec('SY_ERR_TLS', 'TLS configuration error'),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

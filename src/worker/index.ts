@@ -4,7 +4,8 @@ import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
 import { Histograms, histograms } from '../shared/counters/histograms.js';
-import { copyBody, newHead, readHead, PROTO_TCP } from '../shared/ipc/messages.js';
+import { copyBody, newHead, readHead, protoName, RecKind } from '../shared/ipc/messages.js';
+import { tlsConnections, type TlsConnInfo } from '../shared/modules/tls/conn-info.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { nativeSendTo } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
@@ -74,9 +75,17 @@ async function main(): Promise<void> {
   const sockets = init.sockets;
   inRing.start((data, view, off, len) => {
     const body = readHead(data, view, off, head);
+    if (head.kind === RecKind.CONN_INFO) {
+      tlsConnections.set(head.connId, JSON.parse(copyBody(data, body, off + len).toString()) as TlsConnInfo);
+      return;
+    }
+    if (head.kind === RecKind.CONN_GONE) {
+      tlsConnections.delete(head.connId);
+      return;
+    }
     const sock = sockets[head.socketIdx];
     const rcv: ReceiveInfo = {
-      proto: head.proto === PROTO_TCP ? 'tcp' : 'udp',
+      proto: protoName(head.proto),
       srcIp: head.ip,
       srcPort: head.port,
       dstIp: sock?.ip ?? '',

@@ -247,7 +247,7 @@ export class Receiver {
       this.#counters.inc(this.#c.dropReplies);
       return;
     }
-    const proto = next.transport === 'TCP' || next.transport === 'TLS' ? 'tcp' : 'udp';
+    const proto = next.transport === 'TLS' ? 'tls' : next.transport === 'TCP' ? 'tcp' : 'udp';
     const ip = next.received ?? next.host.replace(/^\[|\]$/g, '');
     const port = typeof next.rport === 'number' ? next.rport : next.port || 5060;
     const sock = this.#svc.pickSocket(proto, ctx.rcv.socketIdx);

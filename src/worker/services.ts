@@ -1,8 +1,8 @@
 import os from 'node:os';
-import type { ListenSocket } from '../shared/config/listen.js';
+import type { ListenSocket, Proto } from '../shared/config/listen.js';
 import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../shared/counters/counters.js';
-import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP, ANY_SOCKET } from '../shared/ipc/messages.js';
+import { writeRecord, RecKind, protoCode, ANY_SOCKET } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { SendTo } from '../shared/native/udp-send.js';
 import type { Logger } from '../shared/log.js';
@@ -125,13 +125,13 @@ export class WorkerServices implements ScriptServices {
         return;
       }
     }
-    const ok = writeRecord(this.#out, RecKind.SEND, dest.proto === 'tcp' ? PROTO_TCP : PROTO_UDP, dest.ip, dest.port, dest.connId, dest.socketIdx < 0 ? ANY_SOCKET : dest.socketIdx, bytes);
+    const ok = writeRecord(this.#out, RecKind.SEND, protoCode(dest.proto), dest.ip, dest.port, dest.connId, dest.socketIdx < 0 ? ANY_SOCKET : dest.socketIdx, bytes);
     if (!ok) this.#counters.inc(this.#c.ipcDropped);
   }
 
   /** a reply to `req` goes back where it came from (RFC 3261 §18.2.2, RFC 3581) */
   replyDestination(req: SipMsg, rcv: ReceiveInfo): Destination {
-    if (rcv.proto === 'tcp') return { proto: 'tcp', ip: rcv.srcIp, port: rcv.srcPort, socketIdx: rcv.socketIdx, connId: rcv.connId };
+    if (rcv.proto !== 'udp') return { proto: rcv.proto, ip: rcv.srcIp, port: rcv.srcPort, socketIdx: rcv.socketIdx, connId: rcv.connId };
     let port = rcv.srcPort;
     try {
       const via = req.topVia();
@@ -154,7 +154,7 @@ export class WorkerServices implements ScriptServices {
   }
 
   /** the socket a message to `proto` leaves from: the forced one ($fs), else the one it arrived on, when they fit */
-  pickSocket(proto: 'udp' | 'tcp', arrivedOn: number, forced = -1, to?: string): ListenSocket | null {
+  pickSocket(proto: Proto, arrivedOn: number, forced = -1, to?: string): ListenSocket | null {
     // to an IPv6 address from an IPv6 socket and IPv4 from IPv4, when the destination is known
     const v6 = to === undefined ? null : to.includes(':');
     const fits = (x: ListenSocket | undefined): x is ListenSocket => x !== undefined && x.proto === proto && (v6 === null || x.ip.includes(':') === v6);
@@ -170,7 +170,7 @@ export class WorkerServices implements ScriptServices {
   }
 
   findSocket(spec: string): number {
-    const m = /^(?:(udp|tcp):)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/i.exec(spec.trim());
+    const m = /^(?:(udp|tcp|tls):)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/i.exec(spec.trim());
     if (!m) return -1;
     const proto = m[1]?.toLowerCase();
     const ip = m[2]!.replace(/^\[|\]$/g, '');
@@ -196,7 +196,7 @@ export class WorkerServices implements ScriptServices {
   usableHop(hops: readonly Hop[], from = 0): number {
     for (let i = from; i < hops.length; i++) {
       const h = hops[i]!;
-      if (h.proto === 'tls' || !this.sockets.some((s) => s.proto === h.proto && s.ip.includes(':') === h.ip.includes(':'))) continue;
+      if (!this.sockets.some((s) => s.proto === h.proto && s.ip.includes(':') === h.ip.includes(':'))) continue;
       if (this.blocklist !== null && this.blocklist.enabled && this.blocklist.blocked(h)) continue;
       return i;
     }
@@ -260,7 +260,7 @@ export class WorkerServices implements ScriptServices {
     const msg = ctx.msg;
     const i = this.usableHop(hops);
     if (i < 0) return this.noDestination(ctx, 'forward', to, null);
-    const target = hops[i]! as Hop & { proto: 'udp' | 'tcp' };
+    const target = hops[i]!;
     const sock = this.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
     if (sock === null) {
       this.log.err(`forward(): no ${target.proto} socket to send from`);
@@ -273,8 +273,8 @@ export class WorkerServices implements ScriptServices {
       via: `SIP/2.0/${target.proto.toUpperCase()} ${advertised};branch=${branchId(msg)}${rport}`,
       srcIp: ctx.rcv.srcIp,
       srcPort: ctx.rcv.srcPort,
-      // over TCP the reply must find its way back to the caller's connection: always note its port
-      forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true,
+      // over a stream the reply must find its way back to the caller's connection: always note its port
+      forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
       newRuri: ctx.ruri,
       recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock),
     });

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { scanCallId } from '../main/dispatch/callid-scan.js';
-import { advertisedOf, hostPort } from '../shared/config/listen.js';
+import { advertisedOf, hostPort, type Proto } from '../shared/config/listen.js';
 import type { LocalReply, LocalRequest } from '../shared/modules/types.js';
 import type { SipMsg } from '../shared/sip/types.js';
 import type { WorkerServices } from './services.js';
@@ -19,7 +19,7 @@ const TICK_MS = 100;
 
 interface Pending {
   bytes: Buffer;
-  dest: { proto: 'udp' | 'tcp'; ip: string; port: number; socketIdx: number; connId: number };
+  dest: { proto: Proto; ip: string; port: number; socketIdx: number; connId: number };
   interval: number;
   retransAt: number;
   timeoutAt: number;
@@ -63,7 +63,7 @@ export class LocalUac {
     }
     const i = this.#svc.usableHop(hops);
     if (i < 0) return { code: 477, reason: 'No usable address' };
-    const target = hops[i]! as Hop & { proto: 'udp' | 'tcp' };
+    const target = hops[i]!;
     const sock = this.#svc.pickSocket(target.proto, -1, req.socket ?? -1, target.ip);
     if (sock === null) return Promise.resolve({ code: 500, reason: `No ${target.proto} socket` });
     const me = advertisedOf(sock, {});

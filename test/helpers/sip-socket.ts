@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 
 /** A UDP peer on loopback that sends raw SIP bytes and collects what comes back. */
 export class UdpPeer {
@@ -48,14 +49,35 @@ export class UdpPeer {
   }
 }
 
+export interface StreamPeer {
+  socket: net.Socket;
+  data: () => string;
+  waitFor: (re: RegExp, timeoutMs?: number) => Promise<string | null>;
+}
+
 /** A TCP client that sends raw bytes and collects the stream. */
-export async function tcpConnect(addr: string): Promise<{ socket: net.Socket; data: () => string; waitFor: (re: RegExp, timeoutMs?: number) => Promise<string | null> }> {
+export async function tcpConnect(addr: string): Promise<StreamPeer> {
   const i = addr.lastIndexOf(':');
   const socket = net.connect(Number(addr.slice(i + 1)), addr.slice(0, i));
   await new Promise<void>((r, j) => {
     socket.once('connect', r);
     socket.once('error', j);
   });
+  return collect(socket);
+}
+
+/** A TLS client (certificate, CA, SNI as given) that sends raw bytes and collects the stream. */
+export async function tlsConnect(addr: string, opts: tls.ConnectionOptions = {}): Promise<StreamPeer & { tls: tls.TLSSocket }> {
+  const i = addr.lastIndexOf(':');
+  const socket = tls.connect({ port: Number(addr.slice(i + 1)), host: addr.slice(0, i), rejectUnauthorized: false, ...opts });
+  await new Promise<void>((r, j) => {
+    socket.once('secureConnect', r);
+    socket.once('error', j);
+  });
+  return { ...collect(socket), tls: socket };
+}
+
+function collect(socket: net.Socket): StreamPeer {
   let buf = '';
   socket.on('data', (d: Buffer) => (buf += d.toString('latin1')));
   socket.on('error', () => {});

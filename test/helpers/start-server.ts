@@ -12,6 +12,7 @@ export interface RunningServer {
   /** actual addresses from the ready line, e.g. { udp: ['127.0.0.1:40123'], tcp: [...] } */
   readonly udp: string[];
   readonly tcp: string[];
+  readonly tls: string[];
   readonly mi: string;
   /** everything written to stderr so far */
   stderr(): string;
@@ -82,6 +83,7 @@ export function startServer(opts: { cfg: string; workers?: number; listen?: stri
         pid: proc.pid!,
         udp: addrs.filter((a) => a.startsWith('udp:')).map((a) => a.slice(4)),
         tcp: addrs.filter((a) => a.startsWith('tcp:')).map((a) => a.slice(4)),
+        tls: addrs.filter((a) => a.startsWith('tls:')).map((a) => a.slice(4)),
         mi,
         stderr: () => err,
         async waitForStderr(re, timeoutMs = 5000) {

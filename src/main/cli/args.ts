@@ -144,7 +144,7 @@ Options:
   -l ADDR        listen on [proto:]addr[:port][/advaddr[:advport]] (repeatable;
                  replaces the script's listen/socket lines); addr is an IP
                  address, an interface name (lo, eth0) or a list "(a, b)";
-                 proto udp or tcp (both when omitted)
+                 proto udp, tcp or tls (udp and tcp when omitted)
   -n N           SIP worker threads (the script's children=)
   -d             raise the log level by one from WARNING (-ddd: DEBUG)
   --debug=N      log level -3..3 or ALERT, ERR, WARN, NOTICE, INFO, DBG (--log-level)

@@ -1,6 +1,6 @@
 import type { ListenSocket } from '../../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
-import { writeRecord, RecKind, PROTO_TCP, PROTO_UDP } from '../../shared/ipc/messages.js';
+import { writeRecord, RecKind, protoCode, PROTO_TLS } from '../../shared/ipc/messages.js';
 import type { RingWriter } from '../../shared/ipc/ring.js';
 import { scanCallId } from './callid-scan.js';
 
@@ -36,9 +36,19 @@ export class Router {
     const h = scanCallId(msg, 0, msg.length);
     // without a Call-ID, worker 0 answers 400 and counts it
     const w = h < 0 ? 0 : (h >>> 0) % this.#rings.length;
-    const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, sock.proto === 'tcp' ? PROTO_TCP : PROTO_UDP, ip, port, connId, sock.idx, msg);
+    const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, protoCode(sock.proto), ip, port, connId, sock.idx, msg);
     if (!ok) this.#counters.inc(this.#ipcDropped);
   };
+
+  /**
+   * a record for every worker (CONN_INFO, CONN_GONE): written to each ring
+   * before any later message of that connection, so every worker sees it first
+   */
+  broadcast(kind: number, connId: number, body: Uint8Array): void {
+    for (const r of this.#rings) {
+      if (!writeRecord(r, kind, PROTO_TLS, '', 0, connId, 0, body)) this.#counters.inc(this.#ipcDropped);
+    }
+  }
 
   stop(): void {
     this.#accepting = false;

@@ -1,7 +1,7 @@
 /**
  * Listen addresses as Kamailio/OpenSIPS write them:
  * `[proto:]addr[:port][/advaddr[:advport]]`, e.g. `udp:127.0.0.1:5060`,
- * `tcp:[::1]:5070`, `127.0.0.1` (udp and tcp, port 5060), `lo` (every
+ * `tcp:[::1]:5070`, `tls:10.0.0.1` (port 5061), `127.0.0.1` (udp and tcp, port 5060), `lo` (every
  * address of an interface), `(eth0, 127.0.0.1):5065` (a list),
  * `udp:10.0.0.1:5060/203.0.113.1:5060` (advertised in Via/Record-Route).
  * `advertise host:port` after the address is accepted too.
@@ -10,7 +10,10 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { SwitchyardError } from '../errors.js';
 
-export type Proto = 'udp' | 'tcp';
+export type Proto = 'udp' | 'tcp' | 'tls';
+
+/** protocols carried over a connection the master owns */
+export type StreamProto = Exclude<Proto, 'udp'>;
 
 export interface ListenSocket {
   idx: number;
@@ -24,6 +27,12 @@ export interface ListenSocket {
 }
 
 const PROTOS: readonly Proto[] = ['udp', 'tcp'];
+const KNOWN: readonly Proto[] = ['udp', 'tcp', 'tls'];
+
+/** the port a protocol listens on and sends to when none is written */
+export function protoDefaultPort(proto: Proto): number {
+  return proto === 'tls' ? 5061 : 5060;
+}
 
 /** the addresses of interface `name` (IPv6 link-local ones left out: they need a scope); null when there is no such interface */
 function interfaceAddresses(name: string): string[] | null {
@@ -59,12 +68,13 @@ export function parseListen(spec: string, defaultPort = 5060): Array<Omit<Listen
   const m = /^([a-z]+):(?!\d+$)(.*)$/i.exec(rest);
   if (m && !/^\[/.test(rest) && isNaN(Number(m[1]))) {
     const p = m[1]!.toLowerCase();
-    if (p !== 'udp' && p !== 'tcp') throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": protocol "${p}" is not supported (udp, tcp)`);
-    protos = [p];
+    if (!(KNOWN as readonly string[]).includes(p)) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": protocol "${p}" is not supported (${KNOWN.join(', ')})`);
+    protos = [p as Proto];
     rest = m[2]!;
   }
   let names: string[];
-  let port = defaultPort;
+  // tls has its own default port (Kamailio's tls_port); port= is udp/tcp's
+  let port = protos.length === 1 && protos[0] === 'tls' ? protoDefaultPort('tls') : defaultPort;
   const list = /^\(([^)]*)\)(?::(\d+))?$/.exec(rest);
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
   if (list) {

@@ -87,6 +87,17 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'failed_dns_request', kind: 'counter', description: 'DNS queries that got no answer (timeout, SERVFAIL, refused)' },
     ],
   },
+  {
+    group: 'tls',
+    counters: [
+      { name: 'current_opened_connections', kind: 'gauge', description: 'open TLS connections (handshaking included)' },
+      { name: 'established', kind: 'counter', description: 'TLS connections accepted or opened' },
+      { name: 'connect_failed', kind: 'counter', description: 'outgoing TLS connections that failed before the handshake completed' },
+      { name: 'framing_errors', kind: 'counter', description: 'TLS streams closed for bad framing' },
+      { name: 'handshake_failed', kind: 'counter', description: 'TLS handshakes that failed or timed out' },
+      { name: 'cert_rejected', kind: 'counter', description: 'TLS connections closed because the peer certificate was missing or not trusted (verify/require)' },
+    ],
+  },
 ];
 
 export class CounterLayout {

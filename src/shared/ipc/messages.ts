@@ -2,9 +2,9 @@
  * Record shapes on the SIP rings. Both directions share one layout:
  *
  *   0     u8   kind        RecKind
- *   1     u8   proto       0 udp, 1 tcp
+ *   1     u8   proto       0 udp, 1 tcp, 2 tls
  *   2     u16  port        source port (in) / destination port (out)
- *   4     u32  connId      TCP connection (0: none / find or open)
+ *   4     u32  connId      stream connection (0: none / find or open)
  *   8     u8   socketIdx   listening socket (0xff: master picks)
  *   9     u8   ipLen
  *   10    …    ip          ASCII
@@ -13,6 +13,7 @@
  * Control messages (shutdown, status) use the worker's MessagePort: they are
  * rare, and a structured clone there costs nothing that matters.
  */
+import type { Proto } from '../config/listen.js';
 import type { RingReader, RingWriter } from './ring.js';
 
 export const RecKind = {
@@ -20,12 +21,30 @@ export const RecKind = {
   SIP_IN: 1,
   /** worker → master: bytes to send */
   SEND: 2,
-  /** worker → master: close this TCP connection */
+  /** worker → master: close this stream connection */
   CLOSE: 3,
+  /**
+   * master → every worker, before the connection's first message: what the
+   * TLS handshake established (JSON of TlsConnInfo), for $tls_* and
+   * is_peer_verified() in whichever worker the messages land
+   */
+  CONN_INFO: 4,
+  /** master → every worker: the connection is gone (forget its CONN_INFO) */
+  CONN_GONE: 5,
 } as const;
 
 export const PROTO_UDP = 0;
 export const PROTO_TCP = 1;
+export const PROTO_TLS = 2;
+const PROTO_NAMES: readonly Proto[] = ['udp', 'tcp', 'tls'];
+
+export function protoCode(p: Proto): number {
+  return p === 'udp' ? PROTO_UDP : p === 'tcp' ? PROTO_TCP : PROTO_TLS;
+}
+
+export function protoName(code: number): Proto {
+  return PROTO_NAMES[code] ?? 'udp';
+}
 export const ANY_SOCKET = 0xff;
 const HDR = 10;
 

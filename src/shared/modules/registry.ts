@@ -22,11 +22,12 @@ import { registrar } from './registrar/index.js';
 import { rr } from './rr/index.js';
 import { rtpproxy } from './rtpproxy/index.js';
 import { sanity } from './sanity/index.js';
+import { tls, tlsMgm } from './tls/index.js';
 import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, tls, tlsMgm];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

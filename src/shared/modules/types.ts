@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { Counters } from '../counters/counters.js';
 import type { Bus } from '../ipc/bus.js';
 import type { CompiledScript } from '../script/index.js';
+import type { Proto } from '../config/listen.js';
 
 /** A script value: string or integer; null is `$null`. */
 export type Value = string | number | null;
@@ -31,24 +32,24 @@ export const ROUTES_REQUEST_LIKE = RouteKind.REQUEST | RouteKind.FAILURE | Route
 
 /** Where a message came from (or is going to). */
 export interface ReceiveInfo {
-  readonly proto: 'udp' | 'tcp';
+  readonly proto: Proto;
   readonly srcIp: string;
   readonly srcPort: number;
   /** the local listening socket it arrived on */
   readonly dstIp: string;
   readonly dstPort: number;
   readonly socketIdx: number;
-  /** TCP connection id in the master (0 for UDP) */
+  /** stream (TCP, TLS) connection id in the master (0 for UDP) */
   readonly connId: number;
 }
 
 export interface Destination {
-  proto: 'udp' | 'tcp';
+  proto: Proto;
   ip: string;
   port: number;
   /** local socket to send from; -1: the master picks one of the right protocol */
   socketIdx: number;
-  /** TCP: an existing connection to reuse (0: find or open one to ip:port) */
+  /** TCP/TLS: an existing connection to reuse (0: find or open one to ip:port) */
   connId: number;
 }
 

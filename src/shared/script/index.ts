@@ -41,6 +41,8 @@ export interface CoreParams {
   advertisedPort: number | null;
   mpath: string;
   tcpConnectionLifetime: number | null;
+  /** enable_tls: null when the script does not say (TLS listeners then need only the tls module) */
+  enableTls: boolean | null;
   /** ms to wait before waking another thread for a burst of messages (0: end of the event-loop turn) */
   ipcWakeDelay: number;
   /** SIP workers send UDP on the master's sockets themselves (native sendto) */
@@ -181,6 +183,7 @@ const CORE: Record<string, Setter> = {
   dst_blacklist_expire: dnsInt('blocklistExpire', 0),
   dst_blocklist_mem: dnsInt('blocklistMem', 1),
   dst_blacklist_mem: dnsInt('blocklistMem', 1),
+  enable_tls: intParam((c, n) => (c.enableTls = n !== 0)),
   // switchyard's own
   dns_nameservers: (c, v, pos, errors) => {
     const list = String(v).split(/[\s,]+/).filter((x) => x !== '');
@@ -196,7 +199,7 @@ const CORE: Record<string, Setter> = {
 const IGNORED = new Set(
   `fork auto_aliases dns rev_dns dns_servers_no dns_use_search_list dns_search_full_match dns_cache_flags dns_cache_gc_interval dns_cache_del_nonexp dns_cache_rec_pref dns_naptr_ignore_rfc dns_udp_pref dns_tcp_pref dns_tls_pref dns_sctp_pref dst_blocklist_gc_interval dst_blocklist_udp_imask dst_blocklist_tcp_imask dst_blocklist_tls_imask dst_blocklist_sctp_imask disable_dns_blacklist dst_blacklist
   server_header user_agent_header server_signature sip_warning memdbg memlog mem_summary mem_join log_prefix_mode log_color
-  enable_tls tcp_max_connections tls_max_connections disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_rd_buf_size
+  tcp_max_connections tls_max_connections disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_rd_buf_size
   tcp_async tcp_children tcp_workers tcp_max_msg_chunks tcp_no_connect tcp_send_timeout tcp_connect_timeout tcp_conn_wq_max tcp_wq_max tcp_crlf_ping tcp_accept_aliases
   tcp_accept_haproxy tcp_accept_hep3 tcp_linger2 tcp_reuse_port tcp_clone_rcvbuf tcp_source_ipv4 tcp_source_ipv6 tcp_syncnt tcp_delayed_ack tcp_defer_accept
   latency_log latency_limit_action latency_limit_db latency_cfg_log debug_mode mhomed maxbuffer maxsndbuffer sql_buffer_size corelog pv_buffer_size pv_buffer_slots
@@ -212,7 +215,7 @@ const IGNORED = new Set(
 );
 
 function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, mpath: '', tcpConnectionLifetime: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, mpath: '', tcpConnectionLifetime: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);

@@ -537,7 +537,7 @@ export class Transactions implements TransactionApi {
     const msg = ctx.msg;
     const i = this.#svc.usableHop(hops);
     if (i < 0) return this.#svc.noDestination(ctx, 't_relay', to, null);
-    const target = hops[i]! as Hop & { proto: 'udp' | 'tcp' };
+    const target = hops[i]!;
     const more = this.#svc.dnsFailover && this.#svc.usableHop(hops, i + 1) >= 0;
     // the edits of a branch that may fail over are kept as they were before its Via
     const edits = more ? base.fork() : base;
@@ -546,7 +546,7 @@ export class Transactions implements TransactionApi {
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
     const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext)};branch=${branch}`;
     const recordRoute = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock);
-    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto === 'tcp' || ctx.ext.forceRport === true, newRuri: ruri, recordRoute });
+    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true, newRuri: ruri, recordRoute });
     const bytes = applyEdits(msg, edits);
     const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();

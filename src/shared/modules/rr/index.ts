@@ -40,7 +40,7 @@ function lrAndFtag(ctx: ScriptContext): string {
 
 /** the socket's URI; with `ext`, as set_advertised_address/port changed it for this message */
 function sockUri(s: ListenSocket, ext: Record<string, unknown> = {}): string {
-  const transport = s.proto === 'tcp' ? ';transport=tcp' : '';
+  const transport = s.proto === 'udp' ? '' : `;transport=${s.proto}`;
   return `sip:${advertisedOf(s, ext)}${transport}`;
 }
 
