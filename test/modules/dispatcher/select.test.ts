@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
+import { sqliteUrl } from '../../helpers/db.js';
+import { Db } from '../../../src/shared/modules/db/client.js';
+import { initSchema } from '../../../src/shared/modules/db/schema.js';
+import { parseDbUrl } from '../../../src/shared/modules/db/url.js';
 
 const LIST = `# set 1: two gateways; set 2: priorities and weights; set 3: a default last
 1 sip:10.0.0.1:5060
@@ -136,13 +140,47 @@ test('ds_mark_dst("ip") takes a destination out for every worker; dispatcher.lis
   assert.equal((await server.rpc('dispatcher.reload')).result, 'Ok');
 });
 
-test('-c: a missing or broken list file, db_url', async () => {
+test('-c: a missing or broken list file, a bad db_url', async () => {
   const base = (p: string): string => `#!KAMAILIO\nloadmodule "dispatcher.so"\n${p}\nrequest_route { ds_select_dst("1", "4"); }\n`;
   let r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "list_file", "/nonexistent/dispatcher.list")'))]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot read \/nonexistent\/dispatcher\.list/);
   r = await runCli(['-c', '-f', writeCfg(base(`modparam("dispatcher", "list_file", "${writeCfg('1 nonsense\n', 'bad.list')}")`))]);
   assert.match(r.stderr, /line 1: expected "setid sip:uri/);
-  r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "db_url", "mysql://x")'))]);
-  assert.match(r.stderr, /no database layer/);
+  r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "db_url", "oracle://x")'))]);
+  assert.match(r.stderr, /unknown database "oracle"/);
+});
+
+test('db_url: the destinations come from the dispatcher table, in every worker, and dispatcher.reload reads it again', async () => {
+  const url = sqliteUrl();
+  const db = new Db(parseDbUrl(url), { timeoutMs: 2000, poolSize: 1 });
+  let srv: RunningServer | null = null;
+  try {
+    await initSchema(db);
+    await db.insert('dispatcher', { setid: 7, destination: 'sip:10.7.0.1', flags: 0, priority: 0, attrs: 'weight=50', description: 'a' });
+    await db.insert('dispatcher', { setid: 7, destination: 'sip:10.7.0.2', flags: 0, priority: 0, attrs: '', description: 'b' });
+    srv = await startServer({ cfg: writeCfg(`#!KAMAILIO\nloadmodule "sl.so"\nloadmodule "pv.so"\nloadmodule "dispatcher.so"\nmodparam("dispatcher", "db_url", "${url}")\nrequest_route {\n    if (!ds_select_dst("7", "4")) { sl_send_reply(503, "none"); exit; }\n    sl_send_reply(200, "$du");\n}\n`), workers: 2 });
+    const saved = server;
+    server = srv;
+    try {
+      const picks = new Set<string>();
+      for (let i = 0; i < 4; i++) picks.add(await ask('rr', 7, 4));
+      assert.deepEqual([...picks].sort(), ['200 sip:10.7.0.1', '200 sip:10.7.0.2']);
+      await db.delete('dispatcher', { setid: 7, destination: 'sip:10.7.0.1' });
+      assert.equal((await srv.rpc('dispatcher.reload')).result, 'Ok');
+      // the other worker reads the table again on its next selection, in the background
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        picks.clear();
+        for (let i = 0; i < 4; i++) picks.add(await ask('rr', 7, 4));
+        if (picks.size === 1 || Date.now() > deadline) break;
+      }
+      assert.deepEqual([...picks], ['200 sip:10.7.0.2']);
+    } finally {
+      server = saved;
+    }
+  } finally {
+    await srv?.stop();
+    await db.close();
+  }
 });

@@ -2,6 +2,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli, startServer, writeCfg, type RunningServer, expectLog } from '../../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
+import { sqliteUrl } from '../../helpers/db.js';
+import { Db } from '../../../src/shared/modules/db/client.js';
+import { initSchema } from '../../../src/shared/modules/db/schema.js';
+import { parseDbUrl } from '../../../src/shared/modules/db/url.js';
 
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
@@ -155,7 +159,7 @@ test('iterators walk a table; MI htable.sets/seti/get/dump/delete/listTables/flu
   assert.deepEqual(tables.map((t) => [t.name, t.expire, t.size]), [['a', 2, 16], ['c', 0, 64], ['s', 0, 4]]);
   assert.equal((await server.rpc('htable.flush', ['c'])).result, 'Ok');
   assert.deepEqual((await server.rpc('htable.dump', ['c'])).result, []);
-  assert.match((await server.rpc('htable.reload', ['c'])).error.message, /no database/);
+  assert.match((await server.rpc('htable.reload', ['c'])).error.message, /has no dbtable/);
 });
 
 test('-c: a bad table definition, a table defined twice, dbtable without a database', async () => {
@@ -166,5 +170,32 @@ test('-c: a bad table definition, a table defined twice, dbtable without a datab
   r = await runCli(['-c', '-f', writeCfg(base('modparam("htable", "htable", "a=>size=4")\nmodparam("htable", "htable", "a=>size=5")'))]);
   assert.match(r.stderr, /hash table "a" defined twice/);
   r = await runCli(['-c', '-f', writeCfg(base('modparam("htable", "htable", "a=>size=4;dbtable=htable;")'))]);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /dbtable=htable but modparam\("htable", "db_url"\) is not set/);
+});
+
+test('dbtable: a table is loaded from the database at start (arrays, integers, expires) and again by htable.reload', async () => {
+  const url = sqliteUrl();
+  const db = new Db(parseDbUrl(url), { timeoutMs: 2000, poolSize: 1 });
+  let srv: RunningServer | null = null;
+  try {
+    await initSchema(db);
+    const row = (key_name: string, key_type: number, value_type: number, key_value: string, expires = 0) => db.insert('htable', { key_name, key_type, value_type, key_value, expires });
+    await row('ban', 0, 1, '7');
+    await row('list', 1, 0, 'a');
+    await row('list', 1, 0, 'b');
+    await row('name', 0, 0, 'alice', Math.floor(Date.now() / 1000) + 600);
+    await row('gone', 0, 0, 'old', Math.floor(Date.now() / 1000) - 10);
+    const cfg = `#!KAMAILIO\nloadmodule "sl.so"\nloadmodule "pv.so"\nloadmodule "htable.so"\nmodparam("htable", "db_url", "${url}")\nmodparam("htable", "db_expires", 1)\nmodparam("htable", "htable", "d=>size=4;autoexpire=3600;dbtable=htable;")\nrequest_route { sl_send_reply(200, "$sht(d=>ban) $sht(d=>list[1]) $sht(d=>list::size)"); }\n`;
+    srv = await startServer({ cfg: writeCfg(cfg), workers: 2 });
+    const get = async (k: string): Promise<unknown> => (await srv!.rpc('htable.get', ['d', k])).result?.item.value;
+    assert.deepEqual([await get('ban'), await get('list[0]'), await get('list[1]'), await get('list::size'), await get('name'), await get('gone')], [7, 'a', 'b', 2, 'alice', undefined]);
+    await row('later', 0, 0, 'x');
+    await srv.rpc('htable.sets', ['d', 'scratch', 'y']);
+    assert.equal((await srv.rpc('htable.reload', ['d'])).result, 'Ok');
+    assert.deepEqual([await get('later'), await get('scratch'), await get('ban')], ['x', undefined, 7]);
+  } finally {
+    await srv?.stop();
+    await db.close();
+  }
 });

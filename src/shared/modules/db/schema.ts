@@ -92,6 +92,9 @@ export const TABLES: readonly Table[] = [
   { name: 'missed_calls', version: 4, columns: accColumns, indexes: [['callid']] },
   { name: 'address', version: 6, columns: [id, int('grp', 1), req('ip_addr', 50), int('mask', 32), int('port', 0), vc('tag', 64, null)] },
   { name: 'domain', version: 2, columns: [id, req('domain', 64), vc('did', 64, null), dt('last_modified', '2000-01-01 00:00:01')], unique: [['domain']] },
+  // htable's dbtable (key_type 1: an array item; value_type 1: an integer; expires: unix time)
+  { name: 'htable', version: 2, columns: [id, vc('key_name', 64), int('key_type'), int('value_type'), vc('key_value', 128), int('expires')] },
+  { name: 'dispatcher', version: 4, columns: [id, int('setid'), vc('destination', 192), int('flags'), int('priority'), vc('attrs', 128), vc('description', 64)] },
 ];
 
 function colSql(db: Db, c: Column): string {

@@ -10,7 +10,8 @@ import { SwitchyardError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { fakeScriptContext } from '../../script/context.js';
 import { RouteKind, ROUTES_ANY, type ModuleEnv, type ModuleExports, type ScriptContext, type ScriptServices, type Value } from '../types.js';
-import { DS_DISABLED, DS_INACTIVE, DS_PROBING, DS_TRYING, flagString, parseState, readList, type Dest, type DsList, type DsSet } from './list.js';
+import { checkDbUrl, dbFor } from '../db/index.js';
+import { buildList, DS_DISABLED, DS_INACTIVE, DS_PROBING, DS_TRYING, flagString, parseState, readList, type Dest, type DsList, type DsSet } from './list.js';
 import { DsState, MAX_DESTS, MAX_SETS, STATE_BYTES } from './state.js';
 
 const ROUTES_REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.RESUME;
@@ -19,6 +20,10 @@ const DEFAULT_LIST = '/etc/kamailio/dispatcher.list';
 
 interface Conf {
   file: string;
+  /** the destinations from this database instead of the file */
+  dbUrl: string;
+  table: string;
+  cols: { id: string; setid: string; uri: string; flags: string; priority: string; attrs: string };
   flags: number;
   useDefault: boolean;
   forceDst: boolean;
@@ -52,6 +57,8 @@ const state = {
   shared: null as DsState | null,
   list: null as DsList | null,
   gen: -1,
+  /** the generation a database read is under way for */
+  loading: -1,
   log: null as Logger | null,
   svc: null as ScriptServices | null,
   /** algorithm 10: this worker's calls (a Call-ID always lands on the same worker) */
@@ -87,8 +94,12 @@ function confOf(env: ModuleEnv): Conf {
   const num = (k: string, d: number): number => (p.get(k) === undefined ? d : Number(p.get(k)));
   const tm = env.script.modparams.get('tm');
   const codes = parseReplyCodes(String(p.get('ds_ping_reply_codes') ?? p.get('options_reply_codes') ?? ''));
+  const col = (k: string, d: string): string => String(p.get(k) ?? d);
   return {
     file: listFile(p, env.cfg.file),
+    dbUrl: String(p.get('db_url') ?? ''),
+    table: col('table_name', 'dispatcher'),
+    cols: { id: 'id', setid: col('setid_col', 'setid'), uri: col('destination_col', 'destination'), flags: col('flags_col', 'flags'), priority: col('priority_col', 'priority'), attrs: col('attrs_col', 'attrs') },
     flags: num('flags', 0),
     useDefault: num('use_default', 0) === 1,
     forceDst: num('force_dst', 1) === 1,
@@ -108,13 +119,38 @@ function confOf(env: ModuleEnv): Conf {
   };
 }
 
-/** the list as it stands: re-read when another thread reloaded it */
+/** the list from its source: the file, or the database table (rows in id order, so every thread gets the same order) */
+async function fetchList(conf: Conf): Promise<DsList | string> {
+  if (!conf.dbUrl) return readList(conf.file, LIMITS);
+  const c = conf.cols;
+  try {
+    const rows = await dbFor(conf.dbUrl).select(conf.table, [c.id, c.setid, c.uri, c.flags, c.priority, c.attrs], {});
+    rows.sort((a, b) => Number(a[c.id]) - Number(b[c.id]));
+    const r = buildList(rows.map((row) => ({ setid: Number(row[c.setid]), uri: String(row[c.uri] ?? ''), flags: Number(row[c.flags] ?? 0), priority: Number(row[c.priority] ?? 0), attrs: String(row[c.attrs] ?? '') })), LIMITS);
+    return typeof r === 'string' ? `table ${conf.table}: ${r}` : r;
+  } catch (e) {
+    return `table ${conf.table}: ${(e as Error).message}`;
+  }
+}
+
+/** the list as it stands: read again when another thread reloaded it (from the database: in the background, the old list meanwhile) */
 function current(): DsList | null {
   const sh = state.shared;
-  if (sh === null || state.conf === null) return null;
+  const conf = state.conf;
+  if (sh === null || conf === null) return null;
   const gen = sh.generation;
   if (gen !== state.gen) {
-    const l = readList(state.conf.file, LIMITS);
+    if (conf.dbUrl) {
+      if (state.loading === gen) return state.list;
+      state.loading = gen;
+      void fetchList(conf).then((l) => {
+        if (typeof l === 'string') state.log?.err(`dispatcher: ${l} (keeping the previous list)`);
+        else state.list = l;
+        state.gen = gen;
+      });
+      return state.list;
+    }
+    const l = readList(conf.file, LIMITS);
     if (typeof l === 'string') state.log?.err(`dispatcher: ${l} (keeping the previous list)`);
     else state.list = l;
     state.gen = gen;
@@ -122,8 +158,9 @@ function current(): DsList | null {
   return state.list;
 }
 
-function reload(): string | null {
-  const l = readList(state.conf!.file, LIMITS);
+/** read the list again here, then have every other thread do so; an error message, or null */
+async function reload(): Promise<string | null> {
+  const l = await fetchList(state.conf!);
   if (typeof l === 'string') return l;
   state.list = l;
   state.shared!.reloaded();
@@ -398,15 +435,20 @@ function probe(inFlight: Set<number>): void {
   }
 }
 
-function load(env: ModuleEnv): void {
+async function load(env: ModuleEnv): Promise<void> {
   state.conf = confOf(env);
   state.log = env.log;
   state.svc = env.svc ?? null;
   state.shared = env.shared ? new DsState(env.shared) : null;
-  state.gen = -1;
   state.list = null;
   state.calls = new Map();
-  current();
+  state.loading = -1;
+  if (state.shared === null) return;
+  state.gen = state.shared.generation;
+  const l = await fetchList(state.conf);
+  // the file was checked at -c; a database that cannot be read stops the start, as Kamailio's
+  if (typeof l === 'string') throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `dispatcher: ${l}`);
+  state.list = l;
 }
 
 function rpcArgs(p: unknown): string[] {
@@ -476,8 +518,8 @@ function opensipsList(): unknown {
   };
 }
 
-function doReload(): string {
-  const bad = reload();
+async function doReload(): Promise<string> {
+  const bad = await reload();
   if (bad !== null) throw new SwitchyardError('SY_ERR_MI_PARAMS', bad);
   return 'Ok';
 }
@@ -538,22 +580,27 @@ export const dispatcher: ModuleExports = {
     { name: 'attrs_pvar', type: 'str' },
     { name: 'ds_hash_expire', type: 'int', default: 7200 },
     { name: 'ds_hash_check_interval', type: 'int', default: 30 },
-    // accepted so that scripts load; see README for what they would do
-    { name: 'db_url', type: 'str' },
-    { name: 'table_name', type: 'str' },
-    { name: 'xavp_dst', type: 'str' },
-    { name: 'xavp_ctx', type: 'str' },
-    { name: 'hash_pvar', type: 'str' },
-    { name: 'ds_hash_size', type: 'int' },
-    { name: 'ds_hash_initexpire', type: 'int' },
-    { name: 'ds_default_socket', type: 'str' },
-    { name: 'ds_timer_mode', type: 'int' },
-    { name: 'event_callback', type: 'str' },
-    { name: 'dstid_avp', type: 'str' },
-    { name: 'sock_avp', type: 'str' },
+    { name: 'db_url', type: 'str', check: checkDbUrl },
+    { name: 'table_name', type: 'str', default: 'dispatcher' },
+    { name: 'setid_col', type: 'str', default: 'setid' },
+    { name: 'destination_col', type: 'str', default: 'destination' },
+    { name: 'flags_col', type: 'str', default: 'flags' },
+    { name: 'priority_col', type: 'str', default: 'priority' },
+    { name: 'attrs_col', type: 'str', default: 'attrs' },
+    { name: 'xavp_dst', type: 'str', noEffect: 'no $xavp here: the failover list is kept per request (dst_avp, attrs_avp show it)' },
+    { name: 'xavp_ctx', type: 'str', noEffect: 'no $xavp here' },
+    { name: 'hash_pvar', type: 'str', noEffect: 'algorithm 7 takes the first destination' },
+    { name: 'ds_hash_size', type: 'int', noEffect: 'algorithm 10 needs no table size here' },
+    { name: 'ds_hash_initexpire', type: 'int', noEffect: 'a call counts from its INVITE until ds_hash_expire' },
+    { name: 'ds_default_socket', type: 'str', noEffect: 'keepalives leave from the first socket of their protocol, or the destination\'s socket attribute' },
+    { name: 'ds_timer_mode', type: 'int', noEffect: 'keepalives run in SIP worker 0' },
+    { name: 'event_callback', type: 'str', noEffect: 'no KEMI scripts; the event routes run' },
+    { name: 'dstid_avp', type: 'str', noEffect: 'the call load is kept by Call-ID' },
+    { name: 'sock_avp', type: 'str', noEffect: 'the socket attribute is applied by ds_next_dst directly' },
   ],
   validate(params, cx) {
-    if (params.get('db_url') !== undefined) return 'db_url: destinations from a database are not available (no database layer); use list_file';
+    // the database is read at start: a URL that parses is all -c can tell
+    if (params.get('db_url')) return null;
     const l = readList(listFile(params, cx.cfgFile), LIMITS);
     return typeof l === 'string' ? l : null;
   },
@@ -612,7 +659,16 @@ export const dispatcher: ModuleExports = {
         return state.calls.has(m.callId()) ? 1 : -1;
       },
     },
-    { name: 'ds_reload', args: [], fn: (ctx) => { const bad = reload(); if (bad) ctx.svc.log.err(`dispatcher: ${bad}`); return bad ? -1 : 1; } },
+    {
+      name: 'ds_reload',
+      args: [],
+      mayAwait: true,
+      fn: async (ctx) => {
+        const bad = await reload();
+        if (bad) ctx.svc.log.err(`dispatcher: ${bad}`);
+        return bad ? -1 : 1;
+      },
+    },
   ],
   rpc: [
     { name: 'dispatcher.list', doc: 'the destination sets and the state of each destination', handler: () => kamailioList() },
@@ -635,8 +691,8 @@ export const dispatcher: ModuleExports = {
   ],
   initMaster: load,
   initDispatcher: load,
-  initWorker(env) {
-    load(env);
+  async initWorker(env) {
+    await load(env);
     const conf = state.conf!;
     // algorithm 10: calls whose BYE never came stop counting after ds_hash_expire
     const sweep = setInterval(() => {

@@ -1,12 +1,13 @@
 /**
- * The destination list file (Kamailio's and OpenSIPS 1.x's list_file):
+ * The destination list, from a file (Kamailio's and OpenSIPS 1.x's
+ * list_file) or the database's dispatcher table:
  *
  *   setid(int) destination(sip uri) [flags(int) [priority(int) [attrs(name=value;…)]]]
  *
  * Sets come out ordered by id, destinations inside a set by priority
- * (highest first, file order among equals); every thread reads the same file
- * and gets the same order, so a destination's index names the same shared
- * state slot everywhere.
+ * (highest first, file order among equals); every thread reads the same
+ * source and gets the same order, so a destination's index names the same
+ * shared state slot everywhere.
  */
 import { readFileSync } from 'node:fs';
 
@@ -62,9 +63,18 @@ const intAttr = (attrs: string, name: string): number => {
   return Number.isNaN(n) ? 0 : n;
 };
 
+/** one destination as the file's line or the database's row gives it */
+export interface DestRow {
+  setid: number;
+  uri: string;
+  flags: number;
+  priority: number;
+  attrs: string;
+}
+
 /** the list's text → the list, or an error message naming the line */
 export function parseList(text: string, limits: { sets: number; dests: number }): DsList | string {
-  const raw: Array<Omit<Dest, 'idx'> & { line: number }> = [];
+  const rows: DestRow[] = [];
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.replace(/#.*$/, '').trim();
@@ -76,13 +86,20 @@ export function parseList(text: string, limits: { sets: number; dests: number })
     const flags = f[2] === undefined ? 0 : Number(f[2]);
     const priority = f[3] === undefined ? 0 : Number(f[3]);
     if (!Number.isInteger(flags) || !Number.isInteger(priority)) return `line ${i + 1}: flags and priority must be integers`;
-    const attrs = f.slice(4).join(' ');
+    rows.push({ setid, uri, flags, priority, attrs: f.slice(4).join(' ') });
+  }
+  return buildList(rows, limits);
+}
+
+/** rows (file lines or database rows) → the list, or an error message */
+export function buildList(rows: readonly DestRow[], limits: { sets: number; dests: number }): DsList | string {
+  const raw: Array<Omit<Dest, 'idx'>> = [];
+  for (const { setid, uri, flags, priority, attrs } of rows) {
     const m = /^sips?:(?:[^@;]*@)?(\[[^\]]+\]|[^:;]+)(?::(\d+))?(.*)$/i.exec(uri);
-    if (!m) return `line ${i + 1}: bad URI "${uri}"`;
+    if (!m) return `bad URI "${uri}" in set ${setid}`;
     const tp = /;transport=([a-z]+)/i.exec(m[3] ?? '')?.[1]?.toLowerCase();
     const proto = tp === 'tcp' || tp === 'tls' || tp === 'sctp' ? tp : uri.toLowerCase().startsWith('sips:') ? 'tls' : 'udp';
     raw.push({
-      line: i + 1,
       setid,
       uri,
       flags,
@@ -104,9 +121,9 @@ export function parseList(text: string, limits: { sets: number; dests: number })
   const dests: Dest[] = [];
   const sets = new Map<number, DsSet>();
   ids.forEach((id, pos) => {
-    // a stable sort: file order among equal priorities
+    // a stable sort: file (or row) order among equal priorities
     const members = raw.filter((d) => d.setid === id).sort((a, b) => b.priority - a.priority);
-    const list: Dest[] = members.map(({ line: _line, ...d }) => {
+    const list: Dest[] = members.map((d) => {
       const dest: Dest = { ...d, idx: dests.length };
       dests.push(dest);
       return dest;

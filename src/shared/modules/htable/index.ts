@@ -3,6 +3,7 @@
  * same values in every SIP worker at once. See README.md and table.ts.
  */
 import { SwitchyardError } from '../../errors.js';
+import { checkDbUrl, dbFor } from '../db/index.js';
 import type { Logger } from '../../log.js';
 import { ROUTES_ANY, RouteKind, type ModuleEnv, type ModuleExports, type PvarSpec, type ScriptContext, type Value } from '../types.js';
 import { nowSec, SharedTable, storable, tableBytes, type Item, type TableSpec } from './table.js';
@@ -13,8 +14,8 @@ const MAX_SIZE = 14;
 const MAX_ITERATORS = 4;
 
 /** table attributes switchyard reads; the others are accepted for Kamailio scripts and said to have no effect */
-const NO_EFFECT = new Set(['dbtable', 'dbmode', 'cols', 'dmqreplicate', 'coldelim', 'colnull', 'reloadat']);
-const KNOWN = new Set(['size', 'autoexpire', 'initval', 'updateexpire', ...NO_EFFECT]);
+const NO_EFFECT = new Set(['dbmode', 'cols', 'dmqreplicate', 'coldelim', 'colnull', 'reloadat']);
+const KNOWN = new Set(['size', 'autoexpire', 'initval', 'updateexpire', 'dbtable', ...NO_EFFECT]);
 
 /** "name=>size=8;autoexpire=300;initval=0;…" (Kamailio's ht_table_spec); an error message or the table */
 export function parseTableSpec(text: string): TableSpec | string {
@@ -308,6 +309,41 @@ const pvars: PvarSpec[] = [
   { name: 'shtrecord', arg: 'required', get: () => null },
 ];
 
+/**
+ * Kamailio's ht_db_load_table: rows of key name, key type (1: an array,
+ * stored as name[0], name[1] … and name::size), value type (1: integer) and
+ * value; with db_expires, the expires column (unix time) too.
+ */
+async function loadRows(params: ModuleEnv['params'], t: SharedTable): Promise<Array<[string, string | number, number]>> {
+  const url = params.get('db_url');
+  if (url === undefined || url === '') throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${t.spec.name}" has a dbtable but modparam("htable", "db_url") is not set`);
+  const col = (k: string, d: string): string => String(params.get(k) ?? d);
+  const cols = [col('key_name_column', 'key_name'), col('key_type_column', 'key_type'), col('value_type_column', 'value_type'), col('key_value_column', 'key_value')];
+  const withExpires = Number(params.get('db_expires') ?? 0) === 1;
+  if (withExpires) cols.push(col('expires_column', 'expires'));
+  const rows = await dbFor(String(url)).select(t.spec.dbtable, cols, {});
+  const suffix = String(params.get('array_size_suffix') ?? '::size');
+  const arrays = new Map<string, number>();
+  const now = nowSec();
+  const out: Array<[string, string | number, number]> = [];
+  for (const r of rows) {
+    const name = String(r[cols[0]!] ?? '');
+    const raw = String(r[cols[3]!] ?? '');
+    const v = Number(r[cols[2]!]) === 1 ? parseInt(raw, 10) || 0 : raw;
+    const exp = withExpires ? Number(r[cols[4]!] ?? 0) : 0;
+    let key = name;
+    if (Number(r[cols[1]!]) === 1) {
+      const i = arrays.get(name) ?? 0;
+      arrays.set(name, i + 1);
+      key = `${name}[${i}]`;
+    }
+    if (exp > 0 && exp <= now) continue;
+    out.push([key, v, exp > 0 ? exp - now : 0]);
+  }
+  for (const [name, size] of arrays) out.push([`${name}${suffix}`, size, 0]);
+  return out;
+}
+
 function rpcArgs(p: unknown): string[] {
   if (Array.isArray(p)) return p.map(String);
   if (p && typeof p === 'object') return Object.values(p as Record<string, unknown>).map(String);
@@ -342,27 +378,27 @@ export const htable: ModuleExports = {
       },
     },
     { name: 'timer_interval', type: 'int', default: 20, check: (v) => (Number(v) > 0 ? null : 'timer_interval must be > 0') },
-    // accepted so that Kamailio scripts load; no database, DMQ or KEMI here (README)
-    { name: 'db_url', type: 'str' },
-    { name: 'key_name_column', type: 'str' },
-    { name: 'key_type_column', type: 'str' },
-    { name: 'value_type_column', type: 'str' },
-    { name: 'key_value_column', type: 'str' },
-    { name: 'expires_column', type: 'str' },
-    { name: 'array_size_suffix', type: 'str' },
-    { name: 'fetch_rows', type: 'int' },
-    { name: 'db_expires', type: 'int' },
-    { name: 'enable_dmq', type: 'int' },
-    { name: 'dmq_init_sync', type: 'int' },
-    { name: 'timer_procs', type: 'int' },
-    { name: 'event_callback', type: 'str' },
-    { name: 'event_callback_mode', type: 'int' },
+    { name: 'db_url', type: 'str', check: checkDbUrl },
+    { name: 'key_name_column', type: 'str', default: 'key_name' },
+    { name: 'key_type_column', type: 'str', default: 'key_type' },
+    { name: 'value_type_column', type: 'str', default: 'value_type' },
+    { name: 'key_value_column', type: 'str', default: 'key_value' },
+    { name: 'expires_column', type: 'str', default: 'expires' },
+    { name: 'array_size_suffix', type: 'str', default: '::size' },
+    { name: 'db_expires', type: 'int', default: 0 },
+    { name: 'fetch_rows', type: 'int', noEffect: 'a table is read in one query' },
+    { name: 'enable_dmq', type: 'int', noEffect: 'no DMQ replication: the tables are shared by the threads of this process only' },
+    { name: 'dmq_init_sync', type: 'int', noEffect: 'no DMQ replication' },
+    { name: 'timer_procs', type: 'int', noEffect: 'the master thread frees expired items' },
+    { name: 'event_callback', type: 'str', noEffect: 'no KEMI scripts; event routes run' },
+    { name: 'event_callback_mode', type: 'int', noEffect: 'event_route[htable:mod-init] runs in SIP worker 0 before it takes SIP work' },
   ],
   validate(params) {
     const names = new Set<string>();
     for (const s of specsOf(params)) {
       if (names.has(s.name)) return `hash table "${s.name}" defined twice`;
       names.add(s.name);
+      if (s.dbtable && !params.get('db_url')) return `hash table "${s.name}" has dbtable=${s.dbtable} but modparam("htable", "db_url") is not set`;
     }
     return null;
   },
@@ -566,10 +602,15 @@ export const htable: ModuleExports = {
     },
     {
       name: 'htable.reload',
-      doc: 'reload a hash table from its database table (no database here: an error)',
-      handler: (p) => {
+      doc: 'empty a hash table and load it again from its database table: htable',
+      handler: async (p, env) => {
         const [t] = rpcTable(p, 1);
-        throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${t.spec.name}" has no database table to reload from (no database layer)`);
+        if (!t.spec.dbtable) throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${t.spec.name}" has no dbtable to reload from`);
+        // read first: a database that does not answer leaves the table as it was
+        const staging = await loadRows(env.params, t);
+        t.removeWhere();
+        for (const [key, v, exv] of staging) write(null, t, key, v, exv);
+        return 'Ok';
       },
     },
     {
@@ -598,18 +639,24 @@ export const htable: ModuleExports = {
   ],
   initWorker: load,
   initDispatcher: load,
-  initMaster(env) {
+  async initMaster(env) {
     load(env);
     for (const v of [env.params.get('htable') ?? []].flat()) {
       const s = parseTableSpec(String(v));
       if (typeof s === 'string') continue;
       const attrs = /=>(.*)$/s.exec(String(v))![1]!;
       for (const a of attrs.split(';').map((x) => x.trim().split('=')[0]!).filter((k) => NO_EFFECT.has(k))) {
-        env.log.warn(`htable: "${s.name}": ${a} has no effect (no database or DMQ layer)`);
+        env.log.warn(`htable: "${s.name}": ${a} has no effect (no write-back, DMQ or column packing here)`);
       }
     }
-    for (const p of ['db_url', 'enable_dmq', 'event_callback']) if (env.params.get(p) !== undefined) env.log.warn(`htable: modparam "${p}" has no effect (no database, DMQ or KEMI layer)`);
     if ([...env.script.routes.event.keys()].some((k) => k.startsWith('htable:expired:'))) env.log.warn('htable: event_route[htable:expired:…] is not run: expired items are dropped silently');
+    // Kamailio loads the tables before it forks; a table that cannot be loaded stops the start there too
+    for (const t of state.tables.values()) {
+      if (!t.spec.dbtable) continue;
+      const rows = await loadRows(env.params, t);
+      for (const [key, v, exv] of rows) write(null, t, key, v, exv);
+      env.log.info(`htable: ${rows.length} items of "${t.spec.name}" loaded from ${t.spec.dbtable}`);
+    }
     const ms = Number(env.params.get('timer_interval')) * 1000;
     const timer = setInterval(() => {
       for (const t of state.tables.values()) t.sweep();
