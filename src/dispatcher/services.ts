@@ -9,10 +9,11 @@ import type { Logger } from '../shared/log.js';
 import type { Destination, RouteFn, ScriptContext, ScriptServices, TransactionApi } from '../shared/modules/types.js';
 import type { RouteTable } from '../shared/script/codegen.js';
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
+import { SwitchyardError } from '../shared/errors.js';
 
 
 function noSip(what: string): never {
-  throw new Error(`${what} needs a SIP message: not available in the event dispatcher`);
+  throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `${what} needs a SIP message: not available in the event dispatcher`);
 }
 
 /** tm as an event route sees it: t_continue() crosses to the owning worker, the rest needs a request of this thread */

@@ -64,7 +64,7 @@ function userGid(user: string): number {
     const f = line.split(':');
     if (f[0] === user || f[2] === user) return Number(f[3]);
   }
-  throw new Error(`-u: unknown user "${user}"`);
+  throw new SwitchyardError('SY_ERR_CLI_USAGE', `-u: unknown user "${user}"`);
 }
 
 function readFileSyncSafe(path: string): string {

@@ -7,6 +7,7 @@ import { DISPATCHER, MASTER, PortBus } from '../shared/ipc/bus.js';
 import { copyBody, newHead, readHead, RecKind, PROTO_UDP } from '../shared/ipc/messages.js';
 import { createRing, RingReader, RingWriter, type RingBuffers } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
+import { SwitchyardError } from '../shared/errors.js';
 
 const RING_BYTES = 8 << 20;
 const RESTART_DELAY_MS = 200;
@@ -115,7 +116,7 @@ export class Supervisor {
           slot.ready = true;
           resolve();
         } else if (m.type === 'fatal') {
-          reject(new Error(m.message));
+          reject(new SwitchyardError('SY_ERR_THREAD', m.message));
         }
       });
       worker.on('error', (e) => {
@@ -124,7 +125,7 @@ export class Supervisor {
       worker.on('exit', (code) => {
         slot.worker = null;
         if (!slot.ready) {
-          reject(new Error(`${this.#name(slot)} exited during start (code ${code})`));
+          reject(new SwitchyardError('SY_ERR_THREAD', `${this.#name(slot)} exited during start (code ${code})`));
           return;
         }
         if (this.#stopping) return;

@@ -33,7 +33,10 @@ export const ERRORS = {
   SY_ERR_MI_METHOD: spec('SY_ERR_MI_METHOD', 'unknown management method'),
   SY_ERR_MI_PARAMS: spec('SY_ERR_MI_PARAMS', 'bad management parameters'),
   SY_ERR_MI_UNSAFE: spec('SY_ERR_MI_UNSAFE', 'management interface refused on a non-loopback address without a token or an allow-list'),
-  SY_ERR_IPC_FULL: spec('SY_ERR_IPC_FULL', 'inter-thread ring full'),
+  SY_ERR_MODULE_INIT: spec('SY_ERR_MODULE_INIT', 'a module cannot start'),
+  SY_ERR_ABORTED: spec('SY_ERR_ABORTED', 'a transfer abandoned'),
+  SY_ERR_THREAD: spec('SY_ERR_THREAD', 'a thread failed to start'),
+  SY_ERR_CTL: spec('SY_ERR_CTL', 'management client failure'),
   SY_ERR_SHV: spec('SY_ERR_SHV', 'shared variable error'),
   SY_ERR_BUS: spec('SY_ERR_BUS', 'inter-thread request failed'),
   SY_ERR_EVI: spec('SY_ERR_EVI', 'event interface request refused'),
@@ -54,6 +57,12 @@ export class SwitchyardError extends Error {
     this.code = code;
     this.details = details;
   }
+}
+
+/** what went wrong, without the code's prefix: for messages that wrap another error */
+export function reasonOf(e: unknown): string {
+  if (e instanceof SwitchyardError) return e.details;
+  return e instanceof Error ? e.message : String(e);
 }
 
 /** A position in a script file, carried by every AST node and every compile error. */

@@ -24,7 +24,11 @@ interface ReceiveCounters {
   scriptErrors: CounterHandle;
   handled: CounterHandle;
   absorbed: CounterHandle;
+  unsupportedMethods: CounterHandle;
 }
+
+/** the methods of RFC 3261 and its extensions; others are counted in core:unsupported_methods (and still routed) */
+const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE', 'KDMQ', 'GET', 'POST', 'PUT', 'DELETE']);
 
 /**
  * One received message through the worker (Kamailio's receive_msg): parse,
@@ -77,6 +81,7 @@ export class Receiver {
       scriptErrors: h('core:script_errors'),
       handled: h('core:msgs_handled'),
       absorbed: h('core:absorbed_retransmissions'),
+      unsupportedMethods: h('core:unsupported_methods'),
     };
   }
 
@@ -99,6 +104,7 @@ export class Receiver {
     const bad = checkSipMessage(msg);
     if (msg.isRequest) {
       c.inc(this.#c.rcvRequests);
+      if (!KNOWN_METHODS.has(msg.method)) c.inc(this.#c.unsupportedMethods);
       if (bad !== null) {
         c.inc(this.#c.errRequests);
         if (msg.method !== 'ACK') this.#replyBad(msg, rcv, bad);

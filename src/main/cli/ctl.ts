@@ -44,14 +44,14 @@ export async function runCtl(argv: string[]): Promise<number> {
     const req = request({ host, port, method: 'POST', path, headers, timeout: 10_000 }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
-        reject(new Error(`management interface answered HTTP ${res.statusCode}`));
+        reject(new SwitchyardError('SY_ERR_CTL', `management interface answered HTTP ${res.statusCode}`));
         return;
       }
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('timeout', () => req.destroy(new SwitchyardError('SY_ERR_CTL', 'timed out')));
     req.on('error', reject);
     req.end(body);
   });

@@ -10,6 +10,7 @@ import { str } from '../../script/runtime.js';
 import { BUILTIN_MODULES } from '../registry.js';
 import { tmCallbacks } from '../tm/callbacks.js';
 import type { ModuleEnv, ModuleExports, ScriptContext, Value } from '../types.js';
+import { SwitchyardError, reasonOf } from '../../errors.js';
 
 interface Extra {
   name: string;
@@ -27,9 +28,9 @@ export function parseExtras(spec: string): Extra[] {
     const name = part.slice(0, eq).trim();
     const text = part.slice(eq + 1).trim();
     const syntax = eq > 0 ? parsePvarText(text) : null;
-    if (syntax === null || syntax.trans.length > 0 || syntax.index !== undefined) throw new Error(`acc log_extra: "${part.trim()}" is not name=$pseudo-variable`);
+    if (syntax === null || syntax.trans.length > 0 || syntax.index !== undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc log_extra: "${part.trim()}" is not name=$pseudo-variable`);
     const spec = BUILTIN_MODULES.flatMap((m) => m.pvars ?? []).find((p) => p.name === syntax.name);
-    if (!spec) throw new Error(`acc log_extra: unknown pseudo-variable ${text}`);
+    if (!spec) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc log_extra: unknown pseudo-variable ${text}`);
     out.push({ name, get: (ctx) => spec.get(ctx, syntax.arg) });
   }
   return out;
@@ -98,7 +99,7 @@ export const accModule: ModuleExports = {
           parseExtras(String(v));
           return null;
         } catch (e) {
-          return (e as Error).message;
+          return reasonOf(e);
         }
       },
     },

@@ -8,6 +8,7 @@ import { DISPATCHER, type Bus } from '../../ipc/bus.js';
 import { log } from '../../log.js';
 import { ROUTES_ANY, RouteKind, type CounterSpec, type FunctionSpec, type ModParamSpec, type ModuleExports, type PvarSpec, type ScriptContext } from '../types.js';
 import { EvapiServer, type EvapiEnv } from './server.js';
+import { SwitchyardError } from '../../errors.js';
 
 const TOPIC_RELAY = 'evapi.relay';
 
@@ -128,7 +129,7 @@ export const evapi: ModuleExports = {
   },
   async initDispatcher(env) {
     const bind = parseBindAddr(env.params.get('bind_addr') as string) as { host: string; port: number };
-    if (env.svc === undefined) throw new Error('evapi: the dispatcher has no script services');
+    if (env.svc === undefined) throw new SwitchyardError('SY_ERR_MODULE_INIT', 'evapi: the dispatcher has no script services');
     const server = new EvapiServer(
       { ...bind, netstrings: env.params.get('netstring_format') === 1, maxClients: env.params.get('max_clients') as number },
       env.svc,

@@ -12,6 +12,7 @@ import type { Logger } from '../../log.js';
 import { RouteKind, type RouteFn, type ScriptContext, type ScriptServices } from '../types.js';
 import { fakeScriptContext } from '../../script/context.js';
 import { encodeNetstring, NetstringReader } from './netstring.js';
+import { SwitchyardError } from '../../errors.js';
 
 /** $evapi(...) of the route being run: ctx.ext.evapi */
 export interface EvapiEnv {
@@ -72,7 +73,7 @@ export class EvapiServer {
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
       const server = net.createServer((s) => this.#accept(s));
-      server.once('error', (e) => reject(new Error(`evapi: cannot listen on ${this.#cfg.host}:${this.#cfg.port} (bind_addr): ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+      server.once('error', (e) => reject(new SwitchyardError('SY_ERR_MODULE_INIT', `evapi: cannot listen on ${this.#cfg.host}:${this.#cfg.port} (bind_addr): ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
       server.listen({ host: this.#cfg.host, port: this.#cfg.port }, () => {
         server.removeAllListeners('error');
         server.on('error', (e) => this.#log.err(`evapi: ${e.message}`));

@@ -16,6 +16,7 @@ import type { Counters, CounterHandle } from '../../counters/counters.js';
 import type { Logger } from '../../log.js';
 import { USER_AGENT } from './encode.js';
 import type { XmlrpcSocket } from './socket.js';
+import { SwitchyardError } from '../../errors.js';
 
 export interface SenderOptions {
   readonly timeoutMs: number;
@@ -129,7 +130,7 @@ export class XmlrpcSender {
       headers: { Host: `${sock.host}:${sock.port}`, Connection: 'close', 'User-Agent': USER_AGENT, 'Content-type': 'text/xml', 'Content-length': body.length },
     });
     this.#live.add(req);
-    const timer = setTimeout(() => req.destroy(new Error(`no completion in ${this.#opts.timeoutMs} ms`)), this.#opts.timeoutMs);
+    const timer = setTimeout(() => req.destroy(new SwitchyardError('SY_ERR_ABORTED', `no completion in ${this.#opts.timeoutMs} ms`)), this.#opts.timeoutMs);
     const end = (): void => {
       if (!this.#live.delete(req)) return;
       clearTimeout(timer);
@@ -138,7 +139,7 @@ export class XmlrpcSender {
     };
     req.on('finish', () => settle(0));
     req.on('error', (e: NodeJS.ErrnoException) => {
-      settle(-1, e.code ?? e.message);
+      settle(-1, e instanceof SwitchyardError ? e.details : (e.code ?? e.message));
       end();
     });
     req.on('response', (res) => {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { decode } from 'ini';
 import { closest } from '../../script/closest.js';
+import { SwitchyardError } from '../../errors.js';
 
 /** What one request runs with: a connection's settings, or the module defaults for http_client_query. */
 export interface HttpSettings {
@@ -196,21 +197,21 @@ function didYouMean(name: string, candidates: readonly string[]): string {
 /** parse one httpcon value; throws an Error with the message */
 export function parseHttpcon(value: string, d: HttpSettings, cx: { cfgFile: string; timeoutMode: number }): HttpConnection {
   const arrow = value.indexOf('=>');
-  if (arrow < 0) throw new Error(`expected name=>schema://host[/path][;param=value], found "${value}"`);
+  if (arrow < 0) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `expected name=>schema://host[/path][;param=value], found "${value}"`);
   const name = value.slice(0, arrow).trim();
-  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`bad connection name "${name}"`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `bad connection name "${name}"`);
   const [url, ...params] = value.slice(arrow + 2).split(';');
   const c = blank(name, d);
   const bad = splitUrl(c, url!);
-  if (bad) throw new Error(`connection "${name}": ${bad}`);
+  if (bad) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${name}": ${bad}`);
   for (const p of params) {
     if (p.trim() === '') continue;
     const eq = p.indexOf('=');
     const key = (eq < 0 ? p : p.slice(0, eq)).trim();
     const setter = SETTERS[key];
-    if (setter === undefined) throw new Error(`connection "${name}": unknown parameter "${key}"${didYouMean(key, Object.keys(SETTERS))}; known: ${Object.keys(SETTERS).join(', ')}`);
+    if (setter === undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${name}": unknown parameter "${key}"${didYouMean(key, Object.keys(SETTERS))}; known: ${Object.keys(SETTERS).join(', ')}`);
     const err = setter(c, eq < 0 ? '' : p.slice(eq + 1).trim(), cx);
-    if (err) throw new Error(`connection "${name}", ${key}: ${err}`);
+    if (err) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${name}", ${key}: ${err}`);
   }
   return c;
 }
@@ -221,26 +222,26 @@ export function loadConfigFile(file: string, d: HttpSettings, cx: { cfgFile: str
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`config_file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const out: HttpConnection[] = [];
   for (const [name, body] of Object.entries(decode(text))) {
-    if (body === null || typeof body !== 'object') throw new Error(`config_file ${file}: "${name}" is outside any [connection] section`);
+    if (body === null || typeof body !== 'object') throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: "${name}" is outside any [connection] section`);
     const c = blank(name, d);
     const entries = Object.entries(body as Record<string, unknown>);
     const url = entries.find(([k]) => k === 'url')?.[1];
-    if (typeof url !== 'string') throw new Error(`config_file ${file}: [${name}] has no url`);
+    if (typeof url !== 'string') throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] has no url`);
     const bad = splitUrl(c, url);
-    if (bad) throw new Error(`config_file ${file}: [${name}] url: ${bad}`);
+    if (bad) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] url: ${bad}`);
     for (const [key, raw] of entries) {
       if (key === 'url') continue;
       const setter = SETTERS[key] ?? FILE_ONLY_SETTERS[key];
       const known = [...Object.keys(SETTERS), ...Object.keys(FILE_ONLY_SETTERS)];
-      if (setter === undefined) throw new Error(`config_file ${file}: [${name}] unknown key "${key}"${didYouMean(key, known)}`);
+      if (setter === undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] unknown key "${key}"${didYouMean(key, known)}`);
       // ini gives true/false for bare true/false; "" (two quotes) is the empty string
       const v = typeof raw === 'boolean' ? (raw ? 'yes' : 'no') : String(raw);
       const err = setter(c, v, cx);
-      if (err) throw new Error(`config_file ${file}: [${name}] ${key}: ${err}`);
+      if (err) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] ${key}: ${err}`);
     }
     out.push(c);
   }
@@ -257,9 +258,9 @@ export function loadConnections(params: ParamMap, cfgFile: string): Map<string, 
   if (file !== '') list.push(...loadConfigFile(resolveFile(file, cfgFile), d, cx));
   const byName = new Map<string, HttpConnection>();
   for (const c of list) {
-    if (byName.has(c.name)) throw new Error(`connection "${c.name}" is defined twice`);
+    if (byName.has(c.name)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${c.name}" is defined twice`);
     byName.set(c.name, c);
   }
-  for (const c of list) if (c.failover !== null && !byName.has(c.failover)) throw new Error(`connection "${c.name}": failover "${c.failover}" is not a defined connection`);
+  for (const c of list) if (c.failover !== null && !byName.has(c.failover)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${c.name}": failover "${c.failover}" is not a defined connection`);
   return byName;
 }

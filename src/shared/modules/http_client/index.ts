@@ -4,6 +4,7 @@
  * the httpclient counters. Requests run on undici in the SIP worker and the
  * route awaits them: a slow server holds that one request, never the worker.
  */
+import { reasonOf } from '../../errors.js';
 import { arch, platform } from 'node:os';
 import type { CounterSpec, ModParamContext, ModParamSpec, ModuleEnv, ModuleExports, RpcSpec } from '../types.js';
 import { HttpClient } from './client.js';
@@ -23,7 +24,7 @@ function checkHttpcon(v: number | string, cx?: ModParamContext): string | null {
     parseHttpcon(String(v), moduleDefaults(new Map(), cx?.cfgFile ?? '<default>'), { cfgFile: cx?.cfgFile ?? '<default>', timeoutMode: 1 });
     return null;
   } catch (e) {
-    return (e as Error).message;
+    return reasonOf(e);
   }
 }
 
@@ -33,7 +34,7 @@ function checkConfigFile(v: number | string, cx?: ModParamContext): string | nul
     loadConfigFile(resolveFile(String(v), cfgFile), moduleDefaults(new Map(), cfgFile), { cfgFile, timeoutMode: 1 });
     return null;
   } catch (e) {
-    return (e as Error).message;
+    return reasonOf(e);
   }
 }
 
@@ -119,7 +120,7 @@ export const httpClient: ModuleExports = {
       loadConnections(params, cx.cfgFile);
       return null;
     } catch (e) {
-      return (e as Error).message;
+      return reasonOf(e);
     }
   },
   initMaster(env) {

@@ -9,6 +9,7 @@ import type { NameAddr } from '../../sip/types.js';
 import { appendToReply } from '../core/functions.js';
 import { lookupBindings, saveBindings, usrlocClient, type Binding } from '../usrloc/index.js';
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
+import { SwitchyardError } from '../../errors.js';
 
 const FLAG_NO_REPLY = 0x02;
 const FLAG_SINGLE_CONTACT = 0x04;
@@ -174,7 +175,7 @@ export const registrar: ModuleExports = {
     { name: 'registered', args: [{ kind: 'str' }, optStr], mayAwait: true, fn: registered },
   ],
   initWorker(env: ModuleEnv): void {
-    if (!env.script.modules.includes('usrloc')) throw new Error('registrar needs the location table: loadmodule "usrloc.so"');
+    if (!env.script.modules.includes('usrloc')) throw new SwitchyardError('SY_ERR_MODULE_INIT', 'registrar needs the location table: loadmodule "usrloc.so"');
     const n = (k: string): number => env.params.get(k) as number;
     cfg.defaultExpires = n('default_expires');
     cfg.minExpires = n('min_expires');

@@ -20,6 +20,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Counters, CounterHandle } from '../../counters/counters.js';
 import type { Logger } from '../../log.js';
 import type { RestConfig } from './params.js';
+import { SwitchyardError } from '../../errors.js';
 
 /** OpenSIPS rest_client's RCL_* return codes */
 export const RCL = {
@@ -174,7 +175,7 @@ class Transfer implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     if (this.state === State.DONE) {
-      controller.abort(new Error('rest_client: transfer already settled'));
+      controller.abort(new SwitchyardError('SY_ERR_ABORTED', 'rest_client: transfer already settled'));
       return;
     }
     this.controller = controller;
@@ -214,7 +215,7 @@ class Transfer implements Dispatcher.DispatchHandler {
     this.owner.log.err(`rest_client: ${this.req.method} ${this.req.url}: reply larger than max_transfer_size (${this.owner.cfg.maxTransferSize / 1024} KB)`);
     this.chunks = [];
     this.settle(RCL.INTERNAL_ERR);
-    controller.abort(new Error('rest_client: max_transfer_size exceeded'));
+    controller.abort(new SwitchyardError('SY_ERR_ABORTED', 'rest_client: max_transfer_size exceeded'));
   }
 
   /** the deadline: curl_timeout since the call */
@@ -230,7 +231,7 @@ class Transfer implements Dispatcher.DispatchHandler {
     this.owner.log.err(`rest_client: ${this.req.method} ${this.req.url}: ${this.connected ? 'transfer' : 'connect'} timeout (curl_timeout ${this.owner.cfg.transferTimeoutMs / 1000} s)`);
     const controller = this.controller;
     this.settle(rc);
-    controller?.abort(new Error('rest_client: curl_timeout'));
+    controller?.abort(new SwitchyardError('SY_ERR_ABORTED', 'rest_client: curl_timeout'));
   }
 
   settle(rc: number): void {

@@ -5,6 +5,7 @@
  */
 import type { FunctionSpec, ModuleEnv, ModuleExports, PvarSpec, ScriptContext, TransactionApi } from '../types.js';
 import { RouteKind } from '../types.js';
+import { SwitchyardError } from '../../errors.js';
 
 /** the bus topic a SIP worker's transaction layer answers: t_continue() from a route in another thread */
 export const TOPIC_T_CONTINUE = 'tm.continue';
@@ -28,7 +29,7 @@ interface TmEngine extends TransactionApi {
 
 function tm(ctx: ScriptContext): TmEngine {
   const t = ctx.svc.tm;
-  if (t === null) throw new Error('tm functions need a SIP worker');
+  if (t === null) throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', 'tm functions need a SIP worker');
   return t as TmEngine;
 }
 
