@@ -140,6 +140,42 @@ test('ds_mark_dst("ip") takes a destination out for every worker; dispatcher.lis
   assert.equal((await server.rpc('dispatcher.reload')).result, 'Ok');
 });
 
+test('the OpenSIPS script form: ds_select_dst(set, alg, flags, partition, max_results), ds_is_in_list, ds_mark_dst("p"), options_reply_codes', async () => {
+  const cfg = `loadmodule "signaling.so"
+loadmodule "sl.so"
+loadmodule "dispatcher.so"
+modparam("dispatcher", "list_file", "${writeCfg('1 sip:10.1.0.1\n1 sip:10.1.0.2\n1 sip:10.1.0.3\n2 sip:127.0.0.1\n', 'os.list')}")
+modparam("dispatcher", "options_reply_codes", "501,403")
+route {
+    if ($rU == "gw") {
+        if (ds_is_in_list($si, 0, 2)) { send_reply(200, "from set 2"); exit; }
+        send_reply(404, "not a gateway");
+        exit;
+    }
+    if (!ds_select_dst(1, 8, "fU", "default", 2)) { send_reply(503, "Service Unavailable"); exit; }
+    $var(all) = $du;
+    while (ds_next_dst()) { $var(all) = $var(all) + " " + $du; }
+    if ($rU == "mark") { ds_select_dst(1, 8); ds_mark_dst("p"); }
+    send_reply(200, "$var(all)");
+}
+`;
+  const srv = await startServer({ cfg: writeCfg(cfg), workers: 2 });
+  const saved = server;
+  server = srv;
+  try {
+    // max_results 2: the pick and one more
+    assert.equal(await ask('x', 0, 0), '200 sip:10.1.0.1 sip:10.1.0.2');
+    assert.equal(await ask('gw', 0, 0), '200 from set 2');
+    await ask('mark', 0, 0);
+    assert.equal(await ask('x', 0, 0), '200 sip:10.1.0.2 sip:10.1.0.3');
+    const os = (await srv.rpc('ds_list')).result.PARTITIONS[0].SETS[0].Destinations;
+    assert.deepEqual(os.map((d: { state: string }) => d.state), ['Probing', 'Active', 'Active']);
+  } finally {
+    server = saved;
+    await srv.stop();
+  }
+});
+
 test('-c: a missing or broken list file, a bad db_url', async () => {
   const base = (p: string): string => `#!KAMAILIO\nloadmodule "dispatcher.so"\n${p}\nrequest_route { ds_select_dst("1", "4"); }\n`;
   let r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "list_file", "/nonexistent/dispatcher.list")'))]);

@@ -255,14 +255,10 @@ function select(ctx: ScriptContext, setId: number, alg: number, third: Value | u
     ctx.svc.log.err('dispatcher: $du is already set and force_dst is 0');
     return -1;
   }
-  // Kamailio's third argument is a limit; OpenSIPS's is a flags string ("U": hash the user only, "D": use the last as default)
-  let limit = 0;
-  let flagsStr = '';
-  for (const a of [third, fourth]) {
-    if (a === undefined || a === null || a === '') continue;
-    if (typeof a === 'number' || /^\d+$/.test(a)) limit ||= Number(a);
-    else flagsStr += a;
-  }
+  // Kamailio: (set, alg, limit); OpenSIPS: (set, alg, "flags" ["U": hash the user only, "D": the last as default], partition, max_results)
+  const numeric = (a: Value | undefined): boolean => typeof a === 'number' || (typeof a === 'string' && /^\d+$/.test(a));
+  const flagsStr = typeof third === 'string' && !numeric(third) ? third : '';
+  const limit = numeric(third) ? Number(third) : numeric(fourth) ? Number(fourth) : 0;
   const userOnly = (conf.flags & 1) !== 0 || /u/i.test(flagsStr);
   const useDefault = conf.useDefault || /d/i.test(flagsStr);
   const sh = state.shared!;
@@ -617,8 +613,9 @@ export const dispatcher: ModuleExports = {
     },
   ],
   functions: [
-    { name: 'ds_select_dst', args: [int, int, optAny, optAny], routes: ROUTES_REQ, fn: (ctx, s: number, a: number, x?: Value, y?: Value) => select(ctx, s, a, x, y, 'dst') },
-    { name: 'ds_select_domain', args: [int, int, optAny, optAny], routes: ROUTES_REQ, fn: (ctx, s: number, a: number, x?: Value, y?: Value) => select(ctx, s, a, x, y, 'domain') },
+    // the fourth argument is OpenSIPS's partition (a name: one "default" here) and the fifth its max_results
+    { name: 'ds_select_dst', args: [int, int, optAny, optAny, optAny], routes: ROUTES_REQ, fn: (ctx, s: number, a: number, x?: Value, _p?: Value, y?: Value) => select(ctx, s, a, x, y, 'dst') },
+    { name: 'ds_select_domain', args: [int, int, optAny, optAny, optAny], routes: ROUTES_REQ, fn: (ctx, s: number, a: number, x?: Value, _p?: Value, y?: Value) => select(ctx, s, a, x, y, 'domain') },
     { name: 'ds_select', args: [int, int, optAny], routes: ROUTES_ANY, fn: (ctx, s: number, a: number, x?: Value) => select(ctx, s, a, x, undefined, 'none') },
     { name: 'ds_next_dst', args: [], routes: ROUTES_REQ, fn: (ctx) => next(ctx, 'dst') },
     { name: 'ds_next_domain', args: [], routes: ROUTES_REQ, fn: (ctx) => next(ctx, 'domain') },

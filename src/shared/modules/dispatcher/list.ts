@@ -162,9 +162,10 @@ export function flagString(flags: number): string {
   return s + (flags & DS_PROBING ? 'P' : 'X');
 }
 
-/** "a", "i", "t", "d" with an optional "p" (either case) → flags; null for anything else */
+/** "a", "i", "t", "d" with an optional "p" (either case), or "p" alone (OpenSIPS: probing, i.e. inactive and probed) → flags; null for anything else */
 export function parseState(s: string): { base: number; probing: boolean } | null {
   const t = s.trim().toLowerCase();
+  if (t === 'p') return { base: DS_INACTIVE, probing: true };
   if (!/^[aitd]p?$|^p[aitd]$/.test(t)) return null;
   const c = t.replace('p', '');
   const base = c === 'i' ? DS_INACTIVE : c === 't' ? DS_TRYING : c === 'd' ? DS_DISABLED : 0;
