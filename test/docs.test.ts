@@ -20,3 +20,18 @@ test('the README holds the two set-up commands', () => {
   assert.match(readme, /npm ci && npm start/);
   assert.match(readme, /^npm test$/m);
 });
+
+test('a module README names every parameter and function the module accepts with no effect', async () => {
+  const { existsSync } = await import('node:fs');
+  const { BUILTIN_MODULES } = await import('../src/shared/modules/registry.js');
+  for (const m of BUILTIN_MODULES) {
+    // a module without a folder of its own (tls_mgm) is documented in its family's (tls)
+    const folder = [m.name, m.name.split('_')[0]!].find((f) => existsSync(new URL(`../../src/shared/modules/${f}/README.md`, import.meta.url))) ?? m.name;
+    const file = new URL(`../../src/shared/modules/${folder}/README.md`, import.meta.url);
+    const silent = [...m.params.filter((p) => p.noEffect !== undefined).map((p) => p.name), ...m.functions.filter((f) => f.noEffect !== undefined).map((f) => f.name)];
+    if (silent.length === 0) continue;
+    assert.ok(existsSync(file), `${m.name} accepts ${silent.join(', ')} with no effect: its README must say so`);
+    const text = readFileSync(file, 'utf8');
+    for (const name of silent) assert.ok(text.includes(`\`${name}\``), `${m.name}/README.md does not mention \`${name}\` (accepted, no effect)`);
+  }
+});

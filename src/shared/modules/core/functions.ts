@@ -265,8 +265,6 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('append_branch', [oS], (ctx, uri?: string) => {
     const list = (ctx.ext.branches as string[] | undefined) ?? (ctx.ext.branches = []);
     (list as string[]).push(uri || (ctx.ruri ?? ctx.msg.ruri));
-    // an appended branch starts with no branch flags
-    ((ctx.ext.branchFlags as number[] | undefined) ?? (ctx.ext.branchFlags = [])).push(0);
     return 1;
   }, REQ),
   fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
@@ -312,6 +310,6 @@ function updateBranchFlags(ctx: ScriptContext, branch: number, update: (flags: n
   const flags = branchFlags(ctx, branch);
   if (flags === null) return -1;
   if (branch === 0) ctx.ext.bflags = update(flags) >>> 0;
-  else (ctx.ext.branchFlags as number[])[branch - 1] = update(flags) >>> 0;
+  else ((ctx.ext.branchFlags as number[] | undefined) ?? (ctx.ext.branchFlags = []))[branch - 1] = update(flags) >>> 0;
   return 1;
 }

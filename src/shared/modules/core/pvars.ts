@@ -61,8 +61,10 @@ function p(name: string, get: (ctx: ScriptContext, arg: string | undefined) => V
  */
 export function branchFlags(ctx: ScriptContext, branch: number): number | null {
   if (branch === 0) return (ctx.ext.bflags as number | undefined) ?? 0;
-  const list = ctx.ext.branchFlags as number[] | undefined;
-  return list !== undefined && branch > 0 && branch <= list.length ? list[branch - 1]! : null;
+  // every appended branch has flags, 0 until set (lookup() appends branches too)
+  const branches = (ctx.ext.branches as string[] | undefined)?.length ?? 0;
+  if (branch < 0 || branch > branches) return null;
+  return (ctx.ext.branchFlags as number[] | undefined)?.[branch - 1] ?? 0;
 }
 
 /** the listening socket set by $fs / force_send_socket(); -1 when none */
