@@ -35,6 +35,8 @@ interface Plan {
   gen: number;
   /** no address at all: the reason, for the log */
   error: string | null;
+  /** the hops in order, once computed (without dns_srv_lb) */
+  hops: Hop[] | null;
 }
 
 /** what went wrong: a URI that is not sip/sips, or a name without any address */
@@ -115,8 +117,11 @@ export class Locator {
 
   #hops(plan: Plan): Hop[] {
     if (plan.error !== null) throw new LocateError(plan.error);
+    // without dns_srv_lb the order never changes: one list per plan, shared (callers only read it)
+    if (plan.hops !== null) return plan.hops;
     const out: Hop[] = [];
     for (const t of this.#order(plan.targets)) for (const ip of t.addrs) out.push({ proto: t.proto, ip, port: t.port });
+    if (!this.#p.srvLb) plan.hops = out;
     return out;
   }
 
@@ -155,7 +160,7 @@ export class Locator {
       return a;
     };
     const q = async (type: 'A' | 'AAAA' | 'SRV' | 'NAPTR', name: string): Promise<Answer> => seen(await this.#rec.query(type, name));
-    const done = (targets: PlanTarget[], error: string | null = null): Plan => ({ targets, expiresAt, gen, error });
+    const done = (targets: PlanTarget[], error: string | null = null): Plan => ({ targets, expiresAt, gen, error, hops: null });
 
     const addresses = async (host: string): Promise<string[]> => {
       const a = await q('A', host);
