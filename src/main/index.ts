@@ -4,7 +4,7 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { applyAdvertisedDefaults, parseListens, hostPort, type ListenSocket } from '../shared/config/listen.js';
+import { applyAdvertisedDefaults, parseListens, resolveListenNames, hostPort, type ListenSocket } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
@@ -98,7 +98,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
   const workers = args.workers ?? core.children ?? availableParallelism();
-  const sockets: ListenSocket[] = parseListens(args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN, core.port);
+  const listenSpecs = args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN;
+  const sockets: ListenSocket[] = parseListens(listenSpecs, core.port, await resolveListenNames(listenSpecs));
 
   const layout = counterLayout();
   const countersSab = Counters.allocate(layout);

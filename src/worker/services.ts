@@ -79,6 +79,7 @@ export class WorkerServices implements ScriptServices {
         this.#myHosts.add(s.ip);
       }
       if (s.advertise) this.#myHosts.add(s.advertise.replace(/:\d+$/, ''));
+      if (s.name) this.#myHosts.add(s.name);
     }
     for (const a of aliases) {
       const i = a.lastIndexOf(':');

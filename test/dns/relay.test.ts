@@ -267,3 +267,22 @@ test('sipp calls to a name, none failed', { skip: !hasSipp(), timeout: 60_000 },
   assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
   assert.equal(r.successful, 200);
 });
+
+test('a listen address given by host name: the name is myself', async () => {
+  const named = await startServer({ cfg: writeCfg(`#!KAMAILIO
+loadmodule "sl.so"
+request_route {
+    if (uri == myself) { sl_send_reply(200, "Me"); } else { sl_send_reply(404, "Not Me"); }
+}
+`), workers: 1, listen: ['udp:localhost:0'] });
+  const peer = await UdpPeer.open();
+  try {
+    const addr = named.udp.find((a) => a.startsWith('127.0.0.1:'))!;
+    const port = addr.split(':')[1];
+    peer.send(sipRequest([`OPTIONS sip:localhost:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKln1`, 'Max-Forwards: 70', 'From: <sip:c@127.0.0.1>;tag=ln1', `To: <sip:localhost:${port}>`, 'Call-ID: ln1', 'CSeq: 1 OPTIONS', 'Content-Length: 0']), addr);
+    assert.match((await peer.waitFor(1))!.toString(), /^SIP\/2\.0 200 Me/);
+  } finally {
+    peer.close();
+    await named.stop();
+  }
+});

@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { lookup } from 'node:dns/promises';
 import { SwitchyardError } from '../errors.js';
 
 export type Proto = 'udp' | 'tcp' | 'tls';
@@ -24,7 +25,12 @@ export interface ListenSocket {
   advertise: string | null;
   /** UDP: the bound socket's file descriptor, for threads that send on it directly (-1: none) */
   fd?: number;
+  /** the host name it was given by (`listen=udp:sip.example.net:5060`): `myself` too */
+  name?: string;
 }
+
+/** host names in listen entries → their addresses, looked up once at start (see resolveListenNames) */
+export type ListenNames = ReadonlyMap<string, readonly string[]>;
 
 const PROTOS: readonly Proto[] = ['udp', 'tcp'];
 const KNOWN: readonly Proto[] = ['udp', 'tcp', 'tls'];
@@ -41,16 +47,18 @@ function interfaceAddresses(name: string): string[] | null {
   return list.filter((a) => !(a.family === 'IPv6' && /^fe80:/i.test(a.address))).map((a) => a.address);
 }
 
-function hostsOf(spec: string, host: string): string[] {
+function hostsOf(spec: string, host: string, names?: ListenNames): string[] {
   if (host === '*' || host === '') return ['0.0.0.0'];
   if (isIP(host)) return [host];
   const ifc = interfaceAddresses(host);
-  if (ifc === null) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": "${host}" is neither an IP address nor a network interface`);
+  const byName = names?.get(host.toLowerCase());
+  if (ifc === null && byName?.length) return [...byName];
+  if (ifc === null) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": "${host}" is neither an IP address, a network interface nor a host name that resolves`);
   if (ifc.length === 0) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": interface "${host}" has no address`);
   return ifc;
 }
 
-export function parseListen(spec: string, defaultPort = 5060): Array<Omit<ListenSocket, 'idx'>> {
+export function parseListen(spec: string, defaultPort = 5060, hostNames?: ListenNames): Array<Omit<ListenSocket, 'idx'>> {
   let rest = spec.trim();
   let advertise: string | null = null;
   const adv = /\s+advertise\s+(\S+)$/i.exec(rest);
@@ -93,14 +101,39 @@ export function parseListen(spec: string, defaultPort = 5060): Array<Omit<Listen
     }
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad port`);
-  const hosts = names.flatMap((n) => hostsOf(spec, n));
-  return hosts.flatMap((ip) => protos.map((proto) => ({ proto, ip, port, advertise })));
+  return names.flatMap((n) => {
+    const hosts = hostsOf(spec, n, hostNames);
+    const name = hostNames?.has(n.toLowerCase()) && interfaceAddresses(n) === null ? n.toLowerCase() : undefined;
+    return hosts.flatMap((ip) => protos.map((proto) => ({ proto, ip, port, advertise, ...(name ? { name } : {}) })));
+  });
 }
 
 /** core port=: the port of entries that give none */
-export function parseListens(specs: readonly string[], defaultPort: number | null = null): ListenSocket[] {
+export function parseListens(specs: readonly string[], defaultPort: number | null = null, hostNames?: ListenNames): ListenSocket[] {
   const out: ListenSocket[] = [];
-  for (const s of specs) for (const l of parseListen(s, defaultPort ?? 5060)) out.push({ ...l, idx: out.length });
+  for (const s of specs) for (const l of parseListen(s, defaultPort ?? 5060, hostNames)) out.push({ ...l, idx: out.length });
+  return out;
+}
+
+/**
+ * The host names written in listen entries (words that are neither
+ * addresses nor interfaces), looked up once at start with the
+ * system resolver (/etc/hosts too), as Kamailio does for its sockets.
+ */
+export async function resolveListenNames(specs: readonly string[]): Promise<ListenNames> {
+  const out = new Map<string, string[]>();
+  for (const spec of specs) {
+    const addr = spec.replace(/\s+advertise\s+\S+$/i, '').replace(/\/.*$/, '').replace(/^[a-z]+:(?=\D)/i, '');
+    for (const word of addr.match(/[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*/gi) ?? []) {
+      const n = word.toLowerCase();
+      if (isIP(word) || out.has(n) || interfaceAddresses(word) !== null) continue;
+      try {
+        out.set(n, (await lookup(word, { all: true })).map((a) => a.address));
+      } catch {
+        // left to parseListen, which says what is wrong with it
+      }
+    }
+  }
   return out;
 }
 
