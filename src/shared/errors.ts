@@ -39,6 +39,7 @@ export const ERRORS = {
   SY_ERR_CTL: spec('SY_ERR_CTL', 'management client failure'),
   SY_ERR_SHV: spec('SY_ERR_SHV', 'shared variable error'),
   SY_ERR_BUS: spec('SY_ERR_BUS', 'inter-thread request failed'),
+  SY_ERR_DNS: spec('SY_ERR_DNS', 'destination not resolved'),
   SY_ERR_EVI: spec('SY_ERR_EVI', 'event interface request refused'),
   SY_ERR_DB_URL: spec('SY_ERR_DB_URL', 'bad database URL'),
   SY_ERR_DB_UNAVAILABLE: spec('SY_ERR_DB_UNAVAILABLE', 'database unavailable'),

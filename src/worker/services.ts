@@ -211,7 +211,7 @@ export class WorkerServices implements ScriptServices {
    */
   noDestination(ctx: ScriptContext, fn: string, to: string, e: unknown): number {
     if (e instanceof LocateError) {
-      this.log.err(`${fn}(): cannot send to "${to}": ${e.message}`);
+      this.log.err(`${fn}(): cannot send to "${to}": ${e.details}`);
       ctx.ext.serError = { code: 478, reason: 'Unresolvable destination (478/SL)' };
     } else if (e === null) {
       this.log.err(`${fn}(): cannot send to "${to}": no usable address (no socket for its transport, or blocklisted)`);

@@ -10,6 +10,7 @@
  * until its first record expires, so a cached destination costs a Map lookup.
  */
 import { isIP } from 'node:net';
+import { SwitchyardError } from '../errors.js';
 import type { DnsParams } from './config.js';
 import { DnsFailure, isNegative, type Answer, type DnsRecords } from './records.js';
 
@@ -40,13 +41,13 @@ interface Plan {
 }
 
 /** what went wrong: a URI that is not sip/sips, or a name without any address */
-export class LocateError extends Error {
+export class LocateError extends SwitchyardError {
   constructor(
-    message: string,
+    details: string,
     /** DNS did not answer (timeout, SERVFAIL) rather than answered "no such name" */
     readonly noAnswer = false,
   ) {
-    super(message);
+    super('SY_ERR_DNS', details);
   }
 }
 
@@ -215,7 +216,7 @@ export class Locator {
       const addrs = await addresses(d.host);
       return addrs.length ? done([{ proto: 'udp', port: 5060, priority: 0, weight: 0, addrs }]) : done([], `${d.host}: no NAPTR, SRV or address record`);
     } catch (e) {
-      if (e instanceof DnsFailure) throw new LocateError(`${d.host}: DNS gave no answer (${e.message})`, true);
+      if (e instanceof DnsFailure) throw new LocateError(`${d.host}: DNS gave no answer (${e.details})`, true);
       throw e;
     }
   }

@@ -9,6 +9,7 @@
  */
 import { promises as dnsp } from 'node:dns';
 import type { Counters, CounterHandle } from '../counters/counters.js';
+import { SwitchyardError } from '../errors.js';
 import type { DnsParams } from './config.js';
 import type { SharedTable } from './shared-table.js';
 
@@ -38,9 +39,12 @@ export interface Answer {
 }
 
 /** a query that got no answer at all (timeout, SERVFAIL …): not cached */
-export class DnsFailure extends Error {
-  constructor(readonly rcode: string, message: string) {
-    super(message);
+export class DnsFailure extends SwitchyardError {
+  constructor(
+    readonly rcode: string,
+    details: string,
+  ) {
+    super('SY_ERR_DNS', details);
   }
 }
 
