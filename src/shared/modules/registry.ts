@@ -20,6 +20,7 @@ import { nathelper } from './nathelper/index.js';
 import { restClient } from './rest_client/index.js';
 import { registrar } from './registrar/index.js';
 import { rr } from './rr/index.js';
+import { rtpengine } from './rtpengine/index.js';
 import { rtpproxy } from './rtpproxy/index.js';
 import { sanity } from './sanity/index.js';
 import { tls, tlsMgm } from './tls/index.js';
@@ -27,7 +28,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, tls, tlsMgm];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, tls, tlsMgm];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

@@ -13,6 +13,12 @@ test("Debian's kamailio.cfg with WITH_NAT passes -c", { skip }, async () => {
   assert.equal(r.code, 0);
 });
 
+test("Debian's kamailio.cfg with WITH_NAT and WITH_RTPENGINE passes -c", { skip }, async () => {
+  const r = await runCli(['-c', '-A', 'WITH_NAT', '-A', 'WITH_RTPENGINE', '-f', DEBIAN_CFG]);
+  assert.equal(r.stderr.trim(), `${DEBIAN_CFG}: config file ok`);
+  assert.equal(r.code, 0);
+});
+
 test("Debian's kamailio.cfg with WITH_NAT: a NATed phone registers with its received address, is called through it, and the caller's BYE reaches it by the alias", { skip }, async () => {
   // no rtpproxy runs on the config's udp:127.0.0.1:7722: one try, and it is marked down
   const server = await startServer({ cfg: DEBIAN_CFG, workers: 2, listen: ['udp:127.0.0.1:0'], args: ['-A', 'WITH_NAT', '-o', 'rtpproxy.rtpproxy_retr=0'] });

@@ -54,6 +54,19 @@ export function manageAction(ctx: ScriptContext): MediaAction {
   return offeredInRequest.has(msg.callId()) ? 'answer' : 'offer';
 }
 
+/**
+ * The tags a relay expects: for an offer, the side sending this SDP first
+ * (the From tag in a request, the To tag in a reply); for an answer, the
+ * offerer first and the answering side second (rtpengine swaps them itself).
+ */
+export function mediaTags(ctx: ScriptContext, offer: boolean): { tag1: string; tag2: string } {
+  const from = ctx.msg.from().tag;
+  const to = ctx.msg.to().tag;
+  const request = ctx.msg.isRequest;
+  if (offer) return request ? { tag1: from, tag2: to } : { tag1: to, tag2: from };
+  return request ? { tag1: to, tag2: from } : { tag1: from, tag2: to };
+}
+
 interface Flags {
   asymmetric: boolean;
   trustSdp: boolean;
@@ -148,11 +161,8 @@ async function offerAnswer(ctx: ScriptContext, offer: boolean, flagStr = '', ip?
   const f = parseFlags(flagStr);
   const msg = ctx.msg;
   const callId = msg.callId();
-  const fromTag = msg.from().tag;
-  const toTag = msg.to().tag;
-  // the tags name the side whose SDP this is first: the caller's for an offer in a request
-  const [tag1, tag2] = offer ? [fromTag, toTag] : [toTag, fromTag];
-  if (!offer && tag1 === '') return -1;
+  const { tag1, tag2 } = mediaTags(ctx, offer);
+  if (!offer && (tag1 === '' || tag2 === '')) return -1;
   const cmd = (offer && !f.lookup ? 'U' : 'L') + (f.asymmetric ? 'A' : '') + f.modifiers;
   const media = sdp.media;
   let idx = 0;
