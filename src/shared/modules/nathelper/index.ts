@@ -263,7 +263,7 @@ const functions: FunctionSpec[] = [
   { name: 'add_rcv_param', args: [oI], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: addRcvParam },
   { name: 'set_contact_alias', args: [oI], routes: REQ_REPLY_BRANCH, fn: setContactAlias },
   { name: 'add_contact_alias', args: [oS, oS, oS], routes: REQ_REPLY_BRANCH | RouteKind.LOCAL, fn: addContactAlias },
-  { name: 'handle_ruri_alias', args: [oI], routes: RouteKind.REQUEST | RouteKind.BRANCH | RouteKind.LOCAL | RouteKind.RESUME | RouteKind.FAILURE, fn: (ctx) => handleRuriAlias(ctx) },
+  { name: 'handle_ruri_alias', args: [{ kind: 'int', optional: true, noEffect: 'the first alias parameter is used and removed' }], routes: RouteKind.REQUEST | RouteKind.BRANCH | RouteKind.LOCAL | RouteKind.RESUME | RouteKind.FAILURE, fn: (ctx) => handleRuriAlias(ctx) },
   { name: 'fix_nated_sdp', args: [I, oS], routes: REQ_REPLY_BRANCH, fn: fixNatedSdp },
   { name: 'is_rfc1918', args: [S], fn: (_ctx, ip: string) => (isPrivateIp(ip.trim(), cfg.wideNets) ? 1 : -1) },
 ];
@@ -273,19 +273,19 @@ export const nathelper: ModuleExports = {
   params: [
     { name: 'natping_interval', type: 'int', default: 0, check: (v) => (Number(v) >= 0 ? null : 'must be >= 0 (seconds)') },
     { name: 'ping_nated_only', type: 'int', default: 0 },
-    { name: 'natping_processes', type: 'int', default: 1 },
-    { name: 'natping_socket', type: 'str', default: '' },
-    { name: 'force_socket', type: 'str', default: '' },
+    { name: 'natping_processes', type: 'int', default: 1, noEffect: 'the pings go from SIP worker 0' },
+    { name: 'natping_socket', type: 'str', default: '', noEffect: 'pings leave from the socket the REGISTER came in on' },
+    { name: 'force_socket', type: 'str', default: '', noEffect: 'pings leave from the socket the REGISTER came in on' },
     { name: 'received_avp', type: 'str', default: '', check: (v) => (v === '' || avpName(String(v)) !== null ? null : 'expected $avp(name)') },
     { name: 'sipping_bflag', type: 'int', default: -1, check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)') },
     { name: 'sipping_from', type: 'str', default: '' },
     { name: 'sipping_method', type: 'str', default: 'OPTIONS' },
     { name: 'natping_disable_bflag', type: 'int', default: -1, check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)') },
     { name: 'nortpproxy_str', type: 'str', default: 'a=nortpproxy:yes\r\n' },
-    { name: 'keepalive_timeout', type: 'int', default: 0 },
-    { name: 'udpping_from_path', type: 'int', default: 0 },
+    { name: 'keepalive_timeout', type: 'int', default: 0, noEffect: 'contacts that stop answering SIP pings are not removed' },
+    { name: 'udpping_from_path', type: 'int', default: 0, noEffect: 'no raw-socket pings from the Path address' },
     { name: 'append_sdp_oldmediaip', type: 'int', default: 1 },
-    { name: 'filter_server_id', type: 'int', default: 0 },
+    { name: 'filter_server_id', type: 'int', default: 0, noEffect: 'every binding of the location table is pinged' },
     { name: 'nat_addr_mode', type: 'int', default: 1 },
     { name: 'alias_name', type: 'str', default: 'alias' },
   ],
@@ -300,10 +300,6 @@ export const nathelper: ModuleExports = {
     cfg.oldMediaIp = p.get('append_sdp_oldmediaip') !== 0;
     cfg.nortpproxy = String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '');
     cfg.aliasName = String(p.get('alias_name') || 'alias');
-    for (const name of ['natping_socket', 'force_socket', 'udpping_from_path', 'filter_server_id', 'keepalive_timeout']) {
-      const v = p.get(name);
-      if (v !== undefined && v !== '' && v !== 0) env.log.warn(`nathelper: "${name}" is accepted and has no effect here`);
-    }
     startNatPing(env);
   },
   destroy(): void {

@@ -191,15 +191,15 @@ export const rtpengine: ModuleExports = {
     { name: 'rtpengine_disable_tout', type: 'int', default: 60 },
     { name: 'rtpengine_tout_ms', type: 'int', default: 1000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
     { name: 'rtpengine_retr', type: 'int', default: 5, check: (v) => (Number(v) >= 0 ? null : 'must be >= 0') },
-    { name: 'queried_nodes_limit', type: 'int', default: 50 },
-    { name: 'extra_id_pv', type: 'str', default: '' },
-    { name: 'setid_avp', type: 'str', default: '' },
-    { name: 'force_send_interface', type: 'str', default: '' },
-    { name: 'read_sdp_pv', type: 'str', default: '' },
-    { name: 'write_sdp_pv', type: 'str', default: '' },
-    { name: 'rtp_inst_pvar', type: 'str', default: '' },
-    { name: 'hash_table_size', type: 'int', default: 256 },
-    { name: 'hash_table_tout', type: 'int', default: 3600 },
+    { name: 'queried_nodes_limit', type: 'int', default: 50, noEffect: 'one relay of the set is asked, by Call-ID hash' },
+    { name: 'extra_id_pv', type: 'str', default: '', noEffect: 'no per-branch sessions' },
+    { name: 'setid_avp', type: 'str', default: '', noEffect: 'use set_rtpengine_set()' },
+    { name: 'force_send_interface', type: 'str', default: '', noEffect: 'commands leave from an address the system picks' },
+    { name: 'read_sdp_pv', type: 'str', default: '', noEffect: 'the SDP is read from the message' },
+    { name: 'write_sdp_pv', type: 'str', default: '', noEffect: 'the SDP is written into the message' },
+    { name: 'rtp_inst_pvar', type: 'str', default: '', noEffect: 'the chosen relay is not stored' },
+    { name: 'hash_table_size', type: 'int', default: 256, noEffect: 'a call goes to its relay by Call-ID hash, nothing is stored' },
+    { name: 'hash_table_tout', type: 'int', default: 3600, noEffect: 'a call goes to its relay by Call-ID hash, nothing is stored' },
     { name: 'db_url', type: 'str', default: '', check: (v) => (v === '' ? null : 'relay sets from a database are not available: use rtpengine_sock') },
   ],
   functions,
@@ -221,9 +221,6 @@ export const rtpengine: ModuleExports = {
       void control.command(relay, Buffer.from(bencode.encode({ command: 'ping' }))).then((a) => {
         if (a === null) env.log.warn(`rtpengine: ${relay.url} does not answer; marked down for ${String(p.get('rtpengine_disable_tout'))} s`);
       });
-    }
-    for (const name of ['extra_id_pv', 'setid_avp', 'force_send_interface', 'read_sdp_pv', 'write_sdp_pv', 'rtp_inst_pvar']) {
-      if (p.get(name)) env.log.warn(`rtpengine: "${name}" is accepted and has no effect here`);
     }
   },
   destroy(): void {

@@ -257,12 +257,12 @@ export const rtpproxy: ModuleExports = {
     { name: 'rtpproxy_tout', type: 'int', default: 1, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (seconds)') },
     { name: 'rtpproxy_retr', type: 'int', default: 5, check: (v) => (Number(v) >= 0 ? null : 'must be >= 0') },
     { name: 'nortpproxy_str', type: 'str', default: 'a=nortpproxy:yes\r\n' },
-    { name: 'timeout_socket', type: 'str', default: '' },
-    { name: 'ice_candidate_priority_avp', type: 'str', default: '' },
-    { name: 'extra_id_pv', type: 'str', default: '' },
+    { name: 'timeout_socket', type: 'str', default: '', noEffect: 'no media timeout notifications' },
+    { name: 'ice_candidate_priority_avp', type: 'str', default: '', noEffect: 'no ICE relay candidates are added' },
+    { name: 'extra_id_pv', type: 'str', default: '', noEffect: 'flag b (per-branch sessions) is not wired' },
     { name: 'db_url', type: 'str', default: '', check: (v) => (v === '' ? null : 'relay sets from a database are not available: use rtpproxy_sock') },
-    { name: 'table_name', type: 'str', default: 'rtpproxy' },
-    { name: 'rtp_inst_pvar', type: 'str', default: '' },
+    { name: 'table_name', type: 'str', default: 'rtpproxy', noEffect: 'no relay sets from a database' },
+    { name: 'rtp_inst_pvar', type: 'str', default: '', noEffect: 'the chosen relay is not stored' },
   ],
   functions,
   initWorker(env: ModuleEnv): void {
@@ -279,9 +279,6 @@ export const rtpproxy: ModuleExports = {
       void control.command(relay, 'V').then((a) => {
         if (a === null) env.log.warn(`rtpproxy: ${relay.url} does not answer; marked down for ${String(p.get('rtpproxy_disable_tout'))} s`);
       });
-    }
-    for (const name of ['timeout_socket', 'ice_candidate_priority_avp', 'extra_id_pv', 'rtp_inst_pvar']) {
-      if (p.get(name)) env.log.warn(`rtpproxy: "${name}" is accepted and has no effect here`);
     }
   },
   destroy(): void {
