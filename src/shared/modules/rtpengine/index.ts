@@ -9,6 +9,7 @@
  * worker (the rtpproxy module's control channel).
  */
 import bencode from 'bencode';
+import { SwitchyardError } from '../../errors.js';
 import { hasSdp, currentBody } from '../../sip/sdp.js';
 import { manageAction, mediaTags, noteOffer, forgetOffer } from '../rtpproxy/index.js';
 import { parseRelaySet, pickRelay, RelayControl, type RelayAddress } from '../rtpproxy/control.js';
@@ -209,7 +210,7 @@ export const rtpengine: ModuleExports = {
     for (const v of (p.get('rtpengine_sock') as Array<number | string> | undefined) ?? []) {
       if (String(v).trim() === '') continue;
       const r = parseRelaySet(String(v));
-      if (typeof r === 'string') throw new Error(`rtpengine_sock: ${r}`);
+      if (typeof r === 'string') throw new SwitchyardError('SY_ERR_MODULE_INIT', `rtpengine_sock: ${r}`);
       sets.set(r.set, [...(sets.get(r.set) ?? []), ...r.relays]);
     }
     state.sets = sets;

@@ -7,6 +7,7 @@
  * Commands are awaited without blocking the worker (control.ts).
  */
 import { hasSdp, Sdp, setSdp } from '../../sip/sdp.js';
+import { SwitchyardError } from '../../errors.js';
 import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import { parseRelaySet, pickRelay, RelayControl, type RelayAddress } from './control.js';
 
@@ -268,7 +269,7 @@ export const rtpproxy: ModuleExports = {
   initWorker(env: ModuleEnv): void {
     const p = env.params;
     const sets = setsOf((p.get('rtpproxy_sock') as Array<number | string> | undefined) ?? []);
-    if (typeof sets === 'string') throw new Error(`rtpproxy_sock: ${sets}`);
+    if (typeof sets === 'string') throw new SwitchyardError('SY_ERR_MODULE_INIT', `rtpproxy_sock: ${sets}`);
     state.sets = sets;
     state.marker = String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '');
     state.control?.close();
