@@ -699,23 +699,28 @@ export class Transactions implements TransactionApi {
     if (code >= 300 && c.invite) this.#sendAck(c, reply);
     run(() => {
       if (code < 300) {
-        this.#relayReply(s, reply, replyCtx);
+        const bytes = this.#relayReply(s, reply, replyCtx);
         // every other pending branch is cancelled (RFC 3261 §16.7 step 10)
         for (const o of s.branches) if (o !== c && o.status < 200 && o.status > 0) this.#sendCancel(o);
-        if (s.status < 200) this.#finished(s, code);
+        if (s.status < 200) {
+          this.#finished(s, code);
+          // a relayed 2xx is the transaction's final reply too (acc accounts it)
+          if (tmCallbacks.final.length > 0) this.#reportFinal(s, code, bytes);
+        }
       } else this.#branchFinal(c, code, reply.reason, { reply, replyCtx });
     });
     return true;
   }
 
   /** relay a reply upstream; it is also what a retransmitted request gets from now on */
-  #relayReply(s: ServerTx, reply: SipMsg, replyCtx: ScriptContext): void {
+  #relayReply(s: ServerTx, reply: SipMsg, replyCtx: ScriptContext): Buffer {
     const edits = replyCtx.edits as MessageEdits;
     forwardReplyEdits(reply, edits);
     const bytes = applyEdits(reply, edits);
     this.#counters.inc(this.#c.rplSent);
     s.lastReply = bytes;
     this.#svc.send(s.replyDest, bytes);
+    return bytes;
   }
 
   /** a branch ended with a non-2xx final (or a timeout): pick the best reply once all branches are done */

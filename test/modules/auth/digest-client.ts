@@ -41,20 +41,23 @@ export function credentials(o: { hdr: 'Authorization' | 'Proxy-Authorization'; u
 let seq = 0;
 
 /** send a request and return the first reply's text (a final one: 100 Trying skipped) */
-export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGISTER' | 'INVITE' | 'OPTIONS'; from: string; callId?: string; contact?: string; extra?: string[] }): Promise<string> {
+export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGISTER' | 'INVITE' | 'OPTIONS'; from: string; to?: string; callId?: string; contact?: string; extra?: string[] }): Promise<string> {
   seq++;
   // host:port everywhere: the proxy listens on an ephemeral port, and `myself` compares ports
   const host = proxy;
-  const ruri = ruriOf(o.method, proxy);
+  const ruri = ruriOf(o.method, proxy, o.to);
+  const callId = o.callId ?? `auth-${seq}@test`;
+  const branch = `z9hG4bKauth${seq}`;
+  const from = `<sip:${o.from}@${host}>;tag=f${seq}`;
   const before = peer.received.length;
   peer.send(
     sipRequest([
       `${o.method} ${ruri} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKauth${seq};rport`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${branch};rport`,
       'Max-Forwards: 70',
-      `From: <sip:${o.from}@${host}>;tag=f${seq}`,
-      `To: <sip:${o.method === 'REGISTER' ? o.from : 'bob'}@${host}>`,
-      `Call-ID: ${o.callId ?? `auth-${seq}@test`}`,
+      `From: ${from}`,
+      `To: <sip:${o.method === 'REGISTER' ? o.from : (o.to ?? 'bob')}@${host}>`,
+      `Call-ID: ${callId}`,
       `CSeq: ${seq} ${o.method}`,
       `Contact: ${o.contact ?? `<sip:${o.from}@127.0.0.1:${peer.port}>`}`,
       ...(o.extra ?? []),
@@ -62,16 +65,24 @@ export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGIST
     ]),
     proxy,
   );
+  // only this request's final reply: retransmissions of earlier ones may still arrive
+  const mine = (t: string): boolean => t.includes(`\r\nCall-ID: ${callId}\r\n`) && t.includes(`\r\nCSeq: ${seq} ${o.method}\r\n`);
   for (let n = before + 1; ; n++) {
     const r = await peer.waitFor(n, 5000);
     if (r === null) throw new Error(`no reply to ${o.method}`);
     const text = r.toString('latin1');
-    if (!text.startsWith('SIP/2.0 100 ')) return text;
+    if (!mine(text) || /^SIP\/2\.0 1\d\d /.test(text)) continue;
+    if (o.method === 'INVITE' && !/^SIP\/2\.0 2\d\d /.test(text)) {
+      // the hop-by-hop ACK of a failed INVITE (RFC 3261 §17.1.1.3): stops the proxy's retransmissions
+      const to = /\r\nTo: ([^\r\n]*)/.exec(text)?.[1] ?? '';
+      peer.send(sipRequest([`ACK ${ruri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${branch};rport`, 'Max-Forwards: 70', `From: ${from}`, `To: ${to}`, `Call-ID: ${callId}`, `CSeq: ${seq} ACK`, 'Content-Length: 0']), proxy);
+    }
+    return text;
   }
 }
 
-export function ruriOf(method: string, proxy: string): string {
-  return method === 'REGISTER' ? `sip:${proxy}` : `sip:bob@${proxy}`;
+export function ruriOf(method: string, proxy: string, to = 'bob'): string {
+  return method === 'REGISTER' ? `sip:${proxy}` : `sip:${to}@${proxy}`;
 }
 
 /** a UDP port free on 127.0.0.1 right now (for sipp's -p) */

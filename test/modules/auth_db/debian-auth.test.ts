@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
 import { UdpPeer } from '../../helpers/sip-socket.js';
 import { hasSipp, runUac, startUas, type UasHandle } from '../../helpers/sipp.js';
-import { backends, dropTables } from '../../helpers/db.js';
+import { backends, dropTables, sql } from '../../helpers/db.js';
 import { challengesOf, credentials, freeUdpPort, request, ruriOf } from '../auth/digest-client.js';
 
 const DEBIAN_CFG = '/etc/kamailio/kamailio.cfg';
@@ -17,10 +17,20 @@ export function debianCfg(defines: string[], dbUrl: string): string {
   return writeCfg([first, ...defines.map((d) => `#!define ${d}`), `#!define DBURL "${dbUrl}"`, ...rest].join('\n'));
 }
 
+/** poll `f` until it gives a value (5 s at most) */
+async function until<T>(f: () => Promise<T | null>, why: () => string = () => ''): Promise<T> {
+  for (const deadline = Date.now() + 5000; ; ) {
+    const v = await f();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within 5 s ${why()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const skipAll = !existsSync(DEBIAN_CFG) ? `${DEBIAN_CFG} is not installed` : !hasSipp() ? 'sipp is not installed' : false;
 
 for (const b of skipAll ? [] : await backends()) {
-  describe(`Debian's kamailio.cfg with WITH_AUTH on ${b.name}`, { skip: b.skip }, () => {
+  describe(`Debian's kamailio.cfg with WITH_AUTH and WITH_ACCDB on ${b.name}`, { skip: b.skip }, () => {
     let server: RunningServer;
     let uas: UasHandle;
     let uasPort: number;
@@ -29,11 +39,11 @@ for (const b of skipAll ? [] : await backends()) {
 
     before(async () => {
       await dropTables(b.url);
-      for (const args of [['db', 'init', b.url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', b.url], ['db', 'add-user', 'bob@127.0.0.1', 'bobpw', '--db', b.url]]) {
+      for (const args of [['db', 'init', b.url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', b.url], ['db', 'add-user', 'bob@127.0.0.1', 'bobpw', '--db', b.url], ['db', 'add-user', 'carol@127.0.0.1', 'carolpw', '--db', b.url]]) {
         const r = await runCli(args);
         assert.equal(r.code, 0, r.stderr);
       }
-      const cfg = debianCfg(['WITH_MYSQL', 'WITH_AUTH'], b.url);
+      const cfg = debianCfg(['WITH_MYSQL', 'WITH_AUTH', 'WITH_ACCDB'], b.url);
       const check = await runCli(['-c', '-f', cfg]);
       assert.equal(check.code, 0, check.stderr);
       server = await startServer({ cfg, workers: 2, listen: ['udp:127.0.0.1:0'] });
@@ -61,6 +71,34 @@ for (const b of skipAll ? [] : await backends()) {
       assert.equal(r.successful, 3, r.errors);
       const inv = await runUac({ ...common, calls: 3, scenario: `${FIXTURES}invite-auth.xml`, extra: ['-au', 'alice', '-ap', 'secret', '-set', 'caller', 'alice', '-s', 'bob'] });
       assert.equal(inv.successful, 3, inv.errors);
+      // the three answered INVITEs in the acc table, with Debian's db_extra columns (written without waiting: poll)
+      const rows = await until(async () => {
+        const r = await sql(b.url, "SELECT method, sip_code, sip_reason, src_user, src_ip, dst_user, callid FROM acc WHERE method = 'INVITE' AND sip_code = '200'");
+        return r.length >= 3 ? r : null;
+      }, () => server.stderr().slice(-3000));
+      assert.equal(rows.length, 3);
+      assert.deepEqual({ ...rows[0], callid: undefined }, { method: 'INVITE', sip_code: '200', sip_reason: 'OK', src_user: 'alice', src_ip: '127.0.0.1', dst_user: 'bob', callid: undefined });
+    });
+
+    test('an INVITE to a busy phone: 486 upstream and a missed_calls row', async () => {
+      const busyPort = await freeUdpPort();
+      const busy = await startUas({ port: busyPort, scenario: `${FIXTURES}uas-486.xml` });
+      try {
+        // carol registers a phone that answers 486
+        const reg = (extra: string[]): Promise<string> => request(peer, proxy, { method: 'REGISTER', from: 'carol', callId: 'carol-reg@test', contact: `<sip:carol@127.0.0.1:${busyPort}>`, extra: ['Expires: 300', ...extra] });
+        const c0 = challengesOf(await reg([]))[0]!;
+        assert.match(await reg([credentials({ hdr: 'Authorization', user: 'carol', password: 'carolpw', realm: c0.realm, nonce: c0.nonce, method: 'REGISTER', uri: ruriOf('REGISTER', proxy) })]), /^SIP\/2\.0 200 OK\r\n/);
+        const c = challengesOf(await request(peer, proxy, { method: 'INVITE', from: 'alice', to: 'carol' }))[0]!;
+        const r = await request(peer, proxy, { method: 'INVITE', from: 'alice', to: 'carol', callId: 'missed-1@test', extra: [credentials({ hdr: 'Proxy-Authorization', user: 'alice', password: 'secret', realm: c.realm, nonce: c.nonce, method: 'INVITE', uri: ruriOf('INVITE', proxy, 'carol') })] });
+        assert.match(r, /^SIP\/2\.0 486 Busy Here\r\n/);
+        const rows = await until(async () => {
+          const x = await sql(b.url, "SELECT sip_code, sip_reason, src_user, dst_user FROM missed_calls WHERE callid = 'missed-1@test'");
+          return x.length > 0 ? x : null;
+        });
+        assert.deepEqual(rows[0], { sip_code: '486', sip_reason: 'Busy Here', src_user: 'alice', dst_user: 'carol' });
+      } finally {
+        await busy.stop();
+      }
     });
 
     test('a wrong password or an unknown user: 401 again, without stale', async () => {

@@ -1,15 +1,21 @@
 /**
- * Kamailio's acc, log accounting: a transaction whose request carries
- * `log_flag` is logged when its final reply goes upstream (failures too with
- * `failed_transaction_flag`), a failed INVITE with `log_missed_flag` as a
- * missed call, acc_log_request() at once. `log_extra` adds name=$pvar
- * pairs. Database accounting is not available: a `db_url` is a start error.
+ * Kamailio's acc: a transaction whose request carries `log_flag` (`db_flag`)
+ * is logged (written to the `acc` table) when its final reply goes upstream,
+ * failures too with `failed_transaction_flag`; a failed INVITE with
+ * `log_missed_flag` (`db_missed_flag`) as a missed call (`missed_calls`).
+ * acc_log_request()/acc_db_request() account at once. `log_extra` and
+ * `db_extra` add name=$pvar pairs (columns for the database). OpenSIPS's
+ * do_accounting() marks one transaction instead of flags. Rows are written
+ * without the worker waiting: a failed write is logged and counted.
  */
 import { parsePvarText } from '../../script/pvar-syntax.js';
 import { str } from '../../script/runtime.js';
 import { BUILTIN_MODULES } from '../registry.js';
 import { tmCallbacks } from '../tm/callbacks.js';
-import type { ModuleEnv, ModuleExports, ScriptContext, Value } from '../types.js';
+import { checkDbUrl, dbFor } from '../db/index.js';
+import type { DbValue } from '../db/client.js';
+import type { CounterSpec, ModuleEnv, ModuleExports, ScriptContext, Value } from '../types.js';
+import type { Counters } from '../../counters/counters.js';
 import { SwitchyardError, reasonOf } from '../../errors.js';
 
 interface Extra {
@@ -17,10 +23,39 @@ interface Extra {
   get(ctx: ScriptContext): Value;
 }
 
-const acc = { logFlag: -1, missedFlag: -1, failedFlag: -1, level: 1, extras: [] as Extra[] };
+const acc = {
+  logFlag: -1,
+  missedFlag: -1,
+  failedFlag: -1,
+  level: 1,
+  extras: [] as Extra[],
+  dbFlag: -1,
+  dbMissedFlag: -1,
+  dbUrl: '',
+  dbExtras: [] as Extra[],
+  tableAcc: 'acc',
+  tableMissed: 'missed_calls',
+  counters: null as Counters | null,
+  written: -1,
+  failed: -1,
+};
+
+/** OpenSIPS do_accounting(): what this transaction is accounted to */
+interface DoAccounting {
+  log: boolean;
+  db: boolean;
+  missed: boolean;
+  failed: boolean;
+  table: string;
+}
+
+const COUNTERS: readonly CounterSpec[] = [
+  { name: 'db_written', kind: 'counter', description: 'accounting rows written to the database' },
+  { name: 'db_failed', kind: 'counter', description: 'accounting rows the database refused or did not answer for (logged)' },
+];
 
 /** "src_user=$fU;src_ip=$si" → getters; a transformation or an unknown pvar is a start error */
-export function parseExtras(spec: string): Extra[] {
+export function parseExtras(spec: string, param = 'log_extra'): Extra[] {
   const out: Extra[] = [];
   for (const part of spec.split(';')) {
     if (part.trim() === '') continue;
@@ -28,9 +63,10 @@ export function parseExtras(spec: string): Extra[] {
     const name = part.slice(0, eq).trim();
     const text = part.slice(eq + 1).trim();
     const syntax = eq > 0 ? parsePvarText(text) : null;
-    if (syntax === null || syntax.trans.length > 0 || syntax.index !== undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc log_extra: "${part.trim()}" is not name=$pseudo-variable`);
+    if (syntax === null || syntax.trans.length > 0 || syntax.index !== undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc ${param}: "${part.trim()}" is not name=$pseudo-variable`);
     const spec = BUILTIN_MODULES.flatMap((m) => m.pvars ?? []).find((p) => p.name === syntax.name);
-    if (!spec) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc log_extra: unknown pseudo-variable ${text}`);
+    if (!spec) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc ${param}: unknown pseudo-variable ${text}`);
+    if (param === 'db_extra' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc db_extra: "${name}" is not a column name`);
     out.push({ name, get: (ctx) => spec.get(ctx, syntax.arg) });
   }
   return out;
@@ -59,11 +95,88 @@ function toTagOf(reply: Buffer): string {
   return m?.[1] ?? '';
 }
 
+/** one acc/missed_calls row: Kamailio's columns and the db_extra ones */
+function row(ctx: ScriptContext, code: number | string, reason: string, toTag: string): Record<string, DbValue> {
+  const m = ctx.msg;
+  const safe = (f: () => string): string => {
+    try {
+      return f();
+    } catch {
+      return '';
+    }
+  };
+  const r: Record<string, DbValue> = { method: m.isRequest ? m.method : '', from_tag: safe(() => m.from().tag), to_tag: toTag, callid: safe(() => m.callId()), sip_code: String(code), sip_reason: reason, time: new Date() };
+  for (const x of acc.dbExtras) r[x.name] = str(x.get(ctx));
+  return r;
+}
+
+/** write a row without waiting for it */
+function write(ctx: ScriptContext, table: string, r: Record<string, DbValue>): void {
+  let db;
+  try {
+    db = dbFor(acc.dbUrl);
+  } catch (e) {
+    ctx.svc.log.err(`acc: cannot write to ${table}: ${reasonOf(e)}`);
+    if (acc.failed >= 0) acc.counters?.inc(acc.failed);
+    return;
+  }
+  db.insert(table, r).then(
+    () => {
+      if (acc.written >= 0) acc.counters?.inc(acc.written);
+    },
+    (e: unknown) => {
+      ctx.svc.log.err(`acc: cannot write to ${table}: ${reasonOf(e)}`);
+      if (acc.failed >= 0) acc.counters?.inc(acc.failed);
+    },
+  );
+}
+
 function onFinal(ctx: ScriptContext, code: number, reason: string, reply: Buffer): void {
   const log = ctx.svc.log;
-  if (!log.enabled(acc.level)) return;
-  if (flagged(ctx, acc.logFlag) && (code < 300 || flagged(ctx, acc.failedFlag))) log.log(acc.level, `ACC: transaction answered: ${line(ctx, code, reason, toTagOf(reply))}`);
-  if (code >= 300 && ctx.msg.isRequest && ctx.msg.method === 'INVITE' && flagged(ctx, acc.missedFlag)) log.log(acc.level, `ACC: call missed: ${line(ctx, code, reason, toTagOf(reply))}`);
+  const doAcc = ctx.ext.doAccounting as DoAccounting | undefined;
+  const invite = ctx.msg.isRequest && ctx.msg.method === 'INVITE';
+  const failedToo = flagged(ctx, acc.failedFlag) || doAcc?.failed === true;
+  const missed = code >= 300 && invite;
+  if (log.enabled(acc.level)) {
+    if ((flagged(ctx, acc.logFlag) || doAcc?.log === true) && (code < 300 || failedToo)) log.log(acc.level, `ACC: transaction answered: ${line(ctx, code, reason, toTagOf(reply))}`);
+    if (missed && (flagged(ctx, acc.missedFlag) || (doAcc?.log === true && doAcc.missed))) log.log(acc.level, `ACC: call missed: ${line(ctx, code, reason, toTagOf(reply))}`);
+  }
+  if (acc.dbUrl === '') return;
+  if ((flagged(ctx, acc.dbFlag) || doAcc?.db === true) && (code < 300 || failedToo)) write(ctx, doAcc?.table || acc.tableAcc, row(ctx, code, reason, toTagOf(reply)));
+  if (missed && (flagged(ctx, acc.dbMissedFlag) || (doAcc?.db === true && doAcc.missed))) write(ctx, acc.tableMissed, row(ctx, code, reason, toTagOf(reply)));
+}
+
+/** OpenSIPS do_accounting(type[, flags[, table]]): "log", "db" or "log|db"; flags "cdr|missed|failed" */
+function doAccounting(ctx: ScriptContext, type: string, flags = '', table = ''): number {
+  const types = type.toLowerCase().split('|').map((t) => t.trim());
+  const fl = flags.toLowerCase().split('|').map((t) => t.trim());
+  if (types.some((t) => t !== 'log' && t !== 'db')) {
+    ctx.svc.log.err(`do_accounting(): type "${type}": only log and db are available`);
+    return -1;
+  }
+  if (types.includes('db') && acc.dbUrl === '') {
+    ctx.svc.log.err('do_accounting("db"): acc has no db_url');
+    return -1;
+  }
+  ctx.ext.doAccounting = { log: types.includes('log'), db: types.includes('db'), missed: fl.includes('missed'), failed: fl.includes('failed'), table } satisfies DoAccounting;
+  return 1;
+}
+
+/** acc_db_request("200 Done", "acc"): write the request to a table now */
+function accDbRequest(ctx: ScriptContext, comment: string, table: string): number {
+  if (acc.dbUrl === '') {
+    ctx.svc.log.err('acc_db_request(): acc has no db_url');
+    return -1;
+  }
+  const m = /^\s*(\d{3})\s*(.*)$/.exec(comment);
+  let toTag = '';
+  try {
+    toTag = ctx.msg.to().tag;
+  } catch {
+    // no To tag
+  }
+  write(ctx, table, row(ctx, m ? m[1]! : '', m ? m[2]! : comment, toTag));
+  return 1;
 }
 
 /** acc_log_request("200 Done"): account the request now, with that code and reason */
@@ -109,10 +222,29 @@ export const accModule: ModuleExports = {
     { name: 'detect_direction', type: 'int', default: 0, noEffect: 'From/To are logged as the request carries them' },
     flagParam('db_flag'),
     flagParam('db_missed_flag'),
-    { name: 'db_url', type: 'str', default: '', check: (v) => (v === '' ? null : 'database accounting is not available (log accounting is: log_flag)') },
-    { name: 'db_extra', type: 'str', default: '' },
+    { name: 'db_url', type: 'str', default: '', check: checkDbUrl },
+    {
+      name: 'db_extra',
+      type: 'str',
+      default: '',
+      check: (v) => {
+        try {
+          parseExtras(String(v), 'db_extra');
+          return null;
+        } catch (e) {
+          return reasonOf(e);
+        }
+      },
+    },
+    { name: 'db_table_acc', type: 'str', default: 'acc' },
+    { name: 'db_table_missed_calls', type: 'str', default: 'missed_calls' },
   ],
-  functions: [{ name: 'acc_log_request', args: [{ kind: 'str' }], fn: accLogRequest }],
+  functions: [
+    { name: 'acc_log_request', args: [{ kind: 'str' }], fn: accLogRequest },
+    { name: 'acc_db_request', args: [{ kind: 'str' }, { kind: 'str' }], fn: accDbRequest },
+    { name: 'do_accounting', args: [{ kind: 'str' }, { kind: 'str', optional: true }, { kind: 'str', optional: true }], fn: doAccounting },
+  ],
+  counters: COUNTERS,
   initWorker(env: ModuleEnv): void {
     const n = (k: string): number => env.params.get(k) as number;
     acc.logFlag = n('log_flag');
@@ -121,6 +253,15 @@ export const accModule: ModuleExports = {
     // acc's log_level counts like Kamailio's debug levels (1 = L_NOTICE)
     acc.level = n('log_level');
     acc.extras = parseExtras(String(env.params.get('log_extra')));
+    acc.dbFlag = n('db_flag');
+    acc.dbMissedFlag = n('db_missed_flag');
+    acc.dbUrl = String(env.params.get('db_url'));
+    acc.dbExtras = parseExtras(String(env.params.get('db_extra')), 'db_extra');
+    acc.tableAcc = String(env.params.get('db_table_acc'));
+    acc.tableMissed = String(env.params.get('db_table_missed_calls'));
+    acc.counters = env.counters;
+    acc.written = env.counters.handle('acc:db_written');
+    acc.failed = env.counters.handle('acc:db_failed');
     if (!tmCallbacks.final.includes(onFinal)) tmCallbacks.final.push(onFinal);
   },
 };

@@ -5,6 +5,7 @@
  * signed and expire; their use is recorded in memory shared by every SIP
  * worker (see nonce.ts), so a replay is refused by any of them.
  */
+import { reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
 import type { HeaderField } from '../../sip/types.js';
 import { appendToReply } from '../core/functions.js';
@@ -149,7 +150,7 @@ export async function authenticate(ctx: ScriptContext, realm: string, hf: HfType
   try {
     secret = await lookup(user, domain, c);
   } catch (e) {
-    ctx.svc.log.err(`auth: cannot get the credentials of ${c.username}: ${(e as Error).message}`);
+    ctx.svc.log.err(`auth: cannot get the credentials of ${c.username}: ${reasonOf(e)}`);
     return AuthResult.ERROR;
   }
   if (secret === null) return AuthResult.USER_UNKNOWN;

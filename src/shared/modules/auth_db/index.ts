@@ -5,6 +5,7 @@
  * this module finds the password or HA1, through a per-worker cache whose
  * entries live `cache_ttl` seconds at most.
  */
+import { SwitchyardError, reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
 import { AuthResult, authenticate, identityMatches, opensipsDialect, opensipsCode, type AuthResultCode, type HfType, type UserSecret } from '../auth/index.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
@@ -40,7 +41,7 @@ export function parseLoadCredentials(spec: string): Array<[string, string]> {
     const p = part.trim();
     if (p === '') continue;
     const m = /^(?:\$avp\((?:[is]:)?([^)]+)\)\s*=\s*)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(p);
-    if (!m) throw new Error(`auth_db load_credentials: "${p}" is not column or $avp(name)=column`);
+    if (!m) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `auth_db load_credentials: "${p}" is not column or $avp(name)=column`);
     out.push([m[1] ?? m[2]!, m[2]!]);
   }
   return out;
@@ -144,7 +145,7 @@ async function isSubscriber(ctx: ScriptContext, uri: string, table: string, flag
   try {
     rows = await dbFor(cfg.dbUrl).select(table, ['id', ...((flags & 2) !== 0 ? [] : cfg.credentials.map((c) => c[1]))], where, 1);
   } catch (e) {
-    ctx.svc.log.err(`is_subscriber(): ${(e as Error).message}`);
+    ctx.svc.log.err(`is_subscriber(): ${reasonOf(e)}`);
     return -1;
   }
   if (rows.length === 0) return -1;
@@ -176,7 +177,7 @@ export const authDb: ModuleExports = {
           parseLoadCredentials(String(v));
           return null;
         } catch (e) {
-          return (e as Error).message;
+          return reasonOf(e);
         }
       },
     },
@@ -192,7 +193,7 @@ export const authDb: ModuleExports = {
     { name: 'is_subscriber', args: [S, S, I], mayAwait: true, fn: isSubscriber },
   ],
   initWorker(env: ModuleEnv): void {
-    if (!env.script.modules.includes('auth')) throw new Error('auth_db needs the auth module: loadmodule "auth.so"');
+    if (!env.script.modules.includes('auth')) throw new SwitchyardError('SY_ERR_MODULE_INIT', 'auth_db needs the auth module: loadmodule "auth.so"');
     const s = (k: string): string => String(env.params.get(k));
     cfg.dbUrl = s('db_url');
     cfg.userColumn = s('user_column');

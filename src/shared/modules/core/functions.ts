@@ -214,7 +214,8 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   { name: 'sleep', args: [I], mayAwait: true, asyncCapable: true, fn: (_ctx, s: number) => pause(s * 1000) },
   { name: 'usleep', args: [I], mayAwait: true, asyncCapable: true, fn: (_ctx, us: number) => pause(us / 1000) },
   fn('sl_send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
-  fn('send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
+  // sl's send_reply: stateful once the request has a transaction (t_newtran), so tm callbacks (acc) see it
+  fn('send_reply', [I, S], (ctx, code: number, reason: string) => (ctx.svc.tm !== null && ctx.svc.tm.exists(ctx) ? ctx.svc.tm.reply(ctx, code, reason) : ctx.svc.sendReply(ctx, code, reason)), REQ),
   // the error of the last relay that failed, as Kamailio's ser_error (478 a name that does not resolve …), else 500
   fn('sl_reply_error', [], (ctx) => {
     const e = ctx.ext.serError as { code: number; reason: string } | undefined;

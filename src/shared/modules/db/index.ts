@@ -4,6 +4,7 @@
  * built in, so a module's db_url works whether or not it is loaded. One
  * pool per URL per thread, opened on first use.
  */
+import { reasonOf } from '../../errors.js';
 import { Db } from './client.js';
 import { parseDbUrl } from './url.js';
 import type { ModuleEnv, ModuleExports } from '../types.js';
@@ -28,7 +29,7 @@ export function checkDbUrl(v: number | string): string | null {
     parseDbUrl(String(v));
     return null;
   } catch (e) {
-    return (e as Error).message;
+    return reasonOf(e);
   }
 }
 

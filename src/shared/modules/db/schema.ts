@@ -4,6 +4,7 @@
  * the subscriber rows kamctl's `add` writes.
  */
 import { createHash } from 'node:crypto';
+import { SwitchyardError } from '../../errors.js';
 import type { Db } from './client.js';
 
 type ColType = 'id' | 'int' | 'float' | 'datetime' | `varchar(${number})`;
@@ -138,7 +139,7 @@ const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 /** kamctl add: user@domain with its password, HA1 and HA1b (HA1 of user@domain); an existing user gets the new password */
 export async function addUser(db: Db, aor: string, password: string): Promise<'added' | 'updated'> {
   const at = aor.indexOf('@');
-  if (at <= 0 || at === aor.length - 1) throw new Error(`"${aor}": expected user@domain`);
+  if (at <= 0 || at === aor.length - 1) throw new SwitchyardError('SY_ERR_CLI_USAGE', `"${aor}": expected user@domain`);
   const username = aor.slice(0, at);
   const domain = aor.slice(at + 1);
   const row = { password, ha1: md5(`${username}:${domain}:${password}`), ha1b: md5(`${aor}:${domain}:${password}`) };
