@@ -1,5 +1,5 @@
 /**
- * Requests the proxy originates itself (dispatcher keepalives): a
+ * Requests the proxy originates itself (dispatcher keepalives, t_uac_send): a
  * non-INVITE client transaction per request, retransmitted over UDP (T1
  * doubling up to T2) until a final reply or the timeout, which ends it as
  * 408 the way tm's fr_timer does. The Call-ID is picked so that the
@@ -68,20 +68,27 @@ export class LocalUac {
     if (sock === null) return Promise.resolve({ code: 500, reason: `No ${target.proto} socket` });
     const me = advertisedOf(sock, {});
     const branch = `z9hG4bKsyu${this.#prefix}${(this.#seq++).toString(36)}`;
-    const lines = [
+    const extra = (req.headers ?? []).filter((h) => h.trim() !== '' && !/^(content-length|l|via|v|call-id|i|cseq|max-forwards)\s*:/i.test(h));
+    const named = (re: RegExp): string | undefined => extra.find((h) => re.test(h));
+    const nameAddr = (u: string): string => (u.includes('<') ? u : `<${u}>`);
+    let from = named(/^(from|f)\s*:/i) ?? `From: ${nameAddr(req.from)}`;
+    if (!/;\s*tag=/i.test(from)) from += `;tag=${randomBytes(6).toString('hex')}`;
+    const to = named(/^(to|t)\s*:/i) ?? `To: ${nameAddr(req.to ?? req.ruri)}`;
+    const body = Buffer.from(req.body ?? '', 'utf8');
+    const head = [
       `${req.method} ${req.ruri} SIP/2.0`,
       `Via: SIP/2.0/${target.proto.toUpperCase()} ${me};branch=${branch};rport`,
       'Max-Forwards: 70',
-      `From: <${req.from}>;tag=${randomBytes(6).toString('hex')}`,
-      `To: <${req.to ?? req.ruri}>`,
+      from,
+      to,
       `Call-ID: ${this.#callId(me.replace(/:\d+$/, ''))}`,
       `CSeq: ${req.cseq ?? 10} ${req.method}`,
-      ...(req.headers ?? []),
-      'Content-Length: 0',
+      ...extra.filter((h) => !/^(from|f|to|t)\s*:/i.test(h)),
+      `Content-Length: ${body.length}`,
       '',
       '',
     ];
-    const bytes = Buffer.from(lines.join('\r\n'), 'latin1');
+    const bytes = Buffer.concat([Buffer.from(head.join('\r\n'), 'latin1'), body]);
     const dest = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();
     return new Promise((resolve) => {

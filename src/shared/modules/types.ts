@@ -89,7 +89,9 @@ export interface LocalRequest {
   readonly dst?: string;
   /** listening socket index to send from; the first of the right protocol when absent */
   readonly socket?: number;
+  /** extra header lines; a From or To among them replaces the one built from `from`/`to` */
   readonly headers?: readonly string[];
+  readonly body?: string;
   readonly cseq?: number;
   /** no final reply by then: 408, as tm's fr_timer */
   readonly timeoutMs: number;

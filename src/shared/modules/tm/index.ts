@@ -50,6 +50,24 @@ const oS = { kind: 'str', optional: true } as const;
 const I = { kind: 'int' } as const;
 const R = { kind: 'route' } as const;
 
+/** a request of our own, as a new transaction: 1 once sent (the final reply is logged when it is not a 2xx), -1 when it cannot be */
+function uacSend(ctx: ScriptContext, o: { method: string; ruri: string; dst?: string; socket?: string; from?: string; to?: string; headers: string; body: string }): number {
+  const send = ctx.svc.sendRequest;
+  if (!send || !/^sips?:/i.test(o.ruri) || !/^[A-Za-z]+$/.test(o.method)) {
+    ctx.svc.log.err(`t_uac_send(): cannot send ${o.method} to "${o.ruri}"${send ? '' : ' from this thread'}`);
+    return -1;
+  }
+  const sock = o.socket && ctx.svc.findSocket ? ctx.svc.findSocket(o.socket) : -1;
+  const headers = o.headers.split(/\r?\n/).filter((h) => h.trim() !== '');
+  const log = ctx.svc.log;
+  void send
+    .call(ctx.svc, { method: o.method.toUpperCase(), ruri: o.ruri, dst: o.dst || undefined, socket: sock >= 0 ? sock : undefined, from: o.from ?? 'sip:switchyard@localhost', to: o.to, headers, body: o.body, timeoutMs: 30_000 })
+    .then((r) => {
+      if (r.code >= 300) log.notice(`t_uac_send(): ${o.method} to ${o.ruri} ended with ${r.code} ${r.reason}`);
+    });
+  return 1;
+}
+
 const functions: FunctionSpec[] = [
   { name: 't_relay', args: [oS, oS], routes: REQ, fn: tRelay },
   { name: 't_relay_to', args: [oS], routes: REQ, fn: (ctx, a?: string) => tm(ctx).relay(ctx, a || undefined) },
@@ -73,6 +91,13 @@ const functions: FunctionSpec[] = [
   { name: 't_branch_replied', args: [], routes: RouteKind.FAILURE, fn: (ctx) => (tm(ctx).branchEnded(ctx).replied ? 1 : -1) },
   { name: 't_check_status', args: [{ kind: 'regex' }], fn: (ctx, re: RegExp) => (re.test(String(tm(ctx).replyCode(ctx))) ? 1 : -1) },
   // Kamailio's t_suspend()/t_continue(): the request waits until some route of this worker continues it
+  // Kamailio: t_uac_send(method, ruri, nexthop, socket, headers, body); OpenSIPS: t_new_request(method, ruri, from, to [, body [, ctx]])
+  { name: 't_uac_send', args: [S, S, S, S, S, S], fn: (ctx, m: string, ruri: string, next: string, sock: string, hdrs: string, body: string) => uacSend(ctx, { method: m, ruri, dst: next, socket: sock, headers: hdrs, body }) },
+  {
+    name: 't_new_request',
+    args: [S, S, S, S, oS, { kind: 'any', optional: true }],
+    fn: (ctx, m: string, ruri: string, from: string, to: string, body?: string) => uacSend(ctx, { method: m, ruri, from, to, body: body ?? '', headers: body ? 'Content-Type: text/plain\r\n' : '' }),
+  },
   { name: 't_suspend', args: [], routes: REQ, fn: (ctx) => tm(ctx).tSuspend(ctx) },
   { name: 't_continue', args: [I, I, R], fn: (ctx, index: number, label: number, r: string) => tm(ctx).tContinue(index, label, r) },
 ];
