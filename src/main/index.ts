@@ -29,6 +29,7 @@ import { allocateDnsTables } from '../shared/dns/index.js';
 import { MiRegistry } from './mi/registry.js';
 import { startMiServer, type GetRoute } from './mi/server.js';
 import { renderMetrics } from './mi/metrics.js';
+import { STATUS_PAGE } from './mi/status-page.js';
 import { Supervisor } from './supervisor.js';
 import { TcpConnections } from './transport/tcp.js';
 import { TlsContexts } from './transport/tls-contexts.js';
@@ -211,6 +212,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const mi = new MiRegistry();
   const histograms = new Histograms(histSab, ROW_MASTER);
   const miRoutes = new Map<string, GetRoute>([
+    ['/', (_req, res) => void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(STATUS_PAGE)],
     [
       '/metrics',
       (_req, res) => {

@@ -16,6 +16,7 @@ import { serverKey } from './tm/transactions.js';
 interface ReceiveCounters {
   rcvRequests: CounterHandle;
   rcvReplies: CounterHandle;
+  routedInvites: CounterHandle;
   fwdReplies: CounterHandle;
   dropRequests: CounterHandle;
   dropReplies: CounterHandle;
@@ -73,6 +74,7 @@ export class Receiver {
     this.#c = {
       rcvRequests: h('core:rcv_requests'),
       rcvReplies: h('core:rcv_replies'),
+      routedInvites: h('core:routed_invites'),
       fwdReplies: h('core:fwd_replies'),
       dropRequests: h('core:drop_requests'),
       dropReplies: h('core:drop_replies'),
@@ -124,6 +126,7 @@ export class Receiver {
           return;
         }
       }
+      if (msg.method === 'INVITE') c.inc(this.#c.routedInvites);
       this.#run(route, this.newContext(msg, rcv, RouteKind.REQUEST));
     } else {
       c.inc(this.#c.rcvReplies);

@@ -145,6 +145,28 @@ export function registerCoreMethods(mi: MiRegistry, info: CoreInfo): void {
     return { killed: n };
   });
   mi.add('system.listMethods', 'the management methods', () => mi.list().map((m) => m.name));
+  mi.add('core.status', 'one snapshot for the status page: threads, totals (counters since start, gauges now)', () => {
+    info.refreshMemory();
+    const def = (id: string): CounterDef => counters.layout.byId.get(id)!;
+    const sum = (...ids: string[]): number => ids.reduce((a, id) => a + (counters.layout.byId.has(id) ? counters.sum(def(id)) : 0), 0);
+    return {
+      server: version().Server,
+      pid: process.pid,
+      uptime: uptime(),
+      time: Date.now(),
+      threads: procs().map((p) => ({ idx: p.idx, dsc: p.dsc, sip: p.type === 'SIP receiver', msgs: counters.read(def('core:msgs_handled'), p.idx), heap_used: counters.read(def('mem:heap_used_bytes'), p.idx) })),
+      totals: {
+        requests: sum('core:rcv_requests'),
+        invites: sum('core:routed_invites'),
+        transactions: sum('tm:inuse_transactions'),
+        suspended: sum('core:suspended'),
+        http_inflight: sum('rest_client:transfers_inflight'),
+        evapi_clients: sum('evapi:clients'),
+        errors: sum('core:script_errors', 'core:err_requests', 'core:err_replies', 'core:bad_msg_hdr'),
+        drops: sum('core:ipc_dropped', 'core:drop_requests', 'core:drop_replies'),
+      },
+    };
+  });
 
   // OpenSIPS MI names
   mi.add('ps', 'threads and their roles (ID is the process number in log lines)', () => ({ Processes: procs().map((p) => ({ ID: p.idx, PID: process.pid, Type: p.dsc })) }));

@@ -31,6 +31,7 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
     counters: [
       { name: 'rcv_requests', kind: 'counter', description: 'requests received' },
       { name: 'rcv_replies', kind: 'counter', description: 'replies received' },
+      { name: 'routed_invites', kind: 'counter', description: 'INVITEs that reached the request route (calls and re-INVITEs; retransmissions are absorbed before)' },
       { name: 'fwd_requests', kind: 'counter', description: 'requests forwarded' },
       { name: 'fwd_replies', kind: 'counter', description: 'replies forwarded' },
       { name: 'drop_requests', kind: 'counter', description: 'requests dropped' },
