@@ -4,7 +4,7 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { applyAdvertisedDefaults, parseListens, resolveListenNames, hostPort, type ListenSocket } from '../shared/config/listen.js';
+import { applyAdvertisedDefaults, parseListens, resolveListenNames, hostPort, type ListenSocket, type Proto, isSecure } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
@@ -34,6 +34,7 @@ import { Supervisor } from './supervisor.js';
 import { TcpConnections } from './transport/tcp.js';
 import { TlsContexts } from './transport/tls-contexts.js';
 import { profilesOf, tlsControl } from '../shared/modules/tls/index.js';
+import { httpSettingsOf, wsControl } from '../shared/modules/websocket/index.js';
 import { UdpListener } from './transport/udp.js';
 
 const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'];
@@ -116,13 +117,25 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   }
   const moduleSabs = allocSharedMemory(script);
   const dnsTables = allocateDnsTables(core.dns);
-  const streamCounters = (proto: 'tcp' | 'tls') => ({
+  const streamCounters = (proto: 'tcp' | 'tls' | 'ws') => ({
     open: h(`${proto}:current_opened_connections`),
     established: h(`${proto}:established`),
     framing: h(`${proto}:framing_errors`),
     connectFailed: h(`${proto}:connect_failed`),
   });
-  const sc = { tcp: streamCounters('tcp'), tls: streamCounters('tls') };
+  const wsc = streamCounters('ws');
+  // ws and wss connections are counted together, as Kamailio's websocket statistics are
+  const sc = { tcp: streamCounters('tcp'), tls: streamCounters('tls'), ws: wsc, wss: wsc };
+  const wsEvent = {
+    handshake_ok: h('ws:successful_handshakes'),
+    handshake_failed: h('ws:failed_handshakes'),
+    rx: h('ws:received_frames'),
+    tx: h('ws:transmitted_frames'),
+    closed_local: h('ws:local_closed_connections'),
+    closed_remote: h('ws:remote_closed_connections'),
+    too_big: h('ws:framing_errors'),
+    keepalive_timeout: h('ws:keepalive_timeouts'),
+  };
   const tlsHandshakeFailed = h('tls:handshake_failed');
   const tlsCertRejected = h('tls:cert_rejected');
 
@@ -143,13 +156,25 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     onConnectFailed: (proto) => counters.inc(sc[proto].connectFailed),
     onTlsReady: (connId, info) => router?.broadcast(RecKind.CONN_INFO, connId, Buffer.from(JSON.stringify(info))),
     onTlsRefused: (kind) => counters.inc(kind === 'handshake' ? tlsHandshakeFailed : tlsCertRejected),
+    onRetag: (from, to) => {
+      counters.dec(sc[from].open);
+      counters.inc(sc[to].open);
+      counters.inc(sc[to].established);
+    },
+    onHttpRequest: (sock, ip, port, connId, head) => router?.receiveHttp(sock, ip, port, connId, head),
+    onWs: (what) => counters.inc(wsEvent[what]),
   });
   if (typeof core.tcpConnectionLifetime === 'number') tcp.lifetimeMs = core.tcpConnectionLifetime * 1000;
+  const hs = httpSettingsOf(script);
+  tcp.httpSettings = hs;
+  if (hs.handshakeMs > 0) tcp.handshakeMs = hs.handshakeMs;
+  wsControl.list = () => [...tcp.list('ws'), ...tcp.list('wss')];
+  wsControl.close = (id) => tcp.close(id);
   const tlsModule = script.modules.includes('tls') ? 'tls' : script.modules.includes('tls_mgm') ? 'tls_mgm' : null;
-  if (sockets.some((s) => s.proto === 'tls') && core.enableTls === false) {
+  if (sockets.some((s) => isSecure(s.proto)) && core.enableTls === false) {
     throw new SwitchyardError('SY_ERR_TLS', 'a tls listener with enable_tls=no');
   }
-  if (sockets.some((s) => s.proto === 'tls') && tlsModule === null) {
+  if (sockets.some((s) => isSecure(s.proto)) && tlsModule === null) {
     throw new SwitchyardError('SY_ERR_TLS', 'a tls listener needs the tls module (Kamailio: loadmodule "tls.so") or tls_mgm (OpenSIPS: loadmodule "tls_mgm.so")');
   }
   if (tlsModule !== null) {
@@ -175,7 +200,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     tlsControl.list = () => tcp.list('tls');
     tlsControl.info = () => ({ opened_connections: counters.get(sc.tls.open), profiles: contexts.list().map((p) => p.name) });
   }
-  const firstOf = (proto: 'udp' | 'tcp' | 'tls'): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
+  const firstOf = (proto: Proto): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
     { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, histSab, shvSab, moduleSabs, dns: dnsTables, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
@@ -193,6 +218,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
         }
       },
       close: (connId) => tcp.close(connId),
+      acceptWs: (connId) => tcp.acceptWs(connId),
+      httpReply: (connId, bytes) => tcp.httpReply(connId, bytes),
     },
   );
   router = new Router(supervisor.writers, counters);

@@ -15,6 +15,10 @@ const RESTART_DELAY_MS = 200;
 export interface Sender {
   send(proto: number, ip: string, port: number, connId: number, socketIdx: number, bytes: Buffer): void;
   close(connId: number): void;
+  /** ws_handle_handshake() accepted the upgrade on connection connId */
+  acceptWs(connId: number): void;
+  /** an HTTP reply to write on connection connId before closing it */
+  httpReply(connId: number, bytes: Buffer): void;
 }
 
 interface ThreadSlot {
@@ -90,6 +94,10 @@ export class Supervisor {
         this.#sender.send(head.proto, head.ip, head.port, head.connId, head.socketIdx, copyBody(data, body, off + len));
       } else if (head.kind === RecKind.CLOSE && head.proto !== PROTO_UDP) {
         this.#sender.close(head.connId);
+      } else if (head.kind === RecKind.WS_ACCEPT) {
+        this.#sender.acceptWs(head.connId);
+      } else if (head.kind === RecKind.HTTP_REPLY) {
+        this.#sender.httpReply(head.connId, copyBody(data, body, off + len));
       }
     });
   }

@@ -83,6 +83,11 @@ async function main(): Promise<void> {
       tlsConnections.delete(head.connId);
       return;
     }
+    if (head.kind === RecKind.HTTP_IN) {
+      const s = sockets[head.socketIdx];
+      receiver.receiveHttp(copyBody(data, body, off + len), { proto: protoName(head.proto), srcIp: head.ip, srcPort: head.port, dstIp: s?.ip ?? '', dstPort: s?.port ?? 0, socketIdx: head.socketIdx, connId: head.connId });
+      return;
+    }
     const sock = sockets[head.socketIdx];
     const rcv: ReceiveInfo = {
       proto: protoName(head.proto),

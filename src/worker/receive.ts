@@ -144,6 +144,23 @@ export class Receiver {
     }
   }
 
+  /** an HTTP request on a stream connection (a WebSocket upgrade): event_route[xhttp:request] answers it */
+  receiveHttp(buf: Buffer, rcv: ReceiveInfo): void {
+    this.#counters.inc(this.#c.handled);
+    const route = this.#svc.route('xhttp:request', 'event');
+    let msg: SipMessage;
+    try {
+      msg = parseSipMessage(buf, true);
+    } catch (e) {
+      this.#svc.log.warn(`xhttp: unparseable request from ${hostPort(rcv.srcIp, rcv.srcPort)}: ${(e as Error).message}`);
+      return;
+    }
+    if (route === null) return;
+    const ctx = this.newContext(msg, rcv, RouteKind.EVENT);
+    ctx.ext.httpConn = rcv.connId;
+    this.runFor(route, ctx, () => {});
+  }
+
   #replyBad(msg: SipMsg, rcv: ReceiveInfo, bad: Rejection): void {
     try {
       const ctx = this.newContext(msg, rcv, RouteKind.REQUEST);
@@ -256,7 +273,8 @@ export class Receiver {
       this.#counters.inc(this.#c.dropReplies);
       return;
     }
-    const proto = next.transport === 'TLS' ? 'tls' : next.transport === 'TCP' ? 'tcp' : 'udp';
+    const t = next.transport.toLowerCase();
+    const proto = t === 'tls' || t === 'tcp' || t === 'ws' || t === 'wss' ? t : 'udp';
     const ip = next.received ?? next.host.replace(/^\[|\]$/g, '');
     const port = typeof next.rport === 'number' ? next.rport : next.port || 5060;
     const sock = this.#svc.pickSocket(proto, ctx.rcv.socketIdx);

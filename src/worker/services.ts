@@ -130,6 +130,12 @@ export class WorkerServices implements ScriptServices {
     if (!ok) this.#counters.inc(this.#c.ipcDropped);
   }
 
+  control(kind: number, rcv: ReceiveInfo, bytes: Buffer): boolean {
+    const ok = writeRecord(this.#out, kind, protoCode(rcv.proto), rcv.srcIp, rcv.srcPort, rcv.connId, rcv.socketIdx < 0 ? ANY_SOCKET : rcv.socketIdx, bytes);
+    if (!ok) this.#counters.inc(this.#c.ipcDropped);
+    return ok;
+  }
+
   /** a reply to `req` goes back where it came from (RFC 3261 §18.2.2, RFC 3581) */
   replyDestination(req: SipMsg, rcv: ReceiveInfo): Destination {
     if (rcv.proto !== 'udp') return { proto: rcv.proto, ip: rcv.srcIp, port: rcv.srcPort, socketIdx: rcv.socketIdx, connId: rcv.connId };
@@ -158,7 +164,7 @@ export class WorkerServices implements ScriptServices {
   pickSocket(proto: Proto, arrivedOn: number, forced = -1, to?: string): ListenSocket | null {
     // to an IPv6 address from an IPv6 socket and IPv4 from IPv4, when the destination is known
     const v6 = to === undefined ? null : to.includes(':');
-    const fits = (x: ListenSocket | undefined): x is ListenSocket => x !== undefined && x.proto === proto && (v6 === null || x.ip.includes(':') === v6);
+    const fits = (x: ListenSocket | undefined): x is ListenSocket => x !== undefined && carries(x.proto, proto) && (v6 === null || x.ip.includes(':') === v6);
     const f = forced >= 0 ? this.sockets[forced] : undefined;
     if (fits(f)) return f;
     const s = this.sockets[arrivedOn];
@@ -197,7 +203,7 @@ export class WorkerServices implements ScriptServices {
   usableHop(hops: readonly Hop[], from = 0): number {
     for (let i = from; i < hops.length; i++) {
       const h = hops[i]!;
-      if (!this.sockets.some((s) => s.proto === h.proto && s.ip.includes(':') === h.ip.includes(':'))) continue;
+      if (!this.sockets.some((s) => carries(s.proto, h.proto) && s.ip.includes(':') === h.ip.includes(':'))) continue;
       if (this.blocklist !== null && this.blocklist.enabled && this.blocklist.blocked(h)) continue;
       return i;
     }
@@ -277,10 +283,15 @@ export class WorkerServices implements ScriptServices {
       // over a stream the reply must find its way back to the caller's connection: always note its port
       forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
       newRuri: ctx.ruri,
-      recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock),
+      recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto),
     });
     this.#counters.inc(this.#c.fwdRequests);
     this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
     return 1;
   }
+}
+
+/** can a listener of `sock` send `proto`: its own, and WebSocket on tcp/tls listeners (Kamailio serves it there) */
+function carries(sock: Proto, proto: Proto): boolean {
+  return sock === proto || (proto === 'ws' && sock === 'tcp') || (proto === 'wss' && sock === 'tls');
 }

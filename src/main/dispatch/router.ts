@@ -40,6 +40,12 @@ export class Router {
     if (!ok) this.#counters.inc(this.#ipcDropped);
   };
 
+  /** an HTTP request for event_route[xhttp:request]: to a worker chosen by connection */
+  receiveHttp(sock: ListenSocket, ip: string, port: number, connId: number, head: Buffer): void {
+    if (!this.#accepting) return;
+    if (!writeRecord(this.#rings[connId % this.#rings.length]!, RecKind.HTTP_IN, protoCode(sock.proto), ip, port, connId, sock.idx, head)) this.#counters.inc(this.#ipcDropped);
+  }
+
   /**
    * a record for every worker (CONN_INFO, CONN_GONE): written to each ring
    * before any later message of that connection, so every worker sees it first

@@ -1,11 +1,14 @@
+import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenSocket, StreamProto } from '../../shared/config/listen.js';
-import { hostPort } from '../../shared/config/listen.js';
+import { hostPort, isSecure } from '../../shared/config/listen.js';
 import { log } from '../../shared/log.js';
 import { describeTls, type TlsConnInfo } from '../../shared/modules/tls/conn-info.js';
 import { SipStreamFramer } from './tcp-framer.js';
 import type { TlsContexts } from './tls-contexts.js';
+import type { HttpSettings } from '../../shared/modules/websocket/index.js';
 import type { ReceiveFn } from './udp.js';
 
 export interface TcpEvents {
@@ -18,20 +21,39 @@ export interface TcpEvents {
   onTlsReady(connId: number, info: TlsConnInfo): void;
   /** a TLS handshake failed or a peer certificate was refused */
   onTlsRefused(kind: 'handshake' | 'certificate'): void;
+  /** a TCP/TLS connection became a WebSocket one (Kamailio: an upgrade on a tcp/tls listener) */
+  onRetag(from: StreamProto, to: StreamProto): void;
+  /** an HTTP upgrade request for event_route[xhttp:request]: a worker answers with acceptWs() or httpReply() */
+  onHttpRequest(sock: ListenSocket, ip: string, port: number, connId: number, head: Buffer): void;
+  /** WebSocket events for the ws:* counters */
+  onWs(what: 'handshake_ok' | 'handshake_failed' | 'rx' | 'tx' | 'closed_local' | 'closed_remote' | 'too_big' | 'keepalive_timeout'): void;
 }
+
+interface PendingUpgrade {
+  readonly req: http.IncomingMessage;
+  readonly head: Buffer;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** an HTTP request line: the first bytes of a connection that wants the HTTP/WebSocket path */
+const HTTP_START = /^(GET|POST|PUT|HEAD|OPTIONS|DELETE) \S+ HTTP\/1\.[01]\r?\n/;
 
 interface Conn {
   readonly id: number;
   readonly socket: net.Socket;
-  readonly key: string;
+  key: string;
   readonly sock: ListenSocket;
-  readonly proto: StreamProto;
+  proto: StreamProto;
   readonly ip: string;
   readonly port: number;
   readonly since: number;
   /** outgoing TLS: what is written before the handshake completes and the peer is accepted */
   pending: Buffer[] | null;
   tls: TlsConnInfo | null;
+  /** a WebSocket connection once upgraded */
+  ws: WebSocket | null;
+  /** answered a ping (or sent something) since the last keepalive round */
+  alive: boolean;
 }
 
 /** Idle connections close after this (Kamailio's tcp_connection_lifetime default). */
@@ -57,13 +79,26 @@ export class TcpConnections {
   handshakeMs = DEFAULT_HANDSHAKE_MS;
   /** set when a TLS listener or an outgoing TLS connection is possible */
   tls: TlsContexts | null = null;
+  httpSettings: HttpSettings = { onStreams: false, viaRoute: false, keepaliveMs: 0, maxMessage: 1 << 20 };
+  /** parses HTTP on connections handed to it (never listens itself) */
+  readonly #http = http.createServer();
+  #wss: WebSocketServer | null = null;
+  readonly #bySocket = new WeakMap<net.Socket, Conn>();
+  readonly #upgrades = new Map<number, PendingUpgrade>();
+  #keepalive: NodeJS.Timeout | null = null;
 
   constructor(events: TcpEvents) {
     this.#events = events;
+    this.#http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#upgrade(req, socket, head));
+    this.#http.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      // only WebSocket upgrades are served over HTTP here
+      res.writeHead(426, 'Upgrade Required', { Connection: 'close', Upgrade: 'websocket' }).end();
+    });
+    this.#http.on('clientError', (_e, socket: net.Socket) => socket.destroy());
   }
 
   listen(sock: ListenSocket): Promise<void> {
-    const server = sock.proto === 'tls' ? this.#tlsServer(sock) : net.createServer({ noDelay: true }, (s) => this.#adopt(s, sock, 'tcp', s.remoteAddress ?? '', s.remotePort ?? 0));
+    const server = isSecure(sock.proto) ? this.#tlsServer(sock) : net.createServer({ noDelay: true }, (s) => this.#adopt(s, sock, sock.proto as StreamProto, s.remoteAddress ?? '', s.remotePort ?? 0));
     this.#servers.push({ server, sock });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -102,7 +137,7 @@ export class TcpConnections {
         s.destroy();
         return;
       }
-      const conn = this.#adopt(s, sock, 'tls', ip, port);
+      const conn = this.#adopt(s, sock, sock.proto as StreamProto, ip, port);
       conn.tls = describeTls(s, s.servername || '');
       this.#events.onTlsReady(conn.id, conn.tls);
       this.#read(conn);
@@ -128,19 +163,45 @@ export class TcpConnections {
     const id = this.#nextId++;
     if (this.#nextId > 0xfffffffe) this.#nextId = 1;
     const key = `${proto}:${hostPort(ip, port)}`;
-    const conn: Conn = { id, socket, key, sock, proto, ip, port, since: Date.now(), pending, tls: null };
+    const conn: Conn = { id, socket, key, sock, proto, ip, port, since: Date.now(), pending, tls: null, ws: null, alive: true };
     this.#byId.set(id, conn);
     this.#byKey.set(key, conn);
+    this.#bySocket.set(socket, conn);
     this.#events.onOpen(proto);
     socket.setNoDelay(true);
-    socket.setTimeout(proto === 'tls' ? (this.tlsLifetimeMs ?? this.lifetimeMs) : this.lifetimeMs, () => socket.destroy());
+    socket.setTimeout(isSecure(proto) ? (this.tlsLifetimeMs ?? this.lifetimeMs) : this.lifetimeMs, () => socket.destroy());
     socket.on('error', () => {});
     socket.on('close', () => this.#forget(conn));
-    if (proto === 'tcp') this.#read(conn);
+    if (proto === 'tcp' || proto === 'ws') this.#read(conn);
     return conn;
   }
 
+  /** SIP framed by Content-Length; or, first bytes an HTTP request line, the HTTP/WebSocket path */
   #read(conn: Conn): void {
+    const { socket } = conn;
+    const webOnly = conn.proto === 'ws' || conn.proto === 'wss';
+    if (!webOnly && !this.httpSettings.onStreams) {
+      this.#frameSip(conn);
+      return;
+    }
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (HTTP_START.test(first.toString('latin1', 0, Math.min(first.length, 2048)))) {
+        // node's HTTP parser takes the connection over until the upgrade
+        this.#http.emit('connection', socket);
+        socket.resume();
+      } else if (webOnly) {
+        this.#events.onWs('handshake_failed');
+        socket.destroy();
+      } else {
+        this.#frameSip(conn);
+        socket.resume();
+      }
+    });
+  }
+
+  #frameSip(conn: Conn): void {
     const framer = new SipStreamFramer();
     const { socket, sock, ip, port, id, proto } = conn;
     socket.on('data', (chunk: Buffer) => {
@@ -151,6 +212,126 @@ export class TcpConnections {
         socket.destroy();
       }
     });
+  }
+
+  /** an HTTP upgrade request: the script's xhttp route decides, or the built-in RFC 7118 check */
+  #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    const conn = this.#bySocket.get(socket);
+    if (conn === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (this.httpSettings.viaRoute) {
+      const timer = setTimeout(() => {
+        if (!this.#upgrades.delete(conn.id)) return;
+        this.#events.onWs('handshake_failed');
+        log.warn(`websocket: no answer from event_route[xhttp:request] for ${hostPort(conn.ip, conn.port)} in time; closed`);
+        socket.destroy();
+      }, this.handshakeMs);
+      this.#upgrades.set(conn.id, { req, head, timer });
+      const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      this.#events.onHttpRequest(conn.sock, conn.ip, conn.port, conn.id, Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
+      return;
+    }
+    const bad = badHandshake(req);
+    if (bad !== null) {
+      this.#refuseUpgrade(conn, 400, bad);
+      return;
+    }
+    this.#accept(conn, req, head);
+  }
+
+  #refuseUpgrade(conn: Conn, code: number, why: string): void {
+    this.#events.onWs('handshake_failed');
+    log.warn(`websocket: handshake from ${hostPort(conn.ip, conn.port)} refused (${code}): ${why}`);
+    conn.socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  }
+
+  #accept(conn: Conn, req: http.IncomingMessage, head: Buffer): void {
+    this.#wss ??= new WebSocketServer({
+      noServer: true,
+      maxPayload: this.httpSettings.maxMessage,
+      // RFC 7118: the "sip" subprotocol (badHandshake made sure it is offered)
+      handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
+      perMessageDeflate: false,
+    });
+    this.#wss.handleUpgrade(req, conn.socket, head, (ws) => this.#adoptWs(conn, ws));
+  }
+
+  #adoptWs(conn: Conn, ws: WebSocket): void {
+    const to: StreamProto = isSecure(conn.proto) ? 'wss' : 'ws';
+    if (conn.proto !== to) {
+      this.#events.onRetag(conn.proto, to);
+      if (this.#byKey.get(conn.key) === conn) this.#byKey.delete(conn.key);
+      conn.proto = to;
+      conn.key = `${to}:${hostPort(conn.ip, conn.port)}`;
+      this.#byKey.set(conn.key, conn);
+    }
+    conn.ws = ws;
+    this.#events.onWs('handshake_ok');
+    let closedHere = false;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      conn.alive = true;
+      this.#events.onWs('rx');
+      // RFC 7118 §4: one SIP message per WebSocket message, text or binary
+      const msg = isBinary || Buffer.isBuffer(data) ? (data as Buffer) : Buffer.from(data as unknown as string);
+      this.#events.onMessage(conn.sock, conn.ip, conn.port, conn.id, msg);
+    });
+    ws.on('pong', () => (conn.alive = true));
+    ws.on('error', (e: Error & { code?: string }) => {
+      if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        this.#events.onWs('too_big');
+        log.warn(`websocket: ${hostPort(conn.ip, conn.port)} sent a message over ${this.httpSettings.maxMessage} bytes; closed`);
+      }
+    });
+    ws.on('close', () => this.#events.onWs(closedHere ? 'closed_local' : 'closed_remote'));
+    (conn as { closeWs?: () => void }).closeWs = () => {
+      closedHere = true;
+      ws.close(1000);
+    };
+    this.#startKeepalive();
+  }
+
+  #startKeepalive(): void {
+    if (this.#keepalive !== null || this.httpSettings.keepaliveMs <= 0) return;
+    this.#keepalive = setInterval(() => {
+      for (const c of this.#byId.values()) {
+        if (c.ws === null) continue;
+        if (!c.alive) {
+          this.#events.onWs('keepalive_timeout');
+          log.notice(`websocket: ${hostPort(c.ip, c.port)} did not answer a ping; closed`);
+          c.ws.terminate();
+          continue;
+        }
+        c.alive = false;
+        c.ws.ping();
+      }
+    }, this.httpSettings.keepaliveMs);
+    this.#keepalive.unref();
+  }
+
+  /** ws_handle_handshake() in a worker's xhttp route accepted connection `connId` */
+  acceptWs(connId: number): void {
+    const conn = this.#byId.get(connId);
+    const up = this.#upgrades.get(connId);
+    if (conn === undefined || up === undefined) return;
+    clearTimeout(up.timer);
+    this.#upgrades.delete(connId);
+    this.#accept(conn, up.req, up.head);
+  }
+
+  /** xhttp_reply() (or a refused ws_handle_handshake()): write the reply, then close */
+  httpReply(connId: number, bytes: Buffer): void {
+    const conn = this.#byId.get(connId);
+    const up = this.#upgrades.get(connId);
+    if (up !== undefined) {
+      // the route answered the upgrade with something else than ws_handle_handshake()
+      clearTimeout(up.timer);
+      this.#upgrades.delete(connId);
+      this.#events.onWs('handshake_failed');
+    }
+    conn?.socket.end(bytes);
   }
 
   #forget(conn: Conn): void {
@@ -164,9 +345,18 @@ export class TcpConnections {
   send(proto: StreamProto, buf: Buffer, ip: string, port: number, connId: number, sock: ListenSocket): void {
     let conn = connId !== 0 ? this.#byId.get(connId) : undefined;
     conn ??= this.#byKey.get(`${proto}:${hostPort(ip, port)}`);
+    if (conn === undefined && (proto === 'ws' || proto === 'wss')) {
+      // as Kamailio and OpenSIPS: WebSocket connections are only accepted, never opened
+      this.#events.onConnectFailed(proto);
+      log.err(`websocket: no connection from ${hostPort(ip, port)} to send on (WebSocket connections are not opened from here)`);
+      return;
+    }
     conn ??= proto === 'tls' ? this.#connectTls(ip, port, sock) : this.#connectTcp(ip, port, sock);
     if (conn === undefined) return;
-    if (conn.pending !== null) conn.pending.push(buf);
+    if (conn.ws !== null) {
+      this.#events.onWs('tx');
+      conn.ws.send(buf, { binary: false });
+    } else if (conn.pending !== null) conn.pending.push(buf);
     else conn.socket.write(buf);
   }
 
@@ -238,7 +428,9 @@ export class TcpConnections {
   }
 
   close(connId: number): void {
-    this.#byId.get(connId)?.socket.destroy();
+    const c = this.#byId.get(connId);
+    if (c?.ws) (c as { closeWs?: () => void }).closeWs?.();
+    else c?.socket.destroy();
   }
 
   /** open connections of a protocol, for the management interface */
@@ -259,9 +451,22 @@ export class TcpConnections {
 
   stopListening(): void {
     for (const s of this.#servers) s.server.close();
+    if (this.#keepalive !== null) clearInterval(this.#keepalive);
   }
 
   destroyAll(): void {
     for (const c of this.#byId.values()) c.socket.destroy();
   }
+}
+
+/** RFC 6455 §4.2.1 and RFC 7118 §4.1: what a SIP WebSocket upgrade request must carry; the reason when it does not */
+export function badHandshake(req: { method?: string | undefined; headers: http.IncomingHttpHeaders }): string | null {
+  if (req.method !== 'GET') return `method ${req.method ?? '?'}`;
+  if (!/websocket/i.test(String(req.headers.upgrade ?? ''))) return 'no Upgrade: websocket';
+  if (!/upgrade/i.test(String(req.headers.connection ?? ''))) return 'no Connection: Upgrade';
+  if (!req.headers['sec-websocket-key']) return 'no Sec-WebSocket-Key';
+  if (req.headers['sec-websocket-version'] !== '13') return `Sec-WebSocket-Version ${req.headers['sec-websocket-version'] ?? 'missing'} (13 expected)`;
+  const protos = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim().toLowerCase());
+  if (!protos.includes('sip')) return 'the "sip" subprotocol is not offered';
+  return null;
 }

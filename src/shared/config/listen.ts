@@ -11,7 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { lookup } from 'node:dns/promises';
 import { SwitchyardError } from '../errors.js';
 
-export type Proto = 'udp' | 'tcp' | 'tls';
+export type Proto = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 
 /** protocols carried over a connection the master owns */
 export type StreamProto = Exclude<Proto, 'udp'>;
@@ -33,11 +33,16 @@ export interface ListenSocket {
 export type ListenNames = ReadonlyMap<string, readonly string[]>;
 
 const PROTOS: readonly Proto[] = ['udp', 'tcp'];
-const KNOWN: readonly Proto[] = ['udp', 'tcp', 'tls'];
+const KNOWN: readonly Proto[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
 
 /** the port a protocol listens on and sends to when none is written */
 export function protoDefaultPort(proto: Proto): number {
-  return proto === 'tls' ? 5061 : 5060;
+  return proto === 'tls' ? 5061 : proto === 'ws' ? 80 : proto === 'wss' ? 443 : 5060;
+}
+
+/** the protocols whose connections run TLS */
+export function isSecure(proto: Proto): boolean {
+  return proto === 'tls' || proto === 'wss';
 }
 
 /** the addresses of interface `name` (IPv6 link-local ones left out: they need a scope); null when there is no such interface */
@@ -81,8 +86,8 @@ export function parseListen(spec: string, defaultPort = 5060, hostNames?: Listen
     rest = m[2]!;
   }
   let names: string[];
-  // tls has its own default port (Kamailio's tls_port); port= is udp/tcp's
-  let port = protos.length === 1 && protos[0] === 'tls' ? protoDefaultPort('tls') : defaultPort;
+  // tls, ws and wss have their own default ports (Kamailio's tls_port, OpenSIPS's ws/wss ports); port= is udp/tcp's
+  let port = protos.length === 1 && protos[0] !== 'udp' && protos[0] !== 'tcp' ? protoDefaultPort(protos[0]!) : defaultPort;
   const list = /^\(([^)]*)\)(?::(\d+))?$/.exec(rest);
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
   if (list) {

@@ -99,6 +99,22 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'cert_rejected', kind: 'counter', description: 'TLS connections closed because the peer certificate was missing or not trusted (verify/require)' },
     ],
   },
+  {
+    group: 'ws',
+    counters: [
+      { name: 'current_opened_connections', kind: 'gauge', description: 'open WebSocket connections, ws and wss (on a ws/wss listener: from the TCP accept)' },
+      { name: 'established', kind: 'counter', description: 'WebSocket connections accepted' },
+      { name: 'connect_failed', kind: 'counter', description: 'messages for a WebSocket peer without a connection (they are never opened from here)' },
+      { name: 'framing_errors', kind: 'counter', description: 'WebSocket connections closed for a message over the size bound' },
+      { name: 'successful_handshakes', kind: 'counter', description: 'WebSocket upgrades accepted' },
+      { name: 'failed_handshakes', kind: 'counter', description: 'WebSocket upgrades refused or timed out' },
+      { name: 'received_frames', kind: 'counter', description: 'WebSocket messages received' },
+      { name: 'transmitted_frames', kind: 'counter', description: 'WebSocket messages sent' },
+      { name: 'local_closed_connections', kind: 'counter', description: 'WebSocket connections closed from here (ws_close, ws.close)' },
+      { name: 'remote_closed_connections', kind: 'counter', description: 'WebSocket connections closed by the peer or lost' },
+      { name: 'keepalive_timeouts', kind: 'counter', description: 'WebSocket connections closed for not answering a ping' },
+    ],
+  },
 ];
 
 export class CounterLayout {

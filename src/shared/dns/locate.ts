@@ -14,7 +14,9 @@ import { SwitchyardError } from '../errors.js';
 import type { DnsParams } from './config.js';
 import { DnsFailure, isNegative, type Answer, type DnsRecords } from './records.js';
 
-export type HopProto = 'udp' | 'tcp' | 'tls';
+export type HopProto = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+/** the transports DNS can name (RFC 3263); WebSocket peers are reached by their connection */
+type DnsProto = 'udp' | 'tcp' | 'tls';
 
 export interface Hop {
   proto: HopProto;
@@ -71,13 +73,13 @@ export function uriDest(uri: string): UriDest | null {
   if (port > 65535) return null;
   const tp = /;transport=([a-z]+)/i.exec(m[4] ?? '');
   const t = tp ? tp[1]!.toLowerCase() : null;
-  const transport: HopProto | null = t === 'udp' || t === 'tcp' || t === 'tls' ? t : null;
+  const transport: HopProto | null = t === 'udp' || t === 'tcp' || t === 'tls' || t === 'ws' || t === 'wss' ? t : null;
   if (host.toLowerCase() === 'localhost') host = '127.0.0.1';
   return { secure: m[1]!.toLowerCase() === 'sips', host, port, transport };
 }
 
 const NAPTR_PROTO: Record<string, HopProto> = { 'SIP+D2U': 'udp', 'SIP+D2T': 'tcp', 'SIPS+D2T': 'tls' };
-const SRV_PREFIX: Record<HopProto, string> = { udp: '_sip._udp.', tcp: '_sip._tcp.', tls: '_sips._tcp.' };
+const SRV_PREFIX: Record<DnsProto, string> = { udp: '_sip._udp.', tcp: '_sip._tcp.', tls: '_sips._tcp.' };
 
 export class Locator {
   readonly #rec: DnsRecords;
@@ -102,9 +104,10 @@ export class Locator {
     const d = uriDest(uri);
     if (d === null) throw new LocateError(`"${uri}" is not a sip/sips URI with a host`);
     if (isIP(d.host)) {
-      const proto = d.secure ? 'tls' : (d.transport ?? 'udp');
-      return [{ proto, ip: d.host, port: d.port || (proto === 'tls' ? 5061 : 5060) }];
+      const proto = d.transport === 'wss' || d.transport === 'ws' ? d.transport : d.secure ? 'tls' : (d.transport ?? 'udp');
+      return [{ proto, ip: d.host, port: d.port || (proto === 'tls' ? 5061 : proto === 'ws' ? 80 : proto === 'wss' ? 443 : 5060) }];
     }
+    if (d.transport === 'ws' || d.transport === 'wss') throw new LocateError(`"${uri}": a WebSocket peer is reached over its connection (by address), not by name`);
     const key = `${d.secure ? 's' : ''}|${d.host.toLowerCase()}|${d.port}|${d.transport ?? ''}`;
     const plan = this.#plans.get(key);
     if (plan !== undefined && plan.expiresAt > Date.now() && plan.gen === this.#rec.generation) return this.#hops(plan);
@@ -190,7 +193,7 @@ export class Locator {
       }
       if (d.transport !== null || d.secure) {
         const proto = d.secure ? 'tls' : d.transport!;
-        const t = await srv(SRV_PREFIX[proto] + d.host, proto);
+        const t = await srv(SRV_PREFIX[proto as DnsProto] + d.host, proto);
         if (t.length) return done(t);
         const addrs = await addresses(d.host);
         return addrs.length ? done([{ proto, port: defaultPort(proto), priority: 0, weight: 0, addrs }]) : done([], `${d.host}: no SRV and no address`);

@@ -2,7 +2,7 @@
  * Record shapes on the SIP rings. Both directions share one layout:
  *
  *   0     u8   kind        RecKind
- *   1     u8   proto       0 udp, 1 tcp, 2 tls
+ *   1     u8   proto       0 udp, 1 tcp, 2 tls, 3 ws, 4 wss
  *   2     u16  port        source port (in) / destination port (out)
  *   4     u32  connId      stream connection (0: none / find or open)
  *   8     u8   socketIdx   listening socket (0xff: master picks)
@@ -31,15 +31,21 @@ export const RecKind = {
   CONN_INFO: 4,
   /** master → every worker: the connection is gone (forget its CONN_INFO) */
   CONN_GONE: 5,
+  /** master → worker: an HTTP request (head bytes) on connection connId, for event_route[xhttp:request] */
+  HTTP_IN: 6,
+  /** worker → master: ws_handle_handshake() accepted the WebSocket upgrade of connection connId */
+  WS_ACCEPT: 7,
+  /** worker → master: an HTTP reply (xhttp_reply) for connection connId; the connection closes after it */
+  HTTP_REPLY: 8,
 } as const;
 
 export const PROTO_UDP = 0;
 export const PROTO_TCP = 1;
 export const PROTO_TLS = 2;
-const PROTO_NAMES: readonly Proto[] = ['udp', 'tcp', 'tls'];
+const PROTO_NAMES: readonly Proto[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
 
 export function protoCode(p: Proto): number {
-  return p === 'udp' ? PROTO_UDP : p === 'tcp' ? PROTO_TCP : PROTO_TLS;
+  return PROTO_NAMES.indexOf(p);
 }
 
 export function protoName(code: number): Proto {

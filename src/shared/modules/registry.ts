@@ -24,11 +24,13 @@ import { rtpengine } from './rtpengine/index.js';
 import { rtpproxy } from './rtpproxy/index.js';
 import { sanity } from './sanity/index.js';
 import { tls, tlsMgm } from './tls/index.js';
+import { websocket } from './websocket/index.js';
+import { xhttp } from './xhttp/index.js';
 import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, tls, tlsMgm];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, tls, tlsMgm, websocket, xhttp];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

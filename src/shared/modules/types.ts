@@ -124,6 +124,8 @@ export interface ScriptServices {
   findSocket?(spec: string): number;
   /** "proto:ip:port" of a listening socket */
   socketName?(idx: number): string | null;
+  /** a control record to the master about the connection `rcv` names (WS_ACCEPT, HTTP_REPLY, CLOSE) */
+  control?(kind: number, rcv: ReceiveInfo, bytes: Buffer): boolean;
   /** send a request of our own and settle with its final reply (SIP workers) */
   sendRequest?(req: LocalRequest): Promise<LocalReply>;
 }

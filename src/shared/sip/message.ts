@@ -70,7 +70,8 @@ export class SipMessage implements SipMsg {
   /** Content-Length issues found while framing, reported by checkSipMessage */
   readonly framingError: string | null;
 
-  constructor(buf: Buffer) {
+  /** `http`: an HTTP/1.x request (xhttp): the same header index, with HTTP's version in the request line */
+  constructor(buf: Buffer, http = false) {
     this.buf = buf;
     // first line
     const eol = lineEnd(buf, 0);
@@ -94,7 +95,7 @@ export class SipMessage implements SipMsg {
       const s2 = first.indexOf(' ', s1 + 1);
       if (s1 <= 0 || s2 < 0 || first.indexOf(' ', s2 + 1) >= 0 || s2 === s1 + 1) malformed('bad request line');
       for (let i = 0; i < s1; i++) if (TOKEN[buf[i]!] !== 1) malformed('bad method');
-      const ver = /^SIP\/(\d+\.\d+)$/i.exec(first.slice(s2 + 1));
+      const ver = (http ? /^HTTP\/(\d+\.\d+)$/ : /^SIP\/(\d+\.\d+)$/i).exec(first.slice(s2 + 1));
       if (!ver) malformed('bad SIP version');
       this.isRequest = true;
       this.version = ver[1]!;
@@ -364,9 +365,9 @@ export class SipMessage implements SipMsg {
   }
 }
 
-export function parseSipMessage(buf: Buffer): SipMessage {
+export function parseSipMessage(buf: Buffer, http = false): SipMessage {
   try {
-    return new SipMessage(buf);
+    return new SipMessage(buf, http);
   } catch (e) {
     if (e instanceof SwitchyardError) throw e;
     throw new SwitchyardError('SY_ERR_SIP_MALFORMED', (e as Error).message);

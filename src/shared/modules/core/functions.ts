@@ -261,6 +261,7 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
     return flags !== null && flags & (1 << f) ? 1 : -1;
   }),
   { name: 'set_reply_no_connect', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: "a reply over TCP takes the caller's connection and opens a new one only when that one is gone" },
+  { name: 'set_reply_close', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: 'an xhttp_reply() always closes its connection; a SIP reply keeps it open' },
   { name: 'set_forward_no_connect', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: 'a request over TCP opens a connection when none exists' },
   // parallel forking: t_relay() sends one branch per appended URI besides the R-URI
   fn('append_branch', [oS], (ctx, uri?: string) => {

@@ -39,8 +39,8 @@ function lrAndFtag(ctx: ScriptContext): string {
 }
 
 /** the socket's URI; with `ext`, as set_advertised_address/port changed it for this message */
-function sockUri(s: ListenSocket, ext: Record<string, unknown> = {}): string {
-  const transport = s.proto === 'udp' ? '' : `;transport=${s.proto}`;
+function sockUri(s: ListenSocket, ext: Record<string, unknown> = {}, proto: string = s.proto): string {
+  const transport = proto === 'udp' ? '' : `;transport=${proto}`;
   return `sip:${advertisedOf(s, ext)}${transport}`;
 }
 
@@ -53,7 +53,7 @@ function asUri(u: string): string {
  * the script did not record-route it. Called by whatever sends the request
  * (t_relay branches, stateless forward).
  */
-export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | undefined, out: ListenSocket): string {
+export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | undefined, out: ListenSocket, outProto: string = out.proto): string {
   const w = ctx.ext.rr as RrWish | undefined;
   if (w === undefined) return '';
   const lr = lrAndFtag(ctx);
@@ -62,9 +62,11 @@ export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | un
     return `Record-Route: <${asUri(w.preset2)}${lr};r2=on${w.params}>\r\nRecord-Route: <${asUri(w.preset)}${lr};r2=on${w.params}>\r\n`;
   }
   const inbound = inSock ?? out;
-  const differs = inbound.proto !== out.proto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
-  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound)};r2=on${lr}${w.params}>\r\n`;
-  return `Record-Route: <${sockUri(inbound, ctx.ext)}${lr}${w.params}>\r\n`;
+  // a WebSocket connection on a tcp/tls listener (Kamailio): the caller's side says ws/wss
+  const inProto = ctx.rcv.proto === 'ws' || ctx.rcv.proto === 'wss' ? ctx.rcv.proto : inbound.proto;
+  const differs = inProto !== outProto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
+  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext, outProto)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, {}, inProto)};r2=on${lr}${w.params}>\r\n`;
+  return `Record-Route: <${sockUri(inbound, ctx.ext, inProto)}${lr}${w.params}>\r\n`;
 }
 
 function recordRoute(ctx: ScriptContext, params?: string): number {
