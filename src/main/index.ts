@@ -272,15 +272,18 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     }
   }
 
+  // Kamailio's exit_timeout (seconds) bounds the drain
+  const graceMs = core.exitTimeout !== null ? core.exitTimeout * 1000 : SHUTDOWN_GRACE_MS;
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.notice(`${signal}: stopping`);
-    router!.stop();
-    for (const l of udp.values()) l.close();
+    log.notice(`${signal}: stopping; transactions in progress have up to ${graceMs} ms, new requests get 503`);
+    // the sockets stay open while the workers drain: replies, ACKs, CANCELs and in-dialog requests still arrive
     tcp.stopListening();
-    void supervisor.stop(SHUTDOWN_GRACE_MS).then(() => {
+    void supervisor.stop(graceMs).then(() => {
+      router!.stop();
+      for (const l of udp.values()) l.close();
       // let the last sends leave before the sockets go
       setTimeout(() => {
         tcp.destroyAll();

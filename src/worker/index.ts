@@ -101,15 +101,18 @@ async function main(): Promise<void> {
     receiver.receive(copyBody(data, body, off + len), rcv);
   });
 
+  // shutdown: new requests get 503 while the transactions in progress (and
+  // the routes still waiting) finish, for up to graceMs; then the thread ends
   onShutdown = (graceMs) => {
-    inRing.close();
+    receiver.draining = true;
     stopScriptRoutes();
     const deadline = Date.now() + graceMs;
     const wait = (): void => {
-      if (receiver.inFlight > 0 && Date.now() < deadline) {
+      if ((receiver.inFlight > 0 || (svc.tm?.unanswered() ?? 0) > 0) && Date.now() < deadline) {
         setTimeout(wait, 20);
         return;
       }
+      inRing.close();
       svc.tm?.clear();
       svc.uac?.clear();
       post({ type: 'drained' });

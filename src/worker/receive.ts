@@ -26,6 +26,15 @@ interface ReceiveCounters {
   handled: CounterHandle;
   absorbed: CounterHandle;
   unsupportedMethods: CounterHandle;
+  shutdownRejected: CounterHandle;
+}
+
+function hasToTag(msg: SipMsg): boolean {
+  try {
+    return msg.to().tag !== '';
+  } catch {
+    return false;
+  }
 }
 
 /** the methods of RFC 3261 and its extensions; others are counted in core:unsupported_methods (and still routed) */
@@ -44,6 +53,8 @@ export class Receiver {
   readonly #waiting = new Map<string, number>();
   /** routes whose promise has not settled yet (shutdown waits for them) */
   inFlight = 0;
+  /** shutting down: new requests get 503, in-dialog requests, CANCEL, ACK and replies go on */
+  draining = false;
 
   /**
    * A request waits (its route awaits a transfer, or async() suspended it):
@@ -84,6 +95,7 @@ export class Receiver {
       handled: h('core:msgs_handled'),
       absorbed: h('core:absorbed_retransmissions'),
       unsupportedMethods: h('core:unsupported_methods'),
+      shutdownRejected: h('core:shutdown_rejected'),
     };
   }
 
@@ -125,6 +137,11 @@ export class Receiver {
           c.inc(this.#c.absorbed);
           return;
         }
+      }
+      if (this.draining && msg.method !== 'ACK' && msg.method !== 'CANCEL' && !hasToTag(msg)) {
+        c.inc(this.#c.shutdownRejected);
+        this.#replyBad(msg, rcv, { code: 503, reason: 'Service Unavailable' });
+        return;
       }
       if (msg.method === 'INVITE') c.inc(this.#c.routedInvites);
       this.#run(route, this.newContext(msg, rcv, RouteKind.REQUEST));

@@ -40,6 +40,7 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'err_replies', kind: 'counter', description: 'malformed replies (dropped)' },
       { name: 'bad_msg_hdr', kind: 'counter', description: 'messages dropped before a worker: no Call-ID, unframeable' },
       { name: 'unsupported_methods', kind: 'counter', description: 'requests with an unknown method' },
+      { name: 'shutdown_rejected', kind: 'counter', description: 'new requests answered 503 while shutting down' },
       { name: 'script_errors', kind: 'counter', description: 'route runtime errors' },
       { name: 'suspended', kind: 'gauge', description: 'requests suspended by async() right now' },
       { name: 'absorbed_retransmissions', kind: 'counter', description: 'retransmissions of a request still waiting in its route (absorbed, not routed again)' },

@@ -39,6 +39,8 @@ export interface CoreParams {
   /** advertised_address=/advertised_port=: what Via and Record-Route name for sockets without their own advertise */
   advertisedAddress: string | null;
   advertisedPort: number | null;
+  /** exit_timeout= (s): how long SIGTERM lets transactions in progress finish (5 s when unset) */
+  exitTimeout: number | null;
   mpath: string;
   tcpConnectionLifetime: number | null;
   /** enable_tls: null when the script does not say (TLS listeners then need only the tls module) */
@@ -156,6 +158,7 @@ const CORE: Record<string, Setter> = {
   workdir: (c, v) => void (c.workdir = String(v)),
   alias: (c, v) => void c.alias.push(String(v)),
   port: intParam((c, n) => (c.port = n)),
+  exit_timeout: intParam((c, n) => (c.exitTimeout = Math.max(0, n))),
   advertised_address: (c, v) => void (c.advertisedAddress = String(v)),
   advertised_port: intParam((c, n) => (c.advertisedPort = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
@@ -204,7 +207,7 @@ const IGNORED = new Set(
   tcp_accept_haproxy tcp_accept_hep3 tcp_linger2 tcp_reuse_port tcp_clone_rcvbuf tcp_source_ipv4 tcp_source_ipv6 tcp_syncnt tcp_delayed_ack tcp_defer_accept
   latency_log latency_limit_action latency_limit_db latency_cfg_log debug_mode mhomed maxbuffer maxsndbuffer sql_buffer_size corelog pv_buffer_size pv_buffer_slots
   async_workers async_nonblock async_usleep db_version_table chroot abort_on_assert shm_hash_split_percentage onsend_route_reply
-  open_files_limit exit_timeout http_reply_parse sock_mode sock_user sock_group udp_mtu udp_mtu_try_proto xavp_via_params tos
+  open_files_limit http_reply_parse sock_mode sock_user sock_group udp_mtu udp_mtu_try_proto xavp_via_params tos
   disable_core_dump enable_sctp sctp_children auto_bind_ipv6 max_recursive_level max_while_loops stun_refresh_interval stun_allow_stun stun_allow_fp
   reply_to_via phone2tel check_via received_route_mode route_locks_size modinit_delay return_mode shm_force_alloc mlock_pages real_time rt_prio rt_policy
   rt_timer1_prio rt_timer1_policy rt_timer2_prio rt_timer2_policy verbose_startup xavp_via_fields event_pkg_threshold event_shm_threshold exec_msg_threshold
@@ -215,7 +218,7 @@ const IGNORED = new Set(
 );
 
 function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, mpath: '', tcpConnectionLifetime: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, exitTimeout: null, mpath: '', tcpConnectionLifetime: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);

@@ -822,6 +822,13 @@ export class Transactions implements TransactionApi {
   }
 
   /** worker shutdown: drop every transaction */
+  /** server transactions without a final reply yet (shutdown waits for them) */
+  unanswered(): number {
+    let n = 0;
+    for (const s of this.#server.values()) if (s.status < 200) n++;
+    return n;
+  }
+
   clear(): void {
     for (const s of [...this.#server.values()]) this.#forget(s);
     if (this.#timer) clearInterval(this.#timer);
