@@ -78,6 +78,10 @@ export function uriDest(uri: string): UriDest | null {
   return { secure: m[1]!.toLowerCase() === 'sips', host, port, transport };
 }
 
+// a clock read costs ~0.3 µs here; a cached destination is checked against one kept to 100 ms instead
+let coarseNow = Date.now();
+setInterval(() => (coarseNow = Date.now()), 100).unref();
+
 const NAPTR_PROTO: Record<string, HopProto> = { 'SIP+D2U': 'udp', 'SIP+D2T': 'tcp', 'SIPS+D2T': 'tls' };
 const SRV_PREFIX: Record<DnsProto, string> = { udp: '_sip._udp.', tcp: '_sip._tcp.', tls: '_sips._tcp.' };
 
@@ -86,6 +90,8 @@ export class Locator {
   readonly #p: DnsParams;
   readonly #tryIpv6: boolean;
   readonly #plans = new Map<string, Plan>();
+  /** the same plans by the URI text they were asked for */
+  readonly #byUri = new Map<string, Plan>();
   readonly #protos: readonly HopProto[];
 
   /** `protos`: the transports this proxy can send on (one listen socket each at least) */
@@ -101,22 +107,37 @@ export class Locator {
    * its outcome is cached, else a Promise. Throws/rejects LocateError.
    */
   locate(uri: string): Hop[] | Promise<Hop[]> {
+    // the same URI text again (a script's constant $du, say): no parsing, one Map lookup
+    const seen = this.#byUri.get(uri);
+    if (seen !== undefined && seen.expiresAt > coarseNow && seen.gen === this.#rec.generation) return this.#hops(seen);
     const d = uriDest(uri);
     if (d === null) throw new LocateError(`"${uri}" is not a sip/sips URI with a host`);
     if (isIP(d.host)) {
       const proto = d.transport === 'wss' || d.transport === 'ws' ? d.transport : d.secure ? 'tls' : (d.transport ?? 'udp');
-      return [{ proto, ip: d.host, port: d.port || (proto === 'tls' ? 5061 : proto === 'ws' ? 80 : proto === 'wss' ? 443 : 5060) }];
+      const hops = [{ proto, ip: d.host, port: d.port || (proto === 'tls' ? 5061 : proto === 'ws' ? 80 : proto === 'wss' ? 443 : 5060) }];
+      this.#remember(uri, { targets: [], expiresAt: Infinity, gen: this.#rec.generation, error: null, hops });
+      return hops;
     }
     if (d.transport === 'ws' || d.transport === 'wss') throw new LocateError(`"${uri}": a WebSocket peer is reached over its connection (by address), not by name`);
     const key = `${d.secure ? 's' : ''}|${d.host.toLowerCase()}|${d.port}|${d.transport ?? ''}`;
     const plan = this.#plans.get(key);
-    if (plan !== undefined && plan.expiresAt > Date.now() && plan.gen === this.#rec.generation) return this.#hops(plan);
+    if (plan !== undefined && plan.expiresAt > coarseNow && plan.gen === this.#rec.generation) {
+      this.#remember(uri, plan);
+      return this.#hops(plan);
+    }
     return this.#plan(d).then((p) => {
       if (this.#plans.size >= PLAN_MAX) this.#plans.clear();
-      if (this.#rec.caching && p.expiresAt > Date.now()) this.#plans.set(key, p);
-      else this.#plans.delete(key);
+      if (this.#rec.caching && p.expiresAt > Date.now()) {
+        this.#plans.set(key, p);
+        this.#remember(uri, p);
+      } else this.#plans.delete(key);
       return this.#hops(p);
     });
+  }
+
+  #remember(uri: string, plan: Plan): void {
+    if (this.#byUri.size >= PLAN_MAX) this.#byUri.clear();
+    this.#byUri.set(uri, plan);
   }
 
   #hops(plan: Plan): Hop[] {
