@@ -141,7 +141,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
 
   const udp = new Map<number, UdpListener>();
   let router: Router | null = null;
-  const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer): void => router!.receive(sock, ip, port, connId, msg);
+  const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto): void => router!.receive(sock, ip, port, connId, msg, proto);
   const tcp = new TcpConnections({
     onMessage: receive,
     onOpen: (proto) => {

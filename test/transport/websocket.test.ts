@@ -88,6 +88,8 @@ describe('WebSocket (Kamailio websocket + xhttp on a tcp listener)', () => {
     assert.ok(ok, 'a 200 to the REGISTER');
     assert.match(ok, /\r\nVia: SIP\/2\.0\/WS df7jal23ls0d\.invalid;branch=z9hG4bKregalice;rport=\d+;received=127\.0\.0\.1\r\n/);
     assert.match(server.stderr(), /xhttp: upgrade of \/ from 127\.0\.0\.1/);
+    peer.send(['OPTIONS sip:127.0.0.1 SIP/2.0', 'Via: SIP/2.0/WS x.invalid;branch=z9hG4bKwsopt', 'Max-Forwards: 70', 'From: <sip:a@x>;tag=1', 'To: <sip:b@x>', 'Call-ID: ws-opt', 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n'));
+    assert.match((await peer.waitFor(/CSeq: 1 OPTIONS/))!, /\r\nX-Proto: ws\r\n/, '$pr is ws on the upgraded tcp connection');
     // SIP still works on the same tcp listener
     const sock = net.connect(Number(server.tcp[0]!.split(':')[1]), '127.0.0.1');
     let got = '';

@@ -1,4 +1,4 @@
-import type { ListenSocket } from '../../shared/config/listen.js';
+import type { ListenSocket, Proto } from '../../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
 import { writeRecord, RecKind, protoCode, PROTO_TLS } from '../../shared/ipc/messages.js';
 import type { RingWriter } from '../../shared/ipc/ring.js';
@@ -25,7 +25,7 @@ export class Router {
     this.#badHdr = counters.handle('core:bad_msg_hdr');
   }
 
-  readonly receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer): void => {
+  readonly receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto: Proto = sock.proto): void => {
     if (!this.#accepting) return;
     this.#counters.inc(this.#handled);
     // keep-alives and stray bytes: a SIP message is never this short
@@ -36,7 +36,7 @@ export class Router {
     const h = scanCallId(msg, 0, msg.length);
     // without a Call-ID, worker 0 answers 400 and counts it
     const w = h < 0 ? 0 : (h >>> 0) % this.#rings.length;
-    const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, protoCode(sock.proto), ip, port, connId, sock.idx, msg);
+    const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, protoCode(proto), ip, port, connId, sock.idx, msg);
     if (!ok) this.#counters.inc(this.#ipcDropped);
   };
 

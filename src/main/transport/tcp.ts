@@ -276,7 +276,7 @@ export class TcpConnections {
       this.#events.onWs('rx');
       // RFC 7118 §4: one SIP message per WebSocket message, text or binary
       const msg = isBinary || Buffer.isBuffer(data) ? (data as Buffer) : Buffer.from(data as unknown as string);
-      this.#events.onMessage(conn.sock, conn.ip, conn.port, conn.id, msg);
+      this.#events.onMessage(conn.sock, conn.ip, conn.port, conn.id, msg, conn.proto);
     });
     ws.on('pong', () => (conn.alive = true));
     ws.on('error', (e: Error & { code?: string }) => {

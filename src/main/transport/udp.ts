@@ -1,7 +1,8 @@
 import dgram from 'node:dgram';
-import type { ListenSocket } from '../../shared/config/listen.js';
+import type { ListenSocket, Proto } from '../../shared/config/listen.js';
 
-export type ReceiveFn = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer) => void;
+/** `proto`: the connection's when it differs from the listener's (WebSocket on a tcp/tls listener) */
+export type ReceiveFn = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto) => void;
 
 /**
  * The descriptor under a bound dgram socket (no public API gives it; the

@@ -108,7 +108,7 @@ function natUacTest(ctx: ScriptContext, flags: number): number {
     if (v !== null && v.port !== rcv.srcPort) return 1;
   }
   if (flags & 32 && isPrivateIp(rcv.srcIp, wide)) return 1;
-  // 64: WebSocket connections: switchyard has none
+  if (flags & 64 && (rcv.proto === 'ws' || rcv.proto === 'wss')) return 1;
   if (flags & 128 && contactHosts().some((c) => (c.port || 5060) !== rcv.srcPort)) return 1;
   if (flags & 256 && sdpAddrs().some((a) => a !== rcv.srcIp)) return 1;
   return -1;
