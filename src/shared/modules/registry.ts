@@ -8,6 +8,7 @@ import { authDb } from './auth_db/index.js';
 import { db } from './db/index.js';
 import { core } from './core/index.js';
 import { counters } from './counters/index.js';
+import { dialog } from './dialog/index.js';
 import { dispatcher } from './dispatcher/index.js';
 import { eventXmlrpc } from './event_xmlrpc/index.js';
 import { httpClient } from './http_client/index.js';
@@ -30,7 +31,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, tls, tlsMgm, websocket, xhttp];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, dialog, tls, tlsMgm, websocket, xhttp];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

@@ -720,7 +720,18 @@ export class Transactions implements TransactionApi {
     this.#counters.inc(this.#c.rplSent);
     s.lastReply = bytes;
     this.#svc.send(s.replyDest, bytes);
+    this.#reportOut(s, reply.status, reply);
     return bytes;
+  }
+
+  #reportOut(s: ServerTx, code: number, reply: SipMsg | null): void {
+    for (const cb of tmCallbacks.out) {
+      try {
+        cb(s.ctx, code, reply);
+      } catch (e) {
+        this.#svc.log.err(`reply callback failed: ${(e as Error).message}`);
+      }
+    }
   }
 
   /** a branch ended with a non-2xx final (or a timeout): pick the best reply once all branches are done */
@@ -788,6 +799,7 @@ export class Transactions implements TransactionApi {
     if (code >= 200) {
       this.#finished(s, code);
       if (tmCallbacks.final.length > 0) this.#reportFinal(s, code, bytes);
+      this.#reportOut(s, code, null);
       if (code >= 300 && s.invite && s.replyDest.proto === 'udp') {
         // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
         s.gInterval = T1;

@@ -24,6 +24,9 @@ interface RrWish {
   preset2: string | null;
 }
 
+/** called when loose_route() takes one of our Routes (Kamailio's rr callbacks: dialog tracks in-dialog requests there) */
+export const looseRouteCallbacks: Array<(ctx: ScriptContext) => void> = [];
+
 /** 0: never two; 1: two when the outgoing socket differs (default); 2: always two */
 let doubleRr = 1;
 /** enable_full_lr: ';lr=on' for old UAs that drop an empty parameter */
@@ -142,6 +145,7 @@ function looseRoute(ctx: ScriptContext): number {
   removeRouteValues(ctx, drop);
   const next = values[drop];
   if (next !== undefined) ctx.du = routeUri(next);
+  for (const cb of looseRouteCallbacks) cb(ctx);
   return 1;
 }
 
