@@ -123,6 +123,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     framing: h(`${proto}:framing_errors`),
     connectFailed: h(`${proto}:connect_failed`),
   });
+  const tcpRefused = h('tcp:refused_connections');
+  const tlsRefused = h('tls:refused_connections');
   const wsc = streamCounters('ws');
   // ws and wss connections are counted together, as Kamailio's websocket statistics are
   const sc = { tcp: streamCounters('tcp'), tls: streamCounters('tls'), ws: wsc, wss: wsc };
@@ -163,8 +165,13 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     },
     onHttpRequest: (sock, ip, port, connId, head) => router?.receiveHttp(sock, ip, port, connId, head),
     onWs: (what) => counters.inc(wsEvent[what]),
+    onLimit: (family) => counters.inc(family === 'tcp' ? tcpRefused : tlsRefused),
   });
   if (typeof core.tcpConnectionLifetime === 'number') tcp.lifetimeMs = core.tcpConnectionLifetime * 1000;
+  if (core.tcpMaxConnections !== null) tcp.maxConnections.tcp = core.tcpMaxConnections;
+  if (core.tlsMaxConnections !== null) tcp.maxConnections.tls = core.tlsMaxConnections;
+  if (core.tcpConnectTimeout !== null && core.tcpConnectTimeout > 0) tcp.handshakeMs = core.tcpConnectTimeout * 1000;
+  if (core.tcpRdBufSize !== null && core.tcpRdBufSize > 0) tcp.maxMessage = core.tcpRdBufSize;
   const hs = httpSettingsOf(script);
   tcp.httpSettings = hs;
   if (hs.handshakeMs > 0) tcp.handshakeMs = hs.handshakeMs;

@@ -12,6 +12,14 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 export class SipStreamFramer {
   #pending: Buffer | null = null;
+  readonly #maxHeader: number;
+  readonly #maxMessage: number | null;
+
+  /** `maxMessage`: the largest message taken (tcp_rd_buf_size); without it, 64 KiB of headers and 1 MiB of body */
+  constructor(maxMessage: number | null = null) {
+    this.#maxHeader = maxMessage === null ? MAX_HEADER_BYTES : Math.min(MAX_HEADER_BYTES, maxMessage);
+    this.#maxMessage = maxMessage;
+  }
 
   /** feed a chunk; `onMessage` gets each complete message, `onPing` each double-CRLF keep-alive */
   push(chunk: Buffer, onMessage: (msg: Buffer) => void, onPing: () => void): void {
@@ -31,13 +39,13 @@ export class SipStreamFramer {
       }
       const hdrEnd = buf.indexOf(CRLFCRLF, pos);
       if (hdrEnd < 0) {
-        if (buf.length - pos > MAX_HEADER_BYTES) throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', 'header section over 64 KiB');
+        if (buf.length - pos > this.#maxHeader) throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', `header section over ${this.#maxHeader} bytes`);
         break;
       }
       const cl = contentLength(buf, pos, hdrEnd);
       if (cl < 0) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'missing or bad Content-Length on a stream');
-      if (cl > MAX_BODY_BYTES) throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', 'body over 1 MiB');
       const end = hdrEnd + 4 + cl;
+      if (cl > MAX_BODY_BYTES || (this.#maxMessage !== null && end - pos > this.#maxMessage)) throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', `message of ${end - pos} bytes over the bound`);
       if (end > buf.length) break;
       onMessage(buf.subarray(pos, end));
       pos = end;

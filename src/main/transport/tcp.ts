@@ -25,6 +25,8 @@ export interface TcpEvents {
   onRetag(from: StreamProto, to: StreamProto): void;
   /** an HTTP upgrade request for event_route[xhttp:request]: a worker answers with acceptWs() or httpReply() */
   onHttpRequest(sock: ListenSocket, ip: string, port: number, connId: number, head: Buffer): void;
+  /** a connection refused (inbound) or not opened (outbound): its family is at tcp_max_connections / tls_max_connections */
+  onLimit(family: 'tcp' | 'tls'): void;
   /** WebSocket events for the ws:* counters */
   onWs(what: 'handshake_ok' | 'handshake_failed' | 'rx' | 'tx' | 'closed_local' | 'closed_remote' | 'too_big' | 'keepalive_timeout'): void;
 }
@@ -32,7 +34,6 @@ export interface TcpEvents {
 interface PendingUpgrade {
   readonly req: http.IncomingMessage;
   readonly head: Buffer;
-  readonly timer: NodeJS.Timeout;
 }
 
 /** an HTTP request line: the first bytes of a connection that wants the HTTP/WebSocket path */
@@ -86,6 +87,13 @@ export class TcpConnections {
   readonly #bySocket = new WeakMap<net.Socket, Conn>();
   readonly #upgrades = new Map<number, PendingUpgrade>();
   #keepalive: NodeJS.Timeout | null = null;
+  /** tcp_max_connections, tls_max_connections (ws counts as tcp, wss as tls) */
+  maxConnections = { tcp: 2048, tls: 2048 };
+  /** tcp_rd_buf_size: the largest message on a stream or WebSocket connection (null: the framer's defaults) */
+  maxMessage: number | null = null;
+  readonly #open = { tcp: 0, tls: 0 };
+  #lastLimitLog = 0;
+  #limitHits = 0;
 
   constructor(events: TcpEvents) {
     this.#events = events;
@@ -98,7 +106,12 @@ export class TcpConnections {
   }
 
   listen(sock: ListenSocket): Promise<void> {
-    const server = isSecure(sock.proto) ? this.#tlsServer(sock) : net.createServer({ noDelay: true }, (s) => this.#adopt(s, sock, sock.proto as StreamProto, s.remoteAddress ?? '', s.remotePort ?? 0));
+    const server = isSecure(sock.proto)
+      ? this.#tlsServer(sock)
+      : net.createServer({ noDelay: true }, (s) => {
+          if (this.#overLimit('tcp', s)) return;
+          this.#adopt(s, sock, sock.proto as StreamProto, s.remoteAddress ?? '', s.remotePort ?? 0);
+        });
     this.#servers.push({ server, sock });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -122,6 +135,8 @@ export class TcpConnections {
       handshakeTimeout: this.handshakeMs,
       SNICallback: (name, cb) => cb(null, ctxs.forServerName(sock, name)?.ctx),
     });
+    // over tls_max_connections: refused before any handshake work
+    server.on('connection', (s: net.Socket) => void this.#overLimit('tls', s));
     server.on('secureConnection', (s: tls.TLSSocket) => {
       const ip = s.remoteAddress ?? '';
       const port = s.remotePort ?? 0;
@@ -159,6 +174,21 @@ export class TcpConnections {
     }
   }
 
+  /** is `family` at its bound: then `socket` (an accepted one) is closed, counted, logged (once a second at most) */
+  #overLimit(family: 'tcp' | 'tls', socket: net.Socket | null): boolean {
+    if (this.#open[family] < this.maxConnections[family]) return false;
+    socket?.destroy();
+    this.#events.onLimit(family);
+    this.#limitHits++;
+    const now = Date.now();
+    if (now - this.#lastLimitLog >= 1000) {
+      log.warn(`${family}: ${this.#limitHits} connection(s) refused: ${this.#open[family]} open, ${family}_max_connections is ${this.maxConnections[family]}`);
+      this.#lastLimitLog = now;
+      this.#limitHits = 0;
+    }
+    return true;
+  }
+
   #adopt(socket: net.Socket, sock: ListenSocket, proto: StreamProto, ip: string, port: number, pending: Buffer[] | null = null): Conn {
     const id = this.#nextId++;
     if (this.#nextId > 0xfffffffe) this.#nextId = 1;
@@ -167,6 +197,7 @@ export class TcpConnections {
     this.#byId.set(id, conn);
     this.#byKey.set(key, conn);
     this.#bySocket.set(socket, conn);
+    this.#open[isSecure(proto) ? 'tls' : 'tcp']++;
     this.#events.onOpen(proto);
     socket.setNoDelay(true);
     socket.setTimeout(isSecure(proto) ? (this.tlsLifetimeMs ?? this.lifetimeMs) : this.lifetimeMs, () => socket.destroy());
@@ -184,10 +215,23 @@ export class TcpConnections {
       this.#frameSip(conn);
       return;
     }
+    // a WebSocket connection must complete its upgrade within the handshake bound (a SIP one is not timed here)
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      timer = setTimeout(() => {
+        if (conn.ws !== null || socket.destroyed) return;
+        this.#events.onWs('handshake_failed');
+        log.warn(`websocket: ${hostPort(conn.ip, conn.port)} did not complete a handshake in ${this.handshakeMs} ms; closed`);
+        socket.destroy();
+      }, this.handshakeMs);
+    };
+    if (webOnly) arm();
+    socket.once('close', () => clearTimeout(timer));
     socket.once('data', (first: Buffer) => {
       socket.pause();
       socket.unshift(first);
       if (HTTP_START.test(first.toString('latin1', 0, Math.min(first.length, 2048)))) {
+        if (timer === undefined) arm();
         // node's HTTP parser takes the connection over until the upgrade
         this.#http.emit('connection', socket);
         socket.resume();
@@ -195,20 +239,23 @@ export class TcpConnections {
         this.#events.onWs('handshake_failed');
         socket.destroy();
       } else {
+        clearTimeout(timer);
         this.#frameSip(conn);
         socket.resume();
       }
     });
+    (conn as { stopHandshakeTimer?: () => void }).stopHandshakeTimer = () => clearTimeout(timer);
   }
 
   #frameSip(conn: Conn): void {
-    const framer = new SipStreamFramer();
+    const framer = new SipStreamFramer(this.maxMessage);
     const { socket, sock, ip, port, id, proto } = conn;
     socket.on('data', (chunk: Buffer) => {
       try {
         framer.push(chunk, (msg) => this.#events.onMessage(sock, ip, port, id, msg), () => socket.write('\r\n'));
-      } catch {
+      } catch (e) {
         this.#events.onFramingError(proto);
+        log.warn(`${proto}: ${hostPort(ip, port)} closed: ${(e as Error).message}`);
         socket.destroy();
       }
     });
@@ -222,13 +269,9 @@ export class TcpConnections {
       return;
     }
     if (this.httpSettings.viaRoute) {
-      const timer = setTimeout(() => {
-        if (!this.#upgrades.delete(conn.id)) return;
-        this.#events.onWs('handshake_failed');
-        log.warn(`websocket: no answer from event_route[xhttp:request] for ${hostPort(conn.ip, conn.port)} in time; closed`);
-        socket.destroy();
-      }, this.handshakeMs);
-      this.#upgrades.set(conn.id, { req, head, timer });
+      // the handshake bound (armed in #read) also covers a route that never answers
+      this.#upgrades.set(conn.id, { req, head });
+      socket.once('close', () => this.#upgrades.delete(conn.id));
       const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
       this.#events.onHttpRequest(conn.sock, conn.ip, conn.port, conn.id, Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
@@ -251,7 +294,7 @@ export class TcpConnections {
   #accept(conn: Conn, req: http.IncomingMessage, head: Buffer): void {
     this.#wss ??= new WebSocketServer({
       noServer: true,
-      maxPayload: this.httpSettings.maxMessage,
+      maxPayload: this.maxMessage ?? this.httpSettings.maxMessage,
       // RFC 7118: the "sip" subprotocol (badHandshake made sure it is offered)
       handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
       perMessageDeflate: false,
@@ -269,6 +312,7 @@ export class TcpConnections {
       this.#byKey.set(conn.key, conn);
     }
     conn.ws = ws;
+    (conn as { stopHandshakeTimer?: () => void }).stopHandshakeTimer?.();
     this.#events.onWs('handshake_ok');
     let closedHere = false;
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -282,7 +326,7 @@ export class TcpConnections {
     ws.on('error', (e: Error & { code?: string }) => {
       if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         this.#events.onWs('too_big');
-        log.warn(`websocket: ${hostPort(conn.ip, conn.port)} sent a message over ${this.httpSettings.maxMessage} bytes; closed`);
+        log.warn(`websocket: ${hostPort(conn.ip, conn.port)} sent a message over ${this.maxMessage ?? this.httpSettings.maxMessage} bytes; closed`);
       }
     });
     ws.on('close', () => this.#events.onWs(closedHere ? 'closed_local' : 'closed_remote'));
@@ -316,7 +360,6 @@ export class TcpConnections {
     const conn = this.#byId.get(connId);
     const up = this.#upgrades.get(connId);
     if (conn === undefined || up === undefined) return;
-    clearTimeout(up.timer);
     this.#upgrades.delete(connId);
     this.#accept(conn, up.req, up.head);
   }
@@ -327,7 +370,6 @@ export class TcpConnections {
     const up = this.#upgrades.get(connId);
     if (up !== undefined) {
       // the route answered the upgrade with something else than ws_handle_handshake()
-      clearTimeout(up.timer);
       this.#upgrades.delete(connId);
       this.#events.onWs('handshake_failed');
     }
@@ -336,6 +378,7 @@ export class TcpConnections {
 
   #forget(conn: Conn): void {
     if (this.#byId.get(conn.id) !== conn) return;
+    this.#open[isSecure(conn.proto) ? 'tls' : 'tcp']--;
     this.#byId.delete(conn.id);
     if (this.#byKey.get(conn.key) === conn) this.#byKey.delete(conn.key);
     this.#events.onClose(conn.proto, conn.id);
@@ -349,6 +392,10 @@ export class TcpConnections {
       // as Kamailio and OpenSIPS: WebSocket connections are only accepted, never opened
       this.#events.onConnectFailed(proto);
       log.err(`websocket: no connection from ${hostPort(ip, port)} to send on (WebSocket connections are not opened from here)`);
+      return;
+    }
+    if (conn === undefined && this.#overLimit(proto === 'tls' ? 'tls' : 'tcp', null)) {
+      this.#events.onConnectFailed(proto);
       return;
     }
     conn ??= proto === 'tls' ? this.#connectTls(ip, port, sock) : this.#connectTcp(ip, port, sock);
@@ -368,6 +415,12 @@ export class TcpConnections {
     const socket = net.connect({ host: ip, port, localAddress: this.#local(sock), noDelay: true });
     const conn = this.#adopt(socket, sock, 'tcp', ip, port);
     let connected = false;
+    const timer = setTimeout(() => {
+      if (connected) return;
+      log.warn(`tcp: connect to ${hostPort(ip, port)} timed out`);
+      socket.destroy(new Error('connect timeout'));
+    }, this.handshakeMs);
+    socket.once('close', () => clearTimeout(timer));
     socket.once('connect', () => (connected = true));
     socket.once('error', () => {
       if (!connected) this.#events.onConnectFailed('tcp');

@@ -78,7 +78,8 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'current_opened_connections', kind: 'gauge', description: 'open TCP connections' },
       { name: 'established', kind: 'counter', description: 'TCP connections accepted or opened' },
       { name: 'connect_failed', kind: 'counter', description: 'outgoing TCP connects that failed' },
-      { name: 'framing_errors', kind: 'counter', description: 'TCP streams closed for bad framing' },
+      { name: 'framing_errors', kind: 'counter', description: 'TCP streams closed for bad framing or a message over tcp_rd_buf_size' },
+      { name: 'refused_connections', kind: 'counter', description: 'TCP (and ws) connections refused or not opened at tcp_max_connections' },
     ],
   },
   {
@@ -97,6 +98,7 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'connect_failed', kind: 'counter', description: 'outgoing TLS connections that failed before the handshake completed' },
       { name: 'framing_errors', kind: 'counter', description: 'TLS streams closed for bad framing' },
       { name: 'handshake_failed', kind: 'counter', description: 'TLS handshakes that failed or timed out' },
+      { name: 'refused_connections', kind: 'counter', description: 'TLS (and wss) connections refused or not opened at tls_max_connections' },
       { name: 'cert_rejected', kind: 'counter', description: 'TLS connections closed because the peer certificate was missing or not trusted (verify/require)' },
     ],
   },

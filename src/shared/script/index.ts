@@ -43,6 +43,13 @@ export interface CoreParams {
   exitTimeout: number | null;
   mpath: string;
   tcpConnectionLifetime: number | null;
+  /** tcp_max_connections / tls_max_connections: open connections allowed per family (null: 2048, Kamailio's default) */
+  tcpMaxConnections: number | null;
+  tlsMaxConnections: number | null;
+  /** tcp_connect_timeout (s): bound of an outgoing connect and of TLS and WebSocket handshakes */
+  tcpConnectTimeout: number | null;
+  /** tcp_rd_buf_size (bytes): the largest SIP message taken on a stream or WebSocket connection */
+  tcpRdBufSize: number | null;
   /** enable_tls: null when the script does not say (TLS listeners then need only the tls module) */
   enableTls: boolean | null;
   /** ms to wait before waking another thread for a burst of messages (0: end of the event-loop turn) */
@@ -163,6 +170,10 @@ const CORE: Record<string, Setter> = {
   advertised_port: intParam((c, n) => (c.advertisedPort = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
   tcp_connection_lifetime: intParam((c, n) => (c.tcpConnectionLifetime = n)),
+  tcp_max_connections: intParam((c, n) => (c.tcpMaxConnections = n)),
+  tls_max_connections: intParam((c, n) => (c.tlsMaxConnections = n)),
+  tcp_connect_timeout: intParam((c, n) => (c.tcpConnectTimeout = n)),
+  tcp_rd_buf_size: intParam((c, n) => (c.tcpRdBufSize = n)),
   dns_try_ipv6: dnsFlag('tryIpv6'),
   dns_try_naptr: dnsFlag('tryNaptr'),
   dns_srv_lb: dnsFlag('srvLb'),
@@ -202,8 +213,8 @@ const CORE: Record<string, Setter> = {
 const IGNORED = new Set(
   `fork auto_aliases dns rev_dns dns_servers_no dns_use_search_list dns_search_full_match dns_cache_flags dns_cache_gc_interval dns_cache_del_nonexp dns_cache_rec_pref dns_naptr_ignore_rfc dns_udp_pref dns_tcp_pref dns_tls_pref dns_sctp_pref dst_blocklist_gc_interval dst_blocklist_udp_imask dst_blocklist_tcp_imask dst_blocklist_tls_imask dst_blocklist_sctp_imask disable_dns_blacklist dst_blacklist
   server_header user_agent_header server_signature sip_warning memdbg memlog mem_summary mem_join log_prefix_mode log_color
-  tcp_max_connections tls_max_connections disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt tcp_rd_buf_size
-  tcp_async tcp_children tcp_workers tcp_max_msg_chunks tcp_no_connect tcp_send_timeout tcp_connect_timeout tcp_conn_wq_max tcp_wq_max tcp_crlf_ping tcp_accept_aliases
+  disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt
+  tcp_async tcp_children tcp_workers tcp_max_msg_chunks tcp_no_connect tcp_send_timeout tcp_conn_wq_max tcp_wq_max tcp_crlf_ping tcp_accept_aliases
   tcp_accept_haproxy tcp_accept_hep3 tcp_linger2 tcp_reuse_port tcp_clone_rcvbuf tcp_source_ipv4 tcp_source_ipv6 tcp_syncnt tcp_delayed_ack tcp_defer_accept
   latency_log latency_limit_action latency_limit_db latency_cfg_log debug_mode mhomed maxbuffer maxsndbuffer sql_buffer_size corelog pv_buffer_size pv_buffer_slots
   async_workers async_nonblock async_usleep db_version_table chroot abort_on_assert shm_hash_split_percentage onsend_route_reply
@@ -218,7 +229,7 @@ const IGNORED = new Set(
 );
 
 function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, exitTimeout: null, mpath: '', tcpConnectionLifetime: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, exitTimeout: null, mpath: '', tcpConnectionLifetime: null, tcpMaxConnections: null, tlsMaxConnections: null, tcpConnectTimeout: null, tcpRdBufSize: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);
