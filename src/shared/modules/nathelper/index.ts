@@ -134,35 +134,45 @@ function fixNatedRegister(ctx: ScriptContext): number {
   return 1;
 }
 
-/** add_rcv_param([flag]): ;received="sip:ip:port" on every Contact (header param), or inside the URI with flag ≠ 0 */
+/**
+ * add_rcv_param([flag]): ;received="sip:ip:port" at the end of each Contact
+ * (flag 0), or ;received=sip:ip:port inside each Contact URI (flag ≠ 0), as
+ * Kamailio writes them (checked side by side).
+ */
 function addRcvParam(ctx: ScriptContext, flag = 0): number {
   const msg = ctx.msg;
-  const param = `;received="${srcUri(ctx)}"`;
+  const rcv = srcUri(ctx);
+  let uris: string[];
+  try {
+    uris = msg.contacts().map((c) => c.uri);
+  } catch {
+    return -1;
+  }
   let n = 0;
+  let next = 0;
   for (const h of msg.headersNamed('Contact')) {
     const raw = msg.buf.toString('latin1', h.body.start, h.body.end);
     if (raw.trim() === '*') continue;
-    let uris: string[];
-    try {
-      uris = msg.contacts().map((c) => c.uri);
-    } catch {
-      return -1;
-    }
-    for (const uri of uris) {
-      const i = raw.indexOf(uri);
-      if (i < 0) continue;
-      const gt = raw.indexOf('>', i + uri.length);
-      if (flag !== 0) ctx.edits.insert(h.body.start + i + uri.length, param);
-      else {
-        // after the URI (and its '>'), before the header params that may follow
-        let at = gt >= 0 ? gt + 1 : i + uri.length;
-        if (gt < 0) {
-          const semi = raw.indexOf(';', i + (hostPortRange(uri)?.[1] ?? uri.length));
-          at = semi >= 0 && semi < i + uri.length ? semi : i + uri.length;
-        }
-        ctx.edits.insert(h.body.start + at, param);
-      }
+    let from = 0;
+    while (next < uris.length) {
+      const uri = uris[next]!;
+      const i = raw.indexOf(uri, from);
+      if (i < 0) break;
+      next++;
       n++;
+      if (flag !== 0) {
+        ctx.edits.insert(h.body.start + i + uri.length, `;received=${rcv}`);
+        from = i + uri.length;
+        continue;
+      }
+      // the end of this contact: the comma before the next one, or the end of the header
+      const after = i + uri.length;
+      const nextUri = next < uris.length ? raw.indexOf(uris[next]!, after) : -1;
+      const comma = nextUri < 0 ? -1 : raw.lastIndexOf(',', nextUri);
+      let end = comma > after ? comma : raw.length;
+      while (end > after && (raw[end - 1] === ' ' || raw[end - 1] === '\t')) end--;
+      ctx.edits.insert(h.body.start + end, `;received="${rcv}"`);
+      from = end;
     }
   }
   return n > 0 ? 1 : -1;
@@ -213,6 +223,8 @@ function handleRuriAlias(ctx: ScriptContext): number {
   const name = cfg.aliasName;
   const m = new RegExp(`;${name}=([^;?>]*)`, 'i').exec(ruri);
   if (!m) return 2;
+  // Kamailio 5.6 (checked side by side): a value without '~' is no alias (2), an unknown proto an error
+  if (!m[1]!.includes('~')) return 2;
   const parts = m[1]!.split('~');
   if (parts.length !== 3 || !/^\d+$/.test(parts[1]!) || PROTO_NAMES[Number(parts[2])] === undefined) {
     ctx.svc.log.err(`handle_ruri_alias(): invalid alias "${m[1]}"`);
@@ -232,20 +244,28 @@ function fixNatedSdp(ctx: ScriptContext, flags: number, ip?: string): number {
   const sdp = Sdp.of(ctx);
   const addr = ip || ctx.rcv.srcIp;
   let replaced = false;
-  if (flags & 0x01 && !sdp.has('a=direction:active')) sdp.addSessionLines('a=direction:active');
+  // the added lines go at the end of the SDP, one a=oldmediaip per address replaced, as Kamailio 5.6 does (checked side by side)
+  const added: string[] = [];
+  if (flags & 0x01) added.push('a=direction:active');
   if (flags & 0x02) {
-    const old = sdp.connAddresses()[0];
     sdp.lines.forEach((l, i) => {
-      if (l.startsWith('c=') && sdp.addressAt(i) !== addr) replaced = sdp.setAddress(i, addr) || replaced;
-      else if (/^a=rtcp:\d+\s+IN\s+IP[46]\s+/.test(l)) sdp.lines[i] = l.replace(/(IN\s+)IP[46]\s+\S+/, `$1${addr.includes(':') ? 'IP6' : 'IP4'} ${addr}`);
+      const old = l.startsWith('c=') ? sdp.addressAt(i) : null;
+      if (old !== null && old !== addr && sdp.setAddress(i, addr)) {
+        replaced = true;
+        if (cfg.oldMediaIp) added.push(`a=oldmediaip:${old}`);
+      } else if (/^a=rtcp:\d+\s+IN\s+IP[46]\s+/.test(l)) sdp.lines[i] = l.replace(/(IN\s+)IP[46]\s+\S+/, `$1${addr.includes(':') ? 'IP6' : 'IP4'} ${addr}`);
     });
-    if (replaced && cfg.oldMediaIp && old !== undefined && !sdp.lines.some((l) => l.startsWith('a=oldmediaip:'))) sdp.addSessionLines(`a=oldmediaip:${old}`);
   }
-  if (flags & 0x04 && cfg.nortpproxy !== '' && !sdp.has(cfg.nortpproxy)) sdp.lines.push(cfg.nortpproxy);
+  if (flags & 0x04 && cfg.nortpproxy !== '' && !sdp.has(cfg.nortpproxy)) added.push(cfg.nortpproxy);
   if (flags & 0x08) {
     const o = sdp.origin;
-    if (o >= 0 && sdp.addressAt(o) !== addr) replaced = sdp.setAddress(o, addr) || replaced;
+    const old = o >= 0 ? sdp.addressAt(o) : null;
+    if (old !== null && old !== addr && sdp.setAddress(o, addr)) {
+      replaced = true;
+      if (cfg.oldMediaIp) added.push(`a=oldmediaip:${old}`);
+    }
   }
+  sdp.lines.push(...added);
   setSdp(ctx, sdp);
   return replaced ? 1 : 2;
 }
