@@ -59,8 +59,8 @@ function ngOnce(port: number, dict: Record<string, unknown>, timeoutMs: number):
  * control ports, and a media port range of its own. Waits until it answers
  * "ping".
  */
-export async function startRtpengine(): Promise<Rtpengine> {
-  const ngPort = await freeUdpPort();
+export async function startRtpengine(opts: { ngPort?: number } = {}): Promise<Rtpengine> {
+  const ngPort = opts.ngPort ?? (await freeUdpPort());
   const udpPort = await freeUdpPort();
   const portMin = 20000 + Math.floor(Math.random() * 400) * 100;
   const portMax = portMin + 99;

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { runCli, startServer } from '../../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
+import { RTPENGINE, startRtpengine } from '../../helpers/rtpengine.js';
+import { bound } from '../../helpers/sipp.js';
 
 const DEBIAN_CFG = '/etc/kamailio/kamailio.cfg';
 const skip = existsSync(DEBIAN_CFG) ? false : `${DEBIAN_CFG} is not installed`;
@@ -70,5 +72,36 @@ test("Debian's kamailio.cfg with WITH_NAT: a NATed phone registers with its rece
     phone.close();
     caller.close();
     await server.stop();
+  }
+});
+
+// WITH_RTPENGINE points rtpengine_sock at udp:127.0.0.1:2223: rtpengine runs there for this test
+const rtpSkip = skip || (RTPENGINE ? (bound(2223, 'u1') ? 'udp 127.0.0.1:2223 is in use' : false) : 'rtpengine (rtpengine-daemon) is not installed');
+
+test("Debian's kamailio.cfg with WITH_NAT and WITH_RTPENGINE: a NATed caller's INVITE leaves with rtpengine's address and port in its SDP (rtpengine_manage in the branch route)", { skip: rtpSkip }, async () => {
+  const engine = await startRtpengine({ ngPort: 2223 });
+  const server = await startServer({ cfg: DEBIAN_CFG, workers: 2, listen: ['udp:127.0.0.1:0'], args: ['-A', 'WITH_NAT', '-A', 'WITH_RTPENGINE'] });
+  const phone = await UdpPeer.open();
+  const caller = await UdpPeer.open();
+  try {
+    const proxy = server.udp[0]!;
+    phone.send(sipRequest([`REGISTER sip:${proxy} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${phone.port};branch=z9hG4bKrte1;rport`, 'Max-Forwards: 70', 'From: <sip:carol@127.0.0.1>;tag=c1', 'To: <sip:carol@127.0.0.1>', 'Call-ID: rte-reg@test', 'CSeq: 1 REGISTER', `Contact: <sip:carol@127.0.0.1:${phone.port}>`, 'Expires: 300', 'Content-Length: 0']), proxy);
+    assert.match((await phone.waitFor(1))!.toString(), /^SIP\/2\.0 200 OK\r\n/);
+    const sdp = 'v=0\r\no=- 7 1 IN IP4 192.168.3.3\r\ns=-\r\nc=IN IP4 192.168.3.3\r\nt=0 0\r\nm=audio 7078 RTP/AVP 0\r\n';
+    caller.send(sipRequest([`INVITE sip:carol@${proxy} SIP/2.0`, 'Via: SIP/2.0/UDP 192.168.3.3:5060;branch=z9hG4bKrte2;rport', 'Max-Forwards: 70', 'From: <sip:dave@127.0.0.1>;tag=d1', 'To: <sip:carol@127.0.0.1>', 'Call-ID: rte-inv@test', 'CSeq: 1 INVITE', 'Contact: <sip:dave@192.168.3.3:5060>', 'Content-Type: application/sdp', `Content-Length: ${sdp.length}`], sdp), proxy);
+    const inv = (await phone.waitFor(2, 5000))!.toString('latin1');
+    const [head, body] = inv.split('\r\n\r\n') as [string, string];
+    assert.match(head, /^INVITE sip:carol@127\.0\.0\.1:\d+ SIP\/2\.0\r\n/);
+    assert.match(head, /\r\nRecord-Route: <sip:127\.0\.0\.1:\d+;lr;nat=yes>\r\n/);
+    assert.equal(Number(/\r\nContent-Length: (\d+)/.exec(head)![1]), Buffer.byteLength(body, 'latin1'));
+    assert.match(body, /\r\nc=IN IP4 127\.0\.0\.1\r\n/);
+    assert.match(body, /\r\no=- 7 1 IN IP4 127\.0\.0\.1\r\n/);
+    const port = Number(/\r\nm=audio (\d+) /.exec(body)![1]);
+    assert.ok(port >= engine.portMin && port <= engine.portMax, `m= port ${port} is rtpengine's`);
+  } finally {
+    phone.close();
+    caller.close();
+    await server.stop();
+    await engine.stop();
   }
 });
