@@ -25,8 +25,9 @@ CREATE USER IF NOT EXISTS 'switchyard'@'localhost' IDENTIFIED BY 'switchyard';
 CREATE USER IF NOT EXISTS 'switchyard'@'127.0.0.1' IDENTIFIED BY 'switchyard';
 GRANT ALL ON kamailio.* TO 'kamailio'@'localhost';
 GRANT ALL ON kamailio.* TO 'kamailio'@'127.0.0.1';
-GRANT ALL ON switchyard_test.* TO 'switchyard'@'localhost';
-GRANT ALL ON switchyard_test.* TO 'switchyard'@'127.0.0.1';
+-- each test run makes its own switchyard_t… databases, so runs side by side do not meet
+GRANT ALL ON `switchyard\_%`.* TO 'switchyard'@'localhost';
+GRANT ALL ON `switchyard\_%`.* TO 'switchyard'@'127.0.0.1';
 FLUSH PRIVILEGES;
 SQL
 
@@ -38,5 +39,6 @@ fi
 for i in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
 psql_root() { su postgres -c "psql -v ON_ERROR_STOP=1 -qtA $*"; }
 [ "$(psql_root "-c \"SELECT 1 FROM pg_roles WHERE rolname = 'switchyard'\"")" = "1" ] || psql_root "-c \"CREATE ROLE switchyard LOGIN PASSWORD 'switchyard'\""
+psql_root "-c \"ALTER ROLE switchyard CREATEDB\""
 [ "$(psql_root "-c \"SELECT 1 FROM pg_database WHERE datname = 'switchyard_test'\"")" = "1" ] || psql_root "-c \"CREATE DATABASE switchyard_test OWNER switchyard\""
 echo "databases: MariaDB and PostgreSQL up (switchyard_test)"

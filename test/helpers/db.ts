@@ -2,7 +2,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Db } from '../../src/shared/modules/db/client.js';
-import { TABLES } from '../../src/shared/modules/db/schema.js';
 import { parseDbUrl } from '../../src/shared/modules/db/url.js';
 
 /** the databases .ci/databases.sh creates (MariaDB and PostgreSQL from Debian) */
@@ -44,14 +43,35 @@ export async function backends(): Promise<Backend[]> {
   return out;
 }
 
-/** drop the tables `switchyard db init` creates */
-export async function dropTables(url: string): Promise<void> {
-  const db = new Db(parseDbUrl(url), { timeoutMs: 10_000, poolSize: 1 });
+let made = 0;
+
+/**
+ * A database of its own for one test file (SQLite: a new file; MariaDB,
+ * PostgreSQL: switchyard_t<pid>_<n> next to the base one), so that test
+ * runs side by side on one machine never share tables; drop() removes it.
+ */
+export async function freshDb(b: Backend): Promise<{ url: string; drop(): Promise<void> }> {
+  if (b.name === 'SQLite') return { url: sqliteUrl(), drop: async () => {} };
+  const base = parseDbUrl(b.url);
+  const name = `switchyard_t${process.pid}_${++made}`;
+  const admin = new Db(base, { timeoutMs: 10_000, poolSize: 1 });
   try {
-    for (const t of TABLES) await db.query(`DROP TABLE IF EXISTS ${db.id(t.name)}`);
+    await admin.query(`CREATE DATABASE ${admin.id(name)}`);
   } finally {
-    await db.close();
+    await admin.close();
   }
+  const url = b.url.replace(/\/[^/]+$/, `/${name}`);
+  return {
+    url,
+    async drop() {
+      const db = new Db(base, { timeoutMs: 10_000, poolSize: 1 });
+      try {
+        await db.query(`DROP DATABASE IF EXISTS ${db.id(name)}${base.kind === 'postgres' ? ' WITH (FORCE)' : ''}`);
+      } finally {
+        await db.close();
+      }
+    },
+  };
 }
 
 /** run one statement on `url` (test checks: accounting rows …) */

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
 import { UdpPeer } from '../../helpers/sip-socket.js';
 import { hasSipp, runUac, startUas, type UasHandle } from '../../helpers/sipp.js';
-import { backends, dropTables, sql } from '../../helpers/db.js';
+import { backends, freshDb, sql } from '../../helpers/db.js';
 import { challengesOf, credentials, freeUdpPort, request, ruriOf } from '../auth/digest-client.js';
 
 const DEBIAN_CFG = '/etc/kamailio/kamailio.cfg';
@@ -27,26 +27,33 @@ async function until<T>(f: () => Promise<T | null>, why: () => string = () => ''
   }
 }
 
+// db_mode 2 writes back every timer_interval: 1 s instead of the cfg's 60 for the test; a busy machine gets 5 s per database call
+const WRITE_BACK_1S = ['-o', 'usrloc.timer_interval=1', '-o', 'db_mysql.timeout_interval=5'];
+
 const skipAll = !existsSync(DEBIAN_CFG) ? `${DEBIAN_CFG} is not installed` : !hasSipp() ? 'sipp is not installed' : false;
 
 for (const b of skipAll ? [] : await backends()) {
-  describe(`Debian's kamailio.cfg with WITH_AUTH and WITH_ACCDB on ${b.name}`, { skip: b.skip }, () => {
+  describe(`Debian's kamailio.cfg with WITH_AUTH, WITH_ACCDB and WITH_USRLOCDB on ${b.name}`, { skip: b.skip }, () => {
+    let fresh: Awaited<ReturnType<typeof freshDb>> | undefined;
+    let url = '';
     let server: RunningServer;
     let uas: UasHandle;
     let uasPort: number;
     let peer: UdpPeer;
     let proxy: string;
+    let cfg: string;
 
     before(async () => {
-      await dropTables(b.url);
-      for (const args of [['db', 'init', b.url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', b.url], ['db', 'add-user', 'bob@127.0.0.1', 'bobpw', '--db', b.url], ['db', 'add-user', 'carol@127.0.0.1', 'carolpw', '--db', b.url]]) {
+      fresh = await freshDb(b);
+      url = fresh.url;
+      for (const args of [['db', 'init', url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', url], ['db', 'add-user', 'bob@127.0.0.1', 'bobpw', '--db', url], ['db', 'add-user', 'carol@127.0.0.1', 'carolpw', '--db', url]]) {
         const r = await runCli(args);
         assert.equal(r.code, 0, r.stderr);
       }
-      const cfg = debianCfg(['WITH_MYSQL', 'WITH_AUTH', 'WITH_ACCDB'], b.url);
+      cfg = debianCfg(['WITH_MYSQL', 'WITH_AUTH', 'WITH_ACCDB', 'WITH_USRLOCDB'], url);
       const check = await runCli(['-c', '-f', cfg]);
       assert.equal(check.code, 0, check.stderr);
-      server = await startServer({ cfg, workers: 2, listen: ['udp:127.0.0.1:0'] });
+      server = await startServer({ cfg, workers: 2, listen: ['udp:127.0.0.1:0'], args: WRITE_BACK_1S });
       proxy = server.udp[0]!;
       peer = await UdpPeer.open();
       uasPort = await freeUdpPort();
@@ -56,6 +63,7 @@ for (const b of skipAll ? [] : await backends()) {
       peer?.close();
       await uas?.stop();
       await server?.stop();
+      await fresh?.drop();
     });
 
     test('bob registers with digest; sipp REGISTER and INVITE (-au/-ap) as alice succeed', { timeout: 60_000 }, async () => {
@@ -73,7 +81,7 @@ for (const b of skipAll ? [] : await backends()) {
       assert.equal(inv.successful, 3, inv.errors);
       // the three answered INVITEs in the acc table, with Debian's db_extra columns (written without waiting: poll)
       const rows = await until(async () => {
-        const r = await sql(b.url, "SELECT method, sip_code, sip_reason, src_user, src_ip, dst_user, callid FROM acc WHERE method = 'INVITE' AND sip_code = '200'");
+        const r = await sql(url, "SELECT method, sip_code, sip_reason, src_user, src_ip, dst_user, callid FROM acc WHERE method = 'INVITE' AND sip_code = '200'");
         return r.length >= 3 ? r : null;
       }, () => server.stderr().slice(-3000));
       assert.equal(rows.length, 3);
@@ -92,13 +100,25 @@ for (const b of skipAll ? [] : await backends()) {
         const r = await request(peer, proxy, { method: 'INVITE', from: 'alice', to: 'carol', callId: 'missed-1@test', extra: [credentials({ hdr: 'Proxy-Authorization', user: 'alice', password: 'secret', realm: c.realm, nonce: c.nonce, method: 'INVITE', uri: ruriOf('INVITE', proxy, 'carol') })] });
         assert.match(r, /^SIP\/2\.0 486 Busy Here\r\n/);
         const rows = await until(async () => {
-          const x = await sql(b.url, "SELECT sip_code, sip_reason, src_user, dst_user FROM missed_calls WHERE callid = 'missed-1@test'");
+          const x = await sql(url, "SELECT sip_code, sip_reason, src_user, dst_user FROM missed_calls WHERE callid = 'missed-1@test'");
           return x.length > 0 ? x : null;
         });
         assert.deepEqual(rows[0], { sip_code: '486', sip_reason: 'Busy Here', src_user: 'alice', dst_user: 'carol' });
       } finally {
         await busy.stop();
       }
+    });
+
+    test('db_mode 2: bob\'s binding is written back, and comes back after a restart', { timeout: 60_000 }, async () => {
+      await until(async () => {
+        const r = await sql(url, "SELECT contact FROM location WHERE username = 'bob'");
+        return r.length > 0 ? r : null;
+      });
+      await server.stop();
+      server = await startServer({ cfg, workers: 2, listen: ['udp:127.0.0.1:0'], args: WRITE_BACK_1S });
+      proxy = server.udp[0]!;
+      const inv = await runUac({ target: proxy, rate: 10, localPort: await freeUdpPort(), timeoutMs: 30_000, calls: 1, scenario: `${FIXTURES}invite-auth.xml`, extra: ['-au', 'alice', '-ap', 'secret', '-set', 'caller', 'alice', '-s', 'bob'] });
+      assert.equal(inv.successful, 1, inv.errors + server.stderr().slice(-1500));
     });
 
     test('a wrong password or an unknown user: 401 again, without stale', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { runCli, startServer, writeCfg, type RunningServer, expectLog } from '../../helpers/start-server.js';
 import { UdpPeer } from '../../helpers/sip-socket.js';
-import { backends, dropTables } from '../../helpers/db.js';
+import { backends, freshDb } from '../../helpers/db.js';
 import { parseDbUrl } from '../../../src/shared/modules/db/url.js';
 import { challengesOf, credentials, request, ruriOf } from '../auth/digest-client.js';
 
@@ -76,18 +76,21 @@ const dbs = (await backends()).filter((b) => b.name !== 'SQLite');
 
 for (const b of dbs) {
   describe(`${b.name} down, then back`, { skip: b.skip }, () => {
+    let fresh: Awaited<ReturnType<typeof freshDb>> | undefined;
+    let url = '';
     let server: RunningServer;
     let peer: UdpPeer;
     let proxy: string;
     let cut: Awaited<ReturnType<typeof relay>>;
 
     before(async () => {
-      await dropTables(b.url);
-      for (const args of [['db', 'init', b.url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', b.url]]) {
+      fresh = await freshDb(b);
+      url = fresh.url;
+      for (const args of [['db', 'init', url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', url]]) {
         const r = await runCli(args);
         assert.equal(r.code, 0, r.stderr);
       }
-      const u = parseDbUrl(b.url);
+      const u = parseDbUrl(url);
       cut = await relay({ host: u.host, port: u.port });
       const viaRelay = `${u.kind === 'postgres' ? 'postgres' : 'mysql'}://${u.user}:${u.password}@127.0.0.1:${cut.port}/${u.database}`;
       server = await startServer({ cfg: writeCfg(CFG(viaRelay)), workers: 1, listen: ['udp:127.0.0.1:0'] });
@@ -98,6 +101,7 @@ for (const b of dbs) {
       peer?.close();
       await server?.stop();
       await cut?.close();
+      await fresh?.drop();
     });
 
     async function register(): Promise<{ reply: string; ms: number }> {

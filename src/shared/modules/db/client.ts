@@ -56,7 +56,9 @@ export class Db {
       timer = setTimeout(() => reject(new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${this.url.display}: no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
     });
     try {
-      return await Promise.race([this.#driver.run(this.kind === 'postgres' ? dollarParams(sql) : sql, params), timeout]);
+      // DATETIME values travel as UTC text: no driver's local-time conversion
+      const p = params.map((v) => (v instanceof Date ? sqlTime(v) : v));
+      return await Promise.race([this.#driver.run(this.kind === 'postgres' ? dollarParams(sql) : sql, p), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -148,9 +150,8 @@ function sqliteDriver(url: DbUrl): Driver {
           st = db.prepare(sql);
           if (statements.size < 256) statements.set(sql, st);
         }
-        const p = params.map((v) => (v instanceof Date ? sqlTime(v) : v));
-        if (st.reader) return { rows: st.all(...p) as Row[], affected: 0 };
-        return { rows: [], affected: st.run(...p).changes };
+        if (st.reader) return { rows: st.all(...params) as Row[], affected: 0 };
+        return { rows: [], affected: st.run(...params).changes };
       } catch (e) {
         throw (e as { code?: string }).code === 'SQLITE_BUSY' || (e as { code?: string }).code === 'SQLITE_CANTOPEN' ? unavailable(url, e) : failed(url, e);
       }
@@ -169,6 +170,8 @@ function isConnectionError(e: unknown): boolean {
 
 function pgDriver(url: DbUrl, opts: DbOptions): Driver {
   const pg = require('pg') as typeof import('pg');
+  // TIMESTAMP WITHOUT TIME ZONE as the text stored (UTC), not a Date in the machine's zone
+  pg.types.setTypeParser(pg.types.builtins.TIMESTAMP, (v: string) => v);
   const pool = new pg.Pool({
     host: url.host,
     port: url.port,

@@ -1,12 +1,17 @@
 /**
- * Kamailio's usrloc: the location table, in memory. It lives in the event
- * dispatcher thread, the one owner, so that every SIP worker sees the same
- * bindings; workers reach it over the thread bus (registrar's save/lookup
- * await the answer without blocking). db_mode 0 only: nothing is written to
- * a database, and bindings are gone after a restart (README).
+ * Kamailio's usrloc: the location table. It lives in the event dispatcher
+ * thread, the one owner, so that every SIP worker sees the same bindings;
+ * workers reach it over the thread bus (registrar's save/lookup await the
+ * answer without blocking). db_mode 0 keeps it in memory only; 1 writes
+ * each change to the database at once, 2 every timer_interval, both load
+ * it at start; 3 keeps it in the database only, so that several switchyard
+ * instances on one database share registrations.
  */
 import { DISPATCHER, type Bus } from '../../ipc/bus.js';
+import { SwitchyardError, reasonOf } from '../../errors.js';
+import { checkDbUrl } from '../db/index.js';
 import type { CounterSpec, ModuleEnv, ModuleExports } from '../types.js';
+import { LocationDb } from './db.js';
 
 export interface Binding {
   /** the Contact URI */
@@ -52,6 +57,7 @@ const COUNTERS: readonly CounterSpec[] = [
   { name: 'registered_users', kind: 'gauge', description: 'addresses of record with at least one binding' },
   { name: 'location_contacts', kind: 'gauge', description: 'bindings in the location table' },
   { name: 'location_expires', kind: 'counter', description: 'bindings removed because they expired' },
+  { name: 'db_errors', kind: 'counter', description: 'location writes or reads the database failed (logged)' },
 ];
 
 /** the table, in the dispatcher */
@@ -83,6 +89,19 @@ export class LocationTable {
     if (after.size === 0) this.#aors.delete(req.aor);
     else this.#aors.set(req.aor, after);
     return { ok: true, bindings: [...after.values()] };
+  }
+
+  /** put an AoR's bindings as loaded from the database */
+  load(aor: string, bindings: readonly Binding[]): void {
+    const set = new Map(bindings.map((b) => [b.uri, b]));
+    this.contacts += set.size - (this.#aors.get(aor)?.size ?? 0);
+    if (set.size === 0) this.#aors.delete(aor);
+    else this.#aors.set(aor, set);
+  }
+
+  /** the AoRs with a binding that expired (to write back) */
+  expiring(now = Date.now()): string[] {
+    return [...this.#aors].filter(([, set]) => [...set.values()].some((b) => b.expiresAt <= now)).map(([aor]) => aor);
   }
 
   lookup(aor: string, now = Date.now()): Binding[] {
@@ -151,8 +170,8 @@ export function lookupBindings(aor: string): Promise<Binding[]> {
 export const usrloc: ModuleExports = {
   name: 'usrloc',
   params: [
-    { name: 'db_mode', type: 'int', default: 0, check: (v) => (v === 0 ? null : 'only db_mode 0 (memory only) is available') },
-    { name: 'db_url', type: 'str', default: '' },
+    { name: 'db_mode', type: 'int', default: 0, check: (v) => (v === 0 || v === 1 || v === 2 || v === 3 ? null : 'db_mode 0 (memory), 1 (write-through), 2 (write-back) or 3 (database only)') },
+    { name: 'db_url', type: 'str', default: '', check: checkDbUrl },
     { name: 'timer_interval', type: 'int', default: 60, check: (v) => (Number(v) > 0 ? null : 'must be positive') },
     { name: 'timer_procs', type: 'int', default: 0, noEffect: 'expiry runs in the thread that owns the table' },
     { name: 'use_domain', type: 'int', default: 0 },
@@ -176,30 +195,75 @@ export const usrloc: ModuleExports = {
     usrlocClient.bus = env.bus;
     usrlocClient.useDomain = env.params.get('use_domain') !== 0;
   },
-  initDispatcher(env: ModuleEnv): void {
+  async initDispatcher(env: ModuleEnv): Promise<void> {
+    const mode = env.params.get('db_mode') as number;
+    const url = String(env.params.get('db_url'));
+    if (mode !== 0 && url === '') throw new SwitchyardError('SY_ERR_MODULE_INIT', `usrloc: db_mode ${mode} needs a db_url`);
+    const db = mode !== 0 ? new LocationDb(url) : null;
     const table = new LocationTable();
     const users = env.counters.handle('usrloc:registered_users');
     const contacts = env.counters.handle('usrloc:location_contacts');
     const expires = env.counters.handle('usrloc:location_expires');
+    const dbErrors = env.counters.handle('usrloc:db_errors');
     const publish = (): void => {
       env.counters.set(users, table.users);
       env.counters.set(contacts, table.contacts);
     };
-    env.bus.on('usrloc.save', (m) => {
-      const r = table.save(m as SaveRequest);
+    const failed = (what: string, e: unknown): void => {
+      env.log.err(`usrloc: ${what}: ${reasonOf(e)}`);
+      env.counters.inc(dbErrors);
+    };
+    /** AoRs changed since the last write-back (db_mode 2) */
+    const dirty = new Set<string>();
+    const writeBack = async (): Promise<void> => {
+      for (const aor of [...dirty]) {
+        dirty.delete(aor);
+        try {
+          await db!.write(aor, table.lookup(aor));
+        } catch (e) {
+          dirty.add(aor);
+          failed(`cannot write ${aor} back`, e);
+          return;
+        }
+      }
+    };
+    if (db !== null && mode !== 3) {
+      try {
+        for (const [aor, bindings] of await db.readAll()) table.load(aor, bindings);
+        publish();
+      } catch (e) {
+        failed('cannot load the location table (starting empty)', e);
+      }
+    }
+    env.bus.on('usrloc.save', async (m) => {
+      const req = m as SaveRequest;
+      if (mode === 3) {
+        // the database is the table: this AoR's rows, updated as one
+        const one = new LocationTable();
+        one.load(req.aor, await db!.read(req.aor));
+        const r = one.save(req);
+        if (r.ok) await db!.write(req.aor, r.bindings);
+        return r;
+      }
+      const r = table.save(req);
       publish();
+      if (r.ok && mode === 1) await db!.write(req.aor, r.bindings).catch((e: unknown) => failed(`cannot write ${req.aor}`, e));
+      if (r.ok && mode === 2) dirty.add(req.aor);
       return r;
     });
-    env.bus.on('usrloc.lookup', (aor) => table.lookup(String(aor)));
+    env.bus.on('usrloc.lookup', (aor) => (mode === 3 ? db!.read(String(aor)) : table.lookup(String(aor))));
     env.bus.on('usrloc.ping_targets', (mask) => table.pingTargets(Number(mask)));
     env.bus.on('usrloc.dump', () => ({ Domain: 'location', AoRs: table.dump() }));
     const timer = setInterval(
       () => {
+        if (mode === 2) for (const aor of table.expiring()) dirty.add(aor);
         const n = table.sweep();
         if (n > 0) {
           env.counters.add(expires, n);
           publish();
         }
+        if (mode === 2) void writeBack();
+        else if (mode === 1 || mode === 3) db!.sweep().catch((e: unknown) => failed('cannot delete expired bindings', e));
       },
       (env.params.get('timer_interval') as number) * 1000,
     );
