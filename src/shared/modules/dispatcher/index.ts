@@ -639,7 +639,7 @@ export const dispatcher: ModuleExports = {
       // OpenSIPS: ds_is_in_list(ip, port [, set [, active_only]])
       name: 'ds_is_in_list',
       args: [str, int, { kind: 'int', optional: true }, { kind: 'int', optional: true }],
-      fn: (ctx, ip: string, port: number, set?: number, activeOnly?: number) => {
+      fn: (_ctx, ip: string, port: number, set?: number, activeOnly?: number) => {
         const list = current();
         if (!list) return -1;
         return list.dests.some((d) => (set === undefined || set === -1 || d.setid === set) && d.host === ip.toLowerCase() && (port === 0 || (d.port || 5060) === port) && (!activeOnly || !skip(state.shared!.flags(d)))) ? 1 : -1;

@@ -3,7 +3,7 @@
  * written by one SIP worker is read by the others at once.
  *
  *   table = 2^size buckets × ITEMS_PER_BUCKET fixed item slots
- *   bucket header (16 bytes): lock word, sequence, sht_lock owner, depth
+ *   bucket header (16 bytes): lock word, sequence, sht_lock owner
  *   item slot: state, hash, key/value lengths, type, number, expiry, key, value
  *
  * A key lives in the bucket its FNV-1a hash picks, in any free slot of it.
@@ -23,8 +23,7 @@ const BUCKET_BYTES = 16;
 // bucket words
 const B_LOCK = 0;
 const B_SEQ = 1;
-const B_OWNER = 2; // sht_lock(): thread id + 1
-const B_DEPTH = 3;
+const B_OWNER = 2; // sht_lock(): thread id + 2 (word 3 unused)
 // item words and byte offsets
 const I_STATE = 0; // 0 free, 1 used
 const I_HASH = 1;
