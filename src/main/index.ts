@@ -265,6 +265,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);
   dropPrivileges(args.user ?? core.user, args.group ?? core.group);
   await supervisor.start();
+  supervisor.startWatchdog(core.workerWatchdog * 1000);
 
   registerCoreMethods(mi, { startedAt, supervisor, counters, levels: new Int32Array(logSettings.levelsSab), sockets, refreshMemory });
   registerShvMethods(mi, shv.store);

@@ -32,6 +32,9 @@ interface ThreadSlot {
   startedAt: number;
   restarts: number;
   ready: boolean;
+  /** watchdog: the heartbeat count last seen, and when it last moved */
+  beat: number;
+  beatAt: number;
 }
 
 export interface ThreadInfo {
@@ -70,10 +73,40 @@ export class Supervisor {
       const inRing = createRing(RING_BYTES);
       const outRing = createRing(RING_BYTES);
       this.writers.push(new RingWriter(inRing, base.wakeDelayMs));
-      this.#slots.push({ role: 'sip', index: i, row: FIRST_WORKER_ROW + i, inRing, outRing, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
+      this.#slots.push({ role: 'sip', index: i, row: FIRST_WORKER_ROW + i, inRing, outRing, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false, beat: 0, beatAt: 0 });
     }
     // first, so that every SIP worker finds it to connect its bus port to
-    this.#slots.unshift({ role: 'dispatcher', index: 0, row: ROW_DISPATCHER, inRing: null, outRing: null, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false });
+    this.#slots.unshift({ role: 'dispatcher', index: 0, row: ROW_DISPATCHER, inRing: null, outRing: null, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false, beat: 0, beatAt: 0 });
+  }
+
+  /**
+   * worker_watchdog: a SIP worker whose heartbeat (a counter its event loop
+   * bumps every second) has not moved for `timeoutMs` is stuck (a runaway
+   * regular expression, a loop in a module): it is terminated, which
+   * interrupts even a running regular expression, and restarted like a
+   * thread that died.
+   */
+  startWatchdog(timeoutMs: number): void {
+    if (timeoutMs <= 0) return;
+    const def = this.#counters.layout.byId.get('core:heartbeats')!;
+    const restarts = this.#counters.handle('core:watchdog_restarts');
+    const timer = setInterval(() => {
+      const now = Date.now();
+      for (const slot of this.#slots) {
+        if (slot.role !== 'sip' || slot.worker === null || !slot.ready || this.#stopping) continue;
+        const beat = this.#counters.read(def, slot.row);
+        if (beat !== slot.beat || slot.beatAt === 0) {
+          slot.beat = beat;
+          slot.beatAt = now;
+        } else if (now - slot.beatAt > timeoutMs) {
+          log.err(`${this.#name(slot)} stopped answering ${Math.round((now - slot.beatAt) / 1000)} s ago (a runaway regular expression or loop?): restarting it`);
+          this.#counters.inc(restarts);
+          slot.beatAt = 0;
+          void slot.worker.terminate();
+        }
+      }
+    }, 500);
+    timer.unref();
   }
 
   /** start every thread; resolves when all have compiled the script and are ready */

@@ -42,6 +42,9 @@ async function main(): Promise<void> {
   const layout = counterLayout();
   const counters = new Counters(layout, init.countersSab, init.row);
   startMemoryGauges(counters);
+  // the master's watchdog reads this: it stops moving when the event loop is stuck
+  const heartbeat = counters.handle('core:heartbeats');
+  setInterval(() => counters.inc(heartbeat), 1000).unref();
   histograms.current = new Histograms(init.histSab, init.row);
   const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
   svc.script = script;
@@ -73,6 +76,23 @@ async function main(): Promise<void> {
   const inRing = new RingReader(init.inRing!);
   const head = newHead();
   const sockets = init.sockets;
+  // Records are copied out of the ring and handled once the ring's tail has
+  // moved past the batch: a message that sticks the worker (the watchdog then
+  // restarts it) is not read again by the worker that replaces it.
+  const pending: Array<() => void> = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    for (let i = 0; i < pending.length; i++) pending[i]!();
+    pending.length = 0;
+  };
+  const later = (job: () => void): void => {
+    pending.push(job);
+    if (!scheduled) {
+      scheduled = true;
+      queueMicrotask(flush);
+    }
+  };
   inRing.start((data, view, off, len) => {
     const body = readHead(data, view, off, head);
     if (head.kind === RecKind.CONN_INFO) {
@@ -80,12 +100,15 @@ async function main(): Promise<void> {
       return;
     }
     if (head.kind === RecKind.CONN_GONE) {
-      tlsConnections.delete(head.connId);
+      const connId = head.connId;
+      later(() => tlsConnections.delete(connId));
       return;
     }
     if (head.kind === RecKind.HTTP_IN) {
       const s = sockets[head.socketIdx];
-      receiver.receiveHttp(copyBody(data, body, off + len), { proto: protoName(head.proto), srcIp: head.ip, srcPort: head.port, dstIp: s?.ip ?? '', dstPort: s?.port ?? 0, socketIdx: head.socketIdx, connId: head.connId });
+      const bytes = copyBody(data, body, off + len);
+      const rcv: ReceiveInfo = { proto: protoName(head.proto), srcIp: head.ip, srcPort: head.port, dstIp: s?.ip ?? '', dstPort: s?.port ?? 0, socketIdx: head.socketIdx, connId: head.connId };
+      later(() => receiver.receiveHttp(bytes, rcv));
       return;
     }
     const sock = sockets[head.socketIdx];
@@ -98,7 +121,8 @@ async function main(): Promise<void> {
       socketIdx: head.socketIdx,
       connId: head.connId,
     };
-    receiver.receive(copyBody(data, body, off + len), rcv);
+    const bytes = copyBody(data, body, off + len);
+    later(() => receiver.receive(bytes, rcv));
   });
 
   // shutdown: new requests get 503 while the transactions in progress (and

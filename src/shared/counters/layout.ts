@@ -48,6 +48,8 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'ipc_dropped', kind: 'counter', description: 'messages dropped because an inter-thread ring was full' },
       { name: 'udp_worker_sends', kind: 'counter', description: 'UDP datagrams a SIP worker sent itself on the master\'s socket (udp_worker_send)' },
       { name: 'worker_restarts', kind: 'counter', description: 'SIP workers restarted after dying' },
+      { name: 'watchdog_restarts', kind: 'counter', description: 'SIP workers restarted because their event loop stopped turning (worker_watchdog)' },
+      { name: 'heartbeats', kind: 'counter', description: 'event-loop turns a thread reports once a second (the watchdog reads them)' },
     ],
   },
   {

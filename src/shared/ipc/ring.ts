@@ -139,7 +139,9 @@ export class RingReader extends RingEnd {
 
   /**
    * Handle up to `max` records; returns how many. The tail moves past a record
-   * before it is handled, so a record that throws is not handled twice.
+   * once the handler returns: a handler copies the record out and may defer
+   * the work (SIP workers do, so that a record that sticks a worker is not
+   * read again by its replacement).
    */
   drain(handler: RecordHandler, max: number): number {
     let n = 0;

@@ -41,6 +41,8 @@ export interface CoreParams {
   advertisedPort: number | null;
   /** exit_timeout= (s): how long SIGTERM lets transactions in progress finish (5 s when unset) */
   exitTimeout: number | null;
+  /** worker_watchdog= (s, 0 off): a SIP worker whose event loop is stuck that long is restarted */
+  workerWatchdog: number;
   mpath: string;
   tcpConnectionLifetime: number | null;
   /** tcp_max_connections / tls_max_connections: open connections allowed per family (null: 2048, Kamailio's default) */
@@ -166,6 +168,8 @@ const CORE: Record<string, Setter> = {
   alias: (c, v) => void c.alias.push(String(v)),
   port: intParam((c, n) => (c.port = n)),
   exit_timeout: intParam((c, n) => (c.exitTimeout = Math.max(0, n))),
+  // switchyard's own
+  worker_watchdog: intParam((c, n) => (c.workerWatchdog = Math.max(0, n))),
   advertised_address: (c, v) => void (c.advertisedAddress = String(v)),
   advertised_port: intParam((c, n) => (c.advertisedPort = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
@@ -229,7 +233,7 @@ const IGNORED = new Set(
 );
 
 function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, exitTimeout: null, mpath: '', tcpConnectionLifetime: null, tcpMaxConnections: null, tlsMaxConnections: null, tcpConnectTimeout: null, tcpRdBufSize: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
+  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, exitTimeout: null, workerWatchdog: 10, mpath: '', tcpConnectionLifetime: null, tcpMaxConnections: null, tlsMaxConnections: null, tcpConnectTimeout: null, tcpRdBufSize: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);
