@@ -1,3 +1,4 @@
+import { myself } from '../shared/modules/core/myself.js';
 import os from 'node:os';
 import type { ListenSocket, Proto } from '../shared/config/listen.js';
 import { advertisedOf, hostPort } from '../shared/config/listen.js';
@@ -96,6 +97,7 @@ export class WorkerServices implements ScriptServices {
     const h = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
     const p = port || 5060;
     if (this.#myHosts.has(h) && this.#myPorts.has(p)) return true;
+    if (myself.extra !== null && myself.extra(h)) return true;
     const ports = this.#aliases.get(h);
     return ports === null || (ports !== undefined && ports.has(p));
   }

@@ -6,6 +6,8 @@ import { accModule } from './acc/index.js';
 import { auth } from './auth/index.js';
 import { authDb } from './auth_db/index.js';
 import { db } from './db/index.js';
+import { domain } from './domain/index.js';
+import { permissions } from './permissions/index.js';
 import { core } from './core/index.js';
 import { counters } from './counters/index.js';
 import { dialog } from './dialog/index.js';
@@ -31,7 +33,7 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, dialog, tls, tlsMgm, websocket, xhttp];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, domain, permissions, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, dialog, tls, tlsMgm, websocket, xhttp];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {
