@@ -74,8 +74,12 @@ test('allowed callers: 200 calls with sipp go through the call-control check to 
     const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 25081, timeoutMs: 30_000 });
     assert.equal(r.failed, 0, r.stdout.slice(-2000));
     assert.equal(r.successful, 200);
-    // one check per INVITE, none for ACK/BYE
-    assert.equal(api.requests.length - before, 200);
+    // one check per INVITE, none for ACK/BYE; the proxy is stateless, so an INVITE
+    // retransmitted after its route relayed it (a slow machine) is checked again
+    const checks = api.requests.slice(before);
+    const calls = new Set(checks.map((q) => /"call-id":"([^"]+)"/.exec(q.body)?.[1]));
+    assert.equal(calls.size, 200);
+    assert.ok(checks.length - 200 <= r.retransmissions, `${checks.length} checks for 200 calls and ${r.retransmissions} retransmissions`);
   } finally {
     await uas.stop();
   }
