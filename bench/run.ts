@@ -19,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SIPP, bound, runUac, startUas } from '../test/helpers/sipp.js';
 import { TestDnsServer } from '../test/helpers/dns-server.js';
+import { makePki, type TestPki } from '../test/helpers/tls-certs.js';
+import { tcpToTls, type Relay } from '../test/helpers/tls-relay.js';
 import { threadCpuUs, treeCpuUs } from './lib/cpu.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -89,6 +91,12 @@ interface ScenarioSettings {
   uas?: number[];
   /** a local DNS server answering these A records (name → address), for destinations by name */
   dns?: { port: number; a: Record<string, string> };
+  /**
+   * callers over TLS to this port of the proxy: a certificate made for the run,
+   * the scripts' __TLS_CFG__ names its tls.cfg; Debian's sipp has no TLS, so
+   * it speaks TCP (-t t1, one connection) to a relay that carries it over TLS
+   */
+  tls?: { port: number };
 }
 const SETTINGS_FILE = `${DIR}bench.json`;
 const settings: ScenarioSettings = existsSync(SETTINGS_FILE) ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings) : {};
@@ -148,11 +156,14 @@ async function stop(p: ChildProcess): Promise<void> {
   });
 }
 
+/** how the caller reaches the proxy: UDP, or TCP to the TLS relay (settings.tls) */
+let uacPath: { transport?: 't1'; extra?: string[] } = {};
+
 async function measure(server: string, pid: number, rate: number, calls: number, kind: Run['kind'], localPort: number): Promise<Run> {
   const cpu0 = treeCpuUs(pid);
   const m0 = server === 'switchyard' ? threadCpuUs(pid, pid) : 0;
   const t0 = process.hrtime.bigint();
-  const r = await runUac({ target: PROXY, scenario: UAC, calls, rate, localPort, timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000, rtt: true });
+  const r = await runUac({ target: PROXY, scenario: UAC, calls, rate, localPort, timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000, rtt: true, ...uacPath });
   // a few calls stuck until sipp's timeout must not dilute the rate of all the others
   const secs = r.answeredSpanMs > 0 ? r.answeredSpanMs / 1000 : Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = treeCpuUs(pid) - cpu0;
@@ -194,11 +205,17 @@ async function benchServer(server: string, start: () => Promise<ChildProcess>): 
   const runs: Run[] = [];
   const uas = await Promise.all(UAS_PORTS.map((port) => startUas({ port })));
   let proc: ChildProcess | undefined;
+  let relay: Relay | null = null;
   let port = 6100;
   try {
     proc = await start();
-    // warm-up (JIT, connection tables), not reported
-    await runUac({ target: PROXY, scenario: UAC, calls: Math.min(500, fixedRate * 3), rate: Math.min(500, fixedRate), localPort: port++, timeoutMs: 20_000 });
+    if (settings.tls) {
+      relay = await tcpToTls({ host: '127.0.0.1', port: settings.tls.port }, { rejectUnauthorized: false });
+      uacPath = { transport: 't1', extra: ['-rsa', `127.0.0.1:${relay.port}`] };
+    }
+    // warm-up (JIT, connection tables), not reported; the TLS path (OpenSSL records, the relay) takes seconds more to reach its pace
+    const warm = settings.tls ? fixedRate * 6 : Math.min(500, fixedRate * 3);
+    await runUac({ target: PROXY, scenario: UAC, calls: warm, rate: Math.min(500, fixedRate), localPort: port++, timeoutMs: 30_000, ...uacPath });
     runs.push(await measure(server, proc.pid!, fixedRate, fixedRate * (quick ? 3 : 8), 'fixed', port++));
     for (const rate of STEPS) {
       const r = await measure(server, proc.pid!, rate, rate * STEP_SECONDS, 'step', port++);
@@ -206,6 +223,7 @@ async function benchServer(server: string, start: () => Promise<ChildProcess>): 
       if (r.verdict === 'fail' || r.cps < rate * 0.9) break;
     }
   } finally {
+    await relay?.close();
     if (proc) await stop(proc);
     for (const u of uas) await u.stop();
   }
@@ -265,6 +283,13 @@ async function main(): Promise<void> {
   if (!existsSync(DIR)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
   const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
   const dns = settings.dns ? await TestDnsServer.start(Object.entries(settings.dns.a).map(([name, data]) => ({ type: 'A' as const, name, data })), settings.dns.port) : null;
+  let pki: TestPki | null = null;
+  let tlsCfg = '';
+  if (settings.tls) {
+    pki = makePki();
+    tlsCfg = `${pki.dir}/tls.cfg`;
+    writeFileSync(tlsCfg, `[server:default]\nmethod = TLSv1.2+\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n\n[client:default]\nverify_certificate = no\n`);
+  }
   const runs: Run[] = [];
   // one server failing to start or run does not cost the other's figures
   const bench = async (server: string, start: () => Promise<ChildProcess>): Promise<void> => {
@@ -277,13 +302,14 @@ async function main(): Promise<void> {
   };
   try {
     if (servers.includes('switchyard')) {
-      const args = [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, '--mi', 'off', '-E'];
+      const tlsArgs = settings.tls ? ['-l', `tls:127.0.0.1:${settings.tls.port}`, '-o', `tls.config=${tlsCfg}`] : [];
+      const args = [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, ...tlsArgs, '--mi', 'off', '-E'];
       await bench('switchyard', () => startProcess(process.execPath, args, /switchyard ready/));
     }
     if (servers.includes('kamailio')) {
       if (existsSync(KAMAILIO) && existsSync(`${DIR}kamailio.cfg`)) {
         // the copy runs from /tmp: files the script names are given by the scenario's directory
-        const cfg = readFileSync(`${DIR}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '').replaceAll('__SCENARIO_DIR__', DIR);
+        const cfg = readFileSync(`${DIR}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '').replaceAll('__SCENARIO_DIR__', DIR).replaceAll('__TLS_CFG__', tlsCfg);
         const tmp = `/tmp/switchyard-bench-kamailio-${process.pid}.cfg`;
         writeFileSync(tmp, `children=${children}\nlisten=udp:${PROXY}\n${cfg}`);
         // -DD: no daemon, children still forked; 1 GB of shared memory: tm keeps every transaction for its
@@ -297,6 +323,7 @@ async function main(): Promise<void> {
     api?.closeAllConnections();
     api?.close();
     dns?.close();
+    pki?.remove();
   }
   if (runs.length === 0) throw new Error('nothing measured');
 
