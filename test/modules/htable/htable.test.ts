@@ -21,6 +21,10 @@ event_route[htable:mod-init] {
     $sht(s=>boot) = "from-mod-init";
 }
 
+event_route[htable:expired:a] {
+    xlog("L_ERR", "EXPIRED $shtrecord(key)=$shtrecord(value)\n");
+}
+
 request_route {
     switch ($rU) {
     case "set":
@@ -128,8 +132,10 @@ test('autoexpire drops an item after its time; $shtcn/$shtcv count; sht_rm_name_
   assert.equal(await ask('count'), 'SIP/2.0 200 cn=1 cv=1 all=2');
   // the items expire 2 s after their last write, wherever they are read
   await until('expiry', () => ask('count'), (r) => r === 'SIP/2.0 200 cn=0 cv=0 all=0');
-  // and the timer (timer_interval 1) frees their slots
+  // and the timer (timer_interval 1) frees their slots, running event_route[htable:expired:a] for each
   await until('sweep', async () => (await server.rpc('htable.stats')).result.find((t: { name: string }) => t.name === 'a').all, (n) => n === 0);
+  await until('the expired event route', async () => server.stderr(), (e) => e.includes('EXPIRED k3=y3') && e.includes('EXPIRED other=x4'));
+  assert.doesNotMatch(server.stderr(), /EXPIRED k1=/, 'removed by sht_rm_name_re, not expired');
 });
 
 test('memory is bounded by size: a full bucket refuses new keys, with an error in the log', async () => {

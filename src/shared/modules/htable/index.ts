@@ -5,7 +5,8 @@
 import { SwitchyardError } from '../../errors.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { Logger } from '../../log.js';
-import { ROUTES_ANY, RouteKind, type ModuleEnv, type ModuleExports, type PvarSpec, type ScriptContext, type Value } from '../types.js';
+import { fakeScriptContext } from '../../script/context.js';
+import { ROUTES_ANY, RouteKind, type ModuleEnv, type ModuleExports, type PvarSpec, type ScriptContext, type ScriptServices, type Value } from '../types.js';
 import { nowSec, SharedTable, storable, tableBytes, type Item, type TableSpec } from './table.js';
 
 const ROUTES_MSG = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.ONREPLY | RouteKind.BRANCH | RouteKind.RESUME;
@@ -305,8 +306,15 @@ const pvars: PvarSpec[] = [
       return it?.items[it.at]?.value ?? null;
     },
   },
-  // event_route[htable:expired:<table>] is not run (README): the record is never set
-  { name: 'shtrecord', arg: 'required', get: () => null },
+  // the expired item, in event_route[htable:expired:<table>]
+  {
+    name: 'shtrecord',
+    arg: 'required',
+    get(ctx, arg) {
+      const r = ctx.ext.shtrecord as Item | undefined;
+      return r === undefined ? null : arg === 'key' ? r.key : arg === 'value' ? r.value : null;
+    },
+  },
 ];
 
 /**
@@ -342,6 +350,21 @@ async function loadRows(params: ModuleEnv['params'], t: SharedTable): Promise<Ar
   }
   for (const [name, size] of arrays) out.push([`${name}${suffix}`, size, 0]);
   return out;
+}
+
+function expired(svc: ScriptServices, t: SharedTable, items: readonly Item[]): void {
+  const fn = svc.route(`htable:expired:${t.spec.name}`, 'event');
+  if (fn === null) return;
+  for (const it of items) {
+    const ctx = fakeScriptContext(svc, RouteKind.EVENT);
+    ctx.ext.shtrecord = it;
+    try {
+      const r = fn(ctx);
+      if (typeof r !== 'number') r.catch((e: unknown) => svc.log.err(`event_route[htable:expired:${t.spec.name}] failed: ${(e as Error).message}`));
+    } catch (e) {
+      svc.log.err(`event_route[htable:expired:${t.spec.name}] failed: ${(e as Error).message}`);
+    }
+  }
 }
 
 function rpcArgs(p: unknown): string[] {
@@ -389,7 +412,7 @@ export const htable: ModuleExports = {
     { name: 'fetch_rows', type: 'int', noEffect: 'a table is read in one query' },
     { name: 'enable_dmq', type: 'int', noEffect: 'no DMQ replication: the tables are shared by the threads of this process only' },
     { name: 'dmq_init_sync', type: 'int', noEffect: 'no DMQ replication' },
-    { name: 'timer_procs', type: 'int', noEffect: 'the master thread frees expired items' },
+    { name: 'timer_procs', type: 'int', noEffect: 'SIP worker 0 frees expired items' },
     { name: 'event_callback', type: 'str', noEffect: 'no KEMI scripts; event routes run' },
     { name: 'event_callback_mode', type: 'int', noEffect: 'event_route[htable:mod-init] runs in SIP worker 0 before it takes SIP work' },
   ],
@@ -637,7 +660,19 @@ export const htable: ModuleExports = {
         }),
     },
   ],
-  initWorker: load,
+  initWorker(env) {
+    load(env);
+    // SIP worker 0 frees expired items and runs event_route[htable:expired:<table>] for each, as Kamailio's timer does
+    if (env.workerId !== 0 || env.svc === undefined) return;
+    const svc = env.svc;
+    const timer = setInterval(() => {
+      for (const t of state.tables.values()) {
+        const gone = t.sweep();
+        if (gone.length > 0) expired(svc, t, gone);
+      }
+    }, Number(env.params.get('timer_interval')) * 1000);
+    timer.unref();
+  },
   initDispatcher: load,
   async initMaster(env) {
     load(env);
@@ -649,7 +684,6 @@ export const htable: ModuleExports = {
         env.log.warn(`htable: "${s.name}": ${a} has no effect (no write-back, DMQ or column packing here)`);
       }
     }
-    if ([...env.script.routes.event.keys()].some((k) => k.startsWith('htable:expired:'))) env.log.warn('htable: event_route[htable:expired:…] is not run: expired items are dropped silently');
     // Kamailio loads the tables before it forks; a table that cannot be loaded stops the start there too
     for (const t of state.tables.values()) {
       if (!t.spec.dbtable) continue;
@@ -657,10 +691,5 @@ export const htable: ModuleExports = {
       for (const [key, v, exv] of rows) write(null, t, key, v, exv);
       env.log.info(`htable: ${rows.length} items of "${t.spec.name}" loaded from ${t.spec.dbtable}`);
     }
-    const ms = Number(env.params.get('timer_interval')) * 1000;
-    const timer = setInterval(() => {
-      for (const t of state.tables.values()) t.sweep();
-    }, ms);
-    timer.unref();
   },
 };

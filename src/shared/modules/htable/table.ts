@@ -375,25 +375,26 @@ export class SharedTable {
     return n;
   }
 
-  /** free the slots of expired items (the autoexpire timer); how many */
-  sweep(now = nowSec()): number {
-    if (this.spec.autoexpire <= 0) return 0;
-    let n = 0;
+  /** free the slots of expired items (the autoexpire timer); the items freed */
+  sweep(now = nowSec()): Item[] {
+    const out: Item[] = [];
+    if (this.spec.autoexpire <= 0) return out;
     for (let b = 0; b < this.buckets; b++) {
       this.#lock(b);
       try {
         for (let i = 0; i < ITEMS_PER_BUCKET; i++) {
           const at = this.#item(b, i);
-          if (this.#i32[(at >> 2) + I_STATE] === 1 && this.#expired(at, now)) {
-            this.#i32[(at >> 2) + I_STATE] = 0;
-            n++;
-          }
+          const w = at >> 2;
+          if (this.#i32[w + I_STATE] !== 1 || !this.#expired(at, now)) continue;
+          const len = Math.min(this.#i32[w + I_KEYLEN]!, KEY_MAX);
+          out.push({ key: this.#u8.toString('utf8', at + OFF_KEY, at + OFF_KEY + len), value: this.#valueAt(at), expire: this.#expireAt(at) });
+          this.#i32[w + I_STATE] = 0;
         }
       } finally {
         this.#unlock(b);
       }
     }
-    return n;
+    return out;
   }
 
   /** live items per bucket, for htable.stats */
