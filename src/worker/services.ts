@@ -275,7 +275,7 @@ export class WorkerServices implements ScriptServices {
       this.log.err(`forward(): no ${target.proto} socket to send from`);
       return -1;
     }
-    const advertised = advertisedOf(sock, ctx.ext);
+    const advertised = advertisedOf(sock, ctx.ext, target.ip);
     const rport = ctx.ext.addLocalRport === true ? ';rport' : '';
     const edits = ctx.edits as MessageEdits;
     forwardRequestEdits(msg, edits, {
@@ -285,7 +285,7 @@ export class WorkerServices implements ScriptServices {
       // over a stream the reply must find its way back to the caller's connection: always note its port
       forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
       newRuri: ctx.ruri,
-      recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto),
+      recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip),
     });
     this.#counters.inc(this.#c.fwdRequests);
     this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));

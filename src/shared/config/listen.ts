@@ -162,13 +162,57 @@ export function hostPort(ip: string, port: number): string {
  * Record-Route: the socket's advertise, overridden per message by
  * set_advertised_address()/set_advertised_port() (`ext.advAddr`/`ext.advPort`).
  */
-export function advertisedOf(sock: ListenSocket, ext: Record<string, unknown>): string {
+export function advertisedOf(sock: ListenSocket, ext: Record<string, unknown>, peerIp?: string): string {
   const addr = ext.advAddr as string | undefined;
   const port = ext.advPort as number | undefined;
-  if (addr === undefined && port === undefined) return sock.advertise ?? hostPort(sock.ip, sock.port);
-  const base = sock.advertise ?? hostPort(sock.ip, sock.port);
+  const base = sock.advertise ?? hostPort(isWildcard(sock.ip) ? localAddressFor(peerIp, sock.ip === '::') : sock.ip, sock.port);
+  if (addr === undefined && port === undefined) return base;
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(base);
   const host = addr ?? m?.[1] ?? sock.ip;
   const p = port ?? (m?.[2] ? Number(m[2]) : sock.port);
   return hostPort(host.replace(/^\[|\]$/g, ''), p);
+}
+
+function isWildcard(ip: string): boolean {
+  return ip === '0.0.0.0' || ip === '::';
+}
+
+let interfaces: { at: number; list: Array<{ address: string; family: string; cidr: string | null }> } | null = null;
+
+/** the machine's addresses, read again at most every 10 s (interfaces come and go, rarely) */
+function localAddresses(): Array<{ address: string; family: string; cidr: string | null }> {
+  const now = Date.now();
+  if (interfaces === null || now - interfaces.at > 10_000) {
+    const list = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a !== undefined && !a.internal && !(a.family === 'IPv6' && /^fe80:/i.test(a.address)))
+      .map((a) => ({ address: a!.address, family: a!.family, cidr: a!.cidr }));
+    interfaces = { at: now, list };
+  }
+  return interfaces.list;
+}
+
+function v4(ip: string): number {
+  return ip.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+}
+
+/**
+ * A wildcard socket (0.0.0.0, ::) has no address to write in Via and
+ * Record-Route: the proxy names itself with the address it reaches `peer`
+ * from: loopback for a loopback peer, else the interface on the peer's
+ * subnet, else the first external one. set_advertised_address() or an
+ * advertised listen address decides instead when given.
+ */
+export function localAddressFor(peer: string | undefined, v6: boolean): string {
+  const loopback = v6 ? '::1' : '127.0.0.1';
+  if (peer === undefined || peer === '' || /^127\./.test(peer) || peer === '::1') return loopback;
+  const list = localAddresses().filter((a) => a.family === (v6 ? 'IPv6' : 'IPv4'));
+  const onSubnet = v6
+    ? undefined
+    : list.find((a) => {
+        const [net, bits] = (a.cidr ?? '').split('/');
+        const mask = Number(bits) === 0 ? 0 : (~0 << (32 - Number(bits))) >>> 0;
+        return net !== undefined && isIP(peer) === 4 && (v4(net) & mask) === (v4(peer) & mask);
+      });
+  return (onSubnet ?? list[0])?.address ?? loopback;
 }

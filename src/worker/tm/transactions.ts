@@ -544,8 +544,8 @@ export class Transactions implements TransactionApi {
     const sock = this.#svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
     if (sock === null) return -1;
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
-    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext)};branch=${branch}`;
-    const recordRoute = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock, target.proto);
+    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip)};branch=${branch}`;
+    const recordRoute = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip);
     forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true, newRuri: ruri, recordRoute });
     const bytes = applyEdits(msg, edits);
     const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };

@@ -42,9 +42,9 @@ function lrAndFtag(ctx: ScriptContext): string {
 }
 
 /** the socket's URI; with `ext`, as set_advertised_address/port changed it for this message */
-function sockUri(s: ListenSocket, ext: Record<string, unknown> = {}, proto: string = s.proto): string {
+function sockUri(s: ListenSocket, ext: Record<string, unknown>, proto: string, peerIp: string | undefined): string {
   const transport = proto === 'udp' ? '' : `;transport=${proto}`;
-  return `sip:${advertisedOf(s, ext)}${transport}`;
+  return `sip:${advertisedOf(s, ext, peerIp)}${transport}`;
 }
 
 function asUri(u: string): string {
@@ -56,7 +56,7 @@ function asUri(u: string): string {
  * the script did not record-route it. Called by whatever sends the request
  * (t_relay branches, stateless forward).
  */
-export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | undefined, out: ListenSocket, outProto: string = out.proto): string {
+export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | undefined, out: ListenSocket, outProto: string = out.proto, outPeer?: string): string {
   const w = ctx.ext.rr as RrWish | undefined;
   if (w === undefined) return '';
   const lr = lrAndFtag(ctx);
@@ -68,8 +68,8 @@ export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | un
   // a WebSocket connection on a tcp/tls listener (Kamailio): the caller's side says ws/wss
   const inProto = ctx.rcv.proto === 'ws' || ctx.rcv.proto === 'wss' ? ctx.rcv.proto : inbound.proto;
   const differs = inProto !== outProto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
-  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext, outProto)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, {}, inProto)};r2=on${lr}${w.params}>\r\n`;
-  return `Record-Route: <${sockUri(inbound, ctx.ext, inProto)}${lr}${w.params}>\r\n`;
+  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext, outProto, outPeer)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, {}, inProto, ctx.rcv.srcIp)};r2=on${lr}${w.params}>\r\n`;
+  return `Record-Route: <${sockUri(inbound, ctx.ext, inProto, ctx.rcv.srcIp)}${lr}${w.params}>\r\n`;
 }
 
 function recordRoute(ctx: ScriptContext, params?: string): number {
