@@ -14,6 +14,7 @@ import { CfgErrors, SwitchyardError, formatWarning } from '../shared/errors.js';
 import { ANY_SOCKET, protoName, RecKind } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
+import { nativeSendTo } from '../shared/native/udp-send.js';
 import { allocSharedMemory, initModules } from '../shared/modules/init.js';
 import { findModule } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
@@ -96,6 +97,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   new Int32Array(logSettings.levelsSab).fill(threshold);
   setupLog(log, ROW_MASTER, logSettings);
   for (const flag of args.ignored) log.warn(`${flag}: accepted for kamailio command lines, no effect in switchyard`);
+  if (nativeSendTo === null && core.udpWorkerSend) log.warn('the native UDP send is not built (npm rebuild needs python3, make and a C compiler): SIP workers send through the master');
   for (const w of script.warnings) log.warn(formatWarning(w));
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
