@@ -55,7 +55,7 @@ interface Run {
 }
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 2] [--rate 1000] [--quick] [--servers switchyard,kamailio]`);
+  console.error(`${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 2] [--rate 1000] [--quick] [--servers switchyard,kamailio] [--scrape]`);
   process.exit(2);
 }
 
@@ -68,6 +68,8 @@ const values = (() => {
         quick: { type: 'boolean', default: false },
         rate: { type: 'string', default: '1000' },
         servers: { type: 'string', default: 'switchyard,kamailio' },
+        // switchyard: management interface on, /metrics scraped every second while it runs
+        scrape: { type: 'boolean', default: false },
       },
     }).values;
   } catch (e) {
@@ -78,6 +80,9 @@ const scenario = values.scenario!;
 const children = Number(values.children);
 const quick = values.quick!;
 const servers = values.servers!.split(',');
+const scrape = values.scrape!;
+/** the port of the scraped management interface (--scrape) */
+const MI_PORT = 25990;
 if (!Number.isInteger(children) || children < 1) usage(`--children wants a positive integer, not ${values.children}`);
 for (const s of servers) if (s !== 'switchyard' && s !== 'kamailio') usage(`--servers: unknown server ${s}`);
 const DIR = `${ROOT}bench/scenarios/${scenario}/`;
@@ -303,8 +308,20 @@ async function main(): Promise<void> {
   try {
     if (servers.includes('switchyard')) {
       const tlsArgs = settings.tls ? ['-l', `tls:127.0.0.1:${settings.tls.port}`, '-o', `tls.config=${tlsCfg}`] : [];
-      const args = [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, ...tlsArgs, '--mi', 'off', '-E'];
+      const args = [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, ...tlsArgs, '--mi', scrape ? `127.0.0.1:${MI_PORT}` : 'off', '-E'];
+      let scrapes = 0;
+      const scraper = scrape
+        ? setInterval(() => {
+            fetch(`http://127.0.0.1:${MI_PORT}/metrics`)
+              .then((r) => r.text())
+              .then(() => scrapes++, () => {});
+          }, 1000)
+        : null;
       await bench('switchyard', () => startProcess(process.execPath, args, /switchyard ready/));
+      if (scraper) {
+        clearInterval(scraper);
+        console.log(`/metrics scraped ${scrapes} times, once a second`);
+      }
     }
     if (servers.includes('kamailio')) {
       if (existsSync(KAMAILIO) && existsSync(`${DIR}kamailio.cfg`)) {
