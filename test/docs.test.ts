@@ -35,3 +35,8 @@ test('a module README names every parameter and function the module accepts with
     for (const name of silent) assert.ok(text.includes(`\`${name}\``), `${m.name}/README.md does not mention \`${name}\` (accepted, no effect)`);
   }
 });
+
+test('docs/reference.md is what the export tables generate (npm run docs:reference)', async () => {
+  const { coreReference, REFERENCE_FILE } = await import('../src/shared/script/reference.js');
+  assert.equal(readFileSync(REFERENCE_FILE, 'utf8'), coreReference(), 'docs/reference.md is stale: npm run docs:reference');
+});

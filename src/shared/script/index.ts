@@ -232,6 +232,11 @@ const IGNORED = new Set(
   mem_safety mem_status_mode`.split(/\s+/),
 );
 
+/** core parameter names for the generated reference (docs/reference.md): effective ones, then accepted-without-effect ones */
+export function coreParamNames(): { effective: string[]; ignored: string[] } {
+  return { effective: Object.keys(CORE), ignored: [...IGNORED] };
+}
+
 function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
   const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, exitTimeout: null, workerWatchdog: 10, mpath: '', tcpConnectionLifetime: null, tcpMaxConnections: null, tlsMaxConnections: null, tcpConnectTimeout: null, tcpRdBufSize: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
   for (const g of prog.globals) {
