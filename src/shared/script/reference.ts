@@ -1,8 +1,8 @@
 /**
  * The reference of the core's functions, pseudo-variables,
  * transformations and parameters, generated from the export tables:
- * `npm run docs:reference` writes docs/reference.md, and a test fails when
- * the file and the tables drift apart.
+ * `npm run build` writes docs/reference.md (so a commit after a build
+ * carries it), and a test fails when the file and the tables drift apart.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,7 @@ export function coreReference(): string {
   const out: string[] = [
     '# Core reference',
     '',
-    'Generated from the export tables (`npm run docs:reference`); `test/docs.test.ts` keeps it in step. Module functions are in each module\'s README.',
+    'Generated from the export tables by `npm run build`; `test/docs.test.ts` keeps it in step. Module functions are in each module\'s README.',
     '',
     `## Functions (${core.functions.length})`,
     '',
