@@ -102,6 +102,12 @@ interface ScenarioSettings {
    * it speaks TCP (-t t1, one connection) to a relay that carries it over TLS
    */
   tls?: { port: number };
+  /** messages the proxy receives per call of the scenario's uac (default MSGS_PER_CALL) */
+  msgsPerCall?: number;
+  /** more sipp arguments for the uac (digest credentials: -au, -ap) */
+  uacArgs?: string[];
+  /** a database made afresh before the runs (switchyard db init) with these users (db add-user) */
+  db?: { url: string; users: Array<[string, string]> };
 }
 const SETTINGS_FILE = `${DIR}bench.json`;
 const settings: ScenarioSettings = existsSync(SETTINGS_FILE) ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings) : {};
@@ -168,7 +174,7 @@ async function measure(server: string, pid: number, rate: number, calls: number,
   const cpu0 = treeCpuUs(pid);
   const m0 = server === 'switchyard' ? threadCpuUs(pid, pid) : 0;
   const t0 = process.hrtime.bigint();
-  const r = await runUac({ target: PROXY, scenario: UAC, calls, rate, localPort, timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000, rtt: true, ...uacPath });
+  const r = await runUac({ target: PROXY, scenario: UAC, calls, rate, localPort, timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000, rtt: true, ...uacPath, extra: [...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])] });
   // a few calls stuck until sipp's timeout must not dilute the rate of all the others
   const secs = r.answeredSpanMs > 0 ? r.answeredSpanMs / 1000 : Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = treeCpuUs(pid) - cpu0;
@@ -195,7 +201,7 @@ async function measure(server: string, pid: number, rate: number, calls: number,
   if (server === 'switchyard') {
     const master = threadCpuUs(pid, pid) - m0;
     run.master_us_per_call = Math.round(master / ok);
-    run.master_us_per_msg = Math.round((master / (ok * MSGS_PER_CALL)) * 10) / 10;
+    run.master_us_per_msg = Math.round((master / (ok * (settings.msgsPerCall ?? MSGS_PER_CALL))) * 10) / 10;
   }
   console.log(
     `RESULT scenario=${run.scenario} server=${run.server} children=${run.children} calls=${run.calls} failed=${run.failed} cps=${run.cps} cpu_us_per_call=${run.cpu_us_per_call}` +
@@ -284,9 +290,19 @@ function version(cmd: string, pattern: RegExp): string {
   return pattern.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[0] ?? '?';
 }
 
+/** the scenario's database, made afresh with switchyard's own tool (kamailio reads the same file) */
+function makeDb(db: NonNullable<ScenarioSettings['db']>): void {
+  if (db.url.startsWith('sqlite://')) rmSync(db.url.slice('sqlite://'.length), { force: true });
+  for (const args of [['db', 'init', db.url], ...db.users.map(([aor, pw]) => ['db', 'add-user', aor, pw, '--db', db.url])]) {
+    const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`switchyard ${args.join(' ')}: ${r.stderr}`);
+  }
+}
+
 async function main(): Promise<void> {
   if (!existsSync(DIR)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
   const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
+  if (settings.db) makeDb(settings.db);
   const dns = settings.dns ? await TestDnsServer.start(Object.entries(settings.dns.a).map(([name, data]) => ({ type: 'A' as const, name, data })), settings.dns.port) : null;
   let pki: TestPki | null = null;
   let tlsCfg = '';
