@@ -200,3 +200,54 @@ test(`a concurrent-call limit of ${LIMIT} by dialog profile holds across 2 SIP w
     await uas.stop();
   }
 });
+
+test('OpenSIPS dialect: create_dialog("B"), $dlg_val, $DLG_status, $DLG_timeout; the dialog times out with a BYE to both sides; dlg_list and profile_get_size', async () => {
+  const server = await startServer({
+    workers: 2,
+    cfg: writeCfg(
+      `socket=udp:127.0.0.1:0
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "rr.so"
+loadmodule "textops.so"
+loadmodule "dialog.so"
+modparam("dialog", "profiles_no_value", "calls")
+route {
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        if (is_method("ACK")) { if (t_check_trans()) t_relay(); exit; }
+        sl_send_reply(404, "Not here");
+        exit;
+    }
+    if (is_method("INVITE")) {
+        create_dialog("B");
+        set_dlg_profile("calls");
+        $dlg_val(who) = $fU;
+        $DLG_timeout = 1;
+        append_hf("X-Status: $DLG_status\\r\\n");
+        record_route();
+    }
+    t_relay();
+}
+`,
+      'dialog-opensips.cfg',
+    ),
+  });
+  try {
+    const leg = await establish(server.udp[0]!, 'dlg-osips@t');
+    assert.match(leg.callee.received[0]!.toString(), /\r\nX-Status: 1\r\n/);
+    const list = (await server.rpc('dlg_list')).result;
+    assert.equal(list.length, 1);
+    assert.deepEqual(list[0].variables, [{ who: 'alice' }]);
+    assert.equal((await server.rpc('profile_get_size', ['calls'])).result.count, 1);
+    // $DLG_timeout = 1 with "B": both sides get a BYE about a second after the 200
+    assert.match((await leg.callee.waitFor(3, 4000))!.toString(), /^BYE sip:b@127\.0\.0\.1:\d+ SIP\/2\.0\r\n/);
+    const bye = await until(async () => leg.caller.received.map((b) => b.toString()).find((m) => m.startsWith('BYE ')), (v) => v !== undefined, 4000);
+    assert.ok(bye, 'the caller got a BYE');
+    assert.equal((await server.rpc('profile_get_size', ['calls'])).result.count, 0);
+    leg.caller.close();
+    leg.callee.close();
+  } finally {
+    await server.stop();
+  }
+});
