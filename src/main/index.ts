@@ -195,6 +195,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     });
     const err = contexts.reload();
     if (err !== null) throw new SwitchyardError('SY_ERR_TLS', err);
+    for (const p of contexts.list()) for (const k of p.inert) log.warn(`tls: profile [${p.name}]: ${k} is accepted and has no effect`);
     tcp.tls = contexts;
     const tp = script.modparams.get(tlsModule);
     const idle = tp?.get('connection_timeout');

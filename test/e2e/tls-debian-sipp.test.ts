@@ -85,7 +85,7 @@ private_key = ${pki.clientKey}
     try {
       await register('fwd', `sip:fwd@127.0.0.1:${uasPort}`);
       // the R-URI names switchyard's TLS port; -rsa sends through the relay
-      const r = await runUac({ target: server.tls[0]!, scenario: SIPP_DIR + 'uac-dialog.xml', transport: 'tn', calls: CALLS, rate: 50, localPort: await freePort(), timeoutMs: 60_000, extra: ['-s', 'fwd', '-rsa', `127.0.0.1:${relay.port}`, '-max_socket', '1000'] });
+      const r = await runUac({ target: server.tls[0]!, scenario: SIPP_DIR + 'uac-dialog.xml', transport: 'tn', calls: CALLS, rate: 25, localPort: await freePort(), timeoutMs: 60_000, extra: ['-s', 'fwd', '-rsa', `127.0.0.1:${relay.port}`, '-max_socket', '1000'] });
       assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
       assert.equal(r.successful, CALLS);
       // one TLS connection per call (sipp may open a few more when it answers a late retransmission)
@@ -108,7 +108,7 @@ private_key = ${pki.clientKey}
     const uas = await startUas({ port: uasPort, transport: 't1', scenario: SIPP_DIR + 'uas-dialog.xml', extra: ['-key', 'contact_port', String(relay.port), '-key', 'contact_transport', 'tls'] });
     try {
       await register('rev', `sip:rev@127.0.0.1:${relay.port};transport=tls`);
-      const r = await runUac({ target: server.udp[0]!, scenario: SIPP_DIR + 'uac-dialog.xml', calls: CALLS, rate: 50, localPort: await freePort(), timeoutMs: 60_000, extra: ['-s', 'rev'] });
+      const r = await runUac({ target: server.udp[0]!, scenario: SIPP_DIR + 'uac-dialog.xml', calls: CALLS, rate: 25, localPort: await freePort(), timeoutMs: 60_000, extra: ['-s', 'rev'] });
       assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
       assert.equal(r.successful, CALLS);
       assert.equal(relay.carried(), 1, 'the outgoing TLS connection is reused for every call');

@@ -29,8 +29,12 @@ export interface TlsProfile {
   readonly cipherList: string | null;
   readonly verify: boolean;
   readonly require: boolean;
-  readonly verifyDepth: number;
+  /** options given that have no effect here (warned about at start) */
+  readonly inert: readonly string[];
 }
+
+/** profile options read and accepted with no effect (README) */
+const INERT_OPTIONS = ['verify_depth', 'ca_path', 'crl', 'server_id', 'verify_client'];
 
 const VERSIONS: Record<string, TlsVersion> = {
   tlsv1: 'TLSv1',
@@ -117,7 +121,6 @@ function fromDraft(d: Draft, cfgDir: string, errors: string[]): TlsProfile {
     return v === undefined || v === '' ? null : fileIn(cfgDir, v);
   };
   const sni = get('server_name');
-  const depth = Number(get('verify_depth') ?? 9);
   const mode = Number(get('server_name_mode') ?? 0);
   return {
     name: d.name,
@@ -133,7 +136,7 @@ function fromDraft(d: Draft, cfgDir: string, errors: string[]): TlsProfile {
     cipherList: get('cipher_list', 'ciphers') || null,
     verify: flag('verify_certificate', false),
     require: flag('require_certificate', false),
-    verifyDepth: Number.isInteger(depth) && depth >= 0 ? depth : 9,
+    inert: INERT_OPTIONS.filter((k) => d.opts.has(k)),
   };
 }
 
