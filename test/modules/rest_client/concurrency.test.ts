@@ -4,7 +4,7 @@ import { startServer, writeCfg, type RunningServer } from '../../helpers/start-s
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 import { startHttpPeer, type HttpPeer } from '../../helpers/http-peer.js';
 
-// 1000 calls at once against a 200 ms API, one SIP worker, 100 transfers in
+// 1000 calls at once against a 600 ms API, one SIP worker, 100 transfers in
 // flight at most: the rest wait in the queue (seen in the gauges), every
 // call is answered, and the INVITE retransmissions sent meanwhile never
 // reach the script again (one API request per call).
@@ -14,14 +14,16 @@ let server: RunningServer;
 
 before(async () => {
   api = await startHttpPeer((req, res) => {
-    setTimeout(() => res.end(`ok ${req.body}`), 200);
+    // slow enough that no call is answered before its retransmission arrives, even on a busy
+    // machine: a retransmission after the answer is a new request to a stateless script
+    setTimeout(() => res.end(`ok ${req.body}`), 600);
   });
   server = await startServer({
     workers: 1,
     cfg: writeCfg(`loadmodule "sl.so"
 loadmodule "rest_client.so"
 modparam("rest_client", "max_async_transfers", 100)
-modparam("rest_client", "curl_timeout", 10)
+modparam("rest_client", "curl_timeout", 30)
 route {
     async(rest_post("${api.url}/check", "$ci", , "$var(body)", , "$var(rcode)"), done);
 }
