@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 import { sql, sqliteUrl } from '../../helpers/db.js';
+import { request } from '../auth/digest-client.js';
 import { makeEntry, parseAddressFile } from '../../../src/shared/modules/permissions/index.js';
 
 // the address table and a file, the domain table; each check's result in a header of the reply
@@ -79,5 +80,25 @@ test("Debian's kamailio.cfg with WITH_AUTH + WITH_IPAUTH, and with WITH_MULTIDOM
     const r = await runCli(['-c', '-f', cfg]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /config file ok/);
+  }
+});
+
+test("Debian's kamailio.cfg with WITH_AUTH + WITH_IPAUTH runs: a trusted source is not challenged, REGISTER still is", { skip: existsSync(DEBIAN_CFG) ? false : `${DEBIAN_CFG} is not installed`, timeout: 60_000 }, async () => {
+  const url = sqliteUrl();
+  const init = await runCli(['db', 'init', url]);
+  assert.equal(init.code, 0, init.stderr);
+  await sql(url, "INSERT INTO address (grp, ip_addr, mask, port) VALUES (1, '127.0.0.1', 32, 0)");
+  const [first, ...rest] = readFileSync(DEBIAN_CFG, 'utf8').split('\n');
+  const cfg = writeCfg([first, '#!define WITH_MYSQL', '#!define WITH_AUTH', '#!define WITH_IPAUTH', `#!define DBURL "${url}"`, ...rest].join('\n'));
+  const deb = await startServer({ cfg, workers: 1, listen: ['udp:127.0.0.1:0'] });
+  const p = await UdpPeer.open();
+  try {
+    const proxy = deb.udp[0]!;
+    // no credentials, from an address in group 1: routed (to nobody: 404), not challenged
+    assert.match(await request(p, proxy, { method: 'INVITE', from: 'alice', to: 'nobody' }), /^SIP\/2\.0 404 Not Found\r\n/);
+    assert.match(await request(p, proxy, { method: 'REGISTER', from: 'alice' }), /^SIP\/2\.0 401 Unauthorized\r\n/);
+  } finally {
+    p.close();
+    await deb.stop();
   }
 });
