@@ -496,7 +496,7 @@ export class TcpConnections {
         src: hostPort(c.ip, c.port),
         local: hostPort(c.socket.localAddress ?? c.sock.ip, c.socket.localPort ?? 0),
         age_s: Math.floor((Date.now() - c.since) / 1000),
-        ...(c.tls ? { version: c.tls.version, cipher: c.tls.cipher, server_name: c.tls.serverName, peer_subject: c.tls.peer?.subject ?? '', peer_verified: c.tls.peerVerified } : { state: 'handshake' }),
+        ...(c.tls ? { version: c.tls.version, cipher: c.tls.cipher, server_name: c.tls.serverName, peer_subject: c.tls.peer?.subject ?? '', peer_verified: c.tls.peerVerified } : isSecure(c.proto) ? { state: 'handshake' } : {}),
       });
     }
     return out;
