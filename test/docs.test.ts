@@ -40,3 +40,24 @@ test('docs/reference.md is what the export tables generate (npm run build writes
   const { coreReference, REFERENCE_FILE } = await import('../src/shared/script/reference.js');
   assert.equal(readFileSync(REFERENCE_FILE, 'utf8'), coreReference(), 'docs/reference.md is stale: npm run build');
 });
+
+test('every error raised in src carries a stable code (no bare new Error)', async () => {
+  const { readdirSync, statSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const root = new URL('../../src/', import.meta.url).pathname;
+  const bare: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name.endsWith('.ts')) {
+        readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+          // an Error given its own code property (an RPC code, a connector's code) is coded too
+          if (/\bnew Error\(/.test(line) && !/Object\.assign\(new Error\([^)]*\), \{ (rpcCode|code):/.test(line)) bare.push(`${path.slice(root.length)}:${i + 1}`);
+        });
+      }
+    }
+  };
+  walk(root);
+  assert.deepEqual(bare, [], 'use SwitchyardError with a code from src/shared/errors.ts');
+});

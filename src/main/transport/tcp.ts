@@ -10,6 +10,7 @@ import { SipStreamFramer } from './tcp-framer.js';
 import type { TlsContexts } from './tls-contexts.js';
 import type { HttpSettings } from '../../shared/modules/websocket/index.js';
 import type { ReceiveFn } from './udp.js';
+import { SwitchyardError } from '../../shared/errors.js';
 
 export interface TcpEvents {
   onMessage: ReceiveFn;
@@ -126,7 +127,7 @@ export class TcpConnections {
   #tlsServer(sock: ListenSocket): tls.Server {
     const ctxs = this.tls!;
     const base = ctxs.server(sock);
-    if (base === null) throw new Error(`no TLS server profile with a certificate for ${hostPort(sock.ip, sock.port)}`);
+    if (base === null) throw new SwitchyardError('SY_ERR_TLS', `no TLS server profile with a certificate for ${hostPort(sock.ip, sock.port)}`);
     const server = tls.createServer({
       ...base.options,
       requestCert: ctxs.anyVerify(sock),
@@ -418,7 +419,7 @@ export class TcpConnections {
     const timer = setTimeout(() => {
       if (connected) return;
       log.warn(`tcp: connect to ${hostPort(ip, port)} timed out`);
-      socket.destroy(new Error('connect timeout'));
+      socket.destroy(new SwitchyardError('SY_ERR_ABORTED', 'connect timeout'));
     }, this.handshakeMs);
     socket.once('close', () => clearTimeout(timer));
     socket.once('connect', () => (connected = true));

@@ -2,6 +2,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { ListenSocket } from '../../shared/config/listen.js';
 import type { TlsProfile } from '../../shared/modules/tls/config.js';
+import { SwitchyardError, reasonOf } from '../../shared/errors.js';
 
 export interface BuiltProfile {
   readonly profile: TlsProfile;
@@ -21,7 +22,7 @@ function build(p: TlsProfile): BuiltProfile {
   try {
     return { profile: p, options, ctx: tls.createSecureContext(options) };
   } catch (e) {
-    throw new Error(`[${p.name}]: ${(e as Error).message}`);
+    throw new SwitchyardError('SY_ERR_TLS', `[${p.name}]: ${(e as Error).message}`);
   }
 }
 
@@ -54,7 +55,7 @@ export class TlsContexts {
     try {
       this.#built = profiles.map(build);
     } catch (e) {
-      return (e as Error).message;
+      return reasonOf(e);
     }
     return null;
   }

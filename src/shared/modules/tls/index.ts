@@ -8,6 +8,7 @@
 import { RouteKind, type FunctionSpec, type ModParamSpec, type ModuleEnv, type ModuleExports, type PvarSpec, type RpcSpec, type ScriptContext, type Value } from '../types.js';
 import { checkProfileFiles, kamailioProfiles, MGM_DOMAIN_PARAMS, parseMethod, tlsMgmProfiles, type TlsProfile } from './config.js';
 import { tlsConnections, type CertInfo, type TlsConnInfo } from './conn-info.js';
+import { SwitchyardError } from '../../errors.js';
 
 type Params = ModuleEnv['params'];
 
@@ -147,7 +148,7 @@ function rpc(names: { reload: string; list: string; info?: string }): RpcSpec[] 
       doc: 'read the certificates, keys and CA lists again; new connections use them (open ones keep theirs)',
       handler: () => {
         const err = tlsControl.reload === null ? 'TLS is not set up in this process' : tlsControl.reload();
-        if (err !== null) throw new Error(`reload failed, the previous configuration stays: ${err}`);
+        if (err !== null) throw new SwitchyardError('SY_ERR_TLS', `reload failed, the previous configuration stays: ${err}`);
         return 'Ok. TLS configuration reloaded.';
       },
     },

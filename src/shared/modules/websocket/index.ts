@@ -8,6 +8,7 @@
 import { RecKind } from '../../ipc/messages.js';
 import type { CompiledScript } from '../../script/index.js';
 import { RouteKind, ROUTES_ANY, type FunctionSpec, type ModParamSpec, type ModuleExports, type ScriptContext } from '../types.js';
+import { SwitchyardError } from '../../errors.js';
 
 /** how the master handles HTTP and WebSocket on its stream connections */
 export interface HttpSettings {
@@ -141,7 +142,7 @@ export const websocket: ModuleExports = {
       doc: 'close a WebSocket connection by id (ws.dump)',
       handler: (params) => {
         const id = Number(Array.isArray(params) ? params[0] : (params as { id?: unknown } | null)?.id);
-        if (!Number.isInteger(id) || id <= 0) throw new Error('ws.close: a connection id is needed');
+        if (!Number.isInteger(id) || id <= 0) throw new SwitchyardError('SY_ERR_MI_PARAMS', 'ws.close: a connection id is needed');
         wsControl.close?.(id);
         return 'ok';
       },
