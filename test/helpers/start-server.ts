@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,8 +114,7 @@ export function startServer(opts: { cfg: string; workers?: number; listen?: stri
 
 /** assert that the server logs a line matching `re` (log lines come from other threads, a little after what they describe) */
 export async function expectLog(server: Pick<RunningServer, 'waitForStderr'>, re: RegExp, timeoutMs?: number): Promise<void> {
-  const { match } = await import('node:assert/strict');
-  match(await server.waitForStderr(re, timeoutMs), re);
+  assert.match(await server.waitForStderr(re, timeoutMs), re);
 }
 
 export function splitAddr(addr: string): { host: string; port: number } {

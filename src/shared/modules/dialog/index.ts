@@ -433,31 +433,26 @@ function dlgAttr(ctx: ScriptContext, name: string | undefined): Value {
   }
 }
 
+/** $dlg_var(name) (Kamailio) / $dlg_val(name) (OpenSIPS): the dialog's variables */
+function dlgVarSpec(name: string): PvarSpec {
+  return {
+    name,
+    arg: 'required',
+    get: (ctx, n) => current(ctx)?.vars.get(n!) ?? null,
+    set: (ctx, v, n) => {
+      const d = current(ctx);
+      if (!d) return;
+      if (v === null) d.vars.delete(n!);
+      else d.vars.set(n!, v);
+    },
+  };
+}
+
 const pvars: PvarSpec[] = [
   { name: 'dlg', arg: 'required', get: dlgAttr },
-  {
-    name: 'dlg_var',
-    arg: 'required',
-    get: (ctx, n) => current(ctx)?.vars.get(n!) ?? null,
-    set: (ctx, v, n) => {
-      const d = current(ctx);
-      if (!d) return;
-      if (v === null) d.vars.delete(n!);
-      else d.vars.set(n!, v);
-    },
-  },
+  dlgVarSpec('dlg_var'),
   // OpenSIPS's names for the same
-  {
-    name: 'dlg_val',
-    arg: 'required',
-    get: (ctx, n) => current(ctx)?.vars.get(n!) ?? null,
-    set: (ctx, v, n) => {
-      const d = current(ctx);
-      if (!d) return;
-      if (v === null) d.vars.delete(n!);
-      else d.vars.set(n!, v);
-    },
-  },
+  dlgVarSpec('dlg_val'),
   { name: 'DLG_status', arg: 'none', get: (ctx) => current(ctx)?.state ?? null },
   { name: 'DLG_lifetime', arg: 'none', get: (ctx) => (current(ctx)?.startTs ? Math.floor(Date.now() / 1000) - current(ctx)!.startTs : null) },
   {
