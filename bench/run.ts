@@ -55,7 +55,9 @@ interface Run {
 }
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 2] [--rate 1000] [--quick] [--servers switchyard,kamailio] [--scrape]`);
+  console.error(
+    `${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 2] [--rate 1000] [--quick] [--servers switchyard,kamailio] [--scrape]`,
+  );
   process.exit(2);
 }
 
@@ -110,9 +112,13 @@ interface ScenarioSettings {
   db?: { url: string; users: Array<[string, string]> };
 }
 const SETTINGS_FILE = `${DIR}bench.json`;
-const settings: ScenarioSettings = existsSync(SETTINGS_FILE) ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings) : {};
+const settings: ScenarioSettings = existsSync(SETTINGS_FILE)
+  ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings)
+  : {};
 const fixedRate = settings.rate ?? Number(values.rate);
-const STEPS = quick ? (settings.steps ?? [2000, 4000]).slice(0, 2) : (settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000]);
+const STEPS = quick
+  ? (settings.steps ?? [2000, 4000]).slice(0, 2)
+  : (settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000]);
 const STEP_SECONDS = quick ? 3 : 5;
 // the built-in uac fails a call whose 180 overtakes its 200, which kamailio's UDP children may do
 const UAC = existsSync(`${DIR}uac.xml`) ? `${DIR}uac.xml` : `${ROOT}bench/lib/uac.xml`;
@@ -170,11 +176,28 @@ async function stop(p: ChildProcess): Promise<void> {
 /** how the caller reaches the proxy: UDP, or TCP to the TLS relay (settings.tls) */
 let uacPath: { transport?: 't1'; extra?: string[] } = {};
 
-async function measure(server: string, pid: number, rate: number, calls: number, kind: Run['kind'], localPort: number): Promise<Run> {
+async function measure(
+  server: string,
+  pid: number,
+  rate: number,
+  calls: number,
+  kind: Run['kind'],
+  localPort: number,
+): Promise<Run> {
   const cpu0 = treeCpuUs(pid);
   const m0 = server === 'switchyard' ? threadCpuUs(pid, pid) : 0;
   const t0 = process.hrtime.bigint();
-  const r = await runUac({ target: PROXY, scenario: UAC, calls, rate, localPort, timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000, rtt: true, ...uacPath, extra: [...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])] });
+  const r = await runUac({
+    target: PROXY,
+    scenario: UAC,
+    calls,
+    rate,
+    localPort,
+    timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000,
+    rtt: true,
+    ...uacPath,
+    extra: [...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])],
+  });
   // a few calls stuck until sipp's timeout must not dilute the rate of all the others
   const secs = r.answeredSpanMs > 0 ? r.answeredSpanMs / 1000 : Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = treeCpuUs(pid) - cpu0;
@@ -212,7 +235,8 @@ async function measure(server: string, pid: number, rate: number, calls: number,
 }
 
 async function benchServer(server: string, start: () => Promise<ChildProcess>): Promise<Run[]> {
-  for (const port of [PROXY_PORT, ...UAS_PORTS]) if (bound(port, 'u1')) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
+  for (const port of [PROXY_PORT, ...UAS_PORTS])
+    if (bound(port, 'u1')) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
   const runs: Run[] = [];
   const uas = await Promise.all(UAS_PORTS.map((port) => startUas({ port })));
   let proc: ChildProcess | undefined;
@@ -226,7 +250,15 @@ async function benchServer(server: string, start: () => Promise<ChildProcess>): 
     }
     // warm-up (JIT, connection tables), not reported; the TLS path (OpenSSL records, the relay) takes seconds more to reach its pace
     const warm = settings.tls ? fixedRate * 6 : Math.min(500, fixedRate * 3);
-    await runUac({ target: PROXY, scenario: UAC, calls: warm, rate: Math.min(500, fixedRate), localPort: port++, timeoutMs: 30_000, ...uacPath });
+    await runUac({
+      target: PROXY,
+      scenario: UAC,
+      calls: warm,
+      rate: Math.min(500, fixedRate),
+      localPort: port++,
+      timeoutMs: 30_000,
+      ...uacPath,
+    });
     runs.push(await measure(server, proc.pid!, fixedRate, fixedRate * (quick ? 3 : 8), 'fixed', port++));
     for (const rate of STEPS) {
       const r = await measure(server, proc.pid!, rate, rate * STEP_SECONDS, 'step', port++);
@@ -256,12 +288,24 @@ function table(runs: Run[]): string {
     runs.filter((r) => r.server === s && r.kind === 'step' && r.verdict === 'ok').sort((a, b) => b.cps - a.cps)[0];
   const pct = (r: Run | undefined): string => (r ? `${((r.failed / r.calls) * 100).toFixed(2)}%` : '-');
   const rows: [string, (s: string) => number | undefined, (s: string) => string][] = [
-    [`CPU µs/call @${fixedRate} cps`, (s) => fixed(s)?.cpu_us_per_call, (s) => String(fixed(s)?.cpu_us_per_call ?? '-')],
-    [`master thread µs/call @${fixedRate} cps`, (s) => fixed(s)?.master_us_per_call ?? undefined, (s) => String(fixed(s)?.master_us_per_call ?? '-')],
+    [
+      `CPU µs/call @${fixedRate} cps`,
+      (s) => fixed(s)?.cpu_us_per_call,
+      (s) => String(fixed(s)?.cpu_us_per_call ?? '-'),
+    ],
+    [
+      `master thread µs/call @${fixedRate} cps`,
+      (s) => fixed(s)?.master_us_per_call ?? undefined,
+      (s) => String(fixed(s)?.master_us_per_call ?? '-'),
+    ],
     [`master thread µs/message @${fixedRate} cps`, () => undefined, (s) => String(fixed(s)?.master_us_per_msg ?? '-')],
     [`failed @${fixedRate} cps`, () => undefined, (s) => pct(fixed(s))],
     [`rt mean ms @${fixedRate} cps`, (s) => fixed(s)?.rt_mean_ms, (s) => String(fixed(s)?.rt_mean_ms ?? '-')],
-    [`rt median / p99 ms @${fixedRate} cps`, () => undefined, (s) => (fixed(s) ? `${fixed(s)!.rt_median_ms} / ${fixed(s)!.rt_p99_ms}` : '-')],
+    [
+      `rt median / p99 ms @${fixedRate} cps`,
+      () => undefined,
+      (s) => (fixed(s) ? `${fixed(s)!.rt_median_ms} / ${fixed(s)!.rt_p99_ms}` : '-'),
+    ],
     ['max cps (<0.1% failed)', (s) => best(s)?.cps, (s) => String(best(s)?.cps ?? 'none')],
     ['CPU µs/call at max cps', (s) => best(s)?.cpu_us_per_call, (s) => String(best(s)?.cpu_us_per_call ?? '-')],
   ];
@@ -271,7 +315,9 @@ function table(runs: Run[]): string {
     `| --- |${names.map(() => ' ---: |').join('')}${two ? ' ---: |' : ''}`,
   ];
   for (const [label, value, text] of rows) {
-    lines.push(`| ${label} | ${names.map(text).join(' | ')} |${two ? ` ${diff(value(names[0]!), value(names[1]!))} |` : ''}`);
+    lines.push(
+      `| ${label} | ${names.map(text).join(' | ')} |${two ? ` ${diff(value(names[0]!), value(names[1]!))} |` : ''}`,
+    );
   }
   return lines.join('\n');
 }
@@ -280,7 +326,9 @@ function table(runs: Run[]): string {
 function startApi(port: number, delayMs: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     req.resume();
-    req.on('end', () => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"code":200}'), delayMs));
+    req.on('end', () =>
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"code":200}'), delayMs),
+    );
   });
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
@@ -293,7 +341,10 @@ function version(cmd: string, pattern: RegExp): string {
 /** the scenario's database, made afresh with switchyard's own tool (kamailio reads the same file) */
 function makeDb(db: NonNullable<ScenarioSettings['db']>): void {
   if (db.url.startsWith('sqlite://')) rmSync(db.url.slice('sqlite://'.length), { force: true });
-  for (const args of [['db', 'init', db.url], ...db.users.map(([aor, pw]) => ['db', 'add-user', aor, pw, '--db', db.url])]) {
+  for (const args of [
+    ['db', 'init', db.url],
+    ...db.users.map(([aor, pw]) => ['db', 'add-user', aor, pw, '--db', db.url]),
+  ]) {
     const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`switchyard ${args.join(' ')}: ${r.stderr}`);
   }
@@ -303,13 +354,21 @@ async function main(): Promise<void> {
   if (!existsSync(DIR)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
   const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
   if (settings.db) makeDb(settings.db);
-  const dns = settings.dns ? await TestDnsServer.start(Object.entries(settings.dns.a).map(([name, data]) => ({ type: 'A' as const, name, data })), settings.dns.port) : null;
+  const dns = settings.dns
+    ? await TestDnsServer.start(
+        Object.entries(settings.dns.a).map(([name, data]) => ({ type: 'A' as const, name, data })),
+        settings.dns.port,
+      )
+    : null;
   let pki: TestPki | null = null;
   let tlsCfg = '';
   if (settings.tls) {
     pki = makePki();
     tlsCfg = `${pki.dir}/tls.cfg`;
-    writeFileSync(tlsCfg, `[server:default]\nmethod = TLSv1.2+\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n\n[client:default]\nverify_certificate = no\n`);
+    writeFileSync(
+      tlsCfg,
+      `[server:default]\nmethod = TLSv1.2+\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n\n[client:default]\nverify_certificate = no\n`,
+    );
   }
   const runs: Run[] = [];
   // one server failing to start or run does not cost the other's figures
@@ -324,13 +383,28 @@ async function main(): Promise<void> {
   try {
     if (servers.includes('switchyard')) {
       const tlsArgs = settings.tls ? ['-l', `tls:127.0.0.1:${settings.tls.port}`, '-o', `tls.config=${tlsCfg}`] : [];
-      const args = [MAIN, '-f', `${DIR}switchyard.cfg`, '-n', String(children), '-l', `udp:${PROXY}`, ...tlsArgs, '--mi', scrape ? `127.0.0.1:${MI_PORT}` : 'off', '-E'];
+      const args = [
+        MAIN,
+        '-f',
+        `${DIR}switchyard.cfg`,
+        '-n',
+        String(children),
+        '-l',
+        `udp:${PROXY}`,
+        ...tlsArgs,
+        '--mi',
+        scrape ? `127.0.0.1:${MI_PORT}` : 'off',
+        '-E',
+      ];
       let scrapes = 0;
       const scraper = scrape
         ? setInterval(() => {
             fetch(`http://127.0.0.1:${MI_PORT}/metrics`)
               .then((r) => r.text())
-              .then(() => scrapes++, () => {});
+              .then(
+                () => scrapes++,
+                () => {},
+              );
           }, 1000)
         : null;
       await bench('switchyard', () => startProcess(process.execPath, args, /switchyard ready/));
@@ -342,7 +416,10 @@ async function main(): Promise<void> {
     if (servers.includes('kamailio')) {
       if (existsSync(KAMAILIO) && existsSync(`${DIR}kamailio.cfg`)) {
         // the copy runs from /tmp: files the script names are given by the scenario's directory
-        const cfg = readFileSync(`${DIR}kamailio.cfg`, 'utf8').replace(/^children=.*$/m, '').replaceAll('__SCENARIO_DIR__', DIR).replaceAll('__TLS_CFG__', tlsCfg);
+        const cfg = readFileSync(`${DIR}kamailio.cfg`, 'utf8')
+          .replace(/^children=.*$/m, '')
+          .replaceAll('__SCENARIO_DIR__', DIR)
+          .replaceAll('__TLS_CFG__', tlsCfg);
         const tmp = `/tmp/switchyard-bench-kamailio-${process.pid}.cfg`;
         writeFileSync(tmp, `children=${children}\nlisten=udp:${PROXY}\n${cfg}`);
         // -DD: no daemon, children still forked; 1 GB of shared memory: tm keeps every transaction for its

@@ -26,13 +26,20 @@ test('a module README names every parameter and function the module accepts with
   const { BUILTIN_MODULES } = await import('../src/shared/modules/registry.js');
   for (const m of BUILTIN_MODULES) {
     // a module without a folder of its own (tls_mgm) is documented in its family's (tls)
-    const folder = [m.name, m.name.split('_')[0]!].find((f) => existsSync(new URL(`../../src/shared/modules/${f}/README.md`, import.meta.url))) ?? m.name;
+    const folder =
+      [m.name, m.name.split('_')[0]!].find((f) =>
+        existsSync(new URL(`../../src/shared/modules/${f}/README.md`, import.meta.url)),
+      ) ?? m.name;
     const file = new URL(`../../src/shared/modules/${folder}/README.md`, import.meta.url);
-    const silent = [...m.params.filter((p) => p.noEffect !== undefined).map((p) => p.name), ...m.functions.filter((f) => f.noEffect !== undefined).map((f) => f.name)];
+    const silent = [
+      ...m.params.filter((p) => p.noEffect !== undefined).map((p) => p.name),
+      ...m.functions.filter((f) => f.noEffect !== undefined).map((f) => f.name),
+    ];
     if (silent.length === 0) continue;
     assert.ok(existsSync(file), `${m.name} accepts ${silent.join(', ')} with no effect: its README must say so`);
     const text = readFileSync(file, 'utf8');
-    for (const name of silent) assert.ok(text.includes(`\`${name}\``), `${m.name}/README.md does not mention \`${name}\` (accepted, no effect)`);
+    for (const name of silent)
+      assert.ok(text.includes(`\`${name}\``), `${m.name}/README.md does not mention \`${name}\` (accepted, no effect)`);
   }
 });
 
@@ -51,10 +58,13 @@ test('every error raised in src carries a stable code (no bare new Error)', asyn
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
       else if (name.endsWith('.ts')) {
-        readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-          // an Error given its own code property (an RPC code, a connector's code) is coded too
-          if (/\bnew Error\(/.test(line) && !/Object\.assign\(new Error\([^)]*\), \{ (rpcCode|code):/.test(line)) bare.push(`${path.slice(root.length)}:${i + 1}`);
-        });
+        readFileSync(path, 'utf8')
+          .split('\n')
+          .forEach((line, i) => {
+            // an Error given its own code property (an RPC code, a connector's code) is coded too
+            if (/\bnew Error\(/.test(line) && !/Object\.assign\(new Error\([^)]*\), \{ (rpcCode|code):/.test(line))
+              bare.push(`${path.slice(root.length)}:${i + 1}`);
+          });
       }
     }
   };

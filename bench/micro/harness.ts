@@ -11,7 +11,11 @@ export interface MicroResult {
   spreadPct: number;
 }
 
-export function bench(name: string, fn: () => unknown, opts: { rounds?: number; ms?: number; batch?: number } = {}): MicroResult {
+export function bench(
+  name: string,
+  fn: () => unknown,
+  opts: { rounds?: number; ms?: number; batch?: number } = {},
+): MicroResult {
   const rounds = opts.rounds ?? 5;
   const ms = opts.ms ?? 300;
   const batch = opts.batch ?? 1000;
@@ -33,8 +37,15 @@ export function bench(name: string, fn: () => unknown, opts: { rounds?: number; 
   if (sink === Symbol.for('never')) console.log(sink);
   const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
   const spread = ((Math.max(...rates) - Math.min(...rates)) / mean) * 100;
-  const res = { name, opsPerSec: Math.round(mean), nsPerOp: Math.round(1e9 / mean), spreadPct: Math.round(spread * 10) / 10 };
-  console.log(`${name.padEnd(44)} ${String(res.opsPerSec).padStart(12)} ops/s  ${String(res.nsPerOp).padStart(7)} ns/op  ±${res.spreadPct}%`);
+  const res = {
+    name,
+    opsPerSec: Math.round(mean),
+    nsPerOp: Math.round(1e9 / mean),
+    spreadPct: Math.round(spread * 10) / 10,
+  };
+  console.log(
+    `${name.padEnd(44)} ${String(res.opsPerSec).padStart(12)} ops/s  ${String(res.nsPerOp).padStart(7)} ns/op  ±${res.spreadPct}%`,
+  );
   return res;
 }
 

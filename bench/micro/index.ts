@@ -6,7 +6,9 @@ import { header } from './harness.js';
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const only = process.argv[2]; // optional: run the files whose name contains this
 header();
-for (const f of readdirSync(dir).filter((n) => n.endsWith('.bench.js')).sort()) {
+for (const f of readdirSync(dir)
+  .filter((n) => n.endsWith('.bench.js'))
+  .sort()) {
   if (only !== undefined && !f.includes(only)) continue;
   const mod = (await import(new URL(f, import.meta.url).href)) as { run(): void };
   mod.run();

@@ -9,7 +9,11 @@ import { bench } from './harness.js';
 // a destination by name once its answer is cached, against the same by IP address (s1's $du)
 const p = defaultDnsParams();
 const layout = counterLayout();
-const records = new DnsRecords(p, new SharedTable(SharedTable.allocate(p.cacheMem)), new Counters(layout, Counters.allocate(layout), 0));
+const records = new DnsRecords(
+  p,
+  new SharedTable(SharedTable.allocate(p.cacheMem)),
+  new Counters(layout, Counters.allocate(layout), 0),
+);
 const loc = new Locator(records, p, ['udp', 'tcp'], false);
 records.store('A:uas.bench.test', { addrs: ['127.0.0.1'] }, 3600);
 await loc.locate('sip:uas.bench.test:5070');

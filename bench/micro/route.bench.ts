@@ -6,7 +6,9 @@ import { Logger } from '../../src/shared/log.js';
 import { bench } from './harness.js';
 
 const MSG = parseSipMessage(
-  Buffer.from('INVITE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.org>;tag=1\r\nTo: <sip:alice@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n'),
+  Buffer.from(
+    'INVITE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.org>;tag=1\r\nTo: <sip:alice@example.com>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n',
+  ),
 );
 
 // a realistic request route: 20 statements executed per message
@@ -38,7 +40,14 @@ export function run(): void {
   const svc = { log: new Logger(-5), isMyself: () => false, tm: null } as unknown as ScriptServices;
   const route = script.routes.request!;
   const r = bench('request route, 20 statements', () => {
-    return route(newScriptContext(MSG, { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 }, svc, 1));
+    return route(
+      newScriptContext(
+        MSG,
+        { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 },
+        svc,
+        1,
+      ),
+    );
   });
   console.log(`  → ${Math.round(r.nsPerOp / STATEMENTS)} ns per executed statement`);
 }

@@ -28,7 +28,15 @@ export function run(): void {
   let sent = 0;
   svc.sendTo = (_fd, bytes) => ((sent += bytes.length), bytes.length);
   const receiver = new Receiver(svc, counters);
-  const rcv: ReceiveInfo = { proto: 'udp', srcIp: '127.0.0.1', srcPort: 5061, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 };
+  const rcv: ReceiveInfo = {
+    proto: 'udp',
+    srcIp: '127.0.0.1',
+    srcPort: 5061,
+    dstIp: '127.0.0.1',
+    dstPort: 5060,
+    socketIdx: 0,
+    connId: 0,
+  };
   const uasRcv: ReceiveInfo = { ...rcv, srcPort: 5070 };
   bench('worker path, s1: INVITE in → forwarded', () => receiver.receive(Buffer.from(INVITE), rcv));
   bench('worker path, s1: 200 in → relayed', () => receiver.receive(Buffer.from(REPLY), uasRcv));

@@ -29,13 +29,32 @@ async function main(): Promise<void> {
   log.tag = 'dispatcher';
   setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);
-  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides], defines: [...init.defines], preprocessed: init.preprocessed });
+  const script = compileScript({
+    file: init.cfgFile,
+    source: init.cfgSource,
+    overrides: [...init.overrides],
+    defines: [...init.defines],
+    preprocessed: init.preprocessed,
+  });
   log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
   const counters = new Counters(counterLayout(), init.countersSab, init.row);
   startMemoryGauges(counters);
   histograms.current = new Histograms(init.histSab, init.row);
   const svc = new DispatcherServices(log, script.routes, bus, init.workers);
-  await initModules(script, 'dispatcher', { log, workerId: -1, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines } }, init.moduleSabs);
+  await initModules(
+    script,
+    'dispatcher',
+    {
+      log,
+      workerId: -1,
+      workers: init.workers,
+      counters,
+      bus,
+      svc,
+      cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines },
+    },
+    init.moduleSabs,
+  );
   post({ type: 'ready' });
 }
 

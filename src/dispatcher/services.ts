@@ -11,9 +11,11 @@ import type { RouteTable } from '../shared/script/codegen.js';
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 import { SwitchyardError } from '../shared/errors.js';
 
-
 function noSip(what: string): never {
-  throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `${what} needs a SIP message: not available in the event dispatcher`);
+  throw new SwitchyardError(
+    'SY_ERR_SCRIPT_RUNTIME',
+    `${what} needs a SIP message: not available in the event dispatcher`,
+  );
 }
 
 /** tm as an event route sees it: t_continue() crosses to the owning worker, the rest needs a request of this thread */
@@ -92,7 +94,18 @@ export class DispatcherServices implements ScriptServices {
   }
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
     const r = this.#routes;
-    return (kind === 'route' ? r.named : kind === 'event' ? r.event : kind === 'failure' ? r.failure : kind === 'branch' ? r.branch : r.onreplyNamed).get(name) ?? null;
+    return (
+      (kind === 'route'
+        ? r.named
+        : kind === 'event'
+          ? r.event
+          : kind === 'failure'
+            ? r.failure
+            : kind === 'branch'
+              ? r.branch
+              : r.onreplyNamed
+      ).get(name) ?? null
+    );
   }
   suspend(): void {
     noSip('async()');

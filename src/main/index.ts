@@ -4,7 +4,15 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { applyAdvertisedDefaults, parseListens, resolveListenNames, hostPort, type ListenSocket, type Proto, isSecure } from '../shared/config/listen.js';
+import {
+  applyAdvertisedDefaults,
+  parseListens,
+  resolveListenNames,
+  hostPort,
+  type ListenSocket,
+  type Proto,
+  isSecure,
+} from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
@@ -43,7 +51,12 @@ const EMPTY = Buffer.alloc(0);
 const SHUTDOWN_GRACE_MS = 5000;
 
 function compile(args: ServerArgs): CompiledScript {
-  return compileScript({ file: args.cfgFile ?? '<default>', source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines });
+  return compileScript({
+    file: args.cfgFile ?? '<default>',
+    source: args.cfgFile ? undefined : DEFAULT_CFG,
+    overrides: args.overrides,
+    defines: args.defines,
+  });
 }
 
 /** -u/-g (user=/group=): after the sockets are bound, as kamailio does; a user alone brings its own groups */
@@ -54,7 +67,10 @@ function dropPrivileges(user: string | null, group: string | null): void {
   if (user !== null) {
     const gid = userGid(user);
     // the user's supplementary groups (initgroups(3); missing from @types/node 20, present at run time)
-    (process as unknown as { initgroups(user: string | number, extra: string | number): void }).initgroups(id(user), group === null ? gid : id(group));
+    (process as unknown as { initgroups(user: string | number, extra: string | number): void }).initgroups(
+      id(user),
+      group === null ? gid : id(group),
+    );
     if (group === null) process.setgid!(gid);
     process.setuid!(id(user));
   }
@@ -86,7 +102,10 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const toSyslog = !(args.stderr || core.logStderror);
   // kamailio's default is syslog; where nothing listens on its socket, stderr (said once, here)
   const syslogMissing = toSyslog && !existsSync(SYSLOG_SOCKET);
-  if (syslogMissing) process.stderr.write(`switchyard: no syslog socket ${SYSLOG_SOCKET}; logging to stderr (log_stderror=yes or -E to choose it)\n`);
+  if (syslogMissing)
+    process.stderr.write(
+      `switchyard: no syslog socket ${SYSLOG_SOCKET}; logging to stderr (log_stderror=yes or -E to choose it)\n`,
+    );
   const logSettings: LogSettings = {
     levelsSab: new SharedArrayBuffer(4 * (FIRST_WORKER_ROW + MAX_WORKERS)),
     stderr: !toSyslog || syslogMissing,
@@ -97,7 +116,10 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   new Int32Array(logSettings.levelsSab).fill(threshold);
   setupLog(log, ROW_MASTER, logSettings);
   for (const flag of args.ignored) log.warn(`${flag}: accepted for kamailio command lines, no effect in switchyard`);
-  if (nativeSendTo === null && core.udpWorkerSend) log.warn('the native UDP send is not built (npm rebuild needs python3, make and a C compiler): SIP workers send through the master');
+  if (nativeSendTo === null && core.udpWorkerSend)
+    log.warn(
+      'the native UDP send is not built (npm rebuild needs python3, make and a C compiler): SIP workers send through the master',
+    );
   for (const w of script.warnings) log.warn(formatWarning(w));
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
@@ -145,7 +167,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
 
   const udp = new Map<number, UdpListener>();
   let router: Router | null = null;
-  const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto): void => router!.receive(sock, ip, port, connId, msg, proto);
+  const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto): void =>
+    router!.receive(sock, ip, port, connId, msg, proto);
   const tcp = new TcpConnections({
     onMessage: receive,
     onOpen: (proto) => {
@@ -184,7 +207,10 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     throw new SwitchyardError('SY_ERR_TLS', 'a tls listener with enable_tls=no');
   }
   if (sockets.some((s) => isSecure(s.proto)) && tlsModule === null) {
-    throw new SwitchyardError('SY_ERR_TLS', 'a tls listener needs the tls module (Kamailio: loadmodule "tls.so") or tls_mgm (OpenSIPS: loadmodule "tls_mgm.so")');
+    throw new SwitchyardError(
+      'SY_ERR_TLS',
+      'a tls listener needs the tls module (Kamailio: loadmodule "tls.so") or tls_mgm (OpenSIPS: loadmodule "tls_mgm.so")',
+    );
   }
   if (tlsModule !== null) {
     const cfgFile = args.cfgFile ?? '<default>';
@@ -195,7 +221,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     });
     const err = contexts.reload();
     if (err !== null) throw new SwitchyardError('SY_ERR_TLS', err);
-    for (const p of contexts.list()) for (const k of p.inert) log.warn(`tls: profile [${p.name}]: ${k} is accepted and has no effect`);
+    for (const p of contexts.list())
+      for (const k of p.inert) log.warn(`tls: profile [${p.name}]: ${k} is accepted and has no effect`);
     tcp.tls = contexts;
     const tp = script.modparams.get(tlsModule);
     const idle = tp?.get('connection_timeout');
@@ -208,19 +235,42 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       return e;
     };
     tlsControl.list = () => tcp.list('tls');
-    tlsControl.info = () => ({ opened_connections: counters.get(sc.tls.open), profiles: contexts.list().map((p) => p.name) });
+    tlsControl.info = () => ({
+      opened_connections: counters.get(sc.tls.open),
+      profiles: contexts.list().map((p) => p.name),
+    });
   }
   const firstOf = (proto: Proto): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const supervisor = new Supervisor(
-    { workers, cfgFile, cfgSource: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines, preprocessed: script.preprocessed, sockets, aliases: core.alias, countersSab, histSab, shvSab, moduleSabs, dns: dnsTables, logLevel: threshold, log: logSettings, wakeDelayMs: core.ipcWakeDelay },
+    {
+      workers,
+      cfgFile,
+      cfgSource: args.cfgFile ? undefined : DEFAULT_CFG,
+      overrides: args.overrides,
+      defines: args.defines,
+      preprocessed: script.preprocessed,
+      sockets,
+      aliases: core.alias,
+      countersSab,
+      histSab,
+      shvSab,
+      moduleSabs,
+      dns: dnsTables,
+      logLevel: threshold,
+      log: logSettings,
+      wakeDelayMs: core.ipcWakeDelay,
+    },
     counters,
     {
       send(code, ip, port, connId, socketIdx, bytes) {
         const proto = protoName(code);
         if (proto !== 'udp') {
           // an outgoing TLS connection may leave without a TLS listener: from the address of any stream socket
-          const sock = socketIdx !== ANY_SOCKET && sockets[socketIdx]?.proto === proto ? sockets[socketIdx]! : (firstOf(proto) ?? firstOf('tcp') ?? sockets[0]);
+          const sock =
+            socketIdx !== ANY_SOCKET && sockets[socketIdx]?.proto === proto
+              ? sockets[socketIdx]!
+              : (firstOf(proto) ?? firstOf('tcp') ?? sockets[0]);
           if (sock) tcp.send(proto, bytes, ip, port, connId, sock);
         } else {
           const l = (socketIdx !== ANY_SOCKET ? udp.get(socketIdx) : undefined) ?? udp.get(firstOf('udp')?.idx ?? -1);
@@ -249,7 +299,13 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const mi = new MiRegistry();
   const histograms = new Histograms(histSab, ROW_MASTER);
   const miRoutes = new Map<string, GetRoute>([
-    ['/', (_req, res) => void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(STATUS_PAGE)],
+    [
+      '/',
+      (_req, res) =>
+        void res
+          .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
+          .end(STATUS_PAGE),
+    ],
     [
       '/metrics',
       (_req, res) => {
@@ -270,15 +326,36 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   await supervisor.start();
   supervisor.startWatchdog(core.workerWatchdog * 1000);
 
-  registerCoreMethods(mi, { startedAt, supervisor, counters, levels: new Int32Array(logSettings.levelsSab), sockets, refreshMemory });
+  registerCoreMethods(mi, {
+    startedAt,
+    supervisor,
+    counters,
+    levels: new Int32Array(logSettings.levelsSab),
+    sockets,
+    refreshMemory,
+  });
   registerShvMethods(mi, shv.store);
   registerDnsMethods(mi, dnsTables);
-  const cfg = { file: cfgFile, source: args.cfgFile ? undefined : DEFAULT_CFG, overrides: args.overrides, defines: args.defines };
+  const cfg = {
+    file: cfgFile,
+    source: args.cfgFile ? undefined : DEFAULT_CFG,
+    overrides: args.overrides,
+    defines: args.defines,
+  };
   await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);
   for (const name of script.modules) {
     const mod = findModule(name);
     for (const r of mod?.rpc ?? []) {
-      const env = { params: script.modparams.get(mod!.name) ?? new Map(), log, workerId: -1, workers, counters, bus: supervisor.bus, script, cfg };
+      const env = {
+        params: script.modparams.get(mod!.name) ?? new Map(),
+        log,
+        workerId: -1,
+        workers,
+        counters,
+        bus: supervisor.bus,
+        script,
+        cfg,
+      };
       mi.add(r.name, r.doc, (p) => r.handler(p, env));
     }
   }

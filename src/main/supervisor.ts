@@ -73,10 +73,36 @@ export class Supervisor {
       const inRing = createRing(RING_BYTES);
       const outRing = createRing(RING_BYTES);
       this.writers.push(new RingWriter(inRing, base.wakeDelayMs));
-      this.#slots.push({ role: 'sip', index: i, row: FIRST_WORKER_ROW + i, inRing, outRing, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false, beat: 0, beatAt: 0 });
+      this.#slots.push({
+        role: 'sip',
+        index: i,
+        row: FIRST_WORKER_ROW + i,
+        inRing,
+        outRing,
+        worker: null,
+        threadId: 0,
+        startedAt: 0,
+        restarts: 0,
+        ready: false,
+        beat: 0,
+        beatAt: 0,
+      });
     }
     // first, so that every SIP worker finds it to connect its bus port to
-    this.#slots.unshift({ role: 'dispatcher', index: 0, row: ROW_DISPATCHER, inRing: null, outRing: null, worker: null, threadId: 0, startedAt: 0, restarts: 0, ready: false, beat: 0, beatAt: 0 });
+    this.#slots.unshift({
+      role: 'dispatcher',
+      index: 0,
+      row: ROW_DISPATCHER,
+      inRing: null,
+      outRing: null,
+      worker: null,
+      threadId: 0,
+      startedAt: 0,
+      restarts: 0,
+      ready: false,
+      beat: 0,
+      beatAt: 0,
+    });
   }
 
   /**
@@ -99,7 +125,9 @@ export class Supervisor {
           slot.beat = beat;
           slot.beatAt = now;
         } else if (now - slot.beatAt > timeoutMs) {
-          log.err(`${this.#name(slot)} stopped answering ${Math.round((now - slot.beatAt) / 1000)} s ago (a runaway regular expression or loop?): restarting it`);
+          log.err(
+            `${this.#name(slot)} stopped answering ${Math.round((now - slot.beatAt) / 1000)} s ago (a runaway regular expression or loop?): restarting it`,
+          );
           this.#counters.inc(restarts);
           slot.beatAt = 0;
           void slot.worker.terminate();
@@ -144,8 +172,14 @@ export class Supervisor {
       inRing: slot.inRing,
       outRing: slot.outRing,
     };
-    const entry = slot.role === 'sip' ? new URL('../worker/index.js', import.meta.url) : new URL('../dispatcher/index.js', import.meta.url);
-    const worker = new Worker(entry, { workerData: init, name: slot.role === 'sip' ? `sip-worker-${slot.index}` : 'event-dispatcher' });
+    const entry =
+      slot.role === 'sip'
+        ? new URL('../worker/index.js', import.meta.url)
+        : new URL('../dispatcher/index.js', import.meta.url);
+    const worker = new Worker(entry, {
+      workerData: init,
+      name: slot.role === 'sip' ? `sip-worker-${slot.index}` : 'event-dispatcher',
+    });
     slot.worker = worker;
     slot.threadId = worker.threadId;
     this.#connectBus(slot);
@@ -176,7 +210,8 @@ export class Supervisor {
         this.#counters.resetGauges(slot.row);
         log.err(`${this.#name(slot)} died (exit code ${code}); restarting it`);
         setTimeout(() => {
-          if (!this.#stopping) this.#spawn(slot).catch((e: Error) => log.err(`restart of ${this.#name(slot)} failed: ${e.message}`));
+          if (!this.#stopping)
+            this.#spawn(slot).catch((e: Error) => log.err(`restart of ${this.#name(slot)} failed: ${e.message}`));
         }, RESTART_DELAY_MS);
       });
     });
@@ -209,7 +244,15 @@ export class Supervisor {
   threads(): ThreadInfo[] {
     // SIP workers first, as core.ps lists them
     const order = [...this.#slots.slice(1), this.#slots[0]!];
-    return order.map((s) => ({ role: s.role, index: s.index, threadId: s.threadId, ready: s.ready, restarts: s.restarts, startedAt: s.startedAt, row: s.row }));
+    return order.map((s) => ({
+      role: s.role,
+      index: s.index,
+      threadId: s.threadId,
+      ready: s.ready,
+      restarts: s.restarts,
+      startedAt: s.startedAt,
+      row: s.row,
+    }));
   }
 
   /** terminate SIP worker `index` as if it had crashed: it is restarted like any dead worker */
@@ -244,7 +287,15 @@ export class Supervisor {
     for (const r of this.#readers) {
       r.drain((data, view, off, len) => {
         const body = readHead(data, view, off, head);
-        if (head.kind === RecKind.SEND) this.#sender.send(head.proto, head.ip, head.port, head.connId, head.socketIdx, copyBody(data, body, off + len));
+        if (head.kind === RecKind.SEND)
+          this.#sender.send(
+            head.proto,
+            head.ip,
+            head.port,
+            head.connId,
+            head.socketIdx,
+            copyBody(data, body, off + len),
+          );
       }, Infinity);
       r.close();
     }

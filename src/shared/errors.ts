@@ -32,7 +32,10 @@ export const ERRORS = {
   SY_ERR_LISTEN: spec('SY_ERR_LISTEN', 'bad listen address'),
   SY_ERR_MI_METHOD: spec('SY_ERR_MI_METHOD', 'unknown management method'),
   SY_ERR_MI_PARAMS: spec('SY_ERR_MI_PARAMS', 'bad management parameters'),
-  SY_ERR_MI_UNSAFE: spec('SY_ERR_MI_UNSAFE', 'management interface refused on a non-loopback address without a token or an allow-list'),
+  SY_ERR_MI_UNSAFE: spec(
+    'SY_ERR_MI_UNSAFE',
+    'management interface refused on a non-loopback address without a token or an allow-list',
+  ),
   SY_ERR_MODULE_INIT: spec('SY_ERR_MODULE_INIT', 'a module cannot start'),
   SY_ERR_ABORTED: spec('SY_ERR_ABORTED', 'a transfer abandoned'),
   SY_ERR_THREAD: spec('SY_ERR_THREAD', 'a thread failed to start'),

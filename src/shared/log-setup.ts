@@ -31,7 +31,9 @@ export function setupLog(log: Logger, row: number, s: LogSettings): void {
       if (n >= 0) return;
       if (!warned) {
         warned = true;
-        process.stderr.write(`switchyard: cannot log to syslog on ${SYSLOG_SOCKET} (${send === null ? 'native addon not built' : `errno ${-n}`}); logging to stderr\n`);
+        process.stderr.write(
+          `switchyard: cannot log to syslog on ${SYSLOG_SOCKET} (${send === null ? 'native addon not built' : `errno ${-n}`}); logging to stderr\n`,
+        );
       }
       // the text after the syslog header
       const text = datagram.toString('utf8');

@@ -13,13 +13,39 @@
 export const LogLevel = { ALERT: -3, BUG: -2, CRIT: -2, ERR: -1, WARN: 0, NOTICE: 1, INFO: 2, DBG: 3 } as const;
 export type LogLevelValue = (typeof LogLevel)[keyof typeof LogLevel];
 
-const LEVEL_NAME: Record<number, string> = { [-3]: 'ALERT', [-2]: 'CRITICAL', [-1]: 'ERROR', 0: 'WARNING', 1: 'NOTICE', 2: 'INFO', 3: 'DEBUG' };
+const LEVEL_NAME: Record<number, string> = {
+  [-3]: 'ALERT',
+  [-2]: 'CRITICAL',
+  [-1]: 'ERROR',
+  0: 'WARNING',
+  1: 'NOTICE',
+  2: 'INFO',
+  3: 'DEBUG',
+};
 /** syslog severities of the levels (alert 1 … debug 7) */
 const SEVERITY: Record<number, number> = { [-3]: 1, [-2]: 2, [-1]: 3, 0: 4, 1: 5, 2: 6, 3: 7 };
 
 export const FACILITIES: Record<string, number> = {
-  LOG_KERN: 0, LOG_USER: 1, LOG_MAIL: 2, LOG_DAEMON: 3, LOG_AUTH: 4, LOG_SYSLOG: 5, LOG_LPR: 6, LOG_NEWS: 7, LOG_UUCP: 8, LOG_CRON: 9, LOG_AUTHPRIV: 10, LOG_FTP: 11,
-  LOG_LOCAL0: 16, LOG_LOCAL1: 17, LOG_LOCAL2: 18, LOG_LOCAL3: 19, LOG_LOCAL4: 20, LOG_LOCAL5: 21, LOG_LOCAL6: 22, LOG_LOCAL7: 23,
+  LOG_KERN: 0,
+  LOG_USER: 1,
+  LOG_MAIL: 2,
+  LOG_DAEMON: 3,
+  LOG_AUTH: 4,
+  LOG_SYSLOG: 5,
+  LOG_LPR: 6,
+  LOG_NEWS: 7,
+  LOG_UUCP: 8,
+  LOG_CRON: 9,
+  LOG_AUTHPRIV: 10,
+  LOG_FTP: 11,
+  LOG_LOCAL0: 16,
+  LOG_LOCAL1: 17,
+  LOG_LOCAL2: 18,
+  LOG_LOCAL3: 19,
+  LOG_LOCAL4: 20,
+  LOG_LOCAL5: 21,
+  LOG_LOCAL6: 22,
+  LOG_LOCAL7: 23,
 };
 
 /** where lines go when they do not go to stderr: one datagram per line */
@@ -94,11 +120,21 @@ export class Logger {
       s.send(Buffer.from(rfc3164(s.facility, SEVERITY[level] ?? 7, s.ident, text)));
     } else process.stderr.write(text + '\n');
   }
-  err(msg: string, ctx?: unknown): void { this.log(LogLevel.ERR, msg, ctx); }
-  warn(msg: string, ctx?: unknown): void { this.log(LogLevel.WARN, msg, ctx); }
-  notice(msg: string, ctx?: unknown): void { this.log(LogLevel.NOTICE, msg, ctx); }
-  info(msg: string, ctx?: unknown): void { this.log(LogLevel.INFO, msg, ctx); }
-  debug(msg: string, ctx?: unknown): void { this.log(LogLevel.DBG, msg, ctx); }
+  err(msg: string, ctx?: unknown): void {
+    this.log(LogLevel.ERR, msg, ctx);
+  }
+  warn(msg: string, ctx?: unknown): void {
+    this.log(LogLevel.WARN, msg, ctx);
+  }
+  notice(msg: string, ctx?: unknown): void {
+    this.log(LogLevel.NOTICE, msg, ctx);
+  }
+  info(msg: string, ctx?: unknown): void {
+    this.log(LogLevel.INFO, msg, ctx);
+  }
+  debug(msg: string, ctx?: unknown): void {
+    this.log(LogLevel.DBG, msg, ctx);
+  }
 }
 
 /** The thread's logger; each thread entry sets its tag and threshold at start. */
@@ -110,6 +146,18 @@ export function parseLogLevel(v: string | number): number | null {
   const n = Number(v);
   if (v.trim() !== '' && Number.isInteger(n)) return n;
   const key = v.toUpperCase().replace(/^L_/, '');
-  const map: Record<string, number> = { ALERT: -3, BUG: -2, CRIT: -2, ERR: -1, ERROR: -1, WARN: 0, WARNING: 0, NOTICE: 1, INFO: 2, DBG: 3, DEBUG: 3 };
+  const map: Record<string, number> = {
+    ALERT: -3,
+    BUG: -2,
+    CRIT: -2,
+    ERR: -1,
+    ERROR: -1,
+    WARN: 0,
+    WARNING: 0,
+    NOTICE: 1,
+    INFO: 2,
+    DBG: 3,
+    DEBUG: 3,
+  };
   return key in map ? map[key]! : null;
 }

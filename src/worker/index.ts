@@ -37,7 +37,13 @@ async function main(): Promise<void> {
   log.tag = `worker ${init.workerId}`;
   setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);
-  const script = compileScript({ file: init.cfgFile, source: init.cfgSource, overrides: [...init.overrides], defines: [...init.defines], preprocessed: init.preprocessed });
+  const script = compileScript({
+    file: init.cfgFile,
+    source: init.cfgSource,
+    overrides: [...init.overrides],
+    defines: [...init.defines],
+    preprocessed: init.preprocessed,
+  });
   log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
   const layout = counterLayout();
   const counters = new Counters(layout, init.countersSab, init.row);
@@ -46,7 +52,14 @@ async function main(): Promise<void> {
   const heartbeat = counters.handle('core:heartbeats');
   setInterval(() => counters.inc(heartbeat), 1000).unref();
   histograms.current = new Histograms(init.histSab, init.row);
-  const svc = new WorkerServices(init.workerId, log, init.sockets, init.aliases, new RingWriter(init.outRing!, init.wakeDelayMs), counters);
+  const svc = new WorkerServices(
+    init.workerId,
+    log,
+    init.sockets,
+    init.aliases,
+    new RingWriter(init.outRing!, init.wakeDelayMs),
+    counters,
+  );
   svc.script = script;
   const dns = threadDns(script.core.dns, init.dns, init.sockets, counters);
   svc.locator = dns.locator;
@@ -69,9 +82,28 @@ async function main(): Promise<void> {
   }
   // module messages (raise_event, subscribe_event …) need the dispatcher's port before the first request
   if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');
-  await initModules(script, 'worker', { log, workerId: init.workerId, workers: init.workers, counters, bus, svc, cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines } }, init.moduleSabs);
+  await initModules(
+    script,
+    'worker',
+    {
+      log,
+      workerId: init.workerId,
+      workers: init.workers,
+      counters,
+      bus,
+      svc,
+      cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines },
+    },
+    init.moduleSabs,
+  );
 
-  const stopScriptRoutes = startScriptRoutes(script.routes, svc, shv.store, routeRunner(svc, (fn, ctx, after) => receiver.runFor(fn, ctx, after), log), log);
+  const stopScriptRoutes = startScriptRoutes(
+    script.routes,
+    svc,
+    shv.store,
+    routeRunner(svc, (fn, ctx, after) => receiver.runFor(fn, ctx, after), log),
+    log,
+  );
 
   const inRing = new RingReader(init.inRing!);
   const head = newHead();
@@ -107,7 +139,15 @@ async function main(): Promise<void> {
     if (head.kind === RecKind.HTTP_IN) {
       const s = sockets[head.socketIdx];
       const bytes = copyBody(data, body, off + len);
-      const rcv: ReceiveInfo = { proto: protoName(head.proto), srcIp: head.ip, srcPort: head.port, dstIp: s?.ip ?? '', dstPort: s?.port ?? 0, socketIdx: head.socketIdx, connId: head.connId };
+      const rcv: ReceiveInfo = {
+        proto: protoName(head.proto),
+        srcIp: head.ip,
+        srcPort: head.port,
+        dstIp: s?.ip ?? '',
+        dstPort: s?.port ?? 0,
+        socketIdx: head.socketIdx,
+        connId: head.connId,
+      };
       later(() => receiver.receiveHttp(bytes, rcv));
       return;
     }

@@ -38,7 +38,27 @@ function hasToTag(msg: SipMsg): boolean {
 }
 
 /** the methods of RFC 3261 and its extensions; others are counted in core:unsupported_methods (and still routed) */
-const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE', 'KDMQ', 'GET', 'POST', 'PUT', 'DELETE']);
+const KNOWN_METHODS = new Set([
+  'INVITE',
+  'ACK',
+  'CANCEL',
+  'BYE',
+  'OPTIONS',
+  'REGISTER',
+  'PRACK',
+  'SUBSCRIBE',
+  'NOTIFY',
+  'PUBLISH',
+  'INFO',
+  'REFER',
+  'MESSAGE',
+  'UPDATE',
+  'KDMQ',
+  'GET',
+  'POST',
+  'PUT',
+  'DELETE',
+]);
 
 /**
  * One received message through the worker (Kamailio's receive_msg): parse,
@@ -112,7 +132,10 @@ export class Receiver {
       msg = parseSipMessage(buf);
     } catch (e) {
       c.inc(looksLikeReply ? this.#c.errReplies : this.#c.errRequests);
-      if (this.#svc.log.enabled(2)) this.#svc.log.info(`dropped unparseable message from ${hostPort(rcv.srcIp, rcv.srcPort)}: ${(e as Error).message}`);
+      if (this.#svc.log.enabled(2))
+        this.#svc.log.info(
+          `dropped unparseable message from ${hostPort(rcv.srcIp, rcv.srcPort)}: ${(e as Error).message}`,
+        );
       return;
     }
     const bad = checkSipMessage(msg);
@@ -169,7 +192,9 @@ export class Receiver {
     try {
       msg = parseSipMessage(buf, true);
     } catch (e) {
-      this.#svc.log.warn(`xhttp: unparseable request from ${hostPort(rcv.srcIp, rcv.srcPort)}: ${(e as Error).message}`);
+      this.#svc.log.warn(
+        `xhttp: unparseable request from ${hostPort(rcv.srcIp, rcv.srcPort)}: ${(e as Error).message}`,
+      );
       return;
     }
     if (route === null) return;
@@ -270,7 +295,10 @@ export class Receiver {
 
   #failed(ctx: ScriptContext, e: unknown): void {
     this.#counters.inc(this.#c.scriptErrors);
-    this.#svc.log.err(`route failed on ${ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status} (Call-ID ${safeCallId(ctx.msg)}): ${e instanceof Error ? e.message : String(e)}`, ctx);
+    this.#svc.log.err(
+      `route failed on ${ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status} (Call-ID ${safeCallId(ctx.msg)}): ${e instanceof Error ? e.message : String(e)}`,
+      ctx,
+    );
     if (ctx.msg.isRequest && ctx.msg.method !== 'ACK' && ctx.routeKind === RouteKind.REQUEST) {
       try {
         this.#svc.sendReply(ctx, 500, 'Server Internal Error');

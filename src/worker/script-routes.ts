@@ -17,7 +17,13 @@ const STARTED = '\0startup_route';
 
 export type RunRoute = (fn: RouteFn, kind: number, what: string) => void;
 
-export function startScriptRoutes(routes: RouteTable, svc: ScriptServices, store: ShvStore, run: RunRoute, log: Logger): () => void {
+export function startScriptRoutes(
+  routes: RouteTable,
+  svc: ScriptServices,
+  store: ShvStore,
+  run: RunRoute,
+  log: Logger,
+): () => void {
   if (svc.workerId !== 0) return () => undefined;
   const once: Array<[RouteFn, string]> = [];
   if (routes.startup !== null) once.push([routes.startup, 'startup_route']);
@@ -26,7 +32,8 @@ export function startScriptRoutes(routes: RouteTable, svc: ScriptServices, store
   // Kamailio runs it once before forking the workers, to fill hash tables
   const htableInit = routes.event.get('htable:mod-init');
   if (htableInit !== undefined) once.push([htableInit, 'event_route[htable:mod-init]']);
-  if (once.length > 0 && store.add(STARTED, 1) === 1) for (const [fn, what] of once) run(fn, what === 'startup_route' ? RouteKind.STARTUP : RouteKind.EVENT, what);
+  if (once.length > 0 && store.add(STARTED, 1) === 1)
+    for (const [fn, what] of once) run(fn, what === 'startup_route' ? RouteKind.STARTUP : RouteKind.EVENT, what);
   const timers = routes.timer.map((t) => {
     log.info(`timer_route[${t.name}] every ${t.interval} s`);
     const h = setInterval(() => run(t.fn, RouteKind.TIMER, `timer_route[${t.name}]`), t.interval * 1000);
@@ -40,7 +47,11 @@ export function startScriptRoutes(routes: RouteTable, svc: ScriptServices, store
 }
 
 /** a RunRoute over the worker's receiver: a fresh placeholder context each time, errors logged with the route's position */
-export function routeRunner(svc: ScriptServices, runFor: (fn: RouteFn, ctx: ReturnType<typeof fakeScriptContext>, after: () => void) => void, log: Logger): RunRoute {
+export function routeRunner(
+  svc: ScriptServices,
+  runFor: (fn: RouteFn, ctx: ReturnType<typeof fakeScriptContext>, after: () => void) => void,
+  log: Logger,
+): RunRoute {
   return (fn, kind, what) => {
     log.debug(`running ${what}`);
     runFor(fn, fakeScriptContext(svc, kind), () => undefined);

@@ -7,7 +7,15 @@ import { writeRecord, RecKind, protoCode, ANY_SOCKET } from '../shared/ipc/messa
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { SendTo } from '../shared/native/udp-send.js';
 import type { Logger } from '../shared/log.js';
-import type { Destination, LocalReply, LocalRequest, ReceiveInfo, RouteFn, ScriptContext, ScriptServices } from '../shared/modules/types.js';
+import type {
+  Destination,
+  LocalReply,
+  LocalRequest,
+  ReceiveInfo,
+  RouteFn,
+  ScriptContext,
+  ScriptServices,
+} from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
 import type { CompiledScript } from '../shared/script/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
@@ -56,7 +64,14 @@ export class WorkerServices implements ScriptServices {
   /** alias= names and the ports each stands for (null: any) */
   readonly #aliases = new Map<string, Set<number> | null>();
 
-  constructor(workerId: number, log: Logger, sockets: readonly ListenSocket[], aliases: readonly string[], out: RingWriter, counters: Counters) {
+  constructor(
+    workerId: number,
+    log: Logger,
+    sockets: readonly ListenSocket[],
+    aliases: readonly string[],
+    out: RingWriter,
+    counters: Counters,
+  ) {
     this.workerId = workerId;
     this.log = log;
     this.sockets = sockets;
@@ -75,7 +90,8 @@ export class WorkerServices implements ScriptServices {
     for (const s of sockets) {
       this.#myPorts.add(s.port);
       if (s.ip === '0.0.0.0' || s.ip === '::') {
-        for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) this.#myHosts.add(a.address);
+        for (const addrs of Object.values(os.networkInterfaces()))
+          for (const a of addrs ?? []) this.#myHosts.add(a.address);
       } else {
         this.#myHosts.add(s.ip);
       }
@@ -105,7 +121,16 @@ export class WorkerServices implements ScriptServices {
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
     const r = this.script?.routes;
     if (!r) return null;
-    const table = kind === 'route' ? r.named : kind === 'failure' ? r.failure : kind === 'onreply' ? r.onreplyNamed : kind === 'branch' ? r.branch : r.event;
+    const table =
+      kind === 'route'
+        ? r.named
+        : kind === 'failure'
+          ? r.failure
+          : kind === 'onreply'
+            ? r.onreplyNamed
+            : kind === 'branch'
+              ? r.branch
+              : r.event;
     return table.get(name) ?? null;
   }
 
@@ -123,24 +148,49 @@ export class WorkerServices implements ScriptServices {
   send(dest: Destination, bytes: Buffer): void {
     if (dest.proto === 'udp' && this.sendTo !== null) {
       const s = dest.socketIdx >= 0 ? this.sockets[dest.socketIdx] : this.#firstUdp;
-      if (s !== undefined && s.proto === 'udp' && s.fd !== undefined && s.fd >= 0 && this.sendTo(s.fd, bytes, dest.ip, dest.port) === bytes.length) {
+      if (
+        s !== undefined &&
+        s.proto === 'udp' &&
+        s.fd !== undefined &&
+        s.fd >= 0 &&
+        this.sendTo(s.fd, bytes, dest.ip, dest.port) === bytes.length
+      ) {
         this.#counters.inc(this.#c.udpWorkerSends);
         return;
       }
     }
-    const ok = writeRecord(this.#out, RecKind.SEND, protoCode(dest.proto), dest.ip, dest.port, dest.connId, dest.socketIdx < 0 ? ANY_SOCKET : dest.socketIdx, bytes);
+    const ok = writeRecord(
+      this.#out,
+      RecKind.SEND,
+      protoCode(dest.proto),
+      dest.ip,
+      dest.port,
+      dest.connId,
+      dest.socketIdx < 0 ? ANY_SOCKET : dest.socketIdx,
+      bytes,
+    );
     if (!ok) this.#counters.inc(this.#c.ipcDropped);
   }
 
   control(kind: number, rcv: ReceiveInfo, bytes: Buffer): boolean {
-    const ok = writeRecord(this.#out, kind, protoCode(rcv.proto), rcv.srcIp, rcv.srcPort, rcv.connId, rcv.socketIdx < 0 ? ANY_SOCKET : rcv.socketIdx, bytes);
+    const ok = writeRecord(
+      this.#out,
+      kind,
+      protoCode(rcv.proto),
+      rcv.srcIp,
+      rcv.srcPort,
+      rcv.connId,
+      rcv.socketIdx < 0 ? ANY_SOCKET : rcv.socketIdx,
+      bytes,
+    );
     if (!ok) this.#counters.inc(this.#c.ipcDropped);
     return ok;
   }
 
   /** a reply to `req` goes back where it came from (RFC 3261 §18.2.2, RFC 3581) */
   replyDestination(req: SipMsg, rcv: ReceiveInfo): Destination {
-    if (rcv.proto !== 'udp') return { proto: rcv.proto, ip: rcv.srcIp, port: rcv.srcPort, socketIdx: rcv.socketIdx, connId: rcv.connId };
+    if (rcv.proto !== 'udp')
+      return { proto: rcv.proto, ip: rcv.srcIp, port: rcv.srcPort, socketIdx: rcv.socketIdx, connId: rcv.connId };
     let port = rcv.srcPort;
     try {
       const via = req.topVia();
@@ -153,7 +203,10 @@ export class WorkerServices implements ScriptServices {
 
   sendReply(ctx: ScriptContext, code: number, reason: string): number {
     if (!ctx.msg.isRequest || ctx.msg.method === 'ACK') return -1;
-    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv, headers: ctx.ext.replyHeaders as string[] | undefined });
+    const bytes = buildReply(ctx.msg, code, reason, {
+      rcv: ctx.rcv,
+      headers: ctx.ext.replyHeaders as string[] | undefined,
+    });
     // counted first: once sent, the peer may ask the MI before this thread runs again
     this.#counters.inc(this.#c.slSent);
     const cls = Math.floor(code / 100) - 1;
@@ -166,7 +219,8 @@ export class WorkerServices implements ScriptServices {
   pickSocket(proto: Proto, arrivedOn: number, forced = -1, to?: string): ListenSocket | null {
     // to an IPv6 address from an IPv6 socket and IPv4 from IPv4, when the destination is known
     const v6 = to === undefined ? null : to.includes(':');
-    const fits = (x: ListenSocket | undefined): x is ListenSocket => x !== undefined && carries(x.proto, proto) && (v6 === null || x.ip.includes(':') === v6);
+    const fits = (x: ListenSocket | undefined): x is ListenSocket =>
+      x !== undefined && carries(x.proto, proto) && (v6 === null || x.ip.includes(':') === v6);
     const f = forced >= 0 ? this.sockets[forced] : undefined;
     if (fits(f)) return f;
     const s = this.sockets[arrivedOn];
@@ -239,7 +293,13 @@ export class WorkerServices implements ScriptServices {
    * request wait (the route does not: it goes on as if sent, as Kamailio's
    * would after a blocking lookup, and never blocks the worker).
    */
-  whenLocated<T>(ctx: ScriptContext, hops: Promise<Hop[]>, then: (h: Hop[]) => T, failed: (e: unknown) => T, done?: () => void): void {
+  whenLocated<T>(
+    ctx: ScriptContext,
+    hops: Promise<Hop[]>,
+    then: (h: Hop[]) => T,
+    failed: (e: unknown) => T,
+    done?: () => void,
+  ): void {
     this.waitHook?.hold(ctx);
     hops.then(then, failed).finally(() => {
       this.waitHook?.release(ctx);
@@ -288,7 +348,10 @@ export class WorkerServices implements ScriptServices {
       recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip),
     });
     this.#counters.inc(this.#c.fwdRequests);
-    this.send({ proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 }, applyEdits(msg, edits));
+    this.send(
+      { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 },
+      applyEdits(msg, edits),
+    );
     return 1;
   }
 }

@@ -68,7 +68,9 @@ export class LocalUac {
     if (sock === null) return Promise.resolve({ code: 500, reason: `No ${target.proto} socket` });
     const me = advertisedOf(sock, {}, target.ip);
     const branch = `z9hG4bKsyu${this.#prefix}${(this.#seq++).toString(36)}`;
-    const extra = (req.headers ?? []).filter((h) => h.trim() !== '' && !/^(content-length|l|via|v|call-id|i|cseq|max-forwards)\s*:/i.test(h));
+    const extra = (req.headers ?? []).filter(
+      (h) => h.trim() !== '' && !/^(content-length|l|via|v|call-id|i|cseq|max-forwards)\s*:/i.test(h),
+    );
     const named = (re: RegExp): string | undefined => extra.find((h) => re.test(h));
     const nameAddr = (u: string): string => (u.includes('<') ? u : `<${u}>`);
     let from = named(/^(from|f)\s*:/i) ?? `From: ${nameAddr(req.from)}`;
@@ -92,10 +94,18 @@ export class LocalUac {
     const dest = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();
     return new Promise((resolve) => {
-      this.#pending.set(branch, { bytes, dest, interval: T1, retransAt: target.proto === 'udp' ? now + T1 : Infinity, timeoutAt: now + req.timeoutMs, done: resolve });
+      this.#pending.set(branch, {
+        bytes,
+        dest,
+        interval: T1,
+        retransAt: target.proto === 'udp' ? now + T1 : Infinity,
+        timeoutAt: now + req.timeoutMs,
+        done: resolve,
+      });
       this.#arm();
       this.#svc.send(dest, bytes);
-      if (this.#svc.log.enabled(3)) this.#svc.log.debug(`local ${req.method} to ${req.ruri} via ${hostPort(target.ip, target.port)}`);
+      if (this.#svc.log.enabled(3))
+        this.#svc.log.debug(`local ${req.method} to ${req.ruri} via ${hostPort(target.ip, target.port)}`);
     });
   }
 

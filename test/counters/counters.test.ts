@@ -4,10 +4,15 @@ import { Worker } from 'node:worker_threads';
 import { Counters } from '../../src/shared/counters/counters.js';
 import { CounterLayout, FIRST_WORKER_ROW } from '../../src/shared/counters/layout.js';
 
-const GROUPS = [{ group: 'core', counters: [
-  { name: 'a', kind: 'counter' as const, description: '' },
-  { name: 'g', kind: 'gauge' as const, description: '' },
-] }];
+const GROUPS = [
+  {
+    group: 'core',
+    counters: [
+      { name: 'a', kind: 'counter' as const, description: '' },
+      { name: 'g', kind: 'gauge' as const, description: '' },
+    ],
+  },
+];
 
 test('rows are padded to 64 bytes and slots are stable', () => {
   const layout = new CounterLayout(GROUPS, 4);
@@ -28,11 +33,12 @@ test('each thread writes its own row; reads sum every row', async () => {
     c.set(c.handle('core:g'), workerData.row);`;
   await Promise.all(
     [FIRST_WORKER_ROW, FIRST_WORKER_ROW + 1].map(
-      (row) => new Promise((resolve, reject) => {
-        const w = new Worker(code, { eval: true, workerData: { groups: GROUPS, rows: layout.rows, sab, row } });
-        w.on('exit', resolve);
-        w.on('error', reject);
-      }),
+      (row) =>
+        new Promise((resolve, reject) => {
+          const w = new Worker(code, { eval: true, workerData: { groups: GROUPS, rows: layout.rows, sab, row } });
+          w.on('exit', resolve);
+          w.on('error', reject);
+        }),
     ),
   );
   const master = new Counters(layout, sab, 0);

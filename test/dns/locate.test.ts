@@ -11,13 +11,47 @@ import { TestDnsServer } from '../helpers/dns-server.js';
 let dns: TestDnsServer;
 before(async () => {
   dns = await TestDnsServer.start([
-    { type: 'NAPTR', name: 'carrier.test', data: { order: 10, preference: 10, flags: 's', services: 'SIP+D2U', regexp: '', replacement: '_sip._udp.carrier.test' } },
-    { type: 'NAPTR', name: 'carrier.test', data: { order: 20, preference: 10, flags: 's', services: 'SIP+D2T', regexp: '', replacement: '_sip._tcp.carrier.test' } },
-    { type: 'SRV', name: '_sip._udp.carrier.test', data: { priority: 20, weight: 0, port: 5072, target: 'b.carrier.test' } },
-    { type: 'SRV', name: '_sip._udp.carrier.test', data: { priority: 10, weight: 0, port: 5071, target: 'a.carrier.test' } },
+    {
+      type: 'NAPTR',
+      name: 'carrier.test',
+      data: {
+        order: 10,
+        preference: 10,
+        flags: 's',
+        services: 'SIP+D2U',
+        regexp: '',
+        replacement: '_sip._udp.carrier.test',
+      },
+    },
+    {
+      type: 'NAPTR',
+      name: 'carrier.test',
+      data: {
+        order: 20,
+        preference: 10,
+        flags: 's',
+        services: 'SIP+D2T',
+        regexp: '',
+        replacement: '_sip._tcp.carrier.test',
+      },
+    },
+    {
+      type: 'SRV',
+      name: '_sip._udp.carrier.test',
+      data: { priority: 20, weight: 0, port: 5072, target: 'b.carrier.test' },
+    },
+    {
+      type: 'SRV',
+      name: '_sip._udp.carrier.test',
+      data: { priority: 10, weight: 0, port: 5071, target: 'a.carrier.test' },
+    },
     { type: 'A', name: 'a.carrier.test', ttl: 60, data: '10.0.0.1' },
     { type: 'A', name: 'b.carrier.test', ttl: 60, data: '10.0.0.2' },
-    { type: 'SRV', name: '_sip._tcp.tcponly.test', data: { priority: 1, weight: 0, port: 5090, target: 'a.carrier.test' } },
+    {
+      type: 'SRV',
+      name: '_sip._tcp.tcponly.test',
+      data: { priority: 1, weight: 0, port: 5090, target: 'a.carrier.test' },
+    },
     { type: 'SRV', name: '_sip._udp.lb.test', data: { priority: 1, weight: 1, port: 1, target: 'a.carrier.test' } },
     { type: 'SRV', name: '_sip._udp.lb.test', data: { priority: 1, weight: 3, port: 3, target: 'a.carrier.test' } },
     { type: 'A', name: 'short.test', ttl: 1, data: '10.0.0.9' },
@@ -42,7 +76,9 @@ async function hops(loc: Locator, uri: string): Promise<Hop[]> {
 test('an IP address is used as it is, at once; sips: means TLS on 5061', () => {
   const { loc } = locator();
   assert.deepEqual(loc.locate('sip:u@192.0.2.1'), [{ proto: 'udp', ip: '192.0.2.1', port: 5060 }]);
-  assert.deepEqual(loc.locate('sip:u@[2001:db8::1]:5070;transport=tcp'), [{ proto: 'tcp', ip: '2001:db8::1', port: 5070 }]);
+  assert.deepEqual(loc.locate('sip:u@[2001:db8::1]:5070;transport=tcp'), [
+    { proto: 'tcp', ip: '2001:db8::1', port: 5070 },
+  ]);
   assert.deepEqual(loc.locate('sips:u@192.0.2.1'), [{ proto: 'tls', ip: '192.0.2.1', port: 5061 }]);
   assert.throws(() => loc.locate('tel:+123'), LocateError);
 });
@@ -72,7 +108,9 @@ test('a transport without a port: SRV for it; without NAPTR: SRV udp, then tcp',
 });
 
 test('AAAA only: found with dns_try_ipv6 and an IPv6 socket, not without', async () => {
-  assert.deepEqual(await hops(locator({}, true).loc, 'sip:v6.test:5060'), [{ proto: 'udp', ip: '2001:db8::5', port: 5060 }]);
+  assert.deepEqual(await hops(locator({}, true).loc, 'sip:v6.test:5060'), [
+    { proto: 'udp', ip: '2001:db8::5', port: 5060 },
+  ]);
   await assert.rejects(hops(locator({}, false).loc, 'sip:v6.test:5060'), LocateError);
   await assert.rejects(hops(locator({ tryIpv6: false }, true).loc, 'sip:v6.test:5060'), LocateError);
 });
@@ -109,19 +147,23 @@ test('NXDOMAIN is a LocateError, cached negatively (no second query)', async () 
   assert.equal(dns.count('A', 'nowhere.test'), n);
 });
 
-test('a server that never answers: LocateError (no answer) after dns_retr_time, not cached', { timeout: 10_000 }, async () => {
-  const { loc, counters } = locator({ retrTime: 1, retrNo: 0 });
-  dns.silent = true;
-  try {
-    const t0 = Date.now();
-    await assert.rejects(hops(loc, 'sip:x@hang.test:5060'), (e: unknown) => e instanceof LocateError && e.noAnswer);
-    const took = Date.now() - t0;
-    assert.ok(took >= 900 && took < 3000, `gave up after ${took} ms`);
-    assert.equal(counters.sum(counters.layout.byId.get('dns:failed_dns_request')!), 1);
-  } finally {
-    dns.silent = false;
-  }
-  const again = loc.locate('sip:x@hang.test:5060');
-  assert.ok(!Array.isArray(again), 'asked again');
-  await (again as Promise<Hop[]>).catch(() => []);
-});
+test(
+  'a server that never answers: LocateError (no answer) after dns_retr_time, not cached',
+  { timeout: 10_000 },
+  async () => {
+    const { loc, counters } = locator({ retrTime: 1, retrNo: 0 });
+    dns.silent = true;
+    try {
+      const t0 = Date.now();
+      await assert.rejects(hops(loc, 'sip:x@hang.test:5060'), (e: unknown) => e instanceof LocateError && e.noAnswer);
+      const took = Date.now() - t0;
+      assert.ok(took >= 900 && took < 3000, `gave up after ${took} ms`);
+      assert.equal(counters.sum(counters.layout.byId.get('dns:failed_dns_request')!), 1);
+    } finally {
+      dns.silent = false;
+    }
+    const again = loc.locate('sip:x@hang.test:5060');
+    assert.ok(!Array.isArray(again), 'asked again');
+    await (again as Promise<Hop[]>).catch(() => []);
+  },
+);

@@ -25,7 +25,15 @@ class Callee {
       const head = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n');
       const keep = head.filter((l) => /^(via|from|call-id|cseq|record-route)\s*:/i.test(l));
       const to = head.find((l) => /^to\s*:/i.test(l))!;
-      const reply = [`SIP/2.0 ${code} ${code === 200 ? 'OK' : 'Service Unavailable'}`, ...keep, /tag=/.test(to) ? to : `${to};tag=callee${this.socket.address().port}`, `Contact: <sip:callee@127.0.0.1:${this.socket.address().port}>`, 'Content-Length: 0', '', ''].join('\r\n');
+      const reply = [
+        `SIP/2.0 ${code} ${code === 200 ? 'OK' : 'Service Unavailable'}`,
+        ...keep,
+        /tag=/.test(to) ? to : `${to};tag=callee${this.socket.address().port}`,
+        `Contact: <sip:callee@127.0.0.1:${this.socket.address().port}>`,
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
       this.socket.send(Buffer.from(reply, 'latin1'), r.port, r.address);
     });
   }
@@ -51,7 +59,18 @@ before(async () => {
   callees.silent = await Callee.open('udp4', 0);
   callees.v6 = await Callee.open('udp6', 200);
   const srv = (name: string, a: Callee, b: Callee): Parameters<typeof TestDnsServer.start>[0] => [
-    { type: 'NAPTR', name, data: { order: 10, preference: 10, flags: 's', services: 'SIP+D2U', regexp: '', replacement: `_sip._udp.${name}` } },
+    {
+      type: 'NAPTR',
+      name,
+      data: {
+        order: 10,
+        preference: 10,
+        flags: 's',
+        services: 'SIP+D2U',
+        regexp: '',
+        replacement: `_sip._udp.${name}`,
+      },
+    },
     { type: 'SRV', name: `_sip._udp.${name}`, data: { priority: 10, weight: 0, port: a.port, target: `one.${name}` } },
     { type: 'SRV', name: `_sip._udp.${name}`, data: { priority: 20, weight: 0, port: b.port, target: `two.${name}` } },
     { type: 'A', name: `one.${name}`, data: '127.0.0.1' },
@@ -147,7 +166,10 @@ test('sip:user@carrier.test: NAPTR → SRV (priorities 10, 20) → A reaches the
   assert.equal(dns.queries.length, asked);
   assert.ok((await stat('dns:cache_hits')) > 0);
   const view = (await server.rpc('dns.view')).result as Array<{ name: string; type: string; records: unknown[] }>;
-  assert.ok(view.some((e) => e.type === 'NAPTR' && e.name === 'carrier.test' && e.records.length === 1), JSON.stringify(view));
+  assert.ok(
+    view.some((e) => e.type === 'NAPTR' && e.name === 'carrier.test' && e.records.length === 1),
+    JSON.stringify(view),
+  );
   assert.ok(view.some((e) => e.type === 'SRV' && e.name === '_sip._udp.carrier.test' && e.records.length === 2));
 });
 
@@ -158,22 +180,34 @@ test('first target answers 503: the same transaction completes on the second, wi
   assert.ok(r.ms < 1000, `${r.ms} ms`);
 });
 
-test('first target silent: after fr_timer the second answers; the silent one is blocklisted for the next call', { timeout: 15_000 }, async () => {
-  const secondBefore = callees.second.invites;
-  const r = await call('silent');
-  assert.equal(r.code, 200);
-  assert.ok(r.ms >= 900 && r.ms < 2500, `${r.ms} ms`);
-  assert.equal(callees.second.invites, secondBefore + 1);
-  const blst = (await server.rpc('dst_blocklist.view')).result as Array<{ proto: string; ip: string; port: number; reason: string }>;
-  assert.ok(blst.some((b) => b.port === callees.silent.port && b.reason === 'timeout'), JSON.stringify(blst));
-  const silentInvites = callees.silent.invites;
-  const again = await call('silent');
-  assert.equal(again.code, 200);
-  assert.ok(again.ms < 500, `blocklisted target skipped: ${again.ms} ms`);
-  assert.equal(callees.silent.invites, silentInvites);
-  assert.equal((await server.rpc('dst_blocklist.delete_all')).result, 'Ok');
-  assert.deepEqual((await server.rpc('dst_blocklist.view')).result, []);
-});
+test(
+  'first target silent: after fr_timer the second answers; the silent one is blocklisted for the next call',
+  { timeout: 15_000 },
+  async () => {
+    const secondBefore = callees.second.invites;
+    const r = await call('silent');
+    assert.equal(r.code, 200);
+    assert.ok(r.ms >= 900 && r.ms < 2500, `${r.ms} ms`);
+    assert.equal(callees.second.invites, secondBefore + 1);
+    const blst = (await server.rpc('dst_blocklist.view')).result as Array<{
+      proto: string;
+      ip: string;
+      port: number;
+      reason: string;
+    }>;
+    assert.ok(
+      blst.some((b) => b.port === callees.silent.port && b.reason === 'timeout'),
+      JSON.stringify(blst),
+    );
+    const silentInvites = callees.silent.invites;
+    const again = await call('silent');
+    assert.equal(again.code, 200);
+    assert.ok(again.ms < 500, `blocklisted target skipped: ${again.ms} ms`);
+    assert.equal(callees.silent.invites, silentInvites);
+    assert.equal((await server.rpc('dst_blocklist.delete_all')).result, 'Ok');
+    assert.deepEqual((await server.rpc('dst_blocklist.view')).result, []);
+  },
+);
 
 test('an AAAA-only host is reached over IPv6', async () => {
   const r = await call('v6');
@@ -189,50 +223,61 @@ test('NXDOMAIN: 478 at once, and again from the negative cache without a query',
   assert.equal(dns.count('NAPTR', 'nowhere.test'), n);
 });
 
-test('a DNS server that never answers: a final reply within dns_retr_time, retransmissions absorbed, while cached calls go on (sipp load alongside)', { skip: !hasSipp(), timeout: 30_000 }, async () => {
-  dns.silent = true;
-  try {
-    const absorbed = await stat('core:absorbed_retransmissions');
-    const asked = dns.count('NAPTR', 'hang.test');
-    const id = `hang-${Date.now()}`;
-    const invite = sipRequest([
-      `INVITE sip:hang@${server.udp[0]} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${id}`,
-      'Max-Forwards: 70',
-      `From: <sip:caller@127.0.0.1>;tag=${id}`,
-      'To: <sip:hang@example.net>',
-      `Call-ID: ${id}`,
-      'CSeq: 1 INVITE',
-      'Content-Length: 0',
-    ]);
-    const start = caller.received.length;
-    const t0 = Date.now();
-    caller.send(invite, server.udp[0]!);
-    // the caller retransmits while the name resolves: answered by the transaction (100 Trying), never routed again
-    const load = runUac({ target: server.udp[0]!, calls: 100, rate: 50, localPort: 0, timeoutMs: 20_000, extra: ['-s', 'carrier'] });
-    await new Promise((r) => setTimeout(r, 300));
-    caller.send(invite, server.udp[0]!);
-    await new Promise((r) => setTimeout(r, 300));
-    caller.send(invite, server.udp[0]!);
-    let final: { code: number; ms: number } | null = null;
-    for (let n = start + 1; final === null; n++) {
-      const m = await caller.waitFor(n, 6000);
-      assert.ok(m, 'a final reply came');
-      const text = m.toString('latin1');
-      const code = Number(/^SIP\/2\.0 (\d+)/.exec(text)?.[1]);
-      if (code >= 200 && text.includes(id)) final = { code, ms: Date.now() - t0 };
+test(
+  'a DNS server that never answers: a final reply within dns_retr_time, retransmissions absorbed, while cached calls go on (sipp load alongside)',
+  { skip: !hasSipp(), timeout: 30_000 },
+  async () => {
+    dns.silent = true;
+    try {
+      const absorbed = await stat('core:absorbed_retransmissions');
+      const asked = dns.count('NAPTR', 'hang.test');
+      const id = `hang-${Date.now()}`;
+      const invite = sipRequest([
+        `INVITE sip:hang@${server.udp[0]} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${id}`,
+        'Max-Forwards: 70',
+        `From: <sip:caller@127.0.0.1>;tag=${id}`,
+        'To: <sip:hang@example.net>',
+        `Call-ID: ${id}`,
+        'CSeq: 1 INVITE',
+        'Content-Length: 0',
+      ]);
+      const start = caller.received.length;
+      const t0 = Date.now();
+      caller.send(invite, server.udp[0]!);
+      // the caller retransmits while the name resolves: answered by the transaction (100 Trying), never routed again
+      const load = runUac({
+        target: server.udp[0]!,
+        calls: 100,
+        rate: 50,
+        localPort: 0,
+        timeoutMs: 20_000,
+        extra: ['-s', 'carrier'],
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      caller.send(invite, server.udp[0]!);
+      await new Promise((r) => setTimeout(r, 300));
+      caller.send(invite, server.udp[0]!);
+      let final: { code: number; ms: number } | null = null;
+      for (let n = start + 1; final === null; n++) {
+        const m = await caller.waitFor(n, 6000);
+        assert.ok(m, 'a final reply came');
+        const text = m.toString('latin1');
+        const code = Number(/^SIP\/2\.0 (\d+)/.exec(text)?.[1]);
+        if (code >= 200 && text.includes(id)) final = { code, ms: Date.now() - t0 };
+      }
+      assert.equal(final.code, 478);
+      assert.ok(final.ms < 3000, `${final.ms} ms`);
+      assert.equal(dns.count('NAPTR', 'hang.test'), asked + 1, 'asked once');
+      assert.ok((await stat('core:absorbed_retransmissions')) >= absorbed + 2);
+      const r = await load;
+      assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+      assert.equal(r.successful, 100);
+    } finally {
+      dns.silent = false;
     }
-    assert.equal(final.code, 478);
-    assert.ok(final.ms < 3000, `${final.ms} ms`);
-    assert.equal(dns.count('NAPTR', 'hang.test'), asked + 1, 'asked once');
-    assert.ok((await stat('core:absorbed_retransmissions')) >= absorbed + 2);
-    const r = await load;
-    assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
-    assert.equal(r.successful, 100);
-  } finally {
-    dns.silent = false;
-  }
-});
+  },
+);
 
 test('forward() by name, statelessly', async () => {
   const before = callees.first.invites;
@@ -253,7 +298,16 @@ test('alias names are myself', async () => {
   const id = `opt-${Date.now()}`;
   const start = caller.received.length;
   const options = (host: string, tag: string): string =>
-    sipRequest([`OPTIONS sip:${host} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${tag}`, 'Max-Forwards: 70', `From: <sip:c@127.0.0.1>;tag=${tag}`, `To: <sip:${host}>`, `Call-ID: ${tag}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']);
+    sipRequest([
+      `OPTIONS sip:${host} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${tag}`,
+      'Max-Forwards: 70',
+      `From: <sip:c@127.0.0.1>;tag=${tag}`,
+      `To: <sip:${host}>`,
+      `Call-ID: ${tag}`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]);
   caller.send(options('proxy.example.net', id + 'a'), server.udp[0]!);
   const m = await caller.waitFor(start + 1);
   assert.match(m!.toString(), /^SIP\/2\.0 200 Me/);
@@ -263,23 +317,46 @@ test('alias names are myself', async () => {
 });
 
 test('sipp calls to a name, none failed', { skip: !hasSipp(), timeout: 60_000 }, async () => {
-  const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 0, timeoutMs: 30_000, extra: ['-s', 'carrier'] });
+  const r = await runUac({
+    target: server.udp[0]!,
+    calls: 200,
+    rate: 100,
+    localPort: 0,
+    timeoutMs: 30_000,
+    extra: ['-s', 'carrier'],
+  });
   assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
   assert.equal(r.successful, 200);
 });
 
 test('a listen address given by host name: the name is myself', async () => {
-  const named = await startServer({ cfg: writeCfg(`#!KAMAILIO
+  const named = await startServer({
+    cfg: writeCfg(`#!KAMAILIO
 loadmodule "sl.so"
 request_route {
     if (uri == myself) { sl_send_reply(200, "Me"); } else { sl_send_reply(404, "Not Me"); }
 }
-`), workers: 1, listen: ['udp:localhost:0'] });
+`),
+    workers: 1,
+    listen: ['udp:localhost:0'],
+  });
   const peer = await UdpPeer.open();
   try {
     const addr = named.udp.find((a) => a.startsWith('127.0.0.1:'))!;
     const port = addr.split(':')[1];
-    peer.send(sipRequest([`OPTIONS sip:localhost:${port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKln1`, 'Max-Forwards: 70', 'From: <sip:c@127.0.0.1>;tag=ln1', `To: <sip:localhost:${port}>`, 'Call-ID: ln1', 'CSeq: 1 OPTIONS', 'Content-Length: 0']), addr);
+    peer.send(
+      sipRequest([
+        `OPTIONS sip:localhost:${port} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKln1`,
+        'Max-Forwards: 70',
+        'From: <sip:c@127.0.0.1>;tag=ln1',
+        `To: <sip:localhost:${port}>`,
+        'Call-ID: ln1',
+        'CSeq: 1 OPTIONS',
+        'Content-Length: 0',
+      ]),
+      addr,
+    );
     assert.match((await peer.waitFor(1))!.toString(), /^SIP\/2\.0 200 Me/);
   } finally {
     peer.close();

@@ -30,7 +30,13 @@ test('bounded: a full table keeps its size and gives up the entries that expire 
   const live = t.entries();
   assert.ok(live.length <= t.capacity, `${live.length} entries in a table of ${t.capacity}`);
   // the survivors are the late-expiring ones: the earliest quarter is gone entirely
-  assert.ok(live.every((e) => Number(e.value) >= n / 4), `kept ${live.map((e) => e.value).slice(0, 5).join(',')}…`);
+  assert.ok(
+    live.every((e) => Number(e.value) >= n / 4),
+    `kept ${live
+      .map((e) => e.value)
+      .slice(0, 5)
+      .join(',')}…`,
+  );
 });
 
 test('another thread sees what one writes, without a message', async () => {

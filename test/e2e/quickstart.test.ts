@@ -40,37 +40,42 @@ test('every example script passes -c', async () => {
   }
 });
 
-test('the README quickstart, run as written, makes 10 successful calls through the proxy', { timeout: 240_000 }, async (t) => {
-  if (!hasSipp()) return t.skip('no sipp');
-  if (!(await udpFree(5060)) || !(await udpFree(5070))) return t.skip('127.0.0.1:5060 or :5070 is in use on this machine');
-  const [proxyLine, uasLine, uacLine] = quickstart();
-  assert.match(proxyLine!, /^npm start -- -f examples\//);
-  const proxy = run(proxyLine!);
-  let log = '';
-  proxy.stdout!.on('data', (d: Buffer) => (log += d));
-  proxy.stderr!.on('data', (d: Buffer) => (log += d));
-  let uas: ChildProcess | null = null;
-  try {
-    // npm start builds first (prestart)
-    for (let i = 0; i < 1800 && !log.includes('switchyard ready'); i++) await new Promise((r) => setTimeout(r, 100));
-    assert.match(log, /switchyard ready: udp:127\.0\.0\.1:5060/);
-    uas = run(uasLine!);
-    await new Promise((r) => setTimeout(r, 1000));
-    const uac = run(uacLine!);
-    let out = '';
-    uac.stdout!.on('data', (d: Buffer) => (out = (out + d).slice(-4000)));
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => process.kill(-uac.pid!, 'SIGKILL'), 60_000);
-      uac.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
+test(
+  'the README quickstart, run as written, makes 10 successful calls through the proxy',
+  { timeout: 240_000 },
+  async (t) => {
+    if (!hasSipp()) return t.skip('no sipp');
+    if (!(await udpFree(5060)) || !(await udpFree(5070)))
+      return t.skip('127.0.0.1:5060 or :5070 is in use on this machine');
+    const [proxyLine, uasLine, uacLine] = quickstart();
+    assert.match(proxyLine!, /^npm start -- -f examples\//);
+    const proxy = run(proxyLine!);
+    let log = '';
+    proxy.stdout!.on('data', (d: Buffer) => (log += d));
+    proxy.stderr!.on('data', (d: Buffer) => (log += d));
+    let uas: ChildProcess | null = null;
+    try {
+      // npm start builds first (prestart)
+      for (let i = 0; i < 1800 && !log.includes('switchyard ready'); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(log, /switchyard ready: udp:127\.0\.0\.1:5060/);
+      uas = run(uasLine!);
+      await new Promise((r) => setTimeout(r, 1000));
+      const uac = run(uacLine!);
+      let out = '';
+      uac.stdout!.on('data', (d: Buffer) => (out = (out + d).slice(-4000)));
+      const code = await new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => process.kill(-uac.pid!, 'SIGKILL'), 60_000);
+        uac.on('exit', (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        });
       });
-    });
-    assert.equal(code, 0, out);
-    assert.match(out, /Successful call\s+\|\s+\d+\s+\|\s+10\b/);
-  } finally {
-    if (uas?.pid) process.kill(-uas.pid, 'SIGTERM');
-    if (proxy.pid) process.kill(-proxy.pid, 'SIGTERM');
-    await new Promise<void>((r) => (proxy.exitCode !== null ? r() : proxy.once('exit', () => r())));
-  }
-});
+      assert.equal(code, 0, out);
+      assert.match(out, /Successful call\s+\|\s+\d+\s+\|\s+10\b/);
+    } finally {
+      if (uas?.pid) process.kill(-uas.pid, 'SIGTERM');
+      if (proxy.pid) process.kill(-proxy.pid, 'SIGTERM');
+      await new Promise<void>((r) => (proxy.exitCode !== null ? r() : proxy.once('exit', () => r())));
+    }
+  },
+);

@@ -35,19 +35,31 @@ for (const [proto, uasPort, uacPort] of [
   ['udp', UAS_UDP, 25061],
   ['tcp', UAS_TCP, 25062],
 ] as const) {
-  test(`500 calls over ${proto.toUpperCase()} through the stateless proxy, none failed`, { timeout: 90_000 }, async () => {
-    const transport = proto === 'udp' ? 'u1' : 't1';
-    const uas = await startUas({ port: uasPort, transport });
-    try {
-      const target = proto === 'udp' ? server.udp[0]! : server.tcp[0]!;
-      const { host, port } = splitAddr(target);
-      const r = await runUac({ target: `${host}:${port}`, scenario: 'uac', transport, calls: 500, rate: 200, localPort: uacPort, timeoutMs: 60_000 });
-      assert.equal(r.failed, 0, r.stderr + r.stdout);
-      assert.equal(r.successful, 500);
-      const stats = (await server.rpc('stats.get_statistics', ['core:'])).result;
-      assert.ok(stats['core:fwd_requests'] >= 500 * 3, JSON.stringify(stats)); // INVITE, ACK, BYE per call
-    } finally {
-      await uas.stop();
-    }
-  });
+  test(
+    `500 calls over ${proto.toUpperCase()} through the stateless proxy, none failed`,
+    { timeout: 90_000 },
+    async () => {
+      const transport = proto === 'udp' ? 'u1' : 't1';
+      const uas = await startUas({ port: uasPort, transport });
+      try {
+        const target = proto === 'udp' ? server.udp[0]! : server.tcp[0]!;
+        const { host, port } = splitAddr(target);
+        const r = await runUac({
+          target: `${host}:${port}`,
+          scenario: 'uac',
+          transport,
+          calls: 500,
+          rate: 200,
+          localPort: uacPort,
+          timeoutMs: 60_000,
+        });
+        assert.equal(r.failed, 0, r.stderr + r.stdout);
+        assert.equal(r.successful, 500);
+        const stats = (await server.rpc('stats.get_statistics', ['core:'])).result;
+        assert.ok(stats['core:fwd_requests'] >= 500 * 3, JSON.stringify(stats)); // INVITE, ACK, BYE per call
+      } finally {
+        await uas.stop();
+      }
+    },
+  );
 }

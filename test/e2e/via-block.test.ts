@@ -48,17 +48,33 @@ for (const stateful of [false, true]) {
       const transport: SippTransport = proto === 'udp' ? 'u1' : 't1';
       for (const cancel of [false, true]) {
         const what = cancel ? 'INVITE, 180, CANCEL, 200, 487, ACK' : 'INVITE, 180, 200, ACK, BYE, 200';
-        test(`${proto.toUpperCase()}: ${what} through a callee that copies the Via block by regex`, { timeout: 60_000 }, async () => {
-          const uas = await startUas({ port: uasPort, transport, scenario: SIPP + (cancel ? 'uas-via-regex-cancel.xml' : 'uas-via-regex.xml') });
-          try {
-            const target = proto === 'udp' ? server.udp[0]! : server.tcp[0]!;
-            const r = await runUac({ target, transport, scenario: cancel ? SIPP + 'uac-cancel.xml' : 'uac', calls: 10, rate: 10, localPort: uacPort, timeoutMs: 30_000 });
-            assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
-            assert.equal(r.successful, 10);
-          } finally {
-            await uas.stop();
-          }
-        });
+        test(
+          `${proto.toUpperCase()}: ${what} through a callee that copies the Via block by regex`,
+          { timeout: 60_000 },
+          async () => {
+            const uas = await startUas({
+              port: uasPort,
+              transport,
+              scenario: SIPP + (cancel ? 'uas-via-regex-cancel.xml' : 'uas-via-regex.xml'),
+            });
+            try {
+              const target = proto === 'udp' ? server.udp[0]! : server.tcp[0]!;
+              const r = await runUac({
+                target,
+                transport,
+                scenario: cancel ? SIPP + 'uac-cancel.xml' : 'uac',
+                calls: 10,
+                rate: 10,
+                localPort: uacPort,
+                timeoutMs: 30_000,
+              });
+              assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+              assert.equal(r.successful, 10);
+            } finally {
+              await uas.stop();
+            }
+          },
+        );
       }
     }
   });

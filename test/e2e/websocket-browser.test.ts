@@ -94,44 +94,80 @@ const PAGE_UA = `(url) => new Promise((resolve, reject) => {
   };
 })`;
 
-test('Debian chromium (headless) registers over WSS from a page and is called from a UDP sipp caller', { timeout: 120_000, skip: !existsSync(CHROMIUM) ? `no ${CHROMIUM} (Debian package chromium)` : !hasSipp() ? 'no sipp' : false }, async () => {
-  const pki = makePki();
-  const tlsCfg = join(pki.dir, 'tls.cfg');
-  writeFileSync(tlsCfg, `[server:default]\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n\n[client:default]\nverify_certificate = no\n`);
-  const server = await startServer({ cfg: writeCfg(cfg(tlsCfg)), listen: ['udp:127.0.0.1:0', 'tls:127.0.0.1:0'] });
-  let browser: Browser | null = null;
-  try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      // the test CA is not in chromium's store: its certificate errors are ignored (the TLS is real)
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'],
-    });
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.setContent('<!doctype html><title>sip over wss</title><p>phone</p>');
-    const protocol = await page.evaluate(`(${PAGE_UA})('wss://${server.tls[0]}/')`);
-    assert.equal(protocol, 'sip', 'the handshake agreed on the sip subprotocol');
-    const ul = await server.rpc('ul.lookup', ['location', 'page']);
-    assert.match(JSON.stringify(ul.result), /df7jal23ls0d\.invalid;transport=ws/);
-    assert.match(JSON.stringify(ul.result), /sip:127\.0\.0\.1:\d+;transport=wss/, 'the received address of the WSS connection');
+test(
+  'Debian chromium (headless) registers over WSS from a page and is called from a UDP sipp caller',
+  {
+    timeout: 120_000,
+    skip: !existsSync(CHROMIUM) ? `no ${CHROMIUM} (Debian package chromium)` : !hasSipp() ? 'no sipp' : false,
+  },
+  async () => {
+    const pki = makePki();
+    const tlsCfg = join(pki.dir, 'tls.cfg');
+    writeFileSync(
+      tlsCfg,
+      `[server:default]\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n\n[client:default]\nverify_certificate = no\n`,
+    );
+    const server = await startServer({ cfg: writeCfg(cfg(tlsCfg)), listen: ['udp:127.0.0.1:0', 'tls:127.0.0.1:0'] });
+    let browser: Browser | null = null;
+    try {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        timeout: 30_000,
+        // the test CA is not in chromium's store: its certificate errors are ignored (the TLS is real)
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--ignore-certificate-errors',
+        ],
+      });
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.setContent('<!doctype html><title>sip over wss</title><p>phone</p>');
+      const protocol = await page.evaluate(`(${PAGE_UA})('wss://${server.tls[0]}/')`);
+      assert.equal(protocol, 'sip', 'the handshake agreed on the sip subprotocol');
+      const ul = await server.rpc('ul.lookup', ['location', 'page']);
+      assert.match(JSON.stringify(ul.result), /df7jal23ls0d\.invalid;transport=ws/);
+      assert.match(
+        JSON.stringify(ul.result),
+        /sip:127\.0\.0\.1:\d+;transport=wss/,
+        'the received address of the WSS connection',
+      );
 
-    const r = await runUac({ target: server.udp[0]!, scenario: SIPP_DIR + 'uac-dialog.xml', calls: CALLS, rate: 5, localPort: await freePort(), timeoutMs: 30_000, extra: ['-s', 'page'] });
-    assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
-    assert.equal(r.successful, CALLS);
-    const st = (await page.evaluate('window.sipState')) as { invites: number; acks: number; byes: number; log: string[] };
-    assert.equal(st.invites, CALLS, st.log.join('\n'));
-    assert.equal(st.acks, CALLS);
-    assert.equal(st.byes, CALLS);
-    assert.deepEqual(errors, []);
-    const ws = (await server.rpc('stats.get_statistics', ['ws:'])).result as Record<string, number>;
-    assert.equal(ws['ws:successful_handshakes'], 1);
-  } finally {
-    await browser?.close();
-    await server.stop();
-    pki.remove();
-  }
-});
+      const r = await runUac({
+        target: server.udp[0]!,
+        scenario: SIPP_DIR + 'uac-dialog.xml',
+        calls: CALLS,
+        rate: 5,
+        localPort: await freePort(),
+        timeoutMs: 30_000,
+        extra: ['-s', 'page'],
+      });
+      assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+      assert.equal(r.successful, CALLS);
+      const st = (await page.evaluate('window.sipState')) as {
+        invites: number;
+        acks: number;
+        byes: number;
+        log: string[];
+      };
+      assert.equal(st.invites, CALLS, st.log.join('\n'));
+      assert.equal(st.acks, CALLS);
+      assert.equal(st.byes, CALLS);
+      assert.deepEqual(errors, []);
+      const ws = (await server.rpc('stats.get_statistics', ['ws:'])).result as Record<string, number>;
+      assert.equal(ws['ws:successful_handshakes'], 1);
+    } finally {
+      await browser?.close();
+      await server.stop();
+      pki.remove();
+    }
+  },
+);

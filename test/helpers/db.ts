@@ -35,7 +35,10 @@ async function reachable(url: string): Promise<string | false> {
 /** SQLite always; MariaDB and PostgreSQL when they answer (always under CI) */
 export async function backends(): Promise<Backend[]> {
   const out: Backend[] = [{ name: 'SQLite', url: sqliteUrl(), skip: false }];
-  for (const [name, url] of [['MariaDB', MYSQL_URL], ['PostgreSQL', PG_URL]] as const) {
+  for (const [name, url] of [
+    ['MariaDB', MYSQL_URL],
+    ['PostgreSQL', PG_URL],
+  ] as const) {
     const why = await reachable(url);
     if (why && process.env.CI) throw new Error(why);
     out.push({ name, url, skip: why });
@@ -75,7 +78,11 @@ export async function freshDb(b: Backend): Promise<{ url: string; drop(): Promis
 }
 
 /** run one statement on `url` (test checks: accounting rows …) */
-export async function sql(url: string, text: string, params: Array<string | number | null> = []): Promise<Array<Record<string, unknown>>> {
+export async function sql(
+  url: string,
+  text: string,
+  params: Array<string | number | null> = [],
+): Promise<Array<Record<string, unknown>>> {
   const db = new Db(parseDbUrl(url), { timeoutMs: 10_000, poolSize: 1 });
   try {
     return (await db.query(text, params)).rows;

@@ -3,8 +3,18 @@ import dnsPacket from 'dns-packet';
 
 export type ZoneRecord =
   | { type: 'A' | 'AAAA'; name: string; ttl?: number; data: string }
-  | { type: 'SRV'; name: string; ttl?: number; data: { priority: number; weight: number; port: number; target: string } }
-  | { type: 'NAPTR'; name: string; ttl?: number; data: { order: number; preference: number; flags: string; services: string; regexp: string; replacement: string } };
+  | {
+      type: 'SRV';
+      name: string;
+      ttl?: number;
+      data: { priority: number; weight: number; port: number; target: string };
+    }
+  | {
+      type: 'NAPTR';
+      name: string;
+      ttl?: number;
+      data: { order: number; preference: number; flags: string; services: string; regexp: string; replacement: string };
+    };
 
 /**
  * A small authoritative DNS server on 127.0.0.1 (UDP) for tests: answers
@@ -51,11 +61,14 @@ export class TestDnsServer {
     this.queries.push(`${question.type} ${name}`);
     if (this.silent) return;
     const known = this.records.filter((r) => r.name.toLowerCase() === name);
-    const answers = known.filter((r) => r.type === question.type).map((r) => ({ type: r.type, name: r.name, ttl: r.ttl ?? 300, class: 'IN', data: r.data }) as dnsPacket.Answer);
+    const answers = known
+      .filter((r) => r.type === question.type)
+      .map((r) => ({ type: r.type, name: r.name, ttl: r.ttl ?? 300, class: 'IN', data: r.data }) as dnsPacket.Answer);
     const reply = dnsPacket.encode({
       type: 'response',
       id: q.id,
-      flags: dnsPacket.AUTHORITATIVE_ANSWER | ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | (known.length === 0 ? 3 : 0),
+      flags:
+        dnsPacket.AUTHORITATIVE_ANSWER | ((q.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | (known.length === 0 ? 3 : 0),
       questions: [question],
       answers,
     });

@@ -59,7 +59,10 @@ export async function startHttpPeer(handler: PeerHandler = echoJson, tls?: https
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const sock = req.socket as net.Socket & { peerConnNo?: number; getPeerCertificate?: () => { subject?: { CN?: string } } };
+      const sock = req.socket as net.Socket & {
+        peerConnNo?: number;
+        getPeerCertificate?: () => { subject?: { CN?: string } };
+      };
       const cert = tls?.requestCert ? sock.getPeerCertificate?.() : undefined;
       const rec: PeerRequest = {
         method: req.method ?? '',

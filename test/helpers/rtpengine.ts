@@ -31,11 +31,16 @@ async function freeUdpPort(): Promise<number> {
 function strings(v: unknown): unknown {
   if (v instanceof Uint8Array) return Buffer.from(v).toString('latin1');
   if (Array.isArray(v)) return v.map(strings);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, strings(x)]));
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, strings(x)]));
   return v;
 }
 
-function ngOnce(port: number, dict: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown> | null> {
+function ngOnce(
+  port: number,
+  dict: Record<string, unknown>,
+  timeoutMs: number,
+): Promise<Record<string, unknown> | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const cookie = `t${Math.random().toString(36).slice(2, 10)}`;
@@ -64,7 +69,19 @@ export async function startRtpengine(opts: { ngPort?: number } = {}): Promise<Rt
   const udpPort = await freeUdpPort();
   const portMin = 20000 + Math.floor(Math.random() * 400) * 100;
   const portMax = portMin + 99;
-  const args = ['--config-file=none', '--table=-1', '--interface=127.0.0.1', `--listen-ng=127.0.0.1:${ngPort}`, `--listen-udp=127.0.0.1:${udpPort}`, `--port-min=${portMin}`, `--port-max=${portMax}`, '--foreground', '--log-stderr', '--log-level=6', '--delete-delay=0'];
+  const args = [
+    '--config-file=none',
+    '--table=-1',
+    '--interface=127.0.0.1',
+    `--listen-ng=127.0.0.1:${ngPort}`,
+    `--listen-udp=127.0.0.1:${udpPort}`,
+    `--port-min=${portMin}`,
+    `--port-max=${portMax}`,
+    '--foreground',
+    '--log-stderr',
+    '--log-level=6',
+    '--delete-delay=0',
+  ];
   const proc: ChildProcess = spawn(RTPENGINE, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));

@@ -24,7 +24,11 @@ export class UdpPeer {
 
   send(bytes: string | Buffer, addr: string): void {
     const i = addr.lastIndexOf(':');
-    this.socket.send(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes, Number(addr.slice(i + 1)), addr.slice(0, i));
+    this.socket.send(
+      typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes,
+      Number(addr.slice(i + 1)),
+      addr.slice(0, i),
+    );
   }
 
   /** wait for the n-th message (1-based) or time out with null */
@@ -67,9 +71,17 @@ export async function tcpConnect(addr: string): Promise<StreamPeer> {
 }
 
 /** A TLS client (certificate, CA, SNI as given) that sends raw bytes and collects the stream. */
-export async function tlsConnect(addr: string, opts: tls.ConnectionOptions = {}): Promise<StreamPeer & { tls: tls.TLSSocket }> {
+export async function tlsConnect(
+  addr: string,
+  opts: tls.ConnectionOptions = {},
+): Promise<StreamPeer & { tls: tls.TLSSocket }> {
   const i = addr.lastIndexOf(':');
-  const socket = tls.connect({ port: Number(addr.slice(i + 1)), host: addr.slice(0, i), rejectUnauthorized: false, ...opts });
+  const socket = tls.connect({
+    port: Number(addr.slice(i + 1)),
+    host: addr.slice(0, i),
+    rejectUnauthorized: false,
+    ...opts,
+  });
   await new Promise<void>((r, j) => {
     socket.once('secureConnect', r);
     socket.once('error', j);

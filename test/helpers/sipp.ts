@@ -88,8 +88,16 @@ function readStats(file: string): { successful: number; failed: number; retransm
     return i < 0 || lines.length < 2 ? 0 : Number(last[i]);
   };
   // the Failed…(C) columns say why calls failed (max retransmissions, unexpected message, timeout …)
-  const failedBy = head.filter((h) => h.startsWith('Failed') && h.endsWith('(C)') && h !== 'FailedCall(C)' && col(h) > 0).map((h) => `${h}=${col(h)}`).join(' ');
-  return { successful: col('SuccessfulCall(C)'), failed: col('FailedCall(C)'), retransmissions: col('Retransmissions(C)'), failedBy };
+  const failedBy = head
+    .filter((h) => h.startsWith('Failed') && h.endsWith('(C)') && h !== 'FailedCall(C)' && col(h) > 0)
+    .map((h) => `${h}=${col(h)}`)
+    .join(' ');
+  return {
+    successful: col('SuccessfulCall(C)'),
+    failed: col('FailedCall(C)'),
+    retransmissions: col('Retransmissions(C)'),
+    failedBy,
+  };
 }
 
 /** run a sipp UAC to completion (bounded by timeoutMs) and report its counts */
@@ -99,9 +107,30 @@ export function runUac(o: UacOptions): Promise<UacResult> {
   const timeoutMs = o.timeoutMs ?? 60_000;
   const scen = !o.scenario || o.scenario === 'uac' ? ['-sn', 'uac'] : ['-sf', o.scenario];
   const args = [
-    o.target, ...scen, '-t', o.transport ?? 'u1', '-i', '127.0.0.1', '-p', String(o.localPort),
-    '-r', String(o.rate), '-m', String(o.calls), '-nostdin', '-trace_stat', '-stf', stat, '-fd', '1',
-    '-timeout', `${Math.ceil(timeoutMs / 1000)}s`, '-timeout_error', '-trace_err', ...(o.rtt ? ['-trace_rtt', '-rtt_freq', '1'] : []), ...(o.extra ?? []),
+    o.target,
+    ...scen,
+    '-t',
+    o.transport ?? 'u1',
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(o.localPort),
+    '-r',
+    String(o.rate),
+    '-m',
+    String(o.calls),
+    '-nostdin',
+    '-trace_stat',
+    '-stf',
+    stat,
+    '-fd',
+    '1',
+    '-timeout',
+    `${Math.ceil(timeoutMs / 1000)}s`,
+    '-timeout_error',
+    '-trace_err',
+    ...(o.rtt ? ['-trace_rtt', '-rtt_freq', '1'] : []),
+    ...(o.extra ?? []),
   ];
   return new Promise((resolve) => {
     const p = spawn(SIPP, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -121,7 +150,14 @@ export function runUac(o: UacOptions): Promise<UacResult> {
       const entries = log.split(/(?=\d{4}-\d\d-\d\d\t)/).filter((e) => e.trim() !== '');
       const notDead = entries.filter((e) => !/: Dead call /.test(e));
       const errors = `${failedBy ? `failed: ${failedBy}\n` : ''}${notDead.join('').slice(-3000)}${entries.length > notDead.length ? `\n(${entries.length - notDead.length} dead-call notices)` : ''}`;
-      const result = { exitCode, ...stats, stdout, stderr, ...(o.rtt ? readRtts(dir) : { rtts: [], answeredSpanMs: 0 }), errors };
+      const result = {
+        exitCode,
+        ...stats,
+        stdout,
+        stderr,
+        ...(o.rtt ? readRtts(dir) : { rtts: [], answeredSpanMs: 0 }),
+        errors,
+      };
       rmSync(dir, { recursive: true, force: true });
       resolve(result);
     });
@@ -145,11 +181,20 @@ export interface UasHandle {
 }
 
 /** a sipp UAS on 127.0.0.1:port, resolved once its socket is bound; the built-in 'uas' scenario unless a file is given */
-export async function startUas(o: { port: number; transport?: SippTransport; scenario?: string; extra?: string[] }): Promise<UasHandle> {
+export async function startUas(o: {
+  port: number;
+  transport?: SippTransport;
+  scenario?: string;
+  extra?: string[];
+}): Promise<UasHandle> {
   const transport = o.transport ?? 'u1';
   if (bound(o.port, transport)) throw new Error(`sipp uas: 127.0.0.1:${o.port} (${transport}) is already in use`);
   const scen = o.scenario ? ['-sf', o.scenario] : ['-sn', 'uas'];
-  const proc = spawn(SIPP, [...scen, '-t', transport, '-i', '127.0.0.1', '-p', String(o.port), '-nostdin', ...(o.extra ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(
+    SIPP,
+    [...scen, '-t', transport, '-i', '127.0.0.1', '-p', String(o.port), '-nostdin', ...(o.extra ?? [])],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   track(proc);
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -161,7 +206,7 @@ export async function startUas(o: { port: number; transport?: SippTransport; sce
       setTimeout(() => proc.kill('SIGKILL'), 2000).unref();
     });
   // sipp prints no ready line: poll for its socket
-  for (const deadline = Date.now() + 5000; ; ) {
+  for (const deadline = Date.now() + 5000; ;) {
     if (proc.exitCode !== null) throw new Error(`sipp uas on port ${o.port} exited with ${proc.exitCode}: ${stderr}`);
     if (bound(o.port, transport)) break;
     if (Date.now() > deadline) {

@@ -34,7 +34,10 @@ export function writeCfg(text: string, name = 'test.cfg'): string {
 }
 
 /** run the CLI to completion (for -c, -V, bad flags …) */
-export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -53,10 +56,31 @@ export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: numb
  * Start the real server (a child process) on loopback; by default UDP and TCP
  * on ephemeral ports and the management interface on an ephemeral port.
  */
-export function startServer(opts: { cfg: string; workers?: number; listen?: string[]; args?: string[]; timeoutMs?: number; env?: NodeJS.ProcessEnv; noStderrFlag?: boolean }): Promise<RunningServer> {
+export function startServer(opts: {
+  cfg: string;
+  workers?: number;
+  listen?: string[];
+  args?: string[];
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  noStderrFlag?: boolean;
+}): Promise<RunningServer> {
   const listen = opts.listen ?? ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'];
-  const args = ['-f', opts.cfg, '-n', String(opts.workers ?? 2), '--mi', '127.0.0.1:0', ...(opts.noStderrFlag ? [] : ['-E']), ...listen.flatMap((l) => ['-l', l]), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? process.env });
+  const args = [
+    '-f',
+    opts.cfg,
+    '-n',
+    String(opts.workers ?? 2),
+    '--mi',
+    '127.0.0.1:0',
+    ...(opts.noStderrFlag ? [] : ['-E']),
+    ...listen.flatMap((l) => ['-l', l]),
+    ...(opts.args ?? []),
+  ];
+  const proc = spawn(process.execPath, [MAIN, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: opts.env ?? process.env,
+  });
   let err = '';
   let ready = false;
   return new Promise((resolve, reject) => {
@@ -88,11 +112,15 @@ export function startServer(opts: { cfg: string; workers?: number; listen?: stri
         mi,
         stderr: () => err,
         async waitForStderr(re, timeoutMs = 5000) {
-          for (const deadline = Date.now() + timeoutMs; !re.test(err) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+          for (const deadline = Date.now() + timeoutMs; !re.test(err) && Date.now() < deadline;)
+            await new Promise((r) => setTimeout(r, 20));
           return err;
         },
         async rpc(method, params = []) {
-          const res = await fetch(`http://${mi}/`, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', method, params, id: ++id }) });
+          const res = await fetch(`http://${mi}/`, {
+            method: 'POST',
+            body: JSON.stringify({ jsonrpc: '2.0', method, params, id: ++id }),
+          });
           return res.json();
         },
         stop() {
@@ -113,7 +141,11 @@ export function startServer(opts: { cfg: string; workers?: number; listen?: stri
 }
 
 /** assert that the server logs a line matching `re` (log lines come from other threads, a little after what they describe) */
-export async function expectLog(server: Pick<RunningServer, 'waitForStderr'>, re: RegExp, timeoutMs?: number): Promise<void> {
+export async function expectLog(
+  server: Pick<RunningServer, 'waitForStderr'>,
+  re: RegExp,
+  timeoutMs?: number,
+): Promise<void> {
   assert.match(await server.waitForStderr(re, timeoutMs), re);
 }
 

@@ -30,20 +30,68 @@ function openssl(dir: string, args: string[]): void {
 /** a throw-away PKI made with openssl in a temporary directory (EC P-256 keys: quick to make) */
 export function makePki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-pki-'));
-  const key = (name: string): void => openssl(dir, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`]);
+  const key = (name: string): void =>
+    openssl(dir, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`]);
   key('ca');
-  openssl(dir, ['req', '-x509', '-new', '-key', 'ca.key', '-subj', '/C=RO/O=switchyard test/CN=switchyard test CA', '-days', '2', '-out', 'ca.pem', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl(dir, [
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'ca.key',
+    '-subj',
+    '/C=RO/O=switchyard test/CN=switchyard test CA',
+    '-days',
+    '2',
+    '-out',
+    'ca.pem',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   const leaf = (name: string, subj: string, san: string): void => {
     key(name);
     openssl(dir, ['req', '-new', '-key', `${name}.key`, '-subj', subj, '-out', `${name}.csr`]);
-    writeFileSync(join(dir, `${name}.ext`), `basicConstraints=CA:FALSE\nsubjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
-    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`]);
+    writeFileSync(
+      join(dir, `${name}.ext`),
+      `basicConstraints=CA:FALSE\nsubjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`,
+    );
+    openssl(dir, [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.pem`,
+    ]);
   };
   leaf('server', '/C=RO/L=Bucharest/O=switchyard/OU=proxy/CN=127.0.0.1', 'IP:127.0.0.1,DNS:sip.test');
   leaf('other', '/C=RO/O=switchyard/CN=other.test', 'DNS:other.test');
   leaf('client', '/C=RO/ST=Ilfov/O=switchyard/CN=alice', 'email:alice@sip.test,URI:sip:alice@sip.test');
   key('rogue');
-  openssl(dir, ['req', '-x509', '-new', '-key', 'rogue.key', '-subj', '/CN=mallory', '-days', '2', '-out', 'rogue.pem']);
+  openssl(dir, [
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'rogue.key',
+    '-subj',
+    '/CN=mallory',
+    '-days',
+    '2',
+    '-out',
+    'rogue.pem',
+  ]);
   const f = (n: string): string => join(dir, n);
   return {
     dir,

@@ -61,7 +61,10 @@ export async function tcpToTls(target: { host: string; port: number }, opts: tls
 }
 
 /** the other way: a TLS server whose connections are each carried to a TCP connection to `target` */
-export async function tlsToTcp(target: { host: string; port: number }, opts: tls.TlsOptions): Promise<Relay & { peers: tls.TLSSocket[] }> {
+export async function tlsToTcp(
+  target: { host: string; port: number },
+  opts: tls.TlsOptions,
+): Promise<Relay & { peers: tls.TLSSocket[] }> {
   let n = 0;
   const open = new Set<net.Socket>();
   const peers: tls.TLSSocket[] = [];

@@ -66,5 +66,13 @@ export function replyTo(req: string, code: number, reason: string, extra: string
   const lines = req.split('\r\n');
   const copy = lines.filter((l) => /^(Via|From|Call-ID|CSeq|Record-Route|v|f|i):/i.test(l));
   const to = lines.find((l) => /^(To|t):/i.test(l))!;
-  return [`SIP/2.0 ${code} ${reason}`, ...copy, toTag && !/;tag=/.test(to) ? `${to};tag=${toTag}` : to, ...extra, 'Content-Length: 0', '', ''].join('\r\n');
+  return [
+    `SIP/2.0 ${code} ${reason}`,
+    ...copy,
+    toTag && !/;tag=/.test(to) ? `${to};tag=${toTag}` : to,
+    ...extra,
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
 }

@@ -28,7 +28,8 @@ export interface XmlrpcPeer {
   close(): Promise<void>;
 }
 
-const RESPONSE_BODY = '<?xml version="1.0"?>\n<methodResponse><params><param><value><string>OK</string></value></param></params></methodResponse>';
+const RESPONSE_BODY =
+  '<?xml version="1.0"?>\n<methodResponse><params><param><value><string>OK</string></value></param></params></methodResponse>';
 
 export async function startXmlrpcPeer(mode: 'answer' | 'silent' = 'answer'): Promise<XmlrpcPeer> {
   const requests: RawRequest[] = [];
@@ -53,9 +54,16 @@ export async function startXmlrpcPeer(mode: 'answer' | 'silent' = 'answer'): Pro
       const cl = head.find((h) => /^content-length:/i.test(h));
       const len = cl ? Number(cl.slice(cl.indexOf(':') + 1).trim()) : 0;
       if (buf.length < end + 4 + len) return;
-      requests.push({ line: head[0]!, headers: head.slice(1), body: buf.subarray(end + 4, end + 4 + len).toString('utf8'), raw: buf.toString('utf8') });
+      requests.push({
+        line: head[0]!,
+        headers: head.slice(1),
+        body: buf.subarray(end + 4, end + 4 + len).toString('utf8'),
+        raw: buf.toString('utf8'),
+      });
       for (const w of waiters.splice(0)) w();
-      s.end(`HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: ${Buffer.byteLength(RESPONSE_BODY)}\r\nConnection: close\r\n\r\n${RESPONSE_BODY}`);
+      s.end(
+        `HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: ${Buffer.byteLength(RESPONSE_BODY)}\r\nConnection: close\r\n\r\n${RESPONSE_BODY}`,
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

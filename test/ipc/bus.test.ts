@@ -38,13 +38,19 @@ test('failures are errors with SY_ERR_BUS: no route, no handler, a throwing hand
   const { worker, dispatcher, channel } = pair();
   assert.equal(worker.post(7, 'x', 1), false);
   await assert.rejects(worker.request(7, 'x', 1), { code: 'SY_ERR_BUS', message: /no route to thread 7/ });
-  await assert.rejects(worker.request(DISPATCHER, 'nobody', 1), { code: 'SY_ERR_BUS', message: /no handler for "nobody"/ });
+  await assert.rejects(worker.request(DISPATCHER, 'nobody', 1), {
+    code: 'SY_ERR_BUS',
+    message: /no handler for "nobody"/,
+  });
   dispatcher.on('boom', () => {
     throw new Error('bad input');
   });
   await assert.rejects(worker.request(DISPATCHER, 'boom', 1), { code: 'SY_ERR_BUS', message: /bad input/ });
   dispatcher.on('never', () => new Promise(() => {}));
-  await assert.rejects(worker.request(DISPATCHER, 'never', 1, 50), { code: 'SY_ERR_BUS', message: /no answer in 50 ms/ });
+  await assert.rejects(worker.request(DISPATCHER, 'never', 1, 50), {
+    code: 'SY_ERR_BUS',
+    message: /no answer in 50 ms/,
+  });
   const pending = worker.request(DISPATCHER, 'never', 1, 5000);
   channel.port2.close();
   await assert.rejects(pending, { code: 'SY_ERR_BUS', message: /peer gone/ });

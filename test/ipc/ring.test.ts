@@ -42,7 +42,10 @@ test('a full ring refuses a record instead of overwriting', () => {
   while (w.write(new Uint8Array(60))) n++;
   assert.equal(n, 3); // 4 × 64 bytes would make head meet tail
   const r = new RingReader(ring);
-  assert.equal(r.drain(() => {}, Infinity), 3);
+  assert.equal(
+    r.drain(() => {}, Infinity),
+    3,
+  );
   assert.ok(w.write(new Uint8Array(60)));
 });
 
@@ -56,7 +59,14 @@ test('record heads round-trip (kind, proto, port, connId, socket, ip, body)', ()
     const b = readHead(data, view, off, head);
     assert.equal(copyBody(data, b, off + len).toString(), 'INVITE');
   }, 1);
-  assert.deepEqual(head, { kind: RecKind.SEND, proto: 1, port: 5061, connId: 0xfffffffe, socketIdx: 3, ip: '2001:db8::1' });
+  assert.deepEqual(head, {
+    kind: RecKind.SEND,
+    proto: 1,
+    port: 5061,
+    connId: 0xfffffffe,
+    socketIdx: 3,
+    ip: '2001:db8::1',
+  });
 });
 
 test('a consumer thread parked in waitAsync wakes for records written by another thread', async () => {
@@ -90,7 +100,10 @@ test('a consumer thread parked in waitAsync wakes for records written by another
   await done;
   r.close();
   await worker.terminate();
-  assert.deepEqual(got, Array.from({ length: 1000 }, (_, i) => i));
+  assert.deepEqual(
+    got,
+    Array.from({ length: 1000 }, (_, i) => i),
+  );
 });
 
 test('with a wake delay, a parked consumer still gets every record, after the delay', async () => {
@@ -115,6 +128,9 @@ test('with a wake delay, a parked consumer still gets every record, after the de
   await done;
   clearInterval(counting);
   r.close();
-  assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(
+    got,
+    Array.from({ length: 100 }, (_, i) => i),
+  );
   assert.ok(Date.now() - t0 >= 4, 'woken after the delay, not at once');
 });

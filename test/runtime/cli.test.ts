@@ -46,7 +46,10 @@ test('-c --dump-js prints the generated JavaScript', async () => {
 });
 
 test('-c reports a broken script as file:line:col and exits non-zero', async () => {
-  const file = writeCfg(GOOD.replace('sl_send_reply(200, "OK");', 'sl_send_reply(200, "OK")\n    if ($rm == ) { exit; }'), 'broken.cfg');
+  const file = writeCfg(
+    GOOD.replace('sl_send_reply(200, "OK");', 'sl_send_reply(200, "OK")\n    if ($rm == ) { exit; }'),
+    'broken.cfg',
+  );
   const r = await runCli(['-f', file, '-c']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: `));

@@ -26,10 +26,25 @@ request_route {
 `),
   });
   try {
-    caller.send(sipRequest(['MESSAGE sip:b@127.0.0.1 SIP/2.0', `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKadv1`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=adv', 'To: <sip:b@127.0.0.1>', 'Call-ID: adv-1', 'CSeq: 1 MESSAGE', 'Content-Length: 0']), server.udp[0]!);
+    caller.send(
+      sipRequest([
+        'MESSAGE sip:b@127.0.0.1 SIP/2.0',
+        `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKadv1`,
+        'Max-Forwards: 70',
+        'From: <sip:a@127.0.0.1>;tag=adv',
+        'To: <sip:b@127.0.0.1>',
+        'Call-ID: adv-1',
+        'CSeq: 1 MESSAGE',
+        'Content-Length: 0',
+      ]),
+      server.udp[0]!,
+    );
     const got = (await callee.waitFor(1, 10_000))?.toString('latin1');
     assert.ok(got, 'the callee got the request');
-    assert.match(got, /\r\nRecord-Route: <sip:proxy\.example\.net:5999;lr;ftag=adv>\r\nVia: SIP\/2\.0\/UDP proxy\.example\.net:5999;branch=/);
+    assert.match(
+      got,
+      /\r\nRecord-Route: <sip:proxy\.example\.net:5999;lr;ftag=adv>\r\nVia: SIP\/2\.0\/UDP proxy\.example\.net:5999;branch=/,
+    );
   } finally {
     caller.close();
     callee.close();
@@ -43,7 +58,13 @@ test('port= is the port of a listen entry without one', { timeout: 30_000 }, asy
   await new Promise<void>((r) => probe.bind(0, '127.0.0.1', r));
   const port = probe.address().port;
   await new Promise<void>((r) => probe.close(() => r()));
-  const server = await startServer({ workers: 1, listen: [], cfg: writeCfg(`#!KAMAILIO\nport=${port}\nlisten=udp:127.0.0.1\nloadmodule "sl.so"\nrequest_route { sl_send_reply(200, "OK"); }\n`) });
+  const server = await startServer({
+    workers: 1,
+    listen: [],
+    cfg: writeCfg(
+      `#!KAMAILIO\nport=${port}\nlisten=udp:127.0.0.1\nloadmodule "sl.so"\nrequest_route { sl_send_reply(200, "OK"); }\n`,
+    ),
+  });
   try {
     assert.deepEqual(server.udp, [`127.0.0.1:${port}`]);
   } finally {

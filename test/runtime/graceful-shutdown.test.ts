@@ -12,7 +12,17 @@ function replyTo(req: string, code: number, reason: string): string {
   const lines = req.split('\r\n');
   const pick = (name: string): string[] => lines.filter((l) => l.toLowerCase().startsWith(name.toLowerCase() + ':'));
   const to = pick('To')[0]!;
-  return [`SIP/2.0 ${code} ${reason}`, ...pick('Via'), ...pick('From'), /;tag=/.test(to) ? to : `${to};tag=callee`, ...pick('Call-ID'), ...pick('CSeq'), 'Content-Length: 0', '', ''].join('\r\n');
+  return [
+    `SIP/2.0 ${code} ${reason}`,
+    ...pick('Via'),
+    ...pick('From'),
+    /;tag=/.test(to) ? to : `${to};tag=callee`,
+    ...pick('Call-ID'),
+    ...pick('CSeq'),
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
 }
 
 test('SIGTERM: a ringing call still completes, a new one gets 503, then exit 0', { timeout: 60_000 }, async () => {
@@ -35,7 +45,17 @@ request_route {
   });
   try {
     const invite = (id: string): string =>
-      sipRequest([`INVITE sip:b@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKgs${id}`, 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=${id}`, 'To: <sip:b@127.0.0.1>', `Call-ID: gs-${id}`, 'CSeq: 1 INVITE', `Contact: <sip:a@127.0.0.1:${caller.port}>`, 'Content-Length: 0']);
+      sipRequest([
+        `INVITE sip:b@127.0.0.1 SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKgs${id}`,
+        'Max-Forwards: 70',
+        `From: <sip:a@127.0.0.1>;tag=${id}`,
+        'To: <sip:b@127.0.0.1>',
+        `Call-ID: gs-${id}`,
+        'CSeq: 1 INVITE',
+        `Contact: <sip:a@127.0.0.1:${caller.port}>`,
+        'Content-Length: 0',
+      ]);
     caller.send(invite('one'), server.udp[0]!);
     const inv = (await callee.waitFor(1, 10_000))?.toString('latin1');
     assert.ok(inv, 'the callee got the INVITE');
@@ -57,13 +77,20 @@ request_route {
     // before that are relayed, and the callee turns them down at once
     callee.socket.on('message', (m) => {
       const t = m.toString('latin1');
-      if (t.startsWith('INVITE ') && !/\r\nCall-ID: gs-one\r\n/.test(t)) callee.send(replyTo(t, 486, 'Busy Here'), server.udp[0]!);
+      if (t.startsWith('INVITE ') && !/\r\nCall-ID: gs-one\r\n/.test(t))
+        callee.send(replyTo(t, 486, 'Busy Here'), server.udp[0]!);
     });
     let refused = false;
     for (let k = 0; k < 30 && !refused; k++) {
       caller.send(invite(`two${k}`), server.udp[0]!);
-      for (const until = Date.now() + 300; !refused && Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
-        refused = caller.received.some((b) => /^SIP\/2\.0 503 Service Unavailable\r\n(.*\r\n)*Call-ID: gs-two\d+\r\n/.test(b.toString('latin1')));
+      for (
+        const until = Date.now() + 300;
+        !refused && Date.now() < until;
+        await new Promise((r) => setTimeout(r, 20))
+      ) {
+        refused = caller.received.some((b) =>
+          /^SIP\/2\.0 503 Service Unavailable\r\n(.*\r\n)*Call-ID: gs-two\d+\r\n/.test(b.toString('latin1')),
+        );
       }
     }
     assert.ok(refused, 'a new call is refused with 503');

@@ -34,7 +34,19 @@ test('core.version, core.uptime, core.ps answer', async () => {
 test('stats.get_statistics: all, by group, by name; unknown → JSON-RPC error', async () => {
   const peer = await UdpPeer.open();
   for (let i = 0; i < 3; i++) {
-    peer.send(sipRequest([`OPTIONS sip:127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKmi${i}`, 'From: <sip:a@127.0.0.1>;tag=1', 'To: <sip:b@127.0.0.1>', `Call-ID: mi-${i}@test`, 'CSeq: 1 OPTIONS', 'Max-Forwards: 70', 'Content-Length: 0']), server.udp[0]!);
+    peer.send(
+      sipRequest([
+        `OPTIONS sip:127.0.0.1 SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKmi${i}`,
+        'From: <sip:a@127.0.0.1>;tag=1',
+        'To: <sip:b@127.0.0.1>',
+        `Call-ID: mi-${i}@test`,
+        'CSeq: 1 OPTIONS',
+        'Max-Forwards: 70',
+        'Content-Length: 0',
+      ]),
+      server.udp[0]!,
+    );
     assert.ok(await peer.waitFor(i + 1));
   }
   peer.close();

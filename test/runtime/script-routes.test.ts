@@ -36,7 +36,19 @@ after(async () => {
 async function ask(): Promise<string> {
   const peer = await UdpPeer.open();
   const id = `sr-${Math.random()}`;
-  peer.send(sipRequest([`OPTIONS sip:x@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=1', 'To: <sip:x@127.0.0.1>', `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']), server.udp[0]!);
+  peer.send(
+    sipRequest([
+      `OPTIONS sip:x@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      'From: <sip:a@127.0.0.1>;tag=1',
+      'To: <sip:x@127.0.0.1>',
+      `Call-ID: ${id}`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   const r = await peer.waitFor(1, 3000);
   peer.close();
   return r ? r.toString('latin1').split('\r\n')[0]! : 'no reply';

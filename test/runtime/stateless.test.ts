@@ -29,7 +29,16 @@ after(async () => {
 });
 
 function options(peerPort: number, id: string, extra: string[] = [], ruri = `sip:${server.udp[0]}`): string {
-  return sipRequest([`OPTIONS ${ruri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peerPort};branch=z9hG4bK${id}`, 'From: <sip:a@127.0.0.1>;tag=f1', 'To: <sip:b@127.0.0.1>', `Call-ID: ${id}@test`, 'CSeq: 1 OPTIONS', ...extra, 'Content-Length: 0']);
+  return sipRequest([
+    `OPTIONS ${ruri} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${peerPort};branch=z9hG4bK${id}`,
+    'From: <sip:a@127.0.0.1>;tag=f1',
+    'To: <sip:b@127.0.0.1>',
+    `Call-ID: ${id}@test`,
+    'CSeq: 1 OPTIONS',
+    ...extra,
+    'Content-Length: 0',
+  ]);
 }
 
 async function stat(name: string): Promise<number> {
@@ -58,7 +67,19 @@ test('Max-Forwards: 0 is answered 483', async () => {
 test('a request is forwarded statelessly with our Via, and the reply comes back without it', async () => {
   const peer = await UdpPeer.open();
   const before = callee.received.length;
-  peer.send(sipRequest([`INVITE sip:bob@example.com SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKfw1;rport`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=f1', 'To: <sip:bob@example.com>', 'Call-ID: fw1@test', 'CSeq: 1 INVITE', 'Content-Length: 0']), server.udp[0]!);
+  peer.send(
+    sipRequest([
+      `INVITE sip:bob@example.com SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKfw1;rport`,
+      'Max-Forwards: 70',
+      'From: <sip:a@127.0.0.1>;tag=f1',
+      'To: <sip:bob@example.com>',
+      'Call-ID: fw1@test',
+      'CSeq: 1 INVITE',
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   const fwd = (await callee.waitFor(before + 1))!.toString('latin1');
   assert.match(fwd, /^INVITE sip:bob@example\.com SIP\/2\.0\r\n/);
   const vias = fwd.split('\r\n').filter((l) => /^(Via|v):/i.test(l));
@@ -84,7 +105,18 @@ test('a malformed request gets 400 and is counted; garbage is dropped and counte
   const errBefore = await stat('core:err_requests');
   const peer = await UdpPeer.open();
   // CSeq method differs from the request method
-  peer.send(sipRequest([`OPTIONS sip:${server.udp[0]} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKbad1`, 'From: <sip:a@127.0.0.1>;tag=f1', 'To: <sip:b@127.0.0.1>', 'Call-ID: bad1@test', 'CSeq: 99999999999 OPTIONS', 'Content-Length: 0']), server.udp[0]!);
+  peer.send(
+    sipRequest([
+      `OPTIONS sip:${server.udp[0]} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKbad1`,
+      'From: <sip:a@127.0.0.1>;tag=f1',
+      'To: <sip:b@127.0.0.1>',
+      'Call-ID: bad1@test',
+      'CSeq: 99999999999 OPTIONS',
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   const r = (await peer.waitFor(1))!.toString('latin1');
   assert.match(r, /^SIP\/2\.0 400 /);
   peer.send(Buffer.from('\x00\x01garbage that is not SIP at all\r\n\r\n', 'latin1'), server.udp[0]!);
@@ -102,7 +134,16 @@ test('a malformed request gets 400 and is counted; garbage is dropped and counte
 test('TCP: messages framed by Content-Length, replies on the same connection', async () => {
   const c = await tcpConnect(server.tcp[0]!);
   const msg = (id: string): string =>
-    sipRequest([`OPTIONS sip:${server.udp[0]} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${c.socket.localPort};branch=z9hG4bK${id}`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=f1', 'To: <sip:b@127.0.0.1>', `Call-ID: ${id}@test`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']);
+    sipRequest([
+      `OPTIONS sip:${server.udp[0]} SIP/2.0`,
+      `Via: SIP/2.0/TCP 127.0.0.1:${c.socket.localPort};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      'From: <sip:a@127.0.0.1>;tag=f1',
+      'To: <sip:b@127.0.0.1>',
+      `Call-ID: ${id}@test`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]);
   // two messages in one write, the second split across writes
   const two = msg('tcp1') + msg('tcp2');
   c.socket.write(two.slice(0, two.length - 20));

@@ -12,7 +12,19 @@ request_route {
 
 async function ping(addr: string, id: string): Promise<boolean> {
   const peer = await UdpPeer.open();
-  peer.send(sipRequest([`OPTIONS sip:${addr} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=f1', 'To: <sip:b@127.0.0.1>', `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']), addr);
+  peer.send(
+    sipRequest([
+      `OPTIONS sip:${addr} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      'From: <sip:a@127.0.0.1>;tag=f1',
+      'To: <sip:b@127.0.0.1>',
+      `Call-ID: ${id}`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]),
+    addr,
+  );
   const r = await peer.waitFor(1, 2000);
   peer.close();
   return r !== null;

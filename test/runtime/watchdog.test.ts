@@ -27,7 +27,20 @@ request_route {
     let n = 0;
     const ask = (user: string, extra: string[] = []): void => {
       n++;
-      peer.send(sipRequest([`OPTIONS sip:${user}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKwd${n}`, 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=wd${n}`, 'To: <sip:b@127.0.0.1>', `Call-ID: wd-${n}`, 'CSeq: 1 OPTIONS', ...extra, 'Content-Length: 0']), server.udp[0]!);
+      peer.send(
+        sipRequest([
+          `OPTIONS sip:${user}@127.0.0.1 SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKwd${n}`,
+          'Max-Forwards: 70',
+          `From: <sip:a@127.0.0.1>;tag=wd${n}`,
+          'To: <sip:b@127.0.0.1>',
+          `Call-ID: wd-${n}`,
+          'CSeq: 1 OPTIONS',
+          ...extra,
+          'Content-Length: 0',
+        ]),
+        server.udp[0]!,
+      );
     };
     ask('ok');
     assert.match((await peer.waitFor(1, 10_000))?.toString('latin1') ?? '', /^SIP\/2\.0 200 alive/);
@@ -35,7 +48,7 @@ request_route {
     await expectLog(server, /SIP worker 0 stopped answering \d+ s ago .*restarting it/, 30_000);
     // the new worker answers
     let alive = false;
-    for (const deadline = Date.now() + 30_000; !alive && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 30_000; !alive && Date.now() < deadline;) {
       ask('ok');
       await new Promise((r) => setTimeout(r, 500));
       alive = peer.received.slice(1).some((b) => /^SIP\/2\.0 200 alive/.test(b.toString('latin1')));

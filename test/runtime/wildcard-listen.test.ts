@@ -32,7 +32,16 @@ after(async () => {
 });
 
 function message(peer: UdpPeer, ruri: string, id: string): string {
-  return sipRequest([`MESSAGE ${ruri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKwl${id}`, 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=${id}`, 'To: <sip:b@127.0.0.1>', `Call-ID: wl-${id}`, 'CSeq: 1 MESSAGE', 'Content-Length: 0']);
+  return sipRequest([
+    `MESSAGE ${ruri} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKwl${id}`,
+    'Max-Forwards: 70',
+    `From: <sip:a@127.0.0.1>;tag=${id}`,
+    'To: <sip:b@127.0.0.1>',
+    `Call-ID: wl-${id}`,
+    'CSeq: 1 MESSAGE',
+    'Content-Length: 0',
+  ]);
 }
 
 test('Via and Record-Route name the loopback address, not 0.0.0.0', { timeout: 30_000 }, async () => {
@@ -51,13 +60,17 @@ test('Via and Record-Route name the loopback address, not 0.0.0.0', { timeout: 3
   }
 });
 
-test('a request to another local address loops until Max-Forwards runs out: the caller gets 483', { timeout: 30_000 }, async () => {
-  const caller = await UdpPeer.open();
-  try {
-    caller.send(message(caller, `sip:bob@127.0.0.2:${port}`, 'loop'), `127.0.0.1:${port}`);
-    const got = (await caller.waitFor(1, 10_000))?.toString('latin1');
-    assert.match(got ?? '(nothing)', /^SIP\/2\.0 483 Too Many Hops\r\n/);
-  } finally {
-    caller.close();
-  }
-});
+test(
+  'a request to another local address loops until Max-Forwards runs out: the caller gets 483',
+  { timeout: 30_000 },
+  async () => {
+    const caller = await UdpPeer.open();
+    try {
+      caller.send(message(caller, `sip:bob@127.0.0.2:${port}`, 'loop'), `127.0.0.1:${port}`);
+      const got = (await caller.waitFor(1, 10_000))?.toString('latin1');
+      assert.match(got ?? '(nothing)', /^SIP\/2\.0 483 Too Many Hops\r\n/);
+    } finally {
+      caller.close();
+    }
+  },
+);

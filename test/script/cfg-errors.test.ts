@@ -20,7 +20,8 @@ function errorsOf(file: string): string[] {
 test('broken.cfg: every error, in order, as file:line:col with what was expected', () => {
   assert.deepEqual(errorsOf('broken.cfg'), [
     'broken.cfg:2:1: unknown core parameter "childrn" — did you mean "children"?',
-    'broken.cfg:4:1: module "nosuch" is not available in switchyard (switchyard has: ' + errorsOf('broken.cfg')[1]!.split('(switchyard has: ')[1],
+    'broken.cfg:4:1: module "nosuch" is not available in switchyard (switchyard has: ' +
+      errorsOf('broken.cfg')[1]!.split('(switchyard has: ')[1],
     'broken.cfg:5:1: unknown parameter "bind_chek" of module "sl" — did you mean "bind_check"?',
     'broken.cfg:8:16: expected an expression, found ")"',
     'broken.cfg:9:5: sl_send_reply() takes 2 argument(s), 1 given',
@@ -64,21 +65,61 @@ const ROWS: Array<[string, string, ...Array<string | RegExp>]> = [
   ['bad number', 'children=4x\nrequest_route { exit; }', /^t\.cfg:1:10: /],
   ['break outside a loop', 'request_route {\n  break;\n}', 't.cfg:2:3: "break" outside switch or while'],
   ['constant division by zero', 'request_route {\n  $var(x) = 4 / 0;\n}', 't.cfg:2:15: division by zero'],
-  ['route defined twice', 'route[A] { exit; }\nroute[A] { exit; }\nrequest_route { route(A); }', 't.cfg:2:1: route A defined twice'],
+  [
+    'route defined twice',
+    'route[A] { exit; }\nroute[A] { exit; }\nrequest_route { route(A); }',
+    't.cfg:2:1: route A defined twice',
+  ],
   ['statement that is not one', 'request_route {\n  1 + 2;\n}', /^t\.cfg:2:3: expected a statement/],
-  ['async of a function that cannot', 'request_route {\n  async(xlog("x"), R);\n}\nroute[R] { exit; }', 't.cfg:2:9: "xlog" cannot run in async()'],
-  ['async without its resume route', 'request_route {\n  async(sleep(1), NOPE);\n}', 't.cfg:2:19: unknown resume route "NOPE"'],
+  [
+    'async of a function that cannot',
+    'request_route {\n  async(xlog("x"), R);\n}\nroute[R] { exit; }',
+    't.cfg:2:9: "xlog" cannot run in async()',
+  ],
+  [
+    'async without its resume route',
+    'request_route {\n  async(sleep(1), NOPE);\n}',
+    't.cfg:2:19: unknown resume route "NOPE"',
+  ],
   ['timer_route without an interval', 'timer_route[tick] { exit; }', 't.cfg:1:1: timer_route needs [name, seconds]'],
-  ['unknown transformation', 'request_route {\n  $var(x) = $(ru{s.nope});\n}', 't.cfg:2:13: unknown transformation "{s.nope}"'],
+  [
+    'unknown transformation',
+    'request_route {\n  $var(x) = $(ru{s.nope});\n}',
+    't.cfg:2:13: unknown transformation "{s.nope}"',
+  ],
   ['pvar without its name', 'request_route {\n  $var(x) = $hdr;\n}', 't.cfg:2:13: "$hdr" needs a name: $hdr(…)'],
-  ['function from a module not loaded', 'request_route {\n  rest_get("http://x", $var(b));\n}', 't.cfg:2:3: unknown function "rest_get" — missing loadmodule "rest_client.so"?'],
-  ['modparam of a module not loaded', 'modparam("rest_client", "curl_timeout", 5)\nrequest_route { exit; }', 't.cfg:1:1: modparam for module "rest_client", which is not loaded (loadmodule "rest_client.so")'],
-  ['modparam type', 'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", "many")\nrequest_route { exit; }', 't.cfg:2:1: parameter "max_limit" of module "maxfwd" takes an integer, found "many"'],
-  ['modparam range', 'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 300)\nrequest_route { exit; }', 't.cfg:2:1: parameter "max_limit" of module "maxfwd": must be 1 to 255'],
+  [
+    'function from a module not loaded',
+    'request_route {\n  rest_get("http://x", $var(b));\n}',
+    't.cfg:2:3: unknown function "rest_get" — missing loadmodule "rest_client.so"?',
+  ],
+  [
+    'modparam of a module not loaded',
+    'modparam("rest_client", "curl_timeout", 5)\nrequest_route { exit; }',
+    't.cfg:1:1: modparam for module "rest_client", which is not loaded (loadmodule "rest_client.so")',
+  ],
+  [
+    'modparam type',
+    'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", "many")\nrequest_route { exit; }',
+    't.cfg:2:1: parameter "max_limit" of module "maxfwd" takes an integer, found "many"',
+  ],
+  [
+    'modparam range',
+    'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 300)\nrequest_route { exit; }',
+    't.cfg:2:1: parameter "max_limit" of module "maxfwd": must be 1 to 255',
+  ],
   ['bad log level', 'debug=loud\nrequest_route { exit; }', 't.cfg:1:1: bad log level "loud"'],
-  ['unknown preprocessor directive', '#!ifdf X\nrequest_route { exit; }', 't.cfg:1:1: unknown preprocessor directive #!ifdf'],
+  [
+    'unknown preprocessor directive',
+    '#!ifdf X\nrequest_route { exit; }',
+    't.cfg:1:1: unknown preprocessor directive #!ifdf',
+  ],
   ['#!ifdef without #!endif', '#!ifdef X\nrequest_route { exit; }', 't.cfg:2:1: #!ifdef without #!endif'],
-  ['sl_send_reply code not a number', 'request_route {\n  sl_send_reply("abc", "x");\n}', 't.cfg:2:17: sl_send_reply(): expected an integer, found "abc"'],
+  [
+    'sl_send_reply code not a number',
+    'request_route {\n  sl_send_reply("abc", "x");\n}',
+    't.cfg:2:17: sl_send_reply(): expected an integer, found "abc"',
+  ],
 ];
 
 for (const [name, src, ...want] of ROWS) {
@@ -87,10 +128,22 @@ for (const [name, src, ...want] of ROWS) {
 
 test('-o overrides are checked like modparam', () => {
   assert.throws(
-    () => compileScript({ file: 't.cfg', source: 'loadmodule "maxfwd.so"\nrequest_route { exit; }', overrides: ['maxfwd.max_limt=10'] }),
+    () =>
+      compileScript({
+        file: 't.cfg',
+        source: 'loadmodule "maxfwd.so"\nrequest_route { exit; }',
+        overrides: ['maxfwd.max_limt=10'],
+      }),
     /<command line>:1:1: unknown parameter "max_limt" of module "maxfwd" — did you mean "max_limit"\?/,
   );
-  assert.throws(() => compileScript({ file: 't.cfg', source: 'request_route { exit; }', overrides: ['max_limit=10'] }), /<command line>:1:1: -o "max_limit=10": expected module\.parameter=value/);
-  const ok = compileScript({ file: 't.cfg', source: 'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 30)\nrequest_route { exit; }', overrides: ['maxfwd.max_limit=20'] });
+  assert.throws(
+    () => compileScript({ file: 't.cfg', source: 'request_route { exit; }', overrides: ['max_limit=10'] }),
+    /<command line>:1:1: -o "max_limit=10": expected module\.parameter=value/,
+  );
+  const ok = compileScript({
+    file: 't.cfg',
+    source: 'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 30)\nrequest_route { exit; }',
+    overrides: ['maxfwd.max_limit=20'],
+  });
   assert.equal(ok.modparams.get('core')!.get('max_limit'), 20, 'the command line wins over the script');
 });

@@ -63,9 +63,12 @@ test('the default script: OPTIONS to myself → 200, unknown local → 404, else
 });
 
 test('modparam max_limit lowers a larger Max-Forwards before the decrement', () => {
-  const script = compile('loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 16)\nrequest_route { if (!mf_process_maxfwd_header(10)) { exit; } }');
+  const script = compile(
+    'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 16)\nrequest_route { if (!mf_process_maxfwd_header(10)) { exit; } }',
+  );
   // the core module's worker hook, as a SIP worker runs it (it also attaches the event interface to the bus)
-  const env = (params: ModuleEnv['params']): ModuleEnv => ({ params, script, bus: new PortBus(0), log } as unknown as ModuleEnv);
+  const env = (params: ModuleEnv['params']): ModuleEnv =>
+    ({ params, script, bus: new PortBus(0), log }) as unknown as ModuleEnv;
   after(() => core.initWorker!(env(new Map([['max_limit', 70]]))));
   core.initWorker!(env(script.modparams.get('core')!));
   const { ctx } = context(request('Max-Forwards: 200\r\n'), script);
@@ -74,7 +77,9 @@ test('modparam max_limit lowers a larger Max-Forwards before the decrement', () 
 });
 
 test('sync unless something may await, transitively through route()', async () => {
-  const s = compile('request_route { route(A); }\nroute[A] { route(B); }\nroute[B] { usleep(1); }\nroute[C] { xlog("c"); }\nfailure_route[F] { route(C); }');
+  const s = compile(
+    'request_route { route(A); }\nroute[A] { route(B); }\nroute[B] { usleep(1); }\nroute[C] { xlog("c"); }\nfailure_route[F] { route(C); }',
+  );
   assert.match(s.js, /async function request_route/);
   assert.match(s.js, /async function route_B/);
   assert.match(s.js, /\nfunction route_C/);
@@ -88,7 +93,9 @@ test('sync unless something may await, transitively through route()', async () =
 });
 
 test('async(f(), resume) suspends with the resume route and ends the route', async () => {
-  const r = run('request_route {\n  $var(x) = 1;\n  async(usleep(1000), RESUME);\n  xlog("not reached");\n}\nroute[RESUME] { xlog("rc $rc var $var(x)"); }');
+  const r = run(
+    'request_route {\n  $var(x) = 1;\n  async(usleep(1000), RESUME);\n  xlog("not reached");\n}\nroute[RESUME] { xlog("rc $rc var $var(x)"); }',
+  );
   assert.equal(typeof r.rc, 'number', 'async() itself never awaits');
   assert.equal(r.ctx.exit, true);
   assert.deepEqual(r.rec.logs, []);
@@ -103,7 +110,10 @@ test('async(f(), resume) suspends with the resume route and ends the route', asy
 });
 
 test('route() recursion is bounded and reported with its position', () => {
-  assert.throws(() => run('request_route { route(LOOP); }\nroute[LOOP] {\n  route(LOOP);\n}'), /t\.cfg:3:3: route\(\) calls nested deeper than 100$/);
+  assert.throws(
+    () => run('request_route { route(LOOP); }\nroute[LOOP] {\n  route(LOOP);\n}'),
+    /t\.cfg:3:3: route\(\) calls nested deeper than 100$/,
+  );
 });
 
 test('return(n) sets $rc; exit and drop inside route(X) end the whole script', () => {
@@ -117,13 +127,17 @@ test('return(n) sets $rc; exit and drop inside route(X) end the whole script', (
     ['route(Z); xlog("not reached");', [], true, false],
   ];
   for (const [body, logs, exit, dropped] of rows) {
-    const r = run(`request_route { ${body} }\nroute[R] { return(7); }\nroute[N] { return -3; }\nroute[E] { exit; }\nroute[D] { drop; }\nroute[Z] { return(0); }`);
+    const r = run(
+      `request_route { ${body} }\nroute[R] { return(7); }\nroute[N] { return -3; }\nroute[E] { exit; }\nroute[D] { drop; }\nroute[Z] { return(0); }`,
+    );
     assert.deepEqual([r.rec.logs, r.ctx.exit, r.ctx.dropped], [logs, exit, dropped], body);
   }
 });
 
 test('a function returning 0 ends the script; negative is false', () => {
-  const r = run('request_route {\n  if (is_method("BYE")) { xlog("bye"); } else { xlog("not bye"); }\n  $var(n) = is_method("BYE");\n  xlog("code $var(n)");\n}');
+  const r = run(
+    'request_route {\n  if (is_method("BYE")) { xlog("bye"); } else { xlog("not bye"); }\n  $var(n) = is_method("BYE");\n  xlog("code $var(n)");\n}',
+  );
   assert.deepEqual(r.rec.logs, ['not bye', 'code -1']);
 });
 
@@ -139,15 +153,23 @@ startup_route { xlog("up"); }
 timer_route[tick, 5] { xlog("tick"); }`);
   const t = s.routes;
   assert.ok(t.request && t.onreply && t.startup);
-  assert.deepEqual([[...t.named.keys()], [...t.failure.keys()], [...t.branch.keys()], [...t.onreplyNamed.keys()], [...t.event.keys()]], [['N'], ['F'], ['B'], ['R'], ['evapi:connection-new']]);
-  assert.deepEqual(t.timer.map((x) => [x.name, x.interval]), [['tick', 5]]);
+  assert.deepEqual(
+    [[...t.named.keys()], [...t.failure.keys()], [...t.branch.keys()], [...t.onreplyNamed.keys()], [...t.event.keys()]],
+    [['N'], ['F'], ['B'], ['R'], ['evapi:connection-new']],
+  );
+  assert.deepEqual(
+    t.timer.map((x) => [x.name, x.interval]),
+    [['tick', 5]],
+  );
   const o = compile('route { exit; }\nroute[X] { exit; }');
   assert.ok(o.routes.request, 'OpenSIPS route {} is the request route');
   assert.deepEqual([...o.routes.named.keys()], ['X']);
 });
 
 test('xlogl prints the script line; $cfg_line is the line it is on', () => {
-  const r = run('request_route {\n  xlogl("L_INFO", "a $rm\\n");\n  xlog("L_INFO", "line $cfg_line");\n  xlogl("b");\n}');
+  const r = run(
+    'request_route {\n  xlogl("L_INFO", "a $rm\\n");\n  xlog("L_INFO", "line $cfg_line");\n  xlogl("b");\n}',
+  );
   assert.deepEqual(r.rec.logs, ['2:a INVITE', 'line 3', '4:b']);
 });
 
@@ -192,7 +214,9 @@ const VALUES: Array<[string, string | number]> = [
 test('operators and typing: folded constants equal run-time values', () => {
   for (const [expr, want] of VALUES) {
     const viaVars = expr.replace(/("[^"]*"|-?\d+)/g, (m) => `$var(k${m.replace(/\W/g, '')})`);
-    const setup = [...expr.matchAll(/("[^"]*"|-?\d+)/g)].map((m) => `$var(k${m[1]!.replace(/\W/g, '')}) = ${m[1]};`).join(' ');
+    const setup = [...expr.matchAll(/("[^"]*"|-?\d+)/g)]
+      .map((m) => `$var(k${m[1]!.replace(/\W/g, '')}) = ${m[1]};`)
+      .join(' ');
     const r = run(`request_route { $var(c) = ${expr}; ${setup} $var(v) = ${viaVars}; }`);
     assert.equal(r.ctx.vars.get('c'), want, `constant ${expr}`);
     assert.equal(r.ctx.vars.get('v'), want, `run time ${viaVars}`);
@@ -346,7 +370,9 @@ request_route { $var(n) = "42abc"; $var(csv) = "a;b;c"; $var(mixed) = "MiXeD"; $
 });
 
 test('pvars in double-quoted function arguments are expanded, single values stay typed', () => {
-  const r = run('request_route { xlog("L_INFO", "$rm to $rU@$rd cseq=$cs ua=$(ua{s.toupper}) none=$var(none) $$ $ alone"); }');
+  const r = run(
+    'request_route { xlog("L_INFO", "$rm to $rU@$rd cseq=$cs ua=$(ua{s.toupper}) none=$var(none) $$ $ alone"); }',
+  );
   assert.deepEqual(r.rec.logs, ['INVITE to alice@example.com cseq=7 ua=SIPP none=<null> $$ $ alone']);
 });
 
@@ -396,18 +422,27 @@ test('subst() edits headers and body; subst_uri()/subst_user() rewrite the R-URI
     $var(d) = subst_user('/^ali/mali/');
     $var(e) = subst_user('/^zzz/y/');
   }`);
-  assert.deepEqual(['a', 'b', 'c', 'd', 'e'].map((k) => r.ctx.vars.get(k)), [1, -1, 1, 1, -1]);
+  assert.deepEqual(
+    ['a', 'b', 'c', 'd', 'e'].map((k) => r.ctx.vars.get(k)),
+    [1, -1, 1, 1, -1],
+  );
   assert.equal(r.ctx.ruri, 'sip:malice@example.net:5080;transport=tcp');
   assert.match(sent(r.ctx), /\r\nUser-Agent: proxied sipp\r\n/);
   const g = run(`request_route { subst('/example/EXAMPLE/g'); }`);
   const out = sent(g.ctx);
-  assert.equal(out.split('\r\n')[0], 'INVITE sip:alice@example.com:5080;transport=tcp SIP/2.0', 'the request line is not touched');
+  assert.equal(
+    out.split('\r\n')[0],
+    'INVITE sip:alice@example.com:5080;transport=tcp SIP/2.0',
+    'the request line is not touched',
+  );
   assert.doesNotMatch(out.split('\r\n').slice(1).join('\r\n'), /example\./);
   assert.match(out, /From: "Bob" <sip:bob@EXAMPLE\.org>/);
 });
 
 test('set_advertised_address/port change the Via of what the message sends; xlog takes a facility', () => {
-  const r = run(`request_route { set_advertised_address("proxy.example.org"); set_advertised_port(5099); xlog("LOG_LOCAL0", "L_ERR", "with facility $rU\\n"); }`);
+  const r = run(
+    `request_route { set_advertised_address("proxy.example.org"); set_advertised_port(5099); xlog("LOG_LOCAL0", "L_ERR", "with facility $rU\\n"); }`,
+  );
   assert.deepEqual([r.ctx.ext.advAddr, r.ctx.ext.advPort], ['proxy.example.org', 5099]);
   assert.ok(r.rec.logs.includes('with facility alice'), r.rec.logs.join('|'));
 });

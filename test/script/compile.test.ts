@@ -12,11 +12,14 @@ function compile(src: string): CompiledScript {
 }
 
 function compileFail(src: string, expected: RegExp): void {
-  assert.throws(() => compile(src), (e: unknown) => {
-    assert.ok(e instanceof CfgErrors, String(e));
-    assert.match(e.message, expected);
-    return true;
-  });
+  assert.throws(
+    () => compile(src),
+    (e: unknown) => {
+      assert.ok(e instanceof CfgErrors, String(e));
+      assert.match(e.message, expected);
+      return true;
+    },
+  );
 }
 
 const INVITE = Buffer.from(
@@ -43,7 +46,12 @@ function run(src: string): { ctx: ScriptContext; replies: string[]; forwards: st
     forward: (c: ScriptContext, uri?: string) => (forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),
     tm: null,
   } as ScriptServices;
-  const ctx = newScriptContext(parseSipMessage(INVITE), { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 }, svc, 1);
+  const ctx = newScriptContext(
+    parseSipMessage(INVITE),
+    { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 },
+    svc,
+    1,
+  );
   const rc = s.routes.request!(ctx);
   return { ctx, replies, forwards, logs, rc };
 }
@@ -55,11 +63,15 @@ test('the minimal proxy compiles in both dialects', () => {
     $du = "sip:127.0.0.1:5070";
     forward();
 }`;
-  const k = compile(`#!KAMAILIO\nchildren=4\nlisten=udp:127.0.0.1:5060\nloadmodule "pv.so"\nloadmodule "sl.so"\nloadmodule "maxfwd.so"\nrequest_route ${body}`);
+  const k = compile(
+    `#!KAMAILIO\nchildren=4\nlisten=udp:127.0.0.1:5060\nloadmodule "pv.so"\nloadmodule "sl.so"\nloadmodule "maxfwd.so"\nrequest_route ${body}`,
+  );
   assert.equal(k.dialect, 'kamailio');
   assert.equal(k.core.children, 4);
   assert.deepEqual(k.core.listen, ['udp:127.0.0.1:5060']);
-  const o = compile(`udp_workers=2\nsocket=udp:127.0.0.1:5060\nloadmodule "sl.so"\nloadmodule "maxfwd.so"\nroute ${body}`);
+  const o = compile(
+    `udp_workers=2\nsocket=udp:127.0.0.1:5060\nloadmodule "sl.so"\nloadmodule "maxfwd.so"\nroute ${body}`,
+  );
   assert.equal(o.dialect, 'opensips');
   assert.equal(o.core.children, 2);
   assert.ok(o.routes.request);
@@ -71,7 +83,10 @@ const FAILS: Array<[string, RegExp]> = [
   ['request_route {\n  sl_send_reply(200);\n}', /t\.cfg:2:3: sl_send_reply\(\) takes 2 argument/],
   ['request_route {\n  route(MISSING);\n}', /t\.cfg:2:9: unknown route "MISSING"/],
   ['loadmodule "nosuch.so"\nrequest_route { exit; }', /t\.cfg:1:1: module "nosuch" is not available/],
-  ['loadmodule "rest_client.so"\nmodparam("rest_client", "curl_timout", 5)\nrequest_route { exit; }', /t\.cfg:2:1: unknown parameter "curl_timout" of module "rest_client" — did you mean "curl_timeout"\?/],
+  [
+    'loadmodule "rest_client.so"\nmodparam("rest_client", "curl_timout", 5)\nrequest_route { exit; }',
+    /t\.cfg:2:1: unknown parameter "curl_timout" of module "rest_client" — did you mean "curl_timeout"\?/,
+  ],
   ['childrn=4\nrequest_route { exit; }', /t\.cfg:1:1: unknown core parameter "childrn" — did you mean "children"\?/],
   ['request_route {\n  $nosuch = 1;\n}', /t\.cfg:2:3: unknown pseudo-variable/],
   ['request_route {\n  xlog("$(ru{s.nosuch})");\n}', /unknown transformation "\{s\.nosuch\}"/],
@@ -84,11 +99,16 @@ for (const [src, re] of FAILS) {
 }
 
 test('all errors are reported at once', () => {
-  assert.throws(() => compile('request_route {\n  a();\n  b();\n  route(X);\n}'), (e: CfgErrors) => e.errors.length === 3);
+  assert.throws(
+    () => compile('request_route {\n  a();\n  b();\n  route(X);\n}'),
+    (e: CfgErrors) => e.errors.length === 3,
+  );
 });
 
 test('#!define, #!ifdef/#!else and include positions', () => {
-  const r = run('#!KAMAILIO\n#!define WITH_X\n#!define CODE 486\n#!ifdef WITH_X\nrequest_route { sl_send_reply(CODE, "Busy"); }\n#!else\nrequest_route { sl_send_reply(500, "no"); }\n#!endif\n');
+  const r = run(
+    '#!KAMAILIO\n#!define WITH_X\n#!define CODE 486\n#!ifdef WITH_X\nrequest_route { sl_send_reply(CODE, "Busy"); }\n#!else\nrequest_route { sl_send_reply(500, "no"); }\n#!endif\n',
+  );
   assert.deepEqual(r.replies, ['486 Busy']);
 });
 
@@ -165,7 +185,10 @@ test('uri==myself, from_uri, is_method, flags, append/remove/is_present_hf', () 
 });
 
 test('a runtime error carries its script position', () => {
-  assert.throws(() => run(`request_route {\n  $var(z) = 0;\n  $var(x) = 1 / $var(z);\n}`), /t\.cfg:3:3: division by zero/);
+  assert.throws(
+    () => run(`request_route {\n  $var(z) = 0;\n  $var(x) = 1 / $var(z);\n}`),
+    /t\.cfg:3:3: division by zero/,
+  );
 });
 
 test('$time(name), $time(format) and $timef', () => {

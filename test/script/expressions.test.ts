@@ -103,7 +103,10 @@ test('Kamailio dialect: conditions take the branch kamailio 5.6 takes', () => {
 
 test('a comparison used as a value is 1 or 0', () => {
   const r = kamailio('$var(a) = ($var(n) == 5); $var(b) = $var(n) > 7; $var(c) = defined $var(s);');
-  assert.deepEqual(['a', 'b', 'c'].map((k) => r.ctx.vars.get(k)), [1, 0, 1]);
+  assert.deepEqual(
+    ['a', 'b', 'c'].map((k) => r.ctx.vars.get(k)),
+    [1, 0, 1],
+  );
 });
 
 test('a Kamailio idiom: $evapi-style port parity with mod', () => {
@@ -122,9 +125,15 @@ test('OpenSIPS dialect: NULL, %, !~, bitwise operators; a set string is true', (
     $var(f) = 1 << 3 | 1;
     if ($var(s)) $var(g) = 1;
   }`);
-  assert.deepEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((k) => r.ctx.vars.get(k)), [1, 1, 3, 1, 9, 9, 1]);
+  assert.deepEqual(
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((k) => r.ctx.vars.get(k)),
+    [1, 1, 3, 1, 9, 9, 1],
+  );
 });
 
 test('a division or modulo by a constant zero is an error at -c, with its position', () => {
-  assert.throws(() => compile('#!KAMAILIO\nrequest_route { $var(a) = 5 mod 0; }'), (e: unknown) => e instanceof CfgErrors && /:2:\d+: modulo by zero/.test(e.message));
+  assert.throws(
+    () => compile('#!KAMAILIO\nrequest_route { $var(a) = 5 mod 0; }'),
+    (e: unknown) => e instanceof CfgErrors && /:2:\d+: modulo by zero/.test(e.message),
+  );
 });

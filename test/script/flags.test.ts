@@ -11,7 +11,10 @@ request_route {
   if (isbflagset(3)) $var(b3) = 1;
   if (!isbflagset(2)) $var(b2gone) = 1;
 }`);
-  assert.deepEqual(['bf', 'mf', 'bF', 'mF', 'bf2', 'b3', 'b2gone'].map((k) => r.ctx.vars.get(k)), [4, 2, '0x4', '0x2', 8, 1, 1]);
+  assert.deepEqual(
+    ['bf', 'mf', 'bF', 'mF', 'bf2', 'b3', 'b2gone'].map((k) => r.ctx.vars.get(k)),
+    [4, 2, '0x4', '0x2', 8, 1, 1],
+  );
 });
 
 test('setbflag/isbflagset/resetbflag with a branch index: 0 is the R-URI branch, 1… the appended ones', () => {
@@ -28,5 +31,8 @@ request_route {
   if (!isbflagset(5, 1)) $var(reset1) = 1;
   $var(bf) = $bf;
 }`);
-  assert.deepEqual(['set1', 'on1', 'off0', 'off00', 'nobranch2', 'reset1', 'bf'].map((k) => r.ctx.vars.get(k)), [1, 1, 1, 1, 1, 1, 0]);
+  assert.deepEqual(
+    ['set1', 'on1', 'off0', 'off00', 'nobranch2', 'reset1', 'bf'].map((k) => r.ctx.vars.get(k)),
+    [1, 1, 1, 1, 1, 1, 0],
+  );
 });

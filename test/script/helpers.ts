@@ -18,13 +18,19 @@ export function compileFail(src: string, ...expected: Array<string | RegExp>): v
       assert.ok(e instanceof CfgErrors, String(e));
       const got = e.errors.map((x) => x.message);
       assert.equal(got.length, expected.length, got.join('\n'));
-      expected.forEach((want, i) => (typeof want === 'string' ? assert.equal(got[i], want) : assert.match(got[i]!, want)));
+      expected.forEach((want, i) =>
+        typeof want === 'string' ? assert.equal(got[i], want) : assert.match(got[i]!, want),
+      );
       return true;
     },
   );
 }
 
-export function request(extraHeaders = '', ruri = 'sip:alice@example.com:5080;transport=tcp', method = 'INVITE'): Buffer {
+export function request(
+  extraHeaders = '',
+  ruri = 'sip:alice@example.com:5080;transport=tcp',
+  method = 'INVITE',
+): Buffer {
   return Buffer.from(
     `${method} ${ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc\r\n${extraHeaders}` +
       'From: "Bob" <sip:bob@example.org>;tag=ft\r\nTo: <sip:alice@example.com>\r\nCall-ID: cid-1@x\r\n' +
@@ -50,17 +56,26 @@ export function context(bytes: Buffer, script?: CompiledScript): { ctx: ScriptCo
     send() {},
     isMyself: (h: string, p: number) => h === 'example.com' || (h === '127.0.0.1' && (p === 0 || p === 5060)),
     route: (name: string) => script?.routes.named.get(name) ?? null,
-    suspend: (_c: ScriptContext, work: Promise<number>, resume: RouteFn | null) => void rec.suspended.push({ work, resume }),
+    suspend: (_c: ScriptContext, work: Promise<number>, resume: RouteFn | null) =>
+      void rec.suspended.push({ work, resume }),
     sendReply: (_c: ScriptContext, code: number, reason: string) => (rec.replies.push(`${code} ${reason}`), 1),
     forward: (c: ScriptContext, uri?: string) => (rec.forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),
     tm: null,
   } as ScriptServices;
-  const ctx = newScriptContext(parseSipMessage(bytes), { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 }, svc, 1);
+  const ctx = newScriptContext(
+    parseSipMessage(bytes),
+    { proto: 'udp', srcIp: '10.0.0.1', srcPort: 5060, dstIp: '127.0.0.1', dstPort: 5060, socketIdx: 0, connId: 0 },
+    svc,
+    1,
+  );
   return { ctx, rec };
 }
 
 /** compile `src` and run its request route on `bytes` */
-export function run(src: string, bytes = request()): { ctx: ScriptContext; rec: Recorded; rc: number | Promise<number>; script: CompiledScript } {
+export function run(
+  src: string,
+  bytes = request(),
+): { ctx: ScriptContext; rec: Recorded; rc: number | Promise<number>; script: CompiledScript } {
   const script = compile(src);
   const { ctx, rec } = context(bytes, script);
   const rc = script.routes.request!(ctx);

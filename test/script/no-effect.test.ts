@@ -41,7 +41,10 @@ test('the same warnings are logged at start-up', { timeout: 30_000 }, async () =
   const server = await startServer({ cfg: writeCfg(CFG), workers: 1, listen: ['udp:127.0.0.1:0'] });
   try {
     const log = server.stderr();
-    assert.match(log, /WARNING.*test\.cfg:8:1: warning: parameter "method_filtering" of module "registrar" accepted, no effect in switchyard/);
+    assert.match(
+      log,
+      /WARNING.*test\.cfg:8:1: warning: parameter "method_filtering" of module "registrar" accepted, no effect in switchyard/,
+    );
     assert.match(log, /test\.cfg:11:5: warning: set_reply_no_connect\(\) accepted, no effect in switchyard/);
   } finally {
     await server.stop();

@@ -62,6 +62,12 @@ request_route {
     if (strempty($sel(cfg_get.pstn.empty))) $var(empty) = 1;
     if (starts_with("$rU", "ali")) $var(sw) = 1;
 }`);
-  assert.deepEqual(['ip', 'port', 'empty', 'sw'].map((k) => r.ctx.vars.get(k)), ['192.0.2.7', 5080, 1, 1]);
-  assert.match(errorsOf('#!KAMAILIO\nrequest_route { $var(x) = $sel(cfg_get.nope.x); }')[0]!, /no custom cfg variable "nope\.x" is declared/);
+  assert.deepEqual(
+    ['ip', 'port', 'empty', 'sw'].map((k) => r.ctx.vars.get(k)),
+    ['192.0.2.7', 5080, 1, 1],
+  );
+  assert.match(
+    errorsOf('#!KAMAILIO\nrequest_route { $var(x) = $sel(cfg_get.nope.x); }')[0]!,
+    /no custom cfg variable "nope\.x" is declared/,
+  );
 });

@@ -18,7 +18,10 @@ test('values keep their type; $null clears; a second view of the buffer sees the
   assert.equal(b.get('s'), 'héllo');
   b.set('s', null);
   assert.equal(a.get('s'), null);
-  assert.deepEqual(a.entries(), [['n', 42], ['s', null]]);
+  assert.deepEqual(a.entries(), [
+    ['n', 42],
+    ['s', null],
+  ]);
   assert.throws(() => a.set('big', 'x'.repeat(SHV_VALUE_MAX + 1)), { code: 'SY_ERR_SHV' });
   assert.throws(() => a.set('', 1), { code: 'SY_ERR_SHV' });
   assert.deepEqual(parseShvset('debug=i:3'), { name: 'debug', value: 3 });
@@ -74,7 +77,16 @@ after(async () => {
 });
 
 function options(peer: UdpPeer, callId: string): string {
-  return sipRequest([`OPTIONS sip:127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${callId}`, 'From: <sip:a@127.0.0.1>;tag=1', 'To: <sip:b@127.0.0.1>', `Call-ID: ${callId}`, 'CSeq: 1 OPTIONS', 'Max-Forwards: 70', 'Content-Length: 0']);
+  return sipRequest([
+    `OPTIONS sip:127.0.0.1 SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${callId}`,
+    'From: <sip:a@127.0.0.1>;tag=1',
+    'To: <sip:b@127.0.0.1>',
+    `Call-ID: ${callId}`,
+    'CSeq: 1 OPTIONS',
+    'Max-Forwards: 70',
+    'Content-Length: 0',
+  ]);
 }
 
 test('$shv is one value across SIP workers, set from shvset and the MI under both names', async () => {
@@ -88,7 +100,8 @@ test('$shv is one value across SIP workers, set from shvset and the MI under bot
     assert.match(reply.toString(), new RegExp(`^SIP/2.0 200 hello there ${i}\\r\\n`));
   }
   const perWorker = await server.rpc('stats.worker_statistics', ['core:msgs_handled']);
-  for (const w of perWorker.result as Array<{ worker: number; value: number }>) if (w.value > 0) workersSeen.add(w.worker);
+  for (const w of perWorker.result as Array<{ worker: number; value: number }>)
+    if (w.value > 0) workersSeen.add(w.worker);
   assert.equal(workersSeen.size, 2, 'the Call-IDs spread over both workers');
 
   const all = await server.rpc('pv.shvGet');
@@ -108,7 +121,9 @@ test('$shv is one value across SIP workers, set from shvset and the MI under bot
 });
 
 test('a bad shvset fails -c with its position', async () => {
-  const cfg = writeCfg('#!KAMAILIO\nloadmodule "pv.so"\nmodparam("pv", "shvset", "debug=3")\nrequest_route { exit; }\n');
+  const cfg = writeCfg(
+    '#!KAMAILIO\nloadmodule "pv.so"\nmodparam("pv", "shvset", "debug=3")\nrequest_route { exit; }\n',
+  );
   const r = await runCli(['-c', '-f', cfg]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /test\.cfg:3:\d+: .*"debug=3": expected name=i:<integer> or name=s:<text>/);

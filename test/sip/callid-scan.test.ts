@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scanCallId } from '../../src/main/dispatch/callid-scan.js';
 
-const msg = (headers: string, first = 'INVITE sip:b@h SIP/2.0'): Buffer => Buffer.from(`${first}\r\n${headers}\r\n`, 'latin1');
+const msg = (headers: string, first = 'INVITE sip:b@h SIP/2.0'): Buffer =>
+  Buffer.from(`${first}\r\n${headers}\r\n`, 'latin1');
 const scan = (b: Buffer) => scanCallId(b, 0, b.length);
 
 test('same hash for every spelling of the same Call-ID', () => {

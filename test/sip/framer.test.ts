@@ -10,7 +10,12 @@ const M3 = Buffer.from('SIP/2.0 200 OK\r\nCall-ID: 3\r\ncontent-length :  3 \r\n
 /** feed chunks, return the messages and pings seen, in order */
 function feed(f: SipStreamFramer, chunks: Buffer[]): string[] {
   const out: string[] = [];
-  for (const c of chunks) f.push(c, (m) => out.push(m.toString('latin1')), () => out.push('PING'));
+  for (const c of chunks)
+    f.push(
+      c,
+      (m) => out.push(m.toString('latin1')),
+      () => out.push('PING'),
+    );
   return out;
 }
 
@@ -30,7 +35,13 @@ test('split at every byte offset, and one byte at a time', () => {
     assert.equal(f.buffered, 0);
   }
   const f = new SipStreamFramer();
-  assert.deepEqual(feed(f, Array.from(STREAM, (b) => Buffer.from([b]))), WANT);
+  assert.deepEqual(
+    feed(
+      f,
+      Array.from(STREAM, (b) => Buffer.from([b])),
+    ),
+    WANT,
+  );
 });
 
 test('a lone CRLF (a pong) is skipped, not reported', () => {
@@ -41,7 +52,11 @@ test('a lone CRLF (a pong) is skipped, not reported', () => {
 test('a message in one chunk is passed without a copy', () => {
   const f = new SipStreamFramer();
   let got: Buffer | null = null;
-  f.push(M1, (m) => (got = m), () => {});
+  f.push(
+    M1,
+    (m) => (got = m),
+    () => {},
+  );
   assert.equal((got as Buffer | null)?.buffer, M1.buffer);
 });
 
@@ -52,10 +67,18 @@ test('unframeable streams are errors', () => {
     ['negative', Buffer.from('INVITE sip:b@h SIP/2.0\r\nContent-Length: -1\r\n\r\n'), 'SY_ERR_SIP_MALFORMED'],
     ['garbage', Buffer.from('INVITE sip:b@h SIP/2.0\r\nContent-Length: 1x\r\n\r\n'), 'SY_ERR_SIP_MALFORMED'],
     ['conflicting', Buffer.from('INVITE sip:b@h SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\n'), 'SY_ERR_SIP_MALFORMED'],
-    ['body too large', Buffer.from('INVITE sip:b@h SIP/2.0\r\nContent-Length: 2000000\r\n\r\n'), 'SY_ERR_SIP_TOO_LARGE'],
+    [
+      'body too large',
+      Buffer.from('INVITE sip:b@h SIP/2.0\r\nContent-Length: 2000000\r\n\r\n'),
+      'SY_ERR_SIP_TOO_LARGE',
+    ],
     ['headers too large', big, 'SY_ERR_SIP_TOO_LARGE'],
   ];
   for (const [what, bytes, code] of rows) {
-    assert.throws(() => feed(new SipStreamFramer(), [bytes]), (e: unknown) => e instanceof SwitchyardError && e.code === code, what);
+    assert.throws(
+      () => feed(new SipStreamFramer(), [bytes]),
+      (e: unknown) => e instanceof SwitchyardError && e.code === code,
+      what,
+    );
   }
 });

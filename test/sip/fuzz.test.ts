@@ -10,7 +10,9 @@ import { scanCallId } from '../../src/main/dispatch/callid-scan.js';
 import { SipStreamFramer } from '../../src/main/transport/tcp-framer.js';
 
 const DIR = fileURLToPath(new URL('../../../test/fixtures/corpus/rfc4475/', import.meta.url));
-const seeds = readdirSync(DIR).filter((f) => f.endsWith('.dat')).map((f) => readFileSync(DIR + f));
+const seeds = readdirSync(DIR)
+  .filter((f) => f.endsWith('.dat'))
+  .map((f) => readFileSync(DIR + f));
 
 // a small deterministic PRNG, so a failure can be replayed
 function rng(seed: number): () => number {
@@ -56,7 +58,12 @@ function exercise(bytes: Buffer): void {
       buildReply(msg, bad ? bad.code : 200, 'X', { rcv: { srcIp: '127.0.0.1', srcPort: 5060 } });
       if (bad === null) {
         const edits = new MessageEdits();
-        forwardRequestEdits(msg, edits, { via: `SIP/2.0/UDP 127.0.0.1:5060;branch=${branchId(msg)}`, srcIp: '127.0.0.1', srcPort: 5060, forceRport: true });
+        forwardRequestEdits(msg, edits, {
+          via: `SIP/2.0/UDP 127.0.0.1:5060;branch=${branchId(msg)}`,
+          srcIp: '127.0.0.1',
+          srcPort: 5060,
+          forceRport: true,
+        });
         applyEdits(msg, edits);
       }
     } else if (bad === null && msg.vias().length > 1) {
@@ -83,7 +90,11 @@ test('the TCP framer survives the same bytes split at random points', () => {
     try {
       while (pos < bytes.length) {
         const n = 1 + Math.floor(r() * 200);
-        f.push(bytes.subarray(pos, pos + n), (m) => exercise(m), () => {});
+        f.push(
+          bytes.subarray(pos, pos + n),
+          (m) => exercise(m),
+          () => {},
+        );
         pos += n;
       }
     } catch (e) {

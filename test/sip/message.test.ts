@@ -19,13 +19,33 @@ const BASE =
 
 test('header names: long and compact forms, any case, compared on bytes', () => {
   const rows: Array<[string, number]> = [
-    ['Via', HDR.VIA], ['v', HDR.VIA], ['VIA', HDR.VIA], ['i', HDR.CALL_ID], ['call-id', HDR.CALL_ID],
-    ['m', HDR.CONTACT], ['e', HDR.CONTENT_ENCODING], ['l', HDR.CONTENT_LENGTH], ['c', HDR.CONTENT_TYPE],
-    ['f', HDR.FROM], ['s', HDR.SUBJECT], ['k', HDR.SUPPORTED], ['t', HDR.TO], ['o', HDR.EVENT],
-    ['r', HDR.REFER_TO], ['b', HDR.REFERRED_BY], ['u', HDR.ALLOW_EVENTS], ['x', HDR.SESSION_EXPIRES],
-    ['a', HDR.ACCEPT_CONTACT], ['j', HDR.REJECT_CONTACT], ['d', HDR.REQUEST_DISPOSITION],
-    ['y', HDR.IDENTITY], ['n', HDR.IDENTITY_INFO], ['Record-Route', HDR.RECORD_ROUTE],
-    ['X-Custom', 0], ['q', 0], ['Call-Info', 0],
+    ['Via', HDR.VIA],
+    ['v', HDR.VIA],
+    ['VIA', HDR.VIA],
+    ['i', HDR.CALL_ID],
+    ['call-id', HDR.CALL_ID],
+    ['m', HDR.CONTACT],
+    ['e', HDR.CONTENT_ENCODING],
+    ['l', HDR.CONTENT_LENGTH],
+    ['c', HDR.CONTENT_TYPE],
+    ['f', HDR.FROM],
+    ['s', HDR.SUBJECT],
+    ['k', HDR.SUPPORTED],
+    ['t', HDR.TO],
+    ['o', HDR.EVENT],
+    ['r', HDR.REFER_TO],
+    ['b', HDR.REFERRED_BY],
+    ['u', HDR.ALLOW_EVENTS],
+    ['x', HDR.SESSION_EXPIRES],
+    ['a', HDR.ACCEPT_CONTACT],
+    ['j', HDR.REJECT_CONTACT],
+    ['d', HDR.REQUEST_DISPOSITION],
+    ['y', HDR.IDENTITY],
+    ['n', HDR.IDENTITY_INFO],
+    ['Record-Route', HDR.RECORD_ROUTE],
+    ['X-Custom', 0],
+    ['q', 0],
+    ['Call-Info', 0],
   ];
   for (const [name, id] of rows) {
     assert.equal(headerIdByName(name), id, name);
@@ -61,7 +81,11 @@ test('malformed messages throw SY_ERR_SIP_MALFORMED', () => {
     ['bad name', req(BASE + '@x: y\n')],
   ];
   for (const [what, bytes] of rows) {
-    assert.throws(() => parseSipMessage(bytes), (e: unknown) => e instanceof SwitchyardError && e.code === 'SY_ERR_SIP_MALFORMED', what);
+    assert.throws(
+      () => parseSipMessage(bytes),
+      (e: unknown) => e instanceof SwitchyardError && e.code === 'SY_ERR_SIP_MALFORMED',
+      what,
+    );
   }
 });
 
@@ -104,19 +128,32 @@ test('multi-value headers: commas inside quotes and <> do not split', () => {
     ),
   );
   const c = m.contacts();
-  assert.deepEqual(c.map((x) => [x.display, x.uri, x.param('q') ?? x.param('expires')]), [
-    ['Doe, John', 'sip:j@h;x=a,b', '0.5'],
-    ['', 'sip:k@h', undefined],
-    ['', 'sip:l@h', '60'],
-  ]);
-  assert.deepEqual(m.routes().map((r) => r.uri), ['sip:p1@h;lr', 'sip:p2@h;lr', 'sip:p3@h;lr']);
+  assert.deepEqual(
+    c.map((x) => [x.display, x.uri, x.param('q') ?? x.param('expires')]),
+    [
+      ['Doe, John', 'sip:j@h;x=a,b', '0.5'],
+      ['', 'sip:k@h', undefined],
+      ['', 'sip:l@h', '60'],
+    ],
+  );
+  assert.deepEqual(
+    m.routes().map((r) => r.uri),
+    ['sip:p1@h;lr', 'sip:p2@h;lr', 'sip:p3@h;lr'],
+  );
   assert.deepEqual(m.headerValues('Route'), ['<sip:p1@h;lr>', '<sip:p2@h;lr>', '<sip:p3@h;lr>']);
   const vias = m.vias();
   assert.equal(vias.length, 3);
-  assert.deepEqual([vias[1]!.transport, vias[1]!.host, vias[1]!.port, vias[1]!.rport, vias[1]!.shared], ['TCP', '[2001:db8::1]', 5070, null, true]);
+  assert.deepEqual(
+    [vias[1]!.transport, vias[1]!.host, vias[1]!.port, vias[1]!.rport, vias[1]!.shared],
+    ['TCP', '[2001:db8::1]', 5070, null, true],
+  );
   assert.equal(vias[0]!.shared, false);
   assert.equal(m.buf.toString('latin1', vias[2]!.span.start, vias[2]!.span.end), 'SIP/2.0/UDP h2;branch=z9hG4bK-4');
-  assert.deepEqual(splitCommas('"a,\\"b", <c,d>, e'), [[0, 7], [9, 14], [16, 17]]);
+  assert.deepEqual(splitCommas('"a,\\"b", <c,d>, e'), [
+    [0, 7],
+    [9, 14],
+    [16, 17],
+  ]);
 });
 
 test('values are utf8 for scripts; the index takes no strings until asked', () => {
@@ -145,7 +182,10 @@ test('body framing on UDP: Content-Length larger, smaller, absent', () => {
 });
 
 test('checkSipMessage reasons', () => {
-  const drop = (name: string) => BASE.split('\n').filter((l) => !l.startsWith(name + ':')).join('\n');
+  const drop = (name: string) =>
+    BASE.split('\n')
+      .filter((l) => !l.startsWith(name + ':'))
+      .join('\n');
   const rows: Array<[string, Buffer, number, string]> = [
     ['no Call-ID', req(drop('Call-ID')), 400, 'Missing Call-ID'],
     ['no CSeq', req(drop('CSeq')), 400, 'Missing CSeq'],
@@ -163,9 +203,17 @@ test('checkSipMessage reasons', () => {
 });
 
 test('URIs: parts, params, escapes kept, IPv6 references', () => {
-  const rows: Array<[string, Partial<Record<'scheme' | 'user' | 'password' | 'host' | 'params' | 'headers', string>> & { port?: number }]> = [
+  const rows: Array<
+    [
+      string,
+      Partial<Record<'scheme' | 'user' | 'password' | 'host' | 'params' | 'headers', string>> & { port?: number },
+    ]
+  > = [
     ['sip:alice@example.com', { scheme: 'sip', user: 'alice', host: 'example.com', port: 0 }],
-    ['SIPS:a:pw@h:5061;transport=tcp?x=y', { scheme: 'sips', user: 'a', password: 'pw', host: 'h', port: 5061, params: ';transport=tcp', headers: 'x=y' }],
+    [
+      'SIPS:a:pw@h:5061;transport=tcp?x=y',
+      { scheme: 'sips', user: 'a', password: 'pw', host: 'h', port: 5061, params: ';transport=tcp', headers: 'x=y' },
+    ],
     ['sip:%61lice@[2001:db8::10]:5070;lr', { user: '%61lice', host: '[2001:db8::10]', port: 5070, params: ';lr' }],
     ['sip:[2001:db8::10:5070]', { host: '[2001:db8::10:5070]', port: 0 }],
     ['tel:+1-201-555-0123', { scheme: 'tel', host: '' }],

@@ -40,12 +40,24 @@ function verdict(bytes: Buffer): { ok: boolean; code?: number; why: string } {
 for (const rfc of ['rfc4475', 'rfc5118']) {
   const dir = ROOT + rfc + '/';
   test(`${rfc}: corpus bytes match SHA256SUMS`, () => {
-    for (const line of readFileSync(dir + 'SHA256SUMS', 'utf8').trim().split('\n')) {
+    for (const line of readFileSync(dir + 'SHA256SUMS', 'utf8')
+      .trim()
+      .split('\n')) {
       const [sum, name] = line.split(/\s+\*?/);
-      assert.equal(createHash('sha256').update(readFileSync(dir + name)).digest('hex'), sum, name);
+      assert.equal(
+        createHash('sha256')
+          .update(readFileSync(dir + name))
+          .digest('hex'),
+        sum,
+        name,
+      );
     }
   });
-  const rows = readFileSync(dir + 'INDEX.tsv', 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+  const rows = readFileSync(dir + 'INDEX.tsv', 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'));
   for (const [name, section, , expected] of rows) {
     test(`${rfc} ${section} ${name}: ${expected}`, () => {
       const file = dir + name + '.dat';

@@ -35,7 +35,8 @@ route[resumed] {
   });
   const peers: UdpPeer[] = [];
   try {
-    const suspendedNow = async (): Promise<number> => (await server.rpc('stats.get_statistics', ['core:suspended'])).result['core:suspended'];
+    const suspendedNow = async (): Promise<number> =>
+      (await server.rpc('stats.get_statistics', ['core:suspended'])).result['core:suspended'];
     const before = rssMb(server.pid);
     const rounds: number[] = [];
     for (let round = 0; round < 2; round++) {
@@ -44,7 +45,16 @@ route[resumed] {
       peer.socket.setRecvBufferSize(8 << 20);
       const requests = Array.from({ length: N }, (_, i) => {
         const id = `${round}-${i}`;
-        return sipRequest([`MESSAGE sip:u@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKas${id}`, 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=${id}`, 'To: <sip:u@127.0.0.1>', `Call-ID: as-${id}`, 'CSeq: 1 MESSAGE', 'Content-Length: 0']);
+        return sipRequest([
+          `MESSAGE sip:u@127.0.0.1 SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKas${id}`,
+          'Max-Forwards: 70',
+          `From: <sip:a@127.0.0.1>;tag=${id}`,
+          'To: <sip:u@127.0.0.1>',
+          `Call-ID: as-${id}`,
+          'CSeq: 1 MESSAGE',
+          'Content-Length: 0',
+        ]);
       });
       const sendAll = async (): Promise<void> => {
         for (let i = 0; i < N; i++) {
@@ -70,15 +80,21 @@ route[resumed] {
       }
       assert.equal(peak, N, 'every request suspended at once');
       // one final reply per call (a retransmitted request may draw the same reply twice)
-      const answers = (): Map<string, string> => new Map(peer.received.map((b) => {
-        const t = b.toString('latin1');
-        return [/\r\nCall-ID: (\S+)/i.exec(t)?.[1] ?? '', t.split('\r\n')[0]!];
-      }));
+      const answers = (): Map<string, string> =>
+        new Map(
+          peer.received.map((b) => {
+            const t = b.toString('latin1');
+            return [/\r\nCall-ID: (\S+)/i.exec(t)?.[1] ?? '', t.split('\r\n')[0]!];
+          }),
+        );
       const deadline = Date.now() + 60_000;
       while (answers().size < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       const texts = [...answers().values()];
       assert.equal(texts.length, N);
-      assert.ok(texts.every((t) => t === 'SIP/2.0 200 resumed 1'), texts.find((t) => t !== 'SIP/2.0 200 resumed 1'));
+      assert.ok(
+        texts.every((t) => t === 'SIP/2.0 200 resumed 1'),
+        texts.find((t) => t !== 'SIP/2.0 200 resumed 1'),
+      );
       assert.equal(await suspendedNow(), 0);
       // finished transactions stay wt_timer (5 s) to absorb retransmissions, then go
       let inuse = -1;
@@ -89,13 +105,18 @@ route[resumed] {
       assert.equal(inuse, 0);
       rounds.push(rssMb(server.pid));
     }
-    console.error(`# rss MB: before ${before.toFixed(1)}, after round 1 ${rounds[0]!.toFixed(1)}, after round 2 ${rounds[1]!.toFixed(1)}`);
+    console.error(
+      `# rss MB: before ${before.toFixed(1)}, after round 1 ${rounds[0]!.toFixed(1)}, after round 2 ${rounds[1]!.toFixed(1)}`,
+    );
     // the exact check is the gauges above; RSS is coarse: V8 keeps the pages it grew into and
     // collects when it likes (the second round measured -10 … +90 MB after a first of ~140 MB),
     // so only a leak of more than a round's working set fails here
     const first = rounds[0]! - before;
     const second = rounds[1]! - rounds[0]!;
-    assert.ok(second < first, `rss grew ${first.toFixed(1)} MB in the first round, ${second.toFixed(1)} MB in the second`);
+    assert.ok(
+      second < first,
+      `rss grew ${first.toFixed(1)} MB in the first round, ${second.toFixed(1)} MB in the second`,
+    );
   } finally {
     for (const p of peers) p.close();
     await server.stop();

@@ -74,33 +74,78 @@ test('500 calls over UDP through record_route + t_relay, none failed', { timeout
 });
 
 test('500 calls over TCP, none failed', { timeout: 60_000 }, async () => {
-  const r = await runUac({ target: server.tcp[0]!, transport: 't1', calls: 500, rate: 200, localPort: 26062, timeoutMs: 40_000 });
+  const r = await runUac({
+    target: server.tcp[0]!,
+    transport: 't1',
+    calls: 500,
+    rate: 200,
+    localPort: 26062,
+    timeoutMs: 40_000,
+  });
   assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
   assert.equal(r.successful, 500);
 });
 
-test('10% of packets lost at the caller: retransmissions are absorbed and answered, every call completes', { timeout: 90_000 }, async () => {
-  // sipp's -lost also drops what the caller sends: its callee here accepts a BYE before any ACK
-  const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 26063, timeoutMs: 70_000, extra: ['-lost', '10'] });
-  assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
-  assert.equal(r.successful, 200);
-});
+test(
+  '10% of packets lost at the caller: retransmissions are absorbed and answered, every call completes',
+  { timeout: 90_000 },
+  async () => {
+    // sipp's -lost also drops what the caller sends: its callee here accepts a BYE before any ACK
+    const r = await runUac({
+      target: server.udp[0]!,
+      calls: 200,
+      rate: 100,
+      localPort: 26063,
+      timeoutMs: 70_000,
+      extra: ['-lost', '10'],
+    });
+    assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+    assert.equal(r.successful, 200);
+  },
+);
 
 test('a caller that CANCELs gets 200 and 487; the callee received the CANCEL', { timeout: 30_000 }, async () => {
-  const r = await runUac({ target: server.udp[0]!, scenario: SIPP + 'uac-cancel.xml', calls: 20, rate: 20, localPort: 26064, timeoutMs: 20_000, extra: ['-s', 'ring'] });
+  const r = await runUac({
+    target: server.udp[0]!,
+    scenario: SIPP + 'uac-cancel.xml',
+    calls: 20,
+    rate: 20,
+    localPort: 26064,
+    timeoutMs: 20_000,
+    extra: ['-s', 'ring'],
+  });
   assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
   assert.equal(r.successful, 20);
 });
 
-test('a callee answering 486 triggers the failure route, which relays to a second callee: the call succeeds', { timeout: 30_000 }, async () => {
-  const r = await runUac({ target: server.udp[0]!, calls: 20, rate: 20, localPort: 26065, timeoutMs: 20_000, extra: ['-s', 'busy'] });
-  assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
-  assert.equal(r.successful, 20);
-});
+test(
+  'a callee answering 486 triggers the failure route, which relays to a second callee: the call succeeds',
+  { timeout: 30_000 },
+  async () => {
+    const r = await runUac({
+      target: server.udp[0]!,
+      calls: 20,
+      rate: 20,
+      localPort: 26065,
+      timeoutMs: 20_000,
+      extra: ['-s', 'busy'],
+    });
+    assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+    assert.equal(r.successful, 20);
+  },
+);
 
 test('a callee that never answers: 408 after fr_timer', { timeout: 30_000 }, async () => {
   const t0 = Date.now();
-  const r = await runUac({ target: server.udp[0]!, scenario: SIPP + 'uac-timeout.xml', calls: 5, rate: 10, localPort: 26066, timeoutMs: 20_000, extra: ['-s', 'silent'] });
+  const r = await runUac({
+    target: server.udp[0]!,
+    scenario: SIPP + 'uac-timeout.xml',
+    calls: 5,
+    rate: 10,
+    localPort: 26066,
+    timeoutMs: 20_000,
+    extra: ['-s', 'silent'],
+  });
   assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
   assert.equal(r.successful, 5);
   assert.ok(Date.now() - t0 >= 1500);
@@ -108,21 +153,44 @@ test('a callee that never answers: 408 after fr_timer', { timeout: 30_000 }, asy
   assert.ok(s['tm:timeouts'] >= 5);
 });
 
-test('a callee that rings and never answers: 408 after fr_inv_timer, and the branch is cancelled', { timeout: 30_000 }, async () => {
-  const t0 = Date.now();
-  const r = await runUac({ target: server.udp[0]!, scenario: SIPP + 'uac-timeout.xml', calls: 3, rate: 10, localPort: 26067, timeoutMs: 20_000, extra: ['-s', 'ring'] });
-  assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
-  assert.equal(r.successful, 3);
-  // fr_inv_timer (5 s) runs from the 180, not fr_timer (1.5 s)
-  assert.ok(Date.now() - t0 >= 5000, `took ${Date.now() - t0} ms`);
-});
+test(
+  'a callee that rings and never answers: 408 after fr_inv_timer, and the branch is cancelled',
+  { timeout: 30_000 },
+  async () => {
+    const t0 = Date.now();
+    const r = await runUac({
+      target: server.udp[0]!,
+      scenario: SIPP + 'uac-timeout.xml',
+      calls: 3,
+      rate: 10,
+      localPort: 26067,
+      timeoutMs: 20_000,
+      extra: ['-s', 'ring'],
+    });
+    assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+    assert.equal(r.successful, 3);
+    // fr_inv_timer (5 s) runs from the 180, not fr_timer (1.5 s)
+    assert.ok(Date.now() - t0 >= 5000, `took ${Date.now() - t0} ms`);
+  },
+);
 
-test('parallel forking: append_branch() adds a branch; one callee is busy, the other answers: the call succeeds', { timeout: 30_000 }, async () => {
-  const before = (await server.rpc('stats.get_statistics', ['tm:UAC_transactions'])).result['tm:UAC_transactions'];
-  const r = await runUac({ target: server.udp[0]!, calls: 10, rate: 10, localPort: 26068, timeoutMs: 20_000, extra: ['-s', 'fork'] });
-  assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
-  assert.equal(r.successful, 10);
-  const after = (await server.rpc('stats.get_statistics', ['tm:UAC_transactions'])).result['tm:UAC_transactions'];
-  // two branches per INVITE, one per BYE
-  assert.equal(after - before, 30);
-});
+test(
+  'parallel forking: append_branch() adds a branch; one callee is busy, the other answers: the call succeeds',
+  { timeout: 30_000 },
+  async () => {
+    const before = (await server.rpc('stats.get_statistics', ['tm:UAC_transactions'])).result['tm:UAC_transactions'];
+    const r = await runUac({
+      target: server.udp[0]!,
+      calls: 10,
+      rate: 10,
+      localPort: 26068,
+      timeoutMs: 20_000,
+      extra: ['-s', 'fork'],
+    });
+    assert.equal(r.failed, 0, r.errors || r.stdout.slice(-1500));
+    assert.equal(r.successful, 10);
+    const after = (await server.rpc('stats.get_statistics', ['tm:UAC_transactions'])).result['tm:UAC_transactions'];
+    // two branches per INVITE, one per BYE
+    assert.equal(after - before, 30);
+  },
+);

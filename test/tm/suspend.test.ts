@@ -113,41 +113,65 @@ async function stat(name: string): Promise<number> {
   return (await server.rpc('stats.get_statistics', [name])).result[name];
 }
 
-test('t_suspend/t_continue: the parked INVITE keeps its variables; a retransmission gets the last provisional', { timeout: 10_000 }, async () => {
-  const id = 'park-1';
-  caller.send(invite('park', id), server.udp[0]!);
-  assert.ok(await until(() => got(id).some((l) => l.startsWith('SIP/2.0 183'))), 'a 183 after t_suspend');
-  assert.equal(got(id)[0], 'SIP/2.0 100 Trying');
-  const m = /SIP\/2\.0 183 parked (\d+) (\d+)/.exec(got(id).find((l) => l.startsWith('SIP/2.0 183'))!)!;
-  assert.ok(m, got(id).join('|'));
-  assert.equal(await stat('tm:suspended'), 1);
-  // a retransmission while suspended: answered with the 183, not routed again
-  caller.send(invite('park', id), server.udp[0]!);
-  assert.ok(await until(() => got(id).filter((l) => l.startsWith('SIP/2.0 183')).length === 2));
-  // continued from another request of the same call (same worker)
-  const unpark = (cid: string): void => caller.send(invite('unpark', id, 'MESSAGE', [`X-Index: ${m[1]}`, `X-Label: ${m[2]}`]).replace(`branch=z9hG4bK${id}`, `branch=z9hG4bK${cid}`), server.udp[0]!);
-  unpark('u1');
-  assert.ok(await until(() => got(id).includes('SIP/2.0 200 unparked by alice')), got(id).join('|'));
-  assert.ok(await until(() => got(id, 'MESSAGE').includes('SIP/2.0 200 continued')));
-  assert.equal(await stat('tm:suspended'), 0);
-  // nothing left to continue
-  unpark('u2');
-  assert.ok(await until(() => got(id, 'MESSAGE').includes('SIP/2.0 404 no such transaction')));
-});
+test(
+  't_suspend/t_continue: the parked INVITE keeps its variables; a retransmission gets the last provisional',
+  { timeout: 10_000 },
+  async () => {
+    const id = 'park-1';
+    caller.send(invite('park', id), server.udp[0]!);
+    assert.ok(await until(() => got(id).some((l) => l.startsWith('SIP/2.0 183'))), 'a 183 after t_suspend');
+    assert.equal(got(id)[0], 'SIP/2.0 100 Trying');
+    const m = /SIP\/2\.0 183 parked (\d+) (\d+)/.exec(got(id).find((l) => l.startsWith('SIP/2.0 183'))!)!;
+    assert.ok(m, got(id).join('|'));
+    assert.equal(await stat('tm:suspended'), 1);
+    // a retransmission while suspended: answered with the 183, not routed again
+    caller.send(invite('park', id), server.udp[0]!);
+    assert.ok(await until(() => got(id).filter((l) => l.startsWith('SIP/2.0 183')).length === 2));
+    // continued from another request of the same call (same worker)
+    const unpark = (cid: string): void =>
+      caller.send(
+        invite('unpark', id, 'MESSAGE', [`X-Index: ${m[1]}`, `X-Label: ${m[2]}`]).replace(
+          `branch=z9hG4bK${id}`,
+          `branch=z9hG4bK${cid}`,
+        ),
+        server.udp[0]!,
+      );
+    unpark('u1');
+    assert.ok(await until(() => got(id).includes('SIP/2.0 200 unparked by alice')), got(id).join('|'));
+    assert.ok(await until(() => got(id, 'MESSAGE').includes('SIP/2.0 200 continued')));
+    assert.equal(await stat('tm:suspended'), 0);
+    // nothing left to continue
+    unpark('u2');
+    assert.ok(await until(() => got(id, 'MESSAGE').includes('SIP/2.0 404 no such transaction')));
+  },
+);
 
-test('a CANCEL while t_suspend()ed: 200 to the CANCEL, 487 to the INVITE; the resume route sees t_was_cancelled', { timeout: 10_000 }, async () => {
-  const id = 'park-cancel';
-  caller.send(invite('park', id), server.udp[0]!);
-  assert.ok(await until(() => got(id).some((l) => l.startsWith('SIP/2.0 183'))));
-  const m = /SIP\/2\.0 183 parked (\d+) (\d+)/.exec(got(id).find((l) => l.startsWith('SIP/2.0 183'))!)!;
-  caller.send(invite('park', id, 'CANCEL'), server.udp[0]!);
-  assert.ok(await until(() => got(id, 'CANCEL').includes('SIP/2.0 200 OK')));
-  assert.ok(await until(() => got(id).includes('SIP/2.0 487 Request Terminated')));
-  caller.send(invite('park', id, 'ACK'), server.udp[0]!);
-  caller.send(invite('unpark', id, 'MESSAGE', [`X-Index: ${m[1]}`, `X-Label: ${m[2]}`]).replace(`branch=z9hG4bK${id}`, 'branch=z9hG4bKpc-u'), server.udp[0]!);
-  assert.ok(await until(() => server.stderr().includes(`unparked ${id} after a CANCEL`)), server.stderr().slice(-500));
-  assert.equal(await stat('tm:suspended'), 0);
-});
+test(
+  'a CANCEL while t_suspend()ed: 200 to the CANCEL, 487 to the INVITE; the resume route sees t_was_cancelled',
+  { timeout: 10_000 },
+  async () => {
+    const id = 'park-cancel';
+    caller.send(invite('park', id), server.udp[0]!);
+    assert.ok(await until(() => got(id).some((l) => l.startsWith('SIP/2.0 183'))));
+    const m = /SIP\/2\.0 183 parked (\d+) (\d+)/.exec(got(id).find((l) => l.startsWith('SIP/2.0 183'))!)!;
+    caller.send(invite('park', id, 'CANCEL'), server.udp[0]!);
+    assert.ok(await until(() => got(id, 'CANCEL').includes('SIP/2.0 200 OK')));
+    assert.ok(await until(() => got(id).includes('SIP/2.0 487 Request Terminated')));
+    caller.send(invite('park', id, 'ACK'), server.udp[0]!);
+    caller.send(
+      invite('unpark', id, 'MESSAGE', [`X-Index: ${m[1]}`, `X-Label: ${m[2]}`]).replace(
+        `branch=z9hG4bK${id}`,
+        'branch=z9hG4bKpc-u',
+      ),
+      server.udp[0]!,
+    );
+    assert.ok(
+      await until(() => server.stderr().includes(`unparked ${id} after a CANCEL`)),
+      server.stderr().slice(-500),
+    );
+    assert.equal(await stat('tm:suspended'), 0);
+  },
+);
 
 test('a t_suspend()ed request nobody continues ends with 408 after its fr timer', { timeout: 10_000 }, async () => {
   const id = 'forgotten';
@@ -159,23 +183,30 @@ test('a t_suspend()ed request nobody continues ends with 408 after its fr timer'
   assert.equal(await stat('tm:suspended'), 0);
 });
 
-test('a CANCEL while async(usleep) waits: 487 at once, and the resume route sees t_was_cancelled', { timeout: 10_000 }, async () => {
-  const id = 'sleep-cancel';
-  caller.send(invite('sleep', id), server.udp[0]!);
-  assert.ok(await until(() => got(id).includes('SIP/2.0 100 Trying')));
-  const t0 = Date.now();
-  caller.send(invite('sleep', id, 'CANCEL'), server.udp[0]!);
-  assert.ok(await until(() => got(id).includes('SIP/2.0 487 Request Terminated')));
-  assert.ok(Date.now() - t0 < 600, 'the 487 did not wait for the sleep');
-  caller.send(invite('sleep', id, 'ACK'), server.udp[0]!);
-  assert.ok(await until(() => server.stderr().includes(`slept ${id}: cancelled`)));
-  assert.ok(!got(id).includes('SIP/2.0 200 slept'));
-});
+test(
+  'a CANCEL while async(usleep) waits: 487 at once, and the resume route sees t_was_cancelled',
+  { timeout: 10_000 },
+  async () => {
+    const id = 'sleep-cancel';
+    caller.send(invite('sleep', id), server.udp[0]!);
+    assert.ok(await until(() => got(id).includes('SIP/2.0 100 Trying')));
+    const t0 = Date.now();
+    caller.send(invite('sleep', id, 'CANCEL'), server.udp[0]!);
+    assert.ok(await until(() => got(id).includes('SIP/2.0 487 Request Terminated')));
+    assert.ok(Date.now() - t0 < 600, 'the 487 did not wait for the sleep');
+    caller.send(invite('sleep', id, 'ACK'), server.udp[0]!);
+    assert.ok(await until(() => server.stderr().includes(`slept ${id}: cancelled`)));
+    assert.ok(!got(id).includes('SIP/2.0 200 slept'));
+  },
+);
 
 test('a 486 over UDP is retransmitted (timer G) until the ACK, then no more', { timeout: 10_000 }, async () => {
   const id = 'busy-g';
   caller.send(invite('busy', id), server.udp[0]!);
-  assert.ok(await until(() => got(id).filter((l) => l.startsWith('SIP/2.0 486')).length >= 3, 3000), `timer G: ${got(id).join('|')}`);
+  assert.ok(
+    await until(() => got(id).filter((l) => l.startsWith('SIP/2.0 486')).length >= 3, 3000),
+    `timer G: ${got(id).join('|')}`,
+  );
   caller.send(invite('busy', id, 'ACK'), server.udp[0]!);
   await sleep(100);
   const n = got(id).length;
@@ -185,26 +216,41 @@ test('a 486 over UDP is retransmitted (timer G) until the ACK, then no more', { 
   assert.ok(retrans >= 2);
 });
 
-test('branch_route runs per branch: its header reaches only that branch, drop discards the branch', { timeout: 10_000 }, async () => {
-  const id = 'branches';
-  const n = callee.received.length;
-  caller.send(invite('branches', id), server.udp[0]!);
-  assert.ok(await callee.waitFor(n + 2));
-  await sleep(300);
-  const sent = callee.received.slice(n).map((b) => b.toString('latin1'));
-  assert.equal(sent.length, 2, 'the third branch was dropped');
-  const xb = sent.map((s) => (/X-Branch: (.*)\r\n/.exec(s) ?? [])[1]).sort();
-  assert.deepEqual(xb, ['0 branches', '1 second']);
-  // answer both with 480: the caller gets one final
-  for (const s of sent) {
-    const via = s.split('\r\n').filter((l) => l.startsWith('Via:'));
-    const hdr = (name: string): string => s.split('\r\n').find((l) => l.startsWith(name + ':'))!;
-    callee.send(sipRequest(['SIP/2.0 480 Temporarily Unavailable', ...via, hdr('From'), `${hdr('To')};tag=callee`, hdr('Call-ID'), hdr('CSeq'), 'Content-Length: 0']), server.udp[0]!);
-  }
-  assert.ok(await until(() => got(id).includes('SIP/2.0 480 Temporarily Unavailable')));
-  await sleep(200);
-  assert.equal(got(id).filter((l) => l.startsWith('SIP/2.0 480')).length, 1);
-});
+test(
+  'branch_route runs per branch: its header reaches only that branch, drop discards the branch',
+  { timeout: 10_000 },
+  async () => {
+    const id = 'branches';
+    const n = callee.received.length;
+    caller.send(invite('branches', id), server.udp[0]!);
+    assert.ok(await callee.waitFor(n + 2));
+    await sleep(300);
+    const sent = callee.received.slice(n).map((b) => b.toString('latin1'));
+    assert.equal(sent.length, 2, 'the third branch was dropped');
+    const xb = sent.map((s) => (/X-Branch: (.*)\r\n/.exec(s) ?? [])[1]).sort();
+    assert.deepEqual(xb, ['0 branches', '1 second']);
+    // answer both with 480: the caller gets one final
+    for (const s of sent) {
+      const via = s.split('\r\n').filter((l) => l.startsWith('Via:'));
+      const hdr = (name: string): string => s.split('\r\n').find((l) => l.startsWith(name + ':'))!;
+      callee.send(
+        sipRequest([
+          'SIP/2.0 480 Temporarily Unavailable',
+          ...via,
+          hdr('From'),
+          `${hdr('To')};tag=callee`,
+          hdr('Call-ID'),
+          hdr('CSeq'),
+          'Content-Length: 0',
+        ]),
+        server.udp[0]!,
+      );
+    }
+    assert.ok(await until(() => got(id).includes('SIP/2.0 480 Temporarily Unavailable')));
+    await sleep(200);
+    assert.equal(got(id).filter((l) => l.startsWith('SIP/2.0 480')).length, 1);
+  },
+);
 
 test('t_relay("0x01"): no 100 Trying', { timeout: 10_000 }, async () => {
   const id = 'quiet';
@@ -217,7 +263,21 @@ test('t_relay("0x01"): no 100 Trying', { timeout: 10_000 }, async () => {
 
 test('tm.stats sums the workers: transactions, replies and classes', { timeout: 10_000 }, async () => {
   const s = (await server.rpc('tm.stats')).result;
-  for (const k of ['current', 'waiting', 'total', 'rpl_received', 'rpl_generated', 'rpl_sent', '2xx', '4xx', '6xx', 'created', 'freed', 'suspended']) assert.equal(typeof s[k], 'number', k);
+  for (const k of [
+    'current',
+    'waiting',
+    'total',
+    'rpl_received',
+    'rpl_generated',
+    'rpl_sent',
+    '2xx',
+    '4xx',
+    '6xx',
+    'created',
+    'freed',
+    'suspended',
+  ])
+    assert.equal(typeof s[k], 'number', k);
   // one per INVITE/MESSAGE routed statefully above; CANCELs and sl_send_reply() make none
   assert.equal(s.total, 7);
   // 200 unparked; 487 ×2, 408, 486, 480
@@ -229,30 +289,41 @@ test('tm.stats sums the workers: transactions, replies and classes', { timeout: 
   assert.equal(s.suspended, 0);
 });
 
-test('$T_fr_timeout set before the transaction exists; the failure route sees t_branch_timeout and no reply', { timeout: 10_000 }, async () => {
-  const id = 'silent';
-  const n = callee.received.length;
-  const t0 = Date.now();
-  caller.send(invite('silent', id, 'MESSAGE'), server.udp[0]!);
-  assert.ok(await until(() => got(id, 'MESSAGE').includes('SIP/2.0 504 timed out after 1 s'), 4000), got(id, 'MESSAGE').join('|'));
-  const took = Date.now() - t0;
-  assert.ok(took >= 1000 && took < 2000, `504 after ${took} ms`);
-  // the silent callee got the request and its UDP retransmissions (timer E: 500 ms)
-  assert.ok(callee.received.length - n >= 2);
-});
+test(
+  '$T_fr_timeout set before the transaction exists; the failure route sees t_branch_timeout and no reply',
+  { timeout: 10_000 },
+  async () => {
+    const id = 'silent';
+    const n = callee.received.length;
+    const t0 = Date.now();
+    caller.send(invite('silent', id, 'MESSAGE'), server.udp[0]!);
+    assert.ok(
+      await until(() => got(id, 'MESSAGE').includes('SIP/2.0 504 timed out after 1 s'), 4000),
+      got(id, 'MESSAGE').join('|'),
+    );
+    const took = Date.now() - t0;
+    assert.ok(took >= 1000 && took < 2000, `504 after ${took} ms`);
+    // the silent callee got the request and its UDP retransmissions (timer E: 500 ms)
+    assert.ok(callee.received.length - n >= 2);
+  },
+);
 
-test('RFC 2543 matching (no z9hG4bK branch): a retransmission and the ACK find the transaction', { timeout: 10_000 }, async () => {
-  const id = 'old-2543';
-  const req = (m: string): string => invite('busy', id, m).replace(`;branch=z9hG4bK${id}`, '');
-  const before = await stat('tm:UAS_transactions');
-  caller.send(req('INVITE'), server.udp[0]!);
-  assert.ok(await until(() => got(id).some((l) => l.startsWith('SIP/2.0 486'))));
-  caller.send(req('INVITE'), server.udp[0]!);
-  await sleep(100);
-  assert.equal((await stat('tm:UAS_transactions')) - before, 1, 'the retransmission was not a new transaction');
-  caller.send(req('ACK'), server.udp[0]!);
-  await sleep(100);
-  const n = got(id).length;
-  await sleep(1200);
-  assert.equal(got(id).length, n, 'the ACK stopped timer G');
-});
+test(
+  'RFC 2543 matching (no z9hG4bK branch): a retransmission and the ACK find the transaction',
+  { timeout: 10_000 },
+  async () => {
+    const id = 'old-2543';
+    const req = (m: string): string => invite('busy', id, m).replace(`;branch=z9hG4bK${id}`, '');
+    const before = await stat('tm:UAS_transactions');
+    caller.send(req('INVITE'), server.udp[0]!);
+    assert.ok(await until(() => got(id).some((l) => l.startsWith('SIP/2.0 486'))));
+    caller.send(req('INVITE'), server.udp[0]!);
+    await sleep(100);
+    assert.equal((await stat('tm:UAS_transactions')) - before, 1, 'the retransmission was not a new transaction');
+    caller.send(req('ACK'), server.udp[0]!);
+    await sleep(100);
+    const n = got(id).length;
+    await sleep(1200);
+    assert.equal(got(id).length, n, 'the ACK stopped timer G');
+  },
+);

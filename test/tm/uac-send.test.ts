@@ -35,7 +35,19 @@ after(async () => {
 let n = 0;
 async function trigger(user: string): Promise<void> {
   const before = caller.received.length;
-  caller.send(sipRequest([`OPTIONS sip:${user}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKuac${++n}`, 'Max-Forwards: 70', 'From: <sip:dave@127.0.0.1>;tag=1', `To: <sip:${user}@127.0.0.1>`, `Call-ID: uac-${n}@test`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']), server.udp[0]!);
+  caller.send(
+    sipRequest([
+      `OPTIONS sip:${user}@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKuac${++n}`,
+      'Max-Forwards: 70',
+      'From: <sip:dave@127.0.0.1>;tag=1',
+      `To: <sip:${user}@127.0.0.1>`,
+      `Call-ID: uac-${n}@test`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   assert.match((await caller.waitFor(before + 1))!.toString(), /^SIP\/2\.0 200 sent/);
 }
 
@@ -44,11 +56,14 @@ async function nextRequest(code: number): Promise<string> {
   const at = callee.received.length + 1;
   const req = (await callee.waitFor(at, 5000))!.toString();
   const h = (name: string): string => new RegExp(`^${name}: .*$`, 'mi').exec(req)![0];
-  callee.send(`SIP/2.0 ${code} OK\r\n${h('Via')}\r\n${h('From')}\r\n${h('To')};tag=x\r\n${h('Call-ID')}\r\n${h('CSeq')}\r\nContent-Length: 0\r\n\r\n`, `127.0.0.1:${/^Via: SIP\/2\.0\/UDP [^:]+:(\d+)/m.exec(req)![1]}`);
+  callee.send(
+    `SIP/2.0 ${code} OK\r\n${h('Via')}\r\n${h('From')}\r\n${h('To')};tag=x\r\n${h('Call-ID')}\r\n${h('CSeq')}\r\nContent-Length: 0\r\n\r\n`,
+    `127.0.0.1:${/^Via: SIP\/2\.0\/UDP [^:]+:(\d+)/m.exec(req)![1]}`,
+  );
   return req;
 }
 
-test('t_uac_send: a new request with the script\'s headers and body, answered once, not retransmitted after the answer', async () => {
+test("t_uac_send: a new request with the script's headers and body, answered once, not retransmitted after the answer", async () => {
   await trigger('direct');
   const req = await nextRequest(200);
   assert.match(req, new RegExp(`^MESSAGE sip:bob@127\\.0\\.0\\.1:${callee.port} SIP/2\\.0\\r\\n`));

@@ -9,7 +9,19 @@ import { tcpConnect, tlsConnect, type StreamPeer } from '../helpers/sip-socket.j
 import { WsPeer } from '../helpers/ws-peer.js';
 
 const options = (callId: string, pad = 0): string =>
-  ['OPTIONS sip:127.0.0.1 SIP/2.0', `Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK${callId}`, 'Max-Forwards: 70', 'From: <sip:a@x>;tag=1', 'To: <sip:b@x>', `Call-ID: ${callId}`, 'CSeq: 1 OPTIONS', ...(pad ? [`X-Pad: ${'p'.repeat(pad)}`] : []), 'Content-Length: 0', '', ''].join('\r\n');
+  [
+    'OPTIONS sip:127.0.0.1 SIP/2.0',
+    `Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK${callId}`,
+    'Max-Forwards: 70',
+    'From: <sip:a@x>;tag=1',
+    'To: <sip:b@x>',
+    `Call-ID: ${callId}`,
+    'CSeq: 1 OPTIONS',
+    ...(pad ? [`X-Pad: ${'p'.repeat(pad)}`] : []),
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
 
 async function until(cond: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -28,11 +40,15 @@ describe('limits on connection-oriented transports', () => {
   let pki: TestPki;
   let server: RunningServer;
   const open: Array<StreamPeer | WsPeer | net.Socket> = [];
-  const stat = async (name: string): Promise<number> => ((await server.rpc('stats.get_statistics', [name])).result as Record<string, number>)[name]!;
+  const stat = async (name: string): Promise<number> =>
+    ((await server.rpc('stats.get_statistics', [name])).result as Record<string, number>)[name]!;
 
   before(async () => {
     pki = makePki();
-    writeFileSync(join(pki.dir, 'tls.cfg'), `[server:default]\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n`);
+    writeFileSync(
+      join(pki.dir, 'tls.cfg'),
+      `[server:default]\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n`,
+    );
     const cfg = `#!KAMAILIO
 enable_tls=yes
 tcp_max_connections=3
@@ -52,7 +68,7 @@ request_route {
   });
 
   after(async () => {
-    for (const p of open) (p instanceof WsPeer ? p.close() : 'socket' in p ? p.socket.destroy() : p.destroy());
+    for (const p of open) p instanceof WsPeer ? p.close() : 'socket' in p ? p.socket.destroy() : p.destroy();
     await server?.stop();
     pki?.remove();
   });
@@ -64,7 +80,10 @@ request_route {
     assert.ok(await closed(a.socket), 'the connection is closed');
     assert.equal(a.data(), '');
     assert.equal(await stat('tcp:framing_errors'), 1);
-    assert.match(server.stderr(), /tcp: 127\.0\.0\.1:\d+ closed: SIP message too large: message of \d+ bytes over the bound/);
+    assert.match(
+      server.stderr(),
+      /tcp: 127\.0\.0\.1:\d+ closed: SIP message too large: message of \d+ bytes over the bound/,
+    );
     const ws = await WsPeer.open(`ws://${server.tcp[0]}/`);
     open.push(ws);
     ws.send(options('big-ws', 2500));
@@ -78,7 +97,10 @@ request_route {
   });
 
   test('tcp_max_connections / tls_max_connections: a connection over the bound is closed at once and counted; the open ones keep working', async () => {
-    assert.ok(await until(async () => (await stat('tcp:current_opened_connections')) === 0), 'the earlier connections are gone');
+    assert.ok(
+      await until(async () => (await stat('tcp:current_opened_connections')) === 0),
+      'the earlier connections are gone',
+    );
     const held: StreamPeer[] = [];
     for (let i = 0; i < 3; i++) held.push(await tcpConnect(server.tcp[0]!));
     open.push(...held);

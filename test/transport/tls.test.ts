@@ -8,7 +8,16 @@ import { runCli, startServer, writeCfg, type RunningServer } from '../helpers/st
 import { sipRequest, tlsConnect, UdpPeer, type StreamPeer } from '../helpers/sip-socket.js';
 
 const options = (from: string, callId: string, via = `SIP/2.0/TLS 127.0.0.1:5099;branch=z9hG4bK${callId}`): string =>
-  sipRequest([`OPTIONS sip:${from} SIP/2.0`, `Via: ${via}`, 'Max-Forwards: 70', 'From: <sip:alice@sip.test>;tag=1', 'To: <sip:proxy@sip.test>', `Call-ID: ${callId}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']);
+  sipRequest([
+    `OPTIONS sip:${from} SIP/2.0`,
+    `Via: ${via}`,
+    'Max-Forwards: 70',
+    'From: <sip:alice@sip.test>;tag=1',
+    'To: <sip:proxy@sip.test>',
+    `Call-ID: ${callId}`,
+    'CSeq: 1 OPTIONS',
+    'Content-Length: 0',
+  ]);
 
 const SCRIPT = (tlsCfg: string): string => `#!KAMAILIO
 enable_tls=yes
@@ -78,17 +87,25 @@ private_key = ${pki.clientKey}
 server_name = sip.test
 `,
     );
-    server = await startServer({ cfg: writeCfg(SCRIPT(join(cfgDir, 'tls.cfg'))), listen: ['udp:127.0.0.1:0', 'tls:127.0.0.1:0'] });
+    server = await startServer({
+      cfg: writeCfg(SCRIPT(join(cfgDir, 'tls.cfg'))),
+      listen: ['udp:127.0.0.1:0', 'tls:127.0.0.1:0'],
+    });
   });
 
   after(async () => {
-    for (const p of peers) (p instanceof UdpPeer ? p.close() : p.socket.destroy());
+    for (const p of peers) p instanceof UdpPeer ? p.close() : p.socket.destroy();
     await server?.stop();
     pki?.remove();
   });
 
   test('a request over TLS is answered on its connection; $tls_* describe the peer certificate', async () => {
-    const c = await tlsConnect(server.tls[0]!, { ca: pki.read(pki.caCert), cert: pki.read(pki.clientCert), key: pki.read(pki.clientKey), servername: 'sip.test' });
+    const c = await tlsConnect(server.tls[0]!, {
+      ca: pki.read(pki.caCert),
+      cert: pki.read(pki.clientCert),
+      key: pki.read(pki.clientKey),
+      servername: 'sip.test',
+    });
     peers.push(c);
     assert.equal(c.tls.authorized, true, 'the server presents the CA-signed certificate');
     c.socket.write(options(server.tls[0]!, 'tls-opt-1'));
@@ -113,7 +130,11 @@ server_name = sip.test
 
   test('verify_certificate: an untrusted client certificate is refused, counted; no certificate is allowed (require_certificate = no)', async () => {
     const before = await counter(server, 'tls:cert_rejected');
-    const rogue = await tlsConnect(server.tls[0]!, { ca: pki.read(pki.caCert), cert: pki.read(pki.rogueCert), key: pki.read(pki.rogueKey) }).catch((e: Error) => e);
+    const rogue = await tlsConnect(server.tls[0]!, {
+      ca: pki.read(pki.caCert),
+      cert: pki.read(pki.rogueCert),
+      key: pki.read(pki.rogueKey),
+    }).catch((e: Error) => e);
     if (!(rogue instanceof Error)) {
       peers.push(rogue);
       rogue.socket.write(options(server.tls[0]!, 'tls-rogue'));
@@ -135,29 +156,60 @@ server_name = sip.test
   test('UDP in, TLS out: Via SIP/2.0/TLS, the client profile (certificate, SNI), one connection reused per destination', async () => {
     const accepted: tls.TLSSocket[] = [];
     const got: string[] = [];
-    const uas = tls.createServer({ key: pki.read(pki.serverKey), cert: pki.read(pki.serverCert), ca: pki.read(pki.caCert), requestCert: true, rejectUnauthorized: true }, (s) => {
-      accepted.push(s);
-      let buf = '';
-      s.on('data', (d: Buffer) => {
-        buf += d.toString('latin1');
-        let i: number;
-        while ((i = buf.indexOf('\r\n\r\n')) >= 0) {
-          const msg = buf.slice(0, i + 4);
-          buf = buf.slice(i + 4);
-          got.push(msg);
-          const via = msg.split('\r\n').filter((l) => /^Via:/i.test(l));
-          const cid = /\r\nCall-ID: (.*)\r\n/.exec(msg)![1];
-          s.write(sipRequest(['SIP/2.0 200 OK', ...via, 'From: <sip:bob@sip.test>;tag=1', 'To: <sip:carol@sip.test>;tag=2', `Call-ID: ${cid}`, 'CSeq: 1 MESSAGE', 'Content-Length: 0']));
-        }
-      });
-    });
+    const uas = tls.createServer(
+      {
+        key: pki.read(pki.serverKey),
+        cert: pki.read(pki.serverCert),
+        ca: pki.read(pki.caCert),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (s) => {
+        accepted.push(s);
+        let buf = '';
+        s.on('data', (d: Buffer) => {
+          buf += d.toString('latin1');
+          let i: number;
+          while ((i = buf.indexOf('\r\n\r\n')) >= 0) {
+            const msg = buf.slice(0, i + 4);
+            buf = buf.slice(i + 4);
+            got.push(msg);
+            const via = msg.split('\r\n').filter((l) => /^Via:/i.test(l));
+            const cid = /\r\nCall-ID: (.*)\r\n/.exec(msg)![1];
+            s.write(
+              sipRequest([
+                'SIP/2.0 200 OK',
+                ...via,
+                'From: <sip:bob@sip.test>;tag=1',
+                'To: <sip:carol@sip.test>;tag=2',
+                `Call-ID: ${cid}`,
+                'CSeq: 1 MESSAGE',
+                'Content-Length: 0',
+              ]),
+            );
+          }
+        });
+      },
+    );
     await new Promise<void>((r) => uas.listen(0, '127.0.0.1', r));
     const port = (uas.address() as { port: number }).port;
     const caller = await UdpPeer.open();
     peers.push(caller);
     try {
       for (const [i, uri] of [`sip:carol@127.0.0.1:${port};transport=tls`, `sips:carol@127.0.0.1:${port}`].entries()) {
-        caller.send(sipRequest([`MESSAGE ${uri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKtlsout${i};rport`, 'Max-Forwards: 70', 'From: <sip:bob@sip.test>;tag=1', 'To: <sip:carol@sip.test>', `Call-ID: tls-out-${i}`, 'CSeq: 1 MESSAGE', 'Content-Length: 0']), server.udp[0]!);
+        caller.send(
+          sipRequest([
+            `MESSAGE ${uri} SIP/2.0`,
+            `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKtlsout${i};rport`,
+            'Max-Forwards: 70',
+            'From: <sip:bob@sip.test>;tag=1',
+            'To: <sip:carol@sip.test>',
+            `Call-ID: tls-out-${i}`,
+            'CSeq: 1 MESSAGE',
+            'Content-Length: 0',
+          ]),
+          server.udp[0]!,
+        );
         const r = await caller.waitFor(i + 1, 5000);
         assert.ok(r, `a reply to request ${i}`);
         assert.match(r.toString(), /^SIP\/2\.0 200 OK\r\n/);
@@ -165,7 +217,12 @@ server_name = sip.test
       assert.equal(accepted.length, 1, 'one TLS connection for both requests');
       assert.equal(accepted[0]!.servername, 'sip.test');
       assert.match(accepted[0]!.getPeerX509Certificate()!.subject, /CN=alice/);
-      assert.match(got[0]!, new RegExp(`^MESSAGE sip:carol@127\\.0\\.0\\.1:${port};transport=tls SIP/2\\.0\\r\\nVia: SIP/2\\.0/TLS ${server.tls[0]!.replace(/\./g, '\\.')};branch=`));
+      assert.match(
+        got[0]!,
+        new RegExp(
+          `^MESSAGE sip:carol@127\\.0\\.0\\.1:${port};transport=tls SIP/2\\.0\\r\\nVia: SIP/2\\.0/TLS ${server.tls[0]!.replace(/\./g, '\\.')};branch=`,
+        ),
+      );
     } finally {
       for (const s of accepted) s.destroy();
       uas.close();
@@ -173,16 +230,33 @@ server_name = sip.test
   });
 
   test('verify_certificate on the client side: a server with an untrusted certificate is refused', async () => {
-    const rogue = tls.createServer({ key: pki.read(pki.rogueKey), cert: pki.read(pki.rogueCert) }, (s) => s.on('data', () => {}));
+    const rogue = tls.createServer({ key: pki.read(pki.rogueKey), cert: pki.read(pki.rogueCert) }, (s) =>
+      s.on('data', () => {}),
+    );
     await new Promise<void>((r) => rogue.listen(0, '127.0.0.1', r));
     const port = (rogue.address() as { port: number }).port;
     const caller = await UdpPeer.open();
     peers.push(caller);
     const before = await counter(server, 'tls:cert_rejected');
     try {
-      caller.send(sipRequest([`MESSAGE sip:carol@127.0.0.1:${port};transport=tls SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKrogueout;rport`, 'Max-Forwards: 70', 'From: <sip:bob@sip.test>;tag=1', 'To: <sip:carol@sip.test>', 'Call-ID: tls-rogue-out', 'CSeq: 1 MESSAGE', 'Content-Length: 0']), server.udp[0]!);
+      caller.send(
+        sipRequest([
+          `MESSAGE sip:carol@127.0.0.1:${port};transport=tls SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKrogueout;rport`,
+          'Max-Forwards: 70',
+          'From: <sip:bob@sip.test>;tag=1',
+          'To: <sip:carol@sip.test>',
+          'Call-ID: tls-rogue-out',
+          'CSeq: 1 MESSAGE',
+          'Content-Length: 0',
+        ]),
+        server.udp[0]!,
+      );
       await waitUntil(async () => (await counter(server, 'tls:cert_rejected')) === before + 1);
-      assert.match(server.stderr(), /server 127\.0\.0\.1:\d+ refused by profile \[client:default\]: certificate not trusted/);
+      assert.match(
+        server.stderr(),
+        /server 127\.0\.0\.1:\d+ refused by profile \[client:default\]: certificate not trusted/,
+      );
     } finally {
       rogue.close();
     }
@@ -191,7 +265,10 @@ server_name = sip.test
   test('tls.reload: new connections get the new certificate; tls.list shows the open ones', async () => {
     const list = await server.rpc('tls.list');
     assert.ok(Array.isArray(list.result) && list.result.length >= 1, JSON.stringify(list));
-    assert.equal(list.result.find((c: { peer_subject: string }) => /CN=alice/.test(c.peer_subject))?.peer_verified, true);
+    assert.equal(
+      list.result.find((c: { peer_subject: string }) => /CN=alice/.test(c.peer_subject))?.peer_verified,
+      true,
+    );
     copyFileSync(pki.otherCert, join(cfgDir, 'live.pem'));
     copyFileSync(pki.otherKey, join(cfgDir, 'live.key'));
     const r = await server.rpc('tls.reload');
@@ -248,7 +325,11 @@ route {
       }
       await waitUntil(async () => (await counter(server, 'tls:cert_rejected')) === 1);
       assert.match(server.stderr(), /no certificate presented/);
-      const ok = await tlsConnect(server.tls[0]!, { ca: pki.read(pki.caCert), cert: pki.read(pki.clientCert), key: pki.read(pki.clientKey) });
+      const ok = await tlsConnect(server.tls[0]!, {
+        ca: pki.read(pki.caCert),
+        cert: pki.read(pki.clientCert),
+        key: pki.read(pki.clientKey),
+      });
       open.push(ok);
       ok.socket.write(options(server.tls[0]!, 'mgm-ok'));
       const r = await ok.waitFor(/\r\n\r\n/);

@@ -75,8 +75,13 @@ function level(flag: string, v: string): number {
 /** kamailio's --modparam=modname:paramname:type:value (type s or i) → module.param=value */
 function modparam(spec: string): string {
   const m = /^([A-Za-z_]\w*):([A-Za-z_]\w*):([si]):(.*)$/.exec(spec);
-  if (!m) throw new SwitchyardError('SY_ERR_CLI_USAGE', `--modparam: expected modname:paramname:type:value (type s or i), got "${spec}"`);
-  if (m[3] === 'i' && !/^-?\d+$/.test(m[4]!)) throw new SwitchyardError('SY_ERR_CLI_USAGE', `--modparam: "${m[4]}" is not an integer`);
+  if (!m)
+    throw new SwitchyardError(
+      'SY_ERR_CLI_USAGE',
+      `--modparam: expected modname:paramname:type:value (type s or i), got "${spec}"`,
+    );
+  if (m[3] === 'i' && !/^-?\d+$/.test(m[4]!))
+    throw new SwitchyardError('SY_ERR_CLI_USAGE', `--modparam: "${m[4]}" is not an integer`);
   return `${m[1]}.${m[2]}=${m[4]}`;
 }
 
@@ -91,17 +96,20 @@ export function parseServerArgs(argv: string[]): ServerArgs {
   let workers: number | null = null;
   if (v.children !== undefined) {
     workers = Number(v.children);
-    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new SwitchyardError('SY_ERR_CLI_USAGE', `-n: expected 1..64, got "${v.children}"`);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+      throw new SwitchyardError('SY_ERR_CLI_USAGE', `-n: expected 1..64, got "${v.children}"`);
   }
   let logLevel: number | null = null;
   if (v.d?.length) logLevel = LogLevel.WARN + v.d.length;
   if (v.debug !== undefined) logLevel = level('--debug', v.debug);
   if (v['log-level'] !== undefined) logLevel = level('--log-level', v['log-level']);
   for (const o of v.set ?? []) {
-    if (!/^[A-Za-z_][\w]*\.[A-Za-z_][\w]*=/.test(o)) throw new SwitchyardError('SY_ERR_CLI_USAGE', `-o: expected module.param=value, got "${o}"`);
+    if (!/^[A-Za-z_][\w]*\.[A-Za-z_][\w]*=/.test(o))
+      throw new SwitchyardError('SY_ERR_CLI_USAGE', `-o: expected module.param=value, got "${o}"`);
   }
   for (const d of v.define ?? []) {
-    if (!/^[A-Za-z_]\w*(=|$)/.test(d)) throw new SwitchyardError('SY_ERR_CLI_USAGE', `-A: expected NAME or NAME=value, got "${d}"`);
+    if (!/^[A-Za-z_]\w*(=|$)/.test(d))
+      throw new SwitchyardError('SY_ERR_CLI_USAGE', `-A: expected NAME or NAME=value, got "${d}"`);
   }
   const ignored: string[] = [];
   if (v['shm-mem'] !== undefined) ignored.push(`-m ${v['shm-mem']}`);

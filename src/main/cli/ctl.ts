@@ -25,7 +25,12 @@ function typed(arg: string): unknown {
 export async function runCtl(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { mi: { type: 'string' }, token: { type: 'string' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: argv,
+      options: { mi: { type: 'string' }, token: { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new SwitchyardError('SY_ERR_CLI_USAGE', (e as Error).message);
   }
@@ -36,10 +41,15 @@ export async function runCtl(argv: string[]): Promise<number> {
   const [host, port] = splitHostPort(slash >= 0 ? addr.slice(0, slash) : addr);
   const path = slash >= 0 ? addr.slice(slash) : '/';
   const named = params.length > 0 && params.every((p) => /^[A-Za-z_]\w*=/.test(p));
-  const rpcParams = named ? Object.fromEntries(params.map((p) => [p.slice(0, p.indexOf('=')), typed(p.slice(p.indexOf('=') + 1))])) : params.map(typed);
+  const rpcParams = named
+    ? Object.fromEntries(params.map((p) => [p.slice(0, p.indexOf('=')), typed(p.slice(p.indexOf('=') + 1))]))
+    : params.map(typed);
   const body = JSON.stringify({ jsonrpc: '2.0', method, params: rpcParams, id: 1 });
   const token = parsed.values.token ?? process.env.SWITCHYARD_MI_TOKEN;
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
+  };
   const text = await new Promise<string>((resolve, reject) => {
     const req = request({ host, port, method: 'POST', path, headers, timeout: 10_000 }, (res) => {
       if (res.statusCode !== 200) {
@@ -68,6 +78,7 @@ export function splitHostPort(addr: string): [string, number] {
   const i = addr.lastIndexOf(':');
   const host = i > 0 ? addr.slice(0, i).replace(/^\[|\]$/g, '') : '127.0.0.1';
   const port = Number(i >= 0 ? addr.slice(i + 1) : addr);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SwitchyardError('SY_ERR_CLI_USAGE', `bad management address "${addr}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new SwitchyardError('SY_ERR_CLI_USAGE', `bad management address "${addr}"`);
   return [host, port];
 }

@@ -22,13 +22,25 @@ export async function runDb(argv: string[]): Promise<number> {
   let url: string | undefined;
   if (cmd === 'init' && rest.length === 1) url = rest[0];
   else if (cmd === 'add-user' && rest.length === 2) url = parsed.values.db ?? process.env.SWITCHYARD_DB_URL;
-  else throw new SwitchyardError('SY_ERR_CLI_USAGE', `db: ${cmd ? `bad arguments for "${cmd}"` : 'missing command'}\n${DB_USAGE}`);
-  if (!url) throw new SwitchyardError('SY_ERR_CLI_USAGE', 'db add-user: no database: give --db <db_url> or set SWITCHYARD_DB_URL');
+  else
+    throw new SwitchyardError(
+      'SY_ERR_CLI_USAGE',
+      `db: ${cmd ? `bad arguments for "${cmd}"` : 'missing command'}\n${DB_USAGE}`,
+    );
+  if (!url)
+    throw new SwitchyardError(
+      'SY_ERR_CLI_USAGE',
+      'db add-user: no database: give --db <db_url> or set SWITCHYARD_DB_URL',
+    );
   const db = new Db(parseDbUrl(url), { timeoutMs: 10_000, poolSize: 1 });
   try {
     if (cmd === 'init') {
       const created = await initSchema(db);
-      process.stdout.write(created.length > 0 ? `${db.url.display}: created ${created.join(', ')}\n` : `${db.url.display}: tables already there\n`);
+      process.stdout.write(
+        created.length > 0
+          ? `${db.url.display}: created ${created.join(', ')}\n`
+          : `${db.url.display}: tables already there\n`,
+      );
     } else {
       const r = await addUser(db, rest[0]!, rest[1]!);
       process.stdout.write(`${rest[0]}: ${r}\n`);

@@ -25,7 +25,14 @@ export class Router {
     this.#badHdr = counters.handle('core:bad_msg_hdr');
   }
 
-  readonly receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto: Proto = sock.proto): void => {
+  readonly receive = (
+    sock: ListenSocket,
+    ip: string,
+    port: number,
+    connId: number,
+    msg: Buffer,
+    proto: Proto = sock.proto,
+  ): void => {
     if (!this.#accepting) return;
     this.#counters.inc(this.#handled);
     // keep-alives and stray bytes: a SIP message is never this short
@@ -43,7 +50,19 @@ export class Router {
   /** an HTTP request for event_route[xhttp:request]: to a worker chosen by connection */
   receiveHttp(sock: ListenSocket, ip: string, port: number, connId: number, head: Buffer): void {
     if (!this.#accepting) return;
-    if (!writeRecord(this.#rings[connId % this.#rings.length]!, RecKind.HTTP_IN, protoCode(sock.proto), ip, port, connId, sock.idx, head)) this.#counters.inc(this.#ipcDropped);
+    if (
+      !writeRecord(
+        this.#rings[connId % this.#rings.length]!,
+        RecKind.HTTP_IN,
+        protoCode(sock.proto),
+        ip,
+        port,
+        connId,
+        sock.idx,
+        head,
+      )
+    )
+      this.#counters.inc(this.#ipcDropped);
   }
 
   /**

@@ -22,7 +22,8 @@ export function registerDnsMethods(mi: MiRegistry, tables: DnsTables): void {
     return cache;
   };
   const needBlst = (): SharedTable => {
-    if (blst === null) throw new SwitchyardError('SY_ERR_MI_METHOD', 'dst blocklist support disabled (see use_dst_blocklist)');
+    if (blst === null)
+      throw new SwitchyardError('SY_ERR_MI_METHOD', 'dst blocklist support disabled (see use_dst_blocklist)');
     return blst;
   };
 
@@ -34,7 +35,13 @@ export function registerDnsMethods(mi: MiRegistry, tables: DnsTables): void {
         const i = e.key.indexOf(':');
         const recs = JSON.parse(e.value) as { addrs?: string[]; srv?: unknown[]; naptr?: unknown[] };
         const records = recs.addrs ?? recs.srv ?? recs.naptr ?? [];
-        return { name: e.key.slice(i + 1), type: e.key.slice(0, i), expires: Math.ceil((e.expiresAt - now) / 1000), negative: records.length === 0, records };
+        return {
+          name: e.key.slice(i + 1),
+          type: e.key.slice(0, i),
+          expires: Math.ceil((e.expiresAt - now) / 1000),
+          negative: records.length === 0,
+          records,
+        };
       });
   });
   mi.add('dns.delete_all', 'empty the DNS cache', () => {
@@ -45,7 +52,8 @@ export function registerDnsMethods(mi: MiRegistry, tables: DnsTables): void {
     mi.add(`dns.delete_${type}`, `drop the ${type.toUpperCase()} entry of a name from the DNS cache`, (params) => {
       const name = firstArg(params, 'name');
       if (typeof name !== 'string' || name === '') throw new SwitchyardError('SY_ERR_MI_PARAMS', 'expected a name');
-      if (!needCache().delete(`${type.toUpperCase()}:${name.toLowerCase()}`)) throw new SwitchyardError('SY_ERR_MI_PARAMS', `no ${type.toUpperCase()} entry for "${name}"`);
+      if (!needCache().delete(`${type.toUpperCase()}:${name.toLowerCase()}`))
+        throw new SwitchyardError('SY_ERR_MI_PARAMS', `no ${type.toUpperCase()} entry for "${name}"`);
       return 'Ok';
     });
   }
@@ -56,7 +64,13 @@ export function registerDnsMethods(mi: MiRegistry, tables: DnsTables): void {
       .entries(now)
       .map((e) => {
         const m = /^([a-z]+):(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(e.key);
-        return { proto: m?.[1], ip: m?.[2] ?? m?.[3], port: Number(m?.[4]), reason: e.value, expires: Math.ceil((e.expiresAt - now) / 1000) };
+        return {
+          proto: m?.[1],
+          ip: m?.[2] ?? m?.[3],
+          port: Number(m?.[4]),
+          reason: e.value,
+          expires: Math.ceil((e.expiresAt - now) / 1000),
+        };
       });
   };
   mi.add('dst_blocklist.view', 'the destination blocklist: proto, ip, port, why, seconds left', viewBlst);

@@ -34,11 +34,15 @@ export function renderMetrics(src: MetricsSource): string {
   src.refreshMemory();
   const { counters } = src;
   const threads = [{ label: 'master', row: ROW_MASTER, sip: false }];
-  for (const t of src.supervisor.threads()) threads.push({ label: t.role === 'sip' ? String(t.index) : 'dispatcher', row: t.row, sip: t.role === 'sip' });
+  for (const t of src.supervisor.threads())
+    threads.push({ label: t.role === 'sip' ? String(t.index) : 'dispatcher', row: t.row, sip: t.role === 'sip' });
   const out: string[] = [];
   for (const def of counters.layout.defs) {
     const metric = `switchyard_${name(def.group)}_${name(def.name)}${def.kind === 'counter' ? '_total' : ''}`;
-    out.push(`# HELP ${metric} ${help(def.description || def.id)}`, `# TYPE ${metric} ${def.kind === 'counter' ? 'counter' : 'gauge'}`);
+    out.push(
+      `# HELP ${metric} ${help(def.description || def.id)}`,
+      `# TYPE ${metric} ${def.kind === 'counter' ? 'counter' : 'gauge'}`,
+    );
     for (const t of threads) out.push(`${metric}{worker="${t.label}"} ${counters.read(def, t.row)}`);
   }
   HISTOGRAMS.forEach((h, i) => {
@@ -57,7 +61,12 @@ export function renderMetrics(src: MetricsSource): string {
   };
   gauge('process_cpu_user_seconds_total', 'user CPU time of all threads', cpu.user / 1e6, 'counter');
   gauge('process_cpu_system_seconds_total', 'system CPU time of all threads', cpu.system / 1e6, 'counter');
-  gauge('process_cpu_seconds_total', 'user and system CPU time of all threads', (cpu.user + cpu.system) / 1e6, 'counter');
+  gauge(
+    'process_cpu_seconds_total',
+    'user and system CPU time of all threads',
+    (cpu.user + cpu.system) / 1e6,
+    'counter',
+  );
   gauge('process_resident_memory_bytes', 'resident set size', process.memoryUsage.rss());
   gauge('process_start_time_seconds', 'start time since the Unix epoch', src.startedAt / 1000);
   try {
@@ -67,6 +76,10 @@ export function renderMetrics(src: MetricsSource): string {
   } catch {
     // no /proc: left out
   }
-  out.push('# HELP switchyard_build_info version of switchyard and of Node.js', '# TYPE switchyard_build_info gauge', `switchyard_build_info{version="${VERSION}",node="${process.version}"} 1`);
+  out.push(
+    '# HELP switchyard_build_info version of switchyard and of Node.js',
+    '# TYPE switchyard_build_info gauge',
+    `switchyard_build_info{version="${VERSION}",node="${process.version}"} 1`,
+  );
   return out.join('\n') + '\n';
 }

@@ -12,7 +12,11 @@ export interface MiMethod {
 
 /** JSON-RPC codes for the project's errors; an error carrying its own MI code (OpenSIPS's 404, 480 …) keeps it */
 function toRpcError(id: JSONRPCID, e: unknown): JSONRPCErrorResponse {
-  const err = (code: number, message: string, data?: unknown): JSONRPCErrorResponse => ({ jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } });
+  const err = (code: number, message: string, data?: unknown): JSONRPCErrorResponse => ({
+    jsonrpc: '2.0',
+    id,
+    error: data === undefined ? { code, message } : { code, message, data },
+  });
   const own = (e as { rpcCode?: unknown } | null)?.rpcCode;
   const data = e instanceof SwitchyardError ? { code: e.code } : undefined;
   if (typeof own === 'number') return err(own, (e as Error).message, data);
@@ -31,7 +35,9 @@ function toRpcError(id: JSONRPCID, e: unknown): JSONRPCErrorResponse {
  */
 export class MiRegistry {
   readonly #methods = new Map<string, MiMethod>();
-  readonly rpc = new JSONRPCServer({ errorListener: (message, data) => log.debug(`MI: ${message} ${data instanceof Error ? data.message : ''}`) });
+  readonly rpc = new JSONRPCServer({
+    errorListener: (message, data) => log.debug(`MI: ${message} ${data instanceof Error ? data.message : ''}`),
+  });
 
   constructor() {
     this.rpc.mapErrorToJSONRPCErrorResponse = toRpcError;

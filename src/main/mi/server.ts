@@ -47,12 +47,17 @@ export async function answerRpc(registry: MiRegistry, text: string): Promise<unk
   }
   const one = async (req: unknown): Promise<unknown> => {
     // json-rpc-2.0 1.8.1 throws on a null request: anything not an object is refused here
-    if (req === null || typeof req !== 'object' || Array.isArray(req)) return { jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request' }, id: null };
+    if (req === null || typeof req !== 'object' || Array.isArray(req))
+      return { jsonrpc: '2.0', error: { code: -32600, message: 'Invalid Request' }, id: null };
     try {
       return await registry.rpc.receive(req as never);
     } catch (e) {
       const id = (req as { id?: unknown }).id;
-      return { jsonrpc: '2.0', error: { code: -32603, message: `Internal error: ${e instanceof Error ? e.message : String(e)}` }, id: typeof id === 'string' || typeof id === 'number' ? id : null };
+      return {
+        jsonrpc: '2.0',
+        error: { code: -32603, message: `Internal error: ${e instanceof Error ? e.message : String(e)}` },
+        id: typeof id === 'string' || typeof id === 'number' ? id : null,
+      };
     }
   };
   if (!Array.isArray(body)) return one(body);
@@ -68,9 +73,20 @@ export async function answerRpc(registry: MiRegistry, text: string): Promise<unk
  * needs it; with an allow-list, only those clients are answered. A
  * non-loopback address without either is refused.
  */
-export function startMiServer(registry: MiRegistry, host: string, port: number, access: MiAccess = { token: null, allow: [] }, routes: ReadonlyMap<string, GetRoute> = new Map()): Promise<http.Server> {
+export function startMiServer(
+  registry: MiRegistry,
+  host: string,
+  port: number,
+  access: MiAccess = { token: null, allow: [] },
+  routes: ReadonlyMap<string, GetRoute> = new Map(),
+): Promise<http.Server> {
   if (!isLoopback(host) && access.token === null && access.allow.length === 0) {
-    return Promise.reject(new SwitchyardError('SY_ERR_MI_UNSAFE', `${host}:${port} is not a loopback address: give --mi-token (or SWITCHYARD_MI_TOKEN) or --mi-allow`));
+    return Promise.reject(
+      new SwitchyardError(
+        'SY_ERR_MI_UNSAFE',
+        `${host}:${port} is not a loopback address: give --mi-token (or SWITCHYARD_MI_TOKEN) or --mi-allow`,
+      ),
+    );
   }
   const allow = blockListOf(access.allow);
   const token = access.token === null ? null : Buffer.from(access.token);

@@ -21,14 +21,19 @@ export function registerShvMethods(mi: MiRegistry, store: ShvStore): void {
   const get = (params: unknown): unknown => {
     const [name] = args(params, ['name']);
     // names with a NUL belong to the counters module, not to $shv
-    if (name === undefined || name === null || name === '') return store.entries().filter(([n]) => !n.includes('\0')).map(([n, v]) => row(n, v));
+    if (name === undefined || name === null || name === '')
+      return store
+        .entries()
+        .filter(([n]) => !n.includes('\0'))
+        .map(([n, v]) => row(n, v));
     const found = store.entries().find(([n]) => n === String(name));
     if (!found) throw new SwitchyardError('SY_ERR_MI_PARAMS', `no shared variable "${String(name)}"`);
     return [row(found[0], found[1])];
   };
   const set = (params: unknown): unknown => {
     const [name, type, value] = args(params, ['name', 'type', 'value']);
-    if (typeof name !== 'string' || name === '') throw new SwitchyardError('SY_ERR_MI_PARAMS', 'expected name, type (int|str) and value');
+    if (typeof name !== 'string' || name === '')
+      throw new SwitchyardError('SY_ERR_MI_PARAMS', 'expected name, type (int|str) and value');
     let v: Value;
     if (type === 'int' || type === 'i') {
       v = Number(value);

@@ -39,13 +39,15 @@ export class SipStreamFramer {
       }
       const hdrEnd = buf.indexOf(CRLFCRLF, pos);
       if (hdrEnd < 0) {
-        if (buf.length - pos > this.#maxHeader) throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', `header section over ${this.#maxHeader} bytes`);
+        if (buf.length - pos > this.#maxHeader)
+          throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', `header section over ${this.#maxHeader} bytes`);
         break;
       }
       const cl = contentLength(buf, pos, hdrEnd);
       if (cl < 0) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'missing or bad Content-Length on a stream');
       const end = hdrEnd + 4 + cl;
-      if (cl > MAX_BODY_BYTES || (this.#maxMessage !== null && end - pos > this.#maxMessage)) throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', `message of ${end - pos} bytes over the bound`);
+      if (cl > MAX_BODY_BYTES || (this.#maxMessage !== null && end - pos > this.#maxMessage))
+        throw new SwitchyardError('SY_ERR_SIP_TOO_LARGE', `message of ${end - pos} bytes over the bound`);
       if (end > buf.length) break;
       onMessage(buf.subarray(pos, end));
       pos = end;

@@ -29,7 +29,17 @@ export interface TcpEvents {
   /** a connection refused (inbound) or not opened (outbound): its family is at tcp_max_connections / tls_max_connections */
   onLimit(family: 'tcp' | 'tls'): void;
   /** WebSocket events for the ws:* counters */
-  onWs(what: 'handshake_ok' | 'handshake_failed' | 'rx' | 'tx' | 'closed_local' | 'closed_remote' | 'too_big' | 'keepalive_timeout'): void;
+  onWs(
+    what:
+      | 'handshake_ok'
+      | 'handshake_failed'
+      | 'rx'
+      | 'tx'
+      | 'closed_local'
+      | 'closed_remote'
+      | 'too_big'
+      | 'keepalive_timeout',
+  ): void;
 }
 
 interface PendingUpgrade {
@@ -98,7 +108,9 @@ export class TcpConnections {
 
   constructor(events: TcpEvents) {
     this.#events = events;
-    this.#http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#upgrade(req, socket, head));
+    this.#http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
+      this.#upgrade(req, socket, head),
+    );
     this.#http.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       // only WebSocket upgrades are served over HTTP here
       res.writeHead(426, 'Upgrade Required', { Connection: 'close', Upgrade: 'websocket' }).end();
@@ -127,7 +139,11 @@ export class TcpConnections {
   #tlsServer(sock: ListenSocket): tls.Server {
     const ctxs = this.tls!;
     const base = ctxs.server(sock);
-    if (base === null) throw new SwitchyardError('SY_ERR_TLS', `no TLS server profile with a certificate for ${hostPort(sock.ip, sock.port)}`);
+    if (base === null)
+      throw new SwitchyardError(
+        'SY_ERR_TLS',
+        `no TLS server profile with a certificate for ${hostPort(sock.ip, sock.port)}`,
+      );
     const server = tls.createServer({
       ...base.options,
       requestCert: ctxs.anyVerify(sock),
@@ -145,7 +161,8 @@ export class TcpConnections {
       const cert = s.getPeerCertificate();
       const hasCert = cert !== null && Object.keys(cert).length > 0;
       let refusal: string | null = null;
-      if (prof?.verify && hasCert && !s.authorized) refusal = `certificate not trusted (${String(s.authorizationError)})`;
+      if (prof?.verify && hasCert && !s.authorized)
+        refusal = `certificate not trusted (${String(s.authorizationError)})`;
       else if (prof?.verify && prof.require && !hasCert) refusal = 'no certificate presented (require_certificate)';
       if (refusal !== null) {
         this.#events.onTlsRefused('certificate');
@@ -163,7 +180,10 @@ export class TcpConnections {
       log.warn(`tls: handshake with ${hostPort(s.remoteAddress ?? '?', s.remotePort ?? 0)} failed: ${e.message}`);
       s.destroy();
     });
-    if (base.profile.caList === null && base.profile.verify) log.warn(`tls: profile [${base.profile.name}] verifies client certificates without a ca_list: Node's built-in CA list is used`);
+    if (base.profile.caList === null && base.profile.verify)
+      log.warn(
+        `tls: profile [${base.profile.name}] verifies client certificates without a ca_list: Node's built-in CA list is used`,
+      );
     return server;
   }
 
@@ -183,25 +203,49 @@ export class TcpConnections {
     this.#limitHits++;
     const now = Date.now();
     if (now - this.#lastLimitLog >= 1000) {
-      log.warn(`${family}: ${this.#limitHits} connection(s) refused: ${this.#open[family]} open, ${family}_max_connections is ${this.maxConnections[family]}`);
+      log.warn(
+        `${family}: ${this.#limitHits} connection(s) refused: ${this.#open[family]} open, ${family}_max_connections is ${this.maxConnections[family]}`,
+      );
       this.#lastLimitLog = now;
       this.#limitHits = 0;
     }
     return true;
   }
 
-  #adopt(socket: net.Socket, sock: ListenSocket, proto: StreamProto, ip: string, port: number, pending: Buffer[] | null = null): Conn {
+  #adopt(
+    socket: net.Socket,
+    sock: ListenSocket,
+    proto: StreamProto,
+    ip: string,
+    port: number,
+    pending: Buffer[] | null = null,
+  ): Conn {
     const id = this.#nextId++;
     if (this.#nextId > 0xfffffffe) this.#nextId = 1;
     const key = `${proto}:${hostPort(ip, port)}`;
-    const conn: Conn = { id, socket, key, sock, proto, ip, port, since: Date.now(), pending, tls: null, ws: null, alive: true };
+    const conn: Conn = {
+      id,
+      socket,
+      key,
+      sock,
+      proto,
+      ip,
+      port,
+      since: Date.now(),
+      pending,
+      tls: null,
+      ws: null,
+      alive: true,
+    };
     this.#byId.set(id, conn);
     this.#byKey.set(key, conn);
     this.#bySocket.set(socket, conn);
     this.#open[isSecure(proto) ? 'tls' : 'tcp']++;
     this.#events.onOpen(proto);
     socket.setNoDelay(true);
-    socket.setTimeout(isSecure(proto) ? (this.tlsLifetimeMs ?? this.lifetimeMs) : this.lifetimeMs, () => socket.destroy());
+    socket.setTimeout(isSecure(proto) ? (this.tlsLifetimeMs ?? this.lifetimeMs) : this.lifetimeMs, () =>
+      socket.destroy(),
+    );
     socket.on('error', () => {});
     socket.on('close', () => this.#forget(conn));
     if (proto === 'tcp' || proto === 'ws') this.#read(conn);
@@ -222,7 +266,9 @@ export class TcpConnections {
       timer = setTimeout(() => {
         if (conn.ws !== null || socket.destroyed) return;
         this.#events.onWs('handshake_failed');
-        log.warn(`websocket: ${hostPort(conn.ip, conn.port)} did not complete a handshake in ${this.handshakeMs} ms; closed`);
+        log.warn(
+          `websocket: ${hostPort(conn.ip, conn.port)} did not complete a handshake in ${this.handshakeMs} ms; closed`,
+        );
         socket.destroy();
       }, this.handshakeMs);
     };
@@ -253,7 +299,11 @@ export class TcpConnections {
     const { socket, sock, ip, port, id, proto } = conn;
     socket.on('data', (chunk: Buffer) => {
       try {
-        framer.push(chunk, (msg) => this.#events.onMessage(sock, ip, port, id, msg), () => socket.write('\r\n'));
+        framer.push(
+          chunk,
+          (msg) => this.#events.onMessage(sock, ip, port, id, msg),
+          () => socket.write('\r\n'),
+        );
       } catch (e) {
         this.#events.onFramingError(proto);
         log.warn(`${proto}: ${hostPort(ip, port)} closed: ${(e as Error).message}`);
@@ -275,7 +325,13 @@ export class TcpConnections {
       socket.once('close', () => this.#upgrades.delete(conn.id));
       const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      this.#events.onHttpRequest(conn.sock, conn.ip, conn.port, conn.id, Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
+      this.#events.onHttpRequest(
+        conn.sock,
+        conn.ip,
+        conn.port,
+        conn.id,
+        Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'),
+      );
       return;
     }
     const bad = badHandshake(req);
@@ -289,7 +345,9 @@ export class TcpConnections {
   #refuseUpgrade(conn: Conn, code: number, why: string): void {
     this.#events.onWs('handshake_failed');
     log.warn(`websocket: handshake from ${hostPort(conn.ip, conn.port)} refused (${code}): ${why}`);
-    conn.socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    conn.socket.end(
+      `HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    );
   }
 
   #accept(conn: Conn, req: http.IncomingMessage, head: Buffer): void {
@@ -327,7 +385,9 @@ export class TcpConnections {
     ws.on('error', (e: Error & { code?: string }) => {
       if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         this.#events.onWs('too_big');
-        log.warn(`websocket: ${hostPort(conn.ip, conn.port)} sent a message over ${this.maxMessage ?? this.httpSettings.maxMessage} bytes; closed`);
+        log.warn(
+          `websocket: ${hostPort(conn.ip, conn.port)} sent a message over ${this.maxMessage ?? this.httpSettings.maxMessage} bytes; closed`,
+        );
       }
     });
     ws.on('close', () => this.#events.onWs(closedHere ? 'closed_local' : 'closed_remote'));
@@ -392,7 +452,9 @@ export class TcpConnections {
     if (conn === undefined && (proto === 'ws' || proto === 'wss')) {
       // as Kamailio and OpenSIPS: WebSocket connections are only accepted, never opened
       this.#events.onConnectFailed(proto);
-      log.err(`websocket: no connection from ${hostPort(ip, port)} to send on (WebSocket connections are not opened from here)`);
+      log.err(
+        `websocket: no connection from ${hostPort(ip, port)} to send on (WebSocket connections are not opened from here)`,
+      );
       return;
     }
     if (conn === undefined && this.#overLimit(proto === 'tls' ? 'tls' : 'tcp', null)) {
@@ -460,7 +522,9 @@ export class TcpConnections {
       up = true;
       if (prof.profile.verify && !socket.authorized) {
         this.#events.onTlsRefused('certificate');
-        log.warn(`tls: server ${hostPort(ip, port)} refused by profile [${prof.profile.name}]: certificate not trusted (${String(socket.authorizationError)})`);
+        log.warn(
+          `tls: server ${hostPort(ip, port)} refused by profile [${prof.profile.name}]: certificate not trusted (${String(socket.authorizationError)})`,
+        );
         socket.destroy();
         return;
       }
@@ -497,7 +561,17 @@ export class TcpConnections {
         src: hostPort(c.ip, c.port),
         local: hostPort(c.socket.localAddress ?? c.sock.ip, c.socket.localPort ?? 0),
         age_s: Math.floor((Date.now() - c.since) / 1000),
-        ...(c.tls ? { version: c.tls.version, cipher: c.tls.cipher, server_name: c.tls.serverName, peer_subject: c.tls.peer?.subject ?? '', peer_verified: c.tls.peerVerified } : isSecure(c.proto) ? { state: 'handshake' } : {}),
+        ...(c.tls
+          ? {
+              version: c.tls.version,
+              cipher: c.tls.cipher,
+              server_name: c.tls.serverName,
+              peer_subject: c.tls.peer?.subject ?? '',
+              peer_verified: c.tls.peerVerified,
+            }
+          : isSecure(c.proto)
+            ? { state: 'handshake' }
+            : {}),
       });
     }
     return out;
@@ -519,8 +593,11 @@ export function badHandshake(req: { method?: string | undefined; headers: http.I
   if (!/websocket/i.test(String(req.headers.upgrade ?? ''))) return 'no Upgrade: websocket';
   if (!/upgrade/i.test(String(req.headers.connection ?? ''))) return 'no Connection: Upgrade';
   if (!req.headers['sec-websocket-key']) return 'no Sec-WebSocket-Key';
-  if (req.headers['sec-websocket-version'] !== '13') return `Sec-WebSocket-Version ${req.headers['sec-websocket-version'] ?? 'missing'} (13 expected)`;
-  const protos = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim().toLowerCase());
+  if (req.headers['sec-websocket-version'] !== '13')
+    return `Sec-WebSocket-Version ${req.headers['sec-websocket-version'] ?? 'missing'} (13 expected)`;
+  const protos = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim().toLowerCase());
   if (!protos.includes('sip')) return 'the "sip" subprotocol is not offered';
   return null;
 }

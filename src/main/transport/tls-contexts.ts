@@ -61,7 +61,10 @@ export class TlsContexts {
   }
 
   #byAddr(role: 'server' | 'client', ip: string, port: number): BuiltProfile[] {
-    return this.#built.filter((b) => b.profile.role === role && b.profile.addr !== null && b.profile.addr.ip === ip && b.profile.addr.port === port);
+    return this.#built.filter(
+      (b) =>
+        b.profile.role === role && b.profile.addr !== null && b.profile.addr.ip === ip && b.profile.addr.port === port,
+    );
   }
 
   #defaults(role: 'server' | 'client'): BuiltProfile[] {
@@ -70,14 +73,18 @@ export class TlsContexts {
 
   /** the profile a listener presents when the client names no server (or an unknown one) */
   server(sock: ListenSocket): BuiltProfile | null {
-    const cands = [...this.#byAddr('server', sock.ip, sock.port), ...this.#defaults('server')].filter((b) => b.profile.certificate !== null);
+    const cands = [...this.#byAddr('server', sock.ip, sock.port), ...this.#defaults('server')].filter(
+      (b) => b.profile.certificate !== null,
+    );
     return cands.find((b) => b.profile.serverNames.length === 0) ?? cands[0] ?? null;
   }
 
   /** the profile for an SNI name on a listener: one whose server_name matches, else the listener's */
   forServerName(sock: ListenSocket, name: string | undefined): BuiltProfile | null {
     if (name) {
-      const cands = [...this.#byAddr('server', sock.ip, sock.port), ...this.#defaults('server')].filter((b) => b.profile.certificate !== null);
+      const cands = [...this.#byAddr('server', sock.ip, sock.port), ...this.#defaults('server')].filter(
+        (b) => b.profile.certificate !== null,
+      );
       const hit = cands.find((b) => sniMatches(b.profile, name));
       if (hit) return hit;
     }

@@ -2,7 +2,14 @@ import dgram from 'node:dgram';
 import type { ListenSocket, Proto } from '../../shared/config/listen.js';
 
 /** `proto`: the connection's when it differs from the listener's (WebSocket on a tcp/tls listener) */
-export type ReceiveFn = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto) => void;
+export type ReceiveFn = (
+  sock: ListenSocket,
+  ip: string,
+  port: number,
+  connId: number,
+  msg: Buffer,
+  proto?: Proto,
+) => void;
 
 /**
  * The descriptor under a bound dgram socket (no public API gives it; the
@@ -10,7 +17,7 @@ export type ReceiveFn = (sock: ListenSocket, ip: string, port: number, connId: n
  */
 function handleFd(socket: dgram.Socket): number {
   for (const sym of Object.getOwnPropertySymbols(socket)) {
-    const fd = ((socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[sym])?.handle?.fd;
+    const fd = (socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[sym]?.handle?.fd;
     if (typeof fd === 'number' && fd >= 0) return fd;
   }
   return -1;
@@ -23,7 +30,11 @@ export class UdpListener {
 
   constructor(sock: ListenSocket, onMessage: ReceiveFn) {
     this.sock = sock;
-    this.#socket = dgram.createSocket({ type: sock.ip.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    this.#socket = dgram.createSocket({
+      type: sock.ip.includes(':') ? 'udp6' : 'udp4',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+    });
     this.#socket.on('message', (msg, rinfo) => onMessage(this.sock, rinfo.address, rinfo.port, 0, msg));
     // ICMP errors from earlier sends surface here; they must not kill the master
     this.#socket.on('error', () => {});

@@ -58,12 +58,20 @@ function hostsOf(spec: string, host: string, names?: ListenNames): string[] {
   const ifc = interfaceAddresses(host);
   const byName = names?.get(host.toLowerCase());
   if (ifc === null && byName?.length) return [...byName];
-  if (ifc === null) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": "${host}" is neither an IP address, a network interface nor a host name that resolves`);
+  if (ifc === null)
+    throw new SwitchyardError(
+      'SY_ERR_LISTEN',
+      `"${spec}": "${host}" is neither an IP address, a network interface nor a host name that resolves`,
+    );
   if (ifc.length === 0) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": interface "${host}" has no address`);
   return ifc;
 }
 
-export function parseListen(spec: string, defaultPort = 5060, hostNames?: ListenNames): Array<Omit<ListenSocket, 'idx'>> {
+export function parseListen(
+  spec: string,
+  defaultPort = 5060,
+  hostNames?: ListenNames,
+): Array<Omit<ListenSocket, 'idx'>> {
   let rest = spec.trim();
   let advertise: string | null = null;
   const adv = /\s+advertise\s+(\S+)$/i.exec(rest);
@@ -75,19 +83,22 @@ export function parseListen(spec: string, defaultPort = 5060, hostNames?: Listen
   if (slash >= 0) {
     advertise = rest.slice(slash + 1).trim();
     rest = rest.slice(0, slash).trim();
-    if (!/^(\[[^\]]+\]|[^:\s]+)(:\d+)?$/.test(advertise)) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad advertised address "${advertise}"`);
+    if (!/^(\[[^\]]+\]|[^:\s]+)(:\d+)?$/.test(advertise))
+      throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad advertised address "${advertise}"`);
   }
   let protos: readonly Proto[] = PROTOS;
   const m = /^([a-z]+):(?!\d+$)(.*)$/i.exec(rest);
   if (m && !/^\[/.test(rest) && isNaN(Number(m[1]))) {
     const p = m[1]!.toLowerCase();
-    if (!(KNOWN as readonly string[]).includes(p)) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": protocol "${p}" is not supported (${KNOWN.join(', ')})`);
+    if (!(KNOWN as readonly string[]).includes(p))
+      throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": protocol "${p}" is not supported (${KNOWN.join(', ')})`);
     protos = [p as Proto];
     rest = m[2]!;
   }
   let names: string[];
   // tls, ws and wss have their own default ports (Kamailio's tls_port, OpenSIPS's ws/wss ports); port= is udp/tcp's
-  let port = protos.length === 1 && protos[0] !== 'udp' && protos[0] !== 'tcp' ? protoDefaultPort(protos[0]!) : defaultPort;
+  let port =
+    protos.length === 1 && protos[0] !== 'udp' && protos[0] !== 'tcp' ? protoDefaultPort(protos[0]!) : defaultPort;
   const list = /^\(([^)]*)\)(?::(\d+))?$/.exec(rest);
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
   if (list) {
@@ -105,7 +116,8 @@ export function parseListen(spec: string, defaultPort = 5060, hostNames?: Listen
       names = [rest];
     }
   }
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad port`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new SwitchyardError('SY_ERR_LISTEN', `"${spec}": bad port`);
   return names.flatMap((n) => {
     const hosts = hostsOf(spec, n, hostNames);
     const name = hostNames?.has(n.toLowerCase()) && interfaceAddresses(n) === null ? n.toLowerCase() : undefined;
@@ -114,9 +126,14 @@ export function parseListen(spec: string, defaultPort = 5060, hostNames?: Listen
 }
 
 /** core port=: the port of entries that give none */
-export function parseListens(specs: readonly string[], defaultPort: number | null = null, hostNames?: ListenNames): ListenSocket[] {
+export function parseListens(
+  specs: readonly string[],
+  defaultPort: number | null = null,
+  hostNames?: ListenNames,
+): ListenSocket[] {
   const out: ListenSocket[] = [];
-  for (const s of specs) for (const l of parseListen(s, defaultPort ?? 5060, hostNames)) out.push({ ...l, idx: out.length });
+  for (const s of specs)
+    for (const l of parseListen(s, defaultPort ?? 5060, hostNames)) out.push({ ...l, idx: out.length });
   return out;
 }
 
@@ -128,12 +145,18 @@ export function parseListens(specs: readonly string[], defaultPort: number | nul
 export async function resolveListenNames(specs: readonly string[]): Promise<ListenNames> {
   const out = new Map<string, string[]>();
   for (const spec of specs) {
-    const addr = spec.replace(/\s+advertise\s+\S+$/i, '').replace(/\/.*$/, '').replace(/^[a-z]+:(?=\D)/i, '');
+    const addr = spec
+      .replace(/\s+advertise\s+\S+$/i, '')
+      .replace(/\/.*$/, '')
+      .replace(/^[a-z]+:(?=\D)/i, '');
     for (const word of addr.match(/[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*/gi) ?? []) {
       const n = word.toLowerCase();
       if (isIP(word) || out.has(n) || interfaceAddresses(word) !== null) continue;
       try {
-        out.set(n, (await lookup(word, { all: true })).map((a) => a.address));
+        out.set(
+          n,
+          (await lookup(word, { all: true })).map((a) => a.address),
+        );
       } catch {
         // left to parseListen, which says what is wrong with it
       }
@@ -149,7 +172,8 @@ export async function resolveListenNames(specs: readonly string[]): Promise<List
  */
 export function applyAdvertisedDefaults(sockets: ListenSocket[], address: string | null, port: number | null): void {
   if (!address && !port) return;
-  for (const s of sockets) if (s.advertise === null) s.advertise = hostPort((address || s.ip).replace(/^\[|\]$/g, ''), port || s.port);
+  for (const s of sockets)
+    if (s.advertise === null) s.advertise = hostPort((address || s.ip).replace(/^\[|\]$/g, ''), port || s.port);
 }
 
 /** host:port text of a socket, with brackets for IPv6 */
@@ -165,7 +189,8 @@ export function hostPort(ip: string, port: number): string {
 export function advertisedOf(sock: ListenSocket, ext: Record<string, unknown>, peerIp?: string): string {
   const addr = ext.advAddr as string | undefined;
   const port = ext.advPort as number | undefined;
-  const base = sock.advertise ?? hostPort(isWildcard(sock.ip) ? localAddressFor(peerIp, sock.ip === '::') : sock.ip, sock.port);
+  const base =
+    sock.advertise ?? hostPort(isWildcard(sock.ip) ? localAddressFor(peerIp, sock.ip === '::') : sock.ip, sock.port);
   if (addr === undefined && port === undefined) return base;
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(base);
   const host = addr ?? m?.[1] ?? sock.ip;

@@ -9,7 +9,10 @@ export function counterLayout(): CounterLayout {
   layout ??= new CounterLayout([
     ...CORE_COUNTERS,
     { group: 'evi', counters: EVI_COUNTERS },
-    ...BUILTIN_MODULES.filter((m) => m.counters?.length).map((m) => ({ group: m.counterGroup ?? m.name, counters: m.counters! })),
+    ...BUILTIN_MODULES.filter((m) => m.counters?.length).map((m) => ({
+      group: m.counterGroup ?? m.name,
+      counters: m.counters!,
+    })),
   ]);
   return layout;
 }

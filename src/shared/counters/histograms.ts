@@ -13,12 +13,20 @@ export interface HistogramSpec {
 }
 
 /** upper bounds in seconds; +Inf follows */
-export const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+export const BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const;
 const SLOTS = BUCKETS.length + 1 + 2;
 
 export const HISTOGRAMS: readonly HistogramSpec[] = [
-  { name: 'request_processing_seconds', help: 'time from a SIP request reaching its route to the end of the route (awaited HTTP calls included; an async() suspension ends it)' },
-  { name: 'http_transfer_seconds', help: 'rest_client and http_client transfers: from the call to its result (queueing included)' },
+  {
+    name: 'request_processing_seconds',
+    help: 'time from a SIP request reaching its route to the end of the route (awaited HTTP calls included; an async() suspension ends it)',
+  },
+  {
+    name: 'http_transfer_seconds',
+    help: 'rest_client and http_client transfers: from the call to its result (queueing included)',
+  },
 ];
 export const H_REQUEST = 0;
 export const H_HTTP = 1;
@@ -56,7 +64,11 @@ export class Histograms {
     const buckets: number[] = [];
     let acc = 0;
     for (let i = 0; i <= BUCKETS.length; i++) buckets.push((acc += Number(Atomics.load(this.#cells, at + i))));
-    return { buckets, sum: Number(Atomics.load(this.#cells, at + BUCKETS.length + 1)) / 1e6, count: Number(Atomics.load(this.#cells, at + BUCKETS.length + 2)) };
+    return {
+      buckets,
+      sum: Number(Atomics.load(this.#cells, at + BUCKETS.length + 1)) / 1e6,
+      count: Number(Atomics.load(this.#cells, at + BUCKETS.length + 2)),
+    };
   }
 }
 

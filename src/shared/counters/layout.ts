@@ -31,25 +31,50 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
     counters: [
       { name: 'rcv_requests', kind: 'counter', description: 'requests received' },
       { name: 'rcv_replies', kind: 'counter', description: 'replies received' },
-      { name: 'routed_invites', kind: 'counter', description: 'INVITEs that reached the request route (calls and re-INVITEs; retransmissions are absorbed before)' },
+      {
+        name: 'routed_invites',
+        kind: 'counter',
+        description:
+          'INVITEs that reached the request route (calls and re-INVITEs; retransmissions are absorbed before)',
+      },
       { name: 'fwd_requests', kind: 'counter', description: 'requests forwarded' },
       { name: 'fwd_replies', kind: 'counter', description: 'replies forwarded' },
       { name: 'drop_requests', kind: 'counter', description: 'requests dropped' },
       { name: 'drop_replies', kind: 'counter', description: 'replies dropped' },
       { name: 'err_requests', kind: 'counter', description: 'malformed requests (answered 400 or dropped)' },
       { name: 'err_replies', kind: 'counter', description: 'malformed replies (dropped)' },
-      { name: 'bad_msg_hdr', kind: 'counter', description: 'messages dropped before a worker: no Call-ID, unframeable' },
+      {
+        name: 'bad_msg_hdr',
+        kind: 'counter',
+        description: 'messages dropped before a worker: no Call-ID, unframeable',
+      },
       { name: 'unsupported_methods', kind: 'counter', description: 'requests with an unknown method' },
       { name: 'shutdown_rejected', kind: 'counter', description: 'new requests answered 503 while shutting down' },
       { name: 'script_errors', kind: 'counter', description: 'route runtime errors' },
       { name: 'suspended', kind: 'gauge', description: 'requests suspended by async() right now' },
-      { name: 'absorbed_retransmissions', kind: 'counter', description: 'retransmissions of a request still waiting in its route (absorbed, not routed again)' },
+      {
+        name: 'absorbed_retransmissions',
+        kind: 'counter',
+        description: 'retransmissions of a request still waiting in its route (absorbed, not routed again)',
+      },
       { name: 'msgs_handled', kind: 'counter', description: 'messages handled by this thread' },
       { name: 'ipc_dropped', kind: 'counter', description: 'messages dropped because an inter-thread ring was full' },
-      { name: 'udp_worker_sends', kind: 'counter', description: 'UDP datagrams a SIP worker sent itself on the master\'s socket (udp_worker_send)' },
+      {
+        name: 'udp_worker_sends',
+        kind: 'counter',
+        description: "UDP datagrams a SIP worker sent itself on the master's socket (udp_worker_send)",
+      },
       { name: 'worker_restarts', kind: 'counter', description: 'SIP workers restarted after dying' },
-      { name: 'watchdog_restarts', kind: 'counter', description: 'SIP workers restarted because their event loop stopped turning (worker_watchdog)' },
-      { name: 'heartbeats', kind: 'counter', description: 'event-loop turns a thread reports once a second (the watchdog reads them)' },
+      {
+        name: 'watchdog_restarts',
+        kind: 'counter',
+        description: 'SIP workers restarted because their event loop stopped turning (worker_watchdog)',
+      },
+      {
+        name: 'heartbeats',
+        kind: 'counter',
+        description: 'event-loop turns a thread reports once a second (the watchdog reads them)',
+      },
     ],
   },
   {
@@ -80,8 +105,16 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'current_opened_connections', kind: 'gauge', description: 'open TCP connections' },
       { name: 'established', kind: 'counter', description: 'TCP connections accepted or opened' },
       { name: 'connect_failed', kind: 'counter', description: 'outgoing TCP connects that failed' },
-      { name: 'framing_errors', kind: 'counter', description: 'TCP streams closed for bad framing or a message over tcp_rd_buf_size' },
-      { name: 'refused_connections', kind: 'counter', description: 'TCP (and ws) connections refused or not opened at tcp_max_connections' },
+      {
+        name: 'framing_errors',
+        kind: 'counter',
+        description: 'TCP streams closed for bad framing or a message over tcp_rd_buf_size',
+      },
+      {
+        name: 'refused_connections',
+        kind: 'counter',
+        description: 'TCP (and ws) connections refused or not opened at tcp_max_connections',
+      },
     ],
   },
   {
@@ -89,7 +122,11 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
     counters: [
       { name: 'queries', kind: 'counter', description: 'DNS queries sent to the name servers' },
       { name: 'cache_hits', kind: 'counter', description: 'DNS answers taken from the cache' },
-      { name: 'failed_dns_request', kind: 'counter', description: 'DNS queries that got no answer (timeout, SERVFAIL, refused)' },
+      {
+        name: 'failed_dns_request',
+        kind: 'counter',
+        description: 'DNS queries that got no answer (timeout, SERVFAIL, refused)',
+      },
     ],
   },
   {
@@ -97,27 +134,63 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
     counters: [
       { name: 'current_opened_connections', kind: 'gauge', description: 'open TLS connections (handshaking included)' },
       { name: 'established', kind: 'counter', description: 'TLS connections accepted or opened' },
-      { name: 'connect_failed', kind: 'counter', description: 'outgoing TLS connections that failed before the handshake completed' },
+      {
+        name: 'connect_failed',
+        kind: 'counter',
+        description: 'outgoing TLS connections that failed before the handshake completed',
+      },
       { name: 'framing_errors', kind: 'counter', description: 'TLS streams closed for bad framing' },
       { name: 'handshake_failed', kind: 'counter', description: 'TLS handshakes that failed or timed out' },
-      { name: 'refused_connections', kind: 'counter', description: 'TLS (and wss) connections refused or not opened at tls_max_connections' },
-      { name: 'cert_rejected', kind: 'counter', description: 'TLS connections closed because the peer certificate was missing or not trusted (verify/require)' },
+      {
+        name: 'refused_connections',
+        kind: 'counter',
+        description: 'TLS (and wss) connections refused or not opened at tls_max_connections',
+      },
+      {
+        name: 'cert_rejected',
+        kind: 'counter',
+        description: 'TLS connections closed because the peer certificate was missing or not trusted (verify/require)',
+      },
     ],
   },
   {
     group: 'ws',
     counters: [
-      { name: 'current_opened_connections', kind: 'gauge', description: 'open WebSocket connections, ws and wss (on a ws/wss listener: from the TCP accept)' },
+      {
+        name: 'current_opened_connections',
+        kind: 'gauge',
+        description: 'open WebSocket connections, ws and wss (on a ws/wss listener: from the TCP accept)',
+      },
       { name: 'established', kind: 'counter', description: 'WebSocket connections accepted' },
-      { name: 'connect_failed', kind: 'counter', description: 'messages for a WebSocket peer without a connection (they are never opened from here)' },
-      { name: 'framing_errors', kind: 'counter', description: 'WebSocket connections closed for a message over the size bound' },
+      {
+        name: 'connect_failed',
+        kind: 'counter',
+        description: 'messages for a WebSocket peer without a connection (they are never opened from here)',
+      },
+      {
+        name: 'framing_errors',
+        kind: 'counter',
+        description: 'WebSocket connections closed for a message over the size bound',
+      },
       { name: 'successful_handshakes', kind: 'counter', description: 'WebSocket upgrades accepted' },
       { name: 'failed_handshakes', kind: 'counter', description: 'WebSocket upgrades refused or timed out' },
       { name: 'received_frames', kind: 'counter', description: 'WebSocket messages received' },
       { name: 'transmitted_frames', kind: 'counter', description: 'WebSocket messages sent' },
-      { name: 'local_closed_connections', kind: 'counter', description: 'WebSocket connections closed from here (ws_close, ws.close)' },
-      { name: 'remote_closed_connections', kind: 'counter', description: 'WebSocket connections closed by the peer or lost' },
-      { name: 'keepalive_timeouts', kind: 'counter', description: 'WebSocket connections closed for not answering a ping' },
+      {
+        name: 'local_closed_connections',
+        kind: 'counter',
+        description: 'WebSocket connections closed from here (ws_close, ws.close)',
+      },
+      {
+        name: 'remote_closed_connections',
+        kind: 'counter',
+        description: 'WebSocket connections closed by the peer or lost',
+      },
+      {
+        name: 'keepalive_timeouts',
+        kind: 'counter',
+        description: 'WebSocket connections closed for not answering a ping',
+      },
     ],
   },
 ];
@@ -129,7 +202,10 @@ export class CounterLayout {
   readonly rowSlots: number;
   readonly rows: number;
 
-  constructor(groups: ReadonlyArray<{ group: string; counters: readonly CounterSpec[] }>, rows = FIRST_WORKER_ROW + MAX_WORKERS) {
+  constructor(
+    groups: ReadonlyArray<{ group: string; counters: readonly CounterSpec[] }>,
+    rows = FIRST_WORKER_ROW + MAX_WORKERS,
+  ) {
     const defs: CounterDef[] = [];
     const byId = new Map<string, CounterDef>();
     for (const g of groups) {

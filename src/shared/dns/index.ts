@@ -26,7 +26,12 @@ export function allocateDnsTables(p: DnsParams): DnsTables {
   };
 }
 
-export function threadDns(p: DnsParams, tables: DnsTables, sockets: readonly ListenSocket[], counters: Counters): { locator: Locator; blocklist: Blocklist } {
+export function threadDns(
+  p: DnsParams,
+  tables: DnsTables,
+  sockets: readonly ListenSocket[],
+  counters: Counters,
+): { locator: Locator; blocklist: Blocklist } {
   const records = new DnsRecords(p, tables.cache ? new SharedTable(tables.cache) : null, counters);
   const protos = [...new Set(sockets.map((s) => s.proto as HopProto))];
   const ipv6 = sockets.some((s) => s.ip.includes(':'));

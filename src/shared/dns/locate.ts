@@ -113,12 +113,20 @@ export class Locator {
     const d = uriDest(uri);
     if (d === null) throw new LocateError(`"${uri}" is not a sip/sips URI with a host`);
     if (isIP(d.host)) {
-      const proto = d.transport === 'wss' || d.transport === 'ws' ? d.transport : d.secure ? 'tls' : (d.transport ?? 'udp');
-      const hops = [{ proto, ip: d.host, port: d.port || (proto === 'tls' ? 5061 : proto === 'ws' ? 80 : proto === 'wss' ? 443 : 5060) }];
+      const proto =
+        d.transport === 'wss' || d.transport === 'ws' ? d.transport : d.secure ? 'tls' : (d.transport ?? 'udp');
+      const hops = [
+        {
+          proto,
+          ip: d.host,
+          port: d.port || (proto === 'tls' ? 5061 : proto === 'ws' ? 80 : proto === 'wss' ? 443 : 5060),
+        },
+      ];
       this.#remember(uri, { targets: [], expiresAt: Infinity, gen: this.#rec.generation, error: null, hops });
       return hops;
     }
-    if (d.transport === 'ws' || d.transport === 'wss') throw new LocateError(`"${uri}": a WebSocket peer is reached over its connection (by address), not by name`);
+    if (d.transport === 'ws' || d.transport === 'wss')
+      throw new LocateError(`"${uri}": a WebSocket peer is reached over its connection (by address), not by name`);
     const key = `${d.secure ? 's' : ''}|${d.host.toLowerCase()}|${d.port}|${d.transport ?? ''}`;
     const plan = this.#plans.get(key);
     if (plan !== undefined && plan.expiresAt > coarseNow && plan.gen === this.#rec.generation) {
@@ -156,7 +164,7 @@ export class Locator {
     const sorted = targets.slice().sort((a, b) => a.priority - b.priority);
     if (!this.#p.srvLb) return sorted;
     const out: PlanTarget[] = [];
-    for (let i = 0; i < sorted.length; ) {
+    for (let i = 0; i < sorted.length;) {
       let j = i;
       while (j < sorted.length && sorted[j]!.priority === sorted[i]!.priority) j++;
       // zero weights first, as RFC 2782 orders them before drawing
@@ -184,8 +192,15 @@ export class Locator {
       expiresAt = Math.min(expiresAt, a.expiresAt);
       return a;
     };
-    const q = async (type: 'A' | 'AAAA' | 'SRV' | 'NAPTR', name: string): Promise<Answer> => seen(await this.#rec.query(type, name));
-    const done = (targets: PlanTarget[], error: string | null = null): Plan => ({ targets, expiresAt, gen, error, hops: null });
+    const q = async (type: 'A' | 'AAAA' | 'SRV' | 'NAPTR', name: string): Promise<Answer> =>
+      seen(await this.#rec.query(type, name));
+    const done = (targets: PlanTarget[], error: string | null = null): Plan => ({
+      targets,
+      expiresAt,
+      gen,
+      error,
+      hops: null,
+    });
 
     const addresses = async (host: string): Promise<string[]> => {
       const a = await q('A', host);
@@ -198,7 +213,15 @@ export class Locator {
       expiresAt = Infinity;
       const ans = await q('SRV', name);
       const recs = ans.srv ?? [];
-      const targets = await Promise.all(recs.map(async (r) => ({ proto, port: r.port, priority: r.priority, weight: r.weight, addrs: await addresses(r.name) })));
+      const targets = await Promise.all(
+        recs.map(async (r) => ({
+          proto,
+          port: r.port,
+          priority: r.priority,
+          weight: r.weight,
+          addrs: await addresses(r.name),
+        })),
+      );
       if (recs.length > 0) this.#rec.store(`SRV:${name.toLowerCase()}`, { srv: recs }, (expiresAt - Date.now()) / 1000);
       expiresAt = Math.min(before, expiresAt);
       return targets.filter((t) => t.addrs.length > 0);
@@ -210,24 +233,34 @@ export class Locator {
       if (d.port !== 0 || (d.transport !== null && !usable(d.transport))) {
         const proto = d.secure ? 'tls' : (d.transport ?? 'udp');
         const addrs = await addresses(d.host);
-        return addrs.length ? done([{ proto, port: d.port || defaultPort(proto), priority: 0, weight: 0, addrs }]) : done([], `${d.host}: no address`);
+        return addrs.length
+          ? done([{ proto, port: d.port || defaultPort(proto), priority: 0, weight: 0, addrs }])
+          : done([], `${d.host}: no address`);
       }
       if (d.transport !== null || d.secure) {
         const proto = d.secure ? 'tls' : d.transport!;
         const t = await srv(SRV_PREFIX[proto as DnsProto] + d.host, proto);
         if (t.length) return done(t);
         const addrs = await addresses(d.host);
-        return addrs.length ? done([{ proto, port: defaultPort(proto), priority: 0, weight: 0, addrs }]) : done([], `${d.host}: no SRV and no address`);
+        return addrs.length
+          ? done([{ proto, port: defaultPort(proto), priority: 0, weight: 0, addrs }])
+          : done([], `${d.host}: no SRV and no address`);
       }
       if (this.#p.tryNaptr) {
         const n = await q('NAPTR', d.host);
         const recs = (n.naptr ?? [])
-          .filter((r) => r.flags.toLowerCase() === 's' && NAPTR_PROTO[r.service.toUpperCase()] !== undefined && usable(NAPTR_PROTO[r.service.toUpperCase()]!))
+          .filter(
+            (r) =>
+              r.flags.toLowerCase() === 's' &&
+              NAPTR_PROTO[r.service.toUpperCase()] !== undefined &&
+              usable(NAPTR_PROTO[r.service.toUpperCase()]!),
+          )
           .sort((a, b) => a.order - b.order || a.pref - b.pref);
         for (const r of recs) {
           const t = await srv(r.replacement, NAPTR_PROTO[r.service.toUpperCase()]!);
           if (t.length) {
-            if (n.naptr!.length > 0) this.#rec.store(`NAPTR:${d.host.toLowerCase()}`, { naptr: n.naptr! }, (expiresAt - Date.now()) / 1000);
+            if (n.naptr!.length > 0)
+              this.#rec.store(`NAPTR:${d.host.toLowerCase()}`, { naptr: n.naptr! }, (expiresAt - Date.now()) / 1000);
             return done(t);
           }
         }
@@ -238,7 +271,9 @@ export class Locator {
         if (t.length) return done(t);
       }
       const addrs = await addresses(d.host);
-      return addrs.length ? done([{ proto: 'udp', port: 5060, priority: 0, weight: 0, addrs }]) : done([], `${d.host}: no NAPTR, SRV or address record`);
+      return addrs.length
+        ? done([{ proto: 'udp', port: 5060, priority: 0, weight: 0, addrs }])
+        : done([], `${d.host}: no NAPTR, SRV or address record`);
     } catch (e) {
       if (e instanceof DnsFailure) throw new LocateError(`${d.host}: DNS gave no answer (${e.details})`, true);
       throw e;

@@ -58,7 +58,11 @@ export interface DnsCounters {
 }
 
 export function dnsCounters(c: Counters): DnsCounters {
-  return { queries: c.handle('dns:queries'), hits: c.handle('dns:cache_hits'), failed: c.handle('dns:failed_dns_request') };
+  return {
+    queries: c.handle('dns:queries'),
+    hits: c.handle('dns:cache_hits'),
+    failed: c.handle('dns:failed_dns_request'),
+  };
 }
 
 export class DnsRecords {
@@ -76,7 +80,10 @@ export class DnsRecords {
     this.#shared = p.useCache && p.cacheInit ? shared : null;
     this.#counters = counters;
     this.#c = dnsCounters(counters);
-    this.#resolver = new dnsp.Resolver({ timeout: p.retrTime > 0 ? p.retrTime * 1000 : -1, tries: p.retrNo >= 0 ? p.retrNo + 1 : 4 });
+    this.#resolver = new dnsp.Resolver({
+      timeout: p.retrTime > 0 ? p.retrTime * 1000 : -1,
+      tries: p.retrNo >= 0 ? p.retrNo + 1 : 4,
+    });
     if (p.servers.length > 0) this.#resolver.setServers(p.servers);
   }
 
@@ -145,12 +152,24 @@ export class DnsRecords {
         ttl = recs.length > 0 ? Math.min(...recs.map((x) => x.ttl)) : this.#p.negativeTtl;
       } else if (type === 'SRV') {
         const recs = await r.resolveSrv(name);
-        data = { srv: recs.filter((x) => x.name !== '' && x.name !== '.').map((x) => ({ name: x.name, port: x.port, priority: x.priority, weight: x.weight })) };
+        data = {
+          srv: recs
+            .filter((x) => x.name !== '' && x.name !== '.')
+            .map((x) => ({ name: x.name, port: x.port, priority: x.priority, weight: x.weight })),
+        };
         // node:dns gives no TTL for SRV and NAPTR: the locator stores them again with their chain's TTL
         ttl = this.#p.negativeTtl;
       } else {
         const recs = await r.resolveNaptr(name);
-        data = { naptr: recs.map((x) => ({ order: x.order, pref: x.preference, flags: x.flags, service: x.service, replacement: x.replacement })) };
+        data = {
+          naptr: recs.map((x) => ({
+            order: x.order,
+            pref: x.preference,
+            flags: x.flags,
+            service: x.service,
+            replacement: x.replacement,
+          })),
+        };
         ttl = this.#p.negativeTtl;
       }
     } catch (e) {

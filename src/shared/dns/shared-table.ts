@@ -67,7 +67,12 @@ export class SharedTable {
       const s = this.#find(b, k);
       if (s >= 0) {
         const exp = this.#f64[(s + 16) >> 3]!;
-        if (exp > now) found = { key, value: this.#u8.toString('utf8', s + 24 + KEY_MAX, s + 24 + KEY_MAX + this.#i32[(s + 8) >> 2]!), expiresAt: exp };
+        if (exp > now)
+          found = {
+            key,
+            value: this.#u8.toString('utf8', s + 24 + KEY_MAX, s + 24 + KEY_MAX + this.#i32[(s + 8) >> 2]!),
+            expiresAt: exp,
+          };
       }
       if (Atomics.load(this.#i32, seqAt) === seq || spins >= SPIN_LIMIT) return found;
     }

@@ -132,7 +132,8 @@ export class PortBus implements Bus {
     const h = this.#handlers.get(w.t!);
     const q = w.q;
     if (!h) {
-      if (q !== undefined) port.postMessage({ r: q, e: `no handler for "${w.t}" in thread ${this.self}` } satisfies Wire);
+      if (q !== undefined)
+        port.postMessage({ r: q, e: `no handler for "${w.t}" in thread ${this.self}` } satisfies Wire);
       return;
     }
     let out: unknown;

@@ -64,7 +64,16 @@ export interface RecordHead {
 }
 
 /** write one record; false when the ring is full (caller counts the drop) */
-export function writeRecord(w: RingWriter, kind: number, proto: number, ip: string, port: number, connId: number, socketIdx: number, body: Uint8Array): boolean {
+export function writeRecord(
+  w: RingWriter,
+  kind: number,
+  proto: number,
+  ip: string,
+  port: number,
+  connId: number,
+  socketIdx: number,
+  body: Uint8Array,
+): boolean {
   const ipLen = ip.length;
   const off = w.reserve(HDR + ipLen + body.length);
   if (off < 0) return false;

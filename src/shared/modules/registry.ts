@@ -33,7 +33,38 @@ import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
 import type { ModuleExports } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [core, restClient, json, tmModule, rr, sanity, mi, usrloc, registrar, accModule, auth, authDb, db, domain, permissions, counters, eventXmlrpc, httpClient, evapi, htable, pike, dispatcher, nathelper, rtpproxy, rtpengine, dialog, tls, tlsMgm, websocket, xhttp];
+export const BUILTIN_MODULES: readonly ModuleExports[] = [
+  core,
+  restClient,
+  json,
+  tmModule,
+  rr,
+  sanity,
+  mi,
+  usrloc,
+  registrar,
+  accModule,
+  auth,
+  authDb,
+  db,
+  domain,
+  permissions,
+  counters,
+  eventXmlrpc,
+  httpClient,
+  evapi,
+  htable,
+  pike,
+  dispatcher,
+  nathelper,
+  rtpproxy,
+  rtpengine,
+  dialog,
+  tls,
+  tlsMgm,
+  websocket,
+  xhttp,
+];
 
 const byName = new Map<string, ModuleExports>();
 for (const m of BUILTIN_MODULES) {

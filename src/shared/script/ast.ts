@@ -23,7 +23,8 @@ export type Stmt =
   | { type: 'Assign'; target: Expr & { type: 'Pvar' }; op: '=' | ':=' | '+='; value: Expr; pos: SourcePos }
   | { type: 'ExprStmt'; expr: Expr; pos: SourcePos };
 
-export type RouteKindName = 'request' | 'route' | 'failure' | 'onreply' | 'branch' | 'event' | 'startup' | 'timer' | 'error' | 'local';
+export type RouteKindName =
+  'request' | 'route' | 'failure' | 'onreply' | 'branch' | 'event' | 'startup' | 'timer' | 'error' | 'local';
 
 export interface RouteDecl {
   kind: RouteKindName;

@@ -9,7 +9,18 @@
  * does) becomes an async function; every other route stays synchronous.
  */
 import { CfgError, NO_EFFECT, SwitchyardError, type CfgWarning, type ErrorCode, type SourcePos } from '../errors.js';
-import type { ArgSpec, CheckContext, FunctionSpec, ModuleExports, PvarRef, PvarSpec, RouteFn, ScriptContext, TransformationSpec, Value } from '../modules/types.js';
+import type {
+  ArgSpec,
+  CheckContext,
+  FunctionSpec,
+  ModuleExports,
+  PvarRef,
+  PvarSpec,
+  RouteFn,
+  ScriptContext,
+  TransformationSpec,
+  Value,
+} from '../modules/types.js';
 import { RouteKind } from '../modules/types.js';
 import { parseUri } from '../sip/uri.js';
 import type { Expr, Program, RouteDecl, Stmt } from './ast.js';
@@ -61,13 +72,17 @@ function routeKey(r: { kind: RouteDecl['kind']; name: string }): string {
 
 function enter(ctx: ScriptContext): void {
   const d = ((ctx.ext.routeDepth as number | undefined) ?? 0) + 1;
-  if (d > MAX_ROUTE_DEPTH) throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `route() calls nested deeper than ${MAX_ROUTE_DEPTH}`);
+  if (d > MAX_ROUTE_DEPTH)
+    throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `route() calls nested deeper than ${MAX_ROUTE_DEPTH}`);
   ctx.ext.routeDepth = d;
 }
 
 /** a JavaScript identifier made of a hint ("xlog", "$hdr(Via)") for the generated code */
 function ident(hint: string): string {
-  const id = hint.replace(/^\$/, '').replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+  const id = hint
+    .replace(/^\$/, '')
+    .replace(/[^A-Za-z0-9_]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   return id === '' ? 'v' : /^\d/.test(id) ? `_${id}` : id;
 }
 
@@ -127,7 +142,9 @@ const H = {
   at(e: unknown, pos: SourcePos): never {
     if (e instanceof SwitchyardError && e.code === 'SY_ERR_SCRIPT_RUNTIME' && /^\S+:\d+:\d+: /.test(e.message)) throw e;
     const why = e instanceof SwitchyardError ? e.details : e instanceof Error ? e.message : String(e);
-    const err = new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `${pos.file}:${pos.line}:${pos.column}: ${why}`, { cause: e });
+    const err = new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `${pos.file}:${pos.line}:${pos.column}: ${why}`, {
+      cause: e,
+    });
     err.message = err.details;
     throw err;
   },
@@ -146,7 +163,9 @@ const H = {
     }
     if (timeoutSec > 0) {
       let timer: NodeJS.Timeout;
-      const expiry = new Promise<number>((resolve) => (timer = setTimeout(resolve, timeoutSec * 1000, ASYNC_TIMEOUT_RC)));
+      const expiry = new Promise<number>(
+        (resolve) => (timer = setTimeout(resolve, timeoutSec * 1000, ASYNC_TIMEOUT_RC)),
+      );
       p = Promise.race([p.finally(() => clearTimeout(timer)), expiry]);
     }
     ctx.svc.suspend(ctx, p, resume);
@@ -289,7 +308,10 @@ export class Codegen {
     // route functions are declarations: route(X) calls them by name
     for (const [key, r] of this.#routes) {
       const kind = r.kind === 'route' ? 'route' : `${r.kind}_route`;
-      this.#routeFns.set(key, this.#uniqueName(r.name === '' ? kind : `${kind}_${ident(r.name).replace(/^_(?=\d)/, '')}`));
+      this.#routeFns.set(
+        key,
+        this.#uniqueName(r.name === '' ? kind : `${kind}_${ident(r.name).replace(/^_(?=\d)/, '')}`),
+      );
     }
     const routes: string[] = [];
     for (const [key, r] of this.#routes) {
@@ -312,11 +334,14 @@ export class Codegen {
       );
     }
     const prefix = this.#input.logPrefix;
-    if (prefix) routes.push(`function log_prefix(ctx) {`, `  return ${this.#format(prefix.text, prefix.pos, 'str')};`, `}`);
+    if (prefix)
+      routes.push(`function log_prefix(ctx) {`, `  return ${this.#format(prefix.text, prefix.pos, 'str')};`, `}`);
     const consts = [...this.#bound.values()].map((name, i) => `const ${name} = K[${i}];`);
     const table = [...this.#routeFns].map(([key, fname]) => `R.set(${JSON.stringify(key)}, ${fname});`);
     if (prefix) table.push('R.set("log_prefix", log_prefix);');
-    const js = ['"use strict";', ...consts, '', ...routes, '', 'const R = new Map();', ...table, 'return R;'].join('\n');
+    const js = ['"use strict";', ...consts, '', ...routes, '', 'const R = new Map();', ...table, 'return R;'].join(
+      '\n',
+    );
     const K = this.#K;
     const build = (): RouteTable => {
       const R = new Function('K', 'H', js)(K, H) as Map<string, RouteFn>;
@@ -385,7 +410,12 @@ export class Codegen {
         const at = this.#stmtPos(s.pos);
         const tests = s.cases.flatMap((c) => (c.test ? [c.test] : []));
         // constant case labels are one array bound at compile time
-        const labels = tests.every((c) => c.type === 'Literal') ? this.#k(tests.map((c) => (c as { value: Value }).value), 'cases') : `[${tests.map((c) => this.#expr(c)).join(', ')}]`;
+        const labels = tests.every((c) => c.type === 'Literal')
+          ? this.#k(
+              tests.map((c) => (c as { value: Value }).value),
+              'cases',
+            )
+          : `[${tests.map((c) => this.#expr(c)).join(', ')}]`;
         const hasDefault = s.cases.some((c) => c.test === null);
         let out = `${ind}${at}\n${ind}switch (H.caseIndex(${this.#expr(s.disc)}, ${labels})) {\n`;
         let idx = 0;
@@ -504,7 +534,8 @@ export class Codegen {
     if (e.type !== 'Binary' || !ARITH.has(e.op)) return e;
     const l = this.#fold(e.left);
     const r = this.#fold(e.right);
-    if (l.type !== 'Literal' || r.type !== 'Literal' || l.value === null || r.value === null) return l === e.left && r === e.right ? e : { ...e, left: l, right: r };
+    if (l.type !== 'Literal' || r.type !== 'Literal' || l.value === null || r.value === null)
+      return l === e.left && r === e.right ? e : { ...e, left: l, right: r };
     if ((e.op === '/' || e.op === '%') && RT.int(r.value) === 0) {
       this.#err('SY_ERR_CFG_BAD_VALUE', e.pos, e.op === '/' ? 'division by zero' : 'modulo by zero');
       return e;
@@ -533,7 +564,10 @@ export class Codegen {
       return `${op === '!=' ? '!' : ''}H.myself(ctx, ${this.#expr(other)})`;
     }
     // `proto == udp`: the bare word is compared case-insensitively
-    const lower = (x: Expr, y: Expr): string => (x.type === 'Keyword' && x.name === 'proto' && y.type === 'Literal' && typeof y.value === 'string' ? JSON.stringify(y.value.toLowerCase()) : this.#expr(y));
+    const lower = (x: Expr, y: Expr): string =>
+      x.type === 'Keyword' && x.name === 'proto' && y.type === 'Literal' && typeof y.value === 'string'
+        ? JSON.stringify(y.value.toLowerCase())
+        : this.#expr(y);
     const l = this.#expr(left);
     const r = lower(left, right);
     switch (op) {
@@ -612,10 +646,15 @@ export class Codegen {
     if (syn.name === 'sel') return this.#select(syn.arg ?? '', pos);
     const spec = this.#pvars.get(syn.name);
     if (spec === undefined) {
-      this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `unknown pseudo-variable "$${syn.name}"${this.#whoHas('pvar', syn.name)}`);
+      this.#err(
+        'SY_ERR_CFG_UNKNOWN_PVAR',
+        pos,
+        `unknown pseudo-variable "$${syn.name}"${this.#whoHas('pvar', syn.name)}`,
+      );
       return null;
     }
-    if (spec.arg === 'required' && syn.arg === undefined) this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `"$${syn.name}" needs a name: $${syn.name}(…)`);
+    if (spec.arg === 'required' && syn.arg === undefined)
+      this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `"$${syn.name}" needs a name: $${syn.name}(…)`);
     return this.#withIndexAndTrans(spec, syn, pos);
   }
 
@@ -639,7 +678,7 @@ export class Codegen {
     if (!spec.dynamicArg || arg === undefined || !arg.includes('$')) return null;
     const parts: Array<string | ((ctx: ScriptContext) => Value)> = [];
     let lit = '';
-    for (let i = 0; i < arg.length; ) {
+    for (let i = 0; i < arg.length;) {
       const end = arg[i] === '$' ? pvarEnd(arg, i) : i + 1;
       if (end > i + 1) {
         if (lit) parts.push(lit);
@@ -665,20 +704,26 @@ export class Codegen {
   #withIndexAndTrans(spec: PvarSpec, syn: PvarSyntax, pos: SourcePos): (ctx: ScriptContext) => Value {
     const arg = syn.arg;
     const dyn = this.#dynArg(spec, arg, pos);
-    let get: (ctx: ScriptContext) => Value = dyn === null ? (ctx) => spec.get(ctx, arg) : (ctx) => spec.get(ctx, dyn(ctx));
+    let get: (ctx: ScriptContext) => Value =
+      dyn === null ? (ctx) => spec.get(ctx, arg) : (ctx) => spec.get(ctx, dyn(ctx));
     if (syn.index !== undefined) {
       if (!spec.all) this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `"$${syn.name}" has no index`);
       else {
         const all = spec.all;
         const index = syn.index === '*' ? '*' : Number(syn.index);
-        if (index !== '*' && !Number.isInteger(index)) this.#err('SY_ERR_CFG_BAD_VALUE', pos, `bad index "${syn.index}"`);
+        if (index !== '*' && !Number.isInteger(index))
+          this.#err('SY_ERR_CFG_BAD_VALUE', pos, `bad index "${syn.index}"`);
         get = (ctx) => RT.pick(all.call(spec, ctx, arg), index);
       }
     }
     for (const t of syn.trans) {
       const tr = this.#trans.get(t.name);
       if (tr === undefined) {
-        this.#err('SY_ERR_CFG_UNKNOWN_PVAR', pos, `unknown transformation "{${t.name}}"${this.#whoHas('trans', t.name)}`);
+        this.#err(
+          'SY_ERR_CFG_UNKNOWN_PVAR',
+          pos,
+          `unknown transformation "{${t.name}}"${this.#whoHas('trans', t.name)}`,
+        );
         continue;
       }
       const args = t.args.map((a) => {
@@ -693,7 +738,11 @@ export class Codegen {
         const fixed = args as string[];
         get = (ctx) => tr.apply(prev(ctx), fixed);
       } else {
-        get = (ctx) => tr.apply(prev(ctx), args.map((a) => (typeof a === 'string' ? a : a(ctx))));
+        get = (ctx) =>
+          tr.apply(
+            prev(ctx),
+            args.map((a) => (typeof a === 'string' ? a : a(ctx))),
+          );
       }
     }
     return get;
@@ -703,7 +752,14 @@ export class Codegen {
   #pvarGet(e: { text: string; pos: SourcePos }): string {
     const syn = parsePvarText(e.text);
     const spec = syn ? this.#pvars.get(syn.name) : undefined;
-    if (syn && spec && syn.index === undefined && syn.trans.length === 0 && syn.name !== 'cfg_line' && !(spec.arg === 'required' && syn.arg === undefined)) {
+    if (
+      syn &&
+      spec &&
+      syn.index === undefined &&
+      syn.trans.length === 0 &&
+      syn.name !== 'cfg_line' &&
+      !(spec.arg === 'required' && syn.arg === undefined)
+    ) {
       return `${this.#k(spec, `pv_${spec.name}`)}.get(ctx${syn.arg === undefined ? '' : `, ${this.#argCode(spec, syn.arg, e.pos)}`})`;
     }
     if (syn?.name === 'cfg_line') return String(e.pos.line);
@@ -724,7 +780,11 @@ export class Codegen {
     }
     const get = this.#withIndexAndTrans(spec, syn, pos);
     const dyn = this.#dynArg(spec, syn.arg, pos);
-    const ref: PvarRef = { name: text, get, set: dyn === null ? (ctx, v) => spec.set!(ctx, v, syn.arg) : (ctx, v) => spec.set!(ctx, v, dyn(ctx)) };
+    const ref: PvarRef = {
+      name: text,
+      get,
+      set: dyn === null ? (ctx, v) => spec.set!(ctx, v, syn.arg) : (ctx, v) => spec.set!(ctx, v, dyn(ctx)),
+    };
     return this.#k(ref, `ref_${text}`);
   }
 
@@ -752,7 +812,12 @@ export class Codegen {
 
   #whoHas(what: 'fn' | 'pvar' | 'trans', name: string): string {
     for (const m of this.#allModules) {
-      const has = what === 'fn' ? m.functions.some((f) => f.name === name) : what === 'pvar' ? m.pvars?.some((p) => p.name === name) : m.transformations?.some((t) => t.name === name);
+      const has =
+        what === 'fn'
+          ? m.functions.some((f) => f.name === name)
+          : what === 'pvar'
+            ? m.pvars?.some((p) => p.name === name)
+            : m.transformations?.some((t) => t.name === name);
       if (has) return ` — missing loadmodule "${m.name}.so"?`;
     }
     return '';
@@ -774,7 +839,13 @@ export class Codegen {
       return '1';
     }
     const fname = this.#routeFns.get(key)!;
-    const params = e.args.length > 1 ? `, [${e.args.slice(1).map((p) => (p === null ? 'null' : this.#expr(p))).join(', ')}]` : '';
+    const params =
+      e.args.length > 1
+        ? `, [${e.args
+            .slice(1)
+            .map((p) => (p === null ? 'null' : this.#expr(p)))
+            .join(', ')}]`
+        : '';
     return this.#async.has(key) ? `(await H.routeAsync(ctx, ${fname}${params}))` : `H.route(ctx, ${fname}${params})`;
   }
 
@@ -808,7 +879,11 @@ export class Codegen {
     }
     const spec = this.#fn(inner.name, inner.args.length);
     if (spec === undefined) {
-      this.#err('SY_ERR_CFG_UNKNOWN_FUNCTION', inner.pos, `unknown function "${inner.name}"${this.#whoHas('fn', inner.name)}`);
+      this.#err(
+        'SY_ERR_CFG_UNKNOWN_FUNCTION',
+        inner.pos,
+        `unknown function "${inner.name}"${this.#whoHas('fn', inner.name)}`,
+      );
       return '1';
     }
     if (!spec.asyncCapable) {
@@ -818,13 +893,15 @@ export class Codegen {
     let resumeRef = 'null';
     if (resume && resume.type === 'Literal') {
       const key = `route:${resume.value}`;
-      if (!this.#routes.has(key)) this.#err('SY_ERR_CFG_UNKNOWN_ROUTE', resume.pos, `unknown resume route "${resume.value}"`);
+      if (!this.#routes.has(key))
+        this.#err('SY_ERR_CFG_UNKNOWN_ROUTE', resume.pos, `unknown resume route "${resume.value}"`);
       else resumeRef = this.#routeFns.get(key)!;
     } else if (resume) this.#err('SY_ERR_CFG_BAD_VALUE', resume.pos, 'async(): the resume route must be a route name');
     const args = this.#args(spec, inner);
     let timeoutSec = '';
     if (timeout) {
-      if (timeout.type === 'Literal' && (typeof timeout.value !== 'number' || timeout.value <= 0)) this.#err('SY_ERR_CFG_BAD_VALUE', timeout.pos, 'async(): the timeout is a number of seconds above 0');
+      if (timeout.type === 'Literal' && (typeof timeout.value !== 'number' || timeout.value <= 0))
+        this.#err('SY_ERR_CFG_BAD_VALUE', timeout.pos, 'async(): the timeout is a number of seconds above 0');
       else timeoutSec = `, H.int(${this.#expr(timeout)})`;
     }
     return `H.async(ctx, () => ${this.#k(spec.fn, inner.name)}(ctx${args.map((a) => ', ' + a).join('')}), ${resumeRef}${timeoutSec})`;
@@ -842,13 +919,18 @@ export class Codegen {
       return [];
     }
     const routes = spec.routes ?? 0x1ff;
-    if ((KIND_MASK[this.#kind] & routes) === 0) this.#err('SY_ERR_CFG_ROUTE_KIND', e.pos, `${e.name}() cannot be used in ${this.#kind}_route`);
-    if (spec.noEffect !== undefined) this.warnings.push({ pos: e.pos, message: `${e.name}() ${NO_EFFECT}: ${spec.noEffect}` });
+    if ((KIND_MASK[this.#kind] & routes) === 0)
+      this.#err('SY_ERR_CFG_ROUTE_KIND', e.pos, `${e.name}() cannot be used in ${this.#kind}_route`);
+    if (spec.noEffect !== undefined)
+      this.warnings.push({ pos: e.pos, message: `${e.name}() ${NO_EFFECT}: ${spec.noEffect}` });
     e.args.forEach((a, i) => {
       const note = spec.args[i]!.noEffect;
-      if (a !== null && note !== undefined) this.warnings.push({ pos: a.pos, message: `argument ${i + 1} of ${e.name}() ${NO_EFFECT}: ${note}` });
+      if (a !== null && note !== undefined)
+        this.warnings.push({ pos: a.pos, message: `argument ${i + 1} of ${e.name}() ${NO_EFFECT}: ${note}` });
     });
-    const args = e.args.map((a, i) => (spec.args[i]!.lazy ? `() => (${this.#arg(spec.args[i]!, a, e)})` : this.#arg(spec.args[i]!, a, e)));
+    const args = e.args.map((a, i) =>
+      spec.args[i]!.lazy ? `() => (${this.#arg(spec.args[i]!, a, e)})` : this.#arg(spec.args[i]!, a, e),
+    );
     if (WITH_LINE.has(e.name)) args[args.length - 1] = `${JSON.stringify(`${e.pos.line}:`)} + ${args[args.length - 1]}`;
     return args;
   }
@@ -867,11 +949,15 @@ export class Codegen {
           const bad = /\$[A-Za-z({]/.test(text) ? null : spec.check(text, this.#checkCx);
           if (bad) this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `${call.name}(): ${bad}`);
         }
-        if (a.type === 'Literal') return typeof a.value === 'string' && a.quoted ? this.#format(a.value, a.pos, XLOG_LIKE.has(call.name) ? 'fmt' : 'str') : JSON.stringify(RT.str(a.value));
+        if (a.type === 'Literal')
+          return typeof a.value === 'string' && a.quoted
+            ? this.#format(a.value, a.pos, XLOG_LIKE.has(call.name) ? 'fmt' : 'str')
+            : JSON.stringify(RT.str(a.value));
         return `H.str(${this.#expr(a)})`;
       case 'int':
         // "$var(x)": an integer-or-pvar argument (Kamailio's igp fixups), read at run time
-        if (a.type === 'Literal' && typeof a.value === 'string' && a.quoted && /\$[A-Za-z({]/.test(a.value)) return `H.int(${this.#format(a.value, a.pos, 'str')})`;
+        if (a.type === 'Literal' && typeof a.value === 'string' && a.quoted && /\$[A-Za-z({]/.test(a.value))
+          return `H.int(${this.#format(a.value, a.pos, 'str')})`;
         if (a.type === 'Literal') {
           const n = typeof a.value === 'number' ? a.value : Number(a.value);
           if (!Number.isInteger(n)) {
@@ -882,7 +968,8 @@ export class Codegen {
         }
         return `H.int(${this.#expr(a)})`;
       case 'pvar': {
-        const text = a.type === 'Pvar' ? a.text : a.type === 'Literal' && typeof a.value === 'string' ? a.value.trim() : '';
+        const text =
+          a.type === 'Pvar' ? a.text : a.type === 'Literal' && typeof a.value === 'string' ? a.value.trim() : '';
         if (!text.startsWith('$') || pvarEnd(text, 0) !== text.length) {
           this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `${call.name}(): expected a writable pseudo-variable`);
           return 'null';

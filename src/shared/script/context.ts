@@ -32,7 +32,15 @@ const FAKE_REQUEST = Buffer.from(
   'OPTIONS sip:you@switchyard.invalid SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKswitchyard.fake\r\nFrom: <sip:you@switchyard.invalid>;tag=fake\r\nTo: <sip:you@switchyard.invalid>\r\nCall-ID: switchyard.fake\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n',
   'latin1',
 );
-const FAKE_RCV: ReceiveInfo = { proto: 'udp', srcIp: '127.0.0.1', srcPort: 9, dstIp: '127.0.0.1', dstPort: 9, socketIdx: 0, connId: 0 };
+const FAKE_RCV: ReceiveInfo = {
+  proto: 'udp',
+  srcIp: '127.0.0.1',
+  srcPort: 9,
+  dstIp: '127.0.0.1',
+  dstPort: 9,
+  socketIdx: 0,
+  connId: 0,
+};
 
 export function fakeScriptContext(svc: ScriptServices, routeKind: number): ScriptContext {
   return newScriptContext(parseSipMessage(FAKE_REQUEST) as unknown as SipMsg, FAKE_RCV, svc, routeKind);

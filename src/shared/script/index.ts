@@ -140,7 +140,8 @@ const dnsFlag = (k: DnsFlag): Setter => intParam((c, n) => (c.dns[k] = n !== 0))
 function dnsInt(k: DnsInt, min: number): Setter {
   return (core, v, pos, errors) => {
     const n = intOf(v);
-    if (n === null || n < min) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `expected a number ≥ ${min}, found "${v}"`));
+    if (n === null || n < min)
+      errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `expected a number ≥ ${min}, found "${v}"`));
     else core.dns[k] = n;
   };
 }
@@ -158,7 +159,14 @@ const CORE: Record<string, Setter> = {
   log_prefix: (c, v) => void (c.logPrefix = String(v)),
   log_facility: (c, v, pos, errors) => {
     const f = String(v).toUpperCase();
-    if (!(f in FACILITIES)) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `unknown log facility "${v}" (LOG_DAEMON, LOG_LOCAL0 … LOG_LOCAL7, …)`));
+    if (!(f in FACILITIES))
+      errors.push(
+        new CfgError(
+          'SY_ERR_CFG_BAD_VALUE',
+          pos,
+          `unknown log facility "${v}" (LOG_DAEMON, LOG_LOCAL0 … LOG_LOCAL7, …)`,
+        ),
+      );
     else c.logFacility = f;
   },
   log_name: (c, v) => void (c.logName = String(v)),
@@ -204,9 +212,12 @@ const CORE: Record<string, Setter> = {
   enable_tls: intParam((c, n) => (c.enableTls = n !== 0)),
   // switchyard's own
   dns_nameservers: (c, v, pos, errors) => {
-    const list = String(v).split(/[\s,]+/).filter((x) => x !== '');
+    const list = String(v)
+      .split(/[\s,]+/)
+      .filter((x) => x !== '');
     const bad = list.find((x) => !/^(\d{1,3}(\.\d{1,3}){3}(:\d+)?|\[[0-9a-f:.]+\](:\d+)?|[0-9a-f:]+)$/i.test(x));
-    if (bad !== undefined) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `dns_nameservers: "${bad}" is not ip[:port]`));
+    if (bad !== undefined)
+      errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `dns_nameservers: "${bad}" is not ip[:port]`));
     else c.dns.servers = list;
   },
   ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
@@ -238,23 +249,64 @@ export function coreParamNames(): { effective: string[]; ignored: string[] } {
 }
 
 function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): CoreParams {
-  const core: CoreParams = { children: null, listen: [], logLevel: null, logStderror: false, alias: [], port: null, advertisedAddress: null, advertisedPort: null, exitTimeout: null, workerWatchdog: 10, mpath: '', tcpConnectionLifetime: null, tcpMaxConnections: null, tlsMaxConnections: null, tcpConnectTimeout: null, tcpRdBufSize: null, enableTls: null, ipcWakeDelay: 0, udpWorkerSend: true, logPrefix: null, logFacility: 'LOG_DAEMON', logName: 'switchyard', user: null, group: null, workdir: null, dns: defaultDnsParams(), ignored: [] };
+  const core: CoreParams = {
+    children: null,
+    listen: [],
+    logLevel: null,
+    logStderror: false,
+    alias: [],
+    port: null,
+    advertisedAddress: null,
+    advertisedPort: null,
+    exitTimeout: null,
+    workerWatchdog: 10,
+    mpath: '',
+    tcpConnectionLifetime: null,
+    tcpMaxConnections: null,
+    tlsMaxConnections: null,
+    tcpConnectTimeout: null,
+    tcpRdBufSize: null,
+    enableTls: null,
+    ipcWakeDelay: 0,
+    udpWorkerSend: true,
+    logPrefix: null,
+    logFacility: 'LOG_DAEMON',
+    logName: 'switchyard',
+    user: null,
+    group: null,
+    workdir: null,
+    dns: defaultDnsParams(),
+    ignored: [],
+  };
   for (const g of prog.globals) {
     const set = CORE[CORE_PARAM_NAMES[g.name] ?? g.name];
     if (set) set(core, g.value, g.pos, errors);
     else if (IGNORED.has(g.name)) {
       core.ignored.push(g.name);
       warnings.push({ pos: g.pos, message: `core parameter "${g.name}" ${NO_EFFECT}` });
-    }
-    else {
+    } else {
       const near = closest(g.name, [...Object.keys(CORE_PARAM_NAMES), ...Object.keys(CORE), ...IGNORED]);
-      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_PARAM', g.pos, `unknown core parameter "${g.name}"${near ? ` — did you mean "${near}"?` : ''}`));
+      errors.push(
+        new CfgError(
+          'SY_ERR_CFG_UNKNOWN_PARAM',
+          g.pos,
+          `unknown core parameter "${g.name}"${near ? ` — did you mean "${near}"?` : ''}`,
+        ),
+      );
     }
   }
   return core;
 }
 
-function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: Set<string>, overrides: readonly string[], errors: CfgError[], warnings: CfgWarning[], cfgFile: string): Map<string, Map<string, number | string | Array<number | string>>> {
+function modparams(
+  prog: Program,
+  loaded: Map<string, ModuleExports>,
+  missing: Set<string>,
+  overrides: readonly string[],
+  errors: CfgError[],
+  warnings: CfgWarning[],
+  cfgFile: string,
+): Map<string, Map<string, number | string | Array<number | string>>> {
   const out = new Map<string, Map<string, number | string | Array<number | string>>>();
   for (const m of loaded.values()) {
     const values = new Map<string, number | string | Array<number | string>>();
@@ -275,35 +327,69 @@ function modparams(prog: Program, loaded: Map<string, ModuleExports>, missing: S
     items.push({ module: m[1]!, param: m[2]!, value: /^-?\d+$/.test(m[3]!) ? Number(m[3]) : m[3]!, pos });
   }
   // Kamailio takes the module name as a regular expression: "nathelper|registrar" sets both
-  for (const mp of items.flatMap((i) => (/^[\w|]+$/.test(i.module) && i.module.includes('|') ? i.module.split('|').filter((m) => m !== '').map((m) => ({ ...i, module: m })) : [i]))) {
+  for (const mp of items.flatMap((i) =>
+    /^[\w|]+$/.test(i.module) && i.module.includes('|')
+      ? i.module
+          .split('|')
+          .filter((m) => m !== '')
+          .map((m) => ({ ...i, module: m }))
+      : [i],
+  )) {
     const name = moduleNameOf(mp.module);
     if (missing.has(name)) continue; // the missing module is already reported
     const mod = findModule(name);
     if (mod === undefined || !loaded.has(mod.name)) {
-      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', mp.pos, `modparam for module "${mp.module}", which is not loaded (loadmodule "${name}.so")`));
+      errors.push(
+        new CfgError(
+          'SY_ERR_CFG_UNKNOWN_MODULE',
+          mp.pos,
+          `modparam for module "${mp.module}", which is not loaded (loadmodule "${name}.so")`,
+        ),
+      );
       continue;
     }
     const spec = mod.params.find((p) => p.name === mp.param);
     if (spec === undefined) {
-      const near = closest(mp.param, mod.params.map((p) => p.name));
-      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_PARAM', mp.pos, `unknown parameter "${mp.param}" of module "${mp.module}"${near ? ` — did you mean "${near}"?` : ''}`));
+      const near = closest(
+        mp.param,
+        mod.params.map((p) => p.name),
+      );
+      errors.push(
+        new CfgError(
+          'SY_ERR_CFG_UNKNOWN_PARAM',
+          mp.pos,
+          `unknown parameter "${mp.param}" of module "${mp.module}"${near ? ` — did you mean "${near}"?` : ''}`,
+        ),
+      );
       continue;
     }
     let v: number | string = mp.value;
     if (spec.type === 'int') {
       const n = intOf(v);
       if (n === null) {
-        errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}" takes an integer, found "${v}"`));
+        errors.push(
+          new CfgError(
+            'SY_ERR_CFG_BAD_VALUE',
+            mp.pos,
+            `parameter "${mp.param}" of module "${mp.module}" takes an integer, found "${v}"`,
+          ),
+        );
         continue;
       }
       v = n;
     } else v = String(v);
     const bad = spec.check?.(v, { cfgFile });
     if (bad) {
-      errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}": ${bad}`));
+      errors.push(
+        new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}": ${bad}`),
+      );
       continue;
     }
-    if (spec.noEffect !== undefined) warnings.push({ pos: mp.pos, message: `parameter "${mp.param}" of module "${mp.module}" ${NO_EFFECT}: ${spec.noEffect}` });
+    if (spec.noEffect !== undefined)
+      warnings.push({
+        pos: mp.pos,
+        message: `parameter "${mp.param}" of module "${mp.module}" ${NO_EFFECT}: ${spec.noEffect}`,
+      });
     const values = out.get(mod.name)!;
     if (spec.multi) (values.get(spec.name) as Array<number | string>).push(v);
     else values.set(spec.name, v);
@@ -327,7 +413,13 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     if (mod === undefined) {
       const name = moduleNameOf(lm.path);
       missing.add(name);
-      errors.push(new CfgError('SY_ERR_CFG_UNKNOWN_MODULE', lm.pos, `module "${name}" is not available in switchyard (switchyard has: ${moduleNames().join(', ')})`));
+      errors.push(
+        new CfgError(
+          'SY_ERR_CFG_UNKNOWN_MODULE',
+          lm.pos,
+          `module "${name}" is not available in switchyard (switchyard has: ${moduleNames().join(', ')})`,
+        ),
+      );
     } else loaded.set(mod.name, mod);
   }
   const params = modparams(program, loaded, missing, opts.overrides ?? [], errors, warnings, opts.file);
@@ -337,8 +429,11 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     if (bad) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', lm.pos, `module "${mod!.name}": ${bad}`));
   }
 
-  const prefixDecl = program.globals.filter((g) => CORE_PARAM_NAMES[g.name] === 'log_prefix' || g.name === 'log_prefix').pop();
-  const logPrefix = prefixDecl && String(prefixDecl.value) !== '' ? { text: String(prefixDecl.value), pos: prefixDecl.pos } : null;
+  const prefixDecl = program.globals
+    .filter((g) => CORE_PARAM_NAMES[g.name] === 'log_prefix' || g.name === 'log_prefix')
+    .pop();
+  const logPrefix =
+    prefixDecl && String(prefixDecl.value) !== '' ? { text: String(prefixDecl.value), pos: prefixDecl.pos } : null;
   const dialect = detectDialect(pre.kamailio, pre.text);
   const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect }, BUILTIN_MODULES);
   const { js, build } = gen.generate();
@@ -350,7 +445,9 @@ export function compileScript(opts: CompileOptions): CompiledScript {
   }
   return {
     dialect,
-    warnings: warnings.sort((a, b) => (a.pos.file === b.pos.file ? a.pos.line - b.pos.line || a.pos.column - b.pos.column : 0)),
+    warnings: warnings.sort((a, b) =>
+      a.pos.file === b.pos.file ? a.pos.line - b.pos.line || a.pos.column - b.pos.column : 0,
+    ),
     core,
     modules: [...loaded.keys()],
     modparams: params,
@@ -367,12 +464,22 @@ function readAndPreprocess(opts: CompileOptions): Preprocessed {
     try {
       source = readFileSync(opts.file, 'utf8');
     } catch (e) {
-      throw new CfgErrors([new CfgError('SY_ERR_CFG_READ', { file: opts.file, line: 0, column: 0 }, `cannot read script: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)]);
+      throw new CfgErrors([
+        new CfgError(
+          'SY_ERR_CFG_READ',
+          { file: opts.file, line: 0, column: 0 },
+          `cannot read script: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        ),
+      ]);
     }
   }
   try {
     // -A NAME or -A NAME=value, as kamailio takes them
-    const defines = new Map((opts.defines ?? []).map((d): [string, string] => (d.includes('=') ? [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)] : [d, ''])));
+    const defines = new Map(
+      (opts.defines ?? []).map((d): [string, string] =>
+        d.includes('=') ? [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)] : [d, ''],
+      ),
+    );
     return preprocess(opts.file, source, defines);
   } catch (e) {
     if (e instanceof CfgError) throw new CfgErrors([e]);

@@ -223,7 +223,7 @@ export class Lexer {
     if (s[i] === '(' || s[i] === '{') {
       i = this.#balanced(i, s[i] === '(' ? ')' : '}');
     } else {
-      if (s[i] === '?' || s[i] === '_' && !/\w/.test(s[i + 1] ?? '')) i++;
+      if (s[i] === '?' || (s[i] === '_' && !/\w/.test(s[i + 1] ?? ''))) i++;
       else {
         while (i < s.length && /[\w.]/.test(s[i]!)) i++;
         // a trailing '.' belongs to the text after ("$var(x)." is rare; "$rU." in a string)

@@ -10,7 +10,23 @@ import { Lexer, T, WORD_BINOPS, type Token, type TokenType } from './lexer.js';
 import type { LineOrigin } from './preprocess.js';
 
 /** names usable bare in expressions (`uri == myself`, `method == "INVITE"`) */
-export const KEYWORDS = new Set(['uri', 'from_uri', 'to_uri', 'method', 'status', 'src_ip', 'src_port', 'dst_ip', 'dst_port', 'proto', 'af', 'myself', 'msg_len', 'snd_ip', 'snd_port']);
+export const KEYWORDS = new Set([
+  'uri',
+  'from_uri',
+  'to_uri',
+  'method',
+  'status',
+  'src_ip',
+  'src_port',
+  'dst_ip',
+  'dst_port',
+  'proto',
+  'af',
+  'myself',
+  'msg_len',
+  'snd_ip',
+  'snd_port',
+]);
 
 export class Parser {
   readonly #lx: Lexer;
@@ -131,7 +147,7 @@ export class Parser {
     const t = this.#tok;
     if (t.type !== T.name) this.#fail('a parameter, loadmodule, modparam or route');
     const kind = ROUTE_WORDS[t.value];
-    if (kind !== undefined && (this.#peekIsRouteStart())) {
+    if (kind !== undefined && this.#peekIsRouteStart()) {
       prog.routes.push(this.#parseRoute(kind));
       return;
     }
@@ -167,7 +183,13 @@ export class Parser {
       let desc = '';
       if (this.#eat(T.name, 'desc')) desc = this.#expect(T.string, 'a description string').value;
       this.#eat(T.semi);
-      prog.cfgVars.push({ group: t.value, name: dotted[1]!, value: v.type === T.num ? v.num : v.value, desc, pos: t.pos });
+      prog.cfgVars.push({
+        group: t.value,
+        name: dotted[1]!,
+        value: v.type === T.num ? v.num : v.value,
+        desc,
+        pos: t.pos,
+      });
       return;
     }
     // core parameter: name = value [, value …]
@@ -209,7 +231,7 @@ export class Parser {
   /** the right side of a global `name = value`: numbers, strings, yes/no, addresses like udp:1.2.3.4:5060 */
   #parseGlobalValue(): ParamValue {
     const first = this.#tok;
-    if (first.type === T.num || first.type === T.string || (first.type === T.minus)) {
+    if (first.type === T.num || first.type === T.string || first.type === T.minus) {
       const v = this.#parseParamValue();
       if (typeof v === 'string' && this.#is(T.name, 'advertise')) return v + this.#rawUntilLineEnd();
       return v;
@@ -224,7 +246,10 @@ export class Parser {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     let raw = text.slice(start, end);
-    raw = raw.replace(/\s*(#|\/\/).*$/, '').replace(/;\s*$/, '').trim();
+    raw = raw
+      .replace(/\s*(#|\/\/).*$/, '')
+      .replace(/;\s*$/, '')
+      .trim();
     if (raw === '') this.#fail('a value');
     // continue lexing after the value
     this.#lx.pos = start + text.slice(start, end).indexOf(raw) + raw.length;
@@ -254,7 +279,8 @@ export class Parser {
       name = parts[0]!;
       if (kind === 'timer') {
         interval = Number(parts[1]);
-        if (!Number.isInteger(interval) || interval <= 0) throw new CfgError('SY_ERR_CFG_SYNTAX', t.pos, 'timer_route needs [name, seconds]');
+        if (!Number.isInteger(interval) || interval <= 0)
+          throw new CfgError('SY_ERR_CFG_SYNTAX', t.pos, 'timer_route needs [name, seconds]');
       }
       if (name === '') throw new CfgError('SY_ERR_CFG_SYNTAX', t.pos, 'empty route name');
       this.#lx.pos = end;
@@ -262,7 +288,7 @@ export class Parser {
       if (!this.#eat(T.bracketR) && !this.#eat(T.parenR)) this.#fail('"]"');
     }
     if (kind === 'route' && (name === '' || name === '0' || name === 'DEFAULT_ROUTE')) kind = 'request';
-    if (kind === 'onreply' && (name === '0')) name = '';
+    if (kind === 'onreply' && name === '0') name = '';
     if (kind === 'failure' || kind === 'branch' || kind === 'route' || kind === 'event') {
       if (name === '') throw new CfgError('SY_ERR_CFG_SYNTAX', t.pos, `${t.value} needs a name`);
     }

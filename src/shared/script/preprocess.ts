@@ -99,7 +99,8 @@ export function preprocess(file: string, source: string, defines: Map<string, st
       const inc = /^\s*(include_file|import_file)\s+"([^"]+)"\s*;?\s*$/.exec(line);
       if (inc) {
         const target = resolve(dirname(file), inc[2]!);
-        if (depth >= MAX_INCLUDE_DEPTH) throw new CfgError('SY_ERR_CFG_INCLUDE', pos, `includes nested too deep at "${inc[2]}"`);
+        if (depth >= MAX_INCLUDE_DEPTH)
+          throw new CfgError('SY_ERR_CFG_INCLUDE', pos, `includes nested too deep at "${inc[2]}"`);
         let text: string;
         try {
           text = readFileSync(target, 'utf8');
@@ -120,7 +121,8 @@ export function preprocess(file: string, source: string, defines: Map<string, st
       out.push(line);
       origins.push({ file, line: i + 1 });
     }
-    if (cond.length) throw new CfgError('SY_ERR_CFG_SYNTAX', { file, line: lines.length, column: 1 }, '#!ifdef without #!endif');
+    if (cond.length)
+      throw new CfgError('SY_ERR_CFG_SYNTAX', { file, line: lines.length, column: 1 }, '#!ifdef without #!endif');
   }
 }
 
@@ -152,7 +154,7 @@ function substituteDefines(line: string, defines: Map<string, string>): string {
 
 /** a define's value without a trailing comment; `//` inside a quoted value ("mysql://…") stays */
 function withoutComment(value: string): string {
-  for (let i = 0; i < value.length; ) {
+  for (let i = 0; i < value.length;) {
     const c = value[i]!;
     if (c === '"') i = endOfString(value, i);
     else if (c === '#' || (c === '/' && value[i + 1] === '/')) return value.slice(0, i).trimEnd();

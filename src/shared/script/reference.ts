@@ -14,7 +14,9 @@ import { coreParamNames } from './index.js';
 const KINDS = Object.entries(RouteKind) as Array<[string, number]>;
 
 function args(list: readonly ArgSpec[]): string {
-  return list.map((a, i) => `${a.optional ? '[' : ''}${a.name ?? `${a.kind}${i + 1}`}${a.optional ? ']' : ''}`).join(', ');
+  return list
+    .map((a, i) => `${a.optional ? '[' : ''}${a.name ?? `${a.kind}${i + 1}`}${a.optional ? ']' : ''}`)
+    .join(', ');
 }
 
 function routes(mask: number | undefined): string {
@@ -29,7 +31,7 @@ export function coreReference(): string {
   const out: string[] = [
     '# Core reference',
     '',
-    'Generated from the export tables by `npm run build`; `test/docs.test.ts` keeps it in step. Module functions are in each module\'s README.',
+    "Generated from the export tables by `npm run build`; `test/docs.test.ts` keeps it in step. Module functions are in each module's README.",
     '',
     `## Functions (${core.functions.length})`,
     '',
@@ -37,11 +39,16 @@ export function coreReference(): string {
     '| --- | --- | --- | --- |',
   ];
   for (const f of [...core.functions].sort((a, b) => a.name.localeCompare(b.name))) {
-    out.push(`| \`${f.name}\` | ${args(f.args)} | ${routes(f.routes)} | ${f.noEffect ? `accepted, no effect: ${f.noEffect}` : f.mayAwait ? 'may wait (never blocks the worker)' : ''} |`);
+    out.push(
+      `| \`${f.name}\` | ${args(f.args)} | ${routes(f.routes)} | ${f.noEffect ? `accepted, no effect: ${f.noEffect}` : f.mayAwait ? 'may wait (never blocks the worker)' : ''} |`,
+    );
   }
   const pvars = [...(core.pvars ?? [])].sort((a, b) => a.name.localeCompare(b.name));
   out.push('', `## Pseudo-variables (${pvars.length})`, '', '| name | argument | writable |', '| --- | --- | --- |');
-  for (const p of pvars) out.push(`| \`$${p.name}${p.arg === 'required' ? '(…)' : p.arg === 'optional' ? '[(…)]' : ''}\` | ${p.arg} | ${p.set ? 'yes' : ''} |`);
+  for (const p of pvars)
+    out.push(
+      `| \`$${p.name}${p.arg === 'required' ? '(…)' : p.arg === 'optional' ? '[(…)]' : ''}\` | ${p.arg} | ${p.set ? 'yes' : ''} |`,
+    );
   const trans = [...(core.transformations ?? [])].sort((a, b) => a.name.localeCompare(b.name));
   out.push('', `## Transformations (${trans.length})`, '', '| name | arguments |', '| --- | --- |');
   for (const t of trans) out.push(`| \`{${t.name}}\` | ${args(t.args)} |`);
@@ -50,9 +57,30 @@ export function coreReference(): string {
   for (const [spelling, name] of Object.entries(CORE_PARAM_NAMES)) {
     if (spelling !== name) spellings.set(name, [...(spellings.get(name) ?? []), spelling]);
   }
-  out.push('', `## Core parameters (${params.effective.length} with effect)`, '', '| name | also spelled |', '| --- | --- |');
-  for (const p of [...params.effective].sort()) out.push(`| \`${p}\` | ${(spellings.get(p) ?? []).sort().map((x) => `\`${x}\``).join(', ')} |`);
-  out.push('', `## Core parameters accepted with no effect (${params.ignored.length})`, '', [...params.ignored].sort().map((p) => `\`${p}\``).join(', '), '');
+  out.push(
+    '',
+    `## Core parameters (${params.effective.length} with effect)`,
+    '',
+    '| name | also spelled |',
+    '| --- | --- |',
+  );
+  for (const p of [...params.effective].sort())
+    out.push(
+      `| \`${p}\` | ${(spellings.get(p) ?? [])
+        .sort()
+        .map((x) => `\`${x}\``)
+        .join(', ')} |`,
+    );
+  out.push(
+    '',
+    `## Core parameters accepted with no effect (${params.ignored.length})`,
+    '',
+    [...params.ignored]
+      .sort()
+      .map((p) => `\`${p}\``)
+      .join(', '),
+    '',
+  );
   return out.join('\n');
 }
 

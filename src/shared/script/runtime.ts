@@ -43,7 +43,8 @@ export function truthyInt(v: Value | boolean | undefined): boolean {
 
 export function eq(a: Value, b: Value): boolean {
   // $null equals itself, the empty string and 0 (Kamailio: `$avp(unset) == 0` is true)
-  if (a === null || b === null) return a === b || (a === null && (b === '' || b === 0)) || (b === null && (a === '' || a === 0));
+  if (a === null || b === null)
+    return a === b || (a === null && (b === '' || b === 0)) || (b === null && (a === '' || a === 0));
   if (typeof a === 'number') return a === int(b);
   return a === str(b);
 }

@@ -52,7 +52,13 @@ export const CORE_TRANSFORMATIONS: readonly TransformationSpec[] = [
     return parts[k < 0 ? parts.length + k : k] ?? null;
   }),
   // every occurrence, as Kamailio; the arguments are taken as written (no escapes)
-  t('s.replace', 2, (v, [match, repl]) => (str(match ?? '') === '' ? str(v) : str(v).split(str(match)).join(str(repl ?? '')))),
+  t('s.replace', 2, (v, [match, repl]) =>
+    str(match ?? '') === ''
+      ? str(v)
+      : str(v)
+          .split(str(match))
+          .join(str(repl ?? '')),
+  ),
   t('s.tolower', 0, (v) => str(v).toLowerCase()),
   t('s.toupper', 0, (v) => str(v).toUpperCase()),
   t('s.trim', 0, (v) => str(v).trim()),
@@ -87,7 +93,14 @@ export const CORE_TRANSFORMATIONS: readonly TransformationSpec[] = [
     }
   }),
   t('param.value', 2, (v, [n, sep]) => paramValue(str(v), str(n), sep === undefined || sep === null ? ';' : str(sep))),
-  t('param.count', 1, (v, [sep]) => str(v).split(sep === undefined || sep === null ? ';' : str(sep)).filter((x) => x.trim() !== '').length),
+  t(
+    'param.count',
+    1,
+    (v, [sep]) =>
+      str(v)
+        .split(sep === undefined || sep === null ? ';' : str(sep))
+        .filter((x) => x.trim() !== '').length,
+  ),
   t('nameaddr.uri', 0, (v) => {
     try {
       return parseNameAddr(str(v)).uri;

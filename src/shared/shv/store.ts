@@ -72,7 +72,11 @@ export class ShvStore {
     let bytes: Buffer | null = null;
     if (typeof v === 'string') {
       bytes = Buffer.from(v, 'utf8');
-      if (bytes.length > SHV_VALUE_MAX) throw new SwitchyardError('SY_ERR_SHV', `value of $shv(${name}) is ${bytes.length} bytes, over ${SHV_VALUE_MAX}`);
+      if (bytes.length > SHV_VALUE_MAX)
+        throw new SwitchyardError(
+          'SY_ERR_SHV',
+          `value of $shv(${name}) is ${bytes.length} bytes, over ${SHV_VALUE_MAX}`,
+        );
     }
     const slot = this.#find(name, true);
     const w = (slot * SLOT_BYTES) >> 2;
@@ -135,7 +139,8 @@ export class ShvStore {
     const cached = this.#slotOf.get(name);
     if (cached !== undefined) return cached;
     const key = Buffer.from(name, 'utf8');
-    if (key.length === 0 || key.length > SHV_NAME_MAX) throw new SwitchyardError('SY_ERR_SHV', `bad $shv name "${name}" (1 to ${SHV_NAME_MAX} bytes)`);
+    if (key.length === 0 || key.length > SHV_NAME_MAX)
+      throw new SwitchyardError('SY_ERR_SHV', `bad $shv name "${name}" (1 to ${SHV_NAME_MAX} bytes)`);
     const i32 = this.#i32;
     let slot = hash(key) % SHV_SLOTS;
     for (let probes = 0; probes < SHV_SLOTS; probes++, slot = (slot + 1) % SHV_SLOTS) {

@@ -12,7 +12,12 @@ function fnv(s: string, seed = 0x811c9dc5): number {
 }
 
 function hash64(s: string): string {
-  return fnv(s).toString(16).padStart(8, '0') + fnv(s, 0x01000193 ^ 0x9e3779b9).toString(16).padStart(8, '0');
+  return (
+    fnv(s).toString(16).padStart(8, '0') +
+    fnv(s, 0x01000193 ^ 0x9e3779b9)
+      .toString(16)
+      .padStart(8, '0')
+  );
 }
 
 const MAGIC = 'z9hG4bK';
@@ -32,14 +37,25 @@ export function branchId(msg: SipMsg): string {
 }
 
 /** `;received=` / `;rport=` additions to the received top Via (RFC 3261 §18.2.1, RFC 3581) */
-function viaAdditions(msg: SipMsg, via: Via, edits: MessageEdits, srcIp: string, srcPort: number, forceRport: boolean): void {
+function viaAdditions(
+  msg: SipMsg,
+  via: Via,
+  edits: MessageEdits,
+  srcIp: string,
+  srcPort: number,
+  forceRport: boolean,
+): void {
   const host = via.host.replace(/^\[|\]$/g, '');
   const fillRport = via.rport === null || (forceRport && via.rport === undefined);
   if (via.rport === null) {
     // replace the bare ';rport' with ';rport=N'
     const text = msg.buf.toString('latin1', via.span.start, via.span.end);
     const m = /;\s*rport(?=\s*(;|$))/i.exec(text);
-    if (m) edits.replace({ start: via.span.start + m.index, end: via.span.start + m.index + m[0].length }, `;rport=${srcPort}`);
+    if (m)
+      edits.replace(
+        { start: via.span.start + m.index, end: via.span.start + m.index + m[0].length },
+        `;rport=${srcPort}`,
+      );
   }
   if (host !== srcIp || fillRport) {
     if (via.received === undefined) edits.insert(via.span.end, `;received=${srcIp}`);
@@ -84,7 +100,8 @@ export function forwardReplyEdits(msg: SipMsg, edits: MessageEdits): void {
     return;
   }
   const next = vias[1];
-  if (next !== undefined && next.line.start === top.line.start) edits.remove({ start: top.span.start, end: next.span.start });
+  if (next !== undefined && next.line.start === top.line.start)
+    edits.remove({ start: top.span.start, end: next.span.start });
   else edits.remove(top.line);
 }
 
@@ -135,7 +152,8 @@ export function buildReply(req: SipMsg, code: number, reason: string, opts: Repl
         // received/rport on the top Via, as the reply is sent
         let add = '';
         const host = top.host.replace(/^\[|\]$/g, '');
-        if (top.received === undefined && (host !== opts.rcv.srcIp || top.rport === null)) add += `;received=${opts.rcv.srcIp}`;
+        if (top.received === undefined && (host !== opts.rcv.srcIp || top.rport === null))
+          add += `;received=${opts.rcv.srcIp}`;
         let head = src.toString('latin1', h.line.start, top.span.end);
         if (top.rport === null) head = head.replace(/;\s*rport(?=\s*(;|$))/i, `;rport=${opts.rcv.srcPort}`);
         parts.push(Buffer.from(head, 'latin1'), add, src.subarray(top.span.end, h.line.end));
@@ -147,17 +165,22 @@ export function buildReply(req: SipMsg, code: number, reason: string, opts: Repl
       } catch {
         hasTag = true; // an unparseable To is copied as it is
       }
-      if (!hasTag && code > 100) parts.push(src.subarray(h.line.start, h.body.end), `;tag=${opts.toTag ?? localTag(req)}`, src.subarray(h.body.end, h.line.end));
+      if (!hasTag && code > 100)
+        parts.push(
+          src.subarray(h.line.start, h.body.end),
+          `;tag=${opts.toTag ?? localTag(req)}`,
+          src.subarray(h.body.end, h.line.end),
+        );
       else parts.push(line);
     } else if (/^(from|f|call-id|i|cseq)$/i.test(h.name)) {
       parts.push(line);
     }
   }
   for (const h of opts.headers ?? []) parts.push(h.endsWith('\r\n') ? h : h + '\r\n');
-  const body = opts.body === undefined ? Buffer.alloc(0) : typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
+  const body =
+    opts.body === undefined ? Buffer.alloc(0) : typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
   if (body.length && opts.contentType) parts.push(`Content-Type: ${opts.contentType}\r\n`);
   parts.push(`Content-Length: ${body.length}\r\n\r\n`);
   parts.push(body);
   return Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
 }
-

@@ -82,7 +82,11 @@ export function applyEdits(msg: SipMsg & { bodyEnd?: number }, edits: MessageEdi
   const list = edits.sorted();
   const tail = edits.appended.length ? edits.appended.join('') : '';
   if (list.length === 0 && tail === '') return end === src.length ? src : src.subarray(0, end);
-  const ops = tail ? [...list, { start: msg.headersEnd, end: msg.headersEnd, text: tail, seq: Infinity }].sort((a, b) => a.start - b.start || a.seq - b.seq) : list;
+  const ops = tail
+    ? [...list, { start: msg.headersEnd, end: msg.headersEnd, text: tail, seq: Infinity }].sort(
+        (a, b) => a.start - b.start || a.seq - b.seq,
+      )
+    : list;
   let size = end;
   let cursor = 0;
   for (const e of ops) {

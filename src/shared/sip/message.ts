@@ -30,7 +30,7 @@ const MAX_HEADERS = 512;
 
 // token chars of RFC 3261 (method, header names)
 const TOKEN = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`\'~') TOKEN[c.charCodeAt(0)] = 1;
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~") TOKEN[c.charCodeAt(0)] = 1;
 
 function malformed(reason: string): never {
   throw new SwitchyardError('SY_ERR_SIP_MALFORMED', reason);
@@ -250,7 +250,11 @@ export class SipMessage implements SipMsg {
       const o = k * F;
       if (this.#idx[o] !== id) continue;
       const vs = this.#idx[o + 2]!;
-      out.push({ text: this.buf.toString('latin1', vs, this.#idx[o + 3]!), base: vs, line: { start: this.#idx[o + 4]!, end: this.#idx[o + 5]! } });
+      out.push({
+        text: this.buf.toString('latin1', vs, this.#idx[o + 3]!),
+        base: vs,
+        line: { start: this.#idx[o + 4]!, end: this.#idx[o + 5]! },
+      });
     }
     return out;
   }
@@ -337,7 +341,9 @@ export class SipMessage implements SipMsg {
 
   #nameAddrList(id: number): NameAddr[] {
     const out: NameAddr[] = [];
-    for (const v of this.#rawValues(id)) for (const [s, e] of splitCommas(v.text)) out.push(parseNameAddr(Buffer.from(v.text.slice(s, e), 'latin1').toString('utf8')));
+    for (const v of this.#rawValues(id))
+      for (const [s, e] of splitCommas(v.text))
+        out.push(parseNameAddr(Buffer.from(v.text.slice(s, e), 'latin1').toString('utf8')));
     return out;
   }
 
@@ -413,14 +419,16 @@ export function checkSipMessage(msg: SipMessage): Rejection | null {
     if (msg.isRequest) {
       if (cseq.method !== msg.method) return { code: 400, reason: 'CSeq method does not match' };
       const ruri = msg.requestUri();
-      if ((ruri.scheme === 'sip' || ruri.scheme === 'sips') && ruri.headers !== '') return { code: 400, reason: 'Headers in Request-URI' };
+      if ((ruri.scheme === 'sip' || ruri.scheme === 'sips') && ruri.headers !== '')
+        return { code: 400, reason: 'Headers in Request-URI' };
       // bindings matter to a registrar: other requests carry their Contact untouched
       if (msg.method === 'REGISTER') msg.contacts();
       const date = msg.header('Date');
       if (date !== null && !/GMT$/.test(date.value)) return { code: 400, reason: 'Bad Date' };
     } else {
       // a reply must not make us send to a broadcast address (RFC 4475 bcast)
-      if (vias.some((v) => v.host === '255.255.255.255' || v.received === '255.255.255.255')) return { code: 400, reason: 'Broadcast Via' };
+      if (vias.some((v) => v.host === '255.255.255.255' || v.received === '255.255.255.255'))
+        return { code: 400, reason: 'Broadcast Via' };
     }
     return null;
   } catch (e) {

@@ -10,7 +10,8 @@ import { parseParams } from './headers/params.js';
  */
 export function parseUri(raw: string): UriParts {
   const colon = raw.indexOf(':');
-  if (colon <= 0 || !/^[A-Za-z][A-Za-z0-9+.-]*$/.test(raw.slice(0, colon))) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad URI "${raw.slice(0, 40)}"`);
+  if (colon <= 0 || !/^[A-Za-z][A-Za-z0-9+.-]*$/.test(raw.slice(0, colon)))
+    throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad URI "${raw.slice(0, 40)}"`);
   const scheme = raw.slice(0, colon).toLowerCase();
   if (scheme !== 'sip' && scheme !== 'sips') {
     return { raw, scheme, user: '', password: '', host: '', port: 0, params: '', headers: '', param: () => undefined };
@@ -58,7 +59,8 @@ export function parseUri(raw: string): UriParts {
       port = Number(p);
     }
   }
-  if (host === '' || !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(host)) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad host in "${raw.slice(0, 40)}"`);
+  if (host === '' || !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(host))
+    throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad host in "${raw.slice(0, 40)}"`);
   if (port > 65535) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'port out of range');
   let parsed: ReturnType<typeof parseParams> | null = null;
   return {

@@ -24,7 +24,13 @@ import { randomBytes } from 'node:crypto';
 import { advertisedOf, hostPort } from '../../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
 import { recordRouteHeaders } from '../../shared/modules/rr/index.js';
-import { RouteKind, type Destination, type RouteFn, type ScriptContext, type TransactionApi } from '../../shared/modules/types.js';
+import {
+  RouteKind,
+  type Destination,
+  type RouteFn,
+  type ScriptContext,
+  type TransactionApi,
+} from '../../shared/modules/types.js';
 import { buildReply, forwardReplyEdits, forwardRequestEdits } from '../../shared/sip/build.js';
 import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
 import type { SipMsg } from '../../shared/sip/types.js';
@@ -116,7 +122,8 @@ interface TmCounters {
 export function serverKey(msg: SipMsg, method = msg.method): string | null {
   try {
     const via = msg.topVia();
-    if (via.branch.startsWith('z9hG4bK') && via.branch.length > 7) return `${via.branch}|${via.host}:${via.port}|${method}`;
+    if (via.branch.startsWith('z9hG4bK') && via.branch.length > 7)
+      return `${via.branch}|${via.host}:${via.port}|${method}`;
     return `${msg.callId()}|${msg.cseq().num}|${msg.from().tag}|${via.host}:${via.port}|${method}`;
   } catch {
     return null;
@@ -163,7 +170,8 @@ export class Transactions implements TransactionApi {
   constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>) {
     this.#svc = svc;
     this.#counters = counters;
-    const secs = (name: string): number | null => (params.get(name) === undefined ? null : Number(params.get(name)) * 1000);
+    const secs = (name: string): number | null =>
+      params.get(name) === undefined ? null : Number(params.get(name)) * 1000;
     this.frTimer = secs('fr_timeout') ?? Number(params.get('fr_timer'));
     this.frInvTimer = secs('fr_inv_timeout') ?? Number(params.get('fr_inv_timer'));
     this.waitMs = Number(params.get('wt_timer'));
@@ -197,7 +205,11 @@ export class Transactions implements TransactionApi {
         // a branch that rang but never answered is cancelled downstream (RFC 3261 §16.8)
         if (c.status > 0 && c.invite) this.#sendCancel(c);
         c.timedOut = true;
-        if (this.#svc.log.enabled(3)) this.#svc.log.debug(`tm: branch to ${c.dest.ip}:${c.dest.port} timed out (${c.status > 0 ? `fr_inv_timer after ${c.status}` : 'fr_timer, no reply'})`, c.server.ctx);
+        if (this.#svc.log.enabled(3))
+          this.#svc.log.debug(
+            `tm: branch to ${c.dest.ip}:${c.dest.port} timed out (${c.status > 0 ? `fr_inv_timer after ${c.status}` : 'fr_timer, no reply'})`,
+            c.server.ctx,
+          );
         // a cancelled branch that never answered ends as the CANCEL meant it to
         if (c.server.cancelled) this.#branchFinal(c, 487, 'Request Terminated', null);
         else this.#branchFinal(c, 408, 'Request Timeout', null);
@@ -296,14 +308,38 @@ export class Transactions implements TransactionApi {
 
   #sendCancel(c: ClientTx): void {
     const b = c.cancelBase;
-    const lines = [`CANCEL ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...routeLines(c.bytes), `From: ${b.from}`, `To: ${c.to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} CANCEL`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
+    const lines = [
+      `CANCEL ${b.ruri} SIP/2.0`,
+      `Via: ${b.via}`,
+      ...routeLines(c.bytes),
+      `From: ${b.from}`,
+      `To: ${c.to}`,
+      `Call-ID: ${b.callId}`,
+      `CSeq: ${b.cseq} CANCEL`,
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
+    ];
     this.#svc.send(c.dest, Buffer.from(lines.join('\r\n')));
   }
 
   #sendAck(c: ClientTx, reply: SipMsg): void {
     const b = c.cancelBase;
     const to = reply.header('To')?.value ?? c.to;
-    const lines = [`ACK ${b.ruri} SIP/2.0`, `Via: ${b.via}`, ...routeLines(c.bytes), `From: ${b.from}`, `To: ${to}`, `Call-ID: ${b.callId}`, `CSeq: ${b.cseq} ACK`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
+    const lines = [
+      `ACK ${b.ruri} SIP/2.0`,
+      `Via: ${b.via}`,
+      ...routeLines(c.bytes),
+      `From: ${b.from}`,
+      `To: ${to}`,
+      `Call-ID: ${b.callId}`,
+      `CSeq: ${b.cseq} ACK`,
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
+    ];
     this.#svc.send(c.dest, Buffer.from(lines.join('\r\n')));
   }
 
@@ -359,7 +395,8 @@ export class Transactions implements TransactionApi {
   /** the request's route is over: a transaction it left without branch or reply lives only the wait time */
   settle(ctx: ScriptContext): void {
     const s = ctx.ext.tmTx as ServerTx | undefined;
-    if (s && !s.suspended && s.branches.length === 0 && s.pending === 0 && s.status < 200) s.expiresAt = Date.now() + this.waitMs;
+    if (s && !s.suspended && s.branches.length === 0 && s.pending === 0 && s.status < 200)
+      s.expiresAt = Date.now() + this.waitMs;
   }
 
   /** async(): the request waits with a transaction (created here when the route made none) */
@@ -460,7 +497,8 @@ export class Transactions implements TransactionApi {
       for (const b of appended) sent = Math.max(sent, this.#branch(ctx, s, b, null));
     }
     // nothing could be sent and nothing is on its way: the transaction answers, as Kamailio's kill_transaction
-    if (sent < 0 && s.pending === 0 && s.branches.length === 0 && ctx.routeKind !== RouteKind.FAILURE) this.#noDestination(s);
+    if (sent < 0 && s.pending === 0 && s.branches.length === 0 && ctx.routeKind !== RouteKind.FAILURE)
+      this.#noDestination(s);
     return sent;
   }
 
@@ -476,7 +514,8 @@ export class Transactions implements TransactionApi {
     if (s.branches.length === 0) {
       if (s.cancelled) this.#sendFinal(s, 487, 'Request Terminated', null);
       else this.#noDestination(s);
-    } else if (s.branches.every((b) => b.status >= 200) && s.best !== null) this.#sendFinal(s, s.best.code, s.best.reason, s.best.bytes);
+    } else if (s.branches.every((b) => b.status >= 200) && s.best !== null)
+      this.#sendFinal(s, s.best.code, s.best.reason, s.best.bytes);
   }
 
   /** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
@@ -489,12 +528,18 @@ export class Transactions implements TransactionApi {
     const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du, edits, exit: false, dropped: false };
     s.branchIdx = s.branches.length + s.pending;
     const r = fn(bctx);
-    if (typeof r === 'number') return bctx.dropped ? -1 : this.#sendBranch(ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits);
+    if (typeof r === 'number')
+      return bctx.dropped ? -1 : this.#sendBranch(ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits);
     // it waits (rtpproxy/rtpengine answer): the branch leaves when it is done, the worker serves others meanwhile
     s.pending++;
     const done = (ok: boolean): void => {
       s.pending--;
-      const sent = ok && !bctx.dropped && !s.cancelled && s.status < 200 && this.#sendBranch(ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits) === 1;
+      const sent =
+        ok &&
+        !bctx.dropped &&
+        !s.cancelled &&
+        s.status < 200 &&
+        this.#sendBranch(ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits) === 1;
       if (!sent) this.#pendingDone(s);
     };
     r.then(
@@ -546,7 +591,14 @@ export class Transactions implements TransactionApi {
     const branch = `z9hG4bKsy${this.#prefix}${(this.#seq++).toString(36)}`;
     const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip)};branch=${branch}`;
     const recordRoute = recordRouteHeaders(ctx, this.#svc.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip);
-    forwardRequestEdits(msg, edits, { via, srcIp: ctx.rcv.srcIp, srcPort: ctx.rcv.srcPort, forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true, newRuri: ruri, recordRoute });
+    forwardRequestEdits(msg, edits, {
+      via,
+      srcIp: ctx.rcv.srcIp,
+      srcPort: ctx.rcv.srcPort,
+      forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
+      newRuri: ruri,
+      recordRoute,
+    });
     const bytes = applyEdits(msg, edits);
     const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
     const now = Date.now();
@@ -565,7 +617,13 @@ export class Transactions implements TransactionApi {
       retransAt: now + T1,
       interval: T1,
       timeoutAt: now + s.frNonInvite,
-      cancelBase: { ruri: ruri ?? msg.ruri, via, from: msg.header('From')?.value ?? '', callId: msg.callId(), cseq: msg.cseq().num },
+      cancelBase: {
+        ruri: ruri ?? msg.ruri,
+        via,
+        from: msg.header('From')?.value ?? '',
+        callId: msg.callId(),
+        cseq: msg.cseq().num,
+      },
       to: msg.header('To')?.value ?? '',
     };
     s.branches.push(c);
@@ -579,7 +637,10 @@ export class Transactions implements TransactionApi {
     const s = this.#serverTx(ctx);
     if (s === null) return -1;
     if (s.status >= 200) return -1;
-    const bytes = buildReply(ctx.msg, code, reason, { rcv: ctx.rcv, headers: ctx.ext.replyHeaders as string[] | undefined });
+    const bytes = buildReply(ctx.msg, code, reason, {
+      rcv: ctx.rcv,
+      headers: ctx.ext.replyHeaders as string[] | undefined,
+    });
     this.#counters.inc(this.#c.rplGenerated);
     this.#sendBytes(s, code, bytes);
     return 1;
@@ -597,7 +658,13 @@ export class Transactions implements TransactionApi {
   isSet(ctx: ScriptContext, what: string): boolean {
     const s = ctx.ext.tmTx as ServerTx | undefined;
     if (!s) return false;
-    return what === 'failure_route' ? s.failureRoute !== null : what === 'onreply_route' ? s.onreplyRoute !== null : what === 'branch_route' ? s.branchRoute !== null : false;
+    return what === 'failure_route'
+      ? s.failureRoute !== null
+      : what === 'onreply_route'
+        ? s.onreplyRoute !== null
+        : what === 'branch_route'
+          ? s.branchRoute !== null
+          : false;
   }
 
   wasCancelled(ctx: ScriptContext): boolean {
@@ -623,7 +690,10 @@ export class Transactions implements TransactionApi {
   timeouts(ctx: ScriptContext): { invite: number; nonInvite: number } {
     const s = ctx.ext.tmTx as ServerTx | undefined;
     if (s) return { invite: s.frInvite, nonInvite: s.frNonInvite };
-    return { invite: (ctx.ext.tmFrInv as number | undefined) ?? this.frInvTimer, nonInvite: (ctx.ext.tmFr as number | undefined) ?? this.frTimer };
+    return {
+      invite: (ctx.ext.tmFrInv as number | undefined) ?? this.frInvTimer,
+      nonInvite: (ctx.ext.tmFr as number | undefined) ?? this.frTimer,
+    };
   }
 
   /** in a failure route: did the branch it runs for end by timeout (t_branch_timeout) / hear any reply (t_branch_replied) */
@@ -735,7 +805,12 @@ export class Transactions implements TransactionApi {
   }
 
   /** a branch ended with a non-2xx final (or a timeout): pick the best reply once all branches are done */
-  #branchFinal(c: ClientTx, code: number, reason: string, from: { reply: SipMsg; replyCtx: ScriptContext } | null): void {
+  #branchFinal(
+    c: ClientTx,
+    code: number,
+    reason: string,
+    from: { reply: SipMsg; replyCtx: ScriptContext } | null,
+  ): void {
     c.status = Math.max(c.status, code);
     const s = c.server;
     if (s.status >= 200) return;
@@ -744,13 +819,24 @@ export class Transactions implements TransactionApi {
       // Kamailio: a destination that let an INVITE time out unheard, or answered 503 with blst_503
       if (c.timedOut && !c.heard && c.invite) blocklist.add(c.hop, 'timeout');
       else if (code === 503 && this.blst503 && from) {
-        const ra = Number(from.reply.header('Retry-After')?.value.trim().split(/[\s;(]/)[0]);
-        const secs = Number.isFinite(ra) && ra > 0 ? Math.min(Math.max(ra, this.blst503Min), this.blst503Max) : this.blst503Default;
+        const ra = Number(
+          from.reply
+            .header('Retry-After')
+            ?.value.trim()
+            .split(/[\s;(]/)[0],
+        );
+        const secs =
+          Number.isFinite(ra) && ra > 0
+            ? Math.min(Math.max(ra, this.blst503Min), this.blst503Max)
+            : this.blst503Default;
         if (secs > 0) blocklist.add(c.hop, '503', secs);
       }
     }
     // RFC 3261 §16.7: a 6xx wins; otherwise the lowest class; keep the first of a class
-    const better = s.best === null || (code >= 600 && s.best.code < 600) || (s.best.code < 600 && Math.floor(code / 100) < Math.floor(s.best.code / 100));
+    const better =
+      s.best === null ||
+      (code >= 600 && s.best.code < 600) ||
+      (s.best.code < 600 && Math.floor(code / 100) < Math.floor(s.best.code / 100));
     if (better) {
       let bytes: Buffer | null = null;
       if (from) {

@@ -35,7 +35,19 @@ after(async () => {
 
 async function send(user: string, method: string, id: string): Promise<void> {
   const peer = await UdpPeer.open();
-  peer.send(sipRequest([`${method} sip:${user}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', 'From: <sip:alice@example.com>;tag=ft1', `To: <sip:${user}@127.0.0.1>`, `Call-ID: ${id}@test`, `CSeq: 1 ${method}`, 'Content-Length: 0']), server.udp[0]!);
+  peer.send(
+    sipRequest([
+      `${method} sip:${user}@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      'From: <sip:alice@example.com>;tag=ft1',
+      `To: <sip:${user}@127.0.0.1>`,
+      `Call-ID: ${id}@test`,
+      `CSeq: 1 ${method}`,
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   assert.ok(await peer.waitFor(method === 'INVITE' ? 2 : 1), `a final reply to ${id}`);
   peer.close();
 }
@@ -50,7 +62,10 @@ async function logged(re: RegExp): Promise<string> {
 test('an answered INVITE with log_flag is logged with the core fields and log_extra', async () => {
   await send('bob', 'INVITE', 'acc-ok');
   const l = await logged(/ACC: transaction answered: [^\n]*call_id=acc-ok@test[^\n]*/);
-  assert.match(l, /timestamp=\d+;method=INVITE;from_tag=ft1;to_tag=[^;]+;call_id=acc-ok@test;code=200;reason=OK;src_user=alice;src_ip=127\.0\.0\.1;dst_user=bob$/);
+  assert.match(
+    l,
+    /timestamp=\d+;method=INVITE;from_tag=ft1;to_tag=[^;]+;call_id=acc-ok@test;code=200;reason=OK;src_user=alice;src_ip=127\.0\.0\.1;dst_user=bob$/,
+  );
 });
 
 test('a failed INVITE: a missed call; logged as a transaction only with failed_transaction_flag', async () => {
@@ -70,11 +85,15 @@ test('acc_log_request() logs at once; a transaction without the flag is not logg
 });
 
 test('a bad db_url and a bad log_extra fail -c', async () => {
-  const cfg = writeCfg('#!KAMAILIO\nloadmodule "acc.so"\nmodparam("acc", "db_url", "mysql://x")\nrequest_route { exit; }\n');
+  const cfg = writeCfg(
+    '#!KAMAILIO\nloadmodule "acc.so"\nmodparam("acc", "db_url", "mysql://x")\nrequest_route { exit; }\n',
+  );
   const r = await runCli(['-c', '-f', cfg]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /test\.cfg:3:\d+: .*"mysql:\/\/x": expected mysql:\/\/user:password@host\[:port\]\/database/);
-  const bad = writeCfg('#!KAMAILIO\nloadmodule "acc.so"\nmodparam("acc", "log_extra", "u=$fU;x=$nosuchpv")\nrequest_route { exit; }\n');
+  const bad = writeCfg(
+    '#!KAMAILIO\nloadmodule "acc.so"\nmodparam("acc", "log_extra", "u=$fU;x=$nosuchpv")\nrequest_route { exit; }\n',
+  );
   const r2 = await runCli(['-c', '-f', bad]);
   assert.equal(r2.code, 1);
   assert.match(r2.stderr, /test\.cfg:3:\d+: .*acc log_extra: unknown pseudo-variable \$nosuchpv/);

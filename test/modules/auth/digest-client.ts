@@ -18,21 +18,49 @@ export function challengesOf(reply: string): Challenge[] {
   for (const line of reply.split('\r\n')) {
     const m = /^(?:WWW|Proxy)-Authenticate:\s*Digest\s+(.*)$/i.exec(line);
     if (!m) continue;
-    const p = (k: string): string => new RegExp(`(?:^|,\\s*)${k}=(?:"([^"]*)"|([^,\\s]*))`, 'i').exec(m[1]!)?.slice(1).find((x) => x !== undefined) ?? '';
-    out.push({ realm: p('realm'), nonce: p('nonce'), qop: p('qop'), stale: /stale=true/i.test(m[1]!), algorithm: p('algorithm') || 'MD5', line });
+    const p = (k: string): string =>
+      new RegExp(`(?:^|,\\s*)${k}=(?:"([^"]*)"|([^,\\s]*))`, 'i')
+        .exec(m[1]!)
+        ?.slice(1)
+        .find((x) => x !== undefined) ?? '';
+    out.push({
+      realm: p('realm'),
+      nonce: p('nonce'),
+      qop: p('qop'),
+      stale: /stale=true/i.test(m[1]!),
+      algorithm: p('algorithm') || 'MD5',
+      line,
+    });
   }
   return out;
 }
 
-const H = (alg: string, s: string): string => createHash(/^SHA-256/i.test(alg) ? 'sha256' : 'md5').update(s).digest('hex');
+const H = (alg: string, s: string): string =>
+  createHash(/^SHA-256/i.test(alg) ? 'sha256' : 'md5')
+    .update(s)
+    .digest('hex');
 
-export function credentials(o: { hdr: 'Authorization' | 'Proxy-Authorization'; user: string; password: string; realm: string; nonce: string; method: string; uri: string; algorithm?: string; qop?: string; nc?: number; cnonce?: string }): string {
+export function credentials(o: {
+  hdr: 'Authorization' | 'Proxy-Authorization';
+  user: string;
+  password: string;
+  realm: string;
+  nonce: string;
+  method: string;
+  uri: string;
+  algorithm?: string;
+  qop?: string;
+  nc?: number;
+  cnonce?: string;
+}): string {
   const alg = o.algorithm ?? 'MD5';
   const ha1 = H(alg, `${o.user}:${o.realm}:${o.password}`);
   const ha2 = H(alg, `${o.method}:${o.uri}`);
   const nc = (o.nc ?? 1).toString(16).padStart(8, '0');
   const cnonce = o.cnonce ?? 'c0ffee';
-  const response = o.qop ? H(alg, `${ha1}:${o.nonce}:${nc}:${cnonce}:${o.qop}:${ha2}`) : H(alg, `${ha1}:${o.nonce}:${ha2}`);
+  const response = o.qop
+    ? H(alg, `${ha1}:${o.nonce}:${nc}:${cnonce}:${o.qop}:${ha2}`)
+    : H(alg, `${ha1}:${o.nonce}:${ha2}`);
   let v = `${o.hdr}: Digest username="${o.user}", realm="${o.realm}", nonce="${o.nonce}", uri="${o.uri}", response="${response}", algorithm=${alg}`;
   if (o.qop) v += `, qop=${o.qop}, nc=${nc}, cnonce="${cnonce}"`;
   return v;
@@ -41,7 +69,18 @@ export function credentials(o: { hdr: 'Authorization' | 'Proxy-Authorization'; u
 let seq = 0;
 
 /** send a request and return the first reply's text (a final one: 100 Trying skipped) */
-export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGISTER' | 'INVITE' | 'OPTIONS'; from: string; to?: string; callId?: string; contact?: string; extra?: string[] }): Promise<string> {
+export async function request(
+  peer: UdpPeer,
+  proxy: string,
+  o: {
+    method: 'REGISTER' | 'INVITE' | 'OPTIONS';
+    from: string;
+    to?: string;
+    callId?: string;
+    contact?: string;
+    extra?: string[];
+  },
+): Promise<string> {
   seq++;
   // host:port everywhere: the proxy listens on an ephemeral port, and `myself` compares ports
   const host = proxy;
@@ -66,7 +105,8 @@ export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGIST
     proxy,
   );
   // only this request's final reply: retransmissions of earlier ones may still arrive
-  const mine = (t: string): boolean => t.includes(`\r\nCall-ID: ${callId}\r\n`) && t.includes(`\r\nCSeq: ${seq} ${o.method}\r\n`);
+  const mine = (t: string): boolean =>
+    t.includes(`\r\nCall-ID: ${callId}\r\n`) && t.includes(`\r\nCSeq: ${seq} ${o.method}\r\n`);
   for (let n = before + 1; ; n++) {
     const r = await peer.waitFor(n, 5000);
     if (r === null) throw new Error(`no reply to ${o.method}`);
@@ -75,7 +115,19 @@ export async function request(peer: UdpPeer, proxy: string, o: { method: 'REGIST
     if (o.method === 'INVITE' && !/^SIP\/2\.0 2\d\d /.test(text)) {
       // the hop-by-hop ACK of a failed INVITE (RFC 3261 §17.1.1.3): stops the proxy's retransmissions
       const to = /\r\nTo: ([^\r\n]*)/.exec(text)?.[1] ?? '';
-      peer.send(sipRequest([`ACK ${ruri} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${branch};rport`, 'Max-Forwards: 70', `From: ${from}`, `To: ${to}`, `Call-ID: ${callId}`, `CSeq: ${seq} ACK`, 'Content-Length: 0']), proxy);
+      peer.send(
+        sipRequest([
+          `ACK ${ruri} SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${branch};rport`,
+          'Max-Forwards: 70',
+          `From: ${from}`,
+          `To: ${to}`,
+          `Call-ID: ${callId}`,
+          `CSeq: ${seq} ACK`,
+          'Content-Length: 0',
+        ]),
+        proxy,
+      );
     }
     return text;
   }

@@ -41,7 +41,10 @@ let peer: UdpPeer;
 let proxy: string;
 before(async () => {
   const url = sqliteUrl();
-  for (const args of [['db', 'init', url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', url]]) {
+  for (const args of [
+    ['db', 'init', url],
+    ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', url],
+  ]) {
     const r = await runCli(args);
     assert.equal(r.code, 0, r.stderr);
   }
@@ -62,15 +65,44 @@ test('OpenSIPS codes: -4 no credentials, -2 wrong password, -1 unknown user, -3 
   assert.match(first, /\r\nWWW-Authenticate: Digest realm="127\.0\.0\.1", nonce="[^"]+", qop="auth"\r\n/);
   const send = async (user: string, password: string, nc = 1): Promise<string> => {
     const c = challengesOf(await request(peer, proxy, { method: 'REGISTER', from: user }))[0]!;
-    return request(peer, proxy, { method: 'REGISTER', from: user, extra: [credentials({ hdr: 'Authorization', user, password, realm: c.realm, nonce: c.nonce, method: 'REGISTER', uri: ruriOf('REGISTER', proxy), qop: 'auth', nc })] });
+    return request(peer, proxy, {
+      method: 'REGISTER',
+      from: user,
+      extra: [
+        credentials({
+          hdr: 'Authorization',
+          user,
+          password,
+          realm: c.realm,
+          nonce: c.nonce,
+          method: 'REGISTER',
+          uri: ruriOf('REGISTER', proxy),
+          qop: 'auth',
+          nc,
+        }),
+      ],
+    });
   };
   assert.equal(rc(await send('alice', 'wrong')), '-2');
   assert.equal(rc(await send('mallory', 'secret')), '-1');
   assert.match(await send('alice', 'secret'), /^SIP\/2\.0 200 OK\r\n/);
   // a nonce-count that does not grow: stale
   const c = challengesOf(await request(peer, proxy, { method: 'INVITE', from: 'alice' }))[0]!;
-  const creds = credentials({ hdr: 'Proxy-Authorization', user: 'alice', password: 'secret', realm: c.realm, nonce: c.nonce, method: 'INVITE', uri: ruriOf('INVITE', proxy), qop: 'auth', nc: 1 });
-  assert.match(await request(peer, proxy, { method: 'INVITE', from: 'alice', extra: [creds] }), /^SIP\/2\.0 200 Authorized\r\n/);
+  const creds = credentials({
+    hdr: 'Proxy-Authorization',
+    user: 'alice',
+    password: 'secret',
+    realm: c.realm,
+    nonce: c.nonce,
+    method: 'INVITE',
+    uri: ruriOf('INVITE', proxy),
+    qop: 'auth',
+    nc: 1,
+  });
+  assert.match(
+    await request(peer, proxy, { method: 'INVITE', from: 'alice', extra: [creds] }),
+    /^SIP\/2\.0 200 Authorized\r\n/,
+  );
   const again = await request(peer, proxy, { method: 'INVITE', from: 'alice', extra: [creds] });
   assert.equal(rc(again), '-3');
   assert.equal(challengesOf(again)[0]!.stale, true);

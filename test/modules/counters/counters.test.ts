@@ -29,7 +29,19 @@ after(async () => {
 
 async function send(user: string, id: string): Promise<string> {
   const peer = await UdpPeer.open();
-  peer.send(sipRequest([`OPTIONS sip:${user}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=1', `To: <sip:${user}@127.0.0.1>`, `Call-ID: ${id}@test`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']), server.udp[0]!);
+  peer.send(
+    sipRequest([
+      `OPTIONS sip:${user}@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      'From: <sip:a@127.0.0.1>;tag=1',
+      `To: <sip:${user}@127.0.0.1>`,
+      `Call-ID: ${id}@test`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   const r = await peer.waitFor(1);
   peer.close();
   return r!.toString();
@@ -38,8 +50,13 @@ async function send(user: string, id: string): Promise<string> {
 test('script counters count across SIP workers and read through the cnt.* RPCs', async () => {
   for (let i = 0; i < 10; i++) assert.match(await send('bob', `cnt-${i}`), /^SIP\/2\.0 500 no such counter/);
   await send('nobody', 'cnt-nobody');
-  const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{ value: number }>;
-  assert.ok(perWorker.every((w) => w.value > 0), 'both workers counted');
+  const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{
+    value: number;
+  }>;
+  assert.ok(
+    perWorker.every((w) => w.value > 0),
+    'both workers counted',
+  );
   assert.equal((await server.rpc('cnt.get', ['script', 'requests'])).result, 11);
   assert.equal((await server.rpc('cnt.get', { group: 'calls', name: 'failed' })).result, 5);
   assert.deepEqual((await server.rpc('cnt.grps_list')).result, ['script', 'calls']);

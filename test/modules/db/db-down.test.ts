@@ -8,7 +8,10 @@ import { parseDbUrl } from '../../../src/shared/modules/db/url.js';
 import { challengesOf, credentials, request, ruriOf } from '../auth/digest-client.js';
 
 /** a TCP relay in front of a database server that the test can cut: 'up', 'blackhole' (accepts, never answers) or 'down' (refuses) */
-async function relay(target: { host: string; port: number }): Promise<{ port: number; mode(m: 'up' | 'blackhole' | 'down'): Promise<void>; close(): Promise<void> }> {
+async function relay(target: {
+  host: string;
+  port: number;
+}): Promise<{ port: number; mode(m: 'up' | 'blackhole' | 'down'): Promise<void>; close(): Promise<void> }> {
   let mode: 'up' | 'blackhole' | 'down' = 'up';
   const open = new Set<net.Socket>();
   let server: net.Server | null = null;
@@ -86,7 +89,10 @@ for (const b of dbs) {
     before(async () => {
       fresh = await freshDb(b);
       url = fresh.url;
-      for (const args of [['db', 'init', url], ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', url]]) {
+      for (const args of [
+        ['db', 'init', url],
+        ['db', 'add-user', 'alice@127.0.0.1', 'secret', '--db', url],
+      ]) {
         const r = await runCli(args);
         assert.equal(r.code, 0, r.stderr);
       }
@@ -107,23 +113,44 @@ for (const b of dbs) {
     async function register(): Promise<{ reply: string; ms: number }> {
       const c = challengesOf(await request(peer, proxy, { method: 'REGISTER', from: 'alice' }))[0]!;
       const t0 = Date.now();
-      const reply = await request(peer, proxy, { method: 'REGISTER', from: 'alice', extra: [credentials({ hdr: 'Authorization', user: 'alice', password: 'secret', realm: c.realm, nonce: c.nonce, method: 'REGISTER', uri: ruriOf('REGISTER', proxy) })] });
+      const reply = await request(peer, proxy, {
+        method: 'REGISTER',
+        from: 'alice',
+        extra: [
+          credentials({
+            hdr: 'Authorization',
+            user: 'alice',
+            password: 'secret',
+            realm: c.realm,
+            nonce: c.nonce,
+            method: 'REGISTER',
+            uri: ruriOf('REGISTER', proxy),
+          }),
+        ],
+      });
       return { reply, ms: Date.now() - t0 };
     }
 
-    test('up: 200; no answer: 500 within the 1 s timeout; refused: 500 at once; back: 200 again', { timeout: 30_000 }, async () => {
-      assert.match((await register()).reply, /^SIP\/2\.0 200 OK\r\n/);
-      await cut.mode('blackhole');
-      const hung = await register();
-      assert.match(hung.reply, /^SIP\/2\.0 500 Server Internal Error\r\n/);
-      assert.ok(hung.ms >= 900 && hung.ms < 3000, `answered after ${hung.ms} ms`);
-      await cut.mode('down');
-      const refused = await register();
-      assert.match(refused.reply, /^SIP\/2\.0 500 Server Internal Error\r\n/);
-      assert.ok(refused.ms < 1500, `answered after ${refused.ms} ms`);
-      await expectLog(server, /auth: cannot get the credentials of alice: .*(ECONNREFUSED|no answer within 1000 ms|connect)/);
-      await cut.mode('up');
-      assert.match((await register()).reply, /^SIP\/2\.0 200 OK\r\n/);
-    });
+    test(
+      'up: 200; no answer: 500 within the 1 s timeout; refused: 500 at once; back: 200 again',
+      { timeout: 30_000 },
+      async () => {
+        assert.match((await register()).reply, /^SIP\/2\.0 200 OK\r\n/);
+        await cut.mode('blackhole');
+        const hung = await register();
+        assert.match(hung.reply, /^SIP\/2\.0 500 Server Internal Error\r\n/);
+        assert.ok(hung.ms >= 900 && hung.ms < 3000, `answered after ${hung.ms} ms`);
+        await cut.mode('down');
+        const refused = await register();
+        assert.match(refused.reply, /^SIP\/2\.0 500 Server Internal Error\r\n/);
+        assert.ok(refused.ms < 1500, `answered after ${refused.ms} ms`);
+        await expectLog(
+          server,
+          /auth: cannot get the credentials of alice: .*(ECONNREFUSED|no answer within 1000 ms|connect)/,
+        );
+        await cut.mode('up');
+        assert.match((await register()).reply, /^SIP\/2\.0 200 OK\r\n/);
+      },
+    );
   });
 }

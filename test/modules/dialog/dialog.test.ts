@@ -48,17 +48,57 @@ interface Leg {
 async function establish(proxy: string, callId: string, headers: string[] = []): Promise<Leg> {
   const caller = await UdpPeer.open();
   const callee = await UdpPeer.open();
-  caller.send(sipRequest([`INVITE sip:b@127.0.0.1:${callee.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${callId}i;rport`, 'Max-Forwards: 70', 'From: "A" <sip:alice@127.0.0.1>;tag=ft', 'To: <sip:b@127.0.0.1>', `Call-ID: ${callId}`, 'CSeq: 10 INVITE', `Contact: <sip:alice@127.0.0.1:${caller.port}>`, ...headers, 'Content-Length: 0']), proxy);
+  caller.send(
+    sipRequest([
+      `INVITE sip:b@127.0.0.1:${callee.port} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${callId}i;rport`,
+      'Max-Forwards: 70',
+      'From: "A" <sip:alice@127.0.0.1>;tag=ft',
+      'To: <sip:b@127.0.0.1>',
+      `Call-ID: ${callId}`,
+      'CSeq: 10 INVITE',
+      `Contact: <sip:alice@127.0.0.1:${caller.port}>`,
+      ...headers,
+      'Content-Length: 0',
+    ]),
+    proxy,
+  );
   const inv = (await callee.waitFor(1))!.toString();
   const via = inv.split('\r\n').filter((l) => /^Via:/i.test(l));
   const rr = /\r\nRecord-Route: ([^\r]+)\r\n/.exec(inv)![1]!;
-  callee.send(sipRequest(['SIP/2.0 200 OK', ...via, `Record-Route: ${rr}`, 'From: "A" <sip:alice@127.0.0.1>;tag=ft', 'To: <sip:b@127.0.0.1>;tag=tt', `Call-ID: ${callId}`, 'CSeq: 10 INVITE', `Contact: <sip:b@127.0.0.1:${callee.port}>`, 'Content-Length: 0']), proxy);
+  callee.send(
+    sipRequest([
+      'SIP/2.0 200 OK',
+      ...via,
+      `Record-Route: ${rr}`,
+      'From: "A" <sip:alice@127.0.0.1>;tag=ft',
+      'To: <sip:b@127.0.0.1>;tag=tt',
+      `Call-ID: ${callId}`,
+      'CSeq: 10 INVITE',
+      `Contact: <sip:b@127.0.0.1:${callee.port}>`,
+      'Content-Length: 0',
+    ]),
+    proxy,
+  );
   for (let i = 1; ; i++) {
     const r = (await caller.waitFor(i))!.toString();
     if (r.startsWith('SIP/2.0 200')) break;
   }
   const route = rr.replace(/^<|>$/g, '');
-  caller.send(sipRequest([`ACK sip:b@127.0.0.1:${callee.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${callId}a;rport`, 'Max-Forwards: 70', `Route: <${route}>`, 'From: "A" <sip:alice@127.0.0.1>;tag=ft', 'To: <sip:b@127.0.0.1>;tag=tt', `Call-ID: ${callId}`, 'CSeq: 10 ACK', 'Content-Length: 0']), proxy);
+  caller.send(
+    sipRequest([
+      `ACK sip:b@127.0.0.1:${callee.port} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${callId}a;rport`,
+      'Max-Forwards: 70',
+      `Route: <${route}>`,
+      'From: "A" <sip:alice@127.0.0.1>;tag=ft',
+      'To: <sip:b@127.0.0.1>;tag=tt',
+      `Call-ID: ${callId}`,
+      'CSeq: 10 ACK',
+      'Content-Length: 0',
+    ]),
+    proxy,
+  );
   await callee.waitFor(2);
   return { caller, callee, callId, rr: route };
 }
@@ -73,7 +113,16 @@ async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): 
 }
 
 test('dialog: dlg_manage, profiles with and without value, $dlg_var kept to the BYE, dlg.list; the BYE ends the dialog and leaves the profiles', async () => {
-  const server = await startServer({ cfg: writeCfg(cfg('', '        dlg_manage();\n        set_dlg_profile("calls");\n        set_dlg_profile("caller", "$fU");\n        $dlg_var(note) = "hello";\n        if (!is_in_profile("calls")) { sl_send_reply("500", "not in profile"); exit; }'), 'dialog.cfg'), workers: 2 });
+  const server = await startServer({
+    cfg: writeCfg(
+      cfg(
+        '',
+        '        dlg_manage();\n        set_dlg_profile("calls");\n        set_dlg_profile("caller", "$fU");\n        $dlg_var(note) = "hello";\n        if (!is_in_profile("calls")) { sl_send_reply("500", "not in profile"); exit; }',
+      ),
+      'dialog.cfg',
+    ),
+    workers: 2,
+  });
   try {
     const proxy = server.udp[0]!;
     const leg = await establish(proxy, 'dlg-basic@t');
@@ -81,7 +130,12 @@ test('dialog: dlg_manage, profiles with and without value, $dlg_var kept to the 
     assert.equal(await size(['calls']), 1);
     assert.equal(await size(['caller', 'alice']), 1);
     assert.equal(await size(['caller', 'bob']), 0);
-    const list = (await until(() => server.rpc('dlg.list'), (r) => r.result?.[0]?.state === 4)).result;
+    const list = (
+      await until(
+        () => server.rpc('dlg.list'),
+        (r) => r.result?.[0]?.state === 4,
+      )
+    ).result;
     assert.equal(list.length, 1);
     assert.equal(list[0]['call-id'], 'dlg-basic@t');
     assert.equal(list[0].state, 4, 'confirmed after the ACK');
@@ -89,7 +143,20 @@ test('dialog: dlg_manage, profiles with and without value, $dlg_var kept to the 
     assert.equal(list[0].callee.tag, 'tt');
     assert.deepEqual(list[0].variables, [{ note: 'hello' }]);
     const n = leg.callee.received.length;
-    leg.caller.send(sipRequest([`BYE sip:b@127.0.0.1:${leg.callee.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${leg.caller.port};branch=z9hG4bKdlgbye;rport`, 'Max-Forwards: 70', `Route: <${leg.rr}>`, 'From: "A" <sip:alice@127.0.0.1>;tag=ft', 'To: <sip:b@127.0.0.1>;tag=tt', 'Call-ID: dlg-basic@t', 'CSeq: 11 BYE', 'Content-Length: 0']), proxy);
+    leg.caller.send(
+      sipRequest([
+        `BYE sip:b@127.0.0.1:${leg.callee.port} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${leg.caller.port};branch=z9hG4bKdlgbye;rport`,
+        'Max-Forwards: 70',
+        `Route: <${leg.rr}>`,
+        'From: "A" <sip:alice@127.0.0.1>;tag=ft',
+        'To: <sip:b@127.0.0.1>;tag=tt',
+        'Call-ID: dlg-basic@t',
+        'CSeq: 11 BYE',
+        'Content-Length: 0',
+      ]),
+      proxy,
+    );
     const bye = (await leg.callee.waitFor(n + 1))!.toString();
     // the BYE ended the dialog (state 5, as in Kamailio) and its variables are still there
     assert.match(bye, /\r\nX-Dlg-Var: hello state=5\r\n/);
@@ -107,7 +174,16 @@ test('dialog: dlg_manage, profiles with and without value, $dlg_var kept to the 
 });
 
 test('dialog: dlg.end_dlg and the dialog timeout (send_bye) send a BYE to both sides, built from the dialog', async () => {
-  const server = await startServer({ cfg: writeCfg(cfg('modparam("dialog", "send_bye", 1)', '        dlg_manage();\n        set_dlg_profile("calls");\n        if ($hdr(X-Timeout) != $null) dlg_set_timeout("$hdr(X-Timeout)");'), 'dialog-bye.cfg'), workers: 2 });
+  const server = await startServer({
+    cfg: writeCfg(
+      cfg(
+        'modparam("dialog", "send_bye", 1)',
+        '        dlg_manage();\n        set_dlg_profile("calls");\n        if ($hdr(X-Timeout) != $null) dlg_set_timeout("$hdr(X-Timeout)");',
+      ),
+      'dialog-bye.cfg',
+    ),
+    workers: 2,
+  });
   try {
     const proxy = server.udp[0]!;
     const check = async (leg: Leg): Promise<void> => {
@@ -138,7 +214,10 @@ test('dialog: dlg.end_dlg and the dialog timeout (send_bye) send a BYE to both s
     const took = Date.now() - t0;
     assert.ok(took >= 500 && took < 3500, `timed out after ${took} ms (timeout 1 s, 1 s tick)`);
     assert.equal((await server.rpc('dlg.profile_get_size', ['calls'])).result.count, 0);
-    assert.equal((await server.rpc('stats.get_statistics', ['dialog:expired_dialogs'])).result['dialog:expired_dialogs'], 1);
+    assert.equal(
+      (await server.rpc('stats.get_statistics', ['dialog:expired_dialogs'])).result['dialog:expired_dialogs'],
+      1,
+    );
     for (const l of [a, b]) {
       l.caller.close();
       l.callee.close();
@@ -150,56 +229,85 @@ test('dialog: dlg.end_dlg and the dialog timeout (send_bye) send a BYE to both s
 
 const LIMIT = 5;
 
-test(`a concurrent-call limit of ${LIMIT} by dialog profile holds across 2 SIP workers under sipp load`, { skip: hasSipp() ? false : 'sipp is not installed', timeout: 120_000 }, async (t) => {
-  const uasPort = await freePort();
-  // sipp's uas echoing Record-Route, so that ACK and BYE come through the proxy
-  const uas = await startUas({ port: uasPort, scenario: SIPP_DIR + 'uas-dialog.xml', extra: ['-key', 'contact_port', String(uasPort), '-key', 'contact_transport', 'udp'] });
-  const server = await startServer({
-    workers: 2,
-    cfg: writeCfg(
-      cfg('', `        get_profile_size("calls", "$var(n)");
+test(
+  `a concurrent-call limit of ${LIMIT} by dialog profile holds across 2 SIP workers under sipp load`,
+  { skip: hasSipp() ? false : 'sipp is not installed', timeout: 120_000 },
+  async (t) => {
+    const uasPort = await freePort();
+    // sipp's uas echoing Record-Route, so that ACK and BYE come through the proxy
+    const uas = await startUas({
+      port: uasPort,
+      scenario: SIPP_DIR + 'uas-dialog.xml',
+      extra: ['-key', 'contact_port', String(uasPort), '-key', 'contact_transport', 'udp'],
+    });
+    const server = await startServer({
+      workers: 2,
+      cfg: writeCfg(
+        cfg(
+          '',
+          `        get_profile_size("calls", "$var(n)");
         if ($var(n) >= ${LIMIT}) { sl_send_reply("503", "Too Many Calls"); exit; }
         dlg_manage();
         set_dlg_profile("calls");
-        $du = "sip:127.0.0.1:${uasPort}";`),
-      'dialog-limit.cfg',
-    ),
-  });
-  try {
-    let max = 0;
-    let maxListed = 0;
-    const workers = new Set<number>();
-    let polling = true;
-    const poll = (async () => {
-      while (polling) {
-        const [size, list] = await Promise.all([server.rpc('dlg.profile_get_size', ['calls']), server.rpc('dlg.list')]);
-        max = Math.max(max, size.result.count);
-        const live = (list.result as Array<{ h_entry: number; state: number }>).filter((d) => d.state >= 3 && d.state <= 4);
-        maxListed = Math.max(maxListed, live.length);
-        for (const d of list.result as Array<{ h_entry: number }>) workers.add(d.h_entry);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    const CALLS = 150;
-    const r = await runUac({ target: server.udp[0]!, scenario: SIPP_DIR + 'uac-limit.xml', calls: CALLS, rate: 50, localPort: await freePort(), timeoutMs: 60_000, extra: ['-d', '500'] });
-    polling = false;
-    await poll;
-    const stats = (await server.rpc('stats.get_statistics', ['dialog:'])).result;
-    t.diagnostic(`${CALLS} calls at 50/s holding 500 ms: ${stats['dialog:processed_dialogs']} admitted, peak profile size ${max}, peak confirmed dialogs listed ${maxListed}, workers ${[...workers].join(',')}`);
-    assert.equal(r.failed, 0, r.stdout.slice(-2000));
-    assert.equal(r.successful, CALLS);
-    assert.ok(max <= LIMIT, `profile size peaked at ${max}`);
-    assert.ok(maxListed <= LIMIT, `${maxListed} dialogs at once`);
-    assert.equal(max, LIMIT, 'the load reached the limit');
-    assert.ok(stats['dialog:processed_dialogs'] < CALLS, 'some calls were refused');
-    assert.deepEqual([...workers].sort(), [0, 1], 'dialogs in both workers');
-    const end = await until(() => server.rpc('dlg.profile_get_size', ['calls']), (v) => v.result.count === 0);
-    assert.equal(end.result.count, 0, 'every dialog left the profile');
-  } finally {
-    await server.stop();
-    await uas.stop();
-  }
-});
+        $du = "sip:127.0.0.1:${uasPort}";`,
+        ),
+        'dialog-limit.cfg',
+      ),
+    });
+    try {
+      let max = 0;
+      let maxListed = 0;
+      const workers = new Set<number>();
+      let polling = true;
+      const poll = (async () => {
+        while (polling) {
+          const [size, list] = await Promise.all([
+            server.rpc('dlg.profile_get_size', ['calls']),
+            server.rpc('dlg.list'),
+          ]);
+          max = Math.max(max, size.result.count);
+          const live = (list.result as Array<{ h_entry: number; state: number }>).filter(
+            (d) => d.state >= 3 && d.state <= 4,
+          );
+          maxListed = Math.max(maxListed, live.length);
+          for (const d of list.result as Array<{ h_entry: number }>) workers.add(d.h_entry);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      const CALLS = 150;
+      const r = await runUac({
+        target: server.udp[0]!,
+        scenario: SIPP_DIR + 'uac-limit.xml',
+        calls: CALLS,
+        rate: 50,
+        localPort: await freePort(),
+        timeoutMs: 60_000,
+        extra: ['-d', '500'],
+      });
+      polling = false;
+      await poll;
+      const stats = (await server.rpc('stats.get_statistics', ['dialog:'])).result;
+      t.diagnostic(
+        `${CALLS} calls at 50/s holding 500 ms: ${stats['dialog:processed_dialogs']} admitted, peak profile size ${max}, peak confirmed dialogs listed ${maxListed}, workers ${[...workers].join(',')}`,
+      );
+      assert.equal(r.failed, 0, r.stdout.slice(-2000));
+      assert.equal(r.successful, CALLS);
+      assert.ok(max <= LIMIT, `profile size peaked at ${max}`);
+      assert.ok(maxListed <= LIMIT, `${maxListed} dialogs at once`);
+      assert.equal(max, LIMIT, 'the load reached the limit');
+      assert.ok(stats['dialog:processed_dialogs'] < CALLS, 'some calls were refused');
+      assert.deepEqual([...workers].sort(), [0, 1], 'dialogs in both workers');
+      const end = await until(
+        () => server.rpc('dlg.profile_get_size', ['calls']),
+        (v) => v.result.count === 0,
+      );
+      assert.equal(end.result.count, 0, 'every dialog left the profile');
+    } finally {
+      await server.stop();
+      await uas.stop();
+    }
+  },
+);
 
 test('OpenSIPS dialect: create_dialog("B"), $dlg_val, $DLG_status, $DLG_timeout; the dialog times out with a BYE to both sides; dlg_list and profile_get_size', async () => {
   const server = await startServer({
@@ -242,7 +350,11 @@ route {
     assert.equal((await server.rpc('profile_get_size', ['calls'])).result.count, 1);
     // $DLG_timeout = 1 with "B": both sides get a BYE about a second after the 200
     assert.match((await leg.callee.waitFor(3, 4000))!.toString(), /^BYE sip:b@127\.0\.0\.1:\d+ SIP\/2\.0\r\n/);
-    const bye = await until(async () => leg.caller.received.map((b) => b.toString()).find((m) => m.startsWith('BYE ')), (v) => v !== undefined, 4000);
+    const bye = await until(
+      async () => leg.caller.received.map((b) => b.toString()).find((m) => m.startsWith('BYE ')),
+      (v) => v !== undefined,
+      4000,
+    );
     assert.ok(bye, 'the caller got a BYE');
     assert.equal((await server.rpc('profile_get_size', ['calls'])).result.count, 0);
     leg.caller.close();

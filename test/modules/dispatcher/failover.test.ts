@@ -69,7 +69,9 @@ failure_route[NEXT_GW] {
 
 async function flagsOf(server: RunningServer): Promise<Record<string, string>> {
   const list = (await server.rpc('dispatcher.list')).result;
-  return Object.fromEntries(list.RECORDS[0].SET.TARGETS.map((t: { DEST: { URI: string; FLAGS: string } }) => [t.DEST.URI, t.DEST.FLAGS]));
+  return Object.fromEntries(
+    list.RECORDS[0].SET.TARGETS.map((t: { DEST: { URI: string; FLAGS: string } }) => [t.DEST.URI, t.DEST.FLAGS]),
+  );
 }
 
 async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<T> {
@@ -85,38 +87,62 @@ async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boo
 const A = `sip:127.0.0.1:${P.a}`;
 const B = `sip:127.0.0.1:${P.b}`;
 
-test('dispatcher: with one gateway down calls fail over at once; keepalives take it out and bring it back', { skip: hasSipp() ? false : 'sipp is not installed', timeout: 90_000 }, async () => {
-  const list = writeCfg(`1 ${A}\n1 ${B}\n`, 'dispatcher.list');
-  const uas: UasHandle[] = [];
-  let server: RunningServer | null = null;
-  try {
-    // -aa: sipp answers the OPTIONS keepalives with 200
-    uas.push(await startUas({ port: P.a, extra: ['-aa'] }));
-    server = await startServer({ cfg: writeCfg(CFG(list)), workers: 2, args: ['--debug=NOTICE'] });
-    // B is down from the start: every call still succeeds, those sent to B after fr_timer through A
-    const r1 = await runUac({ target: server.udp[0]!, calls: 10, rate: 20, localPort: P.uac1, timeoutMs: 30_000 });
-    assert.equal(r1.successful, 10, r1.errors);
-    assert.equal(r1.failed, 0, r1.errors);
-    assert.deepEqual(await flagsOf(server), { [A]: 'AX', [B]: 'IP' });
-    assert.equal((await server.rpc('htable.get', ['calls', A])).result.item.value, 10);
-    // worker logs reach the server's stderr through its main thread: wait for them
-    await until('the dst-down event route', async () => server!.stderr().includes(`GATEWAY DOWN ${B} code=`), (ok) => ok, 5000);
+test(
+  'dispatcher: with one gateway down calls fail over at once; keepalives take it out and bring it back',
+  { skip: hasSipp() ? false : 'sipp is not installed', timeout: 90_000 },
+  async () => {
+    const list = writeCfg(`1 ${A}\n1 ${B}\n`, 'dispatcher.list');
+    const uas: UasHandle[] = [];
+    let server: RunningServer | null = null;
+    try {
+      // -aa: sipp answers the OPTIONS keepalives with 200
+      uas.push(await startUas({ port: P.a, extra: ['-aa'] }));
+      server = await startServer({ cfg: writeCfg(CFG(list)), workers: 2, args: ['--debug=NOTICE'] });
+      // B is down from the start: every call still succeeds, those sent to B after fr_timer through A
+      const r1 = await runUac({ target: server.udp[0]!, calls: 10, rate: 20, localPort: P.uac1, timeoutMs: 30_000 });
+      assert.equal(r1.successful, 10, r1.errors);
+      assert.equal(r1.failed, 0, r1.errors);
+      assert.deepEqual(await flagsOf(server), { [A]: 'AX', [B]: 'IP' });
+      assert.equal((await server.rpc('htable.get', ['calls', A])).result.item.value, 10);
+      // worker logs reach the server's stderr through its main thread: wait for them
+      await until(
+        'the dst-down event route',
+        async () => server!.stderr().includes(`GATEWAY DOWN ${B} code=`),
+        (ok) => ok,
+        5000,
+      );
 
-    // B comes up: the keepalives find it and it takes calls again
-    uas.push(await startUas({ port: P.b, extra: ['-aa'] }));
-    await until('B back up', () => flagsOf(server!), (f) => f[B] === 'AP', 10_000);
-    await until('the dst-up event route', async () => server!.stderr().includes(`GATEWAY UP ${B} code=200`), (ok) => ok, 5000);
-    const r2 = await runUac({ target: server.udp[0]!, calls: 10, rate: 20, localPort: P.uac2, timeoutMs: 30_000 });
-    assert.equal(r2.successful, 10, r2.errors);
-    const b = (await server.rpc('htable.get', ['calls', B])).result.item.value;
-    assert.ok(b >= 4 && b <= 6, `B took ${b} of 10 calls`);
+      // B comes up: the keepalives find it and it takes calls again
+      uas.push(await startUas({ port: P.b, extra: ['-aa'] }));
+      await until(
+        'B back up',
+        () => flagsOf(server!),
+        (f) => f[B] === 'AP',
+        10_000,
+      );
+      await until(
+        'the dst-up event route',
+        async () => server!.stderr().includes(`GATEWAY UP ${B} code=200`),
+        (ok) => ok,
+        5000,
+      );
+      const r2 = await runUac({ target: server.udp[0]!, calls: 10, rate: 20, localPort: P.uac2, timeoutMs: 30_000 });
+      assert.equal(r2.successful, 10, r2.errors);
+      const b = (await server.rpc('htable.get', ['calls', B])).result.item.value;
+      assert.ok(b >= 4 && b <= 6, `B took ${b} of 10 calls`);
 
-    // B goes away again, with no call to notice: the keepalives take it out on their own
-    await uas.pop()!.stop();
-    await until('B marked down by the keepalives', () => flagsOf(server!), (f) => f[B] === 'IP', 10_000);
-    assert.equal((await flagsOf(server))[A], 'AX');
-  } finally {
-    for (const u of uas) await u.stop();
-    await server?.stop();
-  }
-});
+      // B goes away again, with no call to notice: the keepalives take it out on their own
+      await uas.pop()!.stop();
+      await until(
+        'B marked down by the keepalives',
+        () => flagsOf(server!),
+        (f) => f[B] === 'IP',
+        10_000,
+      );
+      assert.equal((await flagsOf(server))[A], 'AX');
+    } finally {
+      for (const u of uas) await u.stop();
+      await server?.stop();
+    }
+  },
+);

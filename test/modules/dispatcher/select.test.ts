@@ -69,14 +69,36 @@ after(async () => {
 });
 
 let seq = 0;
-async function ask(user: string, set: number, alg: number, opts: { callId?: string; from?: string } = {}): Promise<string> {
+async function ask(
+  user: string,
+  set: number,
+  alg: number,
+  opts: { callId?: string; from?: string } = {},
+): Promise<string> {
   const p = await UdpPeer.open();
   try {
     const id = opts.callId ?? `ds-${++seq}-${Math.random().toString(36).slice(2)}`;
-    p.send(sipRequest([`OPTIONS sip:${user}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${p.port};branch=z9hG4bK${seq}x${Math.random().toString(36).slice(2)}`, 'Max-Forwards: 70', `From: <sip:${opts.from ?? 'alice'}@example.com>;tag=${seq}`, `To: <sip:${user}@127.0.0.1>`, `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', `X-Set: ${set}`, `X-Alg: ${alg}`, 'Content-Length: 0']), server.udp[0]!);
+    p.send(
+      sipRequest([
+        `OPTIONS sip:${user}@127.0.0.1 SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${p.port};branch=z9hG4bK${seq}x${Math.random().toString(36).slice(2)}`,
+        'Max-Forwards: 70',
+        `From: <sip:${opts.from ?? 'alice'}@example.com>;tag=${seq}`,
+        `To: <sip:${user}@127.0.0.1>`,
+        `Call-ID: ${id}`,
+        'CSeq: 1 OPTIONS',
+        `X-Set: ${set}`,
+        `X-Alg: ${alg}`,
+        'Content-Length: 0',
+      ]),
+      server.udp[0]!,
+    );
     const r = await p.waitFor(1, 5000);
     assert.ok(r, 'no reply');
-    return r.toString().split('\r\n')[0]!.replace(/^SIP\/2\.0 /, '');
+    return r
+      .toString()
+      .split('\r\n')[0]!
+      .replace(/^SIP\/2\.0 /, '');
   } finally {
     p.close();
   }
@@ -87,8 +109,13 @@ test('round robin (4) alternates across SIP workers; the failover list runs arou
   for (let i = 0; i < 6; i++) picks.push(await ask('rr', 1, 4));
   const dus = picks.map((p) => p.split(' ')[1]);
   for (let i = 1; i < dus.length; i++) assert.notEqual(dus[i], dus[i - 1], `${dus}`);
-  assert.match(picks.find((p) => p.includes('10.0.0.2'))!, /attrs=duid=gw2;my=xyz$/);
-  const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{ value: number }>;
+  assert.match(
+    picks.find((p) => p.includes('10.0.0.2'))!,
+    /attrs=duid=gw2;my=xyz$/,
+  );
+  const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{
+    value: number;
+  }>;
   assert.ok(perWorker.filter((w) => w.value > 0).length >= 2);
   // ds_next_dst walks the rest of the set
   const all = (await ask('next', 3, 4)).split(' ').slice(1);
@@ -116,8 +143,13 @@ test('ds_mark_dst("ip") takes a destination out for every worker; dispatcher.lis
   assert.equal(await ask('mark', 2, 8), '200 marked sip:10.0.1.2');
   for (let i = 0; i < 6; i++) assert.equal(await ask('p', 2, 8), '200 sip:10.0.1.1 attrs=weight=25');
   let list = (await server.rpc('dispatcher.list')).result;
-  const set2 = list.RECORDS.find((r: { SET: { ID: number } }) => r.SET.ID === 2).SET.TARGETS.map((t: { DEST: { URI: string; FLAGS: string } }) => [t.DEST.URI, t.DEST.FLAGS]);
-  assert.deepEqual(set2, [['sip:10.0.1.2', 'IP'], ['sip:10.0.1.1', 'AX']]);
+  const set2 = list.RECORDS.find((r: { SET: { ID: number } }) => r.SET.ID === 2).SET.TARGETS.map(
+    (t: { DEST: { URI: string; FLAGS: string } }) => [t.DEST.URI, t.DEST.FLAGS],
+  );
+  assert.deepEqual(set2, [
+    ['sip:10.0.1.2', 'IP'],
+    ['sip:10.0.1.1', 'AX'],
+  ]);
   assert.equal(list.NRSETS, 4);
   assert.equal((await server.rpc('dispatcher.set_state', ['i', '2', 'sip:10.0.1.1'])).result, 'Ok');
   assert.equal(await ask('p', 2, 8), '503 No destination');
@@ -126,8 +158,16 @@ test('ds_mark_dst("ip") takes a destination out for every worker; dispatcher.lis
   assert.equal((await server.rpc('dispatcher.set_state', ['a', '9', 'sip:x'])).error.code, -32602);
   // OpenSIPS: ds_set_state / ds_list
   assert.equal((await server.rpc('ds_set_state', ['inactive', '1', 'sip:10.0.0.1:5060'])).result, 'Ok');
-  const os = (await server.rpc('ds_list')).result.PARTITIONS[0].SETS.find((s: { id: number }) => s.id === 1).Destinations;
-  assert.deepEqual(os.map((d: { URI: string; state: string }) => [d.URI, d.state]), [['sip:10.0.0.1:5060', 'Inactive'], ['sip:10.0.0.2:5070', 'Active']]);
+  const os = (await server.rpc('ds_list')).result.PARTITIONS[0].SETS.find(
+    (s: { id: number }) => s.id === 1,
+  ).Destinations;
+  assert.deepEqual(
+    os.map((d: { URI: string; state: string }) => [d.URI, d.state]),
+    [
+      ['sip:10.0.0.1:5060', 'Inactive'],
+      ['sip:10.0.0.2:5070', 'Active'],
+    ],
+  );
   // a reload reads the file again, and the states go back to its flags
   writeFileSync(listFile, '1 sip:10.9.9.9\n');
   assert.equal((await server.rpc('dispatcher.reload')).result, 'Ok');
@@ -169,7 +209,10 @@ route {
     await ask('mark', 0, 0);
     assert.equal(await ask('x', 0, 0), '200 sip:10.1.0.2 sip:10.1.0.3');
     const os = (await srv.rpc('ds_list')).result.PARTITIONS[0].SETS[0].Destinations;
-    assert.deepEqual(os.map((d: { state: string }) => d.state), ['Probing', 'Active', 'Active']);
+    assert.deepEqual(
+      os.map((d: { state: string }) => d.state),
+      ['Probing', 'Active', 'Active'],
+    );
   } finally {
     server = saved;
     await srv.stop();
@@ -177,11 +220,20 @@ route {
 });
 
 test('-c: a missing or broken list file, a bad db_url', async () => {
-  const base = (p: string): string => `#!KAMAILIO\nloadmodule "dispatcher.so"\n${p}\nrequest_route { ds_select_dst("1", "4"); }\n`;
-  let r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "list_file", "/nonexistent/dispatcher.list")'))]);
+  const base = (p: string): string =>
+    `#!KAMAILIO\nloadmodule "dispatcher.so"\n${p}\nrequest_route { ds_select_dst("1", "4"); }\n`;
+  let r = await runCli([
+    '-c',
+    '-f',
+    writeCfg(base('modparam("dispatcher", "list_file", "/nonexistent/dispatcher.list")')),
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot read \/nonexistent\/dispatcher\.list/);
-  r = await runCli(['-c', '-f', writeCfg(base(`modparam("dispatcher", "list_file", "${writeCfg('1 nonsense\n', 'bad.list')}")`))]);
+  r = await runCli([
+    '-c',
+    '-f',
+    writeCfg(base(`modparam("dispatcher", "list_file", "${writeCfg('1 nonsense\n', 'bad.list')}")`)),
+  ]);
   assert.match(r.stderr, /line 1: expected "setid sip:uri/);
   r = await runCli(['-c', '-f', writeCfg(base('modparam("dispatcher", "db_url", "oracle://x")'))]);
   assert.match(r.stderr, /unknown database "oracle"/);
@@ -193,9 +245,28 @@ test('db_url: the destinations come from the dispatcher table, in every worker, 
   let srv: RunningServer | null = null;
   try {
     await initSchema(db);
-    await db.insert('dispatcher', { setid: 7, destination: 'sip:10.7.0.1', flags: 0, priority: 0, attrs: 'weight=50', description: 'a' });
-    await db.insert('dispatcher', { setid: 7, destination: 'sip:10.7.0.2', flags: 0, priority: 0, attrs: '', description: 'b' });
-    srv = await startServer({ cfg: writeCfg(`#!KAMAILIO\nloadmodule "sl.so"\nloadmodule "pv.so"\nloadmodule "dispatcher.so"\nmodparam("dispatcher", "db_url", "${url}")\nrequest_route {\n    if (!ds_select_dst("7", "4")) { sl_send_reply(503, "none"); exit; }\n    sl_send_reply(200, "$du");\n}\n`), workers: 2 });
+    await db.insert('dispatcher', {
+      setid: 7,
+      destination: 'sip:10.7.0.1',
+      flags: 0,
+      priority: 0,
+      attrs: 'weight=50',
+      description: 'a',
+    });
+    await db.insert('dispatcher', {
+      setid: 7,
+      destination: 'sip:10.7.0.2',
+      flags: 0,
+      priority: 0,
+      attrs: '',
+      description: 'b',
+    });
+    srv = await startServer({
+      cfg: writeCfg(
+        `#!KAMAILIO\nloadmodule "sl.so"\nloadmodule "pv.so"\nloadmodule "dispatcher.so"\nmodparam("dispatcher", "db_url", "${url}")\nrequest_route {\n    if (!ds_select_dst("7", "4")) { sl_send_reply(503, "none"); exit; }\n    sl_send_reply(200, "$du");\n}\n`,
+      ),
+      workers: 2,
+    });
     const saved = server;
     server = srv;
     try {

@@ -74,7 +74,9 @@ after(async () => {
 });
 
 /** a client of the event socket that collects what it is sent */
-async function client(port: number): Promise<{ socket: net.Socket; text: () => string; waitFor: (re: RegExp, ms?: number) => Promise<string> }> {
+async function client(
+  port: number,
+): Promise<{ socket: net.Socket; text: () => string; waitFor: (re: RegExp, ms?: number) => Promise<string> }> {
   const socket = net.connect({ host: '127.0.0.1', port });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
@@ -92,10 +94,28 @@ async function client(port: number): Promise<{ socket: net.Socket; text: () => s
   return { socket, text: () => buf, waitFor };
 }
 
-async function sip(target: string, ruriUser: string, fromUser = 'test', method = 'OPTIONS', waitMs = 5000): Promise<string> {
+async function sip(
+  target: string,
+  ruriUser: string,
+  fromUser = 'test',
+  method = 'OPTIONS',
+  waitMs = 5000,
+): Promise<string> {
   const peer = await UdpPeer.open();
   const id = `${ruriUser}-${Math.random()}`;
-  peer.send(sipRequest([`${method} sip:${ruriUser}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', `From: <sip:${fromUser}@127.0.0.1>;tag=1`, `To: <sip:${ruriUser}@127.0.0.1>`, `Call-ID: ${id}`, `CSeq: 1 ${method}`, 'Content-Length: 0']), target);
+  peer.send(
+    sipRequest([
+      `${method} sip:${ruriUser}@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      `From: <sip:${fromUser}@127.0.0.1>;tag=1`,
+      `To: <sip:${ruriUser}@127.0.0.1>`,
+      `Call-ID: ${id}`,
+      `CSeq: 1 ${method}`,
+      'Content-Length: 0',
+    ]),
+    target,
+  );
   // INVITEs get a 100 first: wait for the final reply
   for (let n = 1; ; n++) {
     const r = await peer.waitFor(n, waitMs);
@@ -123,7 +143,8 @@ test('evapi_relay from request_route (seed 1.4): every client gets it as a netst
   assert.equal(await sip(server.udp[0]!, 'relay', 'test'), 'SIP/2.0 200 relayed');
   // seed 1.5 prints "47:" for the event without its spaces; the length is the payload's bytes
   const event = '{ "event": "test",\n "data": { "fU": "test" }\n}';
-  for (const c of [a, b]) assert.equal(await c.waitFor(/\d+:\{ "event": "test"[^]*?\},/), `${Buffer.byteLength(event)}:${event},`);
+  for (const c of [a, b])
+    assert.equal(await c.waitFor(/\d+:\{ "event": "test"[^]*?\},/), `${Buffer.byteLength(event)}:${event},`);
   a.socket.destroy();
   b.socket.destroy();
 });
@@ -199,16 +220,22 @@ const SEEDS: Record<string, string> = {
   '1.2': 'modparam("evapi", "bind_addr", "1.2.3.4:8228")',
   '1.3': 'modparam("evapi", "netstring_format", 0)',
   '1.4': 'request_route {\nevapi_relay("{ \\"event\\": \\"test\\",\\n \\"data\\": { \\"fU\\": \\"$fU\\" }\\n}");\n}',
-  '1.6': 'request_route {\nevapi_async_relay("{ \\"event\\": \\"suspend\\",\\n \\"data\\":"\n" { \\"index\\": \\"$T(id_index)\\", \\"label\\": \\"$T(id_label)\\" }\\n}");\n}',
+  '1.6':
+    'request_route {\nevapi_async_relay("{ \\"event\\": \\"suspend\\",\\n \\"data\\":"\n" { \\"index\\": \\"$T(id_index)\\", \\"label\\": \\"$T(id_label)\\" }\\n}");\n}',
   '1.7': 'event_route[evapi:connection-new] {\nif($evapi(srcaddr)!="127.0.0.1") {\nevapi_close();\nexit;\n}\n}',
   '5.1': 'event_route[evapi:connection-new] {\nxlog("new connection from $evapi(srcaddr):$evapi(srcport)\\n");\n}',
   '5.2': 'event_route[evapi:connection-closed] {\nxlog("connection closed by $evapi(srcaddr):$evapi(srcport)\\n");\n}',
-  '5.3': 'event_route[evapi:message-received] {\nxlog("received [$evapi(msg)] from $evapi(srcaddr):$evapi(srcport)\\n");\n}',
+  '5.3':
+    'event_route[evapi:message-received] {\nxlog("received [$evapi(msg)] from $evapi(srcaddr):$evapi(srcport)\\n");\n}',
 };
 
 for (const [n, text] of Object.entries(SEEDS)) {
   test(`-c: evapi example ${n} as written`, async () => {
-    const r = await runCli(['-c', '-f', writeCfg(`#!KAMAILIO\nloadmodule "tm.so"\nloadmodule "xlog.so"\nloadmodule "evapi.so"\n${text}\n`)]);
+    const r = await runCli([
+      '-c',
+      '-f',
+      writeCfg(`#!KAMAILIO\nloadmodule "tm.so"\nloadmodule "xlog.so"\nloadmodule "evapi.so"\n${text}\n`),
+    ]);
     assert.equal(r.code, 0, r.stderr);
   });
 }
@@ -217,7 +244,11 @@ test('-c: a bad bind_addr, and evapi_async_relay outside request_route', async (
   let r = await runCli(['-c', '-f', writeCfg('loadmodule "evapi.so"\nmodparam("evapi", "bind_addr", "127.0.0.1")\n')]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /test\.cfg:2:1: parameter "bind_addr" of module "evapi": expected ip:port/);
-  r = await runCli(['-c', '-f', writeCfg('loadmodule "tm.so"\nloadmodule "evapi.so"\nfailure_route[F] {\n    evapi_async_relay("x");\n}\n')]);
+  r = await runCli([
+    '-c',
+    '-f',
+    writeCfg('loadmodule "tm.so"\nloadmodule "evapi.so"\nfailure_route[F] {\n    evapi_async_relay("x");\n}\n'),
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /test\.cfg:4:5: evapi_async_relay\(\) cannot be used in failure_route/);
 });
@@ -226,7 +257,15 @@ test('a bind_addr already in use fails the start with a clear message', async ()
   const blocker = net.createServer().listen(27450, '127.0.0.1');
   await new Promise((r) => blocker.once('listening', r));
   try {
-    const r = await runCli(['-f', writeCfg(`loadmodule "evapi.so"\nmodparam("evapi", "bind_addr", "127.0.0.1:27450")\nroute { exit; }\n`), '-l', 'udp:127.0.0.1:0'], 15_000);
+    const r = await runCli(
+      [
+        '-f',
+        writeCfg(`loadmodule "evapi.so"\nmodparam("evapi", "bind_addr", "127.0.0.1:27450")\nroute { exit; }\n`),
+        '-l',
+        'udp:127.0.0.1:0',
+      ],
+      15_000,
+    );
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /evapi: cannot listen on 127\.0\.0\.1:27450 \(bind_addr\): EADDRINUSE/);
   } finally {

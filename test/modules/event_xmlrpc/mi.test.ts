@@ -34,14 +34,23 @@ test('events_list: the events the script declares', async () => {
 
 test('event_subscribe: default expire 3600, listed with its ttl; a re-subscribe refreshes, not duplicates', async () => {
   assert.equal((await server.rpc('event_subscribe', ['E_DECLARED', sock()])).result, 'OK');
-  assert.deepEqual((await server.rpc('subscribers_list', ['E_DECLARED'])).result.Event.Subscribers, [{ socket: sock(), expire: 3600, ttl: 3600 }]);
-  assert.equal((await server.rpc('event_subscribe', { event: 'E_DECLARED', socket: sock(), expire: 120 })).result, 'OK');
+  assert.deepEqual((await server.rpc('subscribers_list', ['E_DECLARED'])).result.Event.Subscribers, [
+    { socket: sock(), expire: 3600, ttl: 3600 },
+  ]);
+  assert.equal(
+    (await server.rpc('event_subscribe', { event: 'E_DECLARED', socket: sock(), expire: 120 })).result,
+    'OK',
+  );
   const all = await server.rpc('subscribers_list');
-  assert.deepEqual(all.result, { Events: [{ name: 'E_DECLARED', id: 0, Subscribers: [{ socket: sock(), expire: 120, ttl: 120 }] }] });
+  assert.deepEqual(all.result, {
+    Events: [{ name: 'E_DECLARED', id: 0, Subscribers: [{ socket: sock(), expire: 120, ttl: 120 }] }],
+  });
   const one = await server.rpc('subscribers_list', ['E_DECLARED']);
   assert.equal(one.result.Event.Subscribers.length, 1);
   const by = await server.rpc('subscribers_list', ['E_DECLARED', sock()]);
-  assert.deepEqual(by.result, { Event: { name: 'E_DECLARED', id: 0, Subscriber: { socket: sock(), expire: 120, ttl: 120 } } });
+  assert.deepEqual(by.result, {
+    Event: { name: 'E_DECLARED', id: 0, Subscriber: { socket: sock(), expire: 120, ttl: 120 } },
+  });
   const missing = await server.rpc('subscribers_list', ['E_DECLARED', sock('other')]);
   assert.deepEqual([missing.error.code, missing.error.message], [404, 'Subscriber does not exist']);
   const unknown = await server.rpc('subscribers_list', ['E_NOPE']);
@@ -52,11 +61,22 @@ test('raise_event over MI: array params unnamed, JSON object params named and ty
   assert.equal((await server.rpc('raise_event', ['E_DECLARED', ['x', 'y']])).result, 'OK');
   const a = await peer.waitFor(1);
   assert.ok(a);
-  assert.match(a.body, /<methodName>m<\/methodName>\n<params>\n<param>\n<value><string>E_DECLARED<\/string><\/value>\n<\/param>\n<param>\n<value><string>x<\/string><\/value>\n<\/param>\n<param>\n<value><string>y<\/string><\/value>\n<\/param>\n<\/params>/);
-  assert.equal((await server.rpc('raise_event', { event: 'E_DECLARED', params: '{"n": 7, "s": "t", "o": {"k": 1}}' })).result, 'OK');
+  assert.match(
+    a.body,
+    /<methodName>m<\/methodName>\n<params>\n<param>\n<value><string>E_DECLARED<\/string><\/value>\n<\/param>\n<param>\n<value><string>x<\/string><\/value>\n<\/param>\n<param>\n<value><string>y<\/string><\/value>\n<\/param>\n<\/params>/,
+  );
+  assert.equal(
+    (await server.rpc('raise_event', { event: 'E_DECLARED', params: '{"n": 7, "s": "t", "o": {"k": 1}}' })).result,
+    'OK',
+  );
   const b = await peer.waitFor(2);
   assert.ok(b);
-  assert.ok(b.body.includes('<param>\n<name>n</name>\n<value><int>7</int></value>\n</param>\n<param>\n<name>s</name>\n<value><string>t</string></value>\n</param>\n<param>\n<name>o</name>\n<value><string>{"k":1}</string></value>\n</param>\n'), b.body);
+  assert.ok(
+    b.body.includes(
+      '<param>\n<name>n</name>\n<value><int>7</int></value>\n</param>\n<param>\n<name>s</name>\n<value><string>t</string></value>\n</param>\n<param>\n<name>o</name>\n<value><string>{"k":1}</string></value>\n</param>\n',
+    ),
+    b.body,
+  );
   const bad = await server.rpc('raise_event', ['E_DECLARED', 'not json']);
   assert.deepEqual([bad.error.code, bad.error.message], [400, 'Bad Params']);
   const unknown = await server.rpc('raise_event', ['E_OTHER']);
@@ -101,7 +121,10 @@ test('event_subscribe refuses what OpenSIPS refuses', async () => {
 });
 
 test('a socket whose transport module is not loaded is refused', async () => {
-  const other = await startServer({ cfg: writeCfg('loadmodule "sl.so"\nroute {\n    raise_event("E_X");\n    sl_send_reply(200, "OK");\n}\n'), workers: 1 });
+  const other = await startServer({
+    cfg: writeCfg('loadmodule "sl.so"\nroute {\n    raise_event("E_X");\n    sl_send_reply(200, "OK");\n}\n'),
+    workers: 1,
+  });
   try {
     const r = await other.rpc('event_subscribe', ['E_X', sock()]);
     assert.deepEqual([r.error.code, r.error.message], [400, 'Bad parameter value']);

@@ -38,7 +38,13 @@ route {
 }
 `;
 
-const HEAD = (port: number, len: number): string[] => [`Host: 127.0.0.1:${port}`, 'Connection: close', 'User-Agent: switchyard XMLRPC Notifier', 'Content-type: text/xml', `Content-length: ${len}`];
+const HEAD = (port: number, len: number): string[] => [
+  `Host: 127.0.0.1:${port}`,
+  'Connection: close',
+  'User-Agent: switchyard XMLRPC Notifier',
+  'Content-type: text/xml',
+  `Content-length: ${len}`,
+];
 
 const BODY_EXAMPLE = `<?xml version="1.0"?>
 <methodCall>
@@ -60,7 +66,11 @@ for (const struct of [0, 1]) {
 
   test(`use_struct_param ${struct}`, async (t) => {
     peer = await startXmlrpcPeer();
-    server = await startServer({ cfg: writeCfg(cfg(peer.port)), workers: 2, args: ['-o', `event_xmlrpc.use_struct_param=${struct}`] });
+    server = await startServer({
+      cfg: writeCfg(cfg(peer.port)),
+      workers: 2,
+      args: ['-o', `event_xmlrpc.use_struct_param=${struct}`],
+    });
     t.after(async () => {
       await server.stop();
       await peer.close();
@@ -72,7 +82,15 @@ for (const struct of [0, 1]) {
         () => server.rpc('subscribers_list'),
         (r) => r.result?.Events?.length === 1,
       );
-      assert.deepEqual(list.result, { Events: [{ name: 'E_MY_EVENT', id: 0, Subscribers: [{ socket: `xmlrpc:127.0.0.1:${peer.port}:e_dummy_h`, expire: 'never' }] }] });
+      assert.deepEqual(list.result, {
+        Events: [
+          {
+            name: 'E_MY_EVENT',
+            id: 0,
+            Subscribers: [{ socket: `xmlrpc:127.0.0.1:${peer.port}:e_dummy_h`, expire: 'never' }],
+          },
+        ],
+      });
     });
 
     await t.test('raise_event with one name and one value: the request of OpenSIPS example 1.3', async () => {
@@ -82,7 +100,10 @@ for (const struct of [0, 1]) {
       const body =
         struct === 0
           ? BODY_EXAMPLE
-          : BODY_EXAMPLE.replace('<name>ip</name>\n<value><string>127.0.0.1</string></value>\n', '<value><struct><member>\n<name>ip</name>\n<value><string>127.0.0.1</string></value>\n</member></struct></value>\n');
+          : BODY_EXAMPLE.replace(
+              '<name>ip</name>\n<value><string>127.0.0.1</string></value>\n',
+              '<value><struct><member>\n<name>ip</name>\n<value><string>127.0.0.1</string></value>\n</member></struct></value>\n',
+            );
       assert.equal(req.line, 'POST /RPC2 HTTP/1.1');
       assert.deepEqual(req.headers, HEAD(peer.port, Buffer.byteLength(body)));
       assert.equal(req.body, body);
@@ -94,7 +115,10 @@ for (const struct of [0, 1]) {
       assert.equal((await options(server, 'two')).line, 'SIP/2.0 200 raised 1');
       const req = await peer.waitFor(2);
       assert.ok(req);
-      const member = (name: string, v: string): string => (struct ? `<value><struct><member>\n<name>${name}</name>\n${v}</member></struct></value>\n` : `<name>${name}</name>\n${v}`);
+      const member = (name: string, v: string): string =>
+        struct
+          ? `<value><struct><member>\n<name>${name}</name>\n${v}</member></struct></value>\n`
+          : `<name>${name}</name>\n${v}`;
       assert.equal(
         req.body,
         `<?xml version="1.0"?>\n<methodCall>\n<methodName>e_dummy_h</methodName>\n<params>\n<param>\n<value><string>E_MY_EVENT</string></value>\n</param>\n` +

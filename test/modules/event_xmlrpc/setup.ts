@@ -4,7 +4,11 @@ import type { RunningServer } from '../../helpers/start-server.js';
 let seq = 0;
 
 /** send one OPTIONS to `user@` and wait for the reply; returns its first line */
-export async function options(server: RunningServer, user: string, timeoutMs = 3000): Promise<{ line: string | null; ms: number }> {
+export async function options(
+  server: RunningServer,
+  user: string,
+  timeoutMs = 3000,
+): Promise<{ line: string | null; ms: number }> {
   const peer = await UdpPeer.open();
   const n = ++seq;
   const t0 = Date.now();

@@ -31,7 +31,10 @@ async function subscribed(server: Awaited<ReturnType<typeof startServer>>): Prom
 
 test('sync_mode 1, server down: raise_event returns -1 at once, counted as failed', async () => {
   const port = await closedPort();
-  const server = await startServer({ cfg: writeCfg(cfg(port, 'modparam("event_xmlrpc", "sync_mode", 1)')), workers: 2 });
+  const server = await startServer({
+    cfg: writeCfg(cfg(port, 'modparam("event_xmlrpc", "sync_mode", 1)')),
+    workers: 2,
+  });
   try {
     await subscribed(server);
     for (let i = 0; i < 3; i++) {
@@ -51,7 +54,10 @@ test('sync_mode 1, server down: raise_event returns -1 at once, counted as faile
 
 test('sync_mode 1, server that never accepts: raise_event returns -1 after timeout, not later', async () => {
   const hole = await startBlackhole();
-  const server = await startServer({ cfg: writeCfg(cfg(hole.port, 'modparam("event_xmlrpc", "sync_mode", 1)\nmodparam("event_xmlrpc", "timeout", 300)')), workers: 1 });
+  const server = await startServer({
+    cfg: writeCfg(cfg(hole.port, 'modparam("event_xmlrpc", "sync_mode", 1)\nmodparam("event_xmlrpc", "timeout", 300)')),
+    workers: 1,
+  });
   try {
     await subscribed(server);
     const r = await options(server, 'raise');
@@ -66,7 +72,10 @@ test('sync_mode 1, server that never accepts: raise_event returns -1 after timeo
 
 test('sync_mode 1, server up: raise_event returns 1 once the request is written', async () => {
   const peer = await startXmlrpcPeer();
-  const server = await startServer({ cfg: writeCfg(cfg(peer.port, 'modparam("event_xmlrpc", "sync_mode", 1)')), workers: 1 });
+  const server = await startServer({
+    cfg: writeCfg(cfg(peer.port, 'modparam("event_xmlrpc", "sync_mode", 1)')),
+    workers: 1,
+  });
   try {
     await subscribed(server);
     assert.equal((await options(server, 'raise')).line, 'SIP/2.0 200 raised 1');
@@ -101,7 +110,11 @@ test('sync_mode 0, server down: raise_event returns 1 at once; the failure is lo
 
 test('a stuck server: at most max_pending requests held, the rest dropped; all released after timeout', async () => {
   const peer = await startXmlrpcPeer('silent');
-  const extra = ['modparam("event_xmlrpc", "max_pending", 4)', 'modparam("event_xmlrpc", "max_connections", 2)', 'modparam("event_xmlrpc", "timeout", 400)'].join('\n');
+  const extra = [
+    'modparam("event_xmlrpc", "max_pending", 4)',
+    'modparam("event_xmlrpc", "max_connections", 2)',
+    'modparam("event_xmlrpc", "timeout", 400)',
+  ].join('\n');
   const server = await startServer({ cfg: writeCfg(cfg(peer.port, extra)), workers: 2 });
   try {
     await subscribed(server);
@@ -111,7 +124,9 @@ test('a stuck server: at most max_pending requests held, the rest dropped; all r
     // the workers answered before the dispatcher took every event: wait until all 20 are accounted for
     const held = await until(
       () => stats(server, 'event_xmlrpc:'),
-      (s) => s['event_xmlrpc:dropped']! + s['event_xmlrpc:pending']! + s['event_xmlrpc:sent']! + s['event_xmlrpc:failed']! >= N,
+      (s) =>
+        s['event_xmlrpc:dropped']! + s['event_xmlrpc:pending']! + s['event_xmlrpc:sent']! + s['event_xmlrpc:failed']! >=
+        N,
     );
     assert.ok(held['event_xmlrpc:pending']! <= 4, `pending ${held['event_xmlrpc:pending']}`);
     assert.equal(held['event_xmlrpc:dropped'], N - 4);

@@ -87,7 +87,20 @@ async function ask(user: string, from = 'k1', extra: string[] = []): Promise<str
   const p = await UdpPeer.open();
   try {
     const id = `ht-${++seq}-${Math.random().toString(36).slice(2)}`;
-    p.send(sipRequest([`OPTIONS sip:${user}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${p.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', `From: <sip:${from}@127.0.0.1>;tag=1`, `To: <sip:${user}@127.0.0.1>`, `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', ...extra, 'Content-Length: 0']), server.udp[0]!);
+    p.send(
+      sipRequest([
+        `OPTIONS sip:${user}@127.0.0.1 SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${p.port};branch=z9hG4bK${id}`,
+        'Max-Forwards: 70',
+        `From: <sip:${from}@127.0.0.1>;tag=1`,
+        `To: <sip:${user}@127.0.0.1>`,
+        `Call-ID: ${id}`,
+        'CSeq: 1 OPTIONS',
+        ...extra,
+        'Content-Length: 0',
+      ]),
+      server.udp[0]!,
+    );
     const r = await p.waitFor(1, 5000);
     assert.ok(r, `no reply to ${user}`);
     return r.toString().split('\r\n')[0]!;
@@ -108,11 +121,14 @@ async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boo
 
 test('a value written by one worker is read by every worker; $null deletes; mod-init ran once', async () => {
   assert.equal(await ask('set', 'k1', ['X-Val: hello']), 'SIP/2.0 200 set');
-  for (let i = 0; i < 9; i++) assert.match(await ask('get', 'k1'), /^SIP\/2\.0 200 v=hello ex=[12] boot=from-mod-init$/);
+  for (let i = 0; i < 9; i++)
+    assert.match(await ask('get', 'k1'), /^SIP\/2\.0 200 v=hello ex=[12] boot=from-mod-init$/);
   // no X-Val header: $hdr is $null, and assigning $null deletes
   await ask('set', 'k1');
   assert.equal(await ask('get', 'k1'), 'SIP/2.0 200 v= ex=0 boot=from-mod-init');
-  const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{ value: number }>;
+  const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{
+    value: number;
+  }>;
   assert.ok(perWorker.filter((w) => w.value > 0).length >= 2, 'the requests were spread over the workers');
 });
 
@@ -126,15 +142,33 @@ test('$shtinc is atomic across workers; initval answers for a missing key', asyn
 });
 
 test('autoexpire drops an item after its time; $shtcn/$shtcv count; sht_rm_name_re removes by name', async () => {
-  for (const [k, v] of [['k1', 'x1'], ['k2', 'x2'], ['k3', 'y3'], ['other', 'x4']]) await ask('set', k, [`X-Val: ${v}`]);
+  for (const [k, v] of [
+    ['k1', 'x1'],
+    ['k2', 'x2'],
+    ['k3', 'y3'],
+    ['other', 'x4'],
+  ])
+    await ask('set', k, [`X-Val: ${v}`]);
   assert.equal(await ask('count'), 'SIP/2.0 200 cn=3 cv=3 all=4');
   await ask('rmre');
   assert.equal(await ask('count'), 'SIP/2.0 200 cn=1 cv=1 all=2');
   // the items expire 2 s after their last write, wherever they are read
-  await until('expiry', () => ask('count'), (r) => r === 'SIP/2.0 200 cn=0 cv=0 all=0');
+  await until(
+    'expiry',
+    () => ask('count'),
+    (r) => r === 'SIP/2.0 200 cn=0 cv=0 all=0',
+  );
   // and the timer (timer_interval 1) frees their slots, running event_route[htable:expired:a] for each
-  await until('sweep', async () => (await server.rpc('htable.stats')).result.find((t: { name: string }) => t.name === 'a').all, (n) => n === 0);
-  await until('the expired event route', async () => server.stderr(), (e) => e.includes('EXPIRED k3=y3') && e.includes('EXPIRED other=x4'));
+  await until(
+    'sweep',
+    async () => (await server.rpc('htable.stats')).result.find((t: { name: string }) => t.name === 'a').all,
+    (n) => n === 0,
+  );
+  await until(
+    'the expired event route',
+    async () => server.stderr(),
+    (e) => e.includes('EXPIRED k3=y3') && e.includes('EXPIRED other=x4'),
+  );
   assert.doesNotMatch(server.stderr(), /EXPIRED k1=/, 'removed by sht_rm_name_re, not expired');
 });
 
@@ -150,19 +184,41 @@ test('iterators walk a table; MI htable.sets/seti/get/dump/delete/listTables/flu
   assert.equal((await server.rpc('htable.sets', ['c', 'name', 'bob'])).result, 'Ok');
   assert.equal((await server.rpc('htable.seti', ['c', 'n', '42'])).result, 'Ok');
   assert.equal((await server.rpc('htable.seti', ['c', 'n', 'x'])).error.code, -32602);
-  const keys = /keys=(.*)$/.exec(await ask('iter'))![1]!.split(';').filter(Boolean).sort();
+  const keys = /keys=(.*)$/
+    .exec(await ask('iter'))![1]!
+    .split(';')
+    .filter(Boolean)
+    .sort();
   assert.deepEqual(keys, ['hits:150', 'n:42', 'name:bob']);
-  const dump = (await server.rpc('htable.dump', ['c'])).result as Array<{ entry: number; size: number; slot: Array<{ name: string; value: unknown }> }>;
-  assert.deepEqual(dump.flatMap((b) => b.slot).sort((x, y) => x.name.localeCompare(y.name)), [
-    { name: 'hits', value: 150 },
-    { name: 'n', value: 42 },
-    { name: 'name', value: 'bob' },
-  ]);
+  const dump = (await server.rpc('htable.dump', ['c'])).result as Array<{
+    entry: number;
+    size: number;
+    slot: Array<{ name: string; value: unknown }>;
+  }>;
+  assert.deepEqual(
+    dump.flatMap((b) => b.slot).sort((x, y) => x.name.localeCompare(y.name)),
+    [
+      { name: 'hits', value: 150 },
+      { name: 'n', value: 42 },
+      { name: 'name', value: 'bob' },
+    ],
+  );
   assert.equal((await server.rpc('htable.delete', ['c', 'name'])).result, 'Ok');
   assert.equal((await server.rpc('htable.get', ['c', 'name'])).error.code, -32602);
   assert.equal((await server.rpc('htable.get', ['nope', 'x'])).error.code, -32602);
-  const tables = (await server.rpc('htable.listTables')).result as Array<{ name: string; expire: number; size: number }>;
-  assert.deepEqual(tables.map((t) => [t.name, t.expire, t.size]), [['a', 2, 16], ['c', 0, 64], ['s', 0, 4]]);
+  const tables = (await server.rpc('htable.listTables')).result as Array<{
+    name: string;
+    expire: number;
+    size: number;
+  }>;
+  assert.deepEqual(
+    tables.map((t) => [t.name, t.expire, t.size]),
+    [
+      ['a', 2, 16],
+      ['c', 0, 64],
+      ['s', 0, 4],
+    ],
+  );
   assert.equal((await server.rpc('htable.flush', ['c'])).result, 'Ok');
   assert.deepEqual((await server.rpc('htable.dump', ['c'])).result, []);
   assert.match((await server.rpc('htable.reload', ['c'])).error.message, /has no dbtable/);
@@ -173,7 +229,11 @@ test('-c: a bad table definition, a table defined twice, dbtable without a datab
   let r = await runCli(['-c', '-f', writeCfg(base('modparam("htable", "htable", "a=>size=4;colour=red;")'))]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /unknown attribute "colour=red"/);
-  r = await runCli(['-c', '-f', writeCfg(base('modparam("htable", "htable", "a=>size=4")\nmodparam("htable", "htable", "a=>size=5")'))]);
+  r = await runCli([
+    '-c',
+    '-f',
+    writeCfg(base('modparam("htable", "htable", "a=>size=4")\nmodparam("htable", "htable", "a=>size=5")')),
+  ]);
   assert.match(r.stderr, /hash table "a" defined twice/);
   r = await runCli(['-c', '-f', writeCfg(base('modparam("htable", "htable", "a=>size=4;dbtable=htable;")'))]);
   assert.equal(r.code, 1);
@@ -186,7 +246,8 @@ test('dbtable: a table is loaded from the database at start (arrays, integers, e
   let srv: RunningServer | null = null;
   try {
     await initSchema(db);
-    const row = (key_name: string, key_type: number, value_type: number, key_value: string, expires = 0) => db.insert('htable', { key_name, key_type, value_type, key_value, expires });
+    const row = (key_name: string, key_type: number, value_type: number, key_value: string, expires = 0) =>
+      db.insert('htable', { key_name, key_type, value_type, key_value, expires });
     await row('ban', 0, 1, '7');
     await row('list', 1, 0, 'a');
     await row('list', 1, 0, 'b');
@@ -195,7 +256,17 @@ test('dbtable: a table is loaded from the database at start (arrays, integers, e
     const cfg = `#!KAMAILIO\nloadmodule "sl.so"\nloadmodule "pv.so"\nloadmodule "htable.so"\nmodparam("htable", "db_url", "${url}")\nmodparam("htable", "db_expires", 1)\nmodparam("htable", "htable", "d=>size=4;autoexpire=3600;dbtable=htable;")\nrequest_route { sl_send_reply(200, "$sht(d=>ban) $sht(d=>list[1]) $sht(d=>list::size)"); }\n`;
     srv = await startServer({ cfg: writeCfg(cfg), workers: 2 });
     const get = async (k: string): Promise<unknown> => (await srv!.rpc('htable.get', ['d', k])).result?.item.value;
-    assert.deepEqual([await get('ban'), await get('list[0]'), await get('list[1]'), await get('list::size'), await get('name'), await get('gone')], [7, 'a', 'b', 2, 'alice', undefined]);
+    assert.deepEqual(
+      [
+        await get('ban'),
+        await get('list[0]'),
+        await get('list[1]'),
+        await get('list::size'),
+        await get('name'),
+        await get('gone'),
+      ],
+      [7, 'a', 'b', 2, 'alice', undefined],
+    );
     await row('later', 0, 0, 'x');
     await srv.rpc('htable.sets', ['d', 'scratch', 'y']);
     assert.equal((await srv.rpc('htable.reload', ['d'])).result, 'Ok');

@@ -62,7 +62,10 @@ client_cert = default_cert.pem
 http_follow_redirect = no
 `;
 
-async function check(script: string, files: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+async function check(
+  script: string,
+  files: Record<string, string> = {},
+): Promise<{ code: number | null; stderr: string }> {
   const cfg = writeCfg(script);
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dirname(cfg), name), text);
   return runCli(['-c', '-f', cfg]);
@@ -77,34 +80,89 @@ for (const [n, text] of Object.entries(EXAMPLES)) {
 }
 
 test('-c: all the examples in one script, with config_file (1.14 with its quote closed) holding example 1.15', async () => {
-  const all = Object.values(EXAMPLES).filter((t) => !t.includes('request_route')).join('\n');
-  const r = await check(`${HEAD}${all}\nmodparam("http_client", "config_file", "httpconnections.cfg")\n${EXAMPLES['1.16']}\n`, { 'httpconnections.cfg': CONFIG_FILE });
+  const all = Object.values(EXAMPLES)
+    .filter((t) => !t.includes('request_route'))
+    .join('\n');
+  const r = await check(
+    `${HEAD}${all}\nmodparam("http_client", "config_file", "httpconnections.cfg")\n${EXAMPLES['1.16']}\n`,
+    { 'httpconnections.cfg': CONFIG_FILE },
+  );
   assert.equal(r.code, 0, r.stderr);
 });
 
 test("-c: example 1.12's typo names the parameter, its place and the close match", async () => {
-  const r = await check(`${HEAD}# Use the best of BASIC and Digest authentication.\nmodparam("http_client", "authmetod", 3)\n`);
+  const r = await check(
+    `${HEAD}# Use the best of BASIC and Digest authentication.\nmodparam("http_client", "authmetod", 3)\n`,
+  );
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /test\.cfg:5:1: unknown parameter "authmetod" of module "http_client" — did you mean "authmethod"\?/);
+  assert.match(
+    r.stderr,
+    /test\.cfg:5:1: unknown parameter "authmetod" of module "http_client" — did you mean "authmethod"\?/,
+  );
 });
 
-test("-c: example 1.14 as printed (its closing quote missing) is a syntax error at the string", async () => {
+test('-c: example 1.14 as printed (its closing quote missing) is a syntax error at the string', async () => {
   const r = await check(`${HEAD}modparam("http_client", "config_file", "httpconnections.cfg)\n`);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /test\.cfg:4:40: unterminated string/);
 });
 
 const BAD: Array<[string, string, Record<string, string>, RegExp]> = [
-  ['an httpcon without =>', 'modparam("http_client", "httpcon", "api=http://x")', {}, /test\.cfg:4:1: parameter "httpcon" of module "http_client": expected name=>schema/],
-  ['an unknown httpcon parameter', 'modparam("http_client", "httpcon", "api=>http://x;timout=3")', {}, /unknown parameter "timout" — did you mean "timeout"\?/],
-  ['an httpcon scheme other than http(s)', 'modparam("http_client", "httpcon", "api=>ftp://x")', {}, /schema "ftp" is not supported/],
-  ['a failover naming no connection', 'modparam("http_client", "httpcon", "api=>http://x;failover=nope")', {}, /test\.cfg:3:1: module "http_client": connection "api": failover "nope" is not a defined connection/],
-  ['a connection defined twice', 'modparam("http_client", "httpcon", "api=>http://x")\nmodparam("http_client", "httpcon", "api=>http://y")', {}, /connection "api" is defined twice/],
-  ['a config_file that is not there', 'modparam("http_client", "config_file", "nowhere.cfg")', {}, /config_file .*nowhere\.cfg: cannot read it \(ENOENT\)/],
-  ['an unknown key in the config file', 'modparam("http_client", "config_file", "c.ini")', { 'c.ini': '[a]\nurl = http://x\nverifypeer = yes\n' }, /\[a\] unknown key "verifypeer" — did you mean "verify_peer"\?/],
-  ['a bad tlsversion in the config file', 'modparam("http_client", "config_file", "c.ini")', { 'c.ini': '[a]\nurl = http://x\ntlsversion = TLSv1.3\n' }, /\[a\] tlsversion: expected one of DEFAULT, TLSv1/],
+  [
+    'an httpcon without =>',
+    'modparam("http_client", "httpcon", "api=http://x")',
+    {},
+    /test\.cfg:4:1: parameter "httpcon" of module "http_client": expected name=>schema/,
+  ],
+  [
+    'an unknown httpcon parameter',
+    'modparam("http_client", "httpcon", "api=>http://x;timout=3")',
+    {},
+    /unknown parameter "timout" — did you mean "timeout"\?/,
+  ],
+  [
+    'an httpcon scheme other than http(s)',
+    'modparam("http_client", "httpcon", "api=>ftp://x")',
+    {},
+    /schema "ftp" is not supported/,
+  ],
+  [
+    'a failover naming no connection',
+    'modparam("http_client", "httpcon", "api=>http://x;failover=nope")',
+    {},
+    /test\.cfg:3:1: module "http_client": connection "api": failover "nope" is not a defined connection/,
+  ],
+  [
+    'a connection defined twice',
+    'modparam("http_client", "httpcon", "api=>http://x")\nmodparam("http_client", "httpcon", "api=>http://y")',
+    {},
+    /connection "api" is defined twice/,
+  ],
+  [
+    'a config_file that is not there',
+    'modparam("http_client", "config_file", "nowhere.cfg")',
+    {},
+    /config_file .*nowhere\.cfg: cannot read it \(ENOENT\)/,
+  ],
+  [
+    'an unknown key in the config file',
+    'modparam("http_client", "config_file", "c.ini")',
+    { 'c.ini': '[a]\nurl = http://x\nverifypeer = yes\n' },
+    /\[a\] unknown key "verifypeer" — did you mean "verify_peer"\?/,
+  ],
+  [
+    'a bad tlsversion in the config file',
+    'modparam("http_client", "config_file", "c.ini")',
+    { 'c.ini': '[a]\nurl = http://x\ntlsversion = TLSv1.3\n' },
+    /\[a\] tlsversion: expected one of DEFAULT, TLSv1/,
+  ],
   ['NTLM only', 'modparam("http_client", "authmethod", 8)', {}, /GSS-Negotiate and NTLM are not supported/],
-  ['http_connect with 4 arguments', 'request_route { http_connect("a", "/", "text/plain", "$var(r)"); }', {}, /http_connect\(\) takes 3 or 5 argument\(s\), 4 given/],
+  [
+    'http_connect with 4 arguments',
+    'request_route { http_connect("a", "/", "text/plain", "$var(r)"); }',
+    {},
+    /http_connect\(\) takes 3 or 5 argument\(s\), 4 given/,
+  ],
 ];
 
 for (const [name, text, files, want] of BAD) {

@@ -24,7 +24,11 @@ function digestOk(req: PeerRequest): boolean {
   const p = new Map([...h.slice(7).matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)].map((m) => [m[1]!, m[3] ?? m[2]!]));
   const ha1 = md5(`alice:api:wonderland`);
   const ha2 = md5(`${req.method}:${p.get('uri')}`);
-  return p.get('nonce') === 'n0nce' && p.get('uri') === req.url && p.get('response') === md5(`${ha1}:n0nce:${p.get('nc')}:${p.get('cnonce')}:auth:${ha2}`);
+  return (
+    p.get('nonce') === 'n0nce' &&
+    p.get('uri') === req.url &&
+    p.get('response') === md5(`${ha1}:n0nce:${p.get('nc')}:${p.get('cnonce')}:auth:${ha2}`)
+  );
 }
 
 function cfg(base: string, backupBase: string, deadPort: number): string {
@@ -113,7 +117,10 @@ before(async () => {
     if (path === '/digest') {
       if (digestOk(req)) return void res.end('digest ok');
       res.statusCode = 401;
-      res.setHeader('www-authenticate', ['Basic realm="api"', 'Digest realm="api", nonce="n0nce", qop="auth,auth-int", algorithm=MD5']);
+      res.setHeader('www-authenticate', [
+        'Basic realm="api"',
+        'Digest realm="api", nonce="n0nce", qop="auth,auth-int", algorithm=MD5',
+      ]);
       return void res.end('who?');
     }
     if (path === '/basic/x') {
@@ -151,7 +158,10 @@ before(async () => {
   backup = await startHttpPeer((_req, res) => void res.end('from the spare'));
   dead = await closedPort();
   const file = writeCfg(cfg(api.url, backup.url, dead), 'http_client.cfg');
-  writeFileSync(join(dirname(file), 'connections.ini'), `[fromfile]\nurl = ${api.url}/file\nmaxdatasize = 5\nhttp_follow_redirect = no\n`);
+  writeFileSync(
+    join(dirname(file), 'connections.ini'),
+    `[fromfile]\nurl = ${api.url}/file\nmaxdatasize = 5\nhttp_follow_redirect = no\n`,
+  );
   server = await startServer({ cfg: file, workers: 2 });
 });
 
@@ -164,10 +174,27 @@ after(async () => {
 async function ask(ruriUser: string, fromUser = 'alice'): Promise<string> {
   const peer = await UdpPeer.open();
   const id = `${ruriUser}-${Math.random()}`;
-  peer.send(sipRequest([`OPTIONS sip:${ruriUser}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', `From: <sip:${fromUser}@127.0.0.1>;tag=1`, `To: <sip:${ruriUser}@127.0.0.1>`, `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']), server.udp[0]!);
+  peer.send(
+    sipRequest([
+      `OPTIONS sip:${ruriUser}@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      `From: <sip:${fromUser}@127.0.0.1>;tag=1`,
+      `To: <sip:${ruriUser}@127.0.0.1>`,
+      `Call-ID: ${id}`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   const r = await peer.waitFor(1, 8000);
   peer.close();
-  return r ? r.toString('latin1').split('\r\n')[0]!.replace(/^SIP\/2\.0 200 /, '') : 'no reply';
+  return r
+    ? r
+        .toString('latin1')
+        .split('\r\n')[0]!
+        .replace(/^SIP\/2\.0 200 /, '')
+    : 'no reply';
 }
 
 test('http_connect GET: the connection URL + the path, the status as return code, the body in the result', async () => {
@@ -229,7 +256,10 @@ test('http_client_query GET (seed 1.17): the first line of the body, $retcode th
 });
 
 test('http_client_query POST: form-encoded by default; with headers; empty post data is a GET', async () => {
-  assert.equal(await ask('qpost', 'dave'), 'rc=200 body=POST application/x-www-form-urlencoded f_uri=sip:dave%40127.0.0.1');
+  assert.equal(
+    await ask('qpost', 'dave'),
+    'rc=200 body=POST application/x-www-form-urlencoded f_uri=sip:dave%40127.0.0.1',
+  );
   assert.equal(await ask('qhdrs'), 'rc=200 body=GET token abc');
 });
 

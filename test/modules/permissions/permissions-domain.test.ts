@@ -40,7 +40,10 @@ before(async () => {
   const url = sqliteUrl();
   const r = await runCli(['db', 'init', url]);
   assert.equal(r.code, 0, r.stderr);
-  await sql(url, "INSERT INTO address (grp, ip_addr, mask, port, tag) VALUES (1, '127.0.0.0', 8, 0, 'lo-peer'), (2, '127.0.0.2', 32, 0, NULL)");
+  await sql(
+    url,
+    "INSERT INTO address (grp, ip_addr, mask, port, tag) VALUES (1, '127.0.0.0', 8, 0, 'lo-peer'), (2, '127.0.0.2', 32, 0, NULL)",
+  );
   await sql(url, "INSERT INTO domain (domain) VALUES ('example.com')");
   const file = writeCfg('# group ip[/mask] [port [tag]]\n3 10.1.0.0/16 5060 lab\n3 2001:db8::/32\n', 'address.list');
   server = await startServer({ cfg: writeCfg(CFG(url, file)), workers: 1, listen: ['udp:127.0.0.1:0'] });
@@ -53,7 +56,19 @@ after(async () => {
 
 test('address table and file: source, subnet, port, IPv6, group, tag; domain table: local domains and myself', async () => {
   const proxy = server.udp[0]!;
-  peer.send(sipRequest(['OPTIONS sip:bob@example.com SIP/2.0', `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKperm1;rport`, 'Max-Forwards: 70', 'From: <sip:alice@example.com>;tag=p1', 'To: <sip:bob@example.com>', 'Call-ID: perm-1@test', 'CSeq: 1 OPTIONS', 'Content-Length: 0']), proxy);
+  peer.send(
+    sipRequest([
+      'OPTIONS sip:bob@example.com SIP/2.0',
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKperm1;rport`,
+      'Max-Forwards: 70',
+      'From: <sip:alice@example.com>;tag=p1',
+      'To: <sip:bob@example.com>',
+      'Call-ID: perm-1@test',
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+    ]),
+    proxy,
+  );
   const r = (await peer.waitFor(1))!.toString();
   assert.match(r, /^SIP\/2\.0 200 Checked\r\n/);
   const has = (h: string): boolean => r.includes(`\r\n${h}\r\n`);
@@ -73,32 +88,63 @@ test('address_file lines are checked', () => {
 });
 
 const DEBIAN_CFG = '/etc/kamailio/kamailio.cfg';
-test("Debian's kamailio.cfg with WITH_AUTH + WITH_IPAUTH, and with WITH_MULTIDOMAIN, passes -c", { skip: existsSync(DEBIAN_CFG) ? false : `${DEBIAN_CFG} is not installed` }, async () => {
-  const [first, ...rest] = readFileSync(DEBIAN_CFG, 'utf8').split('\n');
-  for (const defs of [['WITH_AUTH', 'WITH_IPAUTH'], ['WITH_AUTH', 'WITH_MULTIDOMAIN']]) {
-    const cfg = writeCfg([first, '#!define WITH_MYSQL', ...defs.map((d) => `#!define ${d}`), `#!define DBURL "${sqliteUrl()}"`, ...rest].join('\n'));
-    const r = await runCli(['-c', '-f', cfg]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /config file ok/);
-  }
-});
+test(
+  "Debian's kamailio.cfg with WITH_AUTH + WITH_IPAUTH, and with WITH_MULTIDOMAIN, passes -c",
+  { skip: existsSync(DEBIAN_CFG) ? false : `${DEBIAN_CFG} is not installed` },
+  async () => {
+    const [first, ...rest] = readFileSync(DEBIAN_CFG, 'utf8').split('\n');
+    for (const defs of [
+      ['WITH_AUTH', 'WITH_IPAUTH'],
+      ['WITH_AUTH', 'WITH_MULTIDOMAIN'],
+    ]) {
+      const cfg = writeCfg(
+        [
+          first,
+          '#!define WITH_MYSQL',
+          ...defs.map((d) => `#!define ${d}`),
+          `#!define DBURL "${sqliteUrl()}"`,
+          ...rest,
+        ].join('\n'),
+      );
+      const r = await runCli(['-c', '-f', cfg]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /config file ok/);
+    }
+  },
+);
 
-test("Debian's kamailio.cfg with WITH_AUTH + WITH_IPAUTH runs: a trusted source is not challenged, REGISTER still is", { skip: existsSync(DEBIAN_CFG) ? false : `${DEBIAN_CFG} is not installed`, timeout: 60_000 }, async () => {
-  const url = sqliteUrl();
-  const init = await runCli(['db', 'init', url]);
-  assert.equal(init.code, 0, init.stderr);
-  await sql(url, "INSERT INTO address (grp, ip_addr, mask, port) VALUES (1, '127.0.0.1', 32, 0)");
-  const [first, ...rest] = readFileSync(DEBIAN_CFG, 'utf8').split('\n');
-  const cfg = writeCfg([first, '#!define WITH_MYSQL', '#!define WITH_AUTH', '#!define WITH_IPAUTH', `#!define DBURL "${url}"`, ...rest].join('\n'));
-  const deb = await startServer({ cfg, workers: 1, listen: ['udp:127.0.0.1:0'] });
-  const p = await UdpPeer.open();
-  try {
-    const proxy = deb.udp[0]!;
-    // no credentials, from an address in group 1: routed (to nobody: 404), not challenged
-    assert.match(await request(p, proxy, { method: 'INVITE', from: 'alice', to: 'nobody' }), /^SIP\/2\.0 404 Not Found\r\n/);
-    assert.match(await request(p, proxy, { method: 'REGISTER', from: 'alice' }), /^SIP\/2\.0 401 Unauthorized\r\n/);
-  } finally {
-    p.close();
-    await deb.stop();
-  }
-});
+test(
+  "Debian's kamailio.cfg with WITH_AUTH + WITH_IPAUTH runs: a trusted source is not challenged, REGISTER still is",
+  { skip: existsSync(DEBIAN_CFG) ? false : `${DEBIAN_CFG} is not installed`, timeout: 60_000 },
+  async () => {
+    const url = sqliteUrl();
+    const init = await runCli(['db', 'init', url]);
+    assert.equal(init.code, 0, init.stderr);
+    await sql(url, "INSERT INTO address (grp, ip_addr, mask, port) VALUES (1, '127.0.0.1', 32, 0)");
+    const [first, ...rest] = readFileSync(DEBIAN_CFG, 'utf8').split('\n');
+    const cfg = writeCfg(
+      [
+        first,
+        '#!define WITH_MYSQL',
+        '#!define WITH_AUTH',
+        '#!define WITH_IPAUTH',
+        `#!define DBURL "${url}"`,
+        ...rest,
+      ].join('\n'),
+    );
+    const deb = await startServer({ cfg, workers: 1, listen: ['udp:127.0.0.1:0'] });
+    const p = await UdpPeer.open();
+    try {
+      const proxy = deb.udp[0]!;
+      // no credentials, from an address in group 1: routed (to nobody: 404), not challenged
+      assert.match(
+        await request(p, proxy, { method: 'INVITE', from: 'alice', to: 'nobody' }),
+        /^SIP\/2\.0 404 Not Found\r\n/,
+      );
+      assert.match(await request(p, proxy, { method: 'REGISTER', from: 'alice' }), /^SIP\/2\.0 401 Unauthorized\r\n/);
+    } finally {
+      p.close();
+      await deb.stop();
+    }
+  },
+);

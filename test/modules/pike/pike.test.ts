@@ -23,7 +23,16 @@ class Source {
     const id = `${this.addr.address}-${++this.#n}-${Math.random().toString(36).slice(2)}`;
     const i = to.lastIndexOf(':');
     this.socket.send(
-      sipRequest([`OPTIONS ${uri} SIP/2.0`, `Via: SIP/2.0/UDP ${this.addr.address}:${this.addr.port};branch=z9hG4bK${id};rport`, 'Max-Forwards: 70', `From: <sip:flood@${this.addr.address}>;tag=${id}`, `To: <${uri}>`, `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0']),
+      sipRequest([
+        `OPTIONS ${uri} SIP/2.0`,
+        `Via: SIP/2.0/UDP ${this.addr.address}:${this.addr.port};branch=z9hG4bK${id};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:flood@${this.addr.address}>;tag=${id}`,
+        `To: <${uri}>`,
+        `Call-ID: ${id}`,
+        'CSeq: 1 OPTIONS',
+        'Content-Length: 0',
+      ]),
       Number(to.slice(i + 1)),
       to.slice(0, i),
     );
@@ -60,15 +69,35 @@ test('pike counts one source across every SIP worker: the 10th request in a wind
       src.send(server.udp[0]!, 'sip:127.0.0.1');
       assert.equal(await src.waitReplies(i, 3000), i);
     }
-    assert.deepEqual(src.replies, [...Array(9).fill('SIP/2.0 200 rc=1'), 'SIP/2.0 200 rc=-2', 'SIP/2.0 200 rc=-1', 'SIP/2.0 200 rc=-1']);
+    assert.deepEqual(src.replies, [
+      ...Array(9).fill('SIP/2.0 200 rc=1'),
+      'SIP/2.0 200 rc=-2',
+      'SIP/2.0 200 rc=-1',
+      'SIP/2.0 200 rc=-1',
+    ]);
     other.send(server.udp[0]!, 'sip:127.0.0.1');
     await other.waitReplies(1, 3000);
     assert.deepEqual(other.replies, ['SIP/2.0 200 rc=1']);
-    const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{ value: number }>;
+    const perWorker = (await server.rpc('stats.worker_statistics', ['core:msgs_handled'])).result as Array<{
+      value: number;
+    }>;
     assert.ok(perWorker.filter((w) => w.value > 0).length >= 2, 'the requests were spread over the workers');
-    const top = (await server.rpc('pike.top', ['ALL'])).result as Array<{ ip_addr: string; leaf_hits_curr: number; status: string }>;
-    assert.deepEqual(top.map((e) => [e.ip_addr, e.leaf_hits_curr, e.status]), [['127.0.0.4', 12, 'HOT'], ['127.0.0.5', 1, '']]);
-    assert.deepEqual(((await server.rpc('pike.top')).result as Array<{ ip_addr: string }>).map((e) => e.ip_addr), ['127.0.0.4']);
+    const top = (await server.rpc('pike.top', ['ALL'])).result as Array<{
+      ip_addr: string;
+      leaf_hits_curr: number;
+      status: string;
+    }>;
+    assert.deepEqual(
+      top.map((e) => [e.ip_addr, e.leaf_hits_curr, e.status]),
+      [
+        ['127.0.0.4', 12, 'HOT'],
+        ['127.0.0.5', 1, ''],
+      ],
+    );
+    assert.deepEqual(
+      ((await server.rpc('pike.top')).result as Array<{ ip_addr: string }>).map((e) => e.ip_addr),
+      ['127.0.0.4'],
+    );
     assert.equal((await server.rpc('stats.get_statistics', ['pike:blocked_ips'])).result['pike:blocked_ips'], 1);
     await expectLog(server, /PIKE - BLOCKing ip 127\.0\.0\.4/);
   } finally {
@@ -98,43 +127,58 @@ test("Debian's kamailio.cfg with WITH_ANTIFLOOD passes -c", debian, async () => 
   for (const l of lines) assert.match(l, /:\d+:\d+: warning: .* accepted, no effect in switchyard/);
 });
 
-test("Debian's WITH_ANTIFLOOD block: a flood from one source is banned in htable, another source is still served", debian, async (t) => {
-  let server: RunningServer | null = null;
-  const sources: Source[] = [];
-  t.after(async () => {
-    for (const s of sources) s.close();
-    await server?.stop();
-  });
-  server = await startServer({ cfg: antifloodCfg(), workers: 2, listen: ['udp:127.0.0.1:0'] });
-  const proxy = server.udp[0]!;
-  const flood = await Source.open('127.0.0.2');
-  const quiet = await Source.open('127.0.0.3');
-  sources.push(flood, quiet);
-  // 16 requests in 2 s is the stock limit: send 60 at once
-  for (let i = 0; i < 60; i++) flood.send(proxy, `sip:${proxy}`);
-  await until(() => /ALERT: pike blocking OPTIONS from sip:flood@127\.0\.0\.2 \(IP:127\.0\.0\.2:\d+\)/.test(server!.stderr()), 'the pike alert');
-  await new Promise((r) => setTimeout(r, 300));
-  const answered = flood.replies.length;
-  assert.ok(answered >= 15 && answered < 60, `answered ${answered} of 60`);
-  assert.ok(flood.replies.every((r) => r === 'SIP/2.0 200 Keepalive'));
-  assert.deepEqual((await server.rpc('htable.get', ['ipban', '127.0.0.2'])).result, { item: { name: '127.0.0.2', value: 1 } });
-  const ipban = ((await server.rpc('htable.listTables')).result as Array<{ name: string; expire: number }>).find((x) => x.name === 'ipban');
-  assert.equal(ipban?.expire, 300);
+test(
+  "Debian's WITH_ANTIFLOOD block: a flood from one source is banned in htable, another source is still served",
+  debian,
+  async (t) => {
+    let server: RunningServer | null = null;
+    const sources: Source[] = [];
+    t.after(async () => {
+      for (const s of sources) s.close();
+      await server?.stop();
+    });
+    server = await startServer({ cfg: antifloodCfg(), workers: 2, listen: ['udp:127.0.0.1:0'] });
+    const proxy = server.udp[0]!;
+    const flood = await Source.open('127.0.0.2');
+    const quiet = await Source.open('127.0.0.3');
+    sources.push(flood, quiet);
+    // 16 requests in 2 s is the stock limit: send 60 at once
+    for (let i = 0; i < 60; i++) flood.send(proxy, `sip:${proxy}`);
+    await until(
+      () => /ALERT: pike blocking OPTIONS from sip:flood@127\.0\.0\.2 \(IP:127\.0\.0\.2:\d+\)/.test(server!.stderr()),
+      'the pike alert',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const answered = flood.replies.length;
+    assert.ok(answered >= 15 && answered < 60, `answered ${answered} of 60`);
+    assert.ok(flood.replies.every((r) => r === 'SIP/2.0 200 Keepalive'));
+    assert.deepEqual((await server.rpc('htable.get', ['ipban', '127.0.0.2'])).result, {
+      item: { name: '127.0.0.2', value: 1 },
+    });
+    const ipban = ((await server.rpc('htable.listTables')).result as Array<{ name: string; expire: number }>).find(
+      (x) => x.name === 'ipban',
+    );
+    assert.equal(ipban?.expire, 300);
 
-  // the other source is served at once
-  for (let i = 1; i <= 5; i++) {
-    quiet.send(proxy, `sip:${proxy}`);
-    assert.equal(await quiet.waitReplies(i, 3000), i);
-  }
-  // once pike has cooled down (two sampling windows) the ban in htable still holds …
-  await until(async () => ((await server!.rpc('pike.top')).result as unknown[]).length === 0, 'pike cooling down', 10_000);
-  flood.send(proxy, `sip:${proxy}`);
-  assert.equal(await flood.waitReplies(answered + 1, 1000), answered);
-  // … until the entry goes
-  await server.rpc('htable.delete', ['ipban', '127.0.0.2']);
-  flood.send(proxy, `sip:${proxy}`);
-  assert.equal(await flood.waitReplies(answered + 1, 3000), answered + 1);
-});
+    // the other source is served at once
+    for (let i = 1; i <= 5; i++) {
+      quiet.send(proxy, `sip:${proxy}`);
+      assert.equal(await quiet.waitReplies(i, 3000), i);
+    }
+    // once pike has cooled down (two sampling windows) the ban in htable still holds …
+    await until(
+      async () => ((await server!.rpc('pike.top')).result as unknown[]).length === 0,
+      'pike cooling down',
+      10_000,
+    );
+    flood.send(proxy, `sip:${proxy}`);
+    assert.equal(await flood.waitReplies(answered + 1, 1000), answered);
+    // … until the entry goes
+    await server.rpc('htable.delete', ['ipban', '127.0.0.2']);
+    flood.send(proxy, `sip:${proxy}`);
+    assert.equal(await flood.waitReplies(answered + 1, 3000), answered + 1);
+  },
+);
 
 async function until(ok: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

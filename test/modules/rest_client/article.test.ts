@@ -13,7 +13,10 @@ import { runUac, startUas } from '../../helpers/sipp.js';
 // sends INVITEs there; ours does the same and relays the rest of the dialog.
 // The resume route load_balance does what the article describes: decode the
 // JSON answer, 403 → send_reply("403", "Forbidden"), otherwise relay.
-const LINE = readFileSync(fileURLToPath(new URL('../../../../test/fixtures/cfg/article-call-control.cfg', import.meta.url)), 'utf8');
+const LINE = readFileSync(
+  fileURLToPath(new URL('../../../../test/fixtures/cfg/article-call-control.cfg', import.meta.url)),
+  'utf8',
+);
 const ARTICLE = LINE.slice(LINE.indexOf('route[call_control]'));
 const UAS_PORT = 25080;
 
@@ -24,7 +27,11 @@ before(async () => {
   api = await startHttpPeer((req, res) => {
     // the article builds its JSON by hand: an unquoted display name (sipp's) makes it invalid, so match loosely
     res.setHeader('content-type', 'application/json');
-    res.end(req.body.includes('"from-user-id":"blocked"') ? '{"code":403,"reason":"IP Auth Failed"}' : '{"code":200,"reason":"OK"}');
+    res.end(
+      req.body.includes('"from-user-id":"blocked"')
+        ? '{"code":403,"reason":"IP Auth Failed"}'
+        : '{"code":200,"reason":"OK"}',
+    );
   });
   const cfg = `loadmodule "sl.so"
 loadmodule "rest_client.so"
@@ -55,32 +62,68 @@ after(async () => {
 
 test('a blocked caller: the API answers {"code":403} and the caller gets 403', async () => {
   const peer = await UdpPeer.open();
-  peer.send(sipRequest([`INVITE sip:bob@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKart1`, 'Max-Forwards: 70', 'From: "Blocked" <sip:blocked@127.0.0.1>;tag=1', 'To: "Bob" <sip:bob@127.0.0.1>', 'Call-ID: article-1', 'CSeq: 1 INVITE', 'User-Agent: test', 'Content-Length: 0']), server.udp[0]!);
+  peer.send(
+    sipRequest([
+      `INVITE sip:bob@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKart1`,
+      'Max-Forwards: 70',
+      'From: "Blocked" <sip:blocked@127.0.0.1>;tag=1',
+      'To: "Bob" <sip:bob@127.0.0.1>',
+      'Call-ID: article-1',
+      'CSeq: 1 INVITE',
+      'User-Agent: test',
+      'Content-Length: 0',
+    ]),
+    server.udp[0]!,
+  );
   const r = await peer.waitFor(1, 5000);
   peer.close();
   assert.match(r!.toString('latin1'), /^SIP\/2\.0 403 Forbidden/);
   const sent = JSON.parse(api.requests.find((q) => q.body.includes('article-1'))!.body);
   assert.equal(api.requests.find((q) => q.body.includes('article-1'))!.headers['content-type'], 'application/json');
   assert.deepEqual(
-    { callId: sent['call-id'], from: sent['from-user-id'], fromName: sent['from-display-name'], to: sent['to-user-id'], method: sent.method, agent: sent.agent, ip: sent['source-ip'] },
-    { callId: 'article-1', from: 'blocked', fromName: 'Blocked', to: 'bob', method: 'INVITE', agent: 'test', ip: '127.0.0.1' },
+    {
+      callId: sent['call-id'],
+      from: sent['from-user-id'],
+      fromName: sent['from-display-name'],
+      to: sent['to-user-id'],
+      method: sent.method,
+      agent: sent.agent,
+      ip: sent['source-ip'],
+    },
+    {
+      callId: 'article-1',
+      from: 'blocked',
+      fromName: 'Blocked',
+      to: 'bob',
+      method: 'INVITE',
+      agent: 'test',
+      ip: '127.0.0.1',
+    },
   );
 });
 
-test('allowed callers: 200 calls with sipp go through the call-control check to the callee', { timeout: 60_000 }, async () => {
-  const uas = await startUas({ port: UAS_PORT });
-  try {
-    const before = api.requests.length;
-    const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 25081, timeoutMs: 30_000 });
-    assert.equal(r.failed, 0, r.stdout.slice(-2000));
-    assert.equal(r.successful, 200);
-    // one check per INVITE, none for ACK/BYE; the proxy is stateless, so an INVITE
-    // retransmitted after its route relayed it (a slow machine) is checked again
-    const checks = api.requests.slice(before);
-    const calls = new Set(checks.map((q) => /"call-id":"([^"]+)"/.exec(q.body)?.[1]));
-    assert.equal(calls.size, 200);
-    assert.ok(checks.length - 200 <= r.retransmissions, `${checks.length} checks for 200 calls and ${r.retransmissions} retransmissions`);
-  } finally {
-    await uas.stop();
-  }
-});
+test(
+  'allowed callers: 200 calls with sipp go through the call-control check to the callee',
+  { timeout: 60_000 },
+  async () => {
+    const uas = await startUas({ port: UAS_PORT });
+    try {
+      const before = api.requests.length;
+      const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 25081, timeoutMs: 30_000 });
+      assert.equal(r.failed, 0, r.stdout.slice(-2000));
+      assert.equal(r.successful, 200);
+      // one check per INVITE, none for ACK/BYE; the proxy is stateless, so an INVITE
+      // retransmitted after its route relayed it (a slow machine) is checked again
+      const checks = api.requests.slice(before);
+      const calls = new Set(checks.map((q) => /"call-id":"([^"]+)"/.exec(q.body)?.[1]));
+      assert.equal(calls.size, 200);
+      assert.ok(
+        checks.length - 200 <= r.retransmissions,
+        `${checks.length} checks for 200 calls and ${r.retransmissions} retransmissions`,
+      );
+    } finally {
+      await uas.stop();
+    }
+  },
+);

@@ -42,38 +42,56 @@ async function stat(names: string[]): Promise<Record<string, number>> {
   return (await server.rpc('stats.get_statistics', names)).result;
 }
 
-test(`${CALLS} concurrent async calls: queued beyond max_async_transfers, all answered, retransmissions absorbed`, { timeout: 60_000 }, async () => {
-  const peer = await UdpPeer.open();
-  const invite = (i: number): string =>
-    sipRequest([`INVITE sip:u${i}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKcc${i}`, 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=${i}`, `To: <sip:u${i}@127.0.0.1>`, `Call-ID: cc-${i}`, 'CSeq: 1 INVITE', 'Content-Length: 0']);
-  for (let i = 0; i < CALLS; i++) peer.send(invite(i), server.udp[0]!);
-  // a retransmission of every INVITE while they wait (RFC 3261 timer A fires at 500 ms; sooner here)
-  await new Promise((r) => setTimeout(r, 150));
-  for (let i = 0; i < CALLS; i++) peer.send(invite(i), server.udp[0]!);
-  let maxQueued = 0;
-  let maxInflight = 0;
-  const answered = new Set<string>();
-  const deadline = Date.now() + 40_000;
-  while (answered.size < CALLS && Date.now() < deadline) {
-    const s = await stat(['rest_client:transfers_queued', 'rest_client:transfers_inflight']);
-    maxQueued = Math.max(maxQueued, s['rest_client:transfers_queued']!);
-    maxInflight = Math.max(maxInflight, s['rest_client:transfers_inflight']!);
-    for (const m of peer.received.splice(0)) {
-      const text = m.toString('latin1');
-      assert.match(text, /^SIP\/2\.0 200 OK 1 200\r\n/);
-      answered.add(/Call-ID: (\S+)/.exec(text)![1]!);
+test(
+  `${CALLS} concurrent async calls: queued beyond max_async_transfers, all answered, retransmissions absorbed`,
+  { timeout: 60_000 },
+  async () => {
+    const peer = await UdpPeer.open();
+    const invite = (i: number): string =>
+      sipRequest([
+        `INVITE sip:u${i}@127.0.0.1 SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKcc${i}`,
+        'Max-Forwards: 70',
+        `From: <sip:a@127.0.0.1>;tag=${i}`,
+        `To: <sip:u${i}@127.0.0.1>`,
+        `Call-ID: cc-${i}`,
+        'CSeq: 1 INVITE',
+        'Content-Length: 0',
+      ]);
+    for (let i = 0; i < CALLS; i++) peer.send(invite(i), server.udp[0]!);
+    // a retransmission of every INVITE while they wait (RFC 3261 timer A fires at 500 ms; sooner here)
+    await new Promise((r) => setTimeout(r, 150));
+    for (let i = 0; i < CALLS; i++) peer.send(invite(i), server.udp[0]!);
+    let maxQueued = 0;
+    let maxInflight = 0;
+    const answered = new Set<string>();
+    const deadline = Date.now() + 40_000;
+    while (answered.size < CALLS && Date.now() < deadline) {
+      const s = await stat(['rest_client:transfers_queued', 'rest_client:transfers_inflight']);
+      maxQueued = Math.max(maxQueued, s['rest_client:transfers_queued']!);
+      maxInflight = Math.max(maxInflight, s['rest_client:transfers_inflight']!);
+      for (const m of peer.received.splice(0)) {
+        const text = m.toString('latin1');
+        assert.match(text, /^SIP\/2\.0 200 OK 1 200\r\n/);
+        answered.add(/Call-ID: (\S+)/.exec(text)![1]!);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  peer.close();
-  assert.equal(answered.size, CALLS);
-  assert.equal(api.requests.length, CALLS, 'one API request per call: no retransmission was routed again');
-  assert.ok(api.maxActive() <= 100, `at most 100 transfers at once, saw ${api.maxActive()}`);
-  assert.ok(maxInflight <= 100 && maxInflight > 0, `in-flight gauge ${maxInflight}`);
-  assert.ok(maxQueued > 0, 'the queue gauge showed waiting transfers');
-  const s = await stat(['rest_client:queued_transfers', 'core:absorbed_retransmissions', 'rest_client:transfers_inflight', 'rest_client:transfers_queued']);
-  assert.ok(s['rest_client:queued_transfers']! >= CALLS - 100);
-  assert.equal(s['core:absorbed_retransmissions'], CALLS);
-  assert.equal(s['rest_client:transfers_inflight'], 0);
-  assert.equal(s['rest_client:transfers_queued'], 0);
-});
+    peer.close();
+    assert.equal(answered.size, CALLS);
+    assert.equal(api.requests.length, CALLS, 'one API request per call: no retransmission was routed again');
+    assert.ok(api.maxActive() <= 100, `at most 100 transfers at once, saw ${api.maxActive()}`);
+    assert.ok(maxInflight <= 100 && maxInflight > 0, `in-flight gauge ${maxInflight}`);
+    assert.ok(maxQueued > 0, 'the queue gauge showed waiting transfers');
+    const s = await stat([
+      'rest_client:queued_transfers',
+      'core:absorbed_retransmissions',
+      'rest_client:transfers_inflight',
+      'rest_client:transfers_queued',
+    ]);
+    assert.ok(s['rest_client:queued_transfers']! >= CALLS - 100);
+    assert.equal(s['core:absorbed_retransmissions'], CALLS);
+    assert.equal(s['rest_client:transfers_inflight'], 0);
+    assert.equal(s['rest_client:transfers_queued'], 0);
+  },
+);

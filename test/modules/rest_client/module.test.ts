@@ -14,7 +14,20 @@ const readme = readFileSync(new URL('../../../../src/shared/modules/rest_client/
 
 /** every name of the OpenSIPS 3.x rest_client documentation (the seed's names included) */
 const OPENSIPS = {
-  params: ['curl_timeout', 'connection_timeout', 'connect_poll_interval', 'max_async_transfers', 'max_transfer_size', 'ssl_verifypeer', 'ssl_verifyhost', 'ssl_capath', 'curl_http_version', 'enable_expect_100', 'no_concurrent_connects', 'curl_conn_lifetime'],
+  params: [
+    'curl_timeout',
+    'connection_timeout',
+    'connect_poll_interval',
+    'max_async_transfers',
+    'max_transfer_size',
+    'ssl_verifypeer',
+    'ssl_verifyhost',
+    'ssl_capath',
+    'curl_http_version',
+    'enable_expect_100',
+    'no_concurrent_connects',
+    'curl_conn_lifetime',
+  ],
   functions: ['rest_get', 'rest_post', 'rest_put', 'rest_append_hf'],
   asyncFunctions: ['rest_get', 'rest_post', 'rest_put'],
   transformations: ['rest.escape', 'rest.unescape'],
@@ -23,15 +36,30 @@ const OPENSIPS = {
 test('the export table has every OpenSIPS name, and the README documents every exported one', () => {
   const params = restClient.params.map((p) => p.name);
   for (const p of OPENSIPS.params) assert.ok(params.includes(p), `param ${p}`);
-  for (const f of OPENSIPS.functions) assert.ok(restClient.functions.some((s) => s.name === f), `function ${f}`);
+  for (const f of OPENSIPS.functions)
+    assert.ok(
+      restClient.functions.some((s) => s.name === f),
+      `function ${f}`,
+    );
   for (const f of OPENSIPS.asyncFunctions) {
     const spec = restClient.functions.find((s) => s.name === f)!;
     assert.ok(spec.asyncCapable && spec.mayAwait, `${f} async`);
   }
-  for (const t of OPENSIPS.transformations) assert.ok(restClient.transformations!.some((s) => s.name === t), `transformation ${t}`);
-  const documented = [...params, ...restClient.functions.map((f) => f.name), ...restClient.transformations!.map((t) => t.name), ...restClient.counters!.map((c) => c.name)];
-  for (const name of documented) assert.ok(readme.includes(`\`${name}`) || readme.includes(`{${name}}`), `README lacks ${name}`);
-  for (const rc of ['1', '-1', '-2', '-3', '-4', '-10']) assert.match(readme, new RegExp(`^\\| ${rc} \\|`, 'm'), `README return code ${rc}`);
+  for (const t of OPENSIPS.transformations)
+    assert.ok(
+      restClient.transformations!.some((s) => s.name === t),
+      `transformation ${t}`,
+    );
+  const documented = [
+    ...params,
+    ...restClient.functions.map((f) => f.name),
+    ...restClient.transformations!.map((t) => t.name),
+    ...restClient.counters!.map((c) => c.name),
+  ];
+  for (const name of documented)
+    assert.ok(readme.includes(`\`${name}`) || readme.includes(`{${name}}`), `README lacks ${name}`);
+  for (const rc of ['1', '-1', '-2', '-3', '-4', '-10'])
+    assert.match(readme, new RegExp(`^\\| ${rc} \\|`, 'm'), `README return code ${rc}`);
 });
 
 test('loadmodule "rest_client.so" finds the table, and its counters are in the shared layout', () => {
@@ -73,7 +101,14 @@ for (const [name, v, msg] of badParams) {
 }
 
 test('defaults and units: seconds, KB, queue of 10 × max_async_transfers', () => {
-  const cfg = resolveConfig(new Map<string, number | string>([['max_transfer_size', 64], ['max_async_transfers', 7], ['enable_expect_100', 'true']]), new RecordingLogger());
+  const cfg = resolveConfig(
+    new Map<string, number | string>([
+      ['max_transfer_size', 64],
+      ['max_async_transfers', 7],
+      ['enable_expect_100', 'true'],
+    ]),
+    new RecordingLogger(),
+  );
   assert.equal(cfg.connectTimeoutMs, 20_000);
   assert.equal(cfg.transferTimeoutMs, 20_000);
   assert.equal(cfg.maxTransferSize, 64 * 1024);
@@ -85,9 +120,18 @@ test('defaults and units: seconds, KB, queue of 10 × max_async_transfers', () =
 
 test('connection_timeout above curl_timeout is clamped, with a warning', async () => {
   const log = new RecordingLogger();
-  const cfg = resolveConfig(new Map([['connection_timeout', 30], ['curl_timeout', 5]]), log);
+  const cfg = resolveConfig(
+    new Map([
+      ['connection_timeout', 30],
+      ['curl_timeout', 5],
+    ]),
+    log,
+  );
   assert.equal(cfg.connectTimeoutMs, 5000);
-  assert.ok(log.lines.some((l) => /connection_timeout \(30\).*setting it to 5/.test(l)), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => /connection_timeout \(30\).*setting it to 5/.test(l)),
+    log.lines.join('\n'),
+  );
   const w = await initWorker({ connection_timeout: 30, curl_timeout: 5 });
   assert.ok(w.log.lines.some((l) => l.includes('connection_timeout')));
 });
@@ -96,7 +140,7 @@ const escapes: Array<[string, string]> = [
   ['call@example.com&safe=false', 'call%40example.com%26safe%3Dfalse'],
   ['1+1=2!', '1%2B1%3D2%21'],
   ['OpenSIPs, tastes better with every SIP!', 'OpenSIPs%2C%20tastes%20better%20with%20every%20SIP%21'],
-  ["unreserved-._~ and *'()", "unreserved-._~%20and%20%2A%27%28%29"],
+  ["unreserved-._~ and *'()", 'unreserved-._~%20and%20%2A%27%28%29'],
   ['é/€', '%C3%A9%2F%E2%82%AC'],
   ['', ''],
 ];

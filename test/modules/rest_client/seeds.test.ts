@@ -128,7 +128,19 @@ after(async () => {
 async function invite(ruriUser: string, fromUser: string, target = server.udp[0]!): Promise<string> {
   const peer = await UdpPeer.open();
   const id = `${ruriUser}-${fromUser}-${Math.random()}`;
-  peer.send(sipRequest([`INVITE sip:${ruriUser}@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', `From: <sip:${fromUser}@127.0.0.1>;tag=1`, `To: <sip:${ruriUser}@127.0.0.1>`, `Call-ID: ${id}`, 'CSeq: 1 INVITE', 'Content-Length: 0']), target);
+  peer.send(
+    sipRequest([
+      `INVITE sip:${ruriUser}@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+      'Max-Forwards: 70',
+      `From: <sip:${fromUser}@127.0.0.1>;tag=1`,
+      `To: <sip:${ruriUser}@127.0.0.1>`,
+      `Call-ID: ${id}`,
+      'CSeq: 1 INVITE',
+      'Content-Length: 0',
+    ]),
+    target,
+  );
   const r = await peer.waitFor(1, 5000);
   peer.close();
   return r ? r.toString('latin1').split('\r\n')[0]! : 'no reply';
@@ -166,7 +178,7 @@ test('a dead backend gives the documented code: rc < 0 → 500, never a hang', a
   }
 });
 
-test("async(f, route, timeout): the resume route runs at the timeout with $rc = -3", async () => {
+test('async(f, route, timeout): the resume route runs at the timeout with $rc = -3', async () => {
   const t0 = Date.now();
   assert.equal(await invite('timeout', 'alice'), 'SIP/2.0 200 rc -3');
   const took = Date.now() - t0;

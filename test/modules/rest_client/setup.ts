@@ -29,7 +29,16 @@ export async function initWorker(params: Record<string, number | string> = {}): 
   const layout = new CounterLayout([{ group: 'rest_client', counters: restClient.counters! }]);
   const counters = new Counters(layout, Counters.allocate(layout), 2);
   const log = new RecordingLogger();
-  await restClient.initWorker!({ params: new Map(Object.entries(params)), log, workerId: 0, workers: 1, counters, bus: new PortBus(0), script: compileScript({ file: '<test>', source: 'loadmodule "rest_client.so"\n', overrides: [] }), cfg: { file: '<test>', source: '', overrides: [] } });
+  await restClient.initWorker!({
+    params: new Map(Object.entries(params)),
+    log,
+    workerId: 0,
+    workers: 1,
+    counters,
+    bus: new PortBus(0),
+    script: compileScript({ file: '<test>', source: 'loadmodule "rest_client.so"\n', overrides: [] }),
+    cfg: { file: '<test>', source: '', overrides: [] },
+  });
   return { counters, log, count: (name) => counters.get(counters.handle(`rest_client:${name}`)) };
 }
 

@@ -16,14 +16,31 @@ const restGet = fn('rest_get');
 /** a throw-away PKI: CA, server certs (right and wrong name), a client cert */
 function makePki(dir: string): void {
   const ossl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const key = (name: string): void => ossl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
+  const key = (name: string): void =>
+    ossl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
   key('ca');
   ossl('req', '-x509', '-new', '-key', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=switchyard test CA');
   const leaf = (name: string, cn: string, ext: string): void => {
     key(name);
     ossl('req', '-new', '-key', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
     writeFileSync(join(dir, `${name}.ext`), ext);
-    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+    ossl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    );
   };
   leaf('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   leaf('wrong', 'other.example', 'subjectAltName=DNS:other.example\nextendedKeyUsage=serverAuth\n');
@@ -52,7 +69,13 @@ describe('TLS', () => {
     };
     good = await startHttpPeer(answer, { key: pem('server.key'), cert: pem('server.pem') });
     wrongName = await startHttpPeer(answer, { key: pem('wrong.key'), cert: pem('wrong.pem') });
-    mutual = await startHttpPeer(answer, { key: pem('server.key'), cert: pem('server.pem'), ca: pem('ca.pem'), requestCert: true, rejectUnauthorized: true });
+    mutual = await startHttpPeer(answer, {
+      key: pem('server.key'),
+      cert: pem('server.pem'),
+      ca: pem('ca.pem'),
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
   });
 
   after(async () => {
@@ -61,18 +84,52 @@ describe('TLS', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const cases: Array<{ name: string; server: () => HttpPeer; params: () => Record<string, number | string>; rc: number }> = [
+  const cases: Array<{
+    name: string;
+    server: () => HttpPeer;
+    params: () => Record<string, number | string>;
+    rc: number;
+  }> = [
     { name: 'unknown CA, ssl_verifypeer=1: refused', server: () => good, params: () => ({}), rc: RCL.INTERNAL_ERR },
-    { name: 'unknown CA, ssl_verifypeer=0: accepted', server: () => good, params: () => ({ ssl_verifypeer: 0 }), rc: RCL.OK },
+    {
+      name: 'unknown CA, ssl_verifypeer=0: accepted',
+      server: () => good,
+      params: () => ({ ssl_verifypeer: 0 }),
+      rc: RCL.OK,
+    },
     { name: 'CA from ssl_capath: accepted', server: () => good, params: () => ({ ssl_capath: capath }), rc: RCL.OK },
-    { name: 'ssl_capath without our CA: refused', server: () => good, params: () => ({ ssl_capath: emptyCapath }), rc: RCL.INTERNAL_ERR },
-    { name: 'wrong host name, ssl_verifyhost=1: refused', server: () => wrongName, params: () => ({ ssl_capath: capath }), rc: RCL.INTERNAL_ERR },
-    { name: 'wrong host name, ssl_verifyhost=0: accepted', server: () => wrongName, params: () => ({ ssl_capath: capath, ssl_verifyhost: 0 }), rc: RCL.OK },
-    { name: 'server wants a client certificate, none given: refused', server: () => mutual, params: () => ({ ssl_capath: capath }), rc: RCL.INTERNAL_ERR },
+    {
+      name: 'ssl_capath without our CA: refused',
+      server: () => good,
+      params: () => ({ ssl_capath: emptyCapath }),
+      rc: RCL.INTERNAL_ERR,
+    },
+    {
+      name: 'wrong host name, ssl_verifyhost=1: refused',
+      server: () => wrongName,
+      params: () => ({ ssl_capath: capath }),
+      rc: RCL.INTERNAL_ERR,
+    },
+    {
+      name: 'wrong host name, ssl_verifyhost=0: accepted',
+      server: () => wrongName,
+      params: () => ({ ssl_capath: capath, ssl_verifyhost: 0 }),
+      rc: RCL.OK,
+    },
+    {
+      name: 'server wants a client certificate, none given: refused',
+      server: () => mutual,
+      params: () => ({ ssl_capath: capath }),
+      rc: RCL.INTERNAL_ERR,
+    },
     {
       name: 'server wants a client certificate, ssl_certfile/ssl_keyfile given: accepted',
       server: () => mutual,
-      params: () => ({ ssl_capath: capath, ssl_certfile: join(dir, 'client.pem'), ssl_keyfile: join(dir, 'client.key') }),
+      params: () => ({
+        ssl_capath: capath,
+        ssl_certfile: join(dir, 'client.pem'),
+        ssl_keyfile: join(dir, 'client.key'),
+      }),
       rc: RCL.OK,
     },
   ];
@@ -93,7 +150,11 @@ describe('TLS', () => {
   }
 
   test('the client certificate is the one the server sees', async () => {
-    await initWorker({ ssl_capath: capath, ssl_certfile: join(dir, 'client.pem'), ssl_keyfile: join(dir, 'client.key') });
+    await initWorker({
+      ssl_capath: capath,
+      ssl_certfile: join(dir, 'client.pem'),
+      ssl_keyfile: join(dir, 'client.key'),
+    });
     assert.equal(await restGet(fakeCtx(), `${mutual.url}/who`, pv('b')), RCL.OK);
     assert.equal(mutual.requests.at(-1)!.clientCN, 'rest-client');
   });
@@ -112,10 +173,13 @@ describe('TLS', () => {
 
   for (const version of [3, 4]) {
     test(`curl_http_version=${version}: HTTP/2 negotiated over TLS`, async () => {
-      const server = http2.createSecureServer({ key: pem('server.key'), cert: pem('server.pem'), allowHTTP1: true }, (req, res) => {
-        res.setHeader('content-type', 'text/plain');
-        res.end(`v${req.httpVersion}`);
-      });
+      const server = http2.createSecureServer(
+        { key: pem('server.key'), cert: pem('server.pem'), allowHTTP1: true },
+        (req, res) => {
+          res.setHeader('content-type', 'text/plain');
+          res.end(`v${req.httpVersion}`);
+        },
+      );
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       try {
         const port = (server.address() as AddressInfo).port;

@@ -31,7 +31,14 @@ describe('requests and replies', () => {
         return;
       }
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ method: req.method, url: req.url, body: req.body, ctype: req.headers['content-type'] ?? null }));
+      res.end(
+        JSON.stringify({
+          method: req.method,
+          url: req.url,
+          body: req.body,
+          ctype: req.headers['content-type'] ?? null,
+        }),
+      );
     });
     await initWorker();
   });
@@ -40,7 +47,12 @@ describe('requests and replies', () => {
   test('rest_get fills body, Content-Type and status', async () => {
     const ctx = fakeCtx();
     assert.equal(await restGet(ctx, `${peer.url}/credit?account=alice`, pv('body'), pv('ct'), pv('rcode')), RCL.OK);
-    assert.deepEqual(JSON.parse(ctx.vars.get('body') as string), { method: 'GET', url: '/credit?account=alice', body: '', ctype: null });
+    assert.deepEqual(JSON.parse(ctx.vars.get('body') as string), {
+      method: 'GET',
+      url: '/credit?account=alice',
+      body: '',
+      ctype: null,
+    });
     assert.equal(ctx.vars.get('ct'), 'application/json');
     assert.equal(ctx.vars.get('rcode'), 200);
   });
@@ -63,16 +75,37 @@ describe('requests and replies', () => {
   });
 
   const uploads = [
-    { name: 'rest_post default Content-Type', f: restPost, method: 'POST', ctype: undefined, sent: 'application/x-www-form-urlencoded' },
-    { name: 'rest_post given Content-Type', f: restPost, method: 'POST', ctype: 'application/json', sent: 'application/json' },
-    { name: 'rest_put default Content-Type', f: restPut, method: 'PUT', ctype: undefined, sent: 'application/x-www-form-urlencoded' },
+    {
+      name: 'rest_post default Content-Type',
+      f: restPost,
+      method: 'POST',
+      ctype: undefined,
+      sent: 'application/x-www-form-urlencoded',
+    },
+    {
+      name: 'rest_post given Content-Type',
+      f: restPost,
+      method: 'POST',
+      ctype: 'application/json',
+      sent: 'application/json',
+    },
+    {
+      name: 'rest_put default Content-Type',
+      f: restPut,
+      method: 'PUT',
+      ctype: undefined,
+      sent: 'application/x-www-form-urlencoded',
+    },
     { name: 'rest_put given Content-Type', f: restPut, method: 'PUT', ctype: 'text/plain', sent: 'text/plain' },
   ];
   for (const row of uploads) {
     test(`${row.name}: body and Content-Type reach the server`, async () => {
       const ctx = fakeCtx();
       const body = `user=bob&n=${row.method}`;
-      assert.equal(await row.f(ctx, `${peer.url}/users/bob`, body, row.ctype, pv('rbody'), pv('rct'), pv('rcode')), RCL.OK);
+      assert.equal(
+        await row.f(ctx, `${peer.url}/users/bob`, body, row.ctype, pv('rbody'), pv('rct'), pv('rcode')),
+        RCL.OK,
+      );
       const echoed = JSON.parse(ctx.vars.get('rbody') as string) as Record<string, unknown>;
       assert.deepEqual(echoed, { method: row.method, url: '/users/bob', body, ctype: row.sent });
       assert.equal(ctx.vars.get('rcode'), 200);
@@ -81,8 +114,21 @@ describe('requests and replies', () => {
 
   test('the call-control flow: POST a JSON call description, route on {"code":403}', async () => {
     const ctx = fakeCtx();
-    const call = { 'call-id': '1021992399-1605103198-803483289', 'from-uri': 'sip:5556@1.2.3.4', 'source-ip': '72.167.53.131', method: 'INVITE' };
-    const rc = await restPost(ctx, `${peer.url}/api/callcontrol`, JSON.stringify(call), 'application/json', pv('response'), pv('rtype'), pv('rcode'));
+    const call = {
+      'call-id': '1021992399-1605103198-803483289',
+      'from-uri': 'sip:5556@1.2.3.4',
+      'source-ip': '72.167.53.131',
+      method: 'INVITE',
+    };
+    const rc = await restPost(
+      ctx,
+      `${peer.url}/api/callcontrol`,
+      JSON.stringify(call),
+      'application/json',
+      pv('response'),
+      pv('rtype'),
+      pv('rcode'),
+    );
     assert.equal(rc, RCL.OK);
     assert.equal(ctx.vars.get('rtype'), 'application/json');
     assert.equal((JSON.parse(ctx.vars.get('response') as string) as { code: number }).code, 403);
@@ -98,10 +144,7 @@ describe('requests and replies', () => {
     assert.equal(await restGet(ctx, `${peer.url}/with-headers`, pv('body')), RCL.OK);
     const first = peer.requests.at(-1)!;
     assert.equal(first.headers.authorization, 'Bearer mF_9.B5f-4.1JqM');
-    assert.deepEqual(
-      first.rawHeaders.filter((_, i, a) => i % 2 === 0 && a[i] === 'X-Call').length,
-      2,
-    );
+    assert.deepEqual(first.rawHeaders.filter((_, i, a) => i % 2 === 0 && a[i] === 'X-Call').length, 2);
     assert.equal(await restGet(ctx, `${peer.url}/without`, pv('body')), RCL.OK);
     assert.equal(peer.requests.at(-1)!.headers.authorization, undefined);
   });
@@ -124,7 +167,10 @@ describe('requests and replies', () => {
 
   test('URL user info is sent as Basic credentials', async () => {
     assert.equal(await restGet(fakeCtx(), `${peer.url.replace('//', '//alice:s%3Acret@')}/auth`, pv('b')), RCL.OK);
-    assert.equal(peer.requests.at(-1)!.headers.authorization, `Basic ${Buffer.from('alice:s:cret').toString('base64')}`);
+    assert.equal(
+      peer.requests.at(-1)!.headers.authorization,
+      `Basic ${Buffer.from('alice:s:cret').toString('base64')}`,
+    );
   });
 
   test('rest_append_hf refuses a line that is not a header field', async () => {
@@ -137,7 +183,10 @@ describe('requests and replies', () => {
   test('connections are kept alive and reused', async () => {
     const before = peer.connections();
     for (let i = 0; i < 5; i++) assert.equal(await restGet(fakeCtx(), `${peer.url}/again`, pv('b')), RCL.OK);
-    assert.ok(peer.connections() - before <= 1, `opened ${peer.connections() - before} connections for 5 sequential requests`);
+    assert.ok(
+      peer.connections() - before <= 1,
+      `opened ${peer.connections() - before} connections for 5 sequential requests`,
+    );
   });
 
   test('bad URLs are internal errors (-10), with no HTTP status', async () => {
@@ -168,7 +217,10 @@ describe('return codes against real failures', () => {
       const w = await initWorker({ connection_timeout: 1, curl_timeout: 3 });
       const ctx = fakeCtx();
       const t0 = Date.now();
-      assert.equal(await restGet(ctx, `http://127.0.0.1:${hole.port}/`, pv('b'), undefined, pv('rcode')), RCL.CONNECT_TIMEOUT);
+      assert.equal(
+        await restGet(ctx, `http://127.0.0.1:${hole.port}/`, pv('b'), undefined, pv('rcode')),
+        RCL.CONNECT_TIMEOUT,
+      );
       const took = Date.now() - t0;
       assert.ok(took >= 900 && took < 2500, `took ${took} ms`);
       assert.equal(ctx.vars.get('rcode'), 0);
@@ -292,8 +344,15 @@ describe('max_async_transfers', () => {
       assert.equal(w.count('transfers_queued'), 0);
       assert.equal(w.count('transfers_inflight'), 0);
       assert.equal(w.count('ok'), 10);
-      assert.deepEqual(peer.requests.map((r) => r.url), ctxs.map((_, i) => `/${i}`));
-      assert.equal(w.log.lines.filter((l) => l.includes('max_async_transfers (2) reached')).length, 1, 'the warning is rate-limited');
+      assert.deepEqual(
+        peer.requests.map((r) => r.url),
+        ctxs.map((_, i) => `/${i}`),
+      );
+      assert.equal(
+        w.log.lines.filter((l) => l.includes('max_async_transfers (2) reached')).length,
+        1,
+        'the warning is rate-limited',
+      );
     } finally {
       await peer.close();
     }
@@ -323,12 +382,19 @@ describe('max_async_transfers', () => {
     try {
       const w = await initWorker({ max_async_transfers: 1, curl_timeout: 1 });
       const t0 = Date.now();
-      const rcs = await Promise.all([restGet(fakeCtx(), `${peer.url}/a`, pv('b')), restGet(fakeCtx(), `${peer.url}/b`, pv('b'))]);
+      const rcs = await Promise.all([
+        restGet(fakeCtx(), `${peer.url}/a`, pv('b')),
+        restGet(fakeCtx(), `${peer.url}/b`, pv('b')),
+      ]);
       assert.deepEqual(rcs, [RCL.TRANSFER_TIMEOUT, RCL.TRANSFER_TIMEOUT]);
       assert.ok(Date.now() - t0 < 2000, 'the queued one is bounded by the same curl_timeout');
       assert.equal(w.count('transfers_queued'), 0);
       assert.equal(w.count('transfers_inflight'), 0);
-      assert.deepEqual(peer.requests.map((r) => r.url), ['/a'], 'the expired queued transfer was never sent');
+      assert.deepEqual(
+        peer.requests.map((r) => r.url),
+        ['/a'],
+        'the expired queued transfer was never sent',
+      );
     } finally {
       await peer.close();
     }
@@ -343,7 +409,11 @@ describe('max_async_transfers', () => {
       const second = restGet(fakeCtx(), `${peer.url}/b`, pv('b'));
       assert.equal(await first, RCL.TRANSFER_TIMEOUT);
       await new Promise((r) => setTimeout(r, 100));
-      assert.deepEqual(peer.requests.map((r) => r.url), ['/a', '/b'], 'the queued one was sent once the slot freed');
+      assert.deepEqual(
+        peer.requests.map((r) => r.url),
+        ['/a', '/b'],
+        'the queued one was sent once the slot freed',
+      );
       assert.equal(await second, RCL.TRANSFER_TIMEOUT);
     } finally {
       await peer.close();

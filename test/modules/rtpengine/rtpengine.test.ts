@@ -78,7 +78,25 @@ async function call(relay: 'ng' | 'rtpproxy'): Promise<void> {
   const x = relay === 'rtpproxy' ? ['X-Relay: rtpproxy'] : [];
   try {
     const offer = sdp(callerRtp.port);
-    caller.send(sipRequest([`INVITE sip:b@127.0.0.1:${callee.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${relay}1;rport`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=ft1', 'To: <sip:b@127.0.0.1>', `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:a@127.0.0.1:${caller.port}>`, ...x, 'Content-Type: application/sdp', `Content-Length: ${offer.length}`], offer), server.udp[0]!);
+    caller.send(
+      sipRequest(
+        [
+          `INVITE sip:b@127.0.0.1:${callee.port} SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${relay}1;rport`,
+          'Max-Forwards: 70',
+          'From: <sip:a@127.0.0.1>;tag=ft1',
+          'To: <sip:b@127.0.0.1>',
+          `Call-ID: ${callId}`,
+          'CSeq: 1 INVITE',
+          `Contact: <sip:a@127.0.0.1:${caller.port}>`,
+          ...x,
+          'Content-Type: application/sdp',
+          `Content-Length: ${offer.length}`,
+        ],
+        offer,
+      ),
+      server.udp[0]!,
+    );
     const inv = (await callee.waitFor(1, 5000))!.toString('latin1');
     const o = bodyOf(inv);
     assert.match(o.head, /\r\nX-Media-Rc: 1\r\n/);
@@ -92,7 +110,24 @@ async function call(relay: 'ng' | 'rtpproxy'): Promise<void> {
 
     const via = inv.split('\r\n').filter((l) => /^Via:/i.test(l));
     const answer = sdp(calleeRtp.port);
-    callee.send(sipRequest(['SIP/2.0 200 OK', ...via, 'From: <sip:a@127.0.0.1>;tag=ft1', 'To: <sip:b@127.0.0.1>;tag=tt1', `Call-ID: ${callId}`, 'CSeq: 1 INVITE', `Contact: <sip:b@127.0.0.1:${callee.port}>`, ...x, 'Content-Type: application/sdp', `Content-Length: ${answer.length}`], answer), server.udp[0]!);
+    callee.send(
+      sipRequest(
+        [
+          'SIP/2.0 200 OK',
+          ...via,
+          'From: <sip:a@127.0.0.1>;tag=ft1',
+          'To: <sip:b@127.0.0.1>;tag=tt1',
+          `Call-ID: ${callId}`,
+          'CSeq: 1 INVITE',
+          `Contact: <sip:b@127.0.0.1:${callee.port}>`,
+          ...x,
+          'Content-Type: application/sdp',
+          `Content-Length: ${answer.length}`,
+        ],
+        answer,
+      ),
+      server.udp[0]!,
+    );
     let ok: string | undefined;
     for (let i = 1; i <= 3 && ok === undefined; i++) {
       const r = (await caller.waitFor(i, 5000))?.toString('latin1');
@@ -103,10 +138,27 @@ async function call(relay: 'ng' | 'rtpproxy'): Promise<void> {
     assert.match(a.head, /\r\nX-Media-Rc: 1\r\n/);
     const m2 = media(a.body);
     assert.equal(m2.ip, '127.0.0.1');
-    assert.ok(m2.port >= engine.portMin && m2.port <= engine.portMax && m2.port !== m1.port, `answer port ${m2.port} is rtpengine's other side`);
+    assert.ok(
+      m2.port >= engine.portMin && m2.port <= engine.portMax && m2.port !== m1.port,
+      `answer port ${m2.port} is rtpengine's other side`,
+    );
 
     // media really goes through: RTP from the caller to the answer's port reaches the callee's RTP socket
-    const rtp = Buffer.from([0x80, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0x12, 0x34, 0x56, 0x78, ...new Array(160).fill(0xff)]);
+    const rtp = Buffer.from([
+      0x80,
+      0x00,
+      0x00,
+      0x01,
+      0,
+      0,
+      0,
+      160,
+      0x12,
+      0x34,
+      0x56,
+      0x78,
+      ...new Array(160).fill(0xff),
+    ]);
     for (let i = 0; i < 20 && calleeRtp.got.length === 0; i++) {
       callerRtp.sock.send(rtp, m2.port, '127.0.0.1');
       await new Promise((r) => setTimeout(r, 50));
@@ -119,7 +171,20 @@ async function call(relay: 'ng' | 'rtpproxy'): Promise<void> {
     }
     // BYE ends the call at rtpengine
     const n = callee.received.length;
-    caller.send(sipRequest([`BYE sip:b@127.0.0.1:${callee.port} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${relay}2;rport`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=ft1', 'To: <sip:b@127.0.0.1>;tag=tt1', `Call-ID: ${callId}`, 'CSeq: 2 BYE', ...x, 'Content-Length: 0']), server.udp[0]!);
+    caller.send(
+      sipRequest([
+        `BYE sip:b@127.0.0.1:${callee.port} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${relay}2;rport`,
+        'Max-Forwards: 70',
+        'From: <sip:a@127.0.0.1>;tag=ft1',
+        'To: <sip:b@127.0.0.1>;tag=tt1',
+        `Call-ID: ${callId}`,
+        'CSeq: 2 BYE',
+        ...x,
+        'Content-Length: 0',
+      ]),
+      server.udp[0]!,
+    );
     const bye = (await callee.waitFor(n + 1, 5000))!.toString('latin1');
     assert.match(bye, /^BYE /);
     assert.match(bye, /\r\nX-Media-Rc: 1\r\n/);
@@ -135,23 +200,34 @@ async function call(relay: 'ng' | 'rtpproxy'): Promise<void> {
   }
 }
 
-test('rtpengine_manage (ng protocol): offer, answer and delete through rtpengine; the SDP carries its address and ports; RTP flows', { skip }, async () => {
-  await call('ng');
-});
+test(
+  'rtpengine_manage (ng protocol): offer, answer and delete through rtpengine; the SDP carries its address and ports; RTP flows',
+  { skip },
+  async () => {
+    await call('ng');
+  },
+);
 
-test('rtpproxy_manage (rtpproxy protocol, spoken by rtpengine): offer, answer and delete; the SDP carries its ports; RTP flows', { skip }, async () => {
-  await call('rtpproxy');
-});
+test(
+  'rtpproxy_manage (rtpproxy protocol, spoken by rtpengine): offer, answer and delete; the SDP carries its ports; RTP flows',
+  { skip },
+  async () => {
+    await call('rtpproxy');
+  },
+);
 
-test('a dead rtpengine: rtpengine_offer returns -1 within rtpengine_tout_ms × (1 + rtpengine_retr), the worker serves others meanwhile, then the relay is skipped at once', { skip }, async (t) => {
-  const nobody = dgram.createSocket('udp4');
-  await new Promise<void>((r) => nobody.bind(0, '127.0.0.1', r));
-  const deadPort = nobody.address().port;
-  nobody.close();
-  const dead = await startServer({
-    workers: 1,
-    cfg: writeCfg(
-      `#!KAMAILIO
+test(
+  'a dead rtpengine: rtpengine_offer returns -1 within rtpengine_tout_ms × (1 + rtpengine_retr), the worker serves others meanwhile, then the relay is skipped at once',
+  { skip },
+  async (t) => {
+    const nobody = dgram.createSocket('udp4');
+    await new Promise<void>((r) => nobody.bind(0, '127.0.0.1', r));
+    const deadPort = nobody.address().port;
+    nobody.close();
+    const dead = await startServer({
+      workers: 1,
+      cfg: writeCfg(
+        `#!KAMAILIO
 loadmodule "sl.so"
 loadmodule "textops.so"
 loadmodule "rtpengine.so"
@@ -166,39 +242,65 @@ request_route {
     sl_send_reply("488", "Not Acceptable Here");
 }
 `,
-      'rtpengine-dead.cfg',
-    ),
-  });
-  const peer = await UdpPeer.open();
-  try {
-    const invite = (id: string): string => {
-      const body = sdp(4000);
-      return sipRequest([`INVITE sip:b@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKdead${id};rport`, 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=d${id}`, 'To: <sip:b@127.0.0.1>', `Call-ID: dead-${id}@t`, 'CSeq: 1 INVITE', 'Content-Type: application/sdp', `Content-Length: ${body.length}`], body);
-    };
-    const t0 = Date.now();
-    peer.send(invite('1'), dead.udp[0]!);
-    await new Promise((r) => setTimeout(r, 100));
-    peer.send(sipRequest([`OPTIONS sip:127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKdeadopt;rport`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=o1', 'To: <sip:127.0.0.1>', 'Call-ID: dead-opt@t', 'CSeq: 1 OPTIONS', 'Content-Length: 0']), dead.udp[0]!);
-    await peer.waitFor(2, 5000);
-    const elapsed = Date.now() - t0;
-    t.diagnostic(`dead relay: -1 after ${elapsed} ms`);
-    const lines = peer.received.map((b) => b.toString('latin1'));
-    const rej = lines.find((l) => l.startsWith('SIP/2.0 488'));
-    assert.ok(rej, 'the INVITE was answered');
-    assert.match(rej, /\r\nX-Rc: -1\r\n/);
-    assert.ok(elapsed <= 2000 + 700, `answered after ${elapsed} ms (tout 1000 ms, 1 retry)`);
-    // while rtpengine_offer waited, the same (only) worker answered the OPTIONS
-    if (elapsed > 400) assert.ok(lines[0]!.startsWith('SIP/2.0 200'), 'the OPTIONS was answered first');
-    // marked down: the next offer fails at once
-    const t1 = Date.now();
-    peer.send(invite('2'), dead.udp[0]!);
-    const again = (await peer.waitFor(3, 3000))!.toString('latin1');
-    assert.match(again, /^SIP\/2\.0 488 [^\r]*\r\n/);
-    assert.match(again, /\r\nX-Rc: -1\r\n/);
-    t.diagnostic(`marked down: -1 after ${Date.now() - t1} ms`);
-    assert.ok(Date.now() - t1 < 300, `the second offer took ${Date.now() - t1} ms`);
-  } finally {
-    peer.close();
-    await dead.stop();
-  }
-});
+        'rtpengine-dead.cfg',
+      ),
+    });
+    const peer = await UdpPeer.open();
+    try {
+      const invite = (id: string): string => {
+        const body = sdp(4000);
+        return sipRequest(
+          [
+            `INVITE sip:b@127.0.0.1 SIP/2.0`,
+            `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKdead${id};rport`,
+            'Max-Forwards: 70',
+            `From: <sip:a@127.0.0.1>;tag=d${id}`,
+            'To: <sip:b@127.0.0.1>',
+            `Call-ID: dead-${id}@t`,
+            'CSeq: 1 INVITE',
+            'Content-Type: application/sdp',
+            `Content-Length: ${body.length}`,
+          ],
+          body,
+        );
+      };
+      const t0 = Date.now();
+      peer.send(invite('1'), dead.udp[0]!);
+      await new Promise((r) => setTimeout(r, 100));
+      peer.send(
+        sipRequest([
+          `OPTIONS sip:127.0.0.1 SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKdeadopt;rport`,
+          'Max-Forwards: 70',
+          'From: <sip:a@127.0.0.1>;tag=o1',
+          'To: <sip:127.0.0.1>',
+          'Call-ID: dead-opt@t',
+          'CSeq: 1 OPTIONS',
+          'Content-Length: 0',
+        ]),
+        dead.udp[0]!,
+      );
+      await peer.waitFor(2, 5000);
+      const elapsed = Date.now() - t0;
+      t.diagnostic(`dead relay: -1 after ${elapsed} ms`);
+      const lines = peer.received.map((b) => b.toString('latin1'));
+      const rej = lines.find((l) => l.startsWith('SIP/2.0 488'));
+      assert.ok(rej, 'the INVITE was answered');
+      assert.match(rej, /\r\nX-Rc: -1\r\n/);
+      assert.ok(elapsed <= 2000 + 700, `answered after ${elapsed} ms (tout 1000 ms, 1 retry)`);
+      // while rtpengine_offer waited, the same (only) worker answered the OPTIONS
+      if (elapsed > 400) assert.ok(lines[0]!.startsWith('SIP/2.0 200'), 'the OPTIONS was answered first');
+      // marked down: the next offer fails at once
+      const t1 = Date.now();
+      peer.send(invite('2'), dead.udp[0]!);
+      const again = (await peer.waitFor(3, 3000))!.toString('latin1');
+      assert.match(again, /^SIP\/2\.0 488 [^\r]*\r\n/);
+      assert.match(again, /\r\nX-Rc: -1\r\n/);
+      t.diagnostic(`marked down: -1 after ${Date.now() - t1} ms`);
+      assert.ok(Date.now() - t1 < 300, `the second offer took ${Date.now() - t1} ms`);
+    } finally {
+      peer.close();
+      await dead.stop();
+    }
+  },
+);

@@ -41,7 +41,17 @@ after(async () => {
 });
 
 function req(peer: UdpPeer, id: string, extra: string[] = [], first = 'OPTIONS sip:bob@127.0.0.1 SIP/2.0'): string {
-  return sipRequest([first, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`, 'Max-Forwards: 70', 'From: <sip:a@127.0.0.1>;tag=1', 'To: <sip:bob@127.0.0.1>', `Call-ID: ${id}@test`, `CSeq: 1 ${first.split(' ')[0]}`, ...extra, 'Content-Length: 0']);
+  return sipRequest([
+    first,
+    `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+    'Max-Forwards: 70',
+    'From: <sip:a@127.0.0.1>;tag=1',
+    'To: <sip:bob@127.0.0.1>',
+    `Call-ID: ${id}@test`,
+    `CSeq: 1 ${first.split(' ')[0]}`,
+    ...extra,
+    'Content-Length: 0',
+  ]);
 }
 
 async function ask(srv: RunningServer, id: string, extra: string[] = [], first?: string): Promise<string[]> {
@@ -64,9 +74,19 @@ test('a sane request passes both checks; append_to_reply() adds its header to th
 
 test('each failed check gets its reply, and the script sees false (autodrop 0)', async () => {
   const cases: Array<[string, string[], string | undefined, RegExp]> = [
-    ['scheme', [], 'OPTIONS mailto:bob@example.com SIP/2.0', /^SIP\/2\.0 416 Unsupported URI Scheme in Request URI\r\n/],
+    [
+      'scheme',
+      [],
+      'OPTIONS mailto:bob@example.com SIP/2.0',
+      /^SIP\/2\.0 416 Unsupported URI Scheme in Request URI\r\n/,
+    ],
     ['expires', ['Expires: soon'], undefined, /^SIP\/2\.0 400 Expires not integer\r\n/],
-    ['preq', ['Proxy-Require: pref, foo, bar'], undefined, /^SIP\/2\.0 420 Bad Extension\r\n[\s\S]*\r\nUnsupported: foo, bar\r\n/],
+    [
+      'preq',
+      ['Proxy-Require: pref, foo, bar'],
+      undefined,
+      /^SIP\/2\.0 420 Bad Extension\r\n[\s\S]*\r\nUnsupported: foo, bar\r\n/,
+    ],
     ['tags', [], undefined, /^SIP\/2\.0 200 sane/],
   ];
   for (const [id, extra, first, want] of cases) {
@@ -76,12 +96,19 @@ test('each failed check gets its reply, and the script sees false (autodrop 0)',
   }
   // Proxy-Require of supported extensions only: passes
   assert.match((await ask(server, 'preq-ok', ['Proxy-Require: sec-agree']))[0]!, /^SIP\/2\.0 200 sane/);
-  for (let i = 0; i < 40 && !/sanity_check: 416/.test(server.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 40 && !/sanity_check: 416/.test(server.stderr()); i++)
+    await new Promise((r) => setTimeout(r, 50));
 });
 
 test('autodrop 1: a failed check ends the script; with autodrop 0 it goes on', async () => {
   const dropped = await ask(dropping, 'drop1', ['Proxy-Require: foo', 'X-Unguarded: 1']);
-  assert.deepEqual(dropped.map((r) => r.split('\r\n')[0]), ['SIP/2.0 420 Bad Extension']);
+  assert.deepEqual(
+    dropped.map((r) => r.split('\r\n')[0]),
+    ['SIP/2.0 420 Bad Extension'],
+  );
   const goesOn = await ask(server, 'drop0', ['Proxy-Require: foo', 'X-Unguarded: 1']);
-  assert.deepEqual(goesOn.map((r) => r.split('\r\n')[0]), ['SIP/2.0 420 Bad Extension', 'SIP/2.0 599 script went on after the check']);
+  assert.deepEqual(
+    goesOn.map((r) => r.split('\r\n')[0]),
+    ['SIP/2.0 420 Bad Extension', 'SIP/2.0 599 script went on after the check'],
+  );
 });

@@ -23,16 +23,46 @@ request_route {
 let seq = 0;
 function register(peer: UdpPeer, proxy: string, expires: number): void {
   seq++;
-  peer.send(sipRequest([`REGISTER sip:${proxy} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKul${seq};rport`, 'Max-Forwards: 70', `From: <sip:alice@${proxy}>;tag=r${seq}`, `To: <sip:alice@${proxy}>`, 'Call-ID: ul-reg@test', `CSeq: ${seq} REGISTER`, `Contact: <sip:alice@127.0.0.1:${peer.port}>`, `Expires: ${expires}`, 'Content-Length: 0']), proxy);
+  peer.send(
+    sipRequest([
+      `REGISTER sip:${proxy} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKul${seq};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:alice@${proxy}>;tag=r${seq}`,
+      `To: <sip:alice@${proxy}>`,
+      'Call-ID: ul-reg@test',
+      `CSeq: ${seq} REGISTER`,
+      `Contact: <sip:alice@127.0.0.1:${peer.port}>`,
+      `Expires: ${expires}`,
+      'Content-Length: 0',
+    ]),
+    proxy,
+  );
 }
 function invite(peer: UdpPeer, proxy: string): void {
   seq++;
-  peer.send(sipRequest([`INVITE sip:alice@${proxy} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKul${seq};rport`, 'Max-Forwards: 70', `From: <sip:bob@${proxy}>;tag=i${seq}`, `To: <sip:alice@${proxy}>`, `Call-ID: ul-inv-${seq}@test`, `CSeq: 1 INVITE`, `Contact: <sip:bob@127.0.0.1:${peer.port}>`, 'Content-Length: 0']), proxy);
+  peer.send(
+    sipRequest([
+      `INVITE sip:alice@${proxy} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKul${seq};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:bob@${proxy}>;tag=i${seq}`,
+      `To: <sip:alice@${proxy}>`,
+      `Call-ID: ul-inv-${seq}@test`,
+      `CSeq: 1 INVITE`,
+      `Contact: <sip:bob@127.0.0.1:${peer.port}>`,
+      'Content-Length: 0',
+    ]),
+    proxy,
+  );
 }
 async function next(peer: UdpPeer, re: RegExp): Promise<string> {
   for (let n = 1; ; n++) {
     const m = await peer.waitFor(n, 5000);
-    if (m === null) throw new Error(`nothing matching ${re} (got ${peer.received.map((b) => b.toString().split('\r\n')[0]).join(' | ')})`);
+    if (m === null)
+      throw new Error(
+        `nothing matching ${re} (got ${peer.received.map((b) => b.toString().split('\r\n')[0]).join(' | ')})`,
+      );
     const t = m.toString('latin1');
     if (re.test(t)) {
       peer.received.splice(0, n);
@@ -67,17 +97,26 @@ for (const b of await backends()) {
       await fresh?.drop();
     });
 
-    test('registered through one, reached through the other; unregistered through the other, 404 through the first', { timeout: 30_000 }, async () => {
-      register(phone, one.udp[0]!, 300);
-      assert.match(await next(phone, /^SIP\/2\.0 /), /^SIP\/2\.0 200 OK\r\n/);
-      const rows = await sql(url, 'SELECT username, contact, callid FROM location');
-      assert.deepEqual(rows, [{ username: 'alice', contact: `sip:alice@127.0.0.1:${phone.port}`, callid: 'ul-reg@test' }]);
-      invite(caller, two.udp[0]!);
-      assert.match(await next(phone, /^INVITE /), new RegExp(`^INVITE sip:alice@127\\.0\\.0\\.1:${phone.port} SIP/2\\.0\\r\\n`));
-      register(phone, two.udp[0]!, 0);
-      assert.match(await next(phone, /^SIP\/2\.0 /), /^SIP\/2\.0 200 OK\r\n/);
-      invite(caller, one.udp[0]!);
-      assert.match(await next(caller, /^SIP\/2\.0 404 /), /^SIP\/2\.0 404 Not Found\r\n/);
-    });
+    test(
+      'registered through one, reached through the other; unregistered through the other, 404 through the first',
+      { timeout: 30_000 },
+      async () => {
+        register(phone, one.udp[0]!, 300);
+        assert.match(await next(phone, /^SIP\/2\.0 /), /^SIP\/2\.0 200 OK\r\n/);
+        const rows = await sql(url, 'SELECT username, contact, callid FROM location');
+        assert.deepEqual(rows, [
+          { username: 'alice', contact: `sip:alice@127.0.0.1:${phone.port}`, callid: 'ul-reg@test' },
+        ]);
+        invite(caller, two.udp[0]!);
+        assert.match(
+          await next(phone, /^INVITE /),
+          new RegExp(`^INVITE sip:alice@127\\.0\\.0\\.1:${phone.port} SIP/2\\.0\\r\\n`),
+        );
+        register(phone, two.udp[0]!, 0);
+        assert.match(await next(phone, /^SIP\/2\.0 /), /^SIP\/2\.0 200 OK\r\n/);
+        invite(caller, one.udp[0]!);
+        assert.match(await next(caller, /^SIP\/2\.0 404 /), /^SIP\/2\.0 404 Not Found\r\n/);
+      },
+    );
   });
 }

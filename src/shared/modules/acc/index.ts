@@ -51,7 +51,11 @@ interface DoAccounting {
 
 const COUNTERS: readonly CounterSpec[] = [
   { name: 'db_written', kind: 'counter', description: 'accounting rows written to the database' },
-  { name: 'db_failed', kind: 'counter', description: 'accounting rows the database refused or did not answer for (logged)' },
+  {
+    name: 'db_failed',
+    kind: 'counter',
+    description: 'accounting rows the database refused or did not answer for (logged)',
+  },
 ];
 
 /** "src_user=$fU;src_ip=$si" → getters; a transformation or an unknown pvar is a start error */
@@ -63,10 +67,12 @@ export function parseExtras(spec: string, param = 'log_extra'): Extra[] {
     const name = part.slice(0, eq).trim();
     const text = part.slice(eq + 1).trim();
     const syntax = eq > 0 ? parsePvarText(text) : null;
-    if (syntax === null || syntax.trans.length > 0 || syntax.index !== undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc ${param}: "${part.trim()}" is not name=$pseudo-variable`);
+    if (syntax === null || syntax.trans.length > 0 || syntax.index !== undefined)
+      throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc ${param}: "${part.trim()}" is not name=$pseudo-variable`);
     const spec = BUILTIN_MODULES.flatMap((m) => m.pvars ?? []).find((p) => p.name === syntax.name);
     if (!spec) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc ${param}: unknown pseudo-variable ${text}`);
-    if (param === 'db_extra' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc db_extra: "${name}" is not a column name`);
+    if (param === 'db_extra' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc db_extra: "${name}" is not a column name`);
     out.push({ name, get: (ctx) => spec.get(ctx, syntax.arg) });
   }
   return out;
@@ -105,7 +111,15 @@ function row(ctx: ScriptContext, code: number | string, reason: string, toTag: s
       return '';
     }
   };
-  const r: Record<string, DbValue> = { method: m.isRequest ? m.method : '', from_tag: safe(() => m.from().tag), to_tag: toTag, callid: safe(() => m.callId()), sip_code: String(code), sip_reason: reason, time: new Date() };
+  const r: Record<string, DbValue> = {
+    method: m.isRequest ? m.method : '',
+    from_tag: safe(() => m.from().tag),
+    to_tag: toTag,
+    callid: safe(() => m.callId()),
+    sip_code: String(code),
+    sip_reason: reason,
+    time: new Date(),
+  };
   for (const x of acc.dbExtras) r[x.name] = str(x.get(ctx));
   return r;
 }
@@ -138,18 +152,28 @@ function onFinal(ctx: ScriptContext, code: number, reason: string, reply: Buffer
   const failedToo = flagged(ctx, acc.failedFlag) || doAcc?.failed === true;
   const missed = code >= 300 && invite;
   if (log.enabled(acc.level)) {
-    if ((flagged(ctx, acc.logFlag) || doAcc?.log === true) && (code < 300 || failedToo)) log.log(acc.level, `ACC: transaction answered: ${line(ctx, code, reason, toTagOf(reply))}`);
-    if (missed && (flagged(ctx, acc.missedFlag) || (doAcc?.log === true && doAcc.missed))) log.log(acc.level, `ACC: call missed: ${line(ctx, code, reason, toTagOf(reply))}`);
+    if ((flagged(ctx, acc.logFlag) || doAcc?.log === true) && (code < 300 || failedToo))
+      log.log(acc.level, `ACC: transaction answered: ${line(ctx, code, reason, toTagOf(reply))}`);
+    if (missed && (flagged(ctx, acc.missedFlag) || (doAcc?.log === true && doAcc.missed)))
+      log.log(acc.level, `ACC: call missed: ${line(ctx, code, reason, toTagOf(reply))}`);
   }
   if (acc.dbUrl === '') return;
-  if ((flagged(ctx, acc.dbFlag) || doAcc?.db === true) && (code < 300 || failedToo)) write(ctx, doAcc?.table || acc.tableAcc, row(ctx, code, reason, toTagOf(reply)));
-  if (missed && (flagged(ctx, acc.dbMissedFlag) || (doAcc?.db === true && doAcc.missed))) write(ctx, acc.tableMissed, row(ctx, code, reason, toTagOf(reply)));
+  if ((flagged(ctx, acc.dbFlag) || doAcc?.db === true) && (code < 300 || failedToo))
+    write(ctx, doAcc?.table || acc.tableAcc, row(ctx, code, reason, toTagOf(reply)));
+  if (missed && (flagged(ctx, acc.dbMissedFlag) || (doAcc?.db === true && doAcc.missed)))
+    write(ctx, acc.tableMissed, row(ctx, code, reason, toTagOf(reply)));
 }
 
 /** OpenSIPS do_accounting(type[, flags[, table]]): "log", "db" or "log|db"; flags "cdr|missed|failed" */
 function doAccounting(ctx: ScriptContext, type: string, flags = '', table = ''): number {
-  const types = type.toLowerCase().split('|').map((t) => t.trim());
-  const fl = flags.toLowerCase().split('|').map((t) => t.trim());
+  const types = type
+    .toLowerCase()
+    .split('|')
+    .map((t) => t.trim());
+  const fl = flags
+    .toLowerCase()
+    .split('|')
+    .map((t) => t.trim());
   if (types.some((t) => t !== 'log' && t !== 'db')) {
     ctx.svc.log.err(`do_accounting(): type "${type}": only log and db are available`);
     return -1;
@@ -158,7 +182,13 @@ function doAccounting(ctx: ScriptContext, type: string, flags = '', table = ''):
     ctx.svc.log.err('do_accounting("db"): acc has no db_url');
     return -1;
   }
-  ctx.ext.doAccounting = { log: types.includes('log'), db: types.includes('db'), missed: fl.includes('missed'), failed: fl.includes('failed'), table } satisfies DoAccounting;
+  ctx.ext.doAccounting = {
+    log: types.includes('log'),
+    db: types.includes('db'),
+    missed: fl.includes('missed'),
+    failed: fl.includes('failed'),
+    table,
+  } satisfies DoAccounting;
   return 1;
 }
 
@@ -193,7 +223,11 @@ function accLogRequest(ctx: ScriptContext, comment: string): number {
   return 1;
 }
 
-const flagParam = (name: string): { name: string; type: 'int'; default: number } => ({ name, type: 'int', default: -1 });
+const flagParam = (name: string): { name: string; type: 'int'; default: number } => ({
+  name,
+  type: 'int',
+  default: -1,
+});
 
 export const accModule: ModuleExports = {
   name: 'acc',
@@ -202,7 +236,12 @@ export const accModule: ModuleExports = {
     flagParam('log_missed_flag'),
     flagParam('failed_transaction_flag'),
     { name: 'log_level', type: 'int', default: 1 },
-    { name: 'log_facility', type: 'str', default: 'LOG_DAEMON', noEffect: 'accounting lines use the core log_facility' },
+    {
+      name: 'log_facility',
+      type: 'str',
+      default: 'LOG_DAEMON',
+      noEffect: 'accounting lines use the core log_facility',
+    },
     {
       name: 'log_extra',
       type: 'str',
@@ -242,7 +281,11 @@ export const accModule: ModuleExports = {
   functions: [
     { name: 'acc_log_request', args: [{ kind: 'str' }], fn: accLogRequest },
     { name: 'acc_db_request', args: [{ kind: 'str' }, { kind: 'str' }], fn: accDbRequest },
-    { name: 'do_accounting', args: [{ kind: 'str' }, { kind: 'str', optional: true }, { kind: 'str', optional: true }], fn: doAccounting },
+    {
+      name: 'do_accounting',
+      args: [{ kind: 'str' }, { kind: 'str', optional: true }, { kind: 'str', optional: true }],
+      fn: doAccounting,
+    },
   ],
   counters: COUNTERS,
   initWorker(env: ModuleEnv): void {

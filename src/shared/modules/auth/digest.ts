@@ -50,7 +50,14 @@ export function parseCredentials(value: string): Credentials | null {
     nc: get('nc'),
     opaque: get('opaque'),
   };
-  if (!params.has('username') || !params.has('realm') || !params.has('nonce') || !params.has('uri') || !params.has('response')) return null;
+  if (
+    !params.has('username') ||
+    !params.has('realm') ||
+    !params.has('nonce') ||
+    !params.has('uri') ||
+    !params.has('response')
+  )
+    return null;
   // with qop, cnonce and nc are required (RFC 2617 §3.2.2)
   if (c.qop !== '' && (c.cnonce === '' || !/^[0-9a-fA-F]{8}$/.test(c.nc))) return null;
   return c;
@@ -76,11 +83,19 @@ export function expectedResponse(c: Credentials, alg: Algorithm, ha1: string, me
   let a1 = ha1.toLowerCase();
   if (alg.endsWith('-sess')) a1 = h(alg, `${a1}:${c.nonce}:${c.cnonce}`);
   const ha2 = h(alg, c.qop === 'auth-int' ? `${method}:${c.uri}:${h(alg, body)}` : `${method}:${c.uri}`);
-  return c.qop === '' ? h(alg, `${a1}:${c.nonce}:${ha2}`) : h(alg, `${a1}:${c.nonce}:${c.nc}:${c.cnonce}:${c.qop}:${ha2}`);
+  return c.qop === ''
+    ? h(alg, `${a1}:${c.nonce}:${ha2}`)
+    : h(alg, `${a1}:${c.nonce}:${c.nc}:${c.cnonce}:${c.qop}:${ha2}`);
 }
 
 /** the challenge header value */
-export function challengeValue(realm: string, nonce: string, qop: string, stale: boolean, alg: Algorithm | null): string {
+export function challengeValue(
+  realm: string,
+  nonce: string,
+  qop: string,
+  stale: boolean,
+  alg: Algorithm | null,
+): string {
   let v = `Digest realm="${realm.replace(/["\\]/g, '\\$&')}", nonce="${nonce}"`;
   if (qop !== '') v += `, qop="${qop}"`;
   if (stale) v += ', stale=true';

@@ -9,8 +9,24 @@ import { reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
 import type { HeaderField } from '../../sip/types.js';
 import { appendToReply } from '../core/functions.js';
-import { RouteKind, type ModuleEnv, type ModuleExports, type PvarSpec, type ScriptContext, type Value } from '../types.js';
-import { algorithmOf, ALGORITHMS, challengeValue, expectedResponse, ha1Of, parseCredentials, type Algorithm, type Credentials } from './digest.js';
+import {
+  RouteKind,
+  type ModuleEnv,
+  type ModuleExports,
+  type PvarSpec,
+  type ScriptContext,
+  type Value,
+} from '../types.js';
+import {
+  algorithmOf,
+  ALGORITHMS,
+  challengeValue,
+  expectedResponse,
+  ha1Of,
+  parseCredentials,
+  type Algorithm,
+  type Credentials,
+} from './digest.js';
 import { NonceStore } from './nonce.js';
 
 /** results as Kamailio numbers them (auth_db www_authenticate, auth pv_* and auth_check) */
@@ -48,7 +64,11 @@ export function opensipsCode(r: AuthResultCode): number {
 /** what a credentials source knows of a user: the password, or HA1 (MD5 HA1 of user:realm:password) */
 export type UserSecret = { password: string } | { ha1: string };
 /** finds the secret of the user the credentials name; null: no such user; throws on a backend failure */
-export type SecretLookup = (user: string, domain: string, c: Credentials) => Promise<UserSecret | null> | UserSecret | null;
+export type SecretLookup = (
+  user: string,
+  domain: string,
+  c: Credentials,
+) => Promise<UserSecret | null> | UserSecret | null;
 
 export type HfType = 'www' | 'proxy';
 
@@ -127,7 +147,13 @@ export function splitUsername(username: string, realm: string): { user: string; 
  * proxy_authenticate, auth_check and the pv_* variants). On success the
  * credentials are remembered for consume_credentials() and $au.
  */
-export async function authenticate(ctx: ScriptContext, realm: string, hf: HfType, lookup: SecretLookup, method?: string): Promise<AuthResultCode> {
+export async function authenticate(
+  ctx: ScriptContext,
+  realm: string,
+  hf: HfType,
+  lookup: SecretLookup,
+  method?: string,
+): Promise<AuthResultCode> {
   const msg = ctx.msg;
   if (!msg.isRequest) return AuthResult.ERROR;
   // ACK and CANCEL cannot be challenged: they pass (as in both projects)
@@ -155,7 +181,11 @@ export async function authenticate(ctx: ScriptContext, realm: string, hf: HfType
   }
   if (secret === null) return AuthResult.USER_UNKNOWN;
   const ha1 = 'ha1' in secret ? secret.ha1 : ha1Of(alg, c.username, c.realm, secret.password);
-  if (expectedResponse(c, alg, ha1, method ?? msg.method, c.qop === 'auth-int' ? msg.body() : Buffer.alloc(0)) !== c.response) return AuthResult.INVALID_PASSWORD;
+  if (
+    expectedResponse(c, alg, ha1, method ?? msg.method, c.qop === 'auth-int' ? msg.body() : Buffer.alloc(0)) !==
+    c.response
+  )
+    return AuthResult.INVALID_PASSWORD;
   // the digest is right: now the nonce may be spent
   if (c.qop !== '' ? cfg.nonceCount || cfg.oneTimeNonce : cfg.oneTimeNonce) {
     const used = store().use(nonce.id, c.qop !== '' && cfg.nonceCount ? parseInt(c.nc, 16) : 0);
@@ -206,7 +236,14 @@ function sendReply(ctx: ScriptContext, code: number, reason: string): number {
 }
 
 /** www_challenge/proxy_challenge: reply 401/407 with a fresh nonce */
-function challenge(ctx: ScriptContext, hf: HfType, realm: string, flags: number, qop: string, algs: readonly Algorithm[]): number {
+function challenge(
+  ctx: ScriptContext,
+  hf: HfType,
+  realm: string,
+  flags: number,
+  qop: string,
+  algs: readonly Algorithm[],
+): number {
   if (!ctx.msg.isRequest || ctx.msg.method === 'ACK' || ctx.msg.method === 'CANCEL') return -1;
   // auth_db already answered 500 (its database failed): no second reply
   if (ctx.ext.authReplied === true) return 1;
@@ -256,18 +293,43 @@ const makeChallenge =
   };
 
 /** pv_*_authenticate: the password (flags & 1: HA1) comes from the script */
-async function pvAuthenticate(ctx: ScriptContext, hf: HfType, realm: string, passwd: string, flags: number, method?: string): Promise<AuthResultCode> {
-  const r = await authenticate(ctx, realm, hf, () => ((flags & 1) !== 0 ? { ha1: passwd } : { password: passwd }), method || undefined);
+async function pvAuthenticate(
+  ctx: ScriptContext,
+  hf: HfType,
+  realm: string,
+  passwd: string,
+  flags: number,
+  method?: string,
+): Promise<AuthResultCode> {
+  const r = await authenticate(
+    ctx,
+    realm,
+    hf,
+    () => ((flags & 1) !== 0 ? { ha1: passwd } : { password: passwd }),
+    method || undefined,
+  );
   if (r !== AuthResult.OK && (flags & 14) !== 0) {
     // flags 2/4/8: leave a challenge in $avp(digest_challenge) for append_to_reply()
     const qop = (flags & 8) !== 0 ? 'auth-int' : (flags & 4) !== 0 ? 'auth' : '';
-    const line = challengeLines(realm || defaultRealm(ctx), hf, qop, (flags & 16) !== 0 || ctx.ext.authStale === true, cfg.algorithms).join('\r\n');
+    const line = challengeLines(
+      realm || defaultRealm(ctx),
+      hf,
+      qop,
+      (flags & 16) !== 0 || ctx.ext.authStale === true,
+      cfg.algorithms,
+    ).join('\r\n');
     ctx.avps.set('digest_challenge', [`${line}\r\n`]);
   }
   return r;
 }
 
-async function pvAuthCheck(ctx: ScriptContext, realm: string, passwd: string, flags: number, checks: number): Promise<number> {
+async function pvAuthCheck(
+  ctx: ScriptContext,
+  realm: string,
+  passwd: string,
+  flags: number,
+  checks: number,
+): Promise<number> {
   const hf: HfType = ctx.msg.method === 'REGISTER' ? 'www' : 'proxy';
   const r = await pvAuthenticate(ctx, hf, realm, passwd, flags);
   if (r !== AuthResult.OK) return r;
@@ -295,7 +357,8 @@ function credsOf(ctx: ScriptContext): Credentials | null {
   const a = ctx.ext.authorized as Authorized | undefined;
   if (a !== undefined) return a.creds;
   if (!ctx.msg.isRequest) return null;
-  const order: HfType[] = ctx.msg.method === 'REGISTER' || ctx.msg.method === 'PUBLISH' ? ['www', 'proxy'] : ['proxy', 'www'];
+  const order: HfType[] =
+    ctx.msg.method === 'REGISTER' || ctx.msg.method === 'PUBLISH' ? ['www', 'proxy'] : ['proxy', 'www'];
   for (const hf of order) {
     const f = ctx.msg.header(HDR[hf]);
     if (f !== null) return parseCredentials(f.value);
@@ -324,18 +387,42 @@ export const auth: ModuleExports = {
   params: [
     { name: 'secret', type: 'str', default: '' },
     // 0: the dialect's default, 300 s (Kamailio) or 30 s (OpenSIPS)
-    { name: 'nonce_expire', type: 'int', default: 0, check: (v) => (Number(v) >= 0 ? null : 'must be 0 or more seconds') },
+    {
+      name: 'nonce_expire',
+      type: 'int',
+      default: 0,
+      check: (v) => (Number(v) >= 0 ? null : 'must be 0 or more seconds'),
+    },
     { name: 'nonce_count', type: 'int', default: 1 },
     { name: 'one_time_nonce', type: 'int', default: 1 },
     // OpenSIPS: 1 turns replay protection off
     { name: 'disable_nonce_check', type: 'int', default: 0 },
-    { name: 'nc_array_size', type: 'int', default: 1 << 20, check: (v) => (Number(v) >= 1024 && Number(v) <= 1 << 24 ? null : 'must be 1024 … 16777216') },
-    { name: 'qop', type: 'str', default: '', check: (v) => (/^(|auth|auth-int|auth,auth-int)$/.test(String(v)) ? null : 'expected "", "auth", "auth-int" or "auth,auth-int"') },
+    {
+      name: 'nc_array_size',
+      type: 'int',
+      default: 1 << 20,
+      check: (v) => (Number(v) >= 1024 && Number(v) <= 1 << 24 ? null : 'must be 1024 … 16777216'),
+    },
+    {
+      name: 'qop',
+      type: 'str',
+      default: '',
+      check: (v) =>
+        /^(|auth|auth-int|auth,auth-int)$/.test(String(v))
+          ? null
+          : 'expected "", "auth", "auth-int" or "auth,auth-int"',
+    },
     {
       name: 'algorithm',
       type: 'str',
       default: '',
-      check: (v) => (String(v) === '' || String(v).split(',').every((a) => algorithmOf(a.trim()) !== null) ? null : `expected one of ${ALGORITHMS.join(', ')}`),
+      check: (v) =>
+        String(v) === '' ||
+        String(v)
+          .split(',')
+          .every((a) => algorithmOf(a.trim()) !== null)
+          ? null
+          : `expected one of ${ALGORITHMS.join(', ')}`,
     },
   ],
   functions: [
@@ -345,10 +432,23 @@ export const auth: ModuleExports = {
       name: 'auth_challenge',
       args: [S, oS],
       routes: REQ,
-      fn: (ctx: ScriptContext, realm: string, spec?: string) => makeChallenge(ctx.msg.method === 'REGISTER' ? 'www' : 'proxy')(ctx, realm, spec),
+      fn: (ctx: ScriptContext, realm: string, spec?: string) =>
+        makeChallenge(ctx.msg.method === 'REGISTER' ? 'www' : 'proxy')(ctx, realm, spec),
     },
-    { name: 'pv_www_authenticate', args: [S, S, I, oS], routes: REQ, mayAwait: true, fn: (ctx, r: string, p: string, f: number, m?: string) => pvAuthenticate(ctx, 'www', r, p, f, m) },
-    { name: 'pv_proxy_authenticate', args: [S, S, I], routes: REQ, mayAwait: true, fn: (ctx, r: string, p: string, f: number) => pvAuthenticate(ctx, 'proxy', r, p, f) },
+    {
+      name: 'pv_www_authenticate',
+      args: [S, S, I, oS],
+      routes: REQ,
+      mayAwait: true,
+      fn: (ctx, r: string, p: string, f: number, m?: string) => pvAuthenticate(ctx, 'www', r, p, f, m),
+    },
+    {
+      name: 'pv_proxy_authenticate',
+      args: [S, S, I],
+      routes: REQ,
+      mayAwait: true,
+      fn: (ctx, r: string, p: string, f: number) => pvAuthenticate(ctx, 'proxy', r, p, f),
+    },
     { name: 'pv_auth_check', args: [S, S, I, I], routes: REQ, mayAwait: true, fn: pvAuthCheck },
     { name: 'consume_credentials', args: [], routes: REQ, fn: consumeCredentials },
     { name: 'has_credentials', args: [S], routes: REQ, fn: hasCredentials },

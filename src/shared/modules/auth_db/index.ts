@@ -7,7 +7,16 @@
  */
 import { SwitchyardError, reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
-import { AuthResult, authenticate, identityMatches, opensipsDialect, opensipsCode, type AuthResultCode, type HfType, type UserSecret } from '../auth/index.js';
+import {
+  AuthResult,
+  authenticate,
+  identityMatches,
+  opensipsDialect,
+  opensipsCode,
+  type AuthResultCode,
+  type HfType,
+  type UserSecret,
+} from '../auth/index.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { Row } from '../db/client.js';
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
@@ -41,7 +50,11 @@ export function parseLoadCredentials(spec: string): Array<[string, string]> {
     const p = part.trim();
     if (p === '') continue;
     const m = /^(?:\$avp\((?:[is]:)?([^)]+)\)\s*=\s*)?([A-Za-z_][A-Za-z0-9_]*)$/.exec(p);
-    if (!m) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `auth_db load_credentials: "${p}" is not column or $avp(name)=column`);
+    if (!m)
+      throw new SwitchyardError(
+        'SY_ERR_CFG_BAD_VALUE',
+        `auth_db load_credentials: "${p}" is not column or $avp(name)=column`,
+      );
     out.push([m[1] ?? m[2]!, m[2]!]);
   }
   return out;
@@ -53,7 +66,13 @@ async function subscriber(table: string, user: string, domain: string): Promise<
   const now = Date.now();
   const hit = cache.get(key);
   if (hit !== undefined && hit.until > now) return hit.row;
-  const columns = [...new Set([cfg.passwordColumn, ...(cfg.calculateHa1 ? [] : [cfg.passwordColumn2]), ...cfg.credentials.map((c) => c[1])])];
+  const columns = [
+    ...new Set([
+      cfg.passwordColumn,
+      ...(cfg.calculateHa1 ? [] : [cfg.passwordColumn2]),
+      ...cfg.credentials.map((c) => c[1]),
+    ]),
+  ];
   const where: Row = { [cfg.userColumn]: user };
   if (cfg.useDomain) where[cfg.domainColumn] = domain;
   const rows = await dbFor(cfg.dbUrl).select(table, columns, where, 1);
@@ -83,7 +102,13 @@ function send500(ctx: ScriptContext): void {
   ctx.ext.authReplied = true;
 }
 
-async function check(ctx: ScriptContext, realm: string, table: string, hf: HfType, method?: string): Promise<AuthResultCode> {
+async function check(
+  ctx: ScriptContext,
+  realm: string,
+  table: string,
+  hf: HfType,
+  method?: string,
+): Promise<AuthResultCode> {
   let found: Row | null = null;
   let dbFailed = false;
   const r = await authenticate(
@@ -143,13 +168,19 @@ async function isSubscriber(ctx: ScriptContext, uri: string, table: string, flag
   if ((flags & 1) !== 0) where[cfg.domainColumn] = u.host;
   let rows: Row[];
   try {
-    rows = await dbFor(cfg.dbUrl).select(table, ['id', ...((flags & 2) !== 0 ? [] : cfg.credentials.map((c) => c[1]))], where, 1);
+    rows = await dbFor(cfg.dbUrl).select(
+      table,
+      ['id', ...((flags & 2) !== 0 ? [] : cfg.credentials.map((c) => c[1]))],
+      where,
+      1,
+    );
   } catch (e) {
     ctx.svc.log.err(`is_subscriber(): ${reasonOf(e)}`);
     return -1;
   }
   if (rows.length === 0) return -1;
-  if ((flags & 2) === 0) for (const [avp, col] of cfg.credentials) if (rows[0]![col] != null) ctx.avps.set(avp, [String(rows[0]![col])]);
+  if ((flags & 2) === 0)
+    for (const [avp, col] of cfg.credentials) if (rows[0]![col] != null) ctx.avps.set(avp, [String(rows[0]![col])]);
   return 1;
 }
 
@@ -182,18 +213,49 @@ export const authDb: ModuleExports = {
       },
     },
     // switchyard: seconds a subscriber row (or its absence) is kept per worker; 0: ask the database every time
-    { name: 'cache_ttl', type: 'int', default: 10, check: (v) => (Number(v) >= 0 && Number(v) <= 3600 ? null : 'must be 0 … 3600 seconds') },
+    {
+      name: 'cache_ttl',
+      type: 'int',
+      default: 10,
+      check: (v) => (Number(v) >= 0 && Number(v) <= 3600 ? null : 'must be 0 … 3600 seconds'),
+    },
   ],
   functions: [
-    { name: 'www_authenticate', args: [S, S, oS], routes: REQ, mayAwait: true, fn: async (ctx, realm: string, table: string, method?: string) => code(await check(ctx, realm, table, 'www', method || undefined)) },
-    { name: 'www_authorize', args: [S, S], routes: REQ, mayAwait: true, fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'www')) },
-    { name: 'proxy_authenticate', args: [S, S], routes: REQ, mayAwait: true, fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'proxy')) },
-    { name: 'proxy_authorize', args: [S, S], routes: REQ, mayAwait: true, fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'proxy')) },
+    {
+      name: 'www_authenticate',
+      args: [S, S, oS],
+      routes: REQ,
+      mayAwait: true,
+      fn: async (ctx, realm: string, table: string, method?: string) =>
+        code(await check(ctx, realm, table, 'www', method || undefined)),
+    },
+    {
+      name: 'www_authorize',
+      args: [S, S],
+      routes: REQ,
+      mayAwait: true,
+      fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'www')),
+    },
+    {
+      name: 'proxy_authenticate',
+      args: [S, S],
+      routes: REQ,
+      mayAwait: true,
+      fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'proxy')),
+    },
+    {
+      name: 'proxy_authorize',
+      args: [S, S],
+      routes: REQ,
+      mayAwait: true,
+      fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'proxy')),
+    },
     { name: 'auth_check', args: [S, S, I], routes: REQ, mayAwait: true, fn: authCheck },
     { name: 'is_subscriber', args: [S, S, I], mayAwait: true, fn: isSubscriber },
   ],
   initWorker(env: ModuleEnv): void {
-    if (!env.script.modules.includes('auth')) throw new SwitchyardError('SY_ERR_MODULE_INIT', 'auth_db needs the auth module: loadmodule "auth.so"');
+    if (!env.script.modules.includes('auth'))
+      throw new SwitchyardError('SY_ERR_MODULE_INIT', 'auth_db needs the auth module: loadmodule "auth.so"');
     const s = (k: string): string => String(env.params.get(k));
     cfg.dbUrl = s('db_url');
     cfg.userColumn = s('user_column');

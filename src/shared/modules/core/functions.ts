@@ -215,12 +215,25 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   { name: 'usleep', args: [I], mayAwait: true, asyncCapable: true, fn: (_ctx, us: number) => pause(us / 1000) },
   fn('sl_send_reply', [I, S], (ctx, code: number, reason: string) => ctx.svc.sendReply(ctx, code, reason), REQ),
   // sl's send_reply: stateful once the request has a transaction (t_newtran), so tm callbacks (acc) see it
-  fn('send_reply', [I, S], (ctx, code: number, reason: string) => (ctx.svc.tm !== null && ctx.svc.tm.exists(ctx) ? ctx.svc.tm.reply(ctx, code, reason) : ctx.svc.sendReply(ctx, code, reason)), REQ),
+  fn(
+    'send_reply',
+    [I, S],
+    (ctx, code: number, reason: string) =>
+      ctx.svc.tm !== null && ctx.svc.tm.exists(ctx)
+        ? ctx.svc.tm.reply(ctx, code, reason)
+        : ctx.svc.sendReply(ctx, code, reason),
+    REQ,
+  ),
   // the error of the last relay that failed, as Kamailio's ser_error (478 a name that does not resolve …), else 500
-  fn('sl_reply_error', [], (ctx) => {
-    const e = ctx.ext.serError as { code: number; reason: string } | undefined;
-    return ctx.svc.sendReply(ctx, e?.code ?? 500, e?.reason ?? 'Server Internal Error');
-  }, REQ),
+  fn(
+    'sl_reply_error',
+    [],
+    (ctx) => {
+      const e = ctx.ext.serError as { code: number; reason: string } | undefined;
+      return ctx.svc.sendReply(ctx, e?.code ?? 500, e?.reason ?? 'Server Internal Error');
+    },
+    REQ,
+  ),
   fn('forward', [oS], (ctx, uri?: string) => ctx.svc.forward(ctx, uri || undefined), REQ),
   fn('mf_process_maxfwd_header', [I], maxfwd, REQ),
   fn('is_method', [S], isMethod),
@@ -254,21 +267,48 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('resetflag', [I], (ctx, f: number) => ((ctx.flags &= ~(1 << f)), 1)),
   fn('isflagset', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
   fn('isflag', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
-  fn('setbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => updateBranchFlags(ctx, branch ?? 0, (v) => v | (1 << f))),
-  fn('resetbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => updateBranchFlags(ctx, branch ?? 0, (v) => v & ~(1 << f))),
+  fn('setbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) =>
+    updateBranchFlags(ctx, branch ?? 0, (v) => v | (1 << f)),
+  ),
+  fn('resetbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) =>
+    updateBranchFlags(ctx, branch ?? 0, (v) => v & ~(1 << f)),
+  ),
   fn('isbflagset', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => {
     const flags = branchFlags(ctx, branch ?? 0);
     return flags !== null && flags & (1 << f) ? 1 : -1;
   }),
-  { name: 'set_reply_no_connect', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: "a reply over TCP takes the caller's connection and opens a new one only when that one is gone" },
-  { name: 'set_reply_close', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: 'an xhttp_reply() always closes its connection; a SIP reply keeps it open' },
-  { name: 'set_forward_no_connect', args: [], routes: ROUTES_ANY, fn: () => 1, noEffect: 'a request over TCP opens a connection when none exists' },
+  {
+    name: 'set_reply_no_connect',
+    args: [],
+    routes: ROUTES_ANY,
+    fn: () => 1,
+    noEffect: "a reply over TCP takes the caller's connection and opens a new one only when that one is gone",
+  },
+  {
+    name: 'set_reply_close',
+    args: [],
+    routes: ROUTES_ANY,
+    fn: () => 1,
+    noEffect: 'an xhttp_reply() always closes its connection; a SIP reply keeps it open',
+  },
+  {
+    name: 'set_forward_no_connect',
+    args: [],
+    routes: ROUTES_ANY,
+    fn: () => 1,
+    noEffect: 'a request over TCP opens a connection when none exists',
+  },
   // parallel forking: t_relay() sends one branch per appended URI besides the R-URI
-  fn('append_branch', [oS], (ctx, uri?: string) => {
-    const list = (ctx.ext.branches as string[] | undefined) ?? (ctx.ext.branches = []);
-    (list as string[]).push(uri || (ctx.ruri ?? ctx.msg.ruri));
-    return 1;
-  }, REQ),
+  fn(
+    'append_branch',
+    [oS],
+    (ctx, uri?: string) => {
+      const list = (ctx.ext.branches as string[] | undefined) ?? (ctx.ext.branches = []);
+      (list as string[]).push(uri || (ctx.ruri ?? ctx.msg.ruri));
+      return 1;
+    },
+    REQ,
+  ),
   fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
   fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
@@ -281,19 +321,80 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('set_advertised_port', [I], (ctx, port: number) => ((ctx.ext.advPort = port), 1)),
   fn('rewriteuri', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
   fn('seturi', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
-  fn('rewriteuser', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
-  fn('setuser', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
-  fn('rewritehost', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
-  fn('sethost', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
-  fn('rewritehostport', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${tail(u)}`), REQ),
-  fn('sethostport', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${tail(u)}`), REQ),
-  fn('prefix', [S], (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v + u.user)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
-  fn('strip', [I], (ctx, n: number) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user.slice(n))}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
-  fn('strip_tail', [I], (ctx, n: number) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user.slice(0, Math.max(0, u.user.length - n)))}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`), REQ),
+  fn(
+    'rewriteuser',
+    [S],
+    (ctx, v: string) =>
+      rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`),
+    REQ,
+  ),
+  fn(
+    'setuser',
+    [S],
+    (ctx, v: string) =>
+      rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`),
+    REQ,
+  ),
+  fn(
+    'rewritehost',
+    [S],
+    (ctx, v: string) =>
+      rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${u.port ? ':' + u.port : ''}${tail(u)}`),
+    REQ,
+  ),
+  fn(
+    'sethost',
+    [S],
+    (ctx, v: string) =>
+      rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${u.port ? ':' + u.port : ''}${tail(u)}`),
+    REQ,
+  ),
+  fn(
+    'rewritehostport',
+    [S],
+    (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${tail(u)}`),
+    REQ,
+  ),
+  fn(
+    'sethostport',
+    [S],
+    (ctx, v: string) => rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, u.user)}${v}${tail(u)}`),
+    REQ,
+  ),
+  fn(
+    'prefix',
+    [S],
+    (ctx, v: string) =>
+      rewriteRuri(ctx, (u) => `${u.scheme}:${userinfo(u, v + u.user)}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`),
+    REQ,
+  ),
+  fn(
+    'strip',
+    [I],
+    (ctx, n: number) =>
+      rewriteRuri(
+        ctx,
+        (u) => `${u.scheme}:${userinfo(u, u.user.slice(n))}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`,
+      ),
+    REQ,
+  ),
+  fn(
+    'strip_tail',
+    [I],
+    (ctx, n: number) =>
+      rewriteRuri(
+        ctx,
+        (u) =>
+          `${u.scheme}:${userinfo(u, u.user.slice(0, Math.max(0, u.user.length - n)))}${u.host}${u.port ? ':' + u.port : ''}${tail(u)}`,
+      ),
+    REQ,
+  ),
   fn('has_body', [oS], (ctx) => (ctx.msg.body().length > 0 ? 1 : -1)),
   fn('is_reply', [], (ctx) => (ctx.msg.isRequest ? -1 : 1)),
   fn('is_request', [], (ctx) => (ctx.msg.isRequest ? 1 : -1)),
-  fn('search', [{ kind: 'regex' }], (ctx, re: RegExp) => (re.test(ctx.msg.buf.toString('utf8', 0, ctx.msg.headersEnd)) ? 1 : -1)),
+  fn('search', [{ kind: 'regex' }], (ctx, re: RegExp) =>
+    re.test(ctx.msg.buf.toString('utf8', 0, ctx.msg.headersEnd)) ? 1 : -1,
+  ),
   fn('search_body', [{ kind: 'regex' }], (ctx, re: RegExp) => (re.test(ctx.msg.body().toString('utf8')) ? 1 : -1)),
   fn('is_first_hop', [oS], isFirstHop),
   // kex: is $du set

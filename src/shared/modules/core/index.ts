@@ -13,14 +13,39 @@ import { EVI_FUNCTIONS, EVI_RPC, eviDestroy, eviInitDispatcher, eviInitWorker } 
 export const core: ModuleExports = {
   name: 'core',
   // proto_udp/proto_tcp: OpenSIPS loads its transports as modules; here they are built in
-  provides: ['pv', 'sl', 'maxfwd', 'xlog', 'textops', 'textopsx', 'siputils', 'signaling', 'kex', 'corex', 'cfgutils', 'sipmsgops', 'proto_udp', 'proto_tcp'],
+  provides: [
+    'pv',
+    'sl',
+    'maxfwd',
+    'xlog',
+    'textops',
+    'textopsx',
+    'siputils',
+    'signaling',
+    'kex',
+    'corex',
+    'cfgutils',
+    'sipmsgops',
+    'proto_udp',
+    'proto_tcp',
+  ],
   params: [
-    { name: 'max_limit', type: 'int', default: 70, check: (v) => (Number(v) >= 1 && Number(v) <= 255 ? null : 'must be 1 to 255') },
+    {
+      name: 'max_limit',
+      type: 'int',
+      default: 70,
+      check: (v) => (Number(v) >= 1 && Number(v) <= 255 ? null : 'must be 1 to 255'),
+    },
     // xlog's: its lines go where the core log goes, each formatted whole
     { name: 'buf_size', type: 'int', default: 4096, noEffect: 'xlog lines have no fixed buffer' },
     { name: 'log_facility', type: 'str', default: 'LOG_LOCAL0', noEffect: 'xlog lines use the core log_facility' },
     { name: 'prefix', type: 'str', default: '', noEffect: 'xlog lines carry the core log_prefix' },
-    { name: 'bind_check', type: 'int', default: 0, noEffect: 'force_send_socket() always checks that the socket is ours' },
+    {
+      name: 'bind_check',
+      type: 'int',
+      default: 0,
+      noEffect: 'force_send_socket() always checks that the socket is ours',
+    },
     {
       name: 'shvset',
       type: 'str',
@@ -30,7 +55,12 @@ export const core: ModuleExports = {
         return typeof r === 'string' ? r : null;
       },
     },
-    { name: 'varset', type: 'str', multi: true, noEffect: '$var values live for one request here, so there is no process-wide start value' },
+    {
+      name: 'varset',
+      type: 'str',
+      multi: true,
+      noEffect: '$var values live for one request here, so there is no process-wide start value',
+    },
   ],
   // raise_event/subscribe_event and the event_* MI commands: OpenSIPS's event interface is core
   functions: [...CORE_FUNCTIONS, ...EVI_FUNCTIONS],

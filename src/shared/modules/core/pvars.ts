@@ -51,7 +51,12 @@ function na(f: (m: SipMsg) => NameAddr): (ctx: ScriptContext) => NameAddr | null
 const from = na((m) => m.from());
 const to = na((m) => m.to());
 
-function p(name: string, get: (ctx: ScriptContext, arg: string | undefined) => Value, set?: (ctx: ScriptContext, v: Value, arg: string | undefined) => void, arg: PvarSpec['arg'] = 'none'): PvarSpec {
+function p(
+  name: string,
+  get: (ctx: ScriptContext, arg: string | undefined) => Value,
+  set?: (ctx: ScriptContext, v: Value, arg: string | undefined) => void,
+  arg: PvarSpec['arg'] = 'none',
+): PvarSpec {
   return set ? { name, arg, get, set } : { name, arg, get };
 }
 
@@ -88,7 +93,9 @@ const nz = (s: string | undefined | null): Value => (s === undefined || s === nu
 
 function displayAsWritten(c: ScriptContext, header: string, na: NameAddr | null): Value {
   if (!na?.display) return null;
-  return c.msg.header(header)?.value.trimStart().startsWith('"') ? `"${na.display.replace(/(["\\])/g, '\\$1')}"` : na.display;
+  return c.msg.header(header)?.value.trimStart().startsWith('"')
+    ? `"${na.display.replace(/(["\\])/g, '\\$1')}"`
+    : na.display;
 }
 
 /** Kamailio $time(name), local time; OpenSIPS-style $time(format) when the name has a '%' */
@@ -97,16 +104,26 @@ function timePart(what: string | undefined): Value {
   if (what === undefined) return Math.floor(d.getTime() / 1000);
   if (what.includes('%')) return strftime(what, d);
   switch (what) {
-    case 'sec': return d.getSeconds();
-    case 'min': return d.getMinutes();
-    case 'hour': return d.getHours();
-    case 'mday': return d.getDate();
-    case 'mon': return d.getMonth() + 1;
-    case 'year': return d.getFullYear();
-    case 'wday': return d.getDay() + 1;
-    case 'yday': return Math.floor((d.getTime() - new Date(d.getFullYear(), 0, 1).getTime()) / 86_400_000) + 1;
-    case 'isdst': return 0;
-    default: return null;
+    case 'sec':
+      return d.getSeconds();
+    case 'min':
+      return d.getMinutes();
+    case 'hour':
+      return d.getHours();
+    case 'mday':
+      return d.getDate();
+    case 'mon':
+      return d.getMonth() + 1;
+    case 'year':
+      return d.getFullYear();
+    case 'wday':
+      return d.getDay() + 1;
+    case 'yday':
+      return Math.floor((d.getTime() - new Date(d.getFullYear(), 0, 1).getTime()) / 86_400_000) + 1;
+    case 'isdst':
+      return 0;
+    default:
+      return null;
   }
 }
 
@@ -116,20 +133,34 @@ const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 function strftime(fmt: string, d: Date): string {
   return fmt.replace(/%([a-zA-Z%])/g, (_m, c: string) => {
     switch (c) {
-      case 'Y': return String(d.getFullYear());
-      case 'y': return pad(d.getFullYear() % 100);
-      case 'm': return pad(d.getMonth() + 1);
-      case 'd': return pad(d.getDate());
-      case 'H': return pad(d.getHours());
-      case 'M': return pad(d.getMinutes());
-      case 'S': return pad(d.getSeconds());
-      case 'j': return pad(Math.floor((d.getTime() - new Date(d.getFullYear(), 0, 1).getTime()) / 86_400_000) + 1, 3);
-      case 's': return String(Math.floor(d.getTime() / 1000));
-      case 'F': return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-      case 'T': return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-      case 'c': return d.toString();
-      case '%': return '%';
-      default: return '%' + c;
+      case 'Y':
+        return String(d.getFullYear());
+      case 'y':
+        return pad(d.getFullYear() % 100);
+      case 'm':
+        return pad(d.getMonth() + 1);
+      case 'd':
+        return pad(d.getDate());
+      case 'H':
+        return pad(d.getHours());
+      case 'M':
+        return pad(d.getMinutes());
+      case 'S':
+        return pad(d.getSeconds());
+      case 'j':
+        return pad(Math.floor((d.getTime() - new Date(d.getFullYear(), 0, 1).getTime()) / 86_400_000) + 1, 3);
+      case 's':
+        return String(Math.floor(d.getTime() / 1000));
+      case 'F':
+        return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+      case 'T':
+        return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+      case 'c':
+        return d.toString();
+      case '%':
+        return '%';
+      default:
+        return '%' + c;
     }
   });
 }
@@ -153,10 +184,26 @@ function avp(): PvarSpec {
 }
 
 export const CORE_PVARS: readonly PvarSpec[] = [
-  p('ru', (c) => (c.msg.isRequest ? ruri(c) : null), (c, v) => void (c.ruri = str(v))),
-  p('rU', (c) => nz(uriOf(ruri(c))?.user), (c, v) => setRuriPart(c, 'user', v)),
-  p('rd', (c) => nz(uriOf(ruri(c))?.host), (c, v) => setRuriPart(c, 'host', v)),
-  p('rp', (c) => uriOf(ruri(c))?.port || 5060, (c, v) => setRuriPart(c, 'port', v)),
+  p(
+    'ru',
+    (c) => (c.msg.isRequest ? ruri(c) : null),
+    (c, v) => void (c.ruri = str(v)),
+  ),
+  p(
+    'rU',
+    (c) => nz(uriOf(ruri(c))?.user),
+    (c, v) => setRuriPart(c, 'user', v),
+  ),
+  p(
+    'rd',
+    (c) => nz(uriOf(ruri(c))?.host),
+    (c, v) => setRuriPart(c, 'host', v),
+  ),
+  p(
+    'rp',
+    (c) => uriOf(ruri(c))?.port || 5060,
+    (c, v) => setRuriPart(c, 'port', v),
+  ),
   p('rz', (c) => nz(uriOf(ruri(c))?.scheme)),
   p('rP', (c) => transportOf(uriOf(ruri(c)))),
   p('ou', (c) => nz(c.msg.ruri)),
@@ -164,7 +211,11 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('oP', (c) => transportOf(uriOf(c.msg.ruri))),
   p('oU', (c) => nz(uriOf(c.msg.ruri)?.user)),
   p('od', (c) => nz(uriOf(c.msg.ruri)?.host)),
-  p('du', (c) => c.du, (c, v) => void (c.du = v === null || v === '' ? null : str(v))),
+  p(
+    'du',
+    (c) => c.du,
+    (c, v) => void (c.du = v === null || v === '' ? null : str(v)),
+  ),
   p('fu', (c) => nz(from(c)?.uri)),
   p('fU', (c) => nz(uriOf(from(c)?.uri)?.user)),
   p('fd', (c) => nz(uriOf(from(c)?.uri)?.host)),
@@ -183,10 +234,14 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('rm', (c) => (c.msg.isRequest ? c.msg.method : safe(() => c.msg.cseq().method))),
   p('rs', (c) => (c.msg.isRequest ? null : c.msg.status)),
   p('rr', (c) => (c.msg.isRequest ? null : c.msg.reason)),
-  p('fs', (c) => (forcedSocket(c) >= 0 ? (c.svc.socketName?.(forcedSocket(c)) ?? null) : null), (c, v) => {
-    if (v === null || v === '') delete c.ext.fs;
-    else forceSocket(c, str(v));
-  }),
+  p(
+    'fs',
+    (c) => (forcedSocket(c) >= 0 ? (c.svc.socketName?.(forcedSocket(c)) ?? null) : null),
+    (c, v) => {
+      if (v === null || v === '') delete c.ext.fs;
+      else forceSocket(c, str(v));
+    },
+  ),
   p('si', (c) => c.rcv.srcIp),
   p('sp', (c) => c.rcv.srcPort),
   p('Ri', (c) => c.rcv.dstIp),
@@ -200,22 +255,58 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('ml', (c) => c.msg.buf.length),
   p('mb', (c) => c.msg.buf.toString('utf8')),
   p('rb', (c) => c.msg.body().toString('utf8')),
-  p('ai', (c) => nz(safe(() => (c.msg.header('P-Asserted-Identity') ? c.msg.headersNamed('P-Asserted-Identity').map((h) => h.value)[0] : null)))),
-  p('au', (c) => nz(/username="([^"]*)"/i.exec(c.msg.header('Authorization')?.value ?? c.msg.header('Proxy-Authorization')?.value ?? '')?.[1])),
-  p('ar', (c) => nz(/realm="([^"]*)"/i.exec(c.msg.header('Authorization')?.value ?? c.msg.header('Proxy-Authorization')?.value ?? '')?.[1])),
-  { ...p('hdr', (c, name) => nz(c.msg.header(name!)?.value), undefined, 'required'), all: (c, name) => c.msg.headersNamed(name!).map((h) => h.value) },
+  p('ai', (c) =>
+    nz(
+      safe(() =>
+        c.msg.header('P-Asserted-Identity') ? c.msg.headersNamed('P-Asserted-Identity').map((h) => h.value)[0] : null,
+      ),
+    ),
+  ),
+  p('au', (c) =>
+    nz(
+      /username="([^"]*)"/i.exec(
+        c.msg.header('Authorization')?.value ?? c.msg.header('Proxy-Authorization')?.value ?? '',
+      )?.[1],
+    ),
+  ),
+  p('ar', (c) =>
+    nz(
+      /realm="([^"]*)"/i.exec(
+        c.msg.header('Authorization')?.value ?? c.msg.header('Proxy-Authorization')?.value ?? '',
+      )?.[1],
+    ),
+  ),
+  {
+    ...p('hdr', (c, name) => nz(c.msg.header(name!)?.value), undefined, 'required'),
+    all: (c, name) => c.msg.headersNamed(name!).map((h) => h.value),
+  },
   p('hdrc', (c, name) => c.msg.headersNamed(name!).length, undefined, 'required'),
-  p('var', (c, name) => c.vars.get(name!) ?? null, (c, v, name) => void c.vars.set(name!, v), 'required'),
+  p(
+    'var',
+    (c, name) => c.vars.get(name!) ?? null,
+    (c, v, name) => void c.vars.set(name!, v),
+    'required',
+  ),
   avp(),
-  p('shv', (_c, name) => shv.store?.get(name!) ?? null, (c, v, name) => {
-    try {
-      shv.store?.set(name!, v);
-    } catch (e) {
-      c.svc.log.err((e as Error).message);
-    }
-  }, 'required'),
+  p(
+    'shv',
+    (_c, name) => shv.store?.get(name!) ?? null,
+    (c, v, name) => {
+      try {
+        shv.store?.set(name!, v);
+      } catch (e) {
+        c.svc.log.err((e as Error).message);
+      }
+    },
+    'required',
+  ),
   // OpenSIPS route(X, p1, p2 …): $param(1) is p1 inside X
-  p('param', (c, i) => (c.ext.routeParams as Value[] | null | undefined)?.[Number(i) - 1] ?? null, undefined, 'required'),
+  p(
+    'param',
+    (c, i) => (c.ext.routeParams as Value[] | null | undefined)?.[Number(i) - 1] ?? null,
+    undefined,
+    'required',
+  ),
   p('rc', (c) => c.rc),
   p('retcode', (c) => c.rc),
   p('?', (c) => c.rc),
@@ -229,8 +320,24 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p('RAi', (c) => c.rcv.dstIp),
   p('RAp', (c) => c.rcv.dstPort),
   // branch flags of the main branch (Kamailio $bf/$bF, writable), message flags ($mf/$mF)
-  p('bf', (c) => branchFlags(c, 0)!, (c, v) => (c.ext.bflags = int(v) >>> 0)),
-  p('bF', (c) => `0x${branchFlags(c, 0)!.toString(16)}`, (c, v) => (c.ext.bflags = int(v) >>> 0)),
-  p('mf', (c) => c.flags, (c, v) => (c.flags = int(v))),
-  p('mF', (c) => `0x${(c.flags >>> 0).toString(16)}`, (c, v) => (c.flags = int(v))),
+  p(
+    'bf',
+    (c) => branchFlags(c, 0)!,
+    (c, v) => (c.ext.bflags = int(v) >>> 0),
+  ),
+  p(
+    'bF',
+    (c) => `0x${branchFlags(c, 0)!.toString(16)}`,
+    (c, v) => (c.ext.bflags = int(v) >>> 0),
+  ),
+  p(
+    'mf',
+    (c) => c.flags,
+    (c, v) => (c.flags = int(v)),
+  ),
+  p(
+    'mF',
+    (c) => `0x${(c.flags >>> 0).toString(16)}`,
+    (c, v) => (c.flags = int(v)),
+  ),
 ];

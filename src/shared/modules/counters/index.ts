@@ -25,13 +25,16 @@ function declaration(v: string, group: string): Declared | string {
   const m = /^\s*([A-Za-z_][\w.]*)\s*(.*)$/s.exec(v);
   if (!m) return `"${v}": expected a counter name and an optional description`;
   const dot = m[1]!.lastIndexOf('.');
-  return dot > 0 ? { group: m[1]!.slice(0, dot), name: m[1]!.slice(dot + 1), description: m[2]!.trim() } : { group, name: m[1]!, description: m[2]!.trim() };
+  return dot > 0
+    ? { group: m[1]!.slice(0, dot), name: m[1]!.slice(dot + 1), description: m[2]!.trim() }
+    : { group, name: m[1]!, description: m[2]!.trim() };
 }
 
 function resolve(ctx: ScriptContext | null, ref: string): Declared | null {
   const full = ref.includes('.') ? ref : `${state.group}.${ref}`;
   const d = state.declared.get(full) ?? null;
-  if (d === null && ctx) ctx.svc.log.err(`counters: no counter "${ref}" (declare it with modparam("counters", "script_counter", "${ref}"))`);
+  if (d === null && ctx)
+    ctx.svc.log.err(`counters: no counter "${ref}" (declare it with modparam("counters", "script_counter", "${ref}"))`);
   return d;
 }
 
@@ -87,7 +90,11 @@ export const counters: ModuleExports = {
   ],
   functions: [
     { name: 'cnt_inc', args: [{ kind: 'str' }], fn: (ctx, ref: string) => change(ctx, ref, 1) },
-    { name: 'cnt_add', args: [{ kind: 'str' }, { kind: 'int' }], fn: (ctx, ref: string, n: number) => change(ctx, ref, n) },
+    {
+      name: 'cnt_add',
+      args: [{ kind: 'str' }, { kind: 'int' }],
+      fn: (ctx, ref: string, n: number) => change(ctx, ref, n),
+    },
     { name: 'cnt_reset', args: [{ kind: 'str' }], fn: (ctx, ref: string) => change(ctx, ref, null) },
   ],
   rpc: [
@@ -101,12 +108,23 @@ export const counters: ModuleExports = {
         return 'Ok';
       },
     },
-    { name: 'cnt.grps_list', doc: 'the script counter groups', handler: () => [...new Set([...state.declared.values()].map((d) => d.group))] },
-    { name: 'cnt.var_list', doc: 'the counters of a group', handler: (p) => [...state.declared.values()].filter((d) => d.group === rpcArgs(p)[0]).map((d) => d.name) },
+    {
+      name: 'cnt.grps_list',
+      doc: 'the script counter groups',
+      handler: () => [...new Set([...state.declared.values()].map((d) => d.group))],
+    },
+    {
+      name: 'cnt.var_list',
+      doc: 'the counters of a group',
+      handler: (p) => [...state.declared.values()].filter((d) => d.group === rpcArgs(p)[0]).map((d) => d.name),
+    },
     {
       name: 'cnt.grp_get_all',
       doc: 'every counter of a group and its value',
-      handler: (p) => Object.fromEntries([...state.declared.values()].filter((d) => d.group === rpcArgs(p)[0]).map((d) => [d.name, value(d)])),
+      handler: (p) =>
+        Object.fromEntries(
+          [...state.declared.values()].filter((d) => d.group === rpcArgs(p)[0]).map((d) => [d.name, value(d)]),
+        ),
     },
     { name: 'cnt.help', doc: 'the description of a counter: group, name', handler: (p) => named(p).description },
   ],

@@ -40,7 +40,12 @@ export class Db {
     this.kind = url.kind;
     this.url = url;
     this.#timeoutMs = opts.timeoutMs;
-    this.#driver = url.kind === 'sqlite' ? sqliteDriver(url) : url.kind === 'postgres' ? pgDriver(url, opts) : mysqlDriver(url, opts);
+    this.#driver =
+      url.kind === 'sqlite'
+        ? sqliteDriver(url)
+        : url.kind === 'postgres'
+          ? pgDriver(url, opts)
+          : mysqlDriver(url, opts);
   }
 
   /** a quoted identifier (table or column names come from scripts: checked) */
@@ -53,7 +58,13 @@ export class Db {
   async query(sql: string, params: readonly DbValue[] = []): Promise<{ rows: Row[]; affected: number }> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${this.url.display}: no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${this.url.display}: no answer within ${this.#timeoutMs} ms`),
+          ),
+        this.#timeoutMs,
+      );
     });
     try {
       // DATETIME values travel as UTC text: no driver's local-time conversion
@@ -67,7 +78,10 @@ export class Db {
   #where(where: Row): { sql: string; params: DbValue[] } {
     const keys = Object.keys(where);
     if (keys.length === 0) return { sql: '', params: [] };
-    return { sql: ` WHERE ${keys.map((k) => (where[k] === null ? `${this.id(k)} IS NULL` : `${this.id(k)} = ?`)).join(' AND ')}`, params: keys.map((k) => where[k]!).filter((v) => v !== null) };
+    return {
+      sql: ` WHERE ${keys.map((k) => (where[k] === null ? `${this.id(k)} IS NULL` : `${this.id(k)} = ?`)).join(' AND ')}`,
+      params: keys.map((k) => where[k]!).filter((v) => v !== null),
+    };
   }
 
   async select(table: string, columns: readonly string[], where: Row, limit?: number): Promise<Row[]> {
@@ -78,13 +92,21 @@ export class Db {
 
   async insert(table: string, row: Row): Promise<void> {
     const keys = Object.keys(row);
-    await this.query(`INSERT INTO ${this.id(table)} (${keys.map((k) => this.id(k)).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`, keys.map((k) => row[k]!));
+    await this.query(
+      `INSERT INTO ${this.id(table)} (${keys.map((k) => this.id(k)).join(', ')}) VALUES (${keys.map(() => '?').join(', ')})`,
+      keys.map((k) => row[k]!),
+    );
   }
 
   async update(table: string, set: Row, where: Row): Promise<number> {
     const keys = Object.keys(set);
     const w = this.#where(where);
-    return (await this.query(`UPDATE ${this.id(table)} SET ${keys.map((k) => `${this.id(k)} = ?`).join(', ')}${w.sql}`, [...keys.map((k) => set[k]!), ...w.params])).affected;
+    return (
+      await this.query(`UPDATE ${this.id(table)} SET ${keys.map((k) => `${this.id(k)} = ?`).join(', ')}${w.sql}`, [
+        ...keys.map((k) => set[k]!),
+        ...w.params,
+      ])
+    ).affected;
   }
 
   async delete(table: string, where: Row): Promise<number> {
@@ -121,7 +143,11 @@ export function sqlTime(d: Date): string {
 }
 
 function unavailable(url: DbUrl, e: unknown): SwitchyardError {
-  return new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${url.display}: ${(e as Error).message || (e as { code?: string }).code || String(e)}`, { cause: e });
+  return new SwitchyardError(
+    'SY_ERR_DB_UNAVAILABLE',
+    `${url.display}: ${(e as Error).message || (e as { code?: string }).code || String(e)}`,
+    { cause: e },
+  );
 }
 
 function failed(url: DbUrl, e: unknown): SwitchyardError {
@@ -153,7 +179,9 @@ function sqliteDriver(url: DbUrl): Driver {
         if (st.reader) return { rows: st.all(...params) as Row[], affected: 0 };
         return { rows: [], affected: st.run(...params).changes };
       } catch (e) {
-        throw (e as { code?: string }).code === 'SQLITE_BUSY' || (e as { code?: string }).code === 'SQLITE_CANTOPEN' ? unavailable(url, e) : failed(url, e);
+        throw (e as { code?: string }).code === 'SQLITE_BUSY' || (e as { code?: string }).code === 'SQLITE_CANTOPEN'
+          ? unavailable(url, e)
+          : failed(url, e);
       }
     },
     async close() {
@@ -165,7 +193,11 @@ function sqliteDriver(url: DbUrl): Driver {
 /** errors that mean "the server is not there" rather than "it refused this statement" */
 function isConnectionError(e: unknown): boolean {
   const code = (e as { code?: string }).code ?? '';
-  return /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|PROTOCOL_CONNECTION_LOST|PROTOCOL_SEQUENCE_TIMEOUT|57P01|57P03|08\d\d\d)$/.test(code) || /timeout|terminated|Connection terminated|connect/i.test((e as Error).message ?? '');
+  return (
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|PROTOCOL_CONNECTION_LOST|PROTOCOL_SEQUENCE_TIMEOUT|57P01|57P03|08\d\d\d)$/.test(
+      code,
+    ) || /timeout|terminated|Connection terminated|connect/i.test((e as Error).message ?? '')
+  );
 }
 
 function pgDriver(url: DbUrl, opts: DbOptions): Driver {

@@ -44,9 +44,19 @@ export const db: ModuleExports = {
   provides: ['db_mysql', 'db_postgres', 'db_sqlite'],
   params: [
     // db_mysql's name, in seconds; db_postgres's `timeout` sets the same bound
-    { name: 'timeout_interval', type: 'int', default: 2, check: (v) => (Number(v) > 0 ? null : 'must be positive (seconds)') },
+    {
+      name: 'timeout_interval',
+      type: 'int',
+      default: 2,
+      check: (v) => (Number(v) > 0 ? null : 'must be positive (seconds)'),
+    },
     { name: 'timeout', type: 'int', default: 0, check: (v) => (Number(v) >= 0 ? null : 'must be 0 or more seconds') },
-    { name: 'pool_size', type: 'int', default: 2, check: (v) => (Number(v) >= 1 && Number(v) <= 64 ? null : 'must be 1 … 64') },
+    {
+      name: 'pool_size',
+      type: 'int',
+      default: 2,
+      check: (v) => (Number(v) >= 1 && Number(v) <= 64 ? null : 'must be 1 … 64'),
+    },
   ],
   functions: [],
   initWorker: configure,

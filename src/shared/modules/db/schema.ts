@@ -25,11 +25,16 @@ interface Table {
 }
 
 const id: Column = { name: 'id', type: 'id' };
-const vc = (name: string, n: number, def: string | null = ''): Column => (def === null ? { name, type: `varchar(${n})` } : { name, type: `varchar(${n})`, notNull: true, default: def });
+const vc = (name: string, n: number, def: string | null = ''): Column =>
+  def === null ? { name, type: `varchar(${n})` } : { name, type: `varchar(${n})`, notNull: true, default: def };
 /** NOT NULL, no default: the row must give it */
 const req = (name: string, n: number): Column => ({ name, type: `varchar(${n})`, notNull: true });
-const int = (name: string, def: number | null = 0): Column => (def === null ? { name, type: 'int' } : { name, type: 'int', notNull: true, default: def });
-const dt = (name: string, def?: string): Column => (def === undefined ? { name, type: 'datetime', notNull: true } : { name, type: 'datetime', notNull: true, default: def });
+const int = (name: string, def: number | null = 0): Column =>
+  def === null ? { name, type: 'int' } : { name, type: 'int', notNull: true, default: def };
+const dt = (name: string, def?: string): Column =>
+  def === undefined
+    ? { name, type: 'datetime', notNull: true }
+    : { name, type: 'datetime', notNull: true, default: def };
 
 const accColumns: Column[] = [
   id,
@@ -91,22 +96,58 @@ export const TABLES: readonly Table[] = [
   },
   { name: 'acc', version: 5, columns: accColumns, indexes: [['callid']] },
   { name: 'missed_calls', version: 4, columns: accColumns, indexes: [['callid']] },
-  { name: 'address', version: 6, columns: [id, int('grp', 1), req('ip_addr', 50), int('mask', 32), int('port', 0), vc('tag', 64, null)] },
-  { name: 'domain', version: 2, columns: [id, req('domain', 64), vc('did', 64, null), dt('last_modified', '2000-01-01 00:00:01')], unique: [['domain']] },
+  {
+    name: 'address',
+    version: 6,
+    columns: [id, int('grp', 1), req('ip_addr', 50), int('mask', 32), int('port', 0), vc('tag', 64, null)],
+  },
+  {
+    name: 'domain',
+    version: 2,
+    columns: [id, req('domain', 64), vc('did', 64, null), dt('last_modified', '2000-01-01 00:00:01')],
+    unique: [['domain']],
+  },
   // htable's dbtable (key_type 1: an array item; value_type 1: an integer; expires: unix time)
-  { name: 'htable', version: 2, columns: [id, vc('key_name', 64), int('key_type'), int('value_type'), vc('key_value', 128), int('expires')] },
-  { name: 'dispatcher', version: 4, columns: [id, int('setid'), vc('destination', 192), int('flags'), int('priority'), vc('attrs', 128), vc('description', 64)] },
+  {
+    name: 'htable',
+    version: 2,
+    columns: [id, vc('key_name', 64), int('key_type'), int('value_type'), vc('key_value', 128), int('expires')],
+  },
+  {
+    name: 'dispatcher',
+    version: 4,
+    columns: [
+      id,
+      int('setid'),
+      vc('destination', 192),
+      int('flags'),
+      int('priority'),
+      vc('attrs', 128),
+      vc('description', 64),
+    ],
+  },
 ];
 
 function colSql(db: Db, c: Column): string {
   const n = db.id(c.name);
-  if (c.type === 'id') return db.kind === 'sqlite' ? `${n} INTEGER PRIMARY KEY AUTOINCREMENT` : db.kind === 'postgres' ? `${n} SERIAL PRIMARY KEY` : `${n} INT UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL`;
+  if (c.type === 'id')
+    return db.kind === 'sqlite'
+      ? `${n} INTEGER PRIMARY KEY AUTOINCREMENT`
+      : db.kind === 'postgres'
+        ? `${n} SERIAL PRIMARY KEY`
+        : `${n} INT UNSIGNED AUTO_INCREMENT PRIMARY KEY NOT NULL`;
   let t: string = c.type;
-  if (c.type === 'datetime') t = db.kind === 'postgres' ? 'TIMESTAMP WITHOUT TIME ZONE' : db.kind === 'sqlite' ? 'TIMESTAMP' : 'DATETIME';
+  if (c.type === 'datetime')
+    t = db.kind === 'postgres' ? 'TIMESTAMP WITHOUT TIME ZONE' : db.kind === 'sqlite' ? 'TIMESTAMP' : 'DATETIME';
   else if (c.type === 'int') t = 'INTEGER';
   else if (c.type === 'float') t = db.kind === 'postgres' ? 'REAL' : 'FLOAT';
   else t = t.toUpperCase();
-  const def = c.default === undefined ? '' : typeof c.default === 'number' ? ` DEFAULT ${c.default}` : ` DEFAULT '${c.default.replace(/'/g, "''")}'`;
+  const def =
+    c.default === undefined
+      ? ''
+      : typeof c.default === 'number'
+        ? ` DEFAULT ${c.default}`
+        : ` DEFAULT '${c.default.replace(/'/g, "''")}'`;
   const notNull = c.notNull ? ' NOT NULL' : '';
   return `${n} ${t}${def}${notNull}`;
 }
@@ -121,9 +162,16 @@ export async function initSchema(db: Db): Promise<string[]> {
     for (const ix of t.indexes ?? []) {
       const name = `${t.name}_${ix.join('_')}_idx`;
       if (db.kind === 'mysql') {
-        const have = await db.query('SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?', [t.name, name]);
-        if (have.rows.length === 0) await db.query(`CREATE INDEX ${db.id(name)} ON ${db.id(t.name)} (${ix.map((c) => db.id(c)).join(', ')})`);
-      } else await db.query(`CREATE INDEX IF NOT EXISTS ${db.id(name)} ON ${db.id(t.name)} (${ix.map((c) => db.id(c)).join(', ')})`);
+        const have = await db.query(
+          'SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?',
+          [t.name, name],
+        );
+        if (have.rows.length === 0)
+          await db.query(`CREATE INDEX ${db.id(name)} ON ${db.id(t.name)} (${ix.map((c) => db.id(c)).join(', ')})`);
+      } else
+        await db.query(
+          `CREATE INDEX IF NOT EXISTS ${db.id(name)} ON ${db.id(t.name)} (${ix.map((c) => db.id(c)).join(', ')})`,
+        );
     }
     const v = await db.select('version', ['table_version'], { table_name: t.name });
     if (v.length === 0) {

@@ -22,18 +22,28 @@ export interface DbUrl {
  */
 export function parseDbUrl(url: string): DbUrl {
   const m = /^([a-z]+):\/\/(.*)$/i.exec(url.trim());
-  if (!m) throw new SwitchyardError('SY_ERR_DB_URL', `"${url}": expected sqlite:///path, postgres://user:pass@host/db or mysql://user:pass@host/db`);
+  if (!m)
+    throw new SwitchyardError(
+      'SY_ERR_DB_URL',
+      `"${url}": expected sqlite:///path, postgres://user:pass@host/db or mysql://user:pass@host/db`,
+    );
   const scheme = m[1]!.toLowerCase();
   if (scheme === 'sqlite') {
     const path = m[2]!;
     if (path === '') throw new SwitchyardError('SY_ERR_DB_URL', `"${url}": no file name`);
     return { kind: 'sqlite', path, host: '', port: 0, user: '', password: '', database: '', display: url };
   }
-  const kind: DbKind | null = scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : scheme === 'mysql' ? 'mysql' : null;
-  if (kind === null) throw new SwitchyardError('SY_ERR_DB_URL', `"${url}": unknown database "${scheme}" (sqlite, postgres, mysql)`);
+  const kind: DbKind | null =
+    scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : scheme === 'mysql' ? 'mysql' : null;
+  if (kind === null)
+    throw new SwitchyardError('SY_ERR_DB_URL', `"${url}": unknown database "${scheme}" (sqlite, postgres, mysql)`);
   // user[:password]@host[:port]/database; the password may hold '@' (the last one separates)
   const r = /^(?:([^:@/]*)(?::(.*))?@)?(\[[^\]]+\]|[^:/@]+)(?::(\d+))?\/([^/?#]+)$/.exec(m[2]!);
-  if (!r) throw new SwitchyardError('SY_ERR_DB_URL', `"${redact(url)}": expected ${scheme}://user:password@host[:port]/database`);
+  if (!r)
+    throw new SwitchyardError(
+      'SY_ERR_DB_URL',
+      `"${redact(url)}": expected ${scheme}://user:password@host[:port]/database`,
+    );
   const dec = (s: string | undefined): string => (s === undefined ? '' : decodeURIComponent(s));
   return {
     kind,

@@ -16,7 +16,17 @@ import type { SipMsg } from '../../sip/types.js';
 import { looseRouteCallbacks } from '../rr/index.js';
 import { tmCallbacks } from '../tm/callbacks.js';
 import type { CounterHandle } from '../../counters/counters.js';
-import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type PvarRef, type PvarSpec, type ScriptContext, type ScriptServices, type Value } from '../types.js';
+import {
+  RouteKind,
+  type FunctionSpec,
+  type ModuleEnv,
+  type ModuleExports,
+  type PvarRef,
+  type PvarSpec,
+  type ScriptContext,
+  type ScriptServices,
+  type Value,
+} from '../types.js';
 import { layout, profileNames, Profiles, type Membership } from './profiles.js';
 
 /** Kamailio's dialog states */
@@ -69,11 +79,20 @@ const store = {
   workerId: 0,
   timer: null as NodeJS.Timeout | null,
   counters: null as ModuleEnv['counters'] | null,
-  c: null as null | { active: CounterHandle; early: CounterHandle; processed: CounterHandle; expired: CounterHandle; failed: CounterHandle },
+  c: null as null | {
+    active: CounterHandle;
+    early: CounterHandle;
+    processed: CounterHandle;
+    expired: CounterHandle;
+    failed: CounterHandle;
+  },
 };
 
 function profilesOf(params: ModuleEnv['params']): { noValue: string[]; withValue: string[] } {
-  return { noValue: profileNames(params.get('profiles_no_value')), withValue: profileNames(params.get('profiles_with_value')) };
+  return {
+    noValue: profileNames(params.get('profiles_no_value')),
+    withValue: profileNames(params.get('profiles_with_value')),
+  };
 }
 
 function count(what: 'active' | 'early' | 'processed' | 'expired' | 'failed', d: number): void {
@@ -179,7 +198,14 @@ function inDialog(ctx: ScriptContext): void {
 /** replies of the dialog's INVITE as they go upstream */
 function onReplyOut(ctx: ScriptContext, code: number, reply: SipMsg | null): void {
   let dlg = ctx.ext.dialog as Dialog | undefined;
-  if (dlg === undefined && cfg.dlgFlag >= 0 && (ctx.flags & (1 << cfg.dlgFlag)) !== 0 && ctx.msg.method === 'INVITE' && ctx.msg.to().tag === '') dlg = create(ctx) ?? undefined;
+  if (
+    dlg === undefined &&
+    cfg.dlgFlag >= 0 &&
+    (ctx.flags & (1 << cfg.dlgFlag)) !== 0 &&
+    ctx.msg.method === 'INVITE' &&
+    ctx.msg.to().tag === ''
+  )
+    dlg = create(ctx) ?? undefined;
   if (dlg === undefined || dlg.state === DELETED || !ctx.msg.isRequest || ctx.msg.method !== 'INVITE') return;
   dlg.txSeen = true;
   if (code >= 300) {
@@ -271,7 +297,16 @@ function sendBye(dlg: Dialog, toCaller: boolean): boolean {
     '',
     '',
   ];
-  svc.send({ proto: dest.proto, ip: dest.ip, port: dest.port, socketIdx: dest.proto === 'udp' ? dlg.socketIdx : -1, connId: 0 }, Buffer.from(lines.join('\r\n')));
+  svc.send(
+    {
+      proto: dest.proto,
+      ip: dest.ip,
+      port: dest.port,
+      socketIdx: dest.proto === 'udp' ? dlg.socketIdx : -1,
+      connId: 0,
+    },
+    Buffer.from(lines.join('\r\n')),
+  );
   return true;
 }
 
@@ -298,7 +333,13 @@ function tick(): void {
 }
 
 function listEntry(d: Dialog): Record<string, unknown> {
-  const side = (s: Side): Record<string, unknown> => ({ tag: s.tag, contact: s.contact, cseq: String(s.cseq), route_set: s.routeSet.join(','), socket: store.svc?.socketName?.(d.socketIdx) ?? '' });
+  const side = (s: Side): Record<string, unknown> => ({
+    tag: s.tag,
+    contact: s.contact,
+    cseq: String(s.cseq),
+    route_set: s.routeSet.join(','),
+    socket: store.svc?.socketName?.(d.socketIdx) ?? '',
+  });
   return {
     h_entry: d.hEntry,
     h_id: d.hId,
@@ -363,7 +404,13 @@ function isInProfile(ctx: ScriptContext, profile: string, value?: string): numbe
   return dlg.profiles.some((m) => m.profile === profile && (value === undefined || m.value === value)) ? 1 : -1;
 }
 
-function profileSize(_ctx: ScriptContext, profile: string, value: string | undefined, out: PvarRef, ctx: ScriptContext): number {
+function profileSize(
+  _ctx: ScriptContext,
+  profile: string,
+  value: string | undefined,
+  out: PvarRef,
+  ctx: ScriptContext,
+): number {
   const n = store.profiles?.size(profile, value) ?? null;
   if (n === null) return -1;
   out.set(ctx, n);
@@ -371,7 +418,12 @@ function profileSize(_ctx: ScriptContext, profile: string, value: string | undef
 }
 
 function setTimeout_(ctx: ScriptContext, secs: number, hEntry?: number, hId?: number): number {
-  const dlg = hEntry !== undefined && hId !== undefined ? (hEntry === store.workerId ? (store.byId.get(hId) ?? null) : null) : current(ctx);
+  const dlg =
+    hEntry !== undefined && hId !== undefined
+      ? hEntry === store.workerId
+        ? (store.byId.get(hId) ?? null)
+        : null
+      : current(ctx);
   if (!dlg || secs <= 0) return -1;
   dlg.lifetime = secs;
   if (dlg.timeoutAt > 0) dlg.timeoutAt = Date.now() + secs * 1000;
@@ -384,13 +436,40 @@ const P = { kind: 'pvar' } as const;
 
 const functions: FunctionSpec[] = [
   { name: 'dlg_manage', args: [], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: dlgManage },
-  { name: 'create_dialog', args: [{ kind: 'str', optional: true }], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: (ctx, f?: string) => createDialog(ctx, f) },
-  { name: 'set_dlg_profile', args: [S, { kind: 'str', optional: true }], routes: REQ | RouteKind.ONREPLY, fn: setProfile },
-  { name: 'unset_dlg_profile', args: [S, { kind: 'str', optional: true }], routes: REQ | RouteKind.ONREPLY, fn: unsetProfile },
+  {
+    name: 'create_dialog',
+    args: [{ kind: 'str', optional: true }],
+    routes: RouteKind.REQUEST | RouteKind.RESUME,
+    fn: (ctx, f?: string) => createDialog(ctx, f),
+  },
+  {
+    name: 'set_dlg_profile',
+    args: [S, { kind: 'str', optional: true }],
+    routes: REQ | RouteKind.ONREPLY,
+    fn: setProfile,
+  },
+  {
+    name: 'unset_dlg_profile',
+    args: [S, { kind: 'str', optional: true }],
+    routes: REQ | RouteKind.ONREPLY,
+    fn: unsetProfile,
+  },
   { name: 'is_in_profile', args: [S, { kind: 'str', optional: true }], fn: isInProfile },
-  { name: 'get_profile_size', args: [S, P], fn: (ctx, p: string, out: PvarRef) => profileSize(ctx, p, undefined, out, ctx) },
-  { name: 'get_profile_size', args: [S, S, P], fn: (ctx, p: string, v: string, out: PvarRef) => profileSize(ctx, p, v, out, ctx) },
-  { name: 'dlg_set_timeout', args: [{ kind: 'int' }, { kind: 'int', optional: true }, { kind: 'int', optional: true }], fn: setTimeout_ },
+  {
+    name: 'get_profile_size',
+    args: [S, P],
+    fn: (ctx, p: string, out: PvarRef) => profileSize(ctx, p, undefined, out, ctx),
+  },
+  {
+    name: 'get_profile_size',
+    args: [S, S, P],
+    fn: (ctx, p: string, v: string, out: PvarRef) => profileSize(ctx, p, v, out, ctx),
+  },
+  {
+    name: 'dlg_set_timeout',
+    args: [{ kind: 'int' }, { kind: 'int', optional: true }, { kind: 'int', optional: true }],
+    fn: setTimeout_,
+  },
   { name: 'is_known_dlg', args: [], fn: (ctx) => (current(ctx) ? 1 : -1) },
 ];
 
@@ -454,7 +533,11 @@ const pvars: PvarSpec[] = [
   // OpenSIPS's names for the same
   dlgVarSpec('dlg_val'),
   { name: 'DLG_status', arg: 'none', get: (ctx) => current(ctx)?.state ?? null },
-  { name: 'DLG_lifetime', arg: 'none', get: (ctx) => (current(ctx)?.startTs ? Math.floor(Date.now() / 1000) - current(ctx)!.startTs : null) },
+  {
+    name: 'DLG_lifetime',
+    arg: 'none',
+    get: (ctx) => (current(ctx)?.startTs ? Math.floor(Date.now() / 1000) - current(ctx)!.startTs : null),
+  },
   {
     name: 'DLG_timeout',
     arg: 'none',
@@ -475,7 +558,10 @@ const pvars: PvarSpec[] = [
     set: (ctx, v, n) => {
       const d = current(ctx);
       if (d && n === 'timeout_bye') d.byeOnTimeout = Number(v) !== 0;
-      if (d && n === 'timeout_route') store.svc?.log.warn('$dlg_ctx(timeout_route) is accepted and has no effect: a dialog times out with or without BYE, no route runs');
+      if (d && n === 'timeout_route')
+        store.svc?.log.warn(
+          '$dlg_ctx(timeout_route) is accepted and has no effect: a dialog times out with or without BYE, no route runs',
+        );
     },
   },
 ];
@@ -487,18 +573,27 @@ async function listAll(env: ModuleEnv): Promise<unknown[]> {
 }
 
 async function endDlg(params: unknown, env: ModuleEnv): Promise<unknown> {
-  const a = Array.isArray(params) ? params : [(params as Record<string, unknown>)?.h_entry, (params as Record<string, unknown>)?.h_id];
+  const a = Array.isArray(params)
+    ? params
+    : [(params as Record<string, unknown>)?.h_entry, (params as Record<string, unknown>)?.h_id];
   const hEntry = Number(a[0]);
   const hId = Number(a[1]);
-  if (!Number.isInteger(hEntry) || !Number.isInteger(hId)) throw new SwitchyardError('SY_ERR_MI_PARAMS', 'dlg.end_dlg: h_entry and h_id expected');
+  if (!Number.isInteger(hEntry) || !Number.isInteger(hId))
+    throw new SwitchyardError('SY_ERR_MI_PARAMS', 'dlg.end_dlg: h_entry and h_id expected');
   const ok = (await env.bus.request(DISPATCHER, 'dialog.end', { hEntry, hId })) as boolean;
   if (!ok) throw new SwitchyardError('SY_ERR_MI_PARAMS', `dlg.end_dlg: no dialog ${hEntry}:${hId}`);
   return 'OK';
 }
 
 function profileGetSize(params: unknown): unknown {
-  const a = Array.isArray(params) ? params : [(params as Record<string, unknown>)?.profile, (params as Record<string, unknown>)?.value];
-  const n = store.profiles?.size(String(a[0] ?? ''), a[1] === undefined || a[1] === null || a[1] === '' ? undefined : String(a[1])) ?? null;
+  const a = Array.isArray(params)
+    ? params
+    : [(params as Record<string, unknown>)?.profile, (params as Record<string, unknown>)?.value];
+  const n =
+    store.profiles?.size(
+      String(a[0] ?? ''),
+      a[1] === undefined || a[1] === null || a[1] === '' ? undefined : String(a[1]),
+    ) ?? null;
   if (n === null) throw new SwitchyardError('SY_ERR_MI_PARAMS', `no dialog profile "${String(a[0])}"`);
   return { profile: String(a[0]), value: a[1] ?? '', count: n };
 }
@@ -506,13 +601,28 @@ function profileGetSize(params: unknown): unknown {
 export const dialog: ModuleExports = {
   name: 'dialog',
   params: [
-    { name: 'default_timeout', type: 'int', default: 43200, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (seconds)') },
-    { name: 'dlg_flag', type: 'int', default: -1, check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a message flag, 0..31') },
+    {
+      name: 'default_timeout',
+      type: 'int',
+      default: 43200,
+      check: (v) => (Number(v) > 0 ? null : 'must be > 0 (seconds)'),
+    },
+    {
+      name: 'dlg_flag',
+      type: 'int',
+      default: -1,
+      check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a message flag, 0..31'),
+    },
     { name: 'send_bye', type: 'int', default: 0 },
     { name: 'timeout_noreset', type: 'int', default: 0 },
     { name: 'profiles_no_value', type: 'str', default: '' },
     { name: 'profiles_with_value', type: 'str', default: '' },
-    { name: 'db_mode', type: 'int', default: 0, check: (v) => (v === 0 ? null : 'only db_mode 0 (memory only) is available') },
+    {
+      name: 'db_mode',
+      type: 'int',
+      default: 0,
+      check: (v) => (v === 0 ? null : 'only db_mode 0 (memory only) is available'),
+    },
     { name: 'db_url', type: 'str', default: '', noEffect: 'dialogs are kept in memory only (db_mode 0)' },
     { name: 'dlg_match_mode', type: 'int', default: 1, noEffect: 'in-dialog requests are matched by Call-ID and tags' },
     { name: 'detect_spirals', type: 'int', default: 1, noEffect: 'a spiralled INVITE is a new dialog' },
@@ -553,7 +663,9 @@ export const dialog: ModuleExports = {
   initDispatcher(env: ModuleEnv): void {
     const bus: Bus = env.bus;
     bus.on('dialog.list', async () => {
-      const parts = await Promise.all(Array.from({ length: env.workers }, (_, w) => bus.request(w, 'dialog.list_local', null).catch(() => [])));
+      const parts = await Promise.all(
+        Array.from({ length: env.workers }, (_, w) => bus.request(w, 'dialog.list_local', null).catch(() => [])),
+      );
       return (parts as unknown[][]).flat();
     });
     bus.on('dialog.end', async (m) => {
@@ -574,7 +686,13 @@ export const dialog: ModuleExports = {
     store.workerId = env.workerId;
     store.counters = env.counters;
     const h = (n: string): CounterHandle => env.counters.handle(`dialog:${n}`);
-    store.c = { active: h('active_dialogs'), early: h('early_dialogs'), processed: h('processed_dialogs'), expired: h('expired_dialogs'), failed: h('failed_dialogs') };
+    store.c = {
+      active: h('active_dialogs'),
+      early: h('early_dialogs'),
+      processed: h('processed_dialogs'),
+      expired: h('expired_dialogs'),
+      failed: h('failed_dialogs'),
+    };
     if (!tmCallbacks.out.includes(onReplyOut)) tmCallbacks.out.push(onReplyOut);
     if (!looseRouteCallbacks.includes(inDialog)) looseRouteCallbacks.push(inDialog);
     env.bus.on('dialog.list_local', () => [...store.byId.values()].map(listEntry));

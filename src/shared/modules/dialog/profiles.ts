@@ -25,7 +25,10 @@ export function profileNames(v: unknown): string[] {
     .filter((s) => s !== '');
 }
 
-export function layout(noValue: readonly string[], withValue: readonly string[]): { defs: Map<string, ProfileDef>; ints: number } {
+export function layout(
+  noValue: readonly string[],
+  withValue: readonly string[],
+): { defs: Map<string, ProfileDef>; ints: number } {
   const defs = new Map<string, ProfileDef>();
   let at = 0;
   for (const name of noValue) {
@@ -71,7 +74,7 @@ export class Profiles {
     const h = hash(value);
     const base = def.at + 1;
     for (let i = 0; i < SLOTS; i++) {
-      const k = base + ((((h >>> 0) + i) % SLOTS) * 2);
+      const k = base + (((h >>> 0) + i) % SLOTS) * 2;
       const cur = Atomics.load(this.#a, k);
       if (cur === h) return k + 1;
       if (cur === 0) {

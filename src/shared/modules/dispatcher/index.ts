@@ -9,9 +9,29 @@ import { isAbsolute, join, dirname } from 'node:path';
 import { SwitchyardError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { fakeScriptContext } from '../../script/context.js';
-import { RouteKind, ROUTES_ANY, type ModuleEnv, type ModuleExports, type ScriptContext, type ScriptServices, type Value } from '../types.js';
+import {
+  RouteKind,
+  ROUTES_ANY,
+  type ModuleEnv,
+  type ModuleExports,
+  type ScriptContext,
+  type ScriptServices,
+  type Value,
+} from '../types.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
-import { buildList, DS_DISABLED, DS_INACTIVE, DS_PROBING, DS_TRYING, flagString, parseState, readList, type Dest, type DsList, type DsSet } from './list.js';
+import {
+  buildList,
+  DS_DISABLED,
+  DS_INACTIVE,
+  DS_PROBING,
+  DS_TRYING,
+  flagString,
+  parseState,
+  readList,
+  type Dest,
+  type DsList,
+  type DsSet,
+} from './list.js';
 import { DsState, MAX_DESTS, MAX_SETS, STATE_BYTES } from './state.js';
 
 const ROUTES_REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.RESUME;
@@ -73,7 +93,10 @@ function listFile(params: ModuleEnv['params'], cfgFile: string): string {
 /** "class=2;code=403" (Kamailio) or "403,488" (OpenSIPS options_reply_codes) */
 function parseReplyCodes(s: string): Array<{ code?: number; cls?: number }> | string {
   const out: Array<{ code?: number; cls?: number }> = [];
-  for (const part of s.split(/[;,]/).map((x) => x.trim()).filter(Boolean)) {
+  for (const part of s
+    .split(/[;,]/)
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const m = /^(?:(code|class)\s*=\s*)?(\d+)$/i.exec(part);
     if (!m) return `"${part}": expected code=N or class=N`;
     const n = Number(m[2]);
@@ -99,7 +122,14 @@ function confOf(env: ModuleEnv): Conf {
     file: listFile(p, env.cfg.file),
     dbUrl: String(p.get('db_url') ?? ''),
     table: col('table_name', 'dispatcher'),
-    cols: { id: 'id', setid: col('setid_col', 'setid'), uri: col('destination_col', 'destination'), flags: col('flags_col', 'flags'), priority: col('priority_col', 'priority'), attrs: col('attrs_col', 'attrs') },
+    cols: {
+      id: 'id',
+      setid: col('setid_col', 'setid'),
+      uri: col('destination_col', 'destination'),
+      flags: col('flags_col', 'flags'),
+      priority: col('priority_col', 'priority'),
+      attrs: col('attrs_col', 'attrs'),
+    },
     flags: num('flags', 0),
     useDefault: num('use_default', 0) === 1,
     forceDst: num('force_dst', 1) === 1,
@@ -112,7 +142,12 @@ function confOf(env: ModuleEnv): Conf {
     replyCodes: typeof codes === 'string' ? [] : codes,
     outboundProxy: String(p.get('outbound_proxy') ?? ''),
     pingTimeoutMs: Number(tm?.get('fr_timer') ?? 30000) || 30000,
-    avps: { dst: avpName(p.get('dst_avp')), grp: avpName(p.get('grp_avp')), cnt: avpName(p.get('cnt_avp')), attrs: avpName(p.get('attrs_avp')) },
+    avps: {
+      dst: avpName(p.get('dst_avp')),
+      grp: avpName(p.get('grp_avp')),
+      cnt: avpName(p.get('cnt_avp')),
+      attrs: avpName(p.get('attrs_avp')),
+    },
     setidPv: String(p.get('setid_pvname') ?? p.get('setid_pvar') ?? ''),
     attrsPv: String(p.get('attrs_pvname') ?? p.get('attrs_pvar') ?? ''),
     hashExpire: num('ds_hash_expire', 7200),
@@ -126,7 +161,16 @@ async function fetchList(conf: Conf): Promise<DsList | string> {
   try {
     const rows = await dbFor(conf.dbUrl).select(conf.table, [c.id, c.setid, c.uri, c.flags, c.priority, c.attrs], {});
     rows.sort((a, b) => Number(a[c.id]) - Number(b[c.id]));
-    const r = buildList(rows.map((row) => ({ setid: Number(row[c.setid]), uri: String(row[c.uri] ?? ''), flags: Number(row[c.flags] ?? 0), priority: Number(row[c.priority] ?? 0), attrs: String(row[c.attrs] ?? '') })), LIMITS);
+    const r = buildList(
+      rows.map((row) => ({
+        setid: Number(row[c.setid]),
+        uri: String(row[c.uri] ?? ''),
+        flags: Number(row[c.flags] ?? 0),
+        priority: Number(row[c.priority] ?? 0),
+        attrs: String(row[c.attrs] ?? ''),
+      })),
+      LIMITS,
+    );
     return typeof r === 'string' ? `table ${conf.table}: ${r}` : r;
   } catch (e) {
     return `table ${conf.table}: ${(e as Error).message}`;
@@ -229,7 +273,9 @@ function pick(ctx: ScriptContext, set: DsSet, alg: number, userOnly: boolean): n
       return best;
     }
     case 11: {
-      const live = set.dests.map((d, i) => ({ i, w: skip(sh.flags(d)) ? 0 : Math.max(0, d.rweight) })).filter((x) => x.w > 0);
+      const live = set.dests
+        .map((d, i) => ({ i, w: skip(sh.flags(d)) ? 0 : Math.max(0, d.rweight) }))
+        .filter((x) => x.w > 0);
       const total = live.reduce((a, x) => a + x.w, 0);
       if (total === 0) return 0;
       let r = Math.random() * total;
@@ -243,7 +289,14 @@ function pick(ctx: ScriptContext, set: DsSet, alg: number, userOnly: boolean): n
 }
 
 /** ds_select_dst / ds_select_domain / ds_select: pick, order the failover list, set $du or the R-URI */
-function select(ctx: ScriptContext, setId: number, alg: number, third: Value | undefined, fourth: Value | undefined, mode: 'dst' | 'domain' | 'none'): number {
+function select(
+  ctx: ScriptContext,
+  setId: number,
+  alg: number,
+  third: Value | undefined,
+  fourth: Value | undefined,
+  mode: 'dst' | 'domain' | 'none',
+): number {
   const list = current();
   const conf = state.conf!;
   const set = list?.sets.get(setId);
@@ -256,7 +309,8 @@ function select(ctx: ScriptContext, setId: number, alg: number, third: Value | u
     return -1;
   }
   // Kamailio: (set, alg, limit); OpenSIPS: (set, alg, "flags" ["U": hash the user only, "D": the last as default], partition, max_results)
-  const numeric = (a: Value | undefined): boolean => typeof a === 'number' || (typeof a === 'string' && /^\d+$/.test(a));
+  const numeric = (a: Value | undefined): boolean =>
+    typeof a === 'number' || (typeof a === 'string' && /^\d+$/.test(a));
   const flagsStr = typeof third === 'string' && !numeric(third) ? third : '';
   const limit = numeric(third) ? Number(third) : numeric(fourth) ? Number(fourth) : 0;
   const userOnly = (conf.flags & 1) !== 0 || /u/i.test(flagsStr);
@@ -293,7 +347,11 @@ function select(ctx: ScriptContext, setId: number, alg: number, third: Value | u
 function mirror(ctx: ScriptContext, sel: Selection): void {
   const conf = state.conf!;
   const dests = state.list!.dests;
-  if (conf.avps.dst) ctx.avps.set(conf.avps.dst, sel.left.map((i) => dests[i]!.uri));
+  if (conf.avps.dst)
+    ctx.avps.set(
+      conf.avps.dst,
+      sel.left.map((i) => dests[i]!.uri),
+    );
   if (conf.avps.attrs) {
     const d = sel.left[0] === undefined ? undefined : dests[sel.left[0]];
     if (d) ctx.avps.set(conf.avps.attrs, [d.attrs]);
@@ -334,7 +392,8 @@ function mark(ctx: ScriptContext, st: string | undefined): number {
   const d = sel && state.list ? state.list.dests[sel.left[0] ?? -1] : undefined;
   const parsed = parseState(st ?? 'i');
   if (!d || parsed === null) {
-    if (parsed === null) ctx.svc.log.err(`dispatcher: ds_mark_dst(): bad state "${st}" (a, i, t, d, with p for probing)`);
+    if (parsed === null)
+      ctx.svc.log.err(`dispatcher: ds_mark_dst(): bad state "${st}" (a, i, t, d, with p for probing)`);
     return -1;
   }
   changed(d, state.shared!.update(d, parsed.base, parsed.probing, state.conf!.probingThreshold), null);
@@ -366,7 +425,9 @@ function changed(d: Dest, s: { before: number; after: number }, reply: { code: n
   const isUp = !skip(s.after);
   if (wasUp === isUp) return;
   const ev = isUp ? 'dispatcher:dst-up' : 'dispatcher:dst-down';
-  state.log?.notice(`dispatcher: ${d.uri} (set ${d.setid}) is ${isUp ? 'up' : 'down'}${reply ? ` (${reply.code} ${reply.reason})` : ''}`);
+  state.log?.notice(
+    `dispatcher: ${d.uri} (set ${d.setid}) is ${isUp ? 'up' : 'down'}${reply ? ` (${reply.code} ${reply.reason})` : ''}`,
+  );
   const svc = state.svc;
   const fn = svc?.route(ev, 'event') ?? null;
   if (svc === null || fn === null) return;
@@ -376,7 +437,8 @@ function changed(d: Dest, s: { before: number; after: number }, reply: { code: n
   ctx.ext.dsv = { code: reply?.code ?? 0, reason: reply?.reason ?? '', flags: s.after };
   try {
     const r = fn(ctx);
-    if (typeof r !== 'number') r.catch((e: unknown) => svc.log.err(`event_route[${ev}] failed: ${(e as Error).message}`));
+    if (typeof r !== 'number')
+      r.catch((e: unknown) => svc.log.err(`event_route[${ev}] failed: ${(e as Error).message}`));
   } catch (e) {
     svc.log.err(`event_route[${ev}] failed: ${(e as Error).message}`);
   }
@@ -404,7 +466,14 @@ function probe(inFlight: Set<number>): void {
     inFlight.add(d.idx);
     const sock = d.socket && svc.findSocket ? svc.findSocket(d.socket) : -1;
     void svc
-      .sendRequest({ method: conf.pingMethod, ruri: d.uri, from: conf.pingFrom, dst: conf.outboundProxy || undefined, socket: sock >= 0 ? sock : undefined, timeoutMs: conf.pingTimeoutMs })
+      .sendRequest({
+        method: conf.pingMethod,
+        ruri: d.uri,
+        from: conf.pingFrom,
+        dst: conf.outboundProxy || undefined,
+        socket: sock >= 0 ? sock : undefined,
+        timeoutMs: conf.pingTimeoutMs,
+      })
       .then((reply) => {
         inFlight.delete(d.idx);
         if (current()?.dests[d.idx]?.uri !== d.uri) return; // reloaded meanwhile
@@ -421,7 +490,8 @@ function probe(inFlight: Set<number>): void {
           }
         } else {
           const fails = sh.failed(d);
-          const after = (fails >= conf.probingThreshold ? (now & ~DS_TRYING) | DS_INACTIVE : now | DS_TRYING) | DS_PROBING;
+          const after =
+            (fails >= conf.probingThreshold ? (now & ~DS_TRYING) | DS_INACTIVE : now | DS_TRYING) | DS_PROBING;
           if (after !== now) {
             sh.setPlain(d, after, true);
             changed(d, { before: now, after }, reply);
@@ -457,12 +527,20 @@ function rpcArgs(p: unknown): string[] {
 function setState(p: unknown, opensips: boolean): string {
   const [st, group, address] = rpcArgs(p);
   const list = current();
-  if (st === undefined || group === undefined || address === undefined || !list) throw new SwitchyardError('SY_ERR_MI_PARAMS', 'expected state, group, address');
+  if (st === undefined || group === undefined || address === undefined || !list)
+    throw new SwitchyardError('SY_ERR_MI_PARAMS', 'expected state, group, address');
   let parsed = parseState(st);
   // OpenSIPS: 0/1 or inactive/active/probing
   if (opensips && parsed === null) {
     const t = st.toLowerCase();
-    parsed = t === '1' || t === 'active' ? { base: 0, probing: false } : t === '0' || t === 'inactive' ? { base: DS_INACTIVE, probing: false } : t === 'p' || t === '2' || t === 'probing' ? { base: DS_INACTIVE, probing: true } : null;
+    parsed =
+      t === '1' || t === 'active'
+        ? { base: 0, probing: false }
+        : t === '0' || t === 'inactive'
+          ? { base: DS_INACTIVE, probing: false }
+          : t === 'p' || t === '2' || t === 'probing'
+            ? { base: DS_INACTIVE, probing: true }
+            : null;
   }
   if (parsed === null) throw new SwitchyardError('SY_ERR_MI_PARAMS', `bad state "${st}"`);
   const set = list.sets.get(Number(group));
@@ -470,7 +548,10 @@ function setState(p: unknown, opensips: boolean): string {
   if (targets.length === 0) throw new SwitchyardError('SY_ERR_MI_PARAMS', `no destination ${address} in set ${group}`);
   for (const d of targets) {
     const before = state.shared!.flags(d);
-    const after = parsed.base === DS_TRYING ? state.shared!.update(d, DS_TRYING, parsed.probing, state.conf!.probingThreshold).after : parsed.base | (parsed.probing ? DS_PROBING : 0);
+    const after =
+      parsed.base === DS_TRYING
+        ? state.shared!.update(d, DS_TRYING, parsed.probing, state.conf!.probingThreshold).after
+        : parsed.base | (parsed.probing ? DS_PROBING : 0);
     state.shared!.setPlain(d, after, parsed.base === DS_TRYING);
     changed(d, { before, after }, null);
   }
@@ -490,7 +571,18 @@ function kamailioList(): unknown {
             URI: d.uri,
             FLAGS: flagString(state.shared!.flags(d)),
             PRIORITY: d.priority,
-            ...(d.attrs ? { ATTRS: { BODY: d.attrs, DUID: d.duid, MAXLOAD: d.maxload, WEIGHT: d.weight, RWEIGHT: d.rweight, SOCKET: d.socket } } : {}),
+            ...(d.attrs
+              ? {
+                  ATTRS: {
+                    BODY: d.attrs,
+                    DUID: d.duid,
+                    MAXLOAD: d.maxload,
+                    WEIGHT: d.weight,
+                    RWEIGHT: d.rweight,
+                    SOCKET: d.socket,
+                  },
+                }
+              : {}),
           },
         })),
       },
@@ -500,14 +592,27 @@ function kamailioList(): unknown {
 
 function opensipsList(): unknown {
   const list = current();
-  const stateName = (f: number): string => (f & DS_DISABLED ? 'Disabled' : f & DS_PROBING && f & DS_INACTIVE ? 'Probing' : f & DS_INACTIVE ? 'Inactive' : 'Active');
+  const stateName = (f: number): string =>
+    f & DS_DISABLED
+      ? 'Disabled'
+      : f & DS_PROBING && f & DS_INACTIVE
+        ? 'Probing'
+        : f & DS_INACTIVE
+          ? 'Inactive'
+          : 'Active';
   return {
     PARTITIONS: [
       {
         name: 'default',
         SETS: [...(list?.sets.values() ?? [])].map((s) => ({
           id: s.id,
-          Destinations: s.dests.map((d) => ({ URI: d.uri, state: stateName(state.shared!.flags(d)), first_hit_counter: 0, priority: d.priority, ...(d.attrs ? { attrs: d.attrs } : {}) })),
+          Destinations: s.dests.map((d) => ({
+            URI: d.uri,
+            state: stateName(state.shared!.flags(d)),
+            first_hit_counter: 0,
+            priority: d.priority,
+            ...(d.attrs ? { attrs: d.attrs } : {}),
+          })),
         })),
       },
     ],
@@ -559,12 +664,36 @@ export const dispatcher: ModuleExports = {
     { name: 'force_dst', type: 'int', default: 1 },
     { name: 'ds_ping_method', type: 'str', default: 'OPTIONS' },
     { name: 'ds_ping_from', type: 'str', default: 'sip:dispatcher@localhost' },
-    { name: 'ds_ping_interval', type: 'int', default: 0, check: (v) => (Number(v) >= 0 ? null : 'ds_ping_interval must be ≥ 0') },
+    {
+      name: 'ds_ping_interval',
+      type: 'int',
+      default: 0,
+      check: (v) => (Number(v) >= 0 ? null : 'ds_ping_interval must be ≥ 0'),
+    },
     { name: 'ds_probing_threshold', type: 'int', default: 1 },
     { name: 'ds_inactive_threshold', type: 'int', default: 1 },
-    { name: 'ds_probing_mode', type: 'int', default: 0, check: (v) => (Number(v) >= 0 && Number(v) <= 3 ? null : 'ds_probing_mode is 0, 1, 2 or 3') },
-    { name: 'ds_ping_reply_codes', type: 'str', check: (v) => { const r = parseReplyCodes(String(v)); return typeof r === 'string' ? r : null; } },
-    { name: 'options_reply_codes', type: 'str', check: (v) => { const r = parseReplyCodes(String(v)); return typeof r === 'string' ? r : null; } },
+    {
+      name: 'ds_probing_mode',
+      type: 'int',
+      default: 0,
+      check: (v) => (Number(v) >= 0 && Number(v) <= 3 ? null : 'ds_probing_mode is 0, 1, 2 or 3'),
+    },
+    {
+      name: 'ds_ping_reply_codes',
+      type: 'str',
+      check: (v) => {
+        const r = parseReplyCodes(String(v));
+        return typeof r === 'string' ? r : null;
+      },
+    },
+    {
+      name: 'options_reply_codes',
+      type: 'str',
+      check: (v) => {
+        const r = parseReplyCodes(String(v));
+        return typeof r === 'string' ? r : null;
+      },
+    },
     { name: 'outbound_proxy', type: 'str' },
     { name: 'dst_avp', type: 'str' },
     { name: 'grp_avp', type: 'str' },
@@ -583,12 +712,20 @@ export const dispatcher: ModuleExports = {
     { name: 'flags_col', type: 'str', default: 'flags' },
     { name: 'priority_col', type: 'str', default: 'priority' },
     { name: 'attrs_col', type: 'str', default: 'attrs' },
-    { name: 'xavp_dst', type: 'str', noEffect: 'no $xavp here: the failover list is kept per request (dst_avp, attrs_avp show it)' },
+    {
+      name: 'xavp_dst',
+      type: 'str',
+      noEffect: 'no $xavp here: the failover list is kept per request (dst_avp, attrs_avp show it)',
+    },
     { name: 'xavp_ctx', type: 'str', noEffect: 'no $xavp here' },
     { name: 'hash_pvar', type: 'str', noEffect: 'algorithm 7 takes the first destination' },
     { name: 'ds_hash_size', type: 'int', noEffect: 'algorithm 10 needs no table size here' },
     { name: 'ds_hash_initexpire', type: 'int', noEffect: 'a call counts from its INVITE until ds_hash_expire' },
-    { name: 'ds_default_socket', type: 'str', noEffect: 'keepalives leave from the first socket of their protocol, or the destination\'s socket attribute' },
+    {
+      name: 'ds_default_socket',
+      type: 'str',
+      noEffect: "keepalives leave from the first socket of their protocol, or the destination's socket attribute",
+    },
     { name: 'ds_timer_mode', type: 'int', noEffect: 'keepalives run in SIP worker 0' },
     { name: 'event_callback', type: 'str', noEffect: 'no KEMI scripts; the event routes run' },
     { name: 'dstid_avp', type: 'str', noEffect: 'the call load is kept by Call-ID' },
@@ -614,22 +751,53 @@ export const dispatcher: ModuleExports = {
   ],
   functions: [
     // the fourth argument is OpenSIPS's partition (a name: one "default" here) and the fifth its max_results
-    { name: 'ds_select_dst', args: [int, int, optAny, optAny, optAny], routes: ROUTES_REQ, fn: (ctx, s: number, a: number, x?: Value, _p?: Value, y?: Value) => select(ctx, s, a, x, y, 'dst') },
-    { name: 'ds_select_domain', args: [int, int, optAny, optAny, optAny], routes: ROUTES_REQ, fn: (ctx, s: number, a: number, x?: Value, _p?: Value, y?: Value) => select(ctx, s, a, x, y, 'domain') },
-    { name: 'ds_select', args: [int, int, optAny], routes: ROUTES_ANY, fn: (ctx, s: number, a: number, x?: Value) => select(ctx, s, a, x, undefined, 'none') },
+    {
+      name: 'ds_select_dst',
+      args: [int, int, optAny, optAny, optAny],
+      routes: ROUTES_REQ,
+      fn: (ctx, s: number, a: number, x?: Value, _p?: Value, y?: Value) => select(ctx, s, a, x, y, 'dst'),
+    },
+    {
+      name: 'ds_select_domain',
+      args: [int, int, optAny, optAny, optAny],
+      routes: ROUTES_REQ,
+      fn: (ctx, s: number, a: number, x?: Value, _p?: Value, y?: Value) => select(ctx, s, a, x, y, 'domain'),
+    },
+    {
+      name: 'ds_select',
+      args: [int, int, optAny],
+      routes: ROUTES_ANY,
+      fn: (ctx, s: number, a: number, x?: Value) => select(ctx, s, a, x, undefined, 'none'),
+    },
     { name: 'ds_next_dst', args: [], routes: ROUTES_REQ, fn: (ctx) => next(ctx, 'dst') },
     { name: 'ds_next_domain', args: [], routes: ROUTES_REQ, fn: (ctx) => next(ctx, 'domain') },
-    { name: 'ds_mark_dst', args: [{ kind: 'str', optional: true }], routes: ROUTES_REQ, fn: (ctx, st?: string) => mark(ctx, st) },
+    {
+      name: 'ds_mark_dst',
+      args: [{ kind: 'str', optional: true }],
+      routes: ROUTES_REQ,
+      fn: (ctx, st?: string) => mark(ctx, st),
+    },
     { name: 'ds_list_exist', args: [int], fn: (_ctx, g: number) => (current()?.sets.has(g) ? 1 : -1) },
     {
       name: 'ds_is_from_list',
-      args: [{ kind: 'int', optional: true }, { kind: 'int', optional: true }, { kind: 'str', optional: true }],
+      args: [
+        { kind: 'int', optional: true },
+        { kind: 'int', optional: true },
+        { kind: 'str', optional: true },
+      ],
       fn: (ctx, group?: number, mode?: number, uri?: string) => {
         if (uri) {
           const m = /^sips?:(?:[^@;]*@)?(\[[^\]]+\]|[^:;]+)(?::(\d+))?(.*)$/i.exec(uri);
           if (!m) return -1;
           const proto = /;transport=([a-z]+)/i.exec(m[3] ?? '')?.[1]?.toLowerCase() ?? 'udp';
-          return fromList(ctx, group ?? -1, mode ?? 0, m[1]!.replace(/^\[|\]$/g, ''), m[2] ? Number(m[2]) : 5060, proto);
+          return fromList(
+            ctx,
+            group ?? -1,
+            mode ?? 0,
+            m[1]!.replace(/^\[|\]$/g, ''),
+            m[2] ? Number(m[2]) : 5060,
+            proto,
+          );
         }
         // without a mode (or with the group only) the protocol is not compared, as Kamailio's backward-compatible form
         return fromList(ctx, group ?? -1, mode ?? 2, ctx.rcv.srcIp, ctx.rcv.srcPort, ctx.rcv.proto);
@@ -642,7 +810,15 @@ export const dispatcher: ModuleExports = {
       fn: (_ctx, ip: string, port: number, set?: number, activeOnly?: number) => {
         const list = current();
         if (!list) return -1;
-        return list.dests.some((d) => (set === undefined || set === -1 || d.setid === set) && d.host === ip.toLowerCase() && (port === 0 || (d.port || 5060) === port) && (!activeOnly || !skip(state.shared!.flags(d)))) ? 1 : -1;
+        return list.dests.some(
+          (d) =>
+            (set === undefined || set === -1 || d.setid === set) &&
+            d.host === ip.toLowerCase() &&
+            (port === 0 || (d.port || 5060) === port) &&
+            (!activeOnly || !skip(state.shared!.flags(d))),
+        )
+          ? 1
+          : -1;
       },
     },
     { name: 'ds_load_unset', args: [], fn: (ctx) => unload(ctx) },
@@ -668,9 +844,21 @@ export const dispatcher: ModuleExports = {
     },
   ],
   rpc: [
-    { name: 'dispatcher.list', doc: 'the destination sets and the state of each destination', handler: () => kamailioList() },
-    { name: 'dispatcher.set_state', doc: 'set a destination state: state (a|i|t|d, +p for probing), group, address ("all" for every one)', handler: (p) => setState(p, false) },
-    { name: 'dispatcher.reload', doc: 'read the list file again (states go back to its flags)', handler: () => doReload() },
+    {
+      name: 'dispatcher.list',
+      doc: 'the destination sets and the state of each destination',
+      handler: () => kamailioList(),
+    },
+    {
+      name: 'dispatcher.set_state',
+      doc: 'set a destination state: state (a|i|t|d, +p for probing), group, address ("all" for every one)',
+      handler: (p) => setState(p, false),
+    },
+    {
+      name: 'dispatcher.reload',
+      doc: 'read the list file again (states go back to its flags)',
+      handler: () => doReload(),
+    },
     {
       name: 'dispatcher.ping_active',
       doc: 'keepalives on (1) or off (0); without a parameter, the current state',
@@ -683,7 +871,11 @@ export const dispatcher: ModuleExports = {
       },
     },
     { name: 'ds_list', doc: 'the destination sets (OpenSIPS name)', handler: () => opensipsList() },
-    { name: 'ds_set_state', doc: 'set a destination state: state (active|inactive|probing, or a|i|p), group, address (OpenSIPS name)', handler: (p) => setState(p, true) },
+    {
+      name: 'ds_set_state',
+      doc: 'set a destination state: state (active|inactive|probing, or a|i|p), group, address (OpenSIPS name)',
+      handler: (p) => setState(p, true),
+    },
     { name: 'ds_reload', doc: 'read the list file again (OpenSIPS name)', handler: () => doReload() },
   ],
   initMaster: load,
@@ -692,15 +884,18 @@ export const dispatcher: ModuleExports = {
     await load(env);
     const conf = state.conf!;
     // algorithm 10: calls whose BYE never came stop counting after ds_hash_expire
-    const sweep = setInterval(() => {
-      const old = Date.now() - conf.hashExpire * 1000;
-      for (const [id, c] of state.calls) {
-        if (c.at >= old) continue;
-        state.calls.delete(id);
-        const d = state.list?.dests[c.dest];
-        if (d) state.shared?.addLoad(d, -1);
-      }
-    }, Math.max(1, Number(env.params.get('ds_hash_check_interval'))) * 1000);
+    const sweep = setInterval(
+      () => {
+        const old = Date.now() - conf.hashExpire * 1000;
+        for (const [id, c] of state.calls) {
+          if (c.at >= old) continue;
+          state.calls.delete(id);
+          const d = state.list?.dests[c.dest];
+          if (d) state.shared?.addLoad(d, -1);
+        }
+      },
+      Math.max(1, Number(env.params.get('ds_hash_check_interval'))) * 1000,
+    );
     sweep.unref();
     if (env.workerId !== 0 || conf.pingInterval <= 0) return;
     const inFlight = new Set<number>();

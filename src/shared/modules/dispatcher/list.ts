@@ -82,10 +82,12 @@ export function parseList(text: string, limits: { sets: number; dests: number })
     const f = line.split(/\s+/);
     const setid = Number(f[0]);
     const uri = f[1] ?? '';
-    if (!Number.isInteger(setid) || !/^sips?:/i.test(uri)) return `line ${i + 1}: expected "setid sip:uri [flags [priority [attrs]]]"`;
+    if (!Number.isInteger(setid) || !/^sips?:/i.test(uri))
+      return `line ${i + 1}: expected "setid sip:uri [flags [priority [attrs]]]"`;
     const flags = f[2] === undefined ? 0 : Number(f[2]);
     const priority = f[3] === undefined ? 0 : Number(f[3]);
-    if (!Number.isInteger(flags) || !Number.isInteger(priority)) return `line ${i + 1}: flags and priority must be integers`;
+    if (!Number.isInteger(flags) || !Number.isInteger(priority))
+      return `line ${i + 1}: flags and priority must be integers`;
     rows.push({ setid, uri, flags, priority, attrs: f.slice(4).join(' ') });
   }
   return buildList(rows, limits);
@@ -98,7 +100,8 @@ export function buildList(rows: readonly DestRow[], limits: { sets: number; dest
     const m = /^sips?:(?:[^@;]*@)?(\[[^\]]+\]|[^:;]+)(?::(\d+))?(.*)$/i.exec(uri);
     if (!m) return `bad URI "${uri}" in set ${setid}`;
     const tp = /;transport=([a-z]+)/i.exec(m[3] ?? '')?.[1]?.toLowerCase();
-    const proto = tp === 'tcp' || tp === 'tls' || tp === 'sctp' ? tp : uri.toLowerCase().startsWith('sips:') ? 'tls' : 'udp';
+    const proto =
+      tp === 'tcp' || tp === 'tls' || tp === 'sctp' ? tp : uri.toLowerCase().startsWith('sips:') ? 'tls' : 'udp';
     raw.push({
       setid,
       uri,
@@ -137,7 +140,8 @@ export function buildList(rows: readonly DestRow[], limits: { sets: number; dest
 function weights(dests: readonly Dest[]): number[] {
   const out: number[] = [];
   if (!dests.some((d) => d.weight > 0)) return out;
-  for (let i = 0; i < dests.length && out.length < 100; i++) for (let w = 0; w < dests[i]!.weight && out.length < 100; w++) out.push(i);
+  for (let i = 0; i < dests.length && out.length < 100; i++)
+    for (let w = 0; w < dests[i]!.weight && out.length < 100; w++) out.push(i);
   while (out.length < 100) out.push(dests.length - 1);
   // spread them out, as Kamailio shuffles its array, so that consecutive calls alternate
   const spread: number[] = [];

@@ -50,7 +50,8 @@ export const domain: ModuleExports = {
     const s = (k: string): string => String(env.params.get(k));
     domains.clear();
     try {
-      for (const r of await dbFor(s('db_url')).select(s('domain_table'), [s('domain_col')], {})) domains.add(String(r[s('domain_col')]).toLowerCase());
+      for (const r of await dbFor(s('db_url')).select(s('domain_table'), [s('domain_col')], {}))
+        domains.add(String(r[s('domain_col')]).toLowerCase());
     } catch (e) {
       // the proxy starts without local domains: each is_*_local() is false until a restart reads the table
       env.log.err(`domain: cannot load ${s('domain_table')}: ${reasonOf(e)}`);

@@ -6,7 +6,16 @@
  */
 import { DISPATCHER, type Bus } from '../../ipc/bus.js';
 import { log } from '../../log.js';
-import { ROUTES_ANY, RouteKind, type CounterSpec, type FunctionSpec, type ModParamSpec, type ModuleExports, type PvarSpec, type ScriptContext } from '../types.js';
+import {
+  ROUTES_ANY,
+  RouteKind,
+  type CounterSpec,
+  type FunctionSpec,
+  type ModParamSpec,
+  type ModuleExports,
+  type PvarSpec,
+  type ScriptContext,
+} from '../types.js';
 import { EvapiServer, type EvapiEnv } from './server.js';
 import { SwitchyardError } from '../../errors.js';
 
@@ -21,7 +30,8 @@ function parseBindAddr(v: string): { host: string; port: number } | string {
 }
 
 const flag = (v: number | string): string | null => (v === 0 || v === 1 ? null : 'must be 0 or 1');
-const positive = (v: number | string): string | null => (typeof v === 'number' && v > 0 ? null : 'must be an integer > 0');
+const positive = (v: number | string): string | null =>
+  typeof v === 'number' && v > 0 ? null : 'must be an integer > 0';
 
 const PARAMS: readonly ModParamSpec[] = [
   // accepted: the dispatcher thread runs the event routes (see README.md)
@@ -78,8 +88,18 @@ function envOf(ctx: ScriptContext): EvapiEnv | undefined {
 }
 
 const FUNCTIONS: readonly FunctionSpec[] = [
-  { name: 'evapi_relay', args: [{ kind: 'str', name: 'evdata' }], routes: ROUTES_ANY, fn: (_ctx, data: string) => relay(data) },
-  { name: 'evapi_async_relay', args: [{ kind: 'str', name: 'evdata', lazy: true }], routes: RouteKind.REQUEST, fn: asyncRelay },
+  {
+    name: 'evapi_relay',
+    args: [{ kind: 'str', name: 'evdata' }],
+    routes: ROUTES_ANY,
+    fn: (_ctx, data: string) => relay(data),
+  },
+  {
+    name: 'evapi_async_relay',
+    args: [{ kind: 'str', name: 'evdata', lazy: true }],
+    routes: RouteKind.REQUEST,
+    fn: asyncRelay,
+  },
   {
     name: 'evapi_close',
     args: [],
@@ -129,9 +149,14 @@ export const evapi: ModuleExports = {
   },
   async initDispatcher(env) {
     const bind = parseBindAddr(env.params.get('bind_addr') as string) as { host: string; port: number };
-    if (env.svc === undefined) throw new SwitchyardError('SY_ERR_MODULE_INIT', 'evapi: the dispatcher has no script services');
+    if (env.svc === undefined)
+      throw new SwitchyardError('SY_ERR_MODULE_INIT', 'evapi: the dispatcher has no script services');
     const server = new EvapiServer(
-      { ...bind, netstrings: env.params.get('netstring_format') === 1, maxClients: env.params.get('max_clients') as number },
+      {
+        ...bind,
+        netstrings: env.params.get('netstring_format') === 1,
+        maxClients: env.params.get('max_clients') as number,
+      },
       env.svc,
       env.counters,
       env.log,

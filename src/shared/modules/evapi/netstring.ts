@@ -22,7 +22,8 @@ export class NetstringReader {
     for (;;) {
       const colon = buf.indexOf(0x3a);
       if (colon < 0) {
-        if (buf.length > 10 || !/^\d*$/.test(buf.toString('latin1'))) return { error: `expected <length>:, found "${preview(buf)}"` };
+        if (buf.length > 10 || !/^\d*$/.test(buf.toString('latin1')))
+          return { error: `expected <length>:, found "${preview(buf)}"` };
         break;
       }
       const digits = buf.toString('latin1', 0, colon);

@@ -46,7 +46,13 @@ export class EvapiServer {
   readonly #svc: ScriptServices;
   readonly #routes: { connNew?: RouteFn; connClosed?: RouteFn; received?: RouteFn };
   readonly #counters: Counters;
-  readonly #c: { clients: CounterHandle; relayed: CounterHandle; received: CounterHandle; badFrames: CounterHandle; refused: CounterHandle };
+  readonly #c: {
+    clients: CounterHandle;
+    relayed: CounterHandle;
+    received: CounterHandle;
+    badFrames: CounterHandle;
+    refused: CounterHandle;
+  };
   /** by connection index: the lowest free slot, as Kamailio's client table */
   readonly #clients: Array<Client | null> = [];
   #server: net.Server | null = null;
@@ -73,7 +79,14 @@ export class EvapiServer {
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
       const server = net.createServer((s) => this.#accept(s));
-      server.once('error', (e) => reject(new SwitchyardError('SY_ERR_MODULE_INIT', `evapi: cannot listen on ${this.#cfg.host}:${this.#cfg.port} (bind_addr): ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+      server.once('error', (e) =>
+        reject(
+          new SwitchyardError(
+            'SY_ERR_MODULE_INIT',
+            `evapi: cannot listen on ${this.#cfg.host}:${this.#cfg.port} (bind_addr): ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+          ),
+        ),
+      );
       server.listen({ host: this.#cfg.host, port: this.#cfg.port }, () => {
         server.removeAllListeners('error');
         server.on('error', (e) => this.#log.err(`evapi: ${e.message}`));
@@ -119,12 +132,20 @@ export class EvapiServer {
     let idx = this.#clients.indexOf(null);
     if (idx < 0) idx = this.#clients.length;
     if (idx >= this.#cfg.maxClients) {
-      this.#log.warn(`evapi: ${this.#cfg.maxClients} clients already (max_clients): refusing ${socket.remoteAddress}:${socket.remotePort}`);
+      this.#log.warn(
+        `evapi: ${this.#cfg.maxClients} clients already (max_clients): refusing ${socket.remoteAddress}:${socket.remotePort}`,
+      );
       this.#counters.inc(this.#c.refused);
       socket.destroy();
       return;
     }
-    const c: Client = { idx, socket, addr: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''), port: socket.remotePort ?? 0, reader: this.#cfg.netstrings ? new NetstringReader() : null };
+    const c: Client = {
+      idx,
+      socket,
+      addr: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
+      port: socket.remotePort ?? 0,
+      reader: this.#cfg.netstrings ? new NetstringReader() : null,
+    };
     this.#clients[idx] = c;
     this.#counters.inc(this.#c.clients);
     socket.setNoDelay(true);
@@ -163,7 +184,8 @@ export class EvapiServer {
     if (fn === undefined) return;
     const ctx: ScriptContext = fakeScriptContext(this.#svc, RouteKind.EVENT);
     ctx.ext.evapi = { conidx: c.idx, srcaddr: c.addr, srcport: c.port, msg } satisfies EvapiEnv;
-    const failed = (e: unknown): void => this.#log.err(`event_route[${what}]: ${e instanceof Error ? e.message : String(e)}`);
+    const failed = (e: unknown): void =>
+      this.#log.err(`event_route[${what}]: ${e instanceof Error ? e.message : String(e)}`);
     try {
       const r = fn(ctx);
       if (typeof r !== 'number') r.catch(failed);

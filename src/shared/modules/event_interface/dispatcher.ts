@@ -23,7 +23,13 @@ const SWEEP_MS = 10_000;
 let store: EventStore | null = null;
 let sweep: NodeJS.Timeout | null = null;
 
-export function startDispatcher(bus: Bus, log: Logger, counters: Counters, modules: readonly string[], declared: Iterable<string>): void {
+export function startDispatcher(
+  bus: Bus,
+  log: Logger,
+  counters: Counters,
+  modules: readonly string[],
+  declared: Iterable<string>,
+): void {
   stopDispatcher();
   const s = new EventStore(log, new Set(modules));
   store = s;
@@ -78,7 +84,12 @@ export function stopDispatcher(): void {
   store = null;
 }
 
-function mi(s: EventStore, op: MiOp, raise: (event: string, params: readonly EviParam[], wait: boolean) => number | Promise<number>, log: Logger): unknown {
+function mi(
+  s: EventStore,
+  op: MiOp,
+  raise: (event: string, params: readonly EviParam[], wait: boolean) => number | Promise<number>,
+  log: Logger,
+): unknown {
   switch (op.op) {
     case 'subscribe': {
       const err = s.subscribe(op.event, op.socket, op.expire, true);

@@ -31,9 +31,19 @@ export interface SubscribeMsg {
 }
 
 /** this thread's view: set by initWorker (any thread that runs routes) */
-const state: { bus: Bus | null; log: Logger | null; loaded: ReadonlySet<string>; waitMs: number | null } = { bus: null, log: null, loaded: new Set(), waitMs: null };
+const state: { bus: Bus | null; log: Logger | null; loaded: ReadonlySet<string>; waitMs: number | null } = {
+  bus: null,
+  log: null,
+  loaded: new Set(),
+  waitMs: null,
+};
 
-export function attachWorker(bus: Bus, log: Logger, modules: readonly string[], modparams: ReadonlyMap<string, ReadonlyMap<string, unknown>>): void {
+export function attachWorker(
+  bus: Bus,
+  log: Logger,
+  modules: readonly string[],
+  modparams: ReadonlyMap<string, ReadonlyMap<string, unknown>>,
+): void {
   state.bus = bus;
   state.log = log;
   state.loaded = new Set(modules);
@@ -68,7 +78,12 @@ function avpValues(ctx: ScriptContext, ref: PvarRef): readonly (string | number 
  * parameters; two AVPs → names and values, paired newest first. A value
  * without a name, or a name that is not a string, fails the raise (-1).
  */
-export function paramsFromAvps(ctx: ScriptContext, attrs: PvarRef | undefined, vals: PvarRef | undefined, log: Logger): EviParam[] | null {
+export function paramsFromAvps(
+  ctx: ScriptContext,
+  attrs: PvarRef | undefined,
+  vals: PvarRef | undefined,
+  log: Logger,
+): EviParam[] | null {
   if (vals === undefined && attrs !== undefined) {
     vals = attrs;
     attrs = undefined;
@@ -118,13 +133,15 @@ function raiseEvent(ctx: ScriptContext, event: string, attrs?: PvarRef, vals?: P
     log.err(`raise_event: cannot reach the event dispatcher for ${event}`);
     return -1;
   }
-  return bus.request(DISPATCHER, TOPIC_RAISE, { event, params, wait: true } satisfies RaiseMsg, state.waitMs + 1000).then(
-    (rc) => (rc === 1 ? 1 : -1),
-    (e: unknown) => {
-      log.err(`raise_event: ${event}: ${(e as Error).message}`);
-      return -1;
-    },
-  );
+  return bus
+    .request(DISPATCHER, TOPIC_RAISE, { event, params, wait: true } satisfies RaiseMsg, state.waitMs + 1000)
+    .then(
+      (rc) => (rc === 1 ? 1 : -1),
+      (e: unknown) => {
+        log.err(`raise_event: ${event}: ${(e as Error).message}`);
+        return -1;
+      },
+    );
 }
 
 function subscribeEvent(ctx: ScriptContext, event: string, socket: string, expire?: number): number {
@@ -139,7 +156,8 @@ function subscribeEvent(ctx: ScriptContext, event: string, socket: string, expir
     log.err(`subscribe_event: negative expire ${expire}`);
     return -1;
   }
-  if (state.bus?.post(DISPATCHER, TOPIC_SUBSCRIBE, { event, socket, expire, mi: false } satisfies SubscribeMsg)) return 1;
+  if (state.bus?.post(DISPATCHER, TOPIC_SUBSCRIBE, { event, socket, expire, mi: false } satisfies SubscribeMsg))
+    return 1;
   log.err(`subscribe_event: cannot reach the event dispatcher for ${event}`);
   return -1;
 }

@@ -23,7 +23,8 @@ function str(v: unknown, what: string, optional = false): string | undefined {
     if (optional) return undefined;
     throw new SwitchyardError('SY_ERR_MI_PARAMS', `missing "${what}"`);
   }
-  if (typeof v !== 'string' || v === '') throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${what}" must be a non-empty string`);
+  if (typeof v !== 'string' || v === '')
+    throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${what}" must be a non-empty string`);
   return v;
 }
 
@@ -83,7 +84,11 @@ export const EVI_RPC: readonly RpcSpec[] = [
       const [event, socket] = args(params, ['event', 'socket']);
       const ev = str(event, 'event', true);
       const so = ev === undefined ? undefined : str(socket, 'socket', true);
-      return ask(env, { op: 'subscribers_list', ...(ev !== undefined ? { event: ev } : {}), ...(so !== undefined ? { socket: so } : {}) });
+      return ask(env, {
+        op: 'subscribers_list',
+        ...(ev !== undefined ? { event: ev } : {}),
+        ...(so !== undefined ? { socket: so } : {}),
+      });
     },
   },
   {

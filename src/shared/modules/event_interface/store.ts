@@ -204,9 +204,17 @@ export class EventStore {
     const ev = this.#events.get(event);
     if (!ev) throw new EviMiError(404, 'Event not published');
     this.#prune(ev, now);
-    if (socket === undefined) return { Event: ev.subs.length ? { name: ev.name, id: ev.id, Subscribers: ev.subs.map((s) => this.#view(ev, s, now)) } : {} };
+    if (socket === undefined)
+      return {
+        Event: ev.subs.length
+          ? { name: ev.name, id: ev.id, Subscribers: ev.subs.map((s) => this.#view(ev, s, now)) }
+          : {},
+      };
     const parsed = parseSocket(socket, null);
-    const s = typeof parsed === 'string' ? undefined : ev.subs.find((x) => x.proto === parsed.syntax.proto && x.sock.key === parsed.sock.key);
+    const s =
+      typeof parsed === 'string'
+        ? undefined
+        : ev.subs.find((x) => x.proto === parsed.syntax.proto && x.sock.key === parsed.sock.key);
     if (!s) throw new EviMiError(404, 'Subscriber does not exist');
     return { Event: { name: ev.name, id: ev.id, Subscriber: this.#view(ev, s, now) } };
   }

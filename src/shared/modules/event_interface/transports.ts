@@ -14,7 +14,8 @@ export const TRANSPORT_SYNTAX: ReadonlyMap<string, EviTransportSyntax> = new Map
       proto: 'xmlrpc',
       module: 'event_xmlrpc',
       parse: parseXmlrpcSocket,
-      statusWaitMs: (params) => (Number(params.get('sync_mode') ?? 0) !== 0 ? Number(params.get('timeout') ?? 3000) : null),
+      statusWaitMs: (params) =>
+        Number(params.get('sync_mode') ?? 0) !== 0 ? Number(params.get('timeout') ?? 3000) : null,
     },
   ],
 ]);
@@ -36,7 +37,8 @@ export function parseSocket(text: string, loaded: ReadonlySet<string> | null): P
     const known = [...TRANSPORT_SYNTAX.keys()].map((p) => `"${p}:"`).join(', ');
     return `socket "${text}": no event transport for "${proto || text}" (switchyard has ${known})`;
   }
-  if (loaded !== null && !loaded.has(syntax.module)) return `socket "${text}": transport "${proto}" needs loadmodule "${syntax.module}.so"`;
+  if (loaded !== null && !loaded.has(syntax.module))
+    return `socket "${text}": transport "${proto}" needs loadmodule "${syntax.module}.so"`;
   const sock = syntax.parse(text.slice(c + 1));
   return typeof sock === 'string' ? `socket ${sock}` : { syntax, sock };
 }

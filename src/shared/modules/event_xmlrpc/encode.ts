@@ -15,7 +15,9 @@ export function xmlEscape(s: string): string {
 }
 
 function value(v: string | number): string {
-  return typeof v === 'number' ? `<value><int>${Math.trunc(v)}</int></value>\n` : `<value><string>${xmlEscape(v)}</string></value>\n`;
+  return typeof v === 'number'
+    ? `<value><int>${Math.trunc(v)}</int></value>\n`
+    : `<value><string>${xmlEscape(v)}</string></value>\n`;
 }
 
 export function xmlrpcBody(method: string, event: string, params: readonly EviParam[], useStruct: boolean): string {
@@ -24,7 +26,9 @@ export function xmlrpcBody(method: string, event: string, params: readonly EviPa
     out += '<param>\n';
     if (p.name !== null && p.name !== '') {
       const name = `<name>${xmlEscape(p.name)}</name>\n`;
-      out += useStruct ? `<value><struct><member>\n${name}${value(p.value)}</member></struct></value>\n` : name + value(p.value);
+      out += useStruct
+        ? `<value><struct><member>\n${name}${value(p.value)}</member></struct></value>\n`
+        : name + value(p.value);
     } else out += value(p.value);
     out += '</param>\n';
   }

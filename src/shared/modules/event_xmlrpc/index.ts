@@ -41,7 +41,11 @@ export const eventXmlrpc: ModuleExports = {
     sender?.close();
     const num = (n: string): number => Number(env.params.get(n));
     const useStruct = num('use_struct_param') !== 0;
-    const s = new XmlrpcSender({ timeoutMs: num('timeout'), maxPending: num('max_pending'), maxConnections: num('max_connections') }, env.counters, env.log);
+    const s = new XmlrpcSender(
+      { timeoutMs: num('timeout'), maxPending: num('max_pending'), maxConnections: num('max_connections') },
+      env.counters,
+      env.log,
+    );
     sender = s;
     registerTransport({
       proto: 'xmlrpc',

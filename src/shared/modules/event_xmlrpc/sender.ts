@@ -87,7 +87,9 @@ export class XmlrpcSender {
   send(sock: XmlrpcSocket, body: Buffer, wait: boolean): number | Promise<number> {
     if (this.#closed || this.pending >= this.#opts.maxPending) {
       this.#counters.inc(this.#h.dropped);
-      this.#log.warn(`event_xmlrpc: ${this.pending} requests pending (max_pending), event to ${sock.host}:${sock.port} dropped`);
+      this.#log.warn(
+        `event_xmlrpc: ${this.pending} requests pending (max_pending), event to ${sock.host}:${sock.port} dropped`,
+      );
       return -1;
     }
     this.#counters.inc(this.#h.pending);
@@ -127,10 +129,19 @@ export class XmlrpcSender {
       path: sock.path,
       agent: false,
       // the header lines of OpenSIPS's request, in its order and spelling
-      headers: { Host: `${sock.host}:${sock.port}`, Connection: 'close', 'User-Agent': USER_AGENT, 'Content-type': 'text/xml', 'Content-length': body.length },
+      headers: {
+        Host: `${sock.host}:${sock.port}`,
+        Connection: 'close',
+        'User-Agent': USER_AGENT,
+        'Content-type': 'text/xml',
+        'Content-length': body.length,
+      },
     });
     this.#live.add(req);
-    const timer = setTimeout(() => req.destroy(new SwitchyardError('SY_ERR_ABORTED', `no completion in ${this.#opts.timeoutMs} ms`)), this.#opts.timeoutMs);
+    const timer = setTimeout(
+      () => req.destroy(new SwitchyardError('SY_ERR_ABORTED', `no completion in ${this.#opts.timeoutMs} ms`)),
+      this.#opts.timeoutMs,
+    );
     const end = (): void => {
       if (!this.#live.delete(req)) return;
       clearTimeout(timer);

@@ -6,7 +6,16 @@ import { SwitchyardError } from '../../errors.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { Logger } from '../../log.js';
 import { fakeScriptContext } from '../../script/context.js';
-import { ROUTES_ANY, RouteKind, type ModuleEnv, type ModuleExports, type PvarSpec, type ScriptContext, type ScriptServices, type Value } from '../types.js';
+import {
+  ROUTES_ANY,
+  RouteKind,
+  type ModuleEnv,
+  type ModuleExports,
+  type PvarSpec,
+  type ScriptContext,
+  type ScriptServices,
+  type Value,
+} from '../types.js';
 import { nowSec, SharedTable, storable, tableBytes, type Item, type TableSpec } from './table.js';
 
 const ROUTES_MSG = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.ONREPLY | RouteKind.BRANCH | RouteKind.RESUME;
@@ -22,11 +31,20 @@ const KNOWN = new Set(['size', 'autoexpire', 'initval', 'updateexpire', 'dbtable
 export function parseTableSpec(text: string): TableSpec | string {
   const m = /^\s*([^=\s]+)\s*=>\s*(.*?)\s*;?\s*$/s.exec(text);
   if (!m || m[1]!.includes('>')) return `"${text}": expected name=>attr=value;…`;
-  const spec: TableSpec = { name: m[1]!, size: 4, autoexpire: 0, initval: null, updateexpire: true, dbtable: '', dbmode: 0 };
+  const spec: TableSpec = {
+    name: m[1]!,
+    size: 4,
+    autoexpire: 0,
+    initval: null,
+    updateexpire: true,
+    dbtable: '',
+    dbmode: 0,
+  };
   const noEffect: string[] = [];
   for (const part of m[2] ? m[2].split(';') : []) {
     const kv = /^\s*([a-z]+)\s*=\s*(.*?)\s*$/s.exec(part);
-    if (!kv || !KNOWN.has(kv[1]!)) return `"${text}": unknown attribute "${part.trim()}" (size, autoexpire, initval, updateexpire, dbtable, dbmode, cols, dmqreplicate …)`;
+    if (!kv || !KNOWN.has(kv[1]!))
+      return `"${text}": unknown attribute "${part.trim()}" (size, autoexpire, initval, updateexpire, dbtable, dbmode, cols, dmqreplicate …)`;
     const [, k, v] = kv as unknown as [string, string, string];
     const int = /^-?\d+$/.test(v) ? Number(v) : NaN;
     const needInt = (): string | null => (Number.isNaN(int) ? `"${text}": ${k} must be an integer` : null);
@@ -83,7 +101,10 @@ function load(env: ModuleEnv): void {
 
 function table(ctx: ScriptContext | null, name: string): SharedTable | null {
   const t = state.tables.get(name) ?? null;
-  if (t === null) (ctx?.svc.log ?? state.log)?.err(`htable: no hash table "${name}" (declare it with modparam("htable", "htable", "${name}=>size=8;"))`);
+  if (t === null)
+    (ctx?.svc.log ?? state.log)?.err(
+      `htable: no hash table "${name}" (declare it with modparam("htable", "htable", "${name}=>size=8;"))`,
+    );
   return t;
 }
 
@@ -123,7 +144,8 @@ function write(ctx: ScriptContext | null, t: SharedTable, key: string, v: Value,
   const r = t.set(key, s, exv);
   if (r === 'ok') return 1;
   const log = ctx?.svc.log ?? state.log;
-  if (r === 'full') log?.err(`htable: no room for "${key}" in "${t.spec.name}" (its bucket is full: raise size=${t.spec.size})`);
+  if (r === 'full')
+    log?.err(`htable: no room for "${key}" in "${t.spec.name}" (its bucket is full: raise size=${t.spec.size})`);
   else log?.err(`htable: key or value too long for "${t.spec.name}" (keys up to 128 bytes, values up to 512)`);
   return -1;
 }
@@ -322,11 +344,23 @@ const pvars: PvarSpec[] = [
  * stored as name[0], name[1] … and name::size), value type (1: integer) and
  * value; with db_expires, the expires column (unix time) too.
  */
-async function loadRows(params: ModuleEnv['params'], t: SharedTable): Promise<Array<[string, string | number, number]>> {
+async function loadRows(
+  params: ModuleEnv['params'],
+  t: SharedTable,
+): Promise<Array<[string, string | number, number]>> {
   const url = params.get('db_url');
-  if (url === undefined || url === '') throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${t.spec.name}" has a dbtable but modparam("htable", "db_url") is not set`);
+  if (url === undefined || url === '')
+    throw new SwitchyardError(
+      'SY_ERR_MI_PARAMS',
+      `"${t.spec.name}" has a dbtable but modparam("htable", "db_url") is not set`,
+    );
   const col = (k: string, d: string): string => String(params.get(k) ?? d);
-  const cols = [col('key_name_column', 'key_name'), col('key_type_column', 'key_type'), col('value_type_column', 'value_type'), col('key_value_column', 'key_value')];
+  const cols = [
+    col('key_name_column', 'key_name'),
+    col('key_type_column', 'key_type'),
+    col('value_type_column', 'value_type'),
+    col('key_value_column', 'key_value'),
+  ];
   const withExpires = Number(params.get('db_expires') ?? 0) === 1;
   if (withExpires) cols.push(col('expires_column', 'expires'));
   const rows = await dbFor(String(url)).select(t.spec.dbtable, cols, {});
@@ -360,7 +394,10 @@ function expired(svc: ScriptServices, t: SharedTable, items: readonly Item[]): v
     ctx.ext.shtrecord = it;
     try {
       const r = fn(ctx);
-      if (typeof r !== 'number') r.catch((e: unknown) => svc.log.err(`event_route[htable:expired:${t.spec.name}] failed: ${(e as Error).message}`));
+      if (typeof r !== 'number')
+        r.catch((e: unknown) =>
+          svc.log.err(`event_route[htable:expired:${t.spec.name}] failed: ${(e as Error).message}`),
+        );
     } catch (e) {
       svc.log.err(`event_route[htable:expired:${t.spec.name}] failed: ${(e as Error).message}`);
     }
@@ -382,7 +419,11 @@ function rpcTable(p: unknown, n: number): [SharedTable, string[]] {
 }
 
 function rpcWrite(t: SharedTable, key: string, v: string | number): string {
-  if (write(null, t, key, v) < 0) throw new SwitchyardError('SY_ERR_MI_PARAMS', `cannot store "${key}" in "${t.spec.name}" (full bucket, or key/value too long)`);
+  if (write(null, t, key, v) < 0)
+    throw new SwitchyardError(
+      'SY_ERR_MI_PARAMS',
+      `cannot store "${key}" in "${t.spec.name}" (full bucket, or key/value too long)`,
+    );
   return 'Ok';
 }
 
@@ -400,7 +441,12 @@ export const htable: ModuleExports = {
         return typeof s === 'string' ? s : null;
       },
     },
-    { name: 'timer_interval', type: 'int', default: 20, check: (v) => (Number(v) > 0 ? null : 'timer_interval must be > 0') },
+    {
+      name: 'timer_interval',
+      type: 'int',
+      default: 20,
+      check: (v) => (Number(v) > 0 ? null : 'timer_interval must be > 0'),
+    },
     { name: 'db_url', type: 'str', check: checkDbUrl },
     { name: 'key_name_column', type: 'str', default: 'key_name' },
     { name: 'key_type_column', type: 'str', default: 'key_type' },
@@ -410,18 +456,27 @@ export const htable: ModuleExports = {
     { name: 'array_size_suffix', type: 'str', default: '::size' },
     { name: 'db_expires', type: 'int', default: 0 },
     { name: 'fetch_rows', type: 'int', noEffect: 'a table is read in one query' },
-    { name: 'enable_dmq', type: 'int', noEffect: 'no DMQ replication: the tables are shared by the threads of this process only' },
+    {
+      name: 'enable_dmq',
+      type: 'int',
+      noEffect: 'no DMQ replication: the tables are shared by the threads of this process only',
+    },
     { name: 'dmq_init_sync', type: 'int', noEffect: 'no DMQ replication' },
     { name: 'timer_procs', type: 'int', noEffect: 'SIP worker 0 frees expired items' },
     { name: 'event_callback', type: 'str', noEffect: 'no KEMI scripts; event routes run' },
-    { name: 'event_callback_mode', type: 'int', noEffect: 'event_route[htable:mod-init] runs in SIP worker 0 before it takes SIP work' },
+    {
+      name: 'event_callback_mode',
+      type: 'int',
+      noEffect: 'event_route[htable:mod-init] runs in SIP worker 0 before it takes SIP work',
+    },
   ],
   validate(params) {
     const names = new Set<string>();
     for (const s of specsOf(params)) {
       if (names.has(s.name)) return `hash table "${s.name}" defined twice`;
       names.add(s.name);
-      if (s.dbtable && !params.get('db_url')) return `hash table "${s.name}" has dbtable=${s.dbtable} but modparam("htable", "db_url") is not set`;
+      if (s.dbtable && !params.get('db_url'))
+        return `hash table "${s.name}" has dbtable=${s.dbtable} but modparam("htable", "db_url") is not set`;
     }
     return null;
   },
@@ -435,7 +490,8 @@ export const htable: ModuleExports = {
       fn: (ctx) => {
         for (const t of state.tables.values()) {
           ctx.svc.log.err(`htable[${t.spec.name}] buckets: ${t.buckets} expire: ${t.spec.autoexpire}`);
-          for (const it of t.items()) ctx.svc.log.err(`\t${it.key} => ${typeof it.value === 'number' ? `i:${it.value}` : `s:${it.value}`}`);
+          for (const it of t.items())
+            ctx.svc.log.err(`\t${it.key} => ${typeof it.value === 'number' ? `i:${it.value}` : `s:${it.value}`}`);
         }
         return 1;
       },
@@ -451,10 +507,30 @@ export const htable: ModuleExports = {
         return 1;
       },
     },
-    { name: 'sht_rm_name_re', args: [{ kind: 'str' }], routes: ROUTES_MSG, fn: (ctx, arg: string) => rmRe(ctx, arg, false) },
-    { name: 'sht_rm_value_re', args: [{ kind: 'str' }], routes: ROUTES_MSG, fn: (ctx, arg: string) => rmRe(ctx, arg, true) },
-    { name: 'sht_rm_name', args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }], ...ROUTE_FN, fn: (ctx, ht: string, op: string, val: string) => rmOp(ctx, ht, op, val, false) },
-    { name: 'sht_rm_value', args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }], ...ROUTE_FN, fn: (ctx, ht: string, op: string, val: string) => rmOp(ctx, ht, op, val, true) },
+    {
+      name: 'sht_rm_name_re',
+      args: [{ kind: 'str' }],
+      routes: ROUTES_MSG,
+      fn: (ctx, arg: string) => rmRe(ctx, arg, false),
+    },
+    {
+      name: 'sht_rm_value_re',
+      args: [{ kind: 'str' }],
+      routes: ROUTES_MSG,
+      fn: (ctx, arg: string) => rmRe(ctx, arg, true),
+    },
+    {
+      name: 'sht_rm_name',
+      args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, ht: string, op: string, val: string) => rmOp(ctx, ht, op, val, false),
+    },
+    {
+      name: 'sht_rm_value',
+      args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, ht: string, op: string, val: string) => rmOp(ctx, ht, op, val, true),
+    },
     {
       name: 'sht_reset',
       args: [{ kind: 'str' }],
@@ -484,10 +560,30 @@ export const htable: ModuleExports = {
         return p !== null && p[0].userUnlock(p[1]) ? 1 : -1;
       },
     },
-    { name: 'sht_has_name', args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }], ...ROUTE_FN, fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, false) },
-    { name: 'sht_has_str_value', args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }], ...ROUTE_FN, fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, true) },
-    { name: 'sht_match_name', args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }], ...ROUTE_FN, fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, false) },
-    { name: 'sht_match_str_value', args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }], ...ROUTE_FN, fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, true) },
+    {
+      name: 'sht_has_name',
+      args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, false),
+    },
+    {
+      name: 'sht_has_str_value',
+      args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, true),
+    },
+    {
+      name: 'sht_match_name',
+      args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, false),
+    },
+    {
+      name: 'sht_match_str_value',
+      args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, ht: string, op: string, v: string) => hasOp(ctx, ht, op, v, true),
+    },
     {
       name: 'sht_setxs',
       args: [{ kind: 'str' }, { kind: 'str' }, { kind: 'str' }, { kind: 'int' }],
@@ -547,12 +643,33 @@ export const htable: ModuleExports = {
       name: 'sht_iterator_end',
       args: [{ kind: 'str' }],
       ...ROUTE_FN,
-      fn: (ctx, name: string) => (state.iterators.delete(name) ? 1 : (ctx.svc.log.err(`htable: iterator "${name}" not found`), -1)),
+      fn: (ctx, name: string) =>
+        state.iterators.delete(name) ? 1 : (ctx.svc.log.err(`htable: iterator "${name}" not found`), -1),
     },
-    { name: 'sht_iterator_rm', args: [{ kind: 'str' }], ...ROUTE_FN, fn: (ctx, name: string) => iterSet(ctx, name, null) },
-    { name: 'sht_iterator_sets', args: [{ kind: 'str' }, { kind: 'str' }], ...ROUTE_FN, fn: (ctx, name: string, v: string) => iterSet(ctx, name, v) },
-    { name: 'sht_iterator_seti', args: [{ kind: 'str' }, { kind: 'int' }], ...ROUTE_FN, fn: (ctx, name: string, v: number) => iterSet(ctx, name, v) },
-    { name: 'sht_iterator_setex', args: [{ kind: 'str' }, { kind: 'int' }], ...ROUTE_FN, fn: (ctx, name: string, v: number) => iterSet(ctx, name, 0, v) },
+    {
+      name: 'sht_iterator_rm',
+      args: [{ kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, name: string) => iterSet(ctx, name, null),
+    },
+    {
+      name: 'sht_iterator_sets',
+      args: [{ kind: 'str' }, { kind: 'str' }],
+      ...ROUTE_FN,
+      fn: (ctx, name: string, v: string) => iterSet(ctx, name, v),
+    },
+    {
+      name: 'sht_iterator_seti',
+      args: [{ kind: 'str' }, { kind: 'int' }],
+      ...ROUTE_FN,
+      fn: (ctx, name: string, v: number) => iterSet(ctx, name, v),
+    },
+    {
+      name: 'sht_iterator_setex',
+      args: [{ kind: 'str' }, { kind: 'int' }],
+      ...ROUTE_FN,
+      fn: (ctx, name: string, v: number) => iterSet(ctx, name, 0, v),
+    },
   ],
   rpc: [
     {
@@ -561,7 +678,8 @@ export const htable: ModuleExports = {
       handler: (p) => {
         const [t, [key]] = rpcTable(p, 2);
         const v = t.get(key!);
-        if (v === undefined) throw new SwitchyardError('SY_ERR_MI_PARAMS', `key "${key}" not found in "${t.spec.name}"`);
+        if (v === undefined)
+          throw new SwitchyardError('SY_ERR_MI_PARAMS', `key "${key}" not found in "${t.spec.name}"`);
         return { item: { name: key, value: v } };
       },
     },
@@ -609,7 +727,8 @@ export const htable: ModuleExports = {
         const out: unknown[] = [];
         for (let b = 0; b < t.buckets; b++) {
           const items = t.bucketItems(b, now);
-          if (items.length) out.push({ entry: b, size: items.length, slot: items.map((it) => ({ name: it.key, value: it.value })) });
+          if (items.length)
+            out.push({ entry: b, size: items.length, slot: items.map((it) => ({ name: it.key, value: it.value })) });
         }
         return out;
       },
@@ -628,7 +747,8 @@ export const htable: ModuleExports = {
       doc: 'empty a hash table and load it again from its database table: htable',
       handler: async (p, env) => {
         const [t] = rpcTable(p, 1);
-        if (!t.spec.dbtable) throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${t.spec.name}" has no dbtable to reload from`);
+        if (!t.spec.dbtable)
+          throw new SwitchyardError('SY_ERR_MI_PARAMS', `"${t.spec.name}" has no dbtable to reload from`);
         // read first: a database that does not answer leaves the table as it was
         const staging = await loadRows(env.params, t);
         t.removeWhere();
@@ -656,7 +776,13 @@ export const htable: ModuleExports = {
       handler: () =>
         [...state.tables.values()].map((t) => {
           const c = t.counts();
-          return { name: t.spec.name, slots: t.buckets, all: c.reduce((a, b) => a + b, 0), min: Math.min(...c), max: Math.max(...c) };
+          return {
+            name: t.spec.name,
+            slots: t.buckets,
+            all: c.reduce((a, b) => a + b, 0),
+            min: Math.min(...c),
+            max: Math.max(...c),
+          };
         }),
     },
   ],
@@ -665,12 +791,15 @@ export const htable: ModuleExports = {
     // SIP worker 0 frees expired items and runs event_route[htable:expired:<table>] for each, as Kamailio's timer does
     if (env.workerId !== 0 || env.svc === undefined) return;
     const svc = env.svc;
-    const timer = setInterval(() => {
-      for (const t of state.tables.values()) {
-        const gone = t.sweep();
-        if (gone.length > 0) expired(svc, t, gone);
-      }
-    }, Number(env.params.get('timer_interval')) * 1000);
+    const timer = setInterval(
+      () => {
+        for (const t of state.tables.values()) {
+          const gone = t.sweep();
+          if (gone.length > 0) expired(svc, t, gone);
+        }
+      },
+      Number(env.params.get('timer_interval')) * 1000,
+    );
     timer.unref();
   },
   initDispatcher: load,
@@ -680,7 +809,10 @@ export const htable: ModuleExports = {
       const s = parseTableSpec(String(v));
       if (typeof s === 'string') continue;
       const attrs = /=>(.*)$/s.exec(String(v))![1]!;
-      for (const a of attrs.split(';').map((x) => x.trim().split('=')[0]!).filter((k) => NO_EFFECT.has(k))) {
+      for (const a of attrs
+        .split(';')
+        .map((x) => x.trim().split('=')[0]!)
+        .filter((k) => NO_EFFECT.has(k))) {
         env.log.warn(`htable: "${s.name}": ${a} has no effect (no write-back, DMQ or column packing here)`);
       }
     }

@@ -338,7 +338,11 @@ export class SharedTable {
         const at = this.#item(bucket, i);
         if (this.#i32[(at >> 2) + I_STATE] !== 1 || this.#expired(at, now)) continue;
         const len = Math.min(this.#i32[(at >> 2) + I_KEYLEN]!, KEY_MAX);
-        out.push({ key: this.#u8.toString('utf8', at + OFF_KEY, at + OFF_KEY + len), value: this.#valueAt(at), expire: this.#expireAt(at) });
+        out.push({
+          key: this.#u8.toString('utf8', at + OFF_KEY, at + OFF_KEY + len),
+          value: this.#valueAt(at),
+          expire: this.#expireAt(at),
+        });
       }
       return out;
     });
@@ -387,7 +391,11 @@ export class SharedTable {
           const w = at >> 2;
           if (this.#i32[w + I_STATE] !== 1 || !this.#expired(at, now)) continue;
           const len = Math.min(this.#i32[w + I_KEYLEN]!, KEY_MAX);
-          out.push({ key: this.#u8.toString('utf8', at + OFF_KEY, at + OFF_KEY + len), value: this.#valueAt(at), expire: this.#expireAt(at) });
+          out.push({
+            key: this.#u8.toString('utf8', at + OFF_KEY, at + OFF_KEY + len),
+            value: this.#valueAt(at),
+            expire: this.#expireAt(at),
+          });
           this.#i32[w + I_STATE] = 0;
         }
       } finally {

@@ -46,10 +46,20 @@ const CONNECTIONS_PER_ORIGIN = 64;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /** libcurl's CURL_SSLVERSION_* → the lowest TLS version allowed (SSLv2/v3 have no Node equivalent) */
-const MIN_TLS: Readonly<Record<number, SecureVersion | null>> = { 1: 'TLSv1', 2: null, 3: null, 4: 'TLSv1', 5: 'TLSv1.1', 6: 'TLSv1.2' };
+const MIN_TLS: Readonly<Record<number, SecureVersion | null>> = {
+  1: 'TLSv1',
+  2: null,
+  3: null,
+  4: 'TLSv1',
+  5: 'TLSv1.1',
+  6: 'TLSv1.2',
+};
 
 class TransferError extends Error {
-  constructor(readonly curlCode: number, message: string) {
+  constructor(
+    readonly curlCode: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -68,7 +78,16 @@ export class HttpClient {
   }
 
   #profile(s: HttpSettings): Profile {
-    const key = JSON.stringify([s.verifyPeer, s.verifyHost, s.clientCert, s.clientKey, s.cacert, s.cipherSuites, s.tlsVersion, s.proxy]);
+    const key = JSON.stringify([
+      s.verifyPeer,
+      s.verifyHost,
+      s.clientCert,
+      s.clientKey,
+      s.cacert,
+      s.cipherSuites,
+      s.tlsVersion,
+      s.proxy,
+    ]);
     let p = this.#profiles.get(key);
     if (p === undefined) {
       p = this.#build(s);
@@ -94,7 +113,8 @@ export class HttpClient {
     const key = both ? read(s.clientKey!, CURLE.SSL_CERTPROBLEM, 'client_key') : undefined;
     if (key instanceof TransferError) return key;
     const minVersion = s.tlsVersion === 0 ? undefined : MIN_TLS[s.tlsVersion];
-    if (minVersion === null) return new TransferError(CURLE.SSL_CONNECT_ERROR, `tlsversion ${s.tlsVersion} (SSLv2/SSLv3) is not supported`);
+    if (minVersion === null)
+      return new TransferError(CURLE.SSL_CONNECT_ERROR, `tlsversion ${s.tlsVersion} (SSLv2/SSLv3) is not supported`);
     const tls = {
       rejectUnauthorized: s.verifyPeer,
       ...(s.verifyHost ? {} : { checkServerIdentity: () => undefined }),
@@ -107,7 +127,14 @@ export class HttpClient {
     // the request deadline is ours; undici's own timeouts stay out of its way
     const timeouts = { headersTimeout: 0, bodyTimeout: 0 };
     const connect = { ...tls, timeout: s.timeoutMs > 0 ? s.timeoutMs : 300_000 };
-    if (s.proxy !== null) return new ProxyAgent({ uri: s.proxy, requestTls: tls, proxyTls: tls, connections: CONNECTIONS_PER_ORIGIN, ...timeouts });
+    if (s.proxy !== null)
+      return new ProxyAgent({
+        uri: s.proxy,
+        requestTls: tls,
+        proxyTls: tls,
+        connections: CONNECTIONS_PER_ORIGIN,
+        ...timeouts,
+      });
     return new Agent({ connect, connections: CONNECTIONS_PER_ORIGIN, ...timeouts });
   }
 
@@ -127,7 +154,11 @@ export class HttpClient {
     try {
       return await this.#run(q, abort.signal);
     } catch (e) {
-      const code = timedOut ? CURLE.OPERATION_TIMEDOUT : e instanceof TransferError ? e.curlCode : curlCodeOf(e, (e as { replied?: boolean }).replied === true, s.proxy !== null);
+      const code = timedOut
+        ? CURLE.OPERATION_TIMEDOUT
+        : e instanceof TransferError
+          ? e.curlCode
+          : curlCodeOf(e, (e as { replied?: boolean }).replied === true, s.proxy !== null);
       const why = timedOut ? `no complete reply within ${s.timeoutMs} ms` : (e as Error).message;
       this.#log.warn(`http_client: ${q.method} ${q.url}: ${curlStrerror(code)} (${code}): ${why}`);
       return { code, result: '' };
@@ -146,20 +177,37 @@ export class HttpClient {
     let body = q.body;
     const hasCreds = q.username !== null;
     // with Basic alone libcurl sends the credentials at once; with Digest in the set it waits for the challenge
-    let authorization = hasCreds && (s.authMethod & AUTH_DIGEST) === 0 && (s.authMethod & AUTH_BASIC) !== 0 ? basic(q.username!, q.password ?? '') : null;
+    let authorization =
+      hasCreds && (s.authMethod & AUTH_DIGEST) === 0 && (s.authMethod & AUTH_BASIC) !== 0
+        ? basic(q.username!, q.password ?? '')
+        : null;
     const origin = url.origin;
     let challenged = false;
-    for (let redirects = 0; ; ) {
+    for (let redirects = 0; ;) {
       const headers: string[] = ['user-agent', s.useragent, 'accept', '*/*'];
       const ctype = q.ctype ?? 'application/x-www-form-urlencoded';
       if (body !== null && ctype !== '') headers.push('content-type', ctype);
       // credentials go to the origin they were given for only
       if (authorization !== null && url.origin === origin) headers.push('authorization', authorization);
       if (q.hdrs !== null) pushHeaderLines(headers, q.hdrs);
-      const res = await profile.request({ origin: url.origin, path: url.pathname + url.search, method: method as Dispatcher.HttpMethod, headers, body, signal });
+      const res = await profile.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body,
+        signal,
+      });
       const status = res.statusCode;
       if (status === 401 && hasCreds && !challenged && url.origin === origin) {
-        const answer = answerChallenge(res.headers['www-authenticate'], s.authMethod, method, url.pathname + url.search, q.username!, q.password ?? '');
+        const answer = answerChallenge(
+          res.headers['www-authenticate'],
+          s.authMethod,
+          method,
+          url.pathname + url.search,
+          q.username!,
+          q.password ?? '',
+        );
         if (answer !== null) {
           await res.body.dump();
           challenged = true;
@@ -170,7 +218,8 @@ export class HttpClient {
       const location = res.headers['location'];
       if (s.followRedirect && REDIRECTS.has(status) && typeof location === 'string') {
         await res.body.dump();
-        if (++redirects > MAX_REDIRECTS) throw new TransferError(CURLE.TOO_MANY_REDIRECTS, `more than ${MAX_REDIRECTS} redirects`);
+        if (++redirects > MAX_REDIRECTS)
+          throw new TransferError(CURLE.TOO_MANY_REDIRECTS, `more than ${MAX_REDIRECTS} redirects`);
         url = parseUrl(new URL(location, url).href);
         // libcurl turns a redirected POST into a GET on 301/302/303
         if (status <= 303 && method === 'POST') {
@@ -197,7 +246,8 @@ function parseUrl(text: string): URL {
   } catch {
     throw new TransferError(CURLE.URL_MALFORMAT, `"${text}" is not a URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TransferError(CURLE.UNSUPPORTED_PROTOCOL, `scheme ${u.protocol} (http and https only)`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new TransferError(CURLE.UNSUPPORTED_PROTOCOL, `scheme ${u.protocol} (http and https only)`);
   return u;
 }
 
@@ -209,7 +259,12 @@ function pushHeaderLines(out: string[], text: string): void {
 }
 
 /** the reply body as Kamailio stores it: for 2xx–4xx only; the first line, or the first maxdatasize bytes */
-async function readResult(res: Dispatcher.ResponseData, status: number, oneline: boolean, max: number): Promise<string> {
+async function readResult(
+  res: Dispatcher.ResponseData,
+  status: number,
+  oneline: boolean,
+  max: number,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -265,7 +320,7 @@ export function parseChallenges(header: string | string[] | undefined): Challeng
       skip(' \t');
       let value = '';
       if (h[i] === '"') {
-        for (i++; i < h.length && h[i] !== '"'; i++) value += h[i] === '\\' ? h[++i] ?? '' : h[i];
+        for (i++; i < h.length && h[i] !== '"'; i++) value += h[i] === '\\' ? (h[++i] ?? '') : h[i];
         i++;
       } else {
         const vs = i;
@@ -279,7 +334,14 @@ export function parseChallenges(header: string | string[] | undefined): Challeng
 }
 
 /** the Authorization to retry with, as libcurl picks it: Digest when offered and allowed, else Basic; null when none fits */
-function answerChallenge(header: string | string[] | undefined, allowed: number, method: string, uri: string, user: string, password: string): string | null {
+function answerChallenge(
+  header: string | string[] | undefined,
+  allowed: number,
+  method: string,
+  uri: string,
+  user: string,
+  password: string,
+): string | null {
   const challenges = parseChallenges(header);
   const d = (allowed & AUTH_DIGEST) !== 0 ? challenges.find((c) => c.scheme === 'digest') : undefined;
   if (d !== undefined) return digest(d.params, method, uri, user, password);
@@ -288,7 +350,14 @@ function answerChallenge(header: string | string[] | undefined, allowed: number,
 }
 
 /** RFC 7616 Digest (MD5 or SHA-256, -sess variants), qop=auth when the server offers it */
-export function digest(p: ReadonlyMap<string, string>, method: string, uri: string, user: string, password: string, cnonce = randomBytes(8).toString('hex')): string | null {
+export function digest(
+  p: ReadonlyMap<string, string>,
+  method: string,
+  uri: string,
+  user: string,
+  password: string,
+  cnonce = randomBytes(8).toString('hex'),
+): string | null {
   const algorithm = p.get('algorithm') ?? 'MD5';
   const base = algorithm.toUpperCase().replace(/-SESS$/, '');
   const hashName = base === 'MD5' ? 'md5' : base === 'SHA-256' ? 'sha256' : null;
@@ -299,11 +368,23 @@ export function digest(p: ReadonlyMap<string, string>, method: string, uri: stri
   let ha1 = H(`${user}:${realm}:${password}`);
   if (/-sess$/i.test(algorithm)) ha1 = H(`${ha1}:${nonce}:${cnonce}`);
   const ha2 = H(`${method}:${uri}`);
-  const qop = (p.get('qop') ?? '').split(',').map((q) => q.trim()).includes('auth') ? 'auth' : null;
+  const qop = (p.get('qop') ?? '')
+    .split(',')
+    .map((q) => q.trim())
+    .includes('auth')
+    ? 'auth'
+    : null;
   const nc = '00000001';
   const response = qop ? H(`${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : H(`${ha1}:${nonce}:${ha2}`);
   const q = (s: string): string => `"${s.replace(/(["\\])/g, '\\$1')}"`;
-  const parts = [`username=${q(user)}`, `realm=${q(realm)}`, `nonce=${q(nonce)}`, `uri=${q(uri)}`, `algorithm=${algorithm}`, `response=${q(response)}`];
+  const parts = [
+    `username=${q(user)}`,
+    `realm=${q(realm)}`,
+    `nonce=${q(nonce)}`,
+    `uri=${q(uri)}`,
+    `algorithm=${algorithm}`,
+    `response=${q(response)}`,
+  ];
   if (qop) parts.push(`qop=${qop}`, `nc=${nc}`, `cnonce=${q(cnonce)}`);
   const opaque = p.get('opaque');
   if (opaque !== undefined) parts.push(`opaque=${q(opaque)}`);

@@ -48,7 +48,15 @@ export interface HttpConnection extends HttpSettings {
 /** The module parameters the defaults come from (already typed by the modparam table). */
 export type ParamMap = ReadonlyMap<string, number | string | Array<number | string>>;
 
-export const TLS_VERSION_NAMES: Readonly<Record<string, number>> = { DEFAULT: 0, TLSv1: 1, SSLv2: 2, SSLv3: 3, 'TLSv1.0': 4, 'TLSv1.1': 5, 'TLSv1.2': 6 };
+export const TLS_VERSION_NAMES: Readonly<Record<string, number>> = {
+  DEFAULT: 0,
+  TLSv1: 1,
+  SSLv2: 2,
+  SSLv3: 3,
+  'TLSv1.0': 4,
+  'TLSv1.1': 5,
+  'TLSv1.2': 6,
+};
 
 /**
  * Kamailio's rule for file names in the module: '/' absolute, './…' from the
@@ -77,7 +85,8 @@ export function timeoutMs(value: number, mode: number): number {
 }
 
 export function moduleDefaults(params: ParamMap, cfgFile: string): HttpSettings {
-  const file = (name: string): string | null => (str(params, name) === '' ? null : resolveFile(str(params, name), cfgFile));
+  const file = (name: string): string | null =>
+    str(params, name) === '' ? null : resolveFile(str(params, name), cfgFile);
   const proxyHost = str(params, 'httpproxy');
   const proxyPort = int(params, 'httpproxyport');
   return {
@@ -94,7 +103,10 @@ export function moduleDefaults(params: ParamMap, cfgFile: string): HttpSettings 
     followRedirect: int(params, 'httpredirect') !== 0,
     authMethod: int(params, 'authmethod'),
     // as in Kamailio, port 0 disables the proxy
-    proxy: proxyHost !== '' && proxyPort > 0 ? `${/^https?:\/\//.test(proxyHost) ? proxyHost : `http://${proxyHost}`}:${proxyPort}` : null,
+    proxy:
+      proxyHost !== '' && proxyPort > 0
+        ? `${/^https?:\/\//.test(proxyHost) ? proxyHost : `http://${proxyHost}`}:${proxyPort}`
+        : null,
   };
 }
 
@@ -102,7 +114,18 @@ export function moduleDefaults(params: ParamMap, cfgFile: string): HttpSettings 
 type Setter = (s: Mutable, value: string, cx: { cfgFile: string; timeoutMode: number }) => string | null;
 type Mutable = { -readonly [K in keyof HttpConnection]: HttpConnection[K] };
 
-const BOOL: Readonly<Record<string, boolean>> = { 1: true, yes: true, on: true, true: true, enabled: true, 0: false, no: false, off: false, false: false, disabled: false };
+const BOOL: Readonly<Record<string, boolean>> = {
+  1: true,
+  yes: true,
+  on: true,
+  true: true,
+  enabled: true,
+  0: false,
+  no: false,
+  off: false,
+  false: false,
+  disabled: false,
+};
 
 function uint(apply: (s: Mutable, n: number) => void): Setter {
   return (s, v) => {
@@ -124,7 +147,8 @@ function bool(apply: (s: Mutable, b: boolean) => void): Setter {
 const tlsversion: Setter = (s, v) => {
   const t = v.trim();
   const n = /^\d+$/.test(t) ? Number(t) : TLS_VERSION_NAMES[t];
-  if (n === undefined || n > 6) return `expected one of ${Object.keys(TLS_VERSION_NAMES).join(', ')} (or 0..6), found "${v}"`;
+  if (n === undefined || n > 6)
+    return `expected one of ${Object.keys(TLS_VERSION_NAMES).join(', ')} (or 0..6), found "${v}"`;
   s.tlsVersion = n;
   return null;
 };
@@ -195,11 +219,20 @@ function didYouMean(name: string, candidates: readonly string[]): string {
 }
 
 /** parse one httpcon value; throws an Error with the message */
-export function parseHttpcon(value: string, d: HttpSettings, cx: { cfgFile: string; timeoutMode: number }): HttpConnection {
+export function parseHttpcon(
+  value: string,
+  d: HttpSettings,
+  cx: { cfgFile: string; timeoutMode: number },
+): HttpConnection {
   const arrow = value.indexOf('=>');
-  if (arrow < 0) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `expected name=>schema://host[/path][;param=value], found "${value}"`);
+  if (arrow < 0)
+    throw new SwitchyardError(
+      'SY_ERR_CFG_BAD_VALUE',
+      `expected name=>schema://host[/path][;param=value], found "${value}"`,
+    );
   const name = value.slice(0, arrow).trim();
-  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `bad connection name "${name}"`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(name))
+    throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `bad connection name "${name}"`);
   const [url, ...params] = value.slice(arrow + 2).split(';');
   const c = blank(name, d);
   const bad = splitUrl(c, url!);
@@ -209,7 +242,11 @@ export function parseHttpcon(value: string, d: HttpSettings, cx: { cfgFile: stri
     const eq = p.indexOf('=');
     const key = (eq < 0 ? p : p.slice(0, eq)).trim();
     const setter = SETTERS[key];
-    if (setter === undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${name}": unknown parameter "${key}"${didYouMean(key, Object.keys(SETTERS))}; known: ${Object.keys(SETTERS).join(', ')}`);
+    if (setter === undefined)
+      throw new SwitchyardError(
+        'SY_ERR_CFG_BAD_VALUE',
+        `connection "${name}": unknown parameter "${key}"${didYouMean(key, Object.keys(SETTERS))}; known: ${Object.keys(SETTERS).join(', ')}`,
+      );
     const err = setter(c, eq < 0 ? '' : p.slice(eq + 1).trim(), cx);
     if (err) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${name}", ${key}: ${err}`);
   }
@@ -217,27 +254,43 @@ export function parseHttpcon(value: string, d: HttpSettings, cx: { cfgFile: stri
 }
 
 /** read and parse the INI config file; throws an Error naming the file and the section */
-export function loadConfigFile(file: string, d: HttpSettings, cx: { cfgFile: string; timeoutMode: number }): HttpConnection[] {
+export function loadConfigFile(
+  file: string,
+  d: HttpSettings,
+  cx: { cfgFile: string; timeoutMode: number },
+): HttpConnection[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new SwitchyardError(
+      'SY_ERR_CFG_BAD_VALUE',
+      `config_file ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   const out: HttpConnection[] = [];
   for (const [name, body] of Object.entries(decode(text))) {
-    if (body === null || typeof body !== 'object') throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: "${name}" is outside any [connection] section`);
+    if (body === null || typeof body !== 'object')
+      throw new SwitchyardError(
+        'SY_ERR_CFG_BAD_VALUE',
+        `config_file ${file}: "${name}" is outside any [connection] section`,
+      );
     const c = blank(name, d);
     const entries = Object.entries(body as Record<string, unknown>);
     const url = entries.find(([k]) => k === 'url')?.[1];
-    if (typeof url !== 'string') throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] has no url`);
+    if (typeof url !== 'string')
+      throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] has no url`);
     const bad = splitUrl(c, url);
     if (bad) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] url: ${bad}`);
     for (const [key, raw] of entries) {
       if (key === 'url') continue;
       const setter = SETTERS[key] ?? FILE_ONLY_SETTERS[key];
       const known = [...Object.keys(SETTERS), ...Object.keys(FILE_ONLY_SETTERS)];
-      if (setter === undefined) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `config_file ${file}: [${name}] unknown key "${key}"${didYouMean(key, known)}`);
+      if (setter === undefined)
+        throw new SwitchyardError(
+          'SY_ERR_CFG_BAD_VALUE',
+          `config_file ${file}: [${name}] unknown key "${key}"${didYouMean(key, known)}`,
+        );
       // ini gives true/false for bare true/false; "" (two quotes) is the empty string
       const v = typeof raw === 'boolean' ? (raw ? 'yes' : 'no') : String(raw);
       const err = setter(c, v, cx);
@@ -258,9 +311,15 @@ export function loadConnections(params: ParamMap, cfgFile: string): Map<string, 
   if (file !== '') list.push(...loadConfigFile(resolveFile(file, cfgFile), d, cx));
   const byName = new Map<string, HttpConnection>();
   for (const c of list) {
-    if (byName.has(c.name)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${c.name}" is defined twice`);
+    if (byName.has(c.name))
+      throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${c.name}" is defined twice`);
     byName.set(c.name, c);
   }
-  for (const c of list) if (c.failover !== null && !byName.has(c.failover)) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `connection "${c.name}": failover "${c.failover}" is not a defined connection`);
+  for (const c of list)
+    if (c.failover !== null && !byName.has(c.failover))
+      throw new SwitchyardError(
+        'SY_ERR_CFG_BAD_VALUE',
+        `connection "${c.name}": failover "${c.failover}" is not a defined connection`,
+      );
   return byName;
 }

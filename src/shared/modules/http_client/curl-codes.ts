@@ -73,7 +73,14 @@ const VERIFY_FAILED = new Set([
   'HOSTNAME_MISMATCH',
 ]);
 
-const CONNECT_FAILED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EADDRINUSE', 'ETIMEDOUT']);
+const CONNECT_FAILED = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'EADDRINUSE',
+  'ETIMEDOUT',
+]);
 const NO_NAME = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NODATA', 'EAI_NONAME', 'EAI_FAIL']);
 
 function codeOf(err: unknown): string {
@@ -87,7 +94,8 @@ function codeOf(err: unknown): string {
 /** the CURLE_* number of a failed transfer; `replied`: the status line had arrived */
 export function curlCodeOf(err: unknown, replied: boolean, viaProxy: boolean): number {
   const code = codeOf(err);
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return CURLE.OPERATION_TIMEDOUT;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+    return CURLE.OPERATION_TIMEDOUT;
   if (NO_NAME.has(code)) return viaProxy ? CURLE.COULDNT_RESOLVE_PROXY : CURLE.COULDNT_RESOLVE_HOST;
   if (CONNECT_FAILED.has(code)) return CURLE.COULDNT_CONNECT;
   if (VERIFY_FAILED.has(code)) return CURLE.PEER_FAILED_VERIFICATION;

@@ -1,6 +1,13 @@
 import type { CounterHandle, Counters } from '../../counters/counters.js';
 import { log } from '../../log.js';
-import { RouteKind, ROUTES_REQUEST_LIKE, type FunctionSpec, type PvarRef, type PvarSpec, type ScriptContext } from '../types.js';
+import {
+  RouteKind,
+  ROUTES_REQUEST_LIKE,
+  type FunctionSpec,
+  type PvarRef,
+  type PvarSpec,
+  type ScriptContext,
+} from '../types.js';
 import type { HttpClient, HttpOutcome } from './client.js';
 import type { HttpConnection, HttpSettings } from './connections.js';
 import { curlStrerror } from './curl-codes.js';
@@ -35,22 +42,47 @@ function failed(out: HttpOutcome): boolean {
   return out.code < 100 || out.code >= 500;
 }
 
-function request(st: WorkerState, c: HttpConnection, path: string, ctype: string | null, data: string | null): Promise<HttpOutcome> {
+function request(
+  st: WorkerState,
+  c: HttpConnection,
+  path: string,
+  ctype: string | null,
+  data: string | null,
+): Promise<HttpOutcome> {
   const base = `${c.schema}://${c.url}`;
   const url = path === '' ? base : base + (path.startsWith('/') ? '' : '/') + path;
   // empty post data makes it a GET, and an empty content type sends none, as in Kamailio
   const post = data !== null && data !== '';
   return st.client
-    .perform({ method: post ? 'POST' : 'GET', url, body: post ? data : null, ctype: post ? (ctype ?? '') : null, hdrs: null, username: c.username, password: c.password, oneline: false, settings: c })
+    .perform({
+      method: post ? 'POST' : 'GET',
+      url,
+      body: post ? data : null,
+      ctype: post ? (ctype ?? '') : null,
+      hdrs: null,
+      username: c.username,
+      password: c.password,
+      oneline: false,
+      settings: c,
+    })
     .then((out) => count(st, out));
 }
 
 /** http_connect(connection, url, [content_type, data,] result): the status (>= 100), a CURLE_* number (< 100), or -1 */
-async function httpConnect(ctx: ScriptContext, name: string, path: string, ctype: string | null, data: string | null, result: PvarRef): Promise<number> {
+async function httpConnect(
+  ctx: ScriptContext,
+  name: string,
+  path: string,
+  ctype: string | null,
+  data: string | null,
+  result: PvarRef,
+): Promise<number> {
   const st = state;
   const c = st?.connections.get(name);
   if (st === null || c === undefined) {
-    log.err(`http_connect: no connection "${name}" (define it with modparam("http_client", "httpcon", …) or in config_file)`);
+    log.err(
+      `http_connect: no connection "${name}" (define it with modparam("http_client", "httpcon", …) or in config_file)`,
+    );
     return -1;
   }
   let out = await request(st, c, path, ctype, data);
@@ -65,7 +97,13 @@ async function httpConnect(ctx: ScriptContext, name: string, path: string, ctype
 }
 
 /** http_client_query(url, [post_data, [headers,]] result): the status (>= 100), a CURLE_* number (< 100), or -1 */
-async function httpClientQuery(ctx: ScriptContext, url: string, post: string | null, hdrs: string | null, result: PvarRef): Promise<number> {
+async function httpClientQuery(
+  ctx: ScriptContext,
+  url: string,
+  post: string | null,
+  hdrs: string | null,
+  result: PvarRef,
+): Promise<number> {
   const st = state;
   if (st === null) {
     log.err('http_client_query: the module is not initialised in this thread');
@@ -78,7 +116,17 @@ async function httpClientQuery(ctx: ScriptContext, url: string, post: string | n
   const hasPost = post !== null && post !== '';
   const out = count(
     st,
-    await st.client.perform({ method: hasPost ? 'POST' : 'GET', url, body: hasPost ? post : null, ctype: null, hdrs: hdrs || null, username: null, password: null, oneline: st.queryOneline, settings: st.query }),
+    await st.client.perform({
+      method: hasPost ? 'POST' : 'GET',
+      url,
+      body: hasPost ? post : null,
+      ctype: null,
+      hdrs: hdrs || null,
+      username: null,
+      password: null,
+      oneline: st.queryOneline,
+      settings: st.query,
+    }),
   );
   result.set(ctx, out.result);
   return out.code === 0 ? -1 : out.code;
@@ -91,12 +139,39 @@ const ASYNC = { routes: ROUTES, mayAwait: true, asyncCapable: true } as const;
 
 // overloads told apart by their argument count, as Kamailio exports them
 export const FUNCTIONS: readonly FunctionSpec[] = [
-  { name: 'http_connect', args: [S, S, PV], ...ASYNC, fn: (ctx, c: string, u: string, r: PvarRef) => httpConnect(ctx, c, u, null, null, r) },
-  { name: 'http_connect', args: [S, S, S, S, PV], ...ASYNC, fn: (ctx, c: string, u: string, t: string, d: string, r: PvarRef) => httpConnect(ctx, c, u, t, d, r) },
-  { name: 'http_client_query', args: [S, PV], ...ASYNC, fn: (ctx, u: string, r: PvarRef) => httpClientQuery(ctx, u, null, null, r) },
-  { name: 'http_client_query', args: [S, S, PV], ...ASYNC, fn: (ctx, u: string, p: string, r: PvarRef) => httpClientQuery(ctx, u, p, null, r) },
-  { name: 'http_client_query', args: [S, S, S, PV], ...ASYNC, fn: (ctx, u: string, p: string, h: string, r: PvarRef) => httpClientQuery(ctx, u, p, h, r) },
+  {
+    name: 'http_connect',
+    args: [S, S, PV],
+    ...ASYNC,
+    fn: (ctx, c: string, u: string, r: PvarRef) => httpConnect(ctx, c, u, null, null, r),
+  },
+  {
+    name: 'http_connect',
+    args: [S, S, S, S, PV],
+    ...ASYNC,
+    fn: (ctx, c: string, u: string, t: string, d: string, r: PvarRef) => httpConnect(ctx, c, u, t, d, r),
+  },
+  {
+    name: 'http_client_query',
+    args: [S, PV],
+    ...ASYNC,
+    fn: (ctx, u: string, r: PvarRef) => httpClientQuery(ctx, u, null, null, r),
+  },
+  {
+    name: 'http_client_query',
+    args: [S, S, PV],
+    ...ASYNC,
+    fn: (ctx, u: string, p: string, r: PvarRef) => httpClientQuery(ctx, u, p, null, r),
+  },
+  {
+    name: 'http_client_query',
+    args: [S, S, S, PV],
+    ...ASYNC,
+    fn: (ctx, u: string, p: string, h: string, r: PvarRef) => httpClientQuery(ctx, u, p, h, r),
+  },
 ];
 
 /** $curlerror(code): libcurl's text for a CURLE_* number */
-export const PVARS: readonly PvarSpec[] = [{ name: 'curlerror', arg: 'required', get: (_ctx, arg) => curlStrerror(Number.parseInt(arg ?? '', 10)) }];
+export const PVARS: readonly PvarSpec[] = [
+  { name: 'curlerror', arg: 'required', get: (_ctx, arg) => curlStrerror(Number.parseInt(arg ?? '', 10)) },
+];

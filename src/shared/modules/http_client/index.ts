@@ -8,11 +8,20 @@ import { reasonOf } from '../../errors.js';
 import { arch, platform } from 'node:os';
 import type { CounterSpec, ModParamContext, ModParamSpec, ModuleEnv, ModuleExports, RpcSpec } from '../types.js';
 import { HttpClient } from './client.js';
-import { loadConfigFile, loadConnections, moduleDefaults, parseHttpcon, resolveFile, type HttpConnection, type ParamMap } from './connections.js';
+import {
+  loadConfigFile,
+  loadConnections,
+  moduleDefaults,
+  parseHttpcon,
+  resolveFile,
+  type HttpConnection,
+  type ParamMap,
+} from './connections.js';
 import { attachState, FUNCTIONS, PVARS } from './functions.js';
 
 const VERSION = '0.1.0';
-const nonNegative = (v: number | string): string | null => (typeof v === 'number' && v >= 0 ? null : 'must be an integer >= 0');
+const nonNegative = (v: number | string): string | null =>
+  typeof v === 'number' && v >= 0 ? null : 'must be an integer >= 0';
 const oneOf =
   (...ok: number[]) =>
   (v: number | string): string | null =>
@@ -21,7 +30,10 @@ const oneOf =
 /** parsed against the defaults only: what one value can get wrong; the whole set is checked by validate() */
 function checkHttpcon(v: number | string, cx?: ModParamContext): string | null {
   try {
-    parseHttpcon(String(v), moduleDefaults(new Map(), cx?.cfgFile ?? '<default>'), { cfgFile: cx?.cfgFile ?? '<default>', timeoutMode: 1 });
+    parseHttpcon(String(v), moduleDefaults(new Map(), cx?.cfgFile ?? '<default>'), {
+      cfgFile: cx?.cfgFile ?? '<default>',
+      timeoutMode: 1,
+    });
     return null;
   } catch (e) {
     return reasonOf(e);
@@ -51,12 +63,26 @@ const PARAMS: readonly ModParamSpec[] = [
   { name: 'verify_peer', type: 'int', default: 1, check: oneOf(0, 1) },
   { name: 'verify_host', type: 'int', default: 2, check: oneOf(0, 1, 2) },
   { name: 'tlsversion', type: 'int', default: 0, check: oneOf(0, 1, 2, 3, 4, 5, 6) },
-  { name: 'authmethod', type: 'int', default: 3, check: (v) => (typeof v === 'number' && v > 0 && (v & ~31) === 0 ? null : 'must be a sum of 1 (Basic), 2 (Digest), 4 (GSS-Negotiate), 8 (NTLM), 16 (Digest IE)') },
+  {
+    name: 'authmethod',
+    type: 'int',
+    default: 3,
+    check: (v) =>
+      typeof v === 'number' && v > 0 && (v & ~31) === 0
+        ? null
+        : 'must be a sum of 1 (Basic), 2 (Digest), 4 (GSS-Negotiate), 8 (NTLM), 16 (Digest IE)',
+  },
   { name: 'httpcon', type: 'str', multi: true, check: checkHttpcon },
   { name: 'config_file', type: 'str', default: '', check: checkConfigFile },
   { name: 'httpproxy', type: 'str', default: '' },
   { name: 'httpproxyport', type: 'int', default: 0, check: nonNegative },
-  { name: 'keep_connections', type: 'int', default: 0, check: oneOf(0, 1), noEffect: 'connections are always kept for reuse' },
+  {
+    name: 'keep_connections',
+    type: 'int',
+    default: 0,
+    check: oneOf(0, 1),
+    noEffect: 'connections are always kept for reuse',
+  },
   { name: 'query_result', type: 'int', default: 1, check: oneOf(0, 1) },
   { name: 'query_maxdatasize', type: 'int', default: 0, check: nonNegative },
   { name: 'netinterface', type: 'str', default: '' },
@@ -115,7 +141,8 @@ export const httpClient: ModuleExports = {
   rpc: RPC,
   validate(params: ParamMap, cx: ModParamContext): string | null {
     const auth = params.get('authmethod') as number;
-    if ((auth & 3) === 0 && (auth & 16) === 0) return `authmethod ${auth}: GSS-Negotiate and NTLM are not supported; use 1 (Basic), 2 (Digest) or 3`;
+    if ((auth & 3) === 0 && (auth & 16) === 0)
+      return `authmethod ${auth}: GSS-Negotiate and NTLM are not supported; use 1 (Basic), 2 (Digest) or 3`;
     try {
       loadConnections(params, cx.cfgFile);
       return null;

@@ -7,7 +7,15 @@
  *   transformation `{json.parse,field}` ("a.b[0]" paths too).
  * Documents live in the request's context, so a resume route still sees them.
  */
-import type { FunctionSpec, ModuleExports, PvarRef, PvarSpec, ScriptContext, TransformationSpec, Value } from '../types.js';
+import type {
+  FunctionSpec,
+  ModuleExports,
+  PvarRef,
+  PvarSpec,
+  ScriptContext,
+  TransformationSpec,
+  Value,
+} from '../types.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

@@ -15,7 +15,13 @@ import { avpName } from '../registrar/index.js';
 import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import { startNatPing, stopNatPing } from './natping.js';
 
-const cfg = { receivedAvp: null as string | null, wideNets: true, oldMediaIp: true, nortpproxy: 'a=nortpproxy:yes', aliasName: 'alias' };
+const cfg = {
+  receivedAvp: null as string | null,
+  wideNets: true,
+  oldMediaIp: true,
+  nortpproxy: 'a=nortpproxy:yes',
+  aliasName: 'alias',
+};
 
 /** Kamailio's protocol numbers in ;alias=ip~port~proto */
 const PROTO_IDS: Record<string, number> = { udp: 1, tcp: 2, tls: 3, sctp: 4, ws: 5, wss: 6 };
@@ -87,7 +93,10 @@ function natUacTest(ctx: ScriptContext, flags: number): number {
   };
   const contactHosts = (): Array<{ host: string; port: number }> => {
     try {
-      return msg.contacts().map((c) => hostOf(c.uri)).filter((h): h is { host: string; port: number } => h !== null);
+      return msg
+        .contacts()
+        .map((c) => hostOf(c.uri))
+        .filter((h): h is { host: string; port: number } => h !== null);
     } catch {
       return [];
     }
@@ -253,7 +262,8 @@ function fixNatedSdp(ctx: ScriptContext, flags: number, ip?: string): number {
       if (old !== null && old !== addr && sdp.setAddress(i, addr)) {
         replaced = true;
         if (cfg.oldMediaIp) added.push(`a=oldmediaip:${old}`);
-      } else if (/^a=rtcp:\d+\s+IN\s+IP[46]\s+/.test(l)) sdp.lines[i] = l.replace(/(IN\s+)IP[46]\s+\S+/, `$1${addr.includes(':') ? 'IP6' : 'IP4'} ${addr}`);
+      } else if (/^a=rtcp:\d+\s+IN\s+IP[46]\s+/.test(l))
+        sdp.lines[i] = l.replace(/(IN\s+)IP[46]\s+\S+/, `$1${addr.includes(':') ? 'IP6' : 'IP4'} ${addr}`);
     });
   }
   if (flags & 0x04 && cfg.nortpproxy !== '' && !sdp.has(cfg.nortpproxy)) added.push(cfg.nortpproxy);
@@ -270,7 +280,8 @@ function fixNatedSdp(ctx: ScriptContext, flags: number, ip?: string): number {
   return replaced ? 1 : 2;
 }
 
-const REQ_REPLY_BRANCH = RouteKind.REQUEST | RouteKind.ONREPLY | RouteKind.BRANCH | RouteKind.FAILURE | RouteKind.RESUME;
+const REQ_REPLY_BRANCH =
+  RouteKind.REQUEST | RouteKind.ONREPLY | RouteKind.BRANCH | RouteKind.FAILURE | RouteKind.RESUME;
 const S = { kind: 'str' } as const;
 const oS = { kind: 'str', optional: true } as const;
 const I = { kind: 'int' } as const;
@@ -283,7 +294,12 @@ const functions: FunctionSpec[] = [
   { name: 'add_rcv_param', args: [oI], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: addRcvParam },
   { name: 'set_contact_alias', args: [oI], routes: REQ_REPLY_BRANCH, fn: setContactAlias },
   { name: 'add_contact_alias', args: [oS, oS, oS], routes: REQ_REPLY_BRANCH | RouteKind.LOCAL, fn: addContactAlias },
-  { name: 'handle_ruri_alias', args: [{ kind: 'int', optional: true, noEffect: 'the first alias parameter is used and removed' }], routes: RouteKind.REQUEST | RouteKind.BRANCH | RouteKind.LOCAL | RouteKind.RESUME | RouteKind.FAILURE, fn: (ctx) => handleRuriAlias(ctx) },
+  {
+    name: 'handle_ruri_alias',
+    args: [{ kind: 'int', optional: true, noEffect: 'the first alias parameter is used and removed' }],
+    routes: RouteKind.REQUEST | RouteKind.BRANCH | RouteKind.LOCAL | RouteKind.RESUME | RouteKind.FAILURE,
+    fn: (ctx) => handleRuriAlias(ctx),
+  },
   { name: 'fix_nated_sdp', args: [I, oS], routes: REQ_REPLY_BRANCH, fn: fixNatedSdp },
   { name: 'is_rfc1918', args: [S], fn: (_ctx, ip: string) => (isPrivateIp(ip.trim(), cfg.wideNets) ? 1 : -1) },
 ];
@@ -291,18 +307,48 @@ const functions: FunctionSpec[] = [
 export const nathelper: ModuleExports = {
   name: 'nathelper',
   params: [
-    { name: 'natping_interval', type: 'int', default: 0, check: (v) => (Number(v) >= 0 ? null : 'must be >= 0 (seconds)') },
+    {
+      name: 'natping_interval',
+      type: 'int',
+      default: 0,
+      check: (v) => (Number(v) >= 0 ? null : 'must be >= 0 (seconds)'),
+    },
     { name: 'ping_nated_only', type: 'int', default: 0 },
     { name: 'natping_processes', type: 'int', default: 1, noEffect: 'the pings go from SIP worker 0' },
-    { name: 'natping_socket', type: 'str', default: '', noEffect: 'pings leave from the socket the REGISTER came in on' },
+    {
+      name: 'natping_socket',
+      type: 'str',
+      default: '',
+      noEffect: 'pings leave from the socket the REGISTER came in on',
+    },
     { name: 'force_socket', type: 'str', default: '', noEffect: 'pings leave from the socket the REGISTER came in on' },
-    { name: 'received_avp', type: 'str', default: '', check: (v) => (v === '' || avpName(String(v)) !== null ? null : 'expected $avp(name)') },
-    { name: 'sipping_bflag', type: 'int', default: -1, check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)') },
+    {
+      name: 'received_avp',
+      type: 'str',
+      default: '',
+      check: (v) => (v === '' || avpName(String(v)) !== null ? null : 'expected $avp(name)'),
+    },
+    {
+      name: 'sipping_bflag',
+      type: 'int',
+      default: -1,
+      check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)'),
+    },
     { name: 'sipping_from', type: 'str', default: '' },
     { name: 'sipping_method', type: 'str', default: 'OPTIONS' },
-    { name: 'natping_disable_bflag', type: 'int', default: -1, check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)') },
+    {
+      name: 'natping_disable_bflag',
+      type: 'int',
+      default: -1,
+      check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)'),
+    },
     { name: 'nortpproxy_str', type: 'str', default: 'a=nortpproxy:yes\r\n' },
-    { name: 'keepalive_timeout', type: 'int', default: 0, noEffect: 'contacts that stop answering SIP pings are not removed' },
+    {
+      name: 'keepalive_timeout',
+      type: 'int',
+      default: 0,
+      noEffect: 'contacts that stop answering SIP pings are not removed',
+    },
     { name: 'udpping_from_path', type: 'int', default: 0, noEffect: 'no raw-socket pings from the Path address' },
     { name: 'append_sdp_oldmediaip', type: 'int', default: 1 },
     { name: 'filter_server_id', type: 'int', default: 0, noEffect: 'every binding of the location table is pinged' },

@@ -37,7 +37,18 @@ function sipPing(t: PingTarget, dest: Destination, svc: ScriptServices, method: 
   const id = randomBytes(6).toString('hex');
   const sock = dest.socketIdx >= 0 ? (svc.socketName?.(dest.socketIdx) ?? '') : '';
   const via = sock ? sock.replace(/^[a-z]+:/, '') : '0.0.0.0:5060';
-  const lines = [`${method} ${t.uri} SIP/2.0`, `Via: SIP/2.0/${dest.proto.toUpperCase()} ${via};branch=z9hG4bKnp${id}`, `From: <${from}>;tag=${id}`, `To: <${t.uri}>`, `Call-ID: ${id}-natping@${via.replace(/:\d+$/, '')}`, `CSeq: 1 ${method}`, 'Max-Forwards: 70', 'Content-Length: 0', '', ''];
+  const lines = [
+    `${method} ${t.uri} SIP/2.0`,
+    `Via: SIP/2.0/${dest.proto.toUpperCase()} ${via};branch=z9hG4bKnp${id}`,
+    `From: <${from}>;tag=${id}`,
+    `To: <${t.uri}>`,
+    `Call-ID: ${id}-natping@${via.replace(/:\d+$/, '')}`,
+    `CSeq: 1 ${method}`,
+    'Max-Forwards: 70',
+    'Content-Length: 0',
+    '',
+    '',
+  ];
   return Buffer.from(lines.join('\r\n'));
 }
 

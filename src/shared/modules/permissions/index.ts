@@ -80,8 +80,12 @@ export function parseAddressFile(text: string, file: string): AddressEntry[] {
     if (line === '') return;
     const [grp, addr, port, ...tag] = line.split(/\s+/);
     const [ip, mask] = (addr ?? '').split('/');
-    const e = /^\d+$/.test(grp ?? '') && ip ? makeEntry(Number(grp), ip, mask === undefined ? 128 : Number(mask), port ? Number(port) : 0, tag.join(' ')) : null;
-    if (e === null || (port !== undefined && !/^\d+$/.test(port))) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `${file}:${i + 1}: expected "group ip[/mask] [port [tag]]"`);
+    const e =
+      /^\d+$/.test(grp ?? '') && ip
+        ? makeEntry(Number(grp), ip, mask === undefined ? 128 : Number(mask), port ? Number(port) : 0, tag.join(' '))
+        : null;
+    if (e === null || (port !== undefined && !/^\d+$/.test(port)))
+      throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `${file}:${i + 1}: expected "group ip[/mask] [port [tag]]"`);
     out.push(e);
   });
   return out;
@@ -106,12 +110,31 @@ export const permissions: ModuleExports = {
     { name: 'port_col', type: 'str', default: 'port' },
     { name: 'tag_col', type: 'str', default: 'tag' },
     { name: 'address_file', type: 'str', default: '' },
-    { name: 'peer_tag_avp', type: 'str', default: '', check: (v) => (v === '' || avpName(String(v)) !== '' ? null : 'expected $avp(name)') },
-    { name: 'load_backends', type: 'int', default: 0xff, noEffect: 'the address table (or address_file) is loaded when db_url (or address_file) is set; trusted is not available' },
+    {
+      name: 'peer_tag_avp',
+      type: 'str',
+      default: '',
+      check: (v) => (v === '' || avpName(String(v)) !== '' ? null : 'expected $avp(name)'),
+    },
+    {
+      name: 'load_backends',
+      type: 'int',
+      default: 0xff,
+      noEffect:
+        'the address table (or address_file) is loaded when db_url (or address_file) is set; trusted is not available',
+    },
   ],
   functions: [
-    { name: 'allow_source_address', args: [{ kind: 'int', optional: true }], fn: (ctx, grp?: number) => (hit(ctx, find(grp ?? 1, ctx.rcv.srcIp, ctx.rcv.srcPort)) ? 1 : -1) },
-    { name: 'allow_address', args: [I, S, I], fn: (ctx, grp: number, ip: string, port: number) => (hit(ctx, find(grp, ip, port)) ? 1 : -1) },
+    {
+      name: 'allow_source_address',
+      args: [{ kind: 'int', optional: true }],
+      fn: (ctx, grp?: number) => (hit(ctx, find(grp ?? 1, ctx.rcv.srcIp, ctx.rcv.srcPort)) ? 1 : -1),
+    },
+    {
+      name: 'allow_address',
+      args: [I, S, I],
+      fn: (ctx, grp: number, ip: string, port: number) => (hit(ctx, find(grp, ip, port)) ? 1 : -1),
+    },
     {
       name: 'allow_source_address_group',
       args: [],
@@ -138,16 +161,32 @@ export const permissions: ModuleExports = {
       try {
         text = readFileSync(s('address_file'), 'utf8');
       } catch (e) {
-        throw new SwitchyardError('SY_ERR_MODULE_INIT', `permissions: cannot read address_file ${s('address_file')}: ${reasonOf(e)}`);
+        throw new SwitchyardError(
+          'SY_ERR_MODULE_INIT',
+          `permissions: cannot read address_file ${s('address_file')}: ${reasonOf(e)}`,
+        );
       }
       entries.push(...parseAddressFile(text, s('address_file')));
     }
     if (s('db_url') !== '') {
       try {
-        const rows = await dbFor(s('db_url')).select(s('address_table'), [s('grp_col'), s('ip_addr_col'), s('mask_col'), s('port_col'), s('tag_col')], {});
+        const rows = await dbFor(s('db_url')).select(
+          s('address_table'),
+          [s('grp_col'), s('ip_addr_col'), s('mask_col'), s('port_col'), s('tag_col')],
+          {},
+        );
         for (const r of rows) {
-          const e = makeEntry(Number(r[s('grp_col')]), String(r[s('ip_addr_col')]), Number(r[s('mask_col')] ?? 32), Number(r[s('port_col')] ?? 0), r[s('tag_col')] == null ? '' : String(r[s('tag_col')]));
-          if (e === null) env.log.warn(`permissions: ${s('address_table')}: "${String(r[s('ip_addr_col')])}" is not an IP address (skipped)`);
+          const e = makeEntry(
+            Number(r[s('grp_col')]),
+            String(r[s('ip_addr_col')]),
+            Number(r[s('mask_col')] ?? 32),
+            Number(r[s('port_col')] ?? 0),
+            r[s('tag_col')] == null ? '' : String(r[s('tag_col')]),
+          );
+          if (e === null)
+            env.log.warn(
+              `permissions: ${s('address_table')}: "${String(r[s('ip_addr_col')])}" is not an IP address (skipped)`,
+            );
           else entries.push(e);
         }
       } catch (e) {

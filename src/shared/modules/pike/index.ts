@@ -13,10 +13,19 @@ const state = {
   blocked: -1,
 };
 
-const positive = (name: string) => (v: number | string): string | null => (Number(v) > 0 ? null : `${name} must be > 0`);
+const positive =
+  (name: string) =>
+  (v: number | string): string | null =>
+    Number(v) > 0 ? null : `${name} must be > 0`;
 
 function load(env: ModuleEnv): void {
-  state.table = env.shared ? new PikeTable(env.shared, { unit: Number(env.params.get('sampling_time_unit')), limit: Number(env.params.get('reqs_density_per_unit')), removeLatency: Number(env.params.get('remove_latency')) }) : null;
+  state.table = env.shared
+    ? new PikeTable(env.shared, {
+        unit: Number(env.params.get('sampling_time_unit')),
+        limit: Number(env.params.get('reqs_density_per_unit')),
+        removeLatency: Number(env.params.get('remove_latency')),
+      })
+    : null;
   state.logLevel = Number(env.params.get('pike_log_level'));
   state.counters = env.counters;
   state.blocked = env.counters.handle('pike:blocked_ips');
@@ -41,22 +50,46 @@ export const pike: ModuleExports = {
     { name: 'remove_latency', type: 'int', default: 120, check: positive('remove_latency') },
     { name: 'pike_log_level', type: 'int', default: 0 },
   ],
-  counters: [{ name: 'blocked_ips', kind: 'counter', description: 'source addresses found flooding (each first detection, pike_check_req() = -2)' }],
+  counters: [
+    {
+      name: 'blocked_ips',
+      kind: 'counter',
+      description: 'source addresses found flooding (each first detection, pike_check_req() = -2)',
+    },
+  ],
   allocShared: () => new SharedArrayBuffer(PIKE_BYTES),
   functions: [
-    { name: 'pike_check_req', args: [], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: (ctx) => check(ctx, ctx.rcv.srcIp) },
-    { name: 'pike_check_ip', args: [{ kind: 'str' }], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: (ctx, ip: string) => check(ctx, ip) },
+    {
+      name: 'pike_check_req',
+      args: [],
+      routes: RouteKind.REQUEST | RouteKind.RESUME,
+      fn: (ctx) => check(ctx, ctx.rcv.srcIp),
+    },
+    {
+      name: 'pike_check_ip',
+      args: [{ kind: 'str' }],
+      routes: RouteKind.REQUEST | RouteKind.RESUME,
+      fn: (ctx, ip: string) => check(ctx, ip),
+    },
   ],
   rpc: [
     {
       name: 'pike.top',
       doc: 'source addresses pike counts: HOT (default, those over the limit), WARM (at half of it) or ALL',
       handler: (p) => {
-        const filter = String((Array.isArray(p) ? p[0] : p && typeof p === 'object' ? Object.values(p)[0] : undefined) ?? 'HOT').toUpperCase();
+        const filter = String(
+          (Array.isArray(p) ? p[0] : p && typeof p === 'object' ? Object.values(p)[0] : undefined) ?? 'HOT',
+        ).toUpperCase();
         return (state.table?.entries() ?? [])
           .filter((e) => filter === 'ALL' || e.hot || (filter === 'WARM' && e.warm))
           .sort((a, b) => b.prev + b.curr - (a.prev + a.curr))
-          .map((e) => ({ ip_addr: e.ip, leaf_hits_prev: e.prev, leaf_hits_curr: e.curr, expires: e.expires, status: e.hot ? 'HOT' : e.warm ? 'WARM' : '' }));
+          .map((e) => ({
+            ip_addr: e.ip,
+            leaf_hits_prev: e.prev,
+            leaf_hits_curr: e.curr,
+            expires: e.expires,
+            status: e.hot ? 'HOT' : e.warm ? 'WARM' : '',
+          }));
       },
     },
   ],

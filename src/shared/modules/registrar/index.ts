@@ -14,7 +14,16 @@ import { SwitchyardError } from '../../errors.js';
 const FLAG_NO_REPLY = 0x02;
 const FLAG_SINGLE_CONTACT = 0x04;
 
-const cfg = { defaultExpires: 3600, minExpires: 60, maxExpires: 0, maxContacts: 0, appendBranches: true, usePath: false, natBflag: -1, receivedAvp: null as string | null };
+const cfg = {
+  defaultExpires: 3600,
+  minExpires: 60,
+  maxExpires: 0,
+  maxContacts: 0,
+  appendBranches: true,
+  usePath: false,
+  natBflag: -1,
+  receivedAvp: null as string | null,
+};
 
 /** "$avp(name)" → "name" (received_avp of registrar and nathelper) */
 export function avpName(spec: string): string | null {
@@ -69,7 +78,12 @@ async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string)
   const natted = cfg.natBflag >= 0 && (bflags & (1 << cfg.natBflag)) !== 0;
   // fix_nated_register() left the source address in received_avp; else a NATed contact gets it here
   const avpReceived = cfg.receivedAvp === null ? null : ctx.avps.get(cfg.receivedAvp)?.[0];
-  const received = typeof avpReceived === 'string' && avpReceived !== '' ? avpReceived : natted ? `sip:${ctx.rcv.srcIp}:${ctx.rcv.srcPort};transport=${ctx.rcv.proto}` : '';
+  const received =
+    typeof avpReceived === 'string' && avpReceived !== ''
+      ? avpReceived
+      : natted
+        ? `sip:${ctx.rcv.srcIp}:${ctx.rcv.srcPort};transport=${ctx.rcv.proto}`
+        : '';
   const socket = ctx.svc.socketName?.(ctx.rcv.socketIdx) ?? '';
   const contacts = star ? [] : msg.contacts();
   const bindings = contacts.map((c) => {
@@ -81,7 +95,12 @@ async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string)
       callId: msg.callId(),
       cseq,
       received,
-      path: cfg.usePath ? msg.headersNamed('Path').map((h) => h.value).join(',') : '',
+      path: cfg.usePath
+        ? msg
+            .headersNamed('Path')
+            .map((h) => h.value)
+            .join(',')
+        : '',
       userAgent: msg.header('User-Agent')?.value ?? '',
       socket,
       cflags: bflags,
@@ -89,7 +108,8 @@ async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string)
   });
   let result;
   try {
-    if ((flags & FLAG_SINGLE_CONTACT) !== 0 && bindings.length > 0) await saveBindings({ aor, bindings: [], removeAll: true, maxContacts: 0 });
+    if ((flags & FLAG_SINGLE_CONTACT) !== 0 && bindings.length > 0)
+      await saveBindings({ aor, bindings: [], removeAll: true, maxContacts: 0 });
     result = await saveBindings({ aor, bindings, removeAll: star, maxContacts: cfg.maxContacts });
   } catch (e) {
     ctx.svc.log.err(`save(): the location table did not answer: ${(e as Error).message}`);
@@ -160,14 +180,24 @@ export const registrar: ModuleExports = {
     { name: 'max_expires', type: 'int', default: 0 },
     { name: 'max_contacts', type: 'int', default: 0 },
     { name: 'append_branches', type: 'int', default: 1 },
-    { name: 'method_filtering', type: 'int', default: 0, noEffect: 'lookup() does not filter contacts by their methods' },
+    {
+      name: 'method_filtering',
+      type: 'int',
+      default: 0,
+      noEffect: 'lookup() does not filter contacts by their methods',
+    },
     { name: 'use_path', type: 'int', default: 0 },
     { name: 'path_mode', type: 'int', default: 2, noEffect: 'Path is stored as use_path says; no Path support check' },
     { name: 'path_use_received', type: 'int', default: 0, noEffect: 'the received parameter of a Path is not used' },
     { name: 'gruu_enabled', type: 'int', default: 0, noEffect: 'no GRUUs are issued' },
     { name: 'default_q', type: 'int', default: -1, noEffect: 'a contact without q is stored without one' },
     { name: 'case_sensitive', type: 'int', default: 1, noEffect: 'AoRs are compared as written (case-sensitive)' },
-    { name: 'received_avp', type: 'str', default: '', check: (v) => (v === '' || avpName(String(v)) !== null ? null : 'expected $avp(name)') },
+    {
+      name: 'received_avp',
+      type: 'str',
+      default: '',
+      check: (v) => (v === '' || avpName(String(v)) !== null ? null : 'expected $avp(name)'),
+    },
   ],
   functions: [
     { name: 'save', args: [{ kind: 'str' }, optInt, optStr], routes: REQ, mayAwait: true, fn: save },
@@ -175,7 +205,8 @@ export const registrar: ModuleExports = {
     { name: 'registered', args: [{ kind: 'str' }, optStr], mayAwait: true, fn: registered },
   ],
   initWorker(env: ModuleEnv): void {
-    if (!env.script.modules.includes('usrloc')) throw new SwitchyardError('SY_ERR_MODULE_INIT', 'registrar needs the location table: loadmodule "usrloc.so"');
+    if (!env.script.modules.includes('usrloc'))
+      throw new SwitchyardError('SY_ERR_MODULE_INIT', 'registrar needs the location table: loadmodule "usrloc.so"');
     const n = (k: string): number => env.params.get(k) as number;
     cfg.defaultExpires = n('default_expires');
     cfg.minExpires = n('min_expires');

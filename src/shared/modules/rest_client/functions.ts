@@ -40,7 +40,13 @@ export function restAppendHf(ctx: ScriptContext, txt: string): number {
  * to this message (they apply to one request, as in OpenSIPS) and runs the
  * transfer. Never rejects.
  */
-export function restRequest(ctx: ScriptContext | null, method: TransferRequest['method'], url: string, body: string | null, ctype: string | null): Promise<TransferResult> {
+export function restRequest(
+  ctx: ScriptContext | null,
+  method: TransferRequest['method'],
+  url: string,
+  body: string | null,
+  ctype: string | null,
+): Promise<TransferResult> {
   let headers: string[] | null = null;
   if (ctx !== null) {
     headers = (ctx.ext[kPendingHeaders] as string[] | undefined) ?? null;
@@ -53,20 +59,46 @@ export function restRequest(ctx: ScriptContext | null, method: TransferRequest['
   return transfers.transfer({ method, url, body, ctype, headers });
 }
 
-function store(ctx: ScriptContext, r: TransferResult, bodyPv: PvarRef, ctypePv: PvarRef | undefined, codePv: PvarRef | undefined): number {
+function store(
+  ctx: ScriptContext,
+  r: TransferResult,
+  bodyPv: PvarRef,
+  ctypePv: PvarRef | undefined,
+  codePv: PvarRef | undefined,
+): number {
   if (r.body !== null) bodyPv.set(ctx, r.body);
   if (ctypePv !== undefined && r.ctype !== null) ctypePv.set(ctx, r.ctype);
   codePv?.set(ctx, r.status);
   return r.rc;
 }
 
-async function wGet(ctx: ScriptContext, url: string, bodyPv: PvarRef, ctypePv?: PvarRef, codePv?: PvarRef): Promise<number> {
+async function wGet(
+  ctx: ScriptContext,
+  url: string,
+  bodyPv: PvarRef,
+  ctypePv?: PvarRef,
+  codePv?: PvarRef,
+): Promise<number> {
   return store(ctx, await restRequest(ctx, 'GET', url, null, null), bodyPv, ctypePv, codePv);
 }
 
 function wUpload(method: 'POST' | 'PUT') {
-  return async (ctx: ScriptContext, url: string, body: string, ctype: string | undefined, bodyPv: PvarRef, ctypePv?: PvarRef, codePv?: PvarRef): Promise<number> =>
-    store(ctx, await restRequest(ctx, method, url, body, ctype === undefined || ctype === '' ? null : ctype), bodyPv, ctypePv, codePv);
+  return async (
+    ctx: ScriptContext,
+    url: string,
+    body: string,
+    ctype: string | undefined,
+    bodyPv: PvarRef,
+    ctypePv?: PvarRef,
+    codePv?: PvarRef,
+  ): Promise<number> =>
+    store(
+      ctx,
+      await restRequest(ctx, method, url, body, ctype === undefined || ctype === '' ? null : ctype),
+      bodyPv,
+      ctypePv,
+      codePv,
+    );
 }
 
 const uploadArgs = [
@@ -136,4 +168,7 @@ function transformation(name: string, f: (s: string) => string): TransformationS
   return { name, args: [], apply: (v: Value): Value => (v === null ? null : f(String(v))) };
 }
 
-export const TRANSFORMATIONS: readonly TransformationSpec[] = [transformation('rest.escape', restEscape), transformation('rest.unescape', restUnescape)];
+export const TRANSFORMATIONS: readonly TransformationSpec[] = [
+  transformation('rest.escape', restEscape),
+  transformation('rest.unescape', restUnescape),
+];

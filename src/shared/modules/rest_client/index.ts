@@ -11,11 +11,31 @@ const COUNTERS: readonly CounterSpec[] = [
   { name: 'ok', kind: 'counter', description: 'transfers that got a complete HTTP reply (any status)' },
   { name: 'refused', kind: 'counter', description: 'transfers that could not connect (-1)' },
   { name: 'conn_timeout', kind: 'counter', description: 'transfers over connection_timeout while connecting (-2)' },
-  { name: 'transfer_timeout', kind: 'counter', description: 'transfers over curl_timeout once connected or while queued (-3)' },
-  { name: 'error', kind: 'counter', description: 'transfers failed otherwise: TLS, bad URL, max_transfer_size, queue full (-4, -10)' },
-  { name: 'transfers_inflight', kind: 'gauge', description: 'transfers running in this worker (bounded by max_async_transfers)' },
-  { name: 'transfers_queued', kind: 'gauge', description: 'transfers waiting for a max_async_transfers slot in this worker' },
-  { name: 'queued_transfers', kind: 'counter', description: 'transfers that had to wait for a max_async_transfers slot' },
+  {
+    name: 'transfer_timeout',
+    kind: 'counter',
+    description: 'transfers over curl_timeout once connected or while queued (-3)',
+  },
+  {
+    name: 'error',
+    kind: 'counter',
+    description: 'transfers failed otherwise: TLS, bad URL, max_transfer_size, queue full (-4, -10)',
+  },
+  {
+    name: 'transfers_inflight',
+    kind: 'gauge',
+    description: 'transfers running in this worker (bounded by max_async_transfers)',
+  },
+  {
+    name: 'transfers_queued',
+    kind: 'gauge',
+    description: 'transfers waiting for a max_async_transfers slot in this worker',
+  },
+  {
+    name: 'queued_transfers',
+    kind: 'counter',
+    description: 'transfers that had to wait for a max_async_transfers slot',
+  },
 ];
 
 let current: RestTransfers | null = null;

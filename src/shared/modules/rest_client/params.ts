@@ -5,8 +5,10 @@ import { SwitchyardError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ModParamSpec } from '../types.js';
 
-const nonNegative = (v: number | string): string | null => (typeof v === 'number' && v >= 0 ? null : 'must be an integer >= 0');
-const positive = (v: number | string): string | null => (typeof v === 'number' && v > 0 ? null : 'must be an integer > 0');
+const nonNegative = (v: number | string): string | null =>
+  typeof v === 'number' && v >= 0 ? null : 'must be an integer >= 0';
+const positive = (v: number | string): string | null =>
+  typeof v === 'number' && v > 0 ? null : 'must be an integer > 0';
 const flag = (v: number | string): string | null => (v === 0 || v === 1 ? null : 'must be 0 or 1');
 
 /**
@@ -18,7 +20,8 @@ export const HTTP_VERSION = { NONE: 0, V1_0: 1, V1_1: 2, V2: 3, V2_TLS: 4, V2_PR
 
 function checkHttpVersion(v: number | string): string | null {
   if (v === HTTP_VERSION.V1_0) return '1 (HTTP/1.0) is not supported: requests are sent as HTTP/1.1; use 0 or 2';
-  if (v === HTTP_VERSION.V2_PRIOR_KNOWLEDGE) return '5 (HTTP/2 prior knowledge) is not supported; use 3 or 4 (HTTP/2 over TLS via ALPN)';
+  if (v === HTTP_VERSION.V2_PRIOR_KNOWLEDGE)
+    return '5 (HTTP/2 prior knowledge) is not supported; use 3 or 4 (HTTP/2 over TLS via ALPN)';
   return v === 0 || v === 2 || v === 3 || v === 4 ? null : 'must be 0, 2, 3 or 4';
 }
 
@@ -67,8 +70,13 @@ function value(params: ParamMap, name: string): number | string {
   const v = Array.isArray(raw) ? raw[raw.length - 1] : raw;
   if (v === undefined) return spec.default!;
   const coerced = spec.type === 'int' && typeof v === 'string' ? (v === 'true' ? 1 : v === 'false' ? 0 : Number(v)) : v;
-  const bad = spec.type === 'int' && !Number.isInteger(coerced) ? 'must be an integer' : (spec.check?.(coerced) ?? null);
-  if (bad !== null) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `modparam("rest_client", "${name}", ${JSON.stringify(v)}): ${bad}`);
+  const bad =
+    spec.type === 'int' && !Number.isInteger(coerced) ? 'must be an integer' : (spec.check?.(coerced) ?? null);
+  if (bad !== null)
+    throw new SwitchyardError(
+      'SY_ERR_CFG_BAD_VALUE',
+      `modparam("rest_client", "${name}", ${JSON.stringify(v)}): ${bad}`,
+    );
   return coerced;
 }
 
@@ -115,14 +123,18 @@ export function resolveConfig(params: ParamMap, log: Logger): RestConfig {
   const capath = value(params, 'ssl_capath') as string;
   const certfile = value(params, 'ssl_certfile') as string;
   const keyfile = value(params, 'ssl_keyfile') as string;
-  if ((certfile === '') !== (keyfile === '')) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', 'rest_client: ssl_certfile and ssl_keyfile go together');
+  if ((certfile === '') !== (keyfile === ''))
+    throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', 'rest_client: ssl_certfile and ssl_keyfile go together');
   let ca: string[] | null = null;
   if (capath !== '') {
     const extra = readCaPath(capath);
     if (extra.length === 0) log.warn(`rest_client: no CA certificate found in ssl_capath "${capath}"`);
     ca = [...rootCertificates, ...extra];
   }
-  if (value(params, 'enable_expect_100') === 1) log.warn('rest_client: enable_expect_100 is accepted but not applied (undici does not send Expect: 100-continue over HTTP/1.1)');
+  if (value(params, 'enable_expect_100') === 1)
+    log.warn(
+      'rest_client: enable_expect_100 is accepted but not applied (undici does not send Expect: 100-continue over HTTP/1.1)',
+    );
   const httpVersion = value(params, 'curl_http_version') as number;
   // checked, though there is nothing for them to tune (see README)
   value(params, 'connect_poll_interval');

@@ -64,7 +64,8 @@ const MIN_START_MS = 10;
 /** libcurl's outcome classes, as OpenSIPS maps them (rest_easy_perform) */
 function classify(err: unknown, connected: boolean): number {
   let code = (err as { code?: unknown }).code;
-  if (code === undefined && err instanceof AggregateError) code = (err.errors[0] as { code?: unknown } | undefined)?.code;
+  if (code === undefined && err instanceof AggregateError)
+    code = (err.errors[0] as { code?: unknown } | undefined)?.code;
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || (code === 'ETIMEDOUT' && !connected)) return RCL.CONNECT_TIMEOUT;
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return RCL.TRANSFER_TIMEOUT;
   if (code === ALREADY_CONNECTING) return RCL.ALREADY_CONNECTING;
@@ -164,7 +165,12 @@ class Transfer implements Dispatcher.DispatchHandler {
   readonly opts: Dispatcher.DispatchOptions;
   readonly resolve: (r: TransferResult) => void;
 
-  constructor(owner: RestTransfers, req: TransferRequest, opts: Dispatcher.DispatchOptions, resolve: (r: TransferResult) => void) {
+  constructor(
+    owner: RestTransfers,
+    req: TransferRequest,
+    opts: Dispatcher.DispatchOptions,
+    resolve: (r: TransferResult) => void,
+  ) {
     this.owner = owner;
     this.req = req;
     this.opts = opts;
@@ -207,12 +213,16 @@ class Transfer implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.state === State.DONE) return;
     const rc = classify(err, this.connected);
-    this.owner.log.err(`rest_client: ${this.req.method} ${this.req.url} failed (${rc}): ${(err as { code?: string }).code ?? err.name} ${err.message}`);
+    this.owner.log.err(
+      `rest_client: ${this.req.method} ${this.req.url} failed (${rc}): ${(err as { code?: string }).code ?? err.name} ${err.message}`,
+    );
     this.settle(rc);
   }
 
   #tooLarge(controller: Dispatcher.DispatchController): void {
-    this.owner.log.err(`rest_client: ${this.req.method} ${this.req.url}: reply larger than max_transfer_size (${this.owner.cfg.maxTransferSize / 1024} KB)`);
+    this.owner.log.err(
+      `rest_client: ${this.req.method} ${this.req.url}: reply larger than max_transfer_size (${this.owner.cfg.maxTransferSize / 1024} KB)`,
+    );
     this.chunks = [];
     this.settle(RCL.INTERNAL_ERR);
     controller.abort(new SwitchyardError('SY_ERR_ABORTED', 'rest_client: max_transfer_size exceeded'));
@@ -228,7 +238,9 @@ class Transfer implements Dispatcher.DispatchHandler {
     }
     // libcurl's rule: a timeout before the connection was up is a connect timeout
     const rc = this.connected ? RCL.TRANSFER_TIMEOUT : RCL.CONNECT_TIMEOUT;
-    this.owner.log.err(`rest_client: ${this.req.method} ${this.req.url}: ${this.connected ? 'transfer' : 'connect'} timeout (curl_timeout ${this.owner.cfg.transferTimeoutMs / 1000} s)`);
+    this.owner.log.err(
+      `rest_client: ${this.req.method} ${this.req.url}: ${this.connected ? 'transfer' : 'connect'} timeout (curl_timeout ${this.owner.cfg.transferTimeoutMs / 1000} s)`,
+    );
     const controller = this.controller;
     this.settle(rc);
     controller?.abort(new SwitchyardError('SY_ERR_ABORTED', 'rest_client: curl_timeout'));
@@ -242,7 +254,11 @@ class Transfer implements Dispatcher.DispatchHandler {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const withReply = this.status > 0 && (rc === RCL.OK || rc === RCL.TRANSFER_TIMEOUT);
-    const body = withReply ? (this.chunks.length === 1 ? this.chunks[0]!.toString('utf8') : Buffer.concat(this.chunks).toString('utf8')) : null;
+    const body = withReply
+      ? this.chunks.length === 1
+        ? this.chunks[0]!.toString('utf8')
+        : Buffer.concat(this.chunks).toString('utf8')
+      : null;
     this.chunks = [];
     this.resolve({ rc, status: this.status, body, ctype: withReply ? this.ctype : null });
     this.owner.done(this, rc, wasRunning);
@@ -327,7 +343,9 @@ export class RestTransfers {
         return;
       }
       if (!this.#queue.push(t)) {
-        this.log.err(`rest_client: ${this.#queue.length} transfers queued (max_queued_transfers), failing ${req.method} ${req.url}`);
+        this.log.err(
+          `rest_client: ${this.#queue.length} transfers queued (max_queued_transfers), failing ${req.method} ${req.url}`,
+        );
         t.settle(RCL.INTERNAL_ERR);
         return;
       }
@@ -342,7 +360,9 @@ export class RestTransfers {
     this.#queuedSinceWarn++;
     const now = Date.now();
     if (now - this.#lastWarn < WARN_EVERY_MS) return;
-    this.log.warn(`rest_client: max_async_transfers (${this.cfg.maxInFlight}) reached in this worker: ${this.#queuedSinceWarn} transfer(s) queued since the last warning, ${this.#queue.length} waiting`);
+    this.log.warn(
+      `rest_client: max_async_transfers (${this.cfg.maxInFlight}) reached in this worker: ${this.#queuedSinceWarn} transfer(s) queued since the last warning, ${this.#queue.length} waiting`,
+    );
     this.#lastWarn = now;
     this.#queuedSinceWarn = 0;
   }
@@ -361,7 +381,17 @@ export class RestTransfers {
   /** called once per transfer when it settles */
   done(t: Transfer, rc: number, wasRunning: boolean): void {
     const c = this.#c;
-    this.#counters.inc(rc === RCL.OK ? c.ok : rc === RCL.CONNECT_REFUSED ? c.refused : rc === RCL.CONNECT_TIMEOUT ? c.connTimeout : rc === RCL.TRANSFER_TIMEOUT ? c.transferTimeout : c.error);
+    this.#counters.inc(
+      rc === RCL.OK
+        ? c.ok
+        : rc === RCL.CONNECT_REFUSED
+          ? c.refused
+          : rc === RCL.CONNECT_TIMEOUT
+            ? c.connTimeout
+            : rc === RCL.TRANSFER_TIMEOUT
+              ? c.transferTimeout
+              : c.error,
+    );
     if (!wasRunning) {
       // expired while queued: it is at the head (see the file comment)
       if (this.#queue.peek() === t) {

@@ -56,7 +56,13 @@ function asUri(u: string): string {
  * the script did not record-route it. Called by whatever sends the request
  * (t_relay branches, stateless forward).
  */
-export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | undefined, out: ListenSocket, outProto: string = out.proto, outPeer?: string): string {
+export function recordRouteHeaders(
+  ctx: ScriptContext,
+  inSock: ListenSocket | undefined,
+  out: ListenSocket,
+  outProto: string = out.proto,
+  outPeer?: string,
+): string {
   const w = ctx.ext.rr as RrWish | undefined;
   if (w === undefined) return '';
   const lr = lrAndFtag(ctx);
@@ -67,15 +73,21 @@ export function recordRouteHeaders(ctx: ScriptContext, inSock: ListenSocket | un
   const inbound = inSock ?? out;
   // a WebSocket connection on a tcp/tls listener (Kamailio): the caller's side says ws/wss
   const inProto = ctx.rcv.proto === 'ws' || ctx.rcv.proto === 'wss' ? ctx.rcv.proto : inbound.proto;
-  const differs = inProto !== outProto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
-  if (doubleRr === 2 || (doubleRr === 1 && differs)) return `Record-Route: <${sockUri(out, ctx.ext, outProto, outPeer)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, {}, inProto, ctx.rcv.srcIp)};r2=on${lr}${w.params}>\r\n`;
+  const differs =
+    inProto !== outProto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
+  if (doubleRr === 2 || (doubleRr === 1 && differs))
+    return `Record-Route: <${sockUri(out, ctx.ext, outProto, outPeer)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, {}, inProto, ctx.rcv.srcIp)};r2=on${lr}${w.params}>\r\n`;
   return `Record-Route: <${sockUri(inbound, ctx.ext, inProto, ctx.rcv.srcIp)}${lr}${w.params}>\r\n`;
 }
 
 function recordRoute(ctx: ScriptContext, params?: string): number {
   if (!ctx.msg.isRequest) return -1;
   const p = params ? (params.startsWith(';') ? params : `;${params}`) : '';
-  ctx.ext.rr = { params: p + ((ctx.ext.rrAdd as string | undefined) ?? ''), preset: null, preset2: null } satisfies RrWish;
+  ctx.ext.rr = {
+    params: p + ((ctx.ext.rrAdd as string | undefined) ?? ''),
+    preset: null,
+    preset2: null,
+  } satisfies RrWish;
   return 1;
 }
 
@@ -190,8 +202,18 @@ function topLevelCommas(s: string): number[] {
 }
 
 const functions: FunctionSpec[] = [
-  { name: 'record_route', args: [{ kind: 'str', optional: true }], routes: REQ, fn: (ctx, p?: string) => recordRoute(ctx, p) },
-  { name: 'record_route_preset', args: [{ kind: 'str' }, { kind: 'str', optional: true }], routes: REQ, fn: (ctx, uri: string, uri2?: string) => recordRoutePreset(ctx, uri, uri2) },
+  {
+    name: 'record_route',
+    args: [{ kind: 'str', optional: true }],
+    routes: REQ,
+    fn: (ctx, p?: string) => recordRoute(ctx, p),
+  },
+  {
+    name: 'record_route_preset',
+    args: [{ kind: 'str' }, { kind: 'str', optional: true }],
+    routes: REQ,
+    fn: (ctx, uri: string, uri2?: string) => recordRoutePreset(ctx, uri, uri2),
+  },
   { name: 'loose_route', args: [], routes: REQ, fn: looseRoute },
   { name: 'has_totag', args: [], fn: (ctx) => (ctx.msg.to().tag !== '' ? 1 : -1) },
   { name: 'add_rr_param', args: [{ kind: 'str' }], routes: REQ, fn: addRrParam },
@@ -203,7 +225,12 @@ export const rr: ModuleExports = {
   params: [
     { name: 'enable_full_lr', type: 'int', default: 0 },
     { name: 'append_fromtag', type: 'int', default: 1 },
-    { name: 'enable_double_rr', type: 'int', default: 1, check: (v) => ([0, 1, 2].includes(Number(v)) ? null : 'must be 0, 1 or 2') },
+    {
+      name: 'enable_double_rr',
+      type: 'int',
+      default: 1,
+      check: (v) => ([0, 1, 2].includes(Number(v)) ? null : 'must be 0, 1 or 2'),
+    },
   ],
   functions,
   initWorker(env: ModuleEnv): void {

@@ -102,7 +102,9 @@ async function ng(ctx: ScriptContext, command: string, dict: NgDict): Promise<Re
   }
   const result = str(r.result);
   if (result !== 'ok' && result !== 'pong') {
-    ctx.svc.log.err(`rtpengine: ${relay.url} refused "${command}" for ${ctx.msg.callId()}: ${str(r['error-reason'] ?? r.result)}`);
+    ctx.svc.log.err(
+      `rtpengine: ${relay.url} refused "${command}" for ${ctx.msg.callId()}: ${str(r['error-reason'] ?? r.result)}`,
+    );
     return null;
   }
   return r;
@@ -190,18 +192,48 @@ export const rtpengine: ModuleExports = {
   params: [
     { name: 'rtpengine_sock', type: 'str', multi: true, check: sockCheck },
     { name: 'rtpengine_disable_tout', type: 'int', default: 60 },
-    { name: 'rtpengine_tout_ms', type: 'int', default: 1000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
+    {
+      name: 'rtpengine_tout_ms',
+      type: 'int',
+      default: 1000,
+      check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)'),
+    },
     { name: 'rtpengine_retr', type: 'int', default: 5, check: (v) => (Number(v) >= 0 ? null : 'must be >= 0') },
-    { name: 'queried_nodes_limit', type: 'int', default: 50, noEffect: 'one relay of the set is asked, by Call-ID hash' },
+    {
+      name: 'queried_nodes_limit',
+      type: 'int',
+      default: 50,
+      noEffect: 'one relay of the set is asked, by Call-ID hash',
+    },
     { name: 'extra_id_pv', type: 'str', default: '', noEffect: 'no per-branch sessions' },
     { name: 'setid_avp', type: 'str', default: '', noEffect: 'use set_rtpengine_set()' },
-    { name: 'force_send_interface', type: 'str', default: '', noEffect: 'commands leave from an address the system picks' },
+    {
+      name: 'force_send_interface',
+      type: 'str',
+      default: '',
+      noEffect: 'commands leave from an address the system picks',
+    },
     { name: 'read_sdp_pv', type: 'str', default: '', noEffect: 'the SDP is read from the message' },
     { name: 'write_sdp_pv', type: 'str', default: '', noEffect: 'the SDP is written into the message' },
     { name: 'rtp_inst_pvar', type: 'str', default: '', noEffect: 'the chosen relay is not stored' },
-    { name: 'hash_table_size', type: 'int', default: 256, noEffect: 'a call goes to its relay by Call-ID hash, nothing is stored' },
-    { name: 'hash_table_tout', type: 'int', default: 3600, noEffect: 'a call goes to its relay by Call-ID hash, nothing is stored' },
-    { name: 'db_url', type: 'str', default: '', check: (v) => (v === '' ? null : 'relay sets from a database are not available: use rtpengine_sock') },
+    {
+      name: 'hash_table_size',
+      type: 'int',
+      default: 256,
+      noEffect: 'a call goes to its relay by Call-ID hash, nothing is stored',
+    },
+    {
+      name: 'hash_table_tout',
+      type: 'int',
+      default: 3600,
+      noEffect: 'a call goes to its relay by Call-ID hash, nothing is stored',
+    },
+    {
+      name: 'db_url',
+      type: 'str',
+      default: '',
+      check: (v) => (v === '' ? null : 'relay sets from a database are not available: use rtpengine_sock'),
+    },
   ],
   functions,
   initWorker(env: ModuleEnv): void {
@@ -215,12 +247,19 @@ export const rtpengine: ModuleExports = {
     }
     state.sets = sets;
     state.control?.close();
-    const control = new RelayControl(Number(p.get('rtpengine_tout_ms')), Number(p.get('rtpengine_retr')), Number(p.get('rtpengine_disable_tout')) * 1000);
+    const control = new RelayControl(
+      Number(p.get('rtpengine_tout_ms')),
+      Number(p.get('rtpengine_retr')),
+      Number(p.get('rtpengine_disable_tout')) * 1000,
+    );
     state.control = control;
     // as Kamailio at start: a relay that does not answer "ping" is left alone for rtpengine_disable_tout
     for (const relay of [...sets.values()].flat()) {
       void control.command(relay, Buffer.from(bencode.encode({ command: 'ping' }))).then((a) => {
-        if (a === null) env.log.warn(`rtpengine: ${relay.url} does not answer; marked down for ${String(p.get('rtpengine_disable_tout'))} s`);
+        if (a === null)
+          env.log.warn(
+            `rtpengine: ${relay.url} does not answer; marked down for ${String(p.get('rtpengine_disable_tout'))} s`,
+          );
       });
     }
   },

@@ -23,7 +23,10 @@ export function parseRelayUrl(spec: string): RelayAddress | string {
   const w = /=(\d+)$/.exec(spec);
   const url = w ? spec.slice(0, w.index) : spec;
   const m = /^(udp6?):(\[[^\]]+\]|[^:]+):(\d+)$/.exec(url);
-  if (!m) return /^unix:/.test(url) ? `"${spec}": unix sockets are not supported, use udp:host:port` : `"${spec}": expected udp:host:port`;
+  if (!m)
+    return /^unix:/.test(url)
+      ? `"${spec}": unix sockets are not supported, use udp:host:port`
+      : `"${spec}": expected udp:host:port`;
   let host = m[2]!.replace(/^\[|\]$/g, '');
   if (host === 'localhost') host = m[1] === 'udp6' ? '::1' : '127.0.0.1';
   if (!isIP(host)) return `"${spec}": the host must be an IP address`;
@@ -106,7 +109,10 @@ export class RelayControl {
   /** the payload of the relay's answer (cookie stripped), or null when it did not answer */
   command(r: RelayAddress, payload: string | Buffer): Promise<Buffer | null> {
     const cookie = `${this.#prefix}_${(this.#seq++).toString(36)}`;
-    const data = Buffer.concat([Buffer.from(cookie + ' ', 'latin1'), typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload]);
+    const data = Buffer.concat([
+      Buffer.from(cookie + ' ', 'latin1'),
+      typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload,
+    ]);
     const sock = this.#socket(r.host);
     return new Promise((resolve) => {
       let left = this.#retries;

@@ -81,7 +81,16 @@ interface Flags {
 }
 
 function parseFlags(s: string): Flags {
-  const f: Flags = { asymmetric: false, trustSdp: false, origin: false, sessionConn: false, force: false, lookup: false, modifiers: '', noToTag: false };
+  const f: Flags = {
+    asymmetric: false,
+    trustSdp: false,
+    origin: false,
+    sessionConn: false,
+    force: false,
+    lookup: false,
+    modifiers: '',
+    noToTag: false,
+  };
   for (let i = 0; i < s.length; i++) {
     const c = s[i]!;
     switch (c.toLowerCase()) {
@@ -224,8 +233,18 @@ const oS = { kind: 'str', optional: true } as const;
 
 const functions: FunctionSpec[] = [
   { name: 'rtpproxy_manage', args: [oS, oS], mayAwait: true, fn: manage },
-  { name: 'rtpproxy_offer', args: [oS, oS], mayAwait: true, fn: (ctx, f?: string, ip?: string) => offerAnswer(ctx, true, f, ip) },
-  { name: 'rtpproxy_answer', args: [oS, oS], mayAwait: true, fn: (ctx, f?: string, ip?: string) => offerAnswer(ctx, false, f, ip) },
+  {
+    name: 'rtpproxy_offer',
+    args: [oS, oS],
+    mayAwait: true,
+    fn: (ctx, f?: string, ip?: string) => offerAnswer(ctx, true, f, ip),
+  },
+  {
+    name: 'rtpproxy_answer',
+    args: [oS, oS],
+    mayAwait: true,
+    fn: (ctx, f?: string, ip?: string) => offerAnswer(ctx, false, f, ip),
+  },
   { name: 'rtpproxy_destroy', args: [oS], mayAwait: true, fn: (ctx, f?: string) => destroy(ctx, f) },
   { name: 'unforce_rtp_proxy', args: [], mayAwait: true, fn: (ctx) => destroy(ctx) },
   {
@@ -253,7 +272,13 @@ function setsOf(values: ReadonlyArray<number | string>): Map<number, RelayAddres
 export const rtpproxy: ModuleExports = {
   name: 'rtpproxy',
   params: [
-    { name: 'rtpproxy_sock', type: 'str', multi: true, check: (v) => (String(v).trim() === '' ? null : ((r) => (typeof r === 'string' ? r : null))(parseRelaySet(String(v)))) },
+    {
+      name: 'rtpproxy_sock',
+      type: 'str',
+      multi: true,
+      check: (v) =>
+        String(v).trim() === '' ? null : ((r) => (typeof r === 'string' ? r : null))(parseRelaySet(String(v))),
+    },
     { name: 'rtpproxy_disable_tout', type: 'int', default: 60 },
     { name: 'rtpproxy_tout', type: 'int', default: 1, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (seconds)') },
     { name: 'rtpproxy_retr', type: 'int', default: 5, check: (v) => (Number(v) >= 0 ? null : 'must be >= 0') },
@@ -261,7 +286,12 @@ export const rtpproxy: ModuleExports = {
     { name: 'timeout_socket', type: 'str', default: '', noEffect: 'no media timeout notifications' },
     { name: 'ice_candidate_priority_avp', type: 'str', default: '', noEffect: 'no ICE relay candidates are added' },
     { name: 'extra_id_pv', type: 'str', default: '', noEffect: 'flag b (per-branch sessions) is not wired' },
-    { name: 'db_url', type: 'str', default: '', check: (v) => (v === '' ? null : 'relay sets from a database are not available: use rtpproxy_sock') },
+    {
+      name: 'db_url',
+      type: 'str',
+      default: '',
+      check: (v) => (v === '' ? null : 'relay sets from a database are not available: use rtpproxy_sock'),
+    },
     { name: 'table_name', type: 'str', default: 'rtpproxy', noEffect: 'no relay sets from a database' },
     { name: 'rtp_inst_pvar', type: 'str', default: '', noEffect: 'the chosen relay is not stored' },
   ],
@@ -273,12 +303,19 @@ export const rtpproxy: ModuleExports = {
     state.sets = sets;
     state.marker = String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '');
     state.control?.close();
-    state.control = new RelayControl(Number(p.get('rtpproxy_tout')) * 1000, Number(p.get('rtpproxy_retr')), Number(p.get('rtpproxy_disable_tout')) * 1000);
+    state.control = new RelayControl(
+      Number(p.get('rtpproxy_tout')) * 1000,
+      Number(p.get('rtpproxy_retr')),
+      Number(p.get('rtpproxy_disable_tout')) * 1000,
+    );
     // as Kamailio at start: a relay that does not answer the version command is left alone for rtpproxy_disable_tout
     const control = state.control;
     for (const relay of [...sets.values()].flat()) {
       void control.command(relay, 'V').then((a) => {
-        if (a === null) env.log.warn(`rtpproxy: ${relay.url} does not answer; marked down for ${String(p.get('rtpproxy_disable_tout'))} s`);
+        if (a === null)
+          env.log.warn(
+            `rtpproxy: ${relay.url} does not answer; marked down for ${String(p.get('rtpproxy_disable_tout'))} s`,
+          );
       });
     }
   },

@@ -43,7 +43,13 @@ interface Failure {
   header?: string;
 }
 
-const settings = { checks: DEFAULT_CHECKS, uriChecks: DEFAULT_URI_CHECKS, proxyRequire: new Set<string>(), autodrop: true, noreply: false };
+const settings = {
+  checks: DEFAULT_CHECKS,
+  uriChecks: DEFAULT_URI_CHECKS,
+  proxyRequire: new Set<string>(),
+  autodrop: true,
+  noreply: false,
+};
 
 const uintOk = (s: string): boolean => /^\d{1,10}$/.test(s.trim()) && Number(s) <= 0xffffffff;
 
@@ -60,12 +66,21 @@ function uriOk(raw: string | undefined): boolean {
 function digestOk(value: string): boolean {
   if (!/^\s*Digest\s/i.test(value)) return true; // other schemes are not checked
   const fields = new Map<string, string>();
-  for (const m of value.matchAll(/([A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]+)/g)) fields.set(m[1]!.toLowerCase(), m[2]!);
+  for (const m of value.matchAll(/([A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]+)/g))
+    fields.set(m[1]!.toLowerCase(), m[2]!);
   return ['username', 'realm', 'nonce', 'uri', 'response'].every((k) => fields.has(k));
 }
 
 /** checks that make sense on a reply too (onreply_route); the others look at the request line */
-const REPLY_CHECKS = CHECK.VIA_SIP_VERSION | CHECK.VIA_PROTOCOL | CHECK.CSEQ_VALUE | CHECK.CONTENT_LENGTH | CHECK.EXPIRES_VALUE | CHECK.PARSE_URIS | CHECK.DUPLICATED_TAGS | CHECK.VIA1_HOST;
+const REPLY_CHECKS =
+  CHECK.VIA_SIP_VERSION |
+  CHECK.VIA_PROTOCOL |
+  CHECK.CSEQ_VALUE |
+  CHECK.CONTENT_LENGTH |
+  CHECK.EXPIRES_VALUE |
+  CHECK.PARSE_URIS |
+  CHECK.DUPLICATED_TAGS |
+  CHECK.VIA1_HOST;
 
 /** the first check of `checks` the message fails, or null */
 export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): Failure | null {
@@ -74,14 +89,21 @@ export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): F
     uriChecks &= ~URI_CHECK.RURI;
   }
   try {
-    if (checks & CHECK.RURI_SIP_VERSION && (msg as SipMsg & { version?: string }).version !== '2.0') return { code: 505, reason: 'Version Not Supported (R-URI)' };
-    if (checks & CHECK.RURI_SCHEME && !SCHEMES.has(msg.requestUri().scheme)) return { code: 416, reason: 'Unsupported URI Scheme in Request URI' };
-    if (checks & CHECK.REQUIRED_HEADERS && ['To', 'From', 'CSeq', 'Call-ID', 'Via'].some((h) => msg.header(h) === null)) return { code: 400, reason: 'Missing Required Header in Request' };
+    if (checks & CHECK.RURI_SIP_VERSION && (msg as SipMsg & { version?: string }).version !== '2.0')
+      return { code: 505, reason: 'Version Not Supported (R-URI)' };
+    if (checks & CHECK.RURI_SCHEME && !SCHEMES.has(msg.requestUri().scheme))
+      return { code: 416, reason: 'Unsupported URI Scheme in Request URI' };
+    if (checks & CHECK.REQUIRED_HEADERS && ['To', 'From', 'CSeq', 'Call-ID', 'Via'].some((h) => msg.header(h) === null))
+      return { code: 400, reason: 'Missing Required Header in Request' };
     const via = msg.topVia();
-    if (checks & CHECK.VIA_SIP_VERSION && via.proto.toUpperCase().replace(/\s+/g, '') !== 'SIP/2.0') return { code: 505, reason: 'Version Not Supported (Via)' };
-    if (checks & CHECK.VIA_PROTOCOL && !TRANSPORTS.has(via.transport)) return { code: 400, reason: 'Unsupported Transport in Topmost Via' };
-    if (checks & CHECK.CSEQ_METHOD && msg.isRequest && msg.cseq().method !== msg.method) return { code: 400, reason: 'CSeq method does not match request method' };
-    if (checks & CHECK.CSEQ_VALUE && !uintOk(String(msg.cseq().num))) return { code: 400, reason: 'CSeq number is illegal' };
+    if (checks & CHECK.VIA_SIP_VERSION && via.proto.toUpperCase().replace(/\s+/g, '') !== 'SIP/2.0')
+      return { code: 505, reason: 'Version Not Supported (Via)' };
+    if (checks & CHECK.VIA_PROTOCOL && !TRANSPORTS.has(via.transport))
+      return { code: 400, reason: 'Unsupported Transport in Topmost Via' };
+    if (checks & CHECK.CSEQ_METHOD && msg.isRequest && msg.cseq().method !== msg.method)
+      return { code: 400, reason: 'CSeq method does not match request method' };
+    if (checks & CHECK.CSEQ_VALUE && !uintOk(String(msg.cseq().num)))
+      return { code: 400, reason: 'CSeq number is illegal' };
     if (checks & CHECK.CONTENT_LENGTH) {
       const cl = msg.contentLength();
       if (cl !== null && cl !== msg.body().length) return { code: 400, reason: 'Content-Length mis-match' };
@@ -96,13 +118,19 @@ export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): F
         .flatMap((h) => h.value.split(','))
         .map((x) => x.trim())
         .filter((x) => x !== '' && !settings.proxyRequire.has(x.toLowerCase()));
-      if (unsupported.length > 0) return { code: 420, reason: 'Bad Extension', header: `Unsupported: ${unsupported.join(', ')}` };
+      if (unsupported.length > 0)
+        return { code: 420, reason: 'Bad Extension', header: `Unsupported: ${unsupported.join(', ')}` };
     }
     if (checks & CHECK.PARSE_URIS) {
       if (uriChecks & URI_CHECK.RURI && !uriOk(msg.ruri)) return { code: 400, reason: 'Bad Request URI' };
       if (uriChecks & URI_CHECK.FROM && !uriOk(msg.from().uri)) return { code: 400, reason: 'Bad From URI' };
       if (uriChecks & URI_CHECK.TO && !uriOk(msg.to().uri)) return { code: 400, reason: 'Bad To URI' };
-      if (uriChecks & URI_CHECK.CONTACT && msg.header('Contact') !== null && !msg.contacts().every((c) => c.uri === '*' || uriOk(c.uri))) return { code: 400, reason: 'Bad Contact URI' };
+      if (
+        uriChecks & URI_CHECK.CONTACT &&
+        msg.header('Contact') !== null &&
+        !msg.contacts().every((c) => c.uri === '*' || uriOk(c.uri))
+      )
+        return { code: 400, reason: 'Bad Contact URI' };
     }
     if (checks & (CHECK.DIGEST_CREDENTIALS | CHECK.AUTHORIZATION)) {
       const creds = [...msg.headersNamed('Authorization'), ...msg.headersNamed('Proxy-Authorization')];
@@ -110,7 +138,8 @@ export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): F
     }
     if (checks & CHECK.DUPLICATED_TAGS) {
       const tags = (v: string): number => (v.match(/;\s*tag\s*=/gi) ?? []).length;
-      if (tags(msg.header('From')!.value) > 1 || tags(msg.header('To')!.value) > 1) return { code: 400, reason: 'Duplicated tag' };
+      if (tags(msg.header('From')!.value) > 1 || tags(msg.header('To')!.value) > 1)
+        return { code: 400, reason: 'Duplicated tag' };
     }
     if (checks & CHECK.VIA1_HOST && via.host === '') return { code: 400, reason: 'Bad Via' };
     return null;
@@ -122,7 +151,9 @@ export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): F
 function check(ctx: ScriptContext, checks?: number, uriChecks?: number): number {
   const f = sanityFailure(ctx.msg, checks ?? settings.checks, uriChecks ?? settings.uriChecks);
   if (f === null) return 1;
-  ctx.svc.log.info(`sanity_check: ${f.code} ${f.reason} for ${ctx.msg.isRequest ? ctx.msg.method : 'a reply'} from ${ctx.rcv.srcIp}:${ctx.rcv.srcPort}`);
+  ctx.svc.log.info(
+    `sanity_check: ${f.code} ${f.reason} for ${ctx.msg.isRequest ? ctx.msg.method : 'a reply'} from ${ctx.rcv.srcIp}:${ctx.rcv.srcPort}`,
+  );
   if (!settings.noreply && ctx.msg.isRequest && ctx.msg.method !== 'ACK') {
     if (f.header) appendToReply(ctx, f.header);
     ctx.svc.sendReply(ctx, f.code, f.reason);

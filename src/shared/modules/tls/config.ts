@@ -68,7 +68,9 @@ export function parseMethod(v: string): { min: TlsVersion | undefined; max: TlsV
     return { min, max };
   }
   const one = VERSIONS[s];
-  return one ? { min: one, max: one } : `unknown TLS method "${v}" (SSLv23, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with + for "or newer")`;
+  return one
+    ? { min: one, max: one }
+    : `unknown TLS method "${v}" (SSLv23, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, with + for "or newer")`;
 }
 
 function bool(v: string | number): boolean | null {
@@ -100,7 +102,27 @@ interface Draft {
   opts: Map<string, string>;
 }
 
-const KAM_KEYS = new Set(['method', 'tls_method', 'verify_certificate', 'verify_depth', 'require_certificate', 'private_key', 'pkey_file', 'certificate', 'cert_file', 'ca_list', 'calist_file', 'ca_path', 'crl', 'cipher_list', 'ciphers', 'server_name', 'server_name_mode', 'server_id', 'verify_client']);
+const KAM_KEYS = new Set([
+  'method',
+  'tls_method',
+  'verify_certificate',
+  'verify_depth',
+  'require_certificate',
+  'private_key',
+  'pkey_file',
+  'certificate',
+  'cert_file',
+  'ca_list',
+  'calist_file',
+  'ca_path',
+  'crl',
+  'cipher_list',
+  'ciphers',
+  'server_name',
+  'server_name_mode',
+  'server_id',
+  'verify_client',
+]);
 
 function fromDraft(d: Draft, cfgDir: string, errors: string[]): TlsProfile {
   const get = (...keys: string[]): string | undefined => {
@@ -161,7 +183,12 @@ export function kamailioProfiles(p: KamailioTlsParams, cfgFile: string, errors: 
   for (const [k, v] of p.defaults) base.set(k, v);
   const drafts: Draft[] = [
     { name: 'server:default', role: 'server', addr: null, opts: new Map(base) },
-    { name: 'client:default', role: 'client', addr: null, opts: new Map([...base].filter(([k]) => k !== 'certificate' && k !== 'private_key')) },
+    {
+      name: 'client:default',
+      role: 'client',
+      addr: null,
+      opts: new Map([...base].filter(([k]) => k !== 'certificate' && k !== 'private_key')),
+    },
   ];
   if (p.config !== null) {
     const file = fileIn(cfgDir, p.config);
@@ -177,8 +204,10 @@ export function kamailioProfiles(p: KamailioTlsParams, cfgFile: string, errors: 
       // as in Kamailio: a file that defines profiles replaces the modparam defaults
       drafts.length = 0;
       drafts.push(...fromFile);
-      if (!drafts.some((d) => d.role === 'server' && d.addr === null)) drafts.push({ name: 'server:default', role: 'server', addr: null, opts: new Map(base) });
-      if (!drafts.some((d) => d.role === 'client' && d.addr === null)) drafts.push({ name: 'client:default', role: 'client', addr: null, opts: new Map() });
+      if (!drafts.some((d) => d.role === 'server' && d.addr === null))
+        drafts.push({ name: 'server:default', role: 'server', addr: null, opts: new Map(base) });
+      if (!drafts.some((d) => d.role === 'client' && d.addr === null))
+        drafts.push({ name: 'client:default', role: 'client', addr: null, opts: new Map() });
     }
     return drafts.map((d) => fromDraft(d, dirname(file), errors));
   }
@@ -225,7 +254,22 @@ export function parseTlsCfg(text: string, file: string, errors: string[]): Draft
 }
 
 /** OpenSIPS tls_mgm parameters that carry a `[domain]` prefix (without it: the default domains) */
-export const MGM_DOMAIN_PARAMS = ['certificate', 'private_key', 'ca_list', 'ca_dir', 'tls_method', 'verify_cert', 'require_cert', 'ciphers_list', 'dh_params', 'ec_curve', 'crl_dir', 'crl_check_all', 'match_ip_address', 'match_sip_domain'] as const;
+export const MGM_DOMAIN_PARAMS = [
+  'certificate',
+  'private_key',
+  'ca_list',
+  'ca_dir',
+  'tls_method',
+  'verify_cert',
+  'require_cert',
+  'ciphers_list',
+  'dh_params',
+  'ec_curve',
+  'crl_dir',
+  'crl_check_all',
+  'match_ip_address',
+  'match_sip_domain',
+] as const;
 
 /**
  * OpenSIPS tls_mgm: `server_domain`/`client_domain` name the domains
@@ -234,11 +278,24 @@ export const MGM_DOMAIN_PARAMS = ['certificate', 'private_key', 'ca_list', 'ca_d
  * without a prefix make the default domains (verify_cert and require_cert
  * default to 1, as in OpenSIPS).
  */
-export function tlsMgmProfiles(params: ReadonlyMap<string, number | string | Array<number | string>>, cfgFile: string, errors: string[]): TlsProfile[] {
+export function tlsMgmProfiles(
+  params: ReadonlyMap<string, number | string | Array<number | string>>,
+  cfgFile: string,
+  errors: string[],
+): TlsProfile[] {
   const cfgDir = dirname(resolve(cfgFile));
   const list = (name: string): string[] => [params.get(name) ?? []].flat().map(String);
   const drafts = new Map<string, Draft & { sipDomains: string[] }>();
-  const mk = (name: string, role: 'server' | 'client'): Draft & { sipDomains: string[] } => ({ name, role, addr: null, opts: new Map([['verify_certificate', '1'], ['require_certificate', '1']]), sipDomains: [] });
+  const mk = (name: string, role: 'server' | 'client'): Draft & { sipDomains: string[] } => ({
+    name,
+    role,
+    addr: null,
+    opts: new Map([
+      ['verify_certificate', '1'],
+      ['require_certificate', '1'],
+    ]),
+    sipDomains: [],
+  });
   drafts.set('server:default', mk('server:default', 'server'));
   drafts.set('client:default', mk('client:default', 'client'));
   for (const role of ['server', 'client'] as const) {
@@ -254,7 +311,12 @@ export function tlsMgmProfiles(params: ReadonlyMap<string, number | string | Arr
       drafts.set(name, d);
     }
   }
-  const KEYMAP: Record<string, string> = { tls_method: 'method', verify_cert: 'verify_certificate', require_cert: 'require_certificate', ciphers_list: 'cipher_list' };
+  const KEYMAP: Record<string, string> = {
+    tls_method: 'method',
+    verify_cert: 'verify_certificate',
+    require_cert: 'require_certificate',
+    ciphers_list: 'cipher_list',
+  };
   for (const param of MGM_DOMAIN_PARAMS) {
     for (const v of list(param)) {
       const m = /^\[([^\]]+)\](.*)$/.exec(v.trim());
@@ -278,7 +340,9 @@ export function tlsMgmProfiles(params: ReadonlyMap<string, number | string | Arr
     }
   }
   // named domains first: a named domain matching any address wins over the implicit default
-  const ordered = [...drafts.values()].filter((d) => !d.name.endsWith(':default')).concat(drafts.get('server:default')!, drafts.get('client:default')!);
+  const ordered = [...drafts.values()]
+    .filter((d) => !d.name.endsWith(':default'))
+    .concat(drafts.get('server:default')!, drafts.get('client:default')!);
   return ordered.map((d) => {
     const p = fromDraft(d, cfgDir, errors);
     return d.sipDomains.length ? { ...p, serverNames: d.sipDomains } : p;
@@ -289,7 +353,11 @@ export function tlsMgmProfiles(params: ReadonlyMap<string, number | string | Arr
 export function checkProfileFiles(profiles: readonly TlsProfile[]): string[] {
   const out: string[] = [];
   for (const p of profiles) {
-    for (const [what, f] of [['certificate', p.certificate], ['private_key', p.privateKey], ['ca_list', p.caList]] as const) {
+    for (const [what, f] of [
+      ['certificate', p.certificate],
+      ['private_key', p.privateKey],
+      ['ca_list', p.caList],
+    ] as const) {
       if (f === null) continue;
       try {
         readFileSync(f);

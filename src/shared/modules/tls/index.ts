@@ -5,8 +5,25 @@
  * the $tls_* pseudo-variables and is_peer_verified() that routes read, and
  * the reload/list management commands. See README.md.
  */
-import { RouteKind, type FunctionSpec, type ModParamSpec, type ModuleEnv, type ModuleExports, type PvarSpec, type RpcSpec, type ScriptContext, type Value } from '../types.js';
-import { checkProfileFiles, kamailioProfiles, MGM_DOMAIN_PARAMS, parseMethod, tlsMgmProfiles, type TlsProfile } from './config.js';
+import {
+  RouteKind,
+  type FunctionSpec,
+  type ModParamSpec,
+  type ModuleEnv,
+  type ModuleExports,
+  type PvarSpec,
+  type RpcSpec,
+  type ScriptContext,
+  type Value,
+} from '../types.js';
+import {
+  checkProfileFiles,
+  kamailioProfiles,
+  MGM_DOMAIN_PARAMS,
+  parseMethod,
+  tlsMgmProfiles,
+  type TlsProfile,
+} from './config.js';
 import { tlsConnections, type CertInfo, type TlsConnInfo } from './conn-info.js';
 import { SwitchyardError } from '../../errors.js';
 
@@ -40,15 +57,74 @@ const KAM_PROFILE_PARAMS: Record<string, string> = {
 };
 
 /** accepted so that scripts keep their lines; they change nothing here (warned at start, listed in the README) */
-const KAM_INERT = ['ca_path', 'crl', 'tls_disable_compression', 'ssl_release_buffers', 'ssl_freelist_max_len', 'ssl_max_send_fragment', 'ssl_read_ahead', 'send_close_notify', 'con_ct_wq_max', 'ct_wq_max', 'ct_wq_blk_size', 'tls_log', 'tls_debug', 'low_mem_threshold1', 'low_mem_threshold2', 'tls_force_run', 'session_cache', 'session_id', 'renegotiation', 'xavp_cfg', 'event_callback', 'rand_engine', 'engine', 'engine_config', 'engine_algorithms', 'verify_client', 'init_mode', 'keylog_mode', 'keylog_file', 'keylog_peer', 'verify_depth'];
-const KAM_INT = new Set(['verify_certificate', 'verify_depth', 'require_certificate', 'connection_timeout', 'tls_disable_compression', 'ssl_release_buffers', 'ssl_freelist_max_len', 'ssl_max_send_fragment', 'ssl_read_ahead', 'send_close_notify', 'con_ct_wq_max', 'ct_wq_max', 'ct_wq_blk_size', 'tls_log', 'tls_debug', 'low_mem_threshold1', 'low_mem_threshold2', 'tls_force_run', 'session_cache', 'renegotiation', 'init_mode', 'keylog_mode']);
+const KAM_INERT = [
+  'ca_path',
+  'crl',
+  'tls_disable_compression',
+  'ssl_release_buffers',
+  'ssl_freelist_max_len',
+  'ssl_max_send_fragment',
+  'ssl_read_ahead',
+  'send_close_notify',
+  'con_ct_wq_max',
+  'ct_wq_max',
+  'ct_wq_blk_size',
+  'tls_log',
+  'tls_debug',
+  'low_mem_threshold1',
+  'low_mem_threshold2',
+  'tls_force_run',
+  'session_cache',
+  'session_id',
+  'renegotiation',
+  'xavp_cfg',
+  'event_callback',
+  'rand_engine',
+  'engine',
+  'engine_config',
+  'engine_algorithms',
+  'verify_client',
+  'init_mode',
+  'keylog_mode',
+  'keylog_file',
+  'keylog_peer',
+  'verify_depth',
+];
+const KAM_INT = new Set([
+  'verify_certificate',
+  'verify_depth',
+  'require_certificate',
+  'connection_timeout',
+  'tls_disable_compression',
+  'ssl_release_buffers',
+  'ssl_freelist_max_len',
+  'ssl_max_send_fragment',
+  'ssl_read_ahead',
+  'send_close_notify',
+  'con_ct_wq_max',
+  'ct_wq_max',
+  'ct_wq_blk_size',
+  'tls_log',
+  'tls_debug',
+  'low_mem_threshold1',
+  'low_mem_threshold2',
+  'tls_force_run',
+  'session_cache',
+  'renegotiation',
+  'init_mode',
+  'keylog_mode',
+]);
 
-const INERT_NOTE = 'Node\'s OpenSSL runs with its own settings for this';
+const INERT_NOTE = "Node's OpenSSL runs with its own settings for this";
 const KAM_PARAMS: readonly ModParamSpec[] = [
   str('config'),
   int('connection_timeout'),
   ...[...new Set([...Object.keys(KAM_PROFILE_PARAMS), ...KAM_INERT])].map((n) => {
-    const extra: Partial<ModParamSpec> = KAM_INERT.includes(n) ? { noEffect: INERT_NOTE } : n === 'tls_method' ? { check: methodCheck } : {};
+    const extra: Partial<ModParamSpec> = KAM_INERT.includes(n)
+      ? { noEffect: INERT_NOTE }
+      : n === 'tls_method'
+        ? { check: methodCheck }
+        : {};
     return KAM_INT.has(n) ? int(n, extra) : str(n, extra);
   }),
 ];
@@ -65,7 +141,8 @@ function kamParams(p: Params): { defaults: Map<string, string>; config: string |
 
 /** the profiles a script's tls/tls_mgm modparams describe; errors (bad options, unreadable files) are collected */
 export function profilesOf(module: 'tls' | 'tls_mgm', params: Params, cfgFile: string, errors: string[]): TlsProfile[] {
-  const profiles = module === 'tls' ? kamailioProfiles(kamParams(params), cfgFile, errors) : tlsMgmProfiles(params, cfgFile, errors);
+  const profiles =
+    module === 'tls' ? kamailioProfiles(kamParams(params), cfgFile, errors) : tlsMgmProfiles(params, cfgFile, errors);
   errors.push(...checkProfileFiles(profiles));
   return profiles;
 }
@@ -78,7 +155,15 @@ function info(ctx: ScriptContext): TlsConnInfo | undefined {
 
 type CertGetter = (c: CertInfo, i: TlsConnInfo) => Value;
 
-const FIELD: Record<string, string> = { cn: 'CN', locality: 'L', country: 'C', state: 'ST', organization: 'O', unit: 'OU', uid: 'UID' };
+const FIELD: Record<string, string> = {
+  cn: 'CN',
+  locality: 'L',
+  country: 'C',
+  state: 'ST',
+  organization: 'O',
+  unit: 'OU',
+  uid: 'UID',
+};
 
 function pv(name: string, get: (i: TlsConnInfo) => Value): PvarSpec {
   return {
@@ -94,24 +179,76 @@ function pv(name: string, get: (i: TlsConnInfo) => Value): PvarSpec {
 function certPvars(): PvarSpec[] {
   const out: PvarSpec[] = [];
   for (const who of ['peer', 'my'] as const) {
-    const cert = (g: CertGetter) => (i: TlsConnInfo): Value => {
-      const c = who === 'peer' ? i.peer : i.my;
-      return c === null ? null : g(c, i);
-    };
-    out.push(pv(`tls_${who}_version`, cert((c) => c.version)));
-    out.push(pv(`tls_${who}_serial`, cert((c) => (/^\d{1,15}$/.test(c.serial) ? Number(c.serial) : c.serial))));
+    const cert =
+      (g: CertGetter) =>
+      (i: TlsConnInfo): Value => {
+        const c = who === 'peer' ? i.peer : i.my;
+        return c === null ? null : g(c, i);
+      };
+    out.push(
+      pv(
+        `tls_${who}_version`,
+        cert((c) => c.version),
+      ),
+    );
+    out.push(
+      pv(
+        `tls_${who}_serial`,
+        cert((c) => (/^\d{1,15}$/.test(c.serial) ? Number(c.serial) : c.serial)),
+      ),
+    );
     for (const part of ['subject', 'issuer'] as const) {
-      out.push(pv(`tls_${who}_${part}`, cert((c) => c[part])));
+      out.push(
+        pv(
+          `tls_${who}_${part}`,
+          cert((c) => c[part]),
+        ),
+      );
       for (const [suffix, key] of Object.entries(FIELD)) {
-        out.push(pv(`tls_${who}_${part}_${suffix}`, cert((c) => (part === 'subject' ? c.subjectFields : c.issuerFields)[key] ?? null)));
+        out.push(
+          pv(
+            `tls_${who}_${part}_${suffix}`,
+            cert((c) => (part === 'subject' ? c.subjectFields : c.issuerFields)[key] ?? null),
+          ),
+        );
       }
     }
-    out.push(pv(`tls_${who}_san_email`, cert((c) => c.san.email[0] ?? null)));
-    out.push(pv(`tls_${who}_san_hostname`, cert((c) => c.san.dns[0] ?? null)));
-    out.push(pv(`tls_${who}_san_uri`, cert((c) => c.san.uri[0] ?? null)));
-    out.push(pv(`tls_${who}_san_ip`, cert((c) => c.san.ip[0] ?? null)));
-    out.push(pv(`tls_${who}_raw_cert`, cert((c) => c.pem)));
-    out.push(pv(`tls_${who}_urlencoded_cert`, cert((c) => encodeURIComponent(c.pem))));
+    out.push(
+      pv(
+        `tls_${who}_san_email`,
+        cert((c) => c.san.email[0] ?? null),
+      ),
+    );
+    out.push(
+      pv(
+        `tls_${who}_san_hostname`,
+        cert((c) => c.san.dns[0] ?? null),
+      ),
+    );
+    out.push(
+      pv(
+        `tls_${who}_san_uri`,
+        cert((c) => c.san.uri[0] ?? null),
+      ),
+    );
+    out.push(
+      pv(
+        `tls_${who}_san_ip`,
+        cert((c) => c.san.ip[0] ?? null),
+      ),
+    );
+    out.push(
+      pv(
+        `tls_${who}_raw_cert`,
+        cert((c) => c.pem),
+      ),
+    );
+    out.push(
+      pv(
+        `tls_${who}_urlencoded_cert`,
+        cert((c) => encodeURIComponent(c.pem)),
+      ),
+    );
   }
   return out;
 }
@@ -148,13 +285,15 @@ function rpc(names: { reload: string; list: string; info?: string }): RpcSpec[] 
       doc: 'read the certificates, keys and CA lists again; new connections use them (open ones keep theirs)',
       handler: () => {
         const err = tlsControl.reload === null ? 'TLS is not set up in this process' : tlsControl.reload();
-        if (err !== null) throw new SwitchyardError('SY_ERR_TLS', `reload failed, the previous configuration stays: ${err}`);
+        if (err !== null)
+          throw new SwitchyardError('SY_ERR_TLS', `reload failed, the previous configuration stays: ${err}`);
         return 'Ok. TLS configuration reloaded.';
       },
     },
     { name: names.list, doc: 'open TLS connections', handler: () => tlsControl.list?.() ?? [] },
   ];
-  if (names.info) out.push({ name: names.info, doc: 'TLS connection counts', handler: () => tlsControl.info?.() ?? {} });
+  if (names.info)
+    out.push({ name: names.info, doc: 'TLS connection counts', handler: () => tlsControl.info?.() ?? {} });
   return out;
 }
 
@@ -175,7 +314,23 @@ export const tls: ModuleExports = {
 const MGM_INERT: readonly string[] = ['ca_dir', 'dh_params', 'ec_curve', 'crl_dir', 'crl_check_all'];
 
 /** OpenSIPS proto_tls parameters: accepted, the transport is the master's (README) */
-const PROTO_TLS_INERT = ['tls_port', 'tls_crlf_pingpong', 'tls_crlf_drop', 'tls_max_msg_chunks', 'tls_async', 'tls_async_max_postponed_chunks', 'trace_destination', 'trace_on', 'trace_filter_route', 'tls_send_timeout', 'client_tls_domain_avp', 'client_sip_domain_avp', 'db_url', 'db_table', 'tls_library'];
+const PROTO_TLS_INERT = [
+  'tls_port',
+  'tls_crlf_pingpong',
+  'tls_crlf_drop',
+  'tls_max_msg_chunks',
+  'tls_async',
+  'tls_async_max_postponed_chunks',
+  'trace_destination',
+  'trace_on',
+  'trace_filter_route',
+  'tls_send_timeout',
+  'client_tls_domain_avp',
+  'client_sip_domain_avp',
+  'db_url',
+  'db_table',
+  'tls_library',
+];
 
 /** OpenSIPS tls_mgm (+ proto_tls, tls_openssl: the transport and its library are built in) */
 export const tlsMgm: ModuleExports = {
@@ -184,9 +339,19 @@ export const tlsMgm: ModuleExports = {
   params: [
     str('server_domain', { multi: true }),
     str('client_domain', { multi: true }),
-    ...MGM_DOMAIN_PARAMS.map((n) => str(n, { multi: true, ...(n === 'tls_method' ? { check: methodCheck } : {}), ...(MGM_INERT.includes(n) ? { noEffect: INERT_NOTE } : {}) })),
+    ...MGM_DOMAIN_PARAMS.map((n) =>
+      str(n, {
+        multi: true,
+        ...(n === 'tls_method' ? { check: methodCheck } : {}),
+        ...(MGM_INERT.includes(n) ? { noEffect: INERT_NOTE } : {}),
+      }),
+    ),
     int('tls_handshake_timeout'),
-    ...PROTO_TLS_INERT.map((n) => (/port|pingpong|drop|chunks|async|timeout|trace_on/.test(n) ? int(n, { noEffect: 'the transport is built into the master' }) : str(n, { noEffect: 'the transport is built into the master' }))),
+    ...PROTO_TLS_INERT.map((n) =>
+      /port|pingpong|drop|chunks|async|timeout|trace_on/.test(n)
+        ? int(n, { noEffect: 'the transport is built into the master' })
+        : str(n, { noEffect: 'the transport is built into the master' }),
+    ),
   ],
   functions: FUNCTIONS,
   pvars: PVARS,

@@ -51,7 +51,19 @@ const I = { kind: 'int' } as const;
 const R = { kind: 'route' } as const;
 
 /** a request of our own, as a new transaction: 1 once sent (the final reply is logged when it is not a 2xx), -1 when it cannot be */
-function uacSend(ctx: ScriptContext, o: { method: string; ruri: string; dst?: string; socket?: string; from?: string; to?: string; headers: string; body: string }): number {
+function uacSend(
+  ctx: ScriptContext,
+  o: {
+    method: string;
+    ruri: string;
+    dst?: string;
+    socket?: string;
+    from?: string;
+    to?: string;
+    headers: string;
+    body: string;
+  },
+): number {
   const send = ctx.svc.sendRequest;
   if (!send || !/^sips?:/i.test(o.ruri) || !/^[A-Za-z]+$/.test(o.method)) {
     ctx.svc.log.err(`t_uac_send(): cannot send ${o.method} to "${o.ruri}"${send ? '' : ' from this thread'}`);
@@ -61,7 +73,17 @@ function uacSend(ctx: ScriptContext, o: { method: string; ruri: string; dst?: st
   const headers = o.headers.split(/\r?\n/).filter((h) => h.trim() !== '');
   const log = ctx.svc.log;
   void send
-    .call(ctx.svc, { method: o.method.toUpperCase(), ruri: o.ruri, dst: o.dst || undefined, socket: sock >= 0 ? sock : undefined, from: o.from ?? 'sip:switchyard@localhost', to: o.to, headers, body: o.body, timeoutMs: 30_000 })
+    .call(ctx.svc, {
+      method: o.method.toUpperCase(),
+      ruri: o.ruri,
+      dst: o.dst || undefined,
+      socket: sock >= 0 ? sock : undefined,
+      from: o.from ?? 'sip:switchyard@localhost',
+      to: o.to,
+      headers,
+      body: o.body,
+      timeoutMs: 30_000,
+    })
     .then((r) => {
       if (r.code >= 300) log.notice(`t_uac_send(): ${o.method} to ${o.ruri} ended with ${r.code} ${r.reason}`);
     });
@@ -72,8 +94,18 @@ const functions: FunctionSpec[] = [
   { name: 't_relay', args: [oS, oS], routes: REQ, fn: tRelay },
   { name: 't_relay_to', args: [oS], routes: REQ, fn: (ctx, a?: string) => tm(ctx).relay(ctx, a || undefined) },
   { name: 't_newtran', args: [], routes: REQ, fn: (ctx) => tm(ctx).newTran(ctx) },
-  { name: 't_reply', args: [I, S], routes: REQ, fn: (ctx, code: number, reason: string) => tm(ctx).reply(ctx, code, reason) },
-  { name: 't_send_reply', args: [I, S], routes: REQ, fn: (ctx, code: number, reason: string) => tm(ctx).reply(ctx, code, reason) },
+  {
+    name: 't_reply',
+    args: [I, S],
+    routes: REQ,
+    fn: (ctx, code: number, reason: string) => tm(ctx).reply(ctx, code, reason),
+  },
+  {
+    name: 't_send_reply',
+    args: [I, S],
+    routes: REQ,
+    fn: (ctx, code: number, reason: string) => tm(ctx).reply(ctx, code, reason),
+  },
   { name: 't_check_trans', args: [], fn: (ctx) => (tm(ctx).exists(ctx) ? 1 : -1) },
   // retransmissions are absorbed before the script runs, so this sees only transactions already created
   { name: 't_precheck_trans', args: [], fn: (ctx) => (tm(ctx).exists(ctx) ? 1 : -1) },
@@ -86,20 +118,56 @@ const functions: FunctionSpec[] = [
   { name: 't_is_reply_route', args: [], fn: (ctx) => (ctx.routeKind === RouteKind.ONREPLY ? 1 : -1) },
   { name: 't_was_cancelled', args: [], fn: (ctx) => (tm(ctx).wasCancelled(ctx) ? 1 : -1) },
   { name: 't_is_canceled', args: [], fn: (ctx) => (tm(ctx).wasCancelled(ctx) ? 1 : -1) },
-  { name: 't_set_fr', args: [I, { kind: 'int', optional: true }], routes: REQ, fn: (ctx, inv: number, non?: number) => tm(ctx).setTimeouts(ctx, inv, non ?? 0) },
-  { name: 't_branch_timeout', args: [], routes: RouteKind.FAILURE, fn: (ctx) => (tm(ctx).branchEnded(ctx).timedOut ? 1 : -1) },
-  { name: 't_branch_replied', args: [], routes: RouteKind.FAILURE, fn: (ctx) => (tm(ctx).branchEnded(ctx).replied ? 1 : -1) },
-  { name: 't_check_status', args: [{ kind: 'regex' }], fn: (ctx, re: RegExp) => (re.test(String(tm(ctx).replyCode(ctx))) ? 1 : -1) },
+  {
+    name: 't_set_fr',
+    args: [I, { kind: 'int', optional: true }],
+    routes: REQ,
+    fn: (ctx, inv: number, non?: number) => tm(ctx).setTimeouts(ctx, inv, non ?? 0),
+  },
+  {
+    name: 't_branch_timeout',
+    args: [],
+    routes: RouteKind.FAILURE,
+    fn: (ctx) => (tm(ctx).branchEnded(ctx).timedOut ? 1 : -1),
+  },
+  {
+    name: 't_branch_replied',
+    args: [],
+    routes: RouteKind.FAILURE,
+    fn: (ctx) => (tm(ctx).branchEnded(ctx).replied ? 1 : -1),
+  },
+  {
+    name: 't_check_status',
+    args: [{ kind: 'regex' }],
+    fn: (ctx, re: RegExp) => (re.test(String(tm(ctx).replyCode(ctx))) ? 1 : -1),
+  },
   // Kamailio's t_suspend()/t_continue(): the request waits until some route of this worker continues it
   // Kamailio: t_uac_send(method, ruri, nexthop, socket, headers, body); OpenSIPS: t_new_request(method, ruri, from, to [, body [, ctx]])
-  { name: 't_uac_send', args: [S, S, S, S, S, S], fn: (ctx, m: string, ruri: string, next: string, sock: string, hdrs: string, body: string) => uacSend(ctx, { method: m, ruri, dst: next, socket: sock, headers: hdrs, body }) },
+  {
+    name: 't_uac_send',
+    args: [S, S, S, S, S, S],
+    fn: (ctx, m: string, ruri: string, next: string, sock: string, hdrs: string, body: string) =>
+      uacSend(ctx, { method: m, ruri, dst: next, socket: sock, headers: hdrs, body }),
+  },
   {
     name: 't_new_request',
     args: [S, S, S, S, oS, { kind: 'any', optional: true }],
-    fn: (ctx, m: string, ruri: string, from: string, to: string, body?: string) => uacSend(ctx, { method: m, ruri, from, to, body: body ?? '', headers: body ? 'Content-Type: text/plain\r\n' : '' }),
+    fn: (ctx, m: string, ruri: string, from: string, to: string, body?: string) =>
+      uacSend(ctx, {
+        method: m,
+        ruri,
+        from,
+        to,
+        body: body ?? '',
+        headers: body ? 'Content-Type: text/plain\r\n' : '',
+      }),
   },
   { name: 't_suspend', args: [], routes: REQ, fn: (ctx) => tm(ctx).tSuspend(ctx) },
-  { name: 't_continue', args: [I, I, R], fn: (ctx, index: number, label: number, r: string) => tm(ctx).tContinue(index, label, r) },
+  {
+    name: 't_continue',
+    args: [I, I, R],
+    fn: (ctx, index: number, label: number, r: string) => tm(ctx).tContinue(index, label, r),
+  },
 ];
 
 /** $T(name): Kamailio's tm pseudo-variable, for what this tm keeps */
@@ -181,7 +249,12 @@ export const tmModule: ModuleExports = {
     { name: 'fr_timeout', type: 'int', check: (v) => (Number(v) > 0 ? null : 'must be > 0 (s)') },
     { name: 'fr_inv_timeout', type: 'int', check: (v) => (Number(v) > 0 ? null : 'must be > 0 (s)') },
     { name: 'wt_timer', type: 'int', default: 5000, check: (v) => (Number(v) > 0 ? null : 'must be > 0 (ms)') },
-    { name: 'restart_fr_on_each_reply', type: 'int', default: 1, noEffect: 'fr_inv_timer starts at the first provisional reply and is not restarted' },
+    {
+      name: 'restart_fr_on_each_reply',
+      type: 'int',
+      default: 1,
+      noEffect: 'fr_inv_timer starts at the first provisional reply and is not restarted',
+    },
     { name: 'auto_inv_100', type: 'int', default: 1 },
     // OpenSIPS's spelling of auto_inv_100
     { name: 'auto_100trying', type: 'int', default: 1 },
@@ -190,7 +263,12 @@ export const tmModule: ModuleExports = {
     { name: 'blst_503_def_timeout', type: 'int', default: 0 },
     { name: 'blst_503_min_timeout', type: 'int', default: 0 },
     { name: 'blst_503_max_timeout', type: 'int', default: 3600 },
-    { name: 'failure_reply_mode', type: 'int', default: 0, noEffect: 'the failure route sees the best reply of all branches' },
+    {
+      name: 'failure_reply_mode',
+      type: 'int',
+      default: 0,
+      noEffect: 'the failure route sees the best reply of all branches',
+    },
   ],
   functions,
   pvars,
@@ -212,5 +290,11 @@ export const tmModule: ModuleExports = {
     { name: 'retransmissions', kind: 'counter', description: 'requests retransmitted by us over UDP' },
     { name: 'timeouts', kind: 'counter', description: 'branches ended by fr_timer/fr_inv_timer (408)' },
   ],
-  rpc: [{ name: 'tm.stats', doc: 'transactions: current, waiting, total, replies received/generated/sent, final classes', handler: tmStats }],
+  rpc: [
+    {
+      name: 'tm.stats',
+      doc: 'transactions: current, waiting, total, replies received/generated/sent, final classes',
+      handler: tmStats,
+    },
+  ],
 };

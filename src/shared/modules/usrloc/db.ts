@@ -64,7 +64,9 @@ export class LocationDb {
   /** the unexpired bindings of `aor` */
   async read(aor: string, now = Date.now()): Promise<Binding[]> {
     const { username, domain } = split(aor);
-    return (await this.#db.select(TABLE, COLUMNS, { username, domain })).map(bindingOf).filter((b) => b.expiresAt > now);
+    return (await this.#db.select(TABLE, COLUMNS, { username, domain }))
+      .map(bindingOf)
+      .filter((b) => b.expiresAt > now);
   }
 
   /** every unexpired binding, by AoR (start-up of db_mode 1 and 2) */
@@ -83,11 +85,25 @@ export class LocationDb {
 
   /** delete expired rows; how many */
   async sweep(now = Date.now()): Promise<number> {
-    return (await this.#db.query(`DELETE FROM ${this.#db.id(TABLE)} WHERE ${this.#db.id('expires')} <= ?`, [new Date(now)])).affected;
+    return (
+      await this.#db.query(`DELETE FROM ${this.#db.id(TABLE)} WHERE ${this.#db.id('expires')} <= ?`, [new Date(now)])
+    ).affected;
   }
 }
 
-const COLUMNS = ['contact', 'received', 'path', 'expires', 'q', 'callid', 'cseq', 'last_modified', 'cflags', 'user_agent', 'socket'];
+const COLUMNS = [
+  'contact',
+  'received',
+  'path',
+  'expires',
+  'q',
+  'callid',
+  'cseq',
+  'last_modified',
+  'cflags',
+  'user_agent',
+  'socket',
+];
 
 function bindingOf(r: Row): Binding {
   return {

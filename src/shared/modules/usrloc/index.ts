@@ -107,7 +107,9 @@ export class LocationTable {
   lookup(aor: string, now = Date.now()): Binding[] {
     const set = this.#aors.get(aor);
     if (!set) return [];
-    return [...set.values()].filter((b) => b.expiresAt > now).sort((a, b) => b.q - a.q || b.registeredAt - a.registeredAt);
+    return [...set.values()]
+      .filter((b) => b.expiresAt > now)
+      .sort((a, b) => b.q - a.q || b.registeredAt - a.registeredAt);
   }
 
   /** drop expired bindings; returns how many */
@@ -146,7 +148,19 @@ export class LocationTable {
   dump(now = Date.now()): Array<{ AoR: string; Contacts: Array<Record<string, unknown>> }> {
     return [...this.#aors].map(([aor, set]) => ({
       AoR: aor,
-      Contacts: [...set.values()].map((b) => ({ Address: b.uri, Expires: Math.max(0, Math.round((b.expiresAt - now) / 1000)), Q: b.q, 'Call-ID': b.callId, CSeq: b.cseq, 'User-Agent': b.userAgent, Received: b.received, Path: b.path, Socket: b.socket, Flags: 0, CFlags: b.cflags })),
+      Contacts: [...set.values()].map((b) => ({
+        Address: b.uri,
+        Expires: Math.max(0, Math.round((b.expiresAt - now) / 1000)),
+        Q: b.q,
+        'Call-ID': b.callId,
+        CSeq: b.cseq,
+        'User-Agent': b.userAgent,
+        Received: b.received,
+        Path: b.path,
+        Socket: b.socket,
+        Flags: 0,
+        CFlags: b.cflags,
+      })),
     }));
   }
 }
@@ -170,7 +184,15 @@ export function lookupBindings(aor: string): Promise<Binding[]> {
 export const usrloc: ModuleExports = {
   name: 'usrloc',
   params: [
-    { name: 'db_mode', type: 'int', default: 0, check: (v) => (v === 0 || v === 1 || v === 2 || v === 3 ? null : 'db_mode 0 (memory), 1 (write-through), 2 (write-back) or 3 (database only)') },
+    {
+      name: 'db_mode',
+      type: 'int',
+      default: 0,
+      check: (v) =>
+        v === 0 || v === 1 || v === 2 || v === 3
+          ? null
+          : 'db_mode 0 (memory), 1 (write-through), 2 (write-back) or 3 (database only)',
+    },
     { name: 'db_url', type: 'str', default: '', check: checkDbUrl },
     { name: 'timer_interval', type: 'int', default: 60, check: (v) => (Number(v) > 0 ? null : 'must be positive') },
     { name: 'timer_procs', type: 'int', default: 0, noEffect: 'expiry runs in the thread that owns the table' },
@@ -188,7 +210,12 @@ export const usrloc: ModuleExports = {
     {
       name: 'ul.lookup',
       doc: 'the bindings of one address of record: table, AoR',
-      handler: (p, env) => env.bus.request(DISPATCHER, 'usrloc.lookup', Array.isArray(p) ? String(p[1] ?? p[0]) : String((p as Record<string, unknown>)?.aor ?? '')),
+      handler: (p, env) =>
+        env.bus.request(
+          DISPATCHER,
+          'usrloc.lookup',
+          Array.isArray(p) ? String(p[1] ?? p[0]) : String((p as Record<string, unknown>)?.aor ?? ''),
+        ),
     },
   ],
   initWorker(env: ModuleEnv): void {
@@ -198,7 +225,8 @@ export const usrloc: ModuleExports = {
   async initDispatcher(env: ModuleEnv): Promise<void> {
     const mode = env.params.get('db_mode') as number;
     const url = String(env.params.get('db_url'));
-    if (mode !== 0 && url === '') throw new SwitchyardError('SY_ERR_MODULE_INIT', `usrloc: db_mode ${mode} needs a db_url`);
+    if (mode !== 0 && url === '')
+      throw new SwitchyardError('SY_ERR_MODULE_INIT', `usrloc: db_mode ${mode} needs a db_url`);
     const db = mode !== 0 ? new LocationDb(url) : null;
     const table = new LocationTable();
     const users = env.counters.handle('usrloc:registered_users');
@@ -247,7 +275,8 @@ export const usrloc: ModuleExports = {
       }
       const r = table.save(req);
       publish();
-      if (r.ok && mode === 1) await db!.write(req.aor, r.bindings).catch((e: unknown) => failed(`cannot write ${req.aor}`, e));
+      if (r.ok && mode === 1)
+        await db!.write(req.aor, r.bindings).catch((e: unknown) => failed(`cannot write ${req.aor}`, e));
       if (r.ok && mode === 2) dirty.add(req.aor);
       return r;
     });
@@ -263,7 +292,8 @@ export const usrloc: ModuleExports = {
           publish();
         }
         if (mode === 2) void writeBack();
-        else if (mode === 1 || mode === 3) db!.sweep().catch((e: unknown) => failed('cannot delete expired bindings', e));
+        else if (mode === 1 || mode === 3)
+          db!.sweep().catch((e: unknown) => failed('cannot delete expired bindings', e));
       },
       (env.params.get('timer_interval') as number) * 1000,
     );

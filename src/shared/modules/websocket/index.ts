@@ -7,7 +7,14 @@
  */
 import { RecKind } from '../../ipc/messages.js';
 import type { CompiledScript } from '../../script/index.js';
-import { RouteKind, ROUTES_ANY, type FunctionSpec, type ModParamSpec, type ModuleExports, type ScriptContext } from '../types.js';
+import {
+  RouteKind,
+  ROUTES_ANY,
+  type FunctionSpec,
+  type ModParamSpec,
+  type ModuleExports,
+  type ScriptContext,
+} from '../types.js';
 import { SwitchyardError } from '../../errors.js';
 
 /** how the master handles HTTP and WebSocket on its stream connections */
@@ -23,12 +30,24 @@ export interface HttpSettings {
 }
 
 /** set by the master: what the management commands act on */
-export const wsControl: { list: (() => unknown[]) | null; close: ((connId: number) => void) | null } = { list: null, close: null };
+export const wsControl: { list: (() => unknown[]) | null; close: ((connId: number) => void) | null } = {
+  list: null,
+  close: null,
+};
 
 const MAX_MESSAGE = 1 << 20;
 
-const int = (name: string, dflt: number, noEffect?: string): ModParamSpec => ({ name, type: 'int', default: dflt, ...(noEffect ? { noEffect } : {}) });
-const str = (name: string, noEffect?: string): ModParamSpec => ({ name, type: 'str', ...(noEffect ? { noEffect } : {}) });
+const int = (name: string, dflt: number, noEffect?: string): ModParamSpec => ({
+  name,
+  type: 'int',
+  default: dflt,
+  ...(noEffect ? { noEffect } : {}),
+});
+const str = (name: string, noEffect?: string): ModParamSpec => ({
+  name,
+  type: 'str',
+  ...(noEffect ? { noEffect } : {}),
+});
 const MASTER = 'the master thread owns the WebSocket connections and does this itself';
 
 const PARAMS: readonly ModParamSpec[] = [
@@ -78,7 +97,11 @@ const HANDSHAKE_HEADERS: Array<[string, (v: string) => boolean, string]> = [
   ['Connection', (v) => /upgrade/i.test(v), 'Connection: Upgrade'],
   ['Sec-WebSocket-Key', (v) => v !== '', 'Sec-WebSocket-Key'],
   ['Sec-WebSocket-Version', (v) => v.trim() === '13', 'Sec-WebSocket-Version: 13'],
-  ['Sec-WebSocket-Protocol', (v) => v.split(',').some((x) => x.trim().toLowerCase() === 'sip'), 'the "sip" subprotocol'],
+  [
+    'Sec-WebSocket-Protocol',
+    (v) => v.split(',').some((x) => x.trim().toLowerCase() === 'sip'),
+    'the "sip" subprotocol',
+  ],
 ];
 
 /**
@@ -99,8 +122,14 @@ function handleHandshake(ctx: ScriptContext): number {
     if (!ok(msg.header(name)?.value ?? '')) missing = what;
   }
   if (missing !== null) {
-    ctx.svc.log.warn(`ws_handle_handshake(): refused the upgrade from ${ctx.rcv.srcIp}:${ctx.rcv.srcPort}: no ${missing}`);
-    ctx.svc.control(RecKind.HTTP_REPLY, ctx.rcv, Buffer.from('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', 'latin1'));
+    ctx.svc.log.warn(
+      `ws_handle_handshake(): refused the upgrade from ${ctx.rcv.srcIp}:${ctx.rcv.srcPort}: no ${missing}`,
+    );
+    ctx.svc.control(
+      RecKind.HTTP_REPLY,
+      ctx.rcv,
+      Buffer.from('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', 'latin1'),
+    );
     return 0;
   }
   ctx.svc.control(RecKind.WS_ACCEPT, ctx.rcv, Buffer.alloc(0));
@@ -142,7 +171,8 @@ export const websocket: ModuleExports = {
       doc: 'close a WebSocket connection by id (ws.dump)',
       handler: (params) => {
         const id = Number(Array.isArray(params) ? params[0] : (params as { id?: unknown } | null)?.id);
-        if (!Number.isInteger(id) || id <= 0) throw new SwitchyardError('SY_ERR_MI_PARAMS', 'ws.close: a connection id is needed');
+        if (!Number.isInteger(id) || id <= 0)
+          throw new SwitchyardError('SY_ERR_MI_PARAMS', 'ws.close: a connection id is needed');
         wsControl.close?.(id);
         return 'ok';
       },

@@ -14,7 +14,14 @@ function xhttpReply(ctx: ScriptContext, code: number, reason: string, ctype: str
     return -1;
   }
   const b = Buffer.from(body, 'utf8');
-  const head = [`HTTP/1.1 ${code} ${reason}`, ...(ctype !== '' ? [`Content-Type: ${ctype}`] : []), `Content-Length: ${b.length}`, 'Connection: close', '', ''].join('\r\n');
+  const head = [
+    `HTTP/1.1 ${code} ${reason}`,
+    ...(ctype !== '' ? [`Content-Type: ${ctype}`] : []),
+    `Content-Length: ${b.length}`,
+    'Connection: close',
+    '',
+    '',
+  ].join('\r\n');
   ctx.svc.control(RecKind.HTTP_REPLY, ctx.rcv, Buffer.concat([Buffer.from(head, 'latin1'), b]));
   return 1;
 }
@@ -22,7 +29,12 @@ function xhttpReply(ctx: ScriptContext, code: number, reason: string, ctype: str
 const FUNCTIONS: readonly FunctionSpec[] = [
   {
     name: 'xhttp_reply',
-    args: [{ kind: 'int', name: 'code' }, { kind: 'str', name: 'reason' }, { kind: 'str', name: 'ctype' }, { kind: 'str', name: 'body' }],
+    args: [
+      { kind: 'int', name: 'code' },
+      { kind: 'str', name: 'reason' },
+      { kind: 'str', name: 'ctype' },
+      { kind: 'str', name: 'body' },
+    ],
     routes: RouteKind.EVENT,
     fn: xhttpReply,
   },

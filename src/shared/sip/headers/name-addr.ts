@@ -33,7 +33,8 @@ export function parseNameAddr(raw: string): NameAddr {
     display = out;
     i++;
     while (i < text.length && isWs(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 60) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'expected <uri> after display name');
+    if (text.charCodeAt(i) !== 60)
+      throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'expected <uri> after display name');
   }
   const lt = text.indexOf('<', i);
   if (lt >= 0) {
@@ -51,7 +52,8 @@ export function parseNameAddr(raw: string): NameAddr {
     const semi = text.indexOf(';');
     uri = (semi < 0 ? text : text.slice(0, semi)).trim();
     rest = semi < 0 ? '' : text.slice(semi);
-    if (uri === '' || /[\s?,]/.test(uri)) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad address "${uri.slice(0, 40)}"`);
+    if (uri === '' || /[\s?,]/.test(uri))
+      throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad address "${uri.slice(0, 40)}"`);
   }
   const params = parseParams(rest);
   return {

@@ -16,7 +16,8 @@ export function splitCommas(text: string): Array<[number, number]> {
   for (let i = 0; i <= text.length; i++) {
     const c = i < text.length ? text.charCodeAt(i) : 44;
     if (inQuote) {
-      if (c === 92) i++; // quoted-pair
+      if (c === 92)
+        i++; // quoted-pair
       else if (c === 34) inQuote = false;
       continue;
     }
@@ -76,7 +77,8 @@ export function parseParams(text: string, strict = true): ParamList {
       else {
         const name = part.slice(0, eq).trim().toLowerCase();
         let value = part.slice(eq + 1).trim();
-        if (name === '' || (strict && value === '')) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad parameter "${part}"`);
+        if (name === '' || (strict && value === ''))
+          throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad parameter "${part}"`);
         if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
         map.set(name, value);
       }
