@@ -149,6 +149,11 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   });
   const tcpRefused = h('tcp:refused_connections');
   const tlsRefused = h('tls:refused_connections');
+  const ipLimited = { tcp: h('tcp:iplimit_refused'), tls: h('tls:iplimit_refused') };
+  const readTimeouts = {
+    tcp: { read: h('tcp:read_timeouts'), data: h('tcp:data_timeouts') },
+    tls: { read: h('tls:read_timeouts'), data: h('tls:data_timeouts') },
+  };
   const wsc = streamCounters('ws');
   // ws and wss connections are counted together, as Kamailio's websocket statistics are
   const sc = { tcp: streamCounters('tcp'), tls: streamCounters('tls'), ws: wsc, wss: wsc };
@@ -191,12 +196,17 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     onHttpRequest: (sock, ip, port, connId, head) => router?.receiveHttp(sock, ip, port, connId, head),
     onWs: (what) => counters.inc(wsEvent[what]),
     onLimit: (family) => counters.inc(family === 'tcp' ? tcpRefused : tlsRefused),
+    onIpLimit: (family) => counters.inc(ipLimited[family]),
+    onReadTimeout: (family, what) => counters.inc(readTimeouts[family][what]),
   });
   if (typeof core.tcpConnectionLifetime === 'number') tcp.lifetimeMs = core.tcpConnectionLifetime * 1000;
   if (core.tcpMaxConnections !== null) tcp.maxConnections.tcp = core.tcpMaxConnections;
   if (core.tlsMaxConnections !== null) tcp.maxConnections.tls = core.tlsMaxConnections;
   if (core.tcpConnectTimeout !== null && core.tcpConnectTimeout > 0) tcp.handshakeMs = core.tcpConnectTimeout * 1000;
   if (core.tcpRdBufSize !== null && core.tcpRdBufSize > 0) tcp.maxMessage = core.tcpRdBufSize;
+  if (core.tcpAcceptIplimit !== null) tcp.maxPerIp = core.tcpAcceptIplimit > 0 ? core.tcpAcceptIplimit : Infinity;
+  if (core.tcpMsgReadTimeout !== null) tcp.msgReadMs = core.tcpMsgReadTimeout * 1000;
+  if (core.tcpMsgDataTimeout !== null) tcp.msgDataMs = core.tcpMsgDataTimeout * 1000;
   const hs = httpSettingsOf(script);
   tcp.httpSettings = hs;
   if (hs.handshakeMs > 0) tcp.handshakeMs = hs.handshakeMs;

@@ -156,3 +156,109 @@ request_route {
     assert.ok(Date.now() - t0 >= 1500, `closed after ${Date.now() - t0} ms`);
   });
 });
+
+describe('per-address and per-message bounds on TCP (tcp_accept_iplimit, tcp_msg_read_timeout, tcp_msg_data_timeout)', () => {
+  let server: RunningServer;
+  const open: net.Socket[] = [];
+  const stat = async (name: string): Promise<number> =>
+    ((await server.rpc('stats.get_statistics', [name])).result as Record<string, number>)[name]!;
+  const connect = async (localAddress = '127.0.0.1'): Promise<net.Socket> => {
+    const [host, port] = server.tcp[0]!.split(':');
+    const s = net.connect({ host, port: Number(port), localAddress });
+    open.push(s);
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    return s;
+  };
+  const answered = async (s: net.Socket, callId: string): Promise<boolean> => {
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s.write(options(callId));
+    return until(() => got.includes('SIP/2.0 200 OK') && got.includes(callId), 5000);
+  };
+
+  before(async () => {
+    const cfg = `#!KAMAILIO
+tcp_accept_iplimit=2
+tcp_msg_read_timeout=1
+tcp_msg_data_timeout=2
+loadmodule "sl.so"
+request_route {
+  sl_send_reply(200, "OK");
+}
+`;
+    server = await startServer({ cfg: writeCfg(cfg), listen: ['tcp:127.0.0.1:0'] });
+  });
+
+  after(async () => {
+    for (const s of open) s.destroy();
+    await server?.stop();
+  });
+
+  test('tcp_accept_iplimit: a third connection from one address is closed and counted; another address is served', async () => {
+    const a = await connect();
+    const b = await connect();
+    // each sends at once, so tcp_msg_data_timeout does not close them while this test runs
+    assert.ok(await answered(a, 'iplimit-a'));
+    assert.ok(await answered(b, 'iplimit-b'));
+    assert.ok(await until(async () => (await stat('tcp:current_opened_connections')) === 2));
+    const c = await connect();
+    assert.ok(await closed(c), 'the third connection from 127.0.0.1 is closed');
+    assert.equal(await stat('tcp:iplimit_refused'), 1);
+    assert.match(
+      await server.waitForStderr(/tcp_accept_iplimit is 2/),
+      /tcp: 1 connection\(s\) from 127\.0\.0\.1 refused: 2 open from it, tcp_accept_iplimit is 2/,
+    );
+    const other = await connect('127.0.0.2');
+    assert.ok(await answered(other, 'iplimit-other'), '127.0.0.2 is served');
+    assert.ok(await answered(a, 'iplimit-held'), 'a held connection is served');
+    for (const s of [a, b, other]) s.destroy();
+    assert.ok(await until(async () => (await stat('tcp:current_opened_connections')) === 0));
+    const again = await connect();
+    assert.ok(await answered(again, 'iplimit-again'), 'a closed connection frees its place');
+    again.destroy();
+  });
+
+  test('tcp_msg_read_timeout: a message trickled a byte at a time is cut at the deadline; messages sent slowly one by one are not', async () => {
+    const slow = await connect();
+    const text = Buffer.from(options('slowloris'));
+    let i = 0;
+    const t0 = Date.now();
+    const drip = setInterval(() => {
+      if (!slow.destroyed && i < text.length - 4) slow.write(text.subarray(i, ++i));
+    }, 100);
+    try {
+      assert.ok(await closed(slow), 'the trickling connection is closed');
+    } finally {
+      clearInterval(drip);
+    }
+    const took = Date.now() - t0;
+    assert.ok(took >= 900 && took < 4000, `closed after ${took} ms`);
+    assert.equal(await stat('tcp:read_timeouts'), 1);
+    await server.waitForStderr(/closed: a message not complete within tcp_msg_read_timeout \(1000 ms\)/);
+
+    // three whole messages 600 ms apart: 1.2 s in all, each complete well within the bound
+    const steady = await connect();
+    for (let k = 0; k < 3; k++) {
+      assert.ok(await answered(steady, `steady-${k}`), `message ${k} answered`);
+      await new Promise((r) => setTimeout(r, 600));
+    }
+    assert.ok(!steady.destroyed && !steady.readableEnded, 'the steady connection stays open');
+    assert.equal(await stat('tcp:read_timeouts'), 1);
+    steady.destroy();
+  });
+
+  test('tcp_msg_data_timeout: an accepted connection that never sends is closed and counted; one that has sent is not', async () => {
+    const silent = await connect();
+    const talked = await connect();
+    assert.ok(await answered(talked, 'data-talked'));
+    const t0 = Date.now();
+    assert.ok(await closed(silent), 'the silent connection is closed');
+    const took = Date.now() - t0;
+    assert.ok(took >= 1500, `closed after ${took} ms`);
+    assert.equal(await stat('tcp:data_timeouts'), 1);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!talked.destroyed && !talked.readableEnded, 'the connection that sent a message stays open');
+    talked.destroy();
+  });
+});

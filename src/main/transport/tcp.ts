@@ -28,6 +28,10 @@ export interface TcpEvents {
   onHttpRequest(sock: ListenSocket, ip: string, port: number, connId: number, head: Buffer): void;
   /** a connection refused (inbound) or not opened (outbound): its family is at tcp_max_connections / tls_max_connections */
   onLimit(family: 'tcp' | 'tls'): void;
+  /** an accepted connection refused: its source address already has tcp_accept_iplimit open */
+  onIpLimit(family: 'tcp' | 'tls'): void;
+  /** a connection closed: a message begun was not complete within tcp_msg_read_timeout ('read'), or nothing came within tcp_msg_data_timeout ('data') */
+  onReadTimeout(family: 'tcp' | 'tls', what: 'read' | 'data'): void;
   /** WebSocket events for the ws:* counters */
   onWs(
     what:
@@ -102,7 +106,16 @@ export class TcpConnections {
   maxConnections = { tcp: 2048, tls: 2048 };
   /** tcp_rd_buf_size: the largest message on a stream or WebSocket connection (null: the framer's defaults) */
   maxMessage: number | null = null;
+  /** tcp_accept_iplimit: accepted connections open at once from one address (all stream protocols together) */
+  maxPerIp = 1024;
+  /** tcp_msg_read_timeout: from the first byte of a message to its last (0: no bound) */
+  msgReadMs = 20_000;
+  /** tcp_msg_data_timeout: from the accept to the first byte (0: no bound) */
+  msgDataMs = 20_000;
   readonly #open = { tcp: 0, tls: 0 };
+  readonly #perIp = new Map<string, number>();
+  #lastIpLimitLog = 0;
+  #ipLimitHits = 0;
   #lastLimitLog = 0;
   #limitHits = 0;
 
@@ -122,8 +135,8 @@ export class TcpConnections {
     const server = isSecure(sock.proto)
       ? this.#tlsServer(sock)
       : net.createServer({ noDelay: true }, (s) => {
-          if (this.#overLimit('tcp', s)) return;
-          this.#adopt(s, sock, sock.proto as StreamProto, s.remoteAddress ?? '', s.remotePort ?? 0);
+          if (this.#overLimit('tcp', s) || !this.#admitIp('tcp', s)) return;
+          this.#adopt(s, sock, sock.proto as StreamProto, s.remoteAddress ?? '', s.remotePort ?? 0, true);
         });
     this.#servers.push({ server, sock });
     return new Promise((resolve, reject) => {
@@ -153,7 +166,7 @@ export class TcpConnections {
       SNICallback: (name, cb) => cb(null, ctxs.forServerName(sock, name)?.ctx),
     });
     // over tls_max_connections: refused before any handshake work
-    server.on('connection', (s: net.Socket) => void this.#overLimit('tls', s));
+    server.on('connection', (s: net.Socket) => void (this.#overLimit('tls', s) || this.#admitIp('tls', s)));
     server.on('secureConnection', (s: tls.TLSSocket) => {
       const ip = s.remoteAddress ?? '';
       const port = s.remotePort ?? 0;
@@ -170,7 +183,7 @@ export class TcpConnections {
         s.destroy();
         return;
       }
-      const conn = this.#adopt(s, sock, sock.proto as StreamProto, ip, port);
+      const conn = this.#adopt(s, sock, sock.proto as StreamProto, ip, port, true);
       conn.tls = describeTls(s, s.servername || '');
       this.#events.onTlsReady(conn.id, conn.tls);
       this.#read(conn);
@@ -212,12 +225,56 @@ export class TcpConnections {
     return true;
   }
 
+  /**
+   * tcp_accept_iplimit: an accepted socket is counted against its source address until it closes (handshakes
+   * included); over the bound it is closed, counted and logged (once a second at most)
+   */
+  #admitIp(family: 'tcp' | 'tls', socket: net.Socket): boolean {
+    const ip = socket.remoteAddress ?? '';
+    const n = this.#perIp.get(ip) ?? 0;
+    if (n >= this.maxPerIp) {
+      socket.destroy();
+      this.#events.onIpLimit(family);
+      this.#ipLimitHits++;
+      const now = Date.now();
+      if (now - this.#lastIpLimitLog >= 1000) {
+        log.warn(
+          `${family}: ${this.#ipLimitHits} connection(s) from ${ip} refused: ${n} open from it, tcp_accept_iplimit is ${this.maxPerIp}`,
+        );
+        this.#lastIpLimitLog = now;
+        this.#ipLimitHits = 0;
+      }
+      return false;
+    }
+    this.#perIp.set(ip, n + 1);
+    socket.once('close', () => {
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.#perIp.set(ip, left);
+      else this.#perIp.delete(ip);
+    });
+    return true;
+  }
+
+  /** close `conn` for a read deadline: counted and logged */
+  #readTimeout(conn: Conn, what: 'read' | 'data'): void {
+    if (conn.socket.destroyed) return;
+    const family = isSecure(conn.proto) ? 'tls' : 'tcp';
+    this.#events.onReadTimeout(family, what);
+    log.warn(
+      what === 'read'
+        ? `${conn.proto}: ${hostPort(conn.ip, conn.port)} closed: a message not complete within tcp_msg_read_timeout (${this.msgReadMs} ms)`
+        : `${conn.proto}: ${hostPort(conn.ip, conn.port)} closed: no data within tcp_msg_data_timeout (${this.msgDataMs} ms)`,
+    );
+    conn.socket.destroy();
+  }
+
   #adopt(
     socket: net.Socket,
     sock: ListenSocket,
     proto: StreamProto,
     ip: string,
     port: number,
+    inbound: boolean,
     pending: Buffer[] | null = null,
   ): Conn {
     const id = this.#nextId++;
@@ -248,6 +305,12 @@ export class TcpConnections {
     );
     socket.on('error', () => {});
     socket.on('close', () => this.#forget(conn));
+    if (inbound && this.msgDataMs > 0) {
+      // the idle lifetime restarts on every byte; this bound is on the first one
+      const timer = setTimeout(() => this.#readTimeout(conn, 'data'), this.msgDataMs);
+      socket.once('data', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+    }
     if (proto === 'tcp' || proto === 'ws') this.#read(conn);
     return conn;
   }
@@ -297,13 +360,26 @@ export class TcpConnections {
   #frameSip(conn: Conn): void {
     const framer = new SipStreamFramer(this.maxMessage);
     const { socket, sock, ip, port, id, proto } = conn;
+    // slowloris: a message begun must end within tcp_msg_read_timeout, however often bytes trickle in
+    let deadline: NodeJS.Timeout | undefined;
+    socket.once('close', () => clearTimeout(deadline));
     socket.on('data', (chunk: Buffer) => {
       try {
+        let ended = false;
         framer.push(
           chunk,
-          (msg) => this.#events.onMessage(sock, ip, port, id, msg),
+          (msg) => {
+            ended = true;
+            this.#events.onMessage(sock, ip, port, id, msg);
+          },
           () => socket.write('\r\n'),
         );
+        if (framer.buffered === 0 || ended) {
+          clearTimeout(deadline);
+          deadline = undefined;
+        }
+        if (framer.buffered > 0 && deadline === undefined && this.msgReadMs > 0)
+          deadline = setTimeout(() => this.#readTimeout(conn, 'read'), this.msgReadMs);
       } catch (e) {
         this.#events.onFramingError(proto);
         log.warn(`${proto}: ${hostPort(ip, port)} closed: ${(e as Error).message}`);
@@ -476,7 +552,7 @@ export class TcpConnections {
 
   #connectTcp(ip: string, port: number, sock: ListenSocket): Conn {
     const socket = net.connect({ host: ip, port, localAddress: this.#local(sock), noDelay: true });
-    const conn = this.#adopt(socket, sock, 'tcp', ip, port);
+    const conn = this.#adopt(socket, sock, 'tcp', ip, port, false);
     let connected = false;
     const timer = setTimeout(() => {
       if (connected) return;
@@ -510,7 +586,7 @@ export class TcpConnections {
       rejectUnauthorized: false,
       checkServerIdentity: () => undefined,
     });
-    const conn = this.#adopt(socket, sock, 'tls', ip, port, []);
+    const conn = this.#adopt(socket, sock, 'tls', ip, port, false, []);
     const timer = setTimeout(() => {
       this.#events.onTlsRefused('handshake');
       log.warn(`tls: handshake with ${hostPort(ip, port)} timed out`);

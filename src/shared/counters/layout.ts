@@ -115,6 +115,21 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
         kind: 'counter',
         description: 'TCP (and ws) connections refused or not opened at tcp_max_connections',
       },
+      {
+        name: 'iplimit_refused',
+        kind: 'counter',
+        description: 'TCP (and ws) connections refused: their source address had tcp_accept_iplimit connections open',
+      },
+      {
+        name: 'read_timeouts',
+        kind: 'counter',
+        description: 'TCP (and ws) connections closed: a message not complete within tcp_msg_read_timeout',
+      },
+      {
+        name: 'data_timeouts',
+        kind: 'counter',
+        description: 'accepted TCP (and ws) connections closed: no data within tcp_msg_data_timeout',
+      },
     ],
   },
   {
@@ -145,6 +160,21 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
         name: 'refused_connections',
         kind: 'counter',
         description: 'TLS (and wss) connections refused or not opened at tls_max_connections',
+      },
+      {
+        name: 'iplimit_refused',
+        kind: 'counter',
+        description: 'TLS (and wss) connections refused: their source address had tcp_accept_iplimit connections open',
+      },
+      {
+        name: 'read_timeouts',
+        kind: 'counter',
+        description: 'TLS (and wss) connections closed: a message not complete within tcp_msg_read_timeout',
+      },
+      {
+        name: 'data_timeouts',
+        kind: 'counter',
+        description: 'accepted TLS (and wss) connections closed: no data within tcp_msg_data_timeout',
       },
       {
         name: 'cert_rejected',

@@ -52,6 +52,12 @@ export interface CoreParams {
   tcpConnectTimeout: number | null;
   /** tcp_rd_buf_size (bytes): the largest SIP message taken on a stream or WebSocket connection */
   tcpRdBufSize: number | null;
+  /** tcp_accept_iplimit: connections accepted at once from one source address (null: 1024, Kamailio's default) */
+  tcpAcceptIplimit: number | null;
+  /** tcp_msg_read_timeout (s; OpenSIPS tcp_max_msg_time): a message begun on a stream must be complete within it */
+  tcpMsgReadTimeout: number | null;
+  /** tcp_msg_data_timeout (s): an accepted connection must send its first bytes within it */
+  tcpMsgDataTimeout: number | null;
   /** enable_tls: null when the script does not say (TLS listeners then need only the tls module) */
   enableTls: boolean | null;
   /** ms to wait before waking another thread for a burst of messages (0: end of the event-loop turn) */
@@ -186,6 +192,9 @@ const CORE: Record<string, Setter> = {
   tls_max_connections: intParam((c, n) => (c.tlsMaxConnections = n)),
   tcp_connect_timeout: intParam((c, n) => (c.tcpConnectTimeout = n)),
   tcp_rd_buf_size: intParam((c, n) => (c.tcpRdBufSize = n)),
+  tcp_accept_iplimit: intParam((c, n) => (c.tcpAcceptIplimit = Math.max(0, n))),
+  tcp_msg_read_timeout: intParam((c, n) => (c.tcpMsgReadTimeout = Math.max(0, n))),
+  tcp_msg_data_timeout: intParam((c, n) => (c.tcpMsgDataTimeout = Math.max(0, n))),
   dns_try_ipv6: dnsFlag('tryIpv6'),
   dns_try_naptr: dnsFlag('tryNaptr'),
   dns_srv_lb: dnsFlag('srvLb'),
@@ -266,6 +275,9 @@ function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): 
     tlsMaxConnections: null,
     tcpConnectTimeout: null,
     tcpRdBufSize: null,
+    tcpAcceptIplimit: null,
+    tcpMsgReadTimeout: null,
+    tcpMsgDataTimeout: null,
     enableTls: null,
     ipcWakeDelay: 0,
     udpWorkerSend: true,

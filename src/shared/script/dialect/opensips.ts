@@ -37,5 +37,6 @@ export const opensips: Dialect = {
     port: 'port',
     mpath: 'mpath',
     tcp_connection_lifetime: 'tcp_connection_lifetime',
+    tcp_max_msg_time: 'tcp_msg_read_timeout',
   },
 };
