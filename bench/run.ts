@@ -2,30 +2,33 @@
  * `npm run bench`: sipp uac → server → sipp uas on loopback, switchyard and
  * (when installed) kamailio 5.6 in the same run, with equivalent scripts
  * from bench/scenarios/<name>/ (switchyard.cfg, kamailio.cfg, optional
- * bench.json for rates and a local HTTP API, optional uac.xml). For each server:
- *   1. CPU per call at a fixed common rate (user+sys from /proc over the
- *      server's process tree; for switchyard also its master thread, the
- *      ceiling of the whole server);
- *   2. the highest rate in a series of steps with < 0.1% failed calls,
- *      stopping at the first step that fails or cannot be reached.
- * Prints one RESULT line per run, a side-by-side table with difference
- * columns, and saves JSON and Markdown under bench/results/.
+ * bench.json, optional uac.xml). switchyard runs once per `--children` count
+ * (`-n 1`, `-n 2`), kamailio once with the largest. For each:
+ *   1. CPU per call at a fixed common rate, for the whole server (user+sys
+ *      from /proc over its process tree) and per thread or process;
+ *   2. steps of rising rate until one fails (bench/lib/verdict.ts: failed,
+ *      retransmissions, p99, rate reached); "max cps" is the best passing one.
+ * Prints a progress line and a RESULT line per run, side-by-side tables, and
+ * saves JSON and Markdown under bench/results/. See bench/README.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SIPP, bound, runUac, startUas } from '../test/helpers/sipp.js';
+import { SIPP, bound, runUac, startUas, type SippTransport } from '../test/helpers/sipp.js';
 import { TestDnsServer } from '../test/helpers/dns-server.js';
 import { makePki, type TestPki } from '../test/helpers/tls-certs.js';
 import { tcpToTls, type Relay } from '../test/helpers/tls-relay.js';
-import { threadCpuUs, treeCpuUs } from './lib/cpu.js';
+import { cpuDelta, processesByRole, switchyardThreads, treeCpuUs, type CpuByRole } from './lib/cpu.js';
+import { EvapiCounter } from './lib/evapi-client.js';
+import { CRITERIA, MAX_STEPS, judge, maxCps, stepRate } from './lib/verdict.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = fileURLToPath(new URL('../src/main/index.js', import.meta.url));
 const KAMAILIO = '/usr/sbin/kamailio';
+const KAMAILIO_MODULES = '/usr/lib/x86_64-linux-gnu/kamailio/modules';
 const PROXY_PORT = 5060;
 const PROXY = `127.0.0.1:${PROXY_PORT}`;
 const UAS_PORT = 5070;
@@ -45,18 +48,25 @@ interface Run {
   master_us_per_call: number | null;
   /** the master's CPU per message received (and forwarded), MSGS_PER_CALL a call */
   master_us_per_msg: number | null;
+  /** CPU µs per call of each thread (switchyard) or process (kamailio), by role */
+  threads: Record<string, number>;
   rt_mean_ms: number;
   rt_median_ms: number;
   rt_p99_ms: number;
   retransmissions: number;
   verdict: 'ok' | 'fail';
+  /** the step criteria it missed */
+  reasons: string[];
+  /** s4: events received with distinct Call-IDs, and calls without one */
+  events: number | null;
+  events_lost: number | null;
   rate: number;
   kind: 'fixed' | 'step';
 }
 
 function usage(message: string): never {
   console.error(
-    `${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 2] [--rate 1000] [--quick] [--servers switchyard,kamailio] [--scrape]`,
+    `${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 1,2] [--rate 1000] [--quick] [--servers switchyard,kamailio] [--scrape] [--smoke] [--out DIR]`,
   );
   process.exit(2);
 }
@@ -66,12 +76,16 @@ const values = (() => {
     return parseArgs({
       options: {
         scenario: { type: 'string', default: 's1-stateless' },
-        children: { type: 'string', default: '2' },
+        // switchyard runs once per count (-n), kamailio once with the largest
+        children: { type: 'string' },
         quick: { type: 'boolean', default: false },
+        // one fixed run of 1 s and one step, at --rate: checks that a scenario runs, measures nothing
+        smoke: { type: 'boolean', default: false },
         rate: { type: 'string', default: '1000' },
         servers: { type: 'string', default: 'switchyard,kamailio' },
         // switchyard: management interface on, /metrics scraped every second while it runs
         scrape: { type: 'boolean', default: false },
+        out: { type: 'string' },
       },
     }).values;
   } catch (e) {
@@ -79,13 +93,18 @@ const values = (() => {
   }
 })();
 const scenario = values.scenario!;
-const children = Number(values.children);
-const quick = values.quick!;
+const quick = values.quick! || values.smoke!;
+const smoke = values.smoke!;
+// a quick run measures the comparison (2 children) only, unless asked for more
+const childrenList = (values.children ?? (quick ? '2' : '1,2')).split(',').map(Number);
 const servers = values.servers!.split(',');
 const scrape = values.scrape!;
+const OUT = values.out ?? `${ROOT}bench/results`;
 /** the port of the scraped management interface (--scrape) */
 const MI_PORT = 25990;
-if (!Number.isInteger(children) || children < 1) usage(`--children wants a positive integer, not ${values.children}`);
+for (const n of childrenList)
+  if (!Number.isInteger(n) || n < 1) usage(`--children wants positive integers, not ${values.children}`);
+const kamailioChildren = Math.max(...childrenList);
 for (const s of servers) if (s !== 'switchyard' && s !== 'kamailio') usage(`--servers: unknown server ${s}`);
 const DIR = `${ROOT}bench/scenarios/${scenario}/`;
 
@@ -104,6 +123,10 @@ interface ScenarioSettings {
    * it speaks TCP (-t t1, one connection) to a relay that carries it over TLS
    */
   tls?: { port: number };
+  /** "tcp": caller and callee over TCP (one connection each way), the proxy listens on TCP only */
+  transport?: 'udp' | 'tcp';
+  /** s4: the server's evapi socket, where the bench's client counts one event per call */
+  evapi?: { port: number };
   /** messages the proxy receives per call of the scenario's uac (default MSGS_PER_CALL) */
   msgsPerCall?: number;
   /** more sipp arguments for the uac (digest credentials: -au, -ap) */
@@ -115,14 +138,21 @@ const SETTINGS_FILE = `${DIR}bench.json`;
 const settings: ScenarioSettings = existsSync(SETTINGS_FILE)
   ? (JSON.parse(readFileSync(SETTINGS_FILE, 'utf8')) as ScenarioSettings)
   : {};
-const fixedRate = settings.rate ?? Number(values.rate);
-const STEPS = quick
-  ? (settings.steps ?? [2000, 4000]).slice(0, 2)
-  : (settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000]);
-const STEP_SECONDS = quick ? 3 : 5;
+const fixedRate = smoke ? Number(values.rate) : (settings.rate ?? Number(values.rate));
+if (!(fixedRate > 0)) usage(`--rate wants a positive number, not ${values.rate}`);
+const LISTED = settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000];
+/** quick: the first two listed steps; smoke: one step at twice the fixed rate; else on until a step fails */
+const STEP_LIMIT = smoke ? 1 : quick ? Math.min(2, LISTED.length) : MAX_STEPS;
+const stepAt = (i: number): number => (smoke ? fixedRate * 2 : stepRate(LISTED, i));
+const STEP_SECONDS = smoke ? 1 : quick ? 3 : 5;
+const FIXED_SECONDS = smoke ? 1 : quick ? 3 : 8;
 // the built-in uac fails a call whose 180 overtakes its 200, which kamailio's UDP children may do
 const UAC = existsSync(`${DIR}uac.xml`) ? `${DIR}uac.xml` : `${ROOT}bench/lib/uac.xml`;
 const UAS_PORTS = settings.uas ?? [UAS_PORT];
+const TCP = settings.transport === 'tcp';
+/** how the proxy's SIP port is checked for being in use or ready */
+const PROXY_CHECK: SippTransport = TCP ? 't1' : 'u1';
+const MSGS = settings.msgsPerCall ?? MSGS_PER_CALL;
 
 function percentile(xs: number[], p: number): number {
   if (xs.length === 0) return 0;
@@ -173,19 +203,31 @@ async function stop(p: ChildProcess): Promise<void> {
   });
 }
 
-/** how the caller reaches the proxy: UDP, or TCP to the TLS relay (settings.tls) */
+/** how the caller reaches the proxy: UDP, TCP (settings.transport), or TCP to the TLS relay (settings.tls) */
 let uacPath: { transport?: 't1'; extra?: string[] } = {};
 
+/** one server as measured: its label in the tables and how to read its CPU by role */
+interface Target {
+  server: 'switchyard' | 'kamailio';
+  children: number;
+  label: string;
+  pid: number;
+  cpu: () => CpuByRole;
+}
+
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
 async function measure(
-  server: string,
-  pid: number,
+  t: Target,
   rate: number,
   calls: number,
   kind: Run['kind'],
   localPort: number,
+  events: EvapiCounter | null,
 ): Promise<Run> {
-  const cpu0 = treeCpuUs(pid);
-  const m0 = server === 'switchyard' ? threadCpuUs(pid, pid) : 0;
+  const cpu0 = treeCpuUs(t.pid);
+  const roles0 = t.cpu();
+  events?.reset();
   const t0 = process.hrtime.bigint();
   const r = await runUac({
     target: PROXY,
@@ -193,63 +235,94 @@ async function measure(
     calls,
     rate,
     localPort,
-    timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000,
+    // calls still open 10 s after the last was sent count as failed: a failing step ends in bounded time
+    timeoutMs: Math.ceil(calls / rate) * 1000 + 10_000,
     rtt: true,
     ...uacPath,
     extra: [...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])],
   });
   // a few calls stuck until sipp's timeout must not dilute the rate of all the others
   const secs = r.answeredSpanMs > 0 ? r.answeredSpanMs / 1000 : Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = treeCpuUs(pid) - cpu0;
+  const cpu = treeCpuUs(t.pid) - cpu0;
+  const roles = cpuDelta(roles0, t.cpu());
+  const got = events ? await events.settle() : null;
   const ok = Math.max(1, r.successful);
   const failed = calls - r.successful;
-  const run: Run = {
-    scenario,
-    server,
-    children,
+  const cps = Math.round(r.successful / secs);
+  const rtP99 = percentile(r.rtts, 99);
+  const v = judge({
     calls,
     failed,
-    cps: Math.round(r.successful / secs),
-    cpu_us_per_call: Math.round(cpu / ok),
-    master_us_per_call: null,
-    master_us_per_msg: null,
-    rt_mean_ms: r.rtts.length ? Math.round((r.rtts.reduce((a, b) => a + b, 0) / r.rtts.length) * 100) / 100 : 0,
-    rt_median_ms: percentile(r.rtts, 50),
-    rt_p99_ms: percentile(r.rtts, 99),
+    msgsPerCall: MSGS,
     retransmissions: r.retransmissions,
-    verdict: failed / calls < 0.001 ? 'ok' : 'fail',
+    rtP99Ms: rtP99,
+    rate,
+    cps,
+  });
+  const threads: Record<string, number> = {};
+  for (const [role, us] of roles) threads[role] = Math.round(us / ok);
+  const master = t.server === 'switchyard' ? (roles.get('master') ?? 0) : null;
+  const run: Run = {
+    scenario,
+    server: t.server,
+    children: t.children,
+    calls,
+    failed,
+    cps,
+    cpu_us_per_call: Math.round(cpu / ok),
+    master_us_per_call: master === null ? null : Math.round(master / ok),
+    master_us_per_msg: master === null ? null : Math.round((master / (ok * MSGS)) * 10) / 10,
+    threads,
+    rt_mean_ms: r.rtts.length ? r2(r.rtts.reduce((a, b) => a + b, 0) / r.rtts.length) : 0,
+    rt_median_ms: percentile(r.rtts, 50),
+    rt_p99_ms: rtP99,
+    retransmissions: r.retransmissions,
+    verdict: v.verdict,
+    reasons: v.reasons,
+    // every call's INVITE passed the route when no call failed; a failed call may not have reached it
+    events: got ? got.callIds : null,
+    events_lost: got ? Math.max(0, calls - got.callIds) : null,
     rate,
     kind,
   };
-  if (server === 'switchyard') {
-    const master = threadCpuUs(pid, pid) - m0;
-    run.master_us_per_call = Math.round(master / ok);
-    run.master_us_per_msg = Math.round((master / (ok * (settings.msgsPerCall ?? MSGS_PER_CALL))) * 10) / 10;
-  }
+  const lost = run.events_lost !== null ? `, events lost ${run.events_lost}` : '';
+  console.log(
+    `[${t.label}] ${kind === 'fixed' ? 'fixed' : 'step '} ${rate} cps × ${Math.round(calls / rate)} s: reached ${cps} cps, ` +
+      `failed ${((failed / calls) * 100).toFixed(2)}%, retransmissions ${((r.retransmissions / (calls * MSGS)) * 100).toFixed(2)}%, ` +
+      `p99 ${rtP99} ms, ${run.cpu_us_per_call} µs/call${lost} → ${v.verdict}${v.reasons.length ? ` (${v.reasons.join('; ')})` : ''}`,
+  );
   console.log(
     `RESULT scenario=${run.scenario} server=${run.server} children=${run.children} calls=${run.calls} failed=${run.failed} cps=${run.cps} cpu_us_per_call=${run.cpu_us_per_call}` +
       ` rt_median_ms=${run.rt_median_ms} rt_p99_ms=${run.rt_p99_ms} verdict=${run.verdict} rate=${rate} kind=${kind}` +
-      `${run.master_us_per_call !== null ? ` master_us_per_call=${run.master_us_per_call} master_us_per_msg=${run.master_us_per_msg}` : ''} rt_mean_ms=${run.rt_mean_ms} retransmissions=${run.retransmissions}`,
+      `${run.master_us_per_call !== null ? ` master_us_per_call=${run.master_us_per_call} master_us_per_msg=${run.master_us_per_msg}` : ''} rt_mean_ms=${run.rt_mean_ms} retransmissions=${run.retransmissions}` +
+      `${run.events_lost !== null ? ` events=${run.events} events_lost=${run.events_lost}` : ''}`,
   );
   return run;
 }
 
-async function benchServer(server: string, start: () => Promise<ChildProcess>): Promise<Run[]> {
+async function benchServer(
+  t: Omit<Target, 'pid' | 'cpu'>,
+  start: () => Promise<ChildProcess>,
+  cpuOf: (pid: number) => () => CpuByRole,
+): Promise<Run[]> {
   for (const port of [PROXY_PORT, ...UAS_PORTS])
-    if (bound(port, 'u1')) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
+    if (bound(port, PROXY_CHECK)) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
   const runs: Run[] = [];
-  const uas = await Promise.all(UAS_PORTS.map((port) => startUas({ port })));
+  const uas = await Promise.all(UAS_PORTS.map((port) => startUas({ port, transport: TCP ? 't1' : 'u1' })));
   let proc: ChildProcess | undefined;
   let relay: Relay | null = null;
+  let events: EvapiCounter | null = null;
   let port = 6100;
   try {
     proc = await start();
+    const target: Target = { ...t, pid: proc.pid!, cpu: cpuOf(proc.pid!) };
     if (settings.tls) {
       relay = await tcpToTls({ host: '127.0.0.1', port: settings.tls.port }, { rejectUnauthorized: false });
       uacPath = { transport: 't1', extra: ['-rsa', `127.0.0.1:${relay.port}`] };
-    }
+    } else uacPath = TCP ? { transport: 't1' } : {};
+    if (settings.evapi) events = await EvapiCounter.connect(settings.evapi.port);
     // warm-up (JIT, connection tables), not reported; the TLS path (OpenSSL records, the relay) takes seconds more to reach its pace
-    const warm = settings.tls ? fixedRate * 6 : Math.min(500, fixedRate * 3);
+    const warm = smoke ? 50 : settings.tls ? fixedRate * 6 : Math.min(500, fixedRate * 3);
     await runUac({
       target: PROXY,
       scenario: UAC,
@@ -258,14 +331,20 @@ async function benchServer(server: string, start: () => Promise<ChildProcess>): 
       localPort: port++,
       timeoutMs: 30_000,
       ...uacPath,
+      extra: [...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])],
     });
-    runs.push(await measure(server, proc.pid!, fixedRate, fixedRate * (quick ? 3 : 8), 'fixed', port++));
-    for (const rate of STEPS) {
-      const r = await measure(server, proc.pid!, rate, rate * STEP_SECONDS, 'step', port++);
+    // the warm-up's last events must not count in the first measured run
+    await events?.settle();
+    runs.push(await measure(target, fixedRate, Math.round(fixedRate * FIXED_SECONDS), 'fixed', port++, events));
+    for (let i = 0; i < STEP_LIMIT; i++) {
+      const rate = stepAt(i);
+      const r = await measure(target, rate, Math.round(rate * STEP_SECONDS), 'step', port++, events);
       runs.push(r);
-      if (r.verdict === 'fail' || r.cps < rate * 0.9) break;
+      if (r.verdict === 'fail') break;
+      if (i === MAX_STEPS - 1) console.log(`[${t.label}] stopped after ${MAX_STEPS} steps without a failure`);
     }
   } finally {
+    events?.close();
     await relay?.close();
     if (proc) await stop(proc);
     for (const u of uas) await u.stop();
@@ -280,45 +359,105 @@ function diff(a: number | undefined, b: number | undefined): string {
   return `${r >= 1 ? '+' : ''}${Math.round((r - 1) * 100)}% (${r.toFixed(2)}×)`;
 }
 
-/** metrics down, servers across, then the first server's difference from the second */
+const labelOf = (r: Pick<Run, 'server' | 'children'>): string => `${r.server} -n ${r.children}`;
+const pctOf = (x: number, of: number): string => `${((x / Math.max(1, of)) * 100).toFixed(2)}%`;
+
+/**
+ * metrics down, one column per server and worker count, then switchyard's
+ * difference from kamailio at the same count
+ */
 function table(runs: Run[]): string {
-  const names = [...new Set(runs.map((r) => r.server))];
-  const fixed = (s: string): Run | undefined => runs.find((r) => r.server === s && r.kind === 'fixed');
-  const best = (s: string): Run | undefined =>
-    runs.filter((r) => r.server === s && r.kind === 'step' && r.verdict === 'ok').sort((a, b) => b.cps - a.cps)[0];
-  const pct = (r: Run | undefined): string => (r ? `${((r.failed / r.calls) * 100).toFixed(2)}%` : '-');
-  const rows: [string, (s: string) => number | undefined, (s: string) => string][] = [
+  const labels = [...new Set(runs.map(labelOf))];
+  const of = (l: string): Run[] => runs.filter((r) => labelOf(r) === l);
+  const fixed = (l: string): Run | undefined => of(l).find((r) => r.kind === 'fixed');
+  const steps = (l: string): Run[] => of(l).filter((r) => r.kind === 'step');
+  const best = (l: string): Run | undefined =>
+    steps(l)
+      .filter((r) => r.verdict === 'ok')
+      .sort((a, b) => b.cps - a.cps)[0];
+  const kam = `kamailio -n ${kamailioChildren}`;
+  const sy = `switchyard -n ${kamailioChildren}`;
+  const compare = labels.includes(kam) && labels.includes(sy);
+  const evapi = runs.some((r) => r.events_lost !== null);
+  const rows: [string, (l: string) => number | undefined, (l: string) => string][] = [
     [
       `CPU µs/call @${fixedRate} cps`,
-      (s) => fixed(s)?.cpu_us_per_call,
-      (s) => String(fixed(s)?.cpu_us_per_call ?? '-'),
+      (l) => fixed(l)?.cpu_us_per_call,
+      (l) => String(fixed(l)?.cpu_us_per_call ?? '-'),
     ],
     [
-      `master thread µs/call @${fixedRate} cps`,
-      (s) => fixed(s)?.master_us_per_call ?? undefined,
-      (s) => String(fixed(s)?.master_us_per_call ?? '-'),
+      `failed / retransmitted @${fixedRate} cps`,
+      () => undefined,
+      (l) => {
+        const f = fixed(l);
+        return f ? `${pctOf(f.failed, f.calls)} / ${pctOf(f.retransmissions, f.calls * MSGS)}` : '-';
+      },
     ],
-    [`master thread µs/message @${fixedRate} cps`, () => undefined, (s) => String(fixed(s)?.master_us_per_msg ?? '-')],
-    [`failed @${fixedRate} cps`, () => undefined, (s) => pct(fixed(s))],
-    [`rt mean ms @${fixedRate} cps`, (s) => fixed(s)?.rt_mean_ms, (s) => String(fixed(s)?.rt_mean_ms ?? '-')],
+    [`rt mean ms @${fixedRate} cps`, (l) => fixed(l)?.rt_mean_ms, (l) => String(fixed(l)?.rt_mean_ms ?? '-')],
     [
       `rt median / p99 ms @${fixedRate} cps`,
       () => undefined,
-      (s) => (fixed(s) ? `${fixed(s)!.rt_median_ms} / ${fixed(s)!.rt_p99_ms}` : '-'),
+      (l) => (fixed(l) ? `${fixed(l)!.rt_median_ms} / ${fixed(l)!.rt_p99_ms}` : '-'),
     ],
-    ['max cps (<0.1% failed)', (s) => best(s)?.cps, (s) => String(best(s)?.cps ?? 'none')],
-    ['CPU µs/call at max cps', (s) => best(s)?.cpu_us_per_call, (s) => String(best(s)?.cpu_us_per_call ?? '-')],
+    [
+      `max cps (failed < ${CRITERIA.maxFailed * 100}%, retransmitted < ${CRITERIA.maxRetransmissions * 100}%, p99 < ${CRITERIA.maxP99Ms} ms)`,
+      (l) => best(l)?.cps,
+      (l) => {
+        const m = maxCps(steps(l));
+        if (m.cps === null) return 'none';
+        return m.bounded ? String(m.cps) : `≥ ${m.cps} (no step failed)`;
+      },
+    ],
+    ['CPU µs/call at max cps', (l) => best(l)?.cpu_us_per_call, (l) => String(best(l)?.cpu_us_per_call ?? '-')],
+    [
+      'first failing step',
+      () => undefined,
+      (l) => {
+        const f = steps(l).find((r) => r.verdict === 'fail');
+        return f ? `${f.rate}: ${f.reasons.join(', ')}` : '-';
+      },
+    ],
   ];
-  const two = names.length === 2;
-  const lines = [
-    `| ${scenario}, ${children} children | ${names.join(' | ')} |${two ? ` ${names[0]} vs ${names[1]} |` : ''}`,
-    `| --- |${names.map(() => ' ---: |').join('')}${two ? ' ---: |' : ''}`,
-  ];
-  for (const [label, value, text] of rows) {
-    lines.push(
-      `| ${label} | ${names.map(text).join(' | ')} |${two ? ` ${diff(value(names[0]!), value(names[1]!))} |` : ''}`,
+  if (evapi) {
+    rows.push(
+      [`events lost @${fixedRate} cps`, () => undefined, (l) => String(fixed(l)?.events_lost ?? '-')],
+      [
+        'first step losing events',
+        () => undefined,
+        (l) => {
+          const f = steps(l).find((r) => (r.events_lost ?? 0) > 0);
+          return f ? `${f.rate} (${f.events_lost} of ${f.calls})` : 'none';
+        },
+      ],
     );
   }
+  const lines = [
+    `| ${scenario} | ${labels.join(' | ')} |${compare ? ` ${sy} vs ${kam} |` : ''}`,
+    `| --- |${labels.map(() => ' ---: |').join('')}${compare ? ' ---: |' : ''}`,
+  ];
+  for (const [label, value, text] of rows)
+    lines.push(`| ${label} | ${labels.map(text).join(' | ')} |${compare ? ` ${diff(value(sy), value(kam))} |` : ''}`);
+  return lines.join('\n');
+}
+
+/** CPU by thread (switchyard) or process (kamailio) at the fixed rate: µs per call and share of one core */
+function threadTable(runs: Run[]): string {
+  const fixed = runs.filter((r) => r.kind === 'fixed');
+  const labels = fixed.map(labelOf);
+  const roles = [...new Set(fixed.flatMap((r) => Object.keys(r.threads)))];
+  const lines = [
+    `| CPU µs/call @${fixedRate} cps (% of a core) | ${labels.join(' | ')} |`,
+    `| --- |${labels.map(() => ' ---: |').join('')}`,
+  ];
+  for (const role of roles)
+    lines.push(
+      `| ${role} | ${fixed
+        .map((r) => {
+          const us = r.threads[role];
+          return us === undefined ? '' : `${us} (${Math.round((us * fixedRate) / 10_000)}%)`;
+        })
+        .join(' | ')} |`,
+    );
   return lines.join('\n');
 }
 
@@ -350,6 +489,32 @@ function makeDb(db: NonNullable<ScenarioSettings['db']>): void {
   }
 }
 
+/** kamailio's jsonrpcs FIFO, loaded by the bench to ask core.psx which process does what */
+const KAM_FIFO = `/tmp/switchyard-bench-kamailio-${process.pid}.fifo`;
+
+/** pid → role from kamailio's core.psx ("udp receiver child=0", "timer" …), read once its children run */
+function kamailioRoles(): Map<number, string> {
+  const reply = `switchyard_bench_reply_${process.pid}`;
+  const req = JSON.stringify({ jsonrpc: '2.0', method: 'core.psx', reply_name: reply, id: 1 });
+  // the reply FIFO must be in jsonrpcs' fifo_reply_dir (/tmp) and named without dots
+  const r = spawnSync(
+    'sh',
+    ['-c', `rm -f /tmp/${reply}; mkfifo -m 600 /tmp/${reply} && echo '${req}' > ${KAM_FIFO} && cat /tmp/${reply}`],
+    { encoding: 'utf8', timeout: 5000 },
+  );
+  rmSync(`/tmp/${reply}`, { force: true });
+  const roles = new Map<number, string>();
+  try {
+    const procs = (JSON.parse(r.stdout) as { result: Array<{ PID: number; DSC: string }> }).result;
+    for (const p of procs) roles.set(p.PID, p.DSC.replace(/ sock=.*$/, ''));
+  } catch {
+    console.log(
+      `kamailio core.psx did not answer (${r.stderr.trim() || 'no reply'}): its processes are not told apart`,
+    );
+  }
+  return roles;
+}
+
 async function main(): Promise<void> {
   if (!existsSync(DIR)) throw new Error(`no scenario ${scenario} in bench/scenarios/`);
   const api = settings.api ? await startApi(settings.api.port, settings.api.delayMs) : null;
@@ -370,47 +535,58 @@ async function main(): Promise<void> {
       `[server:default]\nmethod = TLSv1.2+\ncertificate = ${pki.serverCert}\nprivate_key = ${pki.serverKey}\n\n[client:default]\nverify_certificate = no\n`,
     );
   }
+  const load0 = loadavg();
   const runs: Run[] = [];
   // one server failing to start or run does not cost the other's figures
-  const bench = async (server: string, start: () => Promise<ChildProcess>): Promise<void> => {
+  const bench = async (
+    t: Omit<Target, 'pid' | 'cpu'>,
+    start: () => Promise<ChildProcess>,
+    cpuOf: (pid: number) => () => CpuByRole,
+  ): Promise<void> => {
     try {
-      runs.push(...(await benchServer(server, start)));
+      runs.push(...(await benchServer(t, start, cpuOf)));
     } catch (e) {
-      console.error(`${server}: ${e instanceof Error ? e.message : String(e)}`);
+      console.error(`${t.label}: ${e instanceof Error ? e.message : String(e)}`);
       process.exitCode = 1;
     }
   };
   try {
     if (servers.includes('switchyard')) {
-      const tlsArgs = settings.tls ? ['-l', `tls:127.0.0.1:${settings.tls.port}`, '-o', `tls.config=${tlsCfg}`] : [];
-      const args = [
-        MAIN,
-        '-f',
-        `${DIR}switchyard.cfg`,
-        '-n',
-        String(children),
-        '-l',
-        `udp:${PROXY}`,
-        ...tlsArgs,
-        '--mi',
-        scrape ? `127.0.0.1:${MI_PORT}` : 'off',
-        '-E',
-      ];
-      let scrapes = 0;
-      const scraper = scrape
-        ? setInterval(() => {
-            fetch(`http://127.0.0.1:${MI_PORT}/metrics`)
-              .then((r) => r.text())
-              .then(
-                () => scrapes++,
-                () => {},
-              );
-          }, 1000)
-        : null;
-      await bench('switchyard', () => startProcess(process.execPath, args, /switchyard ready/));
-      if (scraper) {
-        clearInterval(scraper);
-        console.log(`/metrics scraped ${scrapes} times, once a second`);
+      for (const children of childrenList) {
+        const tlsArgs = settings.tls ? ['-l', `tls:127.0.0.1:${settings.tls.port}`, '-o', `tls.config=${tlsCfg}`] : [];
+        const args = [
+          MAIN,
+          '-f',
+          `${DIR}switchyard.cfg`,
+          '-n',
+          String(children),
+          '-l',
+          `${TCP ? 'tcp' : 'udp'}:${PROXY}`,
+          ...tlsArgs,
+          '--mi',
+          scrape ? `127.0.0.1:${MI_PORT}` : 'off',
+          '-E',
+        ];
+        let scrapes = 0;
+        const scraper = scrape
+          ? setInterval(() => {
+              fetch(`http://127.0.0.1:${MI_PORT}/metrics`)
+                .then((r) => r.text())
+                .then(
+                  () => scrapes++,
+                  () => {},
+                );
+            }, 1000)
+          : null;
+        await bench(
+          { server: 'switchyard', children, label: `switchyard -n ${children}` },
+          () => startProcess(process.execPath, args, /switchyard ready/),
+          (pid) => () => switchyardThreads(pid),
+        );
+        if (scraper) {
+          clearInterval(scraper);
+          console.log(`/metrics scraped ${scrapes} times, once a second`);
+        }
       }
     }
     if (servers.includes('kamailio')) {
@@ -421,12 +597,24 @@ async function main(): Promise<void> {
           .replaceAll('__SCENARIO_DIR__', DIR)
           .replaceAll('__TLS_CFG__', tlsCfg);
         const tmp = `/tmp/switchyard-bench-kamailio-${process.pid}.cfg`;
-        writeFileSync(tmp, `children=${children}\nlisten=udp:${PROXY}\n${cfg}`);
+        // jsonrpcs over a FIFO: its core.psx tells the processes' roles (one more process, idle during the runs)
+        const rpc =
+          `loadmodule "${KAMAILIO_MODULES}/jsonrpcs.so"\nmodparam("jsonrpcs", "transport", 2)\n` +
+          `modparam("jsonrpcs", "fifo_name", "${KAM_FIFO}")\n`;
+        writeFileSync(tmp, `children=${kamailioChildren}\nlisten=${TCP ? 'tcp' : 'udp'}:${PROXY}\n${rpc}${cfg}`);
         // -DD: no daemon, children still forked; 1 GB of shared memory: tm keeps every transaction for its
         // wait timer, and 256 MB ran out at 2000 cps (500 No error (2/SL)); it is touched only as used
         const args = ['-f', tmp, '-DD', '-E', '-m', '1024', '-M', '16', '-x', 'tlsf', '-w', '/tmp'];
-        await bench('kamailio', () => startProcess(KAMAILIO, args, () => bound(PROXY_PORT, 'u1')));
+        await bench(
+          { server: 'kamailio', children: kamailioChildren, label: `kamailio -n ${kamailioChildren}` },
+          () => startProcess(KAMAILIO, args, () => bound(PROXY_PORT, PROXY_CHECK) && existsSync(KAM_FIFO)),
+          (pid) => {
+            const roles = kamailioRoles();
+            return () => processesByRole(pid, roles);
+          },
+        );
         rmSync(tmp, { force: true });
+        rmSync(KAM_FIFO, { force: true });
       } else console.log('kamailio not installed: switchyard only (apt-get install kamailio)');
     }
   } finally {
@@ -437,6 +625,7 @@ async function main(): Promise<void> {
   }
   if (runs.length === 0) throw new Error('nothing measured');
 
+  const load1 = loadavg();
   const meta = {
     date: new Date().toISOString(),
     node: process.version,
@@ -446,20 +635,25 @@ async function main(): Promise<void> {
     sipp: version(SIPP, /v\d[\w.-]*\w/),
     kamailio: servers.includes('kamailio') && existsSync(KAMAILIO) ? version(KAMAILIO, /kamailio \S+/) : null,
     scenario,
-    children,
+    children: childrenList,
+    transport: settings.tls ? 'tls' : TCP ? 'tcp' : 'udp',
     fixedRate,
-    steps: STEPS,
+    listedSteps: LISTED,
     stepSeconds: STEP_SECONDS,
+    criteria: CRITERIA,
+    /** 1-minute load average before and after the run: what else the shared cores were doing */
+    loadavg: [r2(load0[0]!), r2(load1[0]!)],
   };
   const md =
     `# ${scenario} — ${meta.date}\n\n` +
     `node ${meta.node}, ${meta.cpu} × ${meta.cores}, linux ${meta.kernel}, sipp ${meta.sipp}${meta.kamailio ? `, ${meta.kamailio}` : ''}; ` +
-    `sipp, the server and its callee share these cores.\n\n${table(runs)}\n`;
+    `sipp, the server and its callee share these cores; load average ${meta.loadavg[0]} before, ${meta.loadavg[1]} after.\n\n` +
+    `${table(runs)}\n\n${threadTable(runs)}\n`;
   console.log('\n' + md);
-  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  mkdirSync(OUT, { recursive: true });
   const stamp = meta.date.slice(0, 16).replace(/[:T]/g, '-');
-  writeFileSync(`${ROOT}bench/results/${stamp}-${scenario}.json`, JSON.stringify({ meta, runs }, null, 2) + '\n');
-  writeFileSync(`${ROOT}bench/results/${stamp}-${scenario}.md`, md);
+  writeFileSync(`${OUT}/${stamp}-${scenario}.json`, JSON.stringify({ meta, runs }, null, 2) + '\n');
+  writeFileSync(`${OUT}/${stamp}-${scenario}.md`, md);
 }
 
 main().catch((e: unknown) => {

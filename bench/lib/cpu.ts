@@ -44,3 +44,59 @@ export function treeCpuUs(root: number): number {
   }
   return t;
 }
+
+/** CPU (µs) by role: a snapshot, subtracted from a later one with `cpuDelta` */
+export type CpuByRole = Map<string, number>;
+
+/**
+ * switchyard's threads by role: the master is the task whose id is the pid;
+ * SIP workers and the event dispatcher name themselves (`sip-worker-N`,
+ * `dispatcher`, in /proc/<pid>/task/<tid>/comm); the rest are V8's and
+ * libuv's helpers (garbage collection, compilation, the thread pool)
+ */
+export function switchyardThreads(pid: number): CpuByRole {
+  const out: CpuByRole = new Map();
+  const add = (role: string, us: number): void => void out.set(role, (out.get(role) ?? 0) + us);
+  for (const d of readdirSync(`/proc/${pid}/task`)) {
+    const tid = Number(d);
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const role =
+        tid === pid ? 'master' : /^sip-worker-\d+$/.test(name) || name === 'dispatcher' ? name : 'other threads';
+      add(role, threadCpuUs(pid, tid));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  // master, workers by number, dispatcher, helpers: the order of the table
+  const rank = (role: string): number =>
+    role === 'master'
+      ? -1
+      : role.startsWith('sip-worker-')
+        ? Number(role.slice(11))
+        : role === 'dispatcher'
+          ? 1e6
+          : 2e6;
+  return new Map([...out].sort((a, b) => rank(a[0]) - rank(b[0])));
+}
+
+/** a process tree's processes by role: `roles` names the pids it knows, the others count as "other processes" */
+export function processesByRole(root: number, roles: ReadonlyMap<number, string>): CpuByRole {
+  const out: CpuByRole = new Map();
+  for (const pid of processTree(root)) {
+    try {
+      const role = roles.get(pid) ?? 'other processes';
+      out.set(role, (out.get(role) ?? 0) + processCpuUs(pid));
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+/** after − before, role by role (a role absent before started during the interval) */
+export function cpuDelta(before: CpuByRole, after: CpuByRole): CpuByRole {
+  const out: CpuByRole = new Map();
+  for (const [role, us] of after) out.set(role, Math.max(0, us - (before.get(role) ?? 0)));
+  return out;
+}

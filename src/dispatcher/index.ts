@@ -6,6 +6,7 @@ import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
 import { Histograms, histograms } from '../shared/counters/histograms.js';
 import { log } from '../shared/log.js';
+import { nameThread } from '../shared/thread-name.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import { initModules } from '../shared/modules/init.js';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     if (m.type === 'bus-port') bus.attach(m.peer, m.port);
     else if (m.type === 'shutdown') process.exit(0);
   });
+  nameThread('dispatcher');
   log.tag = 'dispatcher';
   setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);

@@ -10,6 +10,7 @@ import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { nativeSendTo } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
+import { nameThread } from '../shared/thread-name.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     if (m.type === 'bus-port') bus.attach(m.peer, m.port);
     else if (m.type === 'shutdown') onShutdown(m.graceMs);
   });
+  nameThread(`sip-worker-${init.workerId}`);
   log.tag = `worker ${init.workerId}`;
   setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);
