@@ -8,9 +8,10 @@ export class UdpPeer {
   readonly received: Buffer[] = [];
   #waiters: Array<() => void> = [];
 
-  static async open(): Promise<UdpPeer> {
+  /** bound to `ip` (another loopback address, 127.0.0.2, for a second source) */
+  static async open(ip = '127.0.0.1'): Promise<UdpPeer> {
     const p = new UdpPeer();
-    await new Promise<void>((r) => p.socket.bind(0, '127.0.0.1', r));
+    await new Promise<void>((r) => p.socket.bind(0, ip, r));
     p.socket.on('message', (m) => {
       p.received.push(m);
       for (const w of p.#waiters.splice(0)) w();

@@ -79,12 +79,17 @@ export async function request(
     callId?: string;
     contact?: string;
     extra?: string[];
+    /** the From (and REGISTER To) host, and with toDomain the R-URI's: a domain name instead of the proxy's host:port */
+    domain?: string;
+    toDomain?: string;
   },
 ): Promise<string> {
   seq++;
-  // host:port everywhere: the proxy listens on an ephemeral port, and `myself` compares ports
-  const host = proxy;
-  const ruri = ruriOf(o.method, proxy, o.to);
+  // host:port by default: the proxy listens on an ephemeral port, and `myself` compares ports
+  const host = o.domain ?? proxy;
+  const toHost = o.method === 'REGISTER' ? host : (o.toDomain ?? proxy);
+  const ruri = ruriOf(o.method, toHost, o.to);
+  const via = `${peer.socket.address().address}:${peer.port}`;
   const callId = o.callId ?? `auth-${seq}@test`;
   const branch = `z9hG4bKauth${seq}`;
   const from = `<sip:${o.from}@${host}>;tag=f${seq}`;
@@ -92,13 +97,13 @@ export async function request(
   peer.send(
     sipRequest([
       `${o.method} ${ruri} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${branch};rport`,
+      `Via: SIP/2.0/UDP ${via};branch=${branch};rport`,
       'Max-Forwards: 70',
       `From: ${from}`,
-      `To: <sip:${o.method === 'REGISTER' ? o.from : (o.to ?? 'bob')}@${host}>`,
+      `To: <sip:${o.method === 'REGISTER' ? o.from : (o.to ?? 'bob')}@${toHost}>`,
       `Call-ID: ${callId}`,
       `CSeq: ${seq} ${o.method}`,
-      `Contact: ${o.contact ?? `<sip:${o.from}@127.0.0.1:${peer.port}>`}`,
+      `Contact: ${o.contact ?? `<sip:${o.from}@${via}>`}`,
       ...(o.extra ?? []),
       'Content-Length: 0',
     ]),
@@ -118,7 +123,7 @@ export async function request(
       peer.send(
         sipRequest([
           `ACK ${ruri} SIP/2.0`,
-          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${branch};rport`,
+          `Via: SIP/2.0/UDP ${via};branch=${branch};rport`,
           'Max-Forwards: 70',
           `From: ${from}`,
           `To: ${to}`,
@@ -133,8 +138,9 @@ export async function request(
   }
 }
 
-export function ruriOf(method: string, proxy: string, to = 'bob'): string {
-  return method === 'REGISTER' ? `sip:${proxy}` : `sip:${to}@${proxy}`;
+/** the R-URI `request` sends: `host` is the proxy's host:port or a domain */
+export function ruriOf(method: string, host: string, to = 'bob'): string {
+  return method === 'REGISTER' ? `sip:${host}` : `sip:${to}@${host}`;
 }
 
 /** a UDP port free on 127.0.0.1 right now (for sipp's -p) */

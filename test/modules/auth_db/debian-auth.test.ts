@@ -1,40 +1,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
+import { runCli, startServer, type RunningServer } from '../../helpers/start-server.js';
 import { UdpPeer } from '../../helpers/sip-socket.js';
-import { hasSipp, runUac, startUas, type UasHandle } from '../../helpers/sipp.js';
+import { runUac, startUas, type UasHandle } from '../../helpers/sipp.js';
+import { debianCfg, debianSkip, until } from '../../helpers/debian-cfg.js';
 import { backends, freshDb, sql } from '../../helpers/db.js';
 import { challengesOf, credentials, freeUdpPort, request, ruriOf } from '../auth/digest-client.js';
 
-const DEBIAN_CFG = '/etc/kamailio/kamailio.cfg';
 const FIXTURES = new URL('../../../../test/fixtures/sipp/', import.meta.url).pathname;
-
-/** Debian's kamailio.cfg as installed, with `-A` style defines in front (DBURL replaces the stock MySQL URL) */
-export function debianCfg(defines: string[], dbUrl: string): string {
-  const text = readFileSync(DEBIAN_CFG, 'utf8');
-  const [first, ...rest] = text.split('\n');
-  return writeCfg([first, ...defines.map((d) => `#!define ${d}`), `#!define DBURL "${dbUrl}"`, ...rest].join('\n'));
-}
-
-/** poll `f` until it gives a value (5 s at most) */
-async function until<T>(f: () => Promise<T | null>, why: () => string = () => ''): Promise<T> {
-  for (const deadline = Date.now() + 5000; ;) {
-    const v = await f();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within 5 s ${why()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 // db_mode 2 writes back every timer_interval: 1 s instead of the cfg's 60 for the test; a busy machine gets 5 s per database call
 const WRITE_BACK_1S = ['-o', 'usrloc.timer_interval=1', '-o', 'db_mysql.timeout_interval=5'];
 
-const skipAll = !existsSync(DEBIAN_CFG)
-  ? `${DEBIAN_CFG} is not installed`
-  : !hasSipp()
-    ? 'sipp is not installed'
-    : false;
+const skipAll = debianSkip;
 
 for (const b of skipAll ? [] : await backends()) {
   describe(`Debian's kamailio.cfg with WITH_AUTH, WITH_ACCDB and WITH_USRLOCDB on ${b.name}`, { skip: b.skip }, () => {
