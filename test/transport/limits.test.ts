@@ -68,7 +68,11 @@ request_route {
   });
 
   after(async () => {
-    for (const p of open) p instanceof WsPeer ? p.close() : 'socket' in p ? p.socket.destroy() : p.destroy();
+    for (const p of open) {
+      if (p instanceof WsPeer) p.close();
+      else if ('socket' in p) p.socket.destroy();
+      else p.destroy();
+    }
     await server?.stop();
     pki?.remove();
   });

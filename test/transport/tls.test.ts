@@ -94,7 +94,10 @@ server_name = sip.test
   });
 
   after(async () => {
-    for (const p of peers) p instanceof UdpPeer ? p.close() : p.socket.destroy();
+    for (const p of peers) {
+      if (p instanceof UdpPeer) p.close();
+      else p.socket.destroy();
+    }
     await server?.stop();
     pki?.remove();
   });

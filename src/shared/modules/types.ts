@@ -203,7 +203,9 @@ export interface FunctionSpec {
   readonly asyncCapable?: boolean;
   /** accepted and does nothing: a script that calls it gets a warning (the text says why) */
   readonly noEffect?: string;
-  // Arguments arrive converted to their declared kinds; optional ones absent as undefined.
+  // Arguments arrive converted to their declared kinds; optional ones absent as undefined. Each function
+  // declares its own parameter types, which only `any` here accepts (unknown[] would refuse them).
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   readonly fn: (ctx: ScriptContext, ...args: any[]) => number | Promise<number>;
 }
 

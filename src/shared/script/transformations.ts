@@ -32,7 +32,7 @@ function paramValue(list: string, name: string, sep = ';'): Value {
   return null;
 }
 
-const ESCAPE_PARAM = /[^A-Za-z0-9\-_.!~*'()\[\]\/:&+$]/g;
+const ESCAPE_PARAM = /[^A-Za-z0-9\-_.!~*'()[\]/:&+$]/g;
 const ESCAPE_COMMON = /[^A-Za-z0-9\-_.!~*'()]/g;
 const pct = (c: string): string => Buffer.from(c).toString('hex').replace(/(..)/g, '%$1').toUpperCase();
 
@@ -73,7 +73,7 @@ export const CORE_TRANSFORMATIONS: readonly TransformationSpec[] = [
   t('s.unescape.param', 0, (v) => decodeURIComponent(str(v).replace(/%(?![0-9a-fA-F]{2})/g, '%25'))),
   t('s.escape.common', 0, (v) => str(v).replace(ESCAPE_COMMON, pct)),
   t('s.unescape.common', 0, (v) => decodeURIComponent(str(v).replace(/%(?![0-9a-fA-F]{2})/g, '%25'))),
-  t('s.escape.user', 0, (v) => str(v).replace(/[^A-Za-z0-9\-_.!~*'()&=+$,;?\/]/g, pct)),
+  t('s.escape.user', 0, (v) => str(v).replace(/[^A-Za-z0-9\-_.!~*'()&=+$,;?/]/g, pct)),
   t('s.unescape.user', 0, (v) => decodeURIComponent(str(v).replace(/%(?![0-9a-fA-F]{2})/g, '%25'))),
   t('s.numeric', 0, (v) => str(v).replace(/\D/g, '')),
   t('s.reverse', 0, (v) => [...str(v)].reverse().join('')),

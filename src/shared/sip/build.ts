@@ -159,7 +159,7 @@ export function buildReply(req: SipMsg, code: number, reason: string, opts: Repl
         parts.push(Buffer.from(head, 'latin1'), add, src.subarray(top.span.end, h.line.end));
       } else parts.push(line);
     } else if (/^(to|t)$/i.test(h.name)) {
-      let hasTag = false;
+      let hasTag: boolean;
       try {
         hasTag = req.to().tag !== '';
       } catch {

@@ -21,7 +21,7 @@
 import { tmCallbacks } from '../../shared/modules/tm/callbacks.js';
 import { forcedSocket } from '../../shared/modules/core/pvars.js';
 import { randomBytes } from 'node:crypto';
-import { advertisedOf, hostPort } from '../../shared/config/listen.js';
+import { advertisedOf } from '../../shared/config/listen.js';
 import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
 import { recordRouteHeaders } from '../../shared/modules/rr/index.js';
 import {

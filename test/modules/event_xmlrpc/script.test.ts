@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, writeCfg, type RunningServer } from '../../helpers/start-server.js';
 import { startXmlrpcPeer, type XmlrpcPeer } from '../../helpers/xmlrpc-peer.js';

@@ -20,7 +20,6 @@ export type MiAnswer = { result: unknown } | { error: { code: number; message: s
 
 const SWEEP_MS = 10_000;
 
-let store: EventStore | null = null;
 let sweep: NodeJS.Timeout | null = null;
 
 export function startDispatcher(
@@ -32,7 +31,6 @@ export function startDispatcher(
 ): void {
   stopDispatcher();
   const s = new EventStore(log, new Set(modules));
-  store = s;
   const raised = counters.handle('evi:raised');
   const unheard = counters.handle('evi:no_subscribers');
   const failed = counters.handle('evi:raise_failed');
@@ -81,7 +79,6 @@ export function startDispatcher(
 export function stopDispatcher(): void {
   if (sweep !== null) clearInterval(sweep);
   sweep = null;
-  store = null;
 }
 
 function mi(

@@ -62,7 +62,7 @@ function eventArg(name: string, cx: CheckContext): string | null {
   return bad;
 }
 
-const AVP = /^\$avp\(([^()\[\]]+)\)$/;
+const AVP = /^\$avp\(([^()[\]]+)\)$/;
 
 function avpOnly(text: string): string | null {
   return AVP.test(text.replace(/\s+/g, '')) ? null : `"${text}": expected an AVP, $avp(name)`;

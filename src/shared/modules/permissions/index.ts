@@ -28,7 +28,7 @@ export function ipToBig(ip: string): bigint | null {
   const kind = isIP(ip);
   if (kind === 4) return (0xffffn << 32n) | ip.split('.').reduce((a, o) => (a << 8n) | BigInt(Number(o)), 0n);
   if (kind !== 6) return null;
-  let [head, tail] = ip.split('::') as [string, string | undefined];
+  const [head, tail] = ip.split('::') as [string, string | undefined];
   const parse = (s: string): string[] => (s === '' ? [] : s.split(':'));
   let h = parse(head);
   let t = tail === undefined ? [] : parse(tail);
