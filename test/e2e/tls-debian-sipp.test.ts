@@ -11,7 +11,7 @@ import { sipRequest, UdpPeer } from '../helpers/sip-socket.js';
 
 const DEBIAN_CFG = '/etc/kamailio/kamailio.cfg';
 const SIPP_DIR = fileURLToPath(new URL('../../../test/fixtures/sipp/', import.meta.url));
-const CALLS = 500;
+const CALLS = 150;
 const skip = !existsSync(DEBIAN_CFG) ? `${DEBIAN_CFG} is not installed` : !hasSipp() ? 'sipp is not installed' : false;
 
 /**
@@ -130,7 +130,7 @@ private_key = ${pki.clientKey}
           scenario: SIPP_DIR + 'uac-dialog.xml',
           transport: 'tn',
           calls: CALLS,
-          rate: 25,
+          rate: 50,
           localPort: await freePort(),
           timeoutMs: 60_000,
           extra: ['-s', 'fwd', '-rsa', `127.0.0.1:${relay.port}`, '-max_socket', '1000'],
@@ -179,7 +179,7 @@ private_key = ${pki.clientKey}
           target: server.udp[0]!,
           scenario: SIPP_DIR + 'uac-dialog.xml',
           calls: CALLS,
-          rate: 25,
+          rate: 50,
           localPort: await freePort(),
           timeoutMs: 60_000,
           extra: ['-s', 'rev'],

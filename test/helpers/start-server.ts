@@ -36,7 +36,7 @@ export function writeCfg(text: string, name = 'test.cfg'): string {
 /** run the CLI to completion (for -c, -V, bad flags …) */
 export function runCli(
   args: string[],
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -87,7 +87,7 @@ export function startServer(opts: {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`server did not start in time:\n${err}`));
-    }, opts.timeoutMs ?? 20_000);
+    }, opts.timeoutMs ?? 60_000);
     proc.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`server exited with ${code} during start:\n${err}`));
