@@ -21,7 +21,7 @@ import { SIPP, bound, runUac, startUas, type SippTransport } from '../test/helpe
 import { TestDnsServer } from '../test/helpers/dns-server.js';
 import { makePki, type TestPki } from '../test/helpers/tls-certs.js';
 import { tcpToTls, type Relay } from '../test/helpers/tls-relay.js';
-import { cpuDelta, processesByRole, switchyardThreads, treeCpuUs, type CpuByRole } from './lib/cpu.js';
+import { cpuDelta, processesByRole, switchyardThreads, threadRank, treeCpuUs, type CpuByRole } from './lib/cpu.js';
 import { EvapiCounter } from './lib/evapi-client.js';
 import { CRITERIA, MAX_STEPS, judge, maxCps, stepRate } from './lib/verdict.js';
 
@@ -440,11 +440,14 @@ function table(runs: Run[]): string {
   return lines.join('\n');
 }
 
-/** CPU by thread (switchyard) or process (kamailio) at the fixed rate: µs per call and share of one core */
+/** CPU by thread (switchyard) or process (kamailio) in the fixed run: µs per call and share of one core */
 function threadTable(runs: Run[]): string {
   const fixed = runs.filter((r) => r.kind === 'fixed');
   const labels = fixed.map(labelOf);
-  const roles = [...new Set(fixed.flatMap((r) => Object.keys(r.threads)))];
+  // switchyard's threads in their order, then kamailio's processes in core.psx's
+  const seen = [...new Set(fixed.flatMap((r) => Object.keys(r.threads)))];
+  const rank = (role: string): number => threadRank(role) ?? 1e7 + seen.indexOf(role);
+  const roles = seen.sort((a, b) => rank(a) - rank(b));
   const lines = [
     `| CPU µs/call @${fixedRate} cps (% of a core) | ${labels.join(' | ')} |`,
     `| --- |${labels.map(() => ' ---: |').join('')}`,
@@ -454,7 +457,8 @@ function threadTable(runs: Run[]): string {
       `| ${role} | ${fixed
         .map((r) => {
           const us = r.threads[role];
-          return us === undefined ? '' : `${us} (${Math.round((us * fixedRate) / 10_000)}%)`;
+          // the share of a core at the rate reached
+          return us === undefined ? '' : `${us} (${Math.round((us * r.cps) / 10_000)}%)`;
         })
         .join(' | ')} |`,
     );

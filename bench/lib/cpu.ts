@@ -68,16 +68,16 @@ export function switchyardThreads(pid: number): CpuByRole {
       // the thread ended meanwhile
     }
   }
-  // master, workers by number, dispatcher, helpers: the order of the table
-  const rank = (role: string): number =>
-    role === 'master'
-      ? -1
-      : role.startsWith('sip-worker-')
-        ? Number(role.slice(11))
-        : role === 'dispatcher'
-          ? 1e6
-          : 2e6;
-  return new Map([...out].sort((a, b) => rank(a[0]) - rank(b[0])));
+  return new Map([...out].sort((a, b) => threadRank(a[0])! - threadRank(b[0])!));
+}
+
+/** the order of switchyard's thread roles in tables: master, workers by number, dispatcher, helpers; null for others */
+export function threadRank(role: string): number | null {
+  if (role === 'master') return -1;
+  if (/^sip-worker-\d+$/.test(role)) return Number(role.slice(11));
+  if (role === 'dispatcher') return 1e6;
+  if (role === 'other threads') return 1e6 + 1;
+  return null;
 }
 
 /** a process tree's processes by role: `roles` names the pids it knows, the others count as "other processes" */
