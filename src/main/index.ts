@@ -264,6 +264,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       aliases: core.alias,
       countersSab,
       histSab,
+      positionSab: new SharedArrayBuffer(4 * (FIRST_WORKER_ROW + MAX_WORKERS)),
       shvSab,
       moduleSabs,
       dns: dnsTables,
@@ -334,7 +335,10 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);
   dropPrivileges(args.user ?? core.user, args.group ?? core.group);
   await supervisor.start();
-  supervisor.startWatchdog(core.workerWatchdog * 1000);
+  supervisor.startWatchdog(core.workerWatchdog * 1000, (n) => {
+    const p = script.positions[n - 1];
+    return p === undefined ? 'none' : `${p.file}:${p.line}:${p.column}`;
+  });
 
   registerCoreMethods(mi, {
     startedAt,

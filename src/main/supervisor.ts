@@ -112,7 +112,7 @@ export class Supervisor {
    * interrupts even a running regular expression, and restarted like a
    * thread that died.
    */
-  startWatchdog(timeoutMs: number): void {
+  startWatchdog(timeoutMs: number, where: (statement: number) => string): void {
     if (timeoutMs <= 0) return;
     const def = this.#counters.layout.byId.get('core:heartbeats')!;
     const restarts = this.#counters.handle('core:watchdog_restarts');
@@ -125,8 +125,9 @@ export class Supervisor {
           slot.beat = beat;
           slot.beatAt = now;
         } else if (now - slot.beatAt > timeoutMs) {
+          const statement = Atomics.load(new Int32Array(this.#base.positionSab), slot.row);
           log.err(
-            `${this.#name(slot)} stopped answering ${Math.round((now - slot.beatAt) / 1000)} s ago (a runaway regular expression or loop?): restarting it`,
+            `${this.#name(slot)} stopped answering ${Math.round((now - slot.beatAt) / 1000)} s ago (a runaway regular expression or loop?), last script statement begun: ${where(statement)}; restarting it`,
           );
           this.#counters.inc(restarts);
           slot.beatAt = 0;

@@ -16,6 +16,7 @@ import { shv, ShvStore } from '../shared/shv/store.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
 import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
+import { scriptPosition } from '../shared/script/runtime.js';
 import { Receiver } from './receive.js';
 import { WorkerServices } from './services.js';
 import { threadDns } from '../shared/dns/index.js';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   log.tag = `worker ${init.workerId}`;
   setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);
+  scriptPosition.cell = new Int32Array(init.positionSab, init.row * 4, 1);
   const script = compileScript({
     file: init.cfgFile,
     source: init.cfgSource,

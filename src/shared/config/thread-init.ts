@@ -32,6 +32,8 @@ export interface ThreadInit {
   readonly histSab: SharedArrayBuffer;
   /** counters row of this thread */
   readonly row: number;
+  /** one Int32 per counters row: the script statement the thread last began (1 + its index in CompiledScript.positions) */
+  readonly positionSab: SharedArrayBuffer;
   readonly logLevel: number;
   readonly log: LogSettings;
   /** core param ipc_wake_delay (ms): see RingWriter */

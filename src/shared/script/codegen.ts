@@ -26,6 +26,7 @@ import { parseUri } from '../sip/uri.js';
 import type { Expr, Program, RouteDecl, Stmt } from './ast.js';
 import { parsePvarText, type PvarSyntax } from './pvar-syntax.js';
 import * as RT from './runtime.js';
+import { compileRegex } from './regex.js';
 
 export interface RouteTable {
   request: RouteFn | null;
@@ -244,6 +245,22 @@ export class Codegen {
   }
 
   /** a compile-time value the generated code uses, under a readable name */
+  /** a constant pattern: compiled now (linear-time engine), a bad one refused, one that needs backtracking warned */
+  #regex(src: string, pos: SourcePos): string | null {
+    try {
+      const c = compileRegex(src);
+      if (!c.linear)
+        this.warnings.push({
+          pos,
+          message: `regular expression "${src}" needs backtracking (backreference or lookaround): it runs without the linear-time bound`,
+        });
+      return this.#k(c.re, 're');
+    } catch (e) {
+      this.#err('SY_ERR_CFG_BAD_VALUE', pos, (e as Error).message);
+      return null;
+    }
+  }
+
   #k(v: unknown, hint: string): string {
     const have = this.#bound.get(v);
     if (have !== undefined) return have;
@@ -303,7 +320,7 @@ export class Codegen {
     }
   }
 
-  generate(): { js: string; build: () => RouteTable } {
+  generate(): { js: string; build: () => RouteTable; positions: SourcePos[] } {
     this.#findAsync();
     // route functions are declarations: route(X) calls them by name
     for (const [key, r] of this.#routes) {
@@ -314,14 +331,14 @@ export class Codegen {
       );
     }
     const routes: string[] = [];
+    // one table for every route: the statement numbers are the ones the watchdog reports
+    const posConst = this.#k(this.#positions, 'lines');
     for (const [key, r] of this.#routes) {
       this.#kind = r.kind;
       this.#isAsync = this.#async.has(key);
-      this.#positions = [];
       this.#breakable = 0;
       const body = this.#block(r.body, '    ');
       const fname = this.#routeFns.get(key)!;
-      const posConst = this.#k(this.#positions, `${fname}_lines`);
       routes.push(
         `// ${r.pos.file}:${r.pos.line}`,
         `${this.#isAsync ? 'async ' : ''}function ${fname}(ctx) {`,
@@ -344,7 +361,7 @@ export class Codegen {
     );
     const K = this.#K;
     const build = (): RouteTable => {
-      const R = new Function('K', 'H', js)(K, H) as Map<string, RouteFn>;
+      const R = new Function('K', 'H', 'POS', js)(K, H, RT.scriptPosition.cell) as Map<string, RouteFn>;
       const table: RouteTable = {
         request: R.get('request') ?? null,
         onreply: R.get('onreply') ?? null,
@@ -371,12 +388,12 @@ export class Codegen {
       }
       return table;
     };
-    return { js, build };
+    return { js, build, positions: this.#positions };
   }
 
   #stmtPos(pos: SourcePos): string {
     this.#positions.push(pos);
-    return `L = ${this.#positions.length - 1};`;
+    return `L = ${this.#positions.length - 1}; POS[0] = ${this.#positions.length};`;
   }
 
   #block(body: Stmt[], ind: string): string {
@@ -592,11 +609,8 @@ export class Codegen {
         // =~ and !~
         let re = r;
         if (right.type === 'Literal' && typeof right.value === 'string') {
-          try {
-            re = this.#k(new RegExp(right.value, 'i'), 're');
-          } catch {
-            this.#err('SY_ERR_CFG_BAD_VALUE', right.pos, `bad regular expression "${right.value}"`);
-          }
+          const c = this.#regex(right.value, right.pos);
+          if (c !== null) re = c;
         }
         return `${op === '!~' ? '!' : ''}H.match(${l}, ${re})`;
       }
@@ -989,15 +1003,8 @@ export class Codegen {
         return JSON.stringify(name);
       }
       case 'regex':
-        if (a.type === 'Literal') {
-          try {
-            return this.#k(new RegExp(RT.str(a.value), 'i'), 're');
-          } catch {
-            this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `bad regular expression "${a.value}"`);
-            return 'null';
-          }
-        }
-        return `new RegExp(H.str(${this.#expr(a)}), "i")`;
+        if (a.type === 'Literal') return this.#regex(RT.str(a.value), a.pos) ?? 'null';
+        return `H.regex(H.str(${this.#expr(a)}))`;
       case 'any':
         return this.#expr(a);
     }

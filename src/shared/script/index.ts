@@ -86,6 +86,8 @@ export interface CompiledScript {
   modules: string[];
   modparams: Map<string, Map<string, number | string | Array<number | string>>>;
   routes: RouteTable;
+  /** every script statement's position, by the number the routes publish (scriptPosition) less one */
+  positions: readonly SourcePos[];
   js: string;
   /** names the script declares at compile time, by kind ('event': raise_event/subscribe_event names) */
   declared: ReadonlyMap<string, ReadonlySet<string>>;
@@ -448,7 +450,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     prefixDecl && String(prefixDecl.value) !== '' ? { text: String(prefixDecl.value), pos: prefixDecl.pos } : null;
   const dialect = detectDialect(pre.kamailio, pre.text);
   const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect }, BUILTIN_MODULES);
-  const { js, build } = gen.generate();
+  const { js, build, positions } = gen.generate();
   errors.push(...gen.errors);
   warnings.push(...gen.warnings);
   if (errors.length) {
@@ -464,6 +466,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     modules: [...loaded.keys()],
     modparams: params,
     routes: build(),
+    positions,
     js,
     declared: gen.declared,
     preprocessed: pre,

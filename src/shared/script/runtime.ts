@@ -5,6 +5,8 @@
  * positive one true, 0 ends the script.
  */
 import { SwitchyardError } from '../errors.js';
+import { log } from '../log.js';
+import { compileRegex } from './regex.js';
 import type { Value } from '../modules/types.js';
 
 export function str(v: Value | undefined): string {
@@ -90,27 +92,37 @@ export function arith(op: string, a: Value, b: Value): number {
   throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `unknown operator ${op}`);
 }
 
+/**
+ * Where the thread's script statement number goes (1 + its index in CompiledScript.positions): a worker
+ * points it into shared memory before it compiles the script, so that the master's watchdog can say
+ * where a stuck worker was
+ */
+export const scriptPosition: { cell: Int32Array<ArrayBufferLike> } = { cell: new Int32Array(1) };
+
 const regexCache = new Map<string, RegExp>();
 
-/** `=~`: POSIX extended, case-insensitive, as Kamailio compiles it */
-export function match(v: Value, re: RegExp | Value): boolean {
-  let r: RegExp;
-  if (re instanceof RegExp) r = re;
-  else {
-    const src = str(re);
-    let cached = regexCache.get(src);
-    if (cached === undefined) {
-      try {
-        cached = new RegExp(src, 'i');
-      } catch {
-        throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `bad regular expression "${src}"`);
-      }
-      if (regexCache.size > 1000) regexCache.clear();
-      regexCache.set(src, cached);
-    }
-    r = cached;
+/**
+ * A pattern known only at run time (`$rU =~ $hdr(X)`, a function's regex argument from a variable):
+ * POSIX extended, case-insensitive as Kamailio compiles it, on the linear-time engine (./regex.ts)
+ */
+export function regex(src: string): RegExp {
+  let cached = regexCache.get(src);
+  if (cached === undefined) {
+    const c = compileRegex(src);
+    if (!c.linear)
+      log.warn(
+        `regular expression "${src}" needs backtracking (backreference or lookaround): it runs without the linear-time bound`,
+      );
+    cached = c.re;
+    if (regexCache.size > 1000) regexCache.clear();
+    regexCache.set(src, cached);
   }
-  return r.test(str(v));
+  return cached;
+}
+
+/** `=~` */
+export function match(v: Value, re: RegExp | Value): boolean {
+  return (re instanceof RegExp ? re : regex(str(re))).test(str(v));
 }
 
 /** pick one of several values by index: negative from the end, '*' joins with ',' */

@@ -6,6 +6,7 @@
 import { LogLevel, parseLogLevel } from '../../log.js';
 import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
+import { compileRegex, withFlags } from '../../script/regex.js';
 import { branchFlags, forceSocket } from './pvars.js';
 import { ROUTES_ANY, RouteKind, type FunctionSpec, type ScriptContext } from '../types.js';
 
@@ -84,7 +85,10 @@ export function parseSubst(expr: string): { re: RegExp; repl: string } | string 
   const [re, repl, flags] = parts as [string, string, string];
   if (/[^gis]/.test(flags)) return `"${expr}": unknown flag in "${flags}" (g, i or s)`;
   try {
-    return { re: new RegExp(re, flags.replace('s', '')), repl: repl.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1') };
+    return {
+      re: compileRegex(re, flags.replace('s', '')).re,
+      repl: repl.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1'),
+    };
   } catch (e) {
     return `"${expr}": ${(e as Error).message}`;
   }
@@ -117,9 +121,8 @@ function subst(ctx: ScriptContext, expr: string): number {
   const from = text.indexOf('\r\n') + 2;
   let n = 0;
   // ^ and $ match at each line, as with Kamailio's REG_NEWLINE
-  const flags = sx.re.flags.replace('g', '') + 'm';
-  const one = new RegExp(sx.re.source, flags);
-  for (const m of text.slice(from).matchAll(new RegExp(sx.re.source, flags + 'g'))) {
+  const one = withFlags(sx.re, 'm', 'g');
+  for (const m of text.slice(from).matchAll(withFlags(sx.re, 'mg'))) {
     const start = from + m.index;
     (ctx.edits as MessageEdits).replace({ start, end: start + m[0].length }, m[0].replace(one, sx.repl));
     n++;

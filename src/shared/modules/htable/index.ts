@@ -6,6 +6,7 @@ import { SwitchyardError } from '../../errors.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { Logger } from '../../log.js';
 import { fakeScriptContext } from '../../script/context.js';
+import { compileRegex } from '../../script/regex.js';
 import {
   ROUTES_ANY,
   RouteKind,
@@ -124,10 +125,10 @@ function regex(src: string): RegExp | null {
   let re = state.regexes.get(src);
   if (re === undefined) {
     try {
-      re = new RegExp(src, 'i');
-    } catch {
+      re = compileRegex(src).re;
+    } catch (e) {
       re = null;
-      state.log?.err(`htable: bad regular expression "${src}"`);
+      state.log?.err(`htable: ${(e as Error).message}`);
     }
     if (state.regexes.size > 256) state.regexes.clear();
     state.regexes.set(src, re);
