@@ -5,7 +5,7 @@ import { runCli, startServer, writeCfg, type RunningServer } from '../../helpers
 import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 import { sql, sqliteUrl } from '../../helpers/db.js';
 import { request } from '../auth/digest-client.js';
-import { makeEntry, parseAddressFile } from '../../../src/shared/modules/permissions/index.js';
+import { makeEntry, parseAddressFile } from '../../../src/shared/modules/permissions/address.js';
 
 // the address table and a file, the domain table; each check's result in a header of the reply
 const CFG = (url: string, file: string): string => `#!KAMAILIO

@@ -102,6 +102,20 @@ export const TABLES: readonly Table[] = [
     columns: [id, int('grp', 1), req('ip_addr', 50), int('mask', 32), int('port', 0), vc('tag', 64, null)],
   },
   {
+    name: 'trusted',
+    version: 6,
+    columns: [
+      id,
+      req('src_ip', 50),
+      req('proto', 4),
+      vc('from_pattern', 64, null),
+      vc('ruri_pattern', 64, null),
+      vc('tag', 64, null),
+      int('priority'),
+    ],
+    indexes: [['src_ip']],
+  },
+  {
     name: 'domain',
     version: 2,
     columns: [id, req('domain', 64), vc('did', 64, null), dt('last_modified', '2000-01-01 00:00:01')],

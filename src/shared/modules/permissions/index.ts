@@ -1,94 +1,252 @@
 /**
- * Kamailio's permissions, the address part: groups of IP addresses or
- * subnets (with an optional port) from the `address` table or a file,
- * loaded by each SIP worker at start; allow_source_address() and
- * allow_address() match against them without waiting on anything.
+ * Kamailio's permissions (and OpenSIPS 1.x's), the address and trusted
+ * parts: groups of IP addresses or subnets from the `address` table or a
+ * file, and trusted peers from the `trusted` table. Each SIP worker reads
+ * them at start; a reload RPC has the master read them again and publish
+ * them in shared memory, where every worker picks them up on its next
+ * check. Matching never waits, except allow_trusted() with db_mode 0,
+ * which asks the database each time, as Kamailio does.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { SwitchyardError, reasonOf } from '../../errors.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
-import type { ModuleEnv, ModuleExports, ScriptContext } from '../types.js';
+import type { ModuleEnv, ModuleExports, RpcSpec, ScriptContext } from '../types.js';
+import type { Logger } from '../../log.js';
+import { findAddress, isHost, makeEntry, parseAddressFile, type AddressEntry, type AddressRow } from './address.js';
+import { compileTrusted, matchTrusted, normIp, protoOf, type TrustedEntry, type TrustedRow } from './trusted.js';
+import { allocTables, publish, readPublished, type Tables } from './published.js';
 
-export interface AddressEntry {
-  grp: number;
-  /** the network as a 128-bit number (IPv4 mapped into ::ffff:0:0/96) */
-  net: bigint;
-  /** prefix length on the 128-bit form */
-  bits: number;
-  /** 0: any port */
-  port: number;
-  tag: string;
+/** load_backends bits, as Kamailio numbers them */
+const LOAD_ADDRESS = 1;
+const LOAD_TRUSTED = 2;
+/** Kamailio's PROTO_* numbers, for trustedDump */
+const PROTO_NUM: Record<string, number> = { '': 0, udp: 1, tcp: 2, tls: 3, sctp: 4, ws: 5, wss: 6 };
+
+interface Conf {
+  dbUrl: string;
+  file: string;
+  load: number;
+  /** db_mode 1: trusted is read into memory; 0: asked for on each allow_trusted() */
+  cacheTrusted: boolean;
+  tagAvp: string;
+  tagAll: boolean;
+  address: { table: string; grp: string; ip: string; mask: string; port: string; tag: string };
+  trusted: { table: string; src: string; proto: string; from: string; ruri: string; tag: string; priority: string };
 }
 
-const entries: AddressEntry[] = [];
+const state: {
+  conf: Conf | null;
+  log: Logger | null;
+  shared: SharedArrayBuffer | null;
+  /** the sequence number of the published tables this thread uses (0: its own start-up read) */
+  seq: number;
+  address: AddressEntry[];
+  trusted: Map<string, TrustedEntry[]>;
+  /** the rows behind them, which the master publishes again with the other table's new rows */
+  rows: Tables;
+} = {
+  conf: null,
+  log: null,
+  shared: null,
+  seq: 0,
+  address: [],
+  trusted: new Map(),
+  rows: { address: [], trusted: [] },
+};
 
-/** "10.0.0.1" → 128-bit number (IPv4 as ::ffff:a.b.c.d), or null */
-export function ipToBig(ip: string): bigint | null {
-  const kind = isIP(ip);
-  if (kind === 4) return (0xffffn << 32n) | ip.split('.').reduce((a, o) => (a << 8n) | BigInt(Number(o)), 0n);
-  if (kind !== 6) return null;
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const parse = (s: string): string[] => (s === '' ? [] : s.split(':'));
-  let h = parse(head);
-  let t = tail === undefined ? [] : parse(tail);
-  // an embedded IPv4 tail (::ffff:1.2.3.4)
-  const last = (t.length ? t : h).at(-1);
-  if (last !== undefined && last.includes('.')) {
-    const v4 = ipToBig(last)! & 0xffffffffn;
-    const words = [(v4 >> 16n).toString(16), (v4 & 0xffffn).toString(16)];
-    if (t.length) t = [...t.slice(0, -1), ...words];
-    else h = [...h.slice(0, -1), ...words];
+function confOf(params: ModuleEnv['params']): Conf {
+  const s = (k: string): string => String(params.get(k));
+  return {
+    dbUrl: s('db_url'),
+    file: s('address_file'),
+    load: Number(params.get('load_backends')),
+    cacheTrusted: params.get('db_mode') !== 0,
+    tagAvp: avpName(s('peer_tag_avp')),
+    tagAll: params.get('peer_tag_mode') !== 0,
+    address: {
+      table: s('address_table'),
+      grp: s('grp_col'),
+      ip: s('ip_addr_col'),
+      mask: s('mask_col'),
+      port: s('port_col'),
+      tag: s('tag_col'),
+    },
+    trusted: {
+      table: s('trusted_table'),
+      src: s('source_col'),
+      proto: s('proto_col'),
+      from: s('from_col'),
+      ruri: s('ruri_col'),
+      tag: s('tag_col'),
+      priority: s('priority_col'),
+    },
+  };
+}
+
+const str = (v: unknown): string | null => (v == null ? null : String(v));
+
+/** the file's entries and the table's rows; throws when the database cannot be read */
+async function readAddress(c: Conf, log: Logger): Promise<AddressRow[]> {
+  const out: AddressRow[] = [];
+  if (c.file !== '') {
+    let text: string;
+    try {
+      text = readFileSync(c.file, 'utf8');
+    } catch (e) {
+      throw new SwitchyardError(
+        'SY_ERR_MODULE_INIT',
+        `permissions: cannot read address_file ${c.file}: ${reasonOf(e)}`,
+      );
+    }
+    out.push(...parseAddressFile(text, c.file).map((e) => e.row));
   }
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((a, g) => (a << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-
-export function makeEntry(grp: number, ip: string, mask: number, port: number, tag: string): AddressEntry | null {
-  const n = ipToBig(ip);
-  if (n === null) return null;
-  const bits = isIP(ip) === 4 ? 96 + Math.min(Math.max(mask, 0), 32) : Math.min(Math.max(mask, 0), 128);
-  const keep = bits === 0 ? 0n : ((1n << BigInt(bits)) - 1n) << BigInt(128 - bits);
-  return { grp, net: n & keep, bits, port, tag };
-}
-
-function matches(e: AddressEntry, ip: bigint, port: number): boolean {
-  const keep = e.bits === 0 ? 0n : ((1n << BigInt(e.bits)) - 1n) << BigInt(128 - e.bits);
-  return (ip & keep) === e.net && (e.port === 0 || e.port === port);
-}
-
-/** the first entry of `grp` (any group when null) that `ip`:`port` falls in */
-function find(grp: number | null, ip: string, port: number): AddressEntry | null {
-  const n = ipToBig(ip.replace(/^\[|\]$/g, ''));
-  if (n === null) return null;
-  return entries.find((e) => (grp === null || e.grp === grp) && matches(e, n, port)) ?? null;
-}
-
-const cfg = { tagAvp: '' };
-
-function hit(ctx: ScriptContext, e: AddressEntry | null): boolean {
-  if (e === null) return false;
-  if (cfg.tagAvp !== '' && e.tag !== '') ctx.avps.set(cfg.tagAvp, [e.tag]);
-  return true;
-}
-
-/** address_file: one entry a line, "group ip[/mask] [port [tag]]"; '#' starts a comment */
-export function parseAddressFile(text: string, file: string): AddressEntry[] {
-  const out: AddressEntry[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*/, '').trim();
-    if (line === '') return;
-    const [grp, addr, port, ...tag] = line.split(/\s+/);
-    const [ip, mask] = (addr ?? '').split('/');
-    const e =
-      /^\d+$/.test(grp ?? '') && ip
-        ? makeEntry(Number(grp), ip, mask === undefined ? 128 : Number(mask), port ? Number(port) : 0, tag.join(' '))
-        : null;
-    if (e === null || (port !== undefined && !/^\d+$/.test(port)))
-      throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `${file}:${i + 1}: expected "group ip[/mask] [port [tag]]"`);
-    out.push(e);
-  });
+  if (c.dbUrl === '' || (c.load & LOAD_ADDRESS) === 0) return out;
+  const a = c.address;
+  for (const r of await dbFor(c.dbUrl).select(a.table, [a.grp, a.ip, a.mask, a.port, a.tag], {})) {
+    const row = {
+      grp: Number(r[a.grp]),
+      ip: String(r[a.ip]),
+      mask: Number(r[a.mask] ?? 32),
+      port: Number(r[a.port] ?? 0),
+      tag: str(r[a.tag]) ?? '',
+    };
+    if (makeEntry(row.grp, row.ip, row.mask, row.port, row.tag) === null)
+      log.warn(`permissions: ${a.table}: "${row.ip}" is not an IP address (skipped)`);
+    else out.push(row);
+  }
   return out;
+}
+
+async function readTrusted(c: Conf, where: Record<string, string> = {}): Promise<TrustedRow[]> {
+  const t = c.trusted;
+  const rows = await dbFor(c.dbUrl).select(t.table, [t.src, t.proto, t.from, t.ruri, t.tag, t.priority], where);
+  return rows.map((r) => ({
+    src_ip: String(r[t.src]),
+    proto: String(r[t.proto] ?? 'any'),
+    from_pattern: str(r[t.from]) || null,
+    ruri_pattern: str(r[t.ruri]) || null,
+    tag: str(r[t.tag]),
+    priority: Number(r[t.priority] ?? 0),
+  }));
+}
+
+function install(rows: Tables, log: Logger): void {
+  state.rows = rows;
+  state.address = rows.address.map((r) => makeEntry(r.grp, r.ip, r.mask, r.port, r.tag)!);
+  state.trusted = compileTrusted(rows.trusted, (why) =>
+    log.err(`permissions: ${state.conf!.trusted.table}: ${why} (row skipped)`),
+  );
+}
+
+/** the tables a reload published, when newer than what this thread has */
+function refresh(): void {
+  if (state.shared === null) return;
+  const p = readPublished(state.shared, state.seq);
+  if (p === null) return;
+  state.seq = p.seq;
+  install(p.tables, state.log!);
+}
+
+function addTag(ctx: ScriptContext, tag: string | null): void {
+  const avp = state.conf!.tagAvp;
+  if (avp === '' || tag === null || tag === '') return;
+  ctx.avps.set(avp, [tag, ...(ctx.avps.get(avp) ?? [])]);
+}
+
+function address(ctx: ScriptContext, grp: number | null, ip: string, port: number): AddressEntry | null {
+  refresh();
+  const e = findAddress(state.address, grp, ip, port);
+  if (e !== null) addTag(ctx, e.tag);
+  return e;
+}
+
+function fromUriOf(ctx: ScriptContext): string {
+  try {
+    return ctx.msg.from().uri;
+  } catch {
+    return '';
+  }
+}
+
+/** allow_trusted(): 1 (or, with peer_tag_mode 1, the number of matching rows), -1 none */
+function trusted(ctx: ScriptContext, ip?: string, proto?: string, uri?: string): number | Promise<number> {
+  const c = state.conf!;
+  const p = proto === undefined ? ctx.rcv.proto : protoOf(proto);
+  if (p === null) {
+    ctx.svc.log.err(`permissions: allow_trusted: unknown protocol "${proto}"`);
+    return -1;
+  }
+  const src = ip ?? ctx.rcv.srcIp;
+  const from = uri ?? fromUriOf(ctx);
+  const ruri = ctx.msg.ruri;
+  const settle = (table: ReadonlyMap<string, readonly TrustedEntry[]>): number => {
+    const hits = matchTrusted(table, src, p, from, ruri, c.tagAll);
+    for (const h of hits) addTag(ctx, h.row.tag);
+    return hits.length === 0 ? -1 : c.tagAll ? hits.length : 1;
+  };
+  if (c.dbUrl === '' || (c.load & LOAD_TRUSTED) === 0) {
+    ctx.svc.log.err('permissions: allow_trusted: the trusted table is not loaded (db_url, load_backends)');
+    return -1;
+  }
+  if (c.cacheTrusted) {
+    refresh();
+    return settle(state.trusted);
+  }
+  return readTrusted(c, { [c.trusted.src]: normIp(src) }).then(
+    (rows) => settle(compileTrusted(rows, (why) => ctx.svc.log.err(`permissions: ${c.trusted.table}: ${why}`))),
+    (e) => {
+      ctx.svc.log.err(`permissions: allow_trusted: ${reasonOf(e)}`);
+      return -1;
+    },
+  );
+}
+
+/** the master: read one table again and publish it with the other as it stands */
+async function reload(which: 'address' | 'trusted'): Promise<string> {
+  const c = state.conf;
+  if (c === null || state.shared === null || state.log === null)
+    throw new SwitchyardError('SY_ERR_MI_PARAMS', 'permissions is not loaded in this process');
+  if (which === 'trusted' && (c.dbUrl === '' || (c.load & LOAD_TRUSTED) === 0 || !c.cacheTrusted))
+    throw new SwitchyardError(
+      'SY_ERR_MI_PARAMS',
+      'the trusted table is not cached (db_url, load_backends bit 2 and db_mode 1 are needed): nothing to reload',
+    );
+  const rows: Tables = {
+    address: which === 'address' ? await readAddress(c, state.log) : state.rows.address,
+    trusted: which === 'trusted' ? await readTrusted(c) : state.rows.trusted,
+  };
+  if (!publish(state.shared, rows))
+    throw new SwitchyardError('SY_ERR_MI_PARAMS', `the ${which} table is too large to share (the old one stays)`);
+  install(rows, state.log);
+  return 'Reload OK';
+}
+
+function addressDump(): unknown[] {
+  refresh();
+  return state.address
+    .filter(isHost)
+    .map((e) => ({ group: e.grp, item: { ip: e.row.ip, port: e.port, tag: e.tag || 'NULL' } }));
+}
+
+function subnetDump(): unknown[] {
+  refresh();
+  return state.address
+    .filter((e) => !isHost(e))
+    .map((e, id) => ({ id, group: e.grp, ip_addr: e.row.ip, mask: e.row.mask, port: e.port, tag: e.tag || 'NULL' }));
+}
+
+function trustedDump(): unknown[] {
+  refresh();
+  return [...state.trusted.values()].flat().map((e) => ({
+    item: {
+      ip: e.row.src_ip,
+      proto: PROTO_NUM[e.proto] ?? 0,
+      pattern: e.row.from_pattern ?? 'NULL',
+      ruri_pattern: e.row.ruri_pattern ?? 'NULL',
+      tag: e.row.tag || 'NULL',
+      priority: e.row.priority,
+    },
+  }));
 }
 
 /** avp name from "$avp(name)" / "$avp(s:name)" */
@@ -96,8 +254,43 @@ function avpName(spec: string): string {
   return /^\$avp\((?:[is]:)?([^)]+)\)$/.exec(spec.trim())?.[1] ?? '';
 }
 
+async function load(env: ModuleEnv): Promise<void> {
+  const c = confOf(env.params);
+  state.conf = c;
+  state.log = env.log;
+  state.shared = env.shared ?? null;
+  state.seq = 0;
+  const rows: Tables = { address: [], trusted: [] };
+  // a bad address_file line stops the start (a config error); a database that cannot be read does not
+  if (c.file !== '') rows.address = await readAddress({ ...c, dbUrl: '' }, env.log);
+  if (c.dbUrl !== '') {
+    try {
+      rows.address = await readAddress(c, env.log);
+    } catch (e) {
+      // the proxy starts with what it has (the file's entries, or none) until a reload reads the table
+      env.log.err(`permissions: cannot load ${c.address.table}: ${reasonOf(e)}`);
+    }
+    if ((c.load & LOAD_TRUSTED) !== 0 && c.cacheTrusted) {
+      try {
+        rows.trusted = await readTrusted(c);
+      } catch (e) {
+        env.log.err(`permissions: cannot load ${c.trusted.table}: ${reasonOf(e)}`);
+      }
+    }
+  }
+  install(rows, env.log);
+}
+
 const I = { kind: 'int' } as const;
 const S = { kind: 'str' } as const;
+
+const rpc = (names: [string, string, string, string, string]): RpcSpec[] => [
+  { name: names[0], doc: 'read the address table (and address_file) again', handler: () => reload('address') },
+  { name: names[1], doc: 'the single addresses of the address table', handler: () => addressDump() },
+  { name: names[2], doc: 'the subnets of the address table', handler: () => subnetDump() },
+  { name: names[3], doc: 'read the trusted table again', handler: () => reload('trusted') },
+  { name: names[4], doc: 'the trusted table as cached', handler: () => trustedDump() },
+];
 
 export const permissions: ModuleExports = {
   name: 'permissions',
@@ -110,6 +303,18 @@ export const permissions: ModuleExports = {
     { name: 'port_col', type: 'str', default: 'port' },
     { name: 'tag_col', type: 'str', default: 'tag' },
     { name: 'address_file', type: 'str', default: '' },
+    { name: 'trusted_table', type: 'str', default: 'trusted' },
+    { name: 'source_col', type: 'str', default: 'src_ip' },
+    { name: 'proto_col', type: 'str', default: 'proto' },
+    { name: 'from_col', type: 'str', default: 'from_pattern' },
+    { name: 'ruri_col', type: 'str', default: 'ruri_pattern' },
+    { name: 'priority_col', type: 'str', default: 'priority' },
+    {
+      name: 'db_mode',
+      type: 'int',
+      default: 0,
+      check: (v) => (v === 0 || v === 1 ? null : 'expected 0 (no cache) or 1 (cache)'),
+    },
     {
       name: 'peer_tag_avp',
       type: 'str',
@@ -117,82 +322,56 @@ export const permissions: ModuleExports = {
       check: (v) => (v === '' || avpName(String(v)) !== '' ? null : 'expected $avp(name)'),
     },
     {
-      name: 'load_backends',
+      name: 'peer_tag_mode',
       type: 'int',
-      default: 0xff,
-      noEffect:
-        'the address table (or address_file) is loaded when db_url (or address_file) is set; trusted is not available',
+      default: 0,
+      check: (v) => (v === 0 || v === 1 ? null : 'expected 0 (the first match) or 1 (every match)'),
     },
+    { name: 'load_backends', type: 'int', default: 0xff },
   ],
   functions: [
     {
       name: 'allow_source_address',
       args: [{ kind: 'int', optional: true }],
-      fn: (ctx, grp?: number) => (hit(ctx, find(grp ?? 1, ctx.rcv.srcIp, ctx.rcv.srcPort)) ? 1 : -1),
+      fn: (ctx, grp?: number) => (address(ctx, grp ?? 1, ctx.rcv.srcIp, ctx.rcv.srcPort) ? 1 : -1),
     },
     {
       name: 'allow_address',
       args: [I, S, I],
-      fn: (ctx, grp: number, ip: string, port: number) => (hit(ctx, find(grp, ip, port)) ? 1 : -1),
+      fn: (ctx, grp: number, ip: string, port: number) => (address(ctx, grp, ip, port) ? 1 : -1),
     },
     {
       name: 'allow_source_address_group',
       args: [],
-      fn: (ctx) => {
-        const e = find(null, ctx.rcv.srcIp, ctx.rcv.srcPort);
-        return e === null ? -1 : e.grp;
-      },
+      fn: (ctx) => address(ctx, null, ctx.rcv.srcIp, ctx.rcv.srcPort)?.grp ?? -1,
     },
     {
       name: 'allow_address_group',
       args: [S, I],
-      fn: (ctx, ip: string, port: number) => {
-        const e = find(null, ip, port);
-        return e === null ? -1 : e.grp;
-      },
+      fn: (ctx, ip: string, port: number) => address(ctx, null, ip, port)?.grp ?? -1,
+    },
+    {
+      name: 'allow_trusted',
+      args: [
+        { kind: 'str', optional: true, name: 'src_ip' },
+        { kind: 'str', optional: true, name: 'proto' },
+        { kind: 'str', optional: true, name: 'uri' },
+      ],
+      mayAwait: true,
+      fn: (ctx, ip?: string, proto?: string, uri?: string) => trusted(ctx, ip, proto, uri),
     },
   ],
-  async initWorker(env: ModuleEnv): Promise<void> {
-    const s = (k: string): string => String(env.params.get(k));
-    cfg.tagAvp = avpName(s('peer_tag_avp'));
-    entries.length = 0;
-    if (s('address_file') !== '') {
-      let text: string;
-      try {
-        text = readFileSync(s('address_file'), 'utf8');
-      } catch (e) {
-        throw new SwitchyardError(
-          'SY_ERR_MODULE_INIT',
-          `permissions: cannot read address_file ${s('address_file')}: ${reasonOf(e)}`,
-        );
-      }
-      entries.push(...parseAddressFile(text, s('address_file')));
-    }
-    if (s('db_url') !== '') {
-      try {
-        const rows = await dbFor(s('db_url')).select(
-          s('address_table'),
-          [s('grp_col'), s('ip_addr_col'), s('mask_col'), s('port_col'), s('tag_col')],
-          {},
-        );
-        for (const r of rows) {
-          const e = makeEntry(
-            Number(r[s('grp_col')]),
-            String(r[s('ip_addr_col')]),
-            Number(r[s('mask_col')] ?? 32),
-            Number(r[s('port_col')] ?? 0),
-            r[s('tag_col')] == null ? '' : String(r[s('tag_col')]),
-          );
-          if (e === null)
-            env.log.warn(
-              `permissions: ${s('address_table')}: "${String(r[s('ip_addr_col')])}" is not an IP address (skipped)`,
-            );
-          else entries.push(e);
-        }
-      } catch (e) {
-        // the proxy starts with what it has (the file's entries, or none): nothing from the table matches until a restart reads it
-        env.log.err(`permissions: cannot load ${s('address_table')}: ${reasonOf(e)}`);
-      }
-    }
-  },
+  rpc: [
+    ...rpc([
+      'permissions.addressReload',
+      'permissions.addressDump',
+      'permissions.subnetDump',
+      'permissions.trustedReload',
+      'permissions.trustedDump',
+    ]),
+    ...rpc(['address_reload', 'address_dump', 'subnet_dump', 'trusted_reload', 'trusted_dump']),
+  ],
+  allocShared: () => allocTables(),
+  initMaster: load,
+  initWorker: load,
 };
