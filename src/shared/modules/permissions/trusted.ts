@@ -54,18 +54,19 @@ export function compileTrusted(rows: readonly TrustedRow[], bad: (why: string) =
       bad(`${r.src_ip}: unknown proto "${r.proto}"`);
       continue;
     }
-    let from: RegExp | null = null;
-    let ruri: RegExp | null = null;
+    let patterns: { from: RegExp | null; ruri: RegExp | null };
     try {
-      from = r.from_pattern ? new RegExp(r.from_pattern) : null;
-      ruri = r.ruri_pattern ? new RegExp(r.ruri_pattern) : null;
+      patterns = {
+        from: r.from_pattern ? new RegExp(r.from_pattern) : null,
+        ruri: r.ruri_pattern ? new RegExp(r.ruri_pattern) : null,
+      };
     } catch (e) {
       bad(`${r.src_ip}: ${(e as Error).message}`);
       continue;
     }
     const ip = normIp(r.src_ip);
     const list = out.get(ip) ?? [];
-    list.push({ row: r, proto, from, ruri });
+    list.push({ row: r, proto, ...patterns });
     out.set(ip, list);
   }
   return out;
