@@ -5,10 +5,6 @@
  * signed and expire; their use is recorded in memory shared by every SIP
  * worker (see nonce.ts), so a replay is refused by any of them.
  */
-import { reasonOf } from '../../errors.js';
-import { parseUri } from '../../sip/uri.js';
-import type { HeaderField } from '../../sip/types.js';
-import { appendToReply } from '../core/functions.js';
 import {
   RouteKind,
   type ModuleEnv,
@@ -17,280 +13,22 @@ import {
   type ScriptContext,
   type Value,
 } from '../types.js';
-import {
-  algorithmOf,
-  ALGORITHMS,
-  challengeValue,
-  expectedResponse,
-  ha1Of,
-  parseCredentials,
-  type Algorithm,
-  type Credentials,
-} from './digest.js';
+import { algorithmOf, ALGORITHMS, parseCredentials, type Algorithm, type Credentials } from './digest.js';
 import { NonceStore } from './nonce.js';
-
-/** results as Kamailio numbers them (auth_db www_authenticate, auth pv_* and auth_check) */
-export const AuthResult = {
-  OK: 1,
-  ERROR: -1,
-  INVALID_PASSWORD: -2,
-  USER_UNKNOWN: -3,
-  NONCE_EXPIRED: -4,
-  NO_CREDENTIALS: -5,
-  NONCE_REUSED: -6,
-  AUTHUSER_MISMATCH: -8,
-} as const;
-export type AuthResultCode = (typeof AuthResult)[keyof typeof AuthResult];
-
-/** OpenSIPS's www_authorize/proxy_authorize codes for the same outcomes */
-export function opensipsCode(r: AuthResultCode): number {
-  switch (r) {
-    case AuthResult.OK:
-      return 1;
-    case AuthResult.USER_UNKNOWN:
-      return -1;
-    case AuthResult.INVALID_PASSWORD:
-      return -2;
-    case AuthResult.NONCE_EXPIRED:
-    case AuthResult.NONCE_REUSED:
-      return -3;
-    case AuthResult.NO_CREDENTIALS:
-      return -4;
-    default:
-      return -5;
-  }
-}
-
-/** what a credentials source knows of a user: the password, or HA1 (MD5 HA1 of user:realm:password) */
-export type UserSecret = { password: string } | { ha1: string };
-/** finds the secret of the user the credentials name; null: no such user; throws on a backend failure */
-export type SecretLookup = (
-  user: string,
-  domain: string,
-  c: Credentials,
-) => Promise<UserSecret | null> | UserSecret | null;
-
-export type HfType = 'www' | 'proxy';
-
-interface Authorized {
-  field: HeaderField;
-  creds: Credentials;
-}
-
-const cfg = {
-  secret: '',
-  nonceExpire: 300,
-  nonceCount: true,
-  oneTimeNonce: true,
-  qop: '',
-  algorithms: [] as Algorithm[],
-  opensips: false,
-  store: null as NonceStore | null,
-};
-
-const HDR: Record<HfType, string> = { www: 'Authorization', proxy: 'Proxy-Authorization' };
-const CHALLENGE_HDR: Record<HfType, string> = { www: 'WWW-Authenticate', proxy: 'Proxy-Authenticate' };
-
-function store(): NonceStore {
-  // outside a server (tests of the module alone): memory of this thread only
-  cfg.store ??= new NonceStore(NonceStore.allocate(1 << 16), cfg.secret);
-  return cfg.store;
-}
-
-function hostOf(uri: string): string {
-  try {
-    return parseUri(uri).host;
-  } catch {
-    return '';
-  }
-}
-
-function userOf(uri: string): string {
-  try {
-    return parseUri(uri).user;
-  } catch {
-    return '';
-  }
-}
-
-/** the realm when the script gives none: To domain for REGISTER, From domain otherwise */
-function defaultRealm(ctx: ScriptContext): string {
-  try {
-    return hostOf(ctx.msg.method === 'REGISTER' ? ctx.msg.to().uri : ctx.msg.from().uri);
-  } catch {
-    return '';
-  }
-}
-
-/** the credentials header for `realm` (each line may hold one credentials value) */
-function findCredentials(ctx: ScriptContext, hf: HfType, realm: string): Authorized | 'malformed' | null {
-  let malformed = false;
-  for (const field of ctx.msg.headersNamed(HDR[hf])) {
-    const creds = parseCredentials(field.value);
-    if (creds === null) {
-      malformed = true;
-      continue;
-    }
-    if (creds.realm === realm) return { field, creds };
-  }
-  return malformed ? 'malformed' : null;
-}
-
-/** split "alice@example.com" into user and domain; the realm is the domain when there is none */
-export function splitUsername(username: string, realm: string): { user: string; domain: string } {
-  const at = username.indexOf('@');
-  return at < 0 ? { user: username, domain: realm } : { user: username.slice(0, at), domain: username.slice(at + 1) };
-}
-
-/**
- * Check the request's credentials for `realm` (the core of www_authenticate,
- * proxy_authenticate, auth_check and the pv_* variants). On success the
- * credentials are remembered for consume_credentials() and $au.
- */
-export async function authenticate(
-  ctx: ScriptContext,
-  realm: string,
-  hf: HfType,
-  lookup: SecretLookup,
-  method?: string,
-): Promise<AuthResultCode> {
-  const msg = ctx.msg;
-  if (!msg.isRequest) return AuthResult.ERROR;
-  // ACK and CANCEL cannot be challenged: they pass (as in both projects)
-  if (msg.method === 'ACK' || msg.method === 'CANCEL') return AuthResult.OK;
-  if (realm === '') realm = defaultRealm(ctx);
-  const found = findCredentials(ctx, hf, realm);
-  if (found === null) return AuthResult.NO_CREDENTIALS;
-  if (found === 'malformed') return AuthResult.ERROR;
-  const c = found.creds;
-  const alg = algorithmOf(c.algorithm);
-  if (alg === null || (c.qop !== '' && c.qop !== 'auth' && c.qop !== 'auth-int')) return AuthResult.ERROR;
-  const nonce = store().check(c.nonce, Math.floor(Date.now() / 1000));
-  if (!nonce.ok) {
-    if (nonce.why === 'invalid') return AuthResult.ERROR;
-    ctx.ext.authStale = true;
-    return AuthResult.NONCE_EXPIRED;
-  }
-  const { user, domain } = splitUsername(c.username, realm);
-  let secret: UserSecret | null;
-  try {
-    secret = await lookup(user, domain, c);
-  } catch (e) {
-    ctx.svc.log.err(`auth: cannot get the credentials of ${c.username}: ${reasonOf(e)}`);
-    return AuthResult.ERROR;
-  }
-  if (secret === null) return AuthResult.USER_UNKNOWN;
-  const ha1 = 'ha1' in secret ? secret.ha1 : ha1Of(alg, c.username, c.realm, secret.password);
-  if (
-    expectedResponse(c, alg, ha1, method ?? msg.method, c.qop === 'auth-int' ? msg.body() : Buffer.alloc(0)) !==
-    c.response
-  )
-    return AuthResult.INVALID_PASSWORD;
-  // the digest is right: now the nonce may be spent
-  if (c.qop !== '' ? cfg.nonceCount || cfg.oneTimeNonce : cfg.oneTimeNonce) {
-    const used = store().use(nonce.id, c.qop !== '' && cfg.nonceCount ? parseInt(c.nc, 16) : 0);
-    if (used !== 'ok') {
-      ctx.ext.authStale = true;
-      return used === 'reused' ? AuthResult.NONCE_REUSED : AuthResult.NONCE_EXPIRED;
-    }
-  }
-  ctx.ext.authorized = found satisfies Authorized;
-  return AuthResult.OK;
-}
-
-/** auth_check's flags & 1: the authentication user must be the From (and To for REGISTER, R-URI too for PUBLISH) user */
-export function identityMatches(ctx: ScriptContext, realm: string, flags: number): boolean {
-  if ((flags & 1) === 0) return true;
-  const msg = ctx.msg;
-  if ((flags & 2) !== 0 && /^(INVITE|BYE|PRACK|UPDATE|MESSAGE)$/.test(msg.method)) return true;
-  const a = ctx.ext.authorized as Authorized | undefined;
-  if (a === undefined) return true; // ACK/CANCEL passed without credentials
-  const { user } = splitUsername(a.creds.username, realm);
-  const uris: string[] = [];
-  try {
-    uris.push(msg.from().uri);
-    if (msg.method === 'REGISTER' || msg.method === 'PUBLISH') uris.push(msg.to().uri);
-    if (msg.method === 'PUBLISH') uris.push(ctx.ruri ?? msg.ruri);
-  } catch {
-    return false;
-  }
-  return uris.every((u) => userOf(u) === user && hostOf(u).toLowerCase() === realm.toLowerCase());
-}
-
-/** the qop list of a challenge: Kamailio flags (1 auth, 2 auth-int), else the `qop` modparam */
-function qopOf(flags: number): string {
-  const q = [(flags & 1) !== 0 ? 'auth' : '', (flags & 2) !== 0 ? 'auth-int' : ''].filter((x) => x !== '').join(',');
-  return q !== '' ? q : cfg.qop;
-}
-
-/** the challenge header line(s) for `realm`: one per algorithm offered */
-function challengeLines(realm: string, hf: HfType, qop: string, stale: boolean, algs: readonly Algorithm[]): string[] {
-  const nonce = store().issue(Math.floor(Date.now() / 1000) + cfg.nonceExpire);
-  if (algs.length === 0) return [`${CHALLENGE_HDR[hf]}: ${challengeValue(realm, nonce, qop, stale, null)}`];
-  return algs.map((alg) => `${CHALLENGE_HDR[hf]}: ${challengeValue(realm, nonce, qop, stale, alg)}`);
-}
-
-function sendReply(ctx: ScriptContext, code: number, reason: string): number {
-  const tm = ctx.svc.tm;
-  return tm !== null && tm.exists(ctx) ? tm.reply(ctx, code, reason) : ctx.svc.sendReply(ctx, code, reason);
-}
-
-/** www_challenge/proxy_challenge: reply 401/407 with a fresh nonce */
-function challenge(
-  ctx: ScriptContext,
-  hf: HfType,
-  realm: string,
-  flags: number,
-  qop: string,
-  algs: readonly Algorithm[],
-): number {
-  if (!ctx.msg.isRequest || ctx.msg.method === 'ACK' || ctx.msg.method === 'CANCEL') return -1;
-  // auth_db already answered 500 (its database failed): no second reply
-  if (ctx.ext.authReplied === true) return 1;
-  if (realm === '') realm = defaultRealm(ctx);
-  if (realm === '') {
-    ctx.svc.log.err(`auth: no realm to challenge ${ctx.msg.method} with`);
-    if ((flags & 4) === 0) sendReply(ctx, 500, 'Server Internal Error');
-    return -1;
-  }
-  const stale = (flags & 16) !== 0 || ctx.ext.authStale === true;
-  for (const line of challengeLines(realm, hf, qop, stale, algs)) appendToReply(ctx, line);
-  const ok = hf === 'www' ? sendReply(ctx, 401, 'Unauthorized') : sendReply(ctx, 407, 'Proxy Authentication Required');
-  return ok > 0 ? 1 : -1;
-}
-
-/**
- * The second argument of www_challenge/proxy_challenge: Kamailio's flags
- * ("0", "1" …) or OpenSIPS's qop list ("auth", "auth,auth-int", "").
- */
-function challengeArgs(spec: string | undefined): { flags: number; qop: string } {
-  const s = (spec ?? '').trim();
-  if (/^\d+$/.test(s)) {
-    const flags = Number(s);
-    return { flags, qop: qopOf(flags) };
-  }
-  const qop = s
-    .split(',')
-    .map((x) => x.trim().toLowerCase())
-    .filter((x) => x === 'auth' || x === 'auth-int')
-    .join(',');
-  return { flags: 0, qop: s === '' ? cfg.qop : qop };
-}
-
-function algorithmsArg(spec: string | undefined): Algorithm[] {
-  if (spec === undefined || spec.trim() === '') return cfg.algorithms;
-  return spec
-    .split(',')
-    .map((x) => algorithmOf(x.trim()))
-    .filter((a): a is Algorithm => a !== null);
-}
-
-const makeChallenge =
-  (hf: HfType) =>
-  (ctx: ScriptContext, realm: string, spec?: string, algs?: string): number => {
-    const a = challengeArgs(spec);
-    return challenge(ctx, hf, realm, a.flags, a.qop, algorithmsArg(algs));
-  };
+import {
+  AuthResult,
+  type AuthResultCode,
+  type HfType,
+  type Authorized,
+  cfg,
+  HDR,
+  defaultRealm,
+  findCredentials,
+  splitUsername,
+  authenticate,
+  identityMatches,
+} from './check.js';
+import { challengeLines, makeChallenge } from './challenge.js';
 
 /** pv_*_authenticate: the password (flags & 1: HA1) comes from the script */
 async function pvAuthenticate(
@@ -480,8 +218,3 @@ export const auth: ModuleExports = {
     cfg.store = env.shared !== undefined ? new NonceStore(env.shared, cfg.secret) : null;
   },
 };
-
-/** is the script OpenSIPS's (return codes differ between the dialects) */
-export function opensipsDialect(): boolean {
-  return cfg.opensips;
-}

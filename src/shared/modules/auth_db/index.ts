@@ -16,7 +16,7 @@ import {
   type AuthResultCode,
   type HfType,
   type UserSecret,
-} from '../auth/index.js';
+} from '../auth/check.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { Row } from '../db/client.js';
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';

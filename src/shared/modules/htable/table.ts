@@ -13,8 +13,6 @@
  * seqlock), so a script read never waits for another thread. Memory is
  * fixed at start: a full bucket refuses a new key rather than grow.
  */
-import type { Value } from '../types.js';
-
 export const ITEMS_PER_BUCKET = 8;
 export const KEY_MAX = 128;
 export const VALUE_MAX = 512;
@@ -444,10 +442,4 @@ export class SharedTable {
     }
     return true;
   }
-}
-
-/** a script value as the table stores it: integers stay integers, the rest is text; null is a delete */
-export function storable(v: Value): string | number | null {
-  if (v === null) return null;
-  return typeof v === 'number' && Number.isInteger(v) ? v : String(v);
 }
