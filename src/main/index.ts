@@ -36,7 +36,7 @@ import { registerShvMethods } from './mi/shv-methods.js';
 import { registerDnsMethods } from './mi/dns-methods.js';
 import { allocateDnsTables } from '../shared/dns/index.js';
 import { MiRegistry } from './mi/registry.js';
-import { startMiServer, type GetRoute } from './mi/server.js';
+import { rpcHttpReply, startMiServer, type GetRoute } from './mi/server.js';
 import { renderMetrics } from './mi/metrics.js';
 import { STATUS_PAGE } from './mi/status-page.js';
 import { Supervisor } from './supervisor.js';
@@ -252,6 +252,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   }
   const firstOf = (proto: Proto): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
+  const miRef: { registry: MiRegistry | null } = { registry: null };
   const supervisor = new Supervisor(
     {
       workers,
@@ -291,6 +292,16 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       close: (connId) => tcp.close(connId),
       acceptWs: (connId) => tcp.acceptWs(connId),
       httpReply: (connId, bytes) => tcp.httpReply(connId, bytes),
+      // the methods are registered once the sockets are bound: a request before that gets 503
+      httpRpc: (connId, body) => {
+        const registry = miRef.registry;
+        if (registry === null)
+          return tcp.httpReply(
+            connId,
+            Buffer.from('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'),
+          );
+        void rpcHttpReply(registry, body.toString('utf8')).then((reply) => tcp.httpReply(connId, reply));
+      },
     },
   );
   router = new Router(supervisor.writers, counters);
@@ -373,6 +384,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       mi.add(r.name, r.doc, (p) => r.handler(p, env));
     }
   }
+  miRef.registry = mi;
 
   // Kamailio's exit_timeout (seconds) bounds the drain
   const graceMs = core.exitTimeout !== null ? core.exitTimeout * 1000 : SHUTDOWN_GRACE_MS;

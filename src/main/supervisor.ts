@@ -19,6 +19,8 @@ export interface Sender {
   acceptWs(connId: number): void;
   /** an HTTP reply to write on connection connId before closing it */
   httpReply(connId: number, bytes: Buffer): void;
+  /** jsonrpc_dispatch(): the management interface answers this JSON-RPC body on connection connId */
+  httpRpc(connId: number, body: Buffer): void;
 }
 
 interface ThreadSlot {
@@ -160,6 +162,8 @@ export class Supervisor {
         this.#sender.acceptWs(head.connId);
       } else if (head.kind === RecKind.HTTP_REPLY) {
         this.#sender.httpReply(head.connId, copyBody(data, body, off + len));
+      } else if (head.kind === RecKind.HTTP_RPC) {
+        this.#sender.httpRpc(head.connId, copyBody(data, body, off + len));
       }
     });
   }

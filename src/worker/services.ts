@@ -187,14 +187,14 @@ export class WorkerServices implements ScriptServices {
     return ok;
   }
 
-  /** a reply to `req` goes back where it came from (RFC 3261 §18.2.2, RFC 3581) */
-  replyDestination(req: SipMsg, rcv: ReceiveInfo): Destination {
+  /** a reply to `req` goes back where it came from (RFC 3261 §18.2.2, RFC 3581; force_rport() as if the Via asked) */
+  replyDestination(req: SipMsg, rcv: ReceiveInfo, forceRport = false): Destination {
     if (rcv.proto !== 'udp')
       return { proto: rcv.proto, ip: rcv.srcIp, port: rcv.srcPort, socketIdx: rcv.socketIdx, connId: rcv.connId };
     let port = rcv.srcPort;
     try {
       const via = req.topVia();
-      if (via.rport === undefined && via.port) port = via.port;
+      if (via.rport === undefined && via.port && !forceRport) port = via.port;
     } catch {
       // no usable Via: the source address is all we have
     }
@@ -211,7 +211,7 @@ export class WorkerServices implements ScriptServices {
     this.#counters.inc(this.#c.slSent);
     const cls = Math.floor(code / 100) - 1;
     if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.slByClass[cls]!);
-    this.send(this.replyDestination(ctx.msg, ctx.rcv), bytes);
+    this.send(this.replyDestination(ctx.msg, ctx.rcv, ctx.ext.forceRport === true), bytes);
     return 1;
   }
 

@@ -67,6 +67,21 @@ export async function answerRpc(registry: MiRegistry, text: string): Promise<unk
   return out.length ? out : null;
 }
 
+/** the whole HTTP/1.1 reply to a JSON-RPC body, for a connection that closes after it (jsonrpc_dispatch) */
+export async function rpcHttpReply(registry: MiRegistry, text: string): Promise<Buffer> {
+  let out: unknown;
+  try {
+    out = await answerRpc(registry, text);
+  } catch (e) {
+    log.err(`MI: ${e instanceof Error ? e.message : String(e)}`);
+    return Buffer.from('HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  }
+  if (out === null) return Buffer.from('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
+  const body = Buffer.from(JSON.stringify(out), 'utf8');
+  const head = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), body]);
+}
+
 /**
  * The management address: JSON-RPC 2.0 over HTTP POST (Kamailio's jsonrpcs,
  * OpenSIPS's mi_http), and GET routes beside it. With a token, every request

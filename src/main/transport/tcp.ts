@@ -124,8 +124,11 @@ export class TcpConnections {
     this.#http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
       this.#upgrade(req, socket, head),
     );
-    this.#http.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-      // only WebSocket upgrades are served over HTTP here
+    this.#http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const conn = this.#bySocket.get(req.socket);
+      // with event_route[xhttp:request], the route answers (Kamailio's JSON-RPC over HTTP on the SIP port)
+      if (conn !== undefined && this.httpSettings.viaRoute) return this.#httpRequest(conn, req);
+      // else only WebSocket upgrades are served over HTTP here
       res.writeHead(426, 'Upgrade Required', { Connection: 'close', Upgrade: 'websocket' }).end();
     });
     this.#http.on('clientError', (_e, socket: net.Socket) => socket.destroy());
@@ -416,6 +419,35 @@ export class TcpConnections {
       return;
     }
     this.#accept(conn, req, head);
+  }
+
+  /** a plain HTTP request with its body, for the xhttp route; its reply (httpReply) closes the connection */
+  #httpRequest(conn: Conn, req: http.IncomingMessage): void {
+    const max = this.maxMessage ?? this.httpSettings.maxMessage;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        log.warn(`xhttp: ${hostPort(conn.ip, conn.port)} sent an HTTP body over ${max} bytes; closed`);
+        conn.socket.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      const body = Buffer.concat(chunks);
+      // the worker parses it as a message: the body is as long as Content-Length says, chunked or not
+      const head = lines.filter((l) => !/^(content-length|transfer-encoding):/i.test(l));
+      head.push(`Content-Length: ${body.length}`);
+      this.#events.onHttpRequest(
+        conn.sock,
+        conn.ip,
+        conn.port,
+        conn.id,
+        Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), body]),
+      );
+    });
   }
 
   #refuseUpgrade(conn: Conn, code: number, why: string): void {

@@ -37,6 +37,8 @@ export const RecKind = {
   WS_ACCEPT: 7,
   /** worker → master: an HTTP reply (xhttp_reply) for connection connId; the connection closes after it */
   HTTP_REPLY: 8,
+  /** worker → master: jsonrpc_dispatch(): answer connection connId's HTTP request with the MI's reply to this JSON-RPC body */
+  HTTP_RPC: 9,
 } as const;
 
 export const PROTO_UDP = 0;

@@ -10,6 +10,7 @@ import { domain } from './domain/index.js';
 import { permissions } from './permissions/index.js';
 import { core } from './core/index.js';
 import { counters } from './counters/index.js';
+import { debuggerModule } from './debugger/index.js';
 import { dialog } from './dialog/index.js';
 import { dispatcher } from './dispatcher/index.js';
 import { eventXmlrpc } from './event_xmlrpc/index.js';
@@ -64,6 +65,7 @@ export const BUILTIN_MODULES: readonly ModuleExports[] = [
   tlsMgm,
   websocket,
   xhttp,
+  debuggerModule,
 ];
 
 const byName = new Map<string, ModuleExports>();

@@ -161,6 +161,8 @@ export interface ScriptContext {
 export type ArgKind =
   | 'str' // string; pvars inside double quotes are expanded at run time
   | 'int' // integer expression
+  | 'flag' // a message flag: its bit number, or (OpenSIPS) its name
+  | 'bflag' // a branch flag: its bit number, or (OpenSIPS) its name
   | 'any' // Value as evaluated
   | 'pvar' // a writable pseudo-variable: the function gets a PvarRef
   | 'route' // a route name, checked to exist: the function gets the name
@@ -231,7 +233,8 @@ export interface TransformationSpec {
 
 export interface ModParamSpec {
   readonly name: string;
-  readonly type: 'int' | 'str';
+  /** 'flag'/'bflag': a message/branch flag by number or (OpenSIPS) by name; the module gets the bit number */
+  readonly type: 'int' | 'str' | 'flag' | 'bflag';
   readonly default?: number | string;
   /** may be given several times (values accumulate) */
   readonly multi?: boolean;

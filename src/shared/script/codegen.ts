@@ -24,6 +24,7 @@ import type {
 import { RouteKind } from '../modules/types.js';
 import { parseUri } from '../sip/uri.js';
 import type { Expr, Program, RouteDecl, Stmt } from './ast.js';
+import type { FlagNames } from './flags.js';
 import { parsePvarText, type PvarSyntax } from './pvar-syntax.js';
 import * as RT from './runtime.js';
 import { compileRegex } from './regex.js';
@@ -182,6 +183,8 @@ export interface CodegenInput {
   logPrefix?: { text: string; pos: SourcePos } | null;
   /** the script's dialect: it decides how a string reads as a condition */
   dialect: 'kamailio' | 'opensips';
+  /** flag names, shared with the modparams (OpenSIPS `setflag(NAT)` and `nat_bflag "NAT"` name one bit) */
+  flags: FlagNames;
 }
 
 export class Codegen {
@@ -968,6 +971,25 @@ export class Codegen {
             ? this.#format(a.value, a.pos, XLOG_LIKE.has(call.name) ? 'fmt' : 'str')
             : JSON.stringify(RT.str(a.value));
         return `H.str(${this.#expr(a)})`;
+      case 'flag':
+      case 'bflag':
+        if (
+          a.type === 'Literal' &&
+          a.value !== null &&
+          !(typeof a.value === 'string' && /\$[A-Za-z({]/.test(a.value))
+        ) {
+          const bit = this.#input.flags.bit(
+            spec.kind === 'flag' ? 'msg' : 'branch',
+            a.value,
+            this.#dialect === 'opensips',
+          );
+          if (typeof bit === 'string') {
+            this.#err('SY_ERR_CFG_BAD_VALUE', a.pos, `${call.name}(): ${bit}`);
+            return '0';
+          }
+          return String(bit);
+        }
+        return this.#arg({ ...spec, kind: 'int' }, a, call);
       case 'int':
         // "$var(x)": an integer-or-pvar argument (Kamailio's igp fixups), read at run time
         if (a.type === 'Literal' && typeof a.value === 'string' && a.quoted && /\$[A-Za-z({]/.test(a.value))

@@ -14,6 +14,7 @@ import { CORE_PARAM_NAMES, detectDialect } from './dialect/index.js';
 import { parse } from './parser.js';
 import { preprocess, type Preprocessed } from './preprocess.js';
 import { closest } from './closest.js';
+import { FlagNames } from './flags.js';
 import { defaultDnsParams, type DnsParams } from '../dns/config.js';
 
 export interface CompileOptions {
@@ -320,6 +321,8 @@ function modparams(
   errors: CfgError[],
   warnings: CfgWarning[],
   cfgFile: string,
+  dialect: CompiledScript['dialect'],
+  flags: FlagNames,
 ): Map<string, Map<string, number | string | Array<number | string>>> {
   const out = new Map<string, Map<string, number | string | Array<number | string>>>();
   for (const m of loaded.values()) {
@@ -378,7 +381,16 @@ function modparams(
       continue;
     }
     let v: number | string = mp.value;
-    if (spec.type === 'int') {
+    if (spec.type === 'flag' || spec.type === 'bflag') {
+      const bit = flags.bit(spec.type === 'flag' ? 'msg' : 'branch', v, dialect === 'opensips');
+      if (typeof bit === 'string') {
+        errors.push(
+          new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}": ${bit}`),
+        );
+        continue;
+      }
+      v = bit;
+    } else if (spec.type === 'int') {
       const n = intOf(v);
       if (n === null) {
         errors.push(
@@ -436,7 +448,9 @@ export function compileScript(opts: CompileOptions): CompiledScript {
       );
     } else loaded.set(mod.name, mod);
   }
-  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors, warnings, opts.file);
+  const dialect = detectDialect(pre.kamailio, pre.text);
+  const flags = new FlagNames();
+  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors, warnings, opts.file, dialect, flags);
   for (const lm of program.loadmodules) {
     const mod = findModule(lm.path);
     const bad = mod?.validate?.(params.get(mod.name)!, { cfgFile: opts.file });
@@ -448,8 +462,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     .pop();
   const logPrefix =
     prefixDecl && String(prefixDecl.value) !== '' ? { text: String(prefixDecl.value), pos: prefixDecl.pos } : null;
-  const dialect = detectDialect(pre.kamailio, pre.text);
-  const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect }, BUILTIN_MODULES);
+  const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect, flags }, BUILTIN_MODULES);
   const { js, build, positions } = gen.generate();
   errors.push(...gen.errors);
   warnings.push(...gen.warnings);

@@ -132,15 +132,18 @@ export function setSdp(ctx: ScriptContext, sdp: Sdp): void {
   ctx.edits.setBody(Buffer.from(sdp.toString(), 'latin1'));
 }
 
-/** RFC 1918 and RFC 6598 networks, and 192.0.0.0/29 (RFC 7335); `wide`: all of 192.0.0.0/24 (nat_addr_mode 1) */
-export function isPrivateIp(ip: string, wide = true): boolean {
+/**
+ * RFC 1918 and RFC 6598 networks, and 192.0.0.0/29 (RFC 7335); `wide`: all of 192.0.0.0/24 (nat_addr_mode 1);
+ * `cgn` false leaves out RFC 6598's 100.64.0.0/10 (OpenSIPS counts it only with the carrier-grade-nat test)
+ */
+export function isPrivateIp(ip: string, wide = true, cgn = true): boolean {
   const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
   if (!m) return false;
   const [a, b, c, d] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
   if (a === 10) return true;
   if (a === 172 && b >= 16 && b <= 31) return true;
   if (a === 192 && b === 168) return true;
-  if (a === 100 && b >= 64 && b <= 127) return true;
+  if (a === 100 && b >= 64 && b <= 127) return cgn;
   if (a === 192 && b === 0 && c === 0) return wide || d < 8;
   return false;
 }

@@ -162,6 +162,8 @@ export class Transactions implements TransactionApi {
   blst503Default = 0;
   blst503Min = 0;
   blst503Max = 3600;
+  /** onreply_avp_mode 1 (OpenSIPS): reply routes read and add to the transaction's AVPs */
+  replyAvps = false;
   #timer: NodeJS.Timeout | null = null;
   /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
   runRoute: (fn: RouteFn, ctx: ScriptContext, after: () => void) => void = () => {};
@@ -180,6 +182,7 @@ export class Transactions implements TransactionApi {
     this.blst503Default = Number(params.get('blst_503_def_timeout'));
     this.blst503Min = Number(params.get('blst_503_min_timeout'));
     this.blst503Max = Number(params.get('blst_503_max_timeout'));
+    this.replyAvps = Number(params.get('onreply_avp_mode')) === 1;
     const h = (id: string): CounterHandle => counters.handle(id);
     this.#c = {
       uas: h('tm:UAS_transactions'),
@@ -354,7 +357,7 @@ export class Transactions implements TransactionApi {
       key,
       ctx,
       invite: msg.method === 'INVITE',
-      replyDest: this.#svc.replyDestination(msg, ctx.rcv),
+      replyDest: this.#svc.replyDestination(msg, ctx.rcv, ctx.ext.forceRport === true),
       branches: [],
       lastReply: null,
       status: 0,
@@ -734,6 +737,7 @@ export class Transactions implements TransactionApi {
     // reply routes see the transaction's flags and branch flags, as in Kamailio's tm
     replyCtx.flags = s.ctx.flags;
     if (s.ctx.ext.bflags !== undefined) replyCtx.ext.bflags = s.ctx.ext.bflags;
+    if (this.replyAvps) replyCtx.avps = s.ctx.avps;
     if (c.status >= 200) {
       // a retransmitted final: ACK again a non-2xx, relay a 2xx (the caller's ACK goes end to end)
       if (code >= 300 && c.invite) this.#sendAck(c, reply);

@@ -223,9 +223,9 @@ function accLogRequest(ctx: ScriptContext, comment: string): number {
   return 1;
 }
 
-const flagParam = (name: string): { name: string; type: 'int'; default: number } => ({
+const flagParam = (name: string): { name: string; type: 'flag'; default: number } => ({
   name,
-  type: 'int',
+  type: 'flag',
   default: -1,
 });
 

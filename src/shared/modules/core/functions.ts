@@ -17,6 +17,8 @@ function fn(name: string, args: FunctionSpec['args'], f: FunctionSpec['fn'], rou
 }
 const S = { kind: 'str' } as const;
 const I = { kind: 'int' } as const;
+const F = { kind: 'flag' } as const;
+const BF = { kind: 'bflag' } as const;
 const oS = { kind: 'str', optional: true } as const;
 
 /** modparams the core functions read at run time (set once per thread by core's initWorker) */
@@ -266,17 +268,17 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('starts_with', [S, S], (_ctx, text: string, prefix: string) => (text.startsWith(prefix) ? 1 : -1)),
   fn('remove_hf', [S], (ctx, name: string) => (ctx.edits.removeHeader(ctx.msg, name) > 0 ? 1 : -1)),
   fn('is_present_hf', [S], (ctx, name: string) => (ctx.msg.header(name) !== null ? 1 : -1)),
-  fn('setflag', [I], (ctx, f: number) => ((ctx.flags |= 1 << f), 1)),
-  fn('resetflag', [I], (ctx, f: number) => ((ctx.flags &= ~(1 << f)), 1)),
-  fn('isflagset', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
-  fn('isflag', [I], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
-  fn('setbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) =>
+  fn('setflag', [F], (ctx, f: number) => ((ctx.flags |= 1 << f), 1)),
+  fn('resetflag', [F], (ctx, f: number) => ((ctx.flags &= ~(1 << f)), 1)),
+  fn('isflagset', [F], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
+  fn('isflag', [F], (ctx, f: number) => (ctx.flags & (1 << f) ? 1 : -1)),
+  fn('setbflag', [BF, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) =>
     updateBranchFlags(ctx, branch ?? 0, (v) => v | (1 << f)),
   ),
-  fn('resetbflag', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) =>
+  fn('resetbflag', [BF, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) =>
     updateBranchFlags(ctx, branch ?? 0, (v) => v & ~(1 << f)),
   ),
-  fn('isbflagset', [I, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => {
+  fn('isbflagset', [BF, { kind: 'int', optional: true }], (ctx, f: number, branch?: number) => {
     const flags = branchFlags(ctx, branch ?? 0);
     return flags !== null && flags & (1 << f) ? 1 : -1;
   }),
@@ -402,9 +404,15 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
   fn('is_first_hop', [oS], isFirstHop),
   // kex: is $du set
   fn('isdsturiset', [], (ctx) => (ctx.du !== null && ctx.du !== '' ? 1 : -1)),
-  fn('is_myself', [S], (ctx, uri: string) => {
+  // is_myself(uri or host[:port]): OpenSIPS scripts pass "$fd" or "$rd", a bare host
+  fn('is_myself', [S], (ctx, target: string) => {
+    const t = target.trim();
+    if (!/^(sips?|tel):/i.test(t)) {
+      const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(t);
+      return m !== null && ctx.svc.isMyself(m[1]!, Number(m[2] ?? 0)) ? 1 : -1;
+    }
     try {
-      const u = parseUri(uri);
+      const u = parseUri(t);
       return ctx.svc.isMyself(u.host, u.port) ? 1 : -1;
     } catch {
       return -1;

@@ -31,7 +31,7 @@ export const dialog: ModuleExports = {
     },
     {
       name: 'dlg_flag',
-      type: 'int',
+      type: 'flag',
       default: -1,
       check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a message flag, 0..31'),
     },

@@ -5,7 +5,20 @@
  * script keeps its loadmodule/modparam lines, and their own transports
  * (FIFO, binrpc, datagram sockets) are not opened (README).
  */
-import type { ModParamSpec, ModuleExports } from '../types.js';
+import { RecKind } from '../../ipc/messages.js';
+import { RouteKind, type ModParamSpec, type ModuleExports, type ScriptContext } from '../types.js';
+
+/**
+ * jsonrpc_dispatch() (jsonrpcs) in event_route[xhttp:request]: the HTTP request's body is a
+ * JSON-RPC request for the management interface, which answers it on the connection (then closed)
+ */
+function jsonrpcDispatch(ctx: ScriptContext): number {
+  if (ctx.ext.httpConn === undefined || ctx.svc.control === undefined) {
+    ctx.svc.log.err('jsonrpc_dispatch(): not an HTTP request (event_route[xhttp:request] only)');
+    return -1;
+  }
+  return ctx.svc.control(RecKind.HTTP_RPC, ctx.rcv, ctx.msg.body()) ? 1 : -1;
+}
 
 const str = (name: string, multi = false): ModParamSpec => ({ name, type: 'str', ...(multi ? { multi } : {}) });
 const int = (name: string): ModParamSpec => ({ name, type: 'int' });
@@ -44,5 +57,5 @@ export const mi: ModuleExports = {
     str('trace_destination'),
     str('trace_bwlist'),
   ],
-  functions: [],
+  functions: [{ name: 'jsonrpc_dispatch', args: [], routes: RouteKind.EVENT, fn: jsonrpcDispatch }],
 };

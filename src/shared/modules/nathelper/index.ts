@@ -21,7 +21,49 @@ const cfg = {
   oldMediaIp: true,
   nortpproxy: 'a=nortpproxy:yes',
   aliasName: 'alias',
+  /** numeric nat_uac_test flags are OpenSIPS's bits in OpenSIPS scripts */
+  opensips: false,
 };
+
+/** nat_uac_test tests beyond Kamailio's bits 1..256: OpenSIPS's "diff-ip-src-contact" and "carrier-grade-nat" */
+const CONTACT_IP = 0x200;
+const CGN = 0x400;
+/** OpenSIPS's test names, in the order of its bits 0x01..0x80, as the tests they are here */
+const OPENSIPS_TESTS: ReadonlyArray<readonly [string, number]> = [
+  ['private-contact', 1],
+  ['diff-ip-src-via', 2],
+  ['private-via', 4],
+  ['private-sdp', 8],
+  ['diff-port-src-via', 16],
+  ['diff-ip-src-contact', CONTACT_IP],
+  ['diff-port-src-contact', 128],
+  ['carrier-grade-nat', CGN],
+];
+
+/** nat_uac_test's argument as tests: a number (Kamailio's bits, or OpenSIPS's in an OpenSIPS script) or OpenSIPS names */
+function natTests(text: string, opensips: boolean): number | string {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    if (!opensips) return n;
+    return OPENSIPS_TESTS.reduce((acc, [, test], i) => (n & (1 << i) ? acc | test : acc), 0);
+  }
+  let tests = 0;
+  for (const name of t.split(',')) {
+    const known = OPENSIPS_TESTS.find(([n]) => n === name.trim());
+    if (known === undefined)
+      return `unknown test "${name.trim()}" (a number, or ${OPENSIPS_TESTS.map(([n]) => n).join(', ')})`;
+    tests |= known[1];
+  }
+  return tests;
+}
+
+const parsedTests = new Map<string, number>();
+
+function natTestsError(v: string): string | null {
+  const t = natTests(v, false);
+  return typeof t === 'string' ? t : null;
+}
 
 /** Kamailio's protocol numbers in ;alias=ip~port~proto */
 const PROTO_IDS: Record<string, number> = { udp: 1, tcp: 2, tls: 3, sctp: 4, ws: 5, wss: 6 };
@@ -79,10 +121,21 @@ function srcUri(ctx: ScriptContext): string {
   return `sip:${ctx.rcv.srcIp}:${ctx.rcv.srcPort}${tp}`;
 }
 
-function natUacTest(ctx: ScriptContext, flags: number): number {
+function natUacTest(ctx: ScriptContext, arg: string): number {
+  let flags = parsedTests.get(arg);
+  if (flags === undefined) {
+    const t = natTests(arg, cfg.opensips);
+    if (typeof t === 'string') {
+      ctx.svc.log.err(`nat_uac_test(): ${t}`);
+      return -1;
+    }
+    parsedTests.set(arg, (flags = t));
+  }
   const msg = ctx.msg;
   const rcv = ctx.rcv;
   const wide = cfg.wideNets;
+  // Kamailio always counts RFC 6598 addresses as private; OpenSIPS with its carrier-grade-nat test
+  const cgn = !cfg.opensips || (flags & CGN) !== 0;
   const via = (): { host: string; port: number } | null => {
     try {
       const v = msg.topVia();
@@ -102,16 +155,16 @@ function natUacTest(ctx: ScriptContext, flags: number): number {
     }
   };
   const sdpAddrs = (): string[] => (hasSdp(ctx) ? Sdp.of(ctx).connAddresses() : []);
-  if (flags & 1 && contactHosts().some((c) => isPrivateIp(c.host, wide))) return 1;
+  if (flags & 1 && contactHosts().some((c) => isPrivateIp(c.host, wide, cgn))) return 1;
   if (flags & 2) {
     const v = via();
     if (v !== null && v.host !== rcv.srcIp) return 1;
   }
   if (flags & 4) {
     const v = via();
-    if (v !== null && isPrivateIp(v.host, wide)) return 1;
+    if (v !== null && isPrivateIp(v.host, wide, cgn)) return 1;
   }
-  if (flags & 8 && sdpAddrs().some((a) => isPrivateIp(a, wide))) return 1;
+  if (flags & 8 && sdpAddrs().some((a) => isPrivateIp(a, wide, cgn))) return 1;
   if (flags & 16) {
     const v = via();
     if (v !== null && v.port !== rcv.srcPort) return 1;
@@ -120,6 +173,7 @@ function natUacTest(ctx: ScriptContext, flags: number): number {
   if (flags & 64 && (rcv.proto === 'ws' || rcv.proto === 'wss')) return 1;
   if (flags & 128 && contactHosts().some((c) => (c.port || 5060) !== rcv.srcPort)) return 1;
   if (flags & 256 && sdpAddrs().some((a) => a !== rcv.srcIp)) return 1;
+  if (flags & CONTACT_IP && contactHosts().some((c) => c.host !== rcv.srcIp)) return 1;
   return -1;
 }
 
@@ -288,7 +342,12 @@ const I = { kind: 'int' } as const;
 const oI = { kind: 'int', optional: true } as const;
 
 const functions: FunctionSpec[] = [
-  { name: 'nat_uac_test', args: [I], routes: REQ_REPLY_BRANCH, fn: natUacTest },
+  {
+    name: 'nat_uac_test',
+    args: [{ kind: 'str', check: (v) => (/\$/.test(v) ? null : natTestsError(v)) }],
+    routes: REQ_REPLY_BRANCH,
+    fn: natUacTest,
+  },
   { name: 'fix_nated_contact', args: [], routes: REQ_REPLY_BRANCH, fn: fixNatedContact },
   { name: 'fix_nated_register', args: [], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: fixNatedRegister },
   { name: 'add_rcv_param', args: [oI], routes: RouteKind.REQUEST | RouteKind.RESUME, fn: addRcvParam },
@@ -330,7 +389,7 @@ export const nathelper: ModuleExports = {
     },
     {
       name: 'sipping_bflag',
-      type: 'int',
+      type: 'bflag',
       default: -1,
       check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)'),
     },
@@ -338,7 +397,7 @@ export const nathelper: ModuleExports = {
     { name: 'sipping_method', type: 'str', default: 'OPTIONS' },
     {
       name: 'natping_disable_bflag',
-      type: 'int',
+      type: 'bflag',
       default: -1,
       check: (v) => (Number(v) >= -1 && Number(v) < 32 ? null : 'a branch flag, 0..31 (-1: off)'),
     },
@@ -366,6 +425,7 @@ export const nathelper: ModuleExports = {
     cfg.oldMediaIp = p.get('append_sdp_oldmediaip') !== 0;
     cfg.nortpproxy = String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '');
     cfg.aliasName = String(p.get('alias_name') || 'alias');
+    cfg.opensips = env.script.dialect === 'opensips';
     startNatPing(env);
   },
   destroy(): void {

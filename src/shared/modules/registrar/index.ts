@@ -23,7 +23,19 @@ const cfg = {
   usePath: false,
   natBflag: -1,
   receivedAvp: null as string | null,
+  /** OpenSIPS scripts: save()/lookup() take named flags second and the AoR third */
+  opensips: false,
 };
+
+/** OpenSIPS's save() flag that is a bit here; the others ("memory-only", "path-*" …) change nothing */
+const OPENSIPS_SAVE_FLAGS: Readonly<Record<string, number>> = { 'no-reply': FLAG_NO_REPLY, r: FLAG_NO_REPLY };
+
+/** save()'s flags: Kamailio's integer, or OpenSIPS's comma-separated names */
+function saveFlags(text: string | undefined): number {
+  if (text === undefined || text.trim() === '') return 0;
+  if (!cfg.opensips) return Number(text) || 0;
+  return text.split(',').reduce((acc, f) => acc | (OPENSIPS_SAVE_FLAGS[f.trim()] ?? 0), 0);
+}
 
 /** "$avp(name)" → "name" (received_avp of registrar and nathelper) */
 export function avpName(spec: string): string | null {
@@ -57,7 +69,8 @@ function expiresOf(c: NameAddr, header: number | null): number {
   return e;
 }
 
-async function save(ctx: ScriptContext, _table: string, flags = 0, uri?: string): Promise<number> {
+async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?: string): Promise<number> {
+  const flags = saveFlags(flagText);
   const msg = ctx.msg;
   if (!msg.isRequest || msg.method !== 'REGISTER') return -1;
   const aor = aorOf(uri || msg.to().uri);
@@ -136,7 +149,13 @@ async function found(ctx: ScriptContext, uri?: string): Promise<Binding[] | null
 }
 
 /** lookup(): 1 the R-URI now points at the newest best binding (others appended as branches); -1 none; -3 error */
-async function lookup(ctx: ScriptContext, _table: string, uri?: string): Promise<number> {
+/**
+ * lookup(table[, uri]) (Kamailio) or lookup(table[, flags[, aor]]) (OpenSIPS, whose "no-branches"
+ * keeps only the first contact; its "method-filtering" passes every contact, as none is stored with methods)
+ */
+async function lookup(ctx: ScriptContext, _table: string, second?: string, third?: string): Promise<number> {
+  const uri = cfg.opensips ? third : second;
+  const noBranches = cfg.opensips && (second ?? '').split(',').some((f) => f.trim() === 'no-branches');
   let bindings: Binding[] | null;
   try {
     bindings = await found(ctx, uri);
@@ -151,7 +170,7 @@ async function lookup(ctx: ScriptContext, _table: string, uri?: string): Promise
   ctx.du = first.received || ctx.du;
   // the contact's flags come back as branch flags (nat_bflag: the callee is behind NAT)
   ctx.ext.bflags = ((ctx.ext.bflags as number | undefined) ?? 0) | first.cflags;
-  if (cfg.appendBranches && rest.length > 0) {
+  if (cfg.appendBranches && !noBranches && rest.length > 0) {
     const list = (ctx.ext.branches as string[] | undefined) ?? [];
     list.push(...rest.map((b) => b.uri));
     ctx.ext.branches = list;
@@ -169,7 +188,6 @@ async function registered(ctx: ScriptContext, _table: string, uri?: string): Pro
 }
 
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
-const optInt = { kind: 'int', optional: true } as const;
 const optStr = { kind: 'str', optional: true } as const;
 
 export const registrar: ModuleExports = {
@@ -187,6 +205,13 @@ export const registrar: ModuleExports = {
       noEffect: 'lookup() does not filter contacts by their methods',
     },
     { name: 'use_path', type: 'int', default: 0 },
+    {
+      name: 'tcp_persistent_flag',
+      type: 'flag',
+      default: -1,
+      noEffect:
+        'a TCP or TLS connection closes after tcp_connection_lifetime without traffic, whatever the expiry of the binding it carries',
+    },
     { name: 'path_mode', type: 'int', default: 2, noEffect: 'Path is stored as use_path says; no Path support check' },
     { name: 'path_use_received', type: 'int', default: 0, noEffect: 'the received parameter of a Path is not used' },
     { name: 'gruu_enabled', type: 'int', default: 0, noEffect: 'no GRUUs are issued' },
@@ -200,8 +225,8 @@ export const registrar: ModuleExports = {
     },
   ],
   functions: [
-    { name: 'save', args: [{ kind: 'str' }, optInt, optStr], routes: REQ, mayAwait: true, fn: save },
-    { name: 'lookup', args: [{ kind: 'str' }, optStr], routes: REQ, mayAwait: true, fn: lookup },
+    { name: 'save', args: [{ kind: 'str' }, optStr, optStr], routes: REQ, mayAwait: true, fn: save },
+    { name: 'lookup', args: [{ kind: 'str' }, optStr, optStr], routes: REQ, mayAwait: true, fn: lookup },
     { name: 'registered', args: [{ kind: 'str' }, optStr], mayAwait: true, fn: registered },
   ],
   initWorker(env: ModuleEnv): void {
@@ -215,6 +240,7 @@ export const registrar: ModuleExports = {
     cfg.appendBranches = n('append_branches') !== 0;
     cfg.usePath = n('use_path') !== 0;
     cfg.receivedAvp = avpName(String(env.params.get('received_avp') ?? ''));
+    cfg.opensips = env.script.dialect === 'opensips';
     cfg.natBflag = (env.script.modparams.get('usrloc')?.get('nat_bflag') as number | undefined) ?? -1;
   },
 };

@@ -255,6 +255,12 @@ export const tmModule: ModuleExports = {
       default: 1,
       noEffect: 'fr_inv_timer starts at the first provisional reply and is not restarted',
     },
+    {
+      name: 'onreply_avp_mode',
+      type: 'int',
+      default: 0,
+      check: (v) => (v === 0 || v === 1 ? null : "0 (a reply route has AVPs of its own) or 1 (the transaction's)"),
+    },
     { name: 'auto_inv_100', type: 'int', default: 1 },
     // OpenSIPS's spelling of auto_inv_100
     { name: 'auto_100trying', type: 'int', default: 1 },

@@ -181,26 +181,53 @@ export function lookupBindings(aor: string): Promise<Binding[]> {
   return usrlocClient.bus!.request(DISPATCHER, 'usrloc.lookup', aor) as Promise<Binding[]>;
 }
 
+/** OpenSIPS's working_mode_preset values that are a db_mode */
+const PRESETS: Readonly<Record<string, number>> = {
+  'single-instance-no-db': 0,
+  'single-instance-sql-write-through': 1,
+  'single-instance-sql-write-back': 2,
+  'sql-only': 3,
+};
+
+function checkPreset(v: number | string): string | null {
+  const p = String(v).toLowerCase();
+  if (p in PRESETS) return null;
+  if (/^(federation|full-sharing)(-cachedb)?-cluster$/.test(p))
+    return `"${v}" needs clustering, which switchyard's usrloc does not have; "sql-only" shares one database between instances`;
+  return `unknown preset "${v}" (${Object.keys(PRESETS).join(', ')})`;
+}
+
+/** db_mode, or the one OpenSIPS's working_mode_preset stands for (0 when neither is set) */
+function dbModeOf(p: ModuleEnv['params']): number {
+  const preset = p.get('working_mode_preset');
+  if (preset !== undefined) return PRESETS[String(preset).toLowerCase()]!;
+  return (p.get('db_mode') as number | undefined) ?? 0;
+}
+
 export const usrloc: ModuleExports = {
   name: 'usrloc',
   params: [
     {
       name: 'db_mode',
       type: 'int',
-      default: 0,
       check: (v) =>
         v === 0 || v === 1 || v === 2 || v === 3
           ? null
           : 'db_mode 0 (memory), 1 (write-through), 2 (write-back) or 3 (database only)',
     },
+    { name: 'working_mode_preset', type: 'str', check: checkPreset },
     { name: 'db_url', type: 'str', default: '', check: checkDbUrl },
     { name: 'timer_interval', type: 'int', default: 60, check: (v) => (Number(v) > 0 ? null : 'must be positive') },
     { name: 'timer_procs', type: 'int', default: 0, noEffect: 'expiry runs in the thread that owns the table' },
     { name: 'use_domain', type: 'int', default: 0 },
-    { name: 'nat_bflag', type: 'int', default: -1 },
+    { name: 'nat_bflag', type: 'bflag', default: -1 },
   ],
   functions: [],
   counters: COUNTERS,
+  validate: (p) =>
+    p.get('db_mode') !== undefined && p.get('working_mode_preset') !== undefined
+      ? 'set db_mode or working_mode_preset, not both'
+      : null,
   rpc: [
     {
       name: 'ul.dump',
@@ -223,10 +250,10 @@ export const usrloc: ModuleExports = {
     usrlocClient.useDomain = env.params.get('use_domain') !== 0;
   },
   async initDispatcher(env: ModuleEnv): Promise<void> {
-    const mode = env.params.get('db_mode') as number;
+    const mode = dbModeOf(env.params);
     const url = String(env.params.get('db_url'));
     if (mode !== 0 && url === '')
-      throw new SwitchyardError('SY_ERR_MODULE_INIT', `usrloc: db_mode ${mode} needs a db_url`);
+      throw new SwitchyardError('SY_ERR_MODULE_INIT', `usrloc: db_mode ${mode} (or its preset) needs a db_url`);
     const db = mode !== 0 ? new LocationDb(url) : null;
     const table = new LocationTable();
     const users = env.counters.handle('usrloc:registered_users');

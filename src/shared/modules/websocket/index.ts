@@ -78,14 +78,19 @@ const PARAMS: readonly ModParamSpec[] = [
 ];
 
 /** the master's HTTP/WebSocket settings from the script */
+function viaRouteOf(script: CompiledScript): boolean {
+  return script.modules.includes('xhttp') && script.routes.event.has('xhttp:request');
+}
+
 export function httpSettingsOf(script: CompiledScript): HttpSettings & { handshakeMs: number } {
   const p = script.modparams.get('websocket');
   const num = (n: string): number => Number(p?.get(n) ?? 0);
   const loaded = p !== undefined;
   return {
     // Kamailio serves WebSocket on its tcp/tls sockets; OpenSIPS on ws:/wss: sockets only
-    onStreams: loaded && script.dialect === 'kamailio',
-    viaRoute: script.modules.includes('xhttp') && script.routes.event.has('xhttp:request'),
+    // and HTTP requests reach event_route[xhttp:request] on them when the script has one
+    onStreams: (loaded && script.dialect === 'kamailio') || viaRouteOf(script),
+    viaRoute: viaRouteOf(script),
     keepaliveMs: loaded && num('keepalive_mechanism') === 0 ? 0 : (loaded ? num('keepalive_timeout') : 180) * 1000,
     maxMessage: MAX_MESSAGE,
     handshakeMs: Math.max(num('ws_handshake_timeout'), num('wss_handshake_timeout')),
