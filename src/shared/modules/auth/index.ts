@@ -5,6 +5,7 @@
  * signed and expire; their use is recorded in memory shared by every SIP
  * worker (see nonce.ts), so a replay is refused by any of them.
  */
+import { parsePvarText } from '../../script/pvar-syntax.js';
 import {
   RouteKind,
   type ModuleEnv,
@@ -27,6 +28,7 @@ import {
   splitUsername,
   authenticate,
   identityMatches,
+  opensipsCode,
 } from './check.js';
 import { challengeLines, makeChallenge } from './challenge.js';
 
@@ -59,6 +61,46 @@ async function pvAuthenticate(
     ctx.avps.set('digest_challenge', [`${line}\r\n`]);
   }
   return r;
+}
+
+/** OpenSIPS pv_*_authorize(realm): where the user name and the password (or HA1) are */
+const pv = {
+  username: null as ((ctx: ScriptContext) => Value) | null,
+  password: null as ((ctx: ScriptContext) => Value) | null,
+  calculateHa1: false,
+};
+
+/** "$var(name)" / "$avp(name)" → its reader, else null */
+function varReader(spec: string): ((ctx: ScriptContext) => Value) | null {
+  const p = parsePvarText(spec.trim());
+  if (p === null || p.arg === undefined || p.index !== undefined || p.trans.length > 0) return null;
+  const name = p.arg;
+  if (p.name === 'var') return (ctx) => ctx.vars.get(name) ?? null;
+  if (p.name === 'avp') return (ctx) => ctx.avps.get(name)?.[0] ?? null;
+  return null;
+}
+
+const checkSpec = (v: number | string): string | null =>
+  v === '' || varReader(String(v)) !== null ? null : 'expected $var(name) or $avp(name)';
+
+/**
+ * OpenSIPS's pv_www_authorize(realm) / pv_proxy_authorize(realm): the user
+ * name must be the one in username_spec, the password (HA1 unless
+ * calculate_ha1) is the one in password_spec; OpenSIPS's return codes.
+ */
+async function pvAuthorize(ctx: ScriptContext, hf: HfType, realm: string): Promise<number> {
+  const { username, password } = pv;
+  if (username === null || password === null) {
+    ctx.svc.log.err('auth: pv_*_authorize needs the username_spec and password_spec modparams');
+    return opensipsCode(AuthResult.ERROR);
+  }
+  const r = await authenticate(ctx, realm, hf, (user) => {
+    const u = username(ctx);
+    const p = password(ctx);
+    if (u === null || p === null || String(u).toLowerCase() !== user.toLowerCase()) return null;
+    return pv.calculateHa1 ? { password: String(p) } : { ha1: String(p) };
+  });
+  return opensipsCode(r);
 }
 
 async function pvAuthCheck(
@@ -119,6 +161,7 @@ const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind
 const S = { kind: 'str' } as const;
 const oS = { kind: 'str', optional: true } as const;
 const I = { kind: 'int' } as const;
+const oI = { kind: 'int', optional: true } as const;
 
 export const auth: ModuleExports = {
   name: 'auth',
@@ -150,6 +193,10 @@ export const auth: ModuleExports = {
           ? null
           : 'expected "", "auth", "auth-int" or "auth,auth-int"',
     },
+    // OpenSIPS pv_www_authorize/pv_proxy_authorize
+    { name: 'username_spec', type: 'str', default: '', check: checkSpec },
+    { name: 'password_spec', type: 'str', default: '', check: checkSpec },
+    { name: 'calculate_ha1', type: 'int', default: 0 },
     {
       name: 'algorithm',
       type: 'str',
@@ -172,6 +219,23 @@ export const auth: ModuleExports = {
       routes: REQ,
       fn: (ctx: ScriptContext, realm: string, spec?: string) =>
         makeChallenge(ctx.msg.method === 'REGISTER' ? 'www' : 'proxy')(ctx, realm, spec),
+    },
+    {
+      // OpenSIPS: (realm), the credentials from username_spec/password_spec; Kamailio: pv_www_authenticate's alias
+      name: 'pv_www_authorize',
+      args: [S, oS, oI],
+      routes: REQ,
+      mayAwait: true,
+      fn: (ctx, r: string, p?: string, f?: number) =>
+        p === undefined ? pvAuthorize(ctx, 'www', r) : pvAuthenticate(ctx, 'www', r, p, f ?? 0),
+    },
+    {
+      name: 'pv_proxy_authorize',
+      args: [S, oS, oI],
+      routes: REQ,
+      mayAwait: true,
+      fn: (ctx, r: string, p?: string, f?: number) =>
+        p === undefined ? pvAuthorize(ctx, 'proxy', r) : pvAuthenticate(ctx, 'proxy', r, p, f ?? 0),
     },
     {
       name: 'pv_www_authenticate',
@@ -215,6 +279,9 @@ export const auth: ModuleExports = {
       .split(',')
       .map((a) => algorithmOf(a.trim()))
       .filter((a): a is Algorithm => a !== null);
+    pv.username = varReader(String(p.get('username_spec')));
+    pv.password = varReader(String(p.get('password_spec')));
+    pv.calculateHa1 = p.get('calculate_ha1') !== 0;
     cfg.store = env.shared !== undefined ? new NonceStore(env.shared, cfg.secret) : null;
   },
 };

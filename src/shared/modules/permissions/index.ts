@@ -249,9 +249,9 @@ function trustedDump(): unknown[] {
   }));
 }
 
-/** avp name from "$avp(name)" / "$avp(s:name)" */
+/** avp name from "$avp(name)", as the script's $avp(name) keeps it */
 function avpName(spec: string): string {
-  return /^\$avp\((?:[is]:)?([^)]+)\)$/.exec(spec.trim())?.[1] ?? '';
+  return /^\$avp\(([^)]+)\)$/.exec(spec.trim())?.[1] ?? '';
 }
 
 async function load(env: ModuleEnv): Promise<void> {

@@ -5,6 +5,7 @@
  * `trusted` table).
  */
 import { isIP } from 'node:net';
+import { compileRegex } from '../../script/regex.js';
 
 /** one row of the table (what a reload publishes to the other threads) */
 export interface TrustedRow {
@@ -57,8 +58,9 @@ export function compileTrusted(rows: readonly TrustedRow[], bad: (why: string) =
     let patterns: { from: RegExp | null; ruri: RegExp | null };
     try {
       patterns = {
-        from: r.from_pattern ? new RegExp(r.from_pattern) : null,
-        ruri: r.ruri_pattern ? new RegExp(r.ruri_pattern) : null,
+        // case-sensitive as Kamailio's regcomp; a pattern that backtracks too much falls back to the linear-time engine
+        from: r.from_pattern ? compileRegex(r.from_pattern, '').re : null,
+        ruri: r.ruri_pattern ? compileRegex(r.ruri_pattern, '').re : null,
       };
     } catch (e) {
       bad(`${r.src_ip}: ${(e as Error).message}`);
