@@ -431,10 +431,11 @@ function table(runs: Run[]): string {
     rows.push(
       [`events lost @${fixedRate} cps`, () => undefined, (l) => String(fixed(l)?.events_lost ?? '-')],
       [
-        'first step losing events',
+        // a failed call's INVITE may never have reached the route: only steps without one tell lost events exactly
+        'first step losing events (steps with no failed call)',
         () => undefined,
         (l) => {
-          const f = steps(l).find((r) => (r.events_lost ?? 0) > 0);
+          const f = steps(l).find((r) => r.failed === 0 && (r.events_lost ?? 0) > 0);
           return f ? `${f.rate} (${f.events_lost} of ${f.calls})` : 'none';
         },
       ],
