@@ -1,4 +1,4 @@
-import { scanCallId } from '../../src/main/dispatch/callid-scan.js';
+import { scanCallId } from '../../src/shared/sip/callid-scan.js';
 import { bench } from './harness.js';
 import { INVITE, REPLY } from './samples.js';
 

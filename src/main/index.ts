@@ -22,7 +22,7 @@ import { CfgErrors, SwitchyardError, formatWarning } from '../shared/errors.js';
 import { ANY_SOCKET, protoName, RecKind } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
-import { nativeSendTo } from '../shared/native/udp-send.js';
+import { nativeUdp } from '../shared/native/udp-send.js';
 import { allocSharedMemory, initModules } from '../shared/modules/init.js';
 import { findModule } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
@@ -44,7 +44,7 @@ import { TcpConnections } from './transport/tcp.js';
 import { TlsContexts } from './transport/tls-contexts.js';
 import { profilesOf, tlsControl } from '../shared/modules/tls/index.js';
 import { httpSettingsOf, wsControl } from '../shared/modules/websocket/index.js';
-import { UdpListener } from './transport/udp.js';
+import { UdpListener, WorkerReadUdp, type UdpSocket } from './transport/udp.js';
 
 const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'];
 const EMPTY = Buffer.alloc(0);
@@ -116,10 +116,12 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   new Int32Array(logSettings.levelsSab).fill(threshold);
   setupLog(log, ROW_MASTER, logSettings);
   for (const flag of args.ignored) log.warn(`${flag}: accepted for kamailio command lines, no effect in switchyard`);
-  if (nativeSendTo === null && core.udpWorkerSend)
+  if (nativeUdp === null && (core.udpWorkerSend || core.udpWorkerReceive))
     log.warn(
-      'the native UDP send is not built (npm rebuild needs python3, make and a C compiler): SIP workers send through the master',
+      'the native UDP addon is not built (npm rebuild needs python3, make and a C compiler): the master receives UDP and SIP workers send through it',
     );
+  // the addon's sockets, read by the SIP workers; null: the master reads UDP
+  const workerUdp = core.udpWorkerReceive ? nativeUdp : null;
   for (const w of script.warnings) log.warn(formatWarning(w));
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
@@ -170,7 +172,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const tlsHandshakeFailed = h('tls:handshake_failed');
   const tlsCertRejected = h('tls:cert_rejected');
 
-  const udp = new Map<number, UdpListener>();
+  const udp = new Map<number, UdpSocket>();
   let router: Router | null = null;
   const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto): void =>
     router!.receive(sock, ip, port, connId, msg, proto);
@@ -272,6 +274,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       logLevel: threshold,
       log: logSettings,
       wakeDelayMs: core.ipcWakeDelay,
+      udpInWorkers: workerUdp !== null,
     },
     counters,
     {
@@ -309,7 +312,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   // sockets first: a port already taken fails the start before any thread runs
   for (const s of sockets) {
     if (s.proto === 'udp') {
-      const l = new UdpListener(s, receive);
+      const l = workerUdp !== null ? new WorkerReadUdp(s, workerUdp, workers) : new UdpListener(s, receive);
       await l.bind();
       udp.set(s.idx, l);
     } else {

@@ -10,6 +10,8 @@ import { log } from '../shared/log.js';
 import { SwitchyardError } from '../shared/errors.js';
 
 const RING_BYTES = 8 << 20;
+/** a worker-to-worker ring carries only the misdirected share of one worker's datagrams */
+const HOP_RING_BYTES = 2 << 20;
 const RESTART_DELAY_MS = 200;
 
 export interface Sender {
@@ -29,6 +31,8 @@ interface ThreadSlot {
   readonly row: number;
   readonly inRing: RingBuffers | null;
   readonly outRing: RingBuffers | null;
+  readonly hopIn: readonly (RingBuffers | null)[];
+  readonly hopOut: readonly (RingBuffers | null)[];
   worker: Worker | null;
   threadId: number;
   startedAt: number;
@@ -49,7 +53,7 @@ export interface ThreadInfo {
   row: number;
 }
 
-type BaseInit = Omit<ThreadInit, 'role' | 'workerId' | 'row' | 'inRing' | 'outRing'>;
+type BaseInit = Omit<ThreadInit, 'role' | 'workerId' | 'row' | 'inRing' | 'outRing' | 'hopIn' | 'hopOut'>;
 
 /**
  * Starts the SIP workers and the event dispatcher, restarts a worker that
@@ -71,6 +75,12 @@ export class Supervisor {
     this.#base = base;
     this.#counters = counters;
     this.#sender = sender;
+    // hop[i][j]: worker i → worker j, only where workers read UDP themselves
+    const hop = Array.from({ length: base.workers }, (_, i) =>
+      Array.from({ length: base.workers }, (_, j) =>
+        base.udpInWorkers && i !== j ? createRing(HOP_RING_BYTES) : null,
+      ),
+    );
     for (let i = 0; i < base.workers; i++) {
       const inRing = createRing(RING_BYTES);
       const outRing = createRing(RING_BYTES);
@@ -81,6 +91,8 @@ export class Supervisor {
         row: FIRST_WORKER_ROW + i,
         inRing,
         outRing,
+        hopIn: hop.map((row) => row[i] ?? null),
+        hopOut: hop[i]!,
         worker: null,
         threadId: 0,
         startedAt: 0,
@@ -97,6 +109,8 @@ export class Supervisor {
       row: ROW_DISPATCHER,
       inRing: null,
       outRing: null,
+      hopIn: [],
+      hopOut: [],
       worker: null,
       threadId: 0,
       startedAt: 0,
@@ -176,6 +190,8 @@ export class Supervisor {
       row: slot.row,
       inRing: slot.inRing,
       outRing: slot.outRing,
+      hopIn: slot.hopIn,
+      hopOut: slot.hopOut,
     };
     const entry =
       slot.role === 'sip'

@@ -7,7 +7,7 @@ import { Histograms, histograms } from '../shared/counters/histograms.js';
 import { copyBody, newHead, readHead, protoName, RecKind } from '../shared/ipc/messages.js';
 import { tlsConnections, type TlsConnInfo } from '../shared/modules/tls/conn-info.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
-import { nativeSendTo } from '../shared/native/udp-send.js';
+import { nativeSendTo, nativeUdp } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
 import { nameThread } from '../shared/thread-name.js';
@@ -18,6 +18,7 @@ import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { scriptPosition } from '../shared/script/runtime.js';
 import { Receiver } from './receive.js';
+import { UdpReceivers } from './udp-receive.js';
 import { WorkerServices } from './services.js';
 import { threadDns } from '../shared/dns/index.js';
 import { installAsync } from './async.js';
@@ -27,6 +28,8 @@ import { routeRunner, startScriptRoutes } from './script-routes.js';
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 
 const init = workerData as ThreadInit;
+/** modules that keep a call's state in one worker (dispatcher: its probes' replies): messages go to the Call-ID's owner */
+const CALL_STATE_MODULES = new Set(['tm', 'dialog', 'dispatcher']);
 const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
 
 async function main(): Promise<void> {
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
   );
 
   const inRing = new RingReader(init.inRing!);
+  const hopIn = init.hopIn.flatMap((r) => (r === null ? [] : [new RingReader(r)]));
   const head = newHead();
   const sockets = init.sockets;
   // Records are copied out of the ring and handled once the ring's tail has
@@ -129,7 +133,7 @@ async function main(): Promise<void> {
       queueMicrotask(flush);
     }
   };
-  inRing.start((data, view, off, len) => {
+  const onRecord = (data: Uint8Array, view: DataView, off: number, len: number): void => {
     const body = readHead(data, view, off, head);
     if (head.kind === RecKind.CONN_INFO) {
       tlsConnections.set(head.connId, JSON.parse(copyBody(data, body, off + len).toString()) as TlsConnInfo);
@@ -138,21 +142,6 @@ async function main(): Promise<void> {
     if (head.kind === RecKind.CONN_GONE) {
       const connId = head.connId;
       later(() => tlsConnections.delete(connId));
-      return;
-    }
-    if (head.kind === RecKind.HTTP_IN) {
-      const s = sockets[head.socketIdx];
-      const bytes = copyBody(data, body, off + len);
-      const rcv: ReceiveInfo = {
-        proto: protoName(head.proto),
-        srcIp: head.ip,
-        srcPort: head.port,
-        dstIp: s?.ip ?? '',
-        dstPort: s?.port ?? 0,
-        socketIdx: head.socketIdx,
-        connId: head.connId,
-      };
-      later(() => receiver.receiveHttp(bytes, rcv));
       return;
     }
     const sock = sockets[head.socketIdx];
@@ -166,8 +155,26 @@ async function main(): Promise<void> {
       connId: head.connId,
     };
     const bytes = copyBody(data, body, off + len);
-    later(() => receiver.receive(bytes, rcv));
-  });
+    if (head.kind === RecKind.HTTP_IN) later(() => receiver.receiveHttp(bytes, rcv));
+    else later(() => receiver.receive(bytes, rcv));
+  };
+  inRing.start(onRecord);
+  for (const r of hopIn) r.start(onRecord);
+  const udp =
+    init.udpInWorkers && nativeUdp !== null
+      ? new UdpReceivers(
+          {
+            workerId: init.workerId,
+            workers: init.workers,
+            affinity: script.modules.some((m) => CALL_STATE_MODULES.has(m)),
+            hopOut: init.hopOut.map((r) => (r === null ? null : new RingWriter(r, init.wakeDelayMs))),
+            deliver: (bytes, rcv) => receiver.receive(bytes, rcv),
+          },
+          nativeUdp,
+          counters,
+        )
+      : null;
+  await udp?.start(sockets);
 
   // shutdown: new requests get 503 while the transactions in progress (and
   // the routes still waiting) finish, for up to graceMs; then the thread ends
@@ -181,6 +188,8 @@ async function main(): Promise<void> {
         return;
       }
       inRing.close();
+      for (const r of hopIn) r.close();
+      udp?.close();
       svc.tm?.clear();
       svc.uac?.clear();
       post({ type: 'drained' });

@@ -6,7 +6,7 @@
  * master's Call-ID hash sends the replies back to this worker.
  */
 import { randomBytes } from 'node:crypto';
-import { scanCallId } from '../main/dispatch/callid-scan.js';
+import { scanCallId } from '../shared/sip/callid-scan.js';
 import { advertisedOf, hostPort, type Proto } from '../shared/config/listen.js';
 import type { LocalReply, LocalRequest } from '../shared/modules/types.js';
 import type { SipMsg } from '../shared/sip/types.js';

@@ -74,7 +74,7 @@ test('force_send_socket() picks the listening socket a forwarded request leaves 
   await expectLog(server, /no listening socket "udp:127\.0\.0\.9"/);
 });
 
-test('SIP workers send UDP themselves on the master socket; udp_worker_send=0 sends through the master, same bytes out', async () => {
+test('SIP workers send UDP themselves from the listening address; udp_worker_send=0 sends through the master, same bytes out', async () => {
   const before = (await server.rpc('stats.get_statistics', ['core:udp_worker_sends'])).result[
     'core:udp_worker_sends'
   ] as number;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scanCallId } from '../../src/main/dispatch/callid-scan.js';
+import { scanCallId } from '../../src/shared/sip/callid-scan.js';
 
 const msg = (headers: string, first = 'INVITE sip:b@h SIP/2.0'): Buffer =>
   Buffer.from(`${first}\r\n${headers}\r\n`, 'latin1');

@@ -6,7 +6,7 @@ import { SwitchyardError } from '../../src/shared/errors.js';
 import { checkSipMessage, parseSipMessage } from '../../src/shared/sip/message.js';
 import { buildReply, forwardReplyEdits, forwardRequestEdits, branchId } from '../../src/shared/sip/build.js';
 import { applyEdits, MessageEdits } from '../../src/shared/sip/edits.js';
-import { scanCallId } from '../../src/main/dispatch/callid-scan.js';
+import { scanCallId } from '../../src/shared/sip/callid-scan.js';
 import { SipStreamFramer } from '../../src/main/transport/tcp-framer.js';
 
 const DIR = fileURLToPath(new URL('../../../test/fixtures/corpus/rfc4475/', import.meta.url));

@@ -1,5 +1,8 @@
 import dgram from 'node:dgram';
-import type { ListenSocket, Proto } from '../../shared/config/listen.js';
+import { constants } from 'node:os';
+import { hostPort, type ListenSocket, type Proto } from '../../shared/config/listen.js';
+import { SwitchyardError } from '../../shared/errors.js';
+import { nativeSendTo, type NativeUdp } from '../../shared/native/udp-send.js';
 
 /** `proto`: the connection's when it differs from the listener's (WebSocket on a tcp/tls listener) */
 export type ReceiveFn = (
@@ -23,8 +26,77 @@ function handleFd(socket: dgram.Socket): number {
   return -1;
 }
 
-/** A bound UDP listener; sends go out from the same socket (so replies carry its port). */
-export class UdpListener {
+const BUF_BYTES = 4 << 20;
+
+/** what the master does with a UDP listening address: bind it, send on it (what workers hand over), close it */
+export interface UdpSocket {
+  readonly sock: ListenSocket;
+  bind(): Promise<void>;
+  send(buf: Buffer, port: number, ip: string): void;
+  close(): void;
+}
+
+/**
+ * A UDP listening address the SIP workers read: the master opens one
+ * SO_REUSEPORT socket on it per worker and keeps them all open (no event loop
+ * of its own reads them); worker i reads a duplicate of socket i
+ * (worker/udp-receive.ts). The address stays the master's, a worker that is
+ * restarted finds its socket (and the datagrams queued on it) again, and the
+ * kernel's choice by source address and port does not move.
+ */
+export class WorkerReadUdp implements UdpSocket {
+  readonly sock: ListenSocket;
+  readonly #native: NativeUdp;
+  readonly #workers: number;
+  readonly #fds: number[] = [];
+
+  constructor(sock: ListenSocket, native: NativeUdp, workers: number) {
+    this.sock = sock;
+    this.#native = native;
+    this.#workers = workers;
+  }
+
+  bind(): Promise<void> {
+    const n = this.#native;
+    for (let i = 0; i < this.#workers; i++) {
+      // the first socket settles the port (port 0: the kernel's pick), the others join it
+      const port = i === 0 ? this.sock.port : n.localPort(this.#fds[0]!);
+      const fd = port < 0 ? port : n.udpOpen(this.sock.ip, port, BUF_BYTES);
+      if (fd < 0) {
+        this.close();
+        return Promise.reject(
+          new SwitchyardError('SY_ERR_LISTEN', `bind ${errnoName(-fd)} udp:${hostPort(this.sock.ip, this.sock.port)}`),
+        );
+      }
+      this.#fds.push(fd);
+    }
+    this.sock.fd = this.#fds[0]!;
+    this.sock.port = n.localPort(this.#fds[0]!);
+    this.sock.workerFds = [...this.#fds];
+    return Promise.resolve();
+  }
+
+  /** a worker's send that could not leave from the worker (udp_worker_send=0, or its sendto failed) */
+  send(buf: Buffer, port: number, ip: string): void {
+    if (this.#fds.length > 0) nativeSendTo?.(this.#fds[0]!, buf, ip, port);
+  }
+
+  close(): void {
+    for (const fd of this.#fds) this.#native.closeFd(fd);
+    this.#fds.length = 0;
+  }
+}
+
+function errnoName(errno: number): string {
+  return Object.entries(constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
+}
+
+/**
+ * A bound UDP listener the master reads (where the native addon is missing,
+ * or udp_worker_receive=0); sends go out from the same socket (so replies
+ * carry its port).
+ */
+export class UdpListener implements UdpSocket {
   readonly sock: ListenSocket;
   readonly #socket: dgram.Socket;
 
@@ -32,8 +104,8 @@ export class UdpListener {
     this.sock = sock;
     this.#socket = dgram.createSocket({
       type: sock.ip.includes(':') ? 'udp6' : 'udp4',
-      recvBufferSize: 4 << 20,
-      sendBufferSize: 4 << 20,
+      recvBufferSize: BUF_BYTES,
+      sendBufferSize: BUF_BYTES,
     });
     this.#socket.on('message', (msg, rinfo) => onMessage(this.sock, rinfo.address, rinfo.port, 0, msg));
     // ICMP errors from earlier sends surface here; they must not kill the master

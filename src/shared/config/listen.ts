@@ -25,6 +25,11 @@ export interface ListenSocket {
   advertise: string | null;
   /** UDP: the bound socket's file descriptor, for threads that send on it directly (-1: none) */
   fd?: number;
+  /**
+   * UDP read by the SIP workers: one SO_REUSEPORT socket per worker, by
+   * worker id, that the master keeps open (a worker reads a duplicate)
+   */
+  workerFds?: number[];
   /** the host name it was given by (`listen=udp:sip.example.net:5060`): `myself` too */
   name?: string;
 }

@@ -41,6 +41,18 @@ export interface ThreadInit {
   /** SIP workers: master → worker and worker → master rings */
   readonly inRing: RingBuffers | null;
   readonly outRing: RingBuffers | null;
+  /**
+   * SIP workers read the UDP listening sockets themselves (each ListenSocket's
+   * fd); false: the master reads them and hands datagrams over on inRing
+   */
+  readonly udpInWorkers: boolean;
+  /**
+   * SIP workers: the rings between workers, for a datagram whose call another
+   * worker owns: hopIn[j] from worker j, hopOut[j] to worker j (null at this
+   * worker's own index, and for the dispatcher)
+   */
+  readonly hopIn: readonly (RingBuffers | null)[];
+  readonly hopOut: readonly (RingBuffers | null)[];
 }
 
 /** Control messages on a thread's port (rare: structured clone is fine here). */

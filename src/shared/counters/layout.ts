@@ -64,6 +64,12 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
         kind: 'counter',
         description: "UDP datagrams a SIP worker sent itself on the master's socket (udp_worker_send)",
       },
+      {
+        name: 'udp_hops',
+        kind: 'counter',
+        description:
+          'UDP datagrams a SIP worker read and handed to the worker that owns their call (udp_worker_receive)',
+      },
       { name: 'worker_restarts', kind: 'counter', description: 'SIP workers restarted after dying' },
       {
         name: 'watchdog_restarts',

@@ -5,10 +5,22 @@ export type SendTo = (fd: number, bytes: Uint8Array, ip: string, port: number) =
 /** one datagram to an AF_UNIX path (syslog's /dev/log): bytes sent, or -errno */
 export type UnixSend = (path: string, bytes: Uint8Array) => number;
 
-const addon: { sendTo: SendTo; unixSend: UnixSend } | null = (() => {
+/** SO_REUSEPORT sockets on one listening address, one per SIP worker (see udp_send.c); -errno on failure */
+export interface NativeUdp {
+  /** a bound non-blocking socket in the address's SO_REUSEPORT group: its fd */
+  udpOpen(ip: string, port: number, bufBytes: number): number;
+  /** another descriptor of the same socket */
+  dupFd(fd: number): number;
+  localPort(fd: number): number;
+  closeFd(fd: number): number;
+}
+
+type Addon = { sendTo: SendTo; unixSend: UnixSend } & NativeUdp;
+
+const addon: Addon | null = (() => {
   try {
     const require = createRequire(import.meta.url);
-    return require('../../../../build/Release/udp_send.node') as { sendTo: SendTo; unixSend: UnixSend };
+    return require('../../../../build/Release/udp_send.node') as Addon;
   } catch {
     return null;
   }
@@ -23,3 +35,6 @@ export const nativeSendTo: SendTo | null = addon?.sendTo ?? null;
 
 /** null when the addon was not built: syslog is then unavailable (stderr is used, with a warning) */
 export const nativeUnixSend: UnixSend | null = addon?.unixSend ?? null;
+
+/** null when the addon was not built: the master then receives UDP and hands each datagram to a worker */
+export const nativeUdp: NativeUdp | null = typeof addon?.udpOpen === 'function' ? addon : null;

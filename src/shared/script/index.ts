@@ -65,6 +65,7 @@ export interface CoreParams {
   ipcWakeDelay: number;
   /** SIP workers send UDP on the master's sockets themselves (native sendto) */
   udpWorkerSend: boolean;
+  udpWorkerReceive: boolean;
   /** log_prefix text (compiled into routes.logPrefix) */
   logPrefix: string | null;
   /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */
@@ -234,6 +235,7 @@ const CORE: Record<string, Setter> = {
   },
   ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
   udp_worker_send: intParam((c, n) => (c.udpWorkerSend = n !== 0)),
+  udp_worker_receive: intParam((c, n) => (c.udpWorkerReceive = n !== 0)),
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
@@ -284,6 +286,7 @@ function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): 
     enableTls: null,
     ipcWakeDelay: 0,
     udpWorkerSend: true,
+    udpWorkerReceive: true,
     logPrefix: null,
     logFacility: 'LOG_DAEMON',
     logName: 'switchyard',

@@ -1,5 +1,6 @@
 /**
- * The master's only look into a message: the Call-ID (long `Call-ID:` or
+ * What decides a message's owning worker (TCP in the master, UDP in the
+ * worker that read the datagram): the Call-ID (long `Call-ID:` or
  * compact `i:`, any case, LWS before the colon) hashed with FNV-1a straight
  * from the bytes, trimmed, without a parse or a string. -1 when absent.
  */
@@ -35,6 +36,12 @@ function valueStart(buf: Uint8Array, i: number, end: number): number {
   while (j < end && isWs(buf[j])) j++;
   if (buf[j] !== COLON) return -1;
   return j + 1;
+}
+
+/** the SIP worker that owns the call of `msg`: Call-ID hash mod `workers`; -1 without a Call-ID */
+export function ownerOf(msg: Uint8Array, workers: number): number {
+  const h = scanCallId(msg, 0, msg.length);
+  return h < 0 ? -1 : h % workers;
 }
 
 export function scanCallId(buf: Uint8Array, start: number, end: number): number {

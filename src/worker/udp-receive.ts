@@ -1,0 +1,113 @@
+import dgram from 'node:dgram';
+import { hostPort, type ListenSocket } from '../shared/config/listen.js';
+import type { Counters, CounterHandle } from '../shared/counters/counters.js';
+import { SwitchyardError } from '../shared/errors.js';
+import { PROTO_UDP, RecKind, writeRecord } from '../shared/ipc/messages.js';
+import type { RingWriter } from '../shared/ipc/ring.js';
+import type { ReceiveInfo } from '../shared/modules/types.js';
+import type { NativeUdp } from '../shared/native/udp-send.js';
+import { ownerOf } from '../shared/sip/callid-scan.js';
+
+export interface UdpReceiveOptions {
+  readonly workerId: number;
+  readonly workers: number;
+  /**
+   * the script keeps per-call state in a worker (tm transactions, dialogs):
+   * a datagram whose Call-ID hash names another worker goes there; false
+   * (a stateless script): the worker that read a datagram handles it
+   */
+  readonly affinity: boolean;
+  /** rings to the other workers, by worker id (null at this worker's own) */
+  readonly hopOut: readonly (RingWriter | null)[];
+  readonly deliver: (bytes: Buffer, rcv: ReceiveInfo) => void;
+}
+
+/**
+ * A SIP worker's own UDP receive path: on each UDP listening address the
+ * master holds one SO_REUSEPORT socket per worker (main/transport/udp.ts) and
+ * this worker reads a duplicate of its own. The kernel hands a datagram to
+ * one socket of the group by a hash of its source address and port, so what
+ * one peer sends from one port is read by one worker, in order; no thread hop
+ * happens unless the call is another worker's. A worker that ends closes
+ * only its duplicate; its replacement reads the same socket again.
+ */
+export class UdpReceivers {
+  readonly #opt: UdpReceiveOptions;
+  readonly #native: NativeUdp;
+  readonly #sockets: dgram.Socket[] = [];
+  readonly #counters: Counters;
+  readonly #badHdr: CounterHandle;
+  readonly #hopped: CounterHandle;
+  readonly #ipcDropped: CounterHandle;
+
+  constructor(opt: UdpReceiveOptions, native: NativeUdp, counters: Counters) {
+    this.#opt = opt;
+    this.#native = native;
+    this.#counters = counters;
+    this.#badHdr = counters.handle('core:bad_msg_hdr');
+    this.#hopped = counters.handle('core:udp_hops');
+    this.#ipcDropped = counters.handle('core:ipc_dropped');
+  }
+
+  /**
+   * Start reading every UDP listening address. Each socket's `fd` becomes this
+   * worker's duplicate: its sends leave from the listening address, from its
+   * own descriptor.
+   */
+  async start(sockets: readonly ListenSocket[]): Promise<void> {
+    for (const sock of sockets) {
+      const own = sock.workerFds?.[this.#opt.workerId];
+      if (sock.proto !== 'udp' || own === undefined) continue;
+      const fd = this.#native.dupFd(own);
+      if (fd < 0)
+        throw new SwitchyardError('SY_ERR_THREAD', `cannot read udp:${hostPort(sock.ip, sock.port)} (errno ${-fd})`);
+      sock.fd = fd;
+      const s = dgram.createSocket(sock.ip.includes(':') ? 'udp6' : 'udp4');
+      // ICMP errors from earlier sends surface here; they must not end the worker
+      s.on('error', () => {});
+      s.on('message', (msg, rinfo) => this.#onDatagram(sock, msg, rinfo.address, rinfo.port));
+      await new Promise<void>((resolve) => s.bind({ fd }, resolve));
+      this.#sockets.push(s);
+    }
+  }
+
+  #onDatagram(sock: ListenSocket, msg: Buffer, ip: string, port: number): void {
+    // keep-alives and stray bytes: a SIP message is never this short
+    if (msg.length < 16) {
+      if (msg.length > 4) this.#counters.inc(this.#badHdr);
+      return;
+    }
+    // a per-worker load check (shed new requests when this worker falls behind) belongs here
+    const opt = this.#opt;
+    if (opt.affinity) {
+      const owner = ownerOf(msg, opt.workers);
+      const ring = owner >= 0 && owner !== opt.workerId ? opt.hopOut[owner] : null;
+      if (ring) {
+        this.#counters.inc(this.#hopped);
+        if (!writeRecord(ring, RecKind.SIP_IN, PROTO_UDP, ip, port, 0, sock.idx, msg))
+          this.#counters.inc(this.#ipcDropped);
+        return;
+      }
+    }
+    opt.deliver(msg, {
+      proto: 'udp',
+      srcIp: ip,
+      srcPort: port,
+      dstIp: sock.ip,
+      dstPort: sock.port,
+      socketIdx: sock.idx,
+      connId: 0,
+    });
+  }
+
+  close(): void {
+    for (const s of this.#sockets) {
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#sockets.length = 0;
+  }
+}

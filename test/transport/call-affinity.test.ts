@@ -1,0 +1,273 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FIRST_WORKER_ROW } from '../../src/shared/counters/layout.js';
+import { ownerOf } from '../../src/shared/sip/callid-scan.js';
+import { startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
+import { UdpPeer, sipRequest, tcpConnect, type StreamPeer } from '../helpers/sip-socket.js';
+
+// Two SIP workers read the same UDP socket; whichever reads a datagram, every
+// message of a call must be handled by the worker its Call-ID hash names.
+// Each route logs the message with the worker's row number at the start of
+// the line, so the test sees which worker handled what.
+const WORKERS = 2;
+let server: RunningServer;
+let callee: UdpPeer;
+
+before(async () => {
+  callee = await UdpPeer.open();
+  server = await startServer({
+    workers: WORKERS,
+    cfg: writeCfg(`loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "rr.so"
+request_route {
+    xlog("L_WARN", "handled $rm $ci\\n");
+    if (is_method("CANCEL")) { if (t_check_trans()) t_relay(); exit; }
+    if (has_totag()) { loose_route(); t_relay(); exit; }
+    record_route();
+    $du = "sip:127.0.0.1:${callee.port}";
+    t_relay();
+}
+onreply_route {
+    xlog("L_WARN", "handled $rs $ci\\n");
+}
+`),
+  });
+});
+after(async () => {
+  callee?.close();
+  await server?.stop();
+});
+
+/** one side of the test as the caller: UDP or a TCP connection to the proxy */
+interface Caller {
+  readonly transport: 'UDP' | 'TCP';
+  readonly port: number;
+  send(msg: string): void;
+  /** every message received so far */
+  messages(): string[];
+  close(): void;
+}
+
+async function udpCaller(proxy: string): Promise<Caller> {
+  const p = await UdpPeer.open();
+  return {
+    transport: 'UDP',
+    port: p.port,
+    send: (m) => p.send(m, proxy),
+    messages: () => p.received.map((b) => b.toString('latin1')),
+    close: () => p.close(),
+  };
+}
+
+async function tcpCaller(proxy: string): Promise<Caller> {
+  const c: StreamPeer = await tcpConnect(proxy);
+  return {
+    transport: 'TCP',
+    port: c.socket.localPort!,
+    send: (m) => c.socket.write(m),
+    // no bodies in this test: a message ends at its blank line
+    messages: () =>
+      c
+        .data()
+        .split('\r\n\r\n')
+        .filter((m) => m !== '')
+        .map((m) => m + '\r\n\r\n'),
+    close: () => c.socket.destroy(),
+  };
+}
+
+async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
+  for (const end = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 10))) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
+function header(msg: string, name: string): string[] {
+  return msg
+    .split('\r\n')
+    .filter((l) => l.toLowerCase().startsWith(name.toLowerCase() + ':'))
+    .map((l) => l.slice(name.length + 1).trim());
+}
+
+const callIdOf = (m: string): string => header(m, 'Call-ID')[0] ?? '';
+const firstLine = (m: string): string => m.slice(0, m.indexOf('\r\n'));
+
+/** the callee's reply to `req`, with its To tag */
+function reply(req: string, status: string, withContact = false): string {
+  const lines = req.split('\r\n');
+  const keep = lines.filter((l) => /^(via|from|call-id|cseq|record-route):/i.test(l));
+  const to = header(req, 'To')[0]!;
+  return sipRequest([
+    `SIP/2.0 ${status}`,
+    ...keep,
+    `To: ${to.includes('tag=') ? to : to + ';tag=callee'}`,
+    ...(withContact ? [`Contact: <sip:b@127.0.0.1:${callee.port}>`] : []),
+    'Content-Length: 0',
+  ]);
+}
+
+function calleeGot(callId: string, method: string): string[] {
+  return callee.received
+    .map((b) => b.toString('latin1'))
+    .filter((m) => callIdOf(m) === callId && firstLine(m).startsWith(method + ' '));
+}
+
+/**
+ * One call from `caller`: INVITE, 180, the INVITE retransmitted (answered
+ * again with 180 by the transaction, never relayed twice), then either a
+ * CANCEL (200, 487, ACK) or a 200, ACK and an in-dialog BYE.
+ */
+async function call(caller: Caller, callId: string, cancel: boolean): Promise<void> {
+  const proxy = caller.transport === 'UDP' ? server.udp[0]! : server.tcp[0]!;
+  const via = `Via: SIP/2.0/${caller.transport} 127.0.0.1:${caller.port};branch=z9hG4bK${callId}`;
+  const common = ['Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=f${callId}`, `Call-ID: ${callId}`];
+  const invite = sipRequest([
+    `INVITE sip:b@${proxy} SIP/2.0`,
+    via,
+    ...common,
+    'To: <sip:b@127.0.0.1>',
+    'CSeq: 1 INVITE',
+    `Contact: <sip:a@127.0.0.1:${caller.port};transport=${caller.transport.toLowerCase()}>`,
+    'Content-Length: 0',
+  ]);
+  const got = (status: string): string[] =>
+    caller.messages().filter((m) => callIdOf(m) === callId && firstLine(m).startsWith(`SIP/2.0 ${status}`));
+  caller.send(invite);
+  const relayed = await until('the INVITE at the callee', () => calleeGot(callId, 'INVITE')[0]);
+  callee.send(reply(relayed, '180 Ringing'), server.udp[0]!);
+  await until('180 at the caller', () => (got('180').length >= 1 ? true : undefined));
+  caller.send(invite);
+  await until('180 again for the retransmitted INVITE', () => (got('180').length >= 2 ? true : undefined));
+
+  const toTagged = header(got('180')[0]!, 'To')[0]!;
+  if (cancel) {
+    caller.send(
+      sipRequest([
+        `CANCEL sip:b@${proxy} SIP/2.0`,
+        via,
+        ...common,
+        'To: <sip:b@127.0.0.1>',
+        'CSeq: 1 CANCEL',
+        'Content-Length: 0',
+      ]),
+    );
+    const cancelled = await until('the CANCEL at the callee', () => calleeGot(callId, 'CANCEL')[0]);
+    callee.send(reply(cancelled, '200 OK'), server.udp[0]!);
+    callee.send(reply(relayed, '487 Request Terminated'), server.udp[0]!);
+    await until('487 at the caller', () => (got('487').length >= 1 ? true : undefined));
+    caller.send(
+      sipRequest([`ACK sip:b@${proxy} SIP/2.0`, via, ...common, `To: ${toTagged}`, 'CSeq: 1 ACK', 'Content-Length: 0']),
+    );
+    // the proxy acknowledges the 487 itself (hop by hop); the caller's ACK ends the transaction
+    await until("the proxy's ACK of the 487 at the callee", () => calleeGot(callId, 'ACK')[0]);
+    return;
+  }
+  callee.send(reply(relayed, '200 OK', true), server.udp[0]!);
+  const ok = await until('200 at the caller', () => got('200')[0]);
+  const route = header(ok, 'Record-Route').map((r) => `Route: ${r}`);
+  const inDialog = (method: string, cseq: number): string =>
+    sipRequest([
+      `${method} sip:b@127.0.0.1:${callee.port} SIP/2.0`,
+      `Via: SIP/2.0/${caller.transport} 127.0.0.1:${caller.port};branch=z9hG4bK${callId}${method}`,
+      ...common,
+      `To: ${header(ok, 'To')[0]!}`,
+      ...route,
+      `CSeq: ${cseq} ${method}`,
+      'Content-Length: 0',
+    ]);
+  caller.send(inDialog('ACK', 1));
+  await until('the ACK at the callee', () => calleeGot(callId, 'ACK')[0]);
+  caller.send(inDialog('BYE', 2));
+  const bye = await until('the BYE at the callee', () => calleeGot(callId, 'BYE')[0]);
+  callee.send(reply(bye, '200 OK'), server.udp[0]!);
+  await until('200 for the BYE at the caller', () =>
+    caller.messages().some((m) => callIdOf(m) === callId && /^CSeq: 2 BYE/m.test(m)) ? true : undefined,
+  );
+}
+
+/** Call-IDs for `n` calls per worker */
+function callIds(tag: string, n: number): string[] {
+  const per = new Map<number, string[]>();
+  for (let i = 0; [...per.values()].reduce((a, l) => a + l.length, 0) < n * WORKERS; i++) {
+    const id = `${tag}${i}x`;
+    const owner = ownerOf(Buffer.from(`X\r\nCall-ID: ${id}\r\n\r\n`), WORKERS);
+    const list = per.get(owner) ?? [];
+    if (list.length < n) per.set(owner, [...list, id]);
+  }
+  return [...per.values()].flat();
+}
+
+/** the worker row of every log line about `callId`: what it handled */
+function handledBy(callId: string): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  const re = new RegExp(`^\\s*(\\d+)\\(\\d+\\) \\S+: <script>: handled (\\S+) ${callId}$`, 'gm');
+  for (const m of server.stderr().matchAll(re)) {
+    const s = out.get(m[2]!) ?? new Set<number>();
+    s.add(Number(m[1]) - FIRST_WORKER_ROW);
+    out.set(m[2]!, s);
+  }
+  return out;
+}
+
+async function hops(): Promise<number> {
+  return (await server.rpc('stats.get_statistics', ['core:udp_hops'])).result['core:udp_hops'] as number;
+}
+
+for (const transport of ['UDP', 'TCP'] as const) {
+  test(`over ${transport}: CANCEL, a retransmitted INVITE, ACK and an in-dialog BYE all reach the worker that owns the call`, async () => {
+    const caller = await (transport === 'UDP' ? udpCaller(server.udp[0]!) : tcpCaller(server.tcp[0]!));
+    try {
+      const hopsBefore = await hops();
+      const ids = callIds(`aff${transport}`, 3);
+      for (let i = 0; i < ids.length; i++) await call(caller, ids[i]!, i % 2 === 0);
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        const cancelled = i % 2 === 0;
+        const owner = ownerOf(Buffer.from(`X\r\nCall-ID: ${id}\r\n\r\n`), WORKERS);
+        // log lines come from the workers a little after the replies
+        const want = cancelled ? ['INVITE', '180', '487'] : ['INVITE', '180', '200', 'ACK', 'BYE'];
+        const seen = await until(`every log line of ${id}`, () => {
+          const h = handledBy(id);
+          return want.every((w) => h.has(w)) ? h : undefined;
+        });
+        for (const [what, workers] of seen)
+          assert.deepEqual([...workers], [owner], `${what} of ${id} handled by worker ${[...workers]}, owner ${owner}`);
+        // the owner's transaction absorbs these before any route: a worker without it would have routed them
+        if (cancelled) {
+          assert.ok(!seen.has('CANCEL') && !seen.has('ACK'), `CANCEL and ACK of ${id} met their transaction`);
+          assert.equal(calleeGot(id, 'ACK').length, 1, `only the proxy's own ACK of ${id} reached the callee`);
+        }
+        assert.equal(calleeGot(id, 'INVITE').length, 1, `the retransmitted INVITE of ${id} was absorbed`);
+      }
+      // the callee's replies reach both workers through the shared socket: some must have hopped
+      assert.ok(
+        (await hops()) > hopsBefore,
+        'datagrams read by a worker that does not own their call hop to the owner',
+      );
+    } finally {
+      caller.close();
+    }
+  });
+}
+
+test('after both workers are killed and restarted, each reads its socket again and owns its calls', async () => {
+  const restarts = async (): Promise<number> =>
+    (await server.rpc('stats.get_statistics', ['core:worker_restarts'])).result['core:worker_restarts'] as number;
+  const before = await restarts();
+  for (let w = 0; w < WORKERS; w++) {
+    assert.deepEqual((await server.rpc('core.kill_worker', [w])).result, { killed: w });
+    await until(`worker ${w} restarted`, async () => ((await restarts()) > before + w ? true : undefined), 10_000);
+  }
+  // what reaches a socket before its new reader starts waits in that socket
+  // callers on several source ports, so that the kernel's choice lands on both sockets
+  const callers = await Promise.all([0, 1, 2, 3].map(() => udpCaller(server.udp[0]!)));
+  try {
+    const ids = callIds('restart', 2);
+    for (let i = 0; i < ids.length; i++) await call(callers[i % callers.length]!, ids[i]!, i % 2 === 0);
+  } finally {
+    for (const c of callers) c.close();
+  }
+});
