@@ -284,10 +284,21 @@ export class Supervisor {
     return true;
   }
 
-  /** ask every thread to finish in-flight work, wait up to `graceMs`, then terminate what is left */
+  /**
+   * Ask every thread to finish in-flight work. A SIP worker that has drained
+   * says so and keeps reading its UDP socket (a datagram there may belong to
+   * another worker's call) until all have drained or `graceMs` is over; then
+   * all end, and what is left after another 500 ms is terminated.
+   */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
     const msg: ControlToThread = { type: 'shutdown', graceMs };
+    const sip = this.#slots.filter((s) => s.role === 'sip' && s.worker !== null);
+    let left = sip.length;
+    const end = (): void => {
+      for (const s of sip) s.worker?.postMessage({ type: 'exit' } satisfies ControlToThread);
+    };
+    const endTimer = setTimeout(end, graceMs);
     const exits = this.#slots.map((s) => {
       const w = s.worker;
       if (!w) return Promise.resolve();
@@ -299,6 +310,12 @@ export class Supervisor {
           clearTimeout(timer);
           resolve();
         });
+        if (s.role === 'sip')
+          w.on('message', (m: ControlFromThread) => {
+            if (m.type !== 'drained' || --left > 0) return;
+            clearTimeout(endTimer);
+            end();
+          });
         w.postMessage(msg);
       });
     });

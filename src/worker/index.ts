@@ -35,9 +35,11 @@ const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
 async function main(): Promise<void> {
   const bus = new PortBus(init.workerId);
   let onShutdown: (graceMs: number) => void = () => process.exit(0);
+  let onExit: () => void = () => process.exit(0);
   parentPort!.on('message', (m: ControlToThread) => {
     if (m.type === 'bus-port') bus.attach(m.peer, m.port);
     else if (m.type === 'shutdown') onShutdown(m.graceMs);
+    else if (m.type === 'exit') onExit();
   });
   nameThread(`sip-worker-${init.workerId}`);
   log.tag = `worker ${init.workerId}`;
@@ -177,7 +179,8 @@ async function main(): Promise<void> {
   await udp?.start(sockets);
 
   // shutdown: new requests get 503 while the transactions in progress (and
-  // the routes still waiting) finish, for up to graceMs; then the thread ends
+  // the routes still waiting) finish, for up to graceMs; the thread says it
+  // has drained and goes on reading for the others until the master ends all
   onShutdown = (graceMs) => {
     receiver.draining = true;
     stopScriptRoutes();
@@ -187,15 +190,17 @@ async function main(): Promise<void> {
         setTimeout(wait, 20);
         return;
       }
-      inRing.close();
-      for (const r of hopIn) r.close();
-      udp?.close();
-      svc.tm?.clear();
-      svc.uac?.clear();
       post({ type: 'drained' });
-      process.exit(0);
     };
     wait();
+  };
+  onExit = () => {
+    inRing.close();
+    for (const r of hopIn) r.close();
+    udp?.close();
+    svc.tm?.clear();
+    svc.uac?.clear();
+    process.exit(0);
   };
   post({ type: 'ready' });
 }

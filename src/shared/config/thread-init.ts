@@ -58,6 +58,8 @@ export interface ThreadInit {
 /** Control messages on a thread's port (rare: structured clone is fine here). */
 export type ControlToThread =
   | { type: 'shutdown'; graceMs: number }
+  /** every SIP worker has drained: end now (until then a drained worker still reads its socket for the others) */
+  | { type: 'exit' }
   /** a bus port to thread `peer` (see ipc/bus.ts); sent again when either side restarts */
   | { type: 'bus-port'; peer: number; port: MessagePort };
 export type ControlFromThread = { type: 'ready' } | { type: 'fatal'; message: string } | { type: 'drained' };
