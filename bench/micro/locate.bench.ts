@@ -5,10 +5,11 @@ import { Locator } from '../../src/shared/dns/locate.js';
 import { DnsRecords } from '../../src/shared/dns/records.js';
 import { SharedTable } from '../../src/shared/dns/shared-table.js';
 import { bench } from './harness.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 // a destination by name once its answer is cached, against the same by IP address (s1's $du)
 const p = defaultDnsParams();
-const layout = counterLayout();
+const layout = counterLayout(MODULES);
 const records = new DnsRecords(
   p,
   new SharedTable(SharedTable.allocate(p.cacheMem)),

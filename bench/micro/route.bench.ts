@@ -4,6 +4,7 @@ import type { ScriptServices } from '../../src/shared/modules/types.js';
 import { parseSipMessage } from '../../src/shared/sip/message.js';
 import { Logger } from '../../src/shared/log.js';
 import { bench } from './harness.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 const MSG = parseSipMessage(
   Buffer.from(
@@ -36,7 +37,7 @@ route[TAIL] {
 const STATEMENTS = 20;
 
 export function run(): void {
-  const script = compileScript({ file: 'bench.cfg', source: SCRIPT });
+  const script = compileScript({ modules: MODULES, file: 'bench.cfg', source: SCRIPT });
   const svc = { log: new Logger(-5), isMyself: () => false, tm: null } as unknown as ScriptServices;
   const route = script.routes.request!;
   const r = bench('request route, 20 statements', () => {

@@ -10,6 +10,7 @@ import { Receiver } from '../../src/worker/receive.js';
 import { WorkerServices } from '../../src/worker/services.js';
 import { bench } from './harness.js';
 import { INVITE, REPLY } from './samples.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 const S1 = fileURLToPath(new URL('../../../bench/scenarios/s1-stateless/switchyard.cfg', import.meta.url));
 
@@ -19,8 +20,8 @@ const S1 = fileURLToPath(new URL('../../../bench/scenarios/s1-stateless/switchya
  * bytes and hand them to the send (a no-op sendto here).
  */
 export function run(): void {
-  const script = compileScript({ file: S1, source: readFileSync(S1, 'utf8') });
-  const layout = counterLayout();
+  const script = compileScript({ modules: MODULES, file: S1, source: readFileSync(S1, 'utf8') });
+  const layout = counterLayout(MODULES);
   const counters = new Counters(layout, Counters.allocate(layout), 2);
   const sockets = [{ idx: 0, proto: 'udp' as const, ip: '127.0.0.1', port: 5060, advertise: null, fd: 99 }];
   const svc = new WorkerServices(0, new Logger(-5), sockets, [], new RingWriter(createRing(1 << 20)), counters);

@@ -11,6 +11,7 @@ import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
+import { MODULES } from '../shared/modules/registry.js';
 import { DispatcherServices } from './services.js';
 
 /**
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   setupLog(log, init.row, init.log);
   shv.store = new ShvStore(init.shvSab);
   const script = compileScript({
+    modules: MODULES,
     file: init.cfgFile,
     source: init.cfgSource,
     overrides: [...init.overrides],
@@ -39,7 +41,7 @@ async function main(): Promise<void> {
     preprocessed: init.preprocessed,
   });
   log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
-  const counters = new Counters(counterLayout(), init.countersSab, init.row);
+  const counters = new Counters(counterLayout(MODULES), init.countersSab, init.row);
   startMemoryGauges(counters);
   histograms.current = new Histograms(init.histSab, init.row);
   const svc = new DispatcherServices(log, script.routes, bus, init.workers);

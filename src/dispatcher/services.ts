@@ -4,12 +4,18 @@
  * goes over the bus to the SIP worker that owns the transaction
  * ($T(id_index) is that worker's number).
  */
-import type { Bus } from '../shared/ipc/bus.js';
 import type { Logger } from '../shared/log.js';
-import type { Destination, RouteFn, ScriptContext, ScriptServices, TransactionApi } from '../shared/modules/types.js';
-import type { RouteTable } from '../shared/script/codegen.js';
+import type {
+  Destination,
+  RouteFn,
+  ScriptContext,
+  ScriptServices,
+  TransactionApi,
+  RouteTable,
+} from '../shared/modules/types.js';
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 import { SwitchyardError } from '../shared/errors.js';
+import type { Bus } from '../shared/contract/host.js';
 
 function noSip(what: string): never {
   throw new SwitchyardError(

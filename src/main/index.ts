@@ -10,7 +10,6 @@ import {
   resolveListenNames,
   hostPort,
   type ListenSocket,
-  type Proto,
   isSecure,
 } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
@@ -24,9 +23,9 @@ import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
 import { nativeUdp } from '../shared/native/udp-send.js';
 import { allocSharedMemory, initModules } from '../shared/modules/init.js';
-import { findModule } from '../shared/modules/registry.js';
+import { MODULES } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
-import { compileScript, DEFAULT_CFG, type CompiledScript } from '../shared/script/index.js';
+import { compileScript, DEFAULT_CFG } from '../shared/script/index.js';
 import { DEFAULT_MI, parseServerArgs, USAGE, type ServerArgs } from './cli/args.js';
 import { runCtl, splitHostPort } from './cli/ctl.js';
 import { runDb } from './cli/db.js';
@@ -45,6 +44,8 @@ import { TlsContexts } from './transport/tls-contexts.js';
 import { profilesOf, tlsControl } from '../shared/modules/tls/index.js';
 import { httpSettingsOf, wsControl } from '../shared/modules/websocket/index.js';
 import { UdpListener, WorkerReadUdp, type UdpSocket } from './transport/udp.js';
+import type { Proto } from '../shared/contract/sip.js';
+import type { CompiledScript } from '../shared/modules/types.js';
 
 const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'];
 const EMPTY = Buffer.alloc(0);
@@ -52,6 +53,7 @@ const SHUTDOWN_GRACE_MS = 5000;
 
 function compile(args: ServerArgs): CompiledScript {
   return compileScript({
+    modules: MODULES,
     file: args.cfgFile ?? '<default>',
     source: args.cfgFile ? undefined : DEFAULT_CFG,
     overrides: args.overrides,
@@ -129,7 +131,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const listenSpecs = args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN;
   const sockets: ListenSocket[] = parseListens(listenSpecs, core.port, await resolveListenNames(listenSpecs));
 
-  const layout = counterLayout();
+  const layout = counterLayout(MODULES);
   const countersSab = Counters.allocate(layout);
   const counters = new Counters(layout, countersSab, ROW_MASTER);
   const h = (id: string): number => counters.handle(id);
@@ -372,7 +374,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   };
   await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);
   for (const name of script.modules) {
-    const mod = findModule(name);
+    const mod = MODULES.find(name);
     for (const r of mod?.rpc ?? []) {
       const env = {
         params: script.modparams.get(mod!.name) ?? new Map(),

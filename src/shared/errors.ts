@@ -3,6 +3,7 @@
  * README's error table lists the same codes; test/docs.test.ts holds both in
  * step. Script-visible failures are return codes, not exceptions.
  */
+import type { CfgWarning, SourcePos } from './contract/compiled.js';
 
 export interface ErrorSpec {
   readonly code: string;
@@ -69,13 +70,6 @@ export function reasonOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** A position in a script file, carried by every AST node and every compile error. */
-export interface SourcePos {
-  readonly file: string;
-  readonly line: number;
-  readonly column: number;
-}
-
 /** A script compile error: printed as `file:line:col: message`. */
 export class CfgError extends SwitchyardError {
   readonly pos: SourcePos;
@@ -85,15 +79,6 @@ export class CfgError extends SwitchyardError {
     this.pos = pos;
     this.message = `${pos.file}:${pos.line}:${pos.column}: ${details}`;
   }
-}
-
-/**
- * A script warning: something accepted that does nothing in switchyard.
- * Printed as `file:line:col: warning: message` by -c and logged at start-up.
- */
-export interface CfgWarning {
-  readonly pos: SourcePos;
-  readonly message: string;
 }
 
 export function formatWarning(w: CfgWarning): string {

@@ -17,6 +17,7 @@ import type { ReceiveInfo } from '../shared/modules/types.js';
 import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { scriptPosition } from '../shared/script/runtime.js';
+import { MODULES } from '../shared/modules/registry.js';
 import { Receiver } from './receive.js';
 import { UdpReceivers } from './udp-receive.js';
 import { WorkerServices } from './services.js';
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
   shv.store = new ShvStore(init.shvSab);
   scriptPosition.cell = new Int32Array(init.positionSab, init.row * 4, 1);
   const script = compileScript({
+    modules: MODULES,
     file: init.cfgFile,
     source: init.cfgSource,
     overrides: [...init.overrides],
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
     preprocessed: init.preprocessed,
   });
   log.prefix = script.routes.logPrefix as ((ctx: unknown) => string) | null;
-  const layout = counterLayout();
+  const layout = counterLayout(MODULES);
   const counters = new Counters(layout, init.countersSab, init.row);
   startMemoryGauges(counters);
   // the master's watchdog reads this: it stops moving when the event loop is stuck

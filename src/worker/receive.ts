@@ -2,16 +2,17 @@ import { isIP } from 'node:net';
 import { histograms, H_REQUEST } from '../shared/counters/histograms.js';
 import { hostPort } from '../shared/config/listen.js';
 import type { Hop } from '../shared/dns/locate.js';
-import type { Counters, CounterHandle } from '../shared/counters/counters.js';
+import type { Counters } from '../shared/counters/counters.js';
 import { SwitchyardError } from '../shared/errors.js';
 import { RouteKind, type ReceiveInfo, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
 import { applyEdits, MessageEdits } from '../shared/sip/edits.js';
 import { forwardReplyEdits } from '../shared/sip/build.js';
 import { checkSipMessage, parseSipMessage, type Rejection, type SipMessage } from '../shared/sip/message.js';
-import type { SipMsg } from '../shared/sip/types.js';
 import { newScriptContext } from '../shared/script/context.js';
 import type { WorkerServices } from './services.js';
 import { serverKey } from './tm/transactions.js';
+import type { SipMsg } from '../shared/contract/sip.js';
+import type { CounterHandle } from '../shared/contract/host.js';
 
 interface ReceiveCounters {
   rcvRequests: CounterHandle;

@@ -9,8 +9,8 @@
 import type { Logger } from '../shared/log.js';
 import { RouteKind, type RouteFn, type ScriptServices } from '../shared/modules/types.js';
 import { fakeScriptContext } from '../shared/script/context.js';
-import type { RouteTable } from '../shared/script/codegen.js';
 import type { ShvStore } from '../shared/shv/store.js';
+import type { RouteTable } from '../shared/modules/types.js';
 
 /** a $shv name no script can write (NUL): how many times the startup routes were started */
 const STARTED = '\0startup_route';

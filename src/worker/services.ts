@@ -1,8 +1,8 @@
 import { myself } from '../shared/modules/core/myself.js';
 import os from 'node:os';
-import type { ListenSocket, Proto } from '../shared/config/listen.js';
+import type { ListenSocket } from '../shared/config/listen.js';
 import { advertisedOf, hostPort } from '../shared/config/listen.js';
-import type { Counters, CounterHandle } from '../shared/counters/counters.js';
+import type { Counters } from '../shared/counters/counters.js';
 import { writeRecord, RecKind, protoCode, ANY_SOCKET } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { SendTo } from '../shared/native/udp-send.js';
@@ -15,17 +15,18 @@ import type {
   RouteFn,
   ScriptContext,
   ScriptServices,
+  CompiledScript,
 } from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
-import type { CompiledScript } from '../shared/script/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
 import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
-import type { SipMsg } from '../shared/sip/types.js';
 import type { Transactions } from './tm/transactions.js';
 import type { LocalUac } from './uac.js';
 import { LocateError, type Hop, type Locator } from '../shared/dns/locate.js';
 import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
+import type { SipMsg, Proto } from '../shared/contract/sip.js';
+import type { CounterHandle } from '../shared/contract/host.js';
 
 interface WorkerCounters {
   fwdRequests: CounterHandle;

@@ -7,11 +7,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { scanCallId } from '../shared/sip/callid-scan.js';
-import { advertisedOf, hostPort, type Proto } from '../shared/config/listen.js';
+import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { LocalReply, LocalRequest } from '../shared/modules/types.js';
-import type { SipMsg } from '../shared/sip/types.js';
 import type { WorkerServices } from './services.js';
 import type { Hop } from '../shared/dns/locate.js';
+import type { SipMsg, Proto } from '../shared/contract/sip.js';
 
 const T1 = 500;
 const T2 = 4000;

@@ -1,12 +1,13 @@
 import dgram from 'node:dgram';
 import { hostPort, type ListenSocket } from '../shared/config/listen.js';
-import type { Counters, CounterHandle } from '../shared/counters/counters.js';
+import type { Counters } from '../shared/counters/counters.js';
 import { SwitchyardError } from '../shared/errors.js';
 import { PROTO_UDP, RecKind, writeRecord } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
 import type { NativeUdp } from '../shared/native/udp-send.js';
 import { ownerOf } from '../shared/sip/callid-scan.js';
+import type { CounterHandle } from '../shared/contract/host.js';
 
 export interface UdpReceiveOptions {
   readonly workerId: number;

@@ -2,11 +2,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counters } from '../../src/shared/counters/counters.js';
 import { counterLayout } from '../../src/shared/counters/all.js';
-import { defaultDnsParams, type DnsParams } from '../../src/shared/dns/config.js';
+import { defaultDnsParams } from '../../src/shared/dns/config.js';
 import { Locator, LocateError, type Hop } from '../../src/shared/dns/locate.js';
 import { DnsRecords } from '../../src/shared/dns/records.js';
 import { SharedTable } from '../../src/shared/dns/shared-table.js';
 import { TestDnsServer } from '../helpers/dns-server.js';
+import type { DnsParams } from '../../src/shared/contract/compiled.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 let dns: TestDnsServer;
 before(async () => {
@@ -63,7 +65,7 @@ after(() => dns.close());
 
 function locator(over: Partial<DnsParams> = {}, ipv6 = false): { loc: Locator; counters: Counters } {
   const p = { ...defaultDnsParams(), servers: [dns.address], retrTime: 1, retrNo: 0, tryNaptr: true, ...over };
-  const layout = counterLayout();
+  const layout = counterLayout(MODULES);
   const counters = new Counters(layout, Counters.allocate(layout), 0);
   const table = new SharedTable(SharedTable.allocate(p.cacheMem));
   return { loc: new Locator(new DnsRecords(p, table, counters), p, ['udp', 'tcp'], ipv6), counters };

@@ -4,12 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { CfgErrors } from '../../src/shared/errors.js';
 import { compileScript } from '../../src/shared/script/index.js';
 import { compileFail } from './helpers.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/cfg/', import.meta.url));
 
 function errorsOf(file: string): string[] {
   try {
-    compileScript({ file: FIXTURES + file });
+    compileScript({ modules: MODULES, file: FIXTURES + file });
   } catch (e) {
     assert.ok(e instanceof CfgErrors, String(e));
     return e.errors.map((x) => x.message.replace(FIXTURES, ''));
@@ -39,7 +40,7 @@ test('an error inside an included file points into that file', () => {
 test('the error codes are stable', () => {
   const codes = (src: string): string[] => {
     try {
-      compileScript({ file: 't.cfg', source: src });
+      compileScript({ modules: MODULES, file: 't.cfg', source: src });
     } catch (e) {
       return (e as CfgErrors).errors.map((x) => x.code);
     }
@@ -130,6 +131,7 @@ test('-o overrides are checked like modparam', () => {
   assert.throws(
     () =>
       compileScript({
+        modules: MODULES,
         file: 't.cfg',
         source: 'loadmodule "maxfwd.so"\nrequest_route { exit; }',
         overrides: ['maxfwd.max_limt=10'],
@@ -137,10 +139,17 @@ test('-o overrides are checked like modparam', () => {
     /<command line>:1:1: unknown parameter "max_limt" of module "maxfwd" — did you mean "max_limit"\?/,
   );
   assert.throws(
-    () => compileScript({ file: 't.cfg', source: 'request_route { exit; }', overrides: ['max_limit=10'] }),
+    () =>
+      compileScript({
+        modules: MODULES,
+        file: 't.cfg',
+        source: 'request_route { exit; }',
+        overrides: ['max_limit=10'],
+      }),
     /<command line>:1:1: -o "max_limit=10": expected module\.parameter=value/,
   );
   const ok = compileScript({
+    modules: MODULES,
     file: 't.cfg',
     source: 'loadmodule "maxfwd.so"\nmodparam("maxfwd", "max_limit", 30)\nrequest_route { exit; }',
     overrides: ['maxfwd.max_limit=20'],

@@ -9,6 +9,7 @@ import { compileScript, DEFAULT_CFG } from '../../src/shared/script/index.js';
 import { applyEdits } from '../../src/shared/sip/edits.js';
 import type { MessageEdits } from '../../src/shared/sip/edits.js';
 import { compile, context, request, run } from './helpers.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/cfg/', import.meta.url));
 
@@ -18,7 +19,7 @@ function sent(ctx: { msg: unknown; edits: unknown }): string {
 
 for (const file of ['proxy.cfg', 'proxy-opensips.cfg']) {
   test(`${file}: maxfwd, OPTIONS to myself, forward to $du`, () => {
-    const script = compileScript({ file: FIXTURES + file });
+    const script = compileScript({ modules: MODULES, file: FIXTURES + file });
     assert.equal(script.core.children, 4);
     assert.deepEqual(script.core.listen, ['udp:127.0.0.1:5060']);
     const go = (bytes: Buffer) => {
@@ -47,7 +48,7 @@ for (const file of ['proxy.cfg', 'proxy-opensips.cfg']) {
 }
 
 test('the default script: OPTIONS to myself → 200, unknown local → 404, else forwarded to the R-URI', () => {
-  const script = compileScript({ file: '<default>', source: DEFAULT_CFG });
+  const script = compileScript({ modules: MODULES, file: '<default>', source: DEFAULT_CFG });
   assert.deepEqual(script.core.listen, ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060']);
   const rows: Array<[Buffer, string[], string[]]> = [
     [request('', 'sip:127.0.0.1:5060', 'OPTIONS'), ['200 OK'], []],
@@ -190,7 +191,7 @@ request_route {
   xlog(LEVEL, FROM_CLI);
   sl_send_reply(CODE, REASON);
 }`;
-  const script = compileScript({ file: 't.cfg', source: src, defines: ['FROM_CLI="cli-value"'] });
+  const script = compileScript({ modules: MODULES, file: 't.cfg', source: src, defines: ['FROM_CLI="cli-value"'] });
   const { ctx, rec } = context(request(), script);
   script.routes.request!(ctx);
   assert.deepEqual(rec.replies, ['486 Busy Here']);
@@ -394,7 +395,7 @@ test('switch/case/default with break, while with break, nested', () => {
 });
 
 test('the generated code names what it calls and folds constants', () => {
-  const s = compileScript({ file: FIXTURES + 'proxy.cfg' });
+  const s = compileScript({ modules: MODULES, file: FIXTURES + 'proxy.cfg' });
   assert.match(s.js, /const mf_process_maxfwd_header = K\[\d+\];/);
   assert.match(s.js, /function request_route\(ctx\)/);
   assert.match(s.js, /pv_du\.set\(ctx, "sip:127\.0\.0\.1:5070"\)/);

@@ -2,13 +2,14 @@ import { newScriptContext } from '../../src/shared/script/context.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CfgErrors } from '../../src/shared/errors.js';
-import { compileScript, type CompiledScript } from '../../src/shared/script/index.js';
-import type { ScriptContext, ScriptServices } from '../../src/shared/modules/types.js';
+import { compileScript } from '../../src/shared/script/index.js';
+import type { ScriptContext, ScriptServices, CompiledScript } from '../../src/shared/modules/types.js';
 import { parseSipMessage } from '../../src/shared/sip/message.js';
 import { Logger } from '../../src/shared/log.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 function compile(src: string): CompiledScript {
-  return compileScript({ file: 't.cfg', source: src });
+  return compileScript({ modules: MODULES, file: 't.cfg', source: src });
 }
 
 function compileFail(src: string, expected: RegExp): void {

@@ -2,12 +2,13 @@ import { newScriptContext } from '../../src/shared/script/context.js';
 import assert from 'node:assert/strict';
 import { CfgErrors } from '../../src/shared/errors.js';
 import { Logger } from '../../src/shared/log.js';
-import type { RouteFn, ScriptContext, ScriptServices } from '../../src/shared/modules/types.js';
-import { compileScript, type CompiledScript } from '../../src/shared/script/index.js';
+import type { RouteFn, ScriptContext, ScriptServices, CompiledScript } from '../../src/shared/modules/types.js';
+import { compileScript } from '../../src/shared/script/index.js';
 import { parseSipMessage } from '../../src/shared/sip/message.js';
+import { MODULES } from '../../src/shared/modules/registry.js';
 
 export function compile(src: string, file = 't.cfg'): CompiledScript {
-  return compileScript({ file, source: src });
+  return compileScript({ modules: MODULES, file, source: src });
 }
 
 /** compiling must fail with exactly these messages (file:line:col: …), in this order */

@@ -1,8 +1,10 @@
-import type { ListenSocket, Proto } from '../../shared/config/listen.js';
-import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
+import type { ListenSocket } from '../../shared/config/listen.js';
+import type { Counters } from '../../shared/counters/counters.js';
 import { writeRecord, RecKind, protoCode, PROTO_TLS } from '../../shared/ipc/messages.js';
 import type { RingWriter } from '../../shared/ipc/ring.js';
 import { scanCallId } from '../../shared/sip/callid-scan.js';
+import type { Proto } from '../../shared/contract/sip.js';
+import type { CounterHandle } from '../../shared/contract/host.js';
 
 /**
  * The master's whole per-message work on receipt: find the Call-ID with a byte

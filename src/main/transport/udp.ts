@@ -1,8 +1,9 @@
 import dgram from 'node:dgram';
 import { constants } from 'node:os';
-import { hostPort, type ListenSocket, type Proto } from '../../shared/config/listen.js';
+import { hostPort, type ListenSocket } from '../../shared/config/listen.js';
 import { SwitchyardError } from '../../shared/errors.js';
 import { nativeSendTo, type NativeUdp } from '../../shared/native/udp-send.js';
+import type { Proto } from '../../shared/contract/sip.js';
 
 /** `proto`: the connection's when it differs from the listener's (WebSocket on a tcp/tls listener) */
 export type ReceiveFn = (

@@ -10,8 +10,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { lookup } from 'node:dns/promises';
 import { SwitchyardError } from '../errors.js';
-
-export type Proto = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+import type { Proto } from '../contract/sip.js';
 
 /** protocols carried over a connection the master owns */
 export type StreamProto = Exclude<Proto, 'udp'>;

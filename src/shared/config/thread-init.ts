@@ -1,9 +1,9 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { RingBuffers } from '../ipc/ring.js';
 import type { LogSettings } from '../log-setup.js';
-import type { Preprocessed } from '../script/preprocess.js';
 import type { ListenSocket } from './listen.js';
 import type { DnsTables } from '../dns/index.js';
+import type { Preprocessed } from '../contract/compiled.js';
 
 /** What the master hands a thread at start (workerData); plain data only. */
 export interface ThreadInit {

@@ -1,10 +1,8 @@
 import { SwitchyardError } from '../errors.js';
 import type { CounterLayout, CounterDef } from './layout.js';
+import type { CounterHandle, CounterRow } from '../contract/host.js';
 
-/** A precomputed slot in this thread's row: hot paths keep these, never names. */
-export type CounterHandle = number;
-
-export class Counters {
+export class Counters implements CounterRow {
   readonly layout: CounterLayout;
   readonly #cells: BigInt64Array;
   readonly #base: number;
@@ -49,6 +47,12 @@ export class Counters {
   /** read side: one counter in one row */
   read(def: CounterDef, row: number): number {
     return Number(Atomics.load(this.#cells, row * this.layout.rowSlots + def.slot));
+  }
+
+  /** read side: a counter summed over all rows, by id (0 when there is none) */
+  total(id: string): number {
+    const def = this.layout.byId.get(id);
+    return def ? this.sum(def) : 0;
   }
 
   /** read side: a counter summed over all rows */

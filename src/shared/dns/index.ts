@@ -6,10 +6,10 @@
 import type { ListenSocket } from '../config/listen.js';
 import type { Counters } from '../counters/counters.js';
 import { Blocklist } from './blocklist.js';
-import type { DnsParams } from './config.js';
 import { Locator, type HopProto } from './locate.js';
 import { DnsRecords } from './records.js';
 import { SharedTable } from './shared-table.js';
+import type { DnsParams } from '../contract/compiled.js';
 
 export interface DnsTables {
   /** the DNS cache (null: use_dns_cache or dns_cache_init off) */

@@ -11,8 +11,8 @@
  */
 import { isIP } from 'node:net';
 import { SwitchyardError } from '../errors.js';
-import type { DnsParams } from './config.js';
 import { DnsFailure, isNegative, type Answer, type DnsRecords } from './records.js';
+import type { DnsParams } from '../contract/compiled.js';
 
 export type HopProto = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 /** the transports DNS can name (RFC 3263); WebSocket peers are reached by their connection */

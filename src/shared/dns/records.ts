@@ -8,10 +8,11 @@
  * cached. Concurrent queries for one name share one request.
  */
 import { promises as dnsp } from 'node:dns';
-import type { Counters, CounterHandle } from '../counters/counters.js';
+import type { Counters } from '../counters/counters.js';
 import { SwitchyardError } from '../errors.js';
-import type { DnsParams } from './config.js';
 import type { SharedTable } from './shared-table.js';
+import type { DnsParams } from '../contract/compiled.js';
+import type { CounterHandle } from '../contract/host.js';
 
 export type RrType = 'A' | 'AAAA' | 'SRV' | 'NAPTR';
 

@@ -1,30 +1,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import { SwitchyardError } from '../errors.js';
+import type { Bus, BusHandler } from '../contract/host.js';
 
 /** Bus addresses: SIP workers are 0 … N-1. */
 export const DISPATCHER = -1;
 export const MASTER = -2;
-
-/** A handler's return value is the answer to a `request`; it is ignored for a `post`. */
-export type BusHandler = (msg: unknown, from: number) => unknown;
-
-/**
- * Module messages between threads, away from the SIP rings: a SIP worker
- * handing an event to the dispatcher, the dispatcher resuming a transaction
- * in the worker that owns it, the master asking the dispatcher for MI data.
- * Workers and the master reach only the dispatcher; the dispatcher reaches
- * everyone. Structured clone is fine here: these are rare next to SIP traffic.
- */
-export interface Bus {
-  /** this thread's address */
-  readonly self: number;
-  /** fire and forget; false when `to` is not reachable now */
-  post(to: number, topic: string, msg: unknown): boolean;
-  /** the answer of `to`'s handler for `topic`; rejects on no route, no handler, handler error or timeout */
-  request(to: number, topic: string, msg: unknown, timeoutMs?: number): Promise<unknown>;
-  /** one handler per topic (a module's name, or `module.what`) */
-  on(topic: string, handler: BusHandler): void;
-}
 
 interface Wire {
   /** topic (requests and posts) */

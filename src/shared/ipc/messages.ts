@@ -13,8 +13,8 @@
  * Control messages (shutdown, status) use the worker's MessagePort: they are
  * rare, and a structured clone there costs nothing that matters.
  */
-import type { Proto } from '../config/listen.js';
 import type { RingReader, RingWriter } from './ring.js';
+import type { Proto } from '../contract/sip.js';
 
 export const RecKind = {
   /** master → worker: a received message */

@@ -1,6 +1,4 @@
-import type { CompiledScript } from '../script/index.js';
-import { findModule } from './registry.js';
-import type { ModuleEnv } from './types.js';
+import type { ModuleEnv, CompiledScript } from './types.js';
 
 /** run each loaded module's init hook for this thread's role, with its modparams */
 export async function initModules(
@@ -10,7 +8,7 @@ export async function initModules(
   sharedMemory: Readonly<Record<string, SharedArrayBuffer>> = {},
 ): Promise<void> {
   for (const name of script.modules) {
-    const mod = findModule(name);
+    const mod = script.moduleTable.find(name);
     if (!mod) continue;
     const hook = role === 'worker' ? mod.initWorker : role === 'master' ? mod.initMaster : mod.initDispatcher;
     if (!hook) continue;
@@ -27,7 +25,7 @@ export async function initModules(
 export function allocSharedMemory(script: CompiledScript): Record<string, SharedArrayBuffer> {
   const out: Record<string, SharedArrayBuffer> = {};
   for (const name of script.modules) {
-    const mod = findModule(name);
+    const mod = script.moduleTable.find(name);
     if (mod?.allocShared && out[mod.name] === undefined)
       out[mod.name] = mod.allocShared(script.modparams.get(mod.name) ?? new Map());
   }

@@ -1,6 +1,8 @@
 /**
  * The modules switchyard has, by the names `loadmodule` uses. A module
- * folder adds itself here (one import, one entry).
+ * folder adds itself here (one import, one entry). Only the thread entry
+ * points, `-c` and the reference generator import this file: everything
+ * else gets the table (MODULES) as an argument.
  */
 import { accModule } from './acc/index.js';
 import { auth } from './auth/index.js';
@@ -32,9 +34,9 @@ import { websocket } from './websocket/index.js';
 import { xhttp } from './xhttp/index.js';
 import { tmModule } from './tm/index.js';
 import { usrloc } from './usrloc/index.js';
-import type { ModuleExports } from './types.js';
+import { moduleNameOf, type ModuleExports, type ModuleTable } from './types.js';
 
-export const BUILTIN_MODULES: readonly ModuleExports[] = [
+const BUILTIN_MODULES: readonly ModuleExports[] = [
   core,
   restClient,
   json,
@@ -74,15 +76,9 @@ for (const m of BUILTIN_MODULES) {
   for (const p of m.provides ?? []) byName.set(p, m);
 }
 
-/** `loadmodule "/usr/lib/x86_64-linux-gnu/kamailio/modules/sl.so"` → the table serving "sl" */
-export function moduleNameOf(path: string): string {
-  return path.replace(/^.*\//, '').replace(/\.so$/, '');
-}
-
-export function findModule(nameOrPath: string): ModuleExports | undefined {
-  return byName.get(moduleNameOf(nameOrPath));
-}
-
-export function moduleNames(): string[] {
-  return [...byName.keys()].sort();
-}
+/** the module table the thread entry points and `-c` hand to the compiler */
+export const MODULES: ModuleTable = {
+  all: BUILTIN_MODULES,
+  find: (nameOrPath) => byName.get(moduleNameOf(nameOrPath)),
+  names: () => [...byName.keys()].sort(),
+};

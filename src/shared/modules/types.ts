@@ -1,15 +1,17 @@
 /**
- * What a module is: a declarative export table (OpenSIPS `cmds`/`params`,
+ * The contract between the script engine, the modules and the threads that
+ * run them: a module is a declarative export table (OpenSIPS `cmds`/`params`,
  * Kamailio `mod_exports`). The script compiler resolves every call, pvar and
  * modparam against these tables at compile time; the worker calls `fn` with
  * arguments already converted to the declared kinds.
+ *
+ * This file and src/shared/contract/ import nothing else of the project
+ * (a dependency rule holds it), so any file may depend on them without
+ * forming a cycle.
  */
-import type { MessageEditor, SipMsg } from '../sip/types.js';
-import type { Logger } from '../log.js';
-import type { Counters } from '../counters/counters.js';
-import type { Bus } from '../ipc/bus.js';
-import type { CompiledScript } from '../script/index.js';
-import type { Proto } from '../config/listen.js';
+import type { Bus, CounterRow, Log } from '../contract/host.js';
+import type { CfgWarning, CoreParams, Preprocessed, SourcePos } from '../contract/compiled.js';
+import type { MessageEditor, SipMsg, Proto } from '../contract/sip.js';
 
 /** A script value: string or integer; null is `$null`. */
 export type Value = string | number | null;
@@ -105,7 +107,7 @@ export interface LocalReply {
 /** Services of the thread running the script (a SIP worker, or an evapi route worker). */
 export interface ScriptServices {
   readonly workerId: number;
-  readonly log: Logger;
+  readonly log: Log;
   /** hand bytes to the master for sending */
   send(dest: Destination, bytes: Buffer): void;
   /** is host[:port] one of our listening addresses or aliases (`myself`) */
@@ -155,6 +157,42 @@ export interface ScriptContext {
   readonly edits: MessageEditor;
   /** per-module request state (tm transaction, rest_client pending headers …) */
   readonly ext: Record<string, unknown>;
+}
+
+/** A compiled script: what every thread runs. */
+export interface CompiledScript {
+  dialect: 'kamailio' | 'opensips';
+  core: CoreParams;
+  /** the loaded modules' export table names, core first */
+  modules: string[];
+  /** the module table the script was compiled against (every module of this build, loaded or not) */
+  moduleTable: ModuleTable;
+  modparams: Map<string, Map<string, number | string | Array<number | string>>>;
+  routes: RouteTable;
+  /** every script statement's position, by the number the routes publish (scriptPosition) less one */
+  positions: readonly SourcePos[];
+  js: string;
+  /** names the script declares at compile time, by kind ('event': raise_event/subscribe_event names) */
+  declared: ReadonlyMap<string, ReadonlySet<string>>;
+  /** the text after includes and defines, as threads compile it */
+  preprocessed: Preprocessed;
+  /** what the script sets or calls that has no effect here: -c prints them, the master logs them */
+  warnings: CfgWarning[];
+}
+
+/** The compiled routes, by kind and name. */
+export interface RouteTable {
+  request: RouteFn | null;
+  onreply: RouteFn | null;
+  named: Map<string, RouteFn>;
+  failure: Map<string, RouteFn>;
+  branch: Map<string, RouteFn>;
+  onreplyNamed: Map<string, RouteFn>;
+  event: Map<string, RouteFn>;
+  startup: RouteFn | null;
+  timer: Array<{ name: string; interval: number; fn: RouteFn }>;
+  /** core `log_prefix` for a message, its pseudo-variables evaluated (null: none) */
+  logPrefix: ((ctx: ScriptContext) => string) | null;
 }
 
 /** Argument kinds a script function declares; the compiler converts to them. */
@@ -239,7 +277,7 @@ export interface ModParamSpec {
   /** may be given several times (values accumulate) */
   readonly multi?: boolean;
   /** return an error message for a bad value */
-  readonly check?: (v: number | string, cx?: ModParamContext) => string | null;
+  readonly check?: (v: number | string, cx: ModParamContext) => string | null;
   /** accepted and ignored: a script that sets it gets a warning (the text says what switchyard does instead) */
   readonly noEffect?: string;
 }
@@ -248,6 +286,8 @@ export interface ModParamSpec {
 export interface ModParamContext {
   /** the main script file: relative file names in modparams are relative to its directory, as in Kamailio */
   readonly cfgFile: string;
+  /** the modules of this build (acc's extras name pseudo-variables of any module) */
+  readonly modules: ModuleTable;
 }
 
 export interface CounterSpec {
@@ -265,11 +305,11 @@ export interface RpcSpec {
 /** What a module sees at init: its modparams (defaults applied) and the thread's services. */
 export interface ModuleEnv {
   readonly params: ReadonlyMap<string, number | string | Array<number | string>>;
-  readonly log: Logger;
+  readonly log: Log;
   readonly workerId: number;
   readonly workers: number;
   /** this thread's counters row: `env.counters.handle('group:name')` once, then inc/dec/set */
-  readonly counters: Counters;
+  readonly counters: CounterRow;
   /** module messages to and from other threads (SIP workers and the master reach the dispatcher only) */
   readonly bus: Bus;
   /** the script as this thread compiled it (routes, modparams of every module) */
@@ -312,4 +352,23 @@ export interface ModuleExports {
   initMaster?(env: ModuleEnv): void | Promise<void>;
   initDispatcher?(env: ModuleEnv): void | Promise<void>;
   destroy?(): void | Promise<void>;
+}
+
+/**
+ * The modules of this build (src/shared/modules/registry.ts). The compiler
+ * and the thread entry points get it as an argument; nothing else imports
+ * the registry.
+ */
+export interface ModuleTable {
+  /** every module, core first */
+  readonly all: readonly ModuleExports[];
+  /** the table serving a `loadmodule` name or path ("sl", ".../sl.so") */
+  find(nameOrPath: string): ModuleExports | undefined;
+  /** every name `loadmodule` accepts, sorted */
+  names(): string[];
+}
+
+/** `loadmodule "/usr/lib/x86_64-linux-gnu/kamailio/modules/sl.so"` → "sl" */
+export function moduleNameOf(path: string): string {
+  return path.replace(/^.*\//, '').replace(/\.so$/, '');
 }

@@ -1,4 +1,4 @@
-import type { SourcePos } from '../errors.js';
+import type { SourcePos } from '../contract/compiled.js';
 
 export type Expr =
   | { type: 'Literal'; value: string | number | null; pos: SourcePos; quoted: boolean }

@@ -8,7 +8,7 @@
  * A route that may await (it calls a `mayAwait` function, or a route that
  * does) becomes an async function; every other route stays synchronous.
  */
-import { CfgError, NO_EFFECT, SwitchyardError, type CfgWarning, type ErrorCode, type SourcePos } from '../errors.js';
+import { CfgError, NO_EFFECT, SwitchyardError, type ErrorCode } from '../errors.js';
 import type {
   ArgSpec,
   CheckContext,
@@ -17,6 +17,7 @@ import type {
   PvarRef,
   PvarSpec,
   RouteFn,
+  RouteTable,
   ScriptContext,
   TransformationSpec,
   Value,
@@ -28,20 +29,7 @@ import type { FlagNames } from './flags.js';
 import { parsePvarText, type PvarSyntax } from './pvar-syntax.js';
 import * as RT from './runtime.js';
 import { compileRegex } from './regex.js';
-
-export interface RouteTable {
-  request: RouteFn | null;
-  onreply: RouteFn | null;
-  named: Map<string, RouteFn>;
-  failure: Map<string, RouteFn>;
-  branch: Map<string, RouteFn>;
-  onreplyNamed: Map<string, RouteFn>;
-  event: Map<string, RouteFn>;
-  startup: RouteFn | null;
-  timer: Array<{ name: string; interval: number; fn: RouteFn }>;
-  /** core `log_prefix` for a message, its pseudo-variables evaluated (null: none) */
-  logPrefix: ((ctx: ScriptContext) => string) | null;
-}
+import type { CfgWarning, SourcePos } from '../contract/compiled.js';
 
 const MAX_ROUTE_DEPTH = 100;
 const ASYNC_TIMEOUT_RC = -3;

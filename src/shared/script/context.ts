@@ -1,7 +1,7 @@
 import type { ReceiveInfo, ScriptContext, ScriptServices } from '../modules/types.js';
 import { MessageEdits } from '../sip/edits.js';
-import type { SipMsg } from '../sip/types.js';
 import { parseSipMessage } from '../sip/message.js';
+import type { SipMsg } from '../contract/sip.js';
 
 /** a fresh per-message context, as routes expect it (no R-URI/$du change, no flags, empty vars) */
 export function newScriptContext(msg: SipMsg, rcv: ReceiveInfo, svc: ScriptServices, routeKind: number): ScriptContext {

@@ -4,20 +4,22 @@
  * thrown together as CfgErrors (file:line:col each).
  */
 import { readFileSync } from 'node:fs';
-import { CfgError, CfgErrors, NO_EFFECT, type CfgWarning, type SourcePos } from '../errors.js';
+import { CfgError, CfgErrors, NO_EFFECT } from '../errors.js';
 import { FACILITIES, parseLogLevel } from '../log.js';
-import { BUILTIN_MODULES, findModule, moduleNameOf, moduleNames } from '../modules/registry.js';
-import type { ModuleExports } from '../modules/types.js';
+import { moduleNameOf, type CompiledScript, type ModuleExports, type ModuleTable } from '../modules/types.js';
 import type { ParamValue, Program } from './ast.js';
-import { Codegen, type RouteTable } from './codegen.js';
+import { Codegen } from './codegen.js';
 import { CORE_PARAM_NAMES, detectDialect } from './dialect/index.js';
 import { parse } from './parser.js';
-import { preprocess, type Preprocessed } from './preprocess.js';
+import { preprocess } from './preprocess.js';
 import { closest } from './closest.js';
 import { FlagNames } from './flags.js';
-import { defaultDnsParams, type DnsParams } from '../dns/config.js';
+import { defaultDnsParams } from '../dns/config.js';
+import type { CfgWarning, CoreParams, SourcePos, Preprocessed, DnsParams } from '../contract/compiled.js';
 
 export interface CompileOptions {
+  /** the modules `loadmodule` may name (modules/registry.ts MODULES) */
+  modules: ModuleTable;
   file: string;
   /** the script text, when it is not read from `file` */
   source?: string;
@@ -27,76 +29,6 @@ export interface CompileOptions {
   defines?: readonly string[];
   /** the script already read and preprocessed (threads get the master's: no file is read again) */
   preprocessed?: Preprocessed;
-}
-
-export interface CoreParams {
-  children: number | null;
-  listen: string[];
-  logLevel: number | null;
-  logStderror: boolean;
-  alias: string[];
-  /** port=: the port of listen entries that give none (5060 when unset) */
-  port: number | null;
-  /** advertised_address=/advertised_port=: what Via and Record-Route name for sockets without their own advertise */
-  advertisedAddress: string | null;
-  advertisedPort: number | null;
-  /** exit_timeout= (s): how long SIGTERM lets transactions in progress finish (5 s when unset) */
-  exitTimeout: number | null;
-  /** worker_watchdog= (s, 0 off): a SIP worker whose event loop is stuck that long is restarted */
-  workerWatchdog: number;
-  mpath: string;
-  tcpConnectionLifetime: number | null;
-  /** tcp_max_connections / tls_max_connections: open connections allowed per family (null: 2048, Kamailio's default) */
-  tcpMaxConnections: number | null;
-  tlsMaxConnections: number | null;
-  /** tcp_connect_timeout (s): bound of an outgoing connect and of TLS and WebSocket handshakes */
-  tcpConnectTimeout: number | null;
-  /** tcp_rd_buf_size (bytes): the largest SIP message taken on a stream or WebSocket connection */
-  tcpRdBufSize: number | null;
-  /** tcp_accept_iplimit: connections accepted at once from one source address (null: 1024, Kamailio's default) */
-  tcpAcceptIplimit: number | null;
-  /** tcp_msg_read_timeout (s; OpenSIPS tcp_max_msg_time): a message begun on a stream must be complete within it */
-  tcpMsgReadTimeout: number | null;
-  /** tcp_msg_data_timeout (s): an accepted connection must send its first bytes within it */
-  tcpMsgDataTimeout: number | null;
-  /** enable_tls: null when the script does not say (TLS listeners then need only the tls module) */
-  enableTls: boolean | null;
-  /** ms to wait before waking another thread for a burst of messages (0: end of the event-loop turn) */
-  ipcWakeDelay: number;
-  /** SIP workers send UDP on the master's sockets themselves (native sendto) */
-  udpWorkerSend: boolean;
-  udpWorkerReceive: boolean;
-  /** log_prefix text (compiled into routes.logPrefix) */
-  logPrefix: string | null;
-  /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */
-  logFacility: string;
-  logName: string;
-  /** user=/group=: privileges dropped to after binding the sockets */
-  user: string | null;
-  group: string | null;
-  /** workdir=: the working directory after start */
-  workdir: string | null;
-  /** DNS resolution, cache, failover and destination blocklist (src/shared/dns) */
-  dns: DnsParams;
-  /** accepted for compatibility, no effect here */
-  ignored: string[];
-}
-
-export interface CompiledScript {
-  dialect: 'kamailio' | 'opensips';
-  core: CoreParams;
-  modules: string[];
-  modparams: Map<string, Map<string, number | string | Array<number | string>>>;
-  routes: RouteTable;
-  /** every script statement's position, by the number the routes publish (scriptPosition) less one */
-  positions: readonly SourcePos[];
-  js: string;
-  /** names the script declares at compile time, by kind ('event': raise_event/subscribe_event names) */
-  declared: ReadonlyMap<string, ReadonlySet<string>>;
-  /** the text after includes and defines, as threads compile it */
-  preprocessed: Preprocessed;
-  /** what the script sets or calls that has no effect here: -c prints them, the master logs them */
-  warnings: CfgWarning[];
 }
 
 /** The embedded default: a stateless proxy that answers OPTIONS to itself. */
@@ -317,6 +249,7 @@ function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): 
 }
 
 function modparams(
+  table: ModuleTable,
   prog: Program,
   loaded: Map<string, ModuleExports>,
   missing: Set<string>,
@@ -357,7 +290,7 @@ function modparams(
   )) {
     const name = moduleNameOf(mp.module);
     if (missing.has(name)) continue; // the missing module is already reported
-    const mod = findModule(name);
+    const mod = table.find(name);
     if (mod === undefined || !loaded.has(mod.name)) {
       errors.push(
         new CfgError(
@@ -407,7 +340,7 @@ function modparams(
       }
       v = n;
     } else v = String(v);
-    const bad = spec.check?.(v, { cfgFile });
+    const bad = spec.check?.(v, { cfgFile, modules: table });
     if (bad) {
       errors.push(
         new CfgError('SY_ERR_CFG_BAD_VALUE', mp.pos, `parameter "${mp.param}" of module "${mp.module}": ${bad}`),
@@ -435,10 +368,11 @@ export function compileScript(opts: CompileOptions): CompiledScript {
   const core = coreParams(program, errors, warnings);
 
   // modules: the core is always there; loadmodule names map onto built-in tables
-  const loaded = new Map<string, ModuleExports>([['core', BUILTIN_MODULES[0]!]]);
+  const table = opts.modules;
+  const loaded = new Map<string, ModuleExports>([['core', table.find('core')!]]);
   const missing = new Set<string>();
   for (const lm of program.loadmodules) {
-    const mod = findModule(lm.path);
+    const mod = table.find(lm.path);
     if (mod === undefined) {
       const name = moduleNameOf(lm.path);
       missing.add(name);
@@ -446,17 +380,28 @@ export function compileScript(opts: CompileOptions): CompiledScript {
         new CfgError(
           'SY_ERR_CFG_UNKNOWN_MODULE',
           lm.pos,
-          `module "${name}" is not available in switchyard (switchyard has: ${moduleNames().join(', ')})`,
+          `module "${name}" is not available in switchyard (switchyard has: ${table.names().join(', ')})`,
         ),
       );
     } else loaded.set(mod.name, mod);
   }
   const dialect = detectDialect(pre.kamailio, pre.text);
   const flags = new FlagNames();
-  const params = modparams(program, loaded, missing, opts.overrides ?? [], errors, warnings, opts.file, dialect, flags);
+  const params = modparams(
+    table,
+    program,
+    loaded,
+    missing,
+    opts.overrides ?? [],
+    errors,
+    warnings,
+    opts.file,
+    dialect,
+    flags,
+  );
   for (const lm of program.loadmodules) {
-    const mod = findModule(lm.path);
-    const bad = mod?.validate?.(params.get(mod.name)!, { cfgFile: opts.file });
+    const mod = table.find(lm.path);
+    const bad = mod?.validate?.(params.get(mod.name)!, { cfgFile: opts.file, modules: table });
     if (bad) errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', lm.pos, `module "${mod!.name}": ${bad}`));
   }
 
@@ -465,7 +410,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     .pop();
   const logPrefix =
     prefixDecl && String(prefixDecl.value) !== '' ? { text: String(prefixDecl.value), pos: prefixDecl.pos } : null;
-  const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect, flags }, BUILTIN_MODULES);
+  const gen = new Codegen({ program, modules: [...loaded.values()], logPrefix, dialect, flags }, table.all);
   const { js, build, positions } = gen.generate();
   errors.push(...gen.errors);
   warnings.push(...gen.warnings);
@@ -480,6 +425,7 @@ export function compileScript(opts: CompileOptions): CompiledScript {
     ),
     core,
     modules: [...loaded.keys()],
+    moduleTable: table,
     modparams: params,
     routes: build(),
     positions,

@@ -2,8 +2,8 @@
  * Tokens of the routing language. Token types are data (acorn's TokenType):
  * each carries its binary precedence when it is an operator.
  */
-import { CfgError, type SourcePos } from '../errors.js';
-import type { LineOrigin } from './preprocess.js';
+import { CfgError } from '../errors.js';
+import type { SourcePos, LineOrigin } from '../contract/compiled.js';
 
 export interface TokenType {
   readonly label: string;

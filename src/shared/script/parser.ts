@@ -3,11 +3,11 @@
  * parse method per construct). Errors are collected: after one, the parser
  * skips to the next statement or route and goes on, so `-c` reports them all.
  */
-import { CfgError, type SourcePos } from '../errors.js';
+import { CfgError } from '../errors.js';
 import type { Expr, Program, RouteDecl, RouteKindName, Stmt, ParamValue } from './ast.js';
 import { ROUTE_WORDS } from './dialect/index.js';
 import { Lexer, T, WORD_BINOPS, type Token, type TokenType } from './lexer.js';
-import type { LineOrigin } from './preprocess.js';
+import type { SourcePos, LineOrigin } from '../contract/compiled.js';
 
 /** names usable bare in expressions (`uri == myself`, `method == "INVITE"`) */
 export const KEYWORDS = new Set([

@@ -8,20 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { CfgError } from '../errors.js';
-
-export interface LineOrigin {
-  file: string;
-  line: number;
-}
-
-export interface Preprocessed {
-  text: string;
-  /** origin of output line i (0-based) */
-  origins: LineOrigin[];
-  /** true when a Kamailio marker or directive was seen */
-  kamailio: boolean;
-  defines: Map<string, string>;
-}
+import type { LineOrigin, Preprocessed } from '../contract/compiled.js';
 
 const MAX_INCLUDE_DEPTH = 20;
 

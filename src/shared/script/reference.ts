@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { BUILTIN_MODULES } from '../modules/registry.js';
+import { MODULES } from '../modules/registry.js';
 import { RouteKind, ROUTES_ANY, type ArgSpec } from '../modules/types.js';
 import { CORE_PARAM_NAMES } from './dialect/index.js';
 import { coreParamNames } from './index.js';
@@ -27,7 +27,7 @@ function routes(mask: number | undefined): string {
 }
 
 export function coreReference(): string {
-  const core = BUILTIN_MODULES.find((m) => m.name === 'core')!;
+  const core = MODULES.find('core')!;
   const out: string[] = [
     '# Core reference',
     '',

@@ -1,5 +1,5 @@
 import type { MessageEdits } from './edits.js';
-import type { SipMsg, Via } from './types.js';
+import type { SipMsg, Via } from '../contract/sip.js';
 
 /** FNV-1a over a string, 32 bits */
 function fnv(s: string, seed = 0x811c9dc5): number {

@@ -1,9 +1,9 @@
+import type { MessageEditor, SipMsg, Span } from '../contract/sip.js';
 /**
  * Outgoing bytes = received bytes + edits (Kamailio's lumps): a list of
  * {start, end, insert} over the original buffer, applied once, in offset order,
  * into one allocation. Bytes past the framed end (RFC 4475 dblreq) are dropped.
  */
-import type { MessageEditor, SipMsg, Span } from './types.js';
 
 interface Edit {
   start: number;

@@ -17,8 +17,8 @@ import { parseCSeq } from './headers/cseq.js';
 import { parseNameAddr } from './headers/name-addr.js';
 import { splitCommas } from './headers/params.js';
 import { parseVias } from './headers/via.js';
-import type { CSeq, HeaderField, NameAddr, SipMsg, Span, UriParts, Via } from './types.js';
 import { parseUri } from './uri.js';
+import type { CSeq, HeaderField, NameAddr, SipMsg, Span, UriParts, Via } from '../contract/sip.js';
 
 const CR = 13;
 const LF = 10;

@@ -1,6 +1,6 @@
 import { SwitchyardError } from '../errors.js';
-import type { UriParts } from './types.js';
 import { parseParams } from './headers/params.js';
+import type { UriParts } from '../contract/sip.js';
 
 /**
  * Split a URI. SIP/SIPS URIs are parsed to user, password, host, port,

@@ -22,7 +22,7 @@ import { tmCallbacks } from '../../shared/modules/tm/callbacks.js';
 import { forcedSocket } from '../../shared/modules/core/pvars.js';
 import { randomBytes } from 'node:crypto';
 import { advertisedOf } from '../../shared/config/listen.js';
-import type { Counters, CounterHandle } from '../../shared/counters/counters.js';
+import type { Counters } from '../../shared/counters/counters.js';
 import { recordRouteHeaders } from '../../shared/modules/rr/index.js';
 import {
   RouteKind,
@@ -33,9 +33,10 @@ import {
 } from '../../shared/modules/types.js';
 import { buildReply, forwardReplyEdits, forwardRequestEdits } from '../../shared/sip/build.js';
 import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
-import type { SipMsg } from '../../shared/sip/types.js';
 import type { WorkerServices } from '../services.js';
 import type { Hop } from '../../shared/dns/locate.js';
+import type { SipMsg } from '../../shared/contract/sip.js';
+import type { CounterHandle } from '../../shared/contract/host.js';
 
 const TICK_MS = 50;
 const T1 = 500;

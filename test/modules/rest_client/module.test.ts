@@ -4,9 +4,11 @@ import { readFileSync } from 'node:fs';
 import { restClient, restEscape, restUnescape } from '../../../src/shared/modules/rest_client/index.js';
 import { resolveConfig } from '../../../src/shared/modules/rest_client/params.js';
 import { SwitchyardError } from '../../../src/shared/errors.js';
-import { findModule } from '../../../src/shared/modules/registry.js';
 import { counterLayout } from '../../../src/shared/counters/all.js';
 import { initWorker, RecordingLogger } from './setup.js';
+import { MODULES } from '../../../src/shared/modules/registry.js';
+
+const CX = { cfgFile: '<test>', modules: MODULES };
 
 after(() => restClient.destroy!());
 
@@ -63,8 +65,8 @@ test('the export table has every OpenSIPS name, and the README documents every e
 });
 
 test('loadmodule "rest_client.so" finds the table, and its counters are in the shared layout', () => {
-  assert.equal(findModule('/usr/lib/opensips/modules/rest_client.so'), restClient);
-  for (const c of restClient.counters!) assert.ok(counterLayout().byId.has(`rest_client:${c.name}`), c.name);
+  assert.equal(MODULES.find('/usr/lib/opensips/modules/rest_client.so'), restClient);
+  for (const c of restClient.counters!) assert.ok(counterLayout(MODULES).byId.has(`rest_client:${c.name}`), c.name);
 });
 
 test('argument shapes follow OpenSIPS: optional ones where it has them', () => {
@@ -94,7 +96,7 @@ const badParams: Array<[string, number | string, RegExp]> = [
 for (const [name, v, msg] of badParams) {
   test(`modparam ${name}=${v} is refused at start-up`, () => {
     assert.throws(
-      () => resolveConfig(new Map([[name, v]]), new RecordingLogger()),
+      () => resolveConfig(new Map([[name, v]]), new RecordingLogger(), CX),
       (e: unknown) => e instanceof SwitchyardError && e.code === 'SY_ERR_CFG_BAD_VALUE' && msg.test(e.message),
     );
   });
@@ -108,6 +110,7 @@ test('defaults and units: seconds, KB, queue of 10 × max_async_transfers', () =
       ['enable_expect_100', 'true'],
     ]),
     new RecordingLogger(),
+    CX,
   );
   assert.equal(cfg.connectTimeoutMs, 20_000);
   assert.equal(cfg.transferTimeoutMs, 20_000);
@@ -126,6 +129,7 @@ test('connection_timeout above curl_timeout is clamped, with a warning', async (
       ['curl_timeout', 5],
     ]),
     log,
+    CX,
   );
   assert.equal(cfg.connectTimeoutMs, 5000);
   assert.ok(

@@ -5,6 +5,7 @@ import type { PvarRef, ScriptContext, Value } from '../../../src/shared/modules/
 import { restClient } from '../../../src/shared/modules/rest_client/index.js';
 import { PortBus } from '../../../src/shared/ipc/bus.js';
 import { compileScript } from '../../../src/shared/script/index.js';
+import { MODULES } from '../../../src/shared/modules/registry.js';
 
 /** a Logger that keeps what it would print */
 export class RecordingLogger extends Logger {
@@ -36,7 +37,7 @@ export async function initWorker(params: Record<string, number | string> = {}): 
     workers: 1,
     counters,
     bus: new PortBus(0),
-    script: compileScript({ file: '<test>', source: 'loadmodule "rest_client.so"\n', overrides: [] }),
+    script: compileScript({ modules: MODULES, file: '<test>', source: 'loadmodule "rest_client.so"\n', overrides: [] }),
     cfg: { file: '<test>', source: '', overrides: [] },
   });
   return { counters, log, count: (name) => counters.get(counters.handle(`rest_client:${name}`)) };

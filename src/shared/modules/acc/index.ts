@@ -10,13 +10,12 @@
  */
 import { parsePvarText } from '../../script/pvar-syntax.js';
 import { str } from '../../script/runtime.js';
-import { BUILTIN_MODULES } from '../registry.js';
 import { tmCallbacks } from '../tm/callbacks.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { DbValue } from '../db/client.js';
-import type { CounterSpec, ModuleEnv, ModuleExports, ScriptContext, Value } from '../types.js';
-import type { Counters } from '../../counters/counters.js';
+import type { CounterSpec, ModuleEnv, ModuleExports, ModuleTable, ScriptContext, Value } from '../types.js';
 import { SwitchyardError, reasonOf } from '../../errors.js';
+import type { CounterRow } from '../../contract/host.js';
 
 interface Extra {
   name: string;
@@ -35,7 +34,7 @@ const acc = {
   dbExtras: [] as Extra[],
   tableAcc: 'acc',
   tableMissed: 'missed_calls',
-  counters: null as Counters | null,
+  counters: null as CounterRow | null,
   written: -1,
   failed: -1,
 };
@@ -59,7 +58,7 @@ const COUNTERS: readonly CounterSpec[] = [
 ];
 
 /** "src_user=$fU;src_ip=$si" → getters; a transformation or an unknown pvar is a start error */
-export function parseExtras(spec: string, param = 'log_extra'): Extra[] {
+export function parseExtras(modules: ModuleTable, spec: string, param = 'log_extra'): Extra[] {
   const out: Extra[] = [];
   for (const part of spec.split(';')) {
     if (part.trim() === '') continue;
@@ -69,7 +68,7 @@ export function parseExtras(spec: string, param = 'log_extra'): Extra[] {
     const syntax = eq > 0 ? parsePvarText(text) : null;
     if (syntax === null || syntax.trans.length > 0 || syntax.index !== undefined)
       throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc ${param}: "${part.trim()}" is not name=$pseudo-variable`);
-    const spec = BUILTIN_MODULES.flatMap((m) => m.pvars ?? []).find((p) => p.name === syntax.name);
+    const spec = modules.all.flatMap((m) => m.pvars ?? []).find((p) => p.name === syntax.name);
     if (!spec) throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc ${param}: unknown pseudo-variable ${text}`);
     if (param === 'db_extra' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
       throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', `acc db_extra: "${name}" is not a column name`);
@@ -246,9 +245,9 @@ export const accModule: ModuleExports = {
       name: 'log_extra',
       type: 'str',
       default: '',
-      check: (v) => {
+      check: (v, cx) => {
         try {
-          parseExtras(String(v));
+          parseExtras(cx.modules, String(v));
           return null;
         } catch (e) {
           return reasonOf(e);
@@ -266,9 +265,9 @@ export const accModule: ModuleExports = {
       name: 'db_extra',
       type: 'str',
       default: '',
-      check: (v) => {
+      check: (v, cx) => {
         try {
-          parseExtras(String(v), 'db_extra');
+          parseExtras(cx.modules, String(v), 'db_extra');
           return null;
         } catch (e) {
           return reasonOf(e);
@@ -295,11 +294,11 @@ export const accModule: ModuleExports = {
     acc.failedFlag = n('failed_transaction_flag');
     // acc's log_level counts like Kamailio's debug levels (1 = L_NOTICE)
     acc.level = n('log_level');
-    acc.extras = parseExtras(String(env.params.get('log_extra')));
+    acc.extras = parseExtras(env.script.moduleTable, String(env.params.get('log_extra')));
     acc.dbFlag = n('db_flag');
     acc.dbMissedFlag = n('db_missed_flag');
     acc.dbUrl = String(env.params.get('db_url'));
-    acc.dbExtras = parseExtras(String(env.params.get('db_extra')), 'db_extra');
+    acc.dbExtras = parseExtras(env.script.moduleTable, String(env.params.get('db_extra')), 'db_extra');
     acc.tableAcc = String(env.params.get('db_table_acc'));
     acc.tableMissed = String(env.params.get('db_table_missed_calls'));
     acc.counters = env.counters;

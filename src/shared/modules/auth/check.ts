@@ -1,10 +1,10 @@
 /** auth: checking credentials (the core auth_db uses too), and the module's settings. */
 import { reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
-import type { HeaderField } from '../../sip/types.js';
 import { type ScriptContext } from '../types.js';
 import { algorithmOf, expectedResponse, ha1Of, parseCredentials, type Algorithm, type Credentials } from './digest.js';
 import { NonceStore } from './nonce.js';
+import type { HeaderField } from '../../contract/sip.js';
 
 /** results as Kamailio numbers them (auth_db www_authenticate, auth pv_* and auth_check) */
 export const AuthResult = {

@@ -3,11 +3,11 @@
  * OpenSIPS's core define them. Each get/set is bound once at compile time;
  * reading a header value parses only that header, on first use.
  */
-import type { NameAddr, SipMsg } from '../../sip/types.js';
 import { parseUri } from '../../sip/uri.js';
 import type { PvarSpec, ScriptContext, Value } from '../types.js';
 import { int, str } from '../../script/runtime.js';
 import { shv } from '../../shv/store.js';
+import type { NameAddr, SipMsg } from '../../contract/sip.js';
 
 const startedAt = Math.floor(Date.now() / 1000);
 

@@ -7,10 +7,8 @@
  * dlg.list and dlg.end_dlg go from the management interface through the
  * event dispatcher to the owning worker.
  */
-import { type Bus } from '../../ipc/bus.js';
 import { looseRouteCallbacks } from '../rr/index.js';
 import { tmCallbacks } from '../tm/callbacks.js';
-import type { CounterHandle } from '../../counters/counters.js';
 import { type ModuleEnv, type ModuleExports } from '../types.js';
 import { layout, Profiles } from './profiles.js';
 import { cfg, store, profilesOf } from './store.js';
@@ -19,6 +17,7 @@ import { endWithBye, tick } from './bye.js';
 import { functions } from './functions.js';
 import { pvars } from './pvars.js';
 import { listEntry, listAll, endDlg, profileGetSize } from './rpc.js';
+import type { Bus, CounterHandle } from '../../contract/host.js';
 
 export const dialog: ModuleExports = {
   name: 'dialog',

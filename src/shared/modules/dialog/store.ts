@@ -1,7 +1,7 @@
 /** dialog: the dialogs of this worker, their states and counters. */
-import type { CounterHandle } from '../../counters/counters.js';
 import { type ModuleEnv, type ScriptServices, type Value } from '../types.js';
 import { profileNames, Profiles, type Membership } from './profiles.js';
+import type { CounterHandle } from '../../contract/host.js';
 
 /** Kamailio's dialog states */
 export const UNCONFIRMED = 1;

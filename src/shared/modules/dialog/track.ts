@@ -1,6 +1,5 @@
 /** dialog: a dialog from its INVITE through its replies, ACK and BYE. */
 import { parseUri } from '../../sip/uri.js';
-import type { SipMsg } from '../../sip/types.js';
 import { type ScriptContext } from '../types.js';
 import {
   UNCONFIRMED,
@@ -15,6 +14,7 @@ import {
   setState,
   terminate,
 } from './store.js';
+import type { SipMsg } from '../../contract/sip.js';
 
 export function create(ctx: ScriptContext, byeOnTimeout = false): Dialog | null {
   const existing = ctx.ext.dialog as Dialog | undefined;

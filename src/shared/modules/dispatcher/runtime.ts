@@ -1,12 +1,12 @@
 /** dispatcher: this thread's view of the list and of the shared states; state changes and their event routes. */
 import { SwitchyardError } from '../../errors.js';
-import type { Logger } from '../../log.js';
 import { fakeScriptContext } from '../../script/context.js';
 import { RouteKind, type ModuleEnv, type ScriptServices } from '../types.js';
 import { dbFor } from '../db/index.js';
 import { buildList, DS_DISABLED, DS_INACTIVE, readList, type Dest, type DsList } from './list.js';
 import { DsState } from './state.js';
 import { LIMITS, confOf, type Conf } from './conf.js';
+import type { Log } from '../../contract/host.js';
 
 export const state = {
   conf: null as Conf | null,
@@ -15,7 +15,7 @@ export const state = {
   gen: -1,
   /** the generation a database read is under way for */
   loading: -1,
-  log: null as Logger | null,
+  log: null as Log | null,
   svc: null as ScriptServices | null,
   /** algorithm 10: this worker's calls (a Call-ID always lands on the same worker) */
   calls: new Map<string, { dest: number; at: number }>(),

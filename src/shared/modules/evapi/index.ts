@@ -4,7 +4,7 @@
  * thread bus and never wait on a client; the dispatcher runs the evapi
  * event routes. See README.md for the differences from Kamailio.
  */
-import { DISPATCHER, type Bus } from '../../ipc/bus.js';
+import { DISPATCHER } from '../../ipc/bus.js';
 import { log } from '../../log.js';
 import {
   ROUTES_ANY,
@@ -18,6 +18,7 @@ import {
 } from '../types.js';
 import { EvapiServer, type EvapiEnv } from './server.js';
 import { SwitchyardError } from '../../errors.js';
+import type { Bus } from '../../contract/host.js';
 
 const TOPIC_RELAY = 'evapi.relay';
 

@@ -7,12 +7,11 @@
  * else is touched.
  */
 import net from 'node:net';
-import type { CounterHandle, Counters } from '../../counters/counters.js';
-import type { Logger } from '../../log.js';
 import { RouteKind, type RouteFn, type ScriptContext, type ScriptServices } from '../types.js';
 import { fakeScriptContext } from '../../script/context.js';
 import { encodeNetstring, NetstringReader } from './netstring.js';
 import { SwitchyardError } from '../../errors.js';
+import type { Log, CounterHandle, CounterRow } from '../../contract/host.js';
 
 /** $evapi(...) of the route being run: ctx.ext.evapi */
 export interface EvapiEnv {
@@ -42,10 +41,10 @@ interface Client {
 
 export class EvapiServer {
   readonly #cfg: EvapiConfig;
-  readonly #log: Logger;
+  readonly #log: Log;
   readonly #svc: ScriptServices;
   readonly #routes: { connNew?: RouteFn; connClosed?: RouteFn; received?: RouteFn };
-  readonly #counters: Counters;
+  readonly #counters: CounterRow;
   readonly #c: {
     clients: CounterHandle;
     relayed: CounterHandle;
@@ -57,7 +56,7 @@ export class EvapiServer {
   readonly #clients: Array<Client | null> = [];
   #server: net.Server | null = null;
 
-  constructor(cfg: EvapiConfig, svc: ScriptServices, counters: Counters, log: Logger) {
+  constructor(cfg: EvapiConfig, svc: ScriptServices, counters: CounterRow, log: Log) {
     this.#cfg = cfg;
     this.#svc = svc;
     this.#log = log;

@@ -2,12 +2,10 @@
  * The dispatcher's side of the event interface: the one EventStore, and the
  * bus topics SIP workers (raise, subscribe) and the master (MI) send to it.
  */
-import type { Bus } from '../../ipc/bus.js';
-import type { Counters } from '../../counters/counters.js';
-import type { Logger } from '../../log.js';
 import { TOPIC_MI, TOPIC_RAISE, TOPIC_SUBSCRIBE, type RaiseMsg, type SubscribeMsg } from './functions.js';
 import { EventStore, EviMiError } from './store.js';
 import type { EviParam } from './types.js';
+import type { Bus, Log, CounterRow } from '../../contract/host.js';
 
 export type MiOp =
   | { op: 'subscribe'; event: string; socket: string; expire: number | undefined }
@@ -24,8 +22,8 @@ let sweep: NodeJS.Timeout | null = null;
 
 export function startDispatcher(
   bus: Bus,
-  log: Logger,
-  counters: Counters,
+  log: Log,
+  counters: CounterRow,
   modules: readonly string[],
   declared: Iterable<string>,
 ): void {
@@ -85,7 +83,7 @@ function mi(
   s: EventStore,
   op: MiOp,
   raise: (event: string, params: readonly EviParam[], wait: boolean) => number | Promise<number>,
-  log: Logger,
+  log: Log,
 ): unknown {
   switch (op.op) {
     case 'subscribe': {

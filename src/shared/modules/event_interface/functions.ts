@@ -5,12 +5,12 @@
  * raise_event await the dispatcher's answer, and then it awaits (the worker
  * keeps serving other messages); it does not block.
  */
-import { DISPATCHER, type Bus } from '../../ipc/bus.js';
-import type { Logger } from '../../log.js';
+import { DISPATCHER } from '../../ipc/bus.js';
 import type { CheckContext, FunctionSpec, PvarRef, ScriptContext } from '../types.js';
 import { checkEventName } from './store.js';
 import { parseSocket, TRANSPORT_SYNTAX } from './transports.js';
 import type { EviParam } from './types.js';
+import type { Bus, Log } from '../../contract/host.js';
 
 export const TOPIC_RAISE = 'evi.raise';
 export const TOPIC_SUBSCRIBE = 'evi.subscribe';
@@ -31,7 +31,7 @@ export interface SubscribeMsg {
 }
 
 /** this thread's view: set by initWorker (any thread that runs routes) */
-const state: { bus: Bus | null; log: Logger | null; loaded: ReadonlySet<string>; waitMs: number | null } = {
+const state: { bus: Bus | null; log: Log | null; loaded: ReadonlySet<string>; waitMs: number | null } = {
   bus: null,
   log: null,
   loaded: new Set(),
@@ -40,7 +40,7 @@ const state: { bus: Bus | null; log: Logger | null; loaded: ReadonlySet<string>;
 
 export function attachWorker(
   bus: Bus,
-  log: Logger,
+  log: Log,
   modules: readonly string[],
   modparams: ReadonlyMap<string, ReadonlyMap<string, unknown>>,
 ): void {
@@ -82,7 +82,7 @@ export function paramsFromAvps(
   ctx: ScriptContext,
   attrs: PvarRef | undefined,
   vals: PvarRef | undefined,
-  log: Logger,
+  log: Log,
 ): EviParam[] | null {
   if (vals === undefined && attrs !== undefined) {
     vals = attrs;

@@ -8,10 +8,10 @@
  * coarse sweep, so that a never-raised event does not keep dead entries).
  */
 import { SwitchyardError } from '../../errors.js';
-import type { Logger } from '../../log.js';
 import { parseSocket } from './transports.js';
 import { transportFor } from './transports.js';
 import type { EviParam, EviSocket } from './types.js';
+import type { Log } from '../../contract/host.js';
 
 export const MAX_EVENT_NAME = 64;
 export const DEFAULT_EXPIRE = 3600;
@@ -58,12 +58,12 @@ export function checkEventName(name: string): string | null {
 
 export class EventStore {
   readonly #events = new Map<string, EventEntry>();
-  readonly #log: Logger;
+  readonly #log: Log;
   readonly #loaded: ReadonlySet<string>;
   #subscribers = 0;
   onCount: ((subscribers: number) => void) | null = null;
 
-  constructor(log: Logger, loadedModules: ReadonlySet<string>) {
+  constructor(log: Log, loadedModules: ReadonlySet<string>) {
     this.#log = log;
     this.#loaded = loadedModules;
   }

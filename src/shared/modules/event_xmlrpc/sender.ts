@@ -12,11 +12,10 @@
  * server costs bounded memory and never holds up the dispatcher.
  */
 import http from 'node:http';
-import type { Counters, CounterHandle } from '../../counters/counters.js';
-import type { Logger } from '../../log.js';
 import { USER_AGENT } from './encode.js';
 import type { XmlrpcSocket } from './socket.js';
 import { SwitchyardError } from '../../errors.js';
+import type { Log, CounterHandle, CounterRow } from '../../contract/host.js';
 
 export interface SenderOptions {
   readonly timeoutMs: number;
@@ -60,14 +59,14 @@ class Fifo<T> {
 
 export class XmlrpcSender {
   readonly #opts: SenderOptions;
-  readonly #log: Logger;
-  readonly #counters: Counters;
+  readonly #log: Log;
+  readonly #counters: CounterRow;
   readonly #h: { sent: CounterHandle; failed: CounterHandle; dropped: CounterHandle; pending: CounterHandle };
   readonly #queue = new Fifo<Job>();
   readonly #live = new Set<http.ClientRequest>();
   #closed = false;
 
-  constructor(opts: SenderOptions, counters: Counters, log: Logger) {
+  constructor(opts: SenderOptions, counters: CounterRow, log: Log) {
     this.#opts = opts;
     this.#log = log;
     this.#counters = counters;

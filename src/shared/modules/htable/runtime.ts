@@ -1,12 +1,12 @@
 /** htable: this thread's view of the tables, and the operations the script functions, pvars and commands share. */
 import { SwitchyardError } from '../../errors.js';
 import { dbFor } from '../db/index.js';
-import type { Logger } from '../../log.js';
 import { fakeScriptContext } from '../../script/context.js';
 import { compileRegex } from '../../script/regex.js';
 import { RouteKind, type ModuleEnv, type ScriptContext, type ScriptServices, type Value } from '../types.js';
 import { nowSec, SharedTable, tableBytes, type Item } from './table.js';
 import { specsOf } from './spec.js';
+import type { Log } from '../../contract/host.js';
 
 export const MAX_ITERATORS = 4;
 
@@ -21,7 +21,7 @@ export const state = {
   tables: new Map<string, SharedTable>(),
   iterators: new Map<string, Iterator>(),
   regexes: new Map<string, RegExp | null>(),
-  log: null as Logger | null,
+  log: null as Log | null,
 };
 
 export function load(env: ModuleEnv): void {

@@ -11,9 +11,9 @@ import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import type { SecureVersion } from 'node:tls';
 import { Agent, ProxyAgent, type Dispatcher } from 'undici';
-import type { Logger } from '../../log.js';
 import type { HttpSettings } from './connections.js';
 import { CURLE, curlCodeOf, curlStrerror } from './curl-codes.js';
+import type { Log } from '../../contract/host.js';
 
 export interface HttpQuery {
   readonly method: 'GET' | 'POST';
@@ -69,10 +69,10 @@ type Profile = Dispatcher | TransferError;
 
 export class HttpClient {
   readonly #profiles = new Map<string, Profile>();
-  readonly #log: Logger;
+  readonly #log: Log;
   readonly #localAddress: string | null;
 
-  constructor(log: Logger, localAddress: string | null) {
+  constructor(log: Log, localAddress: string | null) {
     this.#log = log;
     this.#localAddress = localAddress;
   }

@@ -1,4 +1,3 @@
-import type { CounterHandle, Counters } from '../../counters/counters.js';
 import { log } from '../../log.js';
 import {
   RouteKind,
@@ -11,6 +10,7 @@ import {
 import type { HttpClient, HttpOutcome } from './client.js';
 import type { HttpConnection, HttpSettings } from './connections.js';
 import { curlStrerror } from './curl-codes.js';
+import type { CounterHandle, CounterRow } from '../../contract/host.js';
 
 /** What a worker's http_client functions run with (set by initWorker; each thread has its own copy). */
 export interface WorkerState {
@@ -20,7 +20,7 @@ export interface WorkerState {
   readonly query: HttpSettings;
   /** query_result: 1 keeps the first line of the reply */
   readonly queryOneline: boolean;
-  readonly counters: Counters;
+  readonly counters: CounterRow;
   readonly connok: CounterHandle;
   readonly connfail: CounterHandle;
 }

@@ -10,10 +10,10 @@
 import { isIP } from 'node:net';
 import { parseUri } from '../../sip/uri.js';
 import { isPrivateIp, hasSdp, Sdp, setSdp } from '../../sip/sdp.js';
-import type { HeaderField, SipMsg } from '../../sip/types.js';
 import { avpName } from '../registrar/index.js';
 import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import { startNatPing, stopNatPing } from './natping.js';
+import type { HeaderField, SipMsg } from '../../contract/sip.js';
 
 const cfg = {
   receivedAvp: null as string | null,

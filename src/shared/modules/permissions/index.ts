@@ -11,10 +11,10 @@ import { readFileSync } from 'node:fs';
 import { SwitchyardError, reasonOf } from '../../errors.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { ModuleEnv, ModuleExports, RpcSpec, ScriptContext } from '../types.js';
-import type { Logger } from '../../log.js';
 import { findAddress, isHost, makeEntry, parseAddressFile, type AddressEntry, type AddressRow } from './address.js';
 import { compileTrusted, matchTrusted, normIp, protoOf, type TrustedEntry, type TrustedRow } from './trusted.js';
 import { allocTables, publish, readPublished, type Tables } from './published.js';
+import type { Log } from '../../contract/host.js';
 
 /** load_backends bits, as Kamailio numbers them */
 const LOAD_ADDRESS = 1;
@@ -36,7 +36,7 @@ interface Conf {
 
 const state: {
   conf: Conf | null;
-  log: Logger | null;
+  log: Log | null;
   shared: SharedArrayBuffer | null;
   /** the sequence number of the published tables this thread uses (0: its own start-up read) */
   seq: number;
@@ -86,7 +86,7 @@ function confOf(params: ModuleEnv['params']): Conf {
 const str = (v: unknown): string | null => (v == null ? null : String(v));
 
 /** the file's entries and the table's rows; throws when the database cannot be read */
-async function readAddress(c: Conf, log: Logger): Promise<AddressRow[]> {
+async function readAddress(c: Conf, log: Log): Promise<AddressRow[]> {
   const out: AddressRow[] = [];
   if (c.file !== '') {
     let text: string;
@@ -130,7 +130,7 @@ async function readTrusted(c: Conf, where: Record<string, string> = {}): Promise
   }));
 }
 
-function install(rows: Tables, log: Logger): void {
+function install(rows: Tables, log: Log): void {
   state.rows = rows;
   state.address = rows.address.map((r) => makeEntry(r.grp, r.ip, r.mask, r.port, r.tag)!);
   state.trusted = compileTrusted(rows.trusted, (why) =>

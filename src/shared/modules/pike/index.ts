@@ -3,13 +3,13 @@
  * memory across every SIP worker (see table.ts and README.md).
  */
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
-import type { Counters } from '../../counters/counters.js';
 import { PIKE_BYTES, PikeTable } from './table.js';
+import type { CounterRow } from '../../contract/host.js';
 
 const state = {
   table: null as PikeTable | null,
   logLevel: 0,
-  counters: null as Counters | null,
+  counters: null as CounterRow | null,
   blocked: -1,
 };
 

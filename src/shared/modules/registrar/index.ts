@@ -5,11 +5,12 @@
  * shared by all SIP workers (see usrloc).
  */
 import { parseUri } from '../../sip/uri.js';
-import type { NameAddr } from '../../sip/types.js';
 import { appendToReply } from '../core/functions.js';
-import { lookupBindings, saveBindings, usrlocClient, type Binding } from '../usrloc/index.js';
+import { lookupBindings, saveBindings, usrlocClient } from '../usrloc/index.js';
+import type { Binding } from '../usrloc/binding.js';
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import { SwitchyardError } from '../../errors.js';
+import type { NameAddr } from '../../contract/sip.js';
 
 const FLAG_NO_REPLY = 0x02;
 const FLAG_SINGLE_CONTACT = 0x04;

@@ -54,7 +54,7 @@ export const restClient: ModuleExports = {
   transformations: TRANSFORMATIONS,
   counters: COUNTERS,
   async initWorker(env: ModuleEnv): Promise<void> {
-    const cfg = resolveConfig(env.params, env.log);
+    const cfg = resolveConfig(env.params, env.log, { cfgFile: env.cfg.file, modules: env.script.moduleTable });
     await closeCurrent();
     current = new RestTransfers(cfg, env.counters, env.log);
     attachTransfers(current);

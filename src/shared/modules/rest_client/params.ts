@@ -2,8 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { SwitchyardError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { ModParamSpec } from '../types.js';
+import type { ModParamContext, ModParamSpec } from '../types.js';
+import type { Log } from '../../contract/host.js';
 
 const nonNegative = (v: number | string): string | null =>
   typeof v === 'number' && v >= 0 ? null : 'must be an integer >= 0';
@@ -64,14 +64,14 @@ export interface RestConfig {
 
 type ParamMap = ReadonlyMap<string, number | string | Array<number | string>>;
 
-function value(params: ParamMap, name: string): number | string {
+function value(params: ParamMap, name: string, cx: ModParamContext): number | string {
   const spec = PARAMS.find((p) => p.name === name)!;
   const raw = params.get(name);
   const v = Array.isArray(raw) ? raw[raw.length - 1] : raw;
   if (v === undefined) return spec.default!;
   const coerced = spec.type === 'int' && typeof v === 'string' ? (v === 'true' ? 1 : v === 'false' ? 0 : Number(v)) : v;
   const bad =
-    spec.type === 'int' && !Number.isInteger(coerced) ? 'must be an integer' : (spec.check?.(coerced) ?? null);
+    spec.type === 'int' && !Number.isInteger(coerced) ? 'must be an integer' : (spec.check?.(coerced, cx) ?? null);
   if (bad !== null)
     throw new SwitchyardError(
       'SY_ERR_CFG_BAD_VALUE',
@@ -111,18 +111,18 @@ function readPem(name: string, path: string): Buffer {
 }
 
 /** modparams (defaults applied where absent) → RestConfig; throws SY_ERR_CFG_BAD_VALUE */
-export function resolveConfig(params: ParamMap, log: Logger): RestConfig {
-  const curlTimeout = value(params, 'curl_timeout') as number;
-  let connTimeout = value(params, 'connection_timeout') as number;
+export function resolveConfig(params: ParamMap, log: Log, cx: ModParamContext): RestConfig {
+  const curlTimeout = value(params, 'curl_timeout', cx) as number;
+  let connTimeout = value(params, 'connection_timeout', cx) as number;
   if (connTimeout > curlTimeout) {
     log.warn(`rest_client: connection_timeout (${connTimeout}) must be <= curl_timeout; setting it to ${curlTimeout}`);
     connTimeout = curlTimeout;
   }
-  const maxInFlight = value(params, 'max_async_transfers') as number;
-  const maxQueued = (value(params, 'max_queued_transfers') as number) || 10 * maxInFlight;
-  const capath = value(params, 'ssl_capath') as string;
-  const certfile = value(params, 'ssl_certfile') as string;
-  const keyfile = value(params, 'ssl_keyfile') as string;
+  const maxInFlight = value(params, 'max_async_transfers', cx) as number;
+  const maxQueued = (value(params, 'max_queued_transfers', cx) as number) || 10 * maxInFlight;
+  const capath = value(params, 'ssl_capath', cx) as string;
+  const certfile = value(params, 'ssl_certfile', cx) as string;
+  const keyfile = value(params, 'ssl_keyfile', cx) as string;
   if ((certfile === '') !== (keyfile === ''))
     throw new SwitchyardError('SY_ERR_CFG_BAD_VALUE', 'rest_client: ssl_certfile and ssl_keyfile go together');
   let ca: string[] | null = null;
@@ -131,26 +131,26 @@ export function resolveConfig(params: ParamMap, log: Logger): RestConfig {
     if (extra.length === 0) log.warn(`rest_client: no CA certificate found in ssl_capath "${capath}"`);
     ca = [...rootCertificates, ...extra];
   }
-  if (value(params, 'enable_expect_100') === 1)
+  if (value(params, 'enable_expect_100', cx) === 1)
     log.warn(
       'rest_client: enable_expect_100 is accepted but not applied (undici does not send Expect: 100-continue over HTTP/1.1)',
     );
-  const httpVersion = value(params, 'curl_http_version') as number;
+  const httpVersion = value(params, 'curl_http_version', cx) as number;
   // checked, though there is nothing for them to tune (see README)
-  value(params, 'connect_poll_interval');
-  value(params, 'curl_conn_lifetime');
+  value(params, 'connect_poll_interval', cx);
+  value(params, 'curl_conn_lifetime', cx);
   return {
     connectTimeoutMs: connTimeout * 1000,
     transferTimeoutMs: curlTimeout * 1000,
     maxInFlight,
     maxQueued,
-    maxTransferSize: (value(params, 'max_transfer_size') as number) * 1024,
-    verifyPeer: value(params, 'ssl_verifypeer') !== 0,
-    verifyHost: value(params, 'ssl_verifyhost') !== 0,
+    maxTransferSize: (value(params, 'max_transfer_size', cx) as number) * 1024,
+    verifyPeer: value(params, 'ssl_verifypeer', cx) !== 0,
+    verifyHost: value(params, 'ssl_verifyhost', cx) !== 0,
     ca,
     cert: certfile === '' ? null : readPem('ssl_certfile', certfile),
     key: keyfile === '' ? null : readPem('ssl_keyfile', keyfile),
     allowH2: httpVersion === HTTP_VERSION.V2 || httpVersion === HTTP_VERSION.V2_TLS,
-    noConcurrentConnects: value(params, 'no_concurrent_connects') === 1,
+    noConcurrentConnects: value(params, 'no_concurrent_connects', cx) === 1,
   };
 }

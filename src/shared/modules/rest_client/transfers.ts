@@ -17,10 +17,9 @@
 import { histograms, H_HTTP } from '../../counters/histograms.js';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Counters, CounterHandle } from '../../counters/counters.js';
-import type { Logger } from '../../log.js';
 import type { RestConfig } from './params.js';
 import { SwitchyardError } from '../../errors.js';
+import type { Log, CounterHandle, CounterRow } from '../../contract/host.js';
 
 /** OpenSIPS rest_client's RCL_* return codes */
 export const RCL = {
@@ -267,9 +266,9 @@ class Transfer implements Dispatcher.DispatchHandler {
 
 export class RestTransfers {
   readonly cfg: RestConfig;
-  readonly log: Logger;
+  readonly log: Log;
   readonly #agent: Agent;
-  readonly #counters: Counters;
+  readonly #counters: CounterRow;
   readonly #c: Handles;
   readonly #queue: FixedRing<Transfer>;
   #inFlight = 0;
@@ -278,7 +277,7 @@ export class RestTransfers {
   /** hostnames this worker is connecting to (no_concurrent_connects) */
   readonly #connecting = new Set<string>();
 
-  constructor(cfg: RestConfig, counters: Counters, log: Logger) {
+  constructor(cfg: RestConfig, counters: CounterRow, log: Log) {
     this.cfg = cfg;
     this.log = log;
     this.#counters = counters;

@@ -7,8 +7,8 @@
  */
 import { parseUri } from '../../sip/uri.js';
 import { appendToReply } from '../core/functions.js';
-import type { SipMsg } from '../../sip/types.js';
 import { type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
+import type { SipMsg } from '../../contract/sip.js';
 
 /** the bits of msg_checks (Kamailio sanity.h) */
 export const CHECK = {

@@ -1,5 +1,5 @@
-import type { SipMsg } from '../../sip/types.js';
 import type { ScriptContext } from '../types.js';
+import type { SipMsg } from '../../contract/sip.js';
 
 /** called when a transaction sends its final reply upstream (acc, for one) */
 export type FinalReplyCallback = (ctx: ScriptContext, code: number, reason: string, reply: Buffer) => void;

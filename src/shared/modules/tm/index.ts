@@ -211,11 +211,7 @@ const pvars: PvarSpec[] = [
 
 /** tm.stats (Kamailio's RPC): the tm counters summed over the workers */
 function tmStats(_params: unknown, env: ModuleEnv): Record<string, number> {
-  const c = env.counters;
-  const v = (name: string): number => {
-    const def = c.layout.byId.get(`tm:${name}`);
-    return def ? c.sum(def) : 0;
-  };
+  const v = (name: string): number => env.counters.total(`tm:${name}`);
   const current = v('inuse_transactions');
   const total = v('UAS_transactions');
   return {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { dbFor } from '../db/index.js';
 import type { Db, Row } from '../db/client.js';
-import type { Binding } from './index.js';
+import type { Binding } from './binding.js';
 
 const TABLE = 'location';
 

@@ -7,31 +7,13 @@
  * it at start; 3 keeps it in the database only, so that several switchyard
  * instances on one database share registrations.
  */
-import { DISPATCHER, type Bus } from '../../ipc/bus.js';
+import { DISPATCHER } from '../../ipc/bus.js';
 import { SwitchyardError, reasonOf } from '../../errors.js';
 import { checkDbUrl } from '../db/index.js';
 import type { CounterSpec, ModuleEnv, ModuleExports } from '../types.js';
 import { LocationDb } from './db.js';
-
-export interface Binding {
-  /** the Contact URI */
-  uri: string;
-  /** absolute expiry, ms since the epoch */
-  expiresAt: number;
-  q: number;
-  callId: string;
-  cseq: number;
-  /** where the REGISTER came from, "sip:ip:port;transport=x" (NAT traversal) */
-  received: string;
-  path: string;
-  userAgent: string;
-  /** the listening socket it arrived on, "proto:ip:port" */
-  socket: string;
-  /** the branch flags of the REGISTER at save() (nat_bflag, sipping_bflag …): lookup() gives them back */
-  cflags: number;
-  /** registration time, for "last registered first" among equal q */
-  registeredAt: number;
-}
+import type { Binding } from './binding.js';
+import type { Bus } from '../../contract/host.js';
 
 /** what the NAT pinger needs of a binding (nathelper) */
 export interface PingTarget {

@@ -6,7 +6,6 @@
  * and the ws.* management commands. See README.md.
  */
 import { RecKind } from '../../ipc/messages.js';
-import type { CompiledScript } from '../../script/index.js';
 import {
   RouteKind,
   ROUTES_ANY,
@@ -16,6 +15,7 @@ import {
   type ScriptContext,
 } from '../types.js';
 import { SwitchyardError } from '../../errors.js';
+import type { CompiledScript } from '../types.js';
 
 /** how the master handles HTTP and WebSocket on its stream connections */
 export interface HttpSettings {

@@ -1,5 +1,5 @@
 import { SwitchyardError } from '../../errors.js';
-import type { CSeq } from '../types.js';
+import type { CSeq } from '../../contract/sip.js';
 
 const CSEQ_RE = /^(\d{1,10})\s+([A-Za-z0-9.!%*_+`'~-]+)$/;
 

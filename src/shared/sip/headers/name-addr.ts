@@ -1,6 +1,6 @@
 import { SwitchyardError } from '../../errors.js';
-import type { NameAddr } from '../types.js';
 import { isWs, parseParams } from './params.js';
+import type { NameAddr } from '../../contract/sip.js';
 
 const TOKEN_LWS = /^[A-Za-z0-9\-.!%*_+`'~ \t]*$/;
 

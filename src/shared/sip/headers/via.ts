@@ -1,6 +1,6 @@
 import { SwitchyardError } from '../../errors.js';
-import type { Span, Via } from '../types.js';
 import { parseParams, splitCommas } from './params.js';
+import type { Span, Via } from '../../contract/sip.js';
 
 const VIA_RE =
   /^SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z0-9.!%*_+`'~-]+)\s+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?:\s*:\s*(\d{1,5}))?\s*((?:;[\s\S]*)?)$/i;

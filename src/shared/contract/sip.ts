@@ -4,6 +4,9 @@
  * structured headers are parsed on first use and cached.
  */
 
+/** A SIP transport. */
+export type Proto = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+
 export interface Span {
   /** byte offset of the first byte */
   readonly start: number;
