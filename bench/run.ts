@@ -66,7 +66,7 @@ interface Run {
 
 function usage(message: string): never {
   console.error(
-    `${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 1,2] [--rate 1000] [--quick] [--servers switchyard,kamailio] [--scrape] [--smoke] [--out DIR]`,
+    `${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 1,2] [--rate 1000] [--steps 1000,2000] [--quick] [--servers switchyard,kamailio] [--scrape] [--smoke] [--out DIR]`,
   );
   process.exit(2);
 }
@@ -82,6 +82,8 @@ const values = (() => {
         // one fixed run of 1 s and one step, at --rate: checks that a scenario runs, measures nothing
         smoke: { type: 'boolean', default: false },
         rate: { type: 'string', default: '1000' },
+        // the listed step rates, instead of the scenario's
+        steps: { type: 'string' },
         servers: { type: 'string', default: 'switchyard,kamailio' },
         // switchyard: management interface on, /metrics scraped every second while it runs
         scrape: { type: 'boolean', default: false },
@@ -140,7 +142,10 @@ const settings: ScenarioSettings = existsSync(SETTINGS_FILE)
   : {};
 const fixedRate = smoke ? Number(values.rate) : (settings.rate ?? Number(values.rate));
 if (!(fixedRate > 0)) usage(`--rate wants a positive number, not ${values.rate}`);
-const LISTED = settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000];
+const LISTED = values.steps
+  ? values.steps.split(',').map(Number)
+  : (settings.steps ?? [1000, 2000, 3000, 4000, 5000, 6000, 8000]);
+if (LISTED.length === 0 || LISTED.some((r) => !(r > 0))) usage(`--steps wants positive rates, not ${values.steps}`);
 /** quick: the first two listed steps; smoke: one step at twice the fixed rate; else on until a step fails */
 const STEP_LIMIT = smoke ? 1 : quick ? Math.min(2, LISTED.length) : MAX_STEPS;
 const stepAt = (i: number): number => (smoke ? fixedRate * 2 : stepRate(LISTED, i));
