@@ -24,6 +24,24 @@ request_route {
         sl_send_reply("200", "relayed");
         exit;
     }
+    if ($rU == "multi") {
+        evapi_multicast("multi $fU", "$fU");
+        sl_send_reply("200", "multicast");
+        exit;
+    }
+    if ($rU == "uni") {
+        evapi_unicast("uni $fU", "$fU");
+        sl_send_reply("200", "unicast");
+        exit;
+    }
+    if ($rU == "amulti") {
+        evapi_async_multicast("{ \\"index\\": \\"$T(id_index)\\", \\"label\\": \\"$T(id_label)\\" }", "$fU");
+        exit;
+    }
+    if ($rU == "auni") {
+        evapi_async_unicast("{ \\"index\\": \\"$T(id_index)\\", \\"label\\": \\"$T(id_label)\\" }", "$fU");
+        exit;
+    }
     if ($rU == "async") {
         evapi_async_relay("{ \\"event\\": \\"suspend\\",\\n \\"data\\":"
             " { \\"index\\": \\"$T(id_index)\\", \\"label\\": \\"$T(id_label)\\" }\\n}");
@@ -47,6 +65,12 @@ event_route[evapi:connection-closed] {
 }
 event_route[evapi:message-received] {
     xlog("received [$evapi(msg)] from $evapi(srcaddr):$evapi(srcport)\\n");
+    if ($(evapi(msg){s.substr,0,4}) == "tag:") {
+        $var(tag) = $(evapi(msg){s.substr,4,0});
+        evapi_set_tag("$var(tag)");
+        evapi_multicast("tagged $evapi(conidx) $var(tag)", "$var(tag)");
+        exit;
+    }
     if ($evapi(msg) == "close me") {
         evapi_close();
         exit;
@@ -209,6 +233,90 @@ test('netstring_format 0: events go bare and each read is one message', async ()
   c.socket.destroy();
 });
 
+/** a client tagged with evapi_set_tag(): it sends "tag:<name>" and waits for the route's multicast to that tag */
+async function tagged(port: number, tag: string): ReturnType<typeof client> {
+  const c = await client(port);
+  const hello = await c.waitFor(/hello (\d+),/);
+  const idx = /hello (\d+)/.exec(hello)![1]!;
+  const msg = `tag:${tag}`;
+  c.socket.write(`${msg.length}:${msg},`);
+  await c.waitFor(new RegExp(`tagged ${idx} ${tag},`));
+  return c;
+}
+
+test('evapi_set_tag and evapi_multicast: an event reaches every client of that tag and no other', async () => {
+  const a1 = await tagged(PORT, 'alpha');
+  const a2 = await tagged(PORT, 'alpha');
+  const b = await tagged(PORT, 'beta');
+  const plain = await client(PORT);
+  await plain.waitFor(/hello/);
+  try {
+    assert.equal(await sip(server.udp[0]!, 'multi', 'alpha'), 'SIP/2.0 200 multicast');
+    await a1.waitFor(/11:multi alpha,/);
+    await a2.waitFor(/11:multi alpha,/);
+    // a relay to all afterwards: the dispatcher writes in order, so whoever has it and not the multicast never got it
+    assert.equal(await sip(server.udp[0]!, 'relay', 'marker1'), 'SIP/2.0 200 relayed');
+    for (const c of [b, plain]) {
+      await c.waitFor(/"fU": "marker1"/);
+      assert.doesNotMatch(c.text(), /multi alpha/);
+    }
+  } finally {
+    for (const c of [a1, a2, b, plain]) c.socket.destroy();
+  }
+});
+
+test('evapi_unicast: an event reaches the first client of that tag only (by connection index)', async () => {
+  const g1 = await tagged(PORT, 'gamma');
+  const g2 = await tagged(PORT, 'gamma');
+  try {
+    for (let i = 0; i < 3; i++) assert.equal(await sip(server.udp[0]!, 'uni', 'gamma'), 'SIP/2.0 200 unicast');
+    await g1.waitFor(/(9:uni gamma,[^]*){3}/);
+    assert.equal(await sip(server.udp[0]!, 'relay', 'marker2'), 'SIP/2.0 200 relayed');
+    await g2.waitFor(/"fU": "marker2"/);
+    assert.doesNotMatch(g2.text(), /uni gamma/);
+    // no client of the tag: returns at once all the same, nothing is sent
+    assert.equal(await sip(server.udp[0]!, 'uni', 'nobody'), 'SIP/2.0 200 unicast');
+  } finally {
+    g1.socket.destroy();
+    g2.socket.destroy();
+  }
+});
+
+for (const [ruri, what] of [
+  ['amulti', 'evapi_async_multicast'],
+  ['auni', 'evapi_async_unicast'],
+] as const) {
+  test(`${what}: the request waits, only the tagged client gets index and label, t_continue resumes it`, async () => {
+    const d = await tagged(PORT, `delta${ruri}`);
+    const other = await client(PORT);
+    await other.waitFor(/hello/);
+    try {
+      const reply = sip(server.udp[0]!, ruri, `delta${ruri}`, 'INVITE');
+      const frame = await d.waitFor(/\d+:\{ "index"[^}]*\},/);
+      const ev = JSON.parse(frame.slice(frame.indexOf(':') + 1, -1)) as { index: string; label: string };
+      const answer = JSON.stringify({ index: Number(ev.index), label: Number(ev.label) });
+      d.socket.write(`${Buffer.byteLength(answer)}:${answer},`);
+      assert.equal(await reply, 'SIP/2.0 200 resumed by the event socket');
+      assert.doesNotMatch(other.text(), /"index"/);
+    } finally {
+      d.socket.destroy();
+      other.socket.destroy();
+    }
+  });
+}
+
+test('-c: evapi_set_tag refuses an empty tag and one over 64 characters', async () => {
+  for (const tag of ['', 'x'.repeat(65)]) {
+    const r = await runCli([
+      '-c',
+      '-f',
+      writeCfg(`loadmodule "evapi.so"\nevent_route[evapi:connection-new] {\n    evapi_set_tag("${tag}");\n}\n`),
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /test\.cfg:3:19: evapi_set_tag\(\): (no tag name|a tag is 64 characters at most)/);
+  }
+});
+
 test('with no client connected, evapi_relay returns at once', async () => {
   const t0 = Date.now();
   assert.equal(await sip(server.udp[0]!, 'relay', 'nobody'), 'SIP/2.0 200 relayed');
@@ -222,6 +330,12 @@ const SEEDS: Record<string, string> = {
   '1.4': 'request_route {\nevapi_relay("{ \\"event\\": \\"test\\",\\n \\"data\\": { \\"fU\\": \\"$fU\\" }\\n}");\n}',
   '1.6':
     'request_route {\nevapi_async_relay("{ \\"event\\": \\"suspend\\",\\n \\"data\\":"\n" { \\"index\\": \\"$T(id_index)\\", \\"label\\": \\"$T(id_label)\\" }\\n}");\n}',
+  '1.7m':
+    'request_route {\nevapi_multicast("{ \\"event\\": \\"test\\",\\n \\"data\\": { \\"fU\\": \\"$fU\\" }\\n}", "tagx");\n}',
+  '1.9':
+    'request_route {\nevapi_unicast("{ \\"event\\": \\"test\\",\\n \\"data\\": { \\"fU\\": \\"$fU\\" }\\n}", "tagx");\n}',
+  '1.12':
+    'event_route[evapi:connection-new] {\nif($evapi(srcaddr)=="127.0.0.1") {\nevapi_set_tag("local");\nexit;\n}\n}',
   '1.7': 'event_route[evapi:connection-new] {\nif($evapi(srcaddr)!="127.0.0.1") {\nevapi_close();\nexit;\n}\n}',
   '5.1': 'event_route[evapi:connection-new] {\nxlog("new connection from $evapi(srcaddr):$evapi(srcport)\\n");\n}',
   '5.2': 'event_route[evapi:connection-closed] {\nxlog("connection closed by $evapi(srcaddr):$evapi(srcport)\\n");\n}',

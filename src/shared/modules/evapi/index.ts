@@ -16,7 +16,7 @@ import {
   type PvarSpec,
   type ScriptContext,
 } from '../types.js';
-import { EvapiServer, type EvapiEnv } from './server.js';
+import { EvapiServer, MAX_TAG, type EvapiEnv } from './server.js';
 import { SwitchyardError } from '../../errors.js';
 import type { Bus } from '../../contract/host.js';
 
@@ -35,8 +35,13 @@ const positive = (v: number | string): string | null =>
   typeof v === 'number' && v > 0 ? null : 'must be an integer > 0';
 
 const PARAMS: readonly ModParamSpec[] = [
-  // accepted: the dispatcher thread runs the event routes (see README.md)
-  { name: 'workers', type: 'int', default: 1, check: positive },
+  {
+    name: 'workers',
+    type: 'int',
+    default: 1,
+    check: positive,
+    noEffect: 'the event routes run in the event dispatcher thread, without blocking on what they wait for',
+  },
   {
     name: 'bind_addr',
     type: 'str',
@@ -61,17 +66,24 @@ const COUNTERS: readonly CounterSpec[] = [
 /** per thread: the server in the dispatcher, the bus in a SIP worker */
 const state: { server: EvapiServer | null; bus: Bus | null } = { server: null, bus: null };
 
-function relay(data: string): number {
-  if (state.server !== null) return state.server.relay(data);
-  if (state.bus === null || !state.bus.post(DISPATCHER, TOPIC_RELAY, data)) {
+/** what a SIP worker posts to the dispatcher: the event, and for multicast/unicast the tag */
+interface RelayMsg {
+  readonly data: string;
+  readonly tag: string | null;
+  readonly unicast: boolean;
+}
+
+function relay(data: string, tag: string | null = null, unicast = false): number {
+  if (state.server !== null) return state.server.relay(data, tag, unicast);
+  if (state.bus === null || !state.bus.post(DISPATCHER, TOPIC_RELAY, { data, tag, unicast } satisfies RelayMsg)) {
     log.err('evapi_relay: the event dispatcher cannot be reached');
     return -1;
   }
   return 1;
 }
 
-/** evapi_async_relay: suspend the transaction, then format the data (it may name $T(id_index)/$T(id_label)) and relay it */
-function asyncRelay(ctx: ScriptContext, data: () => string): number {
+/** evapi_async_*: suspend the transaction, then format the data (it may name $T(id_index)/$T(id_label)) and relay it */
+function asyncRelay(ctx: ScriptContext, data: () => string, tag: string | null = null, unicast = false): number {
   const tm = ctx.svc.tm as { tSuspend?(ctx: ScriptContext): number } | null;
   if (tm?.tSuspend === undefined) {
     log.err('evapi_async_relay: needs the tm module (loadmodule "tm.so")');
@@ -81,8 +93,12 @@ function asyncRelay(ctx: ScriptContext, data: () => string): number {
     log.err('evapi_async_relay: the transaction cannot be suspended');
     return -1;
   }
-  return relay(data());
+  return relay(data(), tag, unicast);
 }
+
+const EVDATA = { kind: 'str', name: 'evdata' } as const;
+const LAZY_EVDATA = { kind: 'str', name: 'evdata', lazy: true } as const;
+const ETAG = { kind: 'str', name: 'etag' } as const;
 
 function envOf(ctx: ScriptContext): EvapiEnv | undefined {
   return ctx.ext.evapi as EvapiEnv | undefined;
@@ -91,15 +107,62 @@ function envOf(ctx: ScriptContext): EvapiEnv | undefined {
 const FUNCTIONS: readonly FunctionSpec[] = [
   {
     name: 'evapi_relay',
-    args: [{ kind: 'str', name: 'evdata' }],
+    args: [EVDATA],
     routes: ROUTES_ANY,
     fn: (_ctx, data: string) => relay(data),
   },
   {
     name: 'evapi_async_relay',
-    args: [{ kind: 'str', name: 'evdata', lazy: true }],
+    args: [LAZY_EVDATA],
     routes: RouteKind.REQUEST,
-    fn: asyncRelay,
+    fn: (ctx, data: () => string) => asyncRelay(ctx, data),
+  },
+  {
+    name: 'evapi_multicast',
+    args: [EVDATA, ETAG],
+    routes: ROUTES_ANY,
+    fn: (_ctx, data: string, tag: string) => relay(data, tag),
+  },
+  {
+    name: 'evapi_async_multicast',
+    args: [LAZY_EVDATA, ETAG],
+    routes: RouteKind.REQUEST,
+    fn: (ctx, data: () => string, tag: string) => asyncRelay(ctx, data, tag),
+  },
+  {
+    name: 'evapi_unicast',
+    args: [EVDATA, ETAG],
+    routes: ROUTES_ANY,
+    fn: (_ctx, data: string, tag: string) => relay(data, tag, true),
+  },
+  {
+    name: 'evapi_async_unicast',
+    args: [LAZY_EVDATA, ETAG],
+    routes: RouteKind.REQUEST,
+    fn: (ctx, data: () => string, tag: string) => asyncRelay(ctx, data, tag, true),
+  },
+  {
+    name: 'evapi_set_tag',
+    args: [
+      {
+        kind: 'str',
+        name: 'tname',
+        check: (v) => (v === '' ? 'no tag name' : v.length > MAX_TAG ? `a tag is ${MAX_TAG} characters at most` : null),
+      },
+    ],
+    routes: ROUTES_ANY,
+    fn: (ctx, tag: string) => {
+      const env = envOf(ctx);
+      if (env === undefined || state.server === null) {
+        log.err('evapi_set_tag: only in the evapi event routes');
+        return -1;
+      }
+      if (tag === '' || tag.length > MAX_TAG) {
+        log.err(`evapi_set_tag: a tag is 1 to ${MAX_TAG} characters, found ${tag.length}`);
+        return -1;
+      }
+      return state.server.setTag(env.conidx, tag);
+    },
   },
   {
     name: 'evapi_close',
@@ -164,7 +227,10 @@ export const evapi: ModuleExports = {
     );
     await server.listen();
     state.server = server;
-    env.bus.on(TOPIC_RELAY, (m) => server.relay(m as string));
+    env.bus.on(TOPIC_RELAY, (m) => {
+      const r = m as RelayMsg;
+      return server.relay(r.data, r.tag, r.unicast);
+    });
   },
   async destroy() {
     const s = state.server;

@@ -37,7 +37,12 @@ interface Client {
   readonly addr: string;
   readonly port: number;
   readonly reader: NetstringReader | null;
+  /** evapi_set_tag(): what evapi_multicast/evapi_unicast match */
+  tag: string | null;
 }
+
+/** the longest tag evapi_set_tag() takes, as Kamailio's */
+export const MAX_TAG = 64;
 
 export class EvapiServer {
   readonly #cfg: EvapiConfig;
@@ -96,19 +101,31 @@ export class EvapiServer {
     });
   }
 
-  /** evapi_relay: the event data to every client */
-  relay(data: string): number {
+  /**
+   * evapi_relay: the event data to every client; with a tag (evapi_multicast) to the clients
+   * tagged so; `unicast` (evapi_unicast): to the first of them, by connection index
+   */
+  relay(data: string, tag: string | null = null, unicast = false): number {
     const frame = this.#cfg.netstrings ? encodeNetstring(data) : Buffer.from(data, 'utf8');
     for (const c of this.#clients) {
-      if (c === null || c.socket.destroyed) continue;
+      if (c === null || c.socket.destroyed || (tag !== null && c.tag !== tag)) continue;
       if (c.socket.writableLength > MAX_BACKLOG) {
         this.#log.warn(`evapi: client ${c.idx} (${c.addr}:${c.port}) does not read its events: closing it`);
         c.socket.destroy();
         continue;
       }
       c.socket.write(frame);
+      if (unicast) break;
     }
     this.#counters.inc(this.#c.relayed);
+    return 1;
+  }
+
+  /** evapi_set_tag: the tag of the client whose event route is running */
+  setTag(conidx: number, tag: string): number {
+    const c = this.#clients[conidx];
+    if (c === undefined || c === null) return -1;
+    c.tag = tag;
     return 1;
   }
 
@@ -144,6 +161,7 @@ export class EvapiServer {
       addr: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
       port: socket.remotePort ?? 0,
       reader: this.#cfg.netstrings ? new NetstringReader() : null,
+      tag: null,
     };
     this.#clients[idx] = c;
     this.#counters.inc(this.#c.clients);
