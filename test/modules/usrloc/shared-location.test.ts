@@ -21,18 +21,18 @@ request_route {
 `;
 
 let seq = 0;
-function register(peer: UdpPeer, proxy: string, expires: number): void {
+function register(peer: UdpPeer, proxy: string, expires: number, user = 'alice', callId = 'ul-reg@test'): void {
   seq++;
   peer.send(
     sipRequest([
       `REGISTER sip:${proxy} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKul${seq};rport`,
       'Max-Forwards: 70',
-      `From: <sip:alice@${proxy}>;tag=r${seq}`,
-      `To: <sip:alice@${proxy}>`,
-      'Call-ID: ul-reg@test',
+      `From: <sip:${user}@${proxy}>;tag=r${seq}`,
+      `To: <sip:${user}@${proxy}>`,
+      `Call-ID: ${callId}`,
       `CSeq: ${seq} REGISTER`,
-      `Contact: <sip:alice@127.0.0.1:${peer.port}>`,
+      `Contact: <sip:${user}@127.0.0.1:${peer.port}>`,
       `Expires: ${expires}`,
       'Content-Length: 0',
     ]),
@@ -116,6 +116,25 @@ for (const b of await backends()) {
         assert.match(await next(phone, /^SIP\/2\.0 /), /^SIP\/2\.0 200 OK\r\n/);
         invite(caller, one.udp[0]!);
         assert.match(await next(caller, /^SIP\/2\.0 404 /), /^SIP\/2\.0 404 Not Found\r\n/);
+      },
+    );
+
+    test(
+      'REGISTERs of one AoR sent at once through both instances: each binding is kept (the AoR is locked in the database)',
+      { timeout: 30_000 },
+      async () => {
+        const phones = await Promise.all(Array.from({ length: 16 }, () => UdpPeer.open()));
+        try {
+          phones.forEach((p, i) => register(p, (i % 2 === 0 ? one : two).udp[0]!, 300, 'carol', `carol-${i}@test`));
+          for (const p of phones) assert.match(await next(p, /^SIP\/2\.0 /), /^SIP\/2\.0 200 OK\r\n/);
+          const rows = await sql(url, "SELECT contact FROM location WHERE username = 'carol'");
+          assert.deepEqual(
+            rows.map((r) => String(r.contact)).sort(),
+            phones.map((p) => `sip:carol@127.0.0.1:${p.port}`).sort(),
+          );
+        } finally {
+          for (const p of phones) p.close();
+        }
       },
     );
   });

@@ -8,6 +8,7 @@
  * connect, or no answer in time) or SY_ERR_DB_QUERY (the database refused
  * the statement).
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { SwitchyardError } from '../../errors.js';
@@ -23,30 +24,28 @@ export interface DbOptions {
   readonly poolSize: number;
 }
 
+type Run = (sql: string, params: readonly DbValue[]) => Promise<{ rows: Row[]; affected: number }>;
+
+/** one connection held for a transaction; release(broken) gives it back (broken: closed instead) */
+interface Session {
+  run: Run;
+  release(broken: boolean): void;
+}
+
 interface Driver {
-  run(sql: string, params: readonly DbValue[]): Promise<{ rows: Row[]; affected: number }>;
+  run: Run;
+  session(): Promise<Session>;
   close(): Promise<void>;
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export class Db {
-  readonly kind: DbKind;
-  readonly url: DbUrl;
-  readonly #driver: Driver;
-  readonly #timeoutMs: number;
-
-  constructor(url: DbUrl, opts: DbOptions) {
-    this.kind = url.kind;
-    this.url = url;
-    this.#timeoutMs = opts.timeoutMs;
-    this.#driver =
-      url.kind === 'sqlite'
-        ? sqliteDriver(url)
-        : url.kind === 'postgres'
-          ? pgDriver(url, opts)
-          : mysqlDriver(url, opts);
-  }
+/** the statements a module runs, on the pool or inside a transaction */
+export abstract class Statements {
+  abstract readonly kind: DbKind;
+  abstract readonly url: DbUrl;
+  protected abstract readonly timeoutMs: number;
+  protected abstract run(sql: string, params: readonly DbValue[]): Promise<{ rows: Row[]; affected: number }>;
 
   /** a quoted identifier (table or column names come from scripts: checked) */
   id(name: string): string {
@@ -61,15 +60,15 @@ export class Db {
       timer = setTimeout(
         () =>
           reject(
-            new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${this.url.display}: no answer within ${this.#timeoutMs} ms`),
+            new SwitchyardError('SY_ERR_DB_UNAVAILABLE', `${this.url.display}: no answer within ${this.timeoutMs} ms`),
           ),
-        this.#timeoutMs,
+        this.timeoutMs,
       );
     });
     try {
       // DATETIME values travel as UTC text: no driver's local-time conversion
       const p = params.map((v) => (v instanceof Date ? sqlTime(v) : v));
-      return await Promise.race([this.#driver.run(this.kind === 'postgres' ? dollarParams(sql) : sql, p), timeout]);
+      return await Promise.race([this.run(this.kind === 'postgres' ? dollarParams(sql) : sql, p), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -112,6 +111,104 @@ export class Db {
   async delete(table: string, where: Row): Promise<number> {
     const w = this.#where(where);
     return (await this.query(`DELETE FROM ${this.id(table)}${w.sql}`, w.params)).affected;
+  }
+}
+
+/** the statements of one transaction, on its own connection */
+class Tx extends Statements {
+  constructor(
+    readonly kind: DbKind,
+    readonly url: DbUrl,
+    protected readonly timeoutMs: number,
+    readonly session: Session,
+  ) {
+    super();
+  }
+
+  protected run(sql: string, params: readonly DbValue[]): Promise<{ rows: Row[]; affected: number }> {
+    return this.session.run(sql, params);
+  }
+}
+
+export class Db extends Statements {
+  readonly kind: DbKind;
+  readonly url: DbUrl;
+  protected readonly timeoutMs: number;
+  readonly #driver: Driver;
+  /** SQLite: one connection per thread, so its transactions take turns here */
+  #sqliteTurn: Promise<unknown> = Promise.resolve();
+
+  constructor(url: DbUrl, opts: DbOptions) {
+    super();
+    this.kind = url.kind;
+    this.url = url;
+    this.timeoutMs = opts.timeoutMs;
+    this.#driver =
+      url.kind === 'sqlite'
+        ? sqliteDriver(url)
+        : url.kind === 'postgres'
+          ? pgDriver(url, opts)
+          : mysqlDriver(url, opts);
+  }
+
+  protected run(sql: string, params: readonly DbValue[]): Promise<{ rows: Row[]; affected: number }> {
+    return this.#driver.run(sql, params);
+  }
+
+  /**
+   * Run `fn` in a transaction that holds the lock named `key` against every
+   * other process on this database: PostgreSQL's pg_advisory_xact_lock,
+   * MariaDB's GET_LOCK, SQLite's write lock (BEGIN IMMEDIATE). Committed when
+   * `fn` settles, rolled back when it throws; each statement is bounded by
+   * the timeout, so a lock held elsewhere costs at most that long.
+   */
+  async transaction<T>(key: string, fn: (tx: Statements) => Promise<T>): Promise<T> {
+    if (this.kind !== 'sqlite') return this.#transaction(key, fn);
+    const turn = this.#sqliteTurn.then(() => this.#transaction(key, fn));
+    this.#sqliteTurn = turn.catch(() => {});
+    return turn;
+  }
+
+  async #transaction<T>(key: string, fn: (tx: Statements) => Promise<T>): Promise<T> {
+    const tx = new Tx(this.kind, this.url, this.timeoutMs, await this.#driver.session());
+    const lockName = `sy_${createHash('sha1').update(key).digest('hex').slice(0, 40)}`;
+    let locked = false;
+    let broken = false;
+    try {
+      if (this.kind === 'mysql') {
+        const secs = Math.max(1, Math.ceil(this.timeoutMs / 1000));
+        const got = (await tx.query('SELECT GET_LOCK(?, ?) AS l', [lockName, secs])).rows[0]?.l;
+        if (Number(got) !== 1)
+          throw new SwitchyardError(
+            'SY_ERR_DB_UNAVAILABLE',
+            `${this.url.display}: lock ${key} not granted in ${secs} s`,
+          );
+        locked = true;
+        await tx.query('START TRANSACTION');
+      } else if (this.kind === 'postgres') {
+        await tx.query('BEGIN');
+        await tx.query('SELECT pg_advisory_xact_lock(hashtext(?))', [lockName]);
+      } else await tx.query('BEGIN IMMEDIATE');
+      let out: T;
+      try {
+        out = await fn(tx);
+      } catch (e) {
+        await tx.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw e;
+      }
+      await tx.query('COMMIT');
+      return out;
+    } catch (e) {
+      // a statement that timed out leaves the connection in an unknown state
+      if ((e as SwitchyardError).code === 'SY_ERR_DB_UNAVAILABLE') broken = true;
+      if (this.kind === 'sqlite') await tx.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      if (locked && !broken) await tx.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => (broken = true));
+      tx.session.release(broken);
+    }
   }
 
   close(): Promise<void> {
@@ -184,6 +281,9 @@ function sqliteDriver(url: DbUrl): Driver {
           : failed(url, e);
       }
     },
+    async session() {
+      return { run: this.run, release: () => {} };
+    },
     async close() {
       db.close();
     },
@@ -227,6 +327,25 @@ function pgDriver(url: DbUrl, opts: DbOptions): Driver {
         throw isConnectionError(e) ? unavailable(url, e) : failed(url, e);
       }
     },
+    async session() {
+      let client: import('pg').PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (e) {
+        throw unavailable(url, e);
+      }
+      return {
+        async run(sql, params) {
+          try {
+            const r = await client.query(sql, params as unknown[]);
+            return { rows: r.rows as Row[], affected: r.rowCount ?? 0 };
+          } catch (e) {
+            throw isConnectionError(e) ? unavailable(url, e) : failed(url, e);
+          }
+        },
+        release: (broken) => client.release(broken),
+      };
+    },
     close: () => pool.end(),
   };
 }
@@ -257,6 +376,26 @@ function mysqlDriver(url: DbUrl, opts: DbOptions): Driver {
       } catch (e) {
         throw isConnectionError(e) ? unavailable(url, e) : failed(url, e);
       }
+    },
+    async session() {
+      let conn: import('mysql2/promise').PoolConnection;
+      try {
+        conn = await pool.getConnection();
+      } catch (e) {
+        throw unavailable(url, e);
+      }
+      return {
+        async run(sql, params) {
+          try {
+            const [res] = await conn.query({ sql, timeout: opts.timeoutMs }, params as unknown[]);
+            if (Array.isArray(res)) return { rows: res as Row[], affected: 0 };
+            return { rows: [], affected: (res as { affectedRows?: number }).affectedRows ?? 0 };
+          } catch (e) {
+            throw isConnectionError(e) ? unavailable(url, e) : failed(url, e);
+          }
+        },
+        release: (broken) => (broken ? conn.destroy() : conn.release()),
+      };
     },
     close: () => pool.end(),
   };

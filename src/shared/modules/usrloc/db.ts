@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { dbFor } from '../db/index.js';
-import type { Db, Row } from '../db/client.js';
+import type { Db, Row, Statements } from '../db/client.js';
 import type { Binding } from './binding.js';
 
 const TABLE = 'location';
@@ -24,6 +24,32 @@ function timeOf(v: unknown): number {
   return Number.isFinite(t) ? t : 0;
 }
 
+/** the rows of `aor` become `bindings` */
+async function replace(db: Statements, aor: string, bindings: readonly Binding[]): Promise<void> {
+  const { username, domain } = split(aor);
+  await db.delete(TABLE, { username, domain });
+  const now = new Date();
+  for (const b of bindings) {
+    await db.insert(TABLE, {
+      ruid: randomUUID(),
+      username,
+      domain,
+      contact: b.uri,
+      received: b.received || null,
+      path: b.path || null,
+      expires: new Date(b.expiresAt),
+      q: b.q,
+      callid: b.callId,
+      cseq: b.cseq,
+      last_modified: now,
+      flags: 0,
+      cflags: b.cflags,
+      user_agent: b.userAgent,
+      socket: b.socket || null,
+    });
+  }
+}
+
 export class LocationDb {
   readonly #url: string;
 
@@ -36,37 +62,29 @@ export class LocationDb {
   }
 
   /** replace the rows of `aor` by `bindings` */
-  async write(aor: string, bindings: readonly Binding[]): Promise<void> {
-    const { username, domain } = split(aor);
-    await this.#db.delete(TABLE, { username, domain });
-    const now = new Date();
-    for (const b of bindings) {
-      await this.#db.insert(TABLE, {
-        ruid: randomUUID(),
-        username,
-        domain,
-        contact: b.uri,
-        received: b.received || null,
-        path: b.path || null,
-        expires: new Date(b.expiresAt),
-        q: b.q,
-        callid: b.callId,
-        cseq: b.cseq,
-        last_modified: now,
-        flags: 0,
-        cflags: b.cflags,
-        user_agent: b.userAgent,
-        socket: b.socket || null,
-      });
-    }
+  write(aor: string, bindings: readonly Binding[], db: Statements = this.#db): Promise<void> {
+    return replace(db, aor, bindings);
+  }
+
+  /**
+   * db_mode 3: read `aor`'s rows, let `f` work out the new bindings, write
+   * them, all under a lock on the AoR that every instance on this database
+   * takes, so two REGISTERs through two instances never overwrite each
+   * other's binding. `f` returns the bindings to write (null: none) and its
+   * result.
+   */
+  change<T>(aor: string, f: (current: Binding[]) => { write: Binding[] | null; result: T }): Promise<T> {
+    return this.#db.transaction(`location:${aor}`, async (tx) => {
+      const r = f(await this.read(aor, Date.now(), tx));
+      if (r.write !== null) await replace(tx, aor, r.write);
+      return r.result;
+    });
   }
 
   /** the unexpired bindings of `aor` */
-  async read(aor: string, now = Date.now()): Promise<Binding[]> {
+  async read(aor: string, now = Date.now(), db: Statements = this.#db): Promise<Binding[]> {
     const { username, domain } = split(aor);
-    return (await this.#db.select(TABLE, COLUMNS, { username, domain }))
-      .map(bindingOf)
-      .filter((b) => b.expiresAt > now);
+    return (await db.select(TABLE, COLUMNS, { username, domain })).map(bindingOf).filter((b) => b.expiresAt > now);
   }
 
   /** every unexpired binding, by AoR (start-up of db_mode 1 and 2) */

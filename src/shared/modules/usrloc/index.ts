@@ -274,14 +274,14 @@ export const usrloc: ModuleExports = {
     }
     env.bus.on('usrloc.save', async (m) => {
       const req = m as SaveRequest;
-      if (mode === 3) {
-        // the database is the table: this AoR's rows, updated as one
-        const one = new LocationTable();
-        one.load(req.aor, await db!.read(req.aor));
-        const r = one.save(req);
-        if (r.ok) await db!.write(req.aor, r.bindings);
-        return r;
-      }
+      if (mode === 3)
+        // the database is the table: this AoR's rows, read and written under a lock every instance takes
+        return db!.change(req.aor, (current) => {
+          const one = new LocationTable();
+          one.load(req.aor, current);
+          const r = one.save(req);
+          return { write: r.ok ? r.bindings : null, result: r };
+        });
       const r = table.save(req);
       publish();
       if (r.ok && mode === 1)
