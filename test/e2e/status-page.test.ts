@@ -66,7 +66,8 @@ test(
       assert.match((await page.textContent('#sub')) ?? '', /switchyard .* 2 SIP workers/);
       assert.equal(await page.locator('#threads tr').count(), 4);
 
-      // load: 600 calls at 100/s; the page must show calls/s and per-worker messages/s above 0
+      // load: 600 calls at 100/s; the page must show calls/s and messages/s above 0 on the worker that
+      // reads sipp's datagrams (one source address and port: the kernel gives them all to one worker's socket)
       const uac = runUac({
         target: server.udp[0]!,
         calls: 600,
@@ -80,7 +81,7 @@ test(
         { timeout: 20_000 },
       );
       await page.waitForFunction(
-        `[...document.querySelectorAll('#threads tr')].filter((tr) => /SIP worker/.test(tr.textContent) && Number(tr.children[1].textContent.replace(/,/g, '')) > 0).length === 2`,
+        `[...document.querySelectorAll('#threads tr')].filter((tr) => /SIP worker/.test(tr.textContent) && Number(tr.children[1].textContent.replace(/,/g, '')) > 0).length >= 1`,
         undefined,
         { timeout: 10_000 },
       );

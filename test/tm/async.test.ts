@@ -58,8 +58,8 @@ route[resumed] {
       });
       // paced by the server: a window of requests in flight, so that a busy machine
       // is not flooded into dropping datagrams; a window that makes no progress for
-      // a second is sent again, as a UA retransmits (absorbed while suspended)
-      const WINDOW = 500;
+      // 300 ms is sent again, as a UA retransmits (absorbed while suspended)
+      const WINDOW = 250;
       const sentAt = Date.now();
       let peak = 0;
       for (let sent = 0; sent < N;) {
@@ -73,7 +73,7 @@ route[resumed] {
           if (now > peak) {
             peak = now;
             stalledSince = Date.now();
-          } else if (Date.now() - stalledSince > 1000) {
+          } else if (Date.now() - stalledSince > 300) {
             for (let i = Math.max(0, sent - WINDOW); i < sent; i++) peer.send(requests[i]!, server.udp[0]!);
             stalledSince = Date.now();
           }
