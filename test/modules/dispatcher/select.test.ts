@@ -27,6 +27,7 @@ loadmodule "dispatcher.so"
 modparam("dispatcher", "list_file", "${list}")
 modparam("dispatcher", "attrs_avp", "$avp(dsattrs)")
 modparam("dispatcher", "setid_pvname", "$var(setid)")
+modparam("dispatcher", "hash_pvar", "key-$hdr(X-Key)")
 request_route {
     $var(alg) = $hdr(X-Alg);
     $var(set) = $hdr(X-Set);
@@ -73,7 +74,7 @@ async function ask(
   user: string,
   set: number,
   alg: number,
-  opts: { callId?: string; from?: string } = {},
+  opts: { callId?: string; from?: string; key?: string } = {},
 ): Promise<string> {
   const p = await UdpPeer.open();
   try {
@@ -89,6 +90,7 @@ async function ask(
         'CSeq: 1 OPTIONS',
         `X-Set: ${set}`,
         `X-Alg: ${alg}`,
+        ...(opts.key !== undefined ? [`X-Key: ${opts.key}`] : []),
         'Content-Length: 0',
       ]),
       server.udp[0]!,
@@ -132,6 +134,31 @@ test('hashes (0 Call-ID, 1 From) are stable per key; priority (8) takes the high
   const w = await Promise.all(Array.from({ length: 100 }, () => ask('w', 2, 9)));
   const heavy = w.filter((x) => x.includes('10.0.1.2')).length;
   assert.equal(heavy, 75);
+});
+
+test('hash over hash_pvar (7): one key always picks one destination, whichever worker; keys spread over the set', async () => {
+  const picks = new Map<string, string>();
+  for (let k = 0; k < 12; k++) {
+    const key = `k${k}`;
+    const first = await ask('h7', 1, 7, { key });
+    assert.match(first, /^200 sip:10\.0\.0\.[12]:50[67]0 /);
+    // several Call-IDs: different SIP workers, one answer
+    for (let i = 0; i < 3; i++) assert.equal(await ask('h7', 1, 7, { key }), first);
+    picks.set(key, first);
+  }
+  assert.equal(new Set(picks.values()).size, 2, JSON.stringify([...picks]));
+});
+
+test('-c: hash_pvar with an unknown pseudo-variable', async () => {
+  const r = await runCli([
+    '-c',
+    '-f',
+    writeCfg(
+      `loadmodule "dispatcher.so"\nmodparam("dispatcher", "list_file", "${listFile}")\nmodparam("dispatcher", "hash_pvar", "$nosuch(x)")\n`,
+    ),
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /:3:1: parameter "hash_pvar" of module "dispatcher": unknown pseudo-variable \$nosuch\(x\)/);
 });
 
 test('ds_select_domain rewrites the R-URI host; ds_is_from_list matches ip, port and transport', async () => {

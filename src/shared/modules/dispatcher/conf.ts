@@ -1,6 +1,7 @@
 /** dispatcher: the module parameters, read once per thread. */
 import { isAbsolute, join, dirname } from 'node:path';
-import { type ModuleEnv } from '../types.js';
+import { parsePvarText } from '../../script/pvar-syntax.js';
+import { type ModuleEnv, type ModuleTable, type ScriptContext, type Value } from '../types.js';
 import { MAX_DESTS, MAX_SETS } from './state.js';
 
 export const LIMITS = { sets: MAX_SETS, dests: MAX_DESTS };
@@ -28,6 +29,34 @@ export interface Conf {
   setidPv: string;
   attrsPv: string;
   hashExpire: number;
+  /** hash_pvar, compiled: text and pseudo-variable readers (algorithm 7); null when unset */
+  hashPvar: Array<string | ((ctx: ScriptContext) => Value)> | null;
+}
+
+/**
+ * hash_pvar ("$fU@$fd", "$avp(key)"): literal text and pseudo-variables without transformations or
+ * indexes, each read per request. An error message when it is not that.
+ */
+export function parseHashPvar(
+  modules: ModuleTable,
+  text: string,
+): Array<string | ((ctx: ScriptContext) => Value)> | string {
+  const out: Array<string | ((ctx: ScriptContext) => Value)> = [];
+  const re = /\$[A-Za-z_]\w*(?:\([^()]*\))?/g;
+  let at = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    if (m.index > at) out.push(text.slice(at, m.index));
+    const syntax = parsePvarText(m[0]);
+    const spec = modules.all.flatMap((x) => x.pvars ?? []).find((p) => p.name === syntax?.name);
+    if (syntax === null || spec === undefined) return `unknown pseudo-variable ${m[0]}`;
+    if ((spec.arg === 'required') !== (syntax.arg !== undefined) && spec.arg !== 'optional')
+      return `${m[0]}: ${spec.arg === 'required' ? 'needs' : 'takes no'} an argument`;
+    out.push((ctx) => spec.get(ctx, syntax.arg));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) out.push(text.slice(at));
+  if (!out.some((x) => typeof x !== 'string')) return 'no pseudo-variable in it';
+  return out;
 }
 
 export function listFile(params: ModuleEnv['params'], cfgFile: string): string {
@@ -55,6 +84,14 @@ export function parseReplyCodes(s: string): Array<{ code?: number; cls?: number 
 function avpName(v: unknown): string {
   const m = /^\$avp\(([^)]+)\)$/.exec(String(v ?? '').trim());
   return m ? m[1]! : '';
+}
+
+function hashPvarOf(env: ModuleEnv): Conf['hashPvar'] {
+  const text = String(env.params.get('hash_pvar') ?? '');
+  if (text === '') return null;
+  const parts = parseHashPvar(env.script.moduleTable, text);
+  // checked at -c: a bad value never gets here
+  return typeof parts === 'string' ? null : parts;
 }
 
 export function confOf(env: ModuleEnv): Conf {
@@ -96,5 +133,6 @@ export function confOf(env: ModuleEnv): Conf {
     setidPv: String(p.get('setid_pvname') ?? p.get('setid_pvar') ?? ''),
     attrsPv: String(p.get('attrs_pvname') ?? p.get('attrs_pvar') ?? ''),
     hashExpire: num('ds_hash_expire', 7200),
+    hashPvar: hashPvarOf(env),
   };
 }

@@ -9,7 +9,7 @@ import { RouteKind, ROUTES_ANY, type ModuleExports, type Value } from '../types.
 import { checkDbUrl } from '../db/index.js';
 import { readList } from './list.js';
 import { STATE_BYTES } from './state.js';
-import { LIMITS, listFile, parseReplyCodes } from './conf.js';
+import { LIMITS, listFile, parseHashPvar, parseReplyCodes } from './conf.js';
 import { current, load, reload, skip, state } from './runtime.js';
 import { fromList, mark, next, select, unload } from './select.js';
 import { probe } from './probe.js';
@@ -85,7 +85,15 @@ export const dispatcher: ModuleExports = {
       noEffect: 'no $xavp here: the failover list is kept per request (dst_avp, attrs_avp show it)',
     },
     { name: 'xavp_ctx', type: 'str', noEffect: 'no $xavp here' },
-    { name: 'hash_pvar', type: 'str', noEffect: 'algorithm 7 takes the first destination' },
+    {
+      name: 'hash_pvar',
+      type: 'str',
+      check: (v, cx) => {
+        if (v === '') return null;
+        const parts = parseHashPvar(cx.modules, String(v));
+        return typeof parts === 'string' ? parts : null;
+      },
+    },
     { name: 'ds_hash_size', type: 'int', noEffect: 'algorithm 10 needs no table size here' },
     { name: 'ds_hash_initexpire', type: 'int', noEffect: 'a call counts from its INVITE until ds_hash_expire' },
     {

@@ -58,6 +58,20 @@ function pick(ctx: ScriptContext, set: DsSet, alg: number, userOnly: boolean): n
     }
     case 6:
       return Math.floor(Math.random() * n);
+    case 7: {
+      // the expansion of hash_pvar; without one the selection fails, as Kamailio's
+      const parts = state.conf?.hashPvar;
+      if (!parts) {
+        ctx.svc.log.err('dispatcher: algorithm 7 needs modparam("dispatcher", "hash_pvar", "…")');
+        return -1;
+      }
+      const key = parts.map((p) => {
+        if (typeof p === 'string') return p;
+        const v = p(ctx);
+        return v === null ? '' : String(v);
+      });
+      return hashOf(key.join(''));
+    }
     case 8:
       return 0;
     case 9:
