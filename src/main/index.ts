@@ -79,6 +79,30 @@ function dropPrivileges(user: string | null, group: string | null): void {
   log.notice(`running as uid ${process.getuid!()} gid ${process.getgid!()}`);
 }
 
+/**
+ * OpenSIPS's load:load, load:load1m, load:load10m: the SIP workers' average busy share (each worker
+ * publishes its own in core:worker_load), now and as exponential moving averages, every second
+ */
+function startLoadStatistics(counters: Counters, supervisor: Supervisor): void {
+  const perWorker = counters.layout.byId.get('core:worker_load')!;
+  const out = {
+    now: counters.handle('load:load'),
+    m1: counters.handle('load:load1m'),
+    m10: counters.handle('load:load10m'),
+  };
+  let m1 = -1;
+  let m10 = -1;
+  setInterval(() => {
+    const sip = supervisor.threads().filter((t) => t.role === 'sip');
+    const avg = sip.reduce((a, t) => a + counters.read(perWorker, t.row), 0) / Math.max(1, sip.length);
+    m1 = m1 < 0 ? avg : m1 + (avg - m1) * (1 - Math.exp(-1 / 60));
+    m10 = m10 < 0 ? avg : m10 + (avg - m10) * (1 - Math.exp(-1 / 600));
+    counters.set(out.now, Math.round(avg));
+    counters.set(out.m1, Math.round(m1));
+    counters.set(out.m10, Math.round(m10));
+  }, 1000).unref();
+}
+
 /** the primary group of a user name or uid, from the passwd database */
 function userGid(user: string): number {
   for (const line of readFileSyncSafe('/etc/passwd').split('\n')) {
@@ -351,6 +375,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   if (args.pidFile) writeFileSync(args.pidFile, `${process.pid}\n`);
   dropPrivileges(args.user ?? core.user, args.group ?? core.group);
   await supervisor.start();
+  startLoadStatistics(counters, supervisor);
   supervisor.startWatchdog(core.workerWatchdog * 1000, (n) => {
     const p = script.positions[n - 1];
     return p === undefined ? 'none' : `${p.file}:${p.line}:${p.column}`;

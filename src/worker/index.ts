@@ -18,6 +18,7 @@ import { initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { scriptPosition } from '../shared/script/runtime.js';
 import { MODULES } from '../shared/modules/registry.js';
+import { OverloadControl } from './overload.js';
 import { Receiver } from './receive.js';
 import { UdpReceivers } from './udp-receive.js';
 import { WorkerServices } from './services.js';
@@ -118,6 +119,12 @@ async function main(): Promise<void> {
 
   const inRing = new RingReader(init.inRing!);
   const hopIn = init.hopIn.flatMap((r) => (r === null ? [] : [new RingReader(r)]));
+  // what waits in the rings to this worker (from the master and from the workers that received for it)
+  const overload = new OverloadControl(script.core.overload, counters, () =>
+    hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
+  );
+  overload.start();
+  receiver.overload = overload;
   const head = newHead();
   const sockets = init.sockets;
   // Records are copied out of the ring and handled once the ring's tail has
@@ -185,6 +192,7 @@ async function main(): Promise<void> {
   // has drained and goes on reading for the others until the master ends all
   onShutdown = (graceMs) => {
     receiver.draining = true;
+    overload.stop();
     stopScriptRoutes();
     const deadline = Date.now() + graceMs;
     const wait = (): void => {

@@ -13,6 +13,7 @@ import type { WorkerServices } from './services.js';
 import { serverKey } from './tm/transactions.js';
 import type { SipMsg } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
+import type { OverloadControl } from './overload.js';
 
 interface ReceiveCounters {
   rcvRequests: CounterHandle;
@@ -28,6 +29,8 @@ interface ReceiveCounters {
   absorbed: CounterHandle;
   unsupportedMethods: CounterHandle;
   shutdownRejected: CounterHandle;
+  overloadRejected: CounterHandle;
+  overloadDropped: CounterHandle;
 }
 
 function hasToTag(msg: SipMsg): boolean {
@@ -76,6 +79,8 @@ export class Receiver {
   inFlight = 0;
   /** shutting down: new requests get 503, in-dialog requests, CANCEL, ACK and replies go on */
   draining = false;
+  /** sheds new requests while the worker is behind (null: never) */
+  overload: OverloadControl | null = null;
 
   /**
    * A request waits (its route awaits a transfer, or async() suspended it):
@@ -117,6 +122,8 @@ export class Receiver {
       absorbed: h('core:absorbed_retransmissions'),
       unsupportedMethods: h('core:unsupported_methods'),
       shutdownRejected: h('core:shutdown_rejected'),
+      overloadRejected: h('core:overload_rejected'),
+      overloadDropped: h('core:overload_dropped'),
     };
   }
 
@@ -167,6 +174,16 @@ export class Receiver {
         this.#replyBad(msg, rcv, { code: 503, reason: 'Service Unavailable' });
         return;
       }
+      if (
+        this.overload !== null &&
+        msg.method !== 'ACK' &&
+        msg.method !== 'CANCEL' &&
+        this.overload.shed() &&
+        !hasToTag(msg)
+      ) {
+        this.#shed(msg, rcv);
+        return;
+      }
       if (msg.method === 'INVITE') c.inc(this.#c.routedInvites);
       this.#run(route, this.newContext(msg, rcv, RouteKind.REQUEST));
     } else {
@@ -204,9 +221,26 @@ export class Receiver {
     this.runFor(route, ctx, () => {});
   }
 
-  #replyBad(msg: SipMsg, rcv: ReceiveInfo, bad: Rejection): void {
+  /** a new request shed by overload control: 503 with Retry-After (RFC 3261 §21.5.4), or nothing */
+  #shed(msg: SipMsg, rcv: ReceiveInfo): void {
+    const p = this.#svc.script!.core.overload;
+    if (p.mode === 'drop') {
+      this.#counters.inc(this.#c.overloadDropped);
+      return;
+    }
+    this.#counters.inc(this.#c.overloadRejected);
+    this.#replyBad(
+      msg,
+      rcv,
+      { code: 503, reason: 'Service Unavailable' },
+      p.retryAfter > 0 ? [`Retry-After: ${p.retryAfter}`] : [],
+    );
+  }
+
+  #replyBad(msg: SipMsg, rcv: ReceiveInfo, bad: Rejection, headers: string[] = []): void {
     try {
       const ctx = this.newContext(msg, rcv, RouteKind.REQUEST);
+      if (headers.length > 0) ctx.ext.replyHeaders = headers;
       this.#svc.sendReply(ctx, bad.code, bad.reason);
     } catch (e) {
       // not even a reply can be built from it: dropped (and already counted)

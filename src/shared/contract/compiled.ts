@@ -66,6 +66,20 @@ export interface DnsParams {
   blocklistMem: number;
 }
 
+/** overload control of the SIP workers (src/worker/overload.ts); core parameters overload_* */
+export interface OverloadParams {
+  /** overload_control: answer shed requests 503 ('reply'), drop them ('drop'), or never shed ('off') */
+  mode: 'reply' | 'drop' | 'off';
+  /** overload_retry_after (s): the 503's Retry-After (0: none) */
+  retryAfter: number;
+  /** overload_queue_bytes: a worker is behind when more than this waits in its inbound queues */
+  queueBytes: number;
+  /** overload_lag (ms): … or when its timers fire this late */
+  lagMs: number;
+  /** overload_max_transactions: … or when it holds this many transactions (then every new request is shed) */
+  maxTransactions: number;
+}
+
 export interface CoreParams {
   children: number | null;
   listen: string[];
@@ -115,6 +129,7 @@ export interface CoreParams {
   workdir: string | null;
   /** DNS resolution, cache, failover and destination blocklist (src/shared/dns) */
   dns: DnsParams;
+  overload: OverloadParams;
   /** accepted for compatibility, no effect here */
   ignored: string[];
 }

@@ -60,6 +60,26 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       { name: 'msgs_handled', kind: 'counter', description: 'messages handled by this thread' },
       { name: 'ipc_dropped', kind: 'counter', description: 'messages dropped because an inter-thread ring was full' },
       {
+        name: 'overload_rejected',
+        kind: 'counter',
+        description: 'new requests answered 503 with Retry-After by overload control (overload_control=reply)',
+      },
+      {
+        name: 'overload_dropped',
+        kind: 'counter',
+        description: 'new requests dropped by overload control (overload_control=drop)',
+      },
+      {
+        name: 'overload_shed_percent',
+        kind: 'gauge',
+        description: 'per SIP worker: the share of new requests overload control sheds now (%)',
+      },
+      {
+        name: 'worker_load',
+        kind: 'gauge',
+        description: 'per SIP worker: event-loop busy share over the last second (%)',
+      },
+      {
         name: 'udp_worker_sends',
         kind: 'counter',
         description: "UDP datagrams a SIP worker sent itself on the master's socket (udp_worker_send)",
@@ -81,6 +101,15 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
         kind: 'counter',
         description: 'event-loop turns a thread reports once a second (the watchdog reads them)',
       },
+    ],
+  },
+  {
+    // OpenSIPS's load statistics: the SIP workers' average busy share, computed by the master every second
+    group: 'load',
+    counters: [
+      { name: 'load', kind: 'gauge', description: 'SIP workers busy over the last second, average (%)' },
+      { name: 'load1m', kind: 'gauge', description: 'SIP workers busy, one-minute moving average (%)' },
+      { name: 'load10m', kind: 'gauge', description: 'SIP workers busy, ten-minute moving average (%)' },
     ],
   },
   {

@@ -206,6 +206,12 @@ export class RingReader extends RingEnd {
     Atomics.notify(this.ctl, kSeq);
   }
 
+  /** bytes written and not yet read (a wrapped record's unused end not counted) */
+  get backlog(): number {
+    const used = Atomics.load(this.ctl, kHead) - Atomics.load(this.ctl, kTail);
+    return used >= 0 ? used : used + this.capacity;
+  }
+
   get empty(): boolean {
     return Atomics.load(this.ctl, kHead) === Atomics.load(this.ctl, kTail);
   }

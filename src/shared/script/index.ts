@@ -165,6 +165,15 @@ const CORE: Record<string, Setter> = {
       errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `dns_nameservers: "${bad}" is not ip[:port]`));
     else c.dns.servers = list;
   },
+  overload_control: (c, v, pos, errors) => {
+    const m = String(v).toLowerCase();
+    if (m === 'reply' || m === 'drop' || m === 'off') c.overload.mode = m;
+    else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `overload_control: "${v}" (reply, drop or off)`));
+  },
+  overload_retry_after: intParam((c, n) => (c.overload.retryAfter = Math.max(0, n))),
+  overload_queue_bytes: intParam((c, n) => (c.overload.queueBytes = Math.max(4096, n))),
+  overload_lag: intParam((c, n) => (c.overload.lagMs = Math.max(10, n))),
+  overload_max_transactions: intParam((c, n) => (c.overload.maxTransactions = Math.max(1, n))),
   ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
   udp_worker_send: intParam((c, n) => (c.udpWorkerSend = n !== 0)),
   udp_worker_receive: intParam((c, n) => (c.udpWorkerReceive = n !== 0)),
@@ -226,6 +235,7 @@ function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): 
     group: null,
     workdir: null,
     dns: defaultDnsParams(),
+    overload: { mode: 'reply', retryAfter: 5, queueBytes: 1 << 20, lagMs: 300, maxTransactions: 20_000 },
     ignored: [],
   };
   for (const g of prog.globals) {

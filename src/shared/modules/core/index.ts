@@ -1,7 +1,7 @@
 import { CORE_TRANSFORMATIONS } from '../../script/transformations.js';
 import type { ModuleExports } from '../types.js';
 import { CORE_FUNCTIONS, coreSettings } from './functions.js';
-import { CORE_PVARS } from './pvars.js';
+import { CORE_PVARS, statistics } from './pvars.js';
 import { parseShvset } from '../../shv/store.js';
 import { EVI_FUNCTIONS, EVI_RPC, eviDestroy, eviInitDispatcher, eviInitWorker } from '../event_interface/index.js';
 
@@ -69,6 +69,11 @@ export const core: ModuleExports = {
   transformations: CORE_TRANSFORMATIONS,
   initWorker(env) {
     coreSettings.maxLimit = env.params.get('max_limit') as number;
+    // "group:name"; a name alone (as OpenSIPS scripts write $stat(load)) is looked up in core, then load
+    statistics.read = (name) =>
+      name.includes(':')
+        ? env.counters.total(name)
+        : env.counters.total(`core:${name}`) || env.counters.total(`load:${name}`);
     eviInitWorker(env);
   },
   initDispatcher: eviInitDispatcher,

@@ -9,6 +9,9 @@ import { int, str } from '../../script/runtime.js';
 import { shv } from '../../shv/store.js';
 import type { NameAddr, SipMsg } from '../../contract/sip.js';
 
+/** $stat(name): a statistic summed over the threads (the core module sets the reader when a worker starts) */
+export const statistics: { read: (name: string) => number | null } = { read: () => null };
+
 const startedAt = Math.floor(Date.now() / 1000);
 
 function ruri(ctx: ScriptContext): string {
@@ -184,6 +187,7 @@ function avp(): PvarSpec {
 }
 
 export const CORE_PVARS: readonly PvarSpec[] = [
+  { name: 'stat', arg: 'required', get: (_c, a) => statistics.read(a ?? '') },
   p(
     'ru',
     (c) => (c.msg.isRequest ? ruri(c) : null),

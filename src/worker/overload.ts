@@ -1,0 +1,82 @@
+/**
+ * Overload control of one SIP worker. Every 100 ms it samples how far
+ * behind the worker is: bytes waiting in its inbound ring, how late a timer
+ * fires (event-loop lag) and transactions in use. While any is over its
+ * bound the share of new requests it sheds rises by 10 points per sample, and
+ * falls by 5 once all are back under: the worker settles at the rate it can
+ * serve instead of queueing what it cannot (RFC 7339's loss-based scheme,
+ * applied locally). Transactions at their bound shed every new request
+ * (memory stays bounded). Only new requests are shed: replies, ACK, CANCEL
+ * and in-dialog requests always go through.
+ *
+ * It also publishes the worker's busy share (event-loop utilisation, %) in
+ * `core:worker_load`, from which the master derives OpenSIPS's `load:load`,
+ * `load:load1m` and `load:load10m`.
+ */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import type { CounterHandle, CounterRow } from '../shared/contract/host.js';
+import type { OverloadParams } from '../shared/contract/compiled.js';
+
+const SAMPLE_MS = 100;
+
+export class OverloadControl {
+  readonly #p: OverloadParams;
+  readonly #counters: CounterRow;
+  readonly #backlog: () => number;
+  readonly #inuse: CounterHandle;
+  readonly #shedPct: CounterHandle;
+  readonly #load: CounterHandle;
+  /** the share of new requests shed now, 0…1 */
+  #share = 0;
+  #elu: EventLoopUtilization = performance.eventLoopUtilization();
+  #eluAt = 0;
+  #timer: NodeJS.Timeout | null = null;
+
+  /** `backlog`: bytes waiting in the worker's inbound queue */
+  constructor(p: OverloadParams, counters: CounterRow, backlog: () => number) {
+    this.#p = p;
+    this.#counters = counters;
+    this.#backlog = backlog;
+    this.#inuse = counters.handle('tm:inuse_transactions');
+    this.#shedPct = counters.handle('core:overload_shed_percent');
+    this.#load = counters.handle('core:worker_load');
+  }
+
+  start(): void {
+    let expected = performance.now() + SAMPLE_MS;
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      const lag = now - expected;
+      expected = now + SAMPLE_MS;
+      this.#sample(lag, now);
+    }, SAMPLE_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+  }
+
+  #sample(lagMs: number, now: number): void {
+    if (now - this.#eluAt >= 1000) {
+      const elu = performance.eventLoopUtilization(this.#elu);
+      this.#elu = performance.eventLoopUtilization();
+      this.#eluAt = now;
+      this.#counters.set(this.#load, Math.round(elu.utilization * 100));
+    }
+    if (this.#p.mode === 'off') return;
+    const behind =
+      this.#backlog() > this.#p.queueBytes ||
+      lagMs > this.#p.lagMs ||
+      this.#counters.get(this.#inuse) >= this.#p.maxTransactions;
+    this.#share = behind ? Math.min(1, this.#share + 0.1) : Math.max(0, this.#share - 0.05);
+    this.#counters.set(this.#shedPct, Math.round(this.#share * 100));
+  }
+
+  /** is this new request to be shed */
+  shed(): boolean {
+    if (this.#p.mode === 'off') return false;
+    if (this.#counters.get(this.#inuse) >= this.#p.maxTransactions) return true;
+    return this.#share > 0 && Math.random() < this.#share;
+  }
+}
