@@ -41,6 +41,10 @@ class RemoteTransactions implements TransactionApi {
     }
     return this.#bus.post(index, TOPIC_T_CONTINUE, { label, route } satisfies TContinueMsg) ? 1 : -1;
   }
+  /** no request of this thread to suspend */
+  tSuspend(): number {
+    return -1;
+  }
   /** $T(id_index), $T(id_label): no transaction here */
   idIndex(): number {
     return -1;
@@ -69,6 +73,12 @@ class RemoteTransactions implements TransactionApi {
   setTimeouts(): number {
     return noSip('t_set_fr()');
   }
+  timeouts(): { invite: number; nonInvite: number } {
+    return noSip('$T_fr_timeout');
+  }
+  branchEnded(): { timedOut: boolean; replied: boolean } {
+    return noSip('t_branch_timeout()/t_branch_replied()');
+  }
   replyCode(): number {
     return 0;
   }
@@ -78,6 +88,9 @@ class RemoteTransactions implements TransactionApi {
   isSet(): boolean {
     return false;
   }
+  /** no transaction ends in this thread: nothing to report */
+  onFinalReply(): void {}
+  onReplyOut(): void {}
 }
 
 export class DispatcherServices implements ScriptServices {

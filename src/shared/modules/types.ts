@@ -58,10 +58,21 @@ export interface Destination {
 /** A compiled route: returns the script return code (see script/runtime.ts). */
 export type RouteFn = (ctx: ScriptContext) => number | Promise<number>;
 
-/** The transaction layer as the tm/rr script functions see it (the SIP worker implements it). */
+/** called when a transaction sends its final reply upstream (acc, for one) */
+export type FinalReplyCallback = (ctx: ScriptContext, code: number, reason: string, reply: Buffer) => void;
+
+/** every reply sent upstream (relayed 1xx/2xx, and finals): `reply` is the received one when relayed, null when built here */
+export type ReplyOutCallback = (ctx: ScriptContext, code: number, reply: SipMsg | null) => void;
+
+/**
+ * The transaction layer, the one API every caller uses: the tm and rr script
+ * functions, evapi's suspension, acc's and dialog's reply hooks. A SIP worker
+ * implements it (src/worker/tm); the event dispatcher has a remote form whose
+ * t_continue() crosses to the worker that owns the transaction.
+ */
 export interface TransactionApi {
-  /** t_relay([uri]): stateful forward; 1 sent, -1 error */
-  relay(ctx: ScriptContext, uri?: string): number;
+  /** t_relay([uri], [flags]): stateful forward; 1 sent, -1 error (flags 0x01: no 100 Trying) */
+  relay(ctx: ScriptContext, uri?: string, flags?: number): number;
   /** t_newtran(): create the server transaction (absorbs retransmissions from now on) */
   newTran(ctx: ScriptContext): number;
   /** t_reply(code, reason): stateful reply */
@@ -73,10 +84,25 @@ export interface TransactionApi {
   wasCancelled(ctx: ScriptContext): boolean;
   /** t_set_fr(invite_ms, noninvite_ms) */
   setTimeouts(ctx: ScriptContext, inviteMs: number, nonInviteMs: number): number;
+  /** the fr timers of the request's transaction, ms ($T_fr_timeout, $T_fr_inv_timeout) */
+  timeouts(ctx: ScriptContext): { invite: number; nonInvite: number };
   /** the reply code a failure/onreply route runs for ($T_reply_code) */
   replyCode(ctx: ScriptContext): number;
   branchIndex(ctx: ScriptContext): number;
   isSet(ctx: ScriptContext, what: string): boolean;
+  /** how the branch a failure route runs for ended (t_branch_timeout, t_branch_replied) */
+  branchEnded(ctx: ScriptContext): { timedOut: boolean; replied: boolean };
+  /** t_suspend(): keep the transaction, stop the script; 1, or -1 when it cannot be suspended */
+  tSuspend(ctx: ScriptContext): number;
+  /** t_continue(index, label, route): resume a suspended transaction in `route`; 1, or -1 */
+  tContinue(index: number, label: number, route: string): number;
+  /** $T(id_index), $T(id_label) of the request's transaction; -1 when it has none */
+  idIndex(ctx: ScriptContext): number;
+  idLabel(ctx: ScriptContext): number;
+  /** call `cb` for every final reply sent upstream (Kamailio's TMCB_RESPONSE_OUT on a final; acc) */
+  onFinalReply(cb: FinalReplyCallback): void;
+  /** call `cb` for every reply sent upstream (dialog) */
+  onReplyOut(cb: ReplyOutCallback): void;
 }
 
 /** A request the proxy sends itself (dispatcher keepalives): one non-INVITE client transaction. */

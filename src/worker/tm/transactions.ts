@@ -18,7 +18,6 @@
  * work settles) or by t_suspend() (t_continue(id_index, id_label, route)
  * resumes it; fr_timer/fr_inv_timer bound the wait with a 408).
  */
-import { tmCallbacks } from '../../shared/modules/tm/callbacks.js';
 import { forcedSocket } from '../../shared/modules/core/pvars.js';
 import { randomBytes } from 'node:crypto';
 import { advertisedOf } from '../../shared/config/listen.js';
@@ -29,6 +28,8 @@ import {
   type Destination,
   type RouteFn,
   type ScriptContext,
+  type FinalReplyCallback,
+  type ReplyOutCallback,
   type TransactionApi,
 } from '../../shared/modules/types.js';
 import { buildReply, forwardReplyEdits, forwardRequestEdits } from '../../shared/sip/build.js';
@@ -150,6 +151,9 @@ export class Transactions implements TransactionApi {
   readonly #client = new Map<string, ClientTx>();
   readonly #prefix = randomBytes(4).toString('hex');
   readonly #labels = new Map<number, ServerTx>();
+  /** acc, dialog: registered at module init */
+  readonly #onFinal: FinalReplyCallback[] = [];
+  readonly #onOut: ReplyOutCallback[] = [];
   #seq = 0;
   #labelSeq = 0;
   frTimer: number;
@@ -453,6 +457,14 @@ export class Transactions implements TransactionApi {
     ctx.exit = false;
     this.runRoute(fn, ctx, () => this.settle(ctx));
     return 1;
+  }
+
+  onFinalReply(cb: FinalReplyCallback): void {
+    this.#onFinal.push(cb);
+  }
+
+  onReplyOut(cb: ReplyOutCallback): void {
+    this.#onOut.push(cb);
   }
 
   #labelOf(s: ServerTx): number {
@@ -780,7 +792,7 @@ export class Transactions implements TransactionApi {
         if (s.status < 200) {
           this.#finished(s, code);
           // a relayed 2xx is the transaction's final reply too (acc accounts it)
-          if (tmCallbacks.final.length > 0) this.#reportFinal(s, code, bytes);
+          if (this.#onFinal.length > 0) this.#reportFinal(s, code, bytes);
         }
       } else this.#branchFinal(c, code, reply.reason, { reply, replyCtx });
     });
@@ -800,7 +812,7 @@ export class Transactions implements TransactionApi {
   }
 
   #reportOut(s: ServerTx, code: number, reply: SipMsg | null): void {
-    for (const cb of tmCallbacks.out) {
+    for (const cb of this.#onOut) {
       try {
         cb(s.ctx, code, reply);
       } catch (e) {
@@ -889,7 +901,7 @@ export class Transactions implements TransactionApi {
     s.lastReply = bytes;
     if (code >= 200) {
       this.#finished(s, code);
-      if (tmCallbacks.final.length > 0) this.#reportFinal(s, code, bytes);
+      if (this.#onFinal.length > 0) this.#reportFinal(s, code, bytes);
       this.#reportOut(s, code, null);
       if (code >= 300 && s.invite && s.replyDest.proto === 'udp') {
         // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
@@ -905,7 +917,7 @@ export class Transactions implements TransactionApi {
     const eol = bytes.indexOf('\r\n');
     const first = bytes.toString('latin1', 0, eol < 0 ? Math.min(bytes.length, 200) : eol);
     const reason = first.split(' ').slice(2).join(' ');
-    for (const cb of tmCallbacks.final) {
+    for (const cb of this.#onFinal) {
       try {
         cb(s.ctx, code, reason, bytes);
       } catch (e) {

@@ -10,7 +10,6 @@
  */
 import { parsePvarText } from '../../script/pvar-syntax.js';
 import { str } from '../../script/runtime.js';
-import { tmCallbacks } from '../tm/callbacks.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { DbValue } from '../db/client.js';
 import type { CounterSpec, ModuleEnv, ModuleExports, ModuleTable, ScriptContext, Value } from '../types.js';
@@ -304,6 +303,6 @@ export const accModule: ModuleExports = {
     acc.counters = env.counters;
     acc.written = env.counters.handle('acc:db_written');
     acc.failed = env.counters.handle('acc:db_failed');
-    if (!tmCallbacks.final.includes(onFinal)) tmCallbacks.final.push(onFinal);
+    env.svc?.tm?.onFinalReply(onFinal);
   },
 };

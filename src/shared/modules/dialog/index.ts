@@ -8,7 +8,6 @@
  * event dispatcher to the owning worker.
  */
 import { looseRouteCallbacks } from '../rr/index.js';
-import { tmCallbacks } from '../tm/callbacks.js';
 import { type ModuleEnv, type ModuleExports } from '../types.js';
 import { layout, Profiles } from './profiles.js';
 import { cfg, store, profilesOf } from './store.js';
@@ -114,7 +113,7 @@ export const dialog: ModuleExports = {
       expired: h('expired_dialogs'),
       failed: h('failed_dialogs'),
     };
-    if (!tmCallbacks.out.includes(onReplyOut)) tmCallbacks.out.push(onReplyOut);
+    env.svc?.tm?.onReplyOut(onReplyOut);
     if (!looseRouteCallbacks.includes(inDialog)) looseRouteCallbacks.push(inDialog);
     env.bus.on('dialog.list_local', () => [...store.byId.values()].map(listEntry));
     env.bus.on('dialog.end_local', (hId) => {

@@ -84,8 +84,8 @@ function relay(data: string, tag: string | null = null, unicast = false): number
 
 /** evapi_async_*: suspend the transaction, then format the data (it may name $T(id_index)/$T(id_label)) and relay it */
 function asyncRelay(ctx: ScriptContext, data: () => string, tag: string | null = null, unicast = false): number {
-  const tm = ctx.svc.tm as { tSuspend?(ctx: ScriptContext): number } | null;
-  if (tm?.tSuspend === undefined) {
+  const tm = ctx.svc.tm;
+  if (tm === null) {
     log.err('evapi_async_relay: needs the tm module (loadmodule "tm.so")');
     return -1;
   }

@@ -16,21 +16,10 @@ export interface TContinueMsg {
 
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
 
-/** what the worker's transaction layer offers beyond the shared contract */
-interface TmEngine extends TransactionApi {
-  relay(ctx: ScriptContext, uri?: string, flags?: number): number;
-  tSuspend(ctx: ScriptContext): number;
-  tContinue(index: number, label: number, route: string): number;
-  idIndex(ctx: ScriptContext): number;
-  idLabel(ctx: ScriptContext): number;
-  timeouts(ctx: ScriptContext): { invite: number; nonInvite: number };
-  branchEnded(ctx: ScriptContext): { timedOut: boolean; replied: boolean };
-}
-
-function tm(ctx: ScriptContext): TmEngine {
+function tm(ctx: ScriptContext): TransactionApi {
   const t = ctx.svc.tm;
   if (t === null) throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', 'tm functions need a SIP worker');
-  return t as TmEngine;
+  return t;
 }
 
 /**
@@ -182,9 +171,9 @@ function tPvar(ctx: ScriptContext, name: string | undefined): number | null {
     case 'reply_type':
       return t.replyCode(ctx) >= 200 ? 1 : 0;
     case 'id_index':
-      return (t as TmEngine).idIndex(ctx);
+      return t.idIndex(ctx);
     case 'id_label':
-      return (t as TmEngine).idLabel(ctx);
+      return t.idLabel(ctx);
     default:
       return null;
   }
