@@ -59,6 +59,21 @@ before(async () => {
     { type: 'A', name: 'short.test', ttl: 1, data: '10.0.0.9' },
     { type: 'AAAA', name: 'v6.test', data: '2001:db8::5' },
     { type: 'A', name: 'plain.test', data: '10.0.0.7' },
+    // each record with its own TTL: NAPTR 1 s over SRV and A of 300 s; SRV 1 s over an A of 300 s
+    {
+      type: 'NAPTR',
+      name: 'ttl.test',
+      ttl: 1,
+      data: { order: 1, preference: 1, flags: 's', services: 'SIP+D2U', regexp: '', replacement: '_sip._udp.ttl.test' },
+    },
+    { type: 'SRV', name: '_sip._udp.ttl.test', data: { priority: 1, weight: 0, port: 5080, target: 'a.ttl.test' } },
+    { type: 'A', name: 'a.ttl.test', data: '10.0.0.8' },
+    {
+      type: 'SRV',
+      name: '_sip._udp.srvttl.test',
+      ttl: 1,
+      data: { priority: 1, weight: 0, port: 5081, target: 'a.ttl.test' },
+    },
   ]);
 });
 after(() => dns.close());
@@ -140,6 +155,29 @@ test('a TTL that runs out sends a new query', { timeout: 10_000 }, async () => {
   assert.deepEqual(await p, [{ proto: 'udp', ip: '10.0.0.9', port: 5060 }]);
   assert.equal(dns.count('A', 'short.test'), n + 1);
 });
+
+test(
+  'NAPTR and SRV answers are cached for their own TTLs, apart from the records they lead to',
+  { timeout: 10_000 },
+  async () => {
+    const { loc } = locator();
+    const expect = (port: number): Hop[] => [{ proto: 'udp', ip: '10.0.0.8', port }];
+    assert.deepEqual(await hops(loc, 'sip:ttl.test'), expect(5080));
+    assert.deepEqual(await hops(loc, 'sip:srvttl.test;transport=udp'), expect(5081));
+    const count = (): number[] => [
+      dns.count('NAPTR', 'ttl.test'),
+      dns.count('SRV', '_sip._udp.ttl.test'),
+      dns.count('SRV', '_sip._udp.srvttl.test'),
+      dns.count('A', 'a.ttl.test'),
+    ];
+    const [naptr, srv, srv1, a] = count();
+    await new Promise((r) => setTimeout(r, 1250));
+    assert.deepEqual(await hops(loc, 'sip:ttl.test'), expect(5080));
+    assert.deepEqual(await hops(loc, 'sip:srvttl.test;transport=udp'), expect(5081));
+    // the 1 s records were asked again; the 300 s ones came from the cache
+    assert.deepEqual(count(), [naptr! + 1, srv, srv1! + 1, a]);
+  },
+);
 
 test('NXDOMAIN is a LocateError, cached negatively (no second query)', async () => {
   const { loc } = locator();

@@ -207,12 +207,9 @@ export class Locator {
       if (!isNegative(a) || !this.#tryIpv6) return a.addrs ?? [];
       return (await q('AAAA', host)).addrs ?? [];
     };
-    /** SRV of `name`, its targets resolved; stored again with the TTL of its chain (node:dns gives SRV none) */
+    /** SRV of `name`, its targets resolved */
     const srv = async (name: string, proto: HopProto): Promise<PlanTarget[]> => {
-      const before = expiresAt;
-      expiresAt = Infinity;
-      const ans = await q('SRV', name);
-      const recs = ans.srv ?? [];
+      const recs = (await q('SRV', name)).srv ?? [];
       const targets = await Promise.all(
         recs.map(async (r) => ({
           proto,
@@ -222,8 +219,6 @@ export class Locator {
           addrs: await addresses(r.name),
         })),
       );
-      if (recs.length > 0) this.#rec.store(`SRV:${name.toLowerCase()}`, { srv: recs }, (expiresAt - Date.now()) / 1000);
-      expiresAt = Math.min(before, expiresAt);
       return targets.filter((t) => t.addrs.length > 0);
     };
     const defaultPort = (proto: HopProto): number => (proto === 'tls' ? 5061 : 5060);
@@ -258,11 +253,7 @@ export class Locator {
           .sort((a, b) => a.order - b.order || a.pref - b.pref);
         for (const r of recs) {
           const t = await srv(r.replacement, NAPTR_PROTO[r.service.toUpperCase()]!);
-          if (t.length) {
-            if (n.naptr!.length > 0)
-              this.#rec.store(`NAPTR:${d.host.toLowerCase()}`, { naptr: n.naptr! }, (expiresAt - Date.now()) / 1000);
-            return done(t);
-          }
+          if (t.length) return done(t);
         }
       }
       for (const proto of ['udp', 'tcp', 'tls'] as const) {

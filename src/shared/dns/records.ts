@@ -5,9 +5,15 @@
  * a small per-thread copy so a cached name costs a Map lookup. Negative
  * answers (NXDOMAIN, no record of the type) are cached dns_cache_negative_ttl
  * seconds; a query that fails otherwise (timeout, SERVFAIL, refused) is not
- * cached. Concurrent queries for one name share one request.
+ * cached. Concurrent queries for one name share one request. SRV and NAPTR
+ * are asked over UDP with dns-packet, because node:dns reports no TTL for
+ * them: each is cached for its own TTL.
  */
+import { randomInt } from 'node:crypto';
+import dgram from 'node:dgram';
 import { promises as dnsp } from 'node:dns';
+import { isIP } from 'node:net';
+import dnsPacket from 'dns-packet';
 import type { Counters } from '../counters/counters.js';
 import { SwitchyardError } from '../errors.js';
 import type { SharedTable } from './shared-table.js';
@@ -151,27 +157,27 @@ export class DnsRecords {
         const recs = type === 'A' ? await r.resolve4(name, { ttl: true }) : await r.resolve6(name, { ttl: true });
         data = { addrs: recs.map((x) => x.address) };
         ttl = recs.length > 0 ? Math.min(...recs.map((x) => x.ttl)) : this.#p.negativeTtl;
-      } else if (type === 'SRV') {
-        const recs = await r.resolveSrv(name);
-        data = {
-          srv: recs
-            .filter((x) => x.name !== '' && x.name !== '.')
-            .map((x) => ({ name: x.name, port: x.port, priority: x.priority, weight: x.weight })),
-        };
-        // node:dns gives no TTL for SRV and NAPTR: the locator stores them again with their chain's TTL
-        ttl = this.#p.negativeTtl;
       } else {
-        const recs = await r.resolveNaptr(name);
-        data = {
-          naptr: recs.map((x) => ({
-            order: x.order,
-            pref: x.preference,
-            flags: x.flags,
-            service: x.service,
-            replacement: x.replacement,
-          })),
-        };
-        ttl = this.#p.negativeTtl;
+        const raw = await this.#raw(type, name);
+        if (raw === null) throw Object.assign(new Error('negative'), { code: 'ENOTFOUND' });
+        ttl = raw.ttl;
+        data =
+          type === 'SRV'
+            ? {
+                srv: (raw.answers as dnsPacket.SrvAnswer[])
+                  .map((x) => x.data)
+                  .filter((x) => x.target !== '' && x.target !== '.')
+                  .map((x) => ({ name: x.target, port: x.port, priority: x.priority ?? 0, weight: x.weight ?? 0 })),
+              }
+            : {
+                naptr: (raw.answers as dnsPacket.NaptrAnswer[]).map((x) => ({
+                  order: x.data.order,
+                  pref: x.data.preference,
+                  flags: x.data.flags,
+                  service: x.data.services,
+                  replacement: x.data.replacement,
+                })),
+              };
       }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EFAIL';
@@ -183,6 +189,63 @@ export class DnsRecords {
       ttl = this.#p.negativeTtl;
     }
     return this.store(key, data, ttl);
+  }
+
+  /**
+   * One SRV or NAPTR question over UDP to the resolver's servers in turn
+   * (dns_retr_time per try, dns_retr_no retries, as c-ares does for the
+   * others): the answers of that type and their lowest TTL; null for
+   * NXDOMAIN or no record of the type. A truncated answer is asked again
+   * through c-ares (which retries over TCP) and kept for
+   * dns_cache_negative_ttl, as it reports no TTL.
+   */
+  async #raw(type: 'SRV' | 'NAPTR', name: string): Promise<{ answers: dnsPacket.Answer[]; ttl: number } | null> {
+    const servers = this.#resolver.getServers();
+    const tries = (this.#p.retrNo >= 0 ? this.#p.retrNo + 1 : 4) * Math.max(1, servers.length);
+    const timeoutMs = this.#p.retrTime > 0 ? this.#p.retrTime * 1000 : 5000;
+    let last = 'ETIMEOUT';
+    for (let i = 0; i < tries && servers.length > 0; i++) {
+      const reply = await ask(servers[i % servers.length]!, type, name, timeoutMs);
+      if (typeof reply === 'string') {
+        last = reply;
+        continue;
+      }
+      if (((reply.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE) !== 0) return this.#viaCares(type, name);
+      const rcode = (reply as { rcode?: string }).rcode ?? 'NOERROR';
+      if (rcode === 'NXDOMAIN') return null;
+      if (rcode !== 'NOERROR') {
+        last = rcode;
+        continue;
+      }
+      const answers = (reply.answers ?? []).filter((a) => a.type === type);
+      if (answers.length === 0) return null;
+      return { answers, ttl: Math.min(...answers.map((a) => (a as { ttl?: number }).ttl ?? 0)) };
+    }
+    throw Object.assign(new Error(last), { code: last === 'ETIMEOUT' ? 'ETIMEOUT' : last });
+  }
+
+  async #viaCares(type: 'SRV' | 'NAPTR', name: string): Promise<{ answers: dnsPacket.Answer[]; ttl: number }> {
+    const r = this.#resolver;
+    const answers: dnsPacket.Answer[] =
+      type === 'SRV'
+        ? (await r.resolveSrv(name)).map((x) => ({
+            type: 'SRV',
+            name,
+            data: { target: x.name, port: x.port, priority: x.priority, weight: x.weight },
+          }))
+        : (await r.resolveNaptr(name)).map((x) => ({
+            type: 'NAPTR',
+            name,
+            data: {
+              order: x.order,
+              preference: x.preference,
+              flags: x.flags,
+              services: x.service,
+              regexp: x.regexp,
+              replacement: x.replacement,
+            },
+          }));
+    return { answers, ttl: this.#p.negativeTtl };
   }
 
   /** cache `data` under "TYPE:name" for `ttl` seconds (bounded by dns_cache_min_ttl/max_ttl) */
@@ -200,4 +263,48 @@ export class DnsRecords {
 /** true when an answer holds no record */
 export function isNegative(a: Answer): boolean {
   return (a.addrs?.length ?? 0) + (a.srv?.length ?? 0) + (a.naptr?.length ?? 0) === 0;
+}
+
+/** one question to "ip[:port]" / "[ip6]:port": the decoded reply, or an error code ('ETIMEOUT' …) */
+function ask(
+  server: string,
+  type: 'SRV' | 'NAPTR',
+  name: string,
+  timeoutMs: number,
+): Promise<dnsPacket.Packet | string> {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(server) ?? /^([^:]+)(?::(\d+))?$/.exec(server);
+  const host = m?.[1] ?? server;
+  const port = Number(m?.[2] ?? 53);
+  const id = randomInt(0, 65536);
+  const sock = dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
+  return new Promise((resolve) => {
+    const finish = (v: dnsPacket.Packet | string): void => {
+      clearTimeout(timer);
+      sock.close();
+      resolve(v);
+    };
+    const timer = setTimeout(() => finish('ETIMEOUT'), timeoutMs);
+    sock.on('error', (e) => finish((e as NodeJS.ErrnoException).code ?? 'ECONNREFUSED'));
+    sock.on('message', (msg, rinfo) => {
+      if (rinfo.address !== host || rinfo.port !== port) return;
+      let p: dnsPacket.Packet;
+      try {
+        p = dnsPacket.decode(msg);
+      } catch {
+        return;
+      }
+      const q = p.questions?.[0];
+      if (p.id !== id || q?.type !== type || q.name.toLowerCase() !== name.toLowerCase()) return;
+      finish(p);
+    });
+    const query = dnsPacket.encode({
+      type: 'query',
+      id,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type, name, class: 'IN' }],
+    });
+    sock.send(query, port, host, (e) => {
+      if (e) finish((e as NodeJS.ErrnoException).code ?? 'EFAIL');
+    });
+  });
 }
