@@ -33,6 +33,7 @@ import { tls, tlsMgm } from './tls/index.js';
 import { websocket } from './websocket/index.js';
 import { xhttp } from './xhttp/index.js';
 import { tmModule } from './tm/index.js';
+import { uac } from './uac/index.js';
 import { usrloc } from './usrloc/index.js';
 import { moduleNameOf, type ModuleExports, type ModuleTable } from './types.js';
 
@@ -68,6 +69,7 @@ const BUILTIN_MODULES: readonly ModuleExports[] = [
   websocket,
   xhttp,
   debuggerModule,
+  uac,
 ];
 
 const byName = new Map<string, ModuleExports>();
