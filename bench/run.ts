@@ -21,7 +21,15 @@ import { SIPP, bound, runUac, startUas, type SippTransport } from '../test/helpe
 import { TestDnsServer } from '../test/helpers/dns-server.js';
 import { makePki, type TestPki } from '../test/helpers/tls-certs.js';
 import { tcpToTls, type Relay } from '../test/helpers/tls-relay.js';
-import { cpuDelta, processesByRole, switchyardThreads, threadRank, treeCpuUs, type CpuByRole } from './lib/cpu.js';
+import {
+  cpuDelta,
+  processesByRole,
+  switchyardThreads,
+  threadRank,
+  treeCpuUs,
+  udpBacklog,
+  type CpuByRole,
+} from './lib/cpu.js';
 import { EvapiCounter } from './lib/evapi-client.js';
 import { CRITERIA, MAX_STEPS, judge, maxCps, stepRate } from './lib/verdict.js';
 
@@ -305,6 +313,17 @@ async function measure(
   return run;
 }
 
+/**
+ * Waits (at most 15 s) until the proxy has read what earlier calls left in its
+ * UDP socket: a run that starts behind a backlog measures the backlog.
+ */
+async function drained(label: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (udpBacklog(PROXY_PORT) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const left = udpBacklog(PROXY_PORT);
+  if (left > 0) console.log(`[${label}] ${left} bytes still wait in the proxy's UDP socket after 15 s`);
+}
+
 async function benchServer(
   t: Omit<Target, 'pid' | 'cpu'>,
   start: () => Promise<ChildProcess>,
@@ -349,9 +368,11 @@ async function benchServer(
     }
     // the warm-up's last events must not count in the first measured run
     await events?.settle();
+    await drained(t.label);
     runs.push(await measure(target, fixedRate, Math.round(fixedRate * FIXED_SECONDS), 'fixed', port++, events));
     for (let i = 0; i < STEP_LIMIT; i++) {
       const rate = stepAt(i);
+      await drained(t.label);
       const r = await measure(target, rate, Math.round(rate * STEP_SECONDS), 'step', port++, events);
       runs.push(r);
       if (r.verdict === 'fail') break;

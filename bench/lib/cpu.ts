@@ -100,3 +100,15 @@ export function cpuDelta(before: CpuByRole, after: CpuByRole): CpuByRole {
   for (const [role, us] of after) out.set(role, Math.max(0, us - (before.get(role) ?? 0)));
   return out;
 }
+
+/** bytes waiting in the receive queues of the UDP sockets bound to 127.0.0.1:port (several with SO_REUSEPORT) */
+export function udpBacklog(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let bytes = 0;
+  // columns: sl local_address rem_address st tx_queue:rx_queue …, the queues in hex
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local) bytes += parseInt(f[4]!.split(':')[1]!, 16);
+  }
+  return bytes;
+}
