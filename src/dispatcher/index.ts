@@ -9,7 +9,7 @@ import { log } from '../shared/log.js';
 import { nameThread } from '../shared/thread-name.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
-import { initModules } from '../shared/modules/init.js';
+import { destroyModules, initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { MODULES } from '../shared/modules/registry.js';
 import { DispatcherServices } from './services.js';
@@ -24,9 +24,12 @@ const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
 
 async function main(): Promise<void> {
   const bus = new PortBus(DISPATCHER);
+  // shutdown: go on serving the SIP workers while they drain (usrloc, t_continue from evapi …); the master
+  // says 'exit' once they have, or after the grace period
+  let onExit: () => void = () => process.exit(0);
   parentPort!.on('message', (m: ControlToThread) => {
     if (m.type === 'bus-port') bus.attach(m.peer, m.port);
-    else if (m.type === 'shutdown') process.exit(0);
+    else if (m.type === 'exit') onExit();
   });
   nameThread('dispatcher');
   log.tag = 'dispatcher';
@@ -59,6 +62,7 @@ async function main(): Promise<void> {
     },
     init.moduleSabs,
   );
+  onExit = () => void destroyModules(script, log).finally(() => process.exit(0));
   post({ type: 'ready' });
 }
 

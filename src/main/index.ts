@@ -22,7 +22,7 @@ import { ANY_SOCKET, protoName, RecKind } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
 import { nativeUdp } from '../shared/native/udp-send.js';
-import { allocSharedMemory, initModules } from '../shared/modules/init.js';
+import { allocSharedMemory, destroyModules, initModules } from '../shared/modules/init.js';
 import { MODULES } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
 import { compileScript, DEFAULT_CFG } from '../shared/script/index.js';
@@ -439,7 +439,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
             // already gone
           }
         }
-        process.exit(0);
+        void destroyModules(script, log).finally(() => process.exit(0));
       }, 50);
     });
   };

@@ -288,7 +288,9 @@ export class Supervisor {
    * Ask every thread to finish in-flight work. A SIP worker that has drained
    * says so and keeps reading its UDP socket (a datagram there may belong to
    * another worker's call) until all have drained or `graceMs` is over; then
-   * all end, and what is left after another 500 ms is terminated.
+   * all end, the event dispatcher too (it serves the workers while they
+   * drain), each after its modules' destroy hooks, and what is left after
+   * another 3 s is terminated.
    */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
@@ -296,7 +298,7 @@ export class Supervisor {
     const sip = this.#slots.filter((s) => s.role === 'sip' && s.worker !== null);
     let left = sip.length;
     const end = (): void => {
-      for (const s of sip) s.worker?.postMessage({ type: 'exit' } satisfies ControlToThread);
+      for (const s of this.#slots) s.worker?.postMessage({ type: 'exit' } satisfies ControlToThread);
     };
     const endTimer = setTimeout(end, graceMs);
     const exits = this.#slots.map((s) => {
@@ -305,7 +307,7 @@ export class Supervisor {
       return new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           void w.terminate();
-        }, graceMs + 500);
+        }, graceMs + 3000);
         w.once('exit', () => {
           clearTimeout(timer);
           resolve();

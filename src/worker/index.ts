@@ -14,7 +14,7 @@ import { nameThread } from '../shared/thread-name.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
-import { initModules } from '../shared/modules/init.js';
+import { destroyModules, initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { scriptPosition } from '../shared/script/runtime.js';
 import { MODULES } from '../shared/modules/registry.js';
@@ -210,7 +210,7 @@ async function main(): Promise<void> {
     udp?.close();
     svc.tm?.clear();
     svc.uac?.clear();
-    process.exit(0);
+    void destroyModules(script, log).finally(() => process.exit(0));
   };
   post({ type: 'ready' });
 }

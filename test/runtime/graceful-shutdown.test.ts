@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startServer, writeCfg, expectLog } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
+import { freePort } from '../helpers/tls-relay.js';
 
 // SIGTERM: new calls get 503 at once, a call in progress still completes
 // (its 200 is relayed), and the process exits 0 as soon as nothing is left,
@@ -105,3 +107,91 @@ request_route {
     await server.stop();
   }
 });
+
+test(
+  'SIGTERM: the event dispatcher serves through the drain: an evapi client resumes a suspended request, then exit 0',
+  { timeout: 60_000 },
+  async () => {
+    const evapiPort = await freePort();
+    const caller = await UdpPeer.open();
+    const server = await startServer({
+      workers: 2,
+      listen: ['udp:127.0.0.1:0'],
+      args: ['--log-level', 'NOTICE'],
+      cfg: writeCfg(`#!KAMAILIO
+exit_timeout=20
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "json.so"
+loadmodule "evapi.so"
+modparam("evapi", "bind_addr", "127.0.0.1:${evapiPort}")
+request_route {
+    evapi_async_relay("{ \\"index\\": \\"$T(id_index)\\", \\"label\\": \\"$T(id_label)\\" }");
+    exit;
+}
+route[RESUME] {
+    t_reply("200", "resumed while stopping");
+}
+event_route[evapi:message-received] {
+    json_get_field("$evapi(msg)", "index", "$var(tindex)");
+    json_get_field("$evapi(msg)", "label", "$var(tlabel)");
+    t_continue("$var(tindex)", "$var(tlabel)", "RESUME");
+}
+`),
+    });
+    const client = net.connect({ host: '127.0.0.1', port: evapiPort });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.once('connect', resolve);
+        client.once('error', reject);
+      });
+      let events = '';
+      client.on('data', (d: Buffer) => (events += d.toString('utf8')));
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      caller.send(
+        sipRequest([
+          'INVITE sip:b@127.0.0.1 SIP/2.0',
+          `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bKev1`,
+          'Max-Forwards: 70',
+          'From: <sip:a@127.0.0.1>;tag=ev1',
+          'To: <sip:b@127.0.0.1>',
+          'Call-ID: gs-evapi',
+          'CSeq: 1 INVITE',
+          'Content-Length: 0',
+        ]),
+        server.udp[0]!,
+      );
+      let frame: RegExpExecArray | null = null;
+      for (
+        const end = Date.now() + 10_000;
+        frame === null && Date.now() < end;
+        await new Promise((r) => setTimeout(r, 20))
+      )
+        frame = /\d+:(\{[^}]*\}),/.exec(events);
+      assert.ok(frame, `the event client got the suspended request: ${JSON.stringify(events)}`);
+      const { index, label } = JSON.parse(frame[1]!) as { index: string; label: string };
+
+      const exited = new Promise<number | null>((resolve) => server.proc.once('exit', (code) => resolve(code)));
+      server.proc.kill('SIGTERM');
+      await expectLog(server, /SIGTERM: stopping/);
+      // the SIP worker waits for the suspended transaction; the dispatcher, which
+      // holds the event socket, must still be there to resume it
+      const answer = JSON.stringify({ index: Number(index), label: Number(label) });
+      client.write(`${Buffer.byteLength(answer)}:${answer},`);
+      const resumed = async (): Promise<boolean> => {
+        for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 20)))
+          if (caller.received.some((b) => b.toString('latin1').startsWith('SIP/2.0 200 resumed while stopping')))
+            return true;
+        return false;
+      };
+      assert.ok(await resumed(), 'the request was resumed during the drain');
+      assert.equal(await exited, 0);
+      // evapi's destroy in the dispatcher closed the event socket
+      await closed;
+    } finally {
+      client.destroy();
+      caller.close();
+      await server.stop();
+    }
+  },
+);

@@ -1,4 +1,5 @@
 import type { ModuleEnv, CompiledScript } from './types.js';
+import type { Log } from '../contract/host.js';
 
 /** run each loaded module's init hook for this thread's role, with its modparams */
 export async function initModules(
@@ -30,4 +31,31 @@ export function allocSharedMemory(script: CompiledScript): Record<string, Shared
       out[mod.name] = mod.allocShared(script.modparams.get(mod.name) ?? new Map());
   }
   return out;
+}
+
+/** how long one module's destroy may take at shutdown before the thread goes on without it */
+const DESTROY_MS = 1000;
+
+/**
+ * Shutdown, in every thread (master, SIP workers, dispatcher): each loaded
+ * module's destroy hook, last loaded first. A hook that fails or hangs is
+ * logged and left behind: the thread still ends.
+ */
+export async function destroyModules(script: CompiledScript, log: Log): Promise<void> {
+  for (const name of [...script.modules].reverse()) {
+    const mod = script.moduleTable.find(name);
+    if (mod?.destroy === undefined) continue;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), DESTROY_MS);
+    });
+    try {
+      if ((await Promise.race([Promise.resolve(mod.destroy()), late])) === 'late')
+        log.warn(`module ${mod.name}: destroy did not finish within ${DESTROY_MS} ms`);
+    } catch (e) {
+      log.err(`module ${mod.name}: destroy failed: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
