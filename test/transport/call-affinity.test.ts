@@ -13,11 +13,8 @@ const WORKERS = 2;
 let server: RunningServer;
 let callee: UdpPeer;
 
-before(async () => {
-  callee = await UdpPeer.open();
-  server = await startServer({
-    workers: WORKERS,
-    cfg: writeCfg(`loadmodule "sl.so"
+function cfg(core = ''): string {
+  return writeCfg(`${core}loadmodule "sl.so"
 loadmodule "tm.so"
 loadmodule "rr.so"
 request_route {
@@ -31,8 +28,12 @@ request_route {
 onreply_route {
     xlog("L_WARN", "handled $rs $ci\\n");
 }
-`),
-  });
+`);
+}
+
+before(async () => {
+  callee = await UdpPeer.open();
+  server = await startServer({ workers: WORKERS, cfg: cfg() });
 });
 after(async () => {
   callee?.close();
@@ -212,6 +213,29 @@ function handledBy(callId: string): Map<string, Set<number>> {
   return out;
 }
 
+/** every call of `ids` (even index: cancelled) was handled by its owner alone, retransmissions absorbed */
+async function checkOwners(ids: string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    const cancelled = i % 2 === 0;
+    const owner = ownerOf(Buffer.from(`X\r\nCall-ID: ${id}\r\n\r\n`), WORKERS);
+    // log lines come from the workers a little after the replies
+    const want = cancelled ? ['INVITE', '180', '487'] : ['INVITE', '180', '200', 'ACK', 'BYE'];
+    const seen = await until(`every log line of ${id}`, () => {
+      const h = handledBy(id);
+      return want.every((w) => h.has(w)) ? h : undefined;
+    });
+    for (const [what, workers] of seen)
+      assert.deepEqual([...workers], [owner], `${what} of ${id} handled by worker ${[...workers]}, owner ${owner}`);
+    // the owner's transaction absorbs these before any route: a worker without it would have routed them
+    if (cancelled) {
+      assert.ok(!seen.has('CANCEL') && !seen.has('ACK'), `CANCEL and ACK of ${id} met their transaction`);
+      assert.equal(calleeGot(id, 'ACK').length, 1, `only the proxy's own ACK of ${id} reached the callee`);
+    }
+    assert.equal(calleeGot(id, 'INVITE').length, 1, `the retransmitted INVITE of ${id} was absorbed`);
+  }
+}
+
 async function hops(): Promise<number> {
   return (await server.rpc('stats.get_statistics', ['core:udp_hops'])).result['core:udp_hops'] as number;
 }
@@ -223,26 +247,8 @@ for (const transport of ['UDP', 'TCP'] as const) {
       const hopsBefore = await hops();
       const ids = callIds(`aff${transport}`, 3);
       for (let i = 0; i < ids.length; i++) await call(caller, ids[i]!, i % 2 === 0);
-      for (let i = 0; i < ids.length; i++) {
-        const id = ids[i]!;
-        const cancelled = i % 2 === 0;
-        const owner = ownerOf(Buffer.from(`X\r\nCall-ID: ${id}\r\n\r\n`), WORKERS);
-        // log lines come from the workers a little after the replies
-        const want = cancelled ? ['INVITE', '180', '487'] : ['INVITE', '180', '200', 'ACK', 'BYE'];
-        const seen = await until(`every log line of ${id}`, () => {
-          const h = handledBy(id);
-          return want.every((w) => h.has(w)) ? h : undefined;
-        });
-        for (const [what, workers] of seen)
-          assert.deepEqual([...workers], [owner], `${what} of ${id} handled by worker ${[...workers]}, owner ${owner}`);
-        // the owner's transaction absorbs these before any route: a worker without it would have routed them
-        if (cancelled) {
-          assert.ok(!seen.has('CANCEL') && !seen.has('ACK'), `CANCEL and ACK of ${id} met their transaction`);
-          assert.equal(calleeGot(id, 'ACK').length, 1, `only the proxy's own ACK of ${id} reached the callee`);
-        }
-        assert.equal(calleeGot(id, 'INVITE').length, 1, `the retransmitted INVITE of ${id} was absorbed`);
-      }
-      // the callee's replies reach both workers through the shared socket: some must have hopped
+      await checkOwners(ids);
+      // one worker reads the caller's datagrams, one the callee's: the other worker's calls hopped
       assert.ok(
         (await hops()) > hopsBefore,
         'datagrams read by a worker that does not own their call hop to the owner',
@@ -269,5 +275,19 @@ test('after both workers are killed and restarted, each reads its socket again a
     for (let i = 0; i < ids.length; i++) await call(callers[i % callers.length]!, ids[i]!, i % 2 === 0);
   } finally {
     for (const c of callers) c.close();
+  }
+});
+
+test('udp_worker_receive=0: the master reads UDP and hands every message to the owner', async () => {
+  await server.stop();
+  server = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_receive=0\n') });
+  const caller = await udpCaller(server.udp[0]!);
+  try {
+    const ids = callIds('master', 2);
+    for (let i = 0; i < ids.length; i++) await call(caller, ids[i]!, i % 2 === 0);
+    await checkOwners(ids);
+    assert.equal(await hops(), 0, 'no worker read a datagram');
+  } finally {
+    caller.close();
   }
 });
