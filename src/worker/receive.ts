@@ -10,7 +10,7 @@ import { forwardReplyEdits } from '../shared/sip/build.js';
 import { checkSipMessage, parseSipMessage, type Rejection, type SipMessage } from '../shared/sip/message.js';
 import { newScriptContext } from '../shared/script/context.js';
 import type { WorkerServices } from './services.js';
-import { serverKey } from './tm/transactions.js';
+import { serverKey } from './tm/tx.js';
 import type { SipMsg } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { OverloadControl } from './overload.js';

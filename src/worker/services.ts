@@ -16,17 +16,37 @@ import type {
   ScriptContext,
   ScriptServices,
   CompiledScript,
+  TransactionApi,
 } from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
 import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
-import type { Transactions } from './tm/transactions.js';
-import type { LocalUac } from './uac.js';
 import { LocateError, type Hop, type Locator } from '../shared/dns/locate.js';
 import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
+
+/** the transaction layer as the worker's own parts call it (tm/transactions.ts implements it) */
+export interface WorkerTransactions extends TransactionApi {
+  /** a request before the script: true when the transaction layer handled it (retransmission, ACK, CANCEL) */
+  onRequest(msg: SipMsg, rcv: ReceiveInfo): boolean;
+  /** a reply from downstream: false when it belongs to no transaction */
+  onReply(reply: SipMsg, replyCtx: ScriptContext): boolean;
+  settle(ctx: ScriptContext): void;
+  suspendTx(ctx: ScriptContext): void;
+  resumeTx(ctx: ScriptContext): void;
+  unanswered(): number;
+  clear(): void;
+}
+
+/** requests the proxy originates, as the worker's parts call them (uac.ts implements it) */
+export interface WorkerUac {
+  send(req: LocalRequest): Promise<LocalReply>;
+  /** a reply from downstream: false when it answers no request of ours */
+  onReply(reply: SipMsg): boolean;
+  clear(): void;
+}
 
 interface WorkerCounters {
   fwdRequests: CounterHandle;
@@ -46,9 +66,9 @@ export class WorkerServices implements ScriptServices {
   readonly sockets: readonly ListenSocket[];
   script: CompiledScript | null = null;
   /** the transaction layer (set up by the worker entry) */
-  tm: Transactions | null = null;
+  tm: WorkerTransactions | null = null;
   /** requests the proxy originates (set up by the worker entry) */
-  uac: LocalUac | null = null;
+  uac: WorkerUac | null = null;
   /** RFC 3263 destinations (set up by the worker entry) */
   locator: Locator | null = null;
   blocklist: Blocklist | null = null;

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { scanCallId } from '../shared/sip/callid-scan.js';
 import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { LocalReply, LocalRequest } from '../shared/modules/types.js';
-import type { WorkerServices } from './services.js';
+import type { WorkerServices, WorkerUac } from './services.js';
 import type { Hop } from '../shared/dns/locate.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 
@@ -32,7 +32,7 @@ function callIdHash(id: string): number {
   return scanCallId(b, 0, b.length);
 }
 
-export class LocalUac {
+export class LocalUac implements WorkerUac {
   readonly #svc: WorkerServices;
   readonly #workers: number;
   readonly #pending = new Map<string, Pending>();

@@ -1,0 +1,140 @@
+/** tm: client transactions: a branch through branch_route, its destination located, its request built and sent. */
+import { forcedSocket } from '../../shared/modules/core/pvars.js';
+import { advertisedOf } from '../../shared/config/listen.js';
+import { recordRouteHeaders } from '../../shared/modules/rr/index.js';
+import { RouteKind, type Destination, type ScriptContext } from '../../shared/modules/types.js';
+import { forwardRequestEdits } from '../../shared/sip/build.js';
+import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
+import type { Hop } from '../../shared/dns/locate.js';
+import { T1, type ClientTx, type ServerTx } from './tx.js';
+import type { TmCore } from './core.js';
+
+/** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
+export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null): number {
+  const edits = (ctx.edits as MessageEdits).fork();
+  if (s.branchRoute === null) return sendBranch(core, ctx, s, ruri, du, edits);
+  const fn = core.svc.route(s.branchRoute, 'branch');
+  if (fn === null) return sendBranch(core, ctx, s, ruri, du, edits);
+  // the branch route sees and changes this branch only: its own R-URI, $du and edits
+  const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du, edits, exit: false, dropped: false };
+  s.branchIdx = s.branches.length + s.pending;
+  const r = fn(bctx);
+  if (typeof r === 'number')
+    return bctx.dropped ? -1 : sendBranch(core, ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits);
+  // it waits (rtpproxy/rtpengine answer): the branch leaves when it is done, the worker serves others meanwhile
+  s.pending++;
+  const done = (ok: boolean): void => {
+    s.pending--;
+    const sent =
+      ok &&
+      !bctx.dropped &&
+      !s.cancelled &&
+      s.status < 200 &&
+      sendBranch(core, ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits) === 1;
+    if (!sent) core.pendingDone(s);
+  };
+  r.then(
+    () => done(true),
+    (e: unknown) => {
+      core.svc.log.err(`branch_route[${s.branchRoute}] failed: ${e instanceof Error ? e.message : String(e)}`);
+      done(false);
+    },
+  );
+  return 1;
+}
+
+/** the branch toward $du or the R-URI: its destination located (RFC 3263) first, waiting for DNS when the name is not cached */
+function sendBranch(
+  core: TmCore,
+  ctx: ScriptContext,
+  s: ServerTx,
+  ruri: string | null,
+  du: string | null,
+  edits: MessageEdits,
+): number {
+  const to = du ?? ruri ?? ctx.msg.ruri;
+  let hops: Hop[] | Promise<Hop[]>;
+  try {
+    hops = core.svc.locate(to);
+  } catch (e) {
+    return core.svc.noDestination(ctx, 't_relay', to, e);
+  }
+  if (Array.isArray(hops)) return send(core, ctx, s, ruri, edits, to, hops);
+  s.pending++;
+  core.svc.whenLocated(
+    ctx,
+    hops,
+    // cancelled or answered while the name was resolving: nothing to send
+    (h) => (s.status >= 200 || s.cancelled ? -1 : send(core, ctx, s, ruri, edits, to, h)),
+    (e) => core.svc.noDestination(ctx, 't_relay', to, e),
+    () => {
+      s.pending--;
+      core.pendingDone(s);
+    },
+  );
+  return 1;
+}
+
+/** one client transaction to the first usable of `hops` (the rest kept for DNS failover) */
+export function send(
+  core: TmCore,
+  ctx: ScriptContext,
+  s: ServerTx,
+  ruri: string | null,
+  base: MessageEdits,
+  to: string,
+  hops: Hop[],
+): number {
+  const msg = ctx.msg;
+  const i = core.svc.usableHop(hops);
+  if (i < 0) return core.svc.noDestination(ctx, 't_relay', to, null);
+  const target = hops[i]!;
+  const more = core.svc.dnsFailover && core.svc.usableHop(hops, i + 1) >= 0;
+  // the edits of a branch that may fail over are kept as they were before its Via
+  const edits = more ? base.fork() : base;
+  const sock = core.svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
+  if (sock === null) return -1;
+  const branch = `z9hG4bKsy${core.prefix}${(core.seq++).toString(36)}`;
+  const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip)};branch=${branch}`;
+  const recordRoute = recordRouteHeaders(ctx, core.svc.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip);
+  forwardRequestEdits(msg, edits, {
+    via,
+    srcIp: ctx.rcv.srcIp,
+    srcPort: ctx.rcv.srcPort,
+    forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
+    newRuri: ruri,
+    recordRoute,
+  });
+  const bytes = applyEdits(msg, edits);
+  const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
+  const now = Date.now();
+  const c: ClientTx = {
+    branch,
+    idx: s.branches.length,
+    server: s,
+    dest,
+    failover: more ? { hops: hops.slice(i + 1), ruri, edits: base, to } : null,
+    hop: target,
+    bytes,
+    invite: s.invite,
+    status: 0,
+    timedOut: false,
+    heard: false,
+    retransAt: now + T1,
+    interval: T1,
+    timeoutAt: now + s.frNonInvite,
+    cancelBase: {
+      ruri: ruri ?? msg.ruri,
+      via,
+      from: msg.header('From')?.value ?? '',
+      callId: msg.callId(),
+      cseq: msg.cseq().num,
+    },
+    to: msg.header('To')?.value ?? '',
+  };
+  s.branches.push(c);
+  core.client.set(branch, c);
+  core.counters.inc(core.c.uac);
+  core.svc.send(dest, bytes);
+  return 1;
+}

@@ -1,0 +1,294 @@
+/** tm: the state of one worker's transactions, and what every part of it does to them (final replies, callbacks, CANCEL/ACK). */
+import { randomBytes } from 'node:crypto';
+import type { Counters } from '../../shared/counters/counters.js';
+import type { CounterHandle } from '../../shared/contract/host.js';
+import {
+  type FinalReplyCallback,
+  type ReplyOutCallback,
+  type RouteFn,
+  type ScriptContext,
+} from '../../shared/modules/types.js';
+import { buildReply, forwardReplyEdits } from '../../shared/sip/build.js';
+import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
+import type { SipMsg } from '../../shared/contract/sip.js';
+import type { WorkerServices } from '../services.js';
+import {
+  T1,
+  TICK_MS,
+  routeLines,
+  serverKey,
+  RELAY_NO_100,
+  type ClientTx,
+  type ServerTx,
+  type TmCounters,
+} from './tx.js';
+
+export class TmCore {
+  readonly svc: WorkerServices;
+  readonly counters: Counters;
+  readonly c: TmCounters;
+  readonly server = new Map<string, ServerTx>();
+  readonly client = new Map<string, ClientTx>();
+  readonly prefix = randomBytes(4).toString('hex');
+  readonly labels = new Map<number, ServerTx>();
+  /** acc, dialog: registered at module init */
+  readonly onFinal: FinalReplyCallback[] = [];
+  readonly onOut: ReplyOutCallback[] = [];
+  seq = 0;
+  labelSeq = 0;
+  frTimer: number;
+  frInvTimer: number;
+  /** wt_timer */
+  waitMs = 5000;
+  /** auto_inv_100 / auto_100trying */
+  auto100 = true;
+  /** blst_503: a 503 puts its sender on the destination blocklist (Retry-After seconds, bounded; else the default) */
+  blst503 = false;
+  blst503Default = 0;
+  blst503Min = 0;
+  blst503Max = 3600;
+  /** onreply_avp_mode 1 (OpenSIPS): reply routes read and add to the transaction's AVPs */
+  replyAvps = false;
+  timer: NodeJS.Timeout | null = null;
+  /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
+  runRoute: (fn: RouteFn, ctx: ScriptContext, after: () => void) => void = () => {};
+
+  /** `params`: the tm modparams (defaults applied) */
+  constructor(
+    svc: WorkerServices,
+    counters: Counters,
+    params: ReadonlyMap<string, unknown>,
+    readonly tick: () => void,
+  ) {
+    this.svc = svc;
+    this.counters = counters;
+    const secs = (name: string): number | null =>
+      params.get(name) === undefined ? null : Number(params.get(name)) * 1000;
+    this.frTimer = secs('fr_timeout') ?? Number(params.get('fr_timer'));
+    this.frInvTimer = secs('fr_inv_timeout') ?? Number(params.get('fr_inv_timer'));
+    this.waitMs = Number(params.get('wt_timer'));
+    this.auto100 = Number(params.get('auto_inv_100')) !== 0 && Number(params.get('auto_100trying')) !== 0;
+    this.blst503 = Number(params.get('blst_503')) !== 0;
+    this.blst503Default = Number(params.get('blst_503_def_timeout'));
+    this.blst503Min = Number(params.get('blst_503_min_timeout'));
+    this.blst503Max = Number(params.get('blst_503_max_timeout'));
+    this.replyAvps = Number(params.get('onreply_avp_mode')) === 1;
+    const h = (id: string): CounterHandle => counters.handle(id);
+    this.c = {
+      uas: h('tm:UAS_transactions'),
+      uac: h('tm:UAC_transactions'),
+      inuse: h('tm:inuse_transactions'),
+      rpl: ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'].map((x) => h(`tm:${x}_transactions`)),
+      retrans: h('tm:retransmissions'),
+      timeouts: h('tm:timeouts'),
+      active: h('tm:active_transactions'),
+      suspended: h('tm:suspended'),
+      rplReceived: h('tm:rpl_received'),
+      rplGenerated: h('tm:rpl_generated'),
+      rplSent: h('tm:rpl_sent'),
+    };
+  }
+
+  arm(): void {
+    this.timer ??= setInterval(this.tick, TICK_MS);
+  }
+
+  forget(s: ServerTx): void {
+    if (this.server.get(s.key) !== s) return;
+    this.server.delete(s.key);
+    for (const c of s.branches) this.client.delete(c.branch);
+    this.unsuspend(s);
+    if (s.label !== 0) this.labels.delete(s.label);
+    if (s.active) this.counters.dec(this.c.active);
+    s.active = false;
+    this.counters.dec(this.c.inuse);
+  }
+
+  sendCancel(c: ClientTx): void {
+    const b = c.cancelBase;
+    const lines = [
+      `CANCEL ${b.ruri} SIP/2.0`,
+      `Via: ${b.via}`,
+      ...routeLines(c.bytes),
+      `From: ${b.from}`,
+      `To: ${c.to}`,
+      `Call-ID: ${b.callId}`,
+      `CSeq: ${b.cseq} CANCEL`,
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
+    ];
+    this.svc.send(c.dest, Buffer.from(lines.join('\r\n')));
+  }
+
+  sendAck(c: ClientTx, reply: SipMsg): void {
+    const b = c.cancelBase;
+    const to = reply.header('To')?.value ?? c.to;
+    const lines = [
+      `ACK ${b.ruri} SIP/2.0`,
+      `Via: ${b.via}`,
+      ...routeLines(c.bytes),
+      `From: ${b.from}`,
+      `To: ${to}`,
+      `Call-ID: ${b.callId}`,
+      `CSeq: ${b.cseq} ACK`,
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
+    ];
+    this.svc.send(c.dest, Buffer.from(lines.join('\r\n')));
+  }
+
+  serverTx(ctx: ScriptContext, flags = 0): ServerTx | null {
+    const existing = ctx.ext.tmTx as ServerTx | undefined;
+    if (existing) return existing;
+    const msg = ctx.msg;
+    if (!msg.isRequest || msg.method === 'ACK') return null;
+    const key = serverKey(msg);
+    if (key === null) return null;
+    const s: ServerTx = {
+      key,
+      ctx,
+      invite: msg.method === 'INVITE',
+      replyDest: this.svc.replyDestination(msg, ctx.rcv, ctx.ext.forceRport === true),
+      branches: [],
+      lastReply: null,
+      status: 0,
+      best: null,
+      failureRoute: null,
+      onreplyRoute: null,
+      branchRoute: null,
+      cancelled: false,
+      frInvite: (ctx.ext.tmFrInv as number | undefined) ?? this.frInvTimer,
+      frNonInvite: (ctx.ext.tmFr as number | undefined) ?? this.frTimer,
+      replyCode: 0,
+      branchIdx: 0,
+      expiresAt: Infinity,
+      active: true,
+      suspended: false,
+      suspendUntil: 0,
+      label: 0,
+      gAt: 0,
+      gInterval: T1,
+      pending: 0,
+    };
+    ctx.ext.tmTx = s;
+    this.server.set(key, s);
+    this.counters.inc(this.c.uas);
+    this.counters.inc(this.c.inuse);
+    this.counters.inc(this.c.active);
+    this.arm();
+    if (s.invite && this.auto100 && (flags & RELAY_NO_100) === 0) {
+      // 100 Trying at once: the caller stops retransmitting (RFC 3261 §16.2)
+      s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv });
+      this.counters.inc(this.c.rplGenerated);
+      this.counters.inc(this.c.rplSent);
+      this.svc.send(s.replyDest, s.lastReply);
+    }
+    return s;
+  }
+
+  unsuspend(s: ServerTx): void {
+    if (!s.suspended) return;
+    s.suspended = false;
+    s.suspendUntil = 0;
+    this.counters.dec(this.c.suspended);
+  }
+
+  labelOf(s: ServerTx): number {
+    if (s.label === 0) {
+      s.label = ++this.labelSeq;
+      this.labels.set(s.label, s);
+    }
+    return s.label;
+  }
+
+  /** no branch could go anywhere: 478 (no address) or 477 (every address unusable), as Kamailio's tm */
+  noDestination(s: ServerTx): void {
+    const e = s.ctx.ext.serError as { code: number; reason: string } | undefined;
+    this.sendFinal(s, e?.code ?? 500, e ? e.reason.replace('/SL)', '/TM)') : 'Server Internal Error', null);
+  }
+
+  /** a branch that was not sent at once is done (sent or not): finish what waited on it */
+  pendingDone(s: ServerTx): void {
+    if (s.status >= 200 || s.pending > 0) return;
+    if (s.branches.length === 0) {
+      if (s.cancelled) this.sendFinal(s, 487, 'Request Terminated', null);
+      else this.noDestination(s);
+    } else if (s.branches.every((b) => b.status >= 200) && s.best !== null)
+      this.sendFinal(s, s.best.code, s.best.reason, s.best.bytes);
+  }
+
+  /** relay a reply upstream; it is also what a retransmitted request gets from now on */
+  relayReply(s: ServerTx, reply: SipMsg, replyCtx: ScriptContext): Buffer {
+    const edits = replyCtx.edits as MessageEdits;
+    forwardReplyEdits(reply, edits);
+    const bytes = applyEdits(reply, edits);
+    this.counters.inc(this.c.rplSent);
+    s.lastReply = bytes;
+    this.svc.send(s.replyDest, bytes);
+    this.reportOut(s, reply.status, reply);
+    return bytes;
+  }
+
+  reportOut(s: ServerTx, code: number, reply: SipMsg | null): void {
+    for (const cb of this.onOut) {
+      try {
+        cb(s.ctx, code, reply);
+      } catch (e) {
+        this.svc.log.err(`reply callback failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  sendFinal(s: ServerTx, code: number, reason: string, bytes: Buffer | null): void {
+    if (s.status >= 200) return;
+    if (bytes === null) this.counters.inc(this.c.rplGenerated);
+    this.sendBytes(s, code, bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv }));
+  }
+
+  sendBytes(s: ServerTx, code: number, bytes: Buffer): void {
+    // state and counters first: once sent, the peer may ask the MI before this thread runs again
+    this.counters.inc(this.c.rplSent);
+    s.lastReply = bytes;
+    if (code >= 200) {
+      this.finished(s, code);
+      if (this.onFinal.length > 0) this.reportFinal(s, code, bytes);
+      this.reportOut(s, code, null);
+      if (code >= 300 && s.invite && s.replyDest.proto === 'udp') {
+        // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
+        s.gInterval = T1;
+        s.gAt = Date.now() + T1;
+        s.expiresAt = Date.now() + 64 * T1;
+      }
+    }
+    this.svc.send(s.replyDest, bytes);
+  }
+
+  reportFinal(s: ServerTx, code: number, bytes: Buffer): void {
+    const eol = bytes.indexOf('\r\n');
+    const first = bytes.toString('latin1', 0, eol < 0 ? Math.min(bytes.length, 200) : eol);
+    const reason = first.split(' ').slice(2).join(' ');
+    for (const cb of this.onFinal) {
+      try {
+        cb(s.ctx, code, reason, bytes);
+      } catch (e) {
+        this.svc.log.err(`final reply callback failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** the first final reply went upstream: the wait time starts */
+  finished(s: ServerTx, code: number): void {
+    s.status = code;
+    s.expiresAt = Date.now() + this.waitMs;
+    if (s.active) this.counters.dec(this.c.active);
+    s.active = false;
+    const cls = Math.floor(code / 100) - 1;
+    if (cls >= 0 && cls < 6) this.counters.inc(this.c.rpl[cls]!);
+  }
+
+  /** worker shutdown: drop every transaction */
+}

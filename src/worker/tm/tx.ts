@@ -1,0 +1,110 @@
+/** tm: the transaction records, their keys, and the RFC 3261 timer values. */
+import type { CounterHandle } from '../../shared/contract/host.js';
+import { type Destination, type ScriptContext } from '../../shared/modules/types.js';
+import { MessageEdits } from '../../shared/sip/edits.js';
+import type { SipMsg } from '../../shared/contract/sip.js';
+import type { Hop } from '../../shared/dns/locate.js';
+
+export const TICK_MS = 50;
+export const T1 = 500;
+export const T2 = 4000;
+/** timer I: how long a confirmed (ACKed) INVITE transaction absorbs ACK retransmissions */
+export const T4 = 5000;
+
+/** t_relay flag (OpenSIPS 0x01): no automatic 100 Trying for the INVITE */
+export const RELAY_NO_100 = 0x01;
+
+export interface ClientTx {
+  readonly branch: string;
+  readonly idx: number;
+  readonly server: ServerTx;
+  readonly dest: Destination;
+  /** use_dns_failover: the addresses still to try after this one, with what the branch was built from */
+  readonly failover: { hops: Hop[]; ruri: string | null; edits: MessageEdits; to: string } | null;
+  /** the address it went to, for the blocklist */
+  readonly hop: Hop;
+  readonly bytes: Buffer;
+  readonly invite: boolean;
+  status: number;
+  /** ended by fr_timer/fr_inv_timer, not by a reply */
+  timedOut: boolean;
+  /** some reply came back on it */
+  heard: boolean;
+  retransAt: number;
+  interval: number;
+  timeoutAt: number;
+  /** the request line, Via, From, Call-ID, CSeq and Route of the branch, for CANCEL and ACK */
+  readonly cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number };
+  to: string;
+}
+
+export interface ServerTx {
+  readonly key: string;
+  readonly ctx: ScriptContext;
+  readonly invite: boolean;
+  readonly replyDest: Destination;
+  branches: ClientTx[];
+  lastReply: Buffer | null;
+  status: number;
+  best: { code: number; bytes: Buffer | null; reason: string } | null;
+  failureRoute: string | null;
+  onreplyRoute: string | null;
+  branchRoute: string | null;
+  cancelled: boolean;
+  frInvite: number;
+  frNonInvite: number;
+  /** set while a failure/onreply route runs */
+  replyCode: number;
+  branchIdx: number;
+  expiresAt: number;
+  /** still waiting for a final reply (Kamailio's active_transactions) */
+  active: boolean;
+  /** async() or t_suspend() holds it */
+  suspended: boolean;
+  /** t_suspend(): when the wait ends with 408 (0: not t_suspend) */
+  suspendUntil: number;
+  /** $T(id_label): this worker's number for it, given on first use */
+  label: number;
+  /** timer G: next retransmission of a non-2xx final over UDP (0: off) */
+  gAt: number;
+  gInterval: number;
+  /** branches not sent yet: their branch_route is still waiting (a media relay's answer), or their destination name is resolving */
+  pending: number;
+}
+
+export interface TmCounters {
+  uas: CounterHandle;
+  uac: CounterHandle;
+  inuse: CounterHandle;
+  rpl: CounterHandle[];
+  retrans: CounterHandle;
+  timeouts: CounterHandle;
+  active: CounterHandle;
+  suspended: CounterHandle;
+  rplReceived: CounterHandle;
+  rplGenerated: CounterHandle;
+  rplSent: CounterHandle;
+}
+
+/** RFC 3261 §17.2.3 key (RFC 2543 fallback); `method` overrides for ACK/CANCEL matching */
+export function serverKey(msg: SipMsg, method = msg.method): string | null {
+  try {
+    const via = msg.topVia();
+    if (via.branch.startsWith('z9hG4bK') && via.branch.length > 7)
+      return `${via.branch}|${via.host}:${via.port}|${method}`;
+    return `${msg.callId()}|${msg.cseq().num}|${msg.from().tag}|${via.host}:${via.port}|${method}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The Route lines of a request as it was sent on a branch (after
+ * loose_route and the script's edits): its CANCEL and its hop-by-hop ACK
+ * carry exactly those (RFC 3261 §9.1, §17.1.1.3). Read only when needed.
+ */
+export function routeLines(sent: Buffer): string[] {
+  const end = sent.indexOf('\r\n\r\n');
+  const head = sent.toString('latin1', 0, end < 0 ? sent.length : end);
+  return head.split('\r\n').filter((l) => /^route\s*:/i.test(l));
+}
