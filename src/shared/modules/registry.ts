@@ -2,7 +2,8 @@
  * The modules switchyard has, by the names `loadmodule` uses. A module
  * folder adds itself here (one import, one entry). Only the thread entry
  * points, `-c` and the reference generator import this file: everything
- * else gets the table (MODULES) as an argument.
+ * else gets the table (MODULES) as an argument. CONTRIBUTING.md describes
+ * adding a module.
  */
 import { accModule } from './acc/index.js';
 import { auth } from './auth/index.js';
