@@ -75,6 +75,7 @@ async function main(): Promise<void> {
   svc.script = script;
   const dns = threadDns(script.core.dns, init.dns, init.sockets, counters);
   svc.locator = dns.locator;
+  svc.dnsParams = script.core.dns;
   svc.blocklist = dns.blocklist;
   svc.dnsFailover = script.core.dns.failover;
   if (script.core.udpWorkerSend) svc.sendTo = nativeSendTo;

@@ -185,7 +185,26 @@ export class Receiver {
         return;
       }
       if (msg.method === 'INVITE') c.inc(this.#c.routedInvites);
-      this.#run(route, this.newContext(msg, rcv, RouteKind.REQUEST));
+      const ctx = this.newContext(msg, rcv, RouteKind.REQUEST);
+      // core dns/rev_dns: whether the Via's sent-by name stands for the source address, before the script sees it
+      const via = this.#svc.viaHostCheck(msg, rcv);
+      if (via === null || typeof via === 'boolean') {
+        if (via === true) ctx.ext.viaMatches = true;
+        this.#run(route, ctx);
+        return;
+      }
+      this.hold(ctx);
+      void via.then(
+        (m) => {
+          this.release(ctx);
+          if (m) ctx.ext.viaMatches = true;
+          this.#run(route, ctx);
+        },
+        () => {
+          this.release(ctx);
+          this.#run(route, ctx);
+        },
+      );
     } else {
       c.inc(this.#c.rcvReplies);
       if (bad !== null) {

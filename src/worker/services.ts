@@ -1,5 +1,6 @@
 import { myself } from '../shared/modules/core/myself.js';
 import os from 'node:os';
+import { isIP } from 'node:net';
 import type { ListenSocket } from '../shared/config/listen.js';
 import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { Counters } from '../shared/counters/counters.js';
@@ -26,6 +27,7 @@ import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
+import type { DnsParams } from '../shared/contract/compiled.js';
 
 /** the transaction layer as the worker's own parts call it (tm/transactions.ts implements it) */
 export interface WorkerTransactions extends TransactionApi {
@@ -71,6 +73,8 @@ export class WorkerServices implements ScriptServices {
   uac: WorkerUac | null = null;
   /** RFC 3263 destinations (set up by the worker entry) */
   locator: Locator | null = null;
+  /** the core DNS parameters (dns, rev_dns …), set with the locator */
+  dnsParams: DnsParams | null = null;
   blocklist: Blocklist | null = null;
   /** use_dns_failover: a branch that fails (503, timeout) goes on to the next address */
   dnsFailover = false;
@@ -227,13 +231,77 @@ export class WorkerServices implements ScriptServices {
     const bytes = buildReply(ctx.msg, code, reason, {
       rcv: ctx.rcv,
       headers: ctx.ext.replyHeaders as string[] | undefined,
+      viaMatches: ctx.ext.viaMatches === true,
     });
     // counted first: once sent, the peer may ask the MI before this thread runs again
     this.#counters.inc(this.#c.slSent);
     const cls = Math.floor(code / 100) - 1;
     if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.slByClass[cls]!);
-    this.send(this.replyDestination(ctx.msg, ctx.rcv, ctx.ext.forceRport === true), bytes);
+    const dest = this.replyDestination(ctx.msg, ctx.rcv, ctx.ext.forceRport === true);
+    const byName =
+      ctx.ext.viaMatches === true && ctx.ext.forceRport !== true && ctx.rcv.proto === 'udp'
+        ? this.#sentBy(ctx.msg)
+        : null;
+    if (byName === null) this.send(dest, bytes);
+    else {
+      // no received= on the Via: the sent-by name, located per RFC 3263 §5 (SRV when it has no port, else A/AAAA)
+      const to = (hops: Hop[]): void => {
+        const h = hops.find((x) => x.proto === 'udp');
+        this.send(h ? { ...dest, ip: h.ip, port: h.port } : dest, bytes);
+      };
+      try {
+        const hops = this.locate(byName);
+        if (Array.isArray(hops)) to(hops);
+        else hops.then(to, () => this.send(dest, bytes));
+      } catch {
+        this.send(dest, bytes);
+      }
+    }
     return 1;
+  }
+
+  /** the top Via's sent-by as a URI to locate ("sip:host[:port];transport=udp"), when it is a name without rport */
+  #sentBy(msg: SipMsg): string | null {
+    try {
+      const via = msg.topVia();
+      if (via.rport !== undefined || isIP(via.host.replace(/^\[|\]$/g, '')) !== 0) return null;
+      return `sip:${via.host}${via.port ? `:${via.port}` : ''};transport=udp`;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Core dns/rev_dns (Kamailio's received test): does the top Via's sent-by
+   * name stand for the source address? null: nothing to check (both off, or
+   * the sent-by is an address); else the answer, at once when cached.
+   */
+  viaHostCheck(msg: SipMsg, rcv: ReceiveInfo): boolean | Promise<boolean> | null {
+    const p = this.dnsParams;
+    if (p === null || (!p.viaDns && !p.viaRevDns) || this.locator === null) return null;
+    let host: string;
+    try {
+      const via = msg.topVia();
+      host = via.host.replace(/^\[|\]$/g, '').toLowerCase();
+      if (via.received !== undefined || isIP(host) !== 0) return null;
+    } catch {
+      return null;
+    }
+    const byPtr = (): Promise<boolean> | boolean =>
+      p.viaRevDns ? this.locator!.reverse(rcv.srcIp).then((names) => names.includes(host)) : false;
+    if (!p.viaDns) return byPtr();
+    let hops: Hop[] | Promise<Hop[]>;
+    try {
+      hops = this.locator.locate(`sip:${host}:5060`);
+    } catch {
+      return byPtr();
+    }
+    const holds = (h: Hop[]): boolean => h.some((x) => x.ip === rcv.srcIp);
+    if (Array.isArray(hops)) return holds(hops) || byPtr();
+    return hops.then(
+      (h) => holds(h) || byPtr(),
+      () => byPtr(),
+    );
   }
 
   /** the socket a message to `proto` leaves from: the forced one ($fs), else the one it arrived on, when they fit */
@@ -365,6 +433,7 @@ export class WorkerServices implements ScriptServices {
       srcPort: ctx.rcv.srcPort,
       // over a stream the reply must find its way back to the caller's connection: always note its port
       forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
+      viaMatches: ctx.ext.viaMatches === true,
       newRuri: ctx.ruri,
       recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip),
     });

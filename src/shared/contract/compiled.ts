@@ -41,6 +41,10 @@ export interface DnsParams {
   /** AAAA when a name has no A record; only where an IPv6 socket is listened on, as Kamailio */
   tryIpv6: boolean;
   tryNaptr: boolean;
+  /** core `dns`: a Via sent-by name whose A/AAAA records hold the source address gets no `received=` */
+  viaDns: boolean;
+  /** core `rev_dns`: the same when a PTR name of the source address is the sent-by name */
+  viaRevDns: boolean;
   /** RFC 2782 weighted choice among SRV targets of one priority */
   srvLb: boolean;
   /** seconds per try (-1: the resolver's default) */

@@ -4,6 +4,8 @@ export function defaultDnsParams(): DnsParams {
   return {
     tryIpv6: true,
     tryNaptr: false,
+    viaDns: false,
+    viaRevDns: false,
     srvLb: false,
     retrTime: -1,
     retrNo: -1,

@@ -94,6 +94,11 @@ export class Locator {
   readonly #byUri = new Map<string, Plan>();
   readonly #protos: readonly HopProto[];
 
+  /** the PTR names of `ip` (core rev_dns) */
+  reverse(ip: string): Promise<string[]> {
+    return this.#rec.reverse(ip);
+  }
+
   /** `protos`: the transports this proxy can send on (one listen socket each at least) */
   constructor(rec: DnsRecords, p: DnsParams, protos: readonly HopProto[], ipv6Socket: boolean) {
     this.#rec = rec;

@@ -248,6 +248,16 @@ export class DnsRecords {
     return { answers, ttl: this.#p.negativeTtl };
   }
 
+  /** the PTR names of `ip` (core rev_dns), lower case; none when the lookup fails; not cached, as Kamailio's */
+  async reverse(ip: string): Promise<string[]> {
+    this.#counters.inc(this.#c.queries);
+    try {
+      return (await this.#resolver.reverse(ip)).map((n) => n.toLowerCase().replace(/\.$/, ''));
+    } catch {
+      return [];
+    }
+  }
+
   /** cache `data` under "TYPE:name" for `ttl` seconds (bounded by dns_cache_min_ttl/max_ttl) */
   store(key: string, data: Omit<Answer, 'expiresAt'>, ttl: number): Answer {
     const t = Math.min(Math.max(ttl, this.#p.minTtl), this.#p.maxTtl);

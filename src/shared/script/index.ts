@@ -133,6 +133,8 @@ const CORE: Record<string, Setter> = {
   tcp_msg_data_timeout: intParam((c, n) => (c.tcpMsgDataTimeout = Math.max(0, n))),
   dns_try_ipv6: dnsFlag('tryIpv6'),
   dns_try_naptr: dnsFlag('tryNaptr'),
+  dns: dnsFlag('viaDns'),
+  rev_dns: dnsFlag('viaRevDns'),
   dns_srv_lb: dnsFlag('srvLb'),
   dns_srv_loadbalancing: dnsFlag('srvLb'),
   dns_retr_time: dnsInt('retrTime', -1),
@@ -181,7 +183,7 @@ const CORE: Record<string, Setter> = {
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
 const IGNORED = new Set(
-  `fork auto_aliases dns rev_dns dns_servers_no dns_use_search_list dns_search_full_match dns_cache_flags dns_cache_gc_interval dns_cache_del_nonexp dns_cache_rec_pref dns_naptr_ignore_rfc dns_udp_pref dns_tcp_pref dns_tls_pref dns_sctp_pref dst_blocklist_gc_interval dst_blocklist_udp_imask dst_blocklist_tcp_imask dst_blocklist_tls_imask dst_blocklist_sctp_imask disable_dns_blacklist dst_blacklist
+  `fork auto_aliases dns_servers_no dns_use_search_list dns_search_full_match dns_cache_flags dns_cache_gc_interval dns_cache_del_nonexp dns_cache_rec_pref dns_naptr_ignore_rfc dns_udp_pref dns_tcp_pref dns_tls_pref dns_sctp_pref dst_blocklist_gc_interval dst_blocklist_udp_imask dst_blocklist_tcp_imask dst_blocklist_tls_imask dst_blocklist_sctp_imask disable_dns_blacklist dst_blacklist
   server_header user_agent_header server_signature sip_warning memdbg memlog mem_summary mem_join log_prefix_mode log_color
   disable_tcp tcp_accept_no_cl tcp_keepalive tcp_keepidle tcp_keepintvl tcp_keepcnt
   tcp_async tcp_children tcp_workers tcp_max_msg_chunks tcp_no_connect tcp_send_timeout tcp_conn_wq_max tcp_wq_max tcp_crlf_ping tcp_accept_aliases

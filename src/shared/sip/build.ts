@@ -44,6 +44,7 @@ function viaAdditions(
   srcIp: string,
   srcPort: number,
   forceRport: boolean,
+  viaMatches: boolean,
 ): void {
   const host = via.host.replace(/^\[|\]$/g, '');
   const fillRport = via.rport === null || (forceRport && via.rport === undefined);
@@ -57,7 +58,7 @@ function viaAdditions(
         `;rport=${srcPort}`,
       );
   }
-  if (host !== srcIp || fillRport) {
+  if ((host !== srcIp && !viaMatches) || fillRport) {
     if (via.received === undefined) edits.insert(via.span.end, `;received=${srcIp}`);
   }
   if (forceRport && via.rport === undefined) edits.insert(via.span.end, `;rport=${srcPort}`);
@@ -68,6 +69,8 @@ export interface ForwardOptions {
   via: string;
   srcIp: string;
   srcPort: number;
+  /** the Via sent-by name resolved to the source address (core dns/rev_dns): no received= */
+  viaMatches?: boolean;
   /** add rport=srcPort to the top Via even if the sender did not ask (TCP, force_rport) */
   forceRport?: boolean;
   newRuri?: string | null;
@@ -83,7 +86,7 @@ export interface ForwardOptions {
  */
 export function forwardRequestEdits(msg: SipMsg, edits: MessageEdits, opts: ForwardOptions): void {
   const top = msg.topVia();
-  viaAdditions(msg, top, edits, opts.srcIp, opts.srcPort, opts.forceRport === true);
+  viaAdditions(msg, top, edits, opts.srcIp, opts.srcPort, opts.forceRport === true, opts.viaMatches === true);
   // edits at one offset apply in the order they were made: RR before our Via when Via is the first header
   if (opts.recordRoute) edits.insert(msg.headersStart, opts.recordRoute);
   edits.insert(top.line.start, `Via: ${opts.via}\r\n`);
@@ -111,6 +114,8 @@ export interface ReplyOptions {
   body?: Buffer | string;
   contentType?: string;
   rcv?: { srcIp: string; srcPort: number };
+  /** the Via sent-by name resolved to the source address (core dns/rev_dns): no received= */
+  viaMatches?: boolean;
 }
 
 /** the To tag of our replies: stable for a request and its retransmissions */
@@ -152,7 +157,7 @@ export function buildReply(req: SipMsg, code: number, reason: string, opts: Repl
         // received/rport on the top Via, as the reply is sent
         let add = '';
         const host = top.host.replace(/^\[|\]$/g, '');
-        if (top.received === undefined && (host !== opts.rcv.srcIp || top.rport === null))
+        if (top.received === undefined && ((host !== opts.rcv.srcIp && !opts.viaMatches) || top.rport === null))
           add += `;received=${opts.rcv.srcIp}`;
         let head = src.toString('latin1', h.line.start, top.span.end);
         if (top.rport === null) head = head.replace(/;\s*rport(?=\s*(;|$))/i, `;rport=${opts.rcv.srcPort}`);

@@ -102,6 +102,7 @@ export function send(
     srcIp: ctx.rcv.srcIp,
     srcPort: ctx.rcv.srcPort,
     forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
+    viaMatches: ctx.ext.viaMatches === true,
     newRuri: ruri,
     recordRoute,
   });

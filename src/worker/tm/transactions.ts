@@ -210,6 +210,7 @@ export class Transactions implements WorkerTransactions {
     const bytes = buildReply(ctx.msg, code, reason, {
       rcv: ctx.rcv,
       headers: ctx.ext.replyHeaders as string[] | undefined,
+      viaMatches: ctx.ext.viaMatches === true,
     });
     this.#core.counters.inc(this.#core.c.rplGenerated);
     this.#core.sendBytes(s, code, bytes);
