@@ -65,6 +65,8 @@ interface Run {
   verdict: 'ok' | 'fail';
   /** the step criteria it missed */
   reasons: string[];
+  /** why sipp failed calls, from its Failed…(C) counters ("FailedUnexpectedMessage(C)=12 …"), or "" */
+  failed_by: string;
   /** s4: events received with distinct Call-IDs, and calls without one */
   events: number | null;
   events_lost: number | null;
@@ -292,6 +294,7 @@ async function measure(
     retransmissions: r.retransmissions,
     verdict: v.verdict,
     reasons: v.reasons,
+    failed_by: /^failed: (.*)$/m.exec(r.errors)?.[1] ?? '',
     // every call's INVITE passed the route when no call failed; a failed call may not have reached it
     events: got ? got.callIds : null,
     events_lost: got ? Math.max(0, calls - got.callIds) : null,
@@ -302,7 +305,7 @@ async function measure(
   console.log(
     `[${t.label}] ${kind === 'fixed' ? 'fixed' : 'step '} ${rate} cps × ${Math.round(calls / rate)} s: reached ${cps} cps, ` +
       `failed ${((failed / calls) * 100).toFixed(2)}%, retransmissions ${((r.retransmissions / (calls * MSGS)) * 100).toFixed(2)}%, ` +
-      `p99 ${rtP99} ms, ${run.cpu_us_per_call} µs/call${lost} → ${v.verdict}${v.reasons.length ? ` (${v.reasons.join('; ')})` : ''}`,
+      `p99 ${rtP99} ms, ${run.cpu_us_per_call} µs/call${lost} → ${v.verdict}${v.reasons.length ? ` (${v.reasons.join('; ')})` : ''}${run.failed_by ? ` [sipp: ${run.failed_by}]` : ''}`,
   );
   console.log(
     `RESULT scenario=${run.scenario} server=${run.server} children=${run.children} calls=${run.calls} failed=${run.failed} cps=${run.cps} cpu_us_per_call=${run.cpu_us_per_call}` +
