@@ -1,4 +1,4 @@
-import { EVI_COUNTERS } from '../modules/event_interface/index.js';
+import { EVI_COUNTERS } from '../evi/index.js';
 import { CORE_COUNTERS, CounterLayout } from './layout.js';
 import type { ModuleTable } from '../modules/types.js';
 

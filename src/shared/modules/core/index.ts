@@ -3,7 +3,7 @@ import type { ModuleExports } from '../types.js';
 import { CORE_FUNCTIONS, coreSettings } from './functions.js';
 import { CORE_PVARS, statistics } from './pvars.js';
 import { parseShvset } from '../../shv/store.js';
-import { EVI_FUNCTIONS, EVI_RPC, eviDestroy, eviInitDispatcher, eviInitWorker } from '../event_interface/index.js';
+import { EVI_FUNCTIONS, EVI_RPC, eviDestroy, eviInitDispatcher, eviInitWorker } from '../../evi/index.js';
 
 /**
  * The functions, pseudo-variables and transformations Kamailio and OpenSIPS

@@ -6,7 +6,7 @@
  * <string>. Unlike OpenSIPS, text is XML-escaped (&, <, >), so a value with
  * those characters still makes a well-formed document.
  */
-import type { EviParam } from '../event_interface/types.js';
+import type { EviParam } from '../../evi/types.js';
 
 export const USER_AGENT = 'switchyard XMLRPC Notifier';
 

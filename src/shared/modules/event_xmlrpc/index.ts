@@ -3,7 +3,7 @@
  * event into an XML-RPC call (`xmlrpc:host:port:method`). It sends from the
  * dispatcher thread; SIP workers only hand it events.
  */
-import { registerTransport, unregisterTransport, type EviParam, type EviSocket } from '../event_interface/index.js';
+import { registerTransport, unregisterTransport, type EviParam, type EviSocket } from '../../evi/index.js';
 import type { CounterSpec, ModParamSpec, ModuleEnv, ModuleExports } from '../types.js';
 import { xmlrpcBody } from './encode.js';
 import { XmlrpcSender } from './sender.js';

@@ -1,4 +1,4 @@
-import type { EviSocket } from '../event_interface/types.js';
+import type { EviSocket } from '../../evi/types.js';
 
 /** `xmlrpc:` host ':' port ['/' path] ':' method, parsed (the part after "xmlrpc:"). */
 export interface XmlrpcSocket extends EviSocket {

@@ -4,7 +4,7 @@
  * commands. In OpenSIPS this is core; here the core module table takes these
  * functions, commands and hooks (src/shared/modules/core/index.ts).
  */
-import type { CounterSpec, ModuleEnv } from '../types.js';
+import type { CounterSpec, ModuleEnv } from '../modules/types.js';
 import { startDispatcher, stopDispatcher } from './dispatcher.js';
 import { attachWorker } from './functions.js';
 

@@ -2,9 +2,9 @@
  * The event interface's management commands, under OpenSIPS's names. They
  * run in the master and ask the dispatcher, which owns the subscriptions.
  */
-import { SwitchyardError } from '../../errors.js';
-import { DISPATCHER } from '../../ipc/bus.js';
-import type { ModuleEnv, RpcSpec } from '../types.js';
+import { SwitchyardError } from '../errors.js';
+import { DISPATCHER } from '../ipc/bus.js';
+import type { ModuleEnv, RpcSpec } from '../modules/types.js';
 import type { MiAnswer, MiOp } from './dispatcher.js';
 import { TOPIC_MI } from './functions.js';
 import { EviMiError } from './store.js';

@@ -7,11 +7,11 @@
  * is older than that, checked when the event is raised or listed (and by a
  * coarse sweep, so that a never-raised event does not keep dead entries).
  */
-import { SwitchyardError } from '../../errors.js';
+import { SwitchyardError } from '../errors.js';
 import { parseSocket } from './transports.js';
 import { transportFor } from './transports.js';
 import type { EviParam, EviSocket } from './types.js';
-import type { Log } from '../../contract/host.js';
+import type { Log } from '../contract/host.js';
 
 export const MAX_EVENT_NAME = 64;
 export const DEFAULT_EXPIRE = 3600;

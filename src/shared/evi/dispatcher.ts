@@ -5,7 +5,7 @@
 import { TOPIC_MI, TOPIC_RAISE, TOPIC_SUBSCRIBE, type RaiseMsg, type SubscribeMsg } from './functions.js';
 import { EventStore, EviMiError } from './store.js';
 import type { EviParam } from './types.js';
-import type { Bus, Log, CounterRow } from '../../contract/host.js';
+import type { Bus, Log, CounterRow } from '../contract/host.js';
 
 export type MiOp =
   | { op: 'subscribe'; event: string; socket: string; expire: number | undefined }

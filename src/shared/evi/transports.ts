@@ -4,7 +4,7 @@
  * check sockets without a round trip); the sending side is registered in the
  * dispatcher by the transport's module when it is loaded.
  */
-import { parseXmlrpcSocket } from '../event_xmlrpc/socket.js';
+import { parseXmlrpcSocket } from '../modules/event_xmlrpc/socket.js';
 import type { EviSocket, EviTransport, EviTransportSyntax } from './types.js';
 
 export const TRANSPORT_SYNTAX: ReadonlyMap<string, EviTransportSyntax> = new Map([

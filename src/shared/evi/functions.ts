@@ -5,12 +5,12 @@
  * raise_event await the dispatcher's answer, and then it awaits (the worker
  * keeps serving other messages); it does not block.
  */
-import { DISPATCHER } from '../../ipc/bus.js';
-import type { CheckContext, FunctionSpec, PvarRef, ScriptContext } from '../types.js';
+import { DISPATCHER } from '../ipc/bus.js';
+import type { CheckContext, FunctionSpec, PvarRef, ScriptContext } from '../modules/types.js';
 import { checkEventName } from './store.js';
 import { parseSocket, TRANSPORT_SYNTAX } from './transports.js';
 import type { EviParam } from './types.js';
-import type { Bus, Log } from '../../contract/host.js';
+import type { Bus, Log } from '../contract/host.js';
 
 export const TOPIC_RAISE = 'evi.raise';
 export const TOPIC_SUBSCRIBE = 'evi.subscribe';
