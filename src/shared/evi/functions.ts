@@ -8,7 +8,7 @@
 import { DISPATCHER } from '../ipc/bus.js';
 import type { CheckContext, FunctionSpec, PvarRef, ScriptContext } from '../modules/types.js';
 import { checkEventName } from './store.js';
-import { parseSocket, TRANSPORT_SYNTAX } from './transports.js';
+import { parseSocket, transportSyntaxes } from './transports.js';
 import type { EviParam } from './types.js';
 import type { Bus, Log } from '../contract/host.js';
 
@@ -48,7 +48,7 @@ export function attachWorker(
   state.log = log;
   state.loaded = new Set(modules);
   let wait: number | null = null;
-  for (const t of TRANSPORT_SYNTAX.values()) {
+  for (const t of transportSyntaxes()) {
     if (!state.loaded.has(t.module)) continue;
     const ms = t.statusWaitMs(modparams.get(t.module) ?? new Map());
     if (ms !== null) wait = Math.max(wait ?? 0, ms);

@@ -10,7 +10,7 @@ import { attachWorker } from './functions.js';
 
 export { EVI_FUNCTIONS } from './functions.js';
 export { EVI_RPC } from './rpc.js';
-export { registerTransport, unregisterTransport } from './transports.js';
+export { registerTransport, registerTransportSyntax, unregisterTransport } from './transports.js';
 export type { EviParam, EviSocket, EviTransport } from './types.js';
 
 export const EVI_COUNTERS: readonly CounterSpec[] = [

@@ -1,24 +1,23 @@
 /**
- * Event-interface transports by their socket prefix. The grammar of every
- * transport switchyard has is known to every thread (so `-c` and SIP workers
- * check sockets without a round trip); the sending side is registered in the
- * dispatcher by the transport's module when it is loaded.
+ * Event-interface transports by their socket prefix. Each transport module
+ * registers itself: its socket grammar when its module file is loaded, so
+ * that every thread knows it (`-c` and SIP workers check sockets without a
+ * round trip), and its sending side in the dispatcher from its init hook,
+ * when the script loads it.
  */
-import { parseXmlrpcSocket } from '../modules/event_xmlrpc/socket.js';
 import type { EviSocket, EviTransport, EviTransportSyntax } from './types.js';
 
-export const TRANSPORT_SYNTAX: ReadonlyMap<string, EviTransportSyntax> = new Map([
-  [
-    'xmlrpc',
-    {
-      proto: 'xmlrpc',
-      module: 'event_xmlrpc',
-      parse: parseXmlrpcSocket,
-      statusWaitMs: (params) =>
-        Number(params.get('sync_mode') ?? 0) !== 0 ? Number(params.get('timeout') ?? 3000) : null,
-    },
-  ],
-]);
+const syntaxes = new Map<string, EviTransportSyntax>();
+
+/** a transport module's socket grammar (called once, at the top of its module file) */
+export function registerTransportSyntax(s: EviTransportSyntax): void {
+  syntaxes.set(s.proto, s);
+}
+
+/** the socket grammars of every transport this build has */
+export function transportSyntaxes(): Iterable<EviTransportSyntax> {
+  return syntaxes.values();
+}
 
 export interface ParsedSocket {
   readonly syntax: EviTransportSyntax;
@@ -32,9 +31,9 @@ export interface ParsedSocket {
 export function parseSocket(text: string, loaded: ReadonlySet<string> | null): ParsedSocket | string {
   const c = text.indexOf(':');
   const proto = c > 0 ? text.slice(0, c) : '';
-  const syntax = TRANSPORT_SYNTAX.get(proto);
+  const syntax = syntaxes.get(proto);
   if (syntax === undefined) {
-    const known = [...TRANSPORT_SYNTAX.keys()].map((p) => `"${p}:"`).join(', ');
+    const known = [...syntaxes.keys()].map((p) => `"${p}:"`).join(', ');
     return `socket "${text}": no event transport for "${proto || text}" (switchyard has ${known})`;
   }
   if (loaded !== null && !loaded.has(syntax.module))

@@ -3,13 +3,25 @@
  * event into an XML-RPC call (`xmlrpc:host:port:method`). It sends from the
  * dispatcher thread; SIP workers only hand it events.
  */
-import { registerTransport, unregisterTransport, type EviParam, type EviSocket } from '../../evi/index.js';
+import {
+  registerTransport,
+  registerTransportSyntax,
+  unregisterTransport,
+  type EviParam,
+  type EviSocket,
+} from '../../evi/index.js';
 import type { CounterSpec, ModParamSpec, ModuleEnv, ModuleExports } from '../types.js';
 import { xmlrpcBody } from './encode.js';
 import { XmlrpcSender } from './sender.js';
-import type { XmlrpcSocket } from './socket.js';
+import { parseXmlrpcSocket, type XmlrpcSocket } from './socket.js';
 
-export { parseXmlrpcSocket } from './socket.js';
+// the socket grammar, known to every thread that loads the module table
+registerTransportSyntax({
+  proto: 'xmlrpc',
+  module: 'event_xmlrpc',
+  parse: parseXmlrpcSocket,
+  statusWaitMs: (params) => (Number(params.get('sync_mode') ?? 0) !== 0 ? Number(params.get('timeout') ?? 3000) : null),
+});
 export { xmlrpcBody, USER_AGENT } from './encode.js';
 
 const positive = (v: number | string): string | null => (Number(v) >= 1 ? null : 'must be at least 1');
