@@ -85,6 +85,9 @@ class RemoteTransactions implements TransactionApi {
   branchIndex(): number {
     return 0;
   }
+  nextBranch(): string {
+    return noSip('via-branch=next');
+  }
   isSet(): boolean {
     return false;
   }

@@ -89,6 +89,8 @@ export interface TransactionApi {
   /** the reply code a failure/onreply route runs for ($T_reply_code) */
   replyCode(ctx: ScriptContext): number;
   branchIndex(ctx: ScriptContext): number;
+  /** the Via branch the request's next branch will carry; in a branch_route, the branch being built (rtpengine's via-branch=next) */
+  nextBranch(ctx: ScriptContext): string;
   isSet(ctx: ScriptContext, what: string): boolean;
   /** how the branch a failure route runs for ended (t_branch_timeout, t_branch_replied) */
   branchEnded(ctx: ScriptContext): { timedOut: boolean; replied: boolean };

@@ -12,15 +12,24 @@ import type { TmCore } from './core.js';
 /** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
 export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null): number {
   const edits = (ctx.edits as MessageEdits).fork();
-  if (s.branchRoute === null) return sendBranch(core, ctx, s, ruri, du, edits);
+  // its Via branch is fixed now: rtpengine's via-branch=next names it before it is sent (nextBranch())
+  const id = (ctx.ext.tmNextBranch as string | undefined) ?? core.newBranchId();
+  delete ctx.ext.tmNextBranch;
+  if (s.branchRoute === null) return sendBranch(core, ctx, s, ruri, du, edits, id);
   const fn = core.svc.route(s.branchRoute, 'branch');
-  if (fn === null) return sendBranch(core, ctx, s, ruri, du, edits);
+  if (fn === null) return sendBranch(core, ctx, s, ruri, du, edits, id);
   // the branch route sees and changes this branch only: its own R-URI, $du and edits
   const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du, edits, exit: false, dropped: false };
   s.branchIdx = s.branches.length + s.pending;
-  const r = fn(bctx);
+  ctx.ext.tmNextBranch = id;
+  let r: number | Promise<number>;
+  try {
+    r = fn(bctx);
+  } finally {
+    delete ctx.ext.tmNextBranch;
+  }
   if (typeof r === 'number')
-    return bctx.dropped ? -1 : sendBranch(core, ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits);
+    return bctx.dropped ? -1 : sendBranch(core, ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits, id);
   // it waits (rtpproxy/rtpengine answer): the branch leaves when it is done, the worker serves others meanwhile
   s.pending++;
   const done = (ok: boolean): void => {
@@ -30,7 +39,7 @@ export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: stri
       !bctx.dropped &&
       !s.cancelled &&
       s.status < 200 &&
-      sendBranch(core, ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits) === 1;
+      sendBranch(core, ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits, id) === 1;
     if (!sent) core.pendingDone(s);
   };
   r.then(
@@ -43,6 +52,11 @@ export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: stri
   return 1;
 }
 
+/** the Via branch the next branch of the request will carry (in a branch_route: the one being built) */
+export function nextBranch(core: TmCore, ctx: ScriptContext): string {
+  return ((ctx.ext.tmNextBranch as string | undefined) ??= core.newBranchId());
+}
+
 /** the branch toward $du or the R-URI: its destination located (RFC 3263) first, waiting for DNS when the name is not cached */
 function sendBranch(
   core: TmCore,
@@ -51,6 +65,7 @@ function sendBranch(
   ruri: string | null,
   du: string | null,
   edits: MessageEdits,
+  id: string,
 ): number {
   const to = du ?? ruri ?? ctx.msg.ruri;
   let hops: Hop[] | Promise<Hop[]>;
@@ -59,13 +74,13 @@ function sendBranch(
   } catch (e) {
     return core.svc.noDestination(ctx, 't_relay', to, e);
   }
-  if (Array.isArray(hops)) return send(core, ctx, s, ruri, edits, to, hops);
+  if (Array.isArray(hops)) return send(core, ctx, s, ruri, edits, to, hops, id);
   s.pending++;
   core.svc.whenLocated(
     ctx,
     hops,
     // cancelled or answered while the name was resolving: nothing to send
-    (h) => (s.status >= 200 || s.cancelled ? -1 : send(core, ctx, s, ruri, edits, to, h)),
+    (h) => (s.status >= 200 || s.cancelled ? -1 : send(core, ctx, s, ruri, edits, to, h, id)),
     (e) => core.svc.noDestination(ctx, 't_relay', to, e),
     () => {
       s.pending--;
@@ -84,6 +99,7 @@ export function send(
   base: MessageEdits,
   to: string,
   hops: Hop[],
+  id?: string,
 ): number {
   const msg = ctx.msg;
   const i = core.svc.usableHop(hops);
@@ -94,7 +110,7 @@ export function send(
   const edits = more ? base.fork() : base;
   const sock = core.svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
   if (sock === null) return -1;
-  const branch = `z9hG4bKsy${core.prefix}${(core.seq++).toString(36)}`;
+  const branch = id ?? core.newBranchId();
   const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip)};branch=${branch}`;
   const recordRoute = recordRouteHeaders(ctx, core.svc.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip);
   forwardRequestEdits(msg, edits, {

@@ -36,6 +36,11 @@ export class TmCore {
   readonly onOut: ReplyOutCallback[] = [];
   seq = 0;
   labelSeq = 0;
+
+  /** a new client transaction's Via branch */
+  newBranchId(): string {
+    return `z9hG4bKsy${this.prefix}${(this.seq++).toString(36)}`;
+  }
   frTimer: number;
   frInvTimer: number;
   /** wt_timer */

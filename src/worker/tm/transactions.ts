@@ -35,7 +35,7 @@ import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices, WorkerTransactions } from '../services.js';
 import { serverKey, T4, type ServerTx } from './tx.js';
 import { TmCore } from './core.js';
-import { branch } from './branches.js';
+import { branch, nextBranch } from './branches.js';
 import { onReply } from './replies.js';
 import { tick } from './timers.js';
 
@@ -280,6 +280,10 @@ export class Transactions implements WorkerTransactions {
 
   branchIndex(ctx: ScriptContext): number {
     return (ctx.ext.tmTx as ServerTx | undefined)?.branchIdx ?? 0;
+  }
+
+  nextBranch(ctx: ScriptContext): string {
+    return nextBranch(this.#core, ctx);
   }
 
   /** a reply from downstream: false when it belongs to no transaction of ours (relayed statelessly) */

@@ -56,7 +56,7 @@ export function parseNgFlags(s: string): NgDict {
       continue;
     }
     if (val !== null) {
-      // via-branch selects which Via's branch to send: not wired (README)
+      // via-branch names a Via, its value is looked up per message (viaBranch)
       if (key !== 'via-branch') d[key] = val;
       continue;
     }
@@ -110,8 +110,41 @@ async function ng(ctx: ScriptContext, command: string, dict: NgDict): Promise<Re
   return r;
 }
 
-function baseDict(ctx: ScriptContext, flags: string): NgDict {
+/**
+ * via-branch=1|2|auto|next as Kamailio has it: the branch of the first or
+ * second Via, auto = the first of a request, the second of a reply (the
+ * caller's either way), next = the Via branch tm gives the request's next
+ * branch (in a branch_route, the one being built), so that forked branches
+ * get sessions of their own. undefined: no via-branch wanted; null: wanted
+ * but not available (the command fails, as in Kamailio).
+ */
+function viaBranch(ctx: ScriptContext, flags: string): string | null | undefined {
+  const m = /(?:^|\s)via-branch=(\S*)/.exec(flags);
+  if (m === null) return undefined;
+  const which = m[1]!;
+  const reply = !ctx.msg.isRequest;
+  let v: string | undefined;
+  if (which === '1' || which === '2' || which === 'auto') {
+    const n = which === 'auto' ? (reply ? 2 : 1) : Number(which);
+    v = ctx.msg.vias()[n - 1]?.branch;
+  } else if (which === 'next' && !reply && ctx.svc.tm !== null) {
+    v = ctx.svc.tm.nextBranch(ctx);
+  } else if (which === 'extra') {
+    ctx.svc.log.err('rtpengine: via-branch=extra needs extra_id_pv, which is not available');
+    return null;
+  }
+  if (v === undefined || v === '') {
+    ctx.svc.log.err(`rtpengine: no Via branch for via-branch=${which} in this ${reply ? 'reply' : 'request'}`);
+    return null;
+  }
+  return v;
+}
+
+function baseDict(ctx: ScriptContext, flags: string): NgDict | null {
   const d = parseNgFlags(flags);
+  const via = viaBranch(ctx, flags);
+  if (via === null) return null;
+  if (via !== undefined) d['via-branch'] = via;
   const fam = ctx.rcv.srcIp.includes(':') ? 'IP6' : 'IP4';
   d['call-id'] ??= ctx.msg.callId();
   d['received-from'] = [fam, ctx.rcv.srcIp];
@@ -121,6 +154,7 @@ function baseDict(ctx: ScriptContext, flags: string): NgDict {
 async function offerAnswer(ctx: ScriptContext, offer: boolean, flags = ''): Promise<number> {
   if (!hasSdp(ctx)) return -1;
   const d = baseDict(ctx, flags);
+  if (d === null) return -1;
   const { tag1, tag2 } = mediaTags(ctx, offer);
   d['from-tag'] ??= tag1;
   if (tag2 !== '') d['to-tag'] ??= tag2;
@@ -135,6 +169,7 @@ async function offerAnswer(ctx: ScriptContext, offer: boolean, flags = ''): Prom
 
 async function del(ctx: ScriptContext, flags = ''): Promise<number> {
   const d = baseDict(ctx, flags);
+  if (d === null) return -1;
   d['from-tag'] ??= ctx.msg.from().tag;
   const to = ctx.msg.to().tag;
   if (to !== '') d['to-tag'] ??= to;
@@ -158,6 +193,7 @@ function manage(ctx: ScriptContext, flags = ''): number | Promise<number> {
 /** rtpengine_query(): the call's statistics; 1 when rtpengine knows the call */
 async function query(ctx: ScriptContext, flags = ''): Promise<number> {
   const d = baseDict(ctx, flags);
+  if (d === null) return -1;
   d['from-tag'] ??= ctx.msg.from().tag;
   return (await ng(ctx, 'query', d)) === null ? -1 : 1;
 }
@@ -205,7 +241,7 @@ export const rtpengine: ModuleExports = {
       default: 50,
       noEffect: 'one relay of the set is asked, by Call-ID hash',
     },
-    { name: 'extra_id_pv', type: 'str', default: '', noEffect: 'no per-branch sessions' },
+    { name: 'extra_id_pv', type: 'str', default: '', noEffect: 'via-branch=extra fails (-1); use next, 1, 2 or auto' },
     { name: 'setid_avp', type: 'str', default: '', noEffect: 'use set_rtpengine_set()' },
     {
       name: 'force_send_interface',
