@@ -232,6 +232,7 @@ export class WorkerServices implements ScriptServices {
       rcv: ctx.rcv,
       headers: ctx.ext.replyHeaders as string[] | undefined,
       viaMatches: ctx.ext.viaMatches === true,
+      forceRport: ctx.ext.forceRport === true,
     });
     // counted first: once sent, the peer may ask the MI before this thread runs again
     this.#counters.inc(this.#c.slSent);

@@ -116,6 +116,8 @@ export interface ReplyOptions {
   rcv?: { srcIp: string; srcPort: number };
   /** the Via sent-by name resolved to the source address (core dns/rev_dns): no received= */
   viaMatches?: boolean;
+  /** force_rport(): the top Via gets rport=<source port> (and received=) though the sender did not ask (RFC 3581) */
+  forceRport?: boolean;
 }
 
 /** the To tag of our replies: stable for a request and its retransmissions */
@@ -157,8 +159,13 @@ export function buildReply(req: SipMsg, code: number, reason: string, opts: Repl
         // received/rport on the top Via, as the reply is sent
         let add = '';
         const host = top.host.replace(/^\[|\]$/g, '');
-        if (top.received === undefined && ((host !== opts.rcv.srcIp && !opts.viaMatches) || top.rport === null))
+        const forced = opts.forceRport === true && top.rport === undefined;
+        if (
+          top.received === undefined &&
+          ((host !== opts.rcv.srcIp && !opts.viaMatches) || top.rport === null || forced)
+        )
           add += `;received=${opts.rcv.srcIp}`;
+        if (forced) add += `;rport=${opts.rcv.srcPort}`;
         let head = src.toString('latin1', h.line.start, top.span.end);
         if (top.rport === null) head = head.replace(/;\s*rport(?=\s*(;|$))/i, `;rport=${opts.rcv.srcPort}`);
         parts.push(Buffer.from(head, 'latin1'), add, src.subarray(top.span.end, h.line.end));

@@ -187,7 +187,7 @@ export class TmCore {
     this.arm();
     if (s.invite && this.auto100 && (flags & RELAY_NO_100) === 0) {
       // 100 Trying at once: the caller stops retransmitting (RFC 3261 §16.2)
-      s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv });
+      s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv, forceRport: ctx.ext.forceRport === true });
       this.counters.inc(this.c.rplGenerated);
       this.counters.inc(this.c.rplSent);
       this.svc.send(s.replyDest, s.lastReply);
@@ -251,7 +251,11 @@ export class TmCore {
   sendFinal(s: ServerTx, code: number, reason: string, bytes: Buffer | null): void {
     if (s.status >= 200) return;
     if (bytes === null) this.counters.inc(this.c.rplGenerated);
-    this.sendBytes(s, code, bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv }));
+    this.sendBytes(
+      s,
+      code,
+      bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv, forceRport: s.ctx.ext.forceRport === true }),
+    );
   }
 
   sendBytes(s: ServerTx, code: number, bytes: Buffer): void {

@@ -211,6 +211,7 @@ export class Transactions implements WorkerTransactions {
       rcv: ctx.rcv,
       headers: ctx.ext.replyHeaders as string[] | undefined,
       viaMatches: ctx.ext.viaMatches === true,
+      forceRport: ctx.ext.forceRport === true,
     });
     this.#core.counters.inc(this.#core.c.rplGenerated);
     this.#core.sendBytes(s, code, bytes);
