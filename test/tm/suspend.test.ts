@@ -309,6 +309,43 @@ test(
 );
 
 test(
+  'a final reply stops the branch timers: no retransmission and no fr_timer timeout after it',
+  { timeout: 10_000 },
+  async () => {
+    const id = 'answered';
+    const timeouts = await stat('tm:timeouts');
+    const n = callee.received.length;
+    // fr_timer 1 s, UDP: timer E would send the request again at 500 ms and 1.5 s
+    caller.send(invite('silent', id, 'MESSAGE'), server.udp[0]!);
+    assert.ok(await callee.waitFor(n + 1));
+    const lines = callee.received[n]!.toString('latin1').split('\r\n');
+    const hdr = (name: string): string => lines.find((l) => l.startsWith(name + ':'))!;
+    callee.send(
+      sipRequest([
+        'SIP/2.0 200 OK',
+        ...lines.filter((l) => l.startsWith('Via:')),
+        hdr('From'),
+        `${hdr('To')};tag=callee`,
+        hdr('Call-ID'),
+        hdr('CSeq'),
+        'Content-Length: 0',
+      ]),
+      server.udp[0]!,
+    );
+    assert.ok(await until(() => got(id, 'MESSAGE').includes('SIP/2.0 200 OK')), got(id, 'MESSAGE').join('|'));
+    // a copy sent just before the 200 arrived may still be on its way; other tests' branches reach this callee too
+    const mine = (): string[] =>
+      callee.received.map((b) => b.toString('latin1')).filter((m) => m.includes(`Call-ID: ${id}\r\n`));
+    await sleep(100);
+    const seen = mine().length;
+    await sleep(1600);
+    assert.equal(mine().length, seen, 'no retransmission after the final reply');
+    assert.deepEqual(got(id, 'MESSAGE'), ['SIP/2.0 200 OK'], 'no 504 from the failure route');
+    assert.equal(await stat('tm:timeouts'), timeouts, 'no fr_timer timeout');
+  },
+);
+
+test(
   'RFC 2543 matching (no z9hG4bK branch): a retransmission and the ACK find the transaction',
   { timeout: 10_000 },
   async () => {

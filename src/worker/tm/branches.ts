@@ -8,6 +8,7 @@ import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
 import type { Hop } from '../../shared/dns/locate.js';
 import { T1, type ClientTx, type ServerTx } from './tx.js';
 import type { TmCore } from './core.js';
+import { WheelTimer } from './wheel.js';
 
 /** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
 export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null): number {
@@ -140,6 +141,8 @@ export function send(
     retransAt: now + T1,
     interval: T1,
     timeoutAt: now + s.frNonInvite,
+    retransTimer: new WheelTimer((t) => core.retransmit(c, t)),
+    frTimer: new WheelTimer(() => core.branchTimedOut(c)),
     cancelBase: {
       ruri: ruri ?? msg.ruri,
       via,
@@ -152,6 +155,8 @@ export function send(
   s.branches.push(c);
   core.client.set(branch, c);
   core.counters.inc(core.c.uac);
+  if (dest.proto === 'udp') core.wheel.schedule(c.retransTimer, c.retransAt);
+  core.wheel.schedule(c.frTimer, c.timeoutAt);
   core.svc.send(dest, bytes);
   return 1;
 }

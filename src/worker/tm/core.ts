@@ -12,8 +12,10 @@ import { buildReply, forwardReplyEdits } from '../../shared/sip/build.js';
 import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices } from '../services.js';
+import { TimerWheel, WheelTimer } from './wheel.js';
 import {
   T1,
+  T2,
   TICK_MS,
   routeLines,
   serverKey,
@@ -54,7 +56,7 @@ export class TmCore {
   blst503Max = 3600;
   /** onreply_avp_mode 1 (OpenSIPS): reply routes read and add to the transaction's AVPs */
   replyAvps = false;
-  timer: NodeJS.Timeout | null = null;
+  readonly wheel = new TimerWheel(TICK_MS);
   /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
   runRoute: (fn: RouteFn, ctx: ScriptContext, after: () => void) => void = () => {};
 
@@ -63,7 +65,8 @@ export class TmCore {
     svc: WorkerServices,
     counters: Counters,
     params: ReadonlyMap<string, unknown>,
-    readonly tick: () => void,
+    /** fr_timer/fr_inv_timer ended a branch without a final reply */
+    readonly branchTimedOut: (c: ClientTx) => void,
   ) {
     this.svc = svc;
     this.counters = counters;
@@ -94,14 +97,15 @@ export class TmCore {
     };
   }
 
-  arm(): void {
-    this.timer ??= setInterval(this.tick, TICK_MS);
-  }
-
   forget(s: ServerTx): void {
     if (this.server.get(s.key) !== s) return;
     this.server.delete(s.key);
-    for (const c of s.branches) this.client.delete(c.branch);
+    for (const c of s.branches) {
+      this.client.delete(c.branch);
+      this.stopClient(c);
+    }
+    this.wheel.cancel(s.gTimer);
+    this.wheel.cancel(s.waitTimer);
     this.unsuspend(s);
     if (s.label !== 0) this.labels.delete(s.label);
     if (s.active) this.counters.dec(this.c.active);
@@ -177,6 +181,9 @@ export class TmCore {
       label: 0,
       gAt: 0,
       gInterval: T1,
+      gTimer: new WheelTimer((now) => this.#timerG(s, now)),
+      suspendTimer: new WheelTimer(() => this.#suspendExpired(s)),
+      waitTimer: new WheelTimer((now) => this.#waitOver(s, now)),
       pending: 0,
     };
     ctx.ext.tmTx = s;
@@ -184,7 +191,6 @@ export class TmCore {
     this.counters.inc(this.c.uas);
     this.counters.inc(this.c.inuse);
     this.counters.inc(this.c.active);
-    this.arm();
     if (s.invite && this.auto100 && (flags & RELAY_NO_100) === 0) {
       // 100 Trying at once: the caller stops retransmitting (RFC 3261 §16.2)
       s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv, forceRport: ctx.ext.forceRport === true });
@@ -199,6 +205,7 @@ export class TmCore {
     if (!s.suspended) return;
     s.suspended = false;
     s.suspendUntil = 0;
+    this.wheel.cancel(s.suspendTimer);
     this.counters.dec(this.c.suspended);
   }
 
@@ -270,7 +277,8 @@ export class TmCore {
         // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
         s.gInterval = T1;
         s.gAt = Date.now() + T1;
-        s.expiresAt = Date.now() + 64 * T1;
+        this.wheel.schedule(s.gTimer, s.gAt);
+        this.expireAt(s, Date.now() + 64 * T1);
       }
     }
     this.svc.send(s.replyDest, bytes);
@@ -292,7 +300,7 @@ export class TmCore {
   /** the first final reply went upstream: the wait time starts */
   finished(s: ServerTx, code: number): void {
     s.status = code;
-    s.expiresAt = Date.now() + this.waitMs;
+    this.expireAt(s, Date.now() + this.waitMs);
     if (s.active) this.counters.dec(this.c.active);
     s.active = false;
     const cls = Math.floor(code / 100) - 1;
@@ -300,4 +308,52 @@ export class TmCore {
   }
 
   /** worker shutdown: drop every transaction */
+
+  /** from `at` on the transaction is forgotten (once answered and no branch is pending) */
+  expireAt(s: ServerTx, at: number): void {
+    s.expiresAt = at;
+    this.wheel.schedule(s.waitTimer, at);
+  }
+
+  /** a branch's final reply: no more retransmission, no timeout */
+  stopClient(c: ClientTx): void {
+    this.wheel.cancel(c.retransTimer);
+    this.wheel.cancel(c.frTimer);
+  }
+
+  /** timers A/E: the request again over UDP, T1 doubling (capped at T2 for non-INVITE), until a reply */
+  retransmit(c: ClientTx, now: number): void {
+    // a branch whose fr timer is due too ends rather than sends again
+    if (c.status >= 200 || (c.status > 0 && c.invite) || c.timeoutAt <= now) return;
+    this.svc.send(c.dest, c.bytes);
+    this.counters.inc(this.c.retrans);
+    c.interval = c.invite ? c.interval * 2 : Math.min(c.interval * 2, T2);
+    c.retransAt = now + c.interval;
+    this.wheel.schedule(c.retransTimer, c.retransAt);
+  }
+
+  /** timer G: the non-2xx final to an INVITE again, until its ACK */
+  #timerG(s: ServerTx, now: number): void {
+    if (s.gAt === 0 || s.lastReply === null) return;
+    this.svc.send(s.replyDest, s.lastReply);
+    this.counters.inc(this.c.retrans);
+    s.gInterval = Math.min(s.gInterval * 2, T2);
+    s.gAt = now + s.gInterval;
+    this.wheel.schedule(s.gTimer, s.gAt);
+  }
+
+  /** t_suspend(): the wait ran out */
+  #suspendExpired(s: ServerTx): void {
+    if (s.suspendUntil === 0) return;
+    this.unsuspend(s);
+    this.counters.inc(this.c.timeouts);
+    if (this.svc.log.enabled(3)) this.svc.log.debug('tm: suspended transaction timed out: 408', s.ctx);
+    this.sendFinal(s, 408, 'Request Timeout', null);
+  }
+
+  #waitOver(s: ServerTx, now: number): void {
+    if ((s.status >= 200 || s.branches.length === 0) && s.pending === 0 && s.expiresAt <= now) this.forget(s);
+    // a branch or a pending one appeared since: look again at the next tick, as long as it has a time set
+    else this.wheel.schedule(s.waitTimer, Math.max(s.expiresAt, now + TICK_MS));
+  }
 }

@@ -55,7 +55,12 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
   if (code < 200) {
     if (c.status === 0 && s.cancelled) core.sendCancel(c);
     c.status = code;
-    if (c.invite) c.timeoutAt = Date.now() + s.frInvite;
+    if (c.invite) {
+      // a provisional ends an INVITE's retransmissions; fr_inv_timer runs from it
+      core.wheel.cancel(c.retransTimer);
+      c.timeoutAt = Date.now() + s.frInvite;
+      core.wheel.schedule(c.frTimer, c.timeoutAt);
+    }
     if (code === 100) return true; // hop by hop
     run(() => {
       if (!replyCtx.dropped && s.status < 200) core.relayReply(s, reply, replyCtx);
@@ -63,6 +68,7 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
     return true;
   }
   c.status = code;
+  core.stopClient(c);
   if (code >= 300 && c.invite) core.sendAck(c, reply);
   run(() => {
     if (code < 300) {
@@ -88,6 +94,7 @@ export function branchFinal(
   from: { reply: SipMsg; replyCtx: ScriptContext } | null,
 ): void {
   c.status = Math.max(c.status, code);
+  core.stopClient(c);
   const s = c.server;
   if (s.status >= 200) return;
   const blocklist = core.svc.blocklist;

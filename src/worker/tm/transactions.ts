@@ -7,8 +7,9 @@
  *   request ─▶ server tx ─▶ script ─▶ t_relay ─▶ client tx (branch i) ─▶ downstream
  *   upstream ◀─ best final / provisionals ◀─ onreply/failure routes ◀─ replies
  *
- * Timers run on one coarse tick per worker (TICK_MS), not one setTimeout per
- * transaction: UDP retransmissions of requests (timers A/E: T1 doubling,
+ * Timers run on one timer wheel per worker (wheel.ts: a tick of TICK_MS
+ * visits only the timers due, not every transaction; no setTimeout per
+ * transaction): UDP retransmissions of requests (timers A/E: T1 doubling,
  * capped at T2 for non-INVITE) and of a non-2xx final to an INVITE until its
  * ACK (timer G, given up after timer H = 64·T1), fr_timer/fr_inv_timer
  * (timers B/F: a branch with no final reply ends as 408), and wt_timer after
@@ -21,7 +22,7 @@
  * This file is the transaction API the script and the worker call; the
  * records and keys are in tx.ts, their shared state and final replies in
  * core.ts, client branches in branches.ts, downstream replies and the best
- * reply in replies.ts, the timers in timers.ts.
+ * reply in replies.ts, what a branch timeout does in timers.ts.
  */
 import type { Counters } from '../../shared/counters/counters.js';
 import {
@@ -37,14 +38,14 @@ import { serverKey, T4, type ServerTx } from './tx.js';
 import { TmCore } from './core.js';
 import { branch, nextBranch } from './branches.js';
 import { onReply } from './replies.js';
-import { tick } from './timers.js';
+import { branchTimedOut } from './timers.js';
 
 export class Transactions implements WorkerTransactions {
   readonly #core: TmCore;
 
   /** `params`: the tm modparams (defaults applied) */
   constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>) {
-    this.#core = new TmCore(svc, counters, params, () => tick(this.#core));
+    this.#core = new TmCore(svc, counters, params, (c) => branchTimedOut(this.#core, c));
   }
 
   /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
@@ -61,7 +62,8 @@ export class Transactions implements WorkerTransactions {
       const s = key ? this.#core.server.get(key) : undefined;
       if (s && s.status >= 300) {
         s.gAt = 0;
-        s.expiresAt = Math.min(s.expiresAt, Date.now() + T4);
+        this.#core.wheel.cancel(s.gTimer);
+        this.#core.expireAt(s, Math.min(s.expiresAt, Date.now() + T4));
         return true;
       }
       return false;
@@ -104,7 +106,7 @@ export class Transactions implements WorkerTransactions {
   settle(ctx: ScriptContext): void {
     const s = ctx.ext.tmTx as ServerTx | undefined;
     if (s && !s.suspended && s.branches.length === 0 && s.pending === 0 && s.status < 200)
-      s.expiresAt = Date.now() + this.#core.waitMs;
+      this.#core.expireAt(s, Date.now() + this.#core.waitMs);
   }
 
   /** async(): the request waits with a transaction (created here when the route made none) */
@@ -127,6 +129,7 @@ export class Transactions implements WorkerTransactions {
     if (s === null || s.status >= 200 || s.suspended) return -1;
     this.suspendTx(ctx);
     s.suspendUntil = Date.now() + (s.invite ? s.frInvite : s.frNonInvite);
+    this.#core.wheel.schedule(s.suspendTimer, s.suspendUntil);
     this.#core.labelOf(s);
     return 1;
   }
@@ -301,7 +304,6 @@ export class Transactions implements WorkerTransactions {
 
   clear(): void {
     for (const s of [...this.#core.server.values()]) this.#core.forget(s);
-    if (this.#core.timer) clearInterval(this.#core.timer);
-    this.#core.timer = null;
+    this.#core.wheel.stop();
   }
 }

@@ -4,6 +4,7 @@ import { type Destination, type ScriptContext } from '../../shared/modules/types
 import { MessageEdits } from '../../shared/sip/edits.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
 import type { Hop } from '../../shared/dns/locate.js';
+import type { WheelTimer } from './wheel.js';
 
 export const TICK_MS = 50;
 export const T1 = 500;
@@ -33,6 +34,10 @@ export interface ClientTx {
   retransAt: number;
   interval: number;
   timeoutAt: number;
+  /** timers A/E: retransmission over UDP until a reply (INVITE) or a final (non-INVITE) */
+  readonly retransTimer: WheelTimer;
+  /** timers B/F: fr_timer, then fr_inv_timer after a provisional */
+  readonly frTimer: WheelTimer;
   /** the request line, Via, From, Call-ID, CSeq and Route of the branch, for CANCEL and ACK */
   readonly cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number };
   to: string;
@@ -68,6 +73,10 @@ export interface ServerTx {
   /** timer G: next retransmission of a non-2xx final over UDP (0: off) */
   gAt: number;
   gInterval: number;
+  readonly gTimer: WheelTimer;
+  readonly suspendTimer: WheelTimer;
+  /** wt_timer, timer H or timer I: then it is forgotten */
+  readonly waitTimer: WheelTimer;
   /** branches not sent yet: their branch_route is still waiting (a media relay's answer), or their destination name is resolving */
   pending: number;
 }

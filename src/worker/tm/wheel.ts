@@ -1,0 +1,120 @@
+/**
+ * A hashed timing wheel (Varghese and Lauck): time is cut into ticks of
+ * `tickMs`; a timer waits in the slot of its expiry tick (modulo the number of
+ * slots), so a tick visits only the timers of the slots it passed, never every
+ * transaction. A timer more than one turn away stays in its slot and is passed
+ * over until the turn its time comes. Arming, moving and cancelling a timer
+ * are O(1): each timer is a node of its slot's doubly linked list, owned and
+ * re-armed by its transaction. The interval runs only while a timer is armed.
+ */
+
+/** slot of a timer taken out of its slot to fire in this tick */
+const DUE = -2;
+
+export class WheelTimer {
+  /** when it fires (ms, Date.now() clock) */
+  at = 0;
+  /** its slot; -1 not armed */
+  slot = -1;
+  prev: WheelTimer | null = null;
+  next: WheelTimer | null = null;
+
+  constructor(readonly fire: (now: number) => void) {}
+}
+
+export class TimerWheel {
+  readonly #tickMs: number;
+  readonly #slots: Array<WheelTimer | null>;
+  readonly #mask: number;
+  #size = 0;
+  /** the last tick processed */
+  #cursor = 0;
+  #interval: NodeJS.Timeout | null = null;
+
+  /** `slots`: a power of two */
+  constructor(tickMs: number, slots = 1024) {
+    this.#tickMs = tickMs;
+    this.#slots = new Array<WheelTimer | null>(slots).fill(null);
+    this.#mask = slots - 1;
+  }
+
+  /** timers armed */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** arm `t` for `at`, moving it when it was armed already */
+  schedule(t: WheelTimer, at: number): void {
+    this.cancel(t);
+    if (this.#size === 0) {
+      this.#cursor = Math.floor(Date.now() / this.#tickMs) - 1;
+      this.#interval ??= setInterval(this.#run, this.#tickMs);
+    }
+    t.at = at;
+    // the first tick that starts at or after `at` (a tick visits its slot once per turn); a time already past: the next tick
+    const slot = Math.max(Math.ceil(at / this.#tickMs), this.#cursor + 1) & this.#mask;
+    const head = this.#slots[slot]!;
+    t.prev = null;
+    t.next = head;
+    if (head !== null) head.prev = t;
+    this.#slots[slot] = t;
+    t.slot = slot;
+    this.#size++;
+  }
+
+  cancel(t: WheelTimer): void {
+    if (t.slot === -1) return;
+    if (t.slot !== DUE) this.#unlink(t);
+    t.slot = -1;
+    this.#size--;
+  }
+
+  /** disarm every timer */
+  stop(): void {
+    for (let i = 0; i < this.#slots.length; i++) {
+      for (let t: WheelTimer | null = this.#slots[i]!; t !== null; t = t.next) t.slot = -1;
+      this.#slots[i] = null;
+    }
+    this.#size = 0;
+    if (this.#interval) clearInterval(this.#interval);
+    this.#interval = null;
+  }
+
+  #unlink(t: WheelTimer): void {
+    if (t.prev !== null) t.prev.next = t.next;
+    else this.#slots[t.slot] = t.next;
+    if (t.next !== null) t.next.prev = t.prev;
+    t.prev = t.next = null;
+  }
+
+  #run = (): void => {
+    const now = Date.now();
+    const to = Math.floor(now / this.#tickMs);
+    // a loop that stalled for more than a turn still visits each slot once
+    const from = Math.max(this.#cursor + 1, to - this.#mask);
+    // taken out first, fired after: a timer that fires may cancel or re-arm others of the same slot
+    const due: WheelTimer[] = [];
+    for (let k = from; k <= to; k++) {
+      for (let t: WheelTimer | null = this.#slots[k & this.#mask]!; t !== null;) {
+        const next: WheelTimer | null = t.next;
+        if (t.at <= now) {
+          this.#unlink(t);
+          t.slot = DUE;
+          due.push(t);
+        }
+        t = next;
+      }
+    }
+    this.#cursor = to;
+    for (const t of due) {
+      if (t.slot !== DUE) continue; // cancelled or re-armed by one fired before it
+      t.slot = -1;
+      this.#size--;
+      t.fire(now);
+    }
+    if (this.#size === 0 && this.#interval) {
+      clearInterval(this.#interval);
+      this.#interval = null;
+    }
+  };
+}

@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TimerWheel, WheelTimer } from '../../src/worker/tm/wheel.js';
+
+test(
+  'the timer wheel fires every armed timer once and never early; cancelled timers do not fire, moved ones fire at their new time',
+  { timeout: 10_000 },
+  async () => {
+    // 16 slots of 50 ms: the timers span a turn and a half
+    const wheel = new TimerWheel(50, 16);
+    const t0 = Date.now();
+    const fired: Array<{ at: number; now: number }> = [];
+    const timers: WheelTimer[] = [];
+    for (let i = 0; i < 500; i++) {
+      const t: WheelTimer = new WheelTimer((now: number) => fired.push({ at: t.at, now }));
+      wheel.schedule(t, t0 + ((i * 7) % 1200));
+      timers.push(t);
+    }
+    let cancelled = 0;
+    for (let i = 0; i < timers.length; i++) {
+      if (i % 5 === 0) {
+        wheel.cancel(timers[i]!);
+        cancelled++;
+      } else if (i % 7 === 0) wheel.schedule(timers[i]!, timers[i]!.at + 300);
+    }
+    // a timer that re-arms itself from its own callback
+    let rounds = 0;
+    const again: WheelTimer = new WheelTimer((now: number) => {
+      if (++rounds < 5) wheel.schedule(again, now + 60);
+    });
+    wheel.schedule(again, t0 + 10);
+    try {
+      for (const end = Date.now() + 5000; wheel.size > 0 && Date.now() < end;)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(wheel.size, 0);
+      assert.equal(fired.length, timers.length - cancelled);
+      assert.equal(rounds, 5);
+      for (const f of fired) {
+        assert.ok(f.now >= f.at, `fired ${f.at - f.now} ms early`);
+        assert.ok(f.now - f.at < 1000, `fired ${f.now - f.at} ms late`);
+      }
+    } finally {
+      wheel.stop();
+    }
+  },
+);
