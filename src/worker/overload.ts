@@ -1,7 +1,8 @@
 /**
  * Overload control of one SIP worker. Every 100 ms it samples how far
- * behind the worker is: bytes waiting in its inbound ring, how late a timer
- * fires (event-loop lag) and transactions in use. While any is over its
+ * behind the worker is: the share of that time its event loop was busy,
+ * bytes waiting in its inbound rings, how late a timer fires (event-loop
+ * lag) and transactions in use. While any is over its
  * bound the share of new requests it sheds rises by 10 points per sample, and
  * falls by 5 once all are back under: the worker settles at the rate it can
  * serve instead of queueing what it cannot (RFC 7339's loss-based scheme,
@@ -30,6 +31,8 @@ export class OverloadControl {
   #share = 0;
   #elu: EventLoopUtilization = performance.eventLoopUtilization();
   #eluAt = 0;
+  /** the busy share of the last sample */
+  #sampleElu: EventLoopUtilization = performance.eventLoopUtilization();
   #timer: NodeJS.Timeout | null = null;
 
   /** `backlog`: bytes waiting in the worker's inbound queue */
@@ -65,7 +68,11 @@ export class OverloadControl {
       this.#counters.set(this.#load, Math.round(elu.utilization * 100));
     }
     if (this.#p.mode === 'off') return;
+    // a worker reading its own UDP socket has its queue in the kernel: a loop busy all the time is the sign
+    const busy = performance.eventLoopUtilization(this.#sampleElu);
+    this.#sampleElu = performance.eventLoopUtilization();
     const behind =
+      busy.utilization * 100 > this.#p.busyPercent ||
       this.#backlog() > this.#p.queueBytes ||
       lagMs > this.#p.lagMs ||
       this.#counters.get(this.#inuse) >= this.#p.maxTransactions;

@@ -76,7 +76,9 @@ export interface OverloadParams {
   mode: 'reply' | 'drop' | 'off';
   /** overload_retry_after (s): the 503's Retry-After (0: none) */
   retryAfter: number;
-  /** overload_queue_bytes: a worker is behind when more than this waits in its inbound queues */
+  /** overload_busy (%): a worker is behind when its event loop was busy more than this share of 100 ms */
+  busyPercent: number;
+  /** overload_queue_bytes: … or when more than this waits in its inbound rings */
   queueBytes: number;
   /** overload_lag (ms): … or when its timers fire this late */
   lagMs: number;

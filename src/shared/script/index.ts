@@ -173,6 +173,7 @@ const CORE: Record<string, Setter> = {
     else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `overload_control: "${v}" (reply, drop or off)`));
   },
   overload_retry_after: intParam((c, n) => (c.overload.retryAfter = Math.max(0, n))),
+  overload_busy: intParam((c, n) => (c.overload.busyPercent = Math.max(1, Math.min(100, n)))),
   overload_queue_bytes: intParam((c, n) => (c.overload.queueBytes = Math.max(4096, n))),
   overload_lag: intParam((c, n) => (c.overload.lagMs = Math.max(10, n))),
   overload_max_transactions: intParam((c, n) => (c.overload.maxTransactions = Math.max(1, n))),
@@ -237,7 +238,14 @@ function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarning[]): 
     group: null,
     workdir: null,
     dns: defaultDnsParams(),
-    overload: { mode: 'reply', retryAfter: 5, queueBytes: 1 << 20, lagMs: 300, maxTransactions: 20_000 },
+    overload: {
+      mode: 'reply',
+      retryAfter: 5,
+      busyPercent: 95,
+      queueBytes: 256 << 10,
+      lagMs: 300,
+      maxTransactions: 20_000,
+    },
     ignored: [],
   };
   for (const g of prog.globals) {

@@ -1,0 +1,113 @@
+/** What the reliability scenarios share: a UDP load generator that tells each reply's fate, RSS, statistics. */
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import type { RunningServer } from '../../test/helpers/start-server.js';
+
+/** resident memory of a process, MB (from /proc) */
+export function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export async function stats(server: RunningServer, ...names: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const n of names) Object.assign(out, (await server.rpc('stats.get_statistics', [n])).result);
+  return out;
+}
+
+export interface Second {
+  t: number;
+  sent: number;
+  ok: number;
+  rejected: number;
+  other: number;
+  /** sent in this second and not answered within the reply timeout */
+  lost: number;
+  rssMb: number;
+}
+
+/**
+ * Sends requests at `rate(t)` per second (t: seconds since the start) for `seconds`, each with its
+ * own Call-ID, and files every reply by the second its request left: 2xx, 503, other. A request
+ * with no final reply after `replyTimeoutMs` is lost.
+ */
+export async function offer(opts: {
+  target: string;
+  pid: number;
+  seconds: number;
+  rate: (t: number) => number;
+  method?: string;
+  replyTimeoutMs?: number;
+  /** the request's R-URI user */
+  user?: string;
+}): Promise<Second[]> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  const port = sock.address().port;
+  const i = opts.target.lastIndexOf(':');
+  const host = opts.target.slice(0, i);
+  const tport = Number(opts.target.slice(i + 1));
+  const method = opts.method ?? 'OPTIONS';
+  const bySecond: Second[] = [];
+  const sentAt = new Map<number, number>();
+  sock.on('message', (m) => {
+    const s = m.toString('latin1', 0, Math.min(m.length, 600));
+    const code = Number(s.slice(8, 11));
+    if (code < 200) return;
+    const id = /\r\nCall-ID: rl-(\d+)\r\n/i.exec(s);
+    if (!id) return;
+    const n = Number(id[1]);
+    const sec = sentAt.get(n);
+    if (sec === undefined) return;
+    sentAt.delete(n);
+    const row = bySecond[sec]!;
+    if (code >= 200 && code < 300) row.ok++;
+    else if (code === 503) row.rejected++;
+    else row.other++;
+  });
+  let n = 0;
+  const t0 = Date.now();
+  for (let sec = 0; sec < opts.seconds; sec++) {
+    bySecond.push({ t: sec, sent: 0, ok: 0, rejected: 0, other: 0, lost: 0, rssMb: rssMb(opts.pid) });
+    const perSec = opts.rate(sec);
+    // ten slices a second, each sent as one burst
+    for (let slice = 0; slice < 10; slice++) {
+      const due = t0 + sec * 1000 + slice * 100;
+      const wait = due - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const count = Math.floor((perSec * (slice + 1)) / 10) - Math.floor((perSec * slice) / 10);
+      for (let k = 0; k < count; k++, n++) {
+        sentAt.set(n, sec);
+        bySecond[sec]!.sent++;
+        const msg =
+          `${method} sip:${opts.user ?? 'load'}@${host} SIP/2.0\r\n` +
+          `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKrl${n}\r\n` +
+          'Max-Forwards: 70\r\n' +
+          `From: <sip:a@127.0.0.1>;tag=rl${n}\r\n` +
+          'To: <sip:b@127.0.0.1>\r\n' +
+          `Call-ID: rl-${n}\r\n` +
+          `CSeq: 1 ${method}\r\n` +
+          'Content-Length: 0\r\n\r\n';
+        sock.send(msg, tport, host);
+      }
+    }
+  }
+  await new Promise((r) => setTimeout(r, opts.replyTimeoutMs ?? 2000));
+  for (const sec of sentAt.values()) bySecond[sec]!.lost++;
+  sock.close();
+  return bySecond;
+}
+
+export function printSeconds(rows: readonly Second[]): void {
+  console.log('   s   sent    2xx    503  other   lost  RSS MB');
+  for (const r of rows)
+    console.log(
+      `${String(r.t).padStart(4)} ${[r.sent, r.ok, r.rejected, r.other, r.lost].map((v) => String(v).padStart(6)).join(' ')} ${String(r.rssMb).padStart(7)}`,
+    );
+}
+
+export const sum = (rows: readonly Second[], k: keyof Second): number => rows.reduce((a, r) => a + r[k], 0);

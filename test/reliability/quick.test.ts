@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { backendFaults, fuzz, overload, QUICK, sigterm, tcpAbuse } from '../../bench/reliability/scenarios.js';
+
+// The reliability suite's short form (npm run bench:reliability is the long one): each scenario
+// starts its own server, does harm, and the figures it prints are checked here.
+
+test(
+  'fuzz: mutated datagrams and TCP streams; the server still answers, no worker died',
+  { timeout: 120_000 },
+  async () => {
+    const r = await fuzz(QUICK.fuzz);
+    assert.ok(r.aliveAfter);
+    assert.equal(r.counters['core:worker_restarts'], 0);
+  },
+);
+
+test(
+  'overload: 3× the sustained rate, then half of it; the half-rate phase ends clean, RSS bounded',
+  { timeout: 120_000 },
+  async () => {
+    const r = await overload(QUICK.overload);
+    assert.notEqual(r.recoveryS, null, 'the half-rate phase ends without failures');
+    assert.ok(r.rssPeakMb - r.rssBaseMb < 400, `RSS grew ${r.rssPeakMb - r.rssBaseMb} MB`);
+  },
+);
+
+test(
+  'TCP abuse: idle and slowloris connections are closed on their deadlines while UDP calls flow',
+  { timeout: 120_000 },
+  async () => {
+    const r = await tcpAbuse(QUICK.tcp);
+    assert.ok(r.idleRefused > 0, 'tcp_accept_iplimit refused some');
+    assert.equal(r.idleLeftAfterDeadline, 0);
+    assert.equal(r.slowLeftAfterDeadline, 0);
+    assert.ok(r.optionsDuring >= 0.99, `${r.optionsDuring} answered`);
+  },
+);
+
+test('backend faults: every request answered, workers keep turning', { timeout: 120_000 }, async () => {
+  for (const r of await backendFaults(QUICK.backend)) {
+    assert.equal(r.answered, r.sent, r.name);
+    assert.ok(r.pingDuring, `${r.name}: a ping is answered during the fault`);
+  }
+});
+
+test('SIGTERM under load: exit 0 within exit_timeout, new calls 503', { timeout: 120_000 }, async () => {
+  const r = await sigterm(QUICK.sigterm);
+  assert.equal(r.exitCode, 0);
+  assert.ok(r.exitMs < 7000, `exit after ${r.exitMs} ms`);
+});
