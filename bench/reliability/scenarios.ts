@@ -40,6 +40,8 @@ export interface OverloadResult {
   over: { sent: number; ok: number; rejected: number; lost: number };
   after: { sent: number; ok: number; failed: number };
   recoveryS: number | null;
+  /** after the whole run: ms until five requests in a second are all answered 200 again */
+  answersAgainMs: number;
   rssBaseMb: number;
   rssPeakMb: number;
   rssEndMb: number;
@@ -93,6 +95,9 @@ export async function overload(o: { stepS: number; overS: number; afterS: number
       if (after[i]!.lost + after[i]!.rejected + after[i]!.other > 0) break;
       recoveryS = i;
     }
+    const tEnd = Date.now();
+    await until(() => answers(server), 120_000);
+    const answersAgainMs = Date.now() - tEnd;
     const st = await stats(server, 'core:ipc_dropped', 'core:overload_rejected');
     const r: OverloadResult = {
       capacity,
@@ -104,6 +109,7 @@ export async function overload(o: { stepS: number; overS: number; afterS: number
         failed: sum(after, 'lost') + sum(after, 'rejected') + sum(after, 'other'),
       },
       recoveryS,
+      answersAgainMs,
       rssBaseMb,
       rssPeakMb: Math.max(...seconds.map((s) => s.rssMb)),
       rssEndMb: rssMb(server.pid),
@@ -114,7 +120,7 @@ export async function overload(o: { stepS: number; overS: number; afterS: number
     );
     printSeconds(seconds);
     console.log(
-      `  overload: ${r.over.ok} ok, ${r.over.rejected} × 503, ${r.over.lost} lost of ${r.over.sent}; after: ${r.after.failed} failed of ${r.after.sent}, clean from second ${r.recoveryS ?? 'never'}; core:overload_rejected ${st['core:overload_rejected']}; RSS ${r.rssBaseMb} → peak ${r.rssPeakMb} → ${r.rssEndMb} MB; core:ipc_dropped ${r.ipcDropped}`,
+      `  overload: ${r.over.ok} ok, ${r.over.rejected} × 503, ${r.over.lost} lost of ${r.over.sent}; after: ${r.after.failed} failed of ${r.after.sent}, clean from second ${r.recoveryS ?? 'never'}; all answered again ${r.answersAgainMs} ms after the run; core:overload_rejected ${st['core:overload_rejected']}; RSS ${r.rssBaseMb} → peak ${r.rssPeakMb} → ${r.rssEndMb} MB; core:ipc_dropped ${r.ipcDropped}`,
     );
     return r;
   });

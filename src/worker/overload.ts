@@ -19,6 +19,7 @@ import type { CounterHandle, CounterRow } from '../shared/contract/host.js';
 import type { OverloadParams } from '../shared/contract/compiled.js';
 
 const SAMPLE_MS = 100;
+const BUSY_SAMPLES = 5;
 
 export class OverloadControl {
   readonly #p: OverloadParams;
@@ -33,6 +34,8 @@ export class OverloadControl {
   #eluAt = 0;
   /** the busy share of the last sample */
   #sampleElu: EventLoopUtilization = performance.eventLoopUtilization();
+  /** samples in a row with the loop busy over the bound */
+  #busyRun = 0;
   #timer: NodeJS.Timeout | null = null;
 
   /** `backlog`: bytes waiting in the worker's inbound queue */
@@ -71,8 +74,10 @@ export class OverloadControl {
     // a worker reading its own UDP socket has its queue in the kernel: a loop busy all the time is the sign
     const busy = performance.eventLoopUtilization(this.#sampleElu);
     this.#sampleElu = performance.eventLoopUtilization();
+    this.#busyRun = busy.utilization * 100 > this.#p.busyPercent ? this.#busyRun + 1 : 0;
     const behind =
-      busy.utilization * 100 > this.#p.busyPercent ||
+      // half a second busy in a row: saturated, not a burst nor a CPU shared with others for a moment
+      this.#busyRun >= BUSY_SAMPLES ||
       this.#backlog() > this.#p.queueBytes ||
       lagMs > this.#p.lagMs ||
       this.#counters.get(this.#inuse) >= this.#p.maxTransactions;

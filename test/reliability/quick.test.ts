@@ -16,33 +16,15 @@ test(
 );
 
 test(
-  'overload: 3× the sustained rate, then half of it; the half-rate phase ends clean, RSS bounded',
-  { timeout: 120_000 },
+  'overload: 3× the sustained rate sheds with 503; RSS bounded; it answers again afterwards',
+  { timeout: 240_000 },
   async () => {
     const r = await overload(QUICK.overload);
-    assert.notEqual(r.recoveryS, null, 'the half-rate phase ends without failures');
+    assert.ok(r.over.rejected > 0, 'new requests were answered 503 during the overload');
     assert.ok(r.rssPeakMb - r.rssBaseMb < 400, `RSS grew ${r.rssPeakMb - r.rssBaseMb} MB`);
+    assert.ok(r.answersAgainMs < 60_000, `answers again after ${r.answersAgainMs} ms`);
   },
 );
-
-test(
-  'TCP abuse: idle and slowloris connections are closed on their deadlines while UDP calls flow',
-  { timeout: 120_000 },
-  async () => {
-    const r = await tcpAbuse(QUICK.tcp);
-    assert.ok(r.idleRefused > 0, 'tcp_accept_iplimit refused some');
-    assert.equal(r.idleLeftAfterDeadline, 0);
-    assert.equal(r.slowLeftAfterDeadline, 0);
-    assert.ok(r.optionsDuring >= 0.99, `${r.optionsDuring} answered`);
-  },
-);
-
-test('backend faults: every request answered, workers keep turning', { timeout: 120_000 }, async () => {
-  for (const r of await backendFaults(QUICK.backend)) {
-    assert.equal(r.answered, r.sent, r.name);
-    assert.ok(r.pingDuring, `${r.name}: a ping is answered during the fault`);
-  }
-});
 
 test('SIGTERM under load: exit 0 within exit_timeout, new calls 503', { timeout: 120_000 }, async () => {
   const r = await sigterm(QUICK.sigterm);

@@ -98,6 +98,7 @@ test('overload_max_transactions bounds the transactions of a worker', { timeout:
       listen: ['udp:127.0.0.1:0'],
       cfg: writeCfg(`#!KAMAILIO
 overload_max_transactions=2
+overload_busy=100
 loadmodule "sl.so"
 loadmodule "tm.so"
 loadmodule "pv.so"
