@@ -6,8 +6,9 @@ import { TestDnsServer } from '../helpers/dns-server.js';
 
 // core dns: a Via sent-by name whose A record is the source address gets no received=, and a stateless
 // reply then goes to the sent-by name located per RFC 3263 §5 (SRV without a port, A with one)
-const CFG = (dns: string, on: boolean): string => `#!KAMAILIO
+const CFG = (dns: string, on: boolean, rev = false): string => `#!KAMAILIO
 dns=${on ? 'yes' : 'no'}
+rev_dns=${rev ? 'yes' : 'no'}
 dns_retr_time=1
 dns_retr_no=0
 dns_nameservers="${dns}"
@@ -51,6 +52,8 @@ before(async () => {
       data: { priority: 1, weight: 0, port: phone.port, target: 'phone.test' },
     },
     { type: 'A', name: 'elsewhere.test', data: '10.0.0.1' },
+    // rev_dns: the PTR name of 127.0.0.2 (not in /etc/hosts, which c-ares reads first), without an A record
+    { type: 'PTR', name: '2.0.0.127.in-addr.arpa', data: 'loopback.test' },
   ]);
 });
 after(() => {
@@ -87,6 +90,36 @@ describe('dns=yes', () => {
     const r = (await sender.waitFor(n + 1, 5000))?.toString() ?? '';
     assert.match(r, /^SIP\/2\.0 200 Seen\r\n/);
     assert.equal(viaOf(r), `SIP/2.0/UDP elsewhere.test:${sender.port};branch=z9hG4bKvd${seq};received=127.0.0.1`);
+  });
+});
+
+describe('rev_dns=yes', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer({
+      cfg: writeCfg(CFG(dns.address, false, true)),
+      workers: 1,
+      listen: ['udp:127.0.0.1:0'],
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test('the PTR name of the source is the sent-by: no received=; another name gets it', async () => {
+    const two = await UdpPeer.open('127.0.0.2');
+    try {
+      let n = two.received.length;
+      options(two, server.udp[0]!, `loopback.test:${two.port}`);
+      let r = (await two.waitFor(n + 1, 5000))?.toString() ?? '';
+      assert.equal(viaOf(r), `SIP/2.0/UDP loopback.test:${two.port};branch=z9hG4bKvd${seq}`);
+      n = two.received.length;
+      options(two, server.udp[0]!, `elsewhere.test:${two.port}`);
+      r = (await two.waitFor(n + 1, 5000))?.toString() ?? '';
+      assert.equal(viaOf(r), `SIP/2.0/UDP elsewhere.test:${two.port};branch=z9hG4bKvd${seq};received=127.0.0.2`);
+    } finally {
+      two.close();
+    }
   });
 });
 

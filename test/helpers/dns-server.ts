@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 
 export type ZoneRecord =
-  | { type: 'A' | 'AAAA'; name: string; ttl?: number; data: string }
+  | { type: 'A' | 'AAAA' | 'PTR'; name: string; ttl?: number; data: string }
   | {
       type: 'SRV';
       name: string;
