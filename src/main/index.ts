@@ -320,6 +320,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       },
       close: (connId) => tcp.close(connId),
       acceptWs: (connId) => tcp.acceptWs(connId),
+      keepOpen: (connId, ms) => tcp.keepOpen(connId, ms),
       httpReply: (connId, bytes) => tcp.httpReply(connId, bytes),
       // the methods are registered once the sockets are bound: a request before that gets 503
       httpRpc: (connId, body) => {

@@ -19,6 +19,8 @@ export interface Sender {
   close(connId: number): void;
   /** ws_handle_handshake() accepted the upgrade on connection connId */
   acceptWs(connId: number): void;
+  /** the connection's idle lifetime: `ms`, or tcp_connection_lifetime when longer */
+  keepOpen(connId: number, ms: number): void;
   /** an HTTP reply to write on connection connId before closing it */
   httpReply(connId: number, bytes: Buffer): void;
   /** jsonrpc_dispatch(): the management interface answers this JSON-RPC body on connection connId */
@@ -176,6 +178,8 @@ export class Supervisor {
         this.#sender.acceptWs(head.connId);
       } else if (head.kind === RecKind.HTTP_REPLY) {
         this.#sender.httpReply(head.connId, copyBody(data, body, off + len));
+      } else if (head.kind === RecKind.CONN_LIFETIME && head.proto !== PROTO_UDP) {
+        this.#sender.keepOpen(head.connId, Number(copyBody(data, body, off + len).toString('latin1')));
       } else if (head.kind === RecKind.HTTP_RPC) {
         this.#sender.httpRpc(head.connId, copyBody(data, body, off + len));
       }

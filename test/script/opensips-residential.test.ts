@@ -28,11 +28,11 @@ for (const script of [RESIDENTIAL, RESIDENTIAL_NAT]) {
     assert.equal(lines.pop(), `${script}: config file ok`, r.stderr);
     assert.equal(r.code, 0);
     for (const l of lines) assert.match(l, /:\d+:\d+: warning: .* accepted, no effect in switchyard/);
-    // log settings aside, only these: tm's restart_fr_on_each_reply, registrar's tcp_persistent_flag, three acc reports
+    // log settings aside, only these: tm's restart_fr_on_each_reply, three acc reports
     const named = lines.filter((l) => !/core parameter "(xlog_level|syslog_enabled)"/.test(l));
     assert.deepEqual(
       named.map((l) => /warning: (?:core )?parameter "(\w+)"/.exec(l)?.[1]),
-      ['restart_fr_on_each_reply', 'tcp_persistent_flag', 'early_media', 'report_cancels', 'detect_direction'],
+      ['restart_fr_on_each_reply', 'early_media', 'report_cancels', 'detect_direction'],
     );
   });
 }

@@ -653,6 +653,14 @@ export class TcpConnections {
     return conn;
   }
 
+  /** registrar's tcp_persistent_flag: the idle lifetime follows the binding the connection carries */
+  keepOpen(connId: number, ms: number): void {
+    const c = this.#byId.get(connId);
+    if (c === undefined || !Number.isFinite(ms)) return;
+    const base = isSecure(c.proto) ? (this.tlsLifetimeMs ?? this.lifetimeMs) : this.lifetimeMs;
+    c.socket.setTimeout(Math.max(ms, base));
+  }
+
   close(connId: number): void {
     const c = this.#byId.get(connId);
     if (c?.ws) (c as { closeWs?: () => void }).closeWs?.();

@@ -39,6 +39,8 @@ export const RecKind = {
   HTTP_REPLY: 8,
   /** worker → master: jsonrpc_dispatch(): answer connection connId's HTTP request with the MI's reply to this JSON-RPC body */
   HTTP_RPC: 9,
+  /** worker → master: keep stream connection connId open without traffic for the ms in the body (ASCII) at least */
+  CONN_LIFETIME: 10,
 } as const;
 
 export const PROTO_UDP = 0;

@@ -10,6 +10,7 @@ import { lookupBindings, saveBindings, usrlocClient } from '../usrloc/index.js';
 import type { Binding } from '../usrloc/binding.js';
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import { SwitchyardError } from '../../errors.js';
+import { RecKind } from '../../ipc/messages.js';
 import type { NameAddr } from '../../contract/sip.js';
 
 const FLAG_NO_REPLY = 0x02;
@@ -23,6 +24,7 @@ const cfg = {
   appendBranches: true,
   usePath: false,
   natBflag: -1,
+  tcpPersistentFlag: -1,
   receivedAvp: null as string | null,
   /** OpenSIPS scripts: save()/lookup() take named flags second and the AoR third */
   opensips: false,
@@ -135,12 +137,24 @@ async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?:
     else reply(ctx, flags, 500, 'Server Internal Error');
     return -1;
   }
+  keepConnection(ctx, bindings, now);
   for (const b of result.bindings) {
     const rcv = b.received ? `;received="${b.received}"` : '';
     appendToReply(ctx, `Contact: <${b.uri}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}${rcv}`);
   }
   reply(ctx, flags, 200, 'OK');
   return 1;
+}
+
+/**
+ * tcp_persistent_flag (OpenSIPS): a REGISTER over TCP or TLS with the flag set keeps that
+ * connection open without traffic until the longest binding it saves expires (tcp_connection_lifetime when longer)
+ */
+function keepConnection(ctx: ScriptContext, bindings: ReadonlyArray<{ expiresAt: number }>, now: number): void {
+  if (cfg.tcpPersistentFlag < 0 || (ctx.flags & (1 << cfg.tcpPersistentFlag)) === 0) return;
+  if ((ctx.rcv.proto !== 'tcp' && ctx.rcv.proto !== 'tls') || ctx.rcv.connId === 0) return;
+  const ms = Math.max(0, ...bindings.map((b) => b.expiresAt - now));
+  ctx.svc.control?.(RecKind.CONN_LIFETIME, ctx.rcv, Buffer.from(String(ms), 'latin1'));
 }
 
 async function found(ctx: ScriptContext, uri?: string): Promise<Binding[] | null> {
@@ -206,13 +220,7 @@ export const registrar: ModuleExports = {
       noEffect: 'lookup() does not filter contacts by their methods',
     },
     { name: 'use_path', type: 'int', default: 0 },
-    {
-      name: 'tcp_persistent_flag',
-      type: 'flag',
-      default: -1,
-      noEffect:
-        'a TCP or TLS connection closes after tcp_connection_lifetime without traffic, whatever the expiry of the binding it carries',
-    },
+    { name: 'tcp_persistent_flag', type: 'flag', default: -1 },
     { name: 'path_mode', type: 'int', default: 2, noEffect: 'Path is stored as use_path says; no Path support check' },
     { name: 'path_use_received', type: 'int', default: 0, noEffect: 'the received parameter of a Path is not used' },
     { name: 'gruu_enabled', type: 'int', default: 0, noEffect: 'no GRUUs are issued' },
@@ -243,5 +251,6 @@ export const registrar: ModuleExports = {
     cfg.receivedAvp = avpName(String(env.params.get('received_avp') ?? ''));
     cfg.opensips = env.script.dialect === 'opensips';
     cfg.natBflag = (env.script.modparams.get('usrloc')?.get('nat_bflag') as number | undefined) ?? -1;
+    cfg.tcpPersistentFlag = Number(env.params.get('tcp_persistent_flag') ?? -1);
   },
 };
