@@ -84,8 +84,9 @@ async function main(): Promise<void> {
   svc.waitHook = receiver;
   installAsync(svc, receiver, counters);
   if (script.modules.includes('tm')) {
-    const tm = new Transactions(svc, counters, script.modparams.get('tm')!);
-    tm.runRoute = (fn, ctx, after) => receiver.runFor(fn, ctx, after);
+    const tm = new Transactions(svc, counters, script.modparams.get('tm')!, (fn, ctx, after) =>
+      receiver.runFor(fn, ctx, after),
+    );
     svc.tm = tm;
     // t_continue() from an event route in the dispatcher (evapi:message-received)
     bus.on(TOPIC_T_CONTINUE, (m) => {

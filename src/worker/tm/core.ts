@@ -25,6 +25,9 @@ import {
   type TmCounters,
 } from './tx.js';
 
+/** run a route for a transaction, then `after` */
+export type RunRoute = (fn: RouteFn, ctx: ScriptContext, after: () => void) => void;
+
 export class TmCore {
   readonly svc: WorkerServices;
   readonly counters: Counters;
@@ -57,14 +60,14 @@ export class TmCore {
   /** onreply_avp_mode 1 (OpenSIPS): reply routes read and add to the transaction's AVPs */
   replyAvps = false;
   readonly wheel = new TimerWheel(TICK_MS);
-  /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
-  runRoute: (fn: RouteFn, ctx: ScriptContext, after: () => void) => void = () => {};
 
   /** `params`: the tm modparams (defaults applied) */
   constructor(
     svc: WorkerServices,
     counters: Counters,
     params: ReadonlyMap<string, unknown>,
+    /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
+    readonly runRoute: RunRoute,
     /** fr_timer/fr_inv_timer ended a branch without a final reply */
     readonly branchTimedOut: (c: ClientTx) => void,
   ) {

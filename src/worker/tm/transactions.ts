@@ -35,7 +35,7 @@ import { buildReply } from '../../shared/sip/build.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices, WorkerTransactions } from '../services.js';
 import { serverKey, T4, type ServerTx } from './tx.js';
-import { TmCore } from './core.js';
+import { TmCore, type RunRoute } from './core.js';
 import { branch, nextBranch } from './branches.js';
 import { onReply } from './replies.js';
 import { branchTimedOut } from './timers.js';
@@ -44,13 +44,9 @@ export class Transactions implements WorkerTransactions {
   readonly #core: TmCore;
 
   /** `params`: the tm modparams (defaults applied) */
-  constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>) {
-    this.#core = new TmCore(svc, counters, params, (c) => branchTimedOut(this.#core, c));
-  }
-
-  /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
-  set runRoute(fn: TmCore['runRoute']) {
-    this.#core.runRoute = fn;
+  /** `runRoute`: how the worker runs a route for a transaction (it owns hold/release) */
+  constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>, runRoute: RunRoute) {
+    this.#core = new TmCore(svc, counters, params, runRoute, (c) => branchTimedOut(this.#core, c));
   }
 
   /** on receipt of a request, before the script: true when the transaction layer handled it */
