@@ -17,7 +17,6 @@ import type {
   ScriptContext,
   ScriptServices,
   CompiledScript,
-  TransactionApi,
 } from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
@@ -25,30 +24,10 @@ import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.j
 import { LocateError, type Hop, type Locator } from '../shared/dns/locate.js';
 import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
+import type { WorkerTransactions, WorkerUac } from './parts.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { DnsParams } from '../shared/contract/compiled.js';
-
-/** the transaction layer as the worker's own parts call it (tm/transactions.ts implements it) */
-export interface WorkerTransactions extends TransactionApi {
-  /** a request before the script: true when the transaction layer handled it (retransmission, ACK, CANCEL) */
-  onRequest(msg: SipMsg, rcv: ReceiveInfo): boolean;
-  /** a reply from downstream: false when it belongs to no transaction */
-  onReply(reply: SipMsg, replyCtx: ScriptContext): boolean;
-  settle(ctx: ScriptContext): void;
-  suspendTx(ctx: ScriptContext): void;
-  resumeTx(ctx: ScriptContext): void;
-  unanswered(): number;
-  clear(): void;
-}
-
-/** requests the proxy originates, as the worker's parts call them (uac.ts implements it) */
-export interface WorkerUac {
-  send(req: LocalRequest): Promise<LocalReply>;
-  /** a reply from downstream: false when it answers no request of ours */
-  onReply(reply: SipMsg): boolean;
-  clear(): void;
-}
 
 interface WorkerCounters {
   fwdRequests: CounterHandle;

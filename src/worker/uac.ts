@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { scanCallId } from '../shared/sip/callid-scan.js';
 import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { LocalReply, LocalRequest } from '../shared/modules/types.js';
-import type { WorkerServices, WorkerUac } from './services.js';
+import type { WorkerServices } from './services.js';
+import type { WorkerUac } from './parts.js';
 import type { Hop } from '../shared/dns/locate.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 

@@ -33,7 +33,8 @@ import {
 } from '../../shared/modules/types.js';
 import { buildReply } from '../../shared/sip/build.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
-import type { WorkerServices, WorkerTransactions } from '../services.js';
+import type { WorkerServices } from '../services.js';
+import type { WorkerTransactions } from '../parts.js';
 import { serverKey, T4, type ServerTx } from './tx.js';
 import { TmCore, type RunRoute } from './core.js';
 import { branch, nextBranch } from './branches.js';
