@@ -30,8 +30,6 @@ import { routeRunner, startScriptRoutes } from './script-routes.js';
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 
 const init = workerData as ThreadInit;
-/** modules that keep a call's state in one worker (dispatcher: its probes' replies): messages go to the Call-ID's owner */
-const CALL_STATE_MODULES = new Set(['tm', 'dialog', 'dispatcher']);
 const post = (m: ControlFromThread): void => parentPort!.postMessage(m);
 
 async function main(): Promise<void> {
@@ -179,7 +177,6 @@ async function main(): Promise<void> {
           {
             workerId: init.workerId,
             workers: init.workers,
-            affinity: script.modules.some((m) => CALL_STATE_MODULES.has(m)),
             hopOut: init.hopOut.map((r) => (r === null ? null : new RingWriter(r, init.wakeDelayMs))),
             deliver: (bytes, rcv) => receiver.receive(bytes, rcv),
           },

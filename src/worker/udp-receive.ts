@@ -12,12 +12,6 @@ import type { CounterHandle } from '../shared/contract/host.js';
 export interface UdpReceiveOptions {
   readonly workerId: number;
   readonly workers: number;
-  /**
-   * the script keeps per-call state in a worker (tm transactions, dialogs):
-   * a datagram whose Call-ID hash names another worker goes there; false
-   * (a stateless script): the worker that read a datagram handles it
-   */
-  readonly affinity: boolean;
   /** rings to the other workers, by worker id (null at this worker's own) */
   readonly hopOut: readonly (RingWriter | null)[];
   readonly deliver: (bytes: Buffer, rcv: ReceiveInfo) => void;
@@ -28,8 +22,10 @@ export interface UdpReceiveOptions {
  * master holds one SO_REUSEPORT socket per worker (main/transport/udp.ts) and
  * this worker reads a duplicate of its own. The kernel hands a datagram to
  * one socket of the group by a hash of its source address and port, so what
- * one peer sends from one port is read by one worker, in order; no thread hop
- * happens unless the call is another worker's. A worker that ends closes
+ * one peer sends from one port is read by one worker, in order. The call's
+ * owner (Call-ID hash, as the master picks it for TCP) handles it, through a
+ * ring when another worker read it; the ring also spreads the work of a peer
+ * that sends everything from one port. A worker that ends closes
  * only its duplicate; its replacement reads the same socket again.
  */
 export class UdpReceivers {
@@ -80,15 +76,15 @@ export class UdpReceivers {
     }
     // a per-worker load check (shed new requests when this worker falls behind) belongs here
     const opt = this.#opt;
-    if (opt.affinity) {
-      const owner = ownerOf(msg, opt.workers);
-      const ring = owner >= 0 && owner !== opt.workerId ? opt.hopOut[owner] : null;
-      if (ring) {
-        this.#counters.inc(this.#hopped);
-        if (!writeRecord(ring, RecKind.SIP_IN, PROTO_UDP, ip, port, 0, sock.idx, msg))
-          this.#counters.inc(this.#ipcDropped);
-        return;
-      }
+    // the call's owner handles it: its transaction, dialog or probe is there, and
+    // one peer's messages of one call keep their order (same socket, same ring)
+    const owner = ownerOf(msg, opt.workers);
+    const ring = owner >= 0 && owner !== opt.workerId ? opt.hopOut[owner] : null;
+    if (ring) {
+      this.#counters.inc(this.#hopped);
+      if (!writeRecord(ring, RecKind.SIP_IN, PROTO_UDP, ip, port, 0, sock.idx, msg))
+        this.#counters.inc(this.#ipcDropped);
+      return;
     }
     opt.deliver(msg, {
       proto: 'udp',
