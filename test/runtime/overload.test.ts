@@ -30,7 +30,10 @@ async function until(cond: () => Promise<boolean> | boolean, timeoutMs: number):
 
 // One SIP worker whose route costs CPU: a burst queues up in its ring, its
 // timers fire late, and overload control sheds new requests with 503 and
-// Retry-After while requests inside a dialog still reach the script.
+// Retry-After while requests inside a dialog still reach the script. The
+// master reads UDP here (udp_worker_receive=0), so the burst waits in the
+// worker's ring, where the queue signal sees it; when the worker reads its own
+// socket the burst waits in the kernel, which that signal does not see.
 test(
   'a worker that falls behind answers new requests 503 with Retry-After; in-dialog requests keep going; it recovers',
   { timeout: 120_000 },
@@ -40,6 +43,7 @@ test(
       workers: 1,
       listen: ['udp:127.0.0.1:0'],
       cfg: writeCfg(`#!KAMAILIO
+udp_worker_receive=0
 overload_queue_bytes=4096
 overload_lag=50
 overload_retry_after=7
