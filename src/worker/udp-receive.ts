@@ -74,7 +74,6 @@ export class UdpReceivers {
       if (msg.length > 4) this.#counters.inc(this.#badHdr);
       return;
     }
-    // a per-worker load check (shed new requests when this worker falls behind) belongs here
     const opt = this.#opt;
     // the call's owner handles it: its transaction, dialog or probe is there, and
     // one peer's messages of one call keep their order (same socket, same ring)

@@ -2,7 +2,7 @@ import type { ListenSocket } from '../../shared/config/listen.js';
 import type { Counters } from '../../shared/counters/counters.js';
 import { writeRecord, RecKind, protoCode, PROTO_TLS } from '../../shared/ipc/messages.js';
 import type { RingWriter } from '../../shared/ipc/ring.js';
-import { scanCallId } from '../../shared/sip/callid-scan.js';
+import { ownerOf } from '../../shared/sip/callid-scan.js';
 import type { Proto } from '../../shared/contract/sip.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
 
@@ -42,9 +42,8 @@ export class Router {
       if (msg.length > 4) this.#counters.inc(this.#badHdr);
       return;
     }
-    const h = scanCallId(msg, 0, msg.length);
-    // without a Call-ID, worker 0 answers 400 and counts it
-    const w = h < 0 ? 0 : (h >>> 0) % this.#rings.length;
+    // the same owner a worker picks for the UDP it reads; without a Call-ID, worker 0 answers 400 and counts it
+    const w = Math.max(0, ownerOf(msg, this.#rings.length));
     const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, protoCode(proto), ip, port, connId, sock.idx, msg);
     if (!ok) this.#counters.inc(this.#ipcDropped);
   };
