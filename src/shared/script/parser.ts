@@ -2,78 +2,19 @@
  * Recursive descent over the token stream (acorn's shape: eat/expect, one
  * parse method per construct). Errors are collected: after one, the parser
  * skips to the next statement or route and goes on, so `-c` reports them all.
+ * The token stream and expressions are in expression.ts.
  */
 import { CfgError } from '../errors.js';
 import type { Expr, Program, RouteDecl, RouteKindName, Stmt, ParamValue } from './ast.js';
 import { ROUTE_WORDS } from './dialect/index.js';
-import { Lexer, T, WORD_BINOPS, type Token, type TokenType } from './lexer.js';
+import { ExprParser } from './expression.js';
+import { T } from './lexer.js';
 import type { SourcePos, LineOrigin } from '../contract/compiled.js';
 
-/** names usable bare in expressions (`uri == myself`, `method == "INVITE"`) */
-export const KEYWORDS = new Set([
-  'uri',
-  'from_uri',
-  'to_uri',
-  'method',
-  'status',
-  'src_ip',
-  'src_port',
-  'dst_ip',
-  'dst_port',
-  'proto',
-  'af',
-  'myself',
-  'msg_len',
-  'snd_ip',
-  'snd_port',
-]);
-
-export class Parser {
-  readonly #lx: Lexer;
-  #tok: Token;
-  /** one token of lookahead past #tok, for the (int)/(str) casts */
-  #ahead: Token | null = null;
-  readonly errors: CfgError[] = [];
-
-  constructor(text: string, origins: LineOrigin[]) {
-    this.#lx = new Lexer(text, origins);
-    this.#tok = this.#lx.next();
-  }
-
-  #next(): Token {
-    const t = this.#tok;
-    this.#tok = this.#ahead ?? this.#lx.next();
-    this.#ahead = null;
-    return t;
-  }
-
-  #peek(): Token {
-    return (this.#ahead ??= this.#lx.next());
-  }
-
-  #is(type: TokenType, value?: string): boolean {
-    return this.#tok.type === type && (value === undefined || this.#tok.value === value);
-  }
-
-  #eat(type: TokenType, value?: string): boolean {
-    if (!this.#is(type, value)) return false;
-    this.#next();
-    return true;
-  }
-
-  #fail(expected: string, at: Token = this.#tok): never {
-    const found = at.type === T.eof ? 'end of file' : `"${at.value || at.type.label}"`;
-    throw new CfgError('SY_ERR_CFG_SYNTAX', at.pos, `expected ${expected}, found ${found}`);
-  }
-
-  #expect(type: TokenType, what = `"${type.label}"`): Token {
-    if (!this.#is(type)) this.#fail(what);
-    return this.#next();
-  }
-
+export class Parser extends ExprParser {
   parseProgram(): Program {
     const prog: Program = { globals: [], loadmodules: [], modparams: [], routes: [], cfgVars: [] };
-    while (!this.#is(T.eof)) {
+    while (!this.is(T.eof)) {
       try {
         this.#parseTopLevel(prog);
       } catch (e) {
@@ -96,17 +37,17 @@ export class Parser {
     let depth = 0;
     for (;;) {
       try {
-        const t = this.#tok;
+        const t = this.tok;
         if (t.type === T.eof) return;
         if (depth === 0 && t.type === T.name && (t.pos.file !== at.file || t.pos.line > at.line)) return;
         if (t.type === T.braceL) depth++;
         else if (t.type === T.braceR) depth = Math.max(0, depth - 1);
-        this.#next();
+        this.next();
       } catch (e) {
         // a lexing error while skipping: step over the bad character
         if (!(e instanceof CfgError)) throw e;
-        this.#lx.pos++;
-        this.#tok = this.#lx.next();
+        this.lx.pos++;
+        this.tok = this.lx.next();
       }
     }
   }
@@ -120,69 +61,69 @@ export class Parser {
     let depth = 0;
     for (;;) {
       try {
-        if (this.#is(T.eof)) return;
-        if (this.#is(T.braceL)) depth++;
-        else if (this.#is(T.braceR)) {
+        if (this.is(T.eof)) return;
+        if (this.is(T.braceL)) depth++;
+        else if (this.is(T.braceR)) {
           if (depth === 0 && inBlock) return;
           depth--;
           if (depth <= 0) {
-            this.#next();
+            this.next();
             return;
           }
-        } else if (depth <= 0 && this.#is(T.semi)) {
-          this.#next();
+        } else if (depth <= 0 && this.is(T.semi)) {
+          this.next();
           return;
         }
-        this.#next();
+        this.next();
       } catch (e) {
         // a lexing error while skipping: step over the bad character
         if (!(e instanceof CfgError)) throw e;
-        this.#lx.pos++;
-        this.#tok = this.#lx.next();
+        this.lx.pos++;
+        this.tok = this.lx.next();
       }
     }
   }
 
   #parseTopLevel(prog: Program): void {
-    const t = this.#tok;
-    if (t.type !== T.name) this.#fail('a parameter, loadmodule, modparam or route');
+    const t = this.tok;
+    if (t.type !== T.name) this.fail('a parameter, loadmodule, modparam or route');
     const kind = ROUTE_WORDS[t.value];
     if (kind !== undefined && this.#peekIsRouteStart()) {
       prog.routes.push(this.#parseRoute(kind));
       return;
     }
     if (t.value === 'loadmodule') {
-      this.#next();
-      const s = this.#expect(T.string, 'a module path string');
+      this.next();
+      const s = this.expect(T.string, 'a module path string');
       prog.loadmodules.push({ path: s.value, pos: t.pos });
-      this.#eat(T.semi);
+      this.eat(T.semi);
       return;
     }
     if (t.value === 'modparam') {
-      this.#next();
-      this.#expect(T.parenL);
-      const mod = this.#expect(T.string, 'a module name string');
-      this.#expect(T.comma);
-      const param = this.#expect(T.string, 'a parameter name string');
-      this.#expect(T.comma);
+      this.next();
+      this.expect(T.parenL);
+      const mod = this.expect(T.string, 'a module name string');
+      this.expect(T.comma);
+      const param = this.expect(T.string, 'a parameter name string');
+      this.expect(T.comma);
       const value = this.#parseParamValue();
-      this.#expect(T.parenR);
-      this.#eat(T.semi);
+      this.expect(T.parenR);
+      this.eat(T.semi);
       prog.modparams.push({ module: mod.value, param: param.value, value, pos: t.pos });
       return;
     }
     // Kamailio custom cfg variable: group.name = value [desc "text"]
-    const dotted = /^\.([A-Za-z_]\w*)/.exec(this.#lx.text.slice(this.#lx.pos, this.#lx.pos + 128));
+    const dotted = /^\.([A-Za-z_]\w*)/.exec(this.lx.text.slice(this.lx.pos, this.lx.pos + 128));
     if (dotted) {
-      this.#lx.pos += dotted[0].length;
-      this.#tok = this.#lx.next();
-      this.#expect(T.assign, `"=" after custom cfg variable "${t.value}.${dotted[1]}"`);
-      const v = this.#tok;
-      if (v.type !== T.num && v.type !== T.string) this.#fail('a number or a string');
-      this.#next();
+      this.lx.pos += dotted[0].length;
+      this.tok = this.lx.next();
+      this.expect(T.assign, `"=" after custom cfg variable "${t.value}.${dotted[1]}"`);
+      const v = this.tok;
+      if (v.type !== T.num && v.type !== T.string) this.fail('a number or a string');
+      this.next();
       let desc = '';
-      if (this.#eat(T.name, 'desc')) desc = this.#expect(T.string, 'a description string').value;
-      this.#eat(T.semi);
+      if (this.eat(T.name, 'desc')) desc = this.expect(T.string, 'a description string').value;
+      this.eat(T.semi);
       prog.cfgVars.push({
         group: t.value,
         name: dotted[1]!,
@@ -193,47 +134,47 @@ export class Parser {
       return;
     }
     // core parameter: name = value [, value …]
-    this.#next();
-    if (!this.#eat(T.assign)) this.#fail(`"=" after global parameter "${t.value}"`);
+    this.next();
+    if (!this.eat(T.assign)) this.fail(`"=" after global parameter "${t.value}"`);
     const value = this.#parseGlobalValue();
-    this.#eat(T.semi);
+    this.eat(T.semi);
     prog.globals.push({ name: t.value, value, pos: t.pos });
   }
 
   #peekIsRouteStart(): boolean {
     // `route {`, `route[NAME] {`, `event_route[x:y] {`
-    const save = this.#lx.pos;
-    const c = this.#lx.text.slice(save).trimStart()[0];
+    const save = this.lx.pos;
+    const c = this.lx.text.slice(save).trimStart()[0];
     return c === '{' || c === '[' || c === '(';
   }
 
   #parseParamValue(): ParamValue {
-    const t = this.#tok;
-    if (this.#eat(T.minus)) {
-      const n = this.#expect(T.num, 'a number');
+    const t = this.tok;
+    if (this.eat(T.minus)) {
+      const n = this.expect(T.num, 'a number');
       return -n.num;
     }
     if (t.type === T.num) {
-      this.#next();
+      this.next();
       return t.num;
     }
     if (t.type === T.string) {
-      this.#next();
-      return t.value + this.#adjacentStrings();
+      this.next();
+      return t.value + this.adjacentStrings();
     }
     if (t.type === T.name) {
-      this.#next();
+      this.next();
       return t.value;
     }
-    this.#fail('a string or number');
+    this.fail('a string or number');
   }
 
   /** the right side of a global `name = value`: numbers, strings, yes/no, addresses like udp:1.2.3.4:5060 */
   #parseGlobalValue(): ParamValue {
-    const first = this.#tok;
+    const first = this.tok;
     if (first.type === T.num || first.type === T.string || first.type === T.minus) {
       const v = this.#parseParamValue();
-      if (typeof v === 'string' && this.#is(T.name, 'advertise')) return v + this.#rawUntilLineEnd();
+      if (typeof v === 'string' && this.is(T.name, 'advertise')) return v + this.#rawUntilLineEnd();
       return v;
     }
     // an address or word: take the raw text to the end of the line (or ';')
@@ -241,8 +182,8 @@ export class Parser {
   }
 
   #rawUntilLineEnd(): string {
-    const text = this.#lx.text;
-    const start = this.#tok.start;
+    const text = this.lx.text;
+    const start = this.tok.start;
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
     let raw = text.slice(start, end);
@@ -250,28 +191,21 @@ export class Parser {
       .replace(/\s*(#|\/\/).*$/, '')
       .replace(/;\s*$/, '')
       .trim();
-    if (raw === '') this.#fail('a value');
+    if (raw === '') this.fail('a value');
     // continue lexing after the value
-    this.#lx.pos = start + text.slice(start, end).indexOf(raw) + raw.length;
-    this.#tok = this.#lx.next();
+    this.lx.pos = start + text.slice(start, end).indexOf(raw) + raw.length;
+    this.tok = this.lx.next();
     return raw.replace(/^"(.*)"$/, '$1');
   }
 
-  /** "a" "b" is "ab", as in Kamailio */
-  #adjacentStrings(): string {
-    let s = '';
-    while (this.#is(T.string)) s += this.#next().value;
-    return s;
-  }
-
   #parseRoute(kind: RouteKindName): RouteDecl {
-    const t = this.#next();
+    const t = this.next();
     let name = '';
     let interval = 0;
-    if (this.#eat(T.bracketL) || this.#eat(T.parenL)) {
+    if (this.eat(T.bracketL) || this.eat(T.parenL)) {
       // route[NAME], route["NAME"], event_route[module:event], timer_route[name, 10]
-      const start = this.#tok.start;
-      const text = this.#lx.text;
+      const start = this.tok.start;
+      const text = this.lx.text;
       let end = start;
       while (end < text.length && text[end] !== ']' && text[end] !== ')' && text[end] !== '\n') end++;
       const inner = text.slice(start, end);
@@ -283,9 +217,9 @@ export class Parser {
           throw new CfgError('SY_ERR_CFG_SYNTAX', t.pos, 'timer_route needs [name, seconds]');
       }
       if (name === '') throw new CfgError('SY_ERR_CFG_SYNTAX', t.pos, 'empty route name');
-      this.#lx.pos = end;
-      this.#tok = this.#lx.next();
-      if (!this.#eat(T.bracketR) && !this.#eat(T.parenR)) this.#fail('"]"');
+      this.lx.pos = end;
+      this.tok = this.lx.next();
+      if (!this.eat(T.bracketR) && !this.eat(T.parenR)) this.fail('"]"');
     }
     if (kind === 'route' && (name === '' || name === '0' || name === 'DEFAULT_ROUTE')) kind = 'request';
     if (kind === 'onreply' && name === '0') name = '';
@@ -297,10 +231,10 @@ export class Parser {
   }
 
   #parseBlockBody(): Stmt[] {
-    this.#expect(T.braceL);
+    this.expect(T.braceL);
     const body: Stmt[] = [];
-    while (!this.#is(T.braceR)) {
-      if (this.#is(T.eof)) this.#fail('"}"');
+    while (!this.is(T.braceR)) {
+      if (this.is(T.eof)) this.fail('"}"');
       try {
         const s = this.#parseStatement();
         if (s) body.push(s);
@@ -310,13 +244,13 @@ export class Parser {
         this.#skipStatement(true);
       }
     }
-    this.#next();
+    this.next();
     return body;
   }
 
   #parseStatement(): Stmt | null {
-    const t = this.#tok;
-    if (this.#eat(T.semi)) return null;
+    const t = this.tok;
+    if (this.eat(T.semi)) return null;
     if (t.type === T.braceL) return { type: 'Block', body: this.#parseBlockBody(), pos: t.pos };
     if (t.type === T.name) {
       switch (t.value) {
@@ -327,206 +261,101 @@ export class Parser {
         case 'switch':
           return this.#parseSwitch();
         case 'break':
-          this.#next();
-          this.#eat(T.semi);
+          this.next();
+          this.eat(T.semi);
           return { type: 'Break', pos: t.pos };
         case 'exit':
         case 'drop': {
-          this.#next();
-          if (this.#eat(T.parenL)) {
-            if (!this.#is(T.parenR)) this.#parseExpr();
-            this.#expect(T.parenR);
+          this.next();
+          if (this.eat(T.parenL)) {
+            if (!this.is(T.parenR)) this.parseExpr();
+            this.expect(T.parenR);
           }
           this.#endStatement();
           return t.value === 'exit' ? { type: 'Exit', pos: t.pos } : { type: 'Drop', pos: t.pos };
         }
         case 'return': {
-          this.#next();
+          this.next();
           let arg: Expr | null = null;
-          if (!this.#is(T.semi) && !this.#is(T.braceR)) arg = this.#parseExpr();
+          if (!this.is(T.semi) && !this.is(T.braceR)) arg = this.parseExpr();
           this.#endStatement();
           return { type: 'Return', arg, pos: t.pos };
         }
       }
     }
     if (t.type === T.pvar) {
-      const target = this.#parseUnary();
-      if (this.#is(T.assign) || this.#is(T.colonAssign) || this.#is(T.plusAssign)) {
-        const op = this.#next().value as '=' | ':=' | '+=';
-        if (target.type !== 'Pvar') this.#fail('a pseudo-variable to assign to');
-        const value = this.#parseExpr();
+      const target = this.parseUnary();
+      if (this.is(T.assign) || this.is(T.colonAssign) || this.is(T.plusAssign)) {
+        const op = this.next().value as '=' | ':=' | '+=';
+        if (target.type !== 'Pvar') this.fail('a pseudo-variable to assign to');
+        const value = this.parseExpr();
         this.#endStatement();
         return { type: 'Assign', target, op, value, pos: t.pos };
       }
-      this.#fail('"=" after a pseudo-variable statement');
+      this.fail('"=" after a pseudo-variable statement');
     }
-    const expr = this.#parseExpr();
+    const expr = this.parseExpr();
     this.#endStatement();
     return { type: 'ExprStmt', expr, pos: t.pos };
   }
 
   #endStatement(): void {
-    if (this.#eat(T.semi)) return;
+    if (this.eat(T.semi)) return;
     // the last statement of a block may omit ';'
-    if (this.#is(T.braceR)) return;
-    this.#fail('";"');
+    if (this.is(T.braceR)) return;
+    this.fail('";"');
   }
 
   #parseIf(): Stmt {
-    const t = this.#next();
-    this.#expect(T.parenL);
-    const test = this.#parseExpr();
-    this.#expect(T.parenR);
+    const t = this.next();
+    this.expect(T.parenL);
+    const test = this.parseExpr();
+    this.expect(T.parenR);
     const then = this.#parseBranchBody();
     let otherwise: Stmt | null = null;
-    if (this.#eat(T.name, 'else')) otherwise = this.#is(T.name, 'if') ? this.#parseIf() : this.#parseBranchBody();
+    if (this.eat(T.name, 'else')) otherwise = this.is(T.name, 'if') ? this.#parseIf() : this.#parseBranchBody();
     return { type: 'If', test, then, else: otherwise, pos: t.pos };
   }
 
   #parseBranchBody(): Stmt {
-    if (this.#is(T.braceL)) {
-      const t = this.#tok;
+    if (this.is(T.braceL)) {
+      const t = this.tok;
       return { type: 'Block', body: this.#parseBlockBody(), pos: t.pos };
     }
-    return this.#parseStatement() ?? { type: 'Block', body: [], pos: this.#tok.pos };
+    return this.#parseStatement() ?? { type: 'Block', body: [], pos: this.tok.pos };
   }
 
   #parseWhile(): Stmt {
-    const t = this.#next();
-    this.#expect(T.parenL);
-    const test = this.#parseExpr();
-    this.#expect(T.parenR);
+    const t = this.next();
+    this.expect(T.parenL);
+    const test = this.parseExpr();
+    this.expect(T.parenR);
     return { type: 'While', test, body: this.#parseBranchBody(), pos: t.pos };
   }
 
   #parseSwitch(): Stmt {
-    const t = this.#next();
-    this.#expect(T.parenL);
-    const disc = this.#parseExpr();
-    this.#expect(T.parenR);
-    this.#expect(T.braceL);
+    const t = this.next();
+    this.expect(T.parenL);
+    const disc = this.parseExpr();
+    this.expect(T.parenR);
+    this.expect(T.braceL);
     const cases: Array<{ test: Expr | null; body: Stmt[]; pos: SourcePos }> = [];
-    while (!this.#eat(T.braceR)) {
-      const c = this.#tok;
+    while (!this.eat(T.braceR)) {
+      const c = this.tok;
       let test: Expr | null = null;
-      if (this.#eat(T.name, 'case')) {
-        test = this.#parseUnary();
-      } else if (!this.#eat(T.name, 'default')) this.#fail('"case" or "default"');
-      this.#expect(T.colon);
+      if (this.eat(T.name, 'case')) {
+        test = this.parseUnary();
+      } else if (!this.eat(T.name, 'default')) this.fail('"case" or "default"');
+      this.expect(T.colon);
       const body: Stmt[] = [];
-      while (!this.#is(T.name, 'case') && !this.#is(T.name, 'default') && !this.#is(T.braceR)) {
-        if (this.#is(T.eof)) this.#fail('"}"');
+      while (!this.is(T.name, 'case') && !this.is(T.name, 'default') && !this.is(T.braceR)) {
+        if (this.is(T.eof)) this.fail('"}"');
         const s = this.#parseStatement();
         if (s) body.push(s);
       }
       cases.push({ test, body, pos: c.pos });
     }
     return { type: 'Switch', disc, cases, pos: t.pos };
-  }
-
-  /** precedence of the token as a binary operator: a symbol, or a word operator (mod, eq, ne, ieq, ine) */
-  #binop(t: Token): number {
-    if (t.type === T.name) return WORD_BINOPS.get(t.value) ?? 0;
-    return t.type.binop;
-  }
-
-  #parseExpr(minPrec = 1): Expr {
-    let left = this.#parseUnary();
-    for (;;) {
-      const prec = this.#binop(this.#tok);
-      if (prec === 0 || prec < minPrec) return left;
-      const t = this.#next();
-      const right = this.#parseExpr(prec + 1);
-      left = { type: 'Binary', op: t.value === 'mod' ? '%' : t.value, left, right, pos: t.pos };
-    }
-  }
-
-  #parseUnary(): Expr {
-    const t = this.#tok;
-    if (this.#eat(T.not)) return { type: 'Unary', op: '!', arg: this.#parseUnary(), pos: t.pos };
-    if (this.#eat(T.bitnot)) return { type: 'Unary', op: '~', arg: this.#parseUnary(), pos: t.pos };
-    if (this.#eat(T.minus)) {
-      if (this.#is(T.num)) {
-        const n = this.#next();
-        return { type: 'Literal', value: -n.num, pos: t.pos, quoted: false };
-      }
-      return { type: 'Unary', op: '-', arg: this.#parseUnary(), pos: t.pos };
-    }
-    if (this.#is(T.parenL)) {
-      // (int)x, (str)x: a cast binds tighter than any binary operator
-      const inner = this.#peek();
-      if (inner.type === T.name && (inner.value === 'int' || inner.value === 'str')) {
-        this.#next();
-        this.#next();
-        this.#expect(T.parenR);
-        return { type: 'Unary', op: inner.value === 'int' ? '(int)' : '(str)', arg: this.#parseUnary(), pos: t.pos };
-      }
-      this.#next();
-      const e = this.#parseExpr();
-      this.#expect(T.parenR);
-      return e;
-    }
-    if (t.type === T.num) {
-      this.#next();
-      return { type: 'Literal', value: t.num, pos: t.pos, quoted: false };
-    }
-    if (t.type === T.string) {
-      this.#next();
-      return { type: 'Literal', value: t.value + this.#adjacentStrings(), pos: t.pos, quoted: true };
-    }
-    if (t.type === T.ip) {
-      this.#next();
-      return { type: 'Literal', value: t.value, pos: t.pos, quoted: false };
-    }
-    if (t.type === T.pvar) {
-      this.#next();
-      return { type: 'Pvar', text: t.value, pos: t.pos };
-    }
-    if (t.type === T.name) {
-      this.#next();
-      if (t.value === 'defined') return { type: 'Unary', op: 'defined', arg: this.#parseUnary(), pos: t.pos };
-      if ((t.value === 'strlen' || t.value === 'strempty') && this.#is(T.parenL)) {
-        this.#next();
-        const arg = this.#parseExpr();
-        this.#expect(T.parenR);
-        return { type: 'Unary', op: t.value, arg, pos: t.pos };
-      }
-      if (this.#is(T.parenL)) return this.#parseCallArgs(t);
-      if (KEYWORDS.has(t.value)) return { type: 'Keyword', name: t.value, pos: t.pos };
-      // OpenSIPS's NULL ($null in Kamailio)
-      if (t.value === 'NULL') return { type: 'Literal', value: null, pos: t.pos, quoted: false };
-      // a bare word: a route name argument, a define left as text, yes/no …
-      return { type: 'Literal', value: t.value, pos: t.pos, quoted: false };
-    }
-    this.#fail('an expression');
-  }
-
-  /** an unquoted socket argument, force_send_socket(udp:10.0.0.1:5060): the parts joined as text */
-  #socketArg(first: Expr): Expr {
-    if (!this.#is(T.colon) || first.type !== 'Literal' || first.quoted) return first;
-    let text = String(first.value);
-    while (this.#eat(T.colon)) {
-      const t = this.#tok;
-      if (t.type !== T.ip && t.type !== T.name && t.type !== T.num) this.#fail('an address or port after ":"');
-      this.#next();
-      text += ':' + (t.type === T.num ? String(t.num) : t.value);
-    }
-    return { type: 'Literal', value: text, pos: first.pos, quoted: true };
-  }
-
-  #parseCallArgs(name: Token): Expr {
-    this.#expect(T.parenL);
-    const args: Array<Expr | null> = [];
-    if (!this.#eat(T.parenR)) {
-      for (;;) {
-        // OpenSIPS allows empty optional arguments: f(a, , c)
-        if (this.#is(T.comma) || this.#is(T.parenR)) args.push(null);
-        else args.push(this.#socketArg(this.#parseExpr()));
-        if (this.#eat(T.parenR)) break;
-        this.#expect(T.comma, '"," or ")"');
-      }
-    }
-    return { type: 'Call', name: name.value, args, pos: name.pos };
   }
 }
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MODULES } from '../modules/registry.js';
 import { RouteKind, ROUTES_ANY, type ArgSpec } from '../modules/types.js';
 import { CORE_PARAM_NAMES } from './dialect/index.js';
-import { coreParamNames } from './index.js';
+import { coreParamNames } from './core-params.js';
 
 const KINDS = Object.entries(RouteKind) as Array<[string, number]>;
 
