@@ -29,6 +29,12 @@ import type { SipMsg, Proto } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { DnsParams } from '../shared/contract/compiled.js';
 
+/** a request built to leave: where it goes (the socket included), our Via on it, its bytes */
+export interface OutgoingRequest extends Destination {
+  readonly via: string;
+  readonly bytes: Buffer;
+}
+
 interface WorkerCounters {
   fwdRequests: CounterHandle;
   slSent: CounterHandle;
@@ -395,34 +401,49 @@ export class WorkerServices implements ScriptServices {
   }
 
   #forwardTo(ctx: ScriptContext, to: string, hops: Hop[]): number {
-    const msg = ctx.msg;
     const i = this.usableHop(hops);
     if (i < 0) return this.noDestination(ctx, 'forward', to, null);
-    const target = hops[i]!;
+    const out = this.outgoing(ctx, hops[i]!, ctx.edits as MessageEdits, ctx.ruri, branchId(ctx.msg), 'forward');
+    if (out === null) return -1;
+    this.#counters.inc(this.#c.fwdRequests);
+    this.send(out, out.bytes);
+    return 1;
+  }
+
+  /**
+   * The request as it leaves toward `target`, for forward() and every tm
+   * branch alike: the socket ($fs, else the one it came in on, when it fits),
+   * our Via with `branch` (and `;rport` after add_local_rport(), RFC 3581),
+   * received/rport on the sender's Via, Record-Route, the new R-URI, then
+   * `edits` applied. null when no socket can send to the target (logged).
+   */
+  outgoing(
+    ctx: ScriptContext,
+    target: Hop,
+    edits: MessageEdits,
+    ruri: string | null,
+    branch: string,
+    fn: string,
+  ): OutgoingRequest | null {
     const sock = this.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
     if (sock === null) {
-      this.log.err(`forward(): no ${target.proto} socket to send from`);
-      return -1;
+      this.log.err(`${fn}(): no ${target.proto} socket to send from`);
+      return null;
     }
-    const advertised = advertisedOf(sock, ctx.ext, target.ip);
     const rport = ctx.ext.addLocalRport === true ? ';rport' : '';
-    const edits = ctx.edits as MessageEdits;
-    forwardRequestEdits(msg, edits, {
-      via: `SIP/2.0/${target.proto.toUpperCase()} ${advertised};branch=${branchId(msg)}${rport}`,
+    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip)};branch=${branch}${rport}`;
+    forwardRequestEdits(ctx.msg, edits, {
+      via,
       srcIp: ctx.rcv.srcIp,
       srcPort: ctx.rcv.srcPort,
       // over a stream the reply must find its way back to the caller's connection: always note its port
       forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
       viaMatches: ctx.ext.viaMatches === true,
-      newRuri: ctx.ruri,
+      newRuri: ruri,
       recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip),
     });
-    this.#counters.inc(this.#c.fwdRequests);
-    this.send(
-      { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 },
-      applyEdits(msg, edits),
-    );
-    return 1;
+    const bytes = applyEdits(ctx.msg, edits);
+    return { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0, via, bytes };
   }
 }
 

@@ -1,10 +1,6 @@
 /** tm: client transactions: a branch through branch_route, its destination located, its request built and sent. */
-import { forcedSocket } from '../../shared/modules/core/pvars.js';
-import { advertisedOf } from '../../shared/config/listen.js';
-import { recordRouteHeaders } from '../../shared/modules/rr/index.js';
-import { RouteKind, type Destination, type ScriptContext } from '../../shared/modules/types.js';
-import { forwardRequestEdits } from '../../shared/sip/build.js';
-import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
+import { RouteKind, type ScriptContext } from '../../shared/modules/types.js';
+import { MessageEdits } from '../../shared/sip/edits.js';
 import type { Hop } from '../../shared/dns/locate.js';
 import { T1, type ClientTx, type ServerTx } from './tx.js';
 import type { TmCore } from './core.js';
@@ -109,31 +105,18 @@ export function send(
   const more = core.svc.dnsFailover && core.svc.usableHop(hops, i + 1) >= 0;
   // the edits of a branch that may fail over are kept as they were before its Via
   const edits = more ? base.fork() : base;
-  const sock = core.svc.pickSocket(target.proto, ctx.rcv.socketIdx, forcedSocket(ctx), target.ip);
-  if (sock === null) return -1;
   const branch = id ?? core.newBranchId();
-  const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip)};branch=${branch}`;
-  const recordRoute = recordRouteHeaders(ctx, core.svc.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip);
-  forwardRequestEdits(msg, edits, {
-    via,
-    srcIp: ctx.rcv.srcIp,
-    srcPort: ctx.rcv.srcPort,
-    forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
-    viaMatches: ctx.ext.viaMatches === true,
-    newRuri: ruri,
-    recordRoute,
-  });
-  const bytes = applyEdits(msg, edits);
-  const dest: Destination = { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0 };
+  const out = core.svc.outgoing(ctx, target, edits, ruri, branch, 't_relay');
+  if (out === null) return -1;
   const now = Date.now();
   const c: ClientTx = {
     branch,
     idx: s.branches.length,
     server: s,
-    dest,
+    dest: out,
     failover: more ? { hops: hops.slice(i + 1), ruri, edits: base, to } : null,
     hop: target,
-    bytes,
+    bytes: out.bytes,
     invite: s.invite,
     status: 0,
     timedOut: false,
@@ -145,7 +128,7 @@ export function send(
     frTimer: new WheelTimer(() => core.branchTimedOut(c)),
     cancelBase: {
       ruri: ruri ?? msg.ruri,
-      via,
+      via: out.via,
       from: msg.header('From')?.value ?? '',
       callId: msg.callId(),
       cseq: msg.cseq().num,
@@ -155,8 +138,8 @@ export function send(
   s.branches.push(c);
   core.client.set(branch, c);
   core.counters.inc(core.c.uac);
-  if (dest.proto === 'udp') core.wheel.schedule(c.retransTimer, c.retransAt);
+  if (out.proto === 'udp') core.wheel.schedule(c.retransTimer, c.retransAt);
   core.wheel.schedule(c.frTimer, c.timeoutAt);
-  core.svc.send(dest, bytes);
+  core.svc.send(out, out.bytes);
   return 1;
 }
