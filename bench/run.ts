@@ -76,7 +76,7 @@ interface Run {
 
 function usage(message: string): never {
   console.error(
-    `${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 1,2] [--rate 1000] [--steps 1000,2000] [--quick] [--servers switchyard,kamailio] [--scrape] [--smoke] [--out DIR]`,
+    `${message}\nusage: npm run bench -- [--scenario s1-stateless] [--children 1,2] [--rate 1000] [--steps 1000,2000] [--quick] [--servers switchyard,kamailio] [--scrape] [--smoke] [--node-args=ARGS] [--out DIR]`,
   );
   process.exit(2);
 }
@@ -97,6 +97,8 @@ const values = (() => {
         servers: { type: 'string', default: 'switchyard,kamailio' },
         // switchyard: management interface on, /metrics scraped every second while it runs
         scrape: { type: 'boolean', default: false },
+        // switchyard's node options ("--cpu-prof --cpu-prof-dir=/tmp/prof", "--max-semi-space-size=16")
+        'node-args': { type: 'string', default: '' },
         out: { type: 'string' },
       },
     }).values;
@@ -111,6 +113,7 @@ const smoke = values.smoke!;
 const childrenList = (values.children ?? (quick ? '2' : '1,2')).split(',').map(Number);
 const servers = values.servers!.split(',');
 const scrape = values.scrape!;
+const nodeArgs = values['node-args']!.split(' ').filter((a) => a !== '');
 const OUT = values.out ?? `${ROOT}bench/results`;
 /** the port of the scraped management interface (--scrape) */
 const MI_PORT = 25990;
@@ -598,6 +601,7 @@ async function main(): Promise<void> {
       for (const children of childrenList) {
         const tlsArgs = settings.tls ? ['-l', `tls:127.0.0.1:${settings.tls.port}`, '-o', `tls.config=${tlsCfg}`] : [];
         const args = [
+          ...nodeArgs,
           MAIN,
           '-f',
           `${DIR}switchyard.cfg`,

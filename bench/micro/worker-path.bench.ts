@@ -11,6 +11,7 @@ import { WorkerServices } from '../../src/worker/services.js';
 import { bench } from './harness.js';
 import { INVITE, REPLY } from './samples.js';
 import { MODULES } from '../../src/shared/modules/registry.js';
+import { allocateDnsTables, threadDns } from '../../src/shared/dns/index.js';
 
 const S1 = fileURLToPath(new URL('../../../bench/scenarios/s1-stateless/switchyard.cfg', import.meta.url));
 
@@ -26,6 +27,7 @@ export function run(): void {
   const sockets = [{ idx: 0, proto: 'udp' as const, ip: '127.0.0.1', port: 5060, advertise: null, fd: 99 }];
   const svc = new WorkerServices(0, new Logger(-5), sockets, [], new RingWriter(createRing(1 << 20)), counters);
   svc.script = script;
+  svc.locator = threadDns(script.core.dns, allocateDnsTables(script.core.dns), sockets, counters).locator;
   let sent = 0;
   svc.sendTo = (_fd, bytes) => ((sent += bytes.length), bytes.length);
   const receiver = new Receiver(svc, counters);
@@ -42,4 +44,5 @@ export function run(): void {
   bench('worker path, s1: INVITE in → forwarded', () => receiver.receive(Buffer.from(INVITE), rcv));
   bench('worker path, s1: 200 in → relayed', () => receiver.receive(Buffer.from(REPLY), uasRcv));
   if (sent === 0) throw new Error('nothing was sent');
+  if (counters.total('core:fwd_requests') === 0) throw new Error('the INVITE was not forwarded');
 }
