@@ -13,6 +13,21 @@ export function rssMb(pid: number): number {
   }
 }
 
+/**
+ * Datagrams the kernel dropped at the UDP sockets bound to 127.0.0.1:port because their receive
+ * queue was full (all of an SO_REUSEPORT group), from /proc/net/udp
+ */
+export function udpDrops(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let n = 0;
+  // columns: sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ref pointer drops
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local) n += Number(f[12]);
+  }
+  return n;
+}
+
 export async function stats(server: RunningServer, ...names: string[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const n of names) Object.assign(out, (await server.rpc('stats.get_statistics', [n])).result);
@@ -23,6 +38,8 @@ export interface Second {
   t: number;
   sent: number;
   ok: number;
+  /** of `ok`, answered after T1 (500 ms), when a UDP client would have sent the request again */
+  late: number;
   rejected: number;
   other: number;
   /** sent in this second and not answered within the reply timeout */
@@ -45,7 +62,8 @@ export async function offer(opts: {
   /** the request's R-URI user */
   user?: string;
 }): Promise<Second[]> {
-  const sock = dgram.createSocket('udp4');
+  // room for a second of replies while a burst is being sent: a reply lost here is not the server's
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   const port = sock.address().port;
   const i = opts.target.lastIndexOf(':');
@@ -54,6 +72,7 @@ export async function offer(opts: {
   const method = opts.method ?? 'OPTIONS';
   const bySecond: Second[] = [];
   const sentAt = new Map<number, number>();
+  const sentMs = new Map<number, number>();
   sock.on('message', (m) => {
     const s = m.toString('latin1', 0, Math.min(m.length, 600));
     const code = Number(s.slice(8, 11));
@@ -65,6 +84,8 @@ export async function offer(opts: {
     if (sec === undefined) return;
     sentAt.delete(n);
     const row = bySecond[sec]!;
+    if (Date.now() - sentMs.get(n)! > 500 && code < 300) row.late++;
+    sentMs.delete(n);
     if (code >= 200 && code < 300) row.ok++;
     else if (code === 503) row.rejected++;
     else row.other++;
@@ -72,7 +93,7 @@ export async function offer(opts: {
   let n = 0;
   const t0 = Date.now();
   for (let sec = 0; sec < opts.seconds; sec++) {
-    bySecond.push({ t: sec, sent: 0, ok: 0, rejected: 0, other: 0, lost: 0, rssMb: rssMb(opts.pid) });
+    bySecond.push({ t: sec, sent: 0, ok: 0, late: 0, rejected: 0, other: 0, lost: 0, rssMb: rssMb(opts.pid) });
     const perSec = opts.rate(sec);
     // ten slices a second, each sent as one burst
     for (let slice = 0; slice < 10; slice++) {
@@ -80,8 +101,10 @@ export async function offer(opts: {
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const count = Math.floor((perSec * (slice + 1)) / 10) - Math.floor((perSec * slice) / 10);
+      const now = Date.now();
       for (let k = 0; k < count; k++, n++) {
         sentAt.set(n, sec);
+        sentMs.set(n, now);
         bySecond[sec]!.sent++;
         const msg =
           `${method} sip:${opts.user ?? 'load'}@${host} SIP/2.0\r\n` +
@@ -98,6 +121,8 @@ export async function offer(opts: {
   }
   await new Promise((r) => setTimeout(r, opts.replyTimeoutMs ?? 2000));
   for (const sec of sentAt.values()) bySecond[sec]!.lost++;
+  const dropped = udpDrops(port);
+  if (dropped > 0) console.log(`  (the load generator's socket dropped ${dropped} replies)`);
   sock.close();
   return bySecond;
 }

@@ -119,12 +119,6 @@ async function main(): Promise<void> {
 
   const inRing = new RingReader(init.inRing!);
   const hopIn = init.hopIn.flatMap((r) => (r === null ? [] : [new RingReader(r)]));
-  // what waits in the rings to this worker (from the master and from the workers that received for it)
-  const overload = new OverloadControl(script.core.overload, counters, () =>
-    hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
-  );
-  overload.start();
-  receiver.overload = overload;
   const head = newHead();
   const sockets = init.sockets;
   // Records are copied out of the ring and handled once the ring's tail has
@@ -185,6 +179,16 @@ async function main(): Promise<void> {
         )
       : null;
   await udp?.start(sockets);
+  // what waits for this worker: in its rings (from the master and from the workers that received
+  // for it) and in the kernel receive queues of the UDP sockets it reads
+  const overload = new OverloadControl(
+    script.core.overload,
+    counters,
+    () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
+    () => udp?.queued() ?? 0,
+  );
+  overload.start();
+  receiver.overload = overload;
 
   // shutdown: new requests get 503 while the transactions in progress (and
   // the routes still waiting) finish, for up to graceMs; the thread says it

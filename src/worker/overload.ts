@@ -1,10 +1,12 @@
 /**
  * Overload control of one SIP worker. Every 100 ms it samples how far
  * behind the worker is: the share of that time its event loop was busy,
- * bytes waiting in its inbound rings, how late a timer fires (event-loop
- * lag) and transactions in use. While any is over its
- * bound the share of new requests it sheds rises by 10 points per sample, and
- * falls by 5 once all are back under: the worker settles at the rate it can
+ * bytes waiting in its inbound rings and in the kernel receive queues of the
+ * UDP sockets it reads, how late a timer fires (event-loop lag) and
+ * transactions in use. While any is over its
+ * bound the share of new requests it sheds rises by 10 points per sample,
+ * holds while a backlog over its bound shrinks, and falls by 5 once all are
+ * back under: the worker settles at the rate it can
  * serve instead of queueing what it cannot (RFC 7339's loss-based scheme,
  * applied locally). Transactions at their bound shed every new request
  * (memory stays bounded). Only new requests are shed: replies, ACK, CANCEL
@@ -24,7 +26,8 @@ const BUSY_SAMPLES = 5;
 export class OverloadControl {
   readonly #p: OverloadParams;
   readonly #counters: CounterRow;
-  readonly #backlog: () => number;
+  readonly #rings: () => number;
+  readonly #sockets: () => number;
   readonly #inuse: CounterHandle;
   readonly #shedPct: CounterHandle;
   readonly #load: CounterHandle;
@@ -36,13 +39,16 @@ export class OverloadControl {
   #sampleElu: EventLoopUtilization = performance.eventLoopUtilization();
   /** samples in a row with the loop busy over the bound */
   #busyRun = 0;
+  /** bytes waiting at the last sample */
+  #queued = 0;
   #timer: NodeJS.Timeout | null = null;
 
-  /** `backlog`: bytes waiting in the worker's inbound queue */
-  constructor(p: OverloadParams, counters: CounterRow, backlog: () => number) {
+  /** `rings`, `sockets`: bytes waiting in the worker's inbound rings, in its UDP sockets' kernel queues */
+  constructor(p: OverloadParams, counters: CounterRow, rings: () => number, sockets: () => number) {
     this.#p = p;
     this.#counters = counters;
-    this.#backlog = backlog;
+    this.#rings = rings;
+    this.#sockets = sockets;
     this.#inuse = counters.handle('tm:inuse_transactions');
     this.#shedPct = counters.handle('core:overload_shed_percent');
     this.#load = counters.handle('core:worker_load');
@@ -71,17 +77,26 @@ export class OverloadControl {
       this.#counters.set(this.#load, Math.round(elu.utilization * 100));
     }
     if (this.#p.mode === 'off') return;
-    // a worker reading its own UDP socket has its queue in the kernel: a loop busy all the time is the sign
-    const busy = performance.eventLoopUtilization(this.#sampleElu);
+    const elu = performance.eventLoopUtilization(this.#sampleElu);
     this.#sampleElu = performance.eventLoopUtilization();
-    this.#busyRun = busy.utilization * 100 > this.#p.busyPercent ? this.#busyRun + 1 : 0;
+    const busy = elu.utilization * 100 > this.#p.busyPercent;
+    this.#busyRun = busy ? this.#busyRun + 1 : 0;
+    // a loop that rested in the sample emptied its sockets then: what waits there now is a burst it
+    // has not reached yet; one that never rested has had a backlog all along
+    const queued = this.#rings() + (busy ? this.#sockets() : 0);
+    const overQueue = queued > this.#p.queueBytes;
+    // a backlog that shrinks is being caught up with at the share shed now
+    const draining = overQueue && queued < this.#queued;
+    this.#queued = queued;
     const behind =
-      // half a second busy in a row: saturated, not a burst nor a CPU shared with others for a moment
-      this.#busyRun >= BUSY_SAMPLES ||
-      this.#backlog() > this.#p.queueBytes ||
       lagMs > this.#p.lagMs ||
-      this.#counters.get(this.#inuse) >= this.#p.maxTransactions;
-    this.#share = behind ? Math.min(1, this.#share + 0.1) : Math.max(0, this.#share - 0.05);
+      this.#counters.get(this.#inuse) >= this.#p.maxTransactions ||
+      (overQueue && !draining) ||
+      // half a second busy in a row with no backlog in sight: saturated, not a burst nor a CPU
+      // shared with others for a moment
+      (!overQueue && this.#busyRun >= BUSY_SAMPLES);
+    if (behind) this.#share = Math.min(1, this.#share + 0.1);
+    else if (!draining) this.#share = Math.max(0, this.#share - 0.05);
     this.#counters.set(this.#shedPct, Math.round(this.#share * 100));
   }
 

@@ -32,6 +32,8 @@ export class UdpReceivers {
   readonly #opt: UdpReceiveOptions;
   readonly #native: NativeUdp;
   readonly #sockets: dgram.Socket[] = [];
+  /** this worker's descriptors of its sockets, to read their kernel receive queues */
+  readonly #fds: number[] = [];
   readonly #counters: Counters;
   readonly #badHdr: CounterHandle;
   readonly #hopped: CounterHandle;
@@ -59,6 +61,7 @@ export class UdpReceivers {
       if (fd < 0)
         throw new SwitchyardError('SY_ERR_THREAD', `cannot read udp:${hostPort(sock.ip, sock.port)} (errno ${-fd})`);
       sock.fd = fd;
+      this.#fds.push(fd);
       const s = dgram.createSocket(sock.ip.includes(':') ? 'udp6' : 'udp4');
       // ICMP errors from earlier sends surface here; they must not end the worker
       s.on('error', () => {});
@@ -96,6 +99,16 @@ export class UdpReceivers {
     });
   }
 
+  /**
+   * Bytes waiting in this worker's sockets' kernel receive queues: a burst it has not read yet,
+   * which overload control counts with its rings
+   */
+  queued(): number {
+    let n = 0;
+    for (const fd of this.#fds) n += Math.max(0, this.#native.rcvQueued(fd));
+    return n;
+  }
+
   close(): void {
     for (const s of this.#sockets) {
       try {
@@ -105,5 +118,6 @@ export class UdpReceivers {
       }
     }
     this.#sockets.length = 0;
+    this.#fds.length = 0;
   }
 }

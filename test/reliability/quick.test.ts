@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backendFaults, fuzz, overload, QUICK, sigterm, tcpAbuse } from '../../bench/reliability/scenarios.js';
+import { sum } from '../../bench/reliability/lib.js';
 
 // The reliability suite's short form (npm run bench:reliability is the long one): each scenario
 // starts its own server, does harm, and the figures it prints are checked here.
@@ -16,16 +17,18 @@ test(
 );
 
 test(
-  'overload: 3× the sustained rate sheds with 503; RSS bounded; it answers again afterwards',
-  {
-    timeout: 240_000,
-    // known gap: on the default path the backlog waits in the kernel's socket buffer, which
-    // the overload check does not see; on a quiet machine the burst is queued and partly lost, not shed
-    todo: 'shedding when SIP workers read UDP themselves',
-  },
+  'overload: 3× the sustained rate sheds with 503 instead of losing requests; RSS bounded; it answers again afterwards',
+  { timeout: 240_000 },
   async () => {
     const r = await overload(QUICK.overload);
-    assert.ok(r.over.rejected > 0, 'new requests were answered 503 during the overload');
+    const { sent, ok, rejected, lost } = r.over;
+    // the sustained rate is measured on a shared machine: if the worker got more CPU in the overload
+    // than in the steps, it served everything and had nothing to shed
+    assert.ok(rejected > 0 || ok === sent, `${ok} ok and ${rejected} × 503 of ${sent}`);
+    assert.ok(lost <= sent * 0.01, `${lost} of ${sent} lost`);
+    assert.equal(r.kernelDrops, 0);
+    // every 503 counted was received (the reply timeout is long enough for the last ones)
+    assert.equal(r.rejectedCounter, sum(r.seconds, 'rejected'));
     assert.ok(r.rssPeakMb - r.rssBaseMb < 400, `RSS grew ${r.rssPeakMb - r.rssBaseMb} MB`);
     assert.ok(r.answersAgainMs < 60_000, `answers again after ${r.answersAgainMs} ms`);
   },

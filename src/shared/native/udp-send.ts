@@ -13,6 +13,8 @@ export interface NativeUdp {
   dupFd(fd: number): number;
   localPort(fd: number): number;
   closeFd(fd: number): number;
+  /** bytes waiting in the socket's receive queue, with the kernel's per-datagram overhead (SO_MEMINFO); -errno */
+  rcvQueued(fd: number): number;
 }
 
 type Addon = { sendTo: SendTo; unixSend: UnixSend } & NativeUdp;
@@ -37,4 +39,4 @@ export const nativeSendTo: SendTo | null = addon?.sendTo ?? null;
 export const nativeUnixSend: UnixSend | null = addon?.unixSend ?? null;
 
 /** null when the addon was not built: the master then receives UDP and hands each datagram to a worker */
-export const nativeUdp: NativeUdp | null = typeof addon?.udpOpen === 'function' ? addon : null;
+export const nativeUdp: NativeUdp | null = typeof addon?.rcvQueued === 'function' ? addon : null;

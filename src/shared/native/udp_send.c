@@ -18,6 +18,11 @@
  * socket to close when the thread ends. fd or -errno.
  * localPort(fd): the bound port (port 0 asked the kernel for one), or -errno.
  * closeFd(fd): 0 or -errno.
+ *
+ * rcvQueued(fd): bytes waiting in the socket's receive queue, as the kernel
+ * counts them against SO_RCVBUF (each datagram with its buffer overhead),
+ * from SO_MEMINFO; or -errno. FIONREAD on a UDP socket gives only the first
+ * datagram's length, not the backlog.
  */
 #include <node_api.h>
 #include <arpa/inet.h>
@@ -25,6 +30,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -180,6 +186,18 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return result(env, close(fd) != 0 ? -errno : 0);
 }
 
+static napi_value rcv_queued(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result(env, -EINVAL);
+  napi_get_value_int32(env, argv[0], &fd);
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t len = sizeof mem;
+  if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return result(env, -errno);
+  return result(env, mem[SK_MEMINFO_RMEM_ALLOC]);
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
@@ -194,5 +212,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "localPort", fn);
   napi_create_function(env, "closeFd", NAPI_AUTO_LENGTH, close_fd, NULL, &fn);
   napi_set_named_property(env, exports, "closeFd", fn);
+  napi_create_function(env, "rcvQueued", NAPI_AUTO_LENGTH, rcv_queued, NULL, &fn);
+  napi_set_named_property(env, exports, "rcvQueued", fn);
   return exports;
 }
