@@ -333,6 +333,10 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
         void rpcHttpReply(registry, body.toString('utf8')).then((reply) => tcp.httpReply(connId, reply));
       },
     },
+    {
+      ...(core.workerHeapMb > 0 ? { maxOldGenerationSizeMb: core.workerHeapMb } : {}),
+      ...(core.workerYoungHeapMb > 0 ? { maxYoungGenerationSizeMb: core.workerYoungHeapMb } : {}),
+    },
   );
   router = new Router(supervisor.writers, counters);
 

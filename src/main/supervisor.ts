@@ -1,4 +1,4 @@
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import type { ListenSocket } from '../shared/config/listen.js';
 import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
 import type { Counters } from '../shared/counters/counters.js';
@@ -67,16 +67,19 @@ export class Supervisor {
   readonly #base: BaseInit;
   readonly #counters: Counters;
   readonly #sender: Sender;
+  readonly #limits: ResourceLimits;
   readonly #readers: RingReader[] = [];
   readonly writers: RingWriter[] = [];
   /** the master's end of the module bus: it reaches the dispatcher */
   readonly bus = new PortBus(MASTER);
   #stopping = false;
 
-  constructor(base: BaseInit, counters: Counters, sender: Sender) {
+  /** `limits`: the V8 heap limits of every thread (worker_heap_mb, worker_young_heap_mb) */
+  constructor(base: BaseInit, counters: Counters, sender: Sender, limits: ResourceLimits) {
     this.#base = base;
     this.#counters = counters;
     this.#sender = sender;
+    this.#limits = limits;
     // hop[i][j]: worker i → worker j, only where workers read UDP themselves
     const hop = Array.from({ length: base.workers }, (_, i) =>
       Array.from({ length: base.workers }, (_, j) =>
@@ -204,6 +207,7 @@ export class Supervisor {
     const worker = new Worker(entry, {
       workerData: init,
       name: slot.role === 'sip' ? `sip-worker-${slot.index}` : 'event-dispatcher',
+      resourceLimits: this.#limits,
     });
     slot.worker = worker;
     slot.threadId = worker.threadId;
@@ -220,6 +224,14 @@ export class Supervisor {
         }
       });
       worker.on('error', (e) => {
+        // V8 ended the thread at its heap limit; it is restarted like any thread that died
+        if ((e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+          this.#counters.inc(this.#counters.handle('core:heap_restarts'));
+          log.err(
+            `${this.#name(slot)} reached its heap limit (worker_heap_mb ${this.#limits.maxOldGenerationSizeMb ?? 'V8 default'})`,
+          );
+          return;
+        }
         log.err(`${this.#name(slot)} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       });
       worker.on('exit', (code) => {

@@ -101,6 +101,10 @@ export interface CoreParams {
   exitTimeout: number | null;
   /** worker_watchdog= (s, 0 off): a SIP worker whose event loop is stuck that long is restarted */
   workerWatchdog: number;
+  /** worker_heap_mb= (MB, 0: V8's own): the V8 old-generation heap limit of each SIP worker and of the event dispatcher */
+  workerHeapMb: number;
+  /** worker_young_heap_mb= (MB, 0: V8's own): their young-generation limit */
+  workerYoungHeapMb: number;
   mpath: string;
   tcpConnectionLifetime: number | null;
   /** tcp_max_connections / tls_max_connections: open connections allowed per family (null: 2048, Kamailio's default) */

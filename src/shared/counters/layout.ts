@@ -97,6 +97,11 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
         description: 'SIP workers restarted because their event loop stopped turning (worker_watchdog)',
       },
       {
+        name: 'heap_restarts',
+        kind: 'counter',
+        description: 'threads restarted because they reached their V8 heap limit (worker_heap_mb)',
+      },
+      {
         name: 'heartbeats',
         kind: 'counter',
         description: 'event-loop turns a thread reports once a second (the watchdog reads them)',

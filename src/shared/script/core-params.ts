@@ -71,6 +71,9 @@ const CORE: Record<string, Setter> = {
   exit_timeout: intParam((c, n) => (c.exitTimeout = Math.max(0, n))),
   // switchyard's own
   worker_watchdog: intParam((c, n) => (c.workerWatchdog = Math.max(0, n))),
+  // below 16 MB a thread cannot compile a script and start
+  worker_heap_mb: intParam((c, n) => (c.workerHeapMb = n <= 0 ? 0 : Math.max(16, n))),
+  worker_young_heap_mb: intParam((c, n) => (c.workerYoungHeapMb = Math.max(0, n))),
   advertised_address: (c, v) => void (c.advertisedAddress = String(v)),
   advertised_port: intParam((c, n) => (c.advertisedPort = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
@@ -169,6 +172,8 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     advertisedPort: null,
     exitTimeout: null,
     workerWatchdog: 10,
+    workerHeapMb: 512,
+    workerYoungHeapMb: 0,
     mpath: '',
     tcpConnectionLifetime: null,
     tcpMaxConnections: null,
