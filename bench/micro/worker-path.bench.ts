@@ -6,8 +6,7 @@ import { createRing, RingWriter } from '../../src/shared/ipc/ring.js';
 import { Logger } from '../../src/shared/log.js';
 import type { ReceiveInfo } from '../../src/shared/modules/types.js';
 import { compileScript } from '../../src/shared/script/index.js';
-import { Receiver } from '../../src/worker/receive.js';
-import { WorkerServices } from '../../src/worker/services.js';
+import { wireWorker } from '../../src/worker/wiring.js';
 import { bench } from './harness.js';
 import { INVITE, REPLY } from './samples.js';
 import { MODULES } from '../../src/shared/modules/registry.js';
@@ -25,12 +24,21 @@ export function run(): void {
   const layout = counterLayout(MODULES);
   const counters = new Counters(layout, Counters.allocate(layout), 2);
   const sockets = [{ idx: 0, proto: 'udp' as const, ip: '127.0.0.1', port: 5060, advertise: null, fd: 99 }];
-  const svc = new WorkerServices(0, new Logger(-5), sockets, [], new RingWriter(createRing(1 << 20)), counters);
-  svc.script = script;
-  svc.locator = threadDns(script.core.dns, allocateDnsTables(script.core.dns), sockets, counters).locator;
   let sent = 0;
-  svc.sendTo = (_fd, bytes) => ((sent += bytes.length), bytes.length);
-  const receiver = new Receiver(svc, counters);
+  const { receiver } = wireWorker({
+    workerId: 0,
+    workers: 1,
+    log: new Logger(-5),
+    sockets,
+    aliases: [],
+    out: new RingWriter(createRing(1 << 20)),
+    counters,
+    script,
+    ...threadDns(script.core.dns, allocateDnsTables(script.core.dns), sockets, counters),
+    sendTo: (_fd, bytes) => ((sent += bytes.length), bytes.length),
+    backlog: () => 0,
+    queued: () => 0,
+  });
   const rcv: ReceiveInfo = {
     proto: 'udp',
     srcIp: '127.0.0.1',

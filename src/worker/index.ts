@@ -18,15 +18,10 @@ import { destroyModules, initModules } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { scriptPosition } from '../shared/script/runtime.js';
 import { MODULES } from '../shared/modules/registry.js';
-import { OverloadControl } from './overload.js';
-import { Receiver } from './receive.js';
 import { UdpReceivers } from './udp-receive.js';
-import { WorkerServices } from './services.js';
 import { threadDns } from '../shared/dns/index.js';
-import { installAsync } from './async.js';
-import { Transactions } from './tm/transactions.js';
-import { LocalUac } from './uac.js';
-import { routeRunner, startScriptRoutes } from './script-routes.js';
+import { startScriptRoutes } from './script-routes.js';
+import { wireWorker } from './wiring.js';
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 
 const init = workerData as ThreadInit;
@@ -62,36 +57,32 @@ async function main(): Promise<void> {
   const heartbeat = counters.handle('core:heartbeats');
   setInterval(() => counters.inc(heartbeat), 1000).unref();
   histograms.current = new Histograms(init.histSab, init.row);
-  const svc = new WorkerServices(
-    init.workerId,
-    log,
-    init.sockets,
-    init.aliases,
-    new RingWriter(init.outRing!, init.wakeDelayMs),
-    counters,
-  );
-  svc.script = script;
+  const inRing = new RingReader(init.inRing!);
+  const hopIn = init.hopIn.flatMap((r) => (r === null ? [] : [new RingReader(r)]));
   const dns = threadDns(script.core.dns, init.dns, init.sockets, counters);
-  svc.locator = dns.locator;
-  svc.dnsParams = script.core.dns;
-  svc.blocklist = dns.blocklist;
-  svc.dnsFailover = script.core.dns.failover;
-  if (script.core.udpWorkerSend) svc.sendTo = nativeSendTo;
-  svc.uac = new LocalUac(svc, init.workers);
-  const receiver = new Receiver(svc, counters);
-  svc.waitHook = receiver;
-  installAsync(svc, receiver, counters);
-  if (script.modules.includes('tm')) {
-    const tm = new Transactions(svc, counters, script.modparams.get('tm')!, (fn, ctx, after) =>
-      receiver.runFor(fn, ctx, after),
-    );
-    svc.tm = tm;
+  const { scriptSvc, waiting, runner, tm, uac, overload, receiver } = wireWorker({
+    workerId: init.workerId,
+    workers: init.workers,
+    log,
+    sockets: init.sockets,
+    aliases: init.aliases,
+    out: new RingWriter(init.outRing!, init.wakeDelayMs),
+    counters,
+    script,
+    locator: dns.locator,
+    blocklist: dns.blocklist,
+    sendTo: script.core.udpWorkerSend ? nativeSendTo : null,
+    // what waits for this worker: in its rings (from the master and from the workers that received
+    // for it) and in the kernel receive queues of the UDP sockets it reads (once they are open, below)
+    backlog: () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
+    queued: () => udp?.queued() ?? 0,
+  });
+  if (tm !== null)
     // t_continue() from an event route in the dispatcher (evapi:message-received)
     bus.on(TOPIC_T_CONTINUE, (m) => {
       const { label, route } = m as TContinueMsg;
       return tm.tContinue(init.workerId, label, route);
     });
-  }
   // module messages (raise_event, subscribe_event …) need the dispatcher's port before the first request
   if (!(await bus.whenAttached(DISPATCHER, 5000))) log.warn('no bus port to the event dispatcher yet');
   await initModules(
@@ -103,22 +94,13 @@ async function main(): Promise<void> {
       workers: init.workers,
       counters,
       bus,
-      svc,
+      svc: scriptSvc,
       cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines },
     },
     init.moduleSabs,
   );
 
-  const stopScriptRoutes = startScriptRoutes(
-    script.routes,
-    svc,
-    shv.store,
-    routeRunner(svc, (fn, ctx, after) => receiver.runFor(fn, ctx, after), log),
-    log,
-  );
-
-  const inRing = new RingReader(init.inRing!);
-  const hopIn = init.hopIn.flatMap((r) => (r === null ? [] : [new RingReader(r)]));
+  const stopScriptRoutes = startScriptRoutes(script.routes, scriptSvc, shv.store, runner, log);
   const head = newHead();
   const sockets = init.sockets;
   // Records are copied out of the ring and handled once the ring's tail has
@@ -179,16 +161,7 @@ async function main(): Promise<void> {
         )
       : null;
   await udp?.start(sockets);
-  // what waits for this worker: in its rings (from the master and from the workers that received
-  // for it) and in the kernel receive queues of the UDP sockets it reads
-  const overload = new OverloadControl(
-    script.core.overload,
-    counters,
-    () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
-    () => udp?.queued() ?? 0,
-  );
   overload.start();
-  receiver.overload = overload;
 
   // shutdown: new requests get 503 while the transactions in progress (and
   // the routes still waiting) finish, for up to graceMs; the thread says it
@@ -199,7 +172,7 @@ async function main(): Promise<void> {
     stopScriptRoutes();
     const deadline = Date.now() + graceMs;
     const wait = (): void => {
-      if ((receiver.inFlight > 0 || (svc.tm?.unanswered() ?? 0) > 0) && Date.now() < deadline) {
+      if ((waiting.inFlight > 0 || (tm?.unanswered() ?? 0) > 0) && Date.now() < deadline) {
         setTimeout(wait, 20);
         return;
       }
@@ -211,8 +184,8 @@ async function main(): Promise<void> {
     inRing.close();
     for (const r of hopIn) r.close();
     udp?.close();
-    svc.tm?.clear();
-    svc.uac?.clear();
+    tm?.clear();
+    uac.clear();
     void destroyModules(script, log).finally(() => process.exit(0));
   };
   post({ type: 'ready' });

@@ -1,10 +1,9 @@
 import { isIP } from 'node:net';
-import { histograms, H_REQUEST } from '../shared/counters/histograms.js';
 import { hostPort } from '../shared/config/listen.js';
 import type { Hop } from '../shared/dns/locate.js';
 import type { Counters } from '../shared/counters/counters.js';
 import { SwitchyardError } from '../shared/errors.js';
-import { RouteKind, type ReceiveInfo, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
+import { RouteKind, type ReceiveInfo, type ScriptContext, type ScriptServices } from '../shared/modules/types.js';
 import { applyEdits, MessageEdits } from '../shared/sip/edits.js';
 import { forwardReplyEdits } from '../shared/sip/build.js';
 import { checkSipMessage, parseSipMessage, type Rejection, type SipMessage } from '../shared/sip/message.js';
@@ -14,6 +13,9 @@ import { serverKey } from './tm/tx.js';
 import type { SipMsg } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { OverloadControl } from './overload.js';
+import type { WorkerTransactions, WorkerUac } from './parts.js';
+import type { RouteRunner } from './route-runner.js';
+import type { Waiting } from './waiting.js';
 
 interface ReceiveCounters {
   rcvRequests: CounterHandle;
@@ -24,7 +26,6 @@ interface ReceiveCounters {
   dropReplies: CounterHandle;
   errRequests: CounterHandle;
   errReplies: CounterHandle;
-  scriptErrors: CounterHandle;
   handled: CounterHandle;
   absorbed: CounterHandle;
   unsupportedMethods: CounterHandle;
@@ -64,6 +65,22 @@ const KNOWN_METHODS = new Set([
   'DELETE',
 ]);
 
+/** what the receiver works with, built before it (index.ts) */
+export interface ReceiverParts {
+  svc: WorkerServices;
+  /** what the routes see as ctx.svc */
+  scriptSvc: ScriptServices;
+  tm: WorkerTransactions | null;
+  uac: WorkerUac;
+  runner: RouteRunner;
+  waiting: Waiting;
+  /** sheds new requests while the worker is behind */
+  overload: OverloadControl;
+  counters: Counters;
+}
+
+const noop = (): void => undefined;
+
 /**
  * One received message through the worker (Kamailio's receive_msg): parse,
  * sanity check, run the request or reply route, and act on what the route
@@ -71,42 +88,28 @@ const KNOWN_METHODS = new Set([
  */
 export class Receiver {
   readonly #svc: WorkerServices;
+  readonly #scriptSvc: ScriptServices;
+  readonly #tm: WorkerTransactions | null;
+  readonly #uac: WorkerUac;
+  readonly #runner: RouteRunner;
+  readonly #waiting: Waiting;
+  readonly #overload: OverloadControl;
   readonly #counters: Counters;
   readonly #c: ReceiveCounters;
-  /** requests whose route is still waiting (an awaited call or async()), by transaction key */
-  readonly #waiting = new Map<string, number>();
-  /** routes whose promise has not settled yet (shutdown waits for them) */
-  inFlight = 0;
+  /** what runs when a request or reply route ends (one function for all: no closure per message) */
+  readonly #afterRoute = (ctx: ScriptContext): void => this.#after(ctx);
   /** shutting down: new requests get 503, in-dialog requests, CANCEL, ACK and replies go on */
   draining = false;
-  /** sheds new requests while the worker is behind (null: never) */
-  overload: OverloadControl | null = null;
 
-  /**
-   * A request waits (its route awaits a transfer, or async() suspended it):
-   * until release(), a retransmission of it is absorbed instead of routed
-   * again. Calls nest (an awaited route that then suspends).
-   */
-  hold(ctx: ScriptContext): void {
-    this.inFlight++;
-    const key = ctx.msg.isRequest ? serverKey(ctx.msg) : null;
-    if (key === null) return;
-    (ctx.ext as { waitKey?: string }).waitKey = key;
-    this.#waiting.set(key, (this.#waiting.get(key) ?? 0) + 1);
-  }
-
-  release(ctx: ScriptContext): void {
-    this.inFlight--;
-    const key = (ctx.ext as { waitKey?: string }).waitKey;
-    if (key === undefined) return;
-    const n = (this.#waiting.get(key) ?? 1) - 1;
-    if (n <= 0) this.#waiting.delete(key);
-    else this.#waiting.set(key, n);
-  }
-
-  constructor(svc: WorkerServices, counters: Counters) {
-    this.#svc = svc;
-    this.#counters = counters;
+  constructor(p: ReceiverParts) {
+    this.#svc = p.svc;
+    this.#scriptSvc = p.scriptSvc;
+    this.#tm = p.tm;
+    this.#uac = p.uac;
+    this.#runner = p.runner;
+    this.#waiting = p.waiting;
+    this.#overload = p.overload;
+    const counters = (this.#counters = p.counters);
     const h = (id: string): CounterHandle => counters.handle(id);
     this.#c = {
       rcvRequests: h('core:rcv_requests'),
@@ -117,7 +120,6 @@ export class Receiver {
       dropReplies: h('core:drop_replies'),
       errRequests: h('core:err_requests'),
       errReplies: h('core:err_replies'),
-      scriptErrors: h('core:script_errors'),
       handled: h('core:msgs_handled'),
       absorbed: h('core:absorbed_retransmissions'),
       unsupportedMethods: h('core:unsupported_methods'),
@@ -128,7 +130,7 @@ export class Receiver {
   }
 
   newContext(msg: SipMsg, rcv: ReceiveInfo, routeKind: number): ScriptContext {
-    return newScriptContext(msg, rcv, this.#svc, routeKind);
+    return newScriptContext(msg, rcv, this.#scriptSvc, routeKind);
   }
 
   receive(buf: Buffer, rcv: ReceiveInfo): void {
@@ -155,16 +157,15 @@ export class Receiver {
         if (msg.method !== 'ACK') this.#replyBad(msg, rcv, bad);
         return;
       }
-      const route = this.#svc.script!.routes.request;
+      const route = this.#svc.script.routes.request;
       if (route === null) return;
-      const tm = this.#svc.tm;
-      if (tm !== null && tm.onRequest(msg, rcv)) {
+      if (this.#tm !== null && this.#tm.onRequest(msg, rcv)) {
         c.inc(this.#c.absorbed);
         return;
       }
       if (this.#waiting.size > 0 && msg.method !== 'ACK') {
         const key = serverKey(msg);
-        if (key !== null && this.#waiting.has(key)) {
+        if (this.#waiting.has(key)) {
           c.inc(this.#c.absorbed);
           return;
         }
@@ -174,13 +175,7 @@ export class Receiver {
         this.#replyBad(msg, rcv, { code: 503, reason: 'Service Unavailable' });
         return;
       }
-      if (
-        this.overload !== null &&
-        msg.method !== 'ACK' &&
-        msg.method !== 'CANCEL' &&
-        this.overload.shed() &&
-        !hasToTag(msg)
-      ) {
+      if (msg.method !== 'ACK' && msg.method !== 'CANCEL' && this.#overload.shed() && !hasToTag(msg)) {
         this.#shed(msg, rcv);
         return;
       }
@@ -190,19 +185,19 @@ export class Receiver {
       const via = this.#svc.viaHostCheck(msg, rcv);
       if (via === null || typeof via === 'boolean') {
         if (via === true) ctx.ext.viaMatches = true;
-        this.#run(route, ctx);
+        this.#runner.run(route, ctx, this.#afterRoute);
         return;
       }
-      this.hold(ctx);
+      this.#waiting.hold(ctx);
       void via.then(
         (m) => {
-          this.release(ctx);
+          this.#waiting.release(ctx);
           if (m) ctx.ext.viaMatches = true;
-          this.#run(route, ctx);
+          this.#runner.run(route, ctx, this.#afterRoute);
         },
         () => {
-          this.release(ctx);
-          this.#run(route, ctx);
+          this.#waiting.release(ctx);
+          this.#runner.run(route, ctx, this.#afterRoute);
         },
       );
     } else {
@@ -212,12 +207,12 @@ export class Receiver {
         return;
       }
       // replies to the proxy's own requests end here, before any route
-      if (this.#svc.uac !== null && this.#svc.uac.onReply(msg)) return;
-      const route = this.#svc.script!.routes.onreply;
+      if (this.#uac.onReply(msg)) return;
+      const route = this.#svc.script.routes.onreply;
       const ctx = this.newContext(msg, rcv, RouteKind.ONREPLY);
-      if (this.#svc.tm !== null && this.#svc.tm.onReply(msg, ctx)) return;
+      if (this.#tm !== null && this.#tm.onReply(msg, ctx)) return;
       if (route === null) this.forwardReply(ctx);
-      else this.#run(route, ctx);
+      else this.#runner.run(route, ctx, this.#afterRoute);
     }
   }
 
@@ -237,12 +232,12 @@ export class Receiver {
     if (route === null) return;
     const ctx = this.newContext(msg, rcv, RouteKind.EVENT);
     ctx.ext.httpConn = rcv.connId;
-    this.runFor(route, ctx, () => {});
+    this.#runner.run(route, ctx, noop);
   }
 
   /** a new request shed by overload control: 503 with Retry-After (RFC 3261 §21.5.4), or nothing */
   #shed(msg: SipMsg, rcv: ReceiveInfo): void {
-    const p = this.#svc.script!.core.overload;
+    const p = this.#svc.script.core.overload;
     if (p.mode === 'drop') {
       this.#counters.inc(this.#c.overloadDropped);
       return;
@@ -267,70 +262,6 @@ export class Receiver {
     }
   }
 
-  /** run a route for the transaction layer (failure, onreply routes) and continue with `after` */
-  runFor(route: RouteFn, ctx: ScriptContext, after: () => void): void {
-    const log = this.#svc.log;
-    const outer = log.current;
-    // log_prefix: lines written while the route runs belong to this message
-    log.current = ctx;
-    try {
-      const r = route(ctx);
-      log.current = outer;
-      if (typeof r === 'number') return after();
-      this.hold(ctx);
-      r.then(
-        () => {
-          this.release(ctx);
-          after();
-        },
-        (e: unknown) => {
-          this.release(ctx);
-          this.#failed(ctx, e);
-          after();
-        },
-      );
-    } catch (e) {
-      log.current = outer;
-      this.#failed(ctx, e);
-      after();
-    }
-  }
-
-  #run(route: RouteFn, ctx: ScriptContext): void {
-    const log = this.#svc.log;
-    const t0 = ctx.routeKind === RouteKind.REQUEST ? performance.now() : -1;
-    const timed = (): void => {
-      if (t0 >= 0) histograms.current?.observe(H_REQUEST, performance.now() - t0);
-    };
-    log.current = ctx;
-    try {
-      const r = route(ctx);
-      log.current = null;
-      if (typeof r === 'number') {
-        this.#after(ctx);
-        timed();
-      } else {
-        this.hold(ctx);
-        r.then(
-          () => {
-            this.release(ctx);
-            this.#after(ctx);
-            timed();
-          },
-          (e: unknown) => {
-            this.release(ctx);
-            this.#failed(ctx, e);
-            timed();
-          },
-        );
-      }
-    } catch (e) {
-      log.current = null;
-      this.#failed(ctx, e);
-      timed();
-    }
-  }
-
   /** what happens when a route ends: replies are relayed unless dropped; requests were handled by the script */
   #after(ctx: ScriptContext): void {
     if (ctx.routeKind === RouteKind.ONREPLY) {
@@ -343,22 +274,7 @@ export class Receiver {
         this.#counters.inc(this.#c.dropRequests);
         if (this.#svc.log.enabled(3)) this.#svc.log.debug(`${ctx.msg.method} dropped by the script`, ctx);
       }
-      if (ctx.ext.suspended !== true) this.#svc.tm?.settle(ctx);
-    }
-  }
-
-  #failed(ctx: ScriptContext, e: unknown): void {
-    this.#counters.inc(this.#c.scriptErrors);
-    this.#svc.log.err(
-      `route failed on ${ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status} (Call-ID ${safeCallId(ctx.msg)}): ${e instanceof Error ? e.message : String(e)}`,
-      ctx,
-    );
-    if (ctx.msg.isRequest && ctx.msg.method !== 'ACK' && ctx.routeKind === RouteKind.REQUEST) {
-      try {
-        this.#svc.sendReply(ctx, 500, 'Server Internal Error');
-      } catch {
-        // nothing more to do for it
-      }
+      if (ctx.ext.suspended !== true) this.#tm?.settle(ctx);
     }
   }
 
@@ -408,13 +324,5 @@ export class Receiver {
     } catch (e) {
       dropped(e);
     }
-  }
-}
-
-function safeCallId(msg: SipMsg): string {
-  try {
-    return msg.callId();
-  } catch {
-    return '?';
   }
 }

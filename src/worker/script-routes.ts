@@ -11,20 +11,24 @@ import { RouteKind, type RouteFn, type ScriptServices } from '../shared/modules/
 import { fakeScriptContext } from '../shared/script/context.js';
 import type { ShvStore } from '../shared/shv/store.js';
 import type { RouteTable } from '../shared/modules/types.js';
+import type { RouteRunner } from './route-runner.js';
 
 /** a $shv name no script can write (NUL): how many times the startup routes were started */
 const STARTED = '\0startup_route';
-
-export type RunRoute = (fn: RouteFn, kind: number, what: string) => void;
 
 export function startScriptRoutes(
   routes: RouteTable,
   svc: ScriptServices,
   store: ShvStore,
-  run: RunRoute,
+  runner: RouteRunner,
   log: Logger,
 ): () => void {
   if (svc.workerId !== 0) return () => undefined;
+  // a fresh placeholder context each time; a route that fails is logged as any (RouteRunner)
+  const run = (fn: RouteFn, kind: number, what: string): void => {
+    log.debug(`running ${what}`);
+    runner.run(fn, fakeScriptContext(svc, kind), noop);
+  };
   const once: Array<[RouteFn, string]> = [];
   if (routes.startup !== null) once.push([routes.startup, 'startup_route']);
   const workerOneInit = routes.event.get('core:worker-one-init');
@@ -46,14 +50,4 @@ export function startScriptRoutes(
   };
 }
 
-/** a RunRoute over the worker's receiver: a fresh placeholder context each time, errors logged with the route's position */
-export function routeRunner(
-  svc: ScriptServices,
-  runFor: (fn: RouteFn, ctx: ReturnType<typeof fakeScriptContext>, after: () => void) => void,
-  log: Logger,
-): RunRoute {
-  return (fn, kind, what) => {
-    log.debug(`running ${what}`);
-    runFor(fn, fakeScriptContext(svc, kind), () => undefined);
-  };
-}
+const noop = (): void => undefined;

@@ -8,23 +8,14 @@ import { writeRecord, RecKind, protoCode, ANY_SOCKET } from '../shared/ipc/messa
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { SendTo } from '../shared/native/udp-send.js';
 import type { Logger } from '../shared/log.js';
-import type {
-  Destination,
-  LocalReply,
-  LocalRequest,
-  ReceiveInfo,
-  RouteFn,
-  ScriptContext,
-  ScriptServices,
-  CompiledScript,
-} from '../shared/modules/types.js';
+import type { Destination, ReceiveInfo, RouteFn, ScriptContext, CompiledScript } from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
 import { applyEdits, type MessageEdits } from '../shared/sip/edits.js';
 import { branchId, buildReply, forwardRequestEdits } from '../shared/sip/build.js';
 import { LocateError, type Hop, type Locator } from '../shared/dns/locate.js';
 import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
-import type { WorkerTransactions, WorkerUac } from './parts.js';
+import type { Waiting } from './waiting.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { DnsParams } from '../shared/contract/compiled.js';
@@ -43,28 +34,48 @@ interface WorkerCounters {
   udpWorkerSends: CounterHandle;
 }
 
+/** what the worker's services are built from (index.ts) */
+export interface WorkerServicesInit {
+  workerId: number;
+  log: Logger;
+  sockets: readonly ListenSocket[];
+  /** alias= names */
+  aliases: readonly string[];
+  out: RingWriter;
+  counters: Counters;
+  script: CompiledScript;
+  /** RFC 3263 destinations and the destination blocklist (this thread's resolver) */
+  locator: Locator;
+  blocklist: Blocklist;
+  /** UDP sent from this thread on the master's sockets (core param udp_worker_send; null: through the master) */
+  sendTo: SendTo | null;
+  /** requests that wait for DNS are held there */
+  waiting: Waiting;
+}
+
 /**
- * What a route can ask of the SIP worker: replies and forwards go to the
- * master through the outbound ring as bytes plus a destination.
+ * The SIP worker's network side, for its parts (receiver, transactions,
+ * UAC) and the routes (through WorkerScriptServices): replies and forwards
+ * go to the master through the outbound ring as bytes plus a destination.
  */
-export class WorkerServices implements ScriptServices {
+export class WorkerServices {
   readonly workerId: number;
   readonly log: Logger;
   readonly sockets: readonly ListenSocket[];
-  script: CompiledScript | null = null;
-  /** the transaction layer (set up by the worker entry) */
-  tm: WorkerTransactions | null = null;
-  /** requests the proxy originates (set up by the worker entry) */
-  uac: WorkerUac | null = null;
-  /** RFC 3263 destinations (set up by the worker entry) */
-  locator: Locator | null = null;
-  /** the core DNS parameters (dns, rev_dns …), set with the locator */
-  dnsParams: DnsParams | null = null;
-  blocklist: Blocklist | null = null;
+  readonly script: CompiledScript;
+  readonly locator: Locator;
+  /** the core DNS parameters (dns, rev_dns …) */
+  readonly dnsParams: DnsParams;
+  readonly blocklist: Blocklist;
   /** use_dns_failover: a branch that fails (503, timeout) goes on to the next address */
-  dnsFailover = false;
-  /** set by the worker: how async() work is tracked and resumed */
-  suspendHook: ((ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null) => void) | null = null;
+  readonly dnsFailover: boolean;
+  /**
+   * Set when UDP goes out from this thread on the master's sockets (native
+   * sendto, core param udp_worker_send): one thread hop less per message.
+   * A send it cannot make (socket buffer full, say) goes through the master.
+   */
+  readonly sendTo: SendTo | null;
+  readonly #waiting: Waiting;
   readonly #out: RingWriter;
   readonly #counters: Counters;
   readonly #c: WorkerCounters;
@@ -74,18 +85,19 @@ export class WorkerServices implements ScriptServices {
   /** alias= names and the ports each stands for (null: any) */
   readonly #aliases = new Map<string, Set<number> | null>();
 
-  constructor(
-    workerId: number,
-    log: Logger,
-    sockets: readonly ListenSocket[],
-    aliases: readonly string[],
-    out: RingWriter,
-    counters: Counters,
-  ) {
-    this.workerId = workerId;
-    this.log = log;
+  constructor(init: WorkerServicesInit) {
+    const { sockets, counters } = init;
+    this.workerId = init.workerId;
+    this.log = init.log;
     this.sockets = sockets;
-    this.#out = out;
+    this.script = init.script;
+    this.locator = init.locator;
+    this.dnsParams = init.script.core.dns;
+    this.blocklist = init.blocklist;
+    this.dnsFailover = init.script.core.dns.failover;
+    this.sendTo = init.sendTo;
+    this.#waiting = init.waiting;
+    this.#out = init.out;
     this.#counters = counters;
     this.#c = {
       fwdRequests: counters.handle('core:fwd_requests'),
@@ -108,7 +120,7 @@ export class WorkerServices implements ScriptServices {
       if (s.advertise) this.#myHosts.add(s.advertise.replace(/:\d+$/, ''));
       if (s.name) this.#myHosts.add(s.name);
     }
-    for (const a of aliases) {
+    for (const a of init.aliases) {
       const i = a.lastIndexOf(':');
       const withPort = i > 0 && /^\d+$/.test(a.slice(i + 1));
       const host = (withPort ? a.slice(0, i) : a).replace(/^\[|\]$/g, '').toLowerCase();
@@ -129,8 +141,7 @@ export class WorkerServices implements ScriptServices {
   }
 
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
-    const r = this.script?.routes;
-    if (!r) return null;
+    const r = this.script.routes;
     const table =
       kind === 'route'
         ? r.named
@@ -143,17 +154,6 @@ export class WorkerServices implements ScriptServices {
               : r.event;
     return table.get(name) ?? null;
   }
-
-  suspend(ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void {
-    this.suspendHook!(ctx, work, resume);
-  }
-
-  /**
-   * Set when UDP goes out from this thread on the master's sockets (native
-   * sendto, core param udp_worker_send): one thread hop less per message.
-   * A send it cannot make (socket buffer full, say) goes through the master.
-   */
-  sendTo: SendTo | null = null;
 
   send(dest: Destination, bytes: Buffer): void {
     if (dest.proto === 'udp' && this.sendTo !== null) {
@@ -264,7 +264,7 @@ export class WorkerServices implements ScriptServices {
    */
   viaHostCheck(msg: SipMsg, rcv: ReceiveInfo): boolean | Promise<boolean> | null {
     const p = this.dnsParams;
-    if (p === null || (!p.viaDns && !p.viaRevDns) || this.locator === null) return null;
+    if (!p.viaDns && !p.viaRevDns) return null;
     let host: string;
     try {
       const via = msg.topVia();
@@ -274,7 +274,7 @@ export class WorkerServices implements ScriptServices {
       return null;
     }
     const byPtr = (): Promise<boolean> | boolean =>
-      p.viaRevDns ? this.locator!.reverse(rcv.srcIp).then((names) => names.includes(host)) : false;
+      p.viaRevDns ? this.locator.reverse(rcv.srcIp).then((names) => names.includes(host)) : false;
     if (!p.viaDns) return byPtr();
     let hops: Hop[] | Promise<Hop[]>;
     try {
@@ -303,10 +303,6 @@ export class WorkerServices implements ScriptServices {
     return this.sockets.find(fits) ?? null;
   }
 
-  sendRequest(req: LocalRequest): Promise<LocalReply> {
-    return this.uac ? this.uac.send(req) : Promise.resolve({ code: 500, reason: 'No local requests here' });
-  }
-
   findSocket(spec: string): number {
     const m = /^(?:(udp|tcp|tls):)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/i.exec(spec.trim());
     if (!m) return -1;
@@ -327,7 +323,7 @@ export class WorkerServices implements ScriptServices {
    * cached name, else a Promise. A LocateError when there is none.
    */
   locate(uri: string): Hop[] | Promise<Hop[]> {
-    return this.locator!.locate(uri);
+    return this.locator.locate(uri);
   }
 
   /** the first hop we can send to: a socket of its transport, not blocklisted; -1 when none */
@@ -335,7 +331,7 @@ export class WorkerServices implements ScriptServices {
     for (let i = from; i < hops.length; i++) {
       const h = hops[i]!;
       if (!this.sockets.some((s) => carries(s.proto, h.proto) && s.ip.includes(':') === h.ip.includes(':'))) continue;
-      if (this.blocklist !== null && this.blocklist.enabled && this.blocklist.blocked(h)) continue;
+      if (this.blocklist.enabled && this.blocklist.blocked(h)) continue;
       return i;
     }
     return -1;
@@ -358,12 +354,6 @@ export class WorkerServices implements ScriptServices {
   }
 
   /**
-   * A request waits for DNS (set by the worker: the receiver's hold/release):
-   * until released, a retransmission of it is absorbed, never routed again.
-   */
-  waitHook: { hold(ctx: ScriptContext): void; release(ctx: ScriptContext): void } | null = null;
-
-  /**
    * Run `then` once `hops` are known; a name not yet cached makes the
    * request wait (the route does not: it goes on as if sent, as Kamailio's
    * would after a blocking lookup, and never blocks the worker).
@@ -375,9 +365,9 @@ export class WorkerServices implements ScriptServices {
     failed: (e: unknown) => T,
     done?: () => void,
   ): void {
-    this.waitHook?.hold(ctx);
+    this.#waiting.hold(ctx);
     hops.then(then, failed).finally(() => {
-      this.waitHook?.release(ctx);
+      this.#waiting.release(ctx);
       done?.();
     });
   }

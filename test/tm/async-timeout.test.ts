@@ -104,7 +104,7 @@ test(
       'core:script_errors'
     ] as number;
     assert.equal(after, before + 1);
-    await expectLog(server, /resume route failed: \S+\.cfg:\d+:\d+: division by zero/);
+    await expectLog(server, /resume route failed on MESSAGE \(Call-ID [^)]+\): \S+\.cfg:\d+:\d+: division by zero/);
     // the transaction is released after wt_timer like any answered one
     const deadline = Date.now() + 15_000;
     let inuse = -1;

@@ -2,16 +2,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Counters } from '../../shared/counters/counters.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
-import {
-  type FinalReplyCallback,
-  type ReplyOutCallback,
-  type RouteFn,
-  type ScriptContext,
-} from '../../shared/modules/types.js';
+import { type FinalReplyCallback, type ReplyOutCallback, type ScriptContext } from '../../shared/modules/types.js';
 import { buildReply, forwardReplyEdits } from '../../shared/sip/build.js';
 import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices } from '../services.js';
+import type { RouteRunner } from '../route-runner.js';
 import { TimerWheel, WheelTimer } from './wheel.js';
 import {
   T1,
@@ -24,9 +20,6 @@ import {
   type ServerTx,
   type TmCounters,
 } from './tx.js';
-
-/** run a route for a transaction, then `after` */
-export type RunRoute = (fn: RouteFn, ctx: ScriptContext, after: () => void) => void;
 
 export class TmCore {
   readonly svc: WorkerServices;
@@ -66,8 +59,8 @@ export class TmCore {
     svc: WorkerServices,
     counters: Counters,
     params: ReadonlyMap<string, unknown>,
-    /** how the worker runs a route for a transaction (kept outside: it owns hold/release) */
-    readonly runRoute: RunRoute,
+    /** how the worker runs a route (failure, reply, t_continue), with its one error policy */
+    readonly runner: RouteRunner,
     /** fr_timer/fr_inv_timer ended a branch without a final reply */
     readonly branchTimedOut: (c: ClientTx) => void,
   ) {

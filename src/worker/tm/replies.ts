@@ -48,7 +48,8 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
       const f = chain.shift();
       if (!f || replyCtx.dropped || replyCtx.exit) return after();
       replyCtx.exit = false;
-      core.runRoute(f, replyCtx, next);
+      // a reply route that fails ends the transaction (RouteRunner): the request is s.ctx
+      core.runner.run(f, replyCtx, next, s.ctx);
     };
     next();
   };
@@ -143,7 +144,7 @@ export function branchFinal(
     s.branchIdx = c.idx;
     ctx.routeKind = RouteKind.FAILURE;
     ctx.exit = false;
-    core.runRoute(failure, ctx, () => {
+    core.runner.run(failure, ctx, () => {
       if (s.status >= 200) return; // t_reply() in the failure route
       if (s.branches.length > before || s.pending > 0) return; // new branch: wait for it
       core.sendFinal(s, best.code, best.reason, best.bytes);

@@ -36,7 +36,8 @@ import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices } from '../services.js';
 import type { WorkerTransactions } from '../parts.js';
 import { serverKey, T4, type ServerTx } from './tx.js';
-import { TmCore, type RunRoute } from './core.js';
+import { TmCore } from './core.js';
+import type { RouteRunner } from '../route-runner.js';
 import { branch, nextBranch } from './branches.js';
 import { onReply } from './replies.js';
 import { branchTimedOut } from './timers.js';
@@ -44,10 +45,11 @@ import { branchTimedOut } from './timers.js';
 export class Transactions implements WorkerTransactions {
   readonly #core: TmCore;
 
-  /** `params`: the tm modparams (defaults applied) */
-  /** `runRoute`: how the worker runs a route for a transaction (it owns hold/release) */
-  constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>, runRoute: RunRoute) {
-    this.#core = new TmCore(svc, counters, params, runRoute, (c) => branchTimedOut(this.#core, c));
+  readonly #settled = (ctx: ScriptContext): void => this.settle(ctx);
+
+  /** `params`: the tm modparams (defaults applied); `runner`: how the worker runs a route */
+  constructor(svc: WorkerServices, counters: Counters, params: ReadonlyMap<string, unknown>, runner: RouteRunner) {
+    this.#core = new TmCore(svc, counters, params, runner, (c) => branchTimedOut(this.#core, c));
   }
 
   /** on receipt of a request, before the script: true when the transaction layer handled it */
@@ -148,7 +150,7 @@ export class Transactions implements WorkerTransactions {
     const ctx = s.ctx;
     ctx.routeKind = RouteKind.RESUME;
     ctx.exit = false;
-    this.#core.runRoute(fn, ctx, () => this.settle(ctx));
+    this.#core.runner.run(fn, ctx, this.#settled);
     return 1;
   }
 

@@ -1,0 +1,113 @@
+import type { Counters } from '../shared/counters/counters.js';
+import type { CounterHandle } from '../shared/contract/host.js';
+import { histograms, H_REQUEST } from '../shared/counters/histograms.js';
+import type { Logger } from '../shared/log.js';
+import { RouteKind, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
+import type { SipMsg } from '../shared/contract/sip.js';
+import type { Waiting } from './waiting.js';
+
+const KIND_NAMES: Readonly<Record<number, string>> = {
+  [RouteKind.REQUEST]: 'request',
+  [RouteKind.FAILURE]: 'failure',
+  [RouteKind.ONREPLY]: 'reply',
+  [RouteKind.BRANCH]: 'branch',
+  [RouteKind.EVENT]: 'event',
+  [RouteKind.STARTUP]: 'startup',
+  [RouteKind.TIMER]: 'timer',
+  [RouteKind.LOCAL]: 'local',
+  [RouteKind.RESUME]: 'resume',
+};
+
+/**
+ * "Run a route, then continue", for every route the worker runs: request and
+ * reply routes, tm's failure and reply routes and t_continue(), async()
+ * resume routes, startup, timer and event routes. A route that awaits holds
+ * its request (retransmissions absorbed) until it settles.
+ *
+ * One error policy: a route that throws is counted (core:script_errors),
+ * logged with its message (which carries the script position), and the
+ * request it ran for is answered 500 unless it was already: through its
+ * transaction when it has one, else statelessly from the request route. A
+ * reply it ran for is not relayed. Then the caller's continuation runs as
+ * after any route, so a transaction ends and is released the usual way.
+ */
+export class RouteRunner {
+  readonly #log: Logger;
+  readonly #counters: Counters;
+  readonly #waiting: Waiting;
+  readonly #scriptErrors: CounterHandle;
+
+  constructor(log: Logger, counters: Counters, waiting: Waiting) {
+    this.#log = log;
+    this.#counters = counters;
+    this.#waiting = waiting;
+    this.#scriptErrors = counters.handle('core:script_errors');
+  }
+
+  /**
+   * Run `fn` on `ctx`, then `after(ctx)`: at once, or when the route's
+   * promise settles. `request`: the request whose transaction a failure
+   * ends (for a reply route, the transaction's request; null: none).
+   */
+  run(fn: RouteFn, ctx: ScriptContext, after: (ctx: ScriptContext) => void, request: ScriptContext | null = ctx): void {
+    const log = this.#log;
+    const outer = log.current;
+    // request routes are timed, from the route's start to its end
+    const t0 = ctx.routeKind === RouteKind.REQUEST ? performance.now() : -1;
+    // log_prefix: lines written while the route runs belong to this message
+    log.current = ctx;
+    let r: number | Promise<number>;
+    try {
+      r = fn(ctx);
+    } catch (e) {
+      log.current = outer;
+      this.#failed(ctx, request, e);
+      return this.#done(ctx, after, t0);
+    }
+    log.current = outer;
+    if (typeof r === 'number') return this.#done(ctx, after, t0);
+    this.#waiting.hold(ctx);
+    r.then(
+      () => {
+        this.#waiting.release(ctx);
+        this.#done(ctx, after, t0);
+      },
+      (e: unknown) => {
+        this.#waiting.release(ctx);
+        this.#failed(ctx, request, e);
+        this.#done(ctx, after, t0);
+      },
+    );
+  }
+
+  #done(ctx: ScriptContext, after: (ctx: ScriptContext) => void, t0: number): void {
+    after(ctx);
+    if (t0 >= 0) histograms.current?.observe(H_REQUEST, performance.now() - t0);
+  }
+
+  #failed(ctx: ScriptContext, request: ScriptContext | null, e: unknown): void {
+    this.#counters.inc(this.#scriptErrors);
+    const on = ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status;
+    this.#log.err(
+      `${KIND_NAMES[ctx.routeKind] ?? 'a'} route failed on ${on} (Call-ID ${safeCallId(ctx.msg)}): ${e instanceof Error ? e.message : String(e)}`,
+      ctx,
+    );
+    if (!ctx.msg.isRequest) ctx.dropped = true;
+    if (request === null || !request.msg.isRequest || request.msg.method === 'ACK') return;
+    try {
+      const tm = request.svc.tm;
+      if (tm !== null && tm.exists(request)) tm.reply(request, 500, 'Server Internal Error');
+      else if (request.routeKind === RouteKind.REQUEST) request.svc.sendReply(request, 500, 'Server Internal Error');
+    } catch {
+      // not even a reply can be built from it: nothing more to do
+    }
+  }
+}
+
+function safeCallId(msg: SipMsg): string {
+  try {
+    return msg.callId();
+  } catch {
+    return '?';
+  }
+}

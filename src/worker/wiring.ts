@@ -1,0 +1,137 @@
+/**
+ * The SIP worker's parts, built in dependency order, each given what it
+ * needs through its constructor:
+ *
+ *   waiting ─▶ services (network side) ─▶ route runner ─▶ transactions ─▶ UAC
+ *     ─▶ async() ─▶ script services (ctx.svc) ─▶ overload control ─▶ receiver
+ */
+import type { Counters } from '../shared/counters/counters.js';
+import type { Logger } from '../shared/log.js';
+import type { ListenSocket } from '../shared/config/listen.js';
+import type { RingWriter } from '../shared/ipc/ring.js';
+import type { SendTo } from '../shared/native/udp-send.js';
+import type { Locator } from '../shared/dns/locate.js';
+import type { Blocklist } from '../shared/dns/blocklist.js';
+import type {
+  CompiledScript,
+  Destination,
+  LocalReply,
+  LocalRequest,
+  ReceiveInfo,
+  RouteFn,
+  ScriptContext,
+  ScriptServices,
+  TransactionApi,
+} from '../shared/modules/types.js';
+import { WorkerServices } from './services.js';
+import { Waiting } from './waiting.js';
+import { RouteRunner } from './route-runner.js';
+import { Transactions } from './tm/transactions.js';
+import { LocalUac } from './uac.js';
+import { asyncSuspend, type Suspend } from './async.js';
+import { OverloadControl } from './overload.js';
+import { Receiver } from './receive.js';
+import type { WorkerTransactions, WorkerUac } from './parts.js';
+
+/** what a SIP worker is built from */
+export interface WorkerInit {
+  workerId: number;
+  workers: number;
+  log: Logger;
+  sockets: readonly ListenSocket[];
+  aliases: readonly string[];
+  out: RingWriter;
+  counters: Counters;
+  script: CompiledScript;
+  locator: Locator;
+  blocklist: Blocklist;
+  sendTo: SendTo | null;
+  /** overload control: what waits in the rings to this worker, and in the kernel receive queues of the UDP sockets it reads */
+  backlog: () => number;
+  queued: () => number;
+}
+
+export interface WorkerParts {
+  svc: WorkerServices;
+  scriptSvc: WorkerScriptServices;
+  waiting: Waiting;
+  runner: RouteRunner;
+  tm: WorkerTransactions | null;
+  uac: WorkerUac;
+  overload: OverloadControl;
+  receiver: Receiver;
+}
+
+export function wireWorker(w: WorkerInit): WorkerParts {
+  const { counters, script, log } = w;
+  const waiting = new Waiting();
+  const svc = new WorkerServices({ ...w, waiting });
+  const runner = new RouteRunner(log, counters, waiting);
+  const tm = script.modules.includes('tm')
+    ? new Transactions(svc, counters, script.modparams.get('tm')!, runner)
+    : null;
+  const uac = new LocalUac(svc, w.workers);
+  const scriptSvc = new WorkerScriptServices(svc, tm, uac, asyncSuspend(waiting, tm, runner, counters, log));
+  const overload = new OverloadControl(script.core.overload, counters, w.backlog, w.queued);
+  const receiver = new Receiver({ svc, scriptSvc, tm, uac, runner, waiting, overload, counters });
+  return { svc, scriptSvc, waiting, runner, tm, uac, overload, receiver };
+}
+
+/** What a route can ask of the SIP worker (ctx.svc): its network side, its transactions, its own requests. */
+export class WorkerScriptServices implements ScriptServices {
+  readonly workerId: number;
+  readonly log: Logger;
+  readonly tm: TransactionApi | null;
+  readonly #svc: WorkerServices;
+  readonly #uac: WorkerUac;
+  readonly #suspend: Suspend;
+
+  constructor(svc: WorkerServices, tm: TransactionApi | null, uac: WorkerUac, suspend: Suspend) {
+    this.workerId = svc.workerId;
+    this.log = svc.log;
+    this.tm = tm;
+    this.#svc = svc;
+    this.#uac = uac;
+    this.#suspend = suspend;
+  }
+
+  send(dest: Destination, bytes: Buffer): void {
+    this.#svc.send(dest, bytes);
+  }
+
+  isMyself(host: string, port: number): boolean {
+    return this.#svc.isMyself(host, port);
+  }
+
+  route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
+    return this.#svc.route(name, kind);
+  }
+
+  suspend(ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void {
+    this.#suspend(ctx, work, resume);
+  }
+
+  sendReply(ctx: ScriptContext, code: number, reason: string): number {
+    return this.#svc.sendReply(ctx, code, reason);
+  }
+
+  forward(ctx: ScriptContext, uri?: string): number {
+    return this.#svc.forward(ctx, uri);
+  }
+
+  findSocket(spec: string): number {
+    return this.#svc.findSocket(spec);
+  }
+
+  socketName(idx: number): string | null {
+    return this.#svc.socketName(idx);
+  }
+
+  control(kind: number, rcv: ReceiveInfo, bytes: Buffer): boolean {
+    return this.#svc.control(kind, rcv, bytes);
+  }
+
+  sendRequest(req: LocalRequest): Promise<LocalReply> {
+    return this.#uac.send(req);
+  }
+}
