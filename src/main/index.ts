@@ -10,7 +10,6 @@ import {
   resolveListenNames,
   hostPort,
   type ListenSocket,
-  isSecure,
 } from '../shared/config/listen.js';
 import { Counters } from '../shared/counters/counters.js';
 import { counterLayout } from '../shared/counters/all.js';
@@ -18,7 +17,7 @@ import { startMemoryGauges } from '../shared/counters/memory.js';
 import { Histograms } from '../shared/counters/histograms.js';
 import { FIRST_WORKER_ROW, MAX_WORKERS, ROW_MASTER } from '../shared/counters/layout.js';
 import { CfgErrors, SwitchyardError, formatWarning } from '../shared/errors.js';
-import { ANY_SOCKET, protoName, RecKind } from '../shared/ipc/messages.js';
+import { ANY_SOCKET, protoName } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
 import { nativeUdp } from '../shared/native/udp-send.js';
@@ -39,16 +38,12 @@ import { rpcHttpReply, startMiServer, type GetRoute } from './mi/server.js';
 import { renderMetrics } from './mi/metrics.js';
 import { STATUS_PAGE } from './mi/status-page.js';
 import { Supervisor } from './supervisor.js';
-import { TcpConnections } from './transport/tcp.js';
-import { TlsContexts } from './transport/tls-contexts.js';
-import { profilesOf, tlsControl } from '../shared/modules/tls/index.js';
-import { httpSettingsOf, wsControl } from '../shared/modules/websocket/index.js';
+import { streamTransports } from './streams.js';
 import { UdpListener, WorkerReadUdp, type UdpSocket } from './transport/udp.js';
 import type { Proto } from '../shared/contract/sip.js';
 import type { CompiledScript } from '../shared/modules/types.js';
 
 const DEFAULT_LISTEN = ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'];
-const EMPTY = Buffer.alloc(0);
 const SHUTDOWN_GRACE_MS = 5000;
 
 function compile(args: ServerArgs): CompiledScript {
@@ -158,7 +153,6 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const layout = counterLayout(MODULES);
   const countersSab = Counters.allocate(layout);
   const counters = new Counters(layout, countersSab, ROW_MASTER);
-  const h = (id: string): number => counters.handle(id);
   const refreshMemory = startMemoryGauges(counters);
   const histSab = Histograms.allocate();
   const shvSab = ShvStore.allocate();
@@ -169,115 +163,15 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   }
   const moduleSabs = allocSharedMemory(script);
   const dnsTables = allocateDnsTables(core.dns);
-  const streamCounters = (proto: 'tcp' | 'tls' | 'ws') => ({
-    open: h(`${proto}:current_opened_connections`),
-    established: h(`${proto}:established`),
-    framing: h(`${proto}:framing_errors`),
-    connectFailed: h(`${proto}:connect_failed`),
-  });
-  const tcpRefused = h('tcp:refused_connections');
-  const tlsRefused = h('tls:refused_connections');
-  const ipLimited = { tcp: h('tcp:iplimit_refused'), tls: h('tls:iplimit_refused') };
-  const readTimeouts = {
-    tcp: { read: h('tcp:read_timeouts'), data: h('tcp:data_timeouts') },
-    tls: { read: h('tls:read_timeouts'), data: h('tls:data_timeouts') },
-  };
-  const wsc = streamCounters('ws');
-  // ws and wss connections are counted together, as Kamailio's websocket statistics are
-  const sc = { tcp: streamCounters('tcp'), tls: streamCounters('tls'), ws: wsc, wss: wsc };
-  const wsEvent = {
-    handshake_ok: h('ws:successful_handshakes'),
-    handshake_failed: h('ws:failed_handshakes'),
-    rx: h('ws:received_frames'),
-    tx: h('ws:transmitted_frames'),
-    closed_local: h('ws:local_closed_connections'),
-    closed_remote: h('ws:remote_closed_connections'),
-    too_big: h('ws:framing_errors'),
-    keepalive_timeout: h('ws:keepalive_timeouts'),
-  };
-  const tlsHandshakeFailed = h('tls:handshake_failed');
-  const tlsCertRejected = h('tls:cert_rejected');
-
   const udp = new Map<number, UdpSocket>();
   let router: Router | null = null;
   const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto): void =>
     router!.receive(sock, ip, port, connId, msg, proto);
-  const tcp = new TcpConnections({
-    onMessage: receive,
-    onOpen: (proto) => {
-      counters.inc(sc[proto].open);
-      counters.inc(sc[proto].established);
-    },
-    onClose: (proto, connId) => {
-      counters.dec(sc[proto].open);
-      if (proto === 'tls') router?.broadcast(RecKind.CONN_GONE, connId, EMPTY);
-    },
-    onFramingError: (proto) => counters.inc(sc[proto].framing),
-    onConnectFailed: (proto) => counters.inc(sc[proto].connectFailed),
-    onTlsReady: (connId, info) => router?.broadcast(RecKind.CONN_INFO, connId, Buffer.from(JSON.stringify(info))),
-    onTlsRefused: (kind) => counters.inc(kind === 'handshake' ? tlsHandshakeFailed : tlsCertRejected),
-    onRetag: (from, to) => {
-      counters.dec(sc[from].open);
-      counters.inc(sc[to].open);
-      counters.inc(sc[to].established);
-    },
-    onHttpRequest: (sock, ip, port, connId, head) => router?.receiveHttp(sock, ip, port, connId, head),
-    onWs: (what) => counters.inc(wsEvent[what]),
-    onLimit: (family) => counters.inc(family === 'tcp' ? tcpRefused : tlsRefused),
-    onIpLimit: (family) => counters.inc(ipLimited[family]),
-    onReadTimeout: (family, what) => counters.inc(readTimeouts[family][what]),
+  const tcp = streamTransports(script, args.cfgFile ?? '<default>', sockets, counters, {
+    receive,
+    broadcast: (kind, connId, bytes) => router?.broadcast(kind, connId, bytes),
+    receiveHttp: (sock, ip, port, connId, head) => router?.receiveHttp(sock, ip, port, connId, head),
   });
-  if (typeof core.tcpConnectionLifetime === 'number') tcp.lifetimeMs = core.tcpConnectionLifetime * 1000;
-  if (core.tcpMaxConnections !== null) tcp.maxConnections.tcp = core.tcpMaxConnections;
-  if (core.tlsMaxConnections !== null) tcp.maxConnections.tls = core.tlsMaxConnections;
-  if (core.tcpConnectTimeout !== null && core.tcpConnectTimeout > 0) tcp.handshakeMs = core.tcpConnectTimeout * 1000;
-  if (core.tcpRdBufSize !== null && core.tcpRdBufSize > 0) tcp.maxMessage = core.tcpRdBufSize;
-  if (core.tcpAcceptIplimit !== null) tcp.maxPerIp = core.tcpAcceptIplimit > 0 ? core.tcpAcceptIplimit : Infinity;
-  if (core.tcpMsgReadTimeout !== null) tcp.msgReadMs = core.tcpMsgReadTimeout * 1000;
-  if (core.tcpMsgDataTimeout !== null) tcp.msgDataMs = core.tcpMsgDataTimeout * 1000;
-  const hs = httpSettingsOf(script);
-  tcp.httpSettings = hs;
-  if (hs.handshakeMs > 0) tcp.handshakeMs = hs.handshakeMs;
-  wsControl.list = () => [...tcp.list('ws'), ...tcp.list('wss')];
-  wsControl.close = (id) => tcp.close(id);
-  const tlsModule = script.modules.includes('tls') ? 'tls' : script.modules.includes('tls_mgm') ? 'tls_mgm' : null;
-  if (sockets.some((s) => isSecure(s.proto)) && core.enableTls === false) {
-    throw new SwitchyardError('SY_ERR_TLS', 'a tls listener with enable_tls=no');
-  }
-  if (sockets.some((s) => isSecure(s.proto)) && tlsModule === null) {
-    throw new SwitchyardError(
-      'SY_ERR_TLS',
-      'a tls listener needs the tls module (Kamailio: loadmodule "tls.so") or tls_mgm (OpenSIPS: loadmodule "tls_mgm.so")',
-    );
-  }
-  if (tlsModule !== null) {
-    const cfgFile = args.cfgFile ?? '<default>';
-    const contexts = new TlsContexts(() => {
-      const errors: string[] = [];
-      const profiles = profilesOf(tlsModule, script.modparams.get(tlsModule) ?? new Map(), cfgFile, errors);
-      return { profiles, errors };
-    });
-    const err = contexts.reload();
-    if (err !== null) throw new SwitchyardError('SY_ERR_TLS', err);
-    for (const p of contexts.list())
-      for (const k of p.inert) log.warn(`tls: profile [${p.name}]: ${k} is accepted and has no effect`);
-    tcp.tls = contexts;
-    const tp = script.modparams.get(tlsModule);
-    const idle = tp?.get('connection_timeout');
-    if (tlsModule === 'tls' && typeof idle === 'number' && idle > 0) tcp.tlsLifetimeMs = idle * 1000;
-    const hs = tp?.get('tls_handshake_timeout');
-    if (tlsModule === 'tls_mgm' && typeof hs === 'number' && hs > 0) tcp.handshakeMs = hs;
-    tlsControl.reload = () => {
-      const e = contexts.reload();
-      if (e === null) tcp.refreshServers();
-      return e;
-    };
-    tlsControl.list = () => tcp.list('tls');
-    tlsControl.info = () => ({
-      opened_connections: counters.get(sc.tls.open),
-      profiles: contexts.list().map((p) => p.name),
-    });
-  }
   const firstOf = (proto: Proto): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const miRef: { registry: MiRegistry | null } = { registry: null };

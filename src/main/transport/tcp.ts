@@ -1,76 +1,16 @@
-import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { WebSocketServer, type WebSocket } from 'ws';
 import type { ListenSocket, StreamProto } from '../../shared/config/listen.js';
 import { hostPort, isSecure } from '../../shared/config/listen.js';
 import { log } from '../../shared/log.js';
-import { describeTls, type TlsConnInfo } from '../../shared/modules/tls/conn-info.js';
+import { describeTls } from '../../shared/modules/tls/conn-info.js';
 import { SipStreamFramer } from './tcp-framer.js';
 import type { TlsContexts } from './tls-contexts.js';
 import type { HttpSettings } from '../../shared/modules/websocket/index.js';
-import type { ReceiveFn } from './udp.js';
 import { SwitchyardError } from '../../shared/errors.js';
-
-export interface TcpEvents {
-  onMessage: ReceiveFn;
-  onOpen(proto: StreamProto): void;
-  onClose(proto: StreamProto, connId: number): void;
-  onFramingError(proto: StreamProto): void;
-  onConnectFailed(proto: StreamProto): void;
-  /** a TLS connection is up (before its first message): what the handshake established */
-  onTlsReady(connId: number, info: TlsConnInfo): void;
-  /** a TLS handshake failed or a peer certificate was refused */
-  onTlsRefused(kind: 'handshake' | 'certificate'): void;
-  /** a TCP/TLS connection became a WebSocket one (Kamailio: an upgrade on a tcp/tls listener) */
-  onRetag(from: StreamProto, to: StreamProto): void;
-  /** an HTTP upgrade request for event_route[xhttp:request]: a worker answers with acceptWs() or httpReply() */
-  onHttpRequest(sock: ListenSocket, ip: string, port: number, connId: number, head: Buffer): void;
-  /** a connection refused (inbound) or not opened (outbound): its family is at tcp_max_connections / tls_max_connections */
-  onLimit(family: 'tcp' | 'tls'): void;
-  /** an accepted connection refused: its source address already has tcp_accept_iplimit open */
-  onIpLimit(family: 'tcp' | 'tls'): void;
-  /** a connection closed: a message begun was not complete within tcp_msg_read_timeout ('read'), or nothing came within tcp_msg_data_timeout ('data') */
-  onReadTimeout(family: 'tcp' | 'tls', what: 'read' | 'data'): void;
-  /** WebSocket events for the ws:* counters */
-  onWs(
-    what:
-      | 'handshake_ok'
-      | 'handshake_failed'
-      | 'rx'
-      | 'tx'
-      | 'closed_local'
-      | 'closed_remote'
-      | 'too_big'
-      | 'keepalive_timeout',
-  ): void;
-}
-
-interface PendingUpgrade {
-  readonly req: http.IncomingMessage;
-  readonly head: Buffer;
-}
-
-/** an HTTP request line: the first bytes of a connection that wants the HTTP/WebSocket path */
-const HTTP_START = /^(GET|POST|PUT|HEAD|OPTIONS|DELETE) \S+ HTTP\/1\.[01]\r?\n/;
-
-interface Conn {
-  readonly id: number;
-  readonly socket: net.Socket;
-  key: string;
-  readonly sock: ListenSocket;
-  proto: StreamProto;
-  readonly ip: string;
-  readonly port: number;
-  readonly since: number;
-  /** outgoing TLS: what is written before the handshake completes and the peer is accepted */
-  pending: Buffer[] | null;
-  tls: TlsConnInfo | null;
-  /** a WebSocket connection once upgraded */
-  ws: WebSocket | null;
-  /** answered a ping (or sent something) since the last keepalive round */
-  alive: boolean;
-}
+import type { Conn, TcpEvents } from './stream-conn.js';
+import { ConnLimits } from './stream-limits.js';
+import { StreamHttp, type StreamHttpHost } from './stream-http.js';
 
 /** Idle connections close after this (Kamailio's tcp_connection_lifetime default). */
 const DEFAULT_LIFETIME_MS = 120_000;
@@ -83,7 +23,7 @@ const DEFAULT_HANDSHAKE_MS = 10_000;
  * requests reuse the connection the peer opened (RFC 3261 §18.2.2), and
  * outgoing connections are reused per destination, as Kamailio does.
  */
-export class TcpConnections {
+export class TcpConnections implements StreamHttpHost {
   readonly #byId = new Map<number, Conn>();
   readonly #byKey = new Map<string, Conn>();
   readonly #servers: Array<{ server: net.Server; sock: ListenSocket }> = [];
@@ -96,49 +36,45 @@ export class TcpConnections {
   /** set when a TLS listener or an outgoing TLS connection is possible */
   tls: TlsContexts | null = null;
   httpSettings: HttpSettings = { onStreams: false, viaRoute: false, keepaliveMs: 0, maxMessage: 1 << 20 };
-  /** parses HTTP on connections handed to it (never listens itself) */
-  readonly #http = http.createServer();
-  #wss: WebSocketServer | null = null;
-  readonly #bySocket = new WeakMap<net.Socket, Conn>();
-  readonly #upgrades = new Map<number, PendingUpgrade>();
-  #keepalive: NodeJS.Timeout | null = null;
-  /** tcp_max_connections, tls_max_connections (ws counts as tcp, wss as tls) */
-  maxConnections = { tcp: 2048, tls: 2048 };
+  /** tcp_max_connections, tls_max_connections, tcp_accept_iplimit */
+  readonly limits: ConnLimits;
+  /** HTTP and WebSocket on these connections */
+  readonly #web: StreamHttp;
   /** tcp_rd_buf_size: the largest message on a stream or WebSocket connection (null: the framer's defaults) */
   maxMessage: number | null = null;
-  /** tcp_accept_iplimit: accepted connections open at once from one address (all stream protocols together) */
-  maxPerIp = 1024;
   /** tcp_msg_read_timeout: from the first byte of a message to its last (0: no bound) */
   msgReadMs = 20_000;
   /** tcp_msg_data_timeout: from the accept to the first byte (0: no bound) */
   msgDataMs = 20_000;
-  readonly #open = { tcp: 0, tls: 0 };
-  readonly #perIp = new Map<string, number>();
-  #lastIpLimitLog = 0;
-  #ipLimitHits = 0;
-  #lastLimitLog = 0;
-  #limitHits = 0;
 
   constructor(events: TcpEvents) {
     this.#events = events;
-    this.#http.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
-      this.#upgrade(req, socket, head),
-    );
-    this.#http.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const conn = this.#bySocket.get(req.socket);
-      // with event_route[xhttp:request], the route answers (Kamailio's JSON-RPC over HTTP on the SIP port)
-      if (conn !== undefined && this.httpSettings.viaRoute) return this.#httpRequest(conn, req);
-      // else only WebSocket upgrades are served over HTTP here
-      res.writeHead(426, 'Upgrade Required', { Connection: 'close', Upgrade: 'websocket' }).end();
-    });
-    this.#http.on('clientError', (_e, socket: net.Socket) => socket.destroy());
+    this.limits = new ConnLimits(events);
+    this.#web = new StreamHttp(this, events);
+  }
+
+  conn(id: number): Conn | undefined {
+    return this.#byId.get(id);
+  }
+
+  conns(): Iterable<Conn> {
+    return this.#byId.values();
+  }
+
+  retag(conn: Conn, to: StreamProto): void {
+    if (conn.proto === to) return;
+    this.#events.onRetag(conn.proto, to);
+    if (this.#byKey.get(conn.key) === conn) this.#byKey.delete(conn.key);
+    conn.proto = to;
+    conn.key = `${to}:${hostPort(conn.ip, conn.port)}`;
+    this.#byKey.set(conn.key, conn);
   }
 
   listen(sock: ListenSocket): Promise<void> {
     const server = isSecure(sock.proto)
       ? this.#tlsServer(sock)
       : net.createServer({ noDelay: true }, (s) => {
-          if (this.#overLimit('tcp', s) || !this.#admitIp('tcp', s)) return;
+          if (this.limits.over('tcp', s) || !this.limits.admitIp('tcp', s)) return;
           this.#adopt(s, sock, sock.proto as StreamProto, s.remoteAddress ?? '', s.remotePort ?? 0, true);
         });
     this.#servers.push({ server, sock });
@@ -169,7 +105,7 @@ export class TcpConnections {
       SNICallback: (name, cb) => cb(null, ctxs.forServerName(sock, name)?.ctx),
     });
     // over tls_max_connections: refused before any handshake work
-    server.on('connection', (s: net.Socket) => void (this.#overLimit('tls', s) || this.#admitIp('tls', s)));
+    server.on('connection', (s: net.Socket) => void (this.limits.over('tls', s) || this.limits.admitIp('tls', s)));
     server.on('secureConnection', (s: tls.TLSSocket) => {
       const ip = s.remoteAddress ?? '';
       const port = s.remotePort ?? 0;
@@ -209,53 +145,6 @@ export class TcpConnections {
       const base = server instanceof tls.Server ? this.tls?.server(sock) : undefined;
       if (base) (server as tls.Server).setSecureContext(base.options);
     }
-  }
-
-  /** is `family` at its bound: then `socket` (an accepted one) is closed, counted, logged (once a second at most) */
-  #overLimit(family: 'tcp' | 'tls', socket: net.Socket | null): boolean {
-    if (this.#open[family] < this.maxConnections[family]) return false;
-    socket?.destroy();
-    this.#events.onLimit(family);
-    this.#limitHits++;
-    const now = Date.now();
-    if (now - this.#lastLimitLog >= 1000) {
-      log.warn(
-        `${family}: ${this.#limitHits} connection(s) refused: ${this.#open[family]} open, ${family}_max_connections is ${this.maxConnections[family]}`,
-      );
-      this.#lastLimitLog = now;
-      this.#limitHits = 0;
-    }
-    return true;
-  }
-
-  /**
-   * tcp_accept_iplimit: an accepted socket is counted against its source address until it closes (handshakes
-   * included); over the bound it is closed, counted and logged (once a second at most)
-   */
-  #admitIp(family: 'tcp' | 'tls', socket: net.Socket): boolean {
-    const ip = socket.remoteAddress ?? '';
-    const n = this.#perIp.get(ip) ?? 0;
-    if (n >= this.maxPerIp) {
-      socket.destroy();
-      this.#events.onIpLimit(family);
-      this.#ipLimitHits++;
-      const now = Date.now();
-      if (now - this.#lastIpLimitLog >= 1000) {
-        log.warn(
-          `${family}: ${this.#ipLimitHits} connection(s) from ${ip} refused: ${n} open from it, tcp_accept_iplimit is ${this.maxPerIp}`,
-        );
-        this.#lastIpLimitLog = now;
-        this.#ipLimitHits = 0;
-      }
-      return false;
-    }
-    this.#perIp.set(ip, n + 1);
-    socket.once('close', () => {
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.#perIp.set(ip, left);
-      else this.#perIp.delete(ip);
-    });
-    return true;
   }
 
   /** close `conn` for a read deadline: counted and logged */
@@ -299,8 +188,7 @@ export class TcpConnections {
     };
     this.#byId.set(id, conn);
     this.#byKey.set(key, conn);
-    this.#bySocket.set(socket, conn);
-    this.#open[isSecure(proto) ? 'tls' : 'tcp']++;
+    this.limits.opened(isSecure(proto) ? 'tls' : 'tcp');
     this.#events.onOpen(proto);
     socket.setNoDelay(true);
     socket.setTimeout(isSecure(proto) ? (this.tlsLifetimeMs ?? this.lifetimeMs) : this.lifetimeMs, () =>
@@ -318,46 +206,11 @@ export class TcpConnections {
     return conn;
   }
 
-  /** SIP framed by Content-Length; or, first bytes an HTTP request line, the HTTP/WebSocket path */
+  /** SIP framed by Content-Length; or, where HTTP may come, the HTTP/WebSocket path decides on the first bytes */
   #read(conn: Conn): void {
-    const { socket } = conn;
-    const webOnly = conn.proto === 'ws' || conn.proto === 'wss';
-    if (!webOnly && !this.httpSettings.onStreams) {
-      this.#frameSip(conn);
-      return;
-    }
-    // a WebSocket connection must complete its upgrade within the handshake bound (a SIP one is not timed here)
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (): void => {
-      timer = setTimeout(() => {
-        if (conn.ws !== null || socket.destroyed) return;
-        this.#events.onWs('handshake_failed');
-        log.warn(
-          `websocket: ${hostPort(conn.ip, conn.port)} did not complete a handshake in ${this.handshakeMs} ms; closed`,
-        );
-        socket.destroy();
-      }, this.handshakeMs);
-    };
-    if (webOnly) arm();
-    socket.once('close', () => clearTimeout(timer));
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      socket.unshift(first);
-      if (HTTP_START.test(first.toString('latin1', 0, Math.min(first.length, 2048)))) {
-        if (timer === undefined) arm();
-        // node's HTTP parser takes the connection over until the upgrade
-        this.#http.emit('connection', socket);
-        socket.resume();
-      } else if (webOnly) {
-        this.#events.onWs('handshake_failed');
-        socket.destroy();
-      } else {
-        clearTimeout(timer);
-        this.#frameSip(conn);
-        socket.resume();
-      }
-    });
-    (conn as { stopHandshakeTimer?: () => void }).stopHandshakeTimer = () => clearTimeout(timer);
+    if (conn.proto === 'ws' || conn.proto === 'wss' || this.httpSettings.onStreams)
+      this.#web.read(conn, () => this.#frameSip(conn));
+    else this.#frameSip(conn);
   }
 
   #frameSip(conn: Conn): void {
@@ -391,163 +244,19 @@ export class TcpConnections {
     });
   }
 
-  /** an HTTP upgrade request: the script's xhttp route decides, or the built-in RFC 7118 check */
-  #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-    const conn = this.#bySocket.get(socket);
-    if (conn === undefined) {
-      socket.destroy();
-      return;
-    }
-    if (this.httpSettings.viaRoute) {
-      // the handshake bound (armed in #read) also covers a route that never answers
-      this.#upgrades.set(conn.id, { req, head });
-      socket.once('close', () => this.#upgrades.delete(conn.id));
-      const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      this.#events.onHttpRequest(
-        conn.sock,
-        conn.ip,
-        conn.port,
-        conn.id,
-        Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'),
-      );
-      return;
-    }
-    const bad = badHandshake(req);
-    if (bad !== null) {
-      this.#refuseUpgrade(conn, 400, bad);
-      return;
-    }
-    this.#accept(conn, req, head);
-  }
-
-  /** a plain HTTP request with its body, for the xhttp route; its reply (httpReply) closes the connection */
-  #httpRequest(conn: Conn, req: http.IncomingMessage): void {
-    const max = this.maxMessage ?? this.httpSettings.maxMessage;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        log.warn(`xhttp: ${hostPort(conn.ip, conn.port)} sent an HTTP body over ${max} bytes; closed`);
-        conn.socket.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => {
-      const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      const body = Buffer.concat(chunks);
-      // the worker parses it as a message: the body is as long as Content-Length says, chunked or not
-      const head = lines.filter((l) => !/^(content-length|transfer-encoding):/i.test(l));
-      head.push(`Content-Length: ${body.length}`);
-      this.#events.onHttpRequest(
-        conn.sock,
-        conn.ip,
-        conn.port,
-        conn.id,
-        Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), body]),
-      );
-    });
-  }
-
-  #refuseUpgrade(conn: Conn, code: number, why: string): void {
-    this.#events.onWs('handshake_failed');
-    log.warn(`websocket: handshake from ${hostPort(conn.ip, conn.port)} refused (${code}): ${why}`);
-    conn.socket.end(
-      `HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
-    );
-  }
-
-  #accept(conn: Conn, req: http.IncomingMessage, head: Buffer): void {
-    this.#wss ??= new WebSocketServer({
-      noServer: true,
-      maxPayload: this.maxMessage ?? this.httpSettings.maxMessage,
-      // RFC 7118: the "sip" subprotocol (badHandshake made sure it is offered)
-      handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
-      perMessageDeflate: false,
-    });
-    this.#wss.handleUpgrade(req, conn.socket, head, (ws) => this.#adoptWs(conn, ws));
-  }
-
-  #adoptWs(conn: Conn, ws: WebSocket): void {
-    const to: StreamProto = isSecure(conn.proto) ? 'wss' : 'ws';
-    if (conn.proto !== to) {
-      this.#events.onRetag(conn.proto, to);
-      if (this.#byKey.get(conn.key) === conn) this.#byKey.delete(conn.key);
-      conn.proto = to;
-      conn.key = `${to}:${hostPort(conn.ip, conn.port)}`;
-      this.#byKey.set(conn.key, conn);
-    }
-    conn.ws = ws;
-    (conn as { stopHandshakeTimer?: () => void }).stopHandshakeTimer?.();
-    this.#events.onWs('handshake_ok');
-    let closedHere = false;
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      conn.alive = true;
-      this.#events.onWs('rx');
-      // RFC 7118 §4: one SIP message per WebSocket message, text or binary
-      const msg = isBinary || Buffer.isBuffer(data) ? (data as Buffer) : Buffer.from(data as unknown as string);
-      this.#events.onMessage(conn.sock, conn.ip, conn.port, conn.id, msg, conn.proto);
-    });
-    ws.on('pong', () => (conn.alive = true));
-    ws.on('error', (e: Error & { code?: string }) => {
-      if (e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        this.#events.onWs('too_big');
-        log.warn(
-          `websocket: ${hostPort(conn.ip, conn.port)} sent a message over ${this.maxMessage ?? this.httpSettings.maxMessage} bytes; closed`,
-        );
-      }
-    });
-    ws.on('close', () => this.#events.onWs(closedHere ? 'closed_local' : 'closed_remote'));
-    (conn as { closeWs?: () => void }).closeWs = () => {
-      closedHere = true;
-      ws.close(1000);
-    };
-    this.#startKeepalive();
-  }
-
-  #startKeepalive(): void {
-    if (this.#keepalive !== null || this.httpSettings.keepaliveMs <= 0) return;
-    this.#keepalive = setInterval(() => {
-      for (const c of this.#byId.values()) {
-        if (c.ws === null) continue;
-        if (!c.alive) {
-          this.#events.onWs('keepalive_timeout');
-          log.notice(`websocket: ${hostPort(c.ip, c.port)} did not answer a ping; closed`);
-          c.ws.terminate();
-          continue;
-        }
-        c.alive = false;
-        c.ws.ping();
-      }
-    }, this.httpSettings.keepaliveMs);
-    this.#keepalive.unref();
-  }
-
   /** ws_handle_handshake() in a worker's xhttp route accepted connection `connId` */
   acceptWs(connId: number): void {
-    const conn = this.#byId.get(connId);
-    const up = this.#upgrades.get(connId);
-    if (conn === undefined || up === undefined) return;
-    this.#upgrades.delete(connId);
-    this.#accept(conn, up.req, up.head);
+    this.#web.acceptWs(connId);
   }
 
   /** xhttp_reply() (or a refused ws_handle_handshake()): write the reply, then close */
   httpReply(connId: number, bytes: Buffer): void {
-    const conn = this.#byId.get(connId);
-    const up = this.#upgrades.get(connId);
-    if (up !== undefined) {
-      // the route answered the upgrade with something else than ws_handle_handshake()
-      this.#upgrades.delete(connId);
-      this.#events.onWs('handshake_failed');
-    }
-    conn?.socket.end(bytes);
+    this.#web.httpReply(connId, bytes);
   }
 
   #forget(conn: Conn): void {
     if (this.#byId.get(conn.id) !== conn) return;
-    this.#open[isSecure(conn.proto) ? 'tls' : 'tcp']--;
+    this.limits.closed(isSecure(conn.proto) ? 'tls' : 'tcp');
     this.#byId.delete(conn.id);
     if (this.#byKey.get(conn.key) === conn) this.#byKey.delete(conn.key);
     this.#events.onClose(conn.proto, conn.id);
@@ -565,7 +274,7 @@ export class TcpConnections {
       );
       return;
     }
-    if (conn === undefined && this.#overLimit(proto === 'tls' ? 'tls' : 'tcp', null)) {
+    if (conn === undefined && this.limits.over(proto === 'tls' ? 'tls' : 'tcp', null)) {
       this.#events.onConnectFailed(proto);
       return;
     }
@@ -663,7 +372,7 @@ export class TcpConnections {
 
   close(connId: number): void {
     const c = this.#byId.get(connId);
-    if (c?.ws) (c as { closeWs?: () => void }).closeWs?.();
+    if (c?.ws) c.closeWs?.();
     else c?.socket.destroy();
   }
 
@@ -695,25 +404,10 @@ export class TcpConnections {
 
   stopListening(): void {
     for (const s of this.#servers) s.server.close();
-    if (this.#keepalive !== null) clearInterval(this.#keepalive);
+    this.#web.stop();
   }
 
   destroyAll(): void {
     for (const c of this.#byId.values()) c.socket.destroy();
   }
-}
-
-/** RFC 6455 §4.2.1 and RFC 7118 §4.1: what a SIP WebSocket upgrade request must carry; the reason when it does not */
-export function badHandshake(req: { method?: string | undefined; headers: http.IncomingHttpHeaders }): string | null {
-  if (req.method !== 'GET') return `method ${req.method ?? '?'}`;
-  if (!/websocket/i.test(String(req.headers.upgrade ?? ''))) return 'no Upgrade: websocket';
-  if (!/upgrade/i.test(String(req.headers.connection ?? ''))) return 'no Connection: Upgrade';
-  if (!req.headers['sec-websocket-key']) return 'no Sec-WebSocket-Key';
-  if (req.headers['sec-websocket-version'] !== '13')
-    return `Sec-WebSocket-Version ${req.headers['sec-websocket-version'] ?? 'missing'} (13 expected)`;
-  const protos = String(req.headers['sec-websocket-protocol'] ?? '')
-    .split(',')
-    .map((p) => p.trim().toLowerCase());
-  if (!protos.includes('sip')) return 'the "sip" subprotocol is not offered';
-  return null;
 }

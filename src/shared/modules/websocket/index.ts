@@ -1,7 +1,7 @@
 /**
  * SIP over WebSocket (RFC 7118): Kamailio's `websocket` module and
  * OpenSIPS's `proto_ws`/`proto_wss`. The connections are the master's
- * (src/main/transport/tcp.ts, on the `ws` library); this table carries the
+ * (src/main/transport/stream-http.ts, on the `ws` library); this table carries the
  * settings the master reads, ws_handle_handshake()/ws_close() for routes
  * and the ws.* management commands. See README.md.
  */
