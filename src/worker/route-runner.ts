@@ -22,7 +22,9 @@ const KIND_NAMES: Readonly<Record<number, string>> = {
  * "Run a route, then continue", for every route the worker runs: request and
  * reply routes, tm's failure and reply routes and t_continue(), async()
  * resume routes, startup, timer and event routes. A route that awaits holds
- * its request (retransmissions absorbed) until it settles.
+ * its request (retransmissions absorbed) until it settles. A branch_route
+ * runs inside t_relay(): one that throws fails the route that called
+ * t_relay(), one whose awaited call fails gets the policy below (failed()).
  *
  * One error policy: a route that throws is counted (core:script_errors),
  * logged with its message (which carries the script position), and the
@@ -61,7 +63,7 @@ export class RouteRunner {
       r = fn(ctx);
     } catch (e) {
       log.current = outer;
-      this.#failed(ctx, request, e);
+      this.failed(ctx, request, e);
       return this.#done(ctx, after, t0);
     }
     log.current = outer;
@@ -74,7 +76,7 @@ export class RouteRunner {
       },
       (e: unknown) => {
         this.#waiting.release(ctx);
-        this.#failed(ctx, request, e);
+        this.failed(ctx, request, e);
         this.#done(ctx, after, t0);
       },
     );
@@ -85,7 +87,8 @@ export class RouteRunner {
     if (t0 >= 0) histograms.current?.observe(H_REQUEST, performance.now() - t0);
   }
 
-  #failed(ctx: ScriptContext, request: ScriptContext | null, e: unknown): void {
+  /** the error policy, for a route that failed outside run() (a branch_route whose awaited call failed) */
+  failed(ctx: ScriptContext, request: ScriptContext | null, e: unknown): void {
     this.#counters.inc(this.#scriptErrors);
     const on = ctx.msg.isRequest ? ctx.msg.method : ctx.msg.status;
     this.#log.err(

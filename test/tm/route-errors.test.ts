@@ -41,6 +41,7 @@ request_route {
     $du = "sip:127.0.0.1:${uas.port}";
     if ($rU == "failure") t_on_failure("BROKEN");
     if ($rU == "reply") t_on_reply("BROKEN");
+    if ($rU == "branch") t_on_branch("BROKEN");
     t_relay();
 }
 route[BROKEN] {
@@ -50,6 +51,10 @@ route[BROKEN] {
 failure_route[BROKEN] {
     $var(x) = 10 / $var(zero);
     t_reply(200, "not reached");
+}
+branch_route[BROKEN] {
+    usleep(1000);
+    $var(x) = 10 / $var(zero);
 }
 onreply_route[BROKEN] {
     $var(x) = 10 / $var(zero);
@@ -103,8 +108,16 @@ for (const [user, where] of [
   ['failure', 'a failure route'],
   ['reply', 'a reply route'],
   ['resume', 'an async() resume route'],
+  ['branch', 'a branch route (after an awaited call)'],
 ] as const) {
-  const kind = { stateless: 'request', request: 'request', failure: 'failure', reply: 'reply', resume: 'resume' }[user];
+  const kind = {
+    stateless: 'request',
+    request: 'request',
+    failure: 'failure',
+    reply: 'reply',
+    resume: 'resume',
+    branch: 'branch',
+  }[user];
   test(`${where} that throws: 500, counted, logged with its position, released`, { timeout: 30_000 }, async () => {
     const errors = await stat('core:script_errors');
     assert.equal(await ask(user), 'SIP/2.0 500 Server Internal Error');

@@ -42,7 +42,8 @@ export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: stri
   r.then(
     () => done(true),
     (e: unknown) => {
-      core.svc.log.err(`branch_route[${s.branchRoute}] failed: ${e instanceof Error ? e.message : String(e)}`);
+      // as any route that fails (RouteRunner); one that throws before it awaits fails t_relay's route
+      core.runner.failed(bctx, ctx, e);
       done(false);
     },
   );
