@@ -143,6 +143,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     );
   // the addon's sockets, read by the SIP workers; null: the master reads UDP
   const workerUdp = core.udpWorkerReceive ? nativeUdp : null;
+  if (core.udpWorkerPort > 0 && workerUdp === null)
+    log.warn('udp_worker_port has no effect: SIP workers do not read UDP (udp_worker_receive=0, or no native addon)');
   for (const w of script.warnings) log.warn(formatWarning(w));
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
@@ -237,7 +239,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   // sockets first: a port already taken fails the start before any thread runs
   for (const s of sockets) {
     if (s.proto === 'udp') {
-      const l = workerUdp !== null ? new WorkerReadUdp(s, workerUdp, workers) : new UdpListener(s, receive);
+      const l =
+        workerUdp !== null ? new WorkerReadUdp(s, workerUdp, workers, core.udpWorkerPort) : new UdpListener(s, receive);
       await l.bind();
       udp.set(s.idx, l);
     } else {

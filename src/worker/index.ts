@@ -155,6 +155,7 @@ async function main(): Promise<void> {
             workers: init.workers,
             hopOut: init.hopOut.map((r) => (r === null ? null : new RingWriter(r, init.wakeDelayMs))),
             deliver: (bytes, rcv) => receiver.receive(bytes, rcv),
+            ownPortRr: script.core.udpWorkerPortRr,
           },
           nativeUdp,
           counters,

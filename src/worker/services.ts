@@ -111,6 +111,7 @@ export class WorkerServices {
     this.#myPorts = new Set();
     for (const s of sockets) {
       this.#myPorts.add(s.port);
+      for (const p of s.workerPorts ?? []) this.#myPorts.add(p);
       if (s.ip === '0.0.0.0' || s.ip === '::') {
         for (const addrs of Object.values(os.networkInterfaces()))
           for (const a of addrs ?? []) this.#myHosts.add(a.address);
@@ -158,12 +159,13 @@ export class WorkerServices {
   send(dest: Destination, bytes: Buffer): void {
     if (dest.proto === 'udp' && this.sendTo !== null) {
       const s = dest.socketIdx >= 0 ? this.sockets[dest.socketIdx] : this.#firstUdp;
+      const fd = dest.ownPort === true ? s?.ownFd : s?.fd;
       if (
         s !== undefined &&
         s.proto === 'udp' &&
-        s.fd !== undefined &&
-        s.fd >= 0 &&
-        this.sendTo(s.fd, bytes, dest.ip, dest.port) === bytes.length
+        fd !== undefined &&
+        fd >= 0 &&
+        this.sendTo(fd, bytes, dest.ip, dest.port) === bytes.length
       ) {
         this.#counters.inc(this.#c.udpWorkerSends);
         return;
@@ -208,7 +210,9 @@ export class WorkerServices {
     } catch {
       // no usable Via: the source address is all we have
     }
-    return { proto: 'udp', ip: rcv.srcIp, port, socketIdx: rcv.socketIdx, connId: 0 };
+    // what came to this worker's own port is answered from it (a NAT let it in there)
+    const ownPort = rcv.dstPort === this.sockets[rcv.socketIdx]?.ownPort;
+    return { proto: 'udp', ip: rcv.srcIp, port, socketIdx: rcv.socketIdx, connId: 0, ownPort };
   }
 
   sendReply(ctx: ScriptContext, code: number, reason: string): number {
@@ -421,7 +425,14 @@ export class WorkerServices {
       return null;
     }
     const rport = ctx.ext.addLocalRport === true ? ';rport' : '';
-    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip)};branch=${branch}${rport}`;
+    // udp_worker_port: the Via names this worker's own port (when nothing is advertised), and the request leaves from it
+    const own =
+      target.proto === 'udp' &&
+      sock.ownPort !== undefined &&
+      sock.advertise === null &&
+      ctx.ext.advAddr === undefined &&
+      ctx.ext.advPort === undefined;
+    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip, own ? sock.ownPort : undefined)};branch=${branch}${rport}`;
     forwardRequestEdits(ctx.msg, edits, {
       via,
       srcIp: ctx.rcv.srcIp,
@@ -433,7 +444,16 @@ export class WorkerServices {
       recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip),
     });
     const bytes = applyEdits(ctx.msg, edits);
-    return { proto: target.proto, ip: target.ip, port: target.port, socketIdx: sock.idx, connId: 0, via, bytes };
+    return {
+      proto: target.proto,
+      ip: target.ip,
+      port: target.port,
+      socketIdx: sock.idx,
+      connId: 0,
+      ownPort: own,
+      via,
+      bytes,
+    };
   }
 }
 

@@ -15,6 +15,8 @@ export interface UdpReceiveOptions {
   /** rings to the other workers, by worker id (null at this worker's own) */
   readonly hopOut: readonly (RingWriter | null)[];
   readonly deliver: (bytes: Buffer, rcv: ReceiveInfo) => void;
+  /** udp_worker_port_rr: Record-Route carries this worker's own port too */
+  readonly ownPortRr: boolean;
 }
 
 /**
@@ -61,17 +63,33 @@ export class UdpReceivers {
       if (fd < 0)
         throw new SwitchyardError('SY_ERR_THREAD', `cannot read udp:${hostPort(sock.ip, sock.port)} (errno ${-fd})`);
       sock.fd = fd;
-      this.#fds.push(fd);
-      const s = dgram.createSocket(sock.ip.includes(':') ? 'udp6' : 'udp4');
-      // ICMP errors from earlier sends surface here; they must not end the worker
-      s.on('error', () => {});
-      s.on('message', (msg, rinfo) => this.#onDatagram(sock, msg, rinfo.address, rinfo.port));
-      await new Promise<void>((resolve) => s.bind({ fd }, resolve));
-      this.#sockets.push(s);
+      await this.#read(sock, fd, sock.port);
+      // udp_worker_port: this worker's own port, where replies to what it sent (and, with
+      // udp_worker_port_rr, in-dialog requests) come straight back
+      const ownPort = sock.workerPorts?.[this.#opt.workerId];
+      const ownMaster = sock.workerPortFds?.[this.#opt.workerId];
+      if (ownPort === undefined || ownMaster === undefined) continue;
+      const ownFd = this.#native.dupFd(ownMaster);
+      if (ownFd < 0)
+        throw new SwitchyardError('SY_ERR_THREAD', `cannot read udp:${hostPort(sock.ip, ownPort)} (errno ${-ownFd})`);
+      sock.ownFd = ownFd;
+      sock.ownPort = ownPort;
+      sock.ownPortRr = this.#opt.ownPortRr;
+      await this.#read(sock, ownFd, ownPort);
     }
   }
 
-  #onDatagram(sock: ListenSocket, msg: Buffer, ip: string, port: number): void {
+  #read(sock: ListenSocket, fd: number, dstPort: number): Promise<void> {
+    this.#fds.push(fd);
+    const s = dgram.createSocket(sock.ip.includes(':') ? 'udp6' : 'udp4');
+    // ICMP errors from earlier sends surface here; they must not end the worker
+    s.on('error', () => {});
+    s.on('message', (msg, rinfo) => this.#onDatagram(sock, dstPort, msg, rinfo.address, rinfo.port));
+    this.#sockets.push(s);
+    return new Promise<void>((resolve) => s.bind({ fd }, resolve));
+  }
+
+  #onDatagram(sock: ListenSocket, dstPort: number, msg: Buffer, ip: string, port: number): void {
     // keep-alives and stray bytes: a SIP message is never this short
     if (msg.length < 16) {
       if (msg.length > 4) this.#counters.inc(this.#badHdr);
@@ -93,7 +111,7 @@ export class UdpReceivers {
       srcIp: ip,
       srcPort: port,
       dstIp: sock.ip,
-      dstPort: sock.port,
+      dstPort,
       socketIdx: sock.idx,
       connId: 0,
     });

@@ -6,14 +6,17 @@ import tls from 'node:tls';
 export class UdpPeer {
   readonly socket = dgram.createSocket('udp4');
   readonly received: Buffer[] = [];
+  /** the source port of each received datagram, in the same order */
+  readonly fromPorts: number[] = [];
   #waiters: Array<() => void> = [];
 
   /** bound to `ip` (another loopback address, 127.0.0.2, for a second source) */
   static async open(ip = '127.0.0.1'): Promise<UdpPeer> {
     const p = new UdpPeer();
     await new Promise<void>((r) => p.socket.bind(0, ip, r));
-    p.socket.on('message', (m) => {
+    p.socket.on('message', (m, rinfo) => {
       p.received.push(m);
+      p.fromPorts.push(rinfo.port);
       for (const w of p.#waiters.splice(0)) w();
     });
     return p;

@@ -50,11 +50,15 @@ export class WorkerReadUdp implements UdpSocket {
   readonly #native: NativeUdp;
   readonly #workers: number;
   readonly #fds: number[] = [];
+  /** udp_worker_port: the first of the workers' own ports (0: none) */
+  readonly #portBase: number;
+  readonly #ownFds: number[] = [];
 
-  constructor(sock: ListenSocket, native: NativeUdp, workers: number) {
+  constructor(sock: ListenSocket, native: NativeUdp, workers: number, portBase = 0) {
     this.sock = sock;
     this.#native = native;
     this.#workers = workers;
+    this.#portBase = portBase;
   }
 
   bind(): Promise<void> {
@@ -74,6 +78,27 @@ export class WorkerReadUdp implements UdpSocket {
     this.sock.fd = this.#fds[0]!;
     this.sock.port = n.localPort(this.#fds[0]!);
     this.sock.workerFds = [...this.#fds];
+    if (this.#portBase > 0) {
+      // each worker's own port, a socket of its own (kept here, as the shared ones, for restarts)
+      const ports: number[] = [];
+      for (let i = 0; i < this.#workers; i++) {
+        const port = this.#portBase + i;
+        const fd = port > 65535 ? -22 : n.udpOpen(this.sock.ip, port, BUF_BYTES);
+        if (fd < 0) {
+          this.close();
+          return Promise.reject(
+            new SwitchyardError(
+              'SY_ERR_LISTEN',
+              `udp_worker_port: bind ${errnoName(-fd)} udp:${hostPort(this.sock.ip, port)} (worker ${i})`,
+            ),
+          );
+        }
+        this.#ownFds.push(fd);
+        ports.push(port);
+      }
+      this.sock.workerPorts = ports;
+      this.sock.workerPortFds = [...this.#ownFds];
+    }
     return Promise.resolve();
   }
 
@@ -83,8 +108,9 @@ export class WorkerReadUdp implements UdpSocket {
   }
 
   close(): void {
-    for (const fd of this.#fds) this.#native.closeFd(fd);
+    for (const fd of [...this.#fds, ...this.#ownFds]) this.#native.closeFd(fd);
     this.#fds.length = 0;
+    this.#ownFds.length = 0;
   }
 }
 

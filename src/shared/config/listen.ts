@@ -29,6 +29,16 @@ export interface ListenSocket {
    * worker id, that the master keeps open (a worker reads a duplicate)
    */
   workerFds?: number[];
+  /**
+   * udp_worker_port: each worker's own port on this address, by worker id;
+   * the master keeps one socket on each (`workerPortFds`)
+   */
+  workerPorts?: number[];
+  workerPortFds?: number[];
+  /** in the SIP worker that reads it: its own port, a duplicate of its socket, and whether Record-Route carries it */
+  ownPort?: number;
+  ownFd?: number;
+  ownPortRr?: boolean;
   /** the host name it was given by (`listen=udp:sip.example.net:5060`): `myself` too */
   name?: string;
 }
@@ -189,12 +199,21 @@ export function hostPort(ip: string, port: number): string {
  * host[:port] a message leaving from `sock` names itself with in Via and
  * Record-Route: the socket's advertise, overridden per message by
  * set_advertised_address()/set_advertised_port() (`ext.advAddr`/`ext.advPort`).
+ * `ownPort`: the sending worker's own port (udp_worker_port), used when
+ * nothing is advertised.
  */
-export function advertisedOf(sock: ListenSocket, ext: Record<string, unknown>, peerIp?: string): string {
+export function advertisedOf(
+  sock: ListenSocket,
+  ext: Record<string, unknown>,
+  peerIp?: string,
+  ownPort?: number,
+): string {
   const addr = ext.advAddr as string | undefined;
   const port = ext.advPort as number | undefined;
+  // a worker's own port (udp_worker_port) only where nothing is advertised: a NAT maps the listening port
+  const p0 = ownPort !== undefined && addr === undefined && port === undefined ? ownPort : sock.port;
   const base =
-    sock.advertise ?? hostPort(isWildcard(sock.ip) ? localAddressFor(peerIp, sock.ip === '::') : sock.ip, sock.port);
+    sock.advertise ?? hostPort(isWildcard(sock.ip) ? localAddressFor(peerIp, sock.ip === '::') : sock.ip, p0);
   if (addr === undefined && port === undefined) return base;
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(base);
   const host = addr ?? m?.[1] ?? sock.ip;

@@ -127,6 +127,14 @@ export interface CoreParams {
   /** SIP workers send UDP on the master's sockets themselves (native sendto) */
   udpWorkerSend: boolean;
   udpWorkerReceive: boolean;
+  /**
+   * udp_worker_port: worker i also has its own port, this one plus i, on each
+   * UDP listening address, written in the Via of the requests it sends
+   * (0: off)
+   */
+  udpWorkerPort: number;
+  /** udp_worker_port_rr: record_route() writes the worker's own port too */
+  udpWorkerPortRr: boolean;
   /** log_prefix text (compiled into routes.logPrefix) */
   logPrefix: string | null;
   /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */

@@ -53,6 +53,8 @@ export interface Destination {
   socketIdx: number;
   /** TCP/TLS: an existing connection to reuse (0: find or open one to ip:port) */
   connId: number;
+  /** UDP: leave from the sending worker's own port (udp_worker_port) rather than the listening port */
+  ownPort?: boolean;
 }
 
 /** A compiled route: returns the script return code (see script/runtime.ts). */

@@ -134,6 +134,12 @@ const CORE: Record<string, Setter> = {
   ipc_wake_delay: intParam((c, n) => (c.ipcWakeDelay = Math.max(0, Math.min(n, 50)))),
   udp_worker_send: intParam((c, n) => (c.udpWorkerSend = n !== 0)),
   udp_worker_receive: intParam((c, n) => (c.udpWorkerReceive = n !== 0)),
+  udp_worker_port: (c, v, pos, errors) => {
+    const n = intOf(v);
+    if (n !== null && n >= 0 && n <= 65535) c.udpWorkerPort = n;
+    else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `udp_worker_port: "${v}" (0, or the first port)`));
+  },
+  udp_worker_port_rr: intParam((c, n) => (c.udpWorkerPortRr = n !== 0)),
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
@@ -187,6 +193,8 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     ipcWakeDelay: 0,
     udpWorkerSend: true,
     udpWorkerReceive: true,
+    udpWorkerPort: 0,
+    udpWorkerPortRr: false,
     logPrefix: null,
     logFacility: 'LOG_DAEMON',
     logName: 'switchyard',

@@ -44,7 +44,9 @@ function lrAndFtag(ctx: ScriptContext): string {
 /** the socket's URI; with `ext`, as set_advertised_address/port changed it for this message */
 function sockUri(s: ListenSocket, ext: Record<string, unknown>, proto: string, peerIp: string | undefined): string {
   const transport = proto === 'udp' ? '' : `;transport=${proto}`;
-  return `sip:${advertisedOf(s, ext, peerIp)}${transport}`;
+  // udp_worker_port_rr: in-dialog requests come straight to the worker that record-routed
+  const own = proto === 'udp' && s.ownPortRr === true ? s.ownPort : undefined;
+  return `sip:${advertisedOf(s, ext, peerIp, own)}${transport}`;
 }
 
 function asUri(u: string): string {
