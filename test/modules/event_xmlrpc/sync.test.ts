@@ -130,6 +130,13 @@ test('a stuck server: at most max_pending requests held, the rest dropped; all r
     );
     assert.ok(held['event_xmlrpc:pending']! <= 4, `pending ${held['event_xmlrpc:pending']}`);
     assert.equal(held['event_xmlrpc:dropped'], N - 4);
+    // a line a second at most, not one per drop
+    await expectLog(server, /event_xmlrpc: \d+ requests pending \(max_pending\), event to 127\.0\.0\.1:\d+ dropped/);
+    const dropLines = server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('(max_pending)')).length;
+    assert.ok(dropLines <= 2, `${dropLines} lines for ${N - 4} drops`);
     // two connections at a time, each given up after 400 ms
     const end = await until(
       () => stats(server, 'event_xmlrpc:'),

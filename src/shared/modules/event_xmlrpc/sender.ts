@@ -9,7 +9,10 @@
  * returned); the reply, if any, is read and discarded, and the connection is
  * closed when it ends or after `timeout` ms. Nothing waits longer than
  * `timeout`, and at most `max_pending` requests are held, so a dead or slow
- * server costs bounded memory and never holds up the dispatcher.
+ * server costs bounded memory and never holds up the dispatcher. Drops and
+ * failures are logged once a second at most, with how many there were since:
+ * a line per event at hundreds a second costs the dispatcher and the master
+ * (which writes every thread's lines) more than the events themselves.
  */
 import http from 'node:http';
 import { USER_AGENT } from './encode.js';
@@ -65,6 +68,11 @@ export class XmlrpcSender {
   readonly #queue = new Fifo<Job>();
   readonly #live = new Set<http.ClientRequest>();
   #closed = false;
+  /** when a drop, a failure was last logged, and how many have not been logged since */
+  #dropLogAt = 0;
+  #dropsUnlogged = 0;
+  #failLogAt = 0;
+  #failsUnlogged = 0;
 
   constructor(opts: SenderOptions, counters: CounterRow, log: Log) {
     this.#opts = opts;
@@ -86,9 +94,15 @@ export class XmlrpcSender {
   send(sock: XmlrpcSocket, body: Buffer, wait: boolean): number | Promise<number> {
     if (this.#closed || this.pending >= this.#opts.maxPending) {
       this.#counters.inc(this.#h.dropped);
-      this.#log.warn(
-        `event_xmlrpc: ${this.pending} requests pending (max_pending), event to ${sock.host}:${sock.port} dropped`,
-      );
+      this.#dropsUnlogged++;
+      const now = Date.now();
+      if (now - this.#dropLogAt >= 1000) {
+        this.#log.warn(
+          `event_xmlrpc: ${this.pending} requests pending (max_pending), event to ${sock.host}:${sock.port} dropped${this.#dropsUnlogged > 1 ? ` (${this.#dropsUnlogged} dropped since the last such line)` : ''}`,
+        );
+        this.#dropLogAt = now;
+        this.#dropsUnlogged = 0;
+      }
       return -1;
     }
     this.#counters.inc(this.#h.pending);
@@ -116,7 +130,15 @@ export class XmlrpcSender {
       if (rc === 0) this.#counters.inc(this.#h.sent);
       else {
         this.#counters.inc(this.#h.failed);
-        this.#log.err(`event_xmlrpc: cannot send event to ${sock.host}:${sock.port}${sock.path}: ${why}`);
+        this.#failsUnlogged++;
+        const now = Date.now();
+        if (now - this.#failLogAt >= 1000) {
+          this.#log.err(
+            `event_xmlrpc: cannot send event to ${sock.host}:${sock.port}${sock.path}: ${why}${this.#failsUnlogged > 1 ? ` (${this.#failsUnlogged} failed since the last such line)` : ''}`,
+          );
+          this.#failLogAt = now;
+          this.#failsUnlogged = 0;
+        }
       }
       job.done?.(rc);
     };
