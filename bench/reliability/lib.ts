@@ -1,10 +1,22 @@
 /** What the reliability scenarios share: a UDP load generator that tells each reply's fate, RSS, statistics. */
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import type { RunningServer } from '../../test/helpers/start-server.js';
+import { processTree } from '../lib/cpu.js';
+
+/** a server under test: switchyard, or kamailio beside it */
+export interface Server {
+  readonly kind: 'switchyard' | 'kamailio';
+  readonly pid: number;
+  /** ip:port */
+  readonly udp: string;
+  readonly tcp: string;
+  /** statistics by name or group (kamailio: none are read) */
+  stats(...names: string[]): Promise<Record<string, number>>;
+  stop(): Promise<unknown>;
+}
 
 /** resident memory of a process, MB (from /proc) */
-export function rssMb(pid: number): number {
+function rssMb(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Math.round(Number(m[1]) / 1024) : 0;
@@ -28,10 +40,21 @@ export function udpDrops(port: number): number {
   return n;
 }
 
-export async function stats(server: RunningServer, ...names: string[]): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const n of names) Object.assign(out, (await server.rpc('stats.get_statistics', [n])).result);
-  return out;
+/**
+ * A server's memory, MB: switchyard's RSS; kamailio's processes' proportional set sizes summed
+ * (their RSS each count the shared memory they touched)
+ */
+export function memMb(server: Server): number {
+  if (server.kind === 'switchyard') return rssMb(server.pid);
+  let kb = 0;
+  for (const pid of processTree(server.pid)) {
+    try {
+      kb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return Math.round(kb / 1024);
 }
 
 export interface Second {
@@ -53,8 +76,7 @@ export interface Second {
  * with no final reply after `replyTimeoutMs` is lost.
  */
 export async function offer(opts: {
-  target: string;
-  pid: number;
+  server: Server;
   seconds: number;
   rate: (t: number) => number;
   method?: string;
@@ -66,9 +88,9 @@ export async function offer(opts: {
   const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   const port = sock.address().port;
-  const i = opts.target.lastIndexOf(':');
-  const host = opts.target.slice(0, i);
-  const tport = Number(opts.target.slice(i + 1));
+  const i = opts.server.udp.lastIndexOf(':');
+  const host = opts.server.udp.slice(0, i);
+  const tport = Number(opts.server.udp.slice(i + 1));
   const method = opts.method ?? 'OPTIONS';
   const bySecond: Second[] = [];
   const sentAt = new Map<number, number>();
@@ -93,7 +115,7 @@ export async function offer(opts: {
   let n = 0;
   const t0 = Date.now();
   for (let sec = 0; sec < opts.seconds; sec++) {
-    bySecond.push({ t: sec, sent: 0, ok: 0, late: 0, rejected: 0, other: 0, lost: 0, rssMb: rssMb(opts.pid) });
+    bySecond.push({ t: sec, sent: 0, ok: 0, late: 0, rejected: 0, other: 0, lost: 0, rssMb: memMb(opts.server) });
     const perSec = opts.rate(sec);
     // ten slices a second, each sent as one burst
     for (let slice = 0; slice < 10; slice++) {

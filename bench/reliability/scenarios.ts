@@ -1,13 +1,15 @@
 /**
- * The reliability scenarios: each starts its own switchyard, does harm, prints what it measured and
- * returns the figures. `quick` is the short form CI runs (test/reliability.test.ts); the full form is
+ * The reliability scenarios: each starts its own switchyard (overload, fuzz and TCP abuse: or
+ * kamailio 5.6 with the same route), does harm, prints what it measured and returns the figures. `quick` is the short form CI runs (test/reliability.test.ts); the full form is
  * `npm run bench:reliability`.
  */
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { startServer, writeCfg, type RunningServer } from '../../test/helpers/start-server.js';
 import { startXmlrpcPeer } from '../../test/helpers/xmlrpc-peer.js';
-import { offer, printSeconds, rssMb, stats, sum, udpDrops, type Second } from './lib.js';
+import { memMb, offer, printSeconds, sum, udpDrops, type Second, type Server } from './lib.js';
+import { startKamailio } from './kamailio.js';
+import { cpuDelta, switchyardThreads } from '../lib/cpu.js';
 
 const until = async (cond: () => boolean | Promise<boolean>, ms: number): Promise<boolean> => {
   for (const end = Date.now() + ms; !(await cond());) {
@@ -18,19 +20,50 @@ const until = async (cond: () => boolean | Promise<boolean>, ms: number): Promis
 };
 
 /** a request answered: the server is alive and its workers turn */
-async function answers(server: RunningServer): Promise<boolean> {
-  const rows = await offer({ target: server.udp[0]!, pid: server.pid, seconds: 1, rate: () => 5, user: 'ping' });
+async function answers(server: Server): Promise<boolean> {
+  const rows = await offer({ server, seconds: 1, rate: () => 5, user: 'ping' });
   return sum(rows, 'ok') === 5;
 }
 
-async function withServer<T>(cfg: string, workers: number, run: (s: RunningServer) => Promise<T>): Promise<T> {
-  const server = await startServer({ cfg: writeCfg(cfg), workers, listen: ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'] });
+function asServer(s: RunningServer): Server {
+  return {
+    kind: 'switchyard',
+    pid: s.pid,
+    udp: s.udp[0]!,
+    tcp: s.tcp[0]!,
+    async stats(...names) {
+      const out: Record<string, number> = {};
+      for (const n of names) Object.assign(out, (await s.rpc('stats.get_statistics', [n])).result);
+      return out;
+    },
+    stop: () => s.stop(),
+  };
+}
+
+export type Kind = Server['kind'];
+
+/** switchyard with `workers` SIP workers running `cfg`, or kamailio with as many children running `kamailioCfg` */
+async function withServer<T>(
+  cfg: string,
+  workers: number,
+  run: (s: Server) => Promise<T>,
+  kind: Kind = 'switchyard',
+  kamailioCfg = '',
+): Promise<T> {
+  const server =
+    kind === 'kamailio'
+      ? await startKamailio(kamailioCfg, workers)
+      : asServer(await startServer({ cfg: writeCfg(cfg), workers, listen: ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'] }));
   try {
     return await run(server);
   } finally {
     await server.stop();
   }
 }
+
+const label = (kind: Kind): string => (kind === 'kamailio' ? ' (kamailio 5.6)' : '');
+/** what memMb measures */
+const mem = (kind: Kind): string => (kind === 'kamailio' ? 'PSS of its processes' : 'RSS');
 
 // ---------------------------------------------------------------------------------------------------
 
@@ -61,82 +94,103 @@ request_route {
     sl_send_reply(200, "OK");
 }
 `;
+// kamailio's interpreter takes about as long for 700 turns of the loop as switchyard for 30 000
+const OVERLOAD_KAMAILIO = `loadmodule "sl.so"
+loadmodule "pv.so"
+request_route {
+    $var(i) = 0;
+    while ($var(i) < 700) { $var(i) = $var(i) + 1; }
+    sl_send_reply("200", "OK");
+}
+`;
 
 /**
  * The sustained rate first (steps of ×1.5 from 200/s, `stepS` each, until one answers under 99 % with
  * 200 within T1: the kernel's socket buffer absorbs a short step the worker cannot sustain),
  * then three times it for `overS`, then half of it for `afterS`
  */
-export async function overload(o: { stepS: number; overS: number; afterS: number }): Promise<OverloadResult> {
-  return withServer(OVERLOAD_CFG, 1, async (server) => {
-    const rssBaseMb = rssMb(server.pid);
-    let capacity = 100;
-    for (let rate = 200; rate <= 20_000; rate = Math.round(rate * 1.5)) {
-      const rows = await offer({
-        target: server.udp[0]!,
-        pid: server.pid,
-        seconds: o.stepS,
-        rate: () => rate,
-        replyTimeoutMs: 1000,
+export async function overload(
+  o: { stepS: number; overS: number; afterS: number },
+  kind: Kind = 'switchyard',
+): Promise<OverloadResult> {
+  return withServer(
+    OVERLOAD_CFG,
+    1,
+    async (server) => {
+      const rssBaseMb = memMb(server);
+      let capacity = 100;
+      for (let rate = 200; rate <= 20_000; rate = Math.round(rate * 1.5)) {
+        const rows = await offer({
+          server,
+          seconds: o.stepS,
+          rate: () => rate,
+          replyTimeoutMs: 1000,
+        });
+        const ok = (sum(rows, 'ok') - sum(rows, 'late')) / sum(rows, 'sent');
+        console.log(`  step ${rate}/s: ${(ok * 100).toFixed(1)} % answered 200 within 500 ms`);
+        if (ok < 0.99) break;
+        capacity = rate;
+      }
+      // let the worker settle (and the shed share decay) before the overload
+      await new Promise((r) => setTimeout(r, 3000));
+      // the counters and kernel drops of the steps above are not the overload's
+      const port = Number(server.udp.split(':')[1]);
+      const before = await server.stats('core:overload_rejected');
+      const dropsBefore = udpDrops(port);
+      const seconds = await offer({
+        server,
+        seconds: o.overS + o.afterS,
+        rate: (t) => (t < o.overS ? capacity * 3 : Math.round(capacity / 2)),
       });
-      const ok = (sum(rows, 'ok') - sum(rows, 'late')) / sum(rows, 'sent');
-      console.log(`  step ${rate}/s: ${(ok * 100).toFixed(1)} % answered 200 within 500 ms`);
-      if (ok < 0.99) break;
-      capacity = rate;
-    }
-    // let the worker settle (and the shed share decay) before the overload
-    await new Promise((r) => setTimeout(r, 3000));
-    // the counters and kernel drops of the steps above are not the overload's
-    const port = Number(server.udp[0]!.split(':')[1]);
-    const before = await stats(server, 'core:overload_rejected');
-    const dropsBefore = udpDrops(port);
-    const seconds = await offer({
-      target: server.udp[0]!,
-      pid: server.pid,
-      seconds: o.overS + o.afterS,
-      rate: (t) => (t < o.overS ? capacity * 3 : Math.round(capacity / 2)),
-    });
-    const over = seconds.slice(0, o.overS);
-    const after = seconds.slice(o.overS);
-    // the first second from which every later second of the 50 % phase had no failure
-    let recoveryS: number | null = null;
-    for (let i = after.length - 1; i >= 0; i--) {
-      if (after[i]!.lost + after[i]!.rejected + after[i]!.other > 0) break;
-      recoveryS = i;
-    }
-    const tEnd = Date.now();
-    await until(() => answers(server), 120_000);
-    const answersAgainMs = Date.now() - tEnd;
-    const st = await stats(server, 'core:ipc_dropped', 'core:overload_rejected');
-    const rejectedCounter = (st['core:overload_rejected'] ?? 0) - (before['core:overload_rejected'] ?? 0);
-    const kernelDrops = udpDrops(port) - dropsBefore;
-    const r: OverloadResult = {
-      capacity,
-      seconds,
-      over: { sent: sum(over, 'sent'), ok: sum(over, 'ok'), rejected: sum(over, 'rejected'), lost: sum(over, 'lost') },
-      after: {
-        sent: sum(after, 'sent'),
-        ok: sum(after, 'ok'),
-        failed: sum(after, 'lost') + sum(after, 'rejected') + sum(after, 'other'),
-      },
-      recoveryS,
-      answersAgainMs,
-      rssBaseMb,
-      rssPeakMb: Math.max(...seconds.map((s) => s.rssMb)),
-      rssEndMb: rssMb(server.pid),
-      ipcDropped: st['core:ipc_dropped'] ?? 0,
-      rejectedCounter,
-      kernelDrops,
-    };
-    console.log(
-      `overload: sustained ${capacity}/s; ${capacity * 3}/s for ${o.overS} s, then ${Math.round(capacity / 2)}/s for ${o.afterS} s`,
-    );
-    printSeconds(seconds);
-    console.log(
-      `  overload: ${r.over.ok} ok, ${r.over.rejected} × 503, ${r.over.lost} lost of ${r.over.sent}; after: ${r.after.failed} failed of ${r.after.sent}, clean from second ${r.recoveryS ?? 'never'}; all answered again ${r.answersAgainMs} ms after the run; over the run ${sum(seconds, 'rejected')} × 503 received, core:overload_rejected ${rejectedCounter}; dropped by the kernel at the server's socket ${kernelDrops}; RSS ${r.rssBaseMb} → peak ${r.rssPeakMb} → ${r.rssEndMb} MB; core:ipc_dropped ${r.ipcDropped}`,
-    );
-    return r;
-  });
+      const over = seconds.slice(0, o.overS);
+      const after = seconds.slice(o.overS);
+      // the first second from which every later second of the 50 % phase had no failure
+      let recoveryS: number | null = null;
+      for (let i = after.length - 1; i >= 0; i--) {
+        if (after[i]!.lost + after[i]!.rejected + after[i]!.other > 0) break;
+        recoveryS = i;
+      }
+      const tEnd = Date.now();
+      await until(() => answers(server), 120_000);
+      const answersAgainMs = Date.now() - tEnd;
+      const st = await server.stats('core:ipc_dropped', 'core:overload_rejected');
+      const rejectedCounter = (st['core:overload_rejected'] ?? 0) - (before['core:overload_rejected'] ?? 0);
+      const kernelDrops = udpDrops(port) - dropsBefore;
+      const r: OverloadResult = {
+        capacity,
+        seconds,
+        over: {
+          sent: sum(over, 'sent'),
+          ok: sum(over, 'ok'),
+          rejected: sum(over, 'rejected'),
+          lost: sum(over, 'lost'),
+        },
+        after: {
+          sent: sum(after, 'sent'),
+          ok: sum(after, 'ok'),
+          failed: sum(after, 'lost') + sum(after, 'rejected') + sum(after, 'other'),
+        },
+        recoveryS,
+        answersAgainMs,
+        rssBaseMb,
+        rssPeakMb: Math.max(...seconds.map((s) => s.rssMb)),
+        rssEndMb: memMb(server),
+        ipcDropped: st['core:ipc_dropped'] ?? 0,
+        rejectedCounter,
+        kernelDrops,
+      };
+      console.log(
+        `overload${label(kind)}: sustained ${capacity}/s; ${capacity * 3}/s for ${o.overS} s, then ${Math.round(capacity / 2)}/s for ${o.afterS} s`,
+      );
+      printSeconds(seconds);
+      console.log(
+        `  overload: ${r.over.ok} ok, ${r.over.rejected} × 503, ${r.over.lost} lost of ${r.over.sent}; after: ${r.after.failed} failed of ${r.after.sent}, clean from second ${r.recoveryS ?? 'never'}; all answered again ${r.answersAgainMs} ms after the run; over the run ${sum(seconds, 'rejected')} × 503 received, ${kind === 'kamailio' ? '' : `core:overload_rejected ${rejectedCounter}; `}dropped by the kernel at the server's socket ${kernelDrops}; ${mem(kind)} ${r.rssBaseMb} → peak ${r.rssPeakMb} → ${r.rssEndMb} MB${kind === 'kamailio' ? '' : `; core:ipc_dropped ${r.ipcDropped}`}`,
+      );
+      return r;
+    },
+    kind,
+    OVERLOAD_KAMAILIO,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -152,7 +206,10 @@ export interface TcpAbuseResult {
 }
 
 /** `idle` connections that never send, `slow` that send one byte a second; deadlines of `deadlineS` */
-export async function tcpAbuse(o: { idle: number; slow: number; deadlineS: number }): Promise<TcpAbuseResult> {
+export async function tcpAbuse(
+  o: { idle: number; slow: number; deadlineS: number },
+  kind: Kind = 'switchyard',
+): Promise<TcpAbuseResult> {
   const cfg = `#!KAMAILIO
 tcp_msg_read_timeout=${o.deadlineS}
 tcp_msg_data_timeout=${o.deadlineS}
@@ -161,59 +218,70 @@ tcp_max_connections=${o.idle + o.slow + 100}
 loadmodule "sl.so"
 request_route { sl_send_reply(200, "OK"); }
 `;
-  return withServer(cfg, 1, async (server) => {
-    const [host, port] = [
-      server.tcp[0]!.slice(0, server.tcp[0]!.lastIndexOf(':')),
-      Number(server.tcp[0]!.split(':').pop()),
-    ];
-    const socks: net.Socket[] = [];
-    const open = (from: string): Promise<net.Socket> =>
-      new Promise((resolve) => {
-        const s = net.connect({ host, port, localAddress: from });
-        s.on('error', () => {});
-        s.once('connect', () => resolve(s));
-        s.once('close', () => resolve(s));
-        socks.push(s);
-      });
-    try {
-      // idle ones from two addresses: tcp_accept_iplimit is half of them, so one address is refused in part
-      const idle: net.Socket[] = [];
-      for (let i = 0; i < o.idle; i++) idle.push(await open(i % 4 === 0 ? '127.0.0.2' : '127.0.0.1'));
-      const slow: net.Socket[] = [];
-      for (let i = 0; i < o.slow; i++) slow.push(await open('127.0.0.3'));
-      const text = 'OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKslow\r\n';
-      let k = 0;
-      const drip = setInterval(() => {
-        for (const s of slow) if (!s.destroyed) s.write(text[k % text.length]!);
-        k++;
-      }, 1000);
-      // calls keep flowing over UDP meanwhile
-      const during = offer({ target: server.udp[0]!, pid: server.pid, seconds: o.deadlineS + 2, rate: () => 50 });
-      await new Promise((r) => setTimeout(r, (o.deadlineS + 2) * 1000));
-      clearInterval(drip);
-      const alive = (l: net.Socket[]): number => l.filter((s) => !s.destroyed && !s.readableEnded).length;
-      const rows = await during;
-      const counters = await stats(server, 'tcp:');
-      const r: TcpAbuseResult = {
-        idleOpened: o.idle,
-        idleRefused: counters['tcp:iplimit_refused'] ?? 0,
-        idleLeftAfterDeadline: alive(idle),
-        slowOpened: o.slow,
-        slowLeftAfterDeadline: alive(slow),
-        optionsDuring: sum(rows, 'ok') / Math.max(1, sum(rows, 'sent')),
-        counters,
-      };
-      console.log(
-        `tcp abuse: ${o.idle} idle connections (${r.idleRefused} refused at tcp_accept_iplimit, ${counters['tcp:refused_connections']} at tcp_max_connections), ${o.slow} slowloris; deadlines ${o.deadlineS} s`,
-      );
-      console.log(
-        `  open ${o.deadlineS + 2} s later: idle ${r.idleLeftAfterDeadline}, slowloris ${r.slowLeftAfterDeadline}; UDP requests answered meanwhile ${(r.optionsDuring * 100).toFixed(1)} %; data_timeouts ${counters['tcp:data_timeouts']}, read_timeouts ${counters['tcp:read_timeouts']}`,
-      );
-      return r;
-    } finally {
-      for (const s of socks) s.destroy();
-    }
-  });
+  // kamailio 5.6 has neither tcp_accept_iplimit nor the message deadlines: its idle lifetime is the bound
+  const kamailioCfg = `tcp_connection_lifetime=${o.deadlineS}
+tcp_max_connections=${o.idle + o.slow + 100}
+loadmodule "sl.so"
+request_route { sl_send_reply("200", "OK"); }
+`;
+  return withServer(
+    cfg,
+    1,
+    async (server) => {
+      const [host, port] = [server.tcp.slice(0, server.tcp.lastIndexOf(':')), Number(server.tcp.split(':').pop())];
+      const socks: net.Socket[] = [];
+      const open = (from: string): Promise<net.Socket> =>
+        new Promise((resolve) => {
+          const s = net.connect({ host, port, localAddress: from });
+          s.on('error', () => {});
+          s.once('connect', () => resolve(s));
+          s.once('close', () => resolve(s));
+          socks.push(s);
+        });
+      try {
+        // idle ones from two addresses: tcp_accept_iplimit is half of them, so one address is refused in part
+        const idle: net.Socket[] = [];
+        for (let i = 0; i < o.idle; i++) idle.push(await open(i % 4 === 0 ? '127.0.0.2' : '127.0.0.1'));
+        const slow: net.Socket[] = [];
+        for (let i = 0; i < o.slow; i++) slow.push(await open('127.0.0.3'));
+        const text = 'OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKslow\r\n';
+        let k = 0;
+        const drip = setInterval(() => {
+          for (const s of slow) if (!s.destroyed) s.write(text[k % text.length]!);
+          k++;
+        }, 1000);
+        // calls keep flowing over UDP meanwhile
+        const during = offer({ server, seconds: o.deadlineS + 2, rate: () => 50 });
+        await new Promise((r) => setTimeout(r, (o.deadlineS + 2) * 1000));
+        clearInterval(drip);
+        const alive = (l: net.Socket[]): number => l.filter((s) => !s.destroyed && !s.readableEnded).length;
+        const rows = await during;
+        const counters = await server.stats('tcp:');
+        const r: TcpAbuseResult = {
+          idleOpened: o.idle,
+          idleRefused: counters['tcp:iplimit_refused'] ?? 0,
+          idleLeftAfterDeadline: alive(idle),
+          slowOpened: o.slow,
+          slowLeftAfterDeadline: alive(slow),
+          optionsDuring: sum(rows, 'ok') / Math.max(1, sum(rows, 'sent')),
+          counters,
+        };
+        console.log(
+          kind === 'kamailio'
+            ? `tcp abuse${label(kind)}: ${o.idle} idle connections, ${o.slow} slowloris; tcp_connection_lifetime ${o.deadlineS} s`
+            : `tcp abuse: ${o.idle} idle connections (${r.idleRefused} refused at tcp_accept_iplimit, ${counters['tcp:refused_connections']} at tcp_max_connections), ${o.slow} slowloris; deadlines ${o.deadlineS} s`,
+        );
+        console.log(
+          `  open ${o.deadlineS + 2} s later: idle ${r.idleLeftAfterDeadline}, slowloris ${r.slowLeftAfterDeadline}; UDP requests answered meanwhile ${(r.optionsDuring * 100).toFixed(1)} %${kind === 'kamailio' ? '' : `; data_timeouts ${counters['tcp:data_timeouts']}, read_timeouts ${counters['tcp:read_timeouts']}`}`,
+        );
+        return r;
+      } finally {
+        for (const s of socks) s.destroy();
+      }
+    },
+    kind,
+    kamailioCfg,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -226,6 +294,8 @@ export interface BackendResult {
   pingDuring: boolean;
   counters: Record<string, number>;
   rssMb: number;
+  /** CPU ms of each thread over the fault (master, sip-worker-N, dispatcher) */
+  cpuMs: Record<string, number>;
 }
 
 /** requests whose route waits on a backend that never answers: `rate`/s for `seconds` */
@@ -246,7 +316,7 @@ export async function backendFaults(o: { rate: number; seconds: number }): Promi
       name: string;
       cfg: string;
       counters: string[];
-      prepare?: (s: RunningServer) => Promise<() => void>;
+      prepare?: (s: Server) => Promise<() => void>;
     }> = [
       {
         name: 'rest_client, HTTP server that never answers (curl_timeout 1 s)',
@@ -294,7 +364,7 @@ route {
 `,
         counters: ['event_xmlrpc:'],
         prepare: async (s) => {
-          await offer({ target: s.udp[0]!, pid: s.pid, seconds: 1, rate: () => 1, user: 'sub' });
+          await offer({ server: s, seconds: 1, rate: () => 1, user: 'sub' });
           return () => {};
         },
       },
@@ -320,9 +390,9 @@ route {
           const done = c.prepare ? await c.prepare(server) : () => {};
           try {
             const t0 = Date.now();
+            const cpu0 = switchyardThreads(server.pid);
             const load = offer({
-              target: server.udp[0]!,
-              pid: server.pid,
+              server,
               seconds: o.seconds,
               rate: () => o.rate,
               replyTimeoutMs: 3000,
@@ -331,7 +401,10 @@ route {
             await new Promise((r) => setTimeout(r, Math.min(1500, o.seconds * 500)));
             const pingDuring = await answers(server);
             const rows = await load;
-            const counters = await stats(server, ...c.counters);
+            const counters = await server.stats(...c.counters);
+            const cpuMs = Object.fromEntries(
+              [...cpuDelta(cpu0, switchyardThreads(server.pid))].map(([role, us]) => [role, Math.round(us / 1000)]),
+            );
             const r: BackendResult = {
               name: c.name,
               sent: sum(rows, 'sent'),
@@ -339,11 +412,12 @@ route {
               maxReplyMs: Date.now() - t0 - o.seconds * 1000,
               pingDuring,
               counters,
-              rssMb: rssMb(server.pid),
+              rssMb: memMb(server),
+              cpuMs,
             };
             console.log(`backend fault: ${c.name}, ${o.rate}/s for ${o.seconds} s`);
             console.log(
-              `  ${r.answered} of ${r.sent} answered; a ping during it ${pingDuring ? 'answered' : 'NOT answered'}; RSS ${r.rssMb} MB; ${JSON.stringify(counters)}`,
+              `  ${r.answered} of ${r.sent} answered; a ping during it ${pingDuring ? 'answered' : 'NOT answered'}; RSS ${r.rssMb} MB; CPU ms ${JSON.stringify(cpuMs)}; ${JSON.stringify(counters)}`,
             );
             return r;
           } finally {
@@ -399,8 +473,7 @@ request_route {
   const server = await startServer({ cfg: writeCfg(cfg), workers: 2, listen: ['udp:127.0.0.1:0'] });
   try {
     const load = offer({
-      target: server.udp[0]!,
-      pid: server.pid,
+      server: asServer(server),
       seconds: o.seconds,
       rate: () => o.rate,
       method: 'INVITE',
@@ -409,7 +482,7 @@ request_route {
     await new Promise((r) => setTimeout(r, (o.seconds / 2) * 1000));
     const t0 = Date.now();
     const exited = new Promise<number | null>((r) => server.proc.once('exit', (c) => r(c)));
-    const inProgress = (await stats(server, 'tm:inuse_transactions'))['tm:inuse_transactions'] ?? 0;
+    const inProgress = (await asServer(server).stats('tm:inuse_transactions'))['tm:inuse_transactions'] ?? 0;
     server.proc.kill('SIGTERM');
     const exitCode = await exited;
     const exitMs = Date.now() - t0;
@@ -477,7 +550,10 @@ function mutate(seed: number): Buffer {
 }
 
 /** `datagrams` mutated messages at `rate`/s and `streams` TCP connections writing mutated messages */
-export async function fuzz(o: { datagrams: number; rate: number; streams: number }): Promise<FuzzResult> {
+export async function fuzz(
+  o: { datagrams: number; rate: number; streams: number },
+  kind: Kind = 'switchyard',
+): Promise<FuzzResult> {
   const cfg = `#!KAMAILIO
 loadmodule "sl.so"
 loadmodule "tm.so"
@@ -490,56 +566,70 @@ request_route {
     t_reply(486, "busy");
 }
 `;
-  return withServer(cfg, 2, async (server) => {
-    const rssBeforeMb = rssMb(server.pid);
-    const sock = dgram.createSocket('udp4');
-    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
-    const [host, port] = [
-      server.udp[0]!.slice(0, server.udp[0]!.lastIndexOf(':')),
-      Number(server.udp[0]!.split(':').pop()),
-    ];
-    const t0 = Date.now();
-    for (let n = 0; n < o.datagrams; n += 100) {
-      const due = t0 + (n / o.rate) * 1000;
-      const wait = due - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      for (let k = n; k < Math.min(n + 100, o.datagrams); k++) sock.send(mutate(k), port, host);
-    }
-    sock.close();
-    const [th, tp] = [
-      server.tcp[0]!.slice(0, server.tcp[0]!.lastIndexOf(':')),
-      Number(server.tcp[0]!.split(':').pop()),
-    ];
-    for (let i = 0; i < o.streams; i++) {
-      const s = net.connect(tp, th);
-      s.on('error', () => {});
-      await new Promise((r) => s.once('connect', r));
-      for (let k = 0; k < 20; k++) s.write(mutate(o.datagrams + i * 20 + k));
-      s.end();
-    }
-    await until(async () => answers(server), 10_000);
-    const aliveAfter = await answers(server);
-    const counters = await stats(
-      server,
-      'core:err_requests',
-      'core:ipc_dropped',
-      'core:worker_restarts',
-      'tcp:framing_errors',
-    );
-    const r: FuzzResult = {
-      datagrams: o.datagrams,
-      streams: o.streams,
-      aliveAfter,
-      rssBeforeMb,
-      rssAfterMb: rssMb(server.pid),
-      counters,
-    };
-    console.log(`fuzz: ${o.datagrams} datagrams at ${o.rate}/s, ${o.streams} TCP streams of 20 mutated messages`);
-    console.log(
-      `  answers afterwards: ${aliveAfter ? 'yes' : 'NO'}; RSS ${r.rssBeforeMb} → ${r.rssAfterMb} MB; ${JSON.stringify(counters)}`,
-    );
-    return r;
-  });
+  // kamailio's t_reply needs the transaction first; its regular expressions are POSIX ones
+  const kamailioCfg = `loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "pv.so"
+loadmodule "siputils.so"
+request_route {
+    if ($rU == "ping") { sl_send_reply("200", "pong"); exit; }
+    if (has_totag()) { sl_send_reply("404", "no dialog"); exit; }
+    if ($hdr(X-Re) =~ "^(a+)+$") { sl_send_reply("400", "re"); exit; }
+    if (!t_newtran()) { sl_reply_error(); exit; }
+    t_reply("486", "busy");
+}
+`;
+  return withServer(
+    cfg,
+    2,
+    async (server) => {
+      const rssBeforeMb = memMb(server);
+      const sock = dgram.createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+      const [host, port] = [server.udp.slice(0, server.udp.lastIndexOf(':')), Number(server.udp.split(':').pop())];
+      const t0 = Date.now();
+      for (let n = 0; n < o.datagrams; n += 100) {
+        const due = t0 + (n / o.rate) * 1000;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        for (let k = n; k < Math.min(n + 100, o.datagrams); k++) sock.send(mutate(k), port, host);
+      }
+      sock.close();
+      const [th, tp] = [server.tcp.slice(0, server.tcp.lastIndexOf(':')), Number(server.tcp.split(':').pop())];
+      for (let i = 0; i < o.streams; i++) {
+        const s = net.connect(tp, th);
+        s.on('error', () => {});
+        await new Promise((r) => s.once('connect', r));
+        for (let k = 0; k < 20; k++) s.write(mutate(o.datagrams + i * 20 + k));
+        s.end();
+      }
+      await until(async () => answers(server), 10_000);
+      const aliveAfter = await answers(server);
+      const counters = await server.stats(
+        'core:err_requests',
+        'core:ipc_dropped',
+        'core:worker_restarts',
+        'tcp:framing_errors',
+      );
+      const r: FuzzResult = {
+        datagrams: o.datagrams,
+        streams: o.streams,
+        aliveAfter,
+        rssBeforeMb,
+        rssAfterMb: memMb(server),
+        counters,
+      };
+      console.log(
+        `fuzz${label(kind)}: ${o.datagrams} datagrams at ${o.rate}/s, ${o.streams} TCP streams of 20 mutated messages`,
+      );
+      console.log(
+        `  answers afterwards: ${aliveAfter ? 'yes' : 'NO'}; ${mem(kind)} ${r.rssBeforeMb} → ${r.rssAfterMb} MB${kind === 'kamailio' ? '' : `; ${JSON.stringify(counters)}`}`,
+      );
+      return r;
+    },
+    kind,
+    kamailioCfg,
+  );
 }
 
 /** the short form (CI: test/reliability/quick.test.ts) and the full one (npm run bench:reliability) */
