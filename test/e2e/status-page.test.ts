@@ -66,20 +66,27 @@ test(
       assert.match((await page.textContent('#sub')) ?? '', /switchyard .* 2 SIP workers/);
       assert.equal(await page.locator('#threads tr').count(), 4);
 
-      // load: 600 calls at 100/s; the page must show calls/s and messages/s above 0 on the worker that
-      // reads sipp's datagrams (one source address and port: the kernel gives them all to one worker's socket)
+      // load: 1000 calls at 100/s; the page must show calls/s and messages/s above 0 on a worker
+      // while the load lasts
       const uac = runUac({
         target: server.udp[0]!,
-        calls: 600,
+        calls: 1000,
         rate: 100,
         localPort: await freeUdpPort(),
         timeoutMs: 30_000,
       });
-      await page.waitForFunction(
-        `Number(document.getElementById('v-cps').textContent.replace(/,/g, '')) > 20`,
-        undefined,
-        { timeout: 20_000 },
-      );
+      // the figures are read when they show the load (read later, they could already show the end of the run)
+      const seen = (await (
+        await page.waitForFunction(
+          `(() => {
+            const num = (id) => Number(document.getElementById(id).textContent.replace(/,/g, ''));
+            const cps = num('v-cps'), rps = num('v-rps');
+            return cps > 20 && rps >= cps ? { cps, rps } : false;
+          })()`,
+          undefined,
+          { timeout: 20_000 },
+        )
+      ).jsonValue()) as { cps: number; rps: number };
       await page.waitForFunction(
         `[...document.querySelectorAll('#threads tr')].filter((tr) => /SIP worker/.test(tr.textContent) && Number(tr.children[1].textContent.replace(/,/g, '')) > 0).length >= 1`,
         undefined,
@@ -87,16 +94,15 @@ test(
       );
       // a few seconds of history in the charts
       await page.waitForFunction(`hist.cps.length >= 5`, undefined, { timeout: 15_000 });
-      const cps = Number(((await page.textContent('#v-cps')) ?? '0').replace(/,/g, ''));
-      const rps = Number(((await page.textContent('#v-rps')) ?? '0').replace(/,/g, ''));
       mkdirSync(ARTIFACTS, { recursive: true });
       const shot = join(ARTIFACTS, 'status-page.png');
       await page.screenshot({ path: shot, fullPage: true });
       assert.ok(statSync(shot).size > 10_000);
-      process.stdout.write(`# status page under load: ${cps} calls/s, ${rps} requests/s; screenshot ${shot}\n`);
+      process.stdout.write(
+        `# status page under load: ${seen.cps} calls/s, ${seen.rps} requests/s; screenshot ${shot}\n`,
+      );
       const r = await uac;
-      assert.equal(r.failed, 0, r.errors);
-      assert.ok(cps > 20 && rps >= cps, `${cps} calls/s, ${rps} requests/s`);
+      assert.equal(r.failed, 0, `${r.failed} of ${r.successful + r.failed} calls failed: ${r.errors}`);
       assert.deepEqual(errors, []);
       assert.deepEqual(external, [], 'the page loads nothing from elsewhere');
       // without the token the page's data is refused

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,17 +47,17 @@ export async function backends(): Promise<Backend[]> {
   return out;
 }
 
-let made = 0;
-
 /**
  * A database of its own for one test file (SQLite: a new file; MariaDB,
- * PostgreSQL: switchyard_t<pid>_<n> next to the base one), so that test
- * runs side by side on one machine never share tables; drop() removes it.
+ * PostgreSQL: switchyard_t<pid>_<random> next to the base one), so that test
+ * runs side by side on one machine never share tables (a pid alone can come
+ * back within one suite run, after a file that failed before its drop());
+ * drop() removes it.
  */
 export async function freshDb(b: Backend): Promise<{ url: string; drop(): Promise<void> }> {
   if (b.name === 'SQLite') return { url: sqliteUrl(), drop: async () => {} };
   const base = parseDbUrl(b.url);
-  const name = `switchyard_t${process.pid}_${++made}`;
+  const name = `switchyard_t${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = new Db(base, { timeoutMs: 10_000, poolSize: 1 });
   try {
     await admin.query(`CREATE DATABASE ${admin.id(name)}`);

@@ -111,7 +111,7 @@ test(
     try {
       const before = api.requests.length;
       const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 25081, timeoutMs: 30_000 });
-      assert.equal(r.failed, 0, r.stdout.slice(-2000));
+      assert.equal(r.failed, 0, `${r.errors}\n${r.stdout.slice(-1000)}`);
       assert.equal(r.successful, 200);
       // one check per INVITE, none for ACK/BYE; the proxy is stateless, so an INVITE
       // retransmitted after its route relayed it (a slow machine) is checked again

@@ -10,7 +10,7 @@ import { histograms, H_HTTP } from '../../counters/histograms.js';
 import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import type { SecureVersion } from 'node:tls';
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { HttpSettings } from './connections.js';
 import { CURLE, curlCodeOf, curlStrerror } from './curl-codes.js';
 import type { Log } from '../../contract/host.js';
@@ -71,8 +71,11 @@ export class HttpClient {
   readonly #profiles = new Map<string, Profile>();
   readonly #log: Log;
   readonly #localAddress: string | null;
+  readonly #undici: typeof import('undici');
 
-  constructor(log: Log, localAddress: string | null) {
+  /** `undici` is loaded by the caller, when the cfg loads the module (it costs each thread ~0.3 s of start-up) */
+  constructor(undici: typeof import('undici'), log: Log, localAddress: string | null) {
+    this.#undici = undici;
     this.#log = log;
     this.#localAddress = localAddress;
   }
@@ -128,14 +131,14 @@ export class HttpClient {
     const timeouts = { headersTimeout: 0, bodyTimeout: 0 };
     const connect = { ...tls, timeout: s.timeoutMs > 0 ? s.timeoutMs : 300_000 };
     if (s.proxy !== null)
-      return new ProxyAgent({
+      return new this.#undici.ProxyAgent({
         uri: s.proxy,
         requestTls: tls,
         proxyTls: tls,
         connections: CONNECTIONS_PER_ORIGIN,
         ...timeouts,
       });
-    return new Agent({ connect, connections: CONNECTIONS_PER_ORIGIN, ...timeouts });
+    return new this.#undici.Agent({ connect, connections: CONNECTIONS_PER_ORIGIN, ...timeouts });
   }
 
   /** run one request; never rejects */

@@ -159,7 +159,7 @@ export const httpClient: ModuleExports = {
     const connections = connectionsOf(env);
     const defaults = moduleDefaults(env.params, env.cfg.file);
     const netinterface = env.params.get('netinterface') as string;
-    client = new HttpClient(env.log, netinterface === '' ? null : netinterface);
+    client = new HttpClient(await import('undici'), env.log, netinterface === '' ? null : netinterface);
     attachState({
       client,
       connections,

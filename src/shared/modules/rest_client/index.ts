@@ -56,7 +56,7 @@ export const restClient: ModuleExports = {
   async initWorker(env: ModuleEnv): Promise<void> {
     const cfg = resolveConfig(env.params, env.log, { cfgFile: env.cfg.file, modules: env.script.moduleTable });
     await closeCurrent();
-    current = new RestTransfers(cfg, env.counters, env.log);
+    current = new RestTransfers(await import('undici'), cfg, env.counters, env.log);
     attachTransfers(current);
   },
   destroy: closeCurrent,

@@ -15,7 +15,7 @@
  * deadline is (nearly) due when a slot frees is settled, not started.
  */
 import { histograms, H_HTTP } from '../../counters/histograms.js';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { Agent, buildConnector, Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RestConfig } from './params.js';
 import { SwitchyardError } from '../../errors.js';
@@ -277,7 +277,8 @@ export class RestTransfers {
   /** hostnames this worker is connecting to (no_concurrent_connects) */
   readonly #connecting = new Set<string>();
 
-  constructor(cfg: RestConfig, counters: CounterRow, log: Log) {
+  /** `undici` is loaded by the caller, when the cfg loads the module (it costs each thread ~0.3 s of start-up) */
+  constructor(undici: typeof import('undici'), cfg: RestConfig, counters: CounterRow, log: Log) {
     this.cfg = cfg;
     this.log = log;
     this.#counters = counters;
@@ -299,7 +300,7 @@ export class RestTransfers {
       ...(cfg.ca ? { ca: cfg.ca } : {}),
       ...(cfg.cert && cfg.key ? { cert: cfg.cert, key: cfg.key } : {}),
     };
-    const base = buildConnector({ ...tls, timeout: cfg.connectTimeoutMs, allowH2: cfg.allowH2 });
+    const base = undici.buildConnector({ ...tls, timeout: cfg.connectTimeoutMs, allowH2: cfg.allowH2 });
     const connect: buildConnector.connector = cfg.noConcurrentConnects
       ? (opts, cb) => {
           const host = opts.hostname;
@@ -314,7 +315,7 @@ export class RestTransfers {
           });
         }
       : base;
-    this.#agent = new Agent({
+    this.#agent = new undici.Agent({
       connect,
       allowH2: cfg.allowH2,
       connections: cfg.maxInFlight,
