@@ -1,4 +1,4 @@
-/** What the SIP worker's parts offer each other, so that services.ts holds them without importing them back. */
+/** What the SIP worker's parts offer each other, as interfaces: the receiver and the script services hold them without importing their implementations. */
 import type { LocalReply, LocalRequest, ReceiveInfo, ScriptContext, TransactionApi } from '../shared/modules/types.js';
 import type { SipMsg } from '../shared/contract/sip.js';
 
