@@ -1,5 +1,3 @@
-import { myself } from '../shared/modules/core/myself.js';
-import os from 'node:os';
 import { isIP } from 'node:net';
 import type { ListenSocket } from '../shared/config/listen.js';
 import { advertisedOf, hostPort } from '../shared/config/listen.js';
@@ -16,6 +14,7 @@ import { LocateError, type Hop, type Locator } from '../shared/dns/locate.js';
 import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
 import type { Waiting } from './waiting.js';
+import { LocalNames } from './local-names.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { DnsParams } from '../shared/contract/compiled.js';
@@ -79,11 +78,8 @@ export class WorkerServices {
   readonly #out: RingWriter;
   readonly #counters: Counters;
   readonly #c: WorkerCounters;
-  readonly #myHosts: Set<string>;
   readonly #firstUdp: ListenSocket | undefined;
-  readonly #myPorts: Set<number>;
-  /** alias= names and the ports each stands for (null: any) */
-  readonly #aliases = new Map<string, Set<number> | null>();
+  readonly #names: LocalNames;
 
   constructor(init: WorkerServicesInit) {
     const { sockets, counters } = init;
@@ -107,38 +103,11 @@ export class WorkerServices {
       udpWorkerSends: counters.handle('core:udp_worker_sends'),
     };
     this.#firstUdp = sockets.find((s) => s.proto === 'udp');
-    this.#myHosts = new Set();
-    this.#myPorts = new Set();
-    for (const s of sockets) {
-      this.#myPorts.add(s.port);
-      for (const p of s.workerPorts ?? []) this.#myPorts.add(p);
-      if (s.ip === '0.0.0.0' || s.ip === '::') {
-        for (const addrs of Object.values(os.networkInterfaces()))
-          for (const a of addrs ?? []) this.#myHosts.add(a.address);
-      } else {
-        this.#myHosts.add(s.ip);
-      }
-      if (s.advertise) this.#myHosts.add(s.advertise.replace(/:\d+$/, ''));
-      if (s.name) this.#myHosts.add(s.name);
-    }
-    for (const a of init.aliases) {
-      const i = a.lastIndexOf(':');
-      const withPort = i > 0 && /^\d+$/.test(a.slice(i + 1));
-      const host = (withPort ? a.slice(0, i) : a).replace(/^\[|\]$/g, '').toLowerCase();
-      // an alias without a port matches the name on any port, as Kamailio's (null)
-      const ports = this.#aliases.has(host) ? this.#aliases.get(host)! : new Set<number>();
-      if (!withPort) this.#aliases.set(host, null);
-      else if (ports !== null) this.#aliases.set(host, ports.add(Number(a.slice(i + 1))));
-    }
+    this.#names = new LocalNames(sockets, init.aliases);
   }
 
   isMyself(host: string, port: number): boolean {
-    const h = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
-    const p = port || 5060;
-    if (this.#myHosts.has(h) && this.#myPorts.has(p)) return true;
-    if (myself.extra !== null && myself.extra(h)) return true;
-    const ports = this.#aliases.get(h);
-    return ports === null || (ports !== undefined && ports.has(p));
+    return this.#names.isMyself(host, port);
   }
 
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
