@@ -89,7 +89,8 @@ export class OverloadControl {
     const draining = overQueue && queued < this.#queued;
     this.#queued = queued;
     const behind =
-      lagMs > this.#p.lagMs ||
+      // late timers in a loop that rested: the thread waited for a CPU, it was not behind
+      (busy && lagMs > this.#p.lagMs) ||
       this.#counters.get(this.#inuse) >= this.#p.maxTransactions ||
       (overQueue && !draining) ||
       // half a second busy in a row with no backlog in sight: saturated, not a burst nor a CPU
