@@ -30,10 +30,10 @@ export function asyncSuspend(
     waiting.hold(ctx);
     // a suspended request keeps a transaction: retransmissions are absorbed, a CANCEL ends it with 487
     if (ctx.msg.isRequest) tm?.suspendTx(ctx);
-    ctx.ext.suspended = true;
+    ctx.state.suspended = true;
     counters.inc(suspended);
     const finish = (rc: number): void => {
-      ctx.ext.suspended = false;
+      ctx.state.suspended = false;
       counters.dec(suspended);
       tm?.resumeTx(ctx);
       ctx.rc = rc;

@@ -184,7 +184,7 @@ export class Receiver {
       // core dns/rev_dns: whether the Via's sent-by name stands for the source address, before the script sees it
       const via = this.#svc.viaHostCheck(msg, rcv);
       if (via === null || typeof via === 'boolean') {
-        if (via === true) ctx.ext.viaMatches = true;
+        if (via === true) ctx.state.viaMatches = true;
         this.#runner.run(route, ctx, this.#afterRoute);
         return;
       }
@@ -192,7 +192,7 @@ export class Receiver {
       void via.then(
         (m) => {
           this.#waiting.release(ctx);
-          if (m) ctx.ext.viaMatches = true;
+          if (m) ctx.state.viaMatches = true;
           this.#runner.run(route, ctx, this.#afterRoute);
         },
         () => {
@@ -231,7 +231,7 @@ export class Receiver {
     }
     if (route === null) return;
     const ctx = this.newContext(msg, rcv, RouteKind.EVENT);
-    ctx.ext.httpConn = rcv.connId;
+    ctx.state.httpConn = rcv.connId;
     this.#runner.run(route, ctx, noop);
   }
 
@@ -254,7 +254,7 @@ export class Receiver {
   #replyBad(msg: SipMsg, rcv: ReceiveInfo, bad: Rejection, headers: string[] = []): void {
     try {
       const ctx = this.newContext(msg, rcv, RouteKind.REQUEST);
-      if (headers.length > 0) ctx.ext.replyHeaders = headers;
+      if (headers.length > 0) ctx.state.replyHeaders = headers;
       this.#svc.sendReply(ctx, bad.code, bad.reason);
     } catch (e) {
       // not even a reply can be built from it: dropped (and already counted)
@@ -274,7 +274,7 @@ export class Receiver {
         this.#counters.inc(this.#c.dropRequests);
         if (this.#svc.log.enabled(3)) this.#svc.log.debug(`${ctx.msg.method} dropped by the script`, ctx);
       }
-      if (ctx.ext.suspended !== true) this.#tm?.settle(ctx);
+      if (!ctx.state.suspended) this.#tm?.settle(ctx);
     }
   }
 

@@ -188,19 +188,17 @@ export class WorkerServices {
     if (!ctx.msg.isRequest || ctx.msg.method === 'ACK') return -1;
     const bytes = buildReply(ctx.msg, code, reason, {
       rcv: ctx.rcv,
-      headers: ctx.ext.replyHeaders as string[] | undefined,
-      viaMatches: ctx.ext.viaMatches === true,
-      forceRport: ctx.ext.forceRport === true,
+      headers: ctx.state.replyHeaders,
+      viaMatches: ctx.state.viaMatches,
+      forceRport: ctx.state.forceRport,
     });
     // counted first: once sent, the peer may ask the MI before this thread runs again
     this.#counters.inc(this.#c.slSent);
     const cls = Math.floor(code / 100) - 1;
     if (cls >= 0 && cls < 6) this.#counters.inc(this.#c.slByClass[cls]!);
-    const dest = this.replyDestination(ctx.msg, ctx.rcv, ctx.ext.forceRport === true);
+    const dest = this.replyDestination(ctx.msg, ctx.rcv, ctx.state.forceRport);
     const byName =
-      ctx.ext.viaMatches === true && ctx.ext.forceRport !== true && ctx.rcv.proto === 'udp'
-        ? this.#sentBy(ctx.msg)
-        : null;
+      ctx.state.viaMatches && !ctx.state.forceRport && ctx.rcv.proto === 'udp' ? this.#sentBy(ctx.msg) : null;
     if (byName === null) this.send(dest, bytes);
     else {
       // no received= on the Via: the sent-by name, located per RFC 3263 §5 (SRV when it has no port, else A/AAAA)
@@ -318,10 +316,10 @@ export class WorkerServices {
   noDestination(ctx: ScriptContext, fn: string, to: string, e: unknown): number {
     if (e instanceof LocateError) {
       this.log.err(`${fn}(): cannot send to "${to}": ${e.details}`);
-      ctx.ext.serError = { code: 478, reason: 'Unresolvable destination (478/SL)' };
+      ctx.state.serError = { code: 478, reason: 'Unresolvable destination (478/SL)' };
     } else if (e === null) {
       this.log.err(`${fn}(): cannot send to "${to}": no usable address (no socket for its transport, or blocklisted)`);
-      ctx.ext.serError = { code: 477, reason: 'Unfortunately error on sending to next hop occurred (477/SL)' };
+      ctx.state.serError = { code: 477, reason: 'Unfortunately error on sending to next hop occurred (477/SL)' };
     } else throw e;
     return -1;
   }
@@ -393,22 +391,22 @@ export class WorkerServices {
       this.log.err(`${fn}(): no ${target.proto} socket to send from`);
       return null;
     }
-    const rport = ctx.ext.addLocalRport === true ? ';rport' : '';
+    const rport = ctx.state.addLocalRport ? ';rport' : '';
     // udp_worker_port: the Via names this worker's own port (when nothing is advertised), and the request leaves from it
     const own =
       target.proto === 'udp' &&
       sock.ownPort !== undefined &&
       sock.advertise === null &&
-      ctx.ext.advAddr === undefined &&
-      ctx.ext.advPort === undefined;
-    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.ext, target.ip, own ? sock.ownPort : undefined)};branch=${branch}${rport}`;
+      ctx.state.advAddr === null &&
+      ctx.state.advPort === null;
+    const via = `SIP/2.0/${target.proto.toUpperCase()} ${advertisedOf(sock, ctx.state, target.ip, own ? sock.ownPort : undefined)};branch=${branch}${rport}`;
     forwardRequestEdits(ctx.msg, edits, {
       via,
       srcIp: ctx.rcv.srcIp,
       srcPort: ctx.rcv.srcPort,
       // over a stream the reply must find its way back to the caller's connection: always note its port
-      forceRport: ctx.rcv.proto !== 'udp' || ctx.ext.forceRport === true,
-      viaMatches: ctx.ext.viaMatches === true,
+      forceRport: ctx.rcv.proto !== 'udp' || ctx.state.forceRport,
+      viaMatches: ctx.state.viaMatches,
       newRuri: ruri,
       recordRoute: recordRouteHeaders(ctx, this.sockets[ctx.rcv.socketIdx], sock, target.proto, target.ip),
     });

@@ -67,7 +67,7 @@ export class LocalUac implements WorkerUac {
     const target = hops[i]!;
     const sock = this.#svc.pickSocket(target.proto, -1, req.socket ?? -1, target.ip);
     if (sock === null) return Promise.resolve({ code: 500, reason: `No ${target.proto} socket` });
-    const me = advertisedOf(sock, {}, target.ip);
+    const me = advertisedOf(sock, null, target.ip);
     const branch = `z9hG4bKsyu${this.#prefix}${(this.#seq++).toString(36)}`;
     const extra = (req.headers ?? []).filter(
       (h) => h.trim() !== '' && !/^(content-length|l|via|v|call-id|i|cseq|max-forwards)\s*:/i.test(h),

@@ -16,14 +16,14 @@ export class Waiting {
     this.inFlight++;
     const key = ctx.msg.isRequest ? serverKey(ctx.msg) : null;
     if (key === null) return;
-    (ctx.ext as { waitKey?: string }).waitKey = key;
+    ctx.state.waitKey = key;
     this.#byKey.set(key, (this.#byKey.get(key) ?? 0) + 1);
   }
 
   release(ctx: ScriptContext): void {
     this.inFlight--;
-    const key = (ctx.ext as { waitKey?: string }).waitKey;
-    if (key === undefined) return;
+    const key = ctx.state.waitKey;
+    if (key === null) return;
     const n = (this.#byKey.get(key) ?? 1) - 1;
     if (n <= 0) this.#byKey.delete(key);
     else this.#byKey.set(key, n);

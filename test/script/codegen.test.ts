@@ -326,7 +326,7 @@ test('$fs and force_send_socket(): a listening socket, quoted or not; an unknown
   };
   let c = withSockets('request_route { force_send_socket(udp:10.0.0.9:5070); $var(a) = $fs; }');
   assert.equal(c.ctx.vars.get('a'), 'udp:10.0.0.9:5070');
-  assert.equal(c.ctx.ext.fs, 2);
+  assert.equal(c.ctx.state.fs, 2);
   c = withSockets('request_route { $fs = "tcp:127.0.0.1:5060"; $var(a) = $fs; $fs = $null; $var(b) = $fs; }');
   assert.deepEqual([c.ctx.vars.get('a'), c.ctx.vars.get('b')], ['tcp:127.0.0.1:5060', null]);
   c = withSockets('request_route { if (!force_send_socket("udp:192.0.2.1:5060")) $var(r) = "refused"; }');
@@ -444,6 +444,6 @@ test('set_advertised_address/port change the Via of what the message sends; xlog
   const r = run(
     `request_route { set_advertised_address("proxy.example.org"); set_advertised_port(5099); xlog("LOG_LOCAL0", "L_ERR", "with facility $rU\\n"); }`,
   );
-  assert.deepEqual([r.ctx.ext.advAddr, r.ctx.ext.advPort], ['proxy.example.org', 5099]);
+  assert.deepEqual([r.ctx.state.advAddr, r.ctx.state.advPort], ['proxy.example.org', 5099]);
   assert.ok(r.rec.logs.includes('with facility alice'), r.rec.logs.join('|'));
 });

@@ -198,23 +198,23 @@ export function hostPort(ip: string, port: number): string {
 /**
  * host[:port] a message leaving from `sock` names itself with in Via and
  * Record-Route: the socket's advertise, overridden per message by
- * set_advertised_address()/set_advertised_port() (`ext.advAddr`/`ext.advPort`).
+ * set_advertised_address()/set_advertised_port() (`adv`: the request state).
  * `ownPort`: the sending worker's own port (udp_worker_port), used when
  * nothing is advertised.
  */
 export function advertisedOf(
   sock: ListenSocket,
-  ext: Record<string, unknown>,
+  adv: { readonly advAddr: string | null; readonly advPort: number | null } | null,
   peerIp?: string,
   ownPort?: number,
 ): string {
-  const addr = ext.advAddr as string | undefined;
-  const port = ext.advPort as number | undefined;
+  const addr = adv?.advAddr ?? null;
+  const port = adv?.advPort ?? null;
   // a worker's own port (udp_worker_port) only where nothing is advertised: a NAT maps the listening port
-  const p0 = ownPort !== undefined && addr === undefined && port === undefined ? ownPort : sock.port;
+  const p0 = ownPort !== undefined && addr === null && port === null ? ownPort : sock.port;
   const base =
     sock.advertise ?? hostPort(isWildcard(sock.ip) ? localAddressFor(peerIp, sock.ip === '::') : sock.ip, p0);
-  if (addr === undefined && port === undefined) return base;
+  if (addr === null && port === null) return base;
   const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(base);
   const host = addr ?? m?.[1] ?? sock.ip;
   const p = port ?? (m?.[2] ? Number(m[2]) : sock.port);

@@ -11,10 +11,10 @@
  */
 import type { Bus, CounterRow, Log } from '../contract/host.js';
 import type { CfgWarning, CoreParams, Preprocessed, SourcePos } from '../contract/compiled.js';
+import type { RequestState, Value } from '../contract/request.js';
 import type { MessageEditor, SipMsg, Proto } from '../contract/sip.js';
 
-/** A script value: string or integer; null is `$null`. */
-export type Value = string | number | null;
+export type { Value } from '../contract/request.js';
 
 /** Route kinds, as a bit mask for `FunctionSpec.routes`. */
 export const RouteKind = {
@@ -185,8 +185,8 @@ export interface ScriptContext {
   dropped: boolean;
   /** header/body changes applied when the message is sent or relayed */
   readonly edits: MessageEditor;
-  /** per-module request state (tm transaction, rest_client pending headers …) */
-  readonly ext: Record<string, unknown>;
+  /** the request's core state, and the modules' (RequestKey); a branch route shares its request's */
+  readonly state: RequestState;
 }
 
 /** A compiled script: what every thread runs. */

@@ -2,6 +2,7 @@ import type { ReceiveInfo, ScriptContext, ScriptServices } from '../modules/type
 import { MessageEdits } from '../sip/edits.js';
 import { parseSipMessage } from '../sip/message.js';
 import type { SipMsg } from '../contract/sip.js';
+import { newRequestState } from '../contract/request.js';
 
 /** a fresh per-message context, as routes expect it (no R-URI/$du change, no flags, empty vars) */
 export function newScriptContext(msg: SipMsg, rcv: ReceiveInfo, svc: ScriptServices, routeKind: number): ScriptContext {
@@ -19,7 +20,7 @@ export function newScriptContext(msg: SipMsg, rcv: ReceiveInfo, svc: ScriptServi
     exit: false,
     dropped: false,
     edits: new MessageEdits(),
-    ext: {},
+    state: newRequestState(),
   };
 }
 

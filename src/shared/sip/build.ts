@@ -110,7 +110,7 @@ export function forwardReplyEdits(msg: SipMsg, edits: MessageEdits): void {
 
 export interface ReplyOptions {
   toTag?: string;
-  headers?: readonly string[];
+  headers?: readonly string[] | null;
   body?: Buffer | string;
   contentType?: string;
   rcv?: { srcIp: string; srcPort: number };

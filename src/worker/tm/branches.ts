@@ -10,20 +10,20 @@ import { WheelTimer } from './wheel.js';
 export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null): number {
   const edits = (ctx.edits as MessageEdits).fork();
   // its Via branch is fixed now: rtpengine's via-branch=next names it before it is sent (nextBranch())
-  const id = (ctx.ext.tmNextBranch as string | undefined) ?? core.newBranchId();
-  delete ctx.ext.tmNextBranch;
+  const id = ctx.state.tmNextBranch ?? core.newBranchId();
+  ctx.state.tmNextBranch = null;
   if (s.branchRoute === null) return sendBranch(core, ctx, s, ruri, du, edits, id);
   const fn = core.svc.route(s.branchRoute, 'branch');
   if (fn === null) return sendBranch(core, ctx, s, ruri, du, edits, id);
   // the branch route sees and changes this branch only: its own R-URI, $du and edits
   const bctx: ScriptContext = { ...ctx, routeKind: RouteKind.BRANCH, ruri, du, edits, exit: false, dropped: false };
   s.branchIdx = s.branches.length + s.pending;
-  ctx.ext.tmNextBranch = id;
+  ctx.state.tmNextBranch = id;
   let r: number | Promise<number>;
   try {
     r = fn(bctx);
   } finally {
-    delete ctx.ext.tmNextBranch;
+    ctx.state.tmNextBranch = null;
   }
   if (typeof r === 'number')
     return bctx.dropped ? -1 : sendBranch(core, ctx, s, bctx.ruri, bctx.du, bctx.edits as MessageEdits, id);
@@ -52,7 +52,7 @@ export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: stri
 
 /** the Via branch the next branch of the request will carry (in a branch_route: the one being built) */
 export function nextBranch(core: TmCore, ctx: ScriptContext): string {
-  return ((ctx.ext.tmNextBranch as string | undefined) ??= core.newBranchId());
+  return (ctx.state.tmNextBranch ??= core.newBranchId());
 }
 
 /** the branch toward $du or the R-URI: its destination located (RFC 3263) first, waiting for DNS when the name is not cached */

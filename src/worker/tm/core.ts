@@ -10,6 +10,7 @@ import type { WorkerServices } from '../services.js';
 import type { RouteRunner } from '../route-runner.js';
 import { TimerWheel, WheelTimer } from './wheel.js';
 import {
+  kServerTx,
   T1,
   T2,
   TICK_MS,
@@ -147,7 +148,7 @@ export class TmCore {
   }
 
   serverTx(ctx: ScriptContext, flags = 0): ServerTx | null {
-    const existing = ctx.ext.tmTx as ServerTx | undefined;
+    const existing = kServerTx.get(ctx);
     if (existing) return existing;
     const msg = ctx.msg;
     if (!msg.isRequest || msg.method === 'ACK') return null;
@@ -157,7 +158,7 @@ export class TmCore {
       key,
       ctx,
       invite: msg.method === 'INVITE',
-      replyDest: this.svc.replyDestination(msg, ctx.rcv, ctx.ext.forceRport === true),
+      replyDest: this.svc.replyDestination(msg, ctx.rcv, ctx.state.forceRport),
       branches: [],
       lastReply: null,
       status: 0,
@@ -166,8 +167,8 @@ export class TmCore {
       onreplyRoute: null,
       branchRoute: null,
       cancelled: false,
-      frInvite: (ctx.ext.tmFrInv as number | undefined) ?? this.frInvTimer,
-      frNonInvite: (ctx.ext.tmFr as number | undefined) ?? this.frTimer,
+      frInvite: ctx.state.tmFrInv ?? this.frInvTimer,
+      frNonInvite: ctx.state.tmFr ?? this.frTimer,
       replyCode: 0,
       branchIdx: 0,
       expiresAt: Infinity,
@@ -182,14 +183,14 @@ export class TmCore {
       waitTimer: new WheelTimer((now) => this.#waitOver(s, now)),
       pending: 0,
     };
-    ctx.ext.tmTx = s;
+    kServerTx.set(ctx, s);
     this.server.set(key, s);
     this.counters.inc(this.c.uas);
     this.counters.inc(this.c.inuse);
     this.counters.inc(this.c.active);
     if (s.invite && this.auto100 && (flags & RELAY_NO_100) === 0) {
       // 100 Trying at once: the caller stops retransmitting (RFC 3261 §16.2)
-      s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv, forceRport: ctx.ext.forceRport === true });
+      s.lastReply = buildReply(msg, 100, 'Trying', { rcv: ctx.rcv, forceRport: ctx.state.forceRport });
       this.counters.inc(this.c.rplGenerated);
       this.counters.inc(this.c.rplSent);
       this.svc.send(s.replyDest, s.lastReply);
@@ -215,7 +216,7 @@ export class TmCore {
 
   /** no branch could go anywhere: 478 (no address) or 477 (every address unusable), as Kamailio's tm */
   noDestination(s: ServerTx): void {
-    const e = s.ctx.ext.serError as { code: number; reason: string } | undefined;
+    const e = s.ctx.state.serError;
     this.sendFinal(s, e?.code ?? 500, e ? e.reason.replace('/SL)', '/TM)') : 'Server Internal Error', null);
   }
 
@@ -257,7 +258,7 @@ export class TmCore {
     this.sendBytes(
       s,
       code,
-      bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv, forceRport: s.ctx.ext.forceRport === true }),
+      bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv, forceRport: s.ctx.state.forceRport }),
     );
   }
 

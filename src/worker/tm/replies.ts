@@ -29,7 +29,7 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
   const code = reply.status;
   // reply routes see the transaction's flags and branch flags, as in Kamailio's tm
   replyCtx.flags = s.ctx.flags;
-  if (s.ctx.ext.bflags !== undefined) replyCtx.ext.bflags = s.ctx.ext.bflags;
+  replyCtx.state.bflags = s.ctx.state.bflags;
   if (core.replyAvps) replyCtx.avps = s.ctx.avps;
   if (c.status >= 200) {
     // a retransmitted final: ACK again a non-2xx, relay a 2xx (the caller's ACK goes end to end)

@@ -35,7 +35,7 @@ import { buildReply } from '../../shared/sip/build.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices } from '../services.js';
 import type { WorkerTransactions } from '../parts.js';
-import { serverKey, T4, type ServerTx } from './tx.js';
+import { kServerTx, serverKey, T4, type ServerTx } from './tx.js';
 import { TmCore } from './core.js';
 import type { RouteRunner } from '../route-runner.js';
 import { branch, nextBranch } from './branches.js';
@@ -103,7 +103,7 @@ export class Transactions implements WorkerTransactions {
 
   /** the request's route is over: a transaction it left without branch or reply lives only the wait time */
   settle(ctx: ScriptContext): void {
-    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const s = kServerTx.get(ctx);
     if (s && !s.suspended && s.branches.length === 0 && s.pending === 0 && s.status < 200)
       this.#core.expireAt(s, Date.now() + this.#core.waitMs);
   }
@@ -118,7 +118,7 @@ export class Transactions implements WorkerTransactions {
 
   /** async() work settled: the resume route runs next */
   resumeTx(ctx: ScriptContext): void {
-    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const s = kServerTx.get(ctx);
     if (s) this.#core.unsuspend(s);
   }
 
@@ -164,12 +164,12 @@ export class Transactions implements WorkerTransactions {
 
   /** $T(id_index): the worker owning the transaction; -1 without one */
   idIndex(ctx: ScriptContext): number {
-    return ctx.ext.tmTx ? this.#core.svc.workerId : -1;
+    return kServerTx.get(ctx) !== undefined ? this.#core.svc.workerId : -1;
   }
 
   /** $T(id_label): the transaction's number within its worker; -1 without one */
   idLabel(ctx: ScriptContext): number {
-    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const s = kServerTx.get(ctx);
     return s ? this.#core.labelOf(s) : -1;
   }
 
@@ -194,8 +194,8 @@ export class Transactions implements WorkerTransactions {
     let sent: number;
     if (uri !== undefined) sent = branch(this.#core, ctx, s, ctx.ruri, uri);
     else {
-      const appended = (ctx.ext.branches as string[] | undefined) ?? [];
-      ctx.ext.branches = [];
+      const appended = ctx.state.branches ?? [];
+      ctx.state.branches = [];
       sent = branch(this.#core, ctx, s, ctx.ruri, ctx.du);
       for (const b of appended) sent = Math.max(sent, branch(this.#core, ctx, s, b, null));
     }
@@ -211,9 +211,9 @@ export class Transactions implements WorkerTransactions {
     if (s.status >= 200) return -1;
     const bytes = buildReply(ctx.msg, code, reason, {
       rcv: ctx.rcv,
-      headers: ctx.ext.replyHeaders as string[] | undefined,
-      viaMatches: ctx.ext.viaMatches === true,
-      forceRport: ctx.ext.forceRport === true,
+      headers: ctx.state.replyHeaders,
+      viaMatches: ctx.state.viaMatches,
+      forceRport: ctx.state.forceRport,
     });
     this.#core.counters.inc(this.#core.c.rplGenerated);
     this.#core.sendBytes(s, code, bytes);
@@ -230,7 +230,7 @@ export class Transactions implements WorkerTransactions {
   }
 
   isSet(ctx: ScriptContext, what: string): boolean {
-    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const s = kServerTx.get(ctx);
     if (!s) return false;
     return what === 'failure_route'
       ? s.failureRoute !== null
@@ -242,47 +242,47 @@ export class Transactions implements WorkerTransactions {
   }
 
   wasCancelled(ctx: ScriptContext): boolean {
-    return (ctx.ext.tmTx as ServerTx | undefined)?.cancelled === true;
+    return kServerTx.get(ctx)?.cancelled === true;
   }
 
   /** t_set_fr / $T_fr_(inv_)timeout: for this transaction, or the one t_relay will create */
   setTimeouts(ctx: ScriptContext, inviteMs: number, nonInviteMs: number): number {
     if (!ctx.msg.isRequest) return -1;
-    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const s = kServerTx.get(ctx);
     if (inviteMs > 0) {
       if (s) s.frInvite = inviteMs;
-      else ctx.ext.tmFrInv = inviteMs;
+      else ctx.state.tmFrInv = inviteMs;
     }
     if (nonInviteMs > 0) {
       if (s) s.frNonInvite = nonInviteMs;
-      else ctx.ext.tmFr = nonInviteMs;
+      else ctx.state.tmFr = nonInviteMs;
     }
     return 1;
   }
 
   /** the fr timers the request's transaction has or will have (ms) */
   timeouts(ctx: ScriptContext): { invite: number; nonInvite: number } {
-    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const s = kServerTx.get(ctx);
     if (s) return { invite: s.frInvite, nonInvite: s.frNonInvite };
     return {
-      invite: (ctx.ext.tmFrInv as number | undefined) ?? this.#core.frInvTimer,
-      nonInvite: (ctx.ext.tmFr as number | undefined) ?? this.#core.frTimer,
+      invite: ctx.state.tmFrInv ?? this.#core.frInvTimer,
+      nonInvite: ctx.state.tmFr ?? this.#core.frTimer,
     };
   }
 
   /** in a failure route: did the branch it runs for end by timeout (t_branch_timeout) / hear any reply (t_branch_replied) */
   branchEnded(ctx: ScriptContext): { timedOut: boolean; replied: boolean } {
-    const s = ctx.ext.tmTx as ServerTx | undefined;
+    const s = kServerTx.get(ctx);
     const c = s?.branches[s.branchIdx];
     return { timedOut: c?.timedOut === true, replied: c !== undefined && c.heard };
   }
 
   replyCode(ctx: ScriptContext): number {
-    return (ctx.ext.tmTx as ServerTx | undefined)?.replyCode ?? 0;
+    return kServerTx.get(ctx)?.replyCode ?? 0;
   }
 
   branchIndex(ctx: ScriptContext): number {
-    return (ctx.ext.tmTx as ServerTx | undefined)?.branchIdx ?? 0;
+    return kServerTx.get(ctx)?.branchIdx ?? 0;
   }
 
   nextBranch(ctx: ScriptContext): string {

@@ -1,5 +1,6 @@
 /** tm: the transaction records, their keys, and the RFC 3261 timer values. */
 import type { CounterHandle } from '../../shared/contract/host.js';
+import { RequestKey } from '../../shared/contract/request.js';
 import { type Destination, type ScriptContext } from '../../shared/modules/types.js';
 import { MessageEdits } from '../../shared/sip/edits.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
@@ -42,6 +43,9 @@ export interface ClientTx {
   readonly cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number };
   to: string;
 }
+
+/** the request's server transaction, once t_newtran()/t_relay() made it */
+export const kServerTx = new RequestKey<ServerTx>('tm.tx');
 
 export interface ServerTx {
   readonly key: string;

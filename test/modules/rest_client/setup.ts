@@ -5,6 +5,7 @@ import type { PvarRef, ScriptContext, Value } from '../../../src/shared/modules/
 import { restClient } from '../../../src/shared/modules/rest_client/index.js';
 import { PortBus } from '../../../src/shared/ipc/bus.js';
 import { compileScript } from '../../../src/shared/script/index.js';
+import { newRequestState } from '../../../src/shared/contract/request.js';
 import { MODULES } from '../../../src/shared/modules/registry.js';
 
 /** a Logger that keeps what it would print */
@@ -45,7 +46,7 @@ export async function initWorker(params: Record<string, number | string> = {}): 
 
 /** the part of a ScriptContext the module touches */
 export function fakeCtx(): ScriptContext {
-  return { vars: new Map<string, Value>(), ext: {} } as unknown as ScriptContext;
+  return { vars: new Map<string, Value>(), state: newRequestState() } as unknown as ScriptContext;
 }
 
 /** $var(name) */

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { restClient, RCL } from '../../../src/shared/modules/rest_client/index.js';
 import { closedPort, startBlackhole, startHttpPeer, type HttpPeer } from '../../helpers/http-peer.js';
+import { kPendingHeaders } from '../../../src/shared/modules/rest_client/functions.js';
 import { fakeCtx, fn, initWorker, pv } from './setup.js';
 
 const restGet = fn('rest_get');
@@ -177,7 +178,7 @@ describe('requests and replies', () => {
     const ctx = fakeCtx();
     assert.equal(await appendHf(ctx, 'no colon here'), -1);
     assert.equal(await appendHf(ctx, ': empty name'), -1);
-    assert.equal(ctx.ext['rest_client.hf'], undefined);
+    assert.equal(kPendingHeaders.get(ctx), undefined);
   });
 
   test('connections are kept alive and reused', async () => {

@@ -15,6 +15,7 @@ import type { DbValue } from '../db/client.js';
 import type { CounterSpec, ModuleEnv, ModuleExports, ModuleTable, ScriptContext, Value } from '../types.js';
 import { SwitchyardError, reasonOf } from '../../errors.js';
 import type { CounterRow } from '../../contract/host.js';
+import { RequestKey } from '../../contract/request.js';
 
 interface Extra {
   name: string;
@@ -46,6 +47,7 @@ interface DoAccounting {
   failed: boolean;
   table: string;
 }
+const kDoAccounting = new RequestKey<DoAccounting>('acc.do_accounting');
 
 const COUNTERS: readonly CounterSpec[] = [
   { name: 'db_written', kind: 'counter', description: 'accounting rows written to the database' },
@@ -145,7 +147,7 @@ function write(ctx: ScriptContext, table: string, r: Record<string, DbValue>): v
 
 function onFinal(ctx: ScriptContext, code: number, reason: string, reply: Buffer): void {
   const log = ctx.svc.log;
-  const doAcc = ctx.ext.doAccounting as DoAccounting | undefined;
+  const doAcc = kDoAccounting.get(ctx);
   const invite = ctx.msg.isRequest && ctx.msg.method === 'INVITE';
   const failedToo = flagged(ctx, acc.failedFlag) || doAcc?.failed === true;
   const missed = code >= 300 && invite;
@@ -180,13 +182,13 @@ function doAccounting(ctx: ScriptContext, type: string, flags = '', table = ''):
     ctx.svc.log.err('do_accounting("db"): acc has no db_url');
     return -1;
   }
-  ctx.ext.doAccounting = {
+  kDoAccounting.set(ctx, {
     log: types.includes('log'),
     db: types.includes('db'),
     missed: fl.includes('missed'),
     failed: fl.includes('failed'),
     table,
-  } satisfies DoAccounting;
+  });
   return 1;
 }
 

@@ -3,7 +3,7 @@ import { appendToReply } from '../core/functions.js';
 import { type ScriptContext } from '../types.js';
 import { algorithmOf, challengeValue, type Algorithm } from './digest.js';
 
-import { type HfType, cfg, CHALLENGE_HDR, store, defaultRealm } from './check.js';
+import { type HfType, cfg, CHALLENGE_HDR, store, defaultRealm, kAuthReplied, kAuthStale } from './check.js';
 
 /** the qop list of a challenge: Kamailio flags (1 auth, 2 auth-int), else the `qop` modparam */
 function qopOf(flags: number): string {
@@ -40,14 +40,14 @@ function challenge(
 ): number {
   if (!ctx.msg.isRequest || ctx.msg.method === 'ACK' || ctx.msg.method === 'CANCEL') return -1;
   // auth_db already answered 500 (its database failed): no second reply
-  if (ctx.ext.authReplied === true) return 1;
+  if (kAuthReplied.get(ctx) === true) return 1;
   if (realm === '') realm = defaultRealm(ctx);
   if (realm === '') {
     ctx.svc.log.err(`auth: no realm to challenge ${ctx.msg.method} with`);
     if ((flags & 4) === 0) sendReply(ctx, 500, 'Server Internal Error');
     return -1;
   }
-  const stale = (flags & 16) !== 0 || ctx.ext.authStale === true;
+  const stale = (flags & 16) !== 0 || kAuthStale.get(ctx) === true;
   for (const line of challengeLines(realm, hf, qop, stale, algs)) appendToReply(ctx, line);
   const ok = hf === 'www' ? sendReply(ctx, 401, 'Unauthorized') : sendReply(ctx, 407, 'Proxy Authentication Required');
   return ok > 0 ? 1 : -1;

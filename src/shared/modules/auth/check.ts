@@ -5,6 +5,7 @@ import { type ScriptContext } from '../types.js';
 import { algorithmOf, expectedResponse, ha1Of, parseCredentials, type Algorithm, type Credentials } from './digest.js';
 import { NonceStore } from './nonce.js';
 import type { HeaderField } from '../../contract/sip.js';
+import { RequestKey } from '../../contract/request.js';
 
 /** results as Kamailio numbers them (auth_db www_authenticate, auth pv_* and auth_check) */
 export const AuthResult = {
@@ -49,6 +50,12 @@ export interface Authorized {
   field: HeaderField;
   creds: Credentials;
 }
+/** the credentials the last successful check accepted ($au, consume_credentials) */
+export const kAuthorized = new RequestKey<Authorized>('auth.authorized');
+/** the nonce of the credentials was stale: the next challenge says stale=true */
+export const kAuthStale = new RequestKey<true>('auth.stale');
+/** the check already replied (auth_db's 500 on a lookup failure): no challenge follows */
+export const kAuthReplied = new RequestKey<true>('auth.replied');
 
 export const cfg = {
   secret: '',
@@ -141,7 +148,7 @@ export async function authenticate(
   const nonce = store().check(c.nonce, Math.floor(Date.now() / 1000));
   if (!nonce.ok) {
     if (nonce.why === 'invalid') return AuthResult.ERROR;
-    ctx.ext.authStale = true;
+    kAuthStale.set(ctx, true);
     return AuthResult.NONCE_EXPIRED;
   }
   const { user, domain } = splitUsername(c.username, realm);
@@ -163,11 +170,11 @@ export async function authenticate(
   if (c.qop !== '' ? cfg.nonceCount || cfg.oneTimeNonce : cfg.oneTimeNonce) {
     const used = store().use(nonce.id, c.qop !== '' && cfg.nonceCount ? parseInt(c.nc, 16) : 0);
     if (used !== 'ok') {
-      ctx.ext.authStale = true;
+      kAuthStale.set(ctx, true);
       return used === 'reused' ? AuthResult.NONCE_REUSED : AuthResult.NONCE_EXPIRED;
     }
   }
-  ctx.ext.authorized = found satisfies Authorized;
+  kAuthorized.set(ctx, found);
   return AuthResult.OK;
 }
 
@@ -176,7 +183,7 @@ export function identityMatches(ctx: ScriptContext, realm: string, flags: number
   if ((flags & 1) === 0) return true;
   const msg = ctx.msg;
   if ((flags & 2) !== 0 && /^(INVITE|BYE|PRACK|UPDATE|MESSAGE)$/.test(msg.method)) return true;
-  const a = ctx.ext.authorized as Authorized | undefined;
+  const a = kAuthorized.get(ctx);
   if (a === undefined) return true; // ACK/CANCEL passed without credentials
   const { user } = splitUsername(a.creds.username, realm);
   const uris: string[] = [];

@@ -20,7 +20,8 @@ import {
   AuthResult,
   type AuthResultCode,
   type HfType,
-  type Authorized,
+  kAuthorized,
+  kAuthStale,
   cfg,
   HDR,
   defaultRealm,
@@ -55,7 +56,7 @@ async function pvAuthenticate(
       realm || defaultRealm(ctx),
       hf,
       qop,
-      (flags & 16) !== 0 || ctx.ext.authStale === true,
+      (flags & 16) !== 0 || kAuthStale.get(ctx) === true,
       cfg.algorithms,
     ).join('\r\n');
     ctx.avps.set('digest_challenge', [`${line}\r\n`]);
@@ -118,7 +119,7 @@ async function pvAuthCheck(
 
 function consumeCredentials(ctx: ScriptContext): number {
   if (ctx.msg.method === 'ACK' || ctx.msg.method === 'CANCEL') return 1;
-  const a = ctx.ext.authorized as Authorized | undefined;
+  const a = kAuthorized.get(ctx);
   if (a === undefined) return -1;
   ctx.edits.remove(a.field.line);
   return 1;
@@ -134,7 +135,7 @@ function hasCredentials(ctx: ScriptContext, realm: string): number {
 
 /** the credentials $au & co. read: the authorized ones, else the first of the kind the method uses */
 function credsOf(ctx: ScriptContext): Credentials | null {
-  const a = ctx.ext.authorized as Authorized | undefined;
+  const a = kAuthorized.get(ctx);
   if (a !== undefined) return a.creds;
   if (!ctx.msg.isRequest) return null;
   const order: HfType[] =

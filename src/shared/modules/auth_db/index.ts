@@ -11,6 +11,7 @@ import {
   AuthResult,
   authenticate,
   identityMatches,
+  kAuthReplied,
   opensipsDialect,
   opensipsCode,
   type AuthResultCode,
@@ -99,7 +100,7 @@ function send500(ctx: ScriptContext): void {
   const tm = ctx.svc.tm;
   if (tm !== null && tm.exists(ctx)) tm.reply(ctx, 500, 'Server Internal Error');
   else ctx.svc.sendReply(ctx, 500, 'Server Internal Error');
-  ctx.ext.authReplied = true;
+  kAuthReplied.set(ctx, true);
 }
 
 async function check(

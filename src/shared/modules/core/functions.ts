@@ -187,9 +187,9 @@ function tail(u: ReturnType<typeof parseUri>): string {
 export function appendToReply(ctx: ScriptContext, text: string): number {
   const lines = text.split(/\r?\n/).filter((l) => l !== '');
   if (lines.length === 0) return -1;
-  const list = (ctx.ext.replyHeaders as string[] | undefined) ?? [];
+  const list = ctx.state.replyHeaders ?? [];
   list.push(...lines);
-  ctx.ext.replyHeaders = list;
+  ctx.state.replyHeaders = list;
   return 1;
 }
 
@@ -234,7 +234,7 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
     'sl_reply_error',
     [],
     (ctx) => {
-      const e = ctx.ext.serError as { code: number; reason: string } | undefined;
+      const e = ctx.state.serError;
       return ctx.svc.sendReply(ctx, e?.code ?? 500, e?.reason ?? 'Server Internal Error');
     },
     REQ,
@@ -308,22 +308,22 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
     'append_branch',
     [oS],
     (ctx, uri?: string) => {
-      const list = (ctx.ext.branches as string[] | undefined) ?? (ctx.ext.branches = []);
+      const list = ctx.state.branches ?? (ctx.state.branches = []);
       (list as string[]).push(uri || (ctx.ruri ?? ctx.msg.ruri));
       return 1;
     },
     REQ,
   ),
-  fn('force_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
-  fn('add_rport', [], (ctx) => ((ctx.ext.forceRport = true), 1)),
-  fn('add_local_rport', [], (ctx) => ((ctx.ext.addLocalRport = true), 1)),
+  fn('force_rport', [], (ctx) => ((ctx.state.forceRport = true), 1)),
+  fn('add_rport', [], (ctx) => ((ctx.state.forceRport = true), 1)),
+  fn('add_local_rport', [], (ctx) => ((ctx.state.addLocalRport = true), 1)),
   fn('force_send_socket', [S], (ctx, spec: string) => forceSocket(ctx, spec), REQ),
   fn('subst', [SUBST], subst),
   fn('subst_uri', [SUBST], substUri, REQ),
   fn('subst_user', [SUBST], substUser, REQ),
   // Via and Record-Route of what this message sends carry these instead of the socket's address
-  fn('set_advertised_address', [S], (ctx, addr: string) => ((ctx.ext.advAddr = addr), 1)),
-  fn('set_advertised_port', [I], (ctx, port: number) => ((ctx.ext.advPort = port), 1)),
+  fn('set_advertised_address', [S], (ctx, addr: string) => ((ctx.state.advAddr = addr), 1)),
+  fn('set_advertised_port', [I], (ctx, port: number) => ((ctx.state.advPort = port), 1)),
   fn('rewriteuri', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
   fn('seturi', [S], (ctx, v: string) => ((ctx.ruri = v), 1), REQ),
   fn(
@@ -423,7 +423,7 @@ export const CORE_FUNCTIONS: readonly FunctionSpec[] = [
 function updateBranchFlags(ctx: ScriptContext, branch: number, update: (flags: number) => number): number {
   const flags = branchFlags(ctx, branch);
   if (flags === null) return -1;
-  if (branch === 0) ctx.ext.bflags = update(flags) >>> 0;
-  else ((ctx.ext.branchFlags as number[] | undefined) ?? (ctx.ext.branchFlags = []))[branch - 1] = update(flags) >>> 0;
+  if (branch === 0) ctx.state.bflags = update(flags) >>> 0;
+  else (ctx.state.branchFlags ?? (ctx.state.branchFlags = []))[branch - 1] = update(flags) >>> 0;
   return 1;
 }

@@ -68,16 +68,16 @@ function p(
  * append_branch() added, as Kamailio numbers them; null for no such branch.
  */
 export function branchFlags(ctx: ScriptContext, branch: number): number | null {
-  if (branch === 0) return (ctx.ext.bflags as number | undefined) ?? 0;
+  if (branch === 0) return ctx.state.bflags;
   // every appended branch has flags, 0 until set (lookup() appends branches too)
-  const branches = (ctx.ext.branches as string[] | undefined)?.length ?? 0;
+  const branches = ctx.state.branches?.length ?? 0;
   if (branch < 0 || branch > branches) return null;
-  return (ctx.ext.branchFlags as number[] | undefined)?.[branch - 1] ?? 0;
+  return ctx.state.branchFlags?.[branch - 1] ?? 0;
 }
 
 /** the listening socket set by $fs / force_send_socket(); -1 when none */
 export function forcedSocket(ctx: ScriptContext): number {
-  return (ctx.ext.fs as number | undefined) ?? -1;
+  return ctx.state.fs;
 }
 
 /** $fs = "proto:ip:port": an unknown socket is logged and leaves the choice to the proxy */
@@ -85,10 +85,10 @@ export function forceSocket(ctx: ScriptContext, spec: string): number {
   const idx = ctx.svc.findSocket?.(spec) ?? -1;
   if (idx < 0) {
     ctx.svc.log.err(`no listening socket "${spec}" to force sending from`);
-    delete ctx.ext.fs;
+    ctx.state.fs = -1;
     return -1;
   }
-  ctx.ext.fs = idx;
+  ctx.state.fs = idx;
   return 1;
 }
 
@@ -242,7 +242,7 @@ export const CORE_PVARS: readonly PvarSpec[] = [
     'fs',
     (c) => (forcedSocket(c) >= 0 ? (c.svc.socketName?.(forcedSocket(c)) ?? null) : null),
     (c, v) => {
-      if (v === null || v === '') delete c.ext.fs;
+      if (v === null || v === '') c.state.fs = -1;
       else forceSocket(c, str(v));
     },
   ),
@@ -305,12 +305,7 @@ export const CORE_PVARS: readonly PvarSpec[] = [
     'required',
   ),
   // OpenSIPS route(X, p1, p2 …): $param(1) is p1 inside X
-  p(
-    'param',
-    (c, i) => (c.ext.routeParams as Value[] | null | undefined)?.[Number(i) - 1] ?? null,
-    undefined,
-    'required',
-  ),
+  p('param', (c, i) => c.state.routeParams?.[Number(i) - 1] ?? null, undefined, 'required'),
   p('rc', (c) => c.rc),
   p('retcode', (c) => c.rc),
   p('?', (c) => c.rc),
@@ -327,12 +322,12 @@ export const CORE_PVARS: readonly PvarSpec[] = [
   p(
     'bf',
     (c) => branchFlags(c, 0)!,
-    (c, v) => (c.ext.bflags = int(v) >>> 0),
+    (c, v) => (c.state.bflags = int(v) >>> 0),
   ),
   p(
     'bF',
     (c) => `0x${branchFlags(c, 0)!.toString(16)}`,
-    (c, v) => (c.ext.bflags = int(v) >>> 0),
+    (c, v) => (c.state.bflags = int(v) >>> 0),
   ),
   p(
     'mf',

@@ -15,9 +15,15 @@ import {
   terminate,
 } from './store.js';
 import type { SipMsg } from '../../contract/sip.js';
+import { RequestKey } from '../../contract/request.js';
+
+/** the dialog the request belongs to, once dlg_manage()/create or the in-dialog match found it */
+const kDialog = new RequestKey<Dialog>('dialog');
+/** the in-dialog request was counted already (loose_route and dlg_manage both look at it) */
+const kDialogSeen = new RequestKey<true>('dialog.seen');
 
 export function create(ctx: ScriptContext, byeOnTimeout = false): Dialog | null {
-  const existing = ctx.ext.dialog as Dialog | undefined;
+  const existing = kDialog.get(ctx);
   if (existing) return existing;
   const msg = ctx.msg;
   if (!msg.isRequest || msg.method !== 'INVITE' || msg.to().tag !== '') return null;
@@ -51,7 +57,7 @@ export function create(ctx: ScriptContext, byeOnTimeout = false): Dialog | null 
   if (old) terminate(old, 'failed'); // a new INVITE with the same Call-ID replaces a leftover
   store.byCallId.set(dlg.callId, dlg);
   store.byId.set(dlg.hId, dlg);
-  ctx.ext.dialog = dlg;
+  kDialog.set(ctx, dlg);
   count('processed', 1);
   return dlg;
 }
@@ -59,7 +65,7 @@ export function create(ctx: ScriptContext, byeOnTimeout = false): Dialog | null 
 /** the dialog of this message: created here, or found by Call-ID (and tags) in this worker */
 export function current(ctx: ScriptContext): Dialog | null {
   // a dialog this message ended (its BYE) stays readable for the rest of its route
-  const d = ctx.ext.dialog as Dialog | undefined;
+  const d = kDialog.get(ctx);
   if (d) return d;
   let callId: string;
   try {
@@ -71,17 +77,17 @@ export function current(ctx: ScriptContext): Dialog | null {
   if (!found) return null;
   const tags = [ctx.msg.from().tag, ctx.msg.to().tag];
   if (!tags.includes(found.caller.tag)) return null;
-  ctx.ext.dialog = found;
+  kDialog.set(ctx, found);
   return found;
 }
 
 /** an in-dialog request (seen at loose_route or dlg_manage): ACK confirms, BYE ends, the others refresh the timeout */
 export function inDialog(ctx: ScriptContext): void {
   const msg = ctx.msg;
-  if (!msg.isRequest || msg.to().tag === '' || ctx.ext.dialogSeen === true) return;
+  if (!msg.isRequest || msg.to().tag === '' || kDialogSeen.get(ctx) === true) return;
   const dlg = current(ctx);
   if (!dlg) return;
-  ctx.ext.dialogSeen = true;
+  kDialogSeen.set(ctx, true);
   const fromCaller = msg.from().tag === dlg.caller.tag;
   const side = fromCaller ? dlg.caller : dlg.callee;
   if (msg.method !== 'ACK' && msg.method !== 'CANCEL') side.cseq = Math.max(side.cseq, msg.cseq().num);
@@ -93,7 +99,7 @@ export function inDialog(ctx: ScriptContext): void {
 
 /** replies of the dialog's INVITE as they go upstream */
 export function onReplyOut(ctx: ScriptContext, code: number, reply: SipMsg | null): void {
-  let dlg = ctx.ext.dialog as Dialog | undefined;
+  let dlg = kDialog.get(ctx);
   if (
     dlg === undefined &&
     cfg.dlgFlag >= 0 &&

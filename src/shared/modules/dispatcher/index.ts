@@ -10,7 +10,7 @@ import { checkDbUrl } from '../db/index.js';
 import { readList } from './list.js';
 import { STATE_BYTES } from './state.js';
 import { LIMITS, listFile, parseHashPvar, parseReplyCodes } from './conf.js';
-import { current, load, reload, skip, state } from './runtime.js';
+import { current, kDsv, load, reload, skip, state } from './runtime.js';
 import { fromList, mark, next, select, unload } from './select.js';
 import { probe } from './probe.js';
 import { doReload, kamailioList, opensipsList, rpcArgs, setState } from './rpc.js';
@@ -118,7 +118,7 @@ export const dispatcher: ModuleExports = {
       name: 'dsv',
       arg: 'required',
       get(ctx, arg) {
-        const v = ctx.ext.dsv as { code: number; reason: string; flags: number } | undefined;
+        const v = kDsv.get(ctx);
         if (!v) return null;
         return arg === 'code' ? v.code : arg === 'reason' ? v.reason : arg === 'flags' ? v.flags : null;
       },

@@ -2,11 +2,15 @@
 import { SwitchyardError } from '../../errors.js';
 import { fakeScriptContext } from '../../script/context.js';
 import { RouteKind, type ModuleEnv, type ScriptServices } from '../types.js';
+import { RequestKey } from '../../contract/request.js';
 import { dbFor } from '../db/index.js';
 import { buildList, DS_DISABLED, DS_INACTIVE, readList, type Dest, type DsList } from './list.js';
 import { DsState } from './state.js';
 import { LIMITS, confOf, type Conf } from './conf.js';
 import type { Log } from '../../contract/host.js';
+
+/** $dsv(code|reason|flags) in event_route[dispatcher:dst-up/down]: the probe's reply */
+export const kDsv = new RequestKey<{ code: number; reason: string; flags: number }>('dispatcher.dsv');
 
 export const state = {
   conf: null as Conf | null,
@@ -100,7 +104,7 @@ export function changed(
   const ctx = fakeScriptContext(svc, RouteKind.EVENT);
   ctx.du = d.uri;
   ctx.ruri = d.uri;
-  ctx.ext.dsv = { code: reply?.code ?? 0, reason: reply?.reason ?? '', flags: s.after };
+  kDsv.set(ctx, { code: reply?.code ?? 0, reason: reply?.reason ?? '', flags: s.after });
   try {
     const r = fn(ctx);
     if (typeof r !== 'number')

@@ -1,5 +1,6 @@
 /** dispatcher: selection algorithms, the failover list of a request, call load, ds_is_from_list. */
 import { type ScriptContext, type Value } from '../types.js';
+import { RequestKey } from '../../contract/request.js';
 import { parseState, type Dest, type DsSet } from './list.js';
 import { changed, current, skip, state } from './runtime.js';
 
@@ -11,7 +12,7 @@ interface Selection {
   mode: 'dst' | 'domain';
 }
 
-const K_SEL = Symbol('switchyard.dispatcher.selection');
+const kSelection = new RequestKey<Selection>('dispatcher.selection');
 
 function fnv(s: string): number {
   let h = 0x811c9dc5;
@@ -147,7 +148,7 @@ export function select(
   if (order.length === 0) return -1;
   first = order[0]!;
   const sel: Selection = { set: setId, left: order, mode: mode === 'domain' ? 'domain' : 'dst' };
-  (ctx.ext as Record<symbol, unknown>)[K_SEL] = sel;
+  kSelection.set(ctx, sel);
   if (alg === 10 && ctx.msg.isRequest && ctx.msg.method === 'INVITE') track(ctx, list!.dests[first]!);
   if (mode !== 'none') use(ctx, list!.dests[first]!, sel.mode);
   if (conf.avps.grp) ctx.avps.set(conf.avps.grp, [setId]);
@@ -182,13 +183,13 @@ function use(ctx: ScriptContext, d: Dest, mode: 'dst' | 'domain'): void {
   }
   if (d.socket && ctx.svc.findSocket) {
     const idx = ctx.svc.findSocket(d.socket.replace(/^\w+:/, (m) => m.toLowerCase()));
-    if (idx >= 0) ctx.ext.fs = idx;
+    if (idx >= 0) ctx.state.fs = idx;
   }
 }
 
 /** ds_next_dst / ds_next_domain */
 export function next(ctx: ScriptContext, mode: 'dst' | 'domain'): number {
-  const sel = (ctx.ext as Record<symbol, unknown>)[K_SEL] as Selection | undefined;
+  const sel = kSelection.get(ctx);
   const list = state.list;
   if (!sel || !list) return -1;
   sel.left.shift();
@@ -201,7 +202,7 @@ export function next(ctx: ScriptContext, mode: 'dst' | 'domain'): number {
 
 /** ds_mark_dst([state]): the destination in use */
 export function mark(ctx: ScriptContext, st: string | undefined): number {
-  const sel = (ctx.ext as Record<symbol, unknown>)[K_SEL] as Selection | undefined;
+  const sel = kSelection.get(ctx);
   const d = sel && state.list ? state.list.dests[sel.left[0] ?? -1] : undefined;
   const parsed = parseState(st ?? 'i');
   if (!d || parsed === null) {

@@ -16,7 +16,7 @@ import {
   type PvarSpec,
   type ScriptContext,
 } from '../types.js';
-import { EvapiServer, MAX_TAG, type EvapiEnv } from './server.js';
+import { EvapiServer, kEvapi, MAX_TAG, type EvapiEnv } from './server.js';
 import { SwitchyardError } from '../../errors.js';
 import type { Bus } from '../../contract/host.js';
 
@@ -101,7 +101,7 @@ const LAZY_EVDATA = { kind: 'str', name: 'evdata', lazy: true } as const;
 const ETAG = { kind: 'str', name: 'etag' } as const;
 
 function envOf(ctx: ScriptContext): EvapiEnv | undefined {
-  return ctx.ext.evapi as EvapiEnv | undefined;
+  return kEvapi.get(ctx);
 }
 
 const FUNCTIONS: readonly FunctionSpec[] = [

@@ -12,14 +12,16 @@ import { fakeScriptContext } from '../../script/context.js';
 import { encodeNetstring, NetstringReader } from './netstring.js';
 import { SwitchyardError } from '../../errors.js';
 import type { Log, CounterHandle, CounterRow } from '../../contract/host.js';
+import { RequestKey } from '../../contract/request.js';
 
-/** $evapi(...) of the route being run: ctx.ext.evapi */
+/** $evapi(...) of the route being run (kEvapi) */
 export interface EvapiEnv {
   readonly conidx: number;
   readonly srcaddr: string;
   readonly srcport: number;
   readonly msg: string | null;
 }
+export const kEvapi = new RequestKey<EvapiEnv>('evapi.env');
 
 export interface EvapiConfig {
   readonly host: string;
@@ -200,7 +202,7 @@ export class EvapiServer {
   #run(fn: RouteFn | undefined, what: string, c: Client, msg: string | null): void {
     if (fn === undefined) return;
     const ctx: ScriptContext = fakeScriptContext(this.#svc, RouteKind.EVENT);
-    ctx.ext.evapi = { conidx: c.idx, srcaddr: c.addr, srcport: c.port, msg } satisfies EvapiEnv;
+    kEvapi.set(ctx, { conidx: c.idx, srcaddr: c.addr, srcport: c.port, msg });
     const failed = (e: unknown): void =>
       this.#log.err(`event_route[${what}]: ${e instanceof Error ? e.message : String(e)}`);
     try {

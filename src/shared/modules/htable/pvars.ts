@@ -1,6 +1,6 @@
 /** htable: $sht, $shtex, $shtcn, $shtcv, $shtinc, $shtdec, $shtrecord. */
 import { type PvarSpec } from '../types.js';
-import { type Item } from './table.js';
+import { kExpired } from './table.js';
 import { count, split, state, write } from './runtime.js';
 
 export const pvars: PvarSpec[] = [
@@ -90,7 +90,7 @@ export const pvars: PvarSpec[] = [
     name: 'shtrecord',
     arg: 'required',
     get(ctx, arg) {
-      const r = ctx.ext.shtrecord as Item | undefined;
+      const r = kExpired.get(ctx);
       return r === undefined ? null : arg === 'key' ? r.key : arg === 'value' ? r.value : null;
     },
   },

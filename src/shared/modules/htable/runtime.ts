@@ -4,7 +4,7 @@ import { dbFor } from '../db/index.js';
 import { fakeScriptContext } from '../../script/context.js';
 import { compileRegex } from '../../script/regex.js';
 import { RouteKind, type ModuleEnv, type ScriptContext, type ScriptServices, type Value } from '../types.js';
-import { nowSec, SharedTable, tableBytes, type Item } from './table.js';
+import { kExpired, nowSec, SharedTable, tableBytes, type Item } from './table.js';
 import { specsOf } from './spec.js';
 import type { Log } from '../../contract/host.js';
 
@@ -235,7 +235,7 @@ export function expired(svc: ScriptServices, t: SharedTable, items: readonly Ite
   if (fn === null) return;
   for (const it of items) {
     const ctx = fakeScriptContext(svc, RouteKind.EVENT);
-    ctx.ext.shtrecord = it;
+    kExpired.set(ctx, it);
     try {
       const r = fn(ctx);
       if (typeof r !== 'number')

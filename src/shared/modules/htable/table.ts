@@ -13,6 +13,7 @@
  * seqlock), so a script read never waits for another thread. Memory is
  * fixed at start: a full bucket refuses a new key rather than grow.
  */
+import { RequestKey } from '../../contract/request.js';
 export const ITEMS_PER_BUCKET = 8;
 export const KEY_MAX = 128;
 export const VALUE_MAX = 512;
@@ -58,6 +59,9 @@ export interface Item {
   /** unix seconds, 0: never */
   expire: number;
 }
+
+/** the expired item event_route[htable:expired:<table>] runs for ($shtrecord) */
+export const kExpired = new RequestKey<Item>('htable.expired');
 
 export function bucketsOf(spec: TableSpec): number {
   return 1 << spec.size;

@@ -16,12 +16,15 @@ import type {
   TransformationSpec,
   Value,
 } from '../types.js';
+import { RequestKey } from '../../contract/request.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+/** the documents parsed for this request, by text */
+const kDocs = new RequestKey<Map<string, Json>>('json.docs');
 
 function docs(ctx: ScriptContext): Map<string, Json> {
-  let m = ctx.ext.json as Map<string, Json> | undefined;
-  if (m === undefined) ctx.ext.json = m = new Map();
+  let m = kDocs.get(ctx);
+  if (m === undefined) kDocs.set(ctx, (m = new Map()));
   return m;
 }
 

@@ -13,7 +13,7 @@ import { RouteKind, type ModParamSpec, type ModuleExports, type ScriptContext } 
  * JSON-RPC request for the management interface, which answers it on the connection (then closed)
  */
 function jsonrpcDispatch(ctx: ScriptContext): number {
-  if (ctx.ext.httpConn === undefined || ctx.svc.control === undefined) {
+  if (ctx.state.httpConn === null || ctx.svc.control === undefined) {
     ctx.svc.log.err('jsonrpc_dispatch(): not an HTTP request (event_route[xhttp:request] only)');
     return -1;
   }

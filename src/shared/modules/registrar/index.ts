@@ -90,7 +90,7 @@ async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?:
   }
   const now = Date.now();
   const cseq = msg.cseq().num;
-  const bflags = (ctx.ext.bflags as number | undefined) ?? 0;
+  const bflags = ctx.state.bflags;
   const natted = cfg.natBflag >= 0 && (bflags & (1 << cfg.natBflag)) !== 0;
   // fix_nated_register() left the source address in received_avp; else a NATed contact gets it here
   const avpReceived = cfg.receivedAvp === null ? null : ctx.avps.get(cfg.receivedAvp)?.[0];
@@ -184,11 +184,11 @@ async function lookup(ctx: ScriptContext, _table: string, second?: string, third
   ctx.ruri = first.uri;
   ctx.du = first.received || ctx.du;
   // the contact's flags come back as branch flags (nat_bflag: the callee is behind NAT)
-  ctx.ext.bflags = ((ctx.ext.bflags as number | undefined) ?? 0) | first.cflags;
+  ctx.state.bflags = ctx.state.bflags | first.cflags;
   if (cfg.appendBranches && !noBranches && rest.length > 0) {
-    const list = (ctx.ext.branches as string[] | undefined) ?? [];
+    const list = ctx.state.branches ?? [];
     list.push(...rest.map((b) => b.uri));
-    ctx.ext.branches = list;
+    ctx.state.branches = list;
   }
   return 1;
 }

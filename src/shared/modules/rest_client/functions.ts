@@ -1,4 +1,5 @@
 import type { FunctionSpec, PvarRef, ScriptContext, TransformationSpec, Value } from '../types.js';
+import { RequestKey } from '../../contract/request.js';
 import { log } from '../../log.js';
 import { RCL, type RestTransfers, type TransferRequest, type TransferResult } from './transfers.js';
 
@@ -14,11 +15,11 @@ export function attachTransfers(t: RestTransfers | null): void {
 }
 
 /** where rest_append_hf keeps the header fields for the next request of this message */
-export const kPendingHeaders = 'rest_client.hf';
+export const kPendingHeaders = new RequestKey<string[]>('rest_client.hf');
 
 /** rest_append_hf(txt): "Name: value" (several lines allowed); kept until the next request */
 export function restAppendHf(ctx: ScriptContext, txt: string): number {
-  let pending = ctx.ext[kPendingHeaders] as string[] | undefined;
+  let pending = kPendingHeaders.get(ctx);
   const add: string[] = [];
   for (const line of txt.split(/\r?\n/)) {
     if (line.trim() === '') continue;
@@ -30,7 +31,7 @@ export function restAppendHf(ctx: ScriptContext, txt: string): number {
     }
     add.push(name, line.slice(colon + 1).trim());
   }
-  if (pending === undefined) ctx.ext[kPendingHeaders] = pending = [];
+  if (pending === undefined) kPendingHeaders.set(ctx, (pending = []));
   pending.push(...add);
   return 1;
 }
@@ -49,8 +50,8 @@ export function restRequest(
 ): Promise<TransferResult> {
   let headers: string[] | null = null;
   if (ctx !== null) {
-    headers = (ctx.ext[kPendingHeaders] as string[] | undefined) ?? null;
-    if (headers !== null) delete ctx.ext[kPendingHeaders];
+    headers = kPendingHeaders.get(ctx) ?? null;
+    if (headers !== null) kPendingHeaders.set(ctx, undefined);
   }
   if (transfers === null) {
     log.err(`rest_client: ${method} ${url}: the module is not initialised in this thread`);

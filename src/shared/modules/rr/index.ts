@@ -8,6 +8,7 @@
  * faces the callee, the second the caller.
  */
 import { advertisedOf, type ListenSocket } from '../../config/listen.js';
+import { RequestKey, type RequestState } from '../../contract/request.js';
 import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
 import type { FunctionSpec, ModuleExports, ModuleEnv, ScriptContext } from '../types.js';
@@ -23,6 +24,11 @@ interface RrWish {
   preset: string | null;
   preset2: string | null;
 }
+const kRr = new RequestKey<RrWish>('rr.wish');
+/** add_rr_param() before record_route(): the params it will carry */
+const kRrAdd = new RequestKey<string>('rr.add');
+/** the params of our Route that loose_route() took (check_route_param) */
+const kRouteParams = new RequestKey<string>('rr.route_params');
 
 /** called when loose_route() takes one of our Routes (Kamailio's rr callbacks: dialog tracks in-dialog requests there) */
 export const looseRouteCallbacks: Array<(ctx: ScriptContext) => void> = [];
@@ -41,12 +47,12 @@ function lrAndFtag(ctx: ScriptContext): string {
   return tag === '' ? lrParam : `${lrParam};ftag=${tag}`;
 }
 
-/** the socket's URI; with `ext`, as set_advertised_address/port changed it for this message */
-function sockUri(s: ListenSocket, ext: Record<string, unknown>, proto: string, peerIp: string | undefined): string {
+/** the socket's URI; with the request state, as set_advertised_address/port changed it for this message */
+function sockUri(s: ListenSocket, adv: RequestState | null, proto: string, peerIp: string | undefined): string {
   const transport = proto === 'udp' ? '' : `;transport=${proto}`;
   // udp_worker_port_rr: in-dialog requests come straight to the worker that record-routed
   const own = proto === 'udp' && s.ownPortRr === true ? s.ownPort : undefined;
-  return `sip:${advertisedOf(s, ext, peerIp, own)}${transport}`;
+  return `sip:${advertisedOf(s, adv, peerIp, own)}${transport}`;
 }
 
 function asUri(u: string): string {
@@ -65,7 +71,7 @@ export function recordRouteHeaders(
   outProto: string = out.proto,
   outPeer?: string,
 ): string {
-  const w = ctx.ext.rr as RrWish | undefined;
+  const w = kRr.get(ctx);
   if (w === undefined) return '';
   const lr = lrAndFtag(ctx);
   if (w.preset !== null) {
@@ -78,18 +84,14 @@ export function recordRouteHeaders(
   const differs =
     inProto !== outProto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
   if (doubleRr === 2 || (doubleRr === 1 && differs))
-    return `Record-Route: <${sockUri(out, ctx.ext, outProto, outPeer)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, {}, inProto, ctx.rcv.srcIp)};r2=on${lr}${w.params}>\r\n`;
-  return `Record-Route: <${sockUri(inbound, ctx.ext, inProto, ctx.rcv.srcIp)}${lr}${w.params}>\r\n`;
+    return `Record-Route: <${sockUri(out, ctx.state, outProto, outPeer)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, null, inProto, ctx.rcv.srcIp)};r2=on${lr}${w.params}>\r\n`;
+  return `Record-Route: <${sockUri(inbound, ctx.state, inProto, ctx.rcv.srcIp)}${lr}${w.params}>\r\n`;
 }
 
 function recordRoute(ctx: ScriptContext, params?: string): number {
   if (!ctx.msg.isRequest) return -1;
   const p = params ? (params.startsWith(';') ? params : `;${params}`) : '';
-  ctx.ext.rr = {
-    params: p + ((ctx.ext.rrAdd as string | undefined) ?? ''),
-    preset: null,
-    preset2: null,
-  } satisfies RrWish;
+  kRr.set(ctx, { params: p + (kRrAdd.get(ctx) ?? ''), preset: null, preset2: null });
   return 1;
 }
 
@@ -97,21 +99,21 @@ function recordRoute(ctx: ScriptContext, params?: string): number {
 function addRrParam(ctx: ScriptContext, param: string): number {
   if (!ctx.msg.isRequest || param === '') return -1;
   const p = param.startsWith(';') ? param : `;${param}`;
-  const w = ctx.ext.rr as RrWish | undefined;
+  const w = kRr.get(ctx);
   if (w !== undefined) w.params += p;
-  else ctx.ext.rrAdd = ((ctx.ext.rrAdd as string | undefined) ?? '') + p;
+  else kRrAdd.set(ctx, (kRrAdd.get(ctx) ?? '') + p);
   return 1;
 }
 
 /** check_route_param(re): the parameters of our Route that loose_route() took match */
 function checkRouteParam(ctx: ScriptContext, re: RegExp): number {
-  const params = ctx.ext.rrRouteParams as string | undefined;
+  const params = kRouteParams.get(ctx);
   return params !== undefined && re.test(params) ? 1 : -1;
 }
 
 function recordRoutePreset(ctx: ScriptContext, uri: string, uri2?: string): number {
   if (!ctx.msg.isRequest) return -1;
-  ctx.ext.rr = { params: '', preset: uri, preset2: uri2 || null } satisfies RrWish;
+  kRr.set(ctx, { params: '', preset: uri, preset2: uri2 || null });
   return 1;
 }
 
@@ -144,7 +146,7 @@ function looseRoute(ctx: ScriptContext): number {
   const top = mine(values[0]!);
   if (top !== null) {
     try {
-      ctx.ext.rrRouteParams = parseUri(routeUri(values[0]!)).params;
+      kRouteParams.set(ctx, parseUri(routeUri(values[0]!)).params);
     } catch {
       // mine() parsed it already
     }

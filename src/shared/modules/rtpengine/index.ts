@@ -14,6 +14,7 @@ import { hasSdp, currentBody } from '../../sip/sdp.js';
 import { manageAction, mediaTags, noteOffer, forgetOffer } from '../rtpproxy/index.js';
 import { parseRelaySet, pickRelay, RelayControl, type RelayAddress } from '../rtpproxy/control.js';
 import type { FunctionSpec, ModuleEnv, ModuleExports, ScriptContext } from '../types.js';
+import { RequestKey } from '../../contract/request.js';
 
 type NgValue = string | number | Uint8Array | NgValue[] | { [k: string]: NgValue };
 type NgDict = { [k: string]: NgValue };
@@ -66,13 +67,16 @@ export function parseNgFlags(s: string): NgDict {
   return d;
 }
 
+/** rtpengine_use_set()/set_rtpproxy_set()'s set for this request (0: the first) */
+const kSet = new RequestKey<number>('rtpengine.set');
+
 const state = {
   sets: new Map<number, RelayAddress[]>(),
   control: null as RelayControl | null,
 };
 
 function relayFor(ctx: ScriptContext): RelayAddress | null {
-  const set = state.sets.get((ctx.ext.rtpengineSet as number | undefined) ?? 0) ?? state.sets.values().next().value;
+  const set = state.sets.get(kSet.get(ctx) ?? 0) ?? state.sets.values().next().value;
   if (set === undefined || state.control === null) return null;
   return pickRelay(set, state.control, ctx.msg.callId());
 }
@@ -211,7 +215,7 @@ const functions: FunctionSpec[] = [
     args: [{ kind: 'int' }, { kind: 'int', optional: true }],
     fn: (ctx, n: number) => {
       if (!state.sets.has(n)) return -1;
-      ctx.ext.rtpengineSet = n;
+      kSet.set(ctx, n);
       return 1;
     },
   },

@@ -9,6 +9,7 @@
 import { hasSdp, Sdp, setSdp } from '../../sip/sdp.js';
 import { SwitchyardError } from '../../errors.js';
 import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
+import { RequestKey } from '../../contract/request.js';
 import { parseRelaySet, pickRelay, RelayControl, type RelayAddress } from './control.js';
 
 /** what rtpproxy_manage/rtpengine_manage do with this message (Kamailio's rules) */
@@ -137,6 +138,9 @@ function parseFlags(s: string): Flags {
   return f;
 }
 
+/** rtpengine_use_set()/set_rtpproxy_set()'s set for this request (0: the first) */
+const kSet = new RequestKey<number>('rtpproxy.set');
+
 const state = {
   sets: new Map<number, RelayAddress[]>(),
   control: null as RelayControl | null,
@@ -144,7 +148,7 @@ const state = {
 };
 
 function relayFor(ctx: ScriptContext): RelayAddress | null {
-  const set = state.sets.get((ctx.ext.rtpproxySet as number | undefined) ?? 0) ?? state.sets.values().next().value;
+  const set = state.sets.get(kSet.get(ctx) ?? 0) ?? state.sets.values().next().value;
   if (set === undefined || state.control === null) return null;
   return pickRelay(set, state.control, ctx.msg.callId());
 }
@@ -252,7 +256,7 @@ const functions: FunctionSpec[] = [
     args: [{ kind: 'int' }],
     fn: (ctx, n: number) => {
       if (!state.sets.has(n)) return -1;
-      ctx.ext.rtpproxySet = n;
+      kSet.set(ctx, n);
       return 1;
     },
   },

@@ -116,8 +116,8 @@ const HANDSHAKE_HEADERS: Array<[string, (v: string) => boolean, string]> = [
  */
 function handleHandshake(ctx: ScriptContext): number {
   const msg = ctx.msg;
-  const httpConn = ctx.ext.httpConn as number | undefined;
-  if (httpConn === undefined || ctx.svc.control === undefined) {
+  const httpConn = ctx.state.httpConn;
+  if (httpConn === null || ctx.svc.control === undefined) {
     ctx.svc.log.err('ws_handle_handshake(): not an HTTP request on a connection (event_route[xhttp:request] only)');
     return -1;
   }

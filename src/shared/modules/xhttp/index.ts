@@ -9,7 +9,7 @@ import { RecKind } from '../../ipc/messages.js';
 import { RouteKind, type FunctionSpec, type ModuleExports, type ScriptContext } from '../types.js';
 
 function xhttpReply(ctx: ScriptContext, code: number, reason: string, ctype: string, body: string): number {
-  if (ctx.ext.httpConn === undefined || ctx.svc.control === undefined) {
+  if (ctx.state.httpConn === null || ctx.svc.control === undefined) {
     ctx.svc.log.err('xhttp_reply(): not an HTTP request (event_route[xhttp:request] only)');
     return -1;
   }
@@ -48,5 +48,5 @@ export const xhttp: ModuleExports = {
     { name: 'event_callback', type: 'str', noEffect: 'the route is event_route[xhttp:request]' },
   ],
   functions: FUNCTIONS,
-  pvars: [{ name: 'hu', arg: 'none', get: (ctx) => (ctx.ext.httpConn !== undefined ? ctx.msg.ruri : null) }],
+  pvars: [{ name: 'hu', arg: 'none', get: (ctx) => (ctx.state.httpConn !== null ? ctx.msg.ruri : null) }],
 };

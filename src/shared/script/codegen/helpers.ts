@@ -13,10 +13,10 @@ const MAX_ROUTE_DEPTH = 100;
 const ASYNC_TIMEOUT_RC = -3;
 
 function enter(ctx: ScriptContext): void {
-  const d = ((ctx.ext.routeDepth as number | undefined) ?? 0) + 1;
+  const d = ctx.state.routeDepth + 1;
   if (d > MAX_ROUTE_DEPTH)
     throw new SwitchyardError('SY_ERR_SCRIPT_RUNTIME', `route() calls nested deeper than ${MAX_ROUTE_DEPTH}`);
-  ctx.ext.routeDepth = d;
+  ctx.state.routeDepth = d;
 }
 
 /** helpers visible to generated code as `H` */
@@ -47,24 +47,24 @@ export const H = {
   /** `params`: OpenSIPS route(X, p1, p2 …), read as $param(1) … inside X */
   route(ctx: ScriptContext, fn: (ctx: ScriptContext) => number, params: Value[] | null = null): number {
     enter(ctx);
-    const outer = ctx.ext.routeParams;
-    ctx.ext.routeParams = params;
+    const outer = ctx.state.routeParams;
+    ctx.state.routeParams = params;
     try {
       return fn(ctx);
     } finally {
-      (ctx.ext.routeDepth as number)--;
-      ctx.ext.routeParams = outer;
+      ctx.state.routeDepth--;
+      ctx.state.routeParams = outer;
     }
   },
   async routeAsync(ctx: ScriptContext, fn: RouteFn, params: Value[] | null = null): Promise<number> {
     enter(ctx);
-    const outer = ctx.ext.routeParams;
-    ctx.ext.routeParams = params;
+    const outer = ctx.state.routeParams;
+    ctx.state.routeParams = params;
     try {
       return await fn(ctx);
     } finally {
-      (ctx.ext.routeDepth as number)--;
-      ctx.ext.routeParams = outer;
+      ctx.state.routeDepth--;
+      ctx.state.routeParams = outer;
     }
   },
   caseIndex(d: Value, cases: Value[]): number {
