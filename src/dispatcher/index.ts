@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       counters,
       bus,
       svc,
+      states: svc.states,
       cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines },
     },
     init.moduleSabs,

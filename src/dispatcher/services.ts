@@ -5,6 +5,7 @@
  * ($T(id_index) is that worker's number).
  */
 import type { Logger } from '../shared/log.js';
+import { ThreadStates } from '../shared/contract/thread.js';
 import type {
   Destination,
   RouteFn,
@@ -98,6 +99,7 @@ class RemoteTransactions implements TransactionApi {
 
 export class DispatcherServices implements ScriptServices {
   readonly workerId = -1;
+  readonly states = new ThreadStates();
   readonly log: Logger;
   readonly tm: TransactionApi | null;
   readonly #routes: RouteTable;

@@ -25,6 +25,7 @@ import { allocSharedMemory, destroyModules, initModules } from '../shared/module
 import { MODULES } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
 import { compileScript, DEFAULT_CFG } from '../shared/script/index.js';
+import { ThreadStates } from '../shared/contract/thread.js';
 import { DEFAULT_MI, parseServerArgs, USAGE, type ServerArgs } from './cli/args.js';
 import { runCtl, splitHostPort } from './cli/ctl.js';
 import { runDb } from './cli/db.js';
@@ -299,7 +300,13 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     overrides: args.overrides,
     defines: args.defines,
   };
-  await initModules(script, 'master', { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg }, moduleSabs);
+  const states = new ThreadStates();
+  await initModules(
+    script,
+    'master',
+    { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg, states },
+    moduleSabs,
+  );
   for (const name of script.modules) {
     const mod = MODULES.find(name);
     for (const r of mod?.rpc ?? []) {
@@ -312,6 +319,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
         bus: supervisor.bus,
         script,
         cfg,
+        states,
       };
       mi.add(r.name, r.doc, (p) => r.handler(p, env));
     }

@@ -95,6 +95,7 @@ async function main(): Promise<void> {
       counters,
       bus,
       svc: scriptSvc,
+      states: scriptSvc.states,
       cfg: { file: init.cfgFile, source: init.cfgSource, overrides: init.overrides, defines: init.defines },
     },
     init.moduleSabs,

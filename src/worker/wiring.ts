@@ -6,6 +6,7 @@
  *     ─▶ async() ─▶ script services (ctx.svc) ─▶ overload control ─▶ receiver
  */
 import type { Counters } from '../shared/counters/counters.js';
+import { ThreadStates } from '../shared/contract/thread.js';
 import type { Logger } from '../shared/log.js';
 import type { ListenSocket } from '../shared/config/listen.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
@@ -80,6 +81,7 @@ export function wireWorker(w: WorkerInit): WorkerParts {
 /** What a route can ask of the SIP worker (ctx.svc): its network side, its transactions, its own requests. */
 export class WorkerScriptServices implements ScriptServices {
   readonly workerId: number;
+  readonly states = new ThreadStates();
   readonly log: Logger;
   readonly tm: TransactionApi | null;
   readonly #svc: WorkerServices;

@@ -1,4 +1,5 @@
 import { newScriptContext } from '../../src/shared/script/context.js';
+import { ThreadStates } from '../../src/shared/contract/thread.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CfgErrors } from '../../src/shared/errors.js';
@@ -46,6 +47,7 @@ function run(src: string): { ctx: ScriptContext; replies: string[]; forwards: st
     sendReply: (_c: ScriptContext, code: number, reason: string) => (replies.push(`${code} ${reason}`), 1),
     forward: (c: ScriptContext, uri?: string) => (forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),
     tm: null,
+    states: new ThreadStates(),
   } as ScriptServices;
   const ctx = newScriptContext(
     parseSipMessage(INVITE),

@@ -1,4 +1,5 @@
 import { newScriptContext } from '../../src/shared/script/context.js';
+import { ThreadStates } from '../../src/shared/contract/thread.js';
 import assert from 'node:assert/strict';
 import { CfgErrors } from '../../src/shared/errors.js';
 import { Logger } from '../../src/shared/log.js';
@@ -62,6 +63,7 @@ export function context(bytes: Buffer, script?: CompiledScript): { ctx: ScriptCo
     sendReply: (_c: ScriptContext, code: number, reason: string) => (rec.replies.push(`${code} ${reason}`), 1),
     forward: (c: ScriptContext, uri?: string) => (rec.forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),
     tm: null,
+    states: new ThreadStates(),
   } as ScriptServices;
   const ctx = newScriptContext(
     parseSipMessage(bytes),

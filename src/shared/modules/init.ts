@@ -1,7 +1,7 @@
 import type { ModuleEnv, CompiledScript } from './types.js';
 import type { Log } from '../contract/host.js';
 
-/** run each loaded module's init hook for this thread's role, with its modparams */
+/** run each loaded module's init hook for this thread's role, with its modparams; keep what it returns in `base.states` */
 export async function initModules(
   script: CompiledScript,
   role: 'worker' | 'master' | 'dispatcher',
@@ -13,12 +13,14 @@ export async function initModules(
     if (!mod) continue;
     const hook = role === 'worker' ? mod.initWorker : role === 'master' ? mod.initMaster : mod.initDispatcher;
     if (!hook) continue;
-    await hook.call(mod, {
+    const state = await hook.call(mod, {
       ...base,
       script,
       params: script.modparams.get(mod.name) ?? new Map(),
       shared: sharedMemory[mod.name],
     });
+    // the thread keeps the module's state for its functions (ThreadKey.of)
+    if (mod.state !== undefined) base.states.set(mod.state, state);
   }
 }
 

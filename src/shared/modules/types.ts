@@ -13,6 +13,7 @@ import type { Bus, CounterRow, Log } from '../contract/host.js';
 import type { CfgWarning, CoreParams, Preprocessed, SourcePos } from '../contract/compiled.js';
 import type { RequestState, Value } from '../contract/request.js';
 import type { MessageEditor, SipMsg, Proto } from '../contract/sip.js';
+import type { ThreadKey, ThreadStates } from '../contract/thread.js';
 
 export type { Value } from '../contract/request.js';
 
@@ -160,6 +161,8 @@ export interface ScriptServices {
   control?(kind: number, rcv: ReceiveInfo, bytes: Buffer): boolean;
   /** send a request of our own and settle with its final reply (SIP workers) */
   sendRequest?(req: LocalRequest): Promise<LocalReply>;
+  /** the modules' state in this thread (ThreadKey.of) */
+  readonly states: ThreadStates;
 }
 
 /** Per-message state a route runs with (Kamailio's sip_msg + run_act_ctx). */
@@ -350,6 +353,8 @@ export interface ModuleEnv {
   readonly svc?: ScriptServices;
   /** the memory every thread shares for this module (ModuleExports.allocShared), when it asked for some */
   readonly shared?: SharedArrayBuffer;
+  /** the modules' state in this thread: where the init hooks' results are kept, and where a module finds another's */
+  readonly states: ThreadStates;
 }
 
 export interface ScriptSource {
@@ -362,7 +367,8 @@ export interface ScriptSource {
   readonly defines?: readonly string[];
 }
 
-export interface ModuleExports {
+/** `S`: the module's state in a thread, which its init hooks return (see `state`) */
+export interface ModuleExports<S = unknown> {
   readonly name: string;
   /** other `loadmodule` names served by this table (e.g. core serves pv, sl, maxfwd …) */
   readonly provides?: readonly string[];
@@ -378,9 +384,11 @@ export interface ModuleExports {
   validate?(params: ModuleEnv['params'], cx: ModParamContext): string | null;
   /** memory shared by every thread (nonce state, say): the master allocates and fills it before any thread starts */
   allocShared?(params: ModuleEnv['params']): SharedArrayBuffer;
-  initWorker?(env: ModuleEnv): void | Promise<void>;
-  initMaster?(env: ModuleEnv): void | Promise<void>;
-  initDispatcher?(env: ModuleEnv): void | Promise<void>;
+  /** the key the thread keeps what the init hook returned under; the module's functions read it with `state.of(ctx.svc)` */
+  readonly state?: ThreadKey<S>;
+  initWorker?(env: ModuleEnv): S | Promise<S>;
+  initMaster?(env: ModuleEnv): S | Promise<S>;
+  initDispatcher?(env: ModuleEnv): S | Promise<S>;
   destroy?(): void | Promise<void>;
 }
 

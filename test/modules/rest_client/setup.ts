@@ -6,6 +6,7 @@ import { restClient } from '../../../src/shared/modules/rest_client/index.js';
 import { PortBus } from '../../../src/shared/ipc/bus.js';
 import { compileScript } from '../../../src/shared/script/index.js';
 import { newRequestState } from '../../../src/shared/contract/request.js';
+import { ThreadStates } from '../../../src/shared/contract/thread.js';
 import { MODULES } from '../../../src/shared/modules/registry.js';
 
 /** a Logger that keeps what it would print */
@@ -40,6 +41,7 @@ export async function initWorker(params: Record<string, number | string> = {}): 
     bus: new PortBus(0),
     script: compileScript({ modules: MODULES, file: '<test>', source: 'loadmodule "rest_client.so"\n', overrides: [] }),
     cfg: { file: '<test>', source: '', overrides: [] },
+    states: new ThreadStates(),
   });
   return { counters, log, count: (name) => counters.get(counters.handle(`rest_client:${name}`)) };
 }

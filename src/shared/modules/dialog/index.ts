@@ -7,7 +7,7 @@
  * dlg.list and dlg.end_dlg go from the management interface through the
  * event dispatcher to the owning worker.
  */
-import { looseRouteCallbacks } from '../rr/index.js';
+import { kRrState } from '../rr/index.js';
 import { type ModuleEnv, type ModuleExports } from '../types.js';
 import { layout, Profiles } from './profiles.js';
 import { cfg, store, profilesOf } from './store.js';
@@ -114,7 +114,10 @@ export const dialog: ModuleExports = {
       failed: h('failed_dialogs'),
     };
     env.svc?.tm?.onReplyOut(onReplyOut);
-    if (!looseRouteCallbacks.includes(inDialog)) looseRouteCallbacks.push(inDialog);
+    // in-dialog requests are seen where loose_route() takes our Route (rr's callbacks, as Kamailio's dialog)
+    env.states.whenReady(kRrState, (rr) => {
+      if (!rr.onLooseRoute.includes(inDialog)) rr.onLooseRoute.push(inDialog);
+    });
     env.bus.on('dialog.list_local', () => [...store.byId.values()].map(listEntry));
     env.bus.on('dialog.end_local', (hId) => {
       const d = store.byId.get(Number(hId));

@@ -4,45 +4,52 @@
  */
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import { PIKE_BYTES, PikeTable } from './table.js';
-import type { CounterRow } from '../../contract/host.js';
+import type { CounterHandle, CounterRow } from '../../contract/host.js';
+import { ThreadKey } from '../../contract/thread.js';
 
-const state = {
-  table: null as PikeTable | null,
-  logLevel: 0,
-  counters: null as CounterRow | null,
-  blocked: -1,
-};
+/** pike in a thread (SIP workers, and the master for pike.top) */
+interface PikeState {
+  /** the counts every thread shares; null without shared memory */
+  readonly table: PikeTable | null;
+  readonly logLevel: number;
+  readonly counters: CounterRow;
+  readonly blocked: CounterHandle;
+}
+const kPike = new ThreadKey<PikeState>('pike');
 
 const positive =
   (name: string) =>
   (v: number | string): string | null =>
     Number(v) > 0 ? null : `${name} must be > 0`;
 
-function load(env: ModuleEnv): void {
-  state.table = env.shared
-    ? new PikeTable(env.shared, {
-        unit: Number(env.params.get('sampling_time_unit')),
-        limit: Number(env.params.get('reqs_density_per_unit')),
-        removeLatency: Number(env.params.get('remove_latency')),
-      })
-    : null;
-  state.logLevel = Number(env.params.get('pike_log_level'));
-  state.counters = env.counters;
-  state.blocked = env.counters.handle('pike:blocked_ips');
+function load(env: ModuleEnv): PikeState {
+  return {
+    table: env.shared
+      ? new PikeTable(env.shared, {
+          unit: Number(env.params.get('sampling_time_unit')),
+          limit: Number(env.params.get('reqs_density_per_unit')),
+          removeLatency: Number(env.params.get('remove_latency')),
+        })
+      : null,
+    logLevel: Number(env.params.get('pike_log_level')),
+    counters: env.counters,
+    blocked: env.counters.handle('pike:blocked_ips'),
+  };
 }
 
 function check(ctx: ScriptContext, ip: string): number {
+  const state = kPike.of(ctx.svc);
   // an internal error lets the request through, as Kamailio does
   if (state.table === null) return 1;
   const v = state.table.hit(ip);
   if (v.rc === -2) {
     ctx.svc.log.log(state.logLevel, `PIKE - BLOCKing ip ${ip}`);
-    state.counters!.inc(state.blocked);
+    state.counters.inc(state.blocked);
   } else if (v.unblocked) ctx.svc.log.log(state.logLevel, `PIKE - UNBLOCKing ip ${ip}`);
   return v.rc;
 }
 
-export const pike: ModuleExports = {
+export const pike: ModuleExports<PikeState> = {
   name: 'pike',
   params: [
     { name: 'sampling_time_unit', type: 'int', default: 2, check: positive('sampling_time_unit') },
@@ -76,11 +83,11 @@ export const pike: ModuleExports = {
     {
       name: 'pike.top',
       doc: 'source addresses pike counts: HOT (default, those over the limit), WARM (at half of it) or ALL',
-      handler: (p) => {
+      handler: (p, env) => {
         const filter = String(
           (Array.isArray(p) ? p[0] : p && typeof p === 'object' ? Object.values(p)[0] : undefined) ?? 'HOT',
         ).toUpperCase();
-        return (state.table?.entries() ?? [])
+        return (kPike.of(env).table?.entries() ?? [])
           .filter((e) => filter === 'ALL' || e.hot || (filter === 'WARM' && e.warm))
           .sort((a, b) => b.prev + b.curr - (a.prev + a.curr))
           .map((e) => ({
@@ -93,6 +100,7 @@ export const pike: ModuleExports = {
       },
     },
   ],
+  state: kPike,
   initWorker: load,
   initMaster: load,
 };

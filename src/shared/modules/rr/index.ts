@@ -9,6 +9,7 @@
  */
 import { advertisedOf, type ListenSocket } from '../../config/listen.js';
 import { RequestKey, type RequestState } from '../../contract/request.js';
+import { ThreadKey } from '../../contract/thread.js';
 import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
 import type { FunctionSpec, ModuleExports, ModuleEnv, ScriptContext } from '../types.js';
@@ -30,21 +31,33 @@ const kRrAdd = new RequestKey<string>('rr.add');
 /** the params of our Route that loose_route() took (check_route_param) */
 const kRouteParams = new RequestKey<string>('rr.route_params');
 
-/** called when loose_route() takes one of our Routes (Kamailio's rr callbacks: dialog tracks in-dialog requests there) */
-export const looseRouteCallbacks: Array<(ctx: ScriptContext) => void> = [];
+/** rr in a thread: what its init returns from the modparams */
+export interface RrState {
+  /** 0: never two; 1: two when the outgoing socket differs (default); 2: always two */
+  readonly doubleRr: number;
+  /** enable_full_lr: ';lr=on' for old UAs that drop an empty parameter */
+  readonly lrParam: string;
+  /** append_fromtag: ';ftag=<From tag>', so that in-dialog requests tell the caller's direction */
+  readonly appendFromtag: boolean;
+  /** called when loose_route() takes one of our Routes (Kamailio's rr callbacks: dialog tracks in-dialog requests there) */
+  readonly onLooseRoute: Array<(ctx: ScriptContext) => void>;
+}
+export const kRrState = new ThreadKey<RrState>('rr');
 
-/** 0: never two; 1: two when the outgoing socket differs (default); 2: always two */
-let doubleRr = 1;
-/** enable_full_lr: ';lr=on' for old UAs that drop an empty parameter */
-let lrParam = ';lr';
-/** append_fromtag: ';ftag=<From tag>', so that in-dialog requests tell the caller's direction */
-let appendFromtag = true;
+function rrState(env: ModuleEnv): RrState {
+  return {
+    doubleRr: Number(env.params.get('enable_double_rr') ?? 1),
+    lrParam: Number(env.params.get('enable_full_lr') ?? 0) !== 0 ? ';lr=on' : ';lr',
+    appendFromtag: Number(env.params.get('append_fromtag') ?? 1) !== 0,
+    onLooseRoute: [],
+  };
+}
 
 /** ;lr and, when asked for, ;ftag= */
-function lrAndFtag(ctx: ScriptContext): string {
-  if (!appendFromtag) return lrParam;
+function lrAndFtag(ctx: ScriptContext, rr: RrState): string {
+  if (!rr.appendFromtag) return rr.lrParam;
   const tag = ctx.msg.from().tag;
-  return tag === '' ? lrParam : `${lrParam};ftag=${tag}`;
+  return tag === '' ? rr.lrParam : `${rr.lrParam};ftag=${tag}`;
 }
 
 /** the socket's URI; with the request state, as set_advertised_address/port changed it for this message */
@@ -73,7 +86,8 @@ export function recordRouteHeaders(
 ): string {
   const w = kRr.get(ctx);
   if (w === undefined) return '';
-  const lr = lrAndFtag(ctx);
+  const rr = kRrState.of(ctx.svc);
+  const lr = lrAndFtag(ctx, rr);
   if (w.preset !== null) {
     if (w.preset2 === null) return `Record-Route: <${asUri(w.preset)}${lr}${w.params}>\r\n`;
     return `Record-Route: <${asUri(w.preset2)}${lr};r2=on${w.params}>\r\nRecord-Route: <${asUri(w.preset)}${lr};r2=on${w.params}>\r\n`;
@@ -83,7 +97,7 @@ export function recordRouteHeaders(
   const inProto = ctx.rcv.proto === 'ws' || ctx.rcv.proto === 'wss' ? ctx.rcv.proto : inbound.proto;
   const differs =
     inProto !== outProto || inbound.ip !== out.ip || inbound.port !== out.port || inbound.advertise !== out.advertise;
-  if (doubleRr === 2 || (doubleRr === 1 && differs))
+  if (rr.doubleRr === 2 || (rr.doubleRr === 1 && differs))
     return `Record-Route: <${sockUri(out, ctx.state, outProto, outPeer)};r2=on${lr}${w.params}>\r\nRecord-Route: <${sockUri(inbound, null, inProto, ctx.rcv.srcIp)};r2=on${lr}${w.params}>\r\n`;
   return `Record-Route: <${sockUri(inbound, ctx.state, inProto, ctx.rcv.srcIp)}${lr}${w.params}>\r\n`;
 }
@@ -161,7 +175,7 @@ function looseRoute(ctx: ScriptContext): number {
   removeRouteValues(ctx, drop);
   const next = values[drop];
   if (next !== undefined) ctx.du = routeUri(next);
-  for (const cb of looseRouteCallbacks) cb(ctx);
+  for (const cb of kRrState.of(ctx.svc).onLooseRoute) cb(ctx);
   return 1;
 }
 
@@ -224,7 +238,7 @@ const functions: FunctionSpec[] = [
   { name: 'check_route_param', args: [{ kind: 'regex' }], routes: REQ, fn: checkRouteParam },
 ];
 
-export const rr: ModuleExports = {
+export const rr: ModuleExports<RrState> = {
   name: 'rr',
   params: [
     { name: 'enable_full_lr', type: 'int', default: 0 },
@@ -237,9 +251,8 @@ export const rr: ModuleExports = {
     },
   ],
   functions,
-  initWorker(env: ModuleEnv): void {
-    doubleRr = Number(env.params.get('enable_double_rr') ?? 1);
-    lrParam = Number(env.params.get('enable_full_lr') ?? 0) !== 0 ? ';lr=on' : ';lr';
-    appendFromtag = Number(env.params.get('append_fromtag') ?? 1) !== 0;
-  },
+  state: kRrState,
+  initWorker: rrState,
+  // the event dispatcher runs event routes too
+  initDispatcher: rrState,
 };

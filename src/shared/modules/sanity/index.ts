@@ -9,6 +9,7 @@ import { parseUri } from '../../sip/uri.js';
 import { appendToReply } from '../core/functions.js';
 import { type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import type { SipMsg } from '../../contract/sip.js';
+import { ThreadKey } from '../../contract/thread.js';
 
 /** the bits of msg_checks (Kamailio sanity.h) */
 export const CHECK = {
@@ -43,13 +44,31 @@ interface Failure {
   header?: string;
 }
 
-const settings = {
-  checks: DEFAULT_CHECKS,
-  uriChecks: DEFAULT_URI_CHECKS,
-  proxyRequire: new Set<string>(),
-  autodrop: true,
-  noreply: false,
-};
+/** sanity in a thread: its modparams */
+interface SanityState {
+  readonly checks: number;
+  readonly uriChecks: number;
+  /** proxy_require: the extensions a Proxy-Require may name, lower case */
+  readonly proxyRequire: ReadonlySet<string>;
+  readonly autodrop: boolean;
+  readonly noreply: boolean;
+}
+const kSanity = new ThreadKey<SanityState>('sanity');
+
+function load(env: ModuleEnv): SanityState {
+  return {
+    checks: env.params.get('default_checks') as number,
+    uriChecks: env.params.get('uri_checks') as number,
+    proxyRequire: new Set(
+      String(env.params.get('proxy_require'))
+        .split(',')
+        .map((x) => x.trim().toLowerCase())
+        .filter((x) => x !== ''),
+    ),
+    autodrop: env.params.get('autodrop') !== 0,
+    noreply: env.params.get('noreply') !== 0,
+  };
+}
 
 const uintOk = (s: string): boolean => /^\d{1,10}$/.test(s.trim()) && Number(s) <= 0xffffffff;
 
@@ -83,7 +102,12 @@ const REPLY_CHECKS =
   CHECK.VIA1_HOST;
 
 /** the first check of `checks` the message fails, or null */
-export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): Failure | null {
+export function sanityFailure(
+  msg: SipMsg,
+  checks: number,
+  uriChecks: number,
+  proxyRequire: ReadonlySet<string>,
+): Failure | null {
   if (!msg.isRequest) {
     checks &= REPLY_CHECKS;
     uriChecks &= ~URI_CHECK.RURI;
@@ -117,7 +141,7 @@ export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): F
         .headersNamed('Proxy-Require')
         .flatMap((h) => h.value.split(','))
         .map((x) => x.trim())
-        .filter((x) => x !== '' && !settings.proxyRequire.has(x.toLowerCase()));
+        .filter((x) => x !== '' && !proxyRequire.has(x.toLowerCase()));
       if (unsupported.length > 0)
         return { code: 420, reason: 'Bad Extension', header: `Unsupported: ${unsupported.join(', ')}` };
     }
@@ -149,7 +173,8 @@ export function sanityFailure(msg: SipMsg, checks: number, uriChecks: number): F
 }
 
 function check(ctx: ScriptContext, checks?: number, uriChecks?: number): number {
-  const f = sanityFailure(ctx.msg, checks ?? settings.checks, uriChecks ?? settings.uriChecks);
+  const settings = kSanity.of(ctx.svc);
+  const f = sanityFailure(ctx.msg, checks ?? settings.checks, uriChecks ?? settings.uriChecks, settings.proxyRequire);
   if (f === null) return 1;
   ctx.svc.log.info(
     `sanity_check: ${f.code} ${f.reason} for ${ctx.msg.isRequest ? ctx.msg.method : 'a reply'} from ${ctx.rcv.srcIp}:${ctx.rcv.srcPort}`,
@@ -162,7 +187,7 @@ function check(ctx: ScriptContext, checks?: number, uriChecks?: number): number 
   return settings.autodrop ? 0 : -1;
 }
 
-export const sanity: ModuleExports = {
+export const sanity: ModuleExports<SanityState> = {
   name: 'sanity',
   params: [
     { name: 'default_checks', type: 'int', default: DEFAULT_CHECKS },
@@ -181,16 +206,8 @@ export const sanity: ModuleExports = {
       fn: check,
     },
   ],
-  initWorker(env: ModuleEnv): void {
-    settings.checks = env.params.get('default_checks') as number;
-    settings.uriChecks = env.params.get('uri_checks') as number;
-    settings.proxyRequire = new Set(
-      String(env.params.get('proxy_require'))
-        .split(',')
-        .map((x) => x.trim().toLowerCase())
-        .filter((x) => x !== ''),
-    );
-    settings.autodrop = env.params.get('autodrop') !== 0;
-    settings.noreply = env.params.get('noreply') !== 0;
-  },
+  state: kSanity,
+  initWorker: load,
+  // sanity_check() may run in the event dispatcher's routes too
+  initDispatcher: load,
 };
