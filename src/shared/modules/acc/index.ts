@@ -14,7 +14,8 @@ import { checkDbUrl, dbFor } from '../db/index.js';
 import type { DbValue } from '../db/client.js';
 import type { CounterSpec, ModuleEnv, ModuleExports, ModuleTable, ScriptContext, Value } from '../types.js';
 import { SwitchyardError, reasonOf } from '../../errors.js';
-import type { CounterRow } from '../../contract/host.js';
+import type { CounterHandle, CounterRow } from '../../contract/host.js';
+import { ThreadKey } from '../../contract/thread.js';
 import { RequestKey } from '../../contract/request.js';
 
 interface Extra {
@@ -22,22 +23,45 @@ interface Extra {
   get(ctx: ScriptContext): Value;
 }
 
-const acc = {
-  logFlag: -1,
-  missedFlag: -1,
-  failedFlag: -1,
-  level: 1,
-  extras: [] as Extra[],
-  dbFlag: -1,
-  dbMissedFlag: -1,
-  dbUrl: '',
-  dbExtras: [] as Extra[],
-  tableAcc: 'acc',
-  tableMissed: 'missed_calls',
-  counters: null as CounterRow | null,
-  written: -1,
-  failed: -1,
-};
+/** acc in a thread: its modparams and counters */
+interface AccState {
+  readonly logFlag: number;
+  readonly missedFlag: number;
+  readonly failedFlag: number;
+  readonly level: number;
+  readonly extras: readonly Extra[];
+  readonly dbFlag: number;
+  readonly dbMissedFlag: number;
+  readonly dbUrl: string;
+  readonly dbExtras: readonly Extra[];
+  readonly tableAcc: string;
+  readonly tableMissed: string;
+  readonly counters: CounterRow;
+  readonly written: CounterHandle;
+  readonly failed: CounterHandle;
+}
+const kAcc = new ThreadKey<AccState>('acc');
+
+function load(env: ModuleEnv): AccState {
+  const n = (k: string): number => env.params.get(k) as number;
+  return {
+    logFlag: n('log_flag'),
+    missedFlag: n('log_missed_flag'),
+    failedFlag: n('failed_transaction_flag'),
+    // acc's log_level counts like Kamailio's debug levels (1 = L_NOTICE)
+    level: n('log_level'),
+    extras: parseExtras(env.script.moduleTable, String(env.params.get('log_extra'))),
+    dbFlag: n('db_flag'),
+    dbMissedFlag: n('db_missed_flag'),
+    dbUrl: String(env.params.get('db_url')),
+    dbExtras: parseExtras(env.script.moduleTable, String(env.params.get('db_extra')), 'db_extra'),
+    tableAcc: String(env.params.get('db_table_acc')),
+    tableMissed: String(env.params.get('db_table_missed_calls')),
+    counters: env.counters,
+    written: env.counters.handle('acc:db_written'),
+    failed: env.counters.handle('acc:db_failed'),
+  };
+}
 
 /** OpenSIPS do_accounting(): what this transaction is accounted to */
 interface DoAccounting {
@@ -82,7 +106,7 @@ function flagged(ctx: ScriptContext, flag: number): boolean {
   return flag >= 0 && (ctx.flags & (1 << flag)) !== 0;
 }
 
-function line(ctx: ScriptContext, code: number | string, reason: string, toTag: string): string {
+function line(acc: AccState, ctx: ScriptContext, code: number | string, reason: string, toTag: string): string {
   const m = ctx.msg;
   const safe = (f: () => string): string => {
     try {
@@ -102,7 +126,13 @@ function toTagOf(reply: Buffer): string {
 }
 
 /** one acc/missed_calls row: Kamailio's columns and the db_extra ones */
-function row(ctx: ScriptContext, code: number | string, reason: string, toTag: string): Record<string, DbValue> {
+function row(
+  acc: AccState,
+  ctx: ScriptContext,
+  code: number | string,
+  reason: string,
+  toTag: string,
+): Record<string, DbValue> {
   const m = ctx.msg;
   const safe = (f: () => string): string => {
     try {
@@ -125,27 +155,27 @@ function row(ctx: ScriptContext, code: number | string, reason: string, toTag: s
 }
 
 /** write a row without waiting for it */
-function write(ctx: ScriptContext, table: string, r: Record<string, DbValue>): void {
+function write(acc: AccState, ctx: ScriptContext, table: string, r: Record<string, DbValue>): void {
   let db;
   try {
     db = dbFor(acc.dbUrl);
   } catch (e) {
     ctx.svc.log.err(`acc: cannot write to ${table}: ${reasonOf(e)}`);
-    if (acc.failed >= 0) acc.counters?.inc(acc.failed);
+    acc.counters.inc(acc.failed);
     return;
   }
   db.insert(table, r).then(
     () => {
-      if (acc.written >= 0) acc.counters?.inc(acc.written);
+      acc.counters.inc(acc.written);
     },
     (e: unknown) => {
       ctx.svc.log.err(`acc: cannot write to ${table}: ${reasonOf(e)}`);
-      if (acc.failed >= 0) acc.counters?.inc(acc.failed);
+      acc.counters.inc(acc.failed);
     },
   );
 }
 
-function onFinal(ctx: ScriptContext, code: number, reason: string, reply: Buffer): void {
+function onFinal(acc: AccState, ctx: ScriptContext, code: number, reason: string, reply: Buffer): void {
   const log = ctx.svc.log;
   const doAcc = kDoAccounting.get(ctx);
   const invite = ctx.msg.isRequest && ctx.msg.method === 'INVITE';
@@ -153,19 +183,20 @@ function onFinal(ctx: ScriptContext, code: number, reason: string, reply: Buffer
   const missed = code >= 300 && invite;
   if (log.enabled(acc.level)) {
     if ((flagged(ctx, acc.logFlag) || doAcc?.log === true) && (code < 300 || failedToo))
-      log.log(acc.level, `ACC: transaction answered: ${line(ctx, code, reason, toTagOf(reply))}`);
+      log.log(acc.level, `ACC: transaction answered: ${line(acc, ctx, code, reason, toTagOf(reply))}`);
     if (missed && (flagged(ctx, acc.missedFlag) || (doAcc?.log === true && doAcc.missed)))
-      log.log(acc.level, `ACC: call missed: ${line(ctx, code, reason, toTagOf(reply))}`);
+      log.log(acc.level, `ACC: call missed: ${line(acc, ctx, code, reason, toTagOf(reply))}`);
   }
   if (acc.dbUrl === '') return;
   if ((flagged(ctx, acc.dbFlag) || doAcc?.db === true) && (code < 300 || failedToo))
-    write(ctx, doAcc?.table || acc.tableAcc, row(ctx, code, reason, toTagOf(reply)));
+    write(acc, ctx, doAcc?.table || acc.tableAcc, row(acc, ctx, code, reason, toTagOf(reply)));
   if (missed && (flagged(ctx, acc.dbMissedFlag) || (doAcc?.db === true && doAcc.missed)))
-    write(ctx, acc.tableMissed, row(ctx, code, reason, toTagOf(reply)));
+    write(acc, ctx, acc.tableMissed, row(acc, ctx, code, reason, toTagOf(reply)));
 }
 
 /** OpenSIPS do_accounting(type[, flags[, table]]): "log", "db" or "log|db"; flags "cdr|missed|failed" */
 function doAccounting(ctx: ScriptContext, type: string, flags = '', table = ''): number {
+  const acc = kAcc.of(ctx.svc);
   const types = type
     .toLowerCase()
     .split('|')
@@ -194,6 +225,7 @@ function doAccounting(ctx: ScriptContext, type: string, flags = '', table = ''):
 
 /** acc_db_request("200 Done", "acc"): write the request to a table now */
 function accDbRequest(ctx: ScriptContext, comment: string, table: string): number {
+  const acc = kAcc.of(ctx.svc);
   if (acc.dbUrl === '') {
     ctx.svc.log.err('acc_db_request(): acc has no db_url');
     return -1;
@@ -205,12 +237,13 @@ function accDbRequest(ctx: ScriptContext, comment: string, table: string): numbe
   } catch {
     // no To tag
   }
-  write(ctx, table, row(ctx, m ? m[1]! : '', m ? m[2]! : comment, toTag));
+  write(acc, ctx, table, row(acc, ctx, m ? m[1]! : '', m ? m[2]! : comment, toTag));
   return 1;
 }
 
 /** acc_log_request("200 Done"): account the request now, with that code and reason */
 function accLogRequest(ctx: ScriptContext, comment: string): number {
+  const acc = kAcc.of(ctx.svc);
   const m = /^\s*(\d{3})\s*(.*)$/.exec(comment);
   const toTag = (() => {
     try {
@@ -219,7 +252,7 @@ function accLogRequest(ctx: ScriptContext, comment: string): number {
       return '';
     }
   })();
-  ctx.svc.log.log(acc.level, `ACC: request accounted: ${line(ctx, m ? m[1]! : '', m ? m[2]! : comment, toTag)}`);
+  ctx.svc.log.log(acc.level, `ACC: request accounted: ${line(acc, ctx, m ? m[1]! : '', m ? m[2]! : comment, toTag)}`);
   return 1;
 }
 
@@ -229,7 +262,7 @@ const flagParam = (name: string): { name: string; type: 'flag'; default: number 
   default: -1,
 });
 
-export const accModule: ModuleExports = {
+export const accModule: ModuleExports<AccState> = {
   name: 'acc',
   params: [
     flagParam('log_flag'),
@@ -288,23 +321,12 @@ export const accModule: ModuleExports = {
     },
   ],
   counters: COUNTERS,
-  initWorker(env: ModuleEnv): void {
-    const n = (k: string): number => env.params.get(k) as number;
-    acc.logFlag = n('log_flag');
-    acc.missedFlag = n('log_missed_flag');
-    acc.failedFlag = n('failed_transaction_flag');
-    // acc's log_level counts like Kamailio's debug levels (1 = L_NOTICE)
-    acc.level = n('log_level');
-    acc.extras = parseExtras(env.script.moduleTable, String(env.params.get('log_extra')));
-    acc.dbFlag = n('db_flag');
-    acc.dbMissedFlag = n('db_missed_flag');
-    acc.dbUrl = String(env.params.get('db_url'));
-    acc.dbExtras = parseExtras(env.script.moduleTable, String(env.params.get('db_extra')), 'db_extra');
-    acc.tableAcc = String(env.params.get('db_table_acc'));
-    acc.tableMissed = String(env.params.get('db_table_missed_calls'));
-    acc.counters = env.counters;
-    acc.written = env.counters.handle('acc:db_written');
-    acc.failed = env.counters.handle('acc:db_failed');
-    env.svc?.tm?.onFinalReply(onFinal);
+  state: kAcc,
+  initWorker(env: ModuleEnv): AccState {
+    const acc = load(env);
+    env.svc?.tm?.onFinalReply((ctx, code, reason, reply) => onFinal(acc, ctx, code, reason, reply));
+    return acc;
   },
+  // the event dispatcher's routes may call acc_log_request(); its transactions are the workers'
+  initDispatcher: load,
 };

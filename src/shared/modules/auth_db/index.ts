@@ -5,6 +5,7 @@
  * this module finds the password or HA1, through a per-worker cache whose
  * entries live `cache_ttl` seconds at most.
  */
+import { ThreadKey } from '../../contract/thread.js';
 import { SwitchyardError, reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
 import {
@@ -30,19 +31,21 @@ interface Entry {
 const CACHE_MAX = 10_000;
 const KAMAILIO_DB_URL = 'mysql://kamailioro:kamailioro@localhost/kamailio';
 
-const cfg = {
-  dbUrl: KAMAILIO_DB_URL,
-  userColumn: 'username',
-  domainColumn: 'domain',
-  passwordColumn: 'ha1',
-  passwordColumn2: 'ha1b',
-  calculateHa1: false,
-  useDomain: false,
+/** auth_db in a thread: its modparams and its cache of subscriber rows */
+interface AuthDbState {
+  readonly dbUrl: string;
+  readonly userColumn: string;
+  readonly domainColumn: string;
+  readonly passwordColumn: string;
+  readonly passwordColumn2: string;
+  readonly calculateHa1: boolean;
+  readonly useDomain: boolean;
   /** [avp name, column] */
-  credentials: [] as Array<[string, string]>,
-  cacheTtlMs: 10_000,
-};
-const cache = new Map<string, Entry>();
+  readonly credentials: ReadonlyArray<[string, string]>;
+  readonly cacheTtlMs: number;
+  readonly cache: Map<string, Entry>;
+}
+const kAuthDb = new ThreadKey<AuthDbState>('auth_db');
 
 /** load_credentials: "$avp(i:123)=rpid;email_address" → [[avp, column]…] */
 export function parseLoadCredentials(spec: string): Array<[string, string]> {
@@ -62,7 +65,8 @@ export function parseLoadCredentials(spec: string): Array<[string, string]> {
 }
 
 /** the subscriber row (password columns and load_credentials ones), cached */
-async function subscriber(table: string, user: string, domain: string): Promise<Row | null> {
+async function subscriber(cfg: AuthDbState, table: string, user: string, domain: string): Promise<Row | null> {
+  const cache = cfg.cache;
   const key = `${table}\n${user}\n${cfg.useDomain ? domain : ''}`;
   const now = Date.now();
   const hit = cache.get(key);
@@ -90,7 +94,7 @@ async function subscriber(table: string, user: string, domain: string): Promise<
  * HA1 from password_column, or from password_column_2 when the username
  * carries a domain (HA1 of "user@domain").
  */
-function secretOf(row: Row, username: string): UserSecret {
+function secretOf(cfg: AuthDbState, row: Row, username: string): UserSecret {
   const v = (c: string): string => (row[c] === null || row[c] === undefined ? '' : String(row[c]));
   if (cfg.calculateHa1) return { password: v(cfg.passwordColumn) };
   return { ha1: username.includes('@') ? v(cfg.passwordColumn2) : v(cfg.passwordColumn) };
@@ -110,6 +114,7 @@ async function check(
   hf: HfType,
   method?: string,
 ): Promise<AuthResultCode> {
+  const cfg = kAuthDb.of(ctx.svc);
   let found: Row | null = null;
   let dbFailed = false;
   const r = await authenticate(
@@ -118,12 +123,12 @@ async function check(
     hf,
     async (user, domain, c) => {
       try {
-        found = await subscriber(table, user, domain);
+        found = await subscriber(cfg, table, user, domain);
       } catch (e) {
         dbFailed = true;
         throw e;
       }
-      return found === null ? null : secretOf(found, c.username);
+      return found === null ? null : secretOf(cfg, found, c.username);
     },
     method,
   );
@@ -159,6 +164,7 @@ function realmOf(ctx: ScriptContext): string {
 
 /** is_subscriber(uri, table, flags): 1 the user exists (flags & 1: match the domain too; & 2: do not load credentials) */
 async function isSubscriber(ctx: ScriptContext, uri: string, table: string, flags: number): Promise<number> {
+  const cfg = kAuthDb.of(ctx.svc);
   let u;
   try {
     u = parseUri(uri);
@@ -190,7 +196,25 @@ const S = { kind: 'str' } as const;
 const oS = { kind: 'str', optional: true } as const;
 const I = { kind: 'int' } as const;
 
-export const authDb: ModuleExports = {
+function load(env: ModuleEnv): AuthDbState {
+  if (!env.script.modules.includes('auth'))
+    throw new SwitchyardError('SY_ERR_MODULE_INIT', 'auth_db needs the auth module: loadmodule "auth.so"');
+  const s = (k: string): string => String(env.params.get(k));
+  return {
+    dbUrl: s('db_url'),
+    userColumn: s('user_column'),
+    domainColumn: s('domain_column'),
+    passwordColumn: s('password_column'),
+    passwordColumn2: s('password_column_2'),
+    calculateHa1: env.params.get('calculate_ha1') !== 0,
+    useDomain: env.params.get('use_domain') !== 0,
+    credentials: parseLoadCredentials(s('load_credentials')),
+    cacheTtlMs: (env.params.get('cache_ttl') as number) * 1000,
+    cache: new Map(),
+  };
+}
+
+export const authDb: ModuleExports<AuthDbState> = {
   name: 'auth_db',
   params: [
     { name: 'db_url', type: 'str', default: KAMAILIO_DB_URL, check: checkDbUrl },
@@ -254,19 +278,8 @@ export const authDb: ModuleExports = {
     { name: 'auth_check', args: [S, S, I], routes: REQ, mayAwait: true, fn: authCheck },
     { name: 'is_subscriber', args: [S, S, I], mayAwait: true, fn: isSubscriber },
   ],
-  initWorker(env: ModuleEnv): void {
-    if (!env.script.modules.includes('auth'))
-      throw new SwitchyardError('SY_ERR_MODULE_INIT', 'auth_db needs the auth module: loadmodule "auth.so"');
-    const s = (k: string): string => String(env.params.get(k));
-    cfg.dbUrl = s('db_url');
-    cfg.userColumn = s('user_column');
-    cfg.domainColumn = s('domain_column');
-    cfg.passwordColumn = s('password_column');
-    cfg.passwordColumn2 = s('password_column_2');
-    cfg.calculateHa1 = env.params.get('calculate_ha1') !== 0;
-    cfg.useDomain = env.params.get('use_domain') !== 0;
-    cfg.credentials = parseLoadCredentials(s('load_credentials'));
-    cfg.cacheTtlMs = (env.params.get('cache_ttl') as number) * 1000;
-    cache.clear();
-  },
+  state: kAuthDb,
+  initWorker: load,
+  // is_subscriber() may run in the event dispatcher's routes too
+  initDispatcher: load,
 };

@@ -12,29 +12,33 @@ import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } fro
 import { SwitchyardError } from '../../errors.js';
 import { RecKind } from '../../ipc/messages.js';
 import type { NameAddr } from '../../contract/sip.js';
+import { ThreadKey } from '../../contract/thread.js';
 
 const FLAG_NO_REPLY = 0x02;
 const FLAG_SINGLE_CONTACT = 0x04;
 
-const cfg = {
-  defaultExpires: 3600,
-  minExpires: 60,
-  maxExpires: 0,
-  maxContacts: 0,
-  appendBranches: true,
-  usePath: false,
-  natBflag: -1,
-  tcpPersistentFlag: -1,
-  receivedAvp: null as string | null,
+/** registrar in a SIP worker: its modparams */
+interface RegistrarState {
+  readonly defaultExpires: number;
+  readonly minExpires: number;
+  readonly maxExpires: number;
+  readonly maxContacts: number;
+  readonly appendBranches: boolean;
+  readonly usePath: boolean;
+  /** usrloc's nat_bflag: a contact saved with it set is NATed */
+  readonly natBflag: number;
+  readonly tcpPersistentFlag: number;
+  readonly receivedAvp: string | null;
   /** OpenSIPS scripts: save()/lookup() take named flags second and the AoR third */
-  opensips: false,
-};
+  readonly opensips: boolean;
+}
+const kRegistrar = new ThreadKey<RegistrarState>('registrar');
 
 /** OpenSIPS's save() flag that is a bit here; the others ("memory-only", "path-*" …) change nothing */
 const OPENSIPS_SAVE_FLAGS: Readonly<Record<string, number>> = { 'no-reply': FLAG_NO_REPLY, r: FLAG_NO_REPLY };
 
 /** save()'s flags: Kamailio's integer, or OpenSIPS's comma-separated names */
-function saveFlags(text: string | undefined): number {
+function saveFlags(cfg: RegistrarState, text: string | undefined): number {
   if (text === undefined || text.trim() === '') return 0;
   if (!cfg.opensips) return Number(text) || 0;
   return text.split(',').reduce((acc, f) => acc | (OPENSIPS_SAVE_FLAGS[f.trim()] ?? 0), 0);
@@ -63,7 +67,7 @@ function reply(ctx: ScriptContext, flags: number, code: number, reason: string):
   if ((flags & FLAG_NO_REPLY) === 0) ctx.svc.sendReply(ctx, code, reason);
 }
 
-function expiresOf(c: NameAddr, header: number | null): number {
+function expiresOf(cfg: RegistrarState, c: NameAddr, header: number | null): number {
   const p = c.param('expires');
   let e = p !== undefined && p !== null && /^\d+$/.test(p) ? Number(p) : (header ?? cfg.defaultExpires);
   if (e === 0) return 0;
@@ -73,7 +77,8 @@ function expiresOf(c: NameAddr, header: number | null): number {
 }
 
 async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?: string): Promise<number> {
-  const flags = saveFlags(flagText);
+  const cfg = kRegistrar.of(ctx.svc);
+  const flags = saveFlags(cfg, flagText);
   const msg = ctx.msg;
   if (!msg.isRequest || msg.method !== 'REGISTER') return -1;
   const aor = aorOf(uri || msg.to().uri);
@@ -106,7 +111,7 @@ async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?:
     const q = Number(c.param('q') ?? '1');
     return {
       uri: c.uri,
-      expiresAt: now + expiresOf(c, headerExpires) * 1000,
+      expiresAt: now + expiresOf(cfg, c, headerExpires) * 1000,
       q: Number.isFinite(q) ? q : 1,
       callId: msg.callId(),
       cseq,
@@ -151,6 +156,7 @@ async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?:
  * connection open without traffic until the longest binding it saves expires (tcp_connection_lifetime when longer)
  */
 function keepConnection(ctx: ScriptContext, bindings: ReadonlyArray<{ expiresAt: number }>, now: number): void {
+  const cfg = kRegistrar.of(ctx.svc);
   if (cfg.tcpPersistentFlag < 0 || (ctx.flags & (1 << cfg.tcpPersistentFlag)) === 0) return;
   if ((ctx.rcv.proto !== 'tcp' && ctx.rcv.proto !== 'tls') || ctx.rcv.connId === 0) return;
   const ms = Math.max(0, ...bindings.map((b) => b.expiresAt - now));
@@ -169,6 +175,7 @@ async function found(ctx: ScriptContext, uri?: string): Promise<Binding[] | null
  * keeps only the first contact; its "method-filtering" passes every contact, as none is stored with methods)
  */
 async function lookup(ctx: ScriptContext, _table: string, second?: string, third?: string): Promise<number> {
+  const cfg = kRegistrar.of(ctx.svc);
   const uri = cfg.opensips ? third : second;
   const noBranches = cfg.opensips && (second ?? '').split(',').some((f) => f.trim() === 'no-branches');
   let bindings: Binding[] | null;
@@ -205,7 +212,7 @@ async function registered(ctx: ScriptContext, _table: string, uri?: string): Pro
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
 const optStr = { kind: 'str', optional: true } as const;
 
-export const registrar: ModuleExports = {
+export const registrar: ModuleExports<RegistrarState> = {
   name: 'registrar',
   params: [
     { name: 'default_expires', type: 'int', default: 3600 },
@@ -238,19 +245,22 @@ export const registrar: ModuleExports = {
     { name: 'lookup', args: [{ kind: 'str' }, optStr, optStr], routes: REQ, mayAwait: true, fn: lookup },
     { name: 'registered', args: [{ kind: 'str' }, optStr], mayAwait: true, fn: registered },
   ],
-  initWorker(env: ModuleEnv): void {
+  state: kRegistrar,
+  initWorker(env: ModuleEnv): RegistrarState {
     if (!env.script.modules.includes('usrloc'))
       throw new SwitchyardError('SY_ERR_MODULE_INIT', 'registrar needs the location table: loadmodule "usrloc.so"');
     const n = (k: string): number => env.params.get(k) as number;
-    cfg.defaultExpires = n('default_expires');
-    cfg.minExpires = n('min_expires');
-    cfg.maxExpires = n('max_expires');
-    cfg.maxContacts = n('max_contacts');
-    cfg.appendBranches = n('append_branches') !== 0;
-    cfg.usePath = n('use_path') !== 0;
-    cfg.receivedAvp = avpName(String(env.params.get('received_avp') ?? ''));
-    cfg.opensips = env.script.dialect === 'opensips';
-    cfg.natBflag = (env.script.modparams.get('usrloc')?.get('nat_bflag') as number | undefined) ?? -1;
-    cfg.tcpPersistentFlag = Number(env.params.get('tcp_persistent_flag') ?? -1);
+    return {
+      defaultExpires: n('default_expires'),
+      minExpires: n('min_expires'),
+      maxExpires: n('max_expires'),
+      maxContacts: n('max_contacts'),
+      appendBranches: n('append_branches') !== 0,
+      usePath: n('use_path') !== 0,
+      receivedAvp: avpName(String(env.params.get('received_avp') ?? '')),
+      opensips: env.script.dialect === 'opensips',
+      natBflag: (env.script.modparams.get('usrloc')?.get('nat_bflag') as number | undefined) ?? -1,
+      tcpPersistentFlag: Number(env.params.get('tcp_persistent_flag') ?? -1),
+    };
   },
 };
