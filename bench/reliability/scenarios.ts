@@ -94,7 +94,7 @@ request_route {
     sl_send_reply(200, "OK");
 }
 `;
-// kamailio's interpreter takes about as long for 700 turns of the loop as switchyard for 30 000
+// 30 000 turns take kamailio's interpreter about 40 ms; each server gets 3× its own sustained rate
 const OVERLOAD_KAMAILIO = `loadmodule "sl.so"
 loadmodule "pv.so"
 request_route {
