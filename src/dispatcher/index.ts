@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const counters = new Counters(counterLayout(MODULES), init.countersSab, init.row);
   startMemoryGauges(counters);
   histograms.current = new Histograms(init.histSab, init.row);
-  const svc = new DispatcherServices(log, script.routes, bus, init.workers);
+  const svc = new DispatcherServices(log, counters, script.routes, bus, init.workers);
   await initModules(
     script,
     'dispatcher',

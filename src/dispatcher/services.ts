@@ -17,6 +17,10 @@ import type {
 import { TOPIC_T_CONTINUE, type TContinueMsg } from '../shared/modules/tm/index.js';
 import { SwitchyardError } from '../shared/errors.js';
 import type { Bus } from '../shared/contract/host.js';
+import type { Counters } from '../shared/counters/counters.js';
+import { RouteRunner } from '../shared/script/route-runner.js';
+
+const noop = (): void => undefined;
 
 function noSip(what: string): never {
   throw new SwitchyardError(
@@ -103,11 +107,18 @@ export class DispatcherServices implements ScriptServices {
   readonly log: Logger;
   readonly tm: TransactionApi | null;
   readonly #routes: RouteTable;
+  readonly #runner: RouteRunner;
 
-  constructor(log: Logger, routes: RouteTable, bus: Bus, workers: number) {
+  constructor(log: Logger, counters: Counters, routes: RouteTable, bus: Bus, workers: number) {
     this.log = log;
     this.#routes = routes;
     this.tm = new RemoteTransactions(bus, workers, log);
+    // no SIP request waits here: nothing to hold while a route awaits
+    this.#runner = new RouteRunner(log, counters, { hold: noop, release: noop });
+  }
+
+  runRoute(fn: RouteFn, ctx: ScriptContext): void {
+    this.#runner.run(fn, ctx, noop);
   }
 
   send(_dest: Destination, _bytes: Buffer): void {

@@ -2,7 +2,7 @@ import type { Counters } from '../shared/counters/counters.js';
 import type { Logger } from '../shared/log.js';
 import { RouteKind, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
 import type { WorkerTransactions } from './parts.js';
-import type { RouteRunner } from './route-runner.js';
+import type { RouteRunner } from '../shared/script/route-runner.js';
 import type { Waiting } from './waiting.js';
 
 /** ScriptServices.suspend as the worker does it */

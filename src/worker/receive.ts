@@ -14,7 +14,7 @@ import type { SipMsg } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { OverloadControl } from './overload.js';
 import type { WorkerTransactions, WorkerUac } from './parts.js';
-import type { RouteRunner } from './route-runner.js';
+import type { RouteRunner } from '../shared/script/route-runner.js';
 import type { Waiting } from './waiting.js';
 
 interface ReceiveCounters {

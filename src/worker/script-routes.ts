@@ -11,7 +11,7 @@ import { RouteKind, type RouteFn, type ScriptServices } from '../shared/modules/
 import { fakeScriptContext } from '../shared/script/context.js';
 import type { ShvStore } from '../shared/shv/store.js';
 import type { RouteTable } from '../shared/modules/types.js';
-import type { RouteRunner } from './route-runner.js';
+import type { RouteRunner } from '../shared/script/route-runner.js';
 
 /** a $shv name no script can write (NUL): how many times the startup routes were started */
 const STARTED = '\0startup_route';

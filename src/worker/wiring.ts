@@ -26,13 +26,15 @@ import type {
 } from '../shared/modules/types.js';
 import { WorkerServices } from './services.js';
 import { Waiting } from './waiting.js';
-import { RouteRunner } from './route-runner.js';
+import { RouteRunner } from '../shared/script/route-runner.js';
 import { Transactions } from './tm/transactions.js';
 import { LocalUac } from './uac.js';
 import { asyncSuspend, type Suspend } from './async.js';
 import { OverloadControl } from './overload.js';
 import { Receiver } from './receive.js';
 import type { WorkerTransactions, WorkerUac } from './parts.js';
+
+const noop = (): void => undefined;
 
 /** what a SIP worker is built from */
 export interface WorkerInit {
@@ -72,7 +74,7 @@ export function wireWorker(w: WorkerInit): WorkerParts {
     ? new Transactions(svc, counters, script.modparams.get('tm')!, runner)
     : null;
   const uac = new LocalUac(svc, w.workers);
-  const scriptSvc = new WorkerScriptServices(svc, tm, uac, asyncSuspend(waiting, tm, runner, counters, log));
+  const scriptSvc = new WorkerScriptServices(svc, tm, uac, runner, asyncSuspend(waiting, tm, runner, counters, log));
   const overload = new OverloadControl(script.core.overload, counters, w.backlog, w.queued);
   const receiver = new Receiver({ svc, scriptSvc, tm, uac, runner, waiting, overload, counters });
   return { svc, scriptSvc, waiting, runner, tm, uac, overload, receiver };
@@ -86,14 +88,16 @@ export class WorkerScriptServices implements ScriptServices {
   readonly tm: TransactionApi | null;
   readonly #svc: WorkerServices;
   readonly #uac: WorkerUac;
+  readonly #runner: RouteRunner;
   readonly #suspend: Suspend;
 
-  constructor(svc: WorkerServices, tm: TransactionApi | null, uac: WorkerUac, suspend: Suspend) {
+  constructor(svc: WorkerServices, tm: TransactionApi | null, uac: WorkerUac, runner: RouteRunner, suspend: Suspend) {
     this.workerId = svc.workerId;
     this.log = svc.log;
     this.tm = tm;
     this.#svc = svc;
     this.#uac = uac;
+    this.#runner = runner;
     this.#suspend = suspend;
   }
 
@@ -107,6 +111,10 @@ export class WorkerScriptServices implements ScriptServices {
 
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
     return this.#svc.route(name, kind);
+  }
+
+  runRoute(fn: RouteFn, ctx: ScriptContext): void {
+    this.#runner.run(fn, ctx, noop);
   }
 
   suspend(ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void {

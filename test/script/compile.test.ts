@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CfgErrors } from '../../src/shared/errors.js';
 import { compileScript } from '../../src/shared/script/index.js';
-import type { ScriptContext, ScriptServices, CompiledScript } from '../../src/shared/modules/types.js';
+import type { RouteFn, ScriptContext, ScriptServices, CompiledScript } from '../../src/shared/modules/types.js';
 import { parseSipMessage } from '../../src/shared/sip/message.js';
 import { Logger } from '../../src/shared/log.js';
 import { MODULES } from '../../src/shared/modules/registry.js';
@@ -43,6 +43,7 @@ function run(src: string): { ctx: ScriptContext; replies: string[]; forwards: st
     send() {},
     isMyself: (h: string) => h === 'example.com',
     route: () => null,
+    runRoute: (fn: RouteFn, c: ScriptContext) => void fn(c),
     suspend() {},
     sendReply: (_c: ScriptContext, code: number, reason: string) => (replies.push(`${code} ${reason}`), 1),
     forward: (c: ScriptContext, uri?: string) => (forwards.push(uri ?? c.du ?? c.ruri ?? c.msg.ruri), 1),

@@ -58,6 +58,7 @@ export function context(bytes: Buffer, script?: CompiledScript): { ctx: ScriptCo
     send() {},
     isMyself: (h: string, p: number) => h === 'example.com' || (h === '127.0.0.1' && (p === 0 || p === 5060)),
     route: (name: string) => script?.routes.named.get(name) ?? null,
+    runRoute: (fn: RouteFn, c: ScriptContext) => void fn(c),
     suspend: (_c: ScriptContext, work: Promise<number>, resume: RouteFn | null) =>
       void rec.suspended.push({ work, resume }),
     sendReply: (_c: ScriptContext, code: number, reason: string) => (rec.replies.push(`${code} ${reason}`), 1),

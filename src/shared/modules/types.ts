@@ -145,6 +145,8 @@ export interface ScriptServices {
   isMyself(host: string, port: number): boolean;
   /** named routes of the running script, for route(x), t_on_failure, resume routes */
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null;
+  /** run a module's event route as the thread runs every route: a route that fails is counted and logged with its position */
+  runRoute(fn: RouteFn, ctx: ScriptContext): void;
   /** suspend the request until `work` settles, then run `resume` with $rc = its result (async()) */
   suspend(ctx: ScriptContext, work: Promise<number>, resume: RouteFn | null): void;
   /** stateless reply to the current request (sl_send_reply); returns 1 or -1 */

@@ -7,7 +7,7 @@ import { buildReply, forwardReplyEdits } from '../../shared/sip/build.js';
 import { applyEdits, MessageEdits } from '../../shared/sip/edits.js';
 import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices } from '../services.js';
-import type { RouteRunner } from '../route-runner.js';
+import type { RouteRunner } from '../../shared/script/route-runner.js';
 import { TimerWheel, WheelTimer } from './wheel.js';
 import {
   kServerTx,

@@ -37,7 +37,7 @@ import type { WorkerServices } from '../services.js';
 import type { WorkerTransactions } from '../parts.js';
 import { kServerTx, serverKey, T4, type ServerTx } from './tx.js';
 import { TmCore } from './core.js';
-import type { RouteRunner } from '../route-runner.js';
+import type { RouteRunner } from '../../shared/script/route-runner.js';
 import { branch, nextBranch } from './branches.js';
 import { onReply } from './replies.js';
 import { branchTimedOut } from './timers.js';

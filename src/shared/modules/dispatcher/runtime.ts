@@ -105,13 +105,7 @@ export function changed(
   ctx.du = d.uri;
   ctx.ruri = d.uri;
   kDsv.set(ctx, { code: reply?.code ?? 0, reason: reply?.reason ?? '', flags: s.after });
-  try {
-    const r = fn(ctx);
-    if (typeof r !== 'number')
-      r.catch((e: unknown) => svc.log.err(`event_route[${ev}] failed: ${(e as Error).message}`));
-  } catch (e) {
-    svc.log.err(`event_route[${ev}] failed: ${(e as Error).message}`);
-  }
+  svc.runRoute(fn, ctx);
 }
 
 export async function load(env: ModuleEnv): Promise<void> {

@@ -203,13 +203,6 @@ export class EvapiServer {
     if (fn === undefined) return;
     const ctx: ScriptContext = fakeScriptContext(this.#svc, RouteKind.EVENT);
     kEvapi.set(ctx, { conidx: c.idx, srcaddr: c.addr, srcport: c.port, msg });
-    const failed = (e: unknown): void =>
-      this.#log.err(`event_route[${what}]: ${e instanceof Error ? e.message : String(e)}`);
-    try {
-      const r = fn(ctx);
-      if (typeof r !== 'number') r.catch(failed);
-    } catch (e) {
-      failed(e);
-    }
+    this.#svc.runRoute(fn, ctx);
   }
 }

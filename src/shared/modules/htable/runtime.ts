@@ -236,15 +236,7 @@ export function expired(svc: ScriptServices, t: SharedTable, items: readonly Ite
   for (const it of items) {
     const ctx = fakeScriptContext(svc, RouteKind.EVENT);
     kExpired.set(ctx, it);
-    try {
-      const r = fn(ctx);
-      if (typeof r !== 'number')
-        r.catch((e: unknown) =>
-          svc.log.err(`event_route[htable:expired:${t.spec.name}] failed: ${(e as Error).message}`),
-        );
-    } catch (e) {
-      svc.log.err(`event_route[htable:expired:${t.spec.name}] failed: ${(e as Error).message}`);
-    }
+    svc.runRoute(fn, ctx);
   }
 }
 

@@ -104,14 +104,7 @@ function replyRoute(ctx: ScriptContext, sent: UacReq, code: number): void {
   if (fn === null) return;
   req = { ...sent, evcode: code, evtype: code === 408 ? 2 : 1 };
   const ev = fakeScriptContext(svc, RouteKind.EVENT);
-  const failed = (e: unknown): void =>
-    svc.log.err(`event_route[uac:reply] failed: ${e instanceof Error ? e.message : String(e)}`);
-  try {
-    const r = fn(ev);
-    if (typeof r !== 'number') r.catch(failed);
-  } catch (e) {
-    failed(e);
-  }
+  svc.runRoute(fn, ev);
 }
 
 /** keys uac_req_send() does not use, and what happens instead (warned once per thread) */

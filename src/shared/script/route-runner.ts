@@ -1,10 +1,15 @@
-import type { Counters } from '../shared/counters/counters.js';
-import type { CounterHandle } from '../shared/contract/host.js';
-import { histograms, H_REQUEST } from '../shared/counters/histograms.js';
-import type { Logger } from '../shared/log.js';
-import { RouteKind, type RouteFn, type ScriptContext } from '../shared/modules/types.js';
-import type { SipMsg } from '../shared/contract/sip.js';
-import type { Waiting } from './waiting.js';
+import type { Counters } from '../counters/counters.js';
+import type { CounterHandle } from '../contract/host.js';
+import { histograms, H_REQUEST } from '../counters/histograms.js';
+import type { Logger } from '../log.js';
+import { RouteKind, type RouteFn, type ScriptContext } from '../modules/types.js';
+import type { SipMsg } from '../contract/sip.js';
+
+/** where a route that awaits holds its request (the SIP worker's Waiting: retransmissions absorbed meanwhile) */
+export interface RouteHolds {
+  hold(ctx: ScriptContext): void;
+  release(ctx: ScriptContext): void;
+}
 
 const KIND_NAMES: Readonly<Record<number, string>> = {
   [RouteKind.REQUEST]: 'request',
@@ -19,9 +24,11 @@ const KIND_NAMES: Readonly<Record<number, string>> = {
 };
 
 /**
- * "Run a route, then continue", for every route the worker runs: request and
- * reply routes, tm's failure and reply routes and t_continue(), async()
- * resume routes, startup, timer and event routes. A route that awaits holds
+ * "Run a route, then continue", for every route a thread runs: in a SIP
+ * worker request and reply routes, tm's failure and reply routes and
+ * t_continue(), async() resume routes, startup, timer and event routes; in
+ * the event dispatcher its event routes. Modules run their event routes
+ * through ScriptServices.runRoute, which comes here. A route that awaits holds
  * its request (retransmissions absorbed) until it settles. A branch_route
  * runs inside t_relay(): one that throws fails the route that called
  * t_relay(), one whose awaited call fails gets the policy below (failed()).
@@ -36,10 +43,10 @@ const KIND_NAMES: Readonly<Record<number, string>> = {
 export class RouteRunner {
   readonly #log: Logger;
   readonly #counters: Counters;
-  readonly #waiting: Waiting;
+  readonly #waiting: RouteHolds;
   readonly #scriptErrors: CounterHandle;
 
-  constructor(log: Logger, counters: Counters, waiting: Waiting) {
+  constructor(log: Logger, counters: Counters, waiting: RouteHolds) {
     this.#log = log;
     this.#counters = counters;
     this.#waiting = waiting;
