@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     },
     init.moduleSabs,
   );
-  onExit = () => void destroyModules(script, log).finally(() => process.exit(0));
+  onExit = () => void destroyModules(script, log, svc.states).finally(() => process.exit(0));
   post({ type: 'ready' });
 }
 

@@ -349,7 +349,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
             // already gone
           }
         }
-        void destroyModules(script, log).finally(() => process.exit(0));
+        void destroyModules(script, log, states).finally(() => process.exit(0));
       }, 50);
     });
   };

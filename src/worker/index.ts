@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     udp?.close();
     tm?.clear();
     uac.clear();
-    void destroyModules(script, log).finally(() => process.exit(0));
+    void destroyModules(script, log, scriptSvc.states).finally(() => process.exit(0));
   };
   post({ type: 'ready' });
 }

@@ -1,5 +1,6 @@
 import type { ModuleEnv, CompiledScript } from './types.js';
 import type { Log } from '../contract/host.js';
+import type { ThreadStates } from '../contract/thread.js';
 
 /** run each loaded module's init hook for this thread's role, with its modparams; keep what it returns in `base.states` */
 export async function initModules(
@@ -40,10 +41,10 @@ const DESTROY_MS = 1000;
 
 /**
  * Shutdown, in every thread (master, SIP workers, dispatcher): each loaded
- * module's destroy hook, last loaded first. A hook that fails or hangs is
- * logged and left behind: the thread still ends.
+ * module's destroy hook with its state in the thread, last loaded first. A
+ * hook that fails or hangs is logged and left behind: the thread still ends.
  */
-export async function destroyModules(script: CompiledScript, log: Log): Promise<void> {
+export async function destroyModules(script: CompiledScript, log: Log, states: ThreadStates): Promise<void> {
   for (const name of [...script.modules].reverse()) {
     const mod = script.moduleTable.find(name);
     if (mod?.destroy === undefined) continue;
@@ -52,7 +53,8 @@ export async function destroyModules(script: CompiledScript, log: Log): Promise<
       timer = setTimeout(() => resolve('late'), DESTROY_MS);
     });
     try {
-      if ((await Promise.race([Promise.resolve(mod.destroy()), late])) === 'late')
+      const state = mod.state === undefined ? undefined : states.get(mod.state);
+      if ((await Promise.race([Promise.resolve(mod.destroy(state)), late])) === 'late')
         log.warn(`module ${mod.name}: destroy did not finish within ${DESTROY_MS} ms`);
     } catch (e) {
       log.err(`module ${mod.name}: destroy failed: ${e instanceof Error ? e.message : String(e)}`);

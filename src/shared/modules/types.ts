@@ -391,7 +391,8 @@ export interface ModuleExports<S = unknown> {
   initWorker?(env: ModuleEnv): S | Promise<S>;
   initMaster?(env: ModuleEnv): S | Promise<S>;
   initDispatcher?(env: ModuleEnv): S | Promise<S>;
-  destroy?(): void | Promise<void>;
+  /** shutdown, in every thread: `state` is what this thread's init hook returned (undefined where none ran) */
+  destroy?(state?: S): void | Promise<void>;
 }
 
 /**

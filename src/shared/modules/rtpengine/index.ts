@@ -14,6 +14,7 @@ import { hasSdp, currentBody } from '../../sip/sdp.js';
 import { manageAction, mediaTags, noteOffer, forgetOffer } from '../rtpproxy/index.js';
 import { parseRelaySet, pickRelay, RelayControl, type RelayAddress } from '../rtpproxy/control.js';
 import type { FunctionSpec, ModuleEnv, ModuleExports, ScriptContext } from '../types.js';
+import { ThreadKey } from '../../contract/thread.js';
 import { RequestKey } from '../../contract/request.js';
 
 type NgValue = string | number | Uint8Array | NgValue[] | { [k: string]: NgValue };
@@ -70,12 +71,18 @@ export function parseNgFlags(s: string): NgDict {
 /** rtpengine_use_set()/set_rtpproxy_set()'s set for this request (0: the first) */
 const kSet = new RequestKey<number>('rtpengine.set');
 
-const state = {
-  sets: new Map<number, RelayAddress[]>(),
-  control: null as RelayControl | null,
-};
+/** rtpengine in a SIP worker: its relay sets and its control socket */
+interface RtpengineState {
+  readonly sets: ReadonlyMap<number, RelayAddress[]>;
+  readonly control: RelayControl | null;
+}
+const kRtpengine = new ThreadKey<RtpengineState>('rtpengine');
+/** a thread where the module's init did not run (the event dispatcher): no relay, as with none configured */
+const NO_RELAYS: RtpengineState = { sets: new Map(), control: null };
+const stateOf = (ctx: ScriptContext): RtpengineState => ctx.svc.states.get(kRtpengine) ?? NO_RELAYS;
 
 function relayFor(ctx: ScriptContext): RelayAddress | null {
+  const state = stateOf(ctx);
   const set = state.sets.get(kSet.get(ctx) ?? 0) ?? state.sets.values().next().value;
   if (set === undefined || state.control === null) return null;
   return pickRelay(set, state.control, ctx.msg.callId());
@@ -92,7 +99,7 @@ async function ng(ctx: ScriptContext, command: string, dict: NgDict): Promise<Re
     ctx.svc.log.err('rtpengine: no rtpengine available (rtpengine_sock unset, or every relay marked down)');
     return null;
   }
-  const answer = await state.control!.command(relay, Buffer.from(bencode.encode({ ...dict, command })));
+  const answer = await stateOf(ctx).control!.command(relay, Buffer.from(bencode.encode({ ...dict, command })));
   if (answer === null) {
     ctx.svc.log.err(`rtpengine: ${relay.url} did not answer "${command}" for ${ctx.msg.callId()}`);
     return null;
@@ -214,7 +221,7 @@ const functions: FunctionSpec[] = [
     name: 'set_rtpengine_set',
     args: [{ kind: 'int' }, { kind: 'int', optional: true }],
     fn: (ctx, n: number) => {
-      if (!state.sets.has(n)) return -1;
+      if (!stateOf(ctx).sets.has(n)) return -1;
       kSet.set(ctx, n);
       return 1;
     },
@@ -227,7 +234,7 @@ const sockCheck = (v: number | string): string | null => {
   return typeof r === 'string' ? r : null;
 };
 
-export const rtpengine: ModuleExports = {
+export const rtpengine: ModuleExports<RtpengineState> = {
   name: 'rtpengine',
   params: [
     { name: 'rtpengine_sock', type: 'str', multi: true, check: sockCheck },
@@ -276,7 +283,8 @@ export const rtpengine: ModuleExports = {
     },
   ],
   functions,
-  initWorker(env: ModuleEnv): void {
+  state: kRtpengine,
+  initWorker(env: ModuleEnv): RtpengineState {
     const p = env.params;
     const sets = new Map<number, RelayAddress[]>();
     for (const v of (p.get('rtpengine_sock') as Array<number | string> | undefined) ?? []) {
@@ -285,14 +293,11 @@ export const rtpengine: ModuleExports = {
       if (typeof r === 'string') throw new SwitchyardError('SY_ERR_MODULE_INIT', `rtpengine_sock: ${r}`);
       sets.set(r.set, [...(sets.get(r.set) ?? []), ...r.relays]);
     }
-    state.sets = sets;
-    state.control?.close();
     const control = new RelayControl(
       Number(p.get('rtpengine_tout_ms')),
       Number(p.get('rtpengine_retr')),
       Number(p.get('rtpengine_disable_tout')) * 1000,
     );
-    state.control = control;
     // as Kamailio at start: a relay that does not answer "ping" is left alone for rtpengine_disable_tout
     for (const relay of [...sets.values()].flat()) {
       void control.command(relay, Buffer.from(bencode.encode({ command: 'ping' }))).then((a) => {
@@ -302,9 +307,9 @@ export const rtpengine: ModuleExports = {
           );
       });
     }
+    return { sets, control };
   },
-  destroy(): void {
-    state.control?.close();
-    state.control = null;
+  destroy(state?: RtpengineState): void {
+    state?.control?.close();
   },
 };

@@ -9,6 +9,7 @@
 import { hasSdp, Sdp, setSdp } from '../../sip/sdp.js';
 import { SwitchyardError } from '../../errors.js';
 import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
+import { ThreadKey } from '../../contract/thread.js';
 import { RequestKey } from '../../contract/request.js';
 import { parseRelaySet, pickRelay, RelayControl, type RelayAddress } from './control.js';
 
@@ -141,13 +142,19 @@ function parseFlags(s: string): Flags {
 /** rtpengine_use_set()/set_rtpproxy_set()'s set for this request (0: the first) */
 const kSet = new RequestKey<number>('rtpproxy.set');
 
-const state = {
-  sets: new Map<number, RelayAddress[]>(),
-  control: null as RelayControl | null,
-  marker: 'a=nortpproxy:yes',
-};
+/** rtpproxy in a SIP worker: its relay sets, its control socket and the SDP marker it writes */
+interface RtpproxyState {
+  readonly sets: ReadonlyMap<number, RelayAddress[]>;
+  readonly control: RelayControl | null;
+  readonly marker: string;
+}
+const kRtpproxy = new ThreadKey<RtpproxyState>('rtpproxy');
+/** a thread where the module's init did not run (the event dispatcher): no relay, as with none configured */
+const NO_RELAYS: RtpproxyState = { sets: new Map(), control: null, marker: 'a=nortpproxy:yes' };
+const stateOf = (ctx: ScriptContext): RtpproxyState => ctx.svc.states.get(kRtpproxy) ?? NO_RELAYS;
 
 function relayFor(ctx: ScriptContext): RelayAddress | null {
+  const state = stateOf(ctx);
   const set = state.sets.get(kSet.get(ctx) ?? 0) ?? state.sets.values().next().value;
   if (set === undefined || state.control === null) return null;
   return pickRelay(set, state.control, ctx.msg.callId());
@@ -164,6 +171,7 @@ function parsePortAnswer(a: Buffer | null): { port: number; ip: string | null } 
 }
 
 async function offerAnswer(ctx: ScriptContext, offer: boolean, flagStr = '', ip?: string): Promise<number> {
+  const state = stateOf(ctx);
   if (!hasSdp(ctx)) return -1;
   const sdp = Sdp.of(ctx);
   if (state.marker !== '' && sdp.has(state.marker) && !parseFlags(flagStr).force) return -1;
@@ -209,6 +217,7 @@ async function offerAnswer(ctx: ScriptContext, offer: boolean, flagStr = '', ip?
 }
 
 async function destroy(ctx: ScriptContext, flagStr = ''): Promise<number> {
+  const state = stateOf(ctx);
   const relay = relayFor(ctx);
   if (relay === null) return -1;
   const f = parseFlags(flagStr);
@@ -255,7 +264,7 @@ const functions: FunctionSpec[] = [
     name: 'set_rtp_proxy_set',
     args: [{ kind: 'int' }],
     fn: (ctx, n: number) => {
-      if (!state.sets.has(n)) return -1;
+      if (!stateOf(ctx).sets.has(n)) return -1;
       kSet.set(ctx, n);
       return 1;
     },
@@ -273,7 +282,7 @@ function setsOf(values: ReadonlyArray<number | string>): Map<number, RelayAddres
   return sets;
 }
 
-export const rtpproxy: ModuleExports = {
+export const rtpproxy: ModuleExports<RtpproxyState> = {
   name: 'rtpproxy',
   params: [
     {
@@ -300,20 +309,17 @@ export const rtpproxy: ModuleExports = {
     { name: 'rtp_inst_pvar', type: 'str', default: '', noEffect: 'the chosen relay is not stored' },
   ],
   functions,
-  initWorker(env: ModuleEnv): void {
+  state: kRtpproxy,
+  initWorker(env: ModuleEnv): RtpproxyState {
     const p = env.params;
     const sets = setsOf((p.get('rtpproxy_sock') as Array<number | string> | undefined) ?? []);
     if (typeof sets === 'string') throw new SwitchyardError('SY_ERR_MODULE_INIT', `rtpproxy_sock: ${sets}`);
-    state.sets = sets;
-    state.marker = String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '');
-    state.control?.close();
-    state.control = new RelayControl(
+    const control = new RelayControl(
       Number(p.get('rtpproxy_tout')) * 1000,
       Number(p.get('rtpproxy_retr')),
       Number(p.get('rtpproxy_disable_tout')) * 1000,
     );
     // as Kamailio at start: a relay that does not answer the version command is left alone for rtpproxy_disable_tout
-    const control = state.control;
     for (const relay of [...sets.values()].flat()) {
       void control.command(relay, 'V').then((a) => {
         if (a === null)
@@ -322,9 +328,9 @@ export const rtpproxy: ModuleExports = {
           );
       });
     }
+    return { sets, control, marker: String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '') };
   },
-  destroy(): void {
-    state.control?.close();
-    state.control = null;
+  destroy(state?: RtpproxyState): void {
+    state?.control?.close();
   },
 };
