@@ -11,8 +11,19 @@ import type { HttpClient, HttpOutcome } from './client.js';
 import type { HttpConnection, HttpSettings } from './connections.js';
 import { curlStrerror } from './curl-codes.js';
 import type { CounterHandle, CounterRow } from '../../contract/host.js';
+import { ThreadKey } from '../../contract/thread.js';
 
-/** What a worker's http_client functions run with (set by initWorker; each thread has its own copy). */
+/** http_client in a thread: its connections, and in a SIP worker the client its transfers run on */
+export interface HttpClientState {
+  /** every connection definition (httpclient.listcon) */
+  readonly connections: ReadonlyMap<string, HttpConnection>;
+  /** timeout_mode: the unit httpclient.listcon gives TIMEOUT in (ms) */
+  readonly timeoutUnit: number;
+  readonly worker: WorkerState | null;
+}
+export const kHttpClient = new ThreadKey<HttpClientState>('http_client');
+
+/** What a worker's http_client functions run with (initWorker builds it). */
 export interface WorkerState {
   readonly client: HttpClient;
   readonly connections: ReadonlyMap<string, HttpConnection>;
@@ -25,10 +36,9 @@ export interface WorkerState {
   readonly connfail: CounterHandle;
 }
 
-let state: WorkerState | null = null;
-
-export function attachState(s: WorkerState | null): void {
-  state = s;
+/** the SIP worker's client, or null in a thread where the module's worker init did not run */
+function workerOf(ctx: ScriptContext): WorkerState | null {
+  return ctx.svc.states.get(kHttpClient)?.worker ?? null;
 }
 
 /** Kamailio counts a transfer answered 200 as connok, anything else (errors included) as connfail */
@@ -77,7 +87,7 @@ async function httpConnect(
   data: string | null,
   result: PvarRef,
 ): Promise<number> {
-  const st = state;
+  const st = workerOf(ctx);
   const c = st?.connections.get(name);
   if (st === null || c === undefined) {
     log.err(
@@ -104,7 +114,7 @@ async function httpClientQuery(
   hdrs: string | null,
   result: PvarRef,
 ): Promise<number> {
-  const st = state;
+  const st = workerOf(ctx);
   if (st === null) {
     log.err('http_client_query: the module is not initialised in this thread');
     return -1;

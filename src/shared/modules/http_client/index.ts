@@ -14,10 +14,9 @@ import {
   moduleDefaults,
   parseHttpcon,
   resolveFile,
-  type HttpConnection,
   type ParamMap,
 } from './connections.js';
-import { attachState, FUNCTIONS, PVARS } from './functions.js';
+import { FUNCTIONS, kHttpClient, PVARS, type HttpClientState, type WorkerState } from './functions.js';
 
 const VERSION = '0.1.0';
 const nonNegative = (v: number | string): string | null =>
@@ -94,16 +93,12 @@ const COUNTERS: readonly CounterSpec[] = [
   { name: 'connfail', kind: 'counter', description: 'transfers not answered 200 (other statuses and libcurl errors)' },
 ];
 
-/** the connections, in the master (httpclient.listcon); workers keep their own in WorkerState */
-let listed: ReadonlyMap<string, HttpConnection> = new Map();
-let timeoutUnit = 1000;
-let client: HttpClient | null = null;
-
 const RPC: readonly RpcSpec[] = [
   {
     name: 'httpclient.listcon',
     doc: 'List all HTTP connection definitions',
-    handler() {
+    handler(_params, env) {
+      const { connections: listed, timeoutUnit } = kHttpClient.of(env);
       if (listed.size === 0) throw Object.assign(new Error('No Connection Definitions'), { rpcCode: 500 });
       return [...listed.values()].map((c) => ({
         NAME: c.name,
@@ -119,19 +114,15 @@ const RPC: readonly RpcSpec[] = [
   },
 ];
 
-function connectionsOf(env: ModuleEnv): Map<string, HttpConnection> {
-  timeoutUnit = env.params.get('timeout_mode') === 2 ? 1 : 1000;
-  return loadConnections(env.params, env.cfg.file);
+function load(env: ModuleEnv, worker: WorkerState | null): HttpClientState {
+  return {
+    connections: worker?.connections ?? loadConnections(env.params, env.cfg.file),
+    timeoutUnit: env.params.get('timeout_mode') === 2 ? 1 : 1000,
+    worker,
+  };
 }
 
-async function closeClient(): Promise<void> {
-  const c = client;
-  client = null;
-  attachState(null);
-  await c?.close();
-}
-
-export const httpClient: ModuleExports = {
+export const httpClient: ModuleExports<HttpClientState> = {
   name: 'http_client',
   params: PARAMS,
   functions: FUNCTIONS,
@@ -150,17 +141,18 @@ export const httpClient: ModuleExports = {
       return reasonOf(e);
     }
   },
+  state: kHttpClient,
   initMaster(env) {
-    listed = connectionsOf(env);
-    env.counters.set(env.counters.handle('httpclient:connections'), listed.size);
+    const state = load(env, null);
+    env.counters.set(env.counters.handle('httpclient:connections'), state.connections.size);
+    return state;
   },
   async initWorker(env) {
-    await closeClient();
-    const connections = connectionsOf(env);
+    const connections = loadConnections(env.params, env.cfg.file);
     const defaults = moduleDefaults(env.params, env.cfg.file);
     const netinterface = env.params.get('netinterface') as string;
-    client = new HttpClient(await import('undici'), env.log, netinterface === '' ? null : netinterface);
-    attachState({
+    const client = new HttpClient(await import('undici'), env.log, netinterface === '' ? null : netinterface);
+    return load(env, {
       client,
       connections,
       query: { ...defaults, maxDataSize: env.params.get('query_maxdatasize') as number },
@@ -170,5 +162,7 @@ export const httpClient: ModuleExports = {
       connfail: env.counters.handle('httpclient:connfail'),
     });
   },
-  destroy: closeClient,
+  async destroy(state) {
+    await state?.worker?.client.close();
+  },
 };
