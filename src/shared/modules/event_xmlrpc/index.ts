@@ -11,6 +11,7 @@ import {
   type EviSocket,
 } from '../../evi/index.js';
 import type { CounterSpec, ModParamSpec, ModuleEnv, ModuleExports } from '../types.js';
+import { ThreadKey } from '../../contract/thread.js';
 import { xmlrpcBody } from './encode.js';
 import { XmlrpcSender } from './sender.js';
 import { parseXmlrpcSocket, type XmlrpcSocket } from './socket.js';
@@ -42,15 +43,16 @@ const COUNTERS: readonly CounterSpec[] = [
   { name: 'pending', kind: 'gauge', description: 'requests queued or in flight' },
 ];
 
-let sender: XmlrpcSender | null = null;
+/** the dispatcher thread's sender, which its init returns */
+const kSender = new ThreadKey<XmlrpcSender>('event_xmlrpc');
 
-export const eventXmlrpc: ModuleExports = {
+export const eventXmlrpc: ModuleExports<XmlrpcSender> = {
   name: 'event_xmlrpc',
   params: PARAMS,
   functions: [],
   counters: COUNTERS,
-  initDispatcher(env: ModuleEnv): void {
-    sender?.close();
+  state: kSender,
+  initDispatcher(env: ModuleEnv): XmlrpcSender {
     const num = (n: string): number => Number(env.params.get(n));
     const useStruct = num('use_struct_param') !== 0;
     const s = new XmlrpcSender(
@@ -58,7 +60,6 @@ export const eventXmlrpc: ModuleExports = {
       env.counters,
       env.log,
     );
-    sender = s;
     registerTransport({
       proto: 'xmlrpc',
       raise(event: string, sock: EviSocket, params: readonly EviParam[], wait: boolean) {
@@ -66,10 +67,10 @@ export const eventXmlrpc: ModuleExports = {
         return s.send(x, Buffer.from(xmlrpcBody(x.method, event, params, useStruct)), wait);
       },
     });
+    return s;
   },
-  destroy(): void {
+  destroy(sender?: XmlrpcSender): void {
     sender?.close();
-    sender = null;
     unregisterTransport('xmlrpc');
   },
 };
