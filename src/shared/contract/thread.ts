@@ -17,7 +17,9 @@ export class ThreadKey<S> {
   /** this thread's state: the module's init hook ran in this thread and returned it */
   of(owner: { readonly states: ThreadStates }): S {
     const s = owner.states.get(this);
-    if (s === undefined) throw new Error(`module ${this.name} has no state in this thread (its init did not run)`);
+    // the contract imports nothing: SwitchyardError's code, on a plain Error
+    const why = `module ${this.name} has no state in this thread (its init did not run)`;
+    if (s === undefined) throw Object.assign(new Error(why), { code: 'SY_ERR_MODULE_INIT' });
     return s;
   }
 }
