@@ -38,6 +38,7 @@ export function run(): void {
     sendTo: (_fd, bytes) => ((sent += bytes.length), bytes.length),
     backlog: () => 0,
     queued: () => 0,
+    queueBound: () => 0,
   });
   const rcv: ReceiveInfo = {
     proto: 'udp',

@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     // for it) and in the kernel receive queues of the UDP sockets it reads (once they are open, below)
     backlog: () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
     queued: () => udp?.queued() ?? 0,
+    queueBound: () => udp?.queueBound() ?? 0,
   });
   if (tm !== null)
     // t_continue() from an event route in the dispatcher (evapi:message-received)

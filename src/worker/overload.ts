@@ -22,12 +22,15 @@ import type { OverloadParams } from '../shared/contract/compiled.js';
 
 const SAMPLE_MS = 100;
 const BUSY_SAMPLES = 5;
+/** the kernel receive queues' bound, in overload_queue_bytes */
+const SOCKET_FACTOR = 8;
 
 export class OverloadControl {
   readonly #p: OverloadParams;
   readonly #counters: CounterRow;
   readonly #rings: () => number;
   readonly #sockets: () => number;
+  readonly #socketBound: () => number;
   readonly #inuse: CounterHandle;
   readonly #shedPct: CounterHandle;
   readonly #load: CounterHandle;
@@ -43,12 +46,22 @@ export class OverloadControl {
   #queued = 0;
   #timer: NodeJS.Timeout | null = null;
 
-  /** `rings`, `sockets`: bytes waiting in the worker's inbound rings, in its UDP sockets' kernel queues */
-  constructor(p: OverloadParams, counters: CounterRow, rings: () => number, sockets: () => number) {
+  /**
+   * `rings`, `sockets`: bytes waiting in the worker's inbound rings, in its UDP sockets' kernel queues;
+   * `socketBound`: the kernel queues' own bound (they count each datagram with its buffer overhead)
+   */
+  constructor(
+    p: OverloadParams,
+    counters: CounterRow,
+    rings: () => number,
+    sockets: () => number,
+    socketBound: () => number,
+  ) {
     this.#p = p;
     this.#counters = counters;
     this.#rings = rings;
     this.#sockets = sockets;
+    this.#socketBound = socketBound;
     this.#inuse = counters.handle('tm:inuse_transactions');
     this.#shedPct = counters.handle('core:overload_shed_percent');
     this.#load = counters.handle('core:worker_load');
@@ -83,8 +96,13 @@ export class OverloadControl {
     this.#busyRun = busy ? this.#busyRun + 1 : 0;
     // a loop that rested in the sample emptied its sockets then: what waits there now is a burst it
     // has not reached yet; one that never rested has had a backlog all along
-    const queued = this.#rings() + (busy ? this.#sockets() : 0);
-    const overQueue = queued > this.#p.queueBytes;
+    const rings = this.#rings();
+    const sockets = busy ? this.#sockets() : 0;
+    const queued = rings + sockets;
+    // the kernel counts each datagram with its buffer overhead (about three times a small one's size),
+    // and bursts it can hold are for it to absorb: its bound is the larger one
+    const socketBound = Math.min(SOCKET_FACTOR * this.#p.queueBytes, this.#socketBound());
+    const overQueue = rings > this.#p.queueBytes || sockets > socketBound;
     // a backlog that shrinks is being caught up with at the share shed now
     const draining = overQueue && queued < this.#queued;
     this.#queued = queued;

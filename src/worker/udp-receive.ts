@@ -127,6 +127,17 @@ export class UdpReceivers {
     return n;
   }
 
+  /**
+   * A quarter of what the kernel lets these sockets hold (their receive buffers): a backlog over it
+   * is heading for drops; one under it is a burst (a worker still warming up, a peer's retransmissions)
+   * that the buffer absorbs and the worker catches up with
+   */
+  queueBound(): number {
+    let n = 0;
+    for (const s of this.#sockets) n += s.getRecvBufferSize() / 4;
+    return n;
+  }
+
   close(): void {
     for (const s of this.#sockets) {
       try {

@@ -52,6 +52,7 @@ export interface WorkerInit {
   /** overload control: what waits in the rings to this worker, and in the kernel receive queues of the UDP sockets it reads */
   backlog: () => number;
   queued: () => number;
+  queueBound: () => number;
 }
 
 export interface WorkerParts {
@@ -75,7 +76,7 @@ export function wireWorker(w: WorkerInit): WorkerParts {
     : null;
   const uac = new LocalUac(svc, w.workers);
   const scriptSvc = new WorkerScriptServices(svc, tm, uac, runner, asyncSuspend(waiting, tm, runner, counters, log));
-  const overload = new OverloadControl(script.core.overload, counters, w.backlog, w.queued);
+  const overload = new OverloadControl(script.core.overload, counters, w.backlog, w.queued, w.queueBound);
   const receiver = new Receiver({ svc, scriptSvc, tm, uac, runner, waiting, overload, counters });
   return { svc, scriptSvc, waiting, runner, tm, uac, overload, receiver };
 }
