@@ -234,14 +234,14 @@ test('netstring_format 0: events go bare and each read is one message', async ()
 });
 
 /** a client tagged with evapi_set_tag(): it sends "tag:<name>" and waits for the route's multicast to that tag */
-async function tagged(port: number, tag: string): ReturnType<typeof client> {
+async function tagged(port: number, tag: string): Promise<Awaited<ReturnType<typeof client>> & { idx: number }> {
   const c = await client(port);
   const hello = await c.waitFor(/hello (\d+),/);
   const idx = /hello (\d+)/.exec(hello)![1]!;
   const msg = `tag:${tag}`;
   c.socket.write(`${msg.length}:${msg},`);
   await c.waitFor(new RegExp(`tagged ${idx} ${tag},`));
-  return c;
+  return { ...c, idx: Number(idx) };
 }
 
 test('evapi_set_tag and evapi_multicast: an event reaches every client of that tag and no other', async () => {
@@ -266,8 +266,10 @@ test('evapi_set_tag and evapi_multicast: an event reaches every client of that t
 });
 
 test('evapi_unicast: an event reaches the first client of that tag only (by connection index)', async () => {
-  const g1 = await tagged(PORT, 'gamma');
-  const g2 = await tagged(PORT, 'gamma');
+  const c1 = await tagged(PORT, 'gamma');
+  const c2 = await tagged(PORT, 'gamma');
+  // the lower connection index is first, whichever connected first (a slot freed by an earlier test is reused)
+  const [g1, g2] = c1.idx < c2.idx ? [c1, c2] : [c2, c1];
   try {
     for (let i = 0; i < 3; i++) assert.equal(await sip(server.udp[0]!, 'uni', 'gamma'), 'SIP/2.0 200 unicast');
     await g1.waitFor(/(9:uni gamma,[^]*){3}/);
