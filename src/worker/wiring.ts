@@ -5,16 +5,9 @@
  *   waiting ─▶ services (network side) ─▶ route runner ─▶ transactions ─▶ UAC
  *     ─▶ async() ─▶ script services (ctx.svc) ─▶ overload control ─▶ receiver
  */
-import type { Counters } from '../shared/counters/counters.js';
 import { ThreadStates } from '../shared/contract/thread.js';
 import type { Logger } from '../shared/log.js';
-import type { ListenSocket } from '../shared/config/listen.js';
-import type { RingWriter } from '../shared/ipc/ring.js';
-import type { SendTo } from '../shared/native/udp-send.js';
-import type { Locator } from '../shared/dns/locate.js';
-import type { Blocklist } from '../shared/dns/blocklist.js';
 import type {
-  CompiledScript,
   Destination,
   LocalReply,
   LocalRequest,
@@ -24,7 +17,7 @@ import type {
   ScriptServices,
   TransactionApi,
 } from '../shared/modules/types.js';
-import { WorkerServices } from './services.js';
+import { WorkerServices, type WorkerServicesInit } from './services.js';
 import { Waiting } from './waiting.js';
 import { RouteRunner } from '../shared/script/route-runner.js';
 import { Transactions } from './tm/transactions.js';
@@ -36,19 +29,9 @@ import type { WorkerTransactions, WorkerUac } from './parts.js';
 
 const noop = (): void => undefined;
 
-/** what a SIP worker is built from */
-export interface WorkerInit {
-  workerId: number;
+/** what the worker is built from: its services' inputs (less what wireWorker makes) and overload control's */
+export interface WorkerInit extends Omit<WorkerServicesInit, 'waiting'> {
   workers: number;
-  log: Logger;
-  sockets: readonly ListenSocket[];
-  aliases: readonly string[];
-  out: RingWriter;
-  counters: Counters;
-  script: CompiledScript;
-  locator: Locator;
-  blocklist: Blocklist;
-  sendTo: SendTo | null;
   /** overload control: what waits in the rings to this worker, and in the kernel receive queues of the UDP sockets it reads */
   backlog: () => number;
   queued: () => number;
