@@ -114,7 +114,11 @@ export class Locator {
   locate(uri: string): Hop[] | Promise<Hop[]> {
     // the same URI text again (a script's constant $du, say): no parsing, one Map lookup
     const seen = this.#byUri.get(uri);
-    if (seen !== undefined && seen.expiresAt > coarseNow && seen.gen === this.#rec.generation) return this.#hops(seen);
+    if (seen !== undefined && seen.expiresAt > coarseNow && seen.gen === this.#rec.generation) {
+      // an address literal asks DNS nothing; a name answered from the kept copy is a cache hit
+      if (seen.targets.length > 0 || seen.error !== null) this.#rec.countHit();
+      return this.#hops(seen);
+    }
     const d = uriDest(uri);
     if (d === null) throw new LocateError(`"${uri}" is not a sip/sips URI with a host`);
     if (isIP(d.host)) {
@@ -135,6 +139,7 @@ export class Locator {
     const key = `${d.secure ? 's' : ''}|${d.host.toLowerCase()}|${d.port}|${d.transport ?? ''}`;
     const plan = this.#plans.get(key);
     if (plan !== undefined && plan.expiresAt > coarseNow && plan.gen === this.#rec.generation) {
+      this.#rec.countHit();
       this.#remember(uri, plan);
       return this.#hops(plan);
     }

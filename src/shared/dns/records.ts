@@ -111,6 +111,11 @@ export class DnsRecords {
     return p;
   }
 
+  /** a destination resolved before and kept by the caller (a per-thread copy of cached answers) was used again */
+  countHit(): void {
+    this.#counters.inc(this.#c.hits);
+  }
+
   /** a cached answer, or null; `key` is "TYPE:name" */
   cached(key: string, now: number): Answer | null {
     if (this.#shared === null) return null;
