@@ -159,13 +159,15 @@ test('sip:user@carrier.test: NAPTR → SRV (priorities 10, 20) → A reaches the
   assert.equal(callees.second.invites, 0);
   assert.equal(dns.count('NAPTR', 'carrier.test'), 1);
   const queries = await stat('dns:queries');
-  const hits = await stat('dns:cache_hits');
   const asked = dns.queries.length;
-  // the other worker, or this one: the cache is shared, and each call is a hit on either
-  for (let i = 0; i < 4; i++) assert.equal((await call('carrier')).code, 200);
+  // the other worker, or this one: the cache is shared, and each call counts a hit on either
+  for (let i = 0; i < 4; i++) {
+    const hits = await stat('dns:cache_hits');
+    assert.equal((await call('carrier')).code, 200);
+    assert.ok((await stat('dns:cache_hits')) > hits, `call ${i + 2} counted no cache hit`);
+  }
   assert.equal(await stat('dns:queries'), queries, 'no query for cached names');
   assert.equal(dns.queries.length, asked);
-  assert.ok((await stat('dns:cache_hits')) >= hits + 4, 'every cached call counts a hit');
   const view = (await server.rpc('dns.view')).result as Array<{ name: string; type: string; records: unknown[] }>;
   assert.ok(
     view.some((e) => e.type === 'NAPTR' && e.name === 'carrier.test' && e.records.length === 1),
