@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,9 +25,16 @@ export interface RunningServer {
   stop(): Promise<number | null>;
 }
 
+/** the temporary folders of this test file's scripts, removed when it exits, however it ends */
+const cfgDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of cfgDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** write a script to a temporary file and return its path */
 export function writeCfg(text: string, name = 'test.cfg'): string {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-'));
+  cfgDirs.push(dir);
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;
