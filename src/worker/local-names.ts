@@ -1,18 +1,19 @@
 import os from 'node:os';
 import type { ListenSocket } from '../shared/config/listen.js';
-import { myself } from '../shared/modules/core/myself.js';
 
 /**
  * Who this proxy is (the `myself` of the script, uri == myself): the
  * addresses and ports it listens on (every interface's for a wildcard
  * listener, the advertised and named ones too), the alias= names, and what
- * modules add (myself.extra).
+ * modules add (domain's register_myself, through add).
  */
 export class LocalNames {
   readonly #hosts = new Set<string>();
   readonly #ports = new Set<number>();
   /** alias= names and the ports each stands for (null: any) */
   readonly #aliases = new Map<string, Set<number> | null>();
+  /** hosts modules add, on any port */
+  readonly #extra: Array<(host: string) => boolean> = [];
 
   constructor(sockets: readonly ListenSocket[], aliases: readonly string[]) {
     for (const s of sockets) {
@@ -38,11 +39,15 @@ export class LocalNames {
     }
   }
 
+  add(hosts: (host: string) => boolean): void {
+    this.#extra.push(hosts);
+  }
+
   isMyself(host: string, port: number): boolean {
     const h = (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
     const p = port || 5060;
     if (this.#hosts.has(h) && this.#ports.has(p)) return true;
-    if (myself.extra !== null && myself.extra(h)) return true;
+    for (const extra of this.#extra) if (extra(h)) return true;
     const ports = this.#aliases.get(h);
     return ports === null || (ports !== undefined && ports.has(p));
   }

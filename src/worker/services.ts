@@ -110,6 +110,11 @@ export class WorkerServices {
     return this.#names.isMyself(host, port);
   }
 
+  /** hosts a module adds to `myself` (domain's register_myself) */
+  addMyself(hosts: (host: string) => boolean): void {
+    this.#names.add(hosts);
+  }
+
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
     const r = this.script.routes;
     const table =

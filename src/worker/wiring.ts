@@ -93,6 +93,10 @@ export class WorkerScriptServices implements ScriptServices {
     return this.#svc.isMyself(host, port);
   }
 
+  addMyself(hosts: (host: string) => boolean): void {
+    this.#svc.addMyself(hosts);
+  }
+
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null {
     return this.#svc.route(name, kind);
   }

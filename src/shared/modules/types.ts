@@ -143,6 +143,8 @@ export interface ScriptServices {
   send(dest: Destination, bytes: Buffer): void;
   /** is host[:port] one of our listening addresses or aliases (`myself`) */
   isMyself(host: string, port: number): boolean;
+  /** hosts a module adds to `myself` on any port (domain's register_myself): SIP workers */
+  addMyself?(hosts: (host: string) => boolean): void;
   /** named routes of the running script, for route(x), t_on_failure, resume routes */
   route(name: string, kind: 'route' | 'failure' | 'onreply' | 'branch' | 'event'): RouteFn | null;
   /** run a module's event route as the thread runs every route: a route that fails is counted and logged with its position */

@@ -5,14 +5,18 @@
  */
 import { reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
-import { myself } from '../core/myself.js';
 import { checkDbUrl, dbFor } from '../db/index.js';
 import type { ModuleEnv, ModuleExports, ScriptContext } from '../types.js';
+import { ThreadKey } from '../../contract/thread.js';
 
-const domains = new Set<string>();
+/** domain in a SIP worker: the local domains it read at start, lower case (none in the event dispatcher) */
+interface DomainState {
+  readonly domains: ReadonlySet<string>;
+}
+const kDomain = new ThreadKey<DomainState>('domain');
 
-function local(host: string): number {
-  return domains.has(host.toLowerCase()) ? 1 : -1;
+function local(ctx: ScriptContext, host: string): number {
+  return ctx.svc.states.get(kDomain)?.domains.has(host.toLowerCase()) === true ? 1 : -1;
 }
 
 function hostOf(uri: string): string {
@@ -23,7 +27,7 @@ function hostOf(uri: string): string {
   }
 }
 
-export const domain: ModuleExports = {
+export const domain: ModuleExports<DomainState> = {
   name: 'domain',
   params: [
     { name: 'db_url', type: 'str', default: 'mysql://kamailioro:kamailioro@localhost/kamailio', check: checkDbUrl },
@@ -32,23 +36,24 @@ export const domain: ModuleExports = {
     { name: 'register_myself', type: 'int', default: 0 },
   ],
   functions: [
-    { name: 'is_domain_local', args: [{ kind: 'str' }], fn: (_ctx, d: string) => local(d) },
+    { name: 'is_domain_local', args: [{ kind: 'str' }], fn: (ctx, d: string) => local(ctx, d) },
     {
       name: 'is_from_local',
       args: [],
       fn: (ctx: ScriptContext) => {
         try {
-          return local(hostOf(ctx.msg.from().uri));
+          return local(ctx, hostOf(ctx.msg.from().uri));
         } catch {
           return -1;
         }
       },
     },
-    { name: 'is_uri_host_local', args: [], fn: (ctx: ScriptContext) => local(hostOf(ctx.ruri ?? ctx.msg.ruri)) },
+    { name: 'is_uri_host_local', args: [], fn: (ctx: ScriptContext) => local(ctx, hostOf(ctx.ruri ?? ctx.msg.ruri)) },
   ],
-  async initWorker(env: ModuleEnv): Promise<void> {
+  state: kDomain,
+  async initWorker(env: ModuleEnv): Promise<DomainState> {
     const s = (k: string): string => String(env.params.get(k));
-    domains.clear();
+    const domains = new Set<string>();
     try {
       for (const r of await dbFor(s('db_url')).select(s('domain_table'), [s('domain_col')], {}))
         domains.add(String(r[s('domain_col')]).toLowerCase());
@@ -56,6 +61,7 @@ export const domain: ModuleExports = {
       // the proxy starts without local domains: each is_*_local() is false until a restart reads the table
       env.log.err(`domain: cannot load ${s('domain_table')}: ${reasonOf(e)}`);
     }
-    if (env.params.get('register_myself') !== 0) myself.extra = (host) => domains.has(host);
+    if (env.params.get('register_myself') !== 0) env.svc?.addMyself?.((host) => domains.has(host));
+    return { domains };
   },
 };

@@ -12,18 +12,9 @@ import { parseUri } from '../../sip/uri.js';
 import { isPrivateIp, hasSdp, Sdp, setSdp } from '../../sip/sdp.js';
 import { avpName } from '../registrar/index.js';
 import { RouteKind, type FunctionSpec, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
-import { startNatPing, stopNatPing } from './natping.js';
+import { startNatPing } from './natping.js';
 import type { HeaderField, SipMsg } from '../../contract/sip.js';
-
-const cfg = {
-  receivedAvp: null as string | null,
-  wideNets: true,
-  oldMediaIp: true,
-  nortpproxy: 'a=nortpproxy:yes',
-  aliasName: 'alias',
-  /** numeric nat_uac_test flags are OpenSIPS's bits in OpenSIPS scripts */
-  opensips: false,
-};
+import { kNat, load, type NatState } from './state.js';
 
 /** nat_uac_test tests beyond Kamailio's bits 1..256: OpenSIPS's "diff-ip-src-contact" and "carrier-grade-nat" */
 const CONTACT_IP = 0x200;
@@ -57,8 +48,6 @@ function natTests(text: string, opensips: boolean): number | string {
   }
   return tests;
 }
-
-const parsedTests = new Map<string, number>();
 
 function natTestsError(v: string): string | null {
   const t = natTests(v, false);
@@ -122,14 +111,15 @@ function srcUri(ctx: ScriptContext): string {
 }
 
 function natUacTest(ctx: ScriptContext, arg: string): number {
-  let flags = parsedTests.get(arg);
+  const cfg = kNat.of(ctx.svc);
+  let flags = cfg.parsedTests.get(arg);
   if (flags === undefined) {
     const t = natTests(arg, cfg.opensips);
     if (typeof t === 'string') {
       ctx.svc.log.err(`nat_uac_test(): ${t}`);
       return -1;
     }
-    parsedTests.set(arg, (flags = t));
+    cfg.parsedTests.set(arg, (flags = t));
   }
   const msg = ctx.msg;
   const rcv = ctx.rcv;
@@ -188,6 +178,7 @@ function fixNatedContact(ctx: ScriptContext): number {
 }
 
 function fixNatedRegister(ctx: ScriptContext): number {
+  const cfg = kNat.of(ctx.svc);
   if (cfg.receivedAvp === null) {
     ctx.svc.log.err('fix_nated_register(): set modparam("nathelper|registrar", "received_avp", "$avp(...)")');
     return -1;
@@ -249,7 +240,7 @@ function aliasValue(ip: string, port: number, proto: string): string {
 function writeAlias(ctx: ScriptContext, value: string, trim: boolean): number {
   const c = firstContact(ctx.msg);
   if (c === null) return -1;
-  const name = cfg.aliasName;
+  const name = kNat.of(ctx.svc).aliasName;
   const existing = new RegExp(`;${name}=[^;>?]*`, 'i').exec(c.uri);
   if (existing && !trim) {
     ctx.svc.log.err('set_contact_alias(): the Contact already has an alias parameter');
@@ -283,7 +274,7 @@ function addContactAlias(ctx: ScriptContext, ip?: string, port?: string, proto?:
 /** handle_ruri_alias(): 1 $du set from the R-URI's ;alias (removed from it), 2 no alias, -1 bad alias */
 function handleRuriAlias(ctx: ScriptContext): number {
   const ruri = ctx.ruri ?? ctx.msg.ruri;
-  const name = cfg.aliasName;
+  const name = kNat.of(ctx.svc).aliasName;
   const m = new RegExp(`;${name}=([^;?>]*)`, 'i').exec(ruri);
   if (!m) return 2;
   // Kamailio 5.6 (checked side by side): a value without '~' is no alias (2), an unknown proto an error
@@ -304,6 +295,7 @@ function handleRuriAlias(ctx: ScriptContext): number {
 /** fix_nated_sdp(flags[, ip]): 1 addresses replaced, 2 none replaced, -1 no SDP */
 function fixNatedSdp(ctx: ScriptContext, flags: number, ip?: string): number {
   if (!hasSdp(ctx)) return -1;
+  const cfg = kNat.of(ctx.svc);
   const sdp = Sdp.of(ctx);
   const addr = ip || ctx.rcv.srcIp;
   let replaced = false;
@@ -360,10 +352,14 @@ const functions: FunctionSpec[] = [
     fn: (ctx) => handleRuriAlias(ctx),
   },
   { name: 'fix_nated_sdp', args: [I, oS], routes: REQ_REPLY_BRANCH, fn: fixNatedSdp },
-  { name: 'is_rfc1918', args: [S], fn: (_ctx, ip: string) => (isPrivateIp(ip.trim(), cfg.wideNets) ? 1 : -1) },
+  {
+    name: 'is_rfc1918',
+    args: [S],
+    fn: (ctx, ip: string) => (isPrivateIp(ip.trim(), kNat.of(ctx.svc).wideNets) ? 1 : -1),
+  },
 ];
 
-export const nathelper: ModuleExports = {
+export const nathelper: ModuleExports<NatState> = {
   name: 'nathelper',
   params: [
     {
@@ -418,17 +414,10 @@ export const nathelper: ModuleExports = {
   counters: [
     { name: 'pings_sent', kind: 'counter', description: 'NAT keepalives sent to registered contacts (UDP and SIP)' },
   ],
-  initWorker(env: ModuleEnv): void {
-    const p = env.params;
-    cfg.receivedAvp = avpName(String(p.get('received_avp') ?? ''));
-    cfg.wideNets = p.get('nat_addr_mode') !== 0;
-    cfg.oldMediaIp = p.get('append_sdp_oldmediaip') !== 0;
-    cfg.nortpproxy = String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '');
-    cfg.aliasName = String(p.get('alias_name') || 'alias');
-    cfg.opensips = env.script.dialect === 'opensips';
-    startNatPing(env);
-  },
-  destroy(): void {
-    stopNatPing();
+  state: kNat,
+  initWorker: (env: ModuleEnv) => load(env, startNatPing(env)),
+  initDispatcher: (env: ModuleEnv) => load(env, null),
+  destroy(state?: NatState): void {
+    if (state?.ping) clearInterval(state.ping);
   },
 };

@@ -12,12 +12,6 @@ import { pingTargets, type PingTarget } from '../usrloc/index.js';
 import type { Destination, ModuleEnv, ScriptServices } from '../types.js';
 
 const ZERO_PING = Buffer.alloc(4);
-let timer: NodeJS.Timeout | null = null;
-
-export function stopNatPing(): void {
-  if (timer !== null) clearInterval(timer);
-  timer = null;
-}
 
 function destOf(t: PingTarget, svc: ScriptServices): Destination | null {
   let u;
@@ -52,19 +46,20 @@ function sipPing(t: PingTarget, dest: Destination, svc: ScriptServices, method: 
   return Buffer.from(lines.join('\r\n'));
 }
 
-export function startNatPing(env: ModuleEnv): void {
+/** SIP worker 0's ping timer (unref'ed), or null when this thread sends no pings */
+export function startNatPing(env: ModuleEnv): NodeJS.Timeout | null {
   const interval = Number(env.params.get('natping_interval') ?? 0);
   const svc = env.svc;
-  if (interval <= 0 || env.workerId !== 0 || svc === undefined) return;
+  if (interval <= 0 || env.workerId !== 0 || svc === undefined) return null;
   if (!env.script.modules.includes('usrloc')) {
     env.log.warn('nathelper: natping_interval needs usrloc loaded; no NAT pings');
-    return;
+    return null;
   }
   const natBflag = Number(env.script.modparams.get('usrloc')?.get('nat_bflag') ?? -1);
   const natedOnly = env.params.get('ping_nated_only') !== 0;
   if (natedOnly && natBflag < 0) {
     env.log.warn('nathelper: ping_nated_only needs usrloc nat_bflag; no NAT pings');
-    return;
+    return null;
   }
   const sipBflag = Number(env.params.get('sipping_bflag') ?? -1);
   const from = String(env.params.get('sipping_from') ?? '');
@@ -91,7 +86,7 @@ export function startNatPing(env: ModuleEnv): void {
       env.counters.inc(sent);
     }
   };
-  stopNatPing();
-  timer = setInterval(() => void round(), interval * 1000);
+  const timer = setInterval(() => void round(), interval * 1000);
   timer.unref();
+  return timer;
 }

@@ -1,18 +1,11 @@
 import type { FunctionSpec, PvarRef, ScriptContext, TransformationSpec, Value } from '../types.js';
 import { RequestKey } from '../../contract/request.js';
+import { ThreadKey } from '../../contract/thread.js';
 import { log } from '../../log.js';
 import { RCL, type RestTransfers, type TransferRequest, type TransferResult } from './transfers.js';
 
-/**
- * The worker's transfers. Module functions receive only the script context,
- * so the per-thread state set by initWorker lives here; each worker thread
- * has its own copy of this module.
- */
-let transfers: RestTransfers | null = null;
-
-export function attachTransfers(t: RestTransfers | null): void {
-  transfers = t;
-}
+/** rest_client in a SIP worker: the worker's transfers, which initWorker returns (none in other threads) */
+export const kRest = new ThreadKey<RestTransfers>('rest_client');
 
 /** where rest_append_hf keeps the header fields for the next request of this message */
 export const kPendingHeaders = new RequestKey<string[]>('rest_client.hf');
@@ -26,7 +19,7 @@ export function restAppendHf(ctx: ScriptContext, txt: string): number {
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon).trim() : '';
     if (name === '' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-      (transfers?.log ?? log).err(`rest_append_hf: "${line}" is not a "Name: value" header field`);
+      (ctx.svc.states.get(kRest)?.log ?? log).err(`rest_append_hf: "${line}" is not a "Name: value" header field`);
       return -1;
     }
     add.push(name, line.slice(colon + 1).trim());
@@ -42,18 +35,16 @@ export function restAppendHf(ctx: ScriptContext, txt: string): number {
  * transfer. Never rejects.
  */
 export function restRequest(
-  ctx: ScriptContext | null,
+  ctx: ScriptContext,
   method: TransferRequest['method'],
   url: string,
   body: string | null,
   ctype: string | null,
 ): Promise<TransferResult> {
-  let headers: string[] | null = null;
-  if (ctx !== null) {
-    headers = kPendingHeaders.get(ctx) ?? null;
-    if (headers !== null) kPendingHeaders.set(ctx, undefined);
-  }
-  if (transfers === null) {
+  const headers = kPendingHeaders.get(ctx) ?? null;
+  if (headers !== null) kPendingHeaders.set(ctx, undefined);
+  const transfers = ctx.svc.states.get(kRest);
+  if (transfers === undefined) {
     log.err(`rest_client: ${method} ${url}: the module is not initialised in this thread`);
     return Promise.resolve({ rc: RCL.INTERNAL_ERR, status: 0, body: null, ctype: null });
   }

@@ -1,5 +1,5 @@
 import type { CounterSpec, ModuleEnv, ModuleExports } from '../types.js';
-import { attachTransfers, FUNCTIONS, TRANSFORMATIONS } from './functions.js';
+import { FUNCTIONS, kRest, TRANSFORMATIONS } from './functions.js';
 import { PARAMS, resolveConfig } from './params.js';
 import { RestTransfers } from './transfers.js';
 
@@ -38,28 +38,20 @@ const COUNTERS: readonly CounterSpec[] = [
   },
 ];
 
-let current: RestTransfers | null = null;
-
-async function closeCurrent(): Promise<void> {
-  const t = current;
-  current = null;
-  attachTransfers(null);
-  if (t !== null) await t.close();
-}
-
-export const restClient: ModuleExports = {
+export const restClient: ModuleExports<RestTransfers> = {
   name: 'rest_client',
   params: PARAMS,
   functions: FUNCTIONS,
   transformations: TRANSFORMATIONS,
   counters: COUNTERS,
-  async initWorker(env: ModuleEnv): Promise<void> {
+  state: kRest,
+  async initWorker(env: ModuleEnv): Promise<RestTransfers> {
     const cfg = resolveConfig(env.params, env.log, { cfgFile: env.cfg.file, modules: env.script.moduleTable });
-    await closeCurrent();
-    current = new RestTransfers(await import('undici'), cfg, env.counters, env.log);
-    attachTransfers(current);
+    return new RestTransfers(await import('undici'), cfg, env.counters, env.log);
   },
-  destroy: closeCurrent,
+  async destroy(transfers?: RestTransfers): Promise<void> {
+    await transfers?.close();
+  },
 };
 
 export default restClient;

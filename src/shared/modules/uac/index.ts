@@ -5,6 +5,7 @@
  * set, event_route[uac:reply] runs when it ends. See README.md.
  */
 import { fakeScriptContext } from '../../script/context.js';
+import { ThreadKey } from '../../contract/thread.js';
 import {
   ROUTES_ANY,
   RouteKind,
@@ -55,7 +56,16 @@ const empty = (): UacReq => ({
   evtype: 0,
 });
 
-let req: UacReq = empty();
+/** uac in a thread that runs routes (SIP workers, the event dispatcher) */
+interface UacState {
+  /** what $uac_req(...) describes now */
+  req: UacReq;
+  /** $uac_req keys uac_req_send() ignores that this thread has warned about */
+  readonly warned: Set<string>;
+}
+const kUac = new ThreadKey<UacState>('uac');
+
+const load = (): UacState => ({ req: empty(), warned: new Set() });
 
 const TEXT_KEYS = [
   'method',
@@ -81,16 +91,19 @@ const PVARS: readonly PvarSpec[] = [
   {
     name: 'uac_req',
     arg: 'required',
-    get(_ctx, key) {
+    get(ctx, key) {
+      const { req } = kUac.of(ctx.svc);
       const k = key ?? '';
       if (isText(k)) return req[k] === '' ? null : req[k];
       if (isInt(k)) return req[k];
       return null;
     },
-    set(_ctx, v: Value, key) {
+    set(ctx, v: Value, key) {
+      const state = kUac.of(ctx.svc);
+      const req = state.req;
       const k = key ?? '';
       // $uac_req(all) = $null: everything back to unset
-      if (k === 'all') req = empty();
+      if (k === 'all') state.req = empty();
       else if (isText(k)) req[k] = v === null ? '' : String(v);
       else if (isInt(k)) req[k] = v === null ? 0 : Number(v) || 0;
     },
@@ -102,7 +115,7 @@ function replyRoute(ctx: ScriptContext, sent: UacReq, code: number): void {
   const svc = ctx.svc;
   const fn = svc.route('uac:reply', 'event');
   if (fn === null) return;
-  req = { ...sent, evcode: code, evtype: code === 408 ? 2 : 1 };
+  kUac.of(svc).req = { ...sent, evcode: code, evtype: code === 408 ? 2 : 1 };
   const ev = fakeScriptContext(svc, RouteKind.EVENT);
   svc.runRoute(fn, ev);
 }
@@ -114,11 +127,11 @@ const UNUSED: ReadonlyArray<readonly [TextKey | IntKey, string]> = [
   ['apasswd', 'a 401/407 is not answered with credentials'],
   ['flags', 'a 401/407 is not answered with credentials'],
 ];
-const warned = new Set<string>();
 
 /** uac_req_send(): 1 once sent, -1 when $uac_req has no method or R-URI, or this thread cannot send */
 function uacReqSend(ctx: ScriptContext): number {
   const send = ctx.svc.sendRequest;
+  const { req, warned } = kUac.of(ctx.svc);
   const r = { ...req };
   if (send === undefined || !/^[A-Za-z]+$/.test(r.method) || !/^sips?:/i.test(r.ruri)) {
     ctx.svc.log.err(
@@ -162,9 +175,12 @@ const FUNCTIONS: readonly FunctionSpec[] = [
   },
 ];
 
-export const uac: ModuleExports = {
+export const uac: ModuleExports<UacState> = {
   name: 'uac',
   params: [],
   functions: FUNCTIONS,
   pvars: PVARS,
+  state: kUac,
+  initWorker: load,
+  initDispatcher: load,
 };
