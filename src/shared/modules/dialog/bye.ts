@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { parseUri } from '../../sip/uri.js';
-import { UNCONFIRMED, CONFIRMED_NA, DELETED, type Dialog, store, terminate } from './store.js';
+import { UNCONFIRMED, CONFIRMED_NA, DELETED, type Dialog, type DialogStore } from './store.js';
 
 /** where a request to `uri` goes: an IP host, an ;alias=ip~port~proto, UDP unless ;transport=tcp */
 function target(uri: string): { ip: string; port: number; proto: 'udp' | 'tcp' } | null {
@@ -19,7 +19,7 @@ function target(uri: string): { ip: string; port: number; proto: 'udp' | 'tcp' }
 }
 
 /** a BYE toward one side, as if sent by the other */
-function sendBye(dlg: Dialog, toCaller: boolean): boolean {
+function sendBye(store: DialogStore, dlg: Dialog, toCaller: boolean): boolean {
   const svc = store.svc;
   if (svc === null) return false;
   const to = toCaller ? dlg.caller : dlg.callee;
@@ -58,23 +58,24 @@ function sendBye(dlg: Dialog, toCaller: boolean): boolean {
 }
 
 /** dlg.end_dlg / timeout with BYE: both sides get a BYE, the dialog ends */
-export function endWithBye(dlg: Dialog, why: 'expired' | 'ended'): void {
+export function endWithBye(store: DialogStore, dlg: Dialog, why: 'expired' | 'ended'): void {
   if (dlg.state >= CONFIRMED_NA && dlg.state !== DELETED) {
-    sendBye(dlg, false);
-    sendBye(dlg, true);
+    sendBye(store, dlg, false);
+    sendBye(store, dlg, true);
   }
-  terminate(dlg, why);
+  store.terminate(dlg, why);
 }
 
-export function tick(): void {
+/** a SIP worker's dialogs, once a second: timeouts, and INVITEs never relayed */
+export function tick(store: DialogStore): void {
   const now = Date.now();
   for (const dlg of [...store.byId.values()]) {
     if (dlg.timeoutAt > 0 && dlg.timeoutAt <= now) {
-      if (dlg.byeOnTimeout) endWithBye(dlg, 'expired');
-      else terminate(dlg, 'expired');
+      if (dlg.byeOnTimeout) endWithBye(store, dlg, 'expired');
+      else store.terminate(dlg, 'expired');
     } else if (dlg.state === UNCONFIRMED && !dlg.txSeen && now - dlg.initTs * 1000 > 32_000) {
       // dlg_manage() on an INVITE that was never relayed (answered statelessly, dropped)
-      terminate(dlg, 'failed');
+      store.terminate(dlg, 'failed');
     }
   }
 }

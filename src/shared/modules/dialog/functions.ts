@@ -1,6 +1,6 @@
 /** dialog: the script functions. */
 import { RouteKind, type FunctionSpec, type PvarRef, type ScriptContext } from '../types.js';
-import { cfg, store } from './store.js';
+import { kDialogStore } from './store.js';
 import { create, current, inDialog } from './track.js';
 
 // --- script functions ---
@@ -19,7 +19,7 @@ function createDialog(ctx: ScriptContext, flags = ''): number {
 }
 
 function setProfile(ctx: ScriptContext, profile: string, value?: string): number {
-  const p = store.profiles;
+  const { profiles: p, cfg } = kDialogStore.of(ctx.svc);
   if (p === null || !p.defs.has(profile)) return -1;
   let dlg = current(ctx);
   if (!dlg && cfg.dlgFlag >= 0 && (ctx.flags & (1 << cfg.dlgFlag)) !== 0) dlg = create(ctx);
@@ -36,10 +36,11 @@ function setProfile(ctx: ScriptContext, profile: string, value?: string): number
 
 function unsetProfile(ctx: ScriptContext, profile: string, value?: string): number {
   const dlg = current(ctx);
-  if (!dlg || store.profiles === null) return -1;
+  const profiles = kDialogStore.of(ctx.svc).profiles;
+  if (!dlg || profiles === null) return -1;
   const i = dlg.profiles.findIndex((m) => m.profile === profile && (value === undefined || m.value === value));
   if (i < 0) return -1;
-  store.profiles.remove(dlg.profiles.splice(i, 1)[0]!);
+  profiles.remove(dlg.profiles.splice(i, 1)[0]!);
   return 1;
 }
 
@@ -56,13 +57,14 @@ function profileSize(
   out: PvarRef,
   ctx: ScriptContext,
 ): number {
-  const n = store.profiles?.size(profile, value) ?? null;
+  const n = kDialogStore.of(ctx.svc).profiles?.size(profile, value) ?? null;
   if (n === null) return -1;
   out.set(ctx, n);
   return 1;
 }
 
 export function setTimeout_(ctx: ScriptContext, secs: number, hEntry?: number, hId?: number): number {
+  const store = kDialogStore.of(ctx.svc);
   const dlg =
     hEntry !== undefined && hId !== undefined
       ? hEntry === store.workerId

@@ -10,15 +10,23 @@
 import { kRrState } from '../rr/index.js';
 import { type ModuleEnv, type ModuleExports } from '../types.js';
 import { layout, Profiles } from './profiles.js';
-import { cfg, store, profilesOf } from './store.js';
+import { DialogStore, kDialogStore, profilesOf } from './store.js';
 import { inDialog, onReplyOut } from './track.js';
 import { endWithBye, tick } from './bye.js';
 import { functions } from './functions.js';
 import { pvars } from './pvars.js';
 import { listEntry, listAll, endDlg, profileGetSize } from './rpc.js';
-import type { Bus, CounterHandle } from '../../contract/host.js';
+import type { Bus } from '../../contract/host.js';
 
-export const dialog: ModuleExports = {
+const NO_CFG = { defaultTimeout: 43200, dlgFlag: -1, sendBye: false, noReset: false };
+
+/** the shared profiles, in the master and the SIP workers */
+function profilesIn(env: ModuleEnv): Profiles | null {
+  const { noValue, withValue } = profilesOf(env.params);
+  return env.shared ? new Profiles(env.shared, layout(noValue, withValue).defs) : null;
+}
+
+export const dialog: ModuleExports<DialogStore> = {
   name: 'dialog',
   params: [
     {
@@ -73,14 +81,12 @@ export const dialog: ModuleExports = {
     { name: 'dlg_list', doc: "OpenSIPS's name for dlg.list", handler: (_p, env) => listAll(env) },
     { name: 'dlg.end_dlg', doc: 'end a dialog with a BYE to both sides: h_entry, h_id', handler: endDlg },
     { name: 'dlg_end_dlg', doc: "OpenSIPS's name for dlg.end_dlg", handler: endDlg },
-    { name: 'dlg.profile_get_size', doc: 'dialogs in a profile: profile[, value]', handler: (p) => profileGetSize(p) },
-    { name: 'profile_get_size', doc: "OpenSIPS's name for dlg.profile_get_size", handler: (p) => profileGetSize(p) },
+    { name: 'dlg.profile_get_size', doc: 'dialogs in a profile: profile[, value]', handler: profileGetSize },
+    { name: 'profile_get_size', doc: "OpenSIPS's name for dlg.profile_get_size", handler: profileGetSize },
   ],
-  initMaster(env: ModuleEnv): void {
-    const { noValue, withValue } = profilesOf(env.params);
-    if (env.shared) store.profiles = new Profiles(env.shared, layout(noValue, withValue).defs);
-  },
-  initDispatcher(env: ModuleEnv): void {
+  state: kDialogStore,
+  initMaster: (env: ModuleEnv) => new DialogStore(NO_CFG, profilesIn(env), null, env.workerId, null),
+  initDispatcher(env: ModuleEnv): DialogStore {
     const bus: Bus = env.bus;
     bus.on('dialog.list', async () => {
       const parts = await Promise.all(
@@ -93,43 +99,35 @@ export const dialog: ModuleExports = {
       if (hEntry < 0 || hEntry >= env.workers) return false;
       return bus.request(hEntry, 'dialog.end_local', hId);
     });
+    // the dialog pseudo-variables of an event route find no dialog here
+    return new DialogStore(NO_CFG, null, null, env.workerId, null);
   },
-  initWorker(env: ModuleEnv): void {
+  initWorker(env: ModuleEnv): DialogStore {
     const p = env.params;
-    cfg.defaultTimeout = Number(p.get('default_timeout'));
-    cfg.dlgFlag = Number(p.get('dlg_flag'));
-    cfg.sendBye = Number(p.get('send_bye')) !== 0;
-    cfg.noReset = Number(p.get('timeout_noreset')) !== 0;
-    const { noValue, withValue } = profilesOf(p);
-    if (env.shared) store.profiles = new Profiles(env.shared, layout(noValue, withValue).defs);
-    store.svc = env.svc ?? null;
-    store.workerId = env.workerId;
-    store.counters = env.counters;
-    const h = (n: string): CounterHandle => env.counters.handle(`dialog:${n}`);
-    store.c = {
-      active: h('active_dialogs'),
-      early: h('early_dialogs'),
-      processed: h('processed_dialogs'),
-      expired: h('expired_dialogs'),
-      failed: h('failed_dialogs'),
+    const cfg = {
+      defaultTimeout: Number(p.get('default_timeout')),
+      dlgFlag: Number(p.get('dlg_flag')),
+      sendBye: Number(p.get('send_bye')) !== 0,
+      noReset: Number(p.get('timeout_noreset')) !== 0,
     };
+    const store = new DialogStore(cfg, profilesIn(env), env.svc ?? null, env.workerId, env.counters);
     env.svc?.tm?.onReplyOut(onReplyOut);
     // in-dialog requests are seen where loose_route() takes our Route (rr's callbacks, as Kamailio's dialog)
     env.states.whenReady(kRrState, (rr) => {
       if (!rr.onLooseRoute.includes(inDialog)) rr.onLooseRoute.push(inDialog);
     });
-    env.bus.on('dialog.list_local', () => [...store.byId.values()].map(listEntry));
+    env.bus.on('dialog.list_local', () => [...store.byId.values()].map((d) => listEntry(store, d)));
     env.bus.on('dialog.end_local', (hId) => {
       const d = store.byId.get(Number(hId));
       if (!d) return false;
-      endWithBye(d, 'ended');
+      endWithBye(store, d, 'ended');
       return true;
     });
-    store.timer ??= setInterval(tick, 1000);
+    store.timer = setInterval(() => tick(store), 1000);
     store.timer.unref();
+    return store;
   },
-  destroy(): void {
-    if (store.timer) clearInterval(store.timer);
-    store.timer = null;
+  destroy(store?: DialogStore): void {
+    if (store?.timer) clearInterval(store.timer);
   },
 };

@@ -1,6 +1,5 @@
 /** dialog: $dlg, $DLG_*, $dlg_var, $dlg_val. */
 import { type PvarSpec, type ScriptContext, type Value } from '../types.js';
-import { store } from './store.js';
 import { current } from './track.js';
 import { setTimeout_ } from './functions.js';
 
@@ -90,7 +89,7 @@ export const pvars: PvarSpec[] = [
       const d = current(ctx);
       if (d && n === 'timeout_bye') d.byeOnTimeout = Number(v) !== 0;
       if (d && n === 'timeout_route')
-        store.svc?.log.warn(
+        ctx.svc.log.warn(
           '$dlg_ctx(timeout_route) is accepted and has no effect: a dialog times out with or without BYE, no route runs',
         );
     },

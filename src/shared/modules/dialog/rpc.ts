@@ -2,9 +2,9 @@
 import { DISPATCHER } from '../../ipc/bus.js';
 import { SwitchyardError } from '../../errors.js';
 import { type ModuleEnv } from '../types.js';
-import { type Side, type Dialog, store } from './store.js';
+import { type Side, type Dialog, type DialogStore, kDialogStore } from './store.js';
 
-export function listEntry(d: Dialog): Record<string, unknown> {
+export function listEntry(store: DialogStore, d: Dialog): Record<string, unknown> {
   const side = (s: Side): Record<string, unknown> => ({
     tag: s.tag,
     contact: s.contact,
@@ -49,15 +49,17 @@ export async function endDlg(params: unknown, env: ModuleEnv): Promise<unknown> 
   return 'OK';
 }
 
-export function profileGetSize(params: unknown): unknown {
+export function profileGetSize(params: unknown, env: ModuleEnv): unknown {
   const a = Array.isArray(params)
     ? params
     : [(params as Record<string, unknown>)?.profile, (params as Record<string, unknown>)?.value];
   const n =
-    store.profiles?.size(
-      String(a[0] ?? ''),
-      a[1] === undefined || a[1] === null || a[1] === '' ? undefined : String(a[1]),
-    ) ?? null;
+    kDialogStore
+      .of(env)
+      .profiles?.size(
+        String(a[0] ?? ''),
+        a[1] === undefined || a[1] === null || a[1] === '' ? undefined : String(a[1]),
+      ) ?? null;
   if (n === null) throw new SwitchyardError('SY_ERR_MI_PARAMS', `no dialog profile "${String(a[0])}"`);
   return { profile: String(a[0]), value: a[1] ?? '', count: n };
 }

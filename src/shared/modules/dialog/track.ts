@@ -1,19 +1,7 @@
 /** dialog: a dialog from its INVITE through its replies, ACK and BYE. */
 import { parseUri } from '../../sip/uri.js';
 import { type ScriptContext } from '../types.js';
-import {
-  UNCONFIRMED,
-  EARLY,
-  CONFIRMED_NA,
-  CONFIRMED,
-  DELETED,
-  type Dialog,
-  cfg,
-  store,
-  count,
-  setState,
-  terminate,
-} from './store.js';
+import { UNCONFIRMED, EARLY, CONFIRMED_NA, CONFIRMED, DELETED, type Dialog, kDialogStore } from './store.js';
 import type { SipMsg } from '../../contract/sip.js';
 import { RequestKey } from '../../contract/request.js';
 
@@ -27,6 +15,8 @@ export function create(ctx: ScriptContext, byeOnTimeout = false): Dialog | null 
   if (existing) return existing;
   const msg = ctx.msg;
   if (!msg.isRequest || msg.method !== 'INVITE' || msg.to().tag !== '') return null;
+  const store = kDialogStore.of(ctx.svc);
+  const cfg = store.cfg;
   let contact = '';
   try {
     contact = msg.contacts()[0]?.uri ?? '';
@@ -54,11 +44,11 @@ export function create(ctx: ScriptContext, byeOnTimeout = false): Dialog | null 
     profiles: [],
   };
   const old = store.byCallId.get(dlg.callId);
-  if (old) terminate(old, 'failed'); // a new INVITE with the same Call-ID replaces a leftover
+  if (old) store.terminate(old, 'failed'); // a new INVITE with the same Call-ID replaces a leftover
   store.byCallId.set(dlg.callId, dlg);
   store.byId.set(dlg.hId, dlg);
   kDialog.set(ctx, dlg);
-  count('processed', 1);
+  store.count('processed', 1);
   return dlg;
 }
 
@@ -73,7 +63,7 @@ export function current(ctx: ScriptContext): Dialog | null {
   } catch {
     return null;
   }
-  const found = store.byCallId.get(callId);
+  const found = kDialogStore.of(ctx.svc).byCallId.get(callId);
   if (!found) return null;
   const tags = [ctx.msg.from().tag, ctx.msg.to().tag];
   if (!tags.includes(found.caller.tag)) return null;
@@ -88,17 +78,20 @@ export function inDialog(ctx: ScriptContext): void {
   const dlg = current(ctx);
   if (!dlg) return;
   kDialogSeen.set(ctx, true);
+  const store = kDialogStore.of(ctx.svc);
   const fromCaller = msg.from().tag === dlg.caller.tag;
   const side = fromCaller ? dlg.caller : dlg.callee;
   if (msg.method !== 'ACK' && msg.method !== 'CANCEL') side.cseq = Math.max(side.cseq, msg.cseq().num);
   if (msg.method === 'ACK') {
-    if (dlg.state === CONFIRMED_NA) setState(dlg, CONFIRMED);
-  } else if (msg.method === 'BYE') terminate(dlg, 'bye');
-  else if (!cfg.noReset && dlg.timeoutAt > 0) dlg.timeoutAt = Date.now() + dlg.lifetime * 1000;
+    if (dlg.state === CONFIRMED_NA) store.setState(dlg, CONFIRMED);
+  } else if (msg.method === 'BYE') store.terminate(dlg, 'bye');
+  else if (!store.cfg.noReset && dlg.timeoutAt > 0) dlg.timeoutAt = Date.now() + dlg.lifetime * 1000;
 }
 
 /** replies of the dialog's INVITE as they go upstream */
 export function onReplyOut(ctx: ScriptContext, code: number, reply: SipMsg | null): void {
+  const store = kDialogStore.of(ctx.svc);
+  const cfg = store.cfg;
   let dlg = kDialog.get(ctx);
   if (
     dlg === undefined &&
@@ -111,14 +104,14 @@ export function onReplyOut(ctx: ScriptContext, code: number, reply: SipMsg | nul
   if (dlg === undefined || dlg.state === DELETED || !ctx.msg.isRequest || ctx.msg.method !== 'INVITE') return;
   dlg.txSeen = true;
   if (code >= 300) {
-    if (dlg.state < CONFIRMED_NA) terminate(dlg, 'failed');
+    if (dlg.state < CONFIRMED_NA) store.terminate(dlg, 'failed');
     return;
   }
   const tag = reply?.to().tag ?? '';
   if (code < 200) {
     if (tag !== '' && dlg.state === UNCONFIRMED) {
       dlg.callee.tag = tag;
-      setState(dlg, EARLY);
+      store.setState(dlg, EARLY);
     }
     return;
   }
@@ -130,14 +123,14 @@ export function onReplyOut(ctx: ScriptContext, code: number, reply: SipMsg | nul
   } catch {
     dlg.callee.contact = '';
   }
-  splitRouteSet(dlg, reply);
+  splitRouteSet(ctx, dlg, reply);
   dlg.startTs = Math.floor(Date.now() / 1000);
   dlg.timeoutAt = Date.now() + dlg.lifetime * 1000;
-  setState(dlg, CONFIRMED_NA);
+  store.setState(dlg, CONFIRMED_NA);
 }
 
 /** the 2xx's Record-Route: the entries above ours lead to the callee, those below to the caller */
-function splitRouteSet(dlg: Dialog, reply: SipMsg): void {
+function splitRouteSet(ctx: ScriptContext, dlg: Dialog, reply: SipMsg): void {
   let rr: string[];
   try {
     rr = reply.recordRoutes().map((r) => r.uri);
@@ -147,7 +140,7 @@ function splitRouteSet(dlg: Dialog, reply: SipMsg): void {
   const mine = rr.findIndex((u) => {
     try {
       const p = parseUri(u);
-      return store.svc?.isMyself(p.host, p.port) ?? false;
+      return ctx.svc.isMyself(p.host, p.port);
     } catch {
       return false;
     }
