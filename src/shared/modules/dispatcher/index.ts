@@ -10,7 +10,7 @@ import { checkDbUrl } from '../db/index.js';
 import { readList } from './list.js';
 import { STATE_BYTES } from './state.js';
 import { LIMITS, listFile, parseHashPvar, parseReplyCodes } from './conf.js';
-import { current, kDsv, load, reload, skip, state } from './runtime.js';
+import { type DsRuntime, kDs, kDsv, load, skip } from './runtime.js';
 import { fromList, mark, next, select, unload } from './select.js';
 import { probe } from './probe.js';
 import { doReload, kamailioList, opensipsList, rpcArgs, setState } from './rpc.js';
@@ -21,7 +21,7 @@ const str = { kind: 'str' as const };
 const int = { kind: 'int' as const };
 const optAny = { kind: 'any' as const, optional: true };
 
-export const dispatcher: ModuleExports = {
+export const dispatcher: ModuleExports<DsRuntime> = {
   name: 'dispatcher',
   params: [
     { name: 'list_file', type: 'str' },
@@ -152,7 +152,7 @@ export const dispatcher: ModuleExports = {
       routes: ROUTES_REQ,
       fn: (ctx, st?: string) => mark(ctx, st),
     },
-    { name: 'ds_list_exist', args: [int], fn: (_ctx, g: number) => (current()?.sets.has(g) ? 1 : -1) },
+    { name: 'ds_list_exist', args: [int], fn: (ctx, g: number) => (kDs.of(ctx.svc).current()?.sets.has(g) ? 1 : -1) },
     {
       name: 'ds_is_from_list',
       args: [
@@ -182,8 +182,9 @@ export const dispatcher: ModuleExports = {
       // OpenSIPS: ds_is_in_list(ip, port [, set [, active_only]])
       name: 'ds_is_in_list',
       args: [str, int, { kind: 'int', optional: true }, { kind: 'int', optional: true }],
-      fn: (_ctx, ip: string, port: number, set?: number, activeOnly?: number) => {
-        const list = current();
+      fn: (ctx, ip: string, port: number, set?: number, activeOnly?: number) => {
+        const state = kDs.of(ctx.svc);
+        const list = state.current();
         if (!list) return -1;
         return list.dests.some(
           (d) =>
@@ -204,7 +205,7 @@ export const dispatcher: ModuleExports = {
         const m = ctx.msg;
         if (m.isRequest && (m.method === 'BYE' || m.method === 'CANCEL')) return unload(ctx);
         // a 2xx to the INVITE confirms the call: it stays counted until its BYE
-        return state.calls.has(m.callId()) ? 1 : -1;
+        return kDs.of(ctx.svc).calls.has(m.callId()) ? 1 : -1;
       },
     },
     {
@@ -212,7 +213,7 @@ export const dispatcher: ModuleExports = {
       args: [],
       mayAwait: true,
       fn: async (ctx) => {
-        const bad = await reload();
+        const bad = await kDs.of(ctx.svc).reload();
         if (bad) ctx.svc.log.err(`dispatcher: ${bad}`);
         return bad ? -1 : 1;
       },
@@ -222,22 +223,23 @@ export const dispatcher: ModuleExports = {
     {
       name: 'dispatcher.list',
       doc: 'the destination sets and the state of each destination',
-      handler: () => kamailioList(),
+      handler: (_p, env) => kamailioList(kDs.of(env)),
     },
     {
       name: 'dispatcher.set_state',
       doc: 'set a destination state: state (a|i|t|d, +p for probing), group, address ("all" for every one)',
-      handler: (p) => setState(p, false),
+      handler: (p, env) => setState(kDs.of(env), p, false),
     },
     {
       name: 'dispatcher.reload',
       doc: 'read the list file again (states go back to its flags)',
-      handler: () => doReload(),
+      handler: (_p, env) => doReload(kDs.of(env)),
     },
     {
       name: 'dispatcher.ping_active',
       doc: 'keepalives on (1) or off (0); without a parameter, the current state',
-      handler: (p) => {
+      handler: (p, env) => {
+        const state = kDs.of(env);
         const [v] = rpcArgs(p);
         const old = state.shared!.pingActive ? 1 : 0;
         if (v === undefined) return { PingState: old };
@@ -245,19 +247,20 @@ export const dispatcher: ModuleExports = {
         return { OldPingState: old, NewPingState: v !== '0' ? 1 : 0 };
       },
     },
-    { name: 'ds_list', doc: 'the destination sets (OpenSIPS name)', handler: () => opensipsList() },
+    { name: 'ds_list', doc: 'the destination sets (OpenSIPS name)', handler: (_p, env) => opensipsList(kDs.of(env)) },
     {
       name: 'ds_set_state',
       doc: 'set a destination state: state (active|inactive|probing, or a|i|p), group, address (OpenSIPS name)',
-      handler: (p) => setState(p, true),
+      handler: (p, env) => setState(kDs.of(env), p, true),
     },
-    { name: 'ds_reload', doc: 'read the list file again (OpenSIPS name)', handler: () => doReload() },
+    { name: 'ds_reload', doc: 'read the list file again (OpenSIPS name)', handler: (_p, env) => doReload(kDs.of(env)) },
   ],
+  state: kDs,
   initMaster: load,
   initDispatcher: load,
   async initWorker(env) {
-    await load(env);
-    const conf = state.conf!;
+    const state = await load(env);
+    const conf = state.conf;
     // algorithm 10: calls whose BYE never came stop counting after ds_hash_expire
     const sweep = setInterval(
       () => {
@@ -272,10 +275,16 @@ export const dispatcher: ModuleExports = {
       Math.max(1, Number(env.params.get('ds_hash_check_interval'))) * 1000,
     );
     sweep.unref();
-    if (env.workerId !== 0 || conf.pingInterval <= 0) return;
+    state.timers.push(sweep);
+    if (env.workerId !== 0 || conf.pingInterval <= 0) return state;
     const inFlight = new Set<number>();
     // the first round after one interval, as Kamailio's timer: the listening sockets are all up by then
-    const timer = setInterval(() => probe(inFlight), conf.pingInterval * 1000);
+    const timer = setInterval(() => probe(state, inFlight), conf.pingInterval * 1000);
     timer.unref();
+    state.timers.push(timer);
+    return state;
+  },
+  destroy(state?: DsRuntime): void {
+    for (const t of state?.timers ?? []) clearInterval(t);
   },
 };

@@ -1,17 +1,17 @@
 /** dispatcher: keepalives (ds_ping_interval) and what their replies change. */
 import { DS_DISABLED, DS_INACTIVE, DS_PROBING, DS_TRYING } from './list.js';
-import { changed, current, state } from './runtime.js';
+import type { DsRuntime } from './runtime.js';
 
 /** ds_ping_reply_codes: 200 always, plus the listed codes and classes */
-function validReply(code: number): boolean {
+function validReply(state: DsRuntime, code: number): boolean {
   if (code === 200) return true;
-  return state.conf!.replyCodes.some((c) => c.code === code || c.cls === Math.floor(code / 100));
+  return state.conf.replyCodes.some((c) => c.code === code || c.cls === Math.floor(code / 100));
 }
 
 /** one round of keepalives (Kamailio's ds_check_timer), from SIP worker 0 */
-export function probe(inFlight: Set<number>): void {
-  const list = current();
-  const conf = state.conf!;
+export function probe(state: DsRuntime, inFlight: Set<number>): void {
+  const list = state.current();
+  const conf = state.conf;
   const sh = state.shared!;
   const svc = state.svc;
   if (!list || !svc?.sendRequest || !sh.pingActive) return;
@@ -34,9 +34,9 @@ export function probe(inFlight: Set<number>): void {
       })
       .then((reply) => {
         inFlight.delete(d.idx);
-        if (current()?.dests[d.idx]?.uri !== d.uri) return; // reloaded meanwhile
+        if (state.current()?.dests[d.idx]?.uri !== d.uri) return; // reloaded meanwhile
         const now = sh.flags(d);
-        if (validReply(reply.code)) {
+        if (validReply(state, reply.code)) {
           const oks = sh.ok(d);
           if (now & (DS_INACTIVE | DS_TRYING) && oks < conf.inactiveThreshold) return;
           // mode 0 probes once: the probing flag goes with the answer; modes 1 to 3 keep it
@@ -44,7 +44,7 @@ export function probe(inFlight: Set<number>): void {
           if (conf.probingMode === 0) after &= ~DS_PROBING;
           if (after !== now) {
             sh.setPlain(d, after, true);
-            changed(d, { before: now, after }, reply);
+            state.changed(d, { before: now, after }, reply);
           }
         } else {
           const fails = sh.failed(d);
@@ -52,7 +52,7 @@ export function probe(inFlight: Set<number>): void {
             (fails >= conf.probingThreshold ? (now & ~DS_TRYING) | DS_INACTIVE : now | DS_TRYING) | DS_PROBING;
           if (after !== now) {
             sh.setPlain(d, after, true);
-            changed(d, { before: now, after }, reply);
+            state.changed(d, { before: now, after }, reply);
           }
         }
       });

@@ -1,7 +1,7 @@
 /** dispatcher: the management commands of both projects. */
 import { SwitchyardError } from '../../errors.js';
 import { DS_DISABLED, DS_INACTIVE, DS_PROBING, DS_TRYING, flagString, parseState } from './list.js';
-import { changed, current, reload, state } from './runtime.js';
+import type { DsRuntime } from './runtime.js';
 
 export function rpcArgs(p: unknown): string[] {
   if (Array.isArray(p)) return p.map(String);
@@ -10,9 +10,9 @@ export function rpcArgs(p: unknown): string[] {
 }
 
 /** dispatcher.set_state / ds_set_state: the destinations named by set and address ("all": every one of the set) */
-export function setState(p: unknown, opensips: boolean): string {
+export function setState(state: DsRuntime, p: unknown, opensips: boolean): string {
   const [st, group, address] = rpcArgs(p);
-  const list = current();
+  const list = state.current();
   if (st === undefined || group === undefined || address === undefined || !list)
     throw new SwitchyardError('SY_ERR_MI_PARAMS', 'expected state, group, address');
   let parsed = parseState(st);
@@ -36,16 +36,16 @@ export function setState(p: unknown, opensips: boolean): string {
     const before = state.shared!.flags(d);
     const after =
       parsed.base === DS_TRYING
-        ? state.shared!.update(d, DS_TRYING, parsed.probing, state.conf!.probingThreshold).after
+        ? state.shared!.update(d, DS_TRYING, parsed.probing, state.conf.probingThreshold).after
         : parsed.base | (parsed.probing ? DS_PROBING : 0);
     state.shared!.setPlain(d, after, parsed.base === DS_TRYING);
-    changed(d, { before, after }, null);
+    state.changed(d, { before, after }, null);
   }
   return 'Ok';
 }
 
-export function kamailioList(): unknown {
-  const list = current();
+export function kamailioList(state: DsRuntime): unknown {
+  const list = state.current();
   if (!list) return { NRSETS: 0, RECORDS: [] };
   return {
     NRSETS: list.sets.size,
@@ -76,8 +76,8 @@ export function kamailioList(): unknown {
   };
 }
 
-export function opensipsList(): unknown {
-  const list = current();
+export function opensipsList(state: DsRuntime): unknown {
+  const list = state.current();
   const stateName = (f: number): string =>
     f & DS_DISABLED
       ? 'Disabled'
@@ -105,8 +105,8 @@ export function opensipsList(): unknown {
   };
 }
 
-export async function doReload(): Promise<string> {
-  const bad = await reload();
+export async function doReload(state: DsRuntime): Promise<string> {
+  const bad = await state.reload();
   if (bad !== null) throw new SwitchyardError('SY_ERR_MI_PARAMS', bad);
   return 'Ok';
 }

@@ -2,7 +2,7 @@
 import { type ScriptContext, type Value } from '../types.js';
 import { RequestKey } from '../../contract/request.js';
 import { parseState, type Dest, type DsSet } from './list.js';
-import { changed, current, skip, state } from './runtime.js';
+import { kDs, skip } from './runtime.js';
 
 /** per request: the candidates ds_select_* left, for ds_next_* and ds_mark_dst */
 interface Selection {
@@ -37,6 +37,7 @@ function uriOf(nameAddr: string | undefined): string {
 
 /** the first pick of an algorithm, as an index in the set (before skipping inactive ones); -1: none */
 function pick(ctx: ScriptContext, set: DsSet, alg: number, userOnly: boolean): number {
+  const state = kDs.of(ctx.svc);
   const n = set.dests.length;
   const sh = state.shared!;
   const hashOf = (key: string | null): number => (key === null ? 0 : fnv(key) % n);
@@ -61,7 +62,7 @@ function pick(ctx: ScriptContext, set: DsSet, alg: number, userOnly: boolean): n
       return Math.floor(Math.random() * n);
     case 7: {
       // the expansion of hash_pvar; without one the selection fails, as Kamailio's
-      const parts = state.conf?.hashPvar;
+      const parts = state.conf.hashPvar;
       if (!parts) {
         ctx.svc.log.err('dispatcher: algorithm 7 needs modparam("dispatcher", "hash_pvar", "…")');
         return -1;
@@ -111,8 +112,9 @@ export function select(
   fourth: Value | undefined,
   mode: 'dst' | 'domain' | 'none',
 ): number {
-  const list = current();
-  const conf = state.conf!;
+  const state = kDs.of(ctx.svc);
+  const list = state.current();
+  const conf = state.conf;
   const set = list?.sets.get(setId);
   if (!set || set.dests.length === 0) {
     ctx.svc.log.err(`dispatcher: destination set ${setId} is empty or unknown`);
@@ -159,7 +161,8 @@ export function select(
 
 /** the AVPs a script may name (dst_avp, attrs_avp): the failover list, the attributes of the destination in use */
 function mirror(ctx: ScriptContext, sel: Selection): void {
-  const conf = state.conf!;
+  const state = kDs.of(ctx.svc);
+  const conf = state.conf;
   const dests = state.list!.dests;
   if (conf.avps.dst)
     ctx.avps.set(
@@ -189,6 +192,7 @@ function use(ctx: ScriptContext, d: Dest, mode: 'dst' | 'domain'): void {
 
 /** ds_next_dst / ds_next_domain */
 export function next(ctx: ScriptContext, mode: 'dst' | 'domain'): number {
+  const state = kDs.of(ctx.svc);
   const sel = kSelection.get(ctx);
   const list = state.list;
   if (!sel || !list) return -1;
@@ -202,6 +206,7 @@ export function next(ctx: ScriptContext, mode: 'dst' | 'domain'): number {
 
 /** ds_mark_dst([state]): the destination in use */
 export function mark(ctx: ScriptContext, st: string | undefined): number {
+  const state = kDs.of(ctx.svc);
   const sel = kSelection.get(ctx);
   const d = sel && state.list ? state.list.dests[sel.left[0] ?? -1] : undefined;
   const parsed = parseState(st ?? 'i');
@@ -210,12 +215,13 @@ export function mark(ctx: ScriptContext, st: string | undefined): number {
       ctx.svc.log.err(`dispatcher: ds_mark_dst(): bad state "${st}" (a, i, t, d, with p for probing)`);
     return -1;
   }
-  changed(d, state.shared!.update(d, parsed.base, parsed.probing, state.conf!.probingThreshold), null);
+  state.changed(d, state.shared!.update(d, parsed.base, parsed.probing, state.conf.probingThreshold), null);
   return 1;
 }
 
 /** algorithm 10: count the call against the destination until BYE/CANCEL (ds_load_update) or ds_load_unset */
 function track(ctx: ScriptContext, d: Dest): void {
+  const state = kDs.of(ctx.svc);
   const callId = ctx.msg.callId();
   const had = state.calls.get(callId);
   if (had !== undefined) state.shared!.addLoad(state.list!.dests[had.dest]!, -1);
@@ -224,11 +230,12 @@ function track(ctx: ScriptContext, d: Dest): void {
 }
 
 export function unload(ctx: ScriptContext): number {
+  const state = kDs.of(ctx.svc);
   const callId = ctx.msg.callId();
   const call = state.calls.get(callId);
   if (call === undefined) return -1;
   state.calls.delete(callId);
-  const d = current()?.dests[call.dest];
+  const d = state.current()?.dests[call.dest];
   if (d) state.shared!.addLoad(d, -1);
   return 1;
 }
@@ -242,14 +249,15 @@ export function fromList(
   port: number,
   proto: string,
 ): number {
-  const list = current();
+  const state = kDs.of(ctx.svc);
+  const list = state.current();
   if (!list) return -1;
   for (const d of list.dests) {
     if (group !== -1 && d.setid !== group) continue;
     if (d.host !== ip.toLowerCase()) continue;
     if (!(mode & 1) && (d.port || 5060) !== port) continue;
     if (!(mode & 2) && d.proto !== proto) continue;
-    const conf = state.conf!;
+    const conf = state.conf;
     setPv(ctx, conf.setidPv, d.setid);
     if (d.attrs) setPv(ctx, conf.attrsPv, d.attrs);
     return 1;
