@@ -8,7 +8,9 @@ import { tableBytes } from './table.js';
 import { NO_EFFECT, parseTableSpec, specsOf } from './spec.js';
 import {
   expired,
+  type HtState,
   hasOp,
+  kHt,
   iterator,
   iterSet,
   load,
@@ -17,7 +19,6 @@ import {
   rmOp,
   rmRe,
   split,
-  state,
   table,
   write,
 } from './runtime.js';
@@ -28,7 +29,7 @@ const ROUTES_MSG = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.ONREPLY | R
 
 const ROUTE_FN = { routes: ROUTES_ANY } as const;
 
-export const htable: ModuleExports = {
+export const htable: ModuleExports<HtState> = {
   name: 'htable',
   params: [
     {
@@ -87,7 +88,7 @@ export const htable: ModuleExports = {
       args: [],
       routes: ROUTES_MSG,
       fn: (ctx) => {
-        for (const t of state.tables.values()) {
+        for (const t of kHt.of(ctx.svc).tables.values()) {
           ctx.svc.log.err(`htable[${t.spec.name}] buckets: ${t.buckets} expire: ${t.spec.autoexpire}`);
           for (const it of t.items())
             ctx.svc.log.err(`\t${it.key} => ${typeof it.value === 'number' ? `i:${it.value}` : `s:${it.value}`}`);
@@ -218,6 +219,7 @@ export const htable: ModuleExports = {
       fn: (ctx, name: string, ht: string) => {
         const t = table(ctx, ht);
         if (t === null) return -1;
+        const state = kHt.of(ctx.svc);
         if (!state.iterators.has(name) && state.iterators.size >= MAX_ITERATORS) {
           ctx.svc.log.err(`htable: no iterator available - max number is ${MAX_ITERATORS}`);
           return -1;
@@ -243,7 +245,7 @@ export const htable: ModuleExports = {
       args: [{ kind: 'str' }],
       ...ROUTE_FN,
       fn: (ctx, name: string) =>
-        state.iterators.delete(name) ? 1 : (ctx.svc.log.err(`htable: iterator "${name}" not found`), -1),
+        kHt.of(ctx.svc).iterators.delete(name) ? 1 : (ctx.svc.log.err(`htable: iterator "${name}" not found`), -1),
     },
     {
       name: 'sht_iterator_rm',
@@ -271,12 +273,13 @@ export const htable: ModuleExports = {
     },
   ],
   rpc,
+  state: kHt,
   initWorker(env) {
-    load(env);
+    const state = load(env);
     // SIP worker 0 frees expired items and runs event_route[htable:expired:<table>] for each, as Kamailio's timer does
-    if (env.workerId !== 0 || env.svc === undefined) return;
+    if (env.workerId !== 0 || env.svc === undefined) return state;
     const svc = env.svc;
-    const timer = setInterval(
+    state.timer = setInterval(
       () => {
         for (const t of state.tables.values()) {
           const gone = t.sweep();
@@ -285,11 +288,12 @@ export const htable: ModuleExports = {
       },
       Number(env.params.get('timer_interval')) * 1000,
     );
-    timer.unref();
+    state.timer.unref();
+    return state;
   },
   initDispatcher: load,
   async initMaster(env) {
-    load(env);
+    const state = load(env);
     for (const v of [env.params.get('htable') ?? []].flat()) {
       const s = parseTableSpec(String(v));
       if (typeof s === 'string') continue;
@@ -305,8 +309,12 @@ export const htable: ModuleExports = {
     for (const t of state.tables.values()) {
       if (!t.spec.dbtable) continue;
       const rows = await loadRows(env.params, t);
-      for (const [key, v, exv] of rows) write(null, t, key, v, exv);
+      for (const [key, v, exv] of rows) write(state, t, key, v, exv);
       env.log.info(`htable: ${rows.length} items of "${t.spec.name}" loaded from ${t.spec.dbtable}`);
     }
+    return state;
+  },
+  destroy(state?: HtState): void {
+    if (state?.timer) clearInterval(state.timer);
   },
 };

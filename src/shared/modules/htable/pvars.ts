@@ -1,7 +1,7 @@
 /** htable: $sht, $shtex, $shtcn, $shtcv, $shtinc, $shtdec, $shtrecord. */
 import { type PvarSpec } from '../types.js';
 import { kExpired } from './table.js';
-import { count, split, state, write } from './runtime.js';
+import { count, kHt, split, write } from './runtime.js';
 
 export const pvars: PvarSpec[] = [
   {
@@ -37,7 +37,7 @@ export const pvars: PvarSpec[] = [
     dynamicArg: true,
     get(ctx, arg) {
       const p = split(ctx, arg!);
-      return p === null ? null : count(p[0], p[1], false);
+      return p === null ? null : count(ctx, p[0], p[1], false);
     },
   },
   {
@@ -46,7 +46,7 @@ export const pvars: PvarSpec[] = [
     dynamicArg: true,
     get(ctx, arg) {
       const p = split(ctx, arg!);
-      return p === null ? null : count(p[0], p[1], true);
+      return p === null ? null : count(ctx, p[0], p[1], true);
     },
   },
   {
@@ -71,8 +71,8 @@ export const pvars: PvarSpec[] = [
     name: 'shtitkey',
     arg: 'required',
     dynamicArg: true,
-    get(_ctx, arg) {
-      const it = state.iterators.get(arg!);
+    get(ctx, arg) {
+      const it = kHt.of(ctx.svc).iterators.get(arg!);
       return it?.items[it.at]?.key ?? null;
     },
   },
@@ -80,8 +80,8 @@ export const pvars: PvarSpec[] = [
     name: 'shtitval',
     arg: 'required',
     dynamicArg: true,
-    get(_ctx, arg) {
-      const it = state.iterators.get(arg!);
+    get(ctx, arg) {
+      const it = kHt.of(ctx.svc).iterators.get(arg!);
       return it?.items[it.at]?.value ?? null;
     },
   },

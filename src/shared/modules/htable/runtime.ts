@@ -7,6 +7,7 @@ import { RouteKind, type ModuleEnv, type ScriptContext, type ScriptServices, typ
 import { kExpired, nowSec, SharedTable, tableBytes, type Item } from './table.js';
 import { specsOf } from './spec.js';
 import type { Log } from '../../contract/host.js';
+import { ThreadKey } from '../../contract/thread.js';
 
 export const MAX_ITERATORS = 4;
 
@@ -16,55 +17,61 @@ interface Iterator {
   at: number;
 }
 
-/** this thread's view of the tables */
-export const state = {
-  tables: new Map<string, SharedTable>(),
-  iterators: new Map<string, Iterator>(),
-  regexes: new Map<string, RegExp | null>(),
-  log: null as Log | null,
-};
+/** htable in a thread (what its init hooks return): its view of the shared tables, its iterators, worker 0's expiry timer */
+export class HtState {
+  readonly tables = new Map<string, SharedTable>();
+  readonly iterators = new Map<string, Iterator>();
+  readonly regexes = new Map<string, RegExp | null>();
+  /** SIP worker 0's expiry sweep, cleared in destroy */
+  timer: NodeJS.Timeout | null = null;
 
-export function load(env: ModuleEnv): void {
-  state.tables = new Map();
-  state.iterators = new Map();
-  state.log = env.log;
-  if (!env.shared) return;
+  constructor(readonly log: Log) {}
+}
+export const kHt = new ThreadKey<HtState>('htable');
+
+/** where a call comes from: a script function (its context) or a command or init (the thread's state) */
+type At = ScriptContext | HtState;
+const stateOf = (at: At): HtState => (at instanceof HtState ? at : kHt.of(at.svc));
+const logOf = (at: At): Log => (at instanceof HtState ? at.log : at.svc.log);
+
+export function load(env: ModuleEnv): HtState {
+  const state = new HtState(env.log);
+  if (!env.shared) return state;
   let offset = 0;
   for (const spec of specsOf(env.params)) {
     state.tables.set(spec.name, new SharedTable(env.shared, offset, spec, env.workerId));
     offset += tableBytes(spec);
   }
+  return state;
 }
 
-export function table(ctx: ScriptContext | null, name: string): SharedTable | null {
-  const t = state.tables.get(name) ?? null;
+export function table(at: At, name: string): SharedTable | null {
+  const t = stateOf(at).tables.get(name) ?? null;
   if (t === null)
-    (ctx?.svc.log ?? state.log)?.err(
-      `htable: no hash table "${name}" (declare it with modparam("htable", "htable", "${name}=>size=8;"))`,
-    );
+    logOf(at).err(`htable: no hash table "${name}" (declare it with modparam("htable", "htable", "${name}=>size=8;"))`);
   return t;
 }
 
 /** "table=>key" */
-export function split(ctx: ScriptContext | null, arg: string): [SharedTable, string] | null {
+export function split(at: At, arg: string): [SharedTable, string] | null {
   const i = arg.indexOf('=>');
   if (i < 0) {
-    (ctx?.svc.log ?? state.log)?.err(`htable: "${arg}" is not table=>key`);
+    logOf(at).err(`htable: "${arg}" is not table=>key`);
     return null;
   }
-  const t = table(ctx, arg.slice(0, i).trim());
+  const t = table(at, arg.slice(0, i).trim());
   return t === null ? null : [t, arg.slice(i + 2)];
 }
 
 /** POSIX extended, case-insensitive, as Kamailio compiles them; null for a bad one */
-function regex(src: string): RegExp | null {
+function regex(state: HtState, src: string): RegExp | null {
   let re = state.regexes.get(src);
   if (re === undefined) {
     try {
       re = compileRegex(src).re;
     } catch (e) {
       re = null;
-      state.log?.err(`htable: ${(e as Error).message}`);
+      state.log.err(`htable: ${(e as Error).message}`);
     }
     if (state.regexes.size > 256) state.regexes.clear();
     state.regexes.set(src, re);
@@ -72,7 +79,7 @@ function regex(src: string): RegExp | null {
   return re;
 }
 
-export function write(ctx: ScriptContext | null, t: SharedTable, key: string, v: Value, exv = 0): number {
+export function write(at: At, t: SharedTable, key: string, v: Value, exv = 0): number {
   const s = storable(v);
   if (s === null) {
     t.delete(key);
@@ -80,15 +87,15 @@ export function write(ctx: ScriptContext | null, t: SharedTable, key: string, v:
   }
   const r = t.set(key, s, exv);
   if (r === 'ok') return 1;
-  const log = ctx?.svc.log ?? state.log;
+  const log = logOf(at);
   if (r === 'full')
-    log?.err(`htable: no room for "${key}" in "${t.spec.name}" (its bucket is full: raise size=${t.spec.size})`);
-  else log?.err(`htable: key or value too long for "${t.spec.name}" (keys up to 128 bytes, values up to 512)`);
+    log.err(`htable: no room for "${key}" in "${t.spec.name}" (its bucket is full: raise size=${t.spec.size})`);
+  else log.err(`htable: key or value too long for "${t.spec.name}" (keys up to 128 bytes, values up to 512)`);
   return -1;
 }
 
 /** Kamailio's $shtcn/$shtcv match prefixes: ~~ regex (the default), ~% ends with, %~ starts with, == equal, eq integer equal, ** all */
-export function count(t: SharedTable, expr: string, byValue: boolean): number {
+export function count(at: At, t: SharedTable, expr: string, byValue: boolean): number {
   const items = t.items();
   const op = expr.slice(0, 2);
   const rest = expr.slice(2);
@@ -103,7 +110,7 @@ export function count(t: SharedTable, expr: string, byValue: boolean): number {
   else if (op === '%~') match = (it) => text(it)?.startsWith(rest) ?? false;
   else if (op === '==') match = (it) => text(it) === rest;
   else {
-    const re = regex(op === '~~' ? rest : expr);
+    const re = regex(stateOf(at), op === '~~' ? rest : expr);
     if (re === null) return 0;
     match = (it) => {
       const s = text(it);
@@ -114,7 +121,7 @@ export function count(t: SharedTable, expr: string, byValue: boolean): number {
 }
 
 /** sht_rm_name/sht_rm_value/sht_has_name… operators: a predicate, or null for an unknown one */
-function matcher(op: string, val: string, ops: readonly string[]): ((s: string) => boolean) | null {
+function matcher(state: HtState, op: string, val: string, ops: readonly string[]): ((s: string) => boolean) | null {
   if (!ops.includes(op)) return null;
   switch (op) {
     case 'eq':
@@ -128,7 +135,7 @@ function matcher(op: string, val: string, ops: readonly string[]): ((s: string) 
     case 'in':
       return (s) => s.includes(val);
     default: {
-      const re = regex(val);
+      const re = regex(state, val);
       return re === null ? null : (s) => re.test(s);
     }
   }
@@ -136,7 +143,7 @@ function matcher(op: string, val: string, ops: readonly string[]): ((s: string) 
 
 export function rmOp(ctx: ScriptContext, htname: string, op: string, val: string, byValue: boolean): number {
   const t = table(ctx, htname);
-  const m = matcher(op, val, ['re', 'sw', 'ew', 'in']);
+  const m = matcher(kHt.of(ctx.svc), op, val, ['re', 'sw', 'ew', 'in']);
   if (t === null || m === null) {
     if (t !== null) ctx.svc.log.err(`htable: unknown operator "${op}" (re, sw, ew, in)`);
     return -1;
@@ -147,7 +154,7 @@ export function rmOp(ctx: ScriptContext, htname: string, op: string, val: string
 
 export function hasOp(ctx: ScriptContext, htname: string, op: string, val: string, byValue: boolean): number {
   const t = table(ctx, htname);
-  const m = matcher(op, val, ['eq', 'ne', 're', 'sw']);
+  const m = matcher(kHt.of(ctx.svc), op, val, ['eq', 'ne', 're', 'sw']);
   if (t === null || m === null) return -1;
   return t.items().some((it) => (byValue ? typeof it.value === 'string' && m(it.value) : m(it.key))) ? 1 : -1;
 }
@@ -162,7 +169,7 @@ export function rmRe(ctx: ScriptContext, arg: string, byValue: boolean): number 
 }
 
 export function iterator(ctx: ScriptContext, name: string): Iterator | null {
-  const it = state.iterators.get(name) ?? null;
+  const it = kHt.of(ctx.svc).iterators.get(name) ?? null;
   if (it === null) ctx.svc.log.err(`htable: iterator "${name}" not started`);
   return it;
 }
