@@ -149,7 +149,10 @@ export class TmCore {
 
   serverTx(ctx: ScriptContext, flags = 0): ServerTx | null {
     const existing = kServerTx.get(ctx);
-    if (existing) return existing;
+    if (existing) {
+      existing.ctx ??= ctx;
+      return existing;
+    }
     const msg = ctx.msg;
     if (!msg.isRequest || msg.method === 'ACK') return null;
     const key = serverKey(msg);
@@ -216,7 +219,7 @@ export class TmCore {
 
   /** no branch could go anywhere: 478 (no address) or 477 (every address unusable), as Kamailio's tm */
   noDestination(s: ServerTx): void {
-    const e = s.ctx.state.serError;
+    const e = s.ctx?.state.serError;
     this.sendFinal(s, e?.code ?? 500, e ? e.reason.replace('/SL)', '/TM)') : 'Server Internal Error', null);
   }
 
@@ -243,9 +246,11 @@ export class TmCore {
   }
 
   reportOut(s: ServerTx, code: number, reply: SipMsg | null): void {
+    const ctx = s.ctx;
+    if (ctx === null) return; // done: its callbacks saw its final reply already
     for (const cb of this.onOut) {
       try {
-        cb(s.ctx, code, reply);
+        cb(ctx, code, reply);
       } catch (e) {
         this.svc.log.err(`reply callback failed: ${(e as Error).message}`);
       }
@@ -253,12 +258,13 @@ export class TmCore {
   }
 
   sendFinal(s: ServerTx, code: number, reason: string, bytes: Buffer | null): void {
-    if (s.status >= 200) return;
+    const ctx = s.ctx;
+    if (s.status >= 200 || ctx === null) return;
     if (bytes === null) this.counters.inc(this.c.rplGenerated);
     this.sendBytes(
       s,
       code,
-      bytes ?? buildReply(s.ctx.msg, code, reason, { rcv: s.ctx.rcv, forceRport: s.ctx.state.forceRport }),
+      bytes ?? buildReply(ctx.msg, code, reason, { rcv: ctx.rcv, forceRport: ctx.state.forceRport }),
     );
   }
 
@@ -279,15 +285,32 @@ export class TmCore {
       }
     }
     this.svc.send(s.replyDest, bytes);
+    this.release(s);
+  }
+
+  /**
+   * Done (final reply sent, every branch final, nothing pending or
+   * suspended): drop what only routes and callbacks read, the request's
+   * context and the best reply, so that they die young rather than live
+   * through wt_timer into the old generation.
+   */
+  release(s: ServerTx): void {
+    if (s.status < 200 || s.pending > 0 || s.suspended) return;
+    for (const c of s.branches) if (c.status < 200) return;
+    for (const c of s.branches) c.failover = null;
+    s.ctx = null;
+    s.best = null;
   }
 
   reportFinal(s: ServerTx, code: number, bytes: Buffer): void {
     const eol = bytes.indexOf('\r\n');
     const first = bytes.toString('latin1', 0, eol < 0 ? Math.min(bytes.length, 200) : eol);
     const reason = first.split(' ').slice(2).join(' ');
+    const ctx = s.ctx;
+    if (ctx === null) return;
     for (const cb of this.onFinal) {
       try {
-        cb(s.ctx, code, reason, bytes);
+        cb(ctx, code, reason, bytes);
       } catch (e) {
         this.svc.log.err(`final reply callback failed: ${(e as Error).message}`);
       }
@@ -344,7 +367,7 @@ export class TmCore {
     if (s.suspendUntil === 0) return;
     this.unsuspend(s);
     this.counters.inc(this.c.timeouts);
-    if (this.svc.log.enabled(3)) this.svc.log.debug('tm: suspended transaction timed out: 408', s.ctx);
+    if (this.svc.log.enabled(3)) this.svc.log.debug('tm: suspended transaction timed out: 408', s.ctx ?? undefined);
     this.sendFinal(s, 408, 'Request Timeout', null);
   }
 

@@ -27,16 +27,18 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
   }
   const s = c.server;
   const code = reply.status;
-  // reply routes see the transaction's flags and branch flags, as in Kamailio's tm
-  replyCtx.flags = s.ctx.flags;
-  replyCtx.state.bflags = s.ctx.state.bflags;
-  if (core.replyAvps) replyCtx.avps = s.ctx.avps;
   if (c.status >= 200) {
     // a retransmitted final: ACK again a non-2xx, relay a 2xx (the caller's ACK goes end to end)
     if (code >= 300 && c.invite) core.sendAck(c, reply);
     else if (code >= 200 && code < 300) core.relayReply(s, reply, replyCtx);
     return true;
   }
+  // a branch still waits for its final, so the transaction is not done and still has its request
+  const req = s.ctx!;
+  // reply routes see the transaction's flags and branch flags, as in Kamailio's tm
+  replyCtx.flags = req.flags;
+  replyCtx.state.bflags = req.state.bflags;
+  if (core.replyAvps) replyCtx.avps = req.avps;
   const run = (after: () => void): void => {
     const name = s.onreplyRoute;
     const fn = name ? core.svc.route(name, 'onreply') : null;
@@ -48,8 +50,8 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
       const f = chain.shift();
       if (!f || replyCtx.dropped || replyCtx.exit) return after();
       replyCtx.exit = false;
-      // a reply route that fails ends the transaction (RouteRunner): the request is s.ctx
-      core.runner.run(f, replyCtx, next, s.ctx);
+      // a reply route that fails ends the transaction (RouteRunner): the request is req
+      core.runner.run(f, replyCtx, next, req);
     };
     next();
   };
@@ -81,6 +83,7 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
         // a relayed 2xx is the transaction's final reply too (acc accounts it)
         if (core.onFinal.length > 0) core.reportFinal(s, code, bytes);
       }
+      core.release(s);
     } else branchFinal(core, c, code, reply.reason, { reply, replyCtx });
   });
   return true;
@@ -97,7 +100,11 @@ export function branchFinal(
   c.status = Math.max(c.status, code);
   core.stopClient(c);
   const s = c.server;
-  if (s.status >= 200) return;
+  if (s.status >= 200) {
+    core.release(s);
+    return;
+  }
+  const req = s.ctx!;
   const blocklist = core.svc.blocklist;
   if (blocklist !== null && blocklist.enabled) {
     // Kamailio: a destination that let an INVITE time out unheard, or answered 503 with blst_503
@@ -131,13 +138,13 @@ export function branchFinal(
   // use_dns_failover: the next address of the same destination, as a new branch of this transaction
   if ((code === 503 || c.timedOut) && c.failover !== null && !s.cancelled) {
     const f = c.failover;
-    send(core, s.ctx, s, f.ruri, f.edits, f.to, f.hops);
+    send(core, req, s, f.ruri, f.edits, f.to, f.hops);
   }
   if (s.branches.some((b) => b.status < 200) || s.pending > 0) return;
   const best = s.best!;
   const failure = s.failureRoute && !s.cancelled ? core.svc.route(s.failureRoute, 'failure') : null;
   if (failure) {
-    const ctx = s.ctx;
+    const ctx = req;
     const before = s.branches.length;
     s.failureRoute = null; // armed again only by t_on_failure inside it
     s.replyCode = best.code;

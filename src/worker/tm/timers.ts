@@ -17,7 +17,7 @@ export function branchTimedOut(core: TmCore, c: ClientTx): void {
   if (core.svc.log.enabled(3))
     core.svc.log.debug(
       `tm: branch to ${c.dest.ip}:${c.dest.port} timed out (${c.status > 0 ? `fr_inv_timer after ${c.status}` : 'fr_timer, no reply'})`,
-      c.server.ctx,
+      c.server.ctx ?? undefined,
     );
   // a cancelled branch that never answered ends as the CANCEL meant it to
   if (c.server.cancelled) branchFinal(core, c, 487, 'Request Terminated', null);

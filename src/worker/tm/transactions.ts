@@ -101,11 +101,14 @@ export class Transactions implements WorkerTransactions {
     if (pending === 0) this.#core.sendFinal(s, 487, 'Request Terminated', null);
   }
 
-  /** the request's route is over: a transaction it left without branch or reply lives only the wait time */
+  /** the request's route is over: a transaction it left without branch or reply lives only the wait time; one already answered lets its request go */
   settle(ctx: ScriptContext): void {
     const s = kServerTx.get(ctx);
-    if (s && !s.suspended && s.branches.length === 0 && s.pending === 0 && s.status < 200)
+    if (s === undefined) return;
+    if (!s.suspended && s.branches.length === 0 && s.pending === 0 && s.status < 200)
       this.#core.expireAt(s, Date.now() + this.#core.waitMs);
+    // answered while the route ran on (t_reply, then more script): done now
+    else this.#core.release(s);
   }
 
   /** async(): the request waits with a transaction (created here when the route made none) */
@@ -143,7 +146,8 @@ export class Transactions implements WorkerTransactions {
       return -1;
     }
     const s = this.#core.labels.get(label);
-    if (s === undefined || s.suspendUntil === 0) return -1;
+    // a suspended transaction is not done: it still has its request
+    if (s === undefined || s.suspendUntil === 0 || s.ctx === null) return -1;
     const fn = this.#core.svc.route(routeName, 'route');
     if (fn === null) return -1;
     this.#core.unsuspend(s);

@@ -21,8 +21,8 @@ export interface ClientTx {
   readonly idx: number;
   readonly server: ServerTx;
   readonly dest: Destination;
-  /** use_dns_failover: the addresses still to try after this one, with what the branch was built from */
-  readonly failover: { hops: Hop[]; ruri: string | null; edits: MessageEdits; to: string } | null;
+  /** use_dns_failover: the addresses still to try after this one, with what the branch was built from (null once the transaction is done) */
+  failover: { hops: Hop[]; ruri: string | null; edits: MessageEdits; to: string } | null;
   /** the address it went to, for the blocklist */
   readonly hop: Hop;
   readonly bytes: Buffer;
@@ -49,7 +49,15 @@ export const kServerTx = new RequestKey<ServerTx>('tm.tx');
 
 export interface ServerTx {
   readonly key: string;
-  readonly ctx: ScriptContext;
+  /**
+   * the request's context; null once the transaction is done (final reply
+   * sent, every branch final, nothing pending or suspended), so that the
+   * parsed request does not live through wt_timer: absorbing a
+   * retransmission, the ACK of a non-2xx, a CANCEL or a late reply needs
+   * only the keys, replyDest, lastReply and the branches. A script call that
+   * takes the transaction again (serverTx) puts it back.
+   */
+  ctx: ScriptContext | null;
   readonly invite: boolean;
   readonly replyDest: Destination;
   branches: ClientTx[];
