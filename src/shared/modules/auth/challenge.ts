@@ -3,23 +3,24 @@ import { appendToReply } from '../core/functions.js';
 import { type ScriptContext } from '../types.js';
 import { algorithmOf, challengeValue, type Algorithm } from './digest.js';
 
-import { type HfType, cfg, CHALLENGE_HDR, store, defaultRealm, kAuthReplied, kAuthStale } from './check.js';
+import { type AuthState, type HfType, CHALLENGE_HDR, defaultRealm, kAuth, kAuthReplied, kAuthStale } from './check.js';
 
 /** the qop list of a challenge: Kamailio flags (1 auth, 2 auth-int), else the `qop` modparam */
-function qopOf(flags: number): string {
+function qopOf(cfg: AuthState, flags: number): string {
   const q = [(flags & 1) !== 0 ? 'auth' : '', (flags & 2) !== 0 ? 'auth-int' : ''].filter((x) => x !== '').join(',');
   return q !== '' ? q : cfg.qop;
 }
 
 /** the challenge header line(s) for `realm`: one per algorithm offered */
 export function challengeLines(
+  cfg: AuthState,
   realm: string,
   hf: HfType,
   qop: string,
   stale: boolean,
   algs: readonly Algorithm[],
 ): string[] {
-  const nonce = store().issue(Math.floor(Date.now() / 1000) + cfg.nonceExpire);
+  const nonce = cfg.store.issue(Math.floor(Date.now() / 1000) + cfg.nonceExpire);
   if (algs.length === 0) return [`${CHALLENGE_HDR[hf]}: ${challengeValue(realm, nonce, qop, stale, null)}`];
   return algs.map((alg) => `${CHALLENGE_HDR[hf]}: ${challengeValue(realm, nonce, qop, stale, alg)}`);
 }
@@ -48,7 +49,7 @@ function challenge(
     return -1;
   }
   const stale = (flags & 16) !== 0 || kAuthStale.get(ctx) === true;
-  for (const line of challengeLines(realm, hf, qop, stale, algs)) appendToReply(ctx, line);
+  for (const line of challengeLines(kAuth.of(ctx.svc), realm, hf, qop, stale, algs)) appendToReply(ctx, line);
   const ok = hf === 'www' ? sendReply(ctx, 401, 'Unauthorized') : sendReply(ctx, 407, 'Proxy Authentication Required');
   return ok > 0 ? 1 : -1;
 }
@@ -57,11 +58,11 @@ function challenge(
  * The second argument of www_challenge/proxy_challenge: Kamailio's flags
  * ("0", "1" …) or OpenSIPS's qop list ("auth", "auth,auth-int", "").
  */
-function challengeArgs(spec: string | undefined): { flags: number; qop: string } {
+function challengeArgs(cfg: AuthState, spec: string | undefined): { flags: number; qop: string } {
   const s = (spec ?? '').trim();
   if (/^\d+$/.test(s)) {
     const flags = Number(s);
-    return { flags, qop: qopOf(flags) };
+    return { flags, qop: qopOf(cfg, flags) };
   }
   const qop = s
     .split(',')
@@ -71,7 +72,7 @@ function challengeArgs(spec: string | undefined): { flags: number; qop: string }
   return { flags: 0, qop: s === '' ? cfg.qop : qop };
 }
 
-function algorithmsArg(spec: string | undefined): Algorithm[] {
+function algorithmsArg(cfg: AuthState, spec: string | undefined): readonly Algorithm[] {
   if (spec === undefined || spec.trim() === '') return cfg.algorithms;
   return spec
     .split(',')
@@ -82,6 +83,7 @@ function algorithmsArg(spec: string | undefined): Algorithm[] {
 export const makeChallenge =
   (hf: HfType) =>
   (ctx: ScriptContext, realm: string, spec?: string, algs?: string): number => {
-    const a = challengeArgs(spec);
-    return challenge(ctx, hf, realm, a.flags, a.qop, algorithmsArg(algs));
+    const cfg = kAuth.of(ctx.svc);
+    const a = challengeArgs(cfg, spec);
+    return challenge(ctx, hf, realm, a.flags, a.qop, algorithmsArg(cfg, algs));
   };

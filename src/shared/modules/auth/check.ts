@@ -1,11 +1,12 @@
 /** auth: checking credentials (the core auth_db uses too), and the module's settings. */
 import { reasonOf } from '../../errors.js';
 import { parseUri } from '../../sip/uri.js';
-import { type ScriptContext } from '../types.js';
+import { type ScriptContext, type Value } from '../types.js';
 import { algorithmOf, expectedResponse, ha1Of, parseCredentials, type Algorithm, type Credentials } from './digest.js';
-import { NonceStore } from './nonce.js';
+import type { NonceStore } from './nonce.js';
 import type { HeaderField } from '../../contract/sip.js';
 import { RequestKey } from '../../contract/request.js';
+import { ThreadKey } from '../../contract/thread.js';
 
 /** results as Kamailio numbers them (auth_db www_authenticate, auth pv_* and auth_check) */
 export const AuthResult = {
@@ -57,25 +58,28 @@ export const kAuthStale = new RequestKey<true>('auth.stale');
 /** the check already replied (auth_db's 500 on a lookup failure): no challenge follows */
 export const kAuthReplied = new RequestKey<true>('auth.replied');
 
-export const cfg = {
-  secret: '',
-  nonceExpire: 300,
-  nonceCount: true,
-  oneTimeNonce: true,
-  qop: '',
-  algorithms: [] as Algorithm[],
-  opensips: false,
-  store: null as NonceStore | null,
-};
+/** auth in a SIP worker (what initWorker returns): its modparams and the nonces every worker shares */
+export interface AuthState {
+  readonly secret: string;
+  readonly nonceExpire: number;
+  readonly nonceCount: boolean;
+  readonly oneTimeNonce: boolean;
+  readonly qop: string;
+  readonly algorithms: readonly Algorithm[];
+  /** the script is OpenSIPS's (return codes differ between the dialects) */
+  readonly opensips: boolean;
+  readonly store: NonceStore;
+  /** OpenSIPS pv_*_authorize(realm): where the user name and the password (or HA1) are */
+  readonly pv: {
+    readonly username: ((ctx: ScriptContext) => Value) | null;
+    readonly password: ((ctx: ScriptContext) => Value) | null;
+    readonly calculateHa1: boolean;
+  };
+}
+export const kAuth = new ThreadKey<AuthState>('auth');
 
 export const HDR: Record<HfType, string> = { www: 'Authorization', proxy: 'Proxy-Authorization' };
 export const CHALLENGE_HDR: Record<HfType, string> = { www: 'WWW-Authenticate', proxy: 'Proxy-Authenticate' };
-
-export function store(): NonceStore {
-  // outside a server (tests of the module alone): memory of this thread only
-  cfg.store ??= new NonceStore(NonceStore.allocate(1 << 16), cfg.secret);
-  return cfg.store;
-}
 
 function hostOf(uri: string): string {
   try {
@@ -145,7 +149,8 @@ export async function authenticate(
   const c = found.creds;
   const alg = algorithmOf(c.algorithm);
   if (alg === null || (c.qop !== '' && c.qop !== 'auth' && c.qop !== 'auth-int')) return AuthResult.ERROR;
-  const nonce = store().check(c.nonce, Math.floor(Date.now() / 1000));
+  const cfg = kAuth.of(ctx.svc);
+  const nonce = cfg.store.check(c.nonce, Math.floor(Date.now() / 1000));
   if (!nonce.ok) {
     if (nonce.why === 'invalid') return AuthResult.ERROR;
     kAuthStale.set(ctx, true);
@@ -168,7 +173,7 @@ export async function authenticate(
     return AuthResult.INVALID_PASSWORD;
   // the digest is right: now the nonce may be spent
   if (c.qop !== '' ? cfg.nonceCount || cfg.oneTimeNonce : cfg.oneTimeNonce) {
-    const used = store().use(nonce.id, c.qop !== '' && cfg.nonceCount ? parseInt(c.nc, 16) : 0);
+    const used = cfg.store.use(nonce.id, c.qop !== '' && cfg.nonceCount ? parseInt(c.nc, 16) : 0);
     if (used !== 'ok') {
       kAuthStale.set(ctx, true);
       return used === 'reused' ? AuthResult.NONCE_REUSED : AuthResult.NONCE_EXPIRED;
@@ -198,6 +203,6 @@ export function identityMatches(ctx: ScriptContext, realm: string, flags: number
 }
 
 /** is the script OpenSIPS's (return codes differ between the dialects) */
-export function opensipsDialect(): boolean {
-  return cfg.opensips;
+export function opensipsDialect(ctx: ScriptContext): boolean {
+  return kAuth.of(ctx.svc).opensips;
 }

@@ -22,7 +22,8 @@ import {
   type HfType,
   kAuthorized,
   kAuthStale,
-  cfg,
+  type AuthState,
+  kAuth,
   HDR,
   defaultRealm,
   findCredentials,
@@ -52,7 +53,9 @@ async function pvAuthenticate(
   if (r !== AuthResult.OK && (flags & 14) !== 0) {
     // flags 2/4/8: leave a challenge in $avp(digest_challenge) for append_to_reply()
     const qop = (flags & 8) !== 0 ? 'auth-int' : (flags & 4) !== 0 ? 'auth' : '';
+    const cfg = kAuth.of(ctx.svc);
     const line = challengeLines(
+      cfg,
       realm || defaultRealm(ctx),
       hf,
       qop,
@@ -63,13 +66,6 @@ async function pvAuthenticate(
   }
   return r;
 }
-
-/** OpenSIPS pv_*_authorize(realm): where the user name and the password (or HA1) are */
-const pv = {
-  username: null as ((ctx: ScriptContext) => Value) | null,
-  password: null as ((ctx: ScriptContext) => Value) | null,
-  calculateHa1: false,
-};
 
 /** "$var(name)" / "$avp(name)" → its reader, else null */
 function varReader(spec: string): ((ctx: ScriptContext) => Value) | null {
@@ -90,6 +86,7 @@ const checkSpec = (v: number | string): string | null =>
  * calculate_ha1) is the one in password_spec; OpenSIPS's return codes.
  */
 async function pvAuthorize(ctx: ScriptContext, hf: HfType, realm: string): Promise<number> {
+  const pv = kAuth.of(ctx.svc).pv;
   const { username, password } = pv;
   if (username === null || password === null) {
     ctx.svc.log.err('auth: pv_*_authorize needs the username_spec and password_spec modparams');
@@ -164,7 +161,7 @@ const oS = { kind: 'str', optional: true } as const;
 const I = { kind: 'int' } as const;
 const oI = { kind: 'int', optional: true } as const;
 
-export const auth: ModuleExports = {
+export const auth: ModuleExports<AuthState> = {
   name: 'auth',
   params: [
     { name: 'secret', type: 'str', default: '' },
@@ -266,23 +263,31 @@ export const auth: ModuleExports = {
   allocShared(params): SharedArrayBuffer {
     return NonceStore.allocate(params.get('nc_array_size') as number);
   },
-  initWorker(env: ModuleEnv): void {
+  state: kAuth,
+  initWorker(env: ModuleEnv): AuthState {
     const p = env.params;
-    cfg.opensips = env.script.dialect === 'opensips';
-    cfg.secret = String(p.get('secret'));
+    const opensips = env.script.dialect === 'opensips';
+    const secret = String(p.get('secret'));
     const expire = p.get('nonce_expire') as number;
-    cfg.nonceExpire = expire > 0 ? expire : cfg.opensips ? 30 : 300;
     const off = p.get('disable_nonce_check') !== 0;
-    cfg.nonceCount = !off && p.get('nonce_count') !== 0;
-    cfg.oneTimeNonce = !off && p.get('one_time_nonce') !== 0;
-    cfg.qop = String(p.get('qop'));
-    cfg.algorithms = String(p.get('algorithm'))
-      .split(',')
-      .map((a) => algorithmOf(a.trim()))
-      .filter((a): a is Algorithm => a !== null);
-    pv.username = varReader(String(p.get('username_spec')));
-    pv.password = varReader(String(p.get('password_spec')));
-    pv.calculateHa1 = p.get('calculate_ha1') !== 0;
-    cfg.store = env.shared !== undefined ? new NonceStore(env.shared, cfg.secret) : null;
+    return {
+      secret,
+      nonceExpire: expire > 0 ? expire : opensips ? 30 : 300,
+      nonceCount: !off && p.get('nonce_count') !== 0,
+      oneTimeNonce: !off && p.get('one_time_nonce') !== 0,
+      qop: String(p.get('qop')),
+      algorithms: String(p.get('algorithm'))
+        .split(',')
+        .map((a) => algorithmOf(a.trim()))
+        .filter((a): a is Algorithm => a !== null),
+      opensips,
+      // without the shared memory the master allocates (a module run alone): nonces of this thread only
+      store: new NonceStore(env.shared ?? NonceStore.allocate(1 << 16), secret),
+      pv: {
+        username: varReader(String(p.get('username_spec'))),
+        password: varReader(String(p.get('password_spec'))),
+        calculateHa1: p.get('calculate_ha1') !== 0,
+      },
+    };
   },
 };

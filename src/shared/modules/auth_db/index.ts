@@ -144,8 +144,8 @@ async function check(
 }
 
 /** Kamailio names these outcomes one way, OpenSIPS another */
-function code(r: AuthResultCode): number {
-  return opensipsDialect() ? opensipsCode(r) : r;
+function code(ctx: ScriptContext, r: AuthResultCode): number {
+  return opensipsDialect(ctx) ? opensipsCode(r) : r;
 }
 
 async function authCheck(ctx: ScriptContext, realm: string, table: string, flags: number): Promise<number> {
@@ -252,28 +252,28 @@ export const authDb: ModuleExports<AuthDbState> = {
       routes: REQ,
       mayAwait: true,
       fn: async (ctx, realm: string, table: string, method?: string) =>
-        code(await check(ctx, realm, table, 'www', method || undefined)),
+        code(ctx, await check(ctx, realm, table, 'www', method || undefined)),
     },
     {
       name: 'www_authorize',
       args: [S, S],
       routes: REQ,
       mayAwait: true,
-      fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'www')),
+      fn: async (ctx, realm: string, table: string) => code(ctx, await check(ctx, realm, table, 'www')),
     },
     {
       name: 'proxy_authenticate',
       args: [S, S],
       routes: REQ,
       mayAwait: true,
-      fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'proxy')),
+      fn: async (ctx, realm: string, table: string) => code(ctx, await check(ctx, realm, table, 'proxy')),
     },
     {
       name: 'proxy_authorize',
       args: [S, S],
       routes: REQ,
       mayAwait: true,
-      fn: async (ctx, realm: string, table: string) => code(await check(ctx, realm, table, 'proxy')),
+      fn: async (ctx, realm: string, table: string) => code(ctx, await check(ctx, realm, table, 'proxy')),
     },
     { name: 'auth_check', args: [S, S, I], routes: REQ, mayAwait: true, fn: authCheck },
     { name: 'is_subscriber', args: [S, S, I], mayAwait: true, fn: isSubscriber },
