@@ -19,6 +19,7 @@ import {
 import { EvapiServer, kEvapi, MAX_TAG, type EvapiEnv } from './server.js';
 import { SwitchyardError } from '../../errors.js';
 import type { Bus } from '../../contract/host.js';
+import { ThreadKey } from '../../contract/thread.js';
 
 const TOPIC_RELAY = 'evapi.relay';
 
@@ -63,8 +64,12 @@ const COUNTERS: readonly CounterSpec[] = [
   { name: 'refused_clients', kind: 'counter', description: 'connections refused over max_clients' },
 ];
 
-/** per thread: the server in the dispatcher, the bus in a SIP worker */
-const state: { server: EvapiServer | null; bus: Bus | null } = { server: null, bus: null };
+/** evapi in a thread (what its init hooks return): the server in the event dispatcher, stopped in destroy; the bus in a SIP worker */
+interface EvapiState {
+  readonly server: EvapiServer | null;
+  readonly bus: Bus;
+}
+const kEvapiState = new ThreadKey<EvapiState>('evapi');
 
 /** what a SIP worker posts to the dispatcher: the event, and for multicast/unicast the tag */
 interface RelayMsg {
@@ -73,9 +78,10 @@ interface RelayMsg {
   readonly unicast: boolean;
 }
 
-function relay(data: string, tag: string | null = null, unicast = false): number {
+function relay(ctx: ScriptContext, data: string, tag: string | null = null, unicast = false): number {
+  const state = kEvapiState.of(ctx.svc);
   if (state.server !== null) return state.server.relay(data, tag, unicast);
-  if (state.bus === null || !state.bus.post(DISPATCHER, TOPIC_RELAY, { data, tag, unicast } satisfies RelayMsg)) {
+  if (!state.bus.post(DISPATCHER, TOPIC_RELAY, { data, tag, unicast } satisfies RelayMsg)) {
     log.err('evapi_relay: the event dispatcher cannot be reached');
     return -1;
   }
@@ -93,7 +99,7 @@ function asyncRelay(ctx: ScriptContext, data: () => string, tag: string | null =
     log.err('evapi_async_relay: the transaction cannot be suspended');
     return -1;
   }
-  return relay(data(), tag, unicast);
+  return relay(ctx, data(), tag, unicast);
 }
 
 const EVDATA = { kind: 'str', name: 'evdata' } as const;
@@ -109,7 +115,7 @@ const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'evapi_relay',
     args: [EVDATA],
     routes: ROUTES_ANY,
-    fn: (_ctx, data: string) => relay(data),
+    fn: (ctx, data: string) => relay(ctx, data),
   },
   {
     name: 'evapi_async_relay',
@@ -121,7 +127,7 @@ const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'evapi_multicast',
     args: [EVDATA, ETAG],
     routes: ROUTES_ANY,
-    fn: (_ctx, data: string, tag: string) => relay(data, tag),
+    fn: (ctx, data: string, tag: string) => relay(ctx, data, tag),
   },
   {
     name: 'evapi_async_multicast',
@@ -133,7 +139,7 @@ const FUNCTIONS: readonly FunctionSpec[] = [
     name: 'evapi_unicast',
     args: [EVDATA, ETAG],
     routes: ROUTES_ANY,
-    fn: (_ctx, data: string, tag: string) => relay(data, tag, true),
+    fn: (ctx, data: string, tag: string) => relay(ctx, data, tag, true),
   },
   {
     name: 'evapi_async_unicast',
@@ -153,7 +159,8 @@ const FUNCTIONS: readonly FunctionSpec[] = [
     routes: ROUTES_ANY,
     fn: (ctx, tag: string) => {
       const env = envOf(ctx);
-      if (env === undefined || state.server === null) {
+      const server = kEvapiState.of(ctx.svc).server;
+      if (env === undefined || server === null) {
         log.err('evapi_set_tag: only in the evapi event routes');
         return -1;
       }
@@ -161,7 +168,7 @@ const FUNCTIONS: readonly FunctionSpec[] = [
         log.err(`evapi_set_tag: a tag is 1 to ${MAX_TAG} characters, found ${tag.length}`);
         return -1;
       }
-      return state.server.setTag(env.conidx, tag);
+      return server.setTag(env.conidx, tag);
     },
   },
   {
@@ -170,11 +177,12 @@ const FUNCTIONS: readonly FunctionSpec[] = [
     routes: ROUTES_ANY,
     fn: (ctx) => {
       const env = envOf(ctx);
-      if (env === undefined || state.server === null) {
+      const server = kEvapiState.of(ctx.svc).server;
+      if (env === undefined || server === null) {
         log.err('evapi_close: only in the evapi event routes');
         return -1;
       }
-      return state.server.close(env.conidx);
+      return server.close(env.conidx);
     },
   },
 ];
@@ -202,15 +210,14 @@ const PVARS: readonly PvarSpec[] = [
   },
 ];
 
-export const evapi: ModuleExports = {
+export const evapi: ModuleExports<EvapiState> = {
   name: 'evapi',
   params: PARAMS,
   functions: FUNCTIONS,
   pvars: PVARS,
   counters: COUNTERS,
-  initWorker(env) {
-    state.bus = env.bus;
-  },
+  state: kEvapiState,
+  initWorker: (env) => ({ server: null, bus: env.bus }),
   async initDispatcher(env) {
     const bind = parseBindAddr(env.params.get('bind_addr') as string) as { host: string; port: number };
     if (env.svc === undefined)
@@ -226,16 +233,13 @@ export const evapi: ModuleExports = {
       env.log,
     );
     await server.listen();
-    state.server = server;
     env.bus.on(TOPIC_RELAY, (m) => {
       const r = m as RelayMsg;
       return server.relay(r.data, r.tag, r.unicast);
     });
+    return { server, bus: env.bus };
   },
-  async destroy() {
-    const s = state.server;
-    state.server = null;
-    state.bus = null;
-    await s?.stop();
+  async destroy(state?: EvapiState) {
+    await state?.server?.stop();
   },
 };

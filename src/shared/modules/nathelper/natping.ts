@@ -70,7 +70,7 @@ export function startNatPing(env: ModuleEnv): NodeJS.Timeout | null {
   const round = async (): Promise<void> => {
     let targets: PingTarget[];
     try {
-      targets = await pingTargets(mask);
+      targets = await pingTargets(env, mask);
     } catch (e) {
       env.log.warn(`nathelper: no ping targets from the location table: ${(e as Error).message}`);
       return;

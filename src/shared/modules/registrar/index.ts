@@ -6,7 +6,7 @@
  */
 import { parseUri } from '../../sip/uri.js';
 import { appendToReply } from '../core/functions.js';
-import { lookupBindings, saveBindings, usrlocClient } from '../usrloc/index.js';
+import { kUsrloc, lookupBindings, saveBindings } from '../usrloc/index.js';
 import type { Binding } from '../usrloc/binding.js';
 import { RouteKind, type ModuleEnv, type ModuleExports, type ScriptContext } from '../types.js';
 import { SwitchyardError } from '../../errors.js';
@@ -51,12 +51,12 @@ export function avpName(spec: string): string | null {
 }
 
 /** the usrloc key of a URI: user, or user@domain with use_domain */
-export function aorOf(uri: string): string | null {
+function aorOf(ctx: ScriptContext, uri: string): string | null {
   try {
     const u = parseUri(uri);
     if (u.host === '') return null;
     const host = u.host.toLowerCase();
-    if (usrlocClient.useDomain) return u.user ? `${u.user}@${host}` : host;
+    if (kUsrloc.of(ctx.svc).useDomain) return u.user ? `${u.user}@${host}` : host;
     return u.user || host;
   } catch {
     return null;
@@ -81,7 +81,7 @@ async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?:
   const flags = saveFlags(cfg, flagText);
   const msg = ctx.msg;
   if (!msg.isRequest || msg.method !== 'REGISTER') return -1;
-  const aor = aorOf(uri || msg.to().uri);
+  const aor = aorOf(ctx, uri || msg.to().uri);
   if (aor === null) {
     reply(ctx, flags, 400, 'Bad To URI');
     return -1;
@@ -130,8 +130,8 @@ async function save(ctx: ScriptContext, _table: string, flagText?: string, uri?:
   let result;
   try {
     if ((flags & FLAG_SINGLE_CONTACT) !== 0 && bindings.length > 0)
-      await saveBindings({ aor, bindings: [], removeAll: true, maxContacts: 0 });
-    result = await saveBindings({ aor, bindings, removeAll: star, maxContacts: cfg.maxContacts });
+      await saveBindings(ctx.svc, { aor, bindings: [], removeAll: true, maxContacts: 0 });
+    result = await saveBindings(ctx.svc, { aor, bindings, removeAll: star, maxContacts: cfg.maxContacts });
   } catch (e) {
     ctx.svc.log.err(`save(): the location table did not answer: ${(e as Error).message}`);
     reply(ctx, flags, 500, 'Server Internal Error');
@@ -164,9 +164,9 @@ function keepConnection(ctx: ScriptContext, bindings: ReadonlyArray<{ expiresAt:
 }
 
 async function found(ctx: ScriptContext, uri?: string): Promise<Binding[] | null> {
-  const aor = aorOf(uri || (ctx.ruri ?? ctx.msg.ruri));
+  const aor = aorOf(ctx, uri || (ctx.ruri ?? ctx.msg.ruri));
   if (aor === null) return null;
-  return lookupBindings(aor);
+  return lookupBindings(ctx.svc, aor);
 }
 
 /** lookup(): 1 the R-URI now points at the newest best binding (others appended as branches); -1 none; -3 error */

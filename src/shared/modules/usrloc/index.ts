@@ -14,6 +14,7 @@ import type { CounterSpec, ModuleEnv, ModuleExports } from '../types.js';
 import { LocationDb } from './db.js';
 import type { Binding } from './binding.js';
 import type { Bus } from '../../contract/host.js';
+import { ThreadKey, type ThreadStates } from '../../contract/thread.js';
 
 /** what the NAT pinger needs of a binding (nathelper) */
 export interface PingTarget {
@@ -147,20 +148,32 @@ export class LocationTable {
   }
 }
 
-/** the worker side: the bus to the table, set by initWorker */
-export const usrlocClient: { bus: Bus | null; useDomain: boolean } = { bus: null, useDomain: false };
+/**
+ * usrloc in a thread (what its init hooks return): in a SIP worker, the bus
+ * to the table and use_domain; in the event dispatcher, which owns the
+ * table, its expiry timer too, cleared in destroy.
+ */
+export interface UsrlocState {
+  readonly bus: Bus;
+  readonly useDomain: boolean;
+  readonly timer: NodeJS.Timeout | null;
+}
+export const kUsrloc = new ThreadKey<UsrlocState>('usrloc');
 
-export function saveBindings(req: SaveRequest): Promise<SaveResult> {
-  return usrlocClient.bus!.request(DISPATCHER, 'usrloc.save', req) as Promise<SaveResult>;
+/** a SIP worker's services (ctx.svc) or its module env: where usrloc's state is */
+type Owner = { readonly states: ThreadStates };
+
+export function saveBindings(at: Owner, req: SaveRequest): Promise<SaveResult> {
+  return kUsrloc.of(at).bus.request(DISPATCHER, 'usrloc.save', req) as Promise<SaveResult>;
 }
 
 /** the bindings NAT pings go to; `mask` 0: every binding */
-export function pingTargets(mask: number): Promise<PingTarget[]> {
-  return usrlocClient.bus!.request(DISPATCHER, 'usrloc.ping_targets', mask) as Promise<PingTarget[]>;
+export function pingTargets(at: Owner, mask: number): Promise<PingTarget[]> {
+  return kUsrloc.of(at).bus.request(DISPATCHER, 'usrloc.ping_targets', mask) as Promise<PingTarget[]>;
 }
 
-export function lookupBindings(aor: string): Promise<Binding[]> {
-  return usrlocClient.bus!.request(DISPATCHER, 'usrloc.lookup', aor) as Promise<Binding[]>;
+export function lookupBindings(at: Owner, aor: string): Promise<Binding[]> {
+  return kUsrloc.of(at).bus.request(DISPATCHER, 'usrloc.lookup', aor) as Promise<Binding[]>;
 }
 
 /** OpenSIPS's working_mode_preset values that are a db_mode */
@@ -186,7 +199,7 @@ function dbModeOf(p: ModuleEnv['params']): number {
   return (p.get('db_mode') as number | undefined) ?? 0;
 }
 
-export const usrloc: ModuleExports = {
+export const usrloc: ModuleExports<UsrlocState> = {
   name: 'usrloc',
   params: [
     {
@@ -227,11 +240,9 @@ export const usrloc: ModuleExports = {
         ),
     },
   ],
-  initWorker(env: ModuleEnv): void {
-    usrlocClient.bus = env.bus;
-    usrlocClient.useDomain = env.params.get('use_domain') !== 0;
-  },
-  async initDispatcher(env: ModuleEnv): Promise<void> {
+  state: kUsrloc,
+  initWorker: (env: ModuleEnv) => ({ bus: env.bus, useDomain: env.params.get('use_domain') !== 0, timer: null }),
+  async initDispatcher(env: ModuleEnv): Promise<UsrlocState> {
     const mode = dbModeOf(env.params);
     const url = String(env.params.get('db_url'));
     if (mode !== 0 && url === '')
@@ -307,5 +318,9 @@ export const usrloc: ModuleExports = {
       (env.params.get('timer_interval') as number) * 1000,
     );
     timer.unref();
+    return { bus: env.bus, useDomain: env.params.get('use_domain') !== 0, timer };
+  },
+  destroy(state?: UsrlocState): void {
+    if (state?.timer) clearInterval(state.timer);
   },
 };
