@@ -15,6 +15,7 @@ import { findAddress, isHost, makeEntry, parseAddressFile, type AddressEntry, ty
 import { compileTrusted, matchTrusted, normIp, protoOf, type TrustedEntry, type TrustedRow } from './trusted.js';
 import { allocTables, publish, readPublished, type Tables } from './published.js';
 import type { Log } from '../../contract/host.js';
+import { ThreadKey } from '../../contract/thread.js';
 
 /** load_backends bits, as Kamailio numbers them */
 const LOAD_ADDRESS = 1;
@@ -34,25 +35,19 @@ interface Conf {
   trusted: { table: string; src: string; proto: string; from: string; ruri: string; tag: string; priority: string };
 }
 
-const state: {
-  conf: Conf | null;
-  log: Log | null;
-  shared: SharedArrayBuffer | null;
+/** permissions in a thread (what its init hooks return: the master and the SIP workers) */
+interface PermState {
+  readonly conf: Conf;
+  readonly log: Log;
+  readonly shared: SharedArrayBuffer | null;
   /** the sequence number of the published tables this thread uses (0: its own start-up read) */
   seq: number;
   address: AddressEntry[];
   trusted: Map<string, TrustedEntry[]>;
   /** the rows behind them, which the master publishes again with the other table's new rows */
   rows: Tables;
-} = {
-  conf: null,
-  log: null,
-  shared: null,
-  seq: 0,
-  address: [],
-  trusted: new Map(),
-  rows: { address: [], trusted: [] },
-};
+}
+const kPerm = new ThreadKey<PermState>('permissions');
 
 function confOf(params: ModuleEnv['params']): Conf {
   const s = (k: string): string => String(params.get(k));
@@ -130,31 +125,34 @@ async function readTrusted(c: Conf, where: Record<string, string> = {}): Promise
   }));
 }
 
-function install(rows: Tables, log: Log): void {
+function install(state: PermState, rows: Tables): void {
   state.rows = rows;
   state.address = rows.address.map((r) => makeEntry(r.grp, r.ip, r.mask, r.port, r.tag)!);
   state.trusted = compileTrusted(rows.trusted, (why) =>
-    log.err(`permissions: ${state.conf!.trusted.table}: ${why} (row skipped)`),
+    state.log.err(`permissions: ${state.conf.trusted.table}: ${why} (row skipped)`),
   );
 }
 
 /** the tables a reload published, when newer than what this thread has */
-function refresh(): void {
+function refresh(state: PermState): void {
   if (state.shared === null) return;
   const p = readPublished(state.shared, state.seq);
   if (p === null) return;
   state.seq = p.seq;
-  install(p.tables, state.log!);
+  install(state, p.tables);
 }
 
 function addTag(ctx: ScriptContext, tag: string | null): void {
-  const avp = state.conf!.tagAvp;
+  const avp = kPerm.of(ctx.svc).conf.tagAvp;
   if (avp === '' || tag === null || tag === '') return;
   ctx.avps.set(avp, [tag, ...(ctx.avps.get(avp) ?? [])]);
 }
 
 function address(ctx: ScriptContext, grp: number | null, ip: string, port: number): AddressEntry | null {
-  refresh();
+  // no tables in a thread without the module's init (an event route in the event dispatcher): no match
+  const state = ctx.svc.states.get(kPerm);
+  if (state === undefined) return null;
+  refresh(state);
   const e = findAddress(state.address, grp, ip, port);
   if (e !== null) addTag(ctx, e.tag);
   return e;
@@ -170,7 +168,8 @@ function fromUriOf(ctx: ScriptContext): string {
 
 /** allow_trusted(): 1 (or, with peer_tag_mode 1, the number of matching rows), -1 none */
 function trusted(ctx: ScriptContext, ip?: string, proto?: string, uri?: string): number | Promise<number> {
-  const c = state.conf!;
+  const state = kPerm.of(ctx.svc);
+  const c = state.conf;
   const p = proto === undefined ? ctx.rcv.proto : protoOf(proto);
   if (p === null) {
     ctx.svc.log.err(`permissions: allow_trusted: unknown protocol "${proto}"`);
@@ -189,7 +188,7 @@ function trusted(ctx: ScriptContext, ip?: string, proto?: string, uri?: string):
     return -1;
   }
   if (c.cacheTrusted) {
-    refresh();
+    refresh(state);
     return settle(state.trusted);
   }
   return readTrusted(c, { [c.trusted.src]: normIp(src) }).then(
@@ -202,10 +201,11 @@ function trusted(ctx: ScriptContext, ip?: string, proto?: string, uri?: string):
 }
 
 /** the master: read one table again and publish it with the other as it stands */
-async function reload(which: 'address' | 'trusted'): Promise<string> {
-  const c = state.conf;
-  if (c === null || state.shared === null || state.log === null)
+async function reload(env: ModuleEnv, which: 'address' | 'trusted'): Promise<string> {
+  const state = env.states.get(kPerm);
+  if (state === undefined || state.shared === null)
     throw new SwitchyardError('SY_ERR_MI_PARAMS', 'permissions is not loaded in this process');
+  const c = state.conf;
   if (which === 'trusted' && (c.dbUrl === '' || (c.load & LOAD_TRUSTED) === 0 || !c.cacheTrusted))
     throw new SwitchyardError(
       'SY_ERR_MI_PARAMS',
@@ -217,26 +217,26 @@ async function reload(which: 'address' | 'trusted'): Promise<string> {
   };
   if (!publish(state.shared, rows))
     throw new SwitchyardError('SY_ERR_MI_PARAMS', `the ${which} table is too large to share (the old one stays)`);
-  install(rows, state.log);
+  install(state, rows);
   return 'Reload OK';
 }
 
-function addressDump(): unknown[] {
-  refresh();
+function addressDump(state: PermState): unknown[] {
+  refresh(state);
   return state.address
     .filter(isHost)
     .map((e) => ({ group: e.grp, item: { ip: e.row.ip, port: e.port, tag: e.tag || 'NULL' } }));
 }
 
-function subnetDump(): unknown[] {
-  refresh();
+function subnetDump(state: PermState): unknown[] {
+  refresh(state);
   return state.address
     .filter((e) => !isHost(e))
     .map((e, id) => ({ id, group: e.grp, ip_addr: e.row.ip, mask: e.row.mask, port: e.port, tag: e.tag || 'NULL' }));
 }
 
-function trustedDump(): unknown[] {
-  refresh();
+function trustedDump(state: PermState): unknown[] {
+  refresh(state);
   return [...state.trusted.values()].flat().map((e) => ({
     item: {
       ip: e.row.src_ip,
@@ -254,12 +254,17 @@ function avpName(spec: string): string {
   return /^\$avp\(([^)]+)\)$/.exec(spec.trim())?.[1] ?? '';
 }
 
-async function load(env: ModuleEnv): Promise<void> {
+async function load(env: ModuleEnv): Promise<PermState> {
   const c = confOf(env.params);
-  state.conf = c;
-  state.log = env.log;
-  state.shared = env.shared ?? null;
-  state.seq = 0;
+  const state: PermState = {
+    conf: c,
+    log: env.log,
+    shared: env.shared ?? null,
+    seq: 0,
+    address: [],
+    trusted: new Map(),
+    rows: { address: [], trusted: [] },
+  };
   const rows: Tables = { address: [], trusted: [] };
   // a bad address_file line stops the start (a config error); a database that cannot be read does not
   if (c.file !== '') rows.address = await readAddress({ ...c, dbUrl: '' }, env.log);
@@ -278,21 +283,30 @@ async function load(env: ModuleEnv): Promise<void> {
       }
     }
   }
-  install(rows, env.log);
+  install(state, rows);
+  return state;
 }
 
 const I = { kind: 'int' } as const;
 const S = { kind: 'str' } as const;
 
 const rpc = (names: [string, string, string, string, string]): RpcSpec[] => [
-  { name: names[0], doc: 'read the address table (and address_file) again', handler: () => reload('address') },
-  { name: names[1], doc: 'the single addresses of the address table', handler: () => addressDump() },
-  { name: names[2], doc: 'the subnets of the address table', handler: () => subnetDump() },
-  { name: names[3], doc: 'read the trusted table again', handler: () => reload('trusted') },
-  { name: names[4], doc: 'the trusted table as cached', handler: () => trustedDump() },
+  {
+    name: names[0],
+    doc: 'read the address table (and address_file) again',
+    handler: (_p, env) => reload(env, 'address'),
+  },
+  {
+    name: names[1],
+    doc: 'the single addresses of the address table',
+    handler: (_p, env) => addressDump(kPerm.of(env)),
+  },
+  { name: names[2], doc: 'the subnets of the address table', handler: (_p, env) => subnetDump(kPerm.of(env)) },
+  { name: names[3], doc: 'read the trusted table again', handler: (_p, env) => reload(env, 'trusted') },
+  { name: names[4], doc: 'the trusted table as cached', handler: (_p, env) => trustedDump(kPerm.of(env)) },
 ];
 
-export const permissions: ModuleExports = {
+export const permissions: ModuleExports<PermState> = {
   name: 'permissions',
   params: [
     { name: 'db_url', type: 'str', default: '', check: checkDbUrl },
@@ -372,6 +386,7 @@ export const permissions: ModuleExports = {
     ...rpc(['address_reload', 'address_dump', 'subnet_dump', 'trusted_reload', 'trusted_dump']),
   ],
   allocShared: () => allocTables(),
+  state: kPerm,
   initMaster: load,
   initWorker: load,
 };
