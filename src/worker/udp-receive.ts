@@ -6,7 +6,7 @@ import { PROTO_UDP, RecKind, writeRecord } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
 import type { NativeUdp } from '../shared/native/udp-send.js';
-import { ownerOf } from '../shared/sip/callid-scan.js';
+import { ownerOf, statelessReply } from '../shared/sip/callid-scan.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 
 export interface UdpReceiveOptions {
@@ -98,7 +98,8 @@ export class UdpReceivers {
     const opt = this.#opt;
     // the call's owner handles it: its transaction, dialog or probe is there, and
     // one peer's messages of one call keep their order (same socket, same ring)
-    const owner = ownerOf(msg, opt.workers);
+    // (a reply to a stateless forward has no transaction to meet: relayed where it was read)
+    const owner = statelessReply(msg) ? -1 : ownerOf(msg, opt.workers);
     const ring = owner >= 0 && owner !== opt.workerId ? opt.hopOut[owner] : null;
     if (ring) {
       this.#counters.inc(this.#hopped);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scanCallId } from '../../src/shared/sip/callid-scan.js';
+import { scanCallId, statelessReply } from '../../src/shared/sip/callid-scan.js';
 
 const msg = (headers: string, first = 'INVITE sip:b@h SIP/2.0'): Buffer =>
   Buffer.from(`${first}\r\n${headers}\r\n`, 'latin1');
@@ -44,4 +44,18 @@ test('hashes spread over workers', () => {
   const counts = [0, 0, 0, 0];
   for (let i = 0; i < 4000; i++) counts[scan(msg(`Call-ID: ${i}-${i * 7}@192.0.2.1\r\n`)) % 4]!++;
   for (const c of counts) assert.ok(c > 800 && c < 1200, String(counts));
+});
+
+test('a reply to our stateless forward is told by its top Via branch only', () => {
+  const reply = (vias: string): Buffer => msg(`${vias}\r\nCall-ID: x\r\n`, 'SIP/2.0 200 OK');
+  const ours = 'SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKsl0123456789abcdef;rport=5060';
+  const peer = 'SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKpeer';
+  assert.equal(statelessReply(reply(`Via: ${ours}\r\nVia: ${peer}`)), true);
+  assert.equal(statelessReply(reply(`v : ${ours}, ${peer}`)), true);
+  assert.equal(statelessReply(reply(`VIA:${ours}`)), true);
+  // a transaction's branch, a stateless branch below the top Via, no Via, a request
+  assert.equal(statelessReply(reply(`Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKsy00a1\r\nVia: ${ours}`)), false);
+  assert.equal(statelessReply(reply(`Via: ${peer}, ${ours}`)), false);
+  assert.equal(statelessReply(reply(`Vias: ${ours}`)), false);
+  assert.equal(statelessReply(msg(`Via: ${ours}\r\nCall-ID: x\r\n`)), false);
 });

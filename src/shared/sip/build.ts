@@ -21,19 +21,23 @@ function hash64(s: string): string {
 }
 
 const MAGIC = 'z9hG4bK';
+/** how the branch of a statelessly forwarded request starts: no transaction waits for its replies */
+export const STATELESS_BRANCH = 'z9hG4bKsl';
 
 /**
  * Branch for a statelessly forwarded request: derived from the received top
  * Via branch (or, for RFC 2543 peers, Call-ID, CSeq number, From tag,
  * Request-URI and sent-by), so a retransmission, its CANCEL and the ACK of a
  * non-2xx all get the same branch downstream, as with Kamailio's stateless forward.
+ * It starts with STATELESS_BRANCH, so that a worker that reads one of its
+ * replies relays it without handing it to the call's owner.
  */
 export function branchId(msg: SipMsg): string {
   const via = msg.topVia();
   let key: string;
   if (via.branch.startsWith(MAGIC) && via.branch.length > MAGIC.length) key = via.branch;
   else key = `${msg.callId()}|${msg.cseq().num}|${msg.from().tag}|${msg.ruri}|${via.host}:${via.port}`;
-  return MAGIC + 'sy' + hash64(key);
+  return STATELESS_BRANCH + hash64(key);
 }
 
 /** `;received=` / `;rport=` additions to the received top Via (RFC 3261 §18.2.1, RFC 3581) */

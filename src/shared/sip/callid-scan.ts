@@ -4,6 +4,8 @@
  * compact `i:`, any case, LWS before the colon) hashed with FNV-1a straight
  * from the bytes, trimmed, without a parse or a string. -1 when absent.
  */
+import { STATELESS_BRANCH } from './build.js';
+
 const LF = 10;
 const CR = 13;
 const SP = 32;
@@ -71,4 +73,58 @@ export function scanCallId(buf: Uint8Array, start: number, end: number): number 
     i++;
   }
   return -1;
+}
+
+const COMMA = 44;
+const SEMI = 59;
+const VIA = [118, 105, 97]; // "via"
+/** what our Via of a stateless forward carries, as forwardRequestEdits writes it */
+const SL_BRANCH = [...`;branch=${STATELESS_BRANCH}`].map((c) => c.charCodeAt(0));
+
+/** position of the value after `Via`/`v` + LWS + ':' at line start `i`, or -1 */
+function viaValueStart(buf: Uint8Array, i: number, end: number): number {
+  let j = i;
+  if ((buf[j]! | 0x20) !== VIA[0]) return -1;
+  j++;
+  if (buf[j] !== COLON && !isWs(buf[j])) {
+    for (let k = 1; k < VIA.length; k++, j++) {
+      if (j >= end || (buf[j]! | 0x20) !== VIA[k]) return -1;
+    }
+  }
+  while (j < end && isWs(buf[j])) j++;
+  if (buf[j] !== COLON) return -1;
+  return j + 1;
+}
+
+/**
+ * A reply whose top Via is one we wrote for a stateless forward
+ * (`;branch=z9hG4bKsl…`): no transaction waits for it anywhere, so the
+ * worker that read it relays it rather than handing it to the call's owner.
+ * Read straight from the bytes, as the Call-ID hash; false when unsure
+ * (the owner then handles it, as any other message).
+ */
+export function statelessReply(buf: Uint8Array): boolean {
+  const end = buf.length;
+  // "SIP/": a reply
+  if (end < 16 || buf[0] !== 83 || buf[1] !== 73 || buf[2] !== 80 || buf[3] !== 47) return false;
+  let i = 0;
+  while (i < end && buf[i] !== LF) i++;
+  i++;
+  while (i < end) {
+    if (buf[i] === CR || buf[i] === LF) return false;
+    const v = viaValueStart(buf, i, end);
+    if (v >= 0) {
+      // the top Via: up to the first comma or the end of its line
+      for (let j = v; j < end && buf[j] !== CR && buf[j] !== LF && buf[j] !== COMMA; j++) {
+        if (buf[j] !== SEMI) continue;
+        let k = 0;
+        while (k < SL_BRANCH.length && j + k < end && buf[j + k] === SL_BRANCH[k]) k++;
+        if (k === SL_BRANCH.length) return true;
+      }
+      return false;
+    }
+    while (i < end && buf[i] !== LF) i++;
+    i++;
+  }
+  return false;
 }
