@@ -64,45 +64,6 @@ export function streamTransports(
   const tlsHandshakeFailed = h('tls:handshake_failed');
   const tlsCertRejected = h('tls:cert_rejected');
 
-  const tcp = new TcpConnections({
-    onMessage: hooks.receive,
-    onOpen: (proto) => {
-      counters.inc(sc[proto].open);
-      counters.inc(sc[proto].established);
-    },
-    onClose: (proto, connId) => {
-      counters.dec(sc[proto].open);
-      if (proto === 'tls') hooks.broadcast(RecKind.CONN_GONE, connId, EMPTY);
-    },
-    onFramingError: (proto) => counters.inc(sc[proto].framing),
-    onConnectFailed: (proto) => counters.inc(sc[proto].connectFailed),
-    onTlsReady: (connId, info) => hooks.broadcast(RecKind.CONN_INFO, connId, Buffer.from(JSON.stringify(info))),
-    onTlsRefused: (kind) => counters.inc(kind === 'handshake' ? tlsHandshakeFailed : tlsCertRejected),
-    onRetag: (from, to) => {
-      counters.dec(sc[from].open);
-      counters.inc(sc[to].open);
-      counters.inc(sc[to].established);
-    },
-    onHttpRequest: (sock, ip, port, connId, head) => hooks.receiveHttp(sock, ip, port, connId, head),
-    onWs: (what) => counters.inc(wsEvent[what]),
-    onLimit: (family) => counters.inc(family === 'tcp' ? tcpRefused : tlsRefused),
-    onIpLimit: (family) => counters.inc(ipLimited[family]),
-    onReadTimeout: (family, what) => counters.inc(readTimeouts[family][what]),
-  });
-  if (typeof core.tcpConnectionLifetime === 'number') tcp.lifetimeMs = core.tcpConnectionLifetime * 1000;
-  if (core.tcpMaxConnections !== null) tcp.limits.maxConnections.tcp = core.tcpMaxConnections;
-  if (core.tlsMaxConnections !== null) tcp.limits.maxConnections.tls = core.tlsMaxConnections;
-  if (core.tcpConnectTimeout !== null && core.tcpConnectTimeout > 0) tcp.handshakeMs = core.tcpConnectTimeout * 1000;
-  if (core.tcpRdBufSize !== null && core.tcpRdBufSize > 0) tcp.maxMessage = core.tcpRdBufSize;
-  if (core.tcpAcceptIplimit !== null)
-    tcp.limits.maxPerIp = core.tcpAcceptIplimit > 0 ? core.tcpAcceptIplimit : Infinity;
-  if (core.tcpMsgReadTimeout !== null) tcp.msgReadMs = core.tcpMsgReadTimeout * 1000;
-  if (core.tcpMsgDataTimeout !== null) tcp.msgDataMs = core.tcpMsgDataTimeout * 1000;
-  const hs = httpSettingsOf(script);
-  tcp.httpSettings = hs;
-  if (hs.handshakeMs > 0) tcp.handshakeMs = hs.handshakeMs;
-  wsControl.list = () => [...tcp.list('ws'), ...tcp.list('wss')];
-  wsControl.close = (id) => tcp.close(id);
   const tlsModule = script.modules.includes('tls') ? 'tls' : script.modules.includes('tls_mgm') ? 'tls_mgm' : null;
   if (sockets.some((s) => isSecure(s.proto)) && core.enableTls === false) {
     throw new SwitchyardError('SY_ERR_TLS', 'a tls listener with enable_tls=no');
@@ -113,8 +74,9 @@ export function streamTransports(
       'a tls listener needs the tls module (Kamailio: loadmodule "tls.so") or tls_mgm (OpenSIPS: loadmodule "tls_mgm.so")',
     );
   }
+  let contexts: TlsContexts | null = null;
   if (tlsModule !== null) {
-    const contexts = new TlsContexts(() => {
+    contexts = new TlsContexts(() => {
       const errors: string[] = [];
       const profiles = profilesOf(tlsModule, script.modparams.get(tlsModule) ?? new Map(), cfgFile, errors);
       return { profiles, errors };
@@ -123,21 +85,72 @@ export function streamTransports(
     if (err !== null) throw new SwitchyardError('SY_ERR_TLS', err);
     for (const p of contexts.list())
       for (const k of p.inert) log.warn(`tls: profile [${p.name}]: ${k} is accepted and has no effect`);
-    tcp.tls = contexts;
-    const tp = script.modparams.get(tlsModule);
-    const idle = tp?.get('connection_timeout');
-    if (tlsModule === 'tls' && typeof idle === 'number' && idle > 0) tcp.tlsLifetimeMs = idle * 1000;
-    const hs = tp?.get('tls_handshake_timeout');
-    if (tlsModule === 'tls_mgm' && typeof hs === 'number' && hs > 0) tcp.handshakeMs = hs;
+  }
+  const tp = tlsModule === null ? undefined : script.modparams.get(tlsModule);
+  const idle = tp?.get('connection_timeout');
+  const tlsHandshake = tp?.get('tls_handshake_timeout');
+  const hs = httpSettingsOf(script);
+  // the handshake bound: tcp_connect_timeout, then the websocket module's, then tls_mgm's tls_handshake_timeout
+  let handshakeMs: number | undefined;
+  if (core.tcpConnectTimeout !== null && core.tcpConnectTimeout > 0) handshakeMs = core.tcpConnectTimeout * 1000;
+  if (hs.handshakeMs > 0) handshakeMs = hs.handshakeMs;
+  if (tlsModule === 'tls_mgm' && typeof tlsHandshake === 'number' && tlsHandshake > 0) handshakeMs = tlsHandshake;
+
+  const tcp = new TcpConnections(
+    {
+      onMessage: hooks.receive,
+      onOpen: (proto) => {
+        counters.inc(sc[proto].open);
+        counters.inc(sc[proto].established);
+      },
+      onClose: (proto, connId) => {
+        counters.dec(sc[proto].open);
+        if (proto === 'tls') hooks.broadcast(RecKind.CONN_GONE, connId, EMPTY);
+      },
+      onFramingError: (proto) => counters.inc(sc[proto].framing),
+      onConnectFailed: (proto) => counters.inc(sc[proto].connectFailed),
+      onTlsReady: (connId, info) => hooks.broadcast(RecKind.CONN_INFO, connId, Buffer.from(JSON.stringify(info))),
+      onTlsRefused: (kind) => counters.inc(kind === 'handshake' ? tlsHandshakeFailed : tlsCertRejected),
+      onRetag: (from, to) => {
+        counters.dec(sc[from].open);
+        counters.inc(sc[to].open);
+        counters.inc(sc[to].established);
+      },
+      onHttpRequest: (sock, ip, port, connId, head) => hooks.receiveHttp(sock, ip, port, connId, head),
+      onWs: (what) => counters.inc(wsEvent[what]),
+      onLimit: (family) => counters.inc(family === 'tcp' ? tcpRefused : tlsRefused),
+      onIpLimit: (family) => counters.inc(ipLimited[family]),
+      onReadTimeout: (family, what) => counters.inc(readTimeouts[family][what]),
+    },
+    {
+      lifetimeMs: typeof core.tcpConnectionLifetime === 'number' ? core.tcpConnectionLifetime * 1000 : undefined,
+      tlsLifetimeMs: tlsModule === 'tls' && typeof idle === 'number' && idle > 0 ? idle * 1000 : null,
+      handshakeMs,
+      tls: contexts,
+      httpSettings: hs,
+      maxMessage: core.tcpRdBufSize !== null && core.tcpRdBufSize > 0 ? core.tcpRdBufSize : null,
+      msgReadMs: core.tcpMsgReadTimeout !== null ? core.tcpMsgReadTimeout * 1000 : undefined,
+      msgDataMs: core.tcpMsgDataTimeout !== null ? core.tcpMsgDataTimeout * 1000 : undefined,
+      limits: {
+        maxConnections: { tcp: core.tcpMaxConnections ?? undefined, tls: core.tlsMaxConnections ?? undefined },
+        maxPerIp:
+          core.tcpAcceptIplimit === null ? undefined : core.tcpAcceptIplimit > 0 ? core.tcpAcceptIplimit : Infinity,
+      },
+    },
+  );
+  wsControl.list = () => [...tcp.list('ws'), ...tcp.list('wss')];
+  wsControl.close = (id) => tcp.close(id);
+  if (contexts !== null) {
+    const tls = contexts;
     tlsControl.reload = () => {
-      const e = contexts.reload();
+      const e = tls.reload();
       if (e === null) tcp.refreshServers();
       return e;
     };
     tlsControl.list = () => tcp.list('tls');
     tlsControl.info = () => ({
       opened_connections: counters.get(sc.tls.open),
-      profiles: contexts.list().map((p) => p.name),
+      profiles: tls.list().map((p) => p.name),
     });
   }
   return tcp;

@@ -3,11 +3,17 @@ import type net from 'node:net';
 import { log } from '../../shared/log.js';
 import type { TcpEvents } from './stream-conn.js';
 
+/** the core's bounds (defaults for what is left out) */
+export interface LimitSettings {
+  readonly maxConnections?: { readonly tcp?: number; readonly tls?: number };
+  readonly maxPerIp?: number;
+}
+
 export class ConnLimits {
   /** tcp_max_connections, tls_max_connections (ws counts as tcp, wss as tls) */
-  readonly maxConnections = { tcp: 2048, tls: 2048 };
+  readonly maxConnections: { readonly tcp: number; readonly tls: number };
   /** tcp_accept_iplimit: accepted connections open at once from one address (all stream protocols together) */
-  maxPerIp = 1024;
+  readonly maxPerIp: number;
   readonly #events: TcpEvents;
   readonly #open = { tcp: 0, tls: 0 };
   readonly #perIp = new Map<string, number>();
@@ -16,8 +22,13 @@ export class ConnLimits {
   #lastLimitLog = 0;
   #limitHits = 0;
 
-  constructor(events: TcpEvents) {
+  constructor(events: TcpEvents, settings: LimitSettings = {}) {
     this.#events = events;
+    this.maxConnections = {
+      tcp: settings.maxConnections?.tcp ?? 2048,
+      tls: settings.maxConnections?.tls ?? 2048,
+    };
+    this.maxPerIp = settings.maxPerIp ?? 1024;
   }
 
   /** a connection of `family` opened / closed */

@@ -9,13 +9,34 @@ import type { TlsContexts } from './tls-contexts.js';
 import type { HttpSettings } from '../../shared/modules/websocket/index.js';
 import { SwitchyardError } from '../../shared/errors.js';
 import type { Conn, TcpEvents } from './stream-conn.js';
-import { ConnLimits } from './stream-limits.js';
+import { ConnLimits, type LimitSettings } from './stream-limits.js';
 import { StreamHttp, type StreamHttpHost } from './stream-http.js';
 
 /** Idle connections close after this (Kamailio's tcp_connection_lifetime default). */
 const DEFAULT_LIFETIME_MS = 120_000;
 /** a TLS handshake that takes longer is abandoned (Kamailio's tls connection setup bound) */
 const DEFAULT_HANDSHAKE_MS = 10_000;
+
+/** what the core settings and the tls module set (streams.ts); the defaults for what is left out */
+export interface TcpSettings {
+  /** tcp_connection_lifetime */
+  readonly lifetimeMs?: number;
+  /** TLS idle lifetime (Kamailio tls connection_timeout); the TCP one when unset */
+  readonly tlsLifetimeMs?: number | null;
+  /** tcp_connect_timeout, the websocket handshake bound, tls_mgm's tls_handshake_timeout */
+  readonly handshakeMs?: number;
+  /** when a TLS listener or an outgoing TLS connection is possible */
+  readonly tls?: TlsContexts | null;
+  readonly httpSettings?: HttpSettings;
+  /** tcp_rd_buf_size */
+  readonly maxMessage?: number | null;
+  /** tcp_msg_read_timeout */
+  readonly msgReadMs?: number;
+  /** tcp_msg_data_timeout */
+  readonly msgDataMs?: number;
+  /** tcp_max_connections, tls_max_connections, tcp_accept_iplimit */
+  readonly limits?: LimitSettings;
+}
 
 /**
  * The stream connections of every TCP and TLS listener, inbound and
@@ -29,27 +50,40 @@ export class TcpConnections implements StreamHttpHost {
   readonly #servers: Array<{ server: net.Server; sock: ListenSocket }> = [];
   readonly #events: TcpEvents;
   #nextId = 1;
-  lifetimeMs = DEFAULT_LIFETIME_MS;
+  readonly lifetimeMs: number;
   /** TLS idle lifetime (Kamailio tls connection_timeout); the TCP one when unset */
-  tlsLifetimeMs: number | null = null;
-  handshakeMs = DEFAULT_HANDSHAKE_MS;
+  readonly tlsLifetimeMs: number | null;
+  readonly handshakeMs: number;
   /** set when a TLS listener or an outgoing TLS connection is possible */
-  tls: TlsContexts | null = null;
-  httpSettings: HttpSettings = { onStreams: false, viaRoute: false, keepaliveMs: 0, maxMessage: 1 << 20 };
+  readonly tls: TlsContexts | null;
+  readonly httpSettings: HttpSettings;
   /** tcp_max_connections, tls_max_connections, tcp_accept_iplimit */
   readonly limits: ConnLimits;
   /** HTTP and WebSocket on these connections */
   readonly #web: StreamHttp;
   /** tcp_rd_buf_size: the largest message on a stream or WebSocket connection (null: the framer's defaults) */
-  maxMessage: number | null = null;
+  readonly maxMessage: number | null;
   /** tcp_msg_read_timeout: from the first byte of a message to its last (0: no bound) */
-  msgReadMs = 20_000;
+  readonly msgReadMs: number;
   /** tcp_msg_data_timeout: from the accept to the first byte (0: no bound) */
-  msgDataMs = 20_000;
+  readonly msgDataMs: number;
 
-  constructor(events: TcpEvents) {
+  constructor(events: TcpEvents, settings: TcpSettings = {}) {
     this.#events = events;
-    this.limits = new ConnLimits(events);
+    this.lifetimeMs = settings.lifetimeMs ?? DEFAULT_LIFETIME_MS;
+    this.tlsLifetimeMs = settings.tlsLifetimeMs ?? null;
+    this.handshakeMs = settings.handshakeMs ?? DEFAULT_HANDSHAKE_MS;
+    this.tls = settings.tls ?? null;
+    this.httpSettings = settings.httpSettings ?? {
+      onStreams: false,
+      viaRoute: false,
+      keepaliveMs: 0,
+      maxMessage: 1 << 20,
+    };
+    this.maxMessage = settings.maxMessage ?? null;
+    this.msgReadMs = settings.msgReadMs ?? 20_000;
+    this.msgDataMs = settings.msgDataMs ?? 20_000;
+    this.limits = new ConnLimits(events, settings.limits);
     this.#web = new StreamHttp(this, events);
   }
 
