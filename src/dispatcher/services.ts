@@ -66,6 +66,10 @@ class RemoteTransactions implements TransactionApi {
   reply(): number {
     return noSip('t_reply()');
   }
+  /** no transaction here (exists() is false): nothing to answer */
+  replyError(): number {
+    return -1;
+  }
   exists(): boolean {
     return false;
   }

@@ -9,6 +9,10 @@ import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 // request answered 500, and its transaction released after wt_timer.
 let server: RunningServer;
 let uas: UdpPeer;
+/** the callee that rings: 180 to an INVITE, then waits; 200 and 487 to a CANCEL */
+let ring: UdpPeer;
+/** the Call-IDs `ring` got a CANCEL for */
+const cancelled = new Set<string>();
 
 /** the callee: 486 to every request, to where it came from */
 function busy(m: Buffer, from: RemoteInfo): void {
@@ -22,9 +26,30 @@ function busy(m: Buffer, from: RemoteInfo): void {
   uas.socket.send(Buffer.from(reply.join('\r\n') + '\r\n\r\n', 'latin1'), from.port, from.address);
 }
 
+/** a reply to the request `head` (its header lines) */
+function replyTo(head: string[], status: string, method?: string): Buffer {
+  const keep = head.filter((l) => /^(via|from|to|call-id|cseq):/i.test(l));
+  const lines = keep.map((l) => (/^to:/i.test(l) && !/;tag=/i.test(l) ? `${l};tag=ringing` : l));
+  const out = lines.map((l) => (method !== undefined && /^cseq:/i.test(l) ? l.replace(/CANCEL$/, method) : l));
+  return Buffer.from([`SIP/2.0 ${status}`, ...out, 'Content-Length: 0'].join('\r\n') + '\r\n\r\n', 'latin1');
+}
+
+function ringing(m: Buffer, from: RemoteInfo): void {
+  const head = m.toString('latin1').split('\r\n\r\n')[0]!.split('\r\n');
+  const send = (b: Buffer): void => void ring.socket.send(b, from.port, from.address);
+  if (head[0]!.startsWith('INVITE ')) send(replyTo(head, '180 Ringing'));
+  else if (head[0]!.startsWith('CANCEL ')) {
+    cancelled.add(head.find((l) => /^call-id:/i.test(l))!.replace(/^call-id:\s*/i, ''));
+    send(replyTo(head, '200 OK'));
+    send(replyTo(head, '487 Request Terminated', 'INVITE'));
+  }
+}
+
 before(async () => {
   uas = await UdpPeer.open();
   uas.socket.on('message', busy);
+  ring = await UdpPeer.open();
+  ring.socket.on('message', ringing);
   server = await startServer({
     workers: 1,
     cfg: writeCfg(
@@ -38,6 +63,8 @@ request_route {
     if ($rU == "stateless") { $var(x) = 10 / $var(zero); }
     if ($rU == "request") { t_newtran(); $var(x) = 10 / $var(zero); }
     if ($rU == "resume") { async(usleep(10000), BROKEN); }
+    if ($rU == "ring-reply") { $du = "sip:127.0.0.1:${ring.port}"; t_on_reply("BROKEN"); t_relay(); exit; }
+    if ($rU == "ring-resume") { $du = "sip:127.0.0.1:${ring.port}"; t_relay(); async(usleep(300000), BROKEN); exit; }
     $du = "sip:127.0.0.1:${uas.port}";
     if ($rU == "failure") t_on_failure("BROKEN");
     if ($rU == "reply") t_on_reply("BROKEN");
@@ -67,6 +94,7 @@ onreply_route[BROKEN] {
 after(async () => {
   await server?.stop();
   uas?.close();
+  ring?.close();
 });
 
 async function stat(name: string): Promise<number> {
@@ -137,5 +165,46 @@ for (const [user, where] of [
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(inuse, 0);
+  });
+}
+
+// a transaction a failing route answers 500 cancels its branches still ringing, as Kamailio's t_reply does
+for (const [user, where] of [
+  ['ring-reply', 'a reply route on the 180'],
+  ['ring-resume', 'an async() resume route after t_relay()'],
+] as const) {
+  test(`${where} that throws while a branch rings: 500 upstream, CANCEL downstream`, { timeout: 30_000 }, async () => {
+    const peer = await UdpPeer.open();
+    try {
+      const id = `re-${user}-${Date.now()}`;
+      peer.send(
+        sipRequest([
+          `INVITE sip:${user}@127.0.0.1 SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${id}`,
+          'Max-Forwards: 70',
+          `From: <sip:a@127.0.0.1>;tag=${id}`,
+          `To: <sip:${user}@127.0.0.1>`,
+          `Call-ID: ${id}`,
+          'CSeq: 1 INVITE',
+          `Contact: <sip:a@127.0.0.1:${peer.port}>`,
+          'Content-Length: 0',
+        ]),
+        server.udp[0]!,
+      );
+      let final = '';
+      for (let i = 1; final === ''; i++) {
+        const m = await peer.waitFor(i, 10_000);
+        assert.ok(m, `a final reply for ${user}`);
+        const line = m.toString('latin1').split('\r\n')[0]!;
+        if (!/^SIP\/2\.0 1\d\d /.test(line)) final = line;
+      }
+      assert.equal(final, 'SIP/2.0 500 Server Internal Error');
+      // well before fr_inv_timer (120 s): the CANCEL follows the 500
+      const deadline = Date.now() + 10_000;
+      while (!cancelled.has(id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(cancelled.has(id), 'the ringing branch got a CANCEL');
+    } finally {
+      peer.close();
+    }
   });
 }

@@ -80,6 +80,8 @@ export interface TransactionApi {
   newTran(ctx: ScriptContext): number;
   /** t_reply(code, reason): stateful reply */
   reply(ctx: ScriptContext, code: number, reason: string): number;
+  /** a route run for the transaction failed: 500, and a CANCEL to each branch still ringing (as Kamailio's t_reply) */
+  replyError(ctx: ScriptContext): number;
   /** t_check_trans(): 1 when the request belongs to an existing transaction */
   exists(ctx: ScriptContext): boolean;
   /** t_on_failure / t_on_reply / t_on_branch */

@@ -36,7 +36,8 @@ const KIND_NAMES: Readonly<Record<number, string>> = {
  * One error policy: a route that throws is counted (core:script_errors),
  * logged with its message (which carries the script position), and the
  * request it ran for is answered 500 unless it was already: through its
- * transaction when it has one, else statelessly from the request route. A
+ * transaction when it has one (branches still ringing get a CANCEL), else
+ * statelessly from the request route. A
  * reply it ran for is not relayed. Then the caller's continuation runs as
  * after any route, so a transaction ends and is released the usual way.
  */
@@ -106,7 +107,7 @@ export class RouteRunner {
     if (request === null || !request.msg.isRequest || request.msg.method === 'ACK') return;
     try {
       const tm = request.svc.tm;
-      if (tm !== null && tm.exists(request)) tm.reply(request, 500, 'Server Internal Error');
+      if (tm !== null && tm.exists(request)) tm.replyError(request);
       else if (request.routeKind === RouteKind.REQUEST) request.svc.sendReply(request, 500, 'Server Internal Error');
     } catch {
       // not even a reply can be built from it: nothing more to do

@@ -224,6 +224,15 @@ export class Transactions implements WorkerTransactions {
     return 1;
   }
 
+  replyError(ctx: ScriptContext): number {
+    const r = this.reply(ctx, 500, 'Server Internal Error');
+    const s = kServerTx.get(ctx);
+    // branches that rang and have no final reply would ring on until their own final or fr_inv_timer
+    if (r > 0 && s !== undefined && s.invite)
+      for (const c of s.branches) if (c.invite && c.status > 0 && c.status < 200) this.#core.sendCancel(c);
+    return r;
+  }
+
   setRoute(ctx: ScriptContext, kind: 'failure' | 'onreply' | 'branch', name: string): number {
     const s = this.#core.serverTx(ctx);
     if (s === null) return -1;
