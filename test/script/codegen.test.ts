@@ -1,7 +1,8 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { core } from '../../src/shared/modules/core/index.js';
+import { kCore, type CoreState } from '../../src/shared/modules/core/state.js';
 import type { ModuleEnv } from '../../src/shared/modules/types.js';
 import { PortBus } from '../../src/shared/ipc/bus.js';
 import { log } from '../../src/shared/log.js';
@@ -70,9 +71,9 @@ test('modparam max_limit lowers a larger Max-Forwards before the decrement', () 
   // the core module's worker hook, as a SIP worker runs it (it also attaches the event interface to the bus)
   const env = (params: ModuleEnv['params']): ModuleEnv =>
     ({ params, script, bus: new PortBus(0), log }) as unknown as ModuleEnv;
-  after(() => core.initWorker!(env(new Map([['max_limit', 70]]))));
-  core.initWorker!(env(script.modparams.get('core')!));
   const { ctx } = context(request('Max-Forwards: 200\r\n'), script);
+  // the thread keeps what the hook returns (initModules)
+  ctx.svc.states.set(kCore, core.initWorker!(env(script.modparams.get('core')!)) as CoreState);
   script.routes.request!(ctx);
   assert.match(sent(ctx), /\r\nMax-Forwards: 16\r\n/);
 });

@@ -18,16 +18,13 @@ export type MiAnswer = { result: unknown } | { error: { code: number; message: s
 
 const SWEEP_MS = 10_000;
 
-let sweep: NodeJS.Timeout | null = null;
-
 export function startDispatcher(
   bus: Bus,
   log: Log,
   counters: CounterRow,
   modules: readonly string[],
   declared: Iterable<string>,
-): void {
-  stopDispatcher();
+): NodeJS.Timeout {
   const s = new EventStore(log, new Set(modules));
   const raised = counters.handle('evi:raised');
   const unheard = counters.handle('evi:no_subscribers');
@@ -70,13 +67,9 @@ export function startDispatcher(
       throw e;
     }
   });
-  sweep = setInterval(() => s.sweep(), SWEEP_MS);
+  const sweep = setInterval(() => s.sweep(), SWEEP_MS);
   sweep.unref();
-}
-
-export function stopDispatcher(): void {
-  if (sweep !== null) clearInterval(sweep);
-  sweep = null;
+  return sweep;
 }
 
 function mi(

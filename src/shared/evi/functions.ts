@@ -11,6 +11,7 @@ import { checkEventName } from './store.js';
 import { parseSocket, transportSyntaxes } from './transports.js';
 import type { EviParam } from './types.js';
 import type { Bus, Log } from '../contract/host.js';
+import { kCore, type EviWorker } from '../modules/core/state.js';
 
 export const TOPIC_RAISE = 'evi.raise';
 export const TOPIC_SUBSCRIBE = 'evi.subscribe';
@@ -30,31 +31,25 @@ export interface SubscribeMsg {
   mi: boolean;
 }
 
-/** this thread's view: set by initWorker (any thread that runs routes) */
-const state: { bus: Bus | null; log: Log | null; loaded: ReadonlySet<string>; waitMs: number | null } = {
-  bus: null,
-  log: null,
-  loaded: new Set(),
-  waitMs: null,
-};
-
+/** a SIP worker's view of the event interface (the core keeps it in its thread state) */
 export function attachWorker(
   bus: Bus,
   log: Log,
   modules: readonly string[],
   modparams: ReadonlyMap<string, ReadonlyMap<string, unknown>>,
-): void {
-  state.bus = bus;
-  state.log = log;
-  state.loaded = new Set(modules);
+): EviWorker {
+  const loaded = new Set(modules);
   let wait: number | null = null;
   for (const t of transportSyntaxes()) {
-    if (!state.loaded.has(t.module)) continue;
+    if (!loaded.has(t.module)) continue;
     const ms = t.statusWaitMs(modparams.get(t.module) ?? new Map());
     if (ms !== null) wait = Math.max(wait ?? 0, ms);
   }
-  state.waitMs = wait;
+  return { bus, log, loaded, waitMs: wait };
 }
+
+/** the thread's view; none in a thread without it (the event dispatcher's event routes) */
+const eviOf = (ctx: ScriptContext): EviWorker | null => ctx.svc.states.get(kCore)?.evi ?? null;
 
 function eventArg(name: string, cx: CheckContext): string | null {
   const bad = checkEventName(name);
@@ -115,8 +110,9 @@ export function paramsFromAvps(
 }
 
 function raiseEvent(ctx: ScriptContext, event: string, attrs?: PvarRef, vals?: PvarRef): number | Promise<number> {
-  const log = state.log ?? ctx.svc.log;
-  const bus = state.bus;
+  const evi = eviOf(ctx);
+  const log = evi?.log ?? ctx.svc.log;
+  const bus = evi?.bus ?? null;
   const bad = checkEventName(event);
   if (bad !== null) {
     log.err(`raise_event: ${bad}`);
@@ -128,26 +124,26 @@ function raiseEvent(ctx: ScriptContext, event: string, attrs?: PvarRef, vals?: P
     log.err('raise_event: the event interface is not running in this thread');
     return -1;
   }
-  if (state.waitMs === null) {
+  const waitMs = evi?.waitMs ?? null;
+  if (waitMs === null) {
     if (bus.post(DISPATCHER, TOPIC_RAISE, { event, params, wait: false } satisfies RaiseMsg)) return 1;
     log.err(`raise_event: cannot reach the event dispatcher for ${event}`);
     return -1;
   }
-  return bus
-    .request(DISPATCHER, TOPIC_RAISE, { event, params, wait: true } satisfies RaiseMsg, state.waitMs + 1000)
-    .then(
-      (rc) => (rc === 1 ? 1 : -1),
-      (e: unknown) => {
-        log.err(`raise_event: ${event}: ${(e as Error).message}`);
-        return -1;
-      },
-    );
+  return bus.request(DISPATCHER, TOPIC_RAISE, { event, params, wait: true } satisfies RaiseMsg, waitMs + 1000).then(
+    (rc) => (rc === 1 ? 1 : -1),
+    (e: unknown) => {
+      log.err(`raise_event: ${event}: ${(e as Error).message}`);
+      return -1;
+    },
+  );
 }
 
 function subscribeEvent(ctx: ScriptContext, event: string, socket: string, expire?: number): number {
-  const log = state.log ?? ctx.svc.log;
+  const evi = eviOf(ctx);
+  const log = evi?.log ?? ctx.svc.log;
   const bad = checkEventName(event);
-  const parsed = bad ?? parseSocket(socket, state.loaded);
+  const parsed = bad ?? parseSocket(socket, evi?.loaded ?? new Set());
   if (typeof parsed === 'string') {
     log.err(`subscribe_event: ${parsed}`);
     return -1;
@@ -156,8 +152,7 @@ function subscribeEvent(ctx: ScriptContext, event: string, socket: string, expir
     log.err(`subscribe_event: negative expire ${expire}`);
     return -1;
   }
-  if (state.bus?.post(DISPATCHER, TOPIC_SUBSCRIBE, { event, socket, expire, mi: false } satisfies SubscribeMsg))
-    return 1;
+  if (evi?.bus.post(DISPATCHER, TOPIC_SUBSCRIBE, { event, socket, expire, mi: false } satisfies SubscribeMsg)) return 1;
   log.err(`subscribe_event: cannot reach the event dispatcher for ${event}`);
   return -1;
 }

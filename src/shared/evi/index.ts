@@ -5,7 +5,8 @@
  * functions, commands and hooks (src/shared/modules/core/index.ts).
  */
 import type { CounterSpec, ModuleEnv } from '../modules/types.js';
-import { startDispatcher, stopDispatcher } from './dispatcher.js';
+import { startDispatcher } from './dispatcher.js';
+import type { EviWorker } from '../modules/core/state.js';
 import { attachWorker } from './functions.js';
 
 export { EVI_FUNCTIONS } from './functions.js';
@@ -20,14 +21,12 @@ export const EVI_COUNTERS: readonly CounterSpec[] = [
   { name: 'subscribers', kind: 'gauge', description: 'subscriptions held by the dispatcher' },
 ];
 
-export function eviInitWorker(env: ModuleEnv): void {
-  attachWorker(env.bus, env.log, env.script.modules, env.script.modparams);
+/** a SIP worker's view of the event interface, kept in the core's thread state */
+export function eviInitWorker(env: ModuleEnv): EviWorker {
+  return attachWorker(env.bus, env.log, env.script.modules, env.script.modparams);
 }
 
-export function eviInitDispatcher(env: ModuleEnv): void {
-  startDispatcher(env.bus, env.log, env.counters, env.script.modules, env.script.declared.get('event') ?? []);
-}
-
-export function eviDestroy(): void {
-  stopDispatcher();
+/** the event dispatcher's side; the subscription sweep it returns is cleared at shutdown */
+export function eviInitDispatcher(env: ModuleEnv): NodeJS.Timeout {
+  return startDispatcher(env.bus, env.log, env.counters, env.script.modules, env.script.declared.get('event') ?? []);
 }

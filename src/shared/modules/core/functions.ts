@@ -8,6 +8,7 @@ import type { MessageEdits } from '../../sip/edits.js';
 import { parseUri } from '../../sip/uri.js';
 import { compileRegex, withFlags } from '../../script/regex.js';
 import { branchFlags, forceSocket } from './pvars.js';
+import { kCore } from './state.js';
 import { ROUTES_ANY, RouteKind, type FunctionSpec, type ScriptContext } from '../types.js';
 
 const REQ = RouteKind.REQUEST | RouteKind.FAILURE | RouteKind.BRANCH | RouteKind.RESUME;
@@ -22,7 +23,6 @@ const BF = { kind: 'bflag' } as const;
 const oS = { kind: 'str', optional: true } as const;
 
 /** modparams the core functions read at run time (set once per thread by core's initWorker) */
-export const coreSettings = { maxLimit: 70 };
 
 /**
  * mf_process_maxfwd_header (Kamailio maxfwd): 2 header added with `limit`,
@@ -43,7 +43,11 @@ function maxfwd(ctx: ScriptContext, limit: number): number {
   }
   if (mf === 0) return -1;
   const span = msg.maxForwardsSpan?.();
-  if (span) (ctx.edits as MessageEdits).replace(span, String(Math.min(mf, coreSettings.maxLimit + 1) - 1));
+  if (span)
+    (ctx.edits as MessageEdits).replace(
+      span,
+      String(Math.min(mf, (ctx.svc.states.get(kCore)?.maxLimit ?? 70) + 1) - 1),
+    );
   return 1;
 }
 

@@ -1,16 +1,17 @@
 import { CORE_TRANSFORMATIONS } from '../../script/transformations.js';
 import type { ModuleExports } from '../types.js';
-import { CORE_FUNCTIONS, coreSettings } from './functions.js';
-import { CORE_PVARS, statistics } from './pvars.js';
+import { CORE_FUNCTIONS } from './functions.js';
+import { CORE_PVARS } from './pvars.js';
+import { kCore, type CoreState } from './state.js';
 import { parseShvset } from '../../shv/store.js';
-import { EVI_FUNCTIONS, EVI_RPC, eviDestroy, eviInitDispatcher, eviInitWorker } from '../../evi/index.js';
+import { EVI_FUNCTIONS, EVI_RPC, eviInitDispatcher, eviInitWorker } from '../../evi/index.js';
 
 /**
  * The functions, pseudo-variables and transformations Kamailio and OpenSIPS
  * keep in their core and in small always-needed modules. Loading any of
  * those modules by name is accepted; the core is there either way.
  */
-export const core: ModuleExports = {
+export const core: ModuleExports<CoreState> = {
   name: 'core',
   // proto_udp/proto_tcp: OpenSIPS loads its transports as modules; here they are built in
   provides: [
@@ -67,15 +68,20 @@ export const core: ModuleExports = {
   rpc: EVI_RPC,
   pvars: CORE_PVARS,
   transformations: CORE_TRANSFORMATIONS,
-  initWorker(env) {
-    coreSettings.maxLimit = env.params.get('max_limit') as number;
+  state: kCore,
+  initWorker: (env) => ({
+    maxLimit: env.params.get('max_limit') as number,
     // "group:name"; a name alone (as OpenSIPS scripts write $stat(load)) is looked up in core, then load
-    statistics.read = (name) =>
+    readStat: (name) =>
       name.includes(':')
         ? env.counters.total(name)
-        : env.counters.total(`core:${name}`) || env.counters.total(`load:${name}`);
-    eviInitWorker(env);
+        : env.counters.total(`core:${name}`) || env.counters.total(`load:${name}`),
+    evi: eviInitWorker(env),
+    eviSweep: null,
+  }),
+  // the event routes there: maxfwd with Kamailio's default bound, no $stat, no raise_event
+  initDispatcher: (env) => ({ maxLimit: 70, readStat: () => null, evi: null, eviSweep: eviInitDispatcher(env) }),
+  destroy(state?: CoreState): void {
+    if (state?.eviSweep) clearInterval(state.eviSweep);
   },
-  initDispatcher: eviInitDispatcher,
-  destroy: eviDestroy,
 };

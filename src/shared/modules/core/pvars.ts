@@ -8,9 +8,7 @@ import type { PvarSpec, ScriptContext, Value } from '../types.js';
 import { int, str } from '../../script/runtime.js';
 import { shv } from '../../shv/store.js';
 import type { NameAddr, SipMsg } from '../../contract/sip.js';
-
-/** $stat(name): a statistic summed over the threads (the core module sets the reader when a worker starts) */
-export const statistics: { read: (name: string) => number | null } = { read: () => null };
+import { kCore } from './state.js';
 
 const startedAt = Math.floor(Date.now() / 1000);
 
@@ -187,7 +185,7 @@ function avp(): PvarSpec {
 }
 
 export const CORE_PVARS: readonly PvarSpec[] = [
-  { name: 'stat', arg: 'required', get: (_c, a) => statistics.read(a ?? '') },
+  { name: 'stat', arg: 'required', get: (c, a) => c.svc.states.get(kCore)?.readStat(a ?? '') ?? null },
   p(
     'ru',
     (c) => (c.msg.isRequest ? ruri(c) : null),
