@@ -632,7 +632,10 @@ request_route {
   );
 }
 
-/** the short form (CI: test/reliability/quick.test.ts) and the full one (npm run bench:reliability) */
+/**
+ * the short form (CI: fuzz and overload in test/reliability/quick.test.ts, the others in
+ * test/runtime/reliability-faults.test.ts) and the full one (npm run bench:reliability)
+ */
 export const QUICK = {
   fuzz: { datagrams: 10_000, rate: 5000, streams: 10 },
   overload: { stepS: 1, overS: 3, afterS: 3 },

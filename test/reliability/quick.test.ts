@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backendFaults, fuzz, overload, QUICK, sigterm, tcpAbuse } from '../../bench/reliability/scenarios.js';
+import { fuzz, overload, QUICK } from '../../bench/reliability/scenarios.js';
 import { sum } from '../../bench/reliability/lib.js';
 
 // The reliability suite's short form (npm run bench:reliability is the long one): each scenario
-// starts its own server, does harm, and the figures it prints are checked here.
+// starts its own server, does harm, and the figures it prints are checked here. These two load
+// the machine on purpose (10 000 mutated datagrams at 5 000/s, 3× the sustained rate), so npm test
+// runs them alone; the light ones (TCP abuse, backend faults, SIGTERM) are
+// test/runtime/reliability-faults.test.ts, beside the rest of the suite.
 
 test(
   'fuzz: mutated datagrams and TCP streams; the server still answers, no worker died',
@@ -33,28 +36,3 @@ test(
     assert.ok(r.answersAgainMs < 60_000, `answers again after ${r.answersAgainMs} ms`);
   },
 );
-
-test(
-  'TCP abuse: idle and slowloris connections are closed on their deadlines while UDP calls flow',
-  { timeout: 120_000 },
-  async () => {
-    const r = await tcpAbuse(QUICK.tcp);
-    assert.ok(r.idleRefused > 0, 'tcp_accept_iplimit refused some');
-    assert.equal(r.idleLeftAfterDeadline, 0);
-    assert.equal(r.slowLeftAfterDeadline, 0);
-    assert.ok(r.optionsDuring >= 0.99, `${r.optionsDuring} answered`);
-  },
-);
-
-test('backend faults: every request answered, workers keep turning', { timeout: 120_000 }, async () => {
-  for (const r of await backendFaults(QUICK.backend)) {
-    assert.equal(r.answered, r.sent, r.name);
-    assert.ok(r.pingDuring, `${r.name}: a ping is answered during the fault`);
-  }
-});
-
-test('SIGTERM under load: exit 0 within exit_timeout, new calls 503', { timeout: 120_000 }, async () => {
-  const r = await sigterm(QUICK.sigterm);
-  assert.equal(r.exitCode, 0);
-  assert.ok(r.exitMs < 7000, `exit after ${r.exitMs} ms`);
-});
