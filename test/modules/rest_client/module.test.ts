@@ -5,12 +5,12 @@ import { restClient, restEscape, restUnescape } from '../../../src/shared/module
 import { resolveConfig } from '../../../src/shared/modules/rest_client/params.js';
 import { SwitchyardError } from '../../../src/shared/errors.js';
 import { counterLayout } from '../../../src/shared/counters/all.js';
-import { initWorker, RecordingLogger } from './setup.js';
+import { initWorker, RecordingLogger, stopWorker } from './setup.js';
 import { MODULES } from '../../../src/shared/modules/registry.js';
 
 const CX = { cfgFile: '<test>', modules: MODULES };
 
-after(() => restClient.destroy!());
+after(() => stopWorker());
 
 const readme = readFileSync(new URL('../../../../src/shared/modules/rest_client/README.md', import.meta.url), 'utf8');
 

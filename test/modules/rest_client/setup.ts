@@ -8,6 +8,8 @@ import { compileScript } from '../../../src/shared/script/index.js';
 import { newRequestState } from '../../../src/shared/contract/request.js';
 import { ThreadStates } from '../../../src/shared/contract/thread.js';
 import { MODULES } from '../../../src/shared/modules/registry.js';
+import { kRest } from '../../../src/shared/modules/rest_client/functions.js';
+import type { RestTransfers } from '../../../src/shared/modules/rest_client/transfers.js';
 
 /** a Logger that keeps what it would print */
 export class RecordingLogger extends Logger {
@@ -27,12 +29,21 @@ export interface Worker {
   count(name: string): number;
 }
 
-/** initWorker as a SIP worker would call it (row 2), with the given modparams */
+/** the thread's states: the transfers the last initWorker() returned, which fakeCtx()'s svc finds */
+const states = new ThreadStates();
+
+/** destroy as the thread runs it at shutdown, with the transfers of the last initWorker() */
+export async function stopWorker(): Promise<void> {
+  await restClient.destroy!(states.get(kRest));
+}
+
+/** initWorker as a SIP worker would call it (row 2), with the given modparams; the previous one is closed */
 export async function initWorker(params: Record<string, number | string> = {}): Promise<Worker> {
   const layout = new CounterLayout([{ group: 'rest_client', counters: restClient.counters! }]);
   const counters = new Counters(layout, Counters.allocate(layout), 2);
   const log = new RecordingLogger();
-  await restClient.initWorker!({
+  await stopWorker();
+  const transfers = await restClient.initWorker!({
     params: new Map(Object.entries(params)),
     log,
     workerId: 0,
@@ -41,14 +52,15 @@ export async function initWorker(params: Record<string, number | string> = {}): 
     bus: new PortBus(0),
     script: compileScript({ modules: MODULES, file: '<test>', source: 'loadmodule "rest_client.so"\n', overrides: [] }),
     cfg: { file: '<test>', source: '', overrides: [] },
-    states: new ThreadStates(),
+    states,
   });
+  states.set(kRest, transfers as RestTransfers);
   return { counters, log, count: (name) => counters.get(counters.handle(`rest_client:${name}`)) };
 }
 
 /** the part of a ScriptContext the module touches */
 export function fakeCtx(): ScriptContext {
-  return { vars: new Map<string, Value>(), state: newRequestState() } as unknown as ScriptContext;
+  return { vars: new Map<string, Value>(), state: newRequestState(), svc: { states } } as unknown as ScriptContext;
 }
 
 /** $var(name) */

@@ -6,10 +6,10 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { restClient, RCL } from '../../../src/shared/modules/rest_client/index.js';
+import { RCL } from '../../../src/shared/modules/rest_client/index.js';
 import { readCaPath } from '../../../src/shared/modules/rest_client/params.js';
 import { startHttpPeer, type HttpPeer } from '../../helpers/http-peer.js';
-import { fakeCtx, fn, initWorker, pv } from './setup.js';
+import { fakeCtx, fn, initWorker, pv, stopWorker } from './setup.js';
 
 const restGet = fn('rest_get');
 
@@ -79,7 +79,7 @@ describe('TLS', () => {
   });
 
   after(async () => {
-    await restClient.destroy!();
+    await stopWorker();
     await Promise.all([good.close(), wrongName.close(), mutual.close()]);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -191,7 +191,7 @@ describe('TLS', () => {
         assert.equal(await restGet(ctx, `https://127.0.0.1:${port}/`, pv('b')), RCL.OK);
         assert.equal(ctx.vars.get('b'), 'v1.1', 'curl_http_version=2 keeps HTTP/1.1');
       } finally {
-        await restClient.destroy!();
+        await stopWorker();
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
     });

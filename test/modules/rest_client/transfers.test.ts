@@ -1,16 +1,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { restClient, RCL } from '../../../src/shared/modules/rest_client/index.js';
+import { RCL } from '../../../src/shared/modules/rest_client/index.js';
 import { closedPort, startBlackhole, startHttpPeer, type HttpPeer } from '../../helpers/http-peer.js';
 import { kPendingHeaders } from '../../../src/shared/modules/rest_client/functions.js';
-import { fakeCtx, fn, initWorker, pv } from './setup.js';
+import { fakeCtx, fn, initWorker, pv, stopWorker } from './setup.js';
 
 const restGet = fn('rest_get');
 const restPost = fn('rest_post');
 const restPut = fn('rest_put');
 const appendHf = fn('rest_append_hf');
 
-after(() => restClient.destroy!());
+after(() => stopWorker());
 
 describe('requests and replies', () => {
   let peer: HttpPeer;
