@@ -12,18 +12,45 @@
  * (memory stays bounded). Only new requests are shed: replies, ACK, CANCEL
  * and in-dialog requests always go through.
  *
- * It also publishes the worker's busy share (event-loop utilisation, %) in
- * `core:worker_load`, from which the master derives OpenSIPS's `load:load`,
- * `load:load1m` and `load:load10m`.
+ * "Busy" is the share of the sample's wall time the thread spent on a CPU
+ * (its own CPU clock, see threadCpuNs), not event-loop utilisation: a thread
+ * that waits for a CPU taken by other processes is inside a callback for
+ * ELU, but it is starved, not saturated, and sheds only when its queues
+ * really grow over their bounds. Without a thread CPU clock ELU stands in.
+ *
+ * It also publishes the worker's busy share (%) in `core:worker_load`, from
+ * which the master derives OpenSIPS's `load:load`, `load:load1m` and
+ * `load:load10m`.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { CounterHandle, CounterRow } from '../shared/contract/host.js';
 import type { OverloadParams } from '../shared/contract/compiled.js';
+import { threadCpuNs } from '../shared/native/udp-send.js';
 
 const SAMPLE_MS = 100;
 const BUSY_SAMPLES = 5;
 /** the kernel receive queues' bound, in overload_queue_bytes */
 const SOCKET_FACTOR = 8;
+
+/** a thread's busy share since the last read: its CPU time, else its event-loop utilisation, and that */
+class BusyMeter {
+  #elu: EventLoopUtilization = performance.eventLoopUtilization();
+  #cpuNs = threadCpuNs?.() ?? 0;
+  #at = performance.now();
+
+  /** busy: the thread's CPU share of the wall time (0…1); loop: its event loop's utilisation */
+  read(now: number): { busy: number; loop: number } {
+    const loop = performance.eventLoopUtilization(this.#elu).utilization;
+    this.#elu = performance.eventLoopUtilization();
+    if (threadCpuNs === null) return { busy: loop, loop };
+    const cpuNs = threadCpuNs();
+    const wallNs = (now - this.#at) * 1e6;
+    const busy = wallNs > 0 ? Math.min(1, (cpuNs - this.#cpuNs) / wallNs) : 0;
+    this.#cpuNs = cpuNs;
+    this.#at = now;
+    return { busy, loop };
+  }
+}
 
 export class OverloadControl {
   readonly #p: OverloadParams;
@@ -36,10 +63,11 @@ export class OverloadControl {
   readonly #load: CounterHandle;
   /** the share of new requests shed now, 0…1 */
   #share = 0;
-  #elu: EventLoopUtilization = performance.eventLoopUtilization();
-  #eluAt = 0;
-  /** the busy share of the last sample */
-  #sampleElu: EventLoopUtilization = performance.eventLoopUtilization();
+  /** over the last second, for core:worker_load */
+  readonly #loadMeter = new BusyMeter();
+  #loadAt = 0;
+  /** over the last sample */
+  readonly #sampleMeter = new BusyMeter();
   /** samples in a row with the loop busy over the bound */
   #busyRun = 0;
   /** bytes waiting at the last sample */
@@ -83,21 +111,21 @@ export class OverloadControl {
   }
 
   #sample(lagMs: number, now: number): void {
-    if (now - this.#eluAt >= 1000) {
-      const elu = performance.eventLoopUtilization(this.#elu);
-      this.#elu = performance.eventLoopUtilization();
-      this.#eluAt = now;
-      this.#counters.set(this.#load, Math.round(elu.utilization * 100));
+    if (now - this.#loadAt >= 1000) {
+      this.#loadAt = now;
+      this.#counters.set(this.#load, Math.round(this.#loadMeter.read(now).busy * 100));
     }
     if (this.#p.mode === 'off') return;
-    const elu = performance.eventLoopUtilization(this.#sampleElu);
-    this.#sampleElu = performance.eventLoopUtilization();
-    const busy = elu.utilization * 100 > this.#p.busyPercent;
+    const share = this.#sampleMeter.read(now);
+    // on a CPU nearly all the sample: saturated. A loop that never rested but got little CPU was
+    // starved by other processes: it is behind only if its queues say so
+    const busy = share.busy * 100 > this.#p.busyPercent;
+    const rested = share.loop * 100 <= this.#p.busyPercent;
     this.#busyRun = busy ? this.#busyRun + 1 : 0;
     // a loop that rested in the sample emptied its sockets then: what waits there now is a burst it
     // has not reached yet; one that never rested has had a backlog all along
     const rings = this.#rings();
-    const sockets = busy ? this.#sockets() : 0;
+    const sockets = rested ? 0 : this.#sockets();
     const queued = rings + sockets;
     // the kernel counts each datagram with its buffer overhead (about three times a small one's size),
     // and bursts it can hold are for it to absorb: its bound is the larger one
@@ -107,7 +135,7 @@ export class OverloadControl {
     const draining = overQueue && queued < this.#queued;
     this.#queued = queued;
     const behind =
-      // late timers in a loop that rested: the thread waited for a CPU, it was not behind
+      // late timers in a thread that was not on a CPU all along: it waited for one, it was not behind
       (busy && lagMs > this.#p.lagMs) ||
       this.#counters.get(this.#inuse) >= this.#p.maxTransactions ||
       (overQueue && !draining) ||

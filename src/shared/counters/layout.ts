@@ -77,7 +77,7 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
       {
         name: 'worker_load',
         kind: 'gauge',
-        description: 'per SIP worker: event-loop busy share over the last second (%)',
+        description: 'per SIP worker: the CPU share of its thread over the last second (%)',
       },
       {
         name: 'udp_worker_sends',

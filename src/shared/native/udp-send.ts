@@ -17,7 +17,7 @@ export interface NativeUdp {
   rcvQueued(fd: number): number;
 }
 
-type Addon = { sendTo: SendTo; unixSend: UnixSend } & NativeUdp;
+type Addon = { sendTo: SendTo; unixSend: UnixSend; threadCpuNs?: () => number } & NativeUdp;
 
 const addon: Addon | null = (() => {
   try {
@@ -40,3 +40,22 @@ export const nativeUnixSend: UnixSend | null = addon?.unixSend ?? null;
 
 /** null when the addon was not built: the master then receives UDP and hands each datagram to a worker */
 export const nativeUdp: NativeUdp | null = typeof addon?.rcvQueued === 'function' ? addon : null;
+
+/** Node 23.9+: the calling thread's CPU time in µs */
+type ThreadCpuUsage = () => { user: number; system: number };
+
+/**
+ * CPU time the calling thread has used, in ns: the addon's
+ * CLOCK_THREAD_CPUTIME_ID, else Node's process.threadCpuUsage (Node 23.9+);
+ * null when neither exists (overload control then takes event-loop
+ * utilisation as the thread's busy share).
+ */
+export const threadCpuNs: (() => number) | null = (() => {
+  if (typeof addon?.threadCpuNs === 'function') return addon.threadCpuNs;
+  const usage = (process as unknown as { threadCpuUsage?: ThreadCpuUsage }).threadCpuUsage;
+  if (typeof usage !== 'function') return null;
+  return () => {
+    const u = usage.call(process);
+    return (u.user + u.system) * 1000;
+  };
+})();

@@ -23,6 +23,10 @@
  * counts them against SO_RCVBUF (each datagram with its buffer overhead),
  * from SO_MEMINFO; or -errno. FIONREAD on a UDP socket gives only the first
  * datagram's length, not the backlog.
+ *
+ * threadCpuNs(): CPU time the calling thread has used, in nanoseconds
+ * (clock_gettime(CLOCK_THREAD_CPUTIME_ID)), or -errno. Node 20 has no
+ * per-thread CPU clock (process.threadCpuUsage is Node 23.9+).
  */
 #include <node_api.h>
 #include <arpa/inet.h>
@@ -33,6 +37,7 @@
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static napi_value result(napi_env env, int64_t v) {
@@ -198,6 +203,13 @@ static napi_value rcv_queued(napi_env env, napi_callback_info info) {
   return result(env, mem[SK_MEMINFO_RMEM_ALLOC]);
 }
 
+static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return result(env, -errno);
+  return result(env, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
@@ -214,5 +226,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "closeFd", fn);
   napi_create_function(env, "rcvQueued", NAPI_AUTO_LENGTH, rcv_queued, NULL, &fn);
   napi_set_named_property(env, exports, "rcvQueued", fn);
+  napi_create_function(env, "threadCpuNs", NAPI_AUTO_LENGTH, thread_cpu_ns, NULL, &fn);
+  napi_set_named_property(env, exports, "threadCpuNs", fn);
   return exports;
 }
