@@ -11,7 +11,7 @@
 import bencode from 'bencode';
 import { SwitchyardError } from '../../errors.js';
 import { hasSdp, currentBody } from '../../sip/sdp.js';
-import { manageAction, mediaTags, noteOffer, forgetOffer } from '../rtpproxy/index.js';
+import { manageAction, mediaTags, OfferedCalls } from '../rtpproxy/index.js';
 import { parseRelaySet, pickRelay, RelayControl, type RelayAddress } from '../rtpproxy/control.js';
 import type { FunctionSpec, ModuleEnv, ModuleExports, ScriptContext } from '../types.js';
 import { ThreadKey } from '../../contract/thread.js';
@@ -75,10 +75,11 @@ const kSet = new RequestKey<number>('rtpengine.set');
 interface RtpengineState {
   readonly sets: ReadonlyMap<number, RelayAddress[]>;
   readonly control: RelayControl | null;
+  readonly offered: OfferedCalls;
 }
 const kRtpengine = new ThreadKey<RtpengineState>('rtpengine');
 /** a thread where the module's init did not run (the event dispatcher): no relay, as with none configured */
-const NO_RELAYS: RtpengineState = { sets: new Map(), control: null };
+const NO_RELAYS: RtpengineState = { sets: new Map(), control: null, offered: new OfferedCalls() };
 const stateOf = (ctx: ScriptContext): RtpengineState => ctx.svc.states.get(kRtpengine) ?? NO_RELAYS;
 
 function relayFor(ctx: ScriptContext): RelayAddress | null {
@@ -174,7 +175,7 @@ async function offerAnswer(ctx: ScriptContext, offer: boolean, flags = ''): Prom
   const r = await ng(ctx, offer ? 'offer' : 'answer', d);
   if (r === null || r.sdp === undefined) return -1;
   ctx.edits.setBody(Buffer.from(r.sdp as Uint8Array));
-  if (offer && ctx.msg.isRequest) noteOffer(ctx.msg.callId());
+  if (offer && ctx.msg.isRequest) stateOf(ctx).offered.note(ctx.msg.callId());
   return 1;
 }
 
@@ -184,12 +185,12 @@ async function del(ctx: ScriptContext, flags = ''): Promise<number> {
   d['from-tag'] ??= ctx.msg.from().tag;
   const to = ctx.msg.to().tag;
   if (to !== '') d['to-tag'] ??= to;
-  forgetOffer(ctx.msg.callId());
+  stateOf(ctx).offered.forget(ctx.msg.callId());
   return (await ng(ctx, 'delete', d)) === null ? -1 : 1;
 }
 
 function manage(ctx: ScriptContext, flags = ''): number | Promise<number> {
-  switch (manageAction(ctx)) {
+  switch (manageAction(ctx, stateOf(ctx).offered)) {
     case 'offer':
       return offerAnswer(ctx, true, flags);
     case 'answer':
@@ -307,7 +308,7 @@ export const rtpengine: ModuleExports<RtpengineState> = {
           );
       });
     }
-    return { sets, control };
+    return { sets, control, offered: new OfferedCalls() };
   },
   destroy(state?: RtpengineState): void {
     state?.control?.close();

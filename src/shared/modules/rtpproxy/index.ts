@@ -19,22 +19,29 @@ export type MediaAction = 'offer' | 'answer' | 'delete' | null;
 /**
  * Calls whose INVITE carried the offer, so that a reply's SDP is the answer
  * (else the reply carries the offer: late negotiation). Every message of a
- * call reaches the same worker, so a worker-local map is enough; bounded.
+ * call reaches the same worker, so one per thread is enough (in the state of
+ * the module that manages the call); bounded.
  */
-const offeredInRequest = new Map<string, number>();
+export class OfferedCalls {
+  readonly #calls = new Map<string, number>();
+
+  note(callId: string): void {
+    this.#calls.delete(callId);
+    this.#calls.set(callId, Date.now());
+    if (this.#calls.size > OFFERED_MAX) this.#calls.delete(this.#calls.keys().next().value!);
+  }
+
+  forget(callId: string): void {
+    this.#calls.delete(callId);
+  }
+
+  has(callId: string): boolean {
+    return this.#calls.has(callId);
+  }
+}
 const OFFERED_MAX = 20000;
 
-export function noteOffer(callId: string): void {
-  offeredInRequest.delete(callId);
-  offeredInRequest.set(callId, Date.now());
-  if (offeredInRequest.size > OFFERED_MAX) offeredInRequest.delete(offeredInRequest.keys().next().value!);
-}
-
-export function forgetOffer(callId: string): void {
-  offeredInRequest.delete(callId);
-}
-
-export function manageAction(ctx: ScriptContext): MediaAction {
+export function manageAction(ctx: ScriptContext, offered: OfferedCalls): MediaAction {
   const msg = ctx.msg;
   if (ctx.routeKind === RouteKind.FAILURE) return 'delete';
   if (msg.isRequest) {
@@ -54,7 +61,7 @@ export function manageAction(ctx: ScriptContext): MediaAction {
   if (method !== 'INVITE' && method !== 'UPDATE') return null;
   if (msg.status >= 300) return 'delete';
   if (!hasSdp(ctx)) return null;
-  return offeredInRequest.has(msg.callId()) ? 'answer' : 'offer';
+  return offered.has(msg.callId()) ? 'answer' : 'offer';
 }
 
 /**
@@ -147,10 +154,16 @@ interface RtpproxyState {
   readonly sets: ReadonlyMap<number, RelayAddress[]>;
   readonly control: RelayControl | null;
   readonly marker: string;
+  readonly offered: OfferedCalls;
 }
 const kRtpproxy = new ThreadKey<RtpproxyState>('rtpproxy');
 /** a thread where the module's init did not run (the event dispatcher): no relay, as with none configured */
-const NO_RELAYS: RtpproxyState = { sets: new Map(), control: null, marker: 'a=nortpproxy:yes' };
+const NO_RELAYS: RtpproxyState = {
+  sets: new Map(),
+  control: null,
+  marker: 'a=nortpproxy:yes',
+  offered: new OfferedCalls(),
+};
 const stateOf = (ctx: ScriptContext): RtpproxyState => ctx.svc.states.get(kRtpproxy) ?? NO_RELAYS;
 
 function relayFor(ctx: ScriptContext): RelayAddress | null {
@@ -212,7 +225,7 @@ async function offerAnswer(ctx: ScriptContext, offer: boolean, flagStr = '', ip?
   if (f.origin && sdp.origin >= 0) sdp.setAddress(sdp.origin, newIp);
   if (state.marker !== '' && !sdp.has(state.marker)) sdp.lines.push(state.marker);
   setSdp(ctx, sdp);
-  if (offer && msg.isRequest) noteOffer(callId);
+  if (offer && msg.isRequest) state.offered.note(callId);
   return 1;
 }
 
@@ -223,14 +236,14 @@ async function destroy(ctx: ScriptContext, flagStr = ''): Promise<number> {
   const f = parseFlags(flagStr);
   const msg = ctx.msg;
   const callId = msg.callId();
-  forgetOffer(callId);
+  state.offered.forget(callId);
   const toTag = f.noToTag ? '' : msg.to().tag;
   const a = await state.control!.command(relay, `D ${callId} ${msg.from().tag}${toTag ? ' ' + toTag : ''}`);
   return a !== null && !/^E/.test(a.toString('latin1').trim()) ? 1 : -1;
 }
 
 function manage(ctx: ScriptContext, flags = '', ip?: string): number | Promise<number> {
-  switch (manageAction(ctx)) {
+  switch (manageAction(ctx, stateOf(ctx).offered)) {
     case 'offer':
       return offerAnswer(ctx, true, flags, ip);
     case 'answer':
@@ -328,7 +341,12 @@ export const rtpproxy: ModuleExports<RtpproxyState> = {
           );
       });
     }
-    return { sets, control, marker: String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, '') };
+    return {
+      sets,
+      control,
+      marker: String(p.get('nortpproxy_str') ?? '').replace(/\\r\\n$|\r\n$/, ''),
+      offered: new OfferedCalls(),
+    };
   },
   destroy(state?: RtpproxyState): void {
     state?.control?.close();
