@@ -170,7 +170,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   let router: Router | null = null;
   const receive = (sock: ListenSocket, ip: string, port: number, connId: number, msg: Buffer, proto?: Proto): void =>
     router!.receive(sock, ip, port, connId, msg, proto);
-  const tcp = streamTransports(script, args.cfgFile ?? '<default>', sockets, counters, {
+  const { tcp, control: streams } = streamTransports(script, args.cfgFile ?? '<default>', sockets, counters, {
     receive,
     broadcast: (kind, connId, bytes) => router?.broadcast(kind, connId, bytes),
     receiveHttp: (sock, ip, port, connId, head) => router?.receiveHttp(sock, ip, port, connId, head),
@@ -304,7 +304,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   await initModules(
     script,
     'master',
-    { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg, states },
+    { log, workerId: -1, workers, counters, bus: supervisor.bus, cfg, states, streams },
     moduleSabs,
   );
   for (const name of script.modules) {
@@ -320,6 +320,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
         script,
         cfg,
         states,
+        streams,
       };
       mi.add(r.name, r.doc, (p) => r.handler(p, env));
     }

@@ -8,9 +8,9 @@ import type { Counters } from '../shared/counters/counters.js';
 import { SwitchyardError } from '../shared/errors.js';
 import { RecKind } from '../shared/ipc/messages.js';
 import { log } from '../shared/log.js';
-import type { CompiledScript } from '../shared/modules/types.js';
-import { profilesOf, tlsControl } from '../shared/modules/tls/index.js';
-import { httpSettingsOf, wsControl } from '../shared/modules/websocket/index.js';
+import type { CompiledScript, StreamControl } from '../shared/modules/types.js';
+import { profilesOf } from '../shared/modules/tls/index.js';
+import { httpSettingsOf } from '../shared/modules/websocket/index.js';
 import { TcpConnections } from './transport/tcp.js';
 import { TlsContexts } from './transport/tls-contexts.js';
 import type { ReceiveFn } from './transport/udp.js';
@@ -32,7 +32,7 @@ export function streamTransports(
   sockets: readonly ListenSocket[],
   counters: Counters,
   hooks: StreamHooks,
-): TcpConnections {
+): { tcp: TcpConnections; control: StreamControl } {
   const core = script.core;
   const h = (id: string): number => counters.handle(id);
   const streamCounters = (proto: 'tcp' | 'tls' | 'ws') => ({
@@ -138,20 +138,18 @@ export function streamTransports(
       },
     },
   );
-  wsControl.list = () => [...tcp.list('ws'), ...tcp.list('wss')];
-  wsControl.close = (id) => tcp.close(id);
-  if (contexts !== null) {
-    const tls = contexts;
-    tlsControl.reload = () => {
+  const tls = contexts;
+  const control: StreamControl = {
+    list: (proto) => tcp.list(proto),
+    close: (id) => tcp.close(id),
+    tlsReload: () => {
+      if (tls === null) return 'TLS is not set up in this process';
       const e = tls.reload();
       if (e === null) tcp.refreshServers();
       return e;
-    };
-    tlsControl.list = () => tcp.list('tls');
-    tlsControl.info = () => ({
-      opened_connections: counters.get(sc.tls.open),
-      profiles: tls.list().map((p) => p.name),
-    });
-  }
-  return tcp;
+    },
+    tlsInfo: () =>
+      tls === null ? {} : { opened_connections: counters.get(sc.tls.open), profiles: tls.list().map((p) => p.name) },
+  };
+  return { tcp, control };
 }

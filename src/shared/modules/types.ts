@@ -342,6 +342,16 @@ export interface RpcSpec {
 }
 
 /** What a module sees at init: its modparams (defaults applied) and the thread's services. */
+/** the master's stream connections, for the management commands of the tls and websocket modules */
+export interface StreamControl {
+  /** open connections of one transport */
+  list(proto: 'tls' | 'ws' | 'wss'): unknown[];
+  close(connId: number): void;
+  /** read the TLS profiles again: null, or why TLS is not set up or the reload failed */
+  tlsReload(): string | null;
+  tlsInfo(): Record<string, unknown>;
+}
+
 export interface ModuleEnv {
   readonly params: ReadonlyMap<string, number | string | Array<number | string>>;
   readonly log: Log;
@@ -361,6 +371,8 @@ export interface ModuleEnv {
   readonly shared?: SharedArrayBuffer;
   /** the modules' state in this thread: where the init hooks' results are kept, and where a module finds another's */
   readonly states: ThreadStates;
+  /** the master's stream connections (in the master only) */
+  readonly streams?: StreamControl;
 }
 
 export interface ScriptSource {

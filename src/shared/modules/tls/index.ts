@@ -29,13 +29,6 @@ import { SwitchyardError } from '../../errors.js';
 
 type Params = ModuleEnv['params'];
 
-/** set by the master once its TLS transport runs: what the management commands act on */
-export const tlsControl: {
-  reload: (() => string | null) | null;
-  list: (() => unknown[]) | null;
-  info: (() => Record<string, unknown>) | null;
-} = { reload: null, list: null, info: null };
-
 const str = (name: string, extra: Partial<ModParamSpec> = {}): ModParamSpec => ({ name, type: 'str', ...extra });
 const int = (name: string, extra: Partial<ModParamSpec> = {}): ModParamSpec => ({ name, type: 'int', ...extra });
 const methodCheck = (v: number | string): string | null => {
@@ -283,17 +276,21 @@ function rpc(names: { reload: string; list: string; info?: string }): RpcSpec[] 
     {
       name: names.reload,
       doc: 'read the certificates, keys and CA lists again; new connections use them (open ones keep theirs)',
-      handler: () => {
-        const err = tlsControl.reload === null ? 'TLS is not set up in this process' : tlsControl.reload();
+      handler: (_params, env) => {
+        const err = env.streams === undefined ? 'TLS is not set up in this process' : env.streams.tlsReload();
         if (err !== null)
           throw new SwitchyardError('SY_ERR_TLS', `reload failed, the previous configuration stays: ${err}`);
         return 'Ok. TLS configuration reloaded.';
       },
     },
-    { name: names.list, doc: 'open TLS connections', handler: () => tlsControl.list?.() ?? [] },
+    { name: names.list, doc: 'open TLS connections', handler: (_params, env) => env.streams?.list('tls') ?? [] },
   ];
   if (names.info)
-    out.push({ name: names.info, doc: 'TLS connection counts', handler: () => tlsControl.info?.() ?? {} });
+    out.push({
+      name: names.info,
+      doc: 'TLS connection counts',
+      handler: (_params, env) => env.streams?.tlsInfo() ?? {},
+    });
   return out;
 }
 

@@ -29,12 +29,6 @@ export interface HttpSettings {
   maxMessage: number;
 }
 
-/** set by the master: what the management commands act on */
-export const wsControl: { list: (() => unknown[]) | null; close: ((connId: number) => void) | null } = {
-  list: null,
-  close: null,
-};
-
 const MAX_MESSAGE = 1 << 20;
 
 const int = (name: string, dflt: number, noEffect?: string): ModParamSpec => ({
@@ -170,15 +164,19 @@ export const websocket: ModuleExports = {
   params: PARAMS,
   functions: FUNCTIONS,
   rpc: [
-    { name: 'ws.dump', doc: 'open WebSocket connections', handler: () => wsControl.list?.() ?? [] },
+    {
+      name: 'ws.dump',
+      doc: 'open WebSocket connections',
+      handler: (_params, env) => [...(env.streams?.list('ws') ?? []), ...(env.streams?.list('wss') ?? [])],
+    },
     {
       name: 'ws.close',
       doc: 'close a WebSocket connection by id (ws.dump)',
-      handler: (params) => {
+      handler: (params, env) => {
         const id = Number(Array.isArray(params) ? params[0] : (params as { id?: unknown } | null)?.id);
         if (!Number.isInteger(id) || id <= 0)
           throw new SwitchyardError('SY_ERR_MI_PARAMS', 'ws.close: a connection id is needed');
-        wsControl.close?.(id);
+        env.streams?.close(id);
         return 'ok';
       },
     },
