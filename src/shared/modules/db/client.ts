@@ -300,6 +300,30 @@ function isConnectionError(e: unknown): boolean {
   );
 }
 
+/** a pooled connection that the server (or a middlebox) closed while it sat idle: it fails at once */
+function isDeadConnection(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? '';
+  return (
+    /^(ECONNRESET|EPIPE|PROTOCOL_CONNECTION_LOST)$/.test(code) ||
+    /Connection terminated unexpectedly|Client has encountered a connection error|connection is in closed state/i.test(
+      (e as Error).message ?? '',
+    )
+  );
+}
+
+/**
+ * A statement on a dead pooled connection goes again once, on a new one (as
+ * Kamailio's db_postgres `retries`); the caller's timeout bounds both tries.
+ */
+async function againIfDead<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!isDeadConnection(e)) throw e;
+    return await fn();
+  }
+}
+
 function pgDriver(url: DbUrl, opts: DbOptions): Driver {
   const pg = require('pg') as typeof import('pg');
   // TIMESTAMP WITHOUT TIME ZONE as the text stored (UTC), not a Date in the machine's zone
@@ -321,7 +345,7 @@ function pgDriver(url: DbUrl, opts: DbOptions): Driver {
   return {
     async run(sql, params) {
       try {
-        const r = await pool.query(sql, params as unknown[]);
+        const r = await againIfDead(() => pool.query(sql, params as unknown[]));
         return { rows: r.rows as Row[], affected: r.rowCount ?? 0 };
       } catch (e) {
         throw isConnectionError(e) ? unavailable(url, e) : failed(url, e);
@@ -370,7 +394,7 @@ function mysqlDriver(url: DbUrl, opts: DbOptions): Driver {
   return {
     async run(sql, params) {
       try {
-        const [res] = await pool.query({ sql, timeout: opts.timeoutMs }, params as unknown[]);
+        const [res] = await againIfDead(() => pool.query({ sql, timeout: opts.timeoutMs }, params as unknown[]));
         if (Array.isArray(res)) return { rows: res as Row[], affected: 0 };
         return { rows: [], affected: (res as { affectedRows?: number }).affectedRows ?? 0 };
       } catch (e) {
