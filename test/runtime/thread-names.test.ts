@@ -11,11 +11,17 @@ request_route {
 }
 `;
 
-/** thread name → task ids, from /proc */
+/** thread name → task ids, from /proc; a thread that ends between the listing and the read is left out */
 function names(pid: number): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    let name: string;
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ESRCH') continue;
+      throw e;
+    }
     out.set(name, [...(out.get(name) ?? []), Number(tid)]);
   }
   return out;
