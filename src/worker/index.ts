@@ -157,6 +157,8 @@ async function main(): Promise<void> {
             workers: init.workers,
             hopOut: init.hopOut.map((r) => (r === null ? null : new RingWriter(r, init.wakeDelayMs))),
             deliver: (bytes, rcv) => receiver.receive(bytes, rcv),
+            callAffinity: script.modules.some((name) => script.moduleTable.find(name)?.callState === true),
+            load: overload,
             ownPortRr: script.core.udpWorkerPortRr,
           },
           nativeUdp,

@@ -52,6 +52,10 @@ class BusyMeter {
   }
 }
 
+/** `spreading` turns on over this event-loop utilisation in a sample, and off under SPREAD_OFF */
+const SPREAD_ON = 0.8;
+const SPREAD_OFF = 0.6;
+
 export class OverloadControl {
   readonly #p: OverloadParams;
   readonly #counters: CounterRow;
@@ -70,6 +74,14 @@ export class OverloadControl {
   readonly #sampleMeter = new BusyMeter();
   /** samples in a row with the loop busy over the bound */
   #busyRun = 0;
+  /** over the last sample, for `spreading` (kept apart: the sample meter is read only with overload control on) */
+  readonly #spreadMeter = new BusyMeter();
+  /**
+   * This worker's event loop was busy over 80% of the last sample (until under 60%): where
+   * no module keeps call state, the datagrams it reads go to their call's owner instead of being
+   * handled here, so that a busy worker shares what one peer sends with the others
+   */
+  spreading = false;
   /** bytes waiting at the last sample */
   #queued = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -115,6 +127,10 @@ export class OverloadControl {
       this.#loadAt = now;
       this.#counters.set(this.#load, Math.round(this.#loadMeter.read(now).busy * 100));
     }
+    // its event loop's utilisation, not its CPU share: a worker starved by other processes has its
+    // work waiting too, and another worker may get a CPU sooner
+    const loop = this.#spreadMeter.read(now).loop;
+    this.spreading = loop > (this.spreading ? SPREAD_OFF : SPREAD_ON);
     if (this.#p.mode === 'off') return;
     const share = this.#sampleMeter.read(now);
     // on a CPU nearly all the sample: saturated. A loop that never rested but got little CPU was

@@ -15,6 +15,10 @@ export interface UdpReceiveOptions {
   /** rings to the other workers, by worker id (null at this worker's own) */
   readonly hopOut: readonly (RingWriter | null)[];
   readonly deliver: (bytes: Buffer, rcv: ReceiveInfo) => void;
+  /** a loaded module keeps call state in the call's owner (ModuleExports.callState): hop to it */
+  readonly callAffinity: boolean;
+  /** without call affinity, whether this worker is busy enough to share what it reads (OverloadControl) */
+  readonly load: { readonly spreading: boolean };
   /** udp_worker_port_rr: Record-Route carries this worker's own port too */
   readonly ownPortRr: boolean;
 }
@@ -98,8 +102,10 @@ export class UdpReceivers {
     const opt = this.#opt;
     // the call's owner handles it: its transaction, dialog or probe is there, and
     // one peer's messages of one call keep their order (same socket, same ring)
-    // (a reply to a stateless forward has no transaction to meet: relayed where it was read)
-    const owner = statelessReply(msg) ? -1 : ownerOf(msg, opt.workers);
+    // (a reply to a stateless forward has no transaction to meet: relayed where it was read;
+    // without any module keeping call state, every message is handled where it was read, unless
+    // this worker is busy: then the Call-ID spreads them, as with call state)
+    const owner = (!opt.callAffinity && !opt.load.spreading) || statelessReply(msg) ? -1 : ownerOf(msg, opt.workers);
     const ring = owner >= 0 && owner !== opt.workerId ? opt.hopOut[owner] : null;
     if (ring) {
       this.#counters.inc(this.#hopped);

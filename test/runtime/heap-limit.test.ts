@@ -32,6 +32,8 @@ test(
 worker_heap_mb=32
 loadmodule "sl.so"
 loadmodule "pv.so"
+# tm keeps call state in the Call-ID's owner: requests hop to it (which worker grows is chosen by Call-ID)
+loadmodule "tm.so"
 request_route {
     if ($rU == "grow") {
         $var(s) = "";

@@ -2,14 +2,22 @@ import { SwitchyardError } from '../errors.js';
 import type { CounterLayout, CounterDef } from './layout.js';
 import type { CounterHandle, CounterRow } from '../contract/host.js';
 
+/**
+ * One row of cells per thread in a SharedArrayBuffer, summed when read. A
+ * thread writes only its own row, so its writes are plain stores (no atomic
+ * read-modify-write, no BigInt per increment: this is on every message's
+ * path); readers may see a value one increment old. Doubles count exactly up
+ * to 2^53. A reset from the management interface may race with the owner's
+ * increment and lose it, as a reset of Kamailio's per-process counters can.
+ */
 export class Counters implements CounterRow {
   readonly layout: CounterLayout;
-  readonly #cells: BigInt64Array;
+  readonly #cells: Float64Array;
   readonly #base: number;
 
   constructor(layout: CounterLayout, sab: SharedArrayBuffer, row: number) {
     this.layout = layout;
-    this.#cells = new BigInt64Array(sab);
+    this.#cells = new Float64Array(sab);
     this.#base = row * layout.rowSlots;
   }
 
@@ -24,29 +32,29 @@ export class Counters implements CounterRow {
   }
 
   inc(h: CounterHandle): void {
-    Atomics.add(this.#cells, h, 1n);
+    this.#cells[h]++;
   }
 
   add(h: CounterHandle, n: number): void {
-    Atomics.add(this.#cells, h, BigInt(n));
+    this.#cells[h] += n;
   }
 
   dec(h: CounterHandle): void {
-    Atomics.sub(this.#cells, h, 1n);
+    this.#cells[h]--;
   }
 
   set(h: CounterHandle, v: number): void {
-    Atomics.store(this.#cells, h, BigInt(v));
+    this.#cells[h] = v;
   }
 
   /** value of this thread's own slot */
   get(h: CounterHandle): number {
-    return Number(Atomics.load(this.#cells, h));
+    return this.#cells[h]!;
   }
 
   /** read side: one counter in one row */
   read(def: CounterDef, row: number): number {
-    return Number(Atomics.load(this.#cells, row * this.layout.rowSlots + def.slot));
+    return this.#cells[row * this.layout.rowSlots + def.slot]!;
   }
 
   /** read side: a counter summed over all rows, by id (0 when there is none) */
@@ -57,21 +65,21 @@ export class Counters implements CounterRow {
 
   /** read side: a counter summed over all rows */
   sum(def: CounterDef): number {
-    let total = 0n;
+    let total = 0;
     const step = this.layout.rowSlots;
-    for (let i = def.slot, r = 0; r < this.layout.rows; r++, i += step) total += Atomics.load(this.#cells, i);
-    return Number(total);
+    for (let i = def.slot, r = 0; r < this.layout.rows; r++, i += step) total += this.#cells[i]!;
+    return total;
   }
 
   /** read side: one counter in one row back to 0 (stats.reset_statistics) */
   zero(def: CounterDef, row: number): void {
-    Atomics.store(this.#cells, row * this.layout.rowSlots + def.slot, 0n);
+    this.#cells[row * this.layout.rowSlots + def.slot] = 0;
   }
 
   /** zero a row (a restarted worker starts its gauges from 0; counters are kept) */
   resetGauges(row: number): void {
     for (const def of this.layout.defs) {
-      if (def.kind === 'gauge') Atomics.store(this.#cells, row * this.layout.rowSlots + def.slot, 0n);
+      if (def.kind === 'gauge') this.#cells[row * this.layout.rowSlots + def.slot] = 0;
     }
   }
 }

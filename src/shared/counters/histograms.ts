@@ -35,11 +35,12 @@ const ROWS = FIRST_WORKER_ROW + MAX_WORKERS;
 const BOUNDS_US = BUCKETS.map((b) => b * 1e6);
 
 export class Histograms {
-  readonly #cells: BigInt64Array;
+  /** Float64, plain stores: a thread writes only its own row (see Counters) */
+  readonly #cells: Float64Array;
   readonly #base: number;
 
   constructor(sab: SharedArrayBuffer, row: number) {
-    this.#cells = new BigInt64Array(sab);
+    this.#cells = new Float64Array(sab);
     this.#base = row * HISTOGRAMS.length * SLOTS;
   }
 
@@ -53,9 +54,9 @@ export class Histograms {
     let i = 0;
     while (i < BOUNDS_US.length && us > BOUNDS_US[i]!) i++;
     const at = this.#base + h * SLOTS;
-    Atomics.add(this.#cells, at + i, 1n);
-    Atomics.add(this.#cells, at + BUCKETS.length + 1, BigInt(Math.round(us)));
-    Atomics.add(this.#cells, at + BUCKETS.length + 2, 1n);
+    this.#cells[at + i]++;
+    this.#cells[at + BUCKETS.length + 1] += Math.round(us);
+    this.#cells[at + BUCKETS.length + 2]++;
   }
 
   /** read side: cumulative bucket counts (+Inf last), sum in seconds and count of one row */
@@ -63,11 +64,11 @@ export class Histograms {
     const at = row * HISTOGRAMS.length * SLOTS + h * SLOTS;
     const buckets: number[] = [];
     let acc = 0;
-    for (let i = 0; i <= BUCKETS.length; i++) buckets.push((acc += Number(Atomics.load(this.#cells, at + i))));
+    for (let i = 0; i <= BUCKETS.length; i++) buckets.push((acc += this.#cells[at + i]!));
     return {
       buckets,
-      sum: Number(Atomics.load(this.#cells, at + BUCKETS.length + 1)) / 1e6,
-      count: Number(Atomics.load(this.#cells, at + BUCKETS.length + 2)),
+      sum: this.#cells[at + BUCKETS.length + 1]! / 1e6,
+      count: this.#cells[at + BUCKETS.length + 2]!,
     };
   }
 }

@@ -3,7 +3,7 @@
  *
  *   row 0: master   row 1: event dispatcher   row 2+i: SIP worker i
  *   ┌──────────────────────────────┬─────────┐
- *   │ slot 0 … slot n-1 (BigInt64) │ padding │  each row a multiple of 64 bytes
+ *   │ slot 0 … slot n-1 (Float64)  │ padding │  each row a multiple of 64 bytes
  *   └──────────────────────────────┴─────────┘
  *
  * A thread writes only its own row; readers sum the rows (Kamailio's
@@ -268,7 +268,7 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
 export class CounterLayout {
   readonly defs: readonly CounterDef[];
   readonly byId: ReadonlyMap<string, CounterDef>;
-  /** BigInt64 slots per row, padded to 64 bytes */
+  /** Float64 slots per row, padded to 64 bytes */
   readonly rowSlots: number;
   readonly rows: number;
 

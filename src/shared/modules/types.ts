@@ -394,6 +394,12 @@ export interface ModuleExports<S = unknown> {
   readonly functions: readonly FunctionSpec[];
   readonly pvars?: readonly PvarSpec[];
   readonly transformations?: readonly TransformationSpec[];
+  /**
+   * The module keeps a call's state in the SIP worker that owns the call (transactions, dialogs,
+   * offered media): with it loaded, every message of a call is handled by the worker its Call-ID
+   * hashes to. Without any such module a worker handles what it reads, with no hop.
+   */
+  readonly callState?: true;
   /** counters group: the module name unless set */
   readonly counterGroup?: string;
   readonly counters?: readonly CounterSpec[];

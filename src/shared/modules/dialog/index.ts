@@ -28,6 +28,7 @@ function profilesIn(env: ModuleEnv): Profiles | null {
 
 export const dialog: ModuleExports<DialogStore> = {
   name: 'dialog',
+  callState: true,
   params: [
     {
       name: 'default_timeout',

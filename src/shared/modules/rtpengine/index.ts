@@ -237,6 +237,7 @@ const sockCheck = (v: number | string): string | null => {
 
 export const rtpengine: ModuleExports<RtpengineState> = {
   name: 'rtpengine',
+  callState: true,
   params: [
     { name: 'rtpengine_sock', type: 'str', multi: true, check: sockCheck },
     { name: 'rtpengine_disable_tout', type: 'int', default: 60 },

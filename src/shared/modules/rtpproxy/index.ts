@@ -297,6 +297,7 @@ function setsOf(values: ReadonlyArray<number | string>): Map<number, RelayAddres
 
 export const rtpproxy: ModuleExports<RtpproxyState> = {
   name: 'rtpproxy',
+  callState: true,
   params: [
     {
       name: 'rtpproxy_sock',

@@ -225,6 +225,7 @@ function tmStats(_params: unknown, env: ModuleEnv): Record<string, number> {
 
 export const tmModule: ModuleExports = {
   name: 'tm',
+  callState: true,
   provides: ['tmx'],
   counterGroup: 'tm',
   params: [

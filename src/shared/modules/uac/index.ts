@@ -177,6 +177,7 @@ const FUNCTIONS: readonly FunctionSpec[] = [
 
 export const uac: ModuleExports<UacState> = {
   name: 'uac',
+  callState: true,
   params: [],
   functions: FUNCTIONS,
   pvars: PVARS,

@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, writeCfg } from '../helpers/start-server.js';
+import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
+
+// No module keeps call state, so a SIP worker handles what it reads. One peer
+// sending from one port is read by one worker; once that worker's event loop
+// is busy over 80% of the time, it hands what it reads to each call's
+// owner, and the other worker takes its share.
+const CFG = `#!KAMAILIO
+loadmodule "sl.so"
+loadmodule "pv.so"
+request_route {
+    $var(i) = 0;
+    while ($var(i) < 20000) { $var(i) = $var(i) + 1; }
+    sl_send_reply(200, "OK");
+}
+`;
+
+test(
+  'without call state, a busy worker spreads one peer’s requests over the workers; an idle one keeps them',
+  {
+    timeout: 90_000,
+  },
+  async () => {
+    const server = await startServer({ cfg: writeCfg(CFG), workers: 2 });
+    const peer = await UdpPeer.open();
+    try {
+      const stat = async (name: string): Promise<number> =>
+        (await server.rpc('stats.get_statistics', [name])).result[name] as number;
+      const perWorker = async (): Promise<number[]> => {
+        const rows = (await server.rpc('stats.worker_statistics', ['core:rcv_requests'])).result as Array<{
+          worker: number;
+          value: number;
+        }>;
+        return [0, 1].map((w) => rows.find((r) => r.worker === w)?.value ?? 0);
+      };
+      let n = 0;
+      const send = (): void => {
+        n++;
+        peer.send(
+          sipRequest([
+            `OPTIONS sip:b@127.0.0.1 SIP/2.0`,
+            `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKsp${n}`,
+            'Max-Forwards: 70',
+            `From: <sip:a@127.0.0.1>;tag=sp${n}`,
+            'To: <sip:b@127.0.0.1>',
+            `Call-ID: spread-${n}`,
+            'CSeq: 1 OPTIONS',
+            'Content-Length: 0',
+          ]),
+          server.udp[0]!,
+        );
+      };
+
+      // a few requests, well apart: one worker reads and handles them all
+      for (let i = 0; i < 10; i++) {
+        send();
+        assert.ok(await peer.waitFor(n, 10_000), 'answered');
+      }
+      assert.equal(await stat('core:udp_hops'), 0, 'an idle worker hands nothing on');
+
+      // then more than one worker's worth: requests keep coming until some went to the other worker
+      let hops = 0;
+      for (const end = Date.now() + 60_000; hops === 0 && Date.now() < end;) {
+        for (let i = 0; i < 20; i++) send();
+        await peer.waitFor(n, 10_000);
+        hops = await stat('core:udp_hops');
+      }
+      assert.ok(hops > 0, 'a busy worker handed requests to their owner');
+      const rows = await perWorker();
+      assert.ok(rows[0]! > 0 && rows[1]! > 0, `both workers handled requests (${rows.join(', ')})`);
+      assert.ok(await peer.waitFor(n, 30_000), 'every request answered');
+    } finally {
+      peer.close();
+      await server.stop();
+    }
+  },
+);
