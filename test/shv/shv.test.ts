@@ -58,6 +58,8 @@ test('four threads racing on the same names: one slot per name, no torn reads', 
 
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "pv.so"
 modparam("pv", "shvset", "calls=i:0")
 modparam("pv", "shvset", "greeting=s:hello there")

@@ -5,6 +5,8 @@ import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "pv.so"
 loadmodule "counters.so"
 modparam("counters", "script_counter", "requests every request the script saw")

@@ -21,6 +21,8 @@ const LIST = `# set 1: two gateways; set 2: priorities and weights; set 3: a def
 
 const CFG = (list: string): string => `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "pv.so"
 loadmodule "textops.so"
 loadmodule "dispatcher.so"

@@ -9,6 +9,8 @@ import { parseDbUrl } from '../../../src/shared/modules/db/url.js';
 
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "pv.so"
 loadmodule "textops.so"
 loadmodule "htable.so"

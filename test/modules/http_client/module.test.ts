@@ -35,6 +35,8 @@ function cfg(base: string, backupBase: string, deadPort: number): string {
   const host = base.slice('http://'.length);
   return `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "xlog.so"
 loadmodule "http_client.so"
 modparam("http_client", "httpcon", "api=>${base}/api")

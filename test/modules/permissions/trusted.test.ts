@@ -7,6 +7,8 @@ import { sql, sqliteUrl } from '../../helpers/db.js';
 // allow_trusted() three ways, allow_source_address(); each result (and the tags) in a header of the reply
 const CFG = (url: string, mode: { dbMode: number; tagMode: number }): string => `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "textops.so"
 loadmodule "permissions.so"
 modparam("permissions", "db_url", "${url}")

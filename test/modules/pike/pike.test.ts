@@ -50,6 +50,8 @@ class Source {
 
 const COUNT_CFG = `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "pv.so"
 loadmodule "pike.so"
 modparam("pike", "sampling_time_unit", 3600)

@@ -6,6 +6,8 @@ import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 // the REGISTRAR/LOCATION part of Kamailio's default config, stateless to keep the test small
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
+# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+loadmodule "tm.so"
 loadmodule "textops.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
