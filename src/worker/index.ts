@@ -165,7 +165,7 @@ async function main(): Promise<void> {
           counters,
         )
       : null;
-  await udp?.start(sockets);
+  udp?.start(sockets);
   overload.start();
 
   // shutdown: new requests get 503 while the transactions in progress (and

@@ -1,11 +1,10 @@
-import dgram from 'node:dgram';
 import { hostPort, type ListenSocket } from '../shared/config/listen.js';
 import type { Counters } from '../shared/counters/counters.js';
 import { SwitchyardError } from '../shared/errors.js';
 import { PROTO_UDP, RecKind, writeRecord } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
-import type { NativeUdp } from '../shared/native/udp-send.js';
+import { RecvLayout, type NativeUdp, type RecvHandle } from '../shared/native/udp-send.js';
 import { ownerOf, statelessReply } from '../shared/sip/callid-scan.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 
@@ -33,11 +32,20 @@ export interface UdpReceiveOptions {
  * ring when another worker read it; the ring also spreads the work of a peer
  * that sends everything from one port. A worker that ends closes
  * only its duplicate; its replacement reads the same socket again.
+ * The worker reads its sockets through the native addon (recvStart in
+ * udp_send.c: recvmmsg(2) in batches into one scratch buffer, one call into
+ * JavaScript per batch) rather than Node's dgram, which allocates a buffer,
+ * a Buffer and an rinfo object and calls into JavaScript per datagram.
  */
 export class UdpReceivers {
   readonly #opt: UdpReceiveOptions;
   readonly #native: NativeUdp;
-  readonly #sockets: dgram.Socket[] = [];
+  /** the native readers of this worker's sockets (one scratch for all: their batches never overlap) */
+  readonly #readers: RecvHandle[] = [];
+  readonly #scratch = Buffer.allocUnsafeSlow(RecvLayout.scratchBytes);
+  readonly #meta = new Int32Array(RecvLayout.batch * RecvLayout.meta);
+  /** source addresses as text, by IPv4 address: one string per peer, not one per datagram */
+  readonly #ip4 = new Map<number, string>();
   /** this worker's descriptors of its sockets, to read their kernel receive queues */
   readonly #fds: number[] = [];
   readonly #counters: Counters;
@@ -59,7 +67,7 @@ export class UdpReceivers {
    * worker's duplicate: its sends leave from the listening address, from its
    * own descriptor.
    */
-  async start(sockets: readonly ListenSocket[]): Promise<void> {
+  start(sockets: readonly ListenSocket[]): void {
     for (const sock of sockets) {
       const own = sock.workerFds?.[this.#opt.workerId];
       if (sock.proto !== 'udp' || own === undefined) continue;
@@ -67,7 +75,7 @@ export class UdpReceivers {
       if (fd < 0)
         throw new SwitchyardError('SY_ERR_THREAD', `cannot read udp:${hostPort(sock.ip, sock.port)} (errno ${-fd})`);
       sock.fd = fd;
-      await this.#read(sock, fd, sock.port);
+      this.#read(sock, fd, sock.port);
       // udp_worker_port: this worker's own port, where replies to what it sent (and, with
       // udp_worker_port_rr, in-dialog requests) come straight back
       const ownPort = sock.workerPorts?.[this.#opt.workerId];
@@ -79,18 +87,47 @@ export class UdpReceivers {
       sock.ownFd = ownFd;
       sock.ownPort = ownPort;
       sock.ownPortRr = this.#opt.ownPortRr;
-      await this.#read(sock, ownFd, ownPort);
+      this.#read(sock, ownFd, ownPort);
     }
   }
 
-  #read(sock: ListenSocket, fd: number, dstPort: number): Promise<void> {
+  #read(sock: ListenSocket, fd: number, dstPort: number): void {
     this.#fds.push(fd);
-    const s = dgram.createSocket(sock.ip.includes(':') ? 'udp6' : 'udp4');
-    // ICMP errors from earlier sends surface here; they must not end the worker
-    s.on('error', () => {});
-    s.on('message', (msg, rinfo) => this.#onDatagram(sock, dstPort, msg, rinfo.address, rinfo.port));
-    this.#sockets.push(s);
-    return new Promise<void>((resolve) => s.bind({ fd }, resolve));
+    const handle = this.#native.recvStart(fd, this.#scratch, this.#meta, (n) => this.#onBatch(sock, dstPort, n));
+    if (typeof handle === 'number')
+      throw new SwitchyardError('SY_ERR_THREAD', `cannot read udp:${hostPort(sock.ip, dstPort)} (errno ${-handle})`);
+    this.#readers.push(handle);
+  }
+
+  /** n datagrams in the scratch: each copied into its own Buffer (the scratch is read into again) */
+  #onBatch(sock: ListenSocket, dstPort: number, n: number): void {
+    const meta = this.#meta;
+    const scratch = this.#scratch;
+    for (let i = 0; i < n; i++) {
+      const m = i * RecvLayout.meta;
+      const len = meta[m]!;
+      const at = i * RecvLayout.slot;
+      const msg = Buffer.allocUnsafe(len);
+      scratch.copy(msg, 0, at, at + len);
+      const ip = meta[m + 1] === 4 ? this.#ipv4(meta[m + 3]!) : this.#ipv6(i, meta[m + 3]!);
+      this.#onDatagram(sock, dstPort, msg, ip, meta[m + 2]!);
+    }
+  }
+
+  #ipv4(a: number): string {
+    let ip = this.#ip4.get(a);
+    if (ip === undefined) {
+      ip = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+      // bounded: a flood from spoofed sources must not grow it without end
+      if (this.#ip4.size >= 4096) this.#ip4.clear();
+      this.#ip4.set(a, ip);
+    }
+    return ip;
+  }
+
+  #ipv6(i: number, textLen: number): string {
+    const at = RecvLayout.textAt + i * RecvLayout.text;
+    return this.#scratch.toString('latin1', at, at + textLen);
   }
 
   #onDatagram(sock: ListenSocket, dstPort: number, msg: Buffer, ip: string, port: number): void {
@@ -141,19 +178,13 @@ export class UdpReceivers {
    */
   queueBound(): number {
     let n = 0;
-    for (const s of this.#sockets) n += s.getRecvBufferSize() / 4;
+    for (const fd of this.#fds) n += Math.max(0, this.#native.rcvBuf(fd)) / 4;
     return n;
   }
 
   close(): void {
-    for (const s of this.#sockets) {
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.#sockets.length = 0;
+    for (const r of this.#readers) this.#native.recvStop(r);
+    this.#readers.length = 0;
     this.#fds.length = 0;
   }
 }

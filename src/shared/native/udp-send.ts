@@ -15,7 +15,34 @@ export interface NativeUdp {
   closeFd(fd: number): number;
   /** bytes waiting in the socket's receive queue, with the kernel's per-datagram overhead (SO_MEMINFO); -errno */
   rcvQueued(fd: number): number;
+  /** the socket's receive buffer size (SO_RCVBUF); -errno */
+  rcvBuf(fd: number): number;
+  /**
+   * read fd on this thread's event loop, up to RECV_BATCH datagrams at a time into `scratch`, described
+   * in `meta` (see RecvLayout); `onBatch(n)` copies what it keeps before it returns. A handle, or -errno
+   */
+  recvStart(fd: number, scratch: Uint8Array, meta: Int32Array, onBatch: (n: number) => void): RecvHandle | number;
+  /** stop reading (the fd stays open) */
+  recvStop(handle: RecvHandle): number;
 }
+
+/** what recvStart returns, for recvStop */
+export type RecvHandle = object;
+
+/** the layout recvStart fills (udp_send.c's RECV_* constants) */
+export const RecvLayout = {
+  /** datagrams read at most per batch */
+  batch: 8,
+  /** bytes of scratch per datagram, from 0: the largest UDP datagram */
+  slot: 65536,
+  /** int32 of meta per datagram: length, family (4 or 6), source port, IPv4 address or IPv6 text length */
+  meta: 8,
+  /** bytes of IPv6 address text per datagram, from textAt */
+  text: 64,
+  textAt: 8 * 65536,
+  /** the scratch a reader needs */
+  scratchBytes: 8 * 65536 + 8 * 64,
+} as const;
 
 type Addon = { sendTo: SendTo; unixSend: UnixSend; threadCpuNs?: () => number } & NativeUdp;
 
@@ -39,7 +66,7 @@ export const nativeSendTo: SendTo | null = addon?.sendTo ?? null;
 export const nativeUnixSend: UnixSend | null = addon?.unixSend ?? null;
 
 /** null when the addon was not built: the master then receives UDP and hands each datagram to a worker */
-export const nativeUdp: NativeUdp | null = typeof addon?.rcvQueued === 'function' ? addon : null;
+export const nativeUdp: NativeUdp | null = typeof addon?.recvStart === 'function' ? addon : null;
 
 /** Node 23.9+: the calling thread's CPU time in µs */
 type ThreadCpuUsage = () => { user: number; system: number };

@@ -27,7 +27,23 @@
  * threadCpuNs(): CPU time the calling thread has used, in nanoseconds
  * (clock_gettime(CLOCK_THREAD_CPUTIME_ID)), or -errno. Node 20 has no
  * per-thread CPU clock (process.threadCpuUsage is Node 23.9+).
+ *
+ * rcvBuf(fd): the socket's receive buffer size (SO_RCVBUF), or -errno.
+ *
+ * recvStart(fd, scratch, meta, onBatch): read the UDP socket fd on the
+ * calling thread's event loop. When it is readable, up to RECV_BATCH
+ * datagrams at a time are read with recvmmsg(2) into scratch (RECV_SLOT
+ * bytes each) and described in meta (RECV_META int32 each: length, address
+ * family 4 or 6, source port, IPv4 address in host order or the length of
+ * the IPv6 address text written at RECV_TEXT_AT + i * RECV_TEXT in
+ * scratch), and onBatch(n) is called once per batch; it must copy what it
+ * keeps before it returns. Against Node's dgram this saves per datagram a
+ * malloc'd buffer, a Buffer object, an rinfo object with a formatted
+ * address and a callback into JavaScript. Returns a handle for recvStop, or
+ * -errno. recvStop(handle): stop reading and close (the fd stays open).
+ * A thread that ends without recvStop closes its readers on the way out.
  */
+#define _GNU_SOURCE /* recvmmsg */
 #include <node_api.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +55,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdlib.h>
+#include <uv.h>
 
 static napi_value result(napi_env env, int64_t v) {
   napi_value out;
@@ -210,6 +228,184 @@ static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
   return result(env, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
+static napi_value rcv_buf(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result(env, -EINVAL);
+  napi_get_value_int32(env, argv[0], &fd);
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &len) != 0) return result(env, -errno);
+  return result(env, v);
+}
+
+#define RECV_BATCH 8
+#define RECV_SLOT 65536
+#define RECV_META 8
+#define RECV_TEXT 64
+#define RECV_TEXT_AT (RECV_BATCH * RECV_SLOT)
+/* batches read per wake-up at most, so that one busy socket does not hold the loop from the others */
+#define RECV_ROUNDS 4
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref on_batch;
+  napi_ref scratch_ref;
+  napi_ref meta_ref;
+  napi_async_context actx;
+  napi_async_cleanup_hook_handle hook;
+  uint8_t *scratch;
+  int32_t *meta;
+  int fd;
+  /* stopped by recvStop (its references released) rather than by the thread's end */
+  int stopped;
+} udp_reader;
+
+static void reader_closed(uv_handle_t *h) {
+  udp_reader *r = (udp_reader *)h->data;
+  napi_remove_async_cleanup_hook(r->hook);
+  free(r);
+}
+
+/* the thread ends: close the poll handle before its loop closes */
+static void reader_cleanup(napi_async_cleanup_hook_handle hook, void *arg) {
+  (void)hook;
+  udp_reader *r = (udp_reader *)arg;
+  if (!uv_is_closing((uv_handle_t *)&r->poll)) uv_close((uv_handle_t *)&r->poll, reader_closed);
+}
+
+static void reader_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  udp_reader *r = (udp_reader *)h->data;
+  if (status < 0 || r->stopped) return;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv;
+  napi_get_reference_value(env, r->on_batch, &cb);
+  /* napi_make_callback wants an object as `this` */
+  napi_get_global(env, &recv);
+  for (int round = 0; round < RECV_ROUNDS && !r->stopped; round++) {
+    struct mmsghdr msgs[RECV_BATCH];
+    struct iovec iov[RECV_BATCH];
+    struct sockaddr_storage from[RECV_BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (int i = 0; i < RECV_BATCH; i++) {
+      iov[i].iov_base = r->scratch + (size_t)i * RECV_SLOT;
+      iov[i].iov_len = RECV_SLOT;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    }
+    int n = recvmmsg(r->fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      /* an ICMP error from an earlier send (ECONNREFUSED …) is reported once: read on */
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EBADF || errno == ENOTSOCK) break;
+      continue;
+    }
+    if (n == 0) break;
+    for (int i = 0; i < n; i++) {
+      int32_t *m = r->meta + i * RECV_META;
+      m[0] = (int32_t)msgs[i].msg_len;
+      if (from[i].ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&from[i];
+        char *text = (char *)r->scratch + RECV_TEXT_AT + (size_t)i * RECV_TEXT;
+        m[1] = 6;
+        m[2] = ntohs(a->sin6_port);
+        m[3] = inet_ntop(AF_INET6, &a->sin6_addr, text, RECV_TEXT) ? (int32_t)strlen(text) : 0;
+      } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&from[i];
+        m[1] = 4;
+        m[2] = ntohs(a->sin_port);
+        m[3] = (int32_t)ntohl(a->sin_addr.s_addr);
+      }
+    }
+    napi_create_int32(env, n, &argv);
+    if (napi_make_callback(env, r->actx, recv, cb, 1, &argv, NULL) == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+      break;
+    }
+    if (n < RECV_BATCH) break;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* stop reading, release what it holds, close its handle (freed once closed) */
+static void release_reader(napi_env env, udp_reader *r) {
+  r->stopped = 1;
+  uv_poll_stop(&r->poll);
+  napi_delete_reference(env, r->on_batch);
+  napi_delete_reference(env, r->scratch_ref);
+  napi_delete_reference(env, r->meta_ref);
+  napi_async_destroy(env, r->actx);
+  if (!uv_is_closing((uv_handle_t *)&r->poll)) uv_close((uv_handle_t *)&r->poll, reader_closed);
+}
+
+static napi_value recv_start(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return result(env, -EINVAL);
+  int32_t fd = -1;
+  napi_get_value_int32(env, argv[0], &fd);
+  napi_typedarray_type type;
+  size_t slen = 0, mlen = 0, off = 0;
+  void *sdata = NULL, *mdata = NULL;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[1], &type, &slen, &sdata, &ab, &off) != napi_ok || type != napi_uint8_array ||
+      slen < (size_t)RECV_TEXT_AT + RECV_BATCH * RECV_TEXT)
+    return result(env, -EINVAL);
+  if (napi_get_typedarray_info(env, argv[2], &type, &mlen, &mdata, &ab, &off) != napi_ok || type != napi_int32_array ||
+      mlen < RECV_BATCH * RECV_META)
+    return result(env, -EINVAL);
+  napi_valuetype vt;
+  if (napi_typeof(env, argv[3], &vt) != napi_ok || vt != napi_function) return result(env, -EINVAL);
+  uv_loop_t *loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) return result(env, -EINVAL);
+  udp_reader *r = calloc(1, sizeof *r);
+  if (r == NULL) return result(env, -ENOMEM);
+  r->env = env;
+  r->fd = fd;
+  r->scratch = sdata;
+  r->meta = mdata;
+  int err = uv_poll_init_socket(loop, &r->poll, fd);
+  if (err != 0) {
+    free(r);
+    return result(env, err);
+  }
+  r->poll.data = r;
+  napi_create_reference(env, argv[3], 1, &r->on_batch);
+  napi_create_reference(env, argv[1], 1, &r->scratch_ref);
+  napi_create_reference(env, argv[2], 1, &r->meta_ref);
+  napi_value name, resource;
+  napi_create_string_utf8(env, "UDPRECV", NAPI_AUTO_LENGTH, &name);
+  napi_create_object(env, &resource);
+  napi_async_init(env, resource, name, &r->actx);
+  napi_add_async_cleanup_hook(env, reader_cleanup, r, &r->hook);
+  napi_value handle;
+  napi_create_external(env, r, NULL, NULL, &handle);
+  err = uv_poll_start(&r->poll, UV_READABLE, reader_readable);
+  if (err != 0) {
+    release_reader(env, r);
+    return result(env, err);
+  }
+  return handle;
+}
+
+static napi_value recv_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return result(env, -EINVAL);
+  udp_reader *r = NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&r) != napi_ok || r == NULL || r->stopped) return result(env, -EINVAL);
+  release_reader(env, r);
+  return result(env, 0);
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
@@ -228,5 +424,11 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "rcvQueued", fn);
   napi_create_function(env, "threadCpuNs", NAPI_AUTO_LENGTH, thread_cpu_ns, NULL, &fn);
   napi_set_named_property(env, exports, "threadCpuNs", fn);
+  napi_create_function(env, "rcvBuf", NAPI_AUTO_LENGTH, rcv_buf, NULL, &fn);
+  napi_set_named_property(env, exports, "rcvBuf", fn);
+  napi_create_function(env, "recvStart", NAPI_AUTO_LENGTH, recv_start, NULL, &fn);
+  napi_set_named_property(env, exports, "recvStart", fn);
+  napi_create_function(env, "recvStop", NAPI_AUTO_LENGTH, recv_stop, NULL, &fn);
+  napi_set_named_property(env, exports, "recvStop", fn);
   return exports;
 }
