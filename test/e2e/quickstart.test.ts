@@ -79,8 +79,16 @@ test(
       assert.equal(code, 0, out);
       assert.match(out, /Successful call\s+\|\s+\d+\s+\|\s+10\b/);
     } finally {
-      if (uas?.pid) process.kill(-uas.pid, 'SIGTERM');
-      if (proxy.pid) process.kill(-proxy.pid, 'SIGTERM');
+      // a process group that has ended already is fine
+      const stop = (pid: number | undefined): void => {
+        try {
+          if (pid) process.kill(-pid, 'SIGTERM');
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+        }
+      };
+      stop(uas?.pid);
+      stop(proxy.pid);
       await new Promise<void>((r) => (proxy.exitCode !== null ? r() : proxy.once('exit', () => r())));
     }
   },

@@ -379,6 +379,9 @@ test('a bind_addr already in use fails the start with a clear message', async ()
         writeCfg(`loadmodule "evapi.so"\nmodparam("evapi", "bind_addr", "127.0.0.1:27450")\nroute { exit; }\n`),
         '-l',
         'udp:127.0.0.1:0',
+        // not the default 8888, which a server started beside this test may hold
+        '--mi',
+        'off',
       ],
       15_000,
     );
