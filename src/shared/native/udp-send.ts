@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
 
 /** sendto(2) on a UDP socket of the master: bytes sent, or -errno */
 export type SendTo = (fd: number, bytes: Uint8Array, ip: string, port: number) => number;
@@ -49,7 +51,7 @@ type Addon = { sendTo: SendTo; unixSend: UnixSend; threadCpuNs?: () => number } 
 const addon: Addon | null = (() => {
   try {
     const require = createRequire(import.meta.url);
-    return require('../../../../build/Release/udp_send.node') as Addon;
+    return require(join(packageRoot(import.meta.url), 'build/Release/udp_send.node')) as Addon;
   } catch {
     return null;
   }

@@ -55,12 +55,17 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <uv.h>
 
 static napi_value result(napi_env env, int64_t v) {
   napi_value out;
-  napi_create_int64(env, v, &out);
+  /* a small integer (a byte count, an errno) needs no heap number */
+  if (v >= INT32_MIN && v <= INT32_MAX)
+    napi_create_int32(env, (int32_t)v, &out);
+  else
+    napi_create_int64(env, v, &out);
   return out;
 }
 

@@ -11,13 +11,16 @@ function fnv(s: string, seed = 0x811c9dc5): number {
   return h >>> 0;
 }
 
+/** two hex digits of each byte value */
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** 8 hex digits of a 32-bit value (Number#toString(16) of one over 2^31 goes through a slow runtime path) */
+function hex8(h: number): string {
+  return HEX2[h >>> 24]! + HEX2[(h >>> 16) & 255]! + HEX2[(h >>> 8) & 255]! + HEX2[h & 255]!;
+}
+
 function hash64(s: string): string {
-  return (
-    fnv(s).toString(16).padStart(8, '0') +
-    fnv(s, 0x01000193 ^ 0x9e3779b9)
-      .toString(16)
-      .padStart(8, '0')
-  );
+  return hex8(fnv(s)) + hex8(fnv(s, 0x01000193 ^ 0x9e3779b9));
 }
 
 const MAGIC = 'z9hG4bK';

@@ -404,7 +404,9 @@ export function checkSipMessage(msg: SipMessage): Rejection | null {
   try {
     if (msg.version !== '2.0') return { code: 505, reason: 'Version Not Supported' };
     if (msg.framingError !== null) return { code: 400, reason: msg.framingError };
-    for (const [id, name] of SINGLE) {
+    for (let i = 0; i < SINGLE.length; i++) {
+      const id = SINGLE[i]![0];
+      const name = SINGLE[i]![1];
       const c = msg.countById(id);
       if (c === 0 && id !== HDR.MAX_FORWARDS) return { code: 400, reason: `Missing ${name}` };
       if (c > 1) return { code: 400, reason: `Multiple ${name}` };
