@@ -132,6 +132,9 @@ request_route {
 route[RESUME] {
     t_reply("200", "resumed while stopping");
 }
+event_route[evapi:connection-new] {
+    evapi_relay("hello");
+}
 event_route[evapi:message-received] {
     json_get_field("$evapi(msg)", "index", "$var(tindex)");
     json_get_field("$evapi(msg)", "label", "$var(tlabel)");
@@ -148,6 +151,11 @@ event_route[evapi:message-received] {
       let events = '';
       client.on('data', (d: Buffer) => (events += d.toString('utf8')));
       const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      // The kernel completes the handshake before the dispatcher accepts: an event
+      // relayed in between has no client yet. The greeting says the client is known.
+      for (const end = Date.now() + 10_000; !events.includes('5:hello,') && Date.now() < end; )
+        await new Promise((r) => setTimeout(r, 20));
+      assert.ok(events.includes('5:hello,'), `the event client was greeted: ${JSON.stringify(events)}`);
       caller.send(
         sipRequest([
           'INVITE sip:b@127.0.0.1 SIP/2.0',

@@ -164,6 +164,8 @@ test('connection-new runs for each client: $evapi(conidx) and evapi_relay back t
 test('evapi_relay from request_route (seed 1.4): every client gets it as a netstring (seed 1.5), $fU expanded', async () => {
   const a = await client(PORT);
   const b = await client(PORT);
+  // greeted: the dispatcher has accepted them (the kernel's handshake comes first)
+  for (const c of [a, b]) await c.waitFor(/hello/);
   assert.equal(await sip(server.udp[0]!, 'relay', 'test'), 'SIP/2.0 200 relayed');
   // seed 1.5 prints "47:" for the event without its spaces; the length is the payload's bytes
   const event = '{ "event": "test",\n "data": { "fU": "test" }\n}';
@@ -201,6 +203,7 @@ test('evapi_async_relay (seed 1.6): the request waits; the client answers with i
 test('evapi_close from message-received closes that client only; connection-closed runs', async () => {
   const keep = await client(PORT);
   const gone = await client(PORT);
+  await keep.waitFor(/hello/);
   await gone.waitFor(/hello/);
   gone.socket.write('8:close me,');
   await new Promise<void>((resolve) => gone.socket.once('close', () => resolve()));
@@ -213,6 +216,7 @@ test('evapi_close from message-received closes that client only; connection-clos
 test('a client that does not speak netstrings is closed and counted; the others keep their events', async () => {
   const keep = await client(PORT);
   const bad = await client(PORT);
+  await keep.waitFor(/hello/);
   await bad.waitFor(/hello/);
   bad.socket.write('GET / HTTP/1.1\r\n\r\n');
   await new Promise<void>((resolve) => bad.socket.once('close', () => resolve()));
