@@ -153,7 +153,7 @@ event_route[evapi:message-received] {
       const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
       // The kernel completes the handshake before the dispatcher accepts: an event
       // relayed in between has no client yet. The greeting says the client is known.
-      for (const end = Date.now() + 10_000; !events.includes('5:hello,') && Date.now() < end; )
+      for (const end = Date.now() + 10_000; !events.includes('5:hello,') && Date.now() < end;)
         await new Promise((r) => setTimeout(r, 20));
       assert.ok(events.includes('5:hello,'), `the event client was greeted: ${JSON.stringify(events)}`);
       caller.send(
