@@ -383,19 +383,22 @@ describe('max_async_transfers', () => {
     try {
       const w = await initWorker({ max_async_transfers: 1, curl_timeout: 1 });
       const t0 = Date.now();
-      const rcs = await Promise.all([
-        restGet(fakeCtx(), `${peer.url}/a`, pv('b')),
-        restGet(fakeCtx(), `${peer.url}/b`, pv('b')),
-      ]);
+      const a = restGet(fakeCtx(), `${peer.url}/a`, pv('b'));
+      const b = restGet(fakeCtx(), `${peer.url}/b`, pv('b'));
+      // each deadline counts from its own call: /b is started in /a's freed slot only if it
+      // still has 10 ms left then, which a thread preempted between the two calls can give it
+      const calledApart = Date.now() - t0;
+      const rcs = await Promise.all([a, b]);
       assert.deepEqual(rcs, [RCL.TRANSFER_TIMEOUT, RCL.TRANSFER_TIMEOUT]);
       assert.ok(Date.now() - t0 < 2000, 'the queued one is bounded by the same curl_timeout');
       assert.equal(w.count('transfers_queued'), 0);
       assert.equal(w.count('transfers_inflight'), 0);
-      assert.deepEqual(
-        peer.requests.map((r) => r.url),
-        ['/a'],
-        'the expired queued transfer was never sent',
-      );
+      if (calledApart < 5)
+        assert.deepEqual(
+          peer.requests.map((r) => r.url),
+          ['/a'],
+          'the expired queued transfer was never sent',
+        );
     } finally {
       await peer.close();
     }
