@@ -78,10 +78,6 @@ export function uriDest(uri: string): UriDest | null {
   return { secure: m[1]!.toLowerCase() === 'sips', host, port, transport };
 }
 
-// a clock read costs ~0.3 µs here; a cached destination is checked against one kept to 100 ms instead
-let coarseNow = Date.now();
-setInterval(() => (coarseNow = Date.now()), 100).unref();
-
 const NAPTR_PROTO: Record<string, HopProto> = { 'SIP+D2U': 'udp', 'SIP+D2T': 'tcp', 'SIPS+D2T': 'tls' };
 const SRV_PREFIX: Record<DnsProto, string> = { udp: '_sip._udp.', tcp: '_sip._tcp.', tls: '_sips._tcp.' };
 
@@ -114,7 +110,7 @@ export class Locator {
   locate(uri: string): Hop[] | Promise<Hop[]> {
     // the same URI text again (a script's constant $du, say): no parsing, one Map lookup
     const seen = this.#byUri.get(uri);
-    if (seen !== undefined && seen.expiresAt > coarseNow && seen.gen === this.#rec.generation) {
+    if (seen !== undefined && seen.expiresAt > Date.now() && seen.gen === this.#rec.generation) {
       // an address literal asks DNS nothing; a name answered from the kept copy is a cache hit
       if (seen.targets.length > 0 || seen.error !== null) this.#rec.countHit();
       return this.#hops(seen);
@@ -138,7 +134,7 @@ export class Locator {
       throw new LocateError(`"${uri}": a WebSocket peer is reached over its connection (by address), not by name`);
     const key = `${d.secure ? 's' : ''}|${d.host.toLowerCase()}|${d.port}|${d.transport ?? ''}`;
     const plan = this.#plans.get(key);
-    if (plan !== undefined && plan.expiresAt > coarseNow && plan.gen === this.#rec.generation) {
+    if (plan !== undefined && plan.expiresAt > Date.now() && plan.gen === this.#rec.generation) {
       this.#rec.countHit();
       this.#remember(uri, plan);
       return this.#hops(plan);
