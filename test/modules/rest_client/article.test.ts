@@ -105,14 +105,17 @@ test('a blocked caller: the API answers {"code":403} and the caller gets 403', a
 
 test(
   'allowed callers: 200 calls with sipp go through the call-control check to the callee',
-  { timeout: 60_000 },
+  { timeout: 90_000 },
   async () => {
     const uas = await startUas({ port: UAS_PORT });
     try {
       const before = api.requests.length;
-      const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 25081, timeoutMs: 30_000 });
-      assert.equal(r.failed, 0, `${r.errors}\n${r.stdout.slice(-1000)}`);
-      assert.equal(r.successful, 200);
+      // longer than a UDP transaction's 32 s of retransmissions: a call whose message was lost
+      // ends as failed with sipp's reason, instead of still running when sipp stops
+      const r = await runUac({ target: server.udp[0]!, calls: 200, rate: 100, localPort: 25081, timeoutMs: 45_000 });
+      const why = `${r.errors}\n${r.stdout.slice(-1000)}\n${server.stderr().slice(-2000)}`;
+      assert.equal(r.failed, 0, why);
+      assert.equal(r.successful, 200, why);
       // one check per INVITE, none for ACK/BYE; the proxy is stateless, so an INVITE
       // retransmitted after its route relayed it (a slow machine) is checked again
       const checks = api.requests.slice(before);
