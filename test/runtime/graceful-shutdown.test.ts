@@ -151,11 +151,17 @@ event_route[evapi:message-received] {
       let events = '';
       client.on('data', (d: Buffer) => (events += d.toString('utf8')));
       const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      /** the first match of `re` in what the event client got, waiting up to 10 s */
+      const received = async (re: RegExp): Promise<RegExpExecArray | null> => {
+        for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+          const m = re.exec(events);
+          if (m) return m;
+        }
+        return null;
+      };
       // The kernel completes the handshake before the dispatcher accepts: an event
       // relayed in between has no client yet. The greeting says the client is known.
-      for (const end = Date.now() + 10_000; !events.includes('5:hello,') && Date.now() < end;)
-        await new Promise((r) => setTimeout(r, 20));
-      assert.ok(events.includes('5:hello,'), `the event client was greeted: ${JSON.stringify(events)}`);
+      assert.ok(await received(/5:hello,/), `the event client was greeted: ${JSON.stringify(events)}`);
       caller.send(
         sipRequest([
           'INVITE sip:b@127.0.0.1 SIP/2.0',
@@ -169,13 +175,7 @@ event_route[evapi:message-received] {
         ]),
         server.udp[0]!,
       );
-      let frame: RegExpExecArray | null = null;
-      for (
-        const end = Date.now() + 10_000;
-        frame === null && Date.now() < end;
-        await new Promise((r) => setTimeout(r, 20))
-      )
-        frame = /\d+:(\{[^}]*\}),/.exec(events);
+      const frame = await received(/\d+:(\{[^}]*\}),/);
       assert.ok(frame, `the event client got the suspended request: ${JSON.stringify(events)}`);
       const { index, label } = JSON.parse(frame[1]!) as { index: string; label: string };
 
