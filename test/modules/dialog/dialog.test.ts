@@ -292,9 +292,11 @@ test(
       );
       assert.equal(r.failed, 0, r.stdout.slice(-2000));
       assert.equal(r.successful, CALLS);
-      assert.ok(max <= LIMIT, `profile size peaked at ${max}`);
-      assert.ok(maxListed <= LIMIT, `${maxListed} dialogs at once`);
-      assert.equal(max, LIMIT, 'the load reached the limit');
+      // check-then-set is not atomic across workers (README, as in Kamailio): two INVITEs read in
+      // the two workers at the same instant may both pass, one over the limit; a third would read it
+      assert.ok(max <= LIMIT + 1, `profile size peaked at ${max}`);
+      assert.ok(maxListed <= LIMIT + 1, `${maxListed} dialogs at once`);
+      assert.ok(max >= LIMIT, `the load reached the limit (peak ${max})`);
       assert.ok(stats['dialog:processed_dialogs'] < CALLS, 'some calls were refused');
       assert.deepEqual([...workers].sort(), [0, 1], 'dialogs in both workers');
       const end = await until(
