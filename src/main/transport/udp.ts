@@ -29,24 +29,6 @@ function handleFd(socket: dgram.Socket): number {
 
 const BUF_BYTES = 4 << 20;
 
-/**
- * null when nothing is bound to ip:port, else the errno name. Sockets that all set SO_REUSEPORT
- * share a port: without this check a second server (same user) would join this one's group and
- * take part of its datagrams, where Kamailio and OpenSIPS fail with "Address already in use".
- * A socket without SO_REUSEPORT cannot bind a port anyone holds.
- */
-function portTaken(ip: string, port: number): Promise<string | null> {
-  if (port === 0) return Promise.resolve(null);
-  return new Promise((resolve) => {
-    const probe = dgram.createSocket(ip.includes(':') ? 'udp6' : 'udp4');
-    probe.once('error', (e: NodeJS.ErrnoException) => {
-      probe.close();
-      resolve(e.code ?? 'EADDRINUSE');
-    });
-    probe.bind({ address: ip, port, exclusive: true }, () => probe.close(() => resolve(null)));
-  });
-}
-
 /** what the master does with a UDP listening address: bind it, send on it (what workers hand over), close it */
 export interface UdpSocket {
   readonly sock: ListenSocket;
@@ -81,13 +63,11 @@ export class WorkerReadUdp implements UdpSocket {
 
   async bind(): Promise<void> {
     const n = this.#native;
-    const taken = await portTaken(this.sock.ip, this.sock.port);
-    if (taken !== null)
-      throw new SwitchyardError('SY_ERR_LISTEN', `bind ${taken} udp:${hostPort(this.sock.ip, this.sock.port)}`);
     for (let i = 0; i < this.#workers; i++) {
-      // the first socket settles the port (port 0: the kernel's pick), the others join it
+      // the first socket settles the port (port 0: the kernel's pick) and fails on a port any socket
+      // holds, as Kamailio's and OpenSIPS's bind does; the others join its SO_REUSEPORT group
       const port = i === 0 ? this.sock.port : n.localPort(this.#fds[0]!);
-      const fd = port < 0 ? port : n.udpOpen(this.sock.ip, port, BUF_BYTES);
+      const fd = port < 0 ? port : n.udpOpen(this.sock.ip, port, BUF_BYTES, i === 0 ? 1 : 0);
       if (fd < 0) {
         this.close();
         throw new SwitchyardError(
@@ -105,13 +85,12 @@ export class WorkerReadUdp implements UdpSocket {
       const ports: number[] = [];
       for (let i = 0; i < this.#workers; i++) {
         const port = this.#portBase + i;
-        const busy = port > 65535 ? null : await portTaken(this.sock.ip, port);
-        const fd = port > 65535 ? -22 : busy !== null ? 0 : n.udpOpen(this.sock.ip, port, BUF_BYTES);
-        if (busy !== null || fd < 0) {
+        const fd = port > 65535 ? -22 : n.udpOpen(this.sock.ip, port, BUF_BYTES, 1);
+        if (fd < 0) {
           this.close();
           throw new SwitchyardError(
             'SY_ERR_LISTEN',
-            `udp_worker_port: bind ${busy ?? errnoName(-fd)} udp:${hostPort(this.sock.ip, port)} (worker ${i})`,
+            `udp_worker_port: bind ${errnoName(-fd)} udp:${hostPort(this.sock.ip, port)} (worker ${i})`,
           );
         }
         this.#ownFds.push(fd);

@@ -9,8 +9,11 @@ export type UnixSend = (path: string, bytes: Uint8Array) => number;
 
 /** SO_REUSEPORT sockets on one listening address, one per SIP worker (see udp_send.c); -errno on failure */
 export interface NativeUdp {
-  /** a bound non-blocking socket in the address's SO_REUSEPORT group: its fd */
-  udpOpen(ip: string, port: number, bufBytes: number): number;
+  /**
+   * a bound non-blocking socket in the address's SO_REUSEPORT group: its fd. `first` (1): the group's
+   * first socket, bound before it joins SO_REUSEPORT, so that it fails on a port any socket holds
+   */
+  udpOpen(ip: string, port: number, bufBytes: number, first: 0 | 1): number;
   /** another descriptor of the same socket */
   dupFd(fd: number): number;
   localPort(fd: number): number;

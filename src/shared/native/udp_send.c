@@ -10,10 +10,16 @@
  * /dev/log), which Node's dgram cannot open. One socket per thread, opened
  * on first use. Returns the bytes sent, or -errno.
  *
- * udpOpen(ip, port, bufBytes): a bound, non-blocking UDP socket with
+ * udpOpen(ip, port, bufBytes, first): a bound, non-blocking UDP socket with
  * SO_REUSEPORT (Node 20's dgram cannot set it): the sockets on one address
  * form a group, and the kernel hands each datagram to one of them, chosen by
  * a hash of its source address and port. Returns the fd, or -errno.
+ * The first socket of a group (first != 0) binds before it sets
+ * SO_REUSEPORT: its bind fails with EADDRINUSE when any socket holds the
+ * port, and port 0 gets a port no socket holds. Set before bind, the kernel
+ * lets a socket of the same user join another process's group there, and
+ * with port 0 may pick a port such a group holds (it skips only ports it
+ * could not share); two servers would then split each other's datagrams.
  * dupFd(fd): another descriptor of the same socket, for a thread's dgram
  * socket to close when the thread ends. fd or -errno.
  * localPort(fd): the bound port (port 0 asked the kernel for one), or -errno.
@@ -147,12 +153,13 @@ static napi_value unix_send(napi_env env, napi_callback_info info) {
 }
 
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return result(env, -EINVAL);
-  int32_t port = 0, buf = 0;
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return result(env, -EINVAL);
+  int32_t port = 0, buf = 0, first = 0;
   napi_get_value_int32(env, argv[1], &port);
   napi_get_value_int32(env, argv[2], &buf);
+  napi_get_value_int32(env, argv[3], &first);
   struct sockaddr_storage ss;
   socklen_t sl = 0;
   int err = to_sockaddr(env, argv[0], port, &ss, &sl);
@@ -164,17 +171,14 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     int off = 0;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   }
-  int on = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
-    err = -errno;
-    close(fd);
-    return result(env, err);
-  }
   if (buf > 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
   }
-  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+  int on = 1;
+  if ((!first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) ||
+      bind(fd, (struct sockaddr *)&ss, sl) != 0 ||
+      (first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)) {
     err = -errno;
     close(fd);
     return result(env, err);
