@@ -62,12 +62,25 @@ export class MessageEdits implements MessageEditor {
 
   /** the edits in application order (by offset, then call order) */
   sorted(): readonly Edit[] {
-    return this.#list.slice().sort((a, b) => a.start - b.start || a.seq - b.seq);
+    // insertion sort of a copy: a message has a few edits, and Array#sort allocates work arrays
+    const out = this.#list.slice();
+    for (let i = 1; i < out.length; i++) {
+      const e = out[i]!;
+      let j = i - 1;
+      for (; j >= 0 && before(e, out[j]!); j--) out[j + 1] = out[j]!;
+      out[j + 1] = e;
+    }
+    return out;
   }
 
   get appended(): readonly string[] {
     return this.#appended;
   }
+}
+
+/** `a` goes before `b`: by position, then in the order made */
+function before(a: Edit, b: Edit): boolean {
+  return a.start < b.start || (a.start === b.start && a.seq < b.seq);
 }
 
 function byteLen(t: Buffer | string): number {
@@ -82,11 +95,14 @@ export function applyEdits(msg: SipMsg & { bodyEnd?: number }, edits: MessageEdi
   const list = edits.sorted();
   const tail = edits.appended.length ? edits.appended.join('') : '';
   if (list.length === 0 && tail === '') return end === src.length ? src : src.subarray(0, end);
-  const ops = tail
-    ? [...list, { start: msg.headersEnd, end: msg.headersEnd, text: tail, seq: Infinity }].sort(
-        (a, b) => a.start - b.start || a.seq - b.seq,
-      )
-    : list;
+  let ops = list;
+  if (tail) {
+    // the appended headers go last among the edits at the end of the headers
+    const at = msg.headersEnd;
+    let k = 0;
+    while (k < list.length && list[k]!.start <= at) k++;
+    ops = [...list.slice(0, k), { start: at, end: at, text: tail, seq: Infinity }, ...list.slice(k)];
+  }
   let size = end;
   let cursor = 0;
   for (const e of ops) {

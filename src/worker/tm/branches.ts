@@ -114,7 +114,15 @@ export function send(
     branch,
     idx: s.branches.length,
     server: s,
-    dest: out,
+    // not `out` itself, which holds the request's bytes (see ClientTx.bytes)
+    dest: {
+      proto: out.proto,
+      ip: out.ip,
+      port: out.port,
+      socketIdx: out.socketIdx,
+      connId: out.connId,
+      ownPort: out.ownPort,
+    },
     failover: more ? { hops: hops.slice(i + 1), ruri, edits: base, to } : null,
     hop: target,
     bytes: out.bytes,

@@ -14,6 +14,7 @@ import {
   T1,
   T2,
   TICK_MS,
+  ownedCopy,
   routeLines,
   serverKey,
   RELAY_NO_100,
@@ -21,6 +22,9 @@ import {
   type ServerTx,
   type TmCounters,
 } from './tx.js';
+
+/** what a done branch keeps of its request when no ACK can follow */
+const NO_BYTES = Buffer.alloc(0);
 
 export class TmCore {
   readonly svc: WorkerServices;
@@ -295,9 +299,14 @@ export class TmCore {
    * through wt_timer into the old generation.
    */
   release(s: ServerTx): void {
-    if (s.status < 200 || s.pending > 0 || s.suspended) return;
+    if (s.status < 200 || s.pending > 0 || s.suspended || s.ctx === null) return;
     for (const c of s.branches) if (c.status < 200) return;
-    for (const c of s.branches) c.failover = null;
+    for (const c of s.branches) {
+      c.failover = null;
+      // only an INVITE branch ended by a non-2xx ACKs again (a retransmitted final): its Route lines
+      c.bytes = c.invite && c.status >= 300 ? Buffer.from(routeLines(c.bytes).join('\r\n'), 'latin1') : NO_BYTES;
+    }
+    if (s.lastReply !== null) s.lastReply = ownedCopy(s.lastReply);
     s.ctx = null;
     s.best = null;
   }
