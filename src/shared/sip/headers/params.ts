@@ -91,17 +91,11 @@ export function parseParams(text: string, strict = true): ParamList {
  * starts, or -1 when none. Skips an empty one, or throws when `strict`.
  */
 function nextParam(t: string, i: number, strict: boolean): number {
-  let j = i;
-  let inQuote = false;
-  while (j < t.length) {
-    const c = t.charCodeAt(j);
-    if (inQuote) {
-      if (c === 92) j++;
-      else if (c === 34) inQuote = false;
-    } else if (c === 34) inQuote = true;
-    else if (c === 59) break;
-    j++;
-  }
+  let j = t.indexOf(';', i);
+  if (j < 0) j = t.length;
+  // a quoted value may hold a ';': the slow walk only when a quote comes first
+  const q = t.indexOf('"', i);
+  if (q >= 0 && q < j) j = quotedEnd(t, i);
   let s = i;
   let e = Math.min(j, t.length);
   while (s < e && isWs(t.charCodeAt(s))) s++;
@@ -132,6 +126,22 @@ function nextParam(t: string, i: number, strict: boolean): number {
   SPAN[2] = vs;
   SPAN[3] = e;
   return next;
+}
+
+/** where the parameter starting at `i` ends: the first ';' outside quotes, or the end */
+function quotedEnd(t: string, i: number): number {
+  let j = i;
+  let inQuote = false;
+  while (j < t.length) {
+    const c = t.charCodeAt(j);
+    if (inQuote) {
+      if (c === 92) j++;
+      else if (c === 34) inQuote = false;
+    } else if (c === 34) inQuote = true;
+    else if (c === 59) break;
+    j++;
+  }
+  return j;
 }
 
 /** the last parameter nextParam() read: name start, end, value start, end (one isolate, one caller at a time) */
