@@ -137,7 +137,13 @@ for (const struct of [0, 1]) {
         `<?xml version="1.0"?>\n<methodCall>\n<methodName>e_dummy_h</methodName>\n<params>\n<param>\n<value><string>E_MY_EVENT</string></value>\n</param>\n` +
           `<param>\n<value><int>42</int></value>\n</param>\n<param>\n<value><string>a&lt;b&amp;c</string></value>\n</param>\n</params>\n</methodCall>`,
       );
-      const st = (await server.rpc('stats.get_statistics', ['event_xmlrpc:'])).result;
+      // the server has the request before the dispatcher counts it as sent (when its write completes)
+      const st = (
+        await until(
+          () => server.rpc('stats.get_statistics', ['event_xmlrpc:']),
+          (r) => r.result?.['event_xmlrpc:sent'] === 3,
+        )
+      ).result;
       assert.equal(st['event_xmlrpc:sent'], 3);
       assert.equal(st['event_xmlrpc:failed'], 0);
       assert.equal(peer.connections(), 3);
