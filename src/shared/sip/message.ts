@@ -26,6 +26,8 @@ const SP = 32;
 const HT = 9;
 const COLON = 58;
 const F = 6;
+/** the first index of each known header: none yet */
+const NO_HEADER_YET: readonly number[] = new Array<number>(HDR_COUNT).fill(-1);
 const MAX_HEADERS = 512;
 
 // token chars of RFC 3261 (method, header names)
@@ -57,9 +59,9 @@ export class SipMessage implements SipMsg {
   readonly bodyStart: number;
   /** end of the message as framed by Content-Length (UDP: datagram end when absent) */
   readonly bodyEnd: number;
-  readonly #idx: Int32Array;
+  readonly #idx: number[];
   readonly #count: number;
-  readonly #first: Int16Array;
+  readonly #first: number[];
   #fields: HeaderField[] | null = null;
   #vias: Via[] | null = null;
   #cseq: CSeq | null = null;
@@ -108,8 +110,10 @@ export class SipMessage implements SipMsg {
     this.headersStart = eol + 1;
 
     // header index
-    let idx = new Int32Array(F * 32);
-    const firstById = new Int16Array(HDR_COUNT).fill(-1);
+    // plain arrays of small integers: allocated in V8's young generation like any object, where a
+    // typed array of more than 64 bytes gets memory of its own (malloc, then freed by the collector)
+    const idx: number[] = [];
+    const firstById: number[] = NO_HEADER_YET.slice();
     let n = 0;
     let i = eol + 1;
     let clCount = 0;
@@ -142,19 +146,8 @@ export class SipMessage implements SipMsg {
       let ve = e;
       while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT || buf[ve - 1] === CR || buf[ve - 1] === LF)) ve--;
       const id = headerIdOf(buf, i, nameEnd);
-      if (n * F >= idx.length) {
-        if (n >= MAX_HEADERS) malformed('too many headers');
-        const bigger = new Int32Array(idx.length * 2);
-        bigger.set(idx);
-        idx = bigger;
-      }
-      const o = n * F;
-      idx[o] = id;
-      idx[o + 1] = i;
-      idx[o + 2] = vs;
-      idx[o + 3] = ve;
-      idx[o + 4] = lineStart;
-      idx[o + 5] = e + 1;
+      if (n >= MAX_HEADERS) malformed('too many headers');
+      idx.push(id, i, vs, ve, lineStart, e + 1);
       if (id !== 0 && firstById[id] === -1) firstById[id] = n;
       if (id === HDR.CONTENT_LENGTH) {
         clCount++;
