@@ -164,7 +164,7 @@ const STEP_LIMIT = smoke ? 1 : quick ? Math.min(2, LISTED.length) : MAX_STEPS;
 const stepAt = (i: number): number => (smoke ? fixedRate * 2 : stepRate(LISTED, i));
 const STEP_SECONDS = smoke ? 1 : quick ? 3 : 5;
 const FIXED_SECONDS = smoke ? 1 : quick ? 3 : 8;
-/** the fewest calls of the warm-up at the fixed rate (see measureServer) */
+/** the fewest calls of the warm-up at the fixed rate, per switchyard SIP worker (see measureServer) */
 const WARM_CALLS = 2400;
 // the built-in uac fails a call whose 180 overtakes its 200, which kamailio's UDP children may do
 const UAC = existsSync(`${DIR}uac.xml`) ? `${DIR}uac.xml` : `${ROOT}bench/lib/uac.xml`;
@@ -362,7 +362,7 @@ async function benchServer(
       ? [[50, Math.min(50, fixedRate)]]
       : [
           [half, half],
-          [Math.max(WARM_CALLS, fixedRate * (settings.tls ? 6 : 3)), fixedRate],
+          [Math.max(WARM_CALLS * t.children, fixedRate * (settings.tls ? 6 : 3)), fixedRate],
         ];
     for (const [calls, rate] of warmups) {
       await runUac({
