@@ -1,5 +1,6 @@
 /**
- * Overload control of one SIP worker. Every 100 ms it samples how far
+ * Overload control of one SIP worker. Every 100 ms (every second while the
+ * last sample was quiet: loop under 25% busy, nothing shed or queued) it samples how far
  * behind the worker is: the share of that time its event loop was busy,
  * bytes waiting in its inbound rings and in the kernel receive queues of the
  * UDP sockets it reads, how late a timer fires (event-loop lag) and
@@ -28,6 +29,12 @@ import type { OverloadParams } from '../shared/contract/compiled.js';
 import { threadCpuNs } from '../shared/native/udp-send.js';
 
 const SAMPLE_MS = 100;
+/**
+ * A worker whose last sample was quiet (loop busy under QUIET_LOOP, nothing shed, nothing queued)
+ * samples every QUIET_SAMPLE_MS: its wake-ups for sampling cost more CPU than a quiet worker's work
+ */
+const QUIET_SAMPLE_MS = 1000;
+const QUIET_LOOP = 0.25;
 const BUSY_SAMPLES = 5;
 /** the kernel receive queues' bound, in overload_queue_bytes */
 const SOCKET_FACTOR = 8;
@@ -108,21 +115,25 @@ export class OverloadControl {
   }
 
   start(): void {
-    let expected = performance.now() + SAMPLE_MS;
-    this.#timer = setInterval(() => {
+    this.#next(SAMPLE_MS);
+  }
+
+  #next(delayMs: number): void {
+    const expected = performance.now() + delayMs;
+    this.#timer = setTimeout(() => {
       const now = performance.now();
-      const lag = now - expected;
-      expected = now + SAMPLE_MS;
-      this.#sample(lag, now);
-    }, SAMPLE_MS);
+      this.#next(this.#sample(now - expected, now) ? QUIET_SAMPLE_MS : SAMPLE_MS);
+    }, delayMs);
     this.#timer.unref();
   }
 
   stop(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
   }
 
-  #sample(lagMs: number, now: number): void {
+  /** one sample; whether it was quiet */
+  #sample(lagMs: number, now: number): boolean {
     if (now - this.#loadAt >= 1000) {
       this.#loadAt = now;
       this.#counters.set(this.#load, Math.round(this.#loadMeter.read(now).busy * 100));
@@ -131,7 +142,7 @@ export class OverloadControl {
     // work waiting too, and another worker may get a CPU sooner
     const loop = this.#spreadMeter.read(now).loop;
     this.spreading = loop > (this.spreading ? SPREAD_OFF : SPREAD_ON);
-    if (this.#p.mode === 'off') return;
+    if (this.#p.mode === 'off') return loop < QUIET_LOOP;
     const share = this.#sampleMeter.read(now);
     // on a CPU nearly all the sample: saturated. A loop that never rested but got little CPU was
     // starved by other processes: it is behind only if its queues say so
@@ -161,6 +172,7 @@ export class OverloadControl {
     if (behind) this.#share = Math.min(1, this.#share + 0.1);
     else if (!draining) this.#share = Math.max(0, this.#share - 0.05);
     this.#counters.set(this.#shedPct, Math.round(this.#share * 100));
+    return loop < QUIET_LOOP && share.loop < QUIET_LOOP && this.#share === 0 && queued === 0;
   }
 
   /** is this new request to be shed */

@@ -44,3 +44,41 @@ test(
     }
   },
 );
+
+test(
+  'the wheel wakes at the next timer after a quiet spell: a timer armed late, one armed in the past and one armed from a callback fire in time',
+  { timeout: 10_000 },
+  async () => {
+    const wheel = new TimerWheel(50, 16);
+    const fired: string[] = [];
+    const late: Array<{ name: string; ms: number }> = [];
+    const timer = (name: string): WheelTimer => {
+      const t: WheelTimer = new WheelTimer((now) => {
+        fired.push(name);
+        late.push({ name, ms: now - t.at });
+      });
+      return t;
+    };
+    try {
+      // a far timer, cancelled: its wake-up is dropped with it
+      const far = timer('far');
+      wheel.schedule(far, Date.now() + 5000);
+      wheel.cancel(far);
+      // nothing armed for 300 ms (6 ticks), then timers in the future, in the past, and an earlier one after a later one
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = Date.now();
+      wheel.schedule(timer('in 400 ms'), t0 + 400);
+      wheel.schedule(timer('past'), t0 - 1000);
+      wheel.schedule(timer('in 150 ms'), t0 + 150);
+      const chained = new WheelTimer((now) => wheel.schedule(timer('from a callback'), now + 100));
+      wheel.schedule(chained, t0 + 200);
+      for (const end = Date.now() + 5000; wheel.size > 0 && Date.now() < end;)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual([...fired].sort(), ['from a callback', 'in 150 ms', 'in 400 ms', 'past']);
+      for (const l of late)
+        if (l.name !== 'past') assert.ok(l.ms >= 0 && l.ms < 1000, `${l.name}: fired ${l.ms} ms after its time`);
+    } finally {
+      wheel.stop();
+    }
+  },
+);

@@ -25,6 +25,8 @@ import {
 
 /** what a done branch keeps of its request when no ACK can follow */
 const NO_BYTES = Buffer.alloc(0);
+/** transactions are forgotten (wt_timer, timers H, I, J, K) at most this much later than their time */
+const WAIT_GRID_MS = 500;
 
 export class TmCore {
   readonly svc: WorkerServices;
@@ -336,12 +338,12 @@ export class TmCore {
     if (cls >= 0 && cls < 6) this.counters.inc(this.c.rpl[cls]!);
   }
 
-  /** worker shutdown: drop every transaction */
-
   /** from `at` on the transaction is forgotten (once answered and no branch is pending) */
   expireAt(s: ServerTx, at: number): void {
     s.expiresAt = at;
-    this.wheel.schedule(s.waitTimer, at);
+    // on a grid of WAIT_GRID_MS: the ends of many transactions share one wake-up of the thread
+    // (they only free memory; a late one holds it a little longer)
+    this.wheel.schedule(s.waitTimer, Math.ceil(at / WAIT_GRID_MS) * WAIT_GRID_MS);
   }
 
   /** a branch's final reply: no more retransmission, no timeout */

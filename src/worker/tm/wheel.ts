@@ -5,7 +5,11 @@
  * transaction. A timer more than one turn away stays in its slot and is passed
  * over until the turn its time comes. Arming, moving and cancelling a timer
  * are O(1): each timer is a node of its slot's doubly linked list, owned and
- * re-armed by its transaction. The interval runs only while a timer is armed.
+ * re-armed by its transaction. The wheel wakes its thread only at the tick
+ * of the next slot that holds a timer (one timeout, moved forward when an
+ * earlier timer is armed), not every tick: a wake-up of an idle thread costs
+ * more than the tick's work, and a timer cancelled before its time (timer A
+ * stopped by a provisional) costs at most one wake-up.
  */
 
 /** slot of a timer taken out of its slot to fire in this tick */
@@ -29,7 +33,9 @@ export class TimerWheel {
   #size = 0;
   /** the last tick processed */
   #cursor = 0;
-  #interval: NodeJS.Timeout | null = null;
+  #timeout: NodeJS.Timeout | null = null;
+  /** the tick #timeout wakes at (Infinity: none) */
+  #wakeTick = Infinity;
 
   /** `slots`: a power of two */
   constructor(tickMs: number, slots = 1024) {
@@ -46,13 +52,12 @@ export class TimerWheel {
   /** arm `t` for `at`, moving it when it was armed already */
   schedule(t: WheelTimer, at: number): void {
     this.cancel(t);
-    if (this.#size === 0) {
-      this.#cursor = Math.floor(Date.now() / this.#tickMs) - 1;
-      this.#interval ??= setInterval(this.#run, this.#tickMs);
-    }
+    if (this.#size === 0) this.#cursor = Math.floor(Date.now() / this.#tickMs) - 1;
     t.at = at;
     // the first tick that starts at or after `at` (a tick visits its slot once per turn); a time already past: the next tick
-    const slot = Math.max(Math.ceil(at / this.#tickMs), this.#cursor + 1) & this.#mask;
+    const tick = Math.max(Math.ceil(at / this.#tickMs), this.#cursor + 1);
+    if (tick < this.#wakeTick) this.#wakeAt(tick);
+    const slot = tick & this.#mask;
     const head = this.#slots[slot]!;
     t.prev = null;
     t.next = head;
@@ -66,7 +71,12 @@ export class TimerWheel {
     if (t.slot === -1) return;
     if (t.slot !== DUE) this.#unlink(t);
     t.slot = -1;
-    this.#size--;
+    // the last one: no wake-up for nothing
+    if (--this.#size === 0 && this.#timeout !== null) {
+      clearTimeout(this.#timeout);
+      this.#timeout = null;
+      this.#wakeTick = Infinity;
+    }
   }
 
   /** disarm every timer */
@@ -76,8 +86,15 @@ export class TimerWheel {
       this.#slots[i] = null;
     }
     this.#size = 0;
-    if (this.#interval) clearInterval(this.#interval);
-    this.#interval = null;
+    if (this.#timeout) clearTimeout(this.#timeout);
+    this.#timeout = null;
+    this.#wakeTick = Infinity;
+  }
+
+  #wakeAt(tick: number): void {
+    if (this.#timeout) clearTimeout(this.#timeout);
+    this.#wakeTick = tick;
+    this.#timeout = setTimeout(this.#run, Math.max(0, tick * this.#tickMs - Date.now()));
   }
 
   #unlink(t: WheelTimer): void {
@@ -88,6 +105,8 @@ export class TimerWheel {
   }
 
   #run = (): void => {
+    this.#timeout = null;
+    this.#wakeTick = Infinity;
     const now = Date.now();
     const to = Math.floor(now / this.#tickMs);
     // a loop that stalled for more than a turn still visits each slot once
@@ -112,9 +131,14 @@ export class TimerWheel {
       this.#size--;
       t.fire(now);
     }
-    if (this.#size === 0 && this.#interval) {
-      clearInterval(this.#interval);
-      this.#interval = null;
+    // the next slot that holds a timer, unless one armed by a timer that fired wakes sooner
+    // (a slot whose timers are of a later turn wakes the thread once for nothing)
+    if (this.#size === 0) return;
+    for (let k = to + 1; k <= to + this.#slots.length && k < this.#wakeTick; k++) {
+      if (this.#slots[k & this.#mask] !== null) {
+        this.#wakeAt(k);
+        return;
+      }
     }
   };
 }
