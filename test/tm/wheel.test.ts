@@ -82,3 +82,46 @@ test(
     }
   },
 );
+
+test(
+  'scheduleLoose: sparse timers share a tick within their slack; a crowd all fires, none early',
+  { timeout: 10_000 },
+  async () => {
+    const wheel = new TimerWheel(50, 1024);
+    const runs = new Map<number, number>();
+    const errors: string[] = [];
+    const loose = (at: number, slackMs: number): void => {
+      const t: WheelTimer = new WheelTimer((now) => {
+        runs.set(now, (runs.get(now) ?? 0) + 1);
+        if (now < t.at) errors.push(`fired ${t.at - now} ms early`);
+      });
+      wheel.scheduleLoose(t, at, slackMs);
+    };
+    try {
+      // 20 timers 10 ms apart: one tick holds them all (two if a tick boundary splits a run)
+      const t0 = Date.now();
+      for (let i = 0; i < 20; i++) loose(t0 + 100 + i * 10, 500);
+      for (const end = Date.now() + 5000; wheel.size > 0 && Date.now() < end;)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(wheel.size, 0);
+      assert.equal(
+        [...runs.values()].reduce((a, b) => a + b, 0),
+        20,
+      );
+      assert.ok(runs.size <= 2, `20 sparse timers fired in ${runs.size} runs`);
+      // a crowd at one time: all fire, none early
+      runs.clear();
+      const t1 = Date.now();
+      for (let i = 0; i < 300; i++) loose(t1 + 100, 500);
+      for (const end = Date.now() + 5000; wheel.size > 0 && Date.now() < end;)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(
+        [...runs.values()].reduce((a, b) => a + b, 0),
+        300,
+      );
+      assert.deepEqual(errors, []);
+    } finally {
+      wheel.stop();
+    }
+  },
+);

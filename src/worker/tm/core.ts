@@ -26,7 +26,7 @@ import {
 /** what a done branch keeps of its request when no ACK can follow */
 const NO_BYTES = Buffer.alloc(0);
 /** transactions are forgotten (wt_timer, timers H, I, J, K) at most this much later than their time */
-const WAIT_GRID_MS = 500;
+const WAIT_SLACK_MS = 500;
 
 export class TmCore {
   readonly svc: WorkerServices;
@@ -341,9 +341,9 @@ export class TmCore {
   /** from `at` on the transaction is forgotten (once answered and no branch is pending) */
   expireAt(s: ServerTx, at: number): void {
     s.expiresAt = at;
-    // on a grid of WAIT_GRID_MS: the ends of many transactions share one wake-up of the thread
+    // up to WAIT_SLACK_MS later, with other timers: sparse ends share the thread's wake-ups
     // (they only free memory; a late one holds it a little longer)
-    this.wheel.schedule(s.waitTimer, Math.ceil(at / WAIT_GRID_MS) * WAIT_GRID_MS);
+    this.wheel.scheduleLoose(s.waitTimer, at, WAIT_SLACK_MS);
   }
 
   /** a branch's final reply: no more retransmission, no timeout */

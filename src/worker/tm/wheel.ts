@@ -14,6 +14,8 @@
 
 /** slot of a timer taken out of its slot to fire in this tick */
 const DUE = -2;
+/** scheduleLoose: the most timers a tick takes from later ticks (a tick's timers run back to back) */
+const SHARED_TICK = 64;
 
 export class WheelTimer {
   /** when it fires (ms, Date.now() clock) */
@@ -31,6 +33,8 @@ export class TimerWheel {
   readonly #slots: Array<WheelTimer | null>;
   readonly #mask: number;
   #size = 0;
+  /** timers per slot */
+  readonly #counts: Int32Array;
   /** the last tick processed */
   #cursor = 0;
   #timeout: NodeJS.Timeout | null = null;
@@ -42,6 +46,7 @@ export class TimerWheel {
     this.#tickMs = tickMs;
     this.#slots = new Array<WheelTimer | null>(slots).fill(null);
     this.#mask = slots - 1;
+    this.#counts = new Int32Array(slots);
   }
 
   /** timers armed */
@@ -51,13 +56,42 @@ export class TimerWheel {
 
   /** arm `t` for `at`, moving it when it was armed already */
   schedule(t: WheelTimer, at: number): void {
+    this.#arm(t, at, 0);
+  }
+
+  /**
+   * arm `t` for `at` or up to `slackMs` later: at a tick that already holds timers (up to
+   * SHARED_TICK of them), so that sparse timers share the thread's wake-ups; a timer with
+   * others at its own tick stays there, and a share is bounded, so busy wheels fire as
+   * evenly as with schedule()
+   */
+  scheduleLoose(t: WheelTimer, at: number, slackMs: number): void {
+    this.#arm(t, at, Math.floor(slackMs / this.#tickMs));
+  }
+
+  #arm(t: WheelTimer, at: number, slackTicks: number): void {
     this.cancel(t);
     if (this.#size === 0) this.#cursor = Math.floor(Date.now() / this.#tickMs) - 1;
     t.at = at;
     // the first tick that starts at or after `at` (a tick visits its slot once per turn); a time already past: the next tick
-    const tick = Math.max(Math.ceil(at / this.#tickMs), this.#cursor + 1);
+    let tick = Math.max(Math.ceil(at / this.#tickMs), this.#cursor + 1);
+    if (slackTicks > 0 && this.#counts[tick & this.#mask] === 0) {
+      // the first tick of the window with timers and room for more; else its last tick, to be
+      // shared by those that follow, unless that one is full: then its own
+      const last = tick + slackTicks;
+      let to = this.#counts[last & this.#mask] === 0 ? last : tick;
+      for (let k = tick + 1; k <= last; k++) {
+        const n = this.#counts[k & this.#mask]!;
+        if (n > 0 && n < SHARED_TICK) {
+          to = k;
+          break;
+        }
+      }
+      tick = to;
+    }
     if (tick < this.#wakeTick) this.#wakeAt(tick);
     const slot = tick & this.#mask;
+    this.#counts[slot]!++;
     const head = this.#slots[slot]!;
     t.prev = null;
     t.next = head;
@@ -85,6 +119,7 @@ export class TimerWheel {
       for (let t: WheelTimer | null = this.#slots[i]!; t !== null; t = t.next) t.slot = -1;
       this.#slots[i] = null;
     }
+    this.#counts.fill(0);
     this.#size = 0;
     if (this.#timeout) clearTimeout(this.#timeout);
     this.#timeout = null;
@@ -100,6 +135,7 @@ export class TimerWheel {
   #unlink(t: WheelTimer): void {
     if (t.prev !== null) t.prev.next = t.next;
     else this.#slots[t.slot] = t.next;
+    this.#counts[t.slot]!--;
     if (t.next !== null) t.next.prev = t.prev;
     t.prev = t.next = null;
   }
