@@ -703,8 +703,11 @@ async function main(): Promise<void> {
   console.log('\n' + md);
   mkdirSync(OUT, { recursive: true });
   const stamp = meta.date.slice(0, 16).replace(/[:T]/g, '-');
-  writeFileSync(`${OUT}/${stamp}-${scenario}.json`, JSON.stringify({ meta, runs }, null, 2) + '\n');
-  writeFileSync(`${OUT}/${stamp}-${scenario}.md`, md);
+  // two runs started in the same minute keep both results
+  let name = `${OUT}/${stamp}-${scenario}`;
+  for (let i = 2; existsSync(`${name}.json`); i++) name = `${OUT}/${stamp}-${scenario}-${i}`;
+  writeFileSync(`${name}.json`, JSON.stringify({ meta, runs }, null, 2) + '\n');
+  writeFileSync(`${name}.md`, md);
 }
 
 main().catch((e: unknown) => {
