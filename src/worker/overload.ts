@@ -1,6 +1,7 @@
 /**
- * Overload control of one SIP worker. Every 100 ms (every second while the
- * last sample was quiet: loop under 25% busy, nothing shed or queued) it samples how far
+ * Overload control of one SIP worker. Every 100 ms (while the last sample
+ * was quiet, loop under 25% busy and nothing shed or queued: every second,
+ * or with the first request 100 ms after it) it samples how far
  * behind the worker is: the share of that time its event loop was busy,
  * bytes waiting in its inbound rings and in the kernel receive queues of the
  * UDP sockets it reads, how late a timer fires (event-loop lag) and
@@ -92,6 +93,9 @@ export class OverloadControl {
   /** bytes waiting at the last sample */
   #queued = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** the last check was quiet: the next one is QUIET_SAMPLE_MS away, or comes with a request */
+  #quiet = false;
+  #sampledAt = 0;
 
   /**
    * `rings`, `sockets`: bytes waiting in the worker's inbound rings, in its UDP sockets' kernel queues;
@@ -122,9 +126,27 @@ export class OverloadControl {
     const expected = performance.now() + delayMs;
     this.#timer = setTimeout(() => {
       const now = performance.now();
-      this.#next(this.#sample(now - expected, now) ? QUIET_SAMPLE_MS : SAMPLE_MS);
+      this.#sampled(this.#sample(now - expected, now), now);
     }, delayMs);
     this.#timer.unref();
+  }
+
+  #sampled(quiet: boolean, now: number): void {
+    this.#sampledAt = now;
+    this.#quiet = quiet;
+    this.#next(quiet ? QUIET_SAMPLE_MS : SAMPLE_MS);
+  }
+
+  /**
+   * a request arrives while the checks are a second apart: checked now if the last check is
+   * SAMPLE_MS old, so that a flood is seen as soon as it would be with checks every SAMPLE_MS
+   * (in a wake-up the request caused, not one of its own)
+   */
+  #poke(): void {
+    const now = performance.now();
+    if (now - this.#sampledAt < SAMPLE_MS) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#sampled(this.#sample(0, now), now);
   }
 
   stop(): void {
@@ -177,6 +199,7 @@ export class OverloadControl {
 
   /** is this new request to be shed */
   shed(): boolean {
+    if (this.#quiet) this.#poke();
     if (this.#p.mode === 'off') return false;
     if (this.#counters.get(this.#inuse) >= this.#p.maxTransactions) return true;
     return this.#share > 0 && Math.random() < this.#share;
