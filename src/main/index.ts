@@ -146,6 +146,10 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const workerUdp = core.udpWorkerReceive ? nativeUdp : null;
   if (core.udpWorkerPort > 0 && workerUdp === null)
     log.warn('udp_worker_port has no effect: SIP workers do not read UDP (udp_worker_receive=0, or no native addon)');
+  if (core.udpWorkerSteering === true && workerUdp === null)
+    log.warn(
+      'udp_worker_steering has no effect: SIP workers do not read UDP (udp_worker_receive=0, or no native addon)',
+    );
   for (const w of script.warnings) log.warn(formatWarning(w));
   const workdir = args.workdir ?? core.workdir;
   if (workdir !== null) process.chdir(workdir);
@@ -240,10 +244,19 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   // sockets first: a port already taken fails the start before any thread runs
   for (const s of sockets) {
     if (s.proto === 'udp') {
-      const l =
-        workerUdp !== null ? new WorkerReadUdp(s, workerUdp, workers, core.udpWorkerPort) : new UdpListener(s, receive);
-      await l.bind();
-      udp.set(s.idx, l);
+      if (workerUdp !== null) {
+        const l = new WorkerReadUdp(s, workerUdp, workers, core.udpWorkerPort, core.udpWorkerSteering !== false);
+        await l.bind();
+        if (l.steerErrno !== 0)
+          log.warn(
+            `udp_worker_steering: the kernel refused the steering program on udp:${hostPort(s.ip, s.port)} (errno ${l.steerErrno}): workers hand datagrams to their call's owner instead`,
+          );
+        udp.set(s.idx, l);
+      } else {
+        const l = new UdpListener(s, receive);
+        await l.bind();
+        udp.set(s.idx, l);
+      }
     } else {
       await tcp.listen(s);
     }

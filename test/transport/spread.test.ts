@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { startServer, writeCfg } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 
-// No module keeps call state, so a SIP worker handles what it reads. One peer
-// sending from one port is read by one worker; once that worker's event loop
-// is busy over 80% of the time, it hands what it reads to each call's
-// owner, and the other worker takes its share.
+// No module keeps call state, so a SIP worker handles what it reads. By
+// default the kernel hands each datagram to its Call-ID's worker
+// (udp_worker_steering), so one peer sending from one port reaches every
+// worker without a hop. With udp_worker_steering=0 one peer sending from one
+// port is read by one worker; once that worker's event loop is busy over 80%
+// of the time, it hands what it reads to each call's owner, and the other
+// worker takes its share.
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
 loadmodule "pv.so"
@@ -17,13 +20,18 @@ request_route {
 }
 `;
 
-test(
-  'without call state, a busy worker spreads one peer’s requests over the workers; an idle one keeps them',
-  {
-    timeout: 90_000,
-  },
-  async () => {
-    const server = await startServer({ cfg: writeCfg(CFG), workers: 2 });
+async function withPeer(
+  core: string,
+  body: (ctx: {
+    send: () => void;
+    sent: () => number;
+    peer: UdpPeer;
+    stat: (name: string) => Promise<number>;
+    perWorker: () => Promise<number[]>;
+  }) => Promise<void>,
+): Promise<void> {
+  const server = await startServer({ cfg: writeCfg(CFG.replace('#!KAMAILIO\n', `#!KAMAILIO\n${core}`)), workers: 2 });
+  try {
     const peer = await UdpPeer.open();
     try {
       const stat = async (name: string): Promise<number> =>
@@ -52,11 +60,38 @@ test(
           server.udp[0]!,
         );
       };
+      await body({ send, sent: () => n, peer, stat, perWorker });
+    } finally {
+      peer.close();
+    }
+  } finally {
+    await server.stop();
+  }
+}
 
+test('without call state, steered by Call-ID: one peer’s requests reach both workers without a hop', async () => {
+  await withPeer('', async ({ send, sent, peer, stat, perWorker }) => {
+    for (let i = 0; i < 40; i++) {
+      send();
+      assert.ok(await peer.waitFor(sent(), 10_000), 'answered');
+    }
+    const rows = await perWorker();
+    assert.ok(rows[0]! > 0 && rows[1]! > 0, `both workers handled requests (${rows.join(', ')})`);
+    assert.equal(await stat('core:udp_hops'), 0, 'each request was read by the worker that handled it');
+  });
+});
+
+test(
+  'without call state or steering, a busy worker spreads one peer’s requests over the workers; an idle one keeps them',
+  {
+    timeout: 90_000,
+  },
+  async () => {
+    await withPeer('udp_worker_steering=0\n', async ({ send, sent, peer, stat, perWorker }) => {
       // a few requests, well apart: one worker reads and handles them all
       for (let i = 0; i < 10; i++) {
         send();
-        assert.ok(await peer.waitFor(n, 10_000), 'answered');
+        assert.ok(await peer.waitFor(sent(), 10_000), 'answered');
       }
       assert.equal(await stat('core:udp_hops'), 0, 'an idle worker hands nothing on');
 
@@ -64,16 +99,13 @@ test(
       let hops = 0;
       for (const end = Date.now() + 60_000; hops === 0 && Date.now() < end;) {
         for (let i = 0; i < 20; i++) send();
-        await peer.waitFor(n, 10_000);
+        await peer.waitFor(sent(), 10_000);
         hops = await stat('core:udp_hops');
       }
       assert.ok(hops > 0, 'a busy worker handed requests to their owner');
       const rows = await perWorker();
       assert.ok(rows[0]! > 0 && rows[1]! > 0, `both workers handled requests (${rows.join(', ')})`);
-      assert.ok(await peer.waitFor(n, 30_000), 'every request answered');
-    } finally {
-      peer.close();
-      await server.stop();
-    }
+      assert.ok(await peer.waitFor(sent(), 30_000), 'every request answered');
+    });
   },
 );

@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { hostPort, type ListenSocket } from '../../shared/config/listen.js';
 import { SwitchyardError } from '../../shared/errors.js';
 import { nativeSendTo, type NativeUdp } from '../../shared/native/udp-send.js';
+import { callIdSteeringProgram } from '../../shared/sip/callid-steer.js';
 import type { Proto } from '../../shared/contract/sip.js';
 
 /** `proto`: the connection's when it differs from the listener's (WebSocket on a tcp/tls listener) */
@@ -53,12 +54,17 @@ export class WorkerReadUdp implements UdpSocket {
   /** udp_worker_port: the first of the workers' own ports (0: none) */
   readonly #portBase: number;
   readonly #ownFds: number[] = [];
+  /** udp_worker_steering: the kernel hands each datagram to its call's owner */
+  readonly #steer: boolean;
+  /** why the steering program could not be attached (errno), 0 when it was or was not asked for */
+  steerErrno = 0;
 
-  constructor(sock: ListenSocket, native: NativeUdp, workers: number, portBase = 0) {
+  constructor(sock: ListenSocket, native: NativeUdp, workers: number, portBase = 0, steer = false) {
     this.sock = sock;
     this.#native = native;
     this.#workers = workers;
     this.#portBase = portBase;
+    this.#steer = steer;
   }
 
   async bind(): Promise<void> {
@@ -80,6 +86,9 @@ export class WorkerReadUdp implements UdpSocket {
     this.sock.fd = this.#fds[0]!;
     this.sock.port = n.localPort(this.#fds[0]!);
     this.sock.workerFds = [...this.#fds];
+    // socket i of the group is worker i's (bound in that order): the program names the owner's
+    if (this.#steer && this.#workers > 1)
+      this.steerErrno = -Math.min(0, n.reuseportSteer(this.#fds[0]!, callIdSteeringProgram(this.#workers)));
     if (this.#portBase > 0) {
       // each worker's own port, a socket of its own (kept here, as the shared ones, for restarts)
       const ports: number[] = [];

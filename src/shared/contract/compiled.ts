@@ -135,6 +135,12 @@ export interface CoreParams {
   udpWorkerPort: number;
   /** udp_worker_port_rr: record_route() writes the worker's own port too */
   udpWorkerPortRr: boolean;
+  /**
+   * udp_worker_steering: a classic BPF program on each UDP address's
+   * SO_REUSEPORT group hands a datagram to the worker that owns its Call-ID
+   * (null: not set, on)
+   */
+  udpWorkerSteering: boolean | null;
   /** log_prefix text (compiled into routes.logPrefix) */
   logPrefix: string | null;
   /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */

@@ -29,6 +29,11 @@ export interface NativeUdp {
   recvStart(fd: number, scratch: Uint8Array, meta: Int32Array, onBatch: (n: number) => void): RecvHandle | number;
   /** stop reading (the fd stays open) */
   recvStop(handle: RecvHandle): number;
+  /**
+   * attach a classic BPF program (callid-steer.ts) that picks the socket of fd's SO_REUSEPORT group for
+   * each datagram; 0 or -errno
+   */
+  reuseportSteer(fd: number, program: Uint8Array): number;
 }
 
 /** what recvStart returns, for recvStop */

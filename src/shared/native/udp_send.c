@@ -48,6 +48,12 @@
  * address and a callback into JavaScript. Returns a handle for recvStop, or
  * -errno. recvStop(handle): stop reading and close (the fd stays open).
  * A thread that ends without recvStop closes its readers on the way out.
+ *
+ * reuseportSteer(fd, program): attach a classic BPF program (struct
+ * sock_filter[] as bytes, built by callid-steer.ts) to the SO_REUSEPORT
+ * group fd belongs to (SO_ATTACH_REUSEPORT_CBPF): it returns the index of
+ * the socket that gets each datagram, in the order the group's sockets were
+ * bound. 0 or -errno.
  */
 #define _GNU_SOURCE /* recvmmsg */
 #include <node_api.h>
@@ -56,6 +62,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -415,6 +422,28 @@ static napi_value recv_stop(napi_env env, napi_callback_info info) {
   return result(env, 0);
 }
 
+static napi_value reuseport_steer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return result(env, -EINVAL);
+  napi_get_value_int32(env, argv[0], &fd);
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = NULL;
+  napi_value arraybuffer;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &offset) != napi_ok ||
+      type != napi_uint8_array || length == 0 || length % sizeof(struct sock_filter) != 0 ||
+      length / sizeof(struct sock_filter) > BPF_MAXINSNS)
+    return result(env, -EINVAL);
+  struct sock_fprog prog = {
+      .len = (unsigned short)(length / sizeof(struct sock_filter)),
+      .filter = (struct sock_filter *)data,
+  };
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) return result(env, -errno);
+  return result(env, 0);
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
@@ -439,5 +468,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "recvStart", fn);
   napi_create_function(env, "recvStop", NAPI_AUTO_LENGTH, recv_stop, NULL, &fn);
   napi_set_named_property(env, exports, "recvStop", fn);
+  napi_create_function(env, "reuseportSteer", NAPI_AUTO_LENGTH, reuseport_steer, NULL, &fn);
+  napi_set_named_property(env, exports, "reuseportSteer", fn);
   return exports;
 }

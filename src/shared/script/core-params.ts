@@ -140,6 +140,7 @@ const CORE: Record<string, Setter> = {
     else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `udp_worker_port: "${v}" (0, or the first port)`));
   },
   udp_worker_port_rr: intParam((c, n) => (c.udpWorkerPortRr = n !== 0)),
+  udp_worker_steering: intParam((c, n) => (c.udpWorkerSteering = n !== 0)),
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
@@ -195,6 +196,7 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     udpWorkerReceive: true,
     udpWorkerPort: 0,
     udpWorkerPortRr: false,
+    udpWorkerSteering: null,
     logPrefix: null,
     logFacility: 'LOG_DAEMON',
     logName: 'switchyard',

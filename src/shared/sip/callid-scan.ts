@@ -2,7 +2,9 @@
  * What decides a message's owning worker (TCP in the master, UDP in the
  * worker that read the datagram): the Call-ID (long `Call-ID:` or
  * compact `i:`, any case, LWS before the colon) hashed with FNV-1a straight
- * from the bytes, trimmed, without a parse or a string. -1 when absent.
+ * from the bytes, trimmed, without a parse or a string; at most its first
+ * CALLID_HASH_BYTES bytes, as the kernel's steering program can hash them
+ * (callid-steer.ts). -1 when absent.
  */
 import { STATELESS_BRANCH } from './build.js';
 
@@ -11,6 +13,8 @@ const CR = 13;
 const SP = 32;
 const HT = 9;
 const COLON = 58;
+/** how much of a Call-ID the hash reads: as much as the unrolled steering program can */
+export const CALLID_HASH_BYTES = 32;
 const CALLID = [99, 97, 108, 108, 45, 105, 100]; // "call-id"
 
 function isWs(c: number | undefined): boolean {
@@ -62,6 +66,7 @@ export function scanCallId(buf: Uint8Array, start: number, end: number): number 
       while (e < end && buf[e] !== CR && buf[e] !== LF) e++;
       while (e > s && isWs(buf[e - 1])) e--;
       if (e === s) return -1;
+      if (e - s > CALLID_HASH_BYTES) e = s + CALLID_HASH_BYTES;
       let h = 0x811c9dc5;
       for (let k = s; k < e; k++) {
         h ^= buf[k]!;
