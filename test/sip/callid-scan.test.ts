@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scanCallId, statelessReply } from '../../src/shared/sip/callid-scan.js';
+import { CALLID_HASH_BYTES, scanCallId, statelessReply } from '../../src/shared/sip/callid-scan.js';
 
 const msg = (headers: string, first = 'INVITE sip:b@h SIP/2.0'): Buffer =>
   Buffer.from(`${first}\r\n${headers}\r\n`, 'latin1');
@@ -58,4 +58,10 @@ test('a reply to our stateless forward is told by its top Via branch only', () =
   assert.equal(statelessReply(reply(`Via: ${peer}, ${ours}`)), false);
   assert.equal(statelessReply(reply(`Vias: ${ours}`)), false);
   assert.equal(statelessReply(msg(`Via: ${ours}\r\nCall-ID: x\r\n`)), false);
+});
+
+test('the hash reads the first CALLID_HASH_BYTES bytes of a Call-ID (what the kernel steering program can read)', () => {
+  const head = 'x'.repeat(CALLID_HASH_BYTES - 1);
+  assert.equal(scan(msg(`Call-ID: ${head}a-one\r\n`)), scan(msg(`Call-ID: ${head}a-two\r\n`)));
+  assert.notEqual(scan(msg(`Call-ID: ${head}a\r\n`)), scan(msg(`Call-ID: ${head}b\r\n`)));
 });
