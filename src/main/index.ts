@@ -244,19 +244,16 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   // sockets first: a port already taken fails the start before any thread runs
   for (const s of sockets) {
     if (s.proto === 'udp') {
-      if (workerUdp !== null) {
-        const l = new WorkerReadUdp(s, workerUdp, workers, core.udpWorkerPort, core.udpWorkerSteering !== false);
-        await l.bind();
-        if (l.steerErrno !== 0)
-          log.warn(
-            `udp_worker_steering: the kernel refused the steering program on udp:${hostPort(s.ip, s.port)} (errno ${l.steerErrno}): workers hand datagrams to their call's owner instead`,
-          );
-        udp.set(s.idx, l);
-      } else {
-        const l = new UdpListener(s, receive);
-        await l.bind();
-        udp.set(s.idx, l);
-      }
+      const l =
+        workerUdp !== null
+          ? new WorkerReadUdp(s, workerUdp, workers, core.udpWorkerPort, core.udpWorkerSteering !== false)
+          : new UdpListener(s, receive);
+      await l.bind();
+      if (l instanceof WorkerReadUdp && l.steerErrno !== 0)
+        log.warn(
+          `udp_worker_steering: the kernel refused the steering program on udp:${hostPort(s.ip, s.port)} (errno ${l.steerErrno}): workers hand datagrams to their call's owner instead`,
+        );
+      udp.set(s.idx, l);
     } else {
       await tcp.listen(s);
     }

@@ -39,10 +39,9 @@ onreply_route {
 
 before(async () => {
   callee = await UdpPeer.open();
-  [steered, unsteered] = await Promise.all([
-    startServer({ workers: WORKERS, cfg: cfg() }),
-    startServer({ workers: WORKERS, cfg: cfg('udp_worker_steering=0\n') }),
-  ]);
+  // one after the other: a start that fails leaves the other server where after() stops it
+  steered = await startServer({ workers: WORKERS, cfg: cfg() });
+  unsteered = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_steering=0\n') });
 });
 after(async () => {
   callee?.close();
@@ -276,3 +275,18 @@ for (const { transport, steering } of cases) {
     }
   });
 }
+
+test('udp_worker_steering=1 while the master reads UDP says it has no effect', async () => {
+  const master = await startServer({
+    workers: WORKERS,
+    cfg: writeCfg('udp_worker_receive=0\nudp_worker_steering=1\nrequest_route { drop; }\n'),
+  });
+  try {
+    const re = /udp_worker_steering has no effect: SIP workers do not read UDP/;
+    assert.match(await master.waitForStderr(re, 10_000), re);
+    // the default (not set) says nothing
+    assert.doesNotMatch(steered.stderr(), re);
+  } finally {
+    await master.stop();
+  }
+});

@@ -87,8 +87,10 @@ export class WorkerReadUdp implements UdpSocket {
     this.sock.port = n.localPort(this.#fds[0]!);
     this.sock.workerFds = [...this.#fds];
     // socket i of the group is worker i's (bound in that order): the program names the owner's
-    if (this.#steer && this.#workers > 1)
-      this.steerErrno = -Math.min(0, n.reuseportSteer(this.#fds[0]!, callIdSteeringProgram(this.#workers)));
+    if (this.#steer && this.#workers > 1) {
+      const rc = n.reuseportSteer(this.#fds[0]!, callIdSteeringProgram(this.#workers));
+      if (rc < 0) this.steerErrno = -rc;
+    }
     if (this.#portBase > 0) {
       // each worker's own port, a socket of its own (kept here, as the shared ones, for restarts)
       const ports: number[] = [];

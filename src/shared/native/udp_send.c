@@ -104,6 +104,16 @@ static int to_sockaddr(napi_env env, napi_value vip, int32_t port, struct sockad
   return 0;
 }
 
+/* the bytes of a Uint8Array argument; 0, or -EINVAL for anything else */
+static int uint8_bytes(napi_env env, napi_value v, void **data, size_t *length) {
+  napi_typedarray_type type;
+  size_t offset = 0;
+  napi_value arraybuffer;
+  if (napi_get_typedarray_info(env, v, &type, length, data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array)
+    return -EINVAL;
+  return 0;
+}
+
 static napi_value send_to(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -112,12 +122,9 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   napi_get_value_int32(env, argv[0], &fd);
   napi_get_value_int32(env, argv[3], &port);
 
-  napi_typedarray_type type;
-  size_t length = 0, offset = 0;
+  size_t length = 0;
   void *data = NULL;
-  napi_value arraybuffer;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array)
-    return result(env, -EINVAL);
+  if (uint8_bytes(env, argv[1], &data, &length) != 0) return result(env, -EINVAL);
 
   struct sockaddr_storage ss;
   socklen_t sl = 0;
@@ -142,12 +149,9 @@ static napi_value unix_send(napi_env env, napi_callback_info info) {
   size_t plen = 0;
   if (napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &plen) != napi_ok || plen == 0 || plen >= sizeof sa.sun_path - 1)
     return result(env, -EINVAL);
-  napi_typedarray_type type;
-  size_t length = 0, offset = 0;
+  size_t length = 0;
   void *data = NULL;
-  napi_value arraybuffer;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array)
-    return result(env, -EINVAL);
+  if (uint8_bytes(env, argv[1], &data, &length) != 0) return result(env, -EINVAL);
   if (unix_fd < 0) {
     unix_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (unix_fd < 0) return result(env, -errno);
@@ -428,12 +432,9 @@ static napi_value reuseport_steer(napi_env env, napi_callback_info info) {
   int32_t fd = -1;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return result(env, -EINVAL);
   napi_get_value_int32(env, argv[0], &fd);
-  napi_typedarray_type type;
-  size_t length = 0, offset = 0;
+  size_t length = 0;
   void *data = NULL;
-  napi_value arraybuffer;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &offset) != napi_ok ||
-      type != napi_uint8_array || length == 0 || length % sizeof(struct sock_filter) != 0 ||
+  if (uint8_bytes(env, argv[1], &data, &length) != 0 || length == 0 || length % sizeof(struct sock_filter) != 0 ||
       length / sizeof(struct sock_filter) > BPF_MAXINSNS)
     return result(env, -EINVAL);
   struct sock_fprog prog = {

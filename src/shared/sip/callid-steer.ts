@@ -61,7 +61,7 @@ const FNV_PRIME = 0x01000193;
 interface Insn {
   code: number;
   k: number;
-  /** labels of the conditional targets (a label, or null: the next instruction) */
+  /** labels of the conditional targets (undefined: the next instruction) */
   jt?: string;
   jf?: string;
   /** ja's target */
