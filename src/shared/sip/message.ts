@@ -38,11 +38,65 @@ function malformed(reason: string): never {
   throw new SwitchyardError('SY_ERR_SIP_MALFORMED', reason);
 }
 
+/**
+ * Latin-1 text of buf[start, end): Buffer's own binding, without toString's
+ * argument checks and encoding lookup (a message makes several of these)
+ */
+function latin1(buf: Buffer, start: number, end: number): string {
+  return (buf as SliceableBuffer).latin1Slice(start, end);
+}
+
+/** UTF-8 text of buf[start, end), the same way */
+function utf8(buf: Buffer, start: number, end: number): string {
+  return (buf as SliceableBuffer).utf8Slice(start, end);
+}
+
+/** Buffer's decoding bindings (Node's own Buffer methods since 0.x, not in its type declarations) */
+type SliceableBuffer = Buffer & { latin1Slice(s: number, e: number): string; utf8Slice(s: number, e: number): string };
+
 /** end of the line starting at `i`: index of its LF, or -1 (a JS loop: header lines are short, a native call costs more) */
 function lineEnd(buf: Buffer, i: number): number {
   const n = buf.length;
   for (; i < n; i++) if (buf[i] === LF) return i;
   return -1;
+}
+
+const DIGIT = (c: number | undefined): boolean => c !== undefined && c >= 48 && c <= 57;
+
+/** buf[at, end) is "SIP/2.0", the "SIP" in any case (what /^SIP\/(\d+\.\d+)$/i accepts, for version 2.0) */
+function isSip20(buf: Buffer, at: number, end: number): boolean {
+  return (
+    end - at === 7 &&
+    (buf[at]! | 0x20) === 0x73 &&
+    (buf[at + 1]! | 0x20) === 0x69 &&
+    (buf[at + 2]! | 0x20) === 0x70 &&
+    buf[at + 3] === 0x2f &&
+    buf[at + 4] === 0x32 &&
+    buf[at + 5] === 0x2e &&
+    buf[at + 6] === 0x30
+  );
+}
+
+/** a first line (ending at `end`) "SIP/2.0 NNN" alone or followed by a space and a reason */
+function isStatusLine20(buf: Buffer, end: number): boolean {
+  return (
+    end >= 11 &&
+    buf[3] === 0x2f &&
+    buf[4] === 0x32 &&
+    buf[5] === 0x2e &&
+    buf[6] === 0x30 &&
+    buf[7] === SP &&
+    DIGIT(buf[8]) &&
+    DIGIT(buf[9]) &&
+    DIGIT(buf[10]) &&
+    (end === 11 || (buf[11] === SP && noCr(buf, 12, end)))
+  );
+}
+
+/** no CR in buf[from, end): the regular expression's `.` takes none */
+function noCr(buf: Buffer, from: number, end: number): boolean {
+  for (let i = from; i < end; i++) if (buf[i] === CR) return false;
+  return true;
 }
 
 export class SipMessage implements SipMsg {
@@ -79,15 +133,22 @@ export class SipMessage implements SipMsg {
     const eol = lineEnd(buf, 0);
     if (eol < 0) malformed('no end of first line');
     const flEnd = eol > 0 && buf[eol - 1] === CR ? eol - 1 : eol;
-    const first = buf.toString('latin1', 0, flEnd);
+    const first = latin1(buf, 0, flEnd);
     if (first.startsWith('SIP/')) {
-      const m = /^SIP\/(\d+\.\d+) (\d{3}) (.*)$/.exec(first) ?? /^SIP\/(\d+\.\d+) (\d{3})$/.exec(first);
-      if (!m) malformed('bad status line');
       this.isRequest = false;
-      this.version = m[1]!;
-      this.status = Number(m[2]);
+      if (isStatusLine20(buf, flEnd)) {
+        // "SIP/2.0 NNN[ reason]", nearly every reply: the checks of the regular expression below, byte by byte
+        this.version = '2.0';
+        this.status = (buf[8]! - 48) * 100 + (buf[9]! - 48) * 10 + (buf[10]! - 48);
+        this.reason = flEnd > 11 ? utf8(buf, 12, flEnd) : '';
+      } else {
+        const m = /^SIP\/(\d+\.\d+) (\d{3}) (.*)$/.exec(first) ?? /^SIP\/(\d+\.\d+) (\d{3})$/.exec(first);
+        if (!m) malformed('bad status line');
+        this.version = m[1]!;
+        this.status = Number(m[2]);
+        this.reason = m[3] !== undefined ? utf8(buf, m[1]!.length + 9, flEnd) : '';
+      }
       if (this.status < 100 || this.status > 699) malformed('status code out of range');
-      this.reason = m[3] !== undefined ? buf.toString('utf8', m[1]!.length + 9, flEnd) : '';
       this.method = '';
       this.ruri = '';
       this.ruriSpan = { start: 0, end: 0 };
@@ -97,10 +158,13 @@ export class SipMessage implements SipMsg {
       const s2 = first.indexOf(' ', s1 + 1);
       if (s1 <= 0 || s2 < 0 || first.indexOf(' ', s2 + 1) >= 0 || s2 === s1 + 1) malformed('bad request line');
       for (let i = 0; i < s1; i++) if (TOKEN[buf[i]!] !== 1) malformed('bad method');
-      const ver = (http ? /^HTTP\/(\d+\.\d+)$/ : /^SIP\/(\d+\.\d+)$/i).exec(first.slice(s2 + 1));
-      if (!ver) malformed('bad SIP version');
+      if (!http && isSip20(buf, s2 + 1, flEnd)) this.version = '2.0';
+      else {
+        const ver = (http ? /^HTTP\/(\d+\.\d+)$/ : /^SIP\/(\d+\.\d+)$/i).exec(first.slice(s2 + 1));
+        if (!ver) malformed('bad SIP version');
+        this.version = ver[1]!;
+      }
       this.isRequest = true;
-      this.version = ver[1]!;
       this.method = first.slice(0, s1);
       this.ruri = first.slice(s1 + 1, s2);
       this.ruriSpan = { start: s1 + 1, end: s2 };
@@ -185,17 +249,23 @@ export class SipMessage implements SipMsg {
     return this.#count;
   }
 
+  /** header line k's value as text: UTF-8, folded lines joined */
+  #value(k: number): string {
+    const o = k * F;
+    const value = utf8(this.buf, this.#idx[o + 2]!, this.#idx[o + 3]!);
+    return value.includes('\n') ? value.replace(/\r?\n[ \t]+/g, ' ') : value;
+  }
+
   #field(k: number): HeaderField {
     const o = k * F;
     const idx = this.#idx;
     const vs = idx[o + 2]!;
     const ve = idx[o + 3]!;
-    let value = this.buf.toString('utf8', vs, ve);
-    if (value.includes('\n')) value = value.replace(/\r?\n[ \t]+/g, ' ');
+    const value = this.#value(k);
     let ne = idx[o + 1]!;
     while (TOKEN[this.buf[ne]!] === 1) ne++;
     return {
-      name: this.buf.toString('latin1', idx[o + 1]!, ne),
+      name: latin1(this.buf, idx[o + 1]!, ne),
       id: idx[o]!,
       value,
       line: { start: idx[o + 4]!, end: idx[o + 5]! },
@@ -244,7 +314,7 @@ export class SipMessage implements SipMsg {
       if (this.#idx[o] !== id) continue;
       const vs = this.#idx[o + 2]!;
       out.push({
-        text: this.buf.toString('latin1', vs, this.#idx[o + 3]!),
+        text: latin1(this.buf, vs, this.#idx[o + 3]!),
         base: vs,
         line: { start: this.#idx[o + 4]!, end: this.#idx[o + 5]! },
       });
@@ -263,9 +333,9 @@ export class SipMessage implements SipMsg {
 
   callId(): string {
     if (this.#callId === null) {
-      const h = this.header('Call-ID');
-      if (h === null) malformed('missing Call-ID');
-      this.#callId = h.value;
+      const k = this.#first[HDR.CALL_ID]!;
+      if (k < 0) malformed('missing Call-ID');
+      this.#callId = this.#fields?.[k]!.value ?? this.#value(k);
     }
     return this.#callId;
   }
@@ -274,15 +344,36 @@ export class SipMessage implements SipMsg {
     if (this.#cseq === null) {
       const k = this.#first[HDR.CSEQ]!;
       if (k < 0) malformed('missing CSeq');
-      this.#cseq = parseCSeq(this.buf.toString('latin1', this.#idx[k * F + 2]!, this.#idx[k * F + 3]!));
+      const vs = this.#idx[k * F + 2]!;
+      const ve = this.#idx[k * F + 3]!;
+      this.#cseq = this.#plainCSeq(vs, ve) ?? parseCSeq(latin1(this.buf, vs, ve));
     }
     return this.#cseq;
+  }
+
+  /**
+   * "<digits> <method>" with one space, read from the bytes (a request's
+   * method string is reused); null for anything else, which parseCSeq reads
+   */
+  #plainCSeq(vs: number, ve: number): CSeq | null {
+    const buf = this.buf;
+    let p = vs;
+    let num = 0;
+    while (p < ve && p - vs <= 10 && buf[p]! >= 48 && buf[p]! <= 57) num = num * 10 + buf[p++]! - 48;
+    if (p === vs || p - vs > 10 || buf[p] !== SP || p + 1 >= ve) return null;
+    const ms = p + 1;
+    for (let i = ms; i < ve; i++) if (TOKEN[buf[i]!] !== 1) return null;
+    if (num > 0xffffffff) malformed('CSeq number out of range');
+    const len = ve - ms;
+    let same = this.isRequest && len === this.method.length;
+    for (let i = 0; same && i < len; i++) if (buf[ms + i] !== buf[i]) same = false;
+    return { num, method: same ? this.method : latin1(buf, ms, ve) };
   }
 
   #nameAddr(id: number, what: string): NameAddr {
     const k = this.#first[id]!;
     if (k < 0) malformed(`missing ${what}`);
-    return parseNameAddr(this.buf.toString('utf8', this.#idx[k * F + 2]!, this.#idx[k * F + 3]!));
+    return parseNameAddr(utf8(this.buf, this.#idx[k * F + 2]!, this.#idx[k * F + 3]!));
   }
 
   from(): NameAddr {
@@ -296,7 +387,13 @@ export class SipMessage implements SipMsg {
   vias(): readonly Via[] {
     if (this.#vias === null) {
       const out: Via[] = [];
-      for (const v of this.#rawValues(HDR.VIA)) out.push(...parseVias(v.text, v.base, v.line));
+      const idx = this.#idx;
+      for (let k = 0; k < this.#count; k++) {
+        const o = k * F;
+        if (idx[o] !== HDR.VIA) continue;
+        const vs = idx[o + 2]!;
+        parseVias(latin1(this.buf, vs, idx[o + 3]!), vs, { start: idx[o + 4]!, end: idx[o + 5]! }, out);
+      }
       this.#vias = out;
     }
     return this.#vias;
@@ -311,9 +408,17 @@ export class SipMessage implements SipMsg {
   maxForwards(): number | null {
     const k = this.#first[HDR.MAX_FORWARDS]!;
     if (k < 0) return null;
-    const t = this.buf.toString('latin1', this.#idx[k * F + 2]!, this.#idx[k * F + 3]!);
-    if (!/^\d{1,10}$/.test(t)) malformed('bad Max-Forwards');
-    return Number(t);
+    // 1 to 10 digits, read from the bytes
+    const vs = this.#idx[k * F + 2]!;
+    const ve = this.#idx[k * F + 3]!;
+    if (ve - vs < 1 || ve - vs > 10) malformed('bad Max-Forwards');
+    let v = 0;
+    for (let i = vs; i < ve; i++) {
+      const d = this.buf[i]! - 48;
+      if (d < 0 || d > 9) malformed('bad Max-Forwards');
+      v = v * 10 + d;
+    }
+    return v;
   }
 
   /** span of the first Max-Forwards value (for the edit that decrements it), or null */
@@ -325,7 +430,7 @@ export class SipMessage implements SipMsg {
   contentLength(): number | null {
     const k = this.#first[HDR.CONTENT_LENGTH]!;
     if (k < 0) return null;
-    return Number(this.buf.toString('latin1', this.#idx[k * F + 2]!, this.#idx[k * F + 3]!));
+    return Number(latin1(this.buf, this.#idx[k * F + 2]!, this.#idx[k * F + 3]!));
   }
 
   body(): Buffer {
@@ -342,7 +447,7 @@ export class SipMessage implements SipMsg {
 
   contacts(): NameAddr[] {
     const k = this.#first[HDR.CONTACT]!;
-    if (k >= 0 && this.buf.toString('latin1', this.#idx[k * F + 2]!, this.#idx[k * F + 3]!) === '*') return [];
+    if (k >= 0 && latin1(this.buf, this.#idx[k * F + 2]!, this.#idx[k * F + 3]!) === '*') return [];
     return this.#nameAddrList(HDR.CONTACT);
   }
 

@@ -1,5 +1,5 @@
 import { SwitchyardError } from '../errors.js';
-import { parseParams } from './headers/params.js';
+import { type ParamList, parseParams } from './headers/params.js';
 import type { UriParts } from '../contract/sip.js';
 
 /**
@@ -14,7 +14,7 @@ export function parseUri(raw: string): UriParts {
     throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad URI "${raw.slice(0, 40)}"`);
   const scheme = raw.slice(0, colon).toLowerCase();
   if (scheme !== 'sip' && scheme !== 'sips') {
-    return { raw, scheme, user: '', password: '', host: '', port: 0, params: '', headers: '', param: () => undefined };
+    return new ParsedUri(raw, scheme, '', '', '', 0, '', '');
   }
   let rest = raw.slice(colon + 1);
   let user = '';
@@ -62,19 +62,27 @@ export function parseUri(raw: string): UriParts {
   if (host === '' || !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)$/.test(host))
     throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad host in "${raw.slice(0, 40)}"`);
   if (port > 65535) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'port out of range');
-  let parsed: ReturnType<typeof parseParams> | null = null;
-  return {
-    raw,
-    scheme,
-    user,
-    password,
-    host,
-    port,
-    params,
-    headers,
-    param(name: string) {
-      parsed ??= parseParams(params, false);
-      return parsed.map.get(name.toLowerCase());
-    },
-  };
+  return new ParsedUri(raw, scheme, user, password, host, port, params, headers);
+}
+
+/** a split URI; its parameters are parsed on the first lookup (a method, not a closure per URI) */
+class ParsedUri implements UriParts {
+  #parsed: ParamList | null = null;
+
+  constructor(
+    readonly raw: string,
+    readonly scheme: string,
+    readonly user: string,
+    readonly password: string,
+    readonly host: string,
+    readonly port: number,
+    readonly params: string,
+    readonly headers: string,
+  ) {}
+
+  param(name: string): string | null | undefined {
+    if (this.params === '') return undefined;
+    this.#parsed ??= parseParams(this.params, false);
+    return this.#parsed.map.get(name.toLowerCase());
+  }
 }

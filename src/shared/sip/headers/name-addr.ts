@@ -1,7 +1,8 @@
 import { SwitchyardError } from '../../errors.js';
-import { isWs, parseParams } from './params.js';
+import { PICKED, type ParamMap, isWs, parseParams } from './params.js';
 import type { NameAddr } from '../../contract/sip.js';
 
+const PICK_TAG = ['tag'] as const;
 const TOKEN_LWS = /^[A-Za-z0-9\-.!%*_+`'~ \t]*$/;
 
 /**
@@ -55,12 +56,25 @@ export function parseNameAddr(raw: string): NameAddr {
     if (uri === '' || /[\s?,]/.test(uri))
       throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad address "${uri.slice(0, 40)}"`);
   }
-  const params = parseParams(rest);
-  return {
-    display,
-    uri,
-    tag: params.map.get('tag') ?? '',
-    params: params.raw,
-    param: (name: string) => params.map.get(name.toLowerCase()),
-  };
+  const params = parseParams(rest, true, PICK_TAG);
+  return new ParsedNameAddr(display, uri, params.raw, params.map, PICKED[0] ?? '');
+}
+
+/** a parsed name-addr; its parameters are read from their text on demand (a method, not a closure per value) */
+class ParsedNameAddr implements NameAddr {
+  readonly #map: ParamMap;
+
+  constructor(
+    readonly display: string,
+    readonly uri: string,
+    readonly params: string,
+    map: ParamMap,
+    readonly tag: string,
+  ) {
+    this.#map = map;
+  }
+
+  param(name: string): string | null | undefined {
+    return this.#map.get(name.toLowerCase());
+  }
 }

@@ -77,13 +77,31 @@ export const NO_PARAMS: ParamList = { raw: '', map: new ParamMap('') };
  * quoted or bracketed IPv6). Names are matched case-insensitively. An empty
  * param (';;') is malformed. Checked here; values are read on demand.
  */
-export function parseParams(text: string, strict = true): ParamList {
+export function parseParams(text: string, strict = true, pick: readonly string[] = NOTHING): ParamList {
+  for (let k = 0; k < pick.length; k++) PICKED[k] = undefined;
   const t = text.trim();
   if (t === '') return NO_PARAMS;
   if (t.charCodeAt(0) !== 59) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `unexpected "${t.slice(0, 20)}"`);
-  for (let i = 1; i > 0 && i <= t.length;) i = nextParam(t, i, strict);
+  for (let i = 1; i > 0 && i <= t.length;) {
+    i = nextParam(t, i, strict);
+    const len = SPAN[1]! - SPAN[0]!;
+    for (let k = 0; k < pick.length; k++) {
+      const name = pick[k]!;
+      if (len === name.length && sameLower(t, SPAN[0]!, name))
+        PICKED[k] = SPAN[2]! < 0 ? null : unquote(t, SPAN[2]!, SPAN[3]!);
+    }
+  }
   return { raw: t, map: new ParamMap(t) };
 }
+
+const NOTHING: readonly string[] = [];
+
+/**
+ * The values of parseParams' `pick` names (lowercase) from its last call,
+ * in their order, as ParamMap.get gives them: read in the pass that checks
+ * the parameters instead of a pass each (one isolate, one caller at a time).
+ */
+export const PICKED: Array<string | null | undefined> = [undefined, undefined, undefined, undefined];
 
 /**
  * The parameter starting at `i` (just after its ';'), into SPAN: name start
