@@ -71,15 +71,7 @@ export function parseVias(text: string, base: number, line: Span, out: Via[] = [
     const m = VIA_RE.exec(v.includes('\n') ? v.replace(/\r?\n[ \t]+/g, ' ') : v);
     if (!m) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', `bad Via "${v.slice(0, 60)}"`);
     const port = m[3] !== undefined ? Number(m[3]) : 0;
-    const via = new ViaValue(
-      m[1]!.toUpperCase(),
-      m[2]!,
-      port,
-      m[4]!,
-      { start: base + s, end: base + e },
-      line,
-      shared,
-    );
+    const via = new ViaValue(m[1]!.toUpperCase(), m[2]!, port, m[4]!, { start: base + s, end: base + e }, line, shared);
     // after the parameters: a value with both problems is reported for its parameters
     if (port > 65535) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'bad Via port');
     out.push(via);
