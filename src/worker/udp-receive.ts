@@ -1,3 +1,5 @@
+// Buffer from its module: in Node 20 the global is a getter, run on every use on the hot path
+import { Buffer } from 'node:buffer';
 import { hostPort, type ListenSocket } from '../shared/config/listen.js';
 import type { Counters } from '../shared/counters/counters.js';
 import { SwitchyardError } from '../shared/errors.js';

@@ -13,6 +13,8 @@
  * Control messages (shutdown, status) use the worker's MessagePort: they are
  * rare, and a structured clone there costs nothing that matters.
  */
+// Buffer from its module: in Node 20 the global is a getter, run on every use on the hot path
+import { Buffer } from 'node:buffer';
 import type { RingReader, RingWriter } from './ring.js';
 import type { Proto } from '../contract/sip.js';
 

@@ -1,3 +1,5 @@
+// Buffer from its module: in Node 20 the global is a getter, run on every use on the hot path
+import { Buffer } from 'node:buffer';
 import type { ReceiveInfo, ScriptContext, ScriptServices } from '../modules/types.js';
 import { MessageEdits } from '../sip/edits.js';
 import { parseSipMessage } from '../sip/message.js';

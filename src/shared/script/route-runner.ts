@@ -1,3 +1,5 @@
+// performance from its module: in Node 20 the global is a getter, run on every use
+import { performance } from 'node:perf_hooks';
 import type { Counters } from '../counters/counters.js';
 import type { CounterHandle } from '../contract/host.js';
 import { histograms, H_REQUEST } from '../counters/histograms.js';

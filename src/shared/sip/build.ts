@@ -1,3 +1,5 @@
+// Buffer from its module: in Node 20 the global is a getter, run on every use on the hot path
+import { Buffer } from 'node:buffer';
 import type { MessageEdits } from './edits.js';
 import type { SipMsg, Via } from '../contract/sip.js';
 

@@ -11,6 +11,8 @@
  * continuation lines included). Strings and structured values (Via, CSeq,
  * From/To …) are made on first use and cached.
  */
+// Buffer from its module: in Node 20 the global is a getter, run on every use on the hot path
+import { Buffer } from 'node:buffer';
 import { SwitchyardError } from '../errors.js';
 import { HDR, HDR_COUNT, headerIdByName, headerIdOf } from './header-names.js';
 import { parseCSeq } from './headers/cseq.js';

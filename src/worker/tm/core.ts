@@ -1,4 +1,6 @@
 /** tm: the state of one worker's transactions, and what every part of it does to them (final replies, callbacks, CANCEL/ACK). */
+// Buffer from its module: in Node 20 the global is a getter, run on every use on the hot path
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { Counters } from '../../shared/counters/counters.js';
 import type { CounterHandle } from '../../shared/contract/host.js';

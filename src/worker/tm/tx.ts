@@ -1,4 +1,6 @@
 /** tm: the transaction records, their keys, and the RFC 3261 timer values. */
+// Buffer from its module: in Node 20 the global is a getter, run on every use on the hot path
+import { Buffer } from 'node:buffer';
 import type { CounterHandle } from '../../shared/contract/host.js';
 import { RequestKey } from '../../shared/contract/request.js';
 import { type Destination, type ScriptContext } from '../../shared/modules/types.js';

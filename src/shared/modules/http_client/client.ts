@@ -6,6 +6,8 @@
  * line), and every failure turned into a CURLE_* number. Unlike libcurl in
  * Kamailio, a transfer never blocks the worker: the route awaits it.
  */
+// performance from its module: in Node 20 the global is a getter, run on every use
+import { performance } from 'node:perf_hooks';
 import { histograms, H_HTTP } from '../../counters/histograms.js';
 import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';

@@ -14,6 +14,8 @@
  * expired one is always at the head, and is dropped from there; one whose
  * deadline is (nearly) due when a slot frees is settled, not started.
  */
+// performance from its module: in Node 20 the global is a getter, run on every use
+import { performance } from 'node:perf_hooks';
 import { histograms, H_HTTP } from '../../counters/histograms.js';
 import type { Agent, buildConnector, Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
