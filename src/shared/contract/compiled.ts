@@ -103,7 +103,7 @@ export interface CoreParams {
   workerWatchdog: number;
   /** worker_heap_mb= (MB, 0: V8's own): the V8 old-generation heap limit of each SIP worker and of the event dispatcher */
   workerHeapMb: number;
-  /** worker_young_heap_mb= (MB, 0: V8's own): their young-generation limit */
+  /** worker_young_heap_mb= (MB, 6 by default, 0: V8's own): their young-generation limit */
   workerYoungHeapMb: number;
   mpath: string;
   tcpConnectionLifetime: number | null;
