@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
@@ -182,6 +183,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const firstOf = (proto: Proto): ListenSocket | undefined => sockets.find((s) => s.proto === proto);
 
   const miRef: { registry: MiRegistry | null } = { registry: null };
+  // V8's heap growing factor is one flag for the whole process: set before any thread starts
+  if (core.workerHeapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${core.workerHeapGrowingPercent}`);
   const supervisor = new Supervisor(
     {
       workers,

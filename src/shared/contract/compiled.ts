@@ -105,6 +105,8 @@ export interface CoreParams {
   workerHeapMb: number;
   /** worker_young_heap_mb= (MB, 6 by default, 0: V8's own): their young-generation limit */
   workerYoungHeapMb: number;
+  /** worker_heap_growing_percent= (%, 300 by default, 0: V8's own): V8's --heap-growing-percent for every thread */
+  workerHeapGrowingPercent: number;
   mpath: string;
   tcpConnectionLifetime: number | null;
   /** tcp_max_connections / tls_max_connections: open connections allowed per family (null: 2048, Kamailio's default) */

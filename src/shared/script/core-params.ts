@@ -74,6 +74,7 @@ const CORE: Record<string, Setter> = {
   // below 16 MB a thread cannot compile a script and start
   worker_heap_mb: intParam((c, n) => (c.workerHeapMb = n <= 0 ? 0 : Math.max(16, n))),
   worker_young_heap_mb: intParam((c, n) => (c.workerYoungHeapMb = Math.max(0, n))),
+  worker_heap_growing_percent: intParam((c, n) => (c.workerHeapGrowingPercent = Math.max(0, n))),
   advertised_address: (c, v) => void (c.advertisedAddress = String(v)),
   advertised_port: intParam((c, n) => (c.advertisedPort = n)),
   mpath: (c, v) => void (c.mpath = String(v)),
@@ -182,6 +183,8 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     workerHeapMb: 512,
     // 6 MB: V8's 2 MB semi-spaces; short scavenges for s2's p99 (README "How it runs")
     workerYoungHeapMb: 6,
+    // the old generation grows to 4× its live size between full collections (README "How it runs")
+    workerHeapGrowingPercent: 300,
     mpath: '',
     tcpConnectionLifetime: null,
     tcpMaxConnections: null,
