@@ -181,9 +181,9 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     exitTimeout: null,
     workerWatchdog: 10,
     workerHeapMb: 512,
-    // 6 MB: V8's 2 MB semi-spaces; short scavenges for s2's p99 (README "How it runs")
+    // 6 MB: V8's 2 MB semi-spaces; short scavenges for s2's p99 (README "Running it")
     workerYoungHeapMb: 6,
-    // the old generation grows to 4× its live size between full collections (README "How it runs")
+    // the old generation grows to 4× its live size between full collections (README "Running it")
     workerHeapGrowingPercent: 300,
     mpath: '',
     tcpConnectionLifetime: null,

@@ -361,7 +361,7 @@ export class SipMessage implements SipMsg {
     const buf = this.buf;
     let p = vs;
     let num = 0;
-    while (p < ve && p - vs <= 10 && buf[p]! >= 48 && buf[p]! <= 57) num = num * 10 + buf[p++]! - 48;
+    while (p < ve && p - vs <= 10 && DIGIT(buf[p])) num = num * 10 + buf[p++]! - 48;
     if (p === vs || p - vs > 10 || buf[p] !== SP || p + 1 >= ve) return null;
     const ms = p + 1;
     for (let i = ms; i < ve; i++) if (TOKEN[buf[i]!] !== 1) return null;

@@ -9,6 +9,9 @@ export const isWs = (c: number): boolean => c === 32 || c === 9 || c === 13 || c
 
 /** split on top-level commas (not inside "quotes" or <brackets>); returns [start, end) pairs, trimmed */
 export function splitCommas(text: string): Array<[number, number]> {
+  // one value without quotes or brackets, nearly every header: nothing to walk
+  if (text.indexOf(',') < 0 && text.indexOf('"') < 0 && text.indexOf('<') < 0)
+    return [trimmedSpan(text, 0, text.length)];
   const out: Array<[number, number]> = [];
   let start = 0;
   let inQuote = false;
@@ -25,16 +28,21 @@ export function splitCommas(text: string): Array<[number, number]> {
     else if (c === 60) inAngle = true;
     else if (c === 62) inAngle = false;
     else if (c === 44 && !inAngle) {
-      let s = start;
-      let e = i;
-      while (s < e && isWs(text.charCodeAt(s))) s++;
-      while (e > s && isWs(text.charCodeAt(e - 1))) e--;
-      out.push([s, e]);
+      out.push(trimmedSpan(text, start, i));
       start = i + 1;
     }
   }
   if (inQuote) throw new SwitchyardError('SY_ERR_SIP_MALFORMED', 'unterminated quoted string');
   return out;
+}
+
+/** [s, e) of text[start, end) without blanks at either end */
+function trimmedSpan(text: string, start: number, end: number): [number, number] {
+  let s = start;
+  let e = end;
+  while (s < e && isWs(text.charCodeAt(s))) s++;
+  while (e > s && isWs(text.charCodeAt(e - 1))) e--;
+  return [s, e];
 }
 
 /**

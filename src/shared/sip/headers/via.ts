@@ -1,5 +1,5 @@
 import { SwitchyardError } from '../../errors.js';
-import { PICKED, type ParamMap, isWs, parseParams, splitCommas } from './params.js';
+import { PICKED, type ParamMap, parseParams, splitCommas } from './params.js';
 import type { Span, Via } from '../../contract/sip.js';
 
 const VIA_RE =
@@ -45,24 +45,13 @@ class ViaValue implements Via {
   }
 }
 
-/** [start, end) of `text` without blanks at either end */
-function trimmed(text: string): Array<[number, number]> {
-  let s = 0;
-  let e = text.length;
-  while (s < e && isWs(text.charCodeAt(s))) s++;
-  while (e > s && isWs(text.charCodeAt(e - 1))) e--;
-  return [[s, e]];
-}
-
 /**
  * Parse every Via value of one header line, appending to `out`. `text` is
  * the latin1 body, `base` its byte offset in the message; `line` the whole
  * header line.
  */
 export function parseVias(text: string, base: number, line: Span, out: Via[] = []): Via[] {
-  // one value without quotes or brackets, nearly every line: nothing to split
-  const plain = text.indexOf(',') < 0 && text.indexOf('"') < 0 && text.indexOf('<') < 0;
-  const parts = plain ? trimmed(text) : splitCommas(text);
+  const parts = splitCommas(text);
   const shared = parts.length > 1;
   for (let i = 0; i < parts.length; i++) {
     const s = parts[i]![0];
