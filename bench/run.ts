@@ -142,6 +142,8 @@ interface ScenarioSettings {
   transport?: 'udp' | 'tcp';
   /** s4: the server's evapi socket, where the bench's client counts one event per call */
   evapi?: { port: number };
+  /** the rate of switchyard's compiler warm-up (default: the fixed rate); see measureServer */
+  warmRate?: number;
   /** messages the proxy receives per call of the scenario's uac (default MSGS_PER_CALL) */
   msgsPerCall?: number;
   /** more sipp arguments for the uac (digest credentials: -au, -ap) */
@@ -164,8 +166,9 @@ const STEP_LIMIT = smoke ? 1 : quick ? Math.min(2, LISTED.length) : MAX_STEPS;
 const stepAt = (i: number): number => (smoke ? fixedRate * 2 : stepRate(LISTED, i));
 const STEP_SECONDS = smoke ? 1 : quick ? 3 : 5;
 const FIXED_SECONDS = smoke ? 1 : quick ? 3 : 8;
-/** the fewest calls of the warm-up at the fixed rate, per switchyard SIP worker (see measureServer) */
-const WARM_CALLS = 2400;
+/** calls of switchyard's compiler warm-up, per SIP worker (see measureServer) */
+const WARM_CALLS = 6000;
+const WARM_RATE = smoke ? fixedRate : (settings.warmRate ?? fixedRate);
 // the built-in uac fails a call whose 180 overtakes its 200, which kamailio's UDP children may do
 const UAC = existsSync(`${DIR}uac.xml`) ? `${DIR}uac.xml` : `${ROOT}bench/lib/uac.xml`;
 const UAS_PORTS = settings.uas ?? [UAS_PORT];
@@ -353,16 +356,19 @@ async function benchServer(
       uacPath = { transport: 't1', extra: ['-rsa', `127.0.0.1:${relay.port}`] };
     } else uacPath = TCP ? { transport: 't1' } : {};
     if (settings.evapi) events = await EvapiCounter.connect(settings.evapi.port);
-    // warm-up, not reported: a second at half the rate, then 3 s at the fixed rate (6 s over TLS, whose path takes
-    // seconds more to reach its pace) and at least WARM_CALLS calls, so that the fixed run meets compiled code and
-    // grown tables, as a server that has run for a while does, not a cold start: V8 optimises a function once it
-    // has run often enough, and at s3's 80 cps 3 s are 240 calls (measured: 2094 µs/call after them, 1234 after 2400)
+    // warm-up, not reported: a second at half the rate (a cold server sheds load while it compiles); for
+    // switchyard WARM_CALLS calls per SIP worker, each worker's isolate compiling from its own share, so that the
+    // fixed run meets compiled code (V8 optimises a function once it has run often enough: at s3's 80 cps its
+    // compiler threads still cost 83-125 µs/call after 2400 calls per worker, 32 after 6000; kamailio has no
+    // compiler to warm); then 3 s at the fixed rate (6 s over TLS, whose path takes seconds more to reach its
+    // pace), so that the fixed run meets grown tables, as a server that has run for a while does
     const half = Math.max(1, Math.round(fixedRate / 2));
     const warmups: Array<[calls: number, rate: number]> = smoke
       ? [[50, Math.min(50, fixedRate)]]
       : [
           [half, half],
-          [Math.max(WARM_CALLS * t.children, fixedRate * (settings.tls ? 6 : 3)), fixedRate],
+          ...(t.server === 'switchyard' ? [[WARM_CALLS * t.children, WARM_RATE] as [number, number]] : []),
+          [fixedRate * (settings.tls ? 6 : 3), fixedRate],
         ];
     for (const [calls, rate] of warmups) {
       await runUac({
