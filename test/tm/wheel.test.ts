@@ -9,10 +9,10 @@ test(
     // 16 slots of 50 ms: the timers span a turn and a half
     const wheel = new TimerWheel(50, 16);
     const t0 = Date.now();
-    const fired: Array<{ at: number; now: number }> = [];
-    const timers: WheelTimer[] = [];
+    const fired: Array<{ at: number; now: number; i: number }> = [];
+    const timers: WheelTimer<number>[] = [];
     for (let i = 0; i < 500; i++) {
-      const t: WheelTimer = new WheelTimer((now: number) => fired.push({ at: t.at, now }));
+      const t: WheelTimer<number> = new WheelTimer((n, now: number) => fired.push({ at: t.at, now, i: n }), i);
       wheel.schedule(t, t0 + ((i * 7) % 1200));
       timers.push(t);
     }
@@ -25,15 +25,18 @@ test(
     }
     // a timer that re-arms itself from its own callback
     let rounds = 0;
-    const again: WheelTimer = new WheelTimer((now: number) => {
+    const again: WheelTimer<null> = new WheelTimer((_, now: number) => {
       if (++rounds < 5) wheel.schedule(again, now + 60);
-    });
+    }, null);
     wheel.schedule(again, t0 + 10);
     try {
       for (const end = Date.now() + 5000; wheel.size > 0 && Date.now() < end;)
         await new Promise((r) => setTimeout(r, 20));
       assert.equal(wheel.size, 0);
       assert.equal(fired.length, timers.length - cancelled);
+      // each timer's own subject, once
+      assert.equal(new Set(fired.map((f) => f.i)).size, fired.length);
+      assert.ok(fired.every((f) => f.i % 5 !== 0));
       assert.equal(rounds, 5);
       for (const f of fired) {
         assert.ok(f.now >= f.at, `fired ${f.at - f.now} ms early`);
@@ -52,11 +55,11 @@ test(
     const wheel = new TimerWheel(50, 16);
     const fired: string[] = [];
     const late: Array<{ name: string; ms: number }> = [];
-    const timer = (name: string): WheelTimer => {
-      const t: WheelTimer = new WheelTimer((now) => {
+    const timer = (name: string): WheelTimer<null> => {
+      const t: WheelTimer<null> = new WheelTimer((_, now) => {
         fired.push(name);
         late.push({ name, ms: now - t.at });
-      });
+      }, null);
       return t;
     };
     try {
@@ -70,7 +73,7 @@ test(
       wheel.schedule(timer('in 400 ms'), t0 + 400);
       wheel.schedule(timer('past'), t0 - 1000);
       wheel.schedule(timer('in 150 ms'), t0 + 150);
-      const chained = new WheelTimer((now) => wheel.schedule(timer('from a callback'), now + 100));
+      const chained = new WheelTimer((_, now) => wheel.schedule(timer('from a callback'), now + 100), null);
       wheel.schedule(chained, t0 + 200);
       for (const end = Date.now() + 5000; wheel.size > 0 && Date.now() < end;)
         await new Promise((r) => setTimeout(r, 20));
@@ -91,10 +94,10 @@ test(
     const runs = new Map<number, number>();
     const errors: string[] = [];
     const loose = (at: number, slackMs: number): void => {
-      const t: WheelTimer = new WheelTimer((now) => {
+      const t: WheelTimer<null> = new WheelTimer((_, now) => {
         runs.set(now, (runs.get(now) ?? 0) + 1);
         if (now < t.at) errors.push(`fired ${t.at - now} ms early`);
-      });
+      }, null);
       wheel.scheduleLoose(t, at, slackMs);
     };
     try {

@@ -133,8 +133,8 @@ export function send(
     retransAt: now + T1,
     interval: T1,
     timeoutAt: now + s.frNonInvite,
-    retransTimer: new WheelTimer((t) => core.retransmit(c, t)),
-    frTimer: new WheelTimer(() => core.branchTimedOut(c)),
+    retransTimer: null,
+    frTimer: null,
     cancelBase: {
       ruri: ruri ?? msg.ruri,
       via: out.via,
@@ -147,8 +147,8 @@ export function send(
   s.branches.push(c);
   core.client.set(branch, c);
   core.counters.inc(core.c.uac);
-  if (out.proto === 'udp') core.wheel.schedule(c.retransTimer, c.retransAt);
-  core.wheel.schedule(c.frTimer, c.timeoutAt);
+  if (out.proto === 'udp') core.armRetransmit(c);
+  core.armFr(c);
   core.svc.send(out, out.bytes);
   return 1;
 }

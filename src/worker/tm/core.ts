@@ -120,6 +120,8 @@ export class TmCore {
 
   sendCancel(c: ClientTx): void {
     const b = c.cancelBase;
+    // null once done: every branch is final, nothing to cancel
+    if (b === null) return;
     const lines = [
       `CANCEL ${b.ruri} SIP/2.0`,
       `Via: ${b.via}`,
@@ -138,6 +140,8 @@ export class TmCore {
 
   sendAck(c: ClientTx, reply: SipMsg): void {
     const b = c.cancelBase;
+    // a branch that ended by a 2xx (or a non-INVITE) and then gets a non-2xx: nothing to ACK with
+    if (b === null) return;
     const to = reply.header('To')?.value ?? c.to;
     const lines = [
       `ACK ${b.ruri} SIP/2.0`,
@@ -189,9 +193,9 @@ export class TmCore {
       label: 0,
       gAt: 0,
       gInterval: T1,
-      gTimer: new WheelTimer((now) => this.#timerG(s, now)),
-      suspendTimer: new WheelTimer(() => this.#suspendExpired(s)),
-      waitTimer: new WheelTimer((now) => this.#waitOver(s, now)),
+      gTimer: null,
+      suspendTimer: null,
+      waitTimer: null,
       pending: 0,
     };
     kServerTx.set(ctx, s);
@@ -288,7 +292,7 @@ export class TmCore {
         // timer G until the ACK comes; timer H gives up on it (RFC 3261 §17.2.1)
         s.gInterval = T1;
         s.gAt = Date.now() + T1;
-        this.wheel.schedule(s.gTimer, s.gAt);
+        this.armG(s);
         this.expireAt(s, Date.now() + 64 * T1);
       }
     }
@@ -307,8 +311,13 @@ export class TmCore {
     for (const c of s.branches) if (c.status < 200) return;
     for (const c of s.branches) {
       c.failover = null;
-      // only an INVITE branch ended by a non-2xx ACKs again (a retransmitted final): its Route lines
-      c.bytes = c.invite && c.status >= 300 ? Buffer.from(routeLines(c.bytes).join('\r\n'), 'latin1') : NO_BYTES;
+      // only an INVITE branch ended by a non-2xx ACKs again (a retransmitted final): its Route lines and cancelBase
+      if (c.invite && c.status >= 300) c.bytes = Buffer.from(routeLines(c.bytes).join('\r\n'), 'latin1');
+      else {
+        c.bytes = NO_BYTES;
+        c.cancelBase = null;
+        c.to = '';
+      }
     }
     if (s.lastReply !== null) s.lastReply = ownedCopy(s.lastReply);
     s.ctx = null;
@@ -345,6 +354,7 @@ export class TmCore {
     s.expiresAt = at;
     // up to WAIT_SLACK_MS later, with other timers: sparse ends share the thread's wake-ups
     // (they only free memory; a late one holds it a little longer)
+    s.waitTimer ??= new WheelTimer(this.#fireWait, s);
     this.wheel.scheduleLoose(s.waitTimer, at, WAIT_SLACK_MS);
   }
 
@@ -362,7 +372,7 @@ export class TmCore {
     this.counters.inc(this.c.retrans);
     c.interval = c.invite ? c.interval * 2 : Math.min(c.interval * 2, T2);
     c.retransAt = now + c.interval;
-    this.wheel.schedule(c.retransTimer, c.retransAt);
+    this.armRetransmit(c);
   }
 
   /** timer G: the non-2xx final to an INVITE again, until its ACK */
@@ -372,8 +382,39 @@ export class TmCore {
     this.counters.inc(this.c.retrans);
     s.gInterval = Math.min(s.gInterval * 2, T2);
     s.gAt = now + s.gInterval;
+    this.armG(s);
+  }
+
+  /** timer G at s.gAt; made on first use (only a non-2xx final to an INVITE over UDP has one) */
+  armG(s: ServerTx): void {
+    s.gTimer ??= new WheelTimer(this.#fireG, s);
     this.wheel.schedule(s.gTimer, s.gAt);
   }
+
+  /** t_suspend()'s wait, until s.suspendUntil; made on first use */
+  armSuspend(s: ServerTx): void {
+    s.suspendTimer ??= new WheelTimer(this.#fireSuspend, s);
+    this.wheel.schedule(s.suspendTimer, s.suspendUntil);
+  }
+
+  /** timer A/E at c.retransAt */
+  armRetransmit(c: ClientTx): void {
+    c.retransTimer ??= new WheelTimer(this.#fireRetransmit, c);
+    this.wheel.schedule(c.retransTimer, c.retransAt);
+  }
+
+  /** timer B/F (fr_timer, fr_inv_timer) at c.timeoutAt */
+  armFr(c: ClientTx): void {
+    c.frTimer ??= new WheelTimer(this.#fireFr, c);
+    this.wheel.schedule(c.frTimer, c.timeoutAt);
+  }
+
+  // what the timers of each kind call, one function for all transactions
+  readonly #fireG = (s: ServerTx, now: number): void => this.#timerG(s, now);
+  readonly #fireSuspend = (s: ServerTx): void => this.#suspendExpired(s);
+  readonly #fireWait = (s: ServerTx, now: number): void => this.#waitOver(s, now);
+  readonly #fireRetransmit = (c: ClientTx, now: number): void => this.retransmit(c, now);
+  readonly #fireFr = (c: ClientTx): void => this.branchTimedOut(c);
 
   /** t_suspend(): the wait ran out */
   #suspendExpired(s: ServerTx): void {
@@ -387,6 +428,6 @@ export class TmCore {
   #waitOver(s: ServerTx, now: number): void {
     if ((s.status >= 200 || s.branches.length === 0) && s.pending === 0 && s.expiresAt <= now) this.forget(s);
     // a branch or a pending one appeared since: look again at the next tick, as long as it has a time set
-    else this.wheel.schedule(s.waitTimer, Math.max(s.expiresAt, now + TICK_MS));
+    else this.wheel.schedule(s.waitTimer!, Math.max(s.expiresAt, now + TICK_MS));
   }
 }

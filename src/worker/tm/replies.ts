@@ -62,7 +62,7 @@ export function onReply(core: TmCore, reply: SipMsg, replyCtx: ScriptContext): b
       // a provisional ends an INVITE's retransmissions; fr_inv_timer runs from it
       core.wheel.cancel(c.retransTimer);
       c.timeoutAt = Date.now() + s.frInvite;
-      core.wheel.schedule(c.frTimer, c.timeoutAt);
+      core.armFr(c);
     }
     if (code === 100) return true; // hop by hop
     run(() => {

@@ -131,7 +131,7 @@ export class Transactions implements WorkerTransactions {
     if (s === null || s.status >= 200 || s.suspended) return -1;
     this.suspendTx(ctx);
     s.suspendUntil = Date.now() + (s.invite ? s.frInvite : s.frNonInvite);
-    this.#core.wheel.schedule(s.suspendTimer, s.suspendUntil);
+    this.#core.armSuspend(s);
     this.#core.labelOf(s);
     return 1;
   }

@@ -42,11 +42,15 @@ export interface ClientTx {
   interval: number;
   timeoutAt: number;
   /** timers A/E: retransmission over UDP until a reply (INVITE) or a final (non-INVITE) */
-  readonly retransTimer: WheelTimer;
+  retransTimer: WheelTimer<ClientTx> | null;
   /** timers B/F: fr_timer, then fr_inv_timer after a provisional */
-  readonly frTimer: WheelTimer;
-  /** the request line, Via, From, Call-ID, CSeq and Route of the branch, for CANCEL and ACK */
-  readonly cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number };
+  frTimer: WheelTimer<ClientTx> | null;
+  /**
+   * the request line, Via, From, Call-ID and CSeq of the branch, for CANCEL
+   * and ACK; null once the transaction is done, unless the branch may ACK
+   * again (an INVITE branch ended by a non-2xx)
+   */
+  cancelBase: { ruri: string; via: string; from: string; callId: string; cseq: number } | null;
   to: string;
 }
 
@@ -91,10 +95,12 @@ export interface ServerTx {
   /** timer G: next retransmission of a non-2xx final over UDP (0: off) */
   gAt: number;
   gInterval: number;
-  readonly gTimer: WheelTimer;
-  readonly suspendTimer: WheelTimer;
-  /** wt_timer, timer H or timer I: then it is forgotten */
-  readonly waitTimer: WheelTimer;
+  /** timer G, made on first use (armG) */
+  gTimer: WheelTimer<ServerTx> | null;
+  /** t_suspend()'s wait, made on first use (armSuspend) */
+  suspendTimer: WheelTimer<ServerTx> | null;
+  /** wt_timer, timer H or timer I: then it is forgotten; made on first use (expireAt) */
+  waitTimer: WheelTimer<ServerTx> | null;
   /** branches not sent yet: their branch_route is still waiting (a media relay's answer), or their destination name is resolving */
   pending: number;
 }

@@ -17,20 +17,45 @@ const DUE = -2;
 /** scheduleLoose: the most timers a tick takes from later ticks (a tick's timers run back to back) */
 const SHARED_TICK = 64;
 
-export class WheelTimer {
+/** what the wheel holds: a timer of any subject */
+export interface Timer {
   /** when it fires (ms, Date.now() clock) */
-  at = 0;
+  at: number;
   /** its slot; -1 not armed */
-  slot = -1;
-  prev: WheelTimer | null = null;
-  next: WheelTimer | null = null;
+  slot: number;
+  prev: Timer | null;
+  next: Timer | null;
+  fire(now: number): void;
+}
 
-  constructor(readonly fire: (now: number) => void) {}
+/**
+ * One timer: `fire(subject, now)` when it is due. `fire` is shared by every
+ * timer of a kind and `subject` is what it acts on, so that a timer is one
+ * object rather than one with a closure and its context: a transaction's
+ * timers live as long as it does, through wt_timer into the old generation,
+ * where every object is one more for a full collection to mark.
+ */
+export class WheelTimer<T> implements Timer {
+  at = 0;
+  slot = -1;
+  prev: Timer | null = null;
+  next: Timer | null = null;
+  readonly #fire: (subject: T, now: number) => void;
+  readonly #subject: T;
+
+  constructor(fire: (subject: T, now: number) => void, subject: T) {
+    this.#fire = fire;
+    this.#subject = subject;
+  }
+
+  fire(now: number): void {
+    this.#fire(this.#subject, now);
+  }
 }
 
 export class TimerWheel {
   readonly #tickMs: number;
-  readonly #slots: Array<WheelTimer | null>;
+  readonly #slots: Array<Timer | null>;
   readonly #mask: number;
   #size = 0;
   /** timers per slot */
@@ -44,7 +69,7 @@ export class TimerWheel {
   /** `slots`: a power of two */
   constructor(tickMs: number, slots = 1024) {
     this.#tickMs = tickMs;
-    this.#slots = new Array<WheelTimer | null>(slots).fill(null);
+    this.#slots = new Array<Timer | null>(slots).fill(null);
     this.#mask = slots - 1;
     this.#counts = new Int32Array(slots);
   }
@@ -55,7 +80,7 @@ export class TimerWheel {
   }
 
   /** arm `t` for `at`, moving it when it was armed already */
-  schedule(t: WheelTimer, at: number): void {
+  schedule(t: Timer, at: number): void {
     this.#arm(t, at, 0);
   }
 
@@ -65,11 +90,11 @@ export class TimerWheel {
    * others at its own tick stays there, and a share is bounded, so busy wheels fire as
    * evenly as with schedule()
    */
-  scheduleLoose(t: WheelTimer, at: number, slackMs: number): void {
+  scheduleLoose(t: Timer, at: number, slackMs: number): void {
     this.#arm(t, at, Math.floor(slackMs / this.#tickMs));
   }
 
-  #arm(t: WheelTimer, at: number, slackTicks: number): void {
+  #arm(t: Timer, at: number, slackTicks: number): void {
     this.cancel(t);
     if (this.#size === 0) this.#cursor = Math.floor(Date.now() / this.#tickMs) - 1;
     t.at = at;
@@ -101,8 +126,9 @@ export class TimerWheel {
     this.#size++;
   }
 
-  cancel(t: WheelTimer): void {
-    if (t.slot === -1) return;
+  /** disarm `t` (null: a timer never made) */
+  cancel(t: Timer | null): void {
+    if (t === null || t.slot === -1) return;
     if (t.slot !== DUE) this.#unlink(t);
     t.slot = -1;
     // the last one: no wake-up for nothing
@@ -116,7 +142,7 @@ export class TimerWheel {
   /** disarm every timer */
   stop(): void {
     for (let i = 0; i < this.#slots.length; i++) {
-      for (let t: WheelTimer | null = this.#slots[i]!; t !== null; t = t.next) t.slot = -1;
+      for (let t: Timer | null = this.#slots[i]!; t !== null; t = t.next) t.slot = -1;
       this.#slots[i] = null;
     }
     this.#counts.fill(0);
@@ -132,7 +158,7 @@ export class TimerWheel {
     this.#timeout = setTimeout(this.#run, Math.max(0, tick * this.#tickMs - Date.now()));
   }
 
-  #unlink(t: WheelTimer): void {
+  #unlink(t: Timer): void {
     if (t.prev !== null) t.prev.next = t.next;
     else this.#slots[t.slot] = t.next;
     this.#counts[t.slot]!--;
@@ -148,10 +174,10 @@ export class TimerWheel {
     // a loop that stalled for more than a turn still visits each slot once
     const from = Math.max(this.#cursor + 1, to - this.#mask);
     // taken out first, fired after: a timer that fires may cancel or re-arm others of the same slot
-    const due: WheelTimer[] = [];
+    const due: Timer[] = [];
     for (let k = from; k <= to; k++) {
-      for (let t: WheelTimer | null = this.#slots[k & this.#mask]!; t !== null;) {
-        const next: WheelTimer | null = t.next;
+      for (let t: Timer | null = this.#slots[k & this.#mask]!; t !== null;) {
+        const next: Timer | null = t.next;
         if (t.at <= now) {
           this.#unlink(t);
           t.slot = DUE;
