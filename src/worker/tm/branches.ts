@@ -4,7 +4,6 @@ import { MessageEdits } from '../../shared/sip/edits.js';
 import type { Hop } from '../../shared/dns/locate.js';
 import { T1, type ClientTx, type ServerTx } from './tx.js';
 import type { TmCore } from './core.js';
-import { WheelTimer } from './wheel.js';
 
 /** one client transaction: to `du` when set, else to the R-URI (`ruri`, null: unchanged) */
 export function branch(core: TmCore, ctx: ScriptContext, s: ServerTx, ruri: string | null, du: string | null): number {
