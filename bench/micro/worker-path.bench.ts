@@ -36,6 +36,7 @@ export function run(): void {
     script,
     ...threadDns(script.core.dns, allocateDnsTables(script.core.dns), sockets, counters),
     sendTo: (_fd, bytes) => ((sent += bytes.length), bytes.length),
+    sendMany: null,
     backlog: () => 0,
     queued: () => 0,
     queueBound: () => 0,

@@ -7,7 +7,7 @@ import { Histograms, histograms } from '../shared/counters/histograms.js';
 import { copyBody, newHead, readHead, protoName, RecKind } from '../shared/ipc/messages.js';
 import { tlsConnections, type TlsConnInfo } from '../shared/modules/tls/conn-info.js';
 import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
-import { nativeSendTo, nativeUdp } from '../shared/native/udp-send.js';
+import { nativeSendMany, nativeSendTo, nativeUdp } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
 import { nameThread } from '../shared/thread-name.js';
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   const inRing = new RingReader(init.inRing!);
   const hopIn = init.hopIn.flatMap((r) => (r === null ? [] : [new RingReader(r)]));
   const dns = threadDns(script.core.dns, init.dns, init.sockets, counters);
-  const { scriptSvc, waiting, runner, tm, uac, overload, receiver } = wireWorker({
+  const { svc, scriptSvc, waiting, runner, tm, uac, overload, receiver } = wireWorker({
     workerId: init.workerId,
     workers: init.workers,
     log,
@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     locator: dns.locator,
     blocklist: dns.blocklist,
     sendTo: script.core.udpWorkerSend ? nativeSendTo : null,
+    sendMany: script.core.udpWorkerSend ? nativeSendMany : null,
     // what waits for this worker: in its rings (from the master and from the workers that received
     // for it) and in the kernel receive queues of the UDP sockets it reads (once they are open, below)
     backlog: () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
@@ -157,6 +158,7 @@ async function main(): Promise<void> {
             workers: init.workers,
             hopOut: init.hopOut.map((r) => (r === null ? null : new RingWriter(r, init.wakeDelayMs))),
             deliver: (bytes, rcv) => receiver.receive(bytes, rcv),
+            sends: svc,
             callAffinity: script.modules.some((name) => script.moduleTable.find(name)?.callState === true),
             load: overload,
             ownPortRr: script.core.udpWorkerPortRr,

@@ -4,7 +4,7 @@ import { advertisedOf, hostPort } from '../shared/config/listen.js';
 import type { Counters } from '../shared/counters/counters.js';
 import { writeRecord, RecKind, protoCode, ANY_SOCKET } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
-import type { SendTo } from '../shared/native/udp-send.js';
+import type { SendMany, SendTo } from '../shared/native/udp-send.js';
 import type { Logger } from '../shared/log.js';
 import type { Destination, ReceiveInfo, RouteFn, ScriptContext, CompiledScript } from '../shared/modules/types.js';
 import { recordRouteHeaders } from '../shared/modules/rr/index.js';
@@ -15,6 +15,7 @@ import type { Blocklist } from '../shared/dns/blocklist.js';
 import { forcedSocket } from '../shared/modules/core/pvars.js';
 import type { Waiting } from './waiting.js';
 import { LocalNames } from './local-names.js';
+import { HeldSends } from './held-sends.js';
 import type { SipMsg, Proto } from '../shared/contract/sip.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 import type { DnsParams } from '../shared/contract/compiled.js';
@@ -48,6 +49,8 @@ export interface WorkerServicesInit {
   blocklist: Blocklist;
   /** UDP sent from this thread on the master's sockets (core param udp_worker_send; null: through the master) */
   sendTo: SendTo | null;
+  /** several datagrams in one system call, for what a receive batch sends (null: one sendTo each) */
+  sendMany: SendMany | null;
   /** requests that wait for DNS are held there */
   waiting: Waiting;
 }
@@ -80,6 +83,8 @@ export class WorkerServices {
   readonly #c: WorkerCounters;
   readonly #firstUdp: ListenSocket | undefined;
   readonly #names: LocalNames;
+  /** what a receive batch sends, sent when it ends (holdSends, releaseSends); null without sendTo/sendMany */
+  readonly #held: HeldSends | null;
 
   constructor(init: WorkerServicesInit) {
     const { sockets, counters } = init;
@@ -92,6 +97,10 @@ export class WorkerServices {
     this.blocklist = init.blocklist;
     this.dnsFailover = init.script.core.dns.failover;
     this.sendTo = init.sendTo;
+    this.#held =
+      init.sendTo !== null && init.sendMany !== null
+        ? new HeldSends(init.sendMany, (dest, bytes, sent) => this.#sentOrMaster(dest, bytes, sent))
+        : null;
     this.#waiting = init.waiting;
     this.#out = init.out;
     this.#counters = counters;
@@ -134,17 +143,35 @@ export class WorkerServices {
     if (dest.proto === 'udp' && this.sendTo !== null) {
       const s = dest.socketIdx >= 0 ? this.sockets[dest.socketIdx] : this.#firstUdp;
       const fd = dest.ownPort === true ? s?.ownFd : s?.fd;
-      if (
-        s !== undefined &&
-        s.proto === 'udp' &&
-        fd !== undefined &&
-        fd >= 0 &&
-        this.sendTo(fd, bytes, dest.ip, dest.port) === bytes.length
-      ) {
-        this.#counters.inc(this.#c.udpWorkerSends);
-        return;
+      if (s !== undefined && s.proto === 'udp' && fd !== undefined && fd >= 0) {
+        if (this.#held?.holding === true) return this.#held.add(fd, dest, bytes);
+        return this.#sentOrMaster(dest, bytes, this.sendTo(fd, bytes, dest.ip, dest.port) === bytes.length);
       }
     }
+    this.#viaMaster(dest, bytes);
+  }
+
+  /**
+   * From here to releaseSends() (a receive batch), UDP this thread sends is
+   * held and then sent together (HeldSends)
+   */
+  holdSends(): void {
+    if (this.#held !== null) this.#held.holding = true;
+  }
+
+  releaseSends(): void {
+    if (this.#held === null) return;
+    this.#held.holding = false;
+    this.#held.flush();
+  }
+
+  /** counted when this thread sent it, else to the master (socket buffer full, say) */
+  #sentOrMaster(dest: Destination, bytes: Buffer, sent: boolean): void {
+    if (sent) this.#counters.inc(this.#c.udpWorkerSends);
+    else this.#viaMaster(dest, bytes);
+  }
+
+  #viaMaster(dest: Destination, bytes: Buffer): void {
     const ok = writeRecord(
       this.#out,
       RecKind.SEND,

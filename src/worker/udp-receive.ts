@@ -16,6 +16,8 @@ export interface UdpReceiveOptions {
   /** rings to the other workers, by worker id (null at this worker's own) */
   readonly hopOut: readonly (RingWriter | null)[];
   readonly deliver: (bytes: Buffer, rcv: ReceiveInfo) => void;
+  /** what a batch sends is held until it has been handled, then sent together (see HeldSends) */
+  readonly sends: { holdSends(): void; releaseSends(): void };
   /** a loaded module keeps call state in the call's owner (ModuleExports.callState): hop to it */
   readonly callAffinity: boolean;
   /** without call affinity, whether this worker is busy enough to share what it reads (OverloadControl) */
@@ -105,14 +107,19 @@ export class UdpReceivers {
   #onBatch(sock: ListenSocket, dstPort: number, n: number): void {
     const meta = this.#meta;
     const scratch = this.#scratch;
-    for (let i = 0; i < n; i++) {
-      const m = i * RecvLayout.meta;
-      const len = meta[m]!;
-      const at = i * RecvLayout.slot;
-      const msg = Buffer.allocUnsafe(len);
-      scratch.copy(msg, 0, at, at + len);
-      const ip = meta[m + 1] === 4 ? this.#ipv4(meta[m + 3]!) : this.#ipv6(i, meta[m + 3]!);
-      this.#onDatagram(sock, dstPort, msg, ip, meta[m + 2]!);
+    this.#opt.sends.holdSends();
+    try {
+      for (let i = 0; i < n; i++) {
+        const m = i * RecvLayout.meta;
+        const len = meta[m]!;
+        const at = i * RecvLayout.slot;
+        const msg = Buffer.allocUnsafe(len);
+        scratch.copy(msg, 0, at, at + len);
+        const ip = meta[m + 1] === 4 ? this.#ipv4(meta[m + 3]!) : this.#ipv6(i, meta[m + 3]!);
+        this.#onDatagram(sock, dstPort, msg, ip, meta[m + 2]!);
+      }
+    } finally {
+      this.#opt.sends.releaseSends();
     }
   }
 

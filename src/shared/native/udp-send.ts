@@ -4,6 +4,18 @@ import { packageRoot } from '../package-root.js';
 
 /** sendto(2) on a UDP socket of the master: bytes sent, or -errno */
 export type SendTo = (fd: number, bytes: Uint8Array, ip: string, port: number) => number;
+/**
+ * datagrams i < n, bufs[i] from socket fds[i] to ips[i]:ports[i], one sendmmsg(2) per run of the same
+ * socket; results[i]: bytes sent, or -errno. Returns n, or -errno for bad arguments
+ */
+export type SendMany = (
+  fds: Int32Array,
+  bufs: readonly Uint8Array[],
+  ips: readonly string[],
+  ports: Int32Array,
+  n: number,
+  results: Int32Array,
+) => number;
 /** one datagram to an AF_UNIX path (syslog's /dev/log): bytes sent, or -errno */
 export type UnixSend = (path: string, bytes: Uint8Array) => number;
 
@@ -54,7 +66,7 @@ export const RecvLayout = {
   scratchBytes: 8 * 65536 + 8 * 64,
 } as const;
 
-type Addon = { sendTo: SendTo; unixSend: UnixSend; threadCpuNs?: () => number } & NativeUdp;
+type Addon = { sendTo: SendTo; sendMany?: SendMany; unixSend: UnixSend; threadCpuNs?: () => number } & NativeUdp;
 
 const addon: Addon | null = (() => {
   try {
@@ -71,6 +83,9 @@ const addon: Addon | null = (() => {
  * the master as before.
  */
 export const nativeSendTo: SendTo | null = addon?.sendTo ?? null;
+
+/** several datagrams at once (see SendMany); null without the addon */
+export const nativeSendMany: SendMany | null = typeof addon?.sendMany === 'function' ? addon.sendMany : null;
 
 /** null when the addon was not built: syslog is then unavailable (stderr is used, with a warning) */
 export const nativeUnixSend: UnixSend | null = addon?.unixSend ?? null;

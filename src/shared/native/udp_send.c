@@ -6,6 +6,13 @@
  * Returns the bytes sent, or -errno (EAGAIN when the socket buffer is full:
  * the caller then falls back to the master's queue).
  *
+ * sendMany(fds, bufs, ips, ports, n, results): datagrams i < n, bufs[i]
+ * (Uint8Array) from socket fds[i] to ips[i]:ports[i], with one sendmmsg(2)
+ * for each run of the same socket (up to SEND_BATCH at a time) rather than
+ * a sendto(2) each. results[i] gets the bytes sent, or -errno (EAGAIN: the
+ * socket buffer was full; the caller falls back to the master's queue).
+ * Returns n, or -EINVAL when the arguments are not that.
+ *
  * unixSend(path, bytes): one datagram on an AF_UNIX socket (syslog's
  * /dev/log), which Node's dgram cannot open. One socket per thread, opened
  * on first use. Returns the bytes sent, or -errno.
@@ -55,7 +62,7 @@
  * the socket that gets each datagram, in the order the group's sockets were
  * bound. 0 or -errno.
  */
-#define _GNU_SOURCE /* recvmmsg */
+#define _GNU_SOURCE /* recvmmsg, sendmmsg */
 #include <node_api.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,6 +142,77 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
     n = sendto(fd, data, length, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
   } while (n < 0 && errno == EINTR);
   return result(env, n < 0 ? -errno : n);
+}
+
+#define SEND_BATCH 16
+
+/* an Int32Array argument of at least `need` elements; 0 or -EINVAL */
+static int int32_array(napi_env env, napi_value v, size_t need, int32_t **data) {
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  napi_value arraybuffer;
+  if (napi_get_typedarray_info(env, v, &type, &length, (void **)data, &arraybuffer, &offset) != napi_ok ||
+      type != napi_int32_array || length < need)
+    return -EINVAL;
+  return 0;
+}
+
+static napi_value send_many(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) return result(env, -EINVAL);
+  uint32_t n = 0;
+  if (napi_get_value_uint32(env, argv[4], &n) != napi_ok) return result(env, -EINVAL);
+  int32_t *fds = NULL, *ports = NULL, *res = NULL;
+  if (int32_array(env, argv[0], n, &fds) != 0 || int32_array(env, argv[3], n, &ports) != 0 ||
+      int32_array(env, argv[5], n, &res) != 0)
+    return result(env, -EINVAL);
+  struct mmsghdr msgs[SEND_BATCH];
+  struct iovec iov[SEND_BATCH];
+  struct sockaddr_storage to[SEND_BATCH];
+  uint32_t which[SEND_BATCH];
+  uint32_t i = 0;
+  while (i < n) {
+    /* a run of datagrams from one socket; one that cannot be described gets its error at once */
+    int fd = fds[i];
+    int k = 0;
+    memset(msgs, 0, sizeof msgs);
+    while (i < n && k < SEND_BATCH && fds[i] == fd) {
+      napi_value buf, ip;
+      void *data = NULL;
+      size_t length = 0;
+      socklen_t sl = 0;
+      int err = -EINVAL;
+      if (napi_get_element(env, argv[1], i, &buf) == napi_ok && napi_get_element(env, argv[2], i, &ip) == napi_ok) {
+        err = uint8_bytes(env, buf, &data, &length);
+        if (err == 0) err = to_sockaddr(env, ip, ports[i], &to[k], &sl);
+      }
+      if (err != 0) {
+        res[i++] = err;
+        continue;
+      }
+      iov[k].iov_base = data;
+      iov[k].iov_len = length;
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+      msgs[k].msg_hdr.msg_name = &to[k];
+      msgs[k].msg_hdr.msg_namelen = sl;
+      which[k++] = i++;
+    }
+    /* sendmmsg stops at the first datagram that fails: that one gets its errno, the rest go on */
+    int done = 0;
+    while (done < k) {
+      int m = sendmmsg(fd, msgs + done, (unsigned int)(k - done), MSG_DONTWAIT);
+      if (m < 0) {
+        if (errno == EINTR) continue;
+        res[which[done++]] = -errno;
+        continue;
+      }
+      for (int j = 0; j < m; j++) res[which[done + j]] = (int32_t)msgs[done + j].msg_len;
+      done += m;
+    }
+  }
+  return result(env, n);
 }
 
 static _Thread_local int unix_fd = -1;
@@ -449,6 +527,8 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn);
   napi_set_named_property(env, exports, "sendTo", fn);
+  napi_create_function(env, "sendMany", NAPI_AUTO_LENGTH, send_many, NULL, &fn);
+  napi_set_named_property(env, exports, "sendMany", fn);
   napi_create_function(env, "unixSend", NAPI_AUTO_LENGTH, unix_send, NULL, &fn);
   napi_set_named_property(env, exports, "unixSend", fn);
   napi_create_function(env, "udpOpen", NAPI_AUTO_LENGTH, udp_open, NULL, &fn);
