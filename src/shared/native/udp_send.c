@@ -111,14 +111,19 @@ static int to_sockaddr(napi_env env, napi_value vip, int32_t port, struct sockad
   return 0;
 }
 
-/* the bytes of a Uint8Array argument; 0, or -EINVAL for anything else */
-static int uint8_bytes(napi_env env, napi_value v, void **data, size_t *length) {
+/* a typed array argument of type `want`: its data and element count; 0, or -EINVAL for anything else */
+static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *length) {
   napi_typedarray_type type;
   size_t offset = 0;
   napi_value arraybuffer;
-  if (napi_get_typedarray_info(env, v, &type, length, data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array)
+  if (napi_get_typedarray_info(env, v, &type, length, data, &arraybuffer, &offset) != napi_ok || type != want)
     return -EINVAL;
   return 0;
+}
+
+/* the bytes of a Uint8Array argument; 0, or -EINVAL for anything else */
+static int uint8_bytes(napi_env env, napi_value v, void **data, size_t *length) {
+  return typed_array(env, v, napi_uint8_array, data, length);
 }
 
 static napi_value send_to(napi_env env, napi_callback_info info) {
@@ -148,12 +153,8 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
 
 /* an Int32Array argument of at least `need` elements; 0 or -EINVAL */
 static int int32_array(napi_env env, napi_value v, size_t need, int32_t **data) {
-  napi_typedarray_type type;
-  size_t length = 0, offset = 0;
-  napi_value arraybuffer;
-  if (napi_get_typedarray_info(env, v, &type, &length, (void **)data, &arraybuffer, &offset) != napi_ok ||
-      type != napi_int32_array || length < need)
-    return -EINVAL;
+  size_t length = 0;
+  if (typed_array(env, v, napi_int32_array, (void **)data, &length) != 0 || length < need) return -EINVAL;
   return 0;
 }
 
@@ -450,16 +451,12 @@ static napi_value recv_start(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) return result(env, -EINVAL);
   int32_t fd = -1;
   napi_get_value_int32(env, argv[0], &fd);
-  napi_typedarray_type type;
-  size_t slen = 0, mlen = 0, off = 0;
-  void *sdata = NULL, *mdata = NULL;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, argv[1], &type, &slen, &sdata, &ab, &off) != napi_ok || type != napi_uint8_array ||
-      slen < (size_t)RECV_TEXT_AT + RECV_BATCH * RECV_TEXT)
+  size_t slen = 0;
+  void *sdata = NULL;
+  int32_t *mdata = NULL;
+  if (uint8_bytes(env, argv[1], &sdata, &slen) != 0 || slen < (size_t)RECV_TEXT_AT + RECV_BATCH * RECV_TEXT)
     return result(env, -EINVAL);
-  if (napi_get_typedarray_info(env, argv[2], &type, &mlen, &mdata, &ab, &off) != napi_ok || type != napi_int32_array ||
-      mlen < RECV_BATCH * RECV_META)
-    return result(env, -EINVAL);
+  if (int32_array(env, argv[2], RECV_BATCH * RECV_META, &mdata) != 0) return result(env, -EINVAL);
   napi_valuetype vt;
   if (napi_typeof(env, argv[3], &vt) != napi_ok || vt != napi_function) return result(env, -EINVAL);
   uv_loop_t *loop = NULL;
