@@ -168,7 +168,7 @@ const STEP_SECONDS = smoke ? 1 : quick ? 3 : 5;
 const FIXED_SECONDS = smoke ? 1 : quick ? 3 : 8;
 /** calls of switchyard's compiler warm-up, per SIP worker (see measureServer) */
 const WARM_CALLS = 6000;
-const WARM_RATE = smoke ? fixedRate : (settings.warmRate ?? fixedRate);
+const WARM_RATE = settings.warmRate ?? fixedRate;
 // the built-in uac fails a call whose 180 overtakes its 200, which kamailio's UDP children may do
 const UAC = existsSync(`${DIR}uac.xml`) ? `${DIR}uac.xml` : `${ROOT}bench/lib/uac.xml`;
 const UAS_PORTS = settings.uas ?? [UAS_PORT];

@@ -15,7 +15,7 @@ const MAX_HELD = 32;
 
 export class HeldSends {
   /** true while a receive batch runs */
-  holding = false;
+  #holding = false;
   readonly #sendMany: SendMany;
   /** what became of each datagram: sent by this thread, or not (the caller sends it another way) */
   readonly #done: (dest: Destination, bytes: Buffer, sent: boolean) => void;
@@ -32,9 +32,24 @@ export class HeldSends {
     this.#done = done;
   }
 
-  /** hold a datagram for socket fd (while `holding`) */
+  get holding(): boolean {
+    return this.#holding;
+  }
+
+  /** from here to release(), add() holds what is sent */
+  hold(): void {
+    this.#holding = true;
+  }
+
+  /** stop holding and send what is held */
+  release(): void {
+    this.#holding = false;
+    this.#flush();
+  }
+
+  /** hold a datagram for socket fd (while holding) */
   add(fd: number, dest: Destination, bytes: Buffer): void {
-    if (this.#n === MAX_HELD) this.flush();
+    if (this.#n === MAX_HELD) this.#flush();
     const i = this.#n++;
     this.#fds[i] = fd;
     this.#ports[i] = dest.port;
@@ -44,7 +59,7 @@ export class HeldSends {
   }
 
   /** send what is held, in the order it came */
-  flush(): void {
+  #flush(): void {
     const n = this.#n;
     if (n === 0) return;
     this.#n = 0;

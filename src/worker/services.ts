@@ -156,13 +156,11 @@ export class WorkerServices {
    * held and then sent together (HeldSends)
    */
   holdSends(): void {
-    if (this.#held !== null) this.#held.holding = true;
+    this.#held?.hold();
   }
 
   releaseSends(): void {
-    if (this.#held === null) return;
-    this.#held.holding = false;
-    this.#held.flush();
+    this.#held?.release();
   }
 
   /** counted when this thread sent it, else to the master (socket buffer full, say) */

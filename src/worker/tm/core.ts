@@ -354,8 +354,7 @@ export class TmCore {
     s.expiresAt = at;
     // up to WAIT_SLACK_MS later, with other timers: sparse ends share the thread's wake-ups
     // (they only free memory; a late one holds it a little longer)
-    s.waitTimer ??= new WheelTimer(this.#fireWait, s);
-    this.wheel.scheduleLoose(s.waitTimer, at, WAIT_SLACK_MS);
+    this.wheel.scheduleLoose((s.waitTimer ??= new WheelTimer(this.#fireWait, s)), at, WAIT_SLACK_MS);
   }
 
   /** a branch's final reply: no more retransmission, no timeout */
@@ -385,28 +384,26 @@ export class TmCore {
     this.armG(s);
   }
 
-  /** timer G at s.gAt; made on first use (only a non-2xx final to an INVITE over UDP has one) */
+  // each timer is made when first armed: G and t_suspend()'s are armed on few transactions
+
+  /** timer G at s.gAt (only a non-2xx final to an INVITE over UDP has one) */
   armG(s: ServerTx): void {
-    s.gTimer ??= new WheelTimer(this.#fireG, s);
-    this.wheel.schedule(s.gTimer, s.gAt);
+    this.wheel.schedule((s.gTimer ??= new WheelTimer(this.#fireG, s)), s.gAt);
   }
 
-  /** t_suspend()'s wait, until s.suspendUntil; made on first use */
+  /** t_suspend()'s wait, until s.suspendUntil */
   armSuspend(s: ServerTx): void {
-    s.suspendTimer ??= new WheelTimer(this.#fireSuspend, s);
-    this.wheel.schedule(s.suspendTimer, s.suspendUntil);
+    this.wheel.schedule((s.suspendTimer ??= new WheelTimer(this.#fireSuspend, s)), s.suspendUntil);
   }
 
   /** timer A/E at c.retransAt */
   armRetransmit(c: ClientTx): void {
-    c.retransTimer ??= new WheelTimer(this.#fireRetransmit, c);
-    this.wheel.schedule(c.retransTimer, c.retransAt);
+    this.wheel.schedule((c.retransTimer ??= new WheelTimer(this.#fireRetransmit, c)), c.retransAt);
   }
 
   /** timer B/F (fr_timer, fr_inv_timer) at c.timeoutAt */
   armFr(c: ClientTx): void {
-    c.frTimer ??= new WheelTimer(this.#fireFr, c);
-    this.wheel.schedule(c.frTimer, c.timeoutAt);
+    this.wheel.schedule((c.frTimer ??= new WheelTimer(this.#fireFr, c)), c.timeoutAt);
   }
 
   // what the timers of each kind call, one function for all transactions
