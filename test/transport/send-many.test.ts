@@ -33,10 +33,17 @@ test(
       const n = nativeSendMany(new Int32Array(8).fill(fd), bufs, ips, Int32Array.from([...to, 0, 0, 0]), 5, results);
       assert.equal(n, 5);
       assert.deepEqual([...results.slice(0, 5)], [3, 3, -22, 5, 4]);
-      await Promise.race([
-        all,
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`got ${JSON.stringify(got)}`)), 5000)),
-      ]);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          all,
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`got ${JSON.stringify(got)}`)), 5000);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
       assert.deepEqual(got, { a: ['one', 'three'], b: ['two', 'four'] });
       // arguments that are not what it takes: an error, nothing sent
       assert.equal(nativeSendMany(new Int32Array(1), bufs, ips, new Int32Array(1), 5, results), -22);
