@@ -40,5 +40,10 @@ for i in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
 psql_root() { su postgres -c "psql -v ON_ERROR_STOP=1 -qtA $*"; }
 [ "$(psql_root "-c \"SELECT 1 FROM pg_roles WHERE rolname = 'switchyard'\"")" = "1" ] || psql_root "-c \"CREATE ROLE switchyard LOGIN PASSWORD 'switchyard'\""
 psql_root "-c \"ALTER ROLE switchyard CREATEDB\""
+# DROP DATABASE … WITH (FORCE) in the tests ends the sessions still on a test
+# database; an autovacuum worker among them is nobody's, so without
+# pg_signal_backend the drop fails with "must be a member of the role whose
+# process is being terminated"
+psql_root "-c \"GRANT pg_signal_backend TO switchyard\""
 [ "$(psql_root "-c \"SELECT 1 FROM pg_database WHERE datname = 'switchyard_test'\"")" = "1" ] || psql_root "-c \"CREATE DATABASE switchyard_test OWNER switchyard\""
 echo "databases: MariaDB and PostgreSQL up (switchyard_test)"

@@ -69,8 +69,19 @@ export async function freshDb(b: Backend): Promise<{ url: string; drop(): Promis
     url,
     async drop() {
       const db = new Db(base, { timeoutMs: 10_000, poolSize: 1 });
+      const statement = `DROP DATABASE IF EXISTS ${db.id(name)}${base.kind === 'postgres' ? ' WITH (FORCE)' : ''}`;
       try {
-        await db.query(`DROP DATABASE IF EXISTS ${db.id(name)}${base.kind === 'postgres' ? ' WITH (FORCE)' : ''}`);
+        // a session that connects while the drop runs (a server's pool
+        // still closing, an autovacuum worker) fails it: try again shortly
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await db.query(statement);
+            return;
+          } catch (e) {
+            if (attempt === 5) throw e;
+            await new Promise((resolve) => setTimeout(resolve, 300));
+          }
+        }
       } finally {
         await db.close();
       }
