@@ -65,7 +65,8 @@ export function runCli(
  */
 export function startServer(opts: {
   cfg: string;
-  workers?: number;
+  /** SIP workers (-n); null: no -n, the server's default */
+  workers?: number | null;
   listen?: string[];
   args?: string[];
   timeoutMs?: number;
@@ -76,8 +77,7 @@ export function startServer(opts: {
   const args = [
     '-f',
     opts.cfg,
-    '-n',
-    String(opts.workers ?? 2),
+    ...(opts.workers === null ? [] : ['-n', String(opts.workers ?? 2)]),
     '--mi',
     '127.0.0.1:0',
     ...(opts.noStderrFlag ? [] : ['-E']),

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { startServer, writeCfg } from '../helpers/start-server.js';
 import { switchyardThreads } from '../../bench/lib/cpu.js';
 
@@ -54,6 +55,19 @@ test('SIP workers and the dispatcher name their threads; a restarted worker name
       return t?.length === 1 && t[0] !== old ? t[0] : undefined;
     });
     assert.notEqual(tid, old);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('without -n or children=, one SIP worker per core (os.availableParallelism())', async () => {
+  const server = await startServer({ cfg: writeCfg(CFG), workers: null });
+  try {
+    const cores = availableParallelism();
+    assert.match(server.stderr(), new RegExp(`switchyard ready: .* workers=${cores} `));
+    const threads = names(server.pid);
+    for (let i = 0; i < cores; i++) assert.equal(threads.get(`sip-worker-${i}`)?.length, 1, `sip-worker-${i}`);
+    assert.equal(threads.get(`sip-worker-${cores}`), undefined);
   } finally {
     await server.stop();
   }
