@@ -22,7 +22,7 @@ import { ANY_SOCKET, protoName } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
 import { nativeUdp } from '../shared/native/udp-send.js';
-import { allocSharedMemory, destroyModules, initModules } from '../shared/modules/init.js';
+import { allocSharedMemory, destroyModules, initModules, keepsCallState } from '../shared/modules/init.js';
 import { MODULES } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
 import { compileScript, DEFAULT_CFG } from '../shared/script/index.js';
@@ -42,6 +42,7 @@ import { STATUS_PAGE } from './mi/status-page.js';
 import { Supervisor } from './supervisor.js';
 import { streamTransports } from './streams.js';
 import { UdpListener, WorkerReadUdp, type UdpSocket } from './transport/udp.js';
+import { UdpConcentrator } from './transport/udp-concentrate.js';
 import type { Proto } from '../shared/contract/sip.js';
 import type { CompiledScript } from '../shared/modules/types.js';
 
@@ -244,12 +245,26 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   );
   router = new Router(supervisor.writers, counters);
 
+  // udp_worker_concentrate: where any worker may handle any datagram, one reads them all at first
+  const steer = core.udpWorkerSteering !== false;
+  const concentrate = steer && core.udpWorkerConcentrate !== false && workers > 1 && !keepsCallState(script);
+  if (core.udpWorkerConcentrate === true && (workerUdp === null || !concentrate)) {
+    const why =
+      workerUdp === null
+        ? 'SIP workers do not read UDP (udp_worker_receive=0, or no native addon)'
+        : !steer
+          ? 'it needs udp_worker_steering'
+          : workers < 2
+            ? 'one SIP worker'
+            : "a loaded module keeps call state (tm, dialog, rtpengine, rtpproxy, uac): each datagram goes to its call's owner";
+    log.warn(`udp_worker_concentrate has no effect: ${why}`);
+  }
   // sockets first: a port already taken fails the start before any thread runs
   for (const s of sockets) {
     if (s.proto === 'udp') {
       const l =
         workerUdp !== null
-          ? new WorkerReadUdp(s, workerUdp, workers, core.udpWorkerPort, core.udpWorkerSteering !== false)
+          ? new WorkerReadUdp(s, workerUdp, workers, core.udpWorkerPort, steer, concentrate ? 0 : null)
           : new UdpListener(s, receive);
       await l.bind();
       if (l instanceof WorkerReadUdp && l.steerErrno !== 0)
@@ -292,6 +307,10 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   dropPrivileges(args.user ?? core.user, args.group ?? core.group);
   await supervisor.start();
   startLoadStatistics(counters, supervisor);
+  const steered = [...udp.values()].filter((l): l is WorkerReadUdp => l instanceof WorkerReadUdp && l.steered);
+  const concentrator =
+    concentrate && steered.length > 0 ? new UdpConcentrator(steered, () => supervisor.sipLoops(), counters) : null;
+  concentrator?.start();
   supervisor.startWatchdog(core.workerWatchdog * 1000, (n) => {
     const p = script.positions[n - 1];
     return p === undefined ? 'none' : `${p.file}:${p.line}:${p.column}`;
@@ -349,6 +368,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     log.notice(`${signal}: stopping; transactions in progress have up to ${graceMs} ms, new requests get 503`);
     // the sockets stay open while the workers drain: replies, ACKs, CANCELs and in-dialog requests still arrive
     tcp.stopListening();
+    concentrator?.stop();
     void supervisor.stop(graceMs).then(() => {
       router!.stop();
       for (const l of udp.values()) l.close();

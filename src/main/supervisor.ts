@@ -1,3 +1,4 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import type { ListenSocket } from '../shared/config/listen.js';
 import type { ControlFromThread, ControlToThread, ThreadInit } from '../shared/config/thread-init.js';
@@ -290,6 +291,20 @@ export class Supervisor {
       startedAt: s.startedAt,
       row: s.row,
     }));
+  }
+
+  /**
+   * Each SIP worker's event-loop time so far (by worker index), with its thread id (a restarted
+   * worker's count starts again); null for a worker that is not running now
+   */
+  sipLoops(): ({ threadId: number; loop: EventLoopUtilization } | null)[] {
+    return this.#slots
+      .filter((s) => s.role === 'sip')
+      .map((s) =>
+        s.worker !== null && s.ready
+          ? { threadId: s.threadId, loop: s.worker.performance.eventLoopUtilization() }
+          : null,
+      );
   }
 
   /** terminate SIP worker `index` as if it had crashed: it is restarted like any dead worker */

@@ -14,7 +14,7 @@ import { nameThread } from '../shared/thread-name.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
-import { destroyModules, initModules } from '../shared/modules/init.js';
+import { destroyModules, initModules, keepsCallState } from '../shared/modules/init.js';
 import { compileScript } from '../shared/script/index.js';
 import { scriptPosition } from '../shared/script/runtime.js';
 import { MODULES } from '../shared/modules/registry.js';
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
             hopOut: init.hopOut.map((r) => (r === null ? null : new RingWriter(r, init.wakeDelayMs))),
             deliver: (bytes, rcv) => receiver.receive(bytes, rcv),
             sends: svc,
-            callAffinity: script.modules.some((name) => script.moduleTable.find(name)?.callState === true),
+            callAffinity: keepsCallState(script),
             load: overload,
             ownPortRr: script.core.udpWorkerPortRr,
           },

@@ -4,7 +4,9 @@ import { spawn } from 'node:child_process';
 import { MAIN, runCli, startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 
+// udp_worker_concentrate=0: the per-thread log level test needs both workers to handle requests
 const CFG = `#!KAMAILIO
+udp_worker_concentrate=0
 loadmodule "sl.so"
 loadmodule "xlog.so"
 request_route {

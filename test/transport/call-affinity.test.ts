@@ -290,3 +290,20 @@ test('udp_worker_steering=1 while the master reads UDP says it has no effect', a
     await master.stop();
   }
 });
+
+test('udp_worker_concentrate=1 with a module that keeps call state says it has no effect, and the calls keep their owners', async () => {
+  const withTm = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_concentrate=1\n') });
+  try {
+    const re = /udp_worker_concentrate has no effect: a loaded module keeps call state/;
+    assert.match(await withTm.waitForStderr(re, 10_000), re);
+    assert.equal(
+      (await withTm.rpc('stats.get_statistics', ['core:udp_concentrated'])).result['core:udp_concentrated'],
+      0,
+      'each call owner reads its own datagrams',
+    );
+    // the default (not set) says nothing
+    assert.doesNotMatch(steered.stderr(), re);
+  } finally {
+    await withTm.stop();
+  }
+});

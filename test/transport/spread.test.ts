@@ -4,7 +4,9 @@ import { startServer, writeCfg } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 
 // No module keeps call state, so a SIP worker handles what it reads. By
-// default the kernel hands each datagram to its Call-ID's worker
+// default one worker reads every datagram while it keeps up
+// (udp_worker_concentrate); once its event loop is busy over 80% of 100 ms,
+// the kernel hands each datagram to its Call-ID's worker
 // (udp_worker_steering), so one peer sending from one port reaches every
 // worker without a hop. With udp_worker_steering=0 one peer sending from one
 // port is read by one worker; once that worker's event loop is busy over 80%
@@ -70,7 +72,7 @@ async function withPeer(
 }
 
 test('without call state, steered by Call-ID: one peer’s requests reach both workers without a hop', async () => {
-  await withPeer('', async ({ send, sent, peer, stat, perWorker }) => {
+  await withPeer('udp_worker_concentrate=0\n', async ({ send, sent, peer, stat, perWorker }) => {
     for (let i = 0; i < 40; i++) {
       send();
       assert.ok(await peer.waitFor(sent(), 10_000), 'answered');
@@ -115,6 +117,63 @@ test(
       const rows = await perWorker();
       assert.ok(rows[0]! > 0 && rows[1]! > 0, `both workers handled requests (${rows.join(', ')})`);
       assert.ok(await peer.waitFor(sent(), 30_000), 'every request answered');
+    });
+  },
+);
+
+test(
+  'without call state, concentrated: one worker reads every request while it keeps up; a busy one has the kernel spread them, and they gather again',
+  { timeout: 120_000 },
+  async () => {
+    await withPeer('', async ({ send, sent, peer, stat, perWorker }) => {
+      for (let i = 0; i < 20; i++) {
+        send();
+        assert.ok(await peer.waitFor(sent(), 10_000), 'answered');
+      }
+      // the first requests compile the path: on a slow machine that alone may pass 80% of a tick
+      const gathered = async (): Promise<boolean> => {
+        for (const end = Date.now() + 20_000; Date.now() < end;) {
+          if ((await stat('core:udp_concentrated')) === 1) return true;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return false;
+      };
+      assert.ok(await gathered(), 'one worker reads every datagram');
+      const before = await perWorker();
+      for (let i = 0; i < 20; i++) {
+        send();
+        assert.ok(await peer.waitFor(sent(), 10_000), 'answered');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const idle = await perWorker();
+      const moved = idle.map((n, w) => n - before[w]!);
+      assert.ok(
+        moved.filter((n) => n > 0).length === 1 && moved.reduce((a, b) => a + b) === 20,
+        `one worker handled all 20 (${moved.join(', ')})`,
+      );
+
+      // more than one worker's worth: requests keep coming until the kernel spreads them
+      let spread = false;
+      for (const end = Date.now() + 60_000; !spread && Date.now() < end;) {
+        for (let i = 0; i < 20; i++) send();
+        await peer.waitFor(sent(), 10_000);
+        spread = (await stat('core:udp_concentrated')) === 0;
+      }
+      assert.ok(spread, 'a busy worker had the kernel hand datagrams to every worker');
+      for (let i = 0; i < 20; i++) send();
+      assert.ok(await peer.waitFor(sent(), 30_000), 'every request answered');
+      const hops = await stat('core:udp_hops');
+      const busy = await perWorker();
+      assert.ok(
+        busy.every((n, w) => n > idle[w]!),
+        `both workers handled requests (${busy.join(', ')})`,
+      );
+      // worker 0 may hand some on itself while the program changes; the rest each worker read
+      assert.ok(
+        busy.reduce((a, b) => a + b) - idle.reduce((a, b) => a + b) > hops,
+        `most were handled where read (${hops} hops)`,
+      );
+      assert.ok(await gathered(), 'quiet again: one worker reads every datagram again');
     });
   },
 );

@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { hostPort, type ListenSocket } from '../../shared/config/listen.js';
 import { SwitchyardError } from '../../shared/errors.js';
 import { nativeSendTo, type NativeUdp } from '../../shared/native/udp-send.js';
-import { callIdSteeringProgram } from '../../shared/sip/callid-steer.js';
+import { callIdSteeringProgram, oneSocketProgram } from '../../shared/sip/callid-steer.js';
 import type { Proto } from '../../shared/contract/sip.js';
 
 /** `proto`: the connection's when it differs from the listener's (WebSocket on a tcp/tls listener) */
@@ -58,13 +58,46 @@ export class WorkerReadUdp implements UdpSocket {
   readonly #steer: boolean;
   /** why the steering program could not be attached (errno), 0 when it was or was not asked for */
   steerErrno = 0;
+  /** the worker that reads every datagram (udp_worker_concentrate), null: each call's owner does */
+  #reader: number | null;
 
-  constructor(sock: ListenSocket, native: NativeUdp, workers: number, portBase = 0, steer = false) {
+  /** `reader`: with steering, the worker that reads every datagram at first (null: each call's owner) */
+  constructor(
+    sock: ListenSocket,
+    native: NativeUdp,
+    workers: number,
+    portBase = 0,
+    steer = false,
+    reader: number | null = null,
+  ) {
     this.sock = sock;
     this.#native = native;
     this.#workers = workers;
     this.#portBase = portBase;
     this.#steer = steer;
+    this.#reader = reader;
+  }
+
+  /** whether the kernel runs a steering program on this address (asked for, more than one worker, accepted) */
+  get steered(): boolean {
+    return this.#steer && this.#workers > 1 && this.steerErrno === 0 && this.#fds.length > 0;
+  }
+
+  /**
+   * udp_worker_concentrate: hand every datagram to worker `reader`'s socket, or (null) each to its
+   * call's owner; false when the kernel refused the program (the last one stays)
+   */
+  steerTo(reader: number | null): boolean {
+    if (!this.steered) return false;
+    if (reader === this.#reader) return true;
+    const rc = this.#native.reuseportSteer(this.#fds[0]!, this.#program(reader));
+    if (rc < 0) return false;
+    this.#reader = reader;
+    return true;
+  }
+
+  #program(reader: number | null): Uint8Array {
+    return reader === null ? callIdSteeringProgram(this.#workers) : oneSocketProgram(reader);
   }
 
   async bind(): Promise<void> {
@@ -88,7 +121,7 @@ export class WorkerReadUdp implements UdpSocket {
     this.sock.workerFds = [...this.#fds];
     // socket i of the group is worker i's (bound in that order): the program names the owner's
     if (this.#steer && this.#workers > 1) {
-      const rc = n.reuseportSteer(this.#fds[0]!, callIdSteeringProgram(this.#workers));
+      const rc = n.reuseportSteer(this.#fds[0]!, this.#program(this.#reader));
       if (rc < 0) this.steerErrno = -rc;
     }
     if (this.#portBase > 0) {

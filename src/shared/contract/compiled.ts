@@ -143,6 +143,12 @@ export interface CoreParams {
    * (null: not set, on)
    */
   udpWorkerSteering: boolean | null;
+  /**
+   * udp_worker_concentrate: where no module keeps call state, the steering
+   * program hands every datagram to one worker while it keeps up, and spreads
+   * them by Call-ID over all workers when it does not (null: not set, on)
+   */
+  udpWorkerConcentrate: boolean | null;
   /** log_prefix text (compiled into routes.logPrefix) */
   logPrefix: string | null;
   /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */

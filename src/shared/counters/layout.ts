@@ -90,6 +90,12 @@ export const CORE_COUNTERS: Array<{ group: string; counters: CounterSpec[] }> = 
         description:
           'UDP datagrams a SIP worker read and handed to the worker that owns their call (udp_worker_receive)',
       },
+      {
+        name: 'udp_concentrated',
+        kind: 'gauge',
+        description:
+          'udp_worker_concentrate: 1 while one SIP worker reads every UDP datagram, 0 while each call owner reads its own',
+      },
       { name: 'worker_restarts', kind: 'counter', description: 'SIP workers restarted after dying' },
       {
         name: 'watchdog_restarts',

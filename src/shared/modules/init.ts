@@ -25,6 +25,14 @@ export async function initModules(
   }
 }
 
+/**
+ * whether a loaded module keeps a call's state in one SIP worker (ModuleExports.callState: tm,
+ * dialog, rtpengine…): then each datagram must reach its call's owner
+ */
+export function keepsCallState(script: CompiledScript): boolean {
+  return script.modules.some((name) => script.moduleTable.find(name)?.callState === true);
+}
+
 /** the master: memory each loaded module shares across threads, by module name */
 export function allocSharedMemory(script: CompiledScript): Record<string, SharedArrayBuffer> {
   const out: Record<string, SharedArrayBuffer> = {};

@@ -142,6 +142,7 @@ const CORE: Record<string, Setter> = {
   },
   udp_worker_port_rr: intParam((c, n) => (c.udpWorkerPortRr = n !== 0)),
   udp_worker_steering: intParam((c, n) => (c.udpWorkerSteering = n !== 0)),
+  udp_worker_concentrate: intParam((c, n) => (c.udpWorkerConcentrate = n !== 0)),
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
@@ -201,6 +202,7 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     udpWorkerPort: 0,
     udpWorkerPortRr: false,
     udpWorkerSteering: null,
+    udpWorkerConcentrate: null,
     logPrefix: null,
     logFacility: 'LOG_DAEMON',
     logName: 'switchyard',

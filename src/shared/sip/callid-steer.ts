@@ -207,3 +207,13 @@ export function callIdSteeringProgram(workers: number): Uint8Array {
   a.op(RET_A);
   return a.bytes();
 }
+
+/**
+ * udp_worker_concentrate: every datagram to socket `index` of the group (one worker reads all
+ * while it keeps up), as bytes for udp_send.c's reuseportSteer
+ */
+export function oneSocketProgram(index: number): Uint8Array {
+  const a = new Assembler();
+  a.op(RET_K, index);
+  return a.bytes();
+}
