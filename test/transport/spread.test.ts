@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, writeCfg } from '../helpers/start-server.js';
+import { startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 
 // No module keeps call state, so a SIP worker handles what it reads. By
@@ -30,6 +30,7 @@ async function withPeer(
     peer: UdpPeer;
     stat: (name: string) => Promise<number>;
     perWorker: () => Promise<number[]>;
+    server: RunningServer;
   }) => Promise<void>,
 ): Promise<void> {
   const server = await startServer({ cfg: writeCfg(CFG.replace('#!KAMAILIO\n', `#!KAMAILIO\n${core}`)), workers: 2 });
@@ -62,7 +63,7 @@ async function withPeer(
           server.udp[0]!,
         );
       };
-      await body({ send, sent: () => n, peer, stat, perWorker });
+      await body({ send, sent: () => n, peer, stat, perWorker, server });
     } finally {
       peer.close();
     }
@@ -177,3 +178,22 @@ test(
     });
   },
 );
+
+test('concentrated: when the reading worker dies, another one reads every datagram', { timeout: 60_000 }, async () => {
+  await withPeer('', async ({ send, sent, peer, perWorker, server }) => {
+    for (let i = 0; i < 10; i++) {
+      send();
+      assert.ok(await peer.waitFor(sent(), 10_000), 'answered');
+    }
+    const before = await perWorker();
+    assert.deepEqual((await server.rpc('core.kill_worker', [0])).result, { killed: 0 });
+    // at once: what already sits in the dead worker's socket waits for its restart; within a 100 ms
+    // look the master hands every datagram to worker 1 instead
+    for (let i = 0; i < 10; i++) {
+      send();
+      assert.ok(await peer.waitFor(sent(), 10_000), 'answered');
+    }
+    const after = await perWorker();
+    assert.ok(after[1]! - before[1]! >= 5, `worker 1 took over (${before.join(', ')} → ${after.join(', ')})`);
+  });
+});
