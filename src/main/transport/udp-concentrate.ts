@@ -1,4 +1,5 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
+import { hostPort } from '../../shared/config/listen.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
 import type { Counters } from '../../shared/counters/counters.js';
 import { log } from '../../shared/log.js';
@@ -88,7 +89,11 @@ export class UdpConcentrator {
 
   #steer(reader: number | null, why: string): void {
     // a group whose program the kernel refuses keeps its last one: it still reaches a worker
-    for (const g of this.#groups) g.steerTo(reader);
+    for (const g of this.#groups)
+      if (!g.steerTo(reader))
+        log.warn(
+          `udp_worker_concentrate: the kernel refused the new steering program on udp:${hostPort(g.sock.ip, g.sock.port)}`,
+        );
     this.#reader = reader;
     this.#spreadTicks = [];
     this.#counters.set(this.#gauge, reader === null ? 0 : 1);
