@@ -9,7 +9,7 @@ import type { WorkerReadUdp } from './udp.js';
 const TICK_MS = 100;
 /** the one reading worker's loop busier than this over a tick: spread by Call-ID */
 const SPREAD_ON = 0.8;
-/** all workers' loops together less busy than this over SETTLE_TICKS: one worker again */
+/** all workers' loops' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
 
@@ -24,8 +24,8 @@ export type LoopSource = () => ({ threadId: number; loop: EventLoopUtilization }
  * 1000 cps: 112-122 µs/call against 164-232 spread). When the
  * reading worker's event loop is busy over 80% of a 100 ms tick, the
  * program becomes the Call-ID steering one (every worker reads its share);
- * once all loops together stay under 50% for a second, one worker reads
- * all again. A reading worker that is not running (restarting) is replaced
+ * once the loops' busy shares, summed, average under 50% over the last
+ * second (at least a second after spreading), one worker reads all again. A reading worker that is not running (restarting) is replaced
  * by the first one that is.
  */
 export class UdpConcentrator {
