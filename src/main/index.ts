@@ -308,9 +308,13 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   await supervisor.start();
   startLoadStatistics(counters, supervisor);
   const steered = [...udp.values()].filter((l): l is WorkerReadUdp => l instanceof WorkerReadUdp && l.steered);
+  // TCP, TLS and WebSocket messages follow the reading worker too (the master hands them over)
   const concentrator =
-    concentrate && steered.length > 0 ? new UdpConcentrator(steered, () => supervisor.sipLoops(), counters) : null;
-  concentrator?.start();
+    concentrate && workerUdp !== null ? new UdpConcentrator(steered, () => supervisor.sipLoops(), counters) : null;
+  if (concentrator !== null) {
+    router.reader = () => concentrator.reader;
+    concentrator.start();
+  }
   supervisor.startWatchdog(core.workerWatchdog * 1000, (n) => {
     const p = script.positions[n - 1];
     return p === undefined ? 'none' : `${p.file}:${p.line}:${p.column}`;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
-import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
+import { UdpPeer, sipRequest, tcpConnect } from '../helpers/sip-socket.js';
 
 // No module keeps call state, so a SIP worker handles what it reads. By
 // default one worker reads every datagram while it keeps up
@@ -200,4 +200,52 @@ test('concentrated: when the reading worker dies, another one reads every datagr
     const after = await perWorker();
     assert.ok(after[1]! - before[1]! >= 5, `worker 1 took over (${before.join(', ')} → ${after.join(', ')})`);
   });
+});
+
+test('TCP messages follow: concentrated, the reading worker takes them all; with udp_worker_concentrate=0 each call’s owner', async () => {
+  for (const concentrated of [true, false]) {
+    await withPeer(concentrated ? '' : 'udp_worker_concentrate=0\n', async ({ stat, perWorker, server }) => {
+      const tcp = await tcpConnect(server.tcp[0]!);
+      try {
+        // the first requests compile the path: on a slow machine that alone may spread for a moment
+        if (concentrated)
+          for (const end = Date.now() + 20_000; (await stat('core:udp_concentrated')) !== 1 && Date.now() < end;)
+            await new Promise((r) => setTimeout(r, 100));
+        const before = await perWorker();
+        const answers = (): number => (tcp.data().match(/^SIP\/2\.0 200/gm) ?? []).length;
+        for (let i = 0; i < 20; i++) {
+          tcp.socket.write(
+            sipRequest([
+              `OPTIONS sip:b@127.0.0.1 SIP/2.0`,
+              `Via: SIP/2.0/TCP 127.0.0.1:${tcp.socket.localPort};branch=z9hG4bKtc${i}`,
+              'Max-Forwards: 70',
+              `From: <sip:a@127.0.0.1>;tag=tc${i}`,
+              'To: <sip:b@127.0.0.1>',
+              `Call-ID: tcp-follow-${concentrated}-${i}`,
+              'CSeq: 1 OPTIONS',
+              'Content-Length: 0',
+            ]),
+          );
+          for (const end = Date.now() + 10_000; answers() < i + 1 && Date.now() < end;)
+            await new Promise((r) => setTimeout(r, 10));
+          assert.equal(answers(), i + 1, 'answered');
+        }
+        const after = await perWorker();
+        const moved = after.map((n, w) => n - before[w]!);
+        if (concentrated)
+          assert.deepEqual(
+            moved.filter((n) => n > 0),
+            [20],
+            `one worker took all (${moved.join(', ')})`,
+          );
+        else
+          assert.ok(
+            moved.every((n) => n > 0),
+            `both workers took their calls (${moved.join(', ')})`,
+          );
+      } finally {
+        tcp.socket.destroy();
+      }
+    });
+  }
 });

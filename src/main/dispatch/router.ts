@@ -18,6 +18,11 @@ export class Router {
   readonly #ipcDropped: CounterHandle;
   readonly #badHdr: CounterHandle;
   #accepting = true;
+  /**
+   * udp_worker_concentrate: the worker that reads every UDP datagram now, which takes the stream
+   * messages too (null: each call's owner)
+   */
+  reader: () => number | null = () => null;
 
   constructor(rings: RingWriter[], counters: Counters) {
     this.#rings = rings;
@@ -42,8 +47,9 @@ export class Router {
       if (msg.length > 4) this.#counters.inc(this.#badHdr);
       return;
     }
-    // the same owner a worker picks for the UDP it reads; without a Call-ID, worker 0 answers 400 and counts it
-    const w = Math.max(0, ownerOf(msg, this.#rings.length));
+    // the worker that reads all UDP now (no module keeps call state), or the same owner a worker
+    // picks for the UDP it reads; without a Call-ID, worker 0 answers 400 and counts it
+    const w = this.reader() ?? Math.max(0, ownerOf(msg, this.#rings.length));
     const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, protoCode(proto), ip, port, connId, sock.idx, msg);
     if (!ok) this.#counters.inc(this.#ipcDropped);
   };

@@ -25,7 +25,8 @@ export type LoopSource = () => ({ threadId: number; loop: EventLoopUtilization }
  * reading worker's event loop is busy over 80% of a 100 ms tick, the
  * program becomes the Call-ID steering one (every worker reads its share);
  * once the loops' busy shares, summed, average under 50% over the last
- * second (at least a second after spreading), one worker reads all again. A reading worker that is not running (restarting) is replaced
+ * second (at least a second after spreading), one worker reads all again.
+ * The master's router hands the stream messages to the reading worker too. A reading worker that is not running (restarting) is replaced
  * by the first one that is.
  */
 export class UdpConcentrator {
@@ -47,6 +48,11 @@ export class UdpConcentrator {
     this.#counters = counters;
     this.#gauge = counters.handle('core:udp_concentrated');
     counters.set(this.#gauge, 1);
+  }
+
+  /** the worker every datagram goes to now, null: each call's owner reads its own */
+  get reader(): number | null {
+    return this.#reader;
   }
 
   start(): void {

@@ -146,7 +146,8 @@ export interface CoreParams {
   /**
    * udp_worker_concentrate: where no module keeps call state, the steering
    * program hands every datagram to one worker while it keeps up, and spreads
-   * them by Call-ID over all workers when it does not (null: not set, on)
+   * them by Call-ID over all workers when it does not; the master hands
+   * stream messages to that worker too (null: not set, on)
    */
   udpWorkerConcentrate: boolean | null;
   /** log_prefix text (compiled into routes.logPrefix) */
