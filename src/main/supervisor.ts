@@ -56,6 +56,12 @@ export interface ThreadInfo {
   row: number;
 }
 
+/** a SIP worker's event-loop time so far, with its thread id (a restarted worker's count starts again) */
+export interface WorkerLoop {
+  threadId: number;
+  loop: EventLoopUtilization;
+}
+
 type BaseInit = Omit<ThreadInit, 'role' | 'workerId' | 'row' | 'inRing' | 'outRing' | 'hopIn' | 'hopOut'>;
 
 /**
@@ -297,7 +303,7 @@ export class Supervisor {
    * Each SIP worker's event-loop time so far (by worker index), with its thread id (a restarted
    * worker's count starts again); null for a worker that is not running now
    */
-  sipLoops(): ({ threadId: number; loop: EventLoopUtilization } | null)[] {
+  sipLoops(): (WorkerLoop | null)[] {
     return this.#slots
       .filter((s) => s.role === 'sip')
       .map((s) =>

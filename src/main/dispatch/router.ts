@@ -48,7 +48,7 @@ export class Router {
       return;
     }
     // the worker that reads all UDP now (no module keeps call state), or the same owner a worker
-    // picks for the UDP it reads; without a Call-ID, worker 0 answers 400 and counts it
+    // picks for the UDP it reads; without a Call-ID, that reader or worker 0 answers 400 and counts it
     const w = this.reader() ?? Math.max(0, ownerOf(msg, this.#rings.length));
     const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, protoCode(proto), ip, port, connId, sock.idx, msg);
     if (!ok) this.#counters.inc(this.#ipcDropped);

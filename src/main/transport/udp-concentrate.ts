@@ -1,8 +1,8 @@
-import type { EventLoopUtilization } from 'node:perf_hooks';
 import { hostPort } from '../../shared/config/listen.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
 import type { Counters } from '../../shared/counters/counters.js';
 import { log } from '../../shared/log.js';
+import type { WorkerLoop } from '../supervisor.js';
 import type { WorkerReadUdp } from './udp.js';
 
 /** how often the workers' event loops are looked at */
@@ -13,7 +13,7 @@ const SPREAD_ON = 0.8;
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
 
-export type LoopSource = () => ({ threadId: number; loop: EventLoopUtilization } | null)[];
+export type LoopSource = () => (WorkerLoop | null)[];
 
 /**
  * udp_worker_concentrate, for scripts whose modules keep no call state (any
@@ -37,7 +37,7 @@ export class UdpConcentrator {
   /** the worker every datagram goes to, null: spread by Call-ID */
   #reader: number | null = 0;
   /** the last tick's loop times, by worker index */
-  #last: ({ threadId: number; loop: EventLoopUtilization } | null)[] = [];
+  #last: (WorkerLoop | null)[] = [];
   /** all loops' busy shares summed, one per tick since spreading */
   #spreadTicks: number[] = [];
   #timer: NodeJS.Timeout | null = null;
@@ -78,7 +78,7 @@ export class UdpConcentrator {
     this.#last = now;
     const firstRunning = now.findIndex((w) => w !== null);
     if (this.#reader !== null) {
-      if (now[this.#reader] === null || now[this.#reader] === undefined) {
+      if ((now[this.#reader] ?? null) === null) {
         this.#steer(firstRunning >= 0 ? firstRunning : null, 'its reader is not running');
       } else if (busy[this.#reader]! > SPREAD_ON) {
         this.#steer(null, `SIP worker ${this.#reader} busy ${Math.round(busy[this.#reader]! * 100)}%`);
