@@ -22,7 +22,7 @@ import { ANY_SOCKET, protoName } from '../shared/ipc/messages.js';
 import { log, LogLevel } from '../shared/log.js';
 import { setupLog, SYSLOG_SOCKET, type LogSettings } from '../shared/log-setup.js';
 import { nativeUdp } from '../shared/native/udp-send.js';
-import { allocSharedMemory, destroyModules, initModules, keepsCallState } from '../shared/modules/init.js';
+import { allocSharedMemory, destroyModules, initModules } from '../shared/modules/init.js';
 import { MODULES } from '../shared/modules/registry.js';
 import { ShvStore, parseShvset, shv } from '../shared/shv/store.js';
 import { compileScript, DEFAULT_CFG } from '../shared/script/index.js';
@@ -42,7 +42,8 @@ import { STATUS_PAGE } from './mi/status-page.js';
 import { Supervisor } from './supervisor.js';
 import { streamTransports } from './streams.js';
 import { UdpListener, WorkerReadUdp, type UdpSocket } from './transport/udp.js';
-import { UdpConcentrator } from './transport/udp-concentrate.js';
+import { CALL_PIN_SLOTS, concentrationOf, pinAliveSec, UdpConcentrator } from './transport/udp-concentrate.js';
+import { CallPins } from '../shared/sip/call-pins.js';
 import type { Proto } from '../shared/contract/sip.js';
 import type { CompiledScript } from '../shared/modules/types.js';
 
@@ -159,6 +160,15 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const listenSpecs = args.listen.length ? args.listen : core.listen.length ? core.listen : DEFAULT_LISTEN;
   const sockets: ListenSocket[] = parseListens(listenSpecs, core.port, await resolveListenNames(listenSpecs));
 
+  // udp_worker_concentrate: one SIP worker reads every datagram at first (see udp-concentrate.ts)
+  const steer = core.udpWorkerSteering !== false;
+  const concentration = concentrationOf(script, core, workers, workerUdp !== null);
+  if (core.udpWorkerConcentrate === true && concentration.off !== null)
+    log.warn(`udp_worker_concentrate has no effect: ${concentration.off}`);
+  const concentrate = concentration.off === null;
+  const callPins =
+    concentrate && concentration.pins ? new CallPins(CALL_PIN_SLOTS, pinAliveSec(script), Date.now()) : null;
+
   const layout = counterLayout(MODULES);
   const countersSab = Counters.allocate(layout);
   const counters = new Counters(layout, countersSab, ROW_MASTER);
@@ -206,6 +216,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       log: logSettings,
       wakeDelayMs: core.ipcWakeDelay,
       udpInWorkers: workerUdp !== null,
+      callPins: callPins?.share() ?? null,
     },
     counters,
     {
@@ -244,21 +255,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
     },
   );
   router = new Router(supervisor.writers, counters);
+  router.pins = callPins;
 
-  // udp_worker_concentrate: where any worker may handle any datagram, one reads them all at first
-  const steer = core.udpWorkerSteering !== false;
-  const concentrate = steer && core.udpWorkerConcentrate !== false && workers > 1 && !keepsCallState(script);
-  if (core.udpWorkerConcentrate === true && (workerUdp === null || !concentrate)) {
-    const why =
-      workerUdp === null
-        ? 'SIP workers do not read UDP (udp_worker_receive=0, or no native addon)'
-        : !steer
-          ? 'it needs udp_worker_steering'
-          : workers < 2
-            ? 'one SIP worker'
-            : "a loaded module keeps call state (tm, dialog, rtpengine, rtpproxy, uac): each datagram goes to its call's owner";
-    log.warn(`udp_worker_concentrate has no effect: ${why}`);
-  }
   // sockets first: a port already taken fails the start before any thread runs
   for (const s of sockets) {
     if (s.proto === 'udp') {
@@ -310,7 +308,14 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const steered = [...udp.values()].filter((l): l is WorkerReadUdp => l instanceof WorkerReadUdp && l.steered);
   // TCP, TLS and WebSocket messages follow the reading worker too (the master hands them over)
   const concentrator =
-    concentrate && workerUdp !== null ? new UdpConcentrator(steered, () => supervisor.sipLoops(), counters) : null;
+    concentrate && workerUdp !== null
+      ? new UdpConcentrator(
+          steered,
+          () => supervisor.sipLoops(),
+          counters,
+          callPins === null ? null : { pins: callPins, maxTransactions: core.overload.maxTransactions },
+        )
+      : null;
   if (concentrator !== null) {
     router.reader = () => concentrator.reader;
     concentrator.start();

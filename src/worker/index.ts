@@ -19,6 +19,7 @@ import { compileScript } from '../shared/script/index.js';
 import { scriptPosition } from '../shared/script/runtime.js';
 import { MODULES } from '../shared/modules/registry.js';
 import { UdpReceivers } from './udp-receive.js';
+import { CallPins } from '../shared/sip/call-pins.js';
 import { threadDns } from '../shared/dns/index.js';
 import { startScriptRoutes } from './script-routes.js';
 import { wireWorker } from './wiring.js';
@@ -162,6 +163,7 @@ async function main(): Promise<void> {
             callAffinity: keepsCallState(script),
             load: overload,
             ownPortRr: script.core.udpWorkerPortRr,
+            pins: init.callPins === null ? null : CallPins.open(init.callPins),
           },
           nativeUdp,
           counters,

@@ -7,7 +7,8 @@ import { PROTO_UDP, RecKind, writeRecord } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
 import { RecvLayout, type NativeUdp, type RecvHandle } from '../shared/native/udp-send.js';
-import { ownerOf, statelessReply } from '../shared/sip/callid-scan.js';
+import { scanCallId, startsCall, statelessReply } from '../shared/sip/callid-scan.js';
+import type { CallPins } from '../shared/sip/call-pins.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 
 export interface UdpReceiveOptions {
@@ -24,6 +25,8 @@ export interface UdpReceiveOptions {
   readonly load: { readonly spreading: boolean };
   /** udp_worker_port_rr: Record-Route carries this worker's own port too */
   readonly ownPortRr: boolean;
+  /** udp_worker_concentrate with call state: the calls pinned away from their hash's worker */
+  readonly pins: CallPins | null;
 }
 
 /**
@@ -146,12 +149,7 @@ export class UdpReceivers {
       return;
     }
     const opt = this.#opt;
-    // the call's owner handles it: its transaction, dialog or probe is there, and
-    // one peer's messages of one call keep their order (same socket, same ring)
-    // (a reply to a stateless forward has no transaction to meet: relayed where it was read;
-    // without any module keeping call state, every message is handled where it was read, unless
-    // this worker is busy: then the Call-ID spreads them, as with call state)
-    const owner = (!opt.callAffinity && !opt.load.spreading) || statelessReply(msg) ? -1 : ownerOf(msg, opt.workers);
+    const owner = this.#owner(msg);
     const ring = owner >= 0 && owner !== opt.workerId ? opt.hopOut[owner] : null;
     if (ring) {
       this.#counters.inc(this.#hopped);
@@ -168,6 +166,36 @@ export class UdpReceivers {
       socketIdx: sock.idx,
       connId: 0,
     });
+  }
+
+  /**
+   * The worker that handles a datagram, -1: this one. The call's owner: its
+   * transaction, dialog or probe is there, and one peer's messages of one call
+   * keep their order (same socket, same ring). A reply to a stateless forward
+   * has no transaction to meet: relayed where it was read. Without any module
+   * keeping call state, every message is handled where it was read, unless this
+   * worker is busy (then the Call-ID spreads them, as with call state) or it is
+   * a reply to a request a worker sent itself (LocalUac picks a Call-ID of its
+   * own). With call state and pins (udp_worker_concentrate), a pinned call's
+   * worker, else for a call's start the reader while it reads everything (it
+   * pins the call), else the Call-ID hash's worker.
+   */
+  #owner(msg: Buffer): number {
+    const opt = this.#opt;
+    if (statelessReply(msg)) return -1;
+    if (!opt.callAffinity && !opt.load.spreading && msg[0] !== 83 /* "S": not "SIP/2.0 …" */) return -1;
+    const hash = scanCallId(msg, 0, msg.length);
+    if (hash < 0) return -1;
+    const pins = opt.pins;
+    if (pins === null) return hash % opt.workers;
+    const now = pins.nowSec();
+    const pinned = pins.lookup(hash, now);
+    if (pinned >= 0) return pinned;
+    const own = hash % opt.workers;
+    if (!startsCall(msg)) return own;
+    // a call's start: the reader keeps it, else its hash's worker (for which this one pins it)
+    const to = pins.reader() === opt.workerId ? opt.workerId : own;
+    return pins.pin(hash, to, now) ? to : own;
   }
 
   /**

@@ -32,7 +32,9 @@ test(
 worker_heap_mb=32
 loadmodule "sl.so"
 loadmodule "pv.so"
-# tm keeps call state in the Call-ID's owner: requests hop to it (which worker grows is chosen by Call-ID)
+# tm keeps call state in the Call-ID's owner, and with udp_worker_concentrate=0 every worker reads
+# its own calls' datagrams: requests hop to it (which worker grows is chosen by Call-ID)
+udp_worker_concentrate=0
 loadmodule "tm.so"
 request_route {
     if ($rU == "grow") {

@@ -6,8 +6,10 @@ import { startServer, writeCfg } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 import { startHttpPeer } from '../helpers/http-peer.js';
 
-// tm keeps call state in the Call-ID's owner: one peer's requests are spread over both workers
+// tm keeps call state in the Call-ID's owner, and with udp_worker_concentrate=0 every worker reads its
+// own calls' datagrams: one peer's requests are spread over both workers
 const CFG = `#!KAMAILIO
+udp_worker_concentrate=0
 loadmodule "sl.so"
 loadmodule "tm.so"
 loadmodule "http_client.so"

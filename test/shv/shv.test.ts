@@ -58,7 +58,9 @@ test('four threads racing on the same names: one slot per name, no torn reads', 
 
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
-# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+# tm keeps call state in the Call-ID's owner, and with udp_worker_concentrate=0 every worker reads
+# its own calls' datagrams: one peer's requests spread over the workers
+udp_worker_concentrate=0
 loadmodule "tm.so"
 loadmodule "pv.so"
 modparam("pv", "shvset", "calls=i:0")

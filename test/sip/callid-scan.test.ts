@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CALLID_HASH_BYTES, scanCallId, statelessReply } from '../../src/shared/sip/callid-scan.js';
+import { CALLID_HASH_BYTES, scanCallId, startsCall, statelessReply } from '../../src/shared/sip/callid-scan.js';
+import { CallPins } from '../../src/shared/sip/call-pins.js';
 
 const msg = (headers: string, first = 'INVITE sip:b@h SIP/2.0'): Buffer =>
   Buffer.from(`${first}\r\n${headers}\r\n`, 'latin1');
@@ -64,4 +65,47 @@ test('the hash reads the first CALLID_HASH_BYTES bytes of a Call-ID (what the ke
   const head = 'x'.repeat(CALLID_HASH_BYTES - 1);
   assert.equal(scan(msg(`Call-ID: ${head}a-one\r\n`)), scan(msg(`Call-ID: ${head}a-two\r\n`)));
   assert.notEqual(scan(msg(`Call-ID: ${head}a\r\n`)), scan(msg(`Call-ID: ${head}b\r\n`)));
+});
+
+test("a call's start: a request without To tag, not ACK or CANCEL, read from the bytes", () => {
+  const starts = (headers: string, first?: string): boolean => startsCall(msg(headers, first));
+  assert.equal(starts('Via: SIP/2.0/UDP h\r\nTo: <sip:b@h>\r\nCall-ID: x\r\n'), true);
+  assert.equal(starts('t: <sip:b@h>\r\n', 'REGISTER sip:h SIP/2.0'), true);
+  assert.equal(starts('To: <sip:b@h>;tag=1\r\n'), false);
+  assert.equal(starts('TO : <sip:b@h> ;TAG=1\r\n'), false);
+  assert.equal(starts('t:<sip:b@h>;Tag=1\r\n'), false);
+  // folded: the tag on the next line
+  assert.equal(starts('To: <sip:b@h>\r\n ;tag=1\r\nCall-ID: x\r\n'), false);
+  // headers that begin like To
+  assert.equal(starts('Timestamp: 1;tag=2\r\nTo: <sip:b@h>\r\n'), true);
+  assert.equal(starts('To: <sip:b@h>\r\n', 'ACK sip:b@h SIP/2.0'), false);
+  assert.equal(starts('To: <sip:b@h>\r\n', 'CANCEL sip:b@h SIP/2.0'), false);
+  assert.equal(starts('To: <sip:b@h>\r\n', 'SIP/2.0 200 OK'), false);
+  // no To at all: unsure, so no
+  assert.equal(starts('Call-ID: x\r\n'), false);
+});
+
+test('call pins: a pin is found and refreshed while its call is alive, lapses after, and its slot is taken again', () => {
+  const pins = new CallPins(8, 100, Date.now());
+  const other = CallPins.open(pins.share());
+  assert.equal(pins.lookup(5, 0), -1);
+  assert.ok(pins.pin(5, 1, 0));
+  // another thread's view of the same memory
+  assert.equal(other.lookup(5, 50), 1);
+  // refreshed at 50: alive until 150
+  assert.equal(other.lookup(5, 140), 1);
+  assert.equal(other.lookup(5, 300), -1);
+  // the largest hash is a key too
+  assert.ok(pins.pin(0x7fffffff, 0, 0));
+  assert.equal(pins.lookup(0x7fffffff, 1), 0);
+  // a full neighbourhood refuses: 8 slots, all alive
+  for (let h = 16; h < 24; h++) assert.ok(pins.pin(h, 1, 300), `pin ${h}`);
+  assert.equal(pins.pin(40, 1, 300), false, 'no free slot');
+  // lapsed pins' slots are taken again only later (a message that found one meets its worker)
+  assert.equal(pins.pin(40, 1, 420), false, 'lapsed at 400 but not yet free');
+  assert.ok(pins.pin(40, 0, 600));
+  assert.equal(pins.lookup(40, 600), 0);
+  assert.equal(pins.reader(), null);
+  pins.setReader(1);
+  assert.equal(other.reader(), 1);
 });

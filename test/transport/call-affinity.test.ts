@@ -6,25 +6,36 @@ import { startServer, writeCfg, type RunningServer } from '../helpers/start-serv
 import { UdpPeer, sipRequest, tcpConnect, type StreamPeer } from '../helpers/sip-socket.js';
 
 // Two SIP workers read the same UDP address; whichever reads a datagram,
-// every message of a call must be handled by the worker its Call-ID hash
-// names. Each route logs the message with the worker's row number at the
+// every message of a call must be handled by the worker that took the call's
+// start. Each route logs the message with the worker's row number at the
 // start of the line, so the test sees which worker handled what. `steered`
-// runs the default (the kernel hands each datagram to its owner's socket),
-// `unsteered` udp_worker_steering=0 (the kernel picks by source address and
-// port, and the worker that reads a datagram hands it to the owner).
+// has the kernel hand each datagram to its Call-ID hash's worker
+// (udp_worker_concentrate=0), `unsteered` udp_worker_steering=0 (the kernel
+// picks by source address and port, and the worker that reads a datagram
+// hands it to the owner), `concentrated` the default: one worker reads every
+// datagram while it keeps up, and keeps the calls that start then.
 const WORKERS = 2;
 let steered: RunningServer;
 let unsteered: RunningServer;
+let concentrated: RunningServer;
 /** the server of the running test */
 let server: RunningServer;
 let callee: UdpPeer;
 
-function cfg(core = ''): string {
+function cfg(core = '', modules = ''): string {
   return writeCfg(`${core}loadmodule "sl.so"
 loadmodule "tm.so"
 loadmodule "rr.so"
+${modules}loadmodule "pv.so"
 request_route {
     xlog("L_WARN", "handled $rm $ci\\n");
+    # load for the tests that make the reading worker busy
+    if (is_method("OPTIONS")) {
+        $var(i) = 0;
+        while ($var(i) < 20000) { $var(i) = $var(i) + 1; }
+        sl_send_reply(200, "OK");
+        exit;
+    }
     if (is_method("CANCEL")) { if (t_check_trans()) t_relay(); exit; }
     if (has_totag()) { loose_route(); t_relay(); exit; }
     record_route();
@@ -40,12 +51,13 @@ onreply_route {
 before(async () => {
   callee = await UdpPeer.open();
   // one after the other: a start that fails leaves the other server where after() stops it
-  steered = await startServer({ workers: WORKERS, cfg: cfg() });
+  steered = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_concentrate=0\n') });
   unsteered = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_steering=0\n') });
+  concentrated = await startServer({ workers: WORKERS, cfg: cfg() });
 });
 after(async () => {
   callee?.close();
-  await Promise.all([steered?.stop(), unsteered?.stop()]);
+  await Promise.all([steered?.stop(), unsteered?.stop(), concentrated?.stop()]);
 });
 
 /** one side of the test as the caller: UDP or a TCP connection to the proxy */
@@ -127,9 +139,15 @@ function calleeGot(callId: string, method: string): string[] {
 /**
  * One call from `caller`: INVITE, 180, the INVITE retransmitted (answered
  * again with 180 by the transaction, never relayed twice), then either a
- * CANCEL (200, 487, ACK) or a 200, ACK and an in-dialog BYE.
+ * CANCEL (200, 487, ACK) or a 200, ACK and an in-dialog BYE; `between`
+ * runs after the second 180.
  */
-async function call(caller: Caller, callId: string, cancel: boolean): Promise<void> {
+async function call(
+  caller: Caller,
+  callId: string,
+  cancel: boolean,
+  between: () => Promise<void> = async () => {},
+): Promise<void> {
   const proxy = caller.transport === 'UDP' ? server.udp[0]! : server.tcp[0]!;
   const via = `Via: SIP/2.0/${caller.transport} 127.0.0.1:${caller.port};branch=z9hG4bK${callId}`;
   const common = ['Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=f${callId}`, `Call-ID: ${callId}`];
@@ -150,6 +168,7 @@ async function call(caller: Caller, callId: string, cancel: boolean): Promise<vo
   await until('180 at the caller', () => (got('180').length >= 1 ? true : undefined));
   caller.send(invite);
   await until('180 again for the retransmitted INVITE', () => (got('180').length >= 2 ? true : undefined));
+  await between();
 
   const toTagged = header(got('180')[0]!, 'To')[0]!;
   if (cancel) {
@@ -221,12 +240,15 @@ function handledBy(callId: string): Map<string, Set<number>> {
   return out;
 }
 
-/** every call of `ids` (even index: cancelled) was handled by its owner alone, retransmissions absorbed */
-async function checkOwners(ids: string[]): Promise<void> {
+/**
+ * every call of `ids` (even index: cancelled) was handled by its owner alone, retransmissions
+ * absorbed; `owners`: each call's owner, by default its Call-ID hash's worker
+ */
+async function checkOwners(ids: string[], owners: Map<string, number> = new Map()): Promise<void> {
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]!;
     const cancelled = i % 2 === 0;
-    const owner = ownerOf(Buffer.from(`X\r\nCall-ID: ${id}\r\n\r\n`), WORKERS);
+    const owner = owners.get(id) ?? ownerOf(Buffer.from(`X\r\nCall-ID: ${id}\r\n\r\n`), WORKERS);
     // log lines come from the workers a little after the replies
     const want = cancelled ? ['INVITE', '180', '487'] : ['INVITE', '180', '200', 'ACK', 'BYE'];
     const seen = await until(`every log line of ${id}`, () => {
@@ -244,8 +266,21 @@ async function checkOwners(ids: string[]): Promise<void> {
   }
 }
 
+async function stat(name: string): Promise<number> {
+  return (await server.rpc('stats.get_statistics', [name])).result[name] as number;
+}
+
+/** until core:udp_concentrated is `v` */
+async function concentratedIs(v: number, timeoutMs = 30_000): Promise<void> {
+  await until(
+    `core:udp_concentrated ${v}`,
+    async () => ((await stat('core:udp_concentrated')) === v ? true : undefined),
+    timeoutMs,
+  );
+}
+
 async function hops(): Promise<number> {
-  return (await server.rpc('stats.get_statistics', ['core:udp_hops'])).result['core:udp_hops'] as number;
+  return stat('core:udp_hops');
 }
 
 const cases = [
@@ -276,6 +311,89 @@ for (const { transport, steering } of cases) {
   });
 }
 
+for (const transport of ['UDP', 'TCP'] as const) {
+  test(`concentrated, over ${transport}: a call stays with the worker that took its start, the reader while it reads every datagram`, async () => {
+    server = concentrated;
+    // the first calls compile the path: on a slow machine that alone may spread the datagrams
+    await concentratedIs(1);
+    const caller = await (transport === 'UDP' ? udpCaller(server.udp[0]!) : tcpCaller(server.tcp[0]!));
+    try {
+      const ids = callIds(`conc${transport}`, 3);
+      const owners = new Map<string, number>();
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        const before = await stat('core:udp_concentrated');
+        await call(caller, id, i % 2 === 0);
+        // one reader all along: worker 0 took every start (gathering takes a second of quiet)
+        if (before === 1 && (await stat('core:udp_concentrated')) === 1) owners.set(id, 0);
+        else owners.set(id, [...(handledBy(id).get('INVITE') ?? [])][0] ?? -1);
+      }
+      await checkOwners(ids, owners);
+    } finally {
+      caller.close();
+    }
+  });
+}
+
+test(
+  'concentrated with tm: calls begun before the datagrams spread or gather keep their worker: CANCEL, the retransmitted INVITE, ACK and BYE reach it',
+  { timeout: 180_000 },
+  async () => {
+    server = concentrated;
+    await concentratedIs(1);
+    const caller = await udpCaller(server.udp[0]!);
+    const load = await UdpPeer.open();
+    let n = 0;
+    const busy = async (): Promise<void> => {
+      // CPU-heavy requests until the reader's loop is busy enough for the kernel to spread
+      for (const end = Date.now() + 90_000; Date.now() < end;) {
+        for (let i = 0; i < 10; i++) {
+          n++;
+          load.send(
+            sipRequest([
+              'OPTIONS sip:b@127.0.0.1 SIP/2.0',
+              `Via: SIP/2.0/UDP 127.0.0.1:${load.port};branch=z9hG4bKld${n}`,
+              'Max-Forwards: 70',
+              `From: <sip:a@127.0.0.1>;tag=ld${n}`,
+              'To: <sip:b@127.0.0.1>',
+              `Call-ID: load-${n}`,
+              'CSeq: 1 OPTIONS',
+              'Content-Length: 0',
+            ]),
+            server.udp[0]!,
+          );
+        }
+        await load.waitFor(n, 10_000);
+        if ((await stat('core:udp_concentrated')) === 0) return;
+      }
+      throw new Error('the datagrams never spread');
+    };
+    try {
+      // calls whose Call-ID hash names worker 1, not the reader
+      const ids = callIds('move', 2).filter((id) => ownerOf(Buffer.from(`X\r\nCall-ID: ${id}\r\n\r\n`), WORKERS) === 1);
+      assert.equal(ids.length, 2);
+      const [cancelled, answered] = ids as [string, string];
+      // started while one worker reads everything: worker 0 keeps it after the spread
+      await call(caller, cancelled, true, busy);
+      // started while spread (at its hash's worker, 1): it stays there once worker 0 reads everything again
+      if ((await stat('core:udp_concentrated')) === 1) await busy();
+      const answeredSpread = await stat('core:udp_concentrated');
+      await call(caller, answered, false, () => concentratedIs(1, 60_000));
+      await checkOwners(
+        [cancelled, answered],
+        new Map([
+          [cancelled, 0],
+          [answered, answeredSpread === 0 ? 1 : 0],
+        ]),
+      );
+      assert.equal(answeredSpread, 0, 'the second call began while spread');
+    } finally {
+      caller.close();
+      load.close();
+    }
+  },
+);
+
 test('udp_worker_steering=1 while the master reads UDP says it has no effect', async () => {
   const master = await startServer({
     workers: WORKERS,
@@ -291,10 +409,13 @@ test('udp_worker_steering=1 while the master reads UDP says it has no effect', a
   }
 });
 
-test('udp_worker_concentrate=1 with a module that keeps call state says it has no effect, and the calls keep their owners', async () => {
-  const withTm = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_concentrate=1\n') });
+test('udp_worker_concentrate=1 with a module that keeps call state for a whole call says it has no effect', async () => {
+  const withTm = await startServer({
+    workers: WORKERS,
+    cfg: cfg('udp_worker_concentrate=1\n', 'loadmodule "dialog.so"\n'),
+  });
   try {
-    const re = /udp_worker_concentrate has no effect: a loaded module keeps call state/;
+    const re = /udp_worker_concentrate has no effect: a loaded module keeps call state for a whole call \(dialog\)/;
     assert.match(await withTm.waitForStderr(re, 10_000), re);
     assert.equal(
       (await withTm.rpc('stats.get_statistics', ['core:udp_concentrated'])).result['core:udp_concentrated'],

@@ -40,8 +40,10 @@ before(async () => {
   server = await startServer({
     workers: WORKERS,
     listen: ['udp:127.0.0.1:0'],
+    // each call with its Call-ID hash's worker (udp_worker_concentrate=0: no worker reads them all)
     cfg: writeCfg(`udp_worker_port=${base}
 udp_worker_port_rr=1
+udp_worker_concentrate=0
 loadmodule "sl.so"
 loadmodule "tm.so"
 loadmodule "rr.so"

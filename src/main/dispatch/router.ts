@@ -2,7 +2,8 @@ import type { ListenSocket } from '../../shared/config/listen.js';
 import type { Counters } from '../../shared/counters/counters.js';
 import { writeRecord, RecKind, protoCode, PROTO_TLS } from '../../shared/ipc/messages.js';
 import type { RingWriter } from '../../shared/ipc/ring.js';
-import { ownerOf } from '../../shared/sip/callid-scan.js';
+import { scanCallId, startsCall } from '../../shared/sip/callid-scan.js';
+import type { CallPins } from '../../shared/sip/call-pins.js';
 import type { Proto } from '../../shared/contract/sip.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
 
@@ -23,6 +24,11 @@ export class Router {
    * messages too (null: each call's owner)
    */
   reader: () => number | null = () => null;
+  /**
+   * udp_worker_concentrate with call state: calls pinned to the worker that read them, and the
+   * reader, as the workers see them for UDP (call-pins.ts)
+   */
+  pins: CallPins | null = null;
 
   constructor(rings: RingWriter[], counters: Counters) {
     this.#rings = rings;
@@ -47,12 +53,28 @@ export class Router {
       if (msg.length > 4) this.#counters.inc(this.#badHdr);
       return;
     }
-    // the worker that reads all UDP now (no module keeps call state), or the same owner a worker
-    // picks for the UDP it reads; without a Call-ID, that reader or worker 0 answers 400 and counts it
-    const w = this.reader() ?? Math.max(0, ownerOf(msg, this.#rings.length));
+    const w = this.#owner(msg);
     const ok = writeRecord(this.#rings[w]!, RecKind.SIP_IN, protoCode(proto), ip, port, connId, sock.idx, msg);
     if (!ok) this.#counters.inc(this.#ipcDropped);
   };
+
+  /**
+   * The worker that reads all UDP now (no module keeps call state), or the same owner a worker picks
+   * for the UDP it reads; without a Call-ID, that reader or worker 0 answers 400 and counts it
+   */
+  #owner(msg: Buffer): number {
+    const pins = this.pins;
+    if (pins === null) return this.reader() ?? Math.max(0, scanCallId(msg, 0, msg.length) % this.#rings.length);
+    const hash = scanCallId(msg, 0, msg.length);
+    if (hash < 0) return pins.reader() ?? 0;
+    const now = pins.nowSec();
+    const pinned = pins.lookup(hash, now);
+    if (pinned >= 0) return pinned;
+    const own = hash % this.#rings.length;
+    if (!startsCall(msg)) return own;
+    const to = pins.reader() ?? own;
+    return pins.pin(hash, to, now) ? to : own;
+  }
 
   /** an HTTP request for event_route[xhttp:request]: to a worker chosen by connection */
   receiveHttp(sock: ListenSocket, ip: string, port: number, connId: number, head: Buffer): void {

@@ -1,6 +1,11 @@
 import { hostPort } from '../../shared/config/listen.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
+import { FIRST_WORKER_ROW, type CounterDef } from '../../shared/counters/layout.js';
 import type { Counters } from '../../shared/counters/counters.js';
+import type { CallPins } from '../../shared/sip/call-pins.js';
+import type { CoreParams } from '../../shared/contract/compiled.js';
+import type { CompiledScript } from '../../shared/modules/types.js';
+import { callStateModules } from '../../shared/modules/init.js';
 import { log } from '../../shared/log.js';
 import type { WorkerLoop } from '../supervisor.js';
 import type { WorkerReadUdp } from './udp.js';
@@ -12,22 +17,99 @@ const SPREAD_ON = 0.8;
 /** all workers' loops' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
-
+/**
+ * with call state (tm) the same, lower: each message of a call waits for the one reader in turn,
+ * several times per call, and a reader a third busy already doubles s2's p99 at 1000 cps (4 -> 8 ms
+ * on the bench's VM) for no CPU saved; at 80 cps (s3) one reader saves a sixth of the CPU. Spread,
+ * the same load costs more (up to 1.6 times at 400 cps): gathering under 40% summed does not flap
+ */
+const SPREAD_ON_CALL_STATE = 0.35;
+const GATHER_UNDER_CALL_STATE = 0.4;
+/**
+ * with tm: the reader's transactions over 80% of overload_max_transactions spread them (one
+ * worker would shed new calls at the bound long before its loop is busy), and the workers' together
+ * must be under 60% of it to gather (at 1000 cps, wt_timer 5 s, s2 keeps 10 500)
+ */
+const SPREAD_TRANSACTIONS = 0.8;
+const GATHER_TRANSACTIONS = 0.6;
 export type LoopSource = () => (WorkerLoop | null)[];
 
 /**
- * udp_worker_concentrate, for scripts whose modules keep no call state (any
- * worker may handle any datagram): while one SIP worker keeps up, the
- * kernel's steering program hands it every datagram, and the others sleep:
- * two workers woken for half the datagrams each read smaller batches and run
+ * the call pins' table: 2^20 slots (12 MiB), room for some 700 000 calls begun while concentrated,
+ * each kept for the calls' last message plus pinAliveSec
+ */
+export const CALL_PIN_SLOTS = 1 << 20;
+
+/**
+ * Whether udp_worker_concentrate acts (`off`: why not), and whether the calls
+ * need pins: tm keeps a call's transactions in one worker for a bounded time
+ * (its timers), which a pin outlives; the other call-state modules (dialog,
+ * rtpengine, rtpproxy, uac) keep a call in one worker for as long as it lasts,
+ * and there each datagram goes to its Call-ID hash's worker, as without
+ * concentration
+ */
+export function concentrationOf(
+  script: CompiledScript,
+  core: CoreParams,
+  workers: number,
+  workersReadUdp: boolean,
+): { off: string | null; pins: boolean } {
+  const state = callStateModules(script);
+  const lasting = state.filter((m) => m !== 'tm');
+  const off = !workersReadUdp
+    ? 'SIP workers do not read UDP (udp_worker_receive=0, or no native addon)'
+    : core.udpWorkerSteering === false
+      ? 'it needs udp_worker_steering'
+      : workers < 2
+        ? 'one SIP worker'
+        : lasting.length > 0
+          ? `a loaded module keeps call state for a whole call (${lasting.join(', ')}): each datagram goes to its call's owner`
+          : core.udpWorkerConcentrate === false
+            ? 'off'
+            : null;
+  return { off, pins: state.length > 0 };
+}
+
+/**
+ * how long a pin outlives its call's last message: tm's longest wait (fr_timer, fr_inv_timer or
+ * OpenSIPS's fr_timeout, fr_inv_timeout) plus wt_timer and timer B's 32 s, and 3 minutes at least
+ */
+export function pinAliveSec(script: CompiledScript): number {
+  const p = script.modparams.get('tm') ?? new Map<string, unknown>();
+  const ms = (name: string, scale: number, dflt: number): number =>
+    p.get(name) === undefined ? dflt : Number(p.get(name)) * scale;
+  const fr = Math.max(
+    ms('fr_timer', 1, 30_000),
+    ms('fr_inv_timer', 1, 120_000),
+    ms('fr_timeout', 1000, 0),
+    ms('fr_inv_timeout', 1000, 0),
+  );
+  return Math.max(180, Math.ceil((fr + ms('wt_timer', 1, 5000)) / 1000) + 32);
+}
+
+/** with a module keeping call state (tm): the call pins and the transaction bound */
+export interface ConcentrateCallState {
+  readonly pins: CallPins;
+  readonly maxTransactions: number;
+}
+
+/**
+ * udp_worker_concentrate: while one SIP worker keeps up, the kernel's
+ * steering program hands it every datagram, and the others sleep: two
+ * workers woken for half the datagrams each read smaller batches and run
  * their code colder than one woken for all (s1 on the bench's 2-core VM,
  * 1000 cps: 112-122 µs/call against 164-232 spread). When the
- * reading worker's event loop is busy over 80% of a 100 ms tick, the
+ * reading worker's event loop is busy over 80% of a 100 ms tick (with tm:
+ * 35%, or its transactions pass 80% of overload_max_transactions), the
  * program becomes the Call-ID steering one (every worker reads its share);
  * once the loops' busy shares, summed, average under 50% over the last
- * second (at least a second after spreading), one worker reads all again.
- * The master's router hands the stream messages to the reading worker too. A reading worker that is not running (restarting) is replaced
- * by the first one that is.
+ * second (at least a second after spreading; with tm: 40%, and the
+ * transactions are under 60% of the bound), one worker reads all again.
+ * The master's router hands the stream messages to the reading worker too.
+ * A reading worker that is not running (restarting) is replaced by the first
+ * one that is. Without call state any worker may handle any datagram; with
+ * tm, each call stays with the worker that took its start, through the call
+ * pins (call-pins.ts): a message read elsewhere hops there.
  */
 export class UdpConcentrator {
   readonly #groups: readonly WorkerReadUdp[];
@@ -41,13 +123,29 @@ export class UdpConcentrator {
   /** all loops' busy shares summed, one per tick since spreading */
   #spreadTicks: number[] = [];
   #timer: NodeJS.Timeout | null = null;
+  readonly #callState: ConcentrateCallState | null;
+  readonly #inuse: CounterDef | undefined;
 
-  constructor(groups: readonly WorkerReadUdp[], loops: LoopSource, counters: Counters) {
+  constructor(
+    groups: readonly WorkerReadUdp[],
+    loops: LoopSource,
+    counters: Counters,
+    callState: ConcentrateCallState | null,
+  ) {
     this.#groups = groups;
     this.#loops = loops;
     this.#counters = counters;
+    this.#callState = callState;
+    this.#inuse = counters.layout.byId.get('tm:inuse_transactions');
     this.#gauge = counters.handle('core:udp_concentrated');
     counters.set(this.#gauge, 1);
+    // from the start: no call began elsewhere
+    callState?.pins.setReader(0);
+  }
+
+  /** a worker's transactions in use (0 without tm) */
+  #transactions(worker: number): number {
+    return this.#inuse === undefined ? 0 : this.#counters.read(this.#inuse, FIRST_WORKER_ROW + worker);
   }
 
   /** the worker every datagram goes to now, null: each call's owner reads its own */
@@ -77,11 +175,14 @@ export class UdpConcentrator {
     });
     this.#last = now;
     const firstRunning = now.findIndex((w) => w !== null);
+    const cs = this.#callState;
     if (this.#reader !== null) {
       if ((now[this.#reader] ?? null) === null) {
         this.#steer(firstRunning >= 0 ? firstRunning : null, 'its reader is not running');
-      } else if (busy[this.#reader]! > SPREAD_ON) {
+      } else if (busy[this.#reader]! > (cs === null ? SPREAD_ON : SPREAD_ON_CALL_STATE)) {
         this.#steer(null, `SIP worker ${this.#reader} busy ${Math.round(busy[this.#reader]! * 100)}%`);
+      } else if (cs !== null && this.#transactions(this.#reader) > SPREAD_TRANSACTIONS * cs.maxTransactions) {
+        this.#steer(null, `SIP worker ${this.#reader} has ${this.#transactions(this.#reader)} transactions`);
       }
       return;
     }
@@ -89,11 +190,14 @@ export class UdpConcentrator {
     if (this.#spreadTicks.length < SETTLE_TICKS) return;
     const total = this.#spreadTicks.reduce((a, b) => a + b, 0) / this.#spreadTicks.length;
     this.#spreadTicks.shift();
-    if (total < GATHER_UNDER && firstRunning >= 0)
-      this.#steer(firstRunning, `SIP workers busy ${Math.round(total * 100)}% together`);
+    if (total >= (cs === null ? GATHER_UNDER : GATHER_UNDER_CALL_STATE) || firstRunning < 0) return;
+    if (cs !== null && now.reduce((n, _, i) => n + this.#transactions(i), 0) > GATHER_TRANSACTIONS * cs.maxTransactions)
+      return;
+    this.#steer(firstRunning, `SIP workers busy ${Math.round(total * 100)}% together`);
   }
 
   #steer(reader: number | null, why: string): void {
+    this.#callState?.pins.setReader(reader);
     // a group whose program the kernel refuses keeps its last one: it still reaches a worker
     for (const g of this.#groups)
       if (!g.steerTo(reader))

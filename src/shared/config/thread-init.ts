@@ -1,3 +1,4 @@
+import type { CallPinsShare } from '../sip/call-pins.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { RingBuffers } from '../ipc/ring.js';
 import type { LogSettings } from '../log-setup.js';
@@ -46,6 +47,8 @@ export interface ThreadInit {
    * fd); false: the master reads them and hands datagrams over on inRing
    */
   readonly udpInWorkers: boolean;
+  /** udp_worker_concentrate with tm: where calls live away from their Call-ID hash's worker (call-pins.ts) */
+  readonly callPins: CallPinsShare | null;
   /**
    * SIP workers: the rings between workers, for a datagram whose call another
    * worker owns: hopIn[j] from worker j, hopOut[j] to worker j (null at this

@@ -144,7 +144,7 @@ export interface CoreParams {
    */
   udpWorkerSteering: boolean | null;
   /**
-   * udp_worker_concentrate: where no module keeps call state, the steering
+   * udp_worker_concentrate: where no module keeps call state (or only tm: call-pins.ts), the steering
    * program hands every datagram to one worker while it keeps up, and spreads
    * them by Call-ID over all workers when it does not; the master hands
    * stream messages to that worker too (null: not set, on)

@@ -30,7 +30,12 @@ export async function initModules(
  * dialog, rtpengine…): then each datagram must reach its call's owner
  */
 export function keepsCallState(script: CompiledScript): boolean {
-  return script.modules.some((name) => script.moduleTable.find(name)?.callState === true);
+  return callStateModules(script).length > 0;
+}
+
+/** the loaded modules that keep call state (ModuleExports.callState) */
+export function callStateModules(script: CompiledScript): string[] {
+  return script.modules.filter((name) => script.moduleTable.find(name)?.callState === true);
 }
 
 /** the master: memory each loaded module shares across threads, by module name */

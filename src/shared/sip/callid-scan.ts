@@ -133,3 +133,54 @@ export function statelessReply(buf: Uint8Array): boolean {
   }
   return false;
 }
+
+/** ";tag=", compared with 0x20 set (";" and "=" have it already) */
+const TO_TAG = [59, 116, 97, 103, 61];
+
+/** position of the value after `To`/`t` + LWS + ':' at line start `i`, or -1 */
+function toValueStart(buf: Uint8Array, i: number, end: number): number {
+  let j = i;
+  if ((buf[j]! | 0x20) !== 116 /* t */) return -1;
+  j++;
+  if ((buf[j]! | 0x20) === 111 /* o */) j++;
+  while (j < end && isWs(buf[j])) j++;
+  if (buf[j] !== COLON) return -1;
+  return j + 1;
+}
+
+/**
+ * A request that may start a call: not a reply, not ACK or CANCEL, and no
+ * To tag (a folded To header read on). Read from the bytes like the Call-ID
+ * hash; false when unsure (the message then goes where its Call-ID says).
+ */
+export function startsCall(buf: Uint8Array): boolean {
+  const end = buf.length;
+  if (end < 16 || (buf[0] === 83 && buf[1] === 73 && buf[2] === 80 && buf[3] === 47)) return false;
+  // "ACK " and "CANCEL ": they belong to a transaction that exists, or to none
+  if (buf[0] === 65 && buf[1] === 67 && buf[2] === 75 && buf[3] === SP) return false;
+  if (buf[0] === 67 && buf[1] === 65 && buf[2] === 78 && buf[3] === 67 && buf[4] === 69 && buf[5] === 76) return false;
+  let i = 0;
+  while (i < end && buf[i] !== LF) i++;
+  i++;
+  while (i < end) {
+    if (buf[i] === CR || buf[i] === LF) return false;
+    const v = toValueStart(buf, i, end);
+    if (v >= 0) {
+      let j = v;
+      for (;;) {
+        while (j < end && buf[j] !== LF) {
+          let k = 0;
+          while (k < TO_TAG.length && j + k < end && (buf[j + k]! | 0x20) === TO_TAG[k]) k++;
+          if (k === TO_TAG.length) return false;
+          j++;
+        }
+        j++;
+        // a folded header goes on in a line that starts with white space
+        if (j >= end || !isWs(buf[j])) return true;
+      }
+    }
+    while (i < end && buf[i] !== LF) i++;
+    i++;
+  }
+  return false;
+}

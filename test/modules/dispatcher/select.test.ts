@@ -21,7 +21,9 @@ const LIST = `# set 1: two gateways; set 2: priorities and weights; set 3: a def
 
 const CFG = (list: string): string => `#!KAMAILIO
 loadmodule "sl.so"
-# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+# tm keeps call state in the Call-ID's owner, and with udp_worker_concentrate=0 every worker reads
+# its own calls' datagrams: one peer's requests spread over both workers
+udp_worker_concentrate=0
 loadmodule "tm.so"
 loadmodule "pv.so"
 loadmodule "textops.so"

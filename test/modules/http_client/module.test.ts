@@ -35,7 +35,9 @@ function cfg(base: string, backupBase: string, deadPort: number): string {
   const host = base.slice('http://'.length);
   return `#!KAMAILIO
 loadmodule "sl.so"
-# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+# tm keeps call state in the Call-ID's owner, and with udp_worker_concentrate=0 every worker reads
+# its own calls' datagrams: one peer's requests spread over both workers
+udp_worker_concentrate=0
 loadmodule "tm.so"
 loadmodule "xlog.so"
 loadmodule "http_client.so"

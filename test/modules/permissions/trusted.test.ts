@@ -7,7 +7,9 @@ import { sql, sqliteUrl } from '../../helpers/db.js';
 // allow_trusted() three ways, allow_source_address(); each result (and the tags) in a header of the reply
 const CFG = (url: string, mode: { dbMode: number; tagMode: number }): string => `#!KAMAILIO
 loadmodule "sl.so"
-# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+# tm keeps call state in the Call-ID's owner, and with udp_worker_concentrate=0 every worker reads
+# its own calls' datagrams: one peer's requests spread over both workers
+udp_worker_concentrate=0
 loadmodule "tm.so"
 loadmodule "textops.so"
 loadmodule "permissions.so"

@@ -6,7 +6,9 @@ import { UdpPeer, sipRequest } from '../../helpers/sip-socket.js';
 // the REGISTRAR/LOCATION part of Kamailio's default config, stateless to keep the test small
 const CFG = `#!KAMAILIO
 loadmodule "sl.so"
-# tm keeps call state in the Call-ID's owner: one peer's requests spread over both workers
+# tm keeps call state in the Call-ID's owner, and with udp_worker_concentrate=0 every worker reads
+# its own calls' datagrams: one peer's requests spread over both workers
+udp_worker_concentrate=0
 loadmodule "tm.so"
 loadmodule "textops.so"
 loadmodule "usrloc.so"
