@@ -317,6 +317,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
         )
       : null;
   if (concentrator !== null) {
+    supervisor.onSipWorkerExit = (index) => concentrator.workerExited(index);
     router.reader = () => concentrator.reader;
     concentrator.start();
   }

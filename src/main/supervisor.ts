@@ -71,6 +71,8 @@ type BaseInit = Omit<ThreadInit, 'role' | 'workerId' | 'row' | 'inRing' | 'outRi
  */
 export class Supervisor {
   readonly #slots: ThreadSlot[] = [];
+  /** a SIP worker died (before its restart): udp_worker_concentrate hands its datagrams to another at once */
+  onSipWorkerExit: (index: number) => void = () => {};
   readonly #base: BaseInit;
   readonly #counters: Counters;
   readonly #sender: Sender;
@@ -253,6 +255,7 @@ export class Supervisor {
         // the dead thread's in-flight gauges died with it
         this.#counters.resetGauges(slot.row);
         log.err(`${this.#name(slot)} died (exit code ${code}); restarting it`);
+        if (slot.role === 'sip') this.onSipWorkerExit(slot.index);
         setTimeout(() => {
           if (!this.#stopping)
             this.#spawn(slot).catch((e: Error) => log.err(`restart of ${this.#name(slot)} failed: ${e.message}`));

@@ -188,8 +188,8 @@ test('concentrated: when the reading worker dies, another one reads every datagr
     const before = await perWorker();
     assert.deepEqual((await server.rpc('core.kill_worker', [0])).result, { killed: 0 });
     // at once: what already sits in the dead worker's socket waits for its restart, and what the
-    // dying worker read is lost, as a crash loses it (a UA retransmits); within a 100 ms look the
-    // master hands every datagram to worker 1 instead
+    // dying worker read is lost, as a crash loses it (a UA retransmits); when the thread ends, before
+    // its restart, the master hands every datagram to worker 1 instead
     const answeredBefore = peer.received.length;
     for (const end = Date.now() + 40_000; peer.received.length < answeredBefore + 10 && Date.now() < end;) {
       const want = peer.received.length + 1;

@@ -106,8 +106,8 @@ export interface ConcentrateCallState {
  * second (at least a second after spreading; with tm: 40%, and the
  * transactions are under 60% of the bound), one worker reads all again.
  * The master's router hands the stream messages to the reading worker too.
- * A reading worker that is not running (restarting) is replaced by the first
- * one that is. Without call state any worker may handle any datagram; with
+ * A reading worker that dies is replaced by the first one running when its
+ * thread ends (and one not running at a look, too). Without call state any worker may handle any datagram; with
  * tm, each call stays with the worker that took its start, through the call
  * pins (call-pins.ts): a message read elsewhere hops there.
  */
@@ -162,6 +162,16 @@ export class UdpConcentrator {
   stop(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+  }
+
+  /**
+   * a SIP worker died: if it was the reader, another running one reads every datagram now, not at
+   * the next look (its restart may come first, and the datagrams would wait for it meanwhile)
+   */
+  workerExited(index: number): void {
+    if (this.#reader !== index) return;
+    const firstRunning = this.#loops().findIndex((w) => w !== null);
+    this.#steer(firstRunning >= 0 ? firstRunning : null, 'its reader died');
   }
 
   #tick(): void {
