@@ -7,7 +7,7 @@ import { PROTO_UDP, RecKind, writeRecord } from '../shared/ipc/messages.js';
 import type { RingWriter } from '../shared/ipc/ring.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
 import { RecvLayout, type NativeUdp, type RecvHandle } from '../shared/native/udp-send.js';
-import { scanCallId, startsCall, statelessReply } from '../shared/sip/callid-scan.js';
+import { scanCallId, statelessReply } from '../shared/sip/callid-scan.js';
 import type { CallPins } from '../shared/sip/call-pins.js';
 import type { CounterHandle } from '../shared/contract/host.js';
 
@@ -188,14 +188,8 @@ export class UdpReceivers {
     if (hash < 0) return -1;
     const pins = opt.pins;
     if (pins === null) return hash % opt.workers;
-    const now = pins.nowSec();
-    const pinned = pins.lookup(hash, now);
-    if (pinned >= 0) return pinned;
-    const own = hash % opt.workers;
-    if (!startsCall(msg)) return own;
-    // a call's start: the reader keeps it, else its hash's worker (for which this one pins it)
-    const to = pins.reader() === opt.workerId ? opt.workerId : own;
-    return pins.pin(hash, to, now) ? to : own;
+    // a call's start: this worker keeps it while it reads everything, else its hash's worker does
+    return pins.ownerOf(msg, hash, opt.workers, pins.reader() === opt.workerId ? opt.workerId : null);
   }
 
   /**

@@ -2,7 +2,7 @@ import type { ListenSocket } from '../../shared/config/listen.js';
 import type { Counters } from '../../shared/counters/counters.js';
 import { writeRecord, RecKind, protoCode, PROTO_TLS } from '../../shared/ipc/messages.js';
 import type { RingWriter } from '../../shared/ipc/ring.js';
-import { scanCallId, startsCall } from '../../shared/sip/callid-scan.js';
+import { scanCallId } from '../../shared/sip/callid-scan.js';
 import type { CallPins } from '../../shared/sip/call-pins.js';
 import type { Proto } from '../../shared/contract/sip.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
@@ -67,13 +67,7 @@ export class Router {
     if (pins === null) return this.reader() ?? Math.max(0, scanCallId(msg, 0, msg.length) % this.#rings.length);
     const hash = scanCallId(msg, 0, msg.length);
     if (hash < 0) return pins.reader() ?? 0;
-    const now = pins.nowSec();
-    const pinned = pins.lookup(hash, now);
-    if (pinned >= 0) return pinned;
-    const own = hash % this.#rings.length;
-    if (!startsCall(msg)) return own;
-    const to = pins.reader() ?? own;
-    return pins.pin(hash, to, now) ? to : own;
+    return pins.ownerOf(msg, hash, this.#rings.length, pins.reader());
   }
 
   /** an HTTP request for event_route[xhttp:request]: to a worker chosen by connection */

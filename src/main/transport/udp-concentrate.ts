@@ -6,6 +6,7 @@ import type { CallPins } from '../../shared/sip/call-pins.js';
 import type { CoreParams } from '../../shared/contract/compiled.js';
 import type { CompiledScript } from '../../shared/modules/types.js';
 import { callStateModules } from '../../shared/modules/init.js';
+import { tmTimersMs } from '../../shared/modules/tm/index.js';
 import { log } from '../../shared/log.js';
 import type { WorkerLoop } from '../supervisor.js';
 import type { WorkerReadUdp } from './udp.js';
@@ -71,20 +72,12 @@ export function concentrationOf(
 }
 
 /**
- * how long a pin outlives its call's last message: tm's longest wait (fr_timer, fr_inv_timer or
- * OpenSIPS's fr_timeout, fr_inv_timeout) plus wt_timer and timer B's 32 s, and 3 minutes at least
+ * how long a pin outlives its call's last message: tm's longest wait (fr_timer or fr_inv_timer)
+ * plus wt_timer and timer B's 32 s, and 3 minutes at least
  */
 export function pinAliveSec(script: CompiledScript): number {
-  const p = script.modparams.get('tm') ?? new Map<string, unknown>();
-  const ms = (name: string, scale: number, dflt: number): number =>
-    p.get(name) === undefined ? dflt : Number(p.get(name)) * scale;
-  const fr = Math.max(
-    ms('fr_timer', 1, 30_000),
-    ms('fr_inv_timer', 1, 120_000),
-    ms('fr_timeout', 1000, 0),
-    ms('fr_inv_timeout', 1000, 0),
-  );
-  return Math.max(180, Math.ceil((fr + ms('wt_timer', 1, 5000)) / 1000) + 32);
+  const t = tmTimersMs(script.modparams.get('tm') ?? new Map());
+  return Math.max(180, Math.ceil((Math.max(t.fr, t.frInv) + t.wait) / 1000) + 32);
 }
 
 /** with a module keeping call state (tm): the call pins and the transaction bound */

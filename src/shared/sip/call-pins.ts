@@ -20,6 +20,8 @@
  * full neighbourhood refuses a pin, and the call stays with its hash's
  * worker. Control word: the reading worker + 1 (0: spread).
  */
+import { startsCall } from './callid-scan.js';
+
 const SLOT_WORDS = 3;
 /** slots looked at from a hash's own before a pin is refused */
 const PROBE = 16;
@@ -53,7 +55,7 @@ export class CallPins {
     return new CallPins(s.slots, s.aliveSec, s.epochMs, s.sab);
   }
 
-  nowSec(): number {
+  #nowSec(): number {
     return ((Date.now() - this.#epochMs) / 1000) | 0;
   }
 
@@ -66,6 +68,21 @@ export class CallPins {
   /** the master's switch: `reader` reads every datagram, null: spread by Call-ID */
   setReader(reader: number | null): void {
     Atomics.store(this.#w, 0, reader === null ? 0 : reader + 1);
+  }
+
+  /**
+   * The worker that handles `msg` (Call-ID hash `hash`): its call's pin, else for a call's start
+   * `taker` (the reader, as the one reading it or the master sees it) if it can be pinned there,
+   * else its hash's worker, for which a start is pinned too
+   */
+  ownerOf(msg: Uint8Array, hash: number, workers: number, taker: number | null): number {
+    const now = this.#nowSec();
+    const pinned = this.lookup(hash, now);
+    if (pinned >= 0) return pinned;
+    const own = hash % workers;
+    if (!startsCall(msg)) return own;
+    const to = taker ?? own;
+    return this.pin(hash, to, now) ? to : own;
   }
 
   /** the worker a call is pinned to, refreshing the pin; -1 without one */

@@ -11,6 +11,7 @@ import type { SipMsg } from '../../shared/contract/sip.js';
 import type { WorkerServices } from '../services.js';
 import type { RouteRunner } from '../../shared/script/route-runner.js';
 import { TimerWheel, WheelTimer } from './wheel.js';
+import { tmTimersMs } from '../../shared/modules/tm/index.js';
 import {
   kServerTx,
   T1,
@@ -75,11 +76,10 @@ export class TmCore {
   ) {
     this.svc = svc;
     this.counters = counters;
-    const secs = (name: string): number | null =>
-      params.get(name) === undefined ? null : Number(params.get(name)) * 1000;
-    this.frTimer = secs('fr_timeout') ?? Number(params.get('fr_timer'));
-    this.frInvTimer = secs('fr_inv_timeout') ?? Number(params.get('fr_inv_timer'));
-    this.waitMs = Number(params.get('wt_timer'));
+    const timers = tmTimersMs(params);
+    this.frTimer = timers.fr;
+    this.frInvTimer = timers.frInv;
+    this.waitMs = timers.wait;
     this.auto100 = Number(params.get('auto_inv_100')) !== 0 && Number(params.get('auto_100trying')) !== 0;
     this.blst503 = Number(params.get('blst_503')) !== 0;
     this.blst503Default = Number(params.get('blst_503_def_timeout'));

@@ -223,6 +223,20 @@ function tmStats(_params: unknown, env: ModuleEnv): Record<string, number> {
   };
 }
 
+/**
+ * tm's timers from its modparams (defaults applied), in ms: fr_timer and fr_inv_timer, or OpenSIPS's
+ * fr_timeout and fr_inv_timeout (seconds) when set, and wt_timer
+ */
+export function tmTimersMs(params: ReadonlyMap<string, unknown>): { fr: number; frInv: number; wait: number } {
+  const secs = (name: string): number | null =>
+    params.get(name) === undefined ? null : Number(params.get(name)) * 1000;
+  return {
+    fr: secs('fr_timeout') ?? Number(params.get('fr_timer')),
+    frInv: secs('fr_inv_timeout') ?? Number(params.get('fr_inv_timer')),
+    wait: Number(params.get('wt_timer')),
+  };
+}
+
 export const tmModule: ModuleExports = {
   name: 'tm',
   callState: true,
