@@ -394,6 +394,46 @@ test(
   },
 );
 
+test('concentrated with tm: a reader holding over 80% of overload_max_transactions has the datagrams spread, busy or not', async () => {
+  const bounded = await startServer({ workers: WORKERS, cfg: cfg('overload_max_transactions=10\n') });
+  const caller = await UdpPeer.open();
+  const invite = (id: string): void =>
+    caller.send(
+      sipRequest([
+        `INVITE sip:b@${bounded.udp[0]!} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${id}`,
+        'Max-Forwards: 70',
+        `From: <sip:a@127.0.0.1>;tag=${id}`,
+        'To: <sip:b@127.0.0.1>',
+        `Call-ID: ${id}`,
+        'CSeq: 1 INVITE',
+        'Content-Length: 0',
+      ]),
+      bounded.udp[0]!,
+    );
+  try {
+    server = bounded;
+    // warm-up: the path compiled (its first run alone may pass 35% of a tick), the calls refused
+    for (let i = 0; i < 3; i++) {
+      invite(`warm-${i}`);
+      const relayed = await until(`the INVITE of warm-${i} at the callee`, () => calleeGot(`warm-${i}`, 'INVITE')[0]);
+      callee.send(reply(relayed, '486 Busy Here'), bounded.udp[0]!);
+    }
+    await concentratedIs(1);
+    // INVITEs the callee never answers, until the reader holds 9 transactions: over 8 of 10, and
+    // under the bound, where new requests would be shed
+    for (let i = 0; (await stat('tm:inuse_transactions')) < 9; i++) {
+      assert.ok(i < 10, 'transactions in use grow with unanswered INVITEs');
+      invite(`bound-${i}`);
+      await until(`the INVITE of bound-${i} at the callee`, () => calleeGot(`bound-${i}`, 'INVITE')[0]);
+    }
+    await concentratedIs(0, 10_000);
+  } finally {
+    caller.close();
+    await bounded.stop();
+  }
+});
+
 test('udp_worker_steering=1 while the master reads UDP says it has no effect', async () => {
   const master = await startServer({
     workers: WORKERS,
