@@ -394,8 +394,17 @@ test(
   },
 );
 
-test('concentrated with tm: a reader holding over 80% of overload_max_transactions has the datagrams spread, busy or not', async () => {
-  const bounded = await startServer({ workers: WORKERS, cfg: cfg('overload_max_transactions=10\n') });
+/** the last switch the concentrator logged (debug=2): its reason, e.g. "SIP worker 0 has 9 transactions" */
+function lastSpreadReason(log: string): string | undefined {
+  return [...log.matchAll(/udp_worker_concentrate: every SIP worker reads its calls' datagrams \((.*)\)/g)].at(-1)?.[1];
+}
+
+/**
+ * one try: nine INVITEs the callee never answers, held by the reading worker (0); the reason the
+ * datagrams spread, or undefined if they did not within 10 s
+ */
+async function spreadByTransactions(): Promise<string | undefined> {
+  const bounded = await startServer({ workers: WORKERS, cfg: cfg('debug=2\noverload_max_transactions=10\n') });
   const caller = await UdpPeer.open();
   const invite = (id: string): void =>
     caller.send(
@@ -411,26 +420,53 @@ test('concentrated with tm: a reader holding over 80% of overload_max_transactio
       ]),
       bounded.udp[0]!,
     );
+  // the reading worker's own transactions: on a loaded machine a warm-up INVITE may have gone to
+  // worker 1 while the datagrams were spread
+  const readerHolds = async (): Promise<number> => {
+    const text = await (await fetch(`http://${bounded.mi}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('switchyard_tm_inuse_transactions{worker="0"}'));
+    return Number(line?.split(' ')[1] ?? NaN);
+  };
+  const tag = Math.random().toString(36).slice(2, 8);
   try {
     server = bounded;
     // warm-up: the path compiled (its first run alone may pass 35% of a tick), the calls refused
     for (let i = 0; i < 3; i++) {
-      invite(`warm-${i}`);
-      const relayed = await until(`the INVITE of warm-${i} at the callee`, () => calleeGot(`warm-${i}`, 'INVITE')[0]);
+      invite(`warm-${tag}-${i}`);
+      const relayed = await until(
+        `the INVITE of warm-${i} at the callee`,
+        () => calleeGot(`warm-${tag}-${i}`, 'INVITE')[0],
+      );
       callee.send(reply(relayed, '486 Busy Here'), bounded.udp[0]!);
     }
     await concentratedIs(1);
-    // INVITEs the callee never answers, until the reader holds 9 transactions: over 8 of 10, and
-    // under the bound, where new requests would be shed
-    for (let i = 0; (await stat('tm:inuse_transactions')) < 9; i++) {
+    // INVITEs the callee never answers, until worker 0, reading everything, holds 9 transactions:
+    // over 8 of 10, and under the bound, where new requests would be shed
+    for (let i = 0; (await readerHolds()) < 9 && (await stat('core:udp_concentrated')) === 1; i++) {
       assert.ok(i < 10, 'transactions in use grow with unanswered INVITEs');
-      invite(`bound-${i}`);
-      await until(`the INVITE of bound-${i} at the callee`, () => calleeGot(`bound-${i}`, 'INVITE')[0]);
+      invite(`bound-${tag}-${i}`);
+      await until(`the INVITE of bound-${i} at the callee`, () => calleeGot(`bound-${tag}-${i}`, 'INVITE')[0]);
     }
-    await concentratedIs(0, 10_000);
+    try {
+      await concentratedIs(0, 10_000);
+    } catch {
+      return undefined;
+    }
+    return lastSpreadReason(await bounded.waitForStderr(/reads its calls' datagrams \(.*\)/, 5000));
   } finally {
     caller.close();
     await bounded.stop();
+  }
+}
+
+test('concentrated with tm: a reader holding over 80% of overload_max_transactions has the datagrams spread, busy or not', async (t) => {
+  // a loaded machine may spread them first for the reader's CPU: then the test is tried again
+  for (let attempt = 1; ; attempt++) {
+    const reason = await spreadByTransactions();
+    assert.ok(reason !== undefined, 'the datagrams spread once the reader held 9 transactions');
+    if (/^SIP worker 0 has \d+ transactions$/.test(reason)) return;
+    assert.ok(attempt < 3, `spread three times for another reason first: ${reason}`);
+    t.diagnostic(`try ${attempt}: spread for another reason (${reason}); again`);
   }
 });
 

@@ -169,14 +169,21 @@ export class UdpConcentrator {
 
   #tick(): void {
     const now = this.#loops();
-    const busy = now.map((cur, i) => {
+    const readings = now.map((cur, i) => {
       const prev = this.#last[i];
       if (cur === null || prev === null || prev === undefined || prev.threadId !== cur.threadId) return 0;
-      const active = cur.loop.active - prev.loop.active;
-      const wall = active + cur.loop.idle - prev.loop.idle;
-      return wall > 0 ? active / wall : 0;
+      // the main thread reads a little after the worker's own clock: an idle loop's active time may
+      // go back by microseconds
+      const active = Math.max(0, cur.loop.active - prev.loop.active);
+      const idle = cur.loop.idle - prev.loop.idle;
+      // a worker's idle time going back (seen at a worker's start on a starved machine: 940-970 ms
+      // back, reading 932% and 1083% busy, which spread an idle server): no reading this tick
+      if (idle < 0) return null;
+      return active + idle > 0 ? active / (active + idle) : 0;
     });
     this.#last = now;
+    if (readings.includes(null)) return;
+    const busy = readings as number[];
     const firstRunning = now.findIndex((w) => w !== null);
     const cs = this.#callState;
     if (this.#reader !== null) {

@@ -1,0 +1,94 @@
+import { mock, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Counters } from '../../src/shared/counters/counters.js';
+import { CORE_COUNTERS, CounterLayout, FIRST_WORKER_ROW } from '../../src/shared/counters/layout.js';
+import { UdpConcentrator } from '../../src/main/transport/udp-concentrate.js';
+import type { WorkerLoop } from '../../src/main/supervisor.js';
+import type { WorkerReadUdp } from '../../src/main/transport/udp.js';
+
+// The concentrator reads each SIP worker's event-loop times from the master
+// thread. A worker descheduled between leaving its poll and booking the sleep
+// shows, read from outside, its idle time going back (940-970 ms at a worker's
+// start on a starved machine): taken at face value that reads some 1000% busy
+// and spreads the datagrams of an idle server. Here the loop times are
+// scripted, the steering program recorded, and the concentrator's 100 ms
+// timer mocked: each step is what one look sees.
+
+/** two workers' loop times, advanced by hand: `idle` and `active` in ms since their start */
+function scriptedLoops(): {
+  loops: () => (WorkerLoop | null)[];
+  advance: (w: number, active: number, idle: number) => void;
+} {
+  const t = [
+    { active: 0, idle: 0 },
+    { active: 0, idle: 0 },
+  ];
+  return {
+    loops: () => t.map((x, i) => ({ threadId: i + 1, loop: { active: x.active, idle: x.idle, utilization: 0 } })),
+    advance: (w, active, idle) => {
+      t[w]!.active += active;
+      t[w]!.idle += idle;
+    },
+  };
+}
+
+async function run(steps: Array<(advance: (w: number, active: number, idle: number) => void) => void>): Promise<{
+  steered: (number | null)[];
+  gauge: number;
+}> {
+  const layout = new CounterLayout(CORE_COUNTERS, FIRST_WORKER_ROW + 2);
+  const counters = new Counters(layout, Counters.allocate(layout), 0);
+  const steered: (number | null)[] = [];
+  const group = { sock: { ip: '127.0.0.1', port: 5060 }, steerTo: (r: number | null) => (steered.push(r), true) };
+  const { loops, advance } = scriptedLoops();
+  const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, null);
+  mock.timers.enable({ apis: ['setInterval'] });
+  c.start();
+  try {
+    for (const step of steps) {
+      step(advance);
+      mock.timers.tick(100);
+    }
+    return { steered, gauge: counters.read(layout.byId.get('core:udp_concentrated')!, 0) };
+  } finally {
+    c.stop();
+    mock.timers.reset();
+  }
+}
+
+const idleTick = (a: (w: number, active: number, idle: number) => void): void => {
+  a(0, 1, 99);
+  a(1, 0, 100);
+};
+
+test('a worker idle time read going back (a descheduled worker) is no reading: an idle server stays concentrated', async () => {
+  const { steered, gauge } = await run([
+    idleTick,
+    // worker 0 read mid-sleep, its last second counted idle so far
+    (a) => {
+      a(0, 0, 1000);
+      a(1, 0, 1000);
+    },
+    // then booked: 950 ms less idle than read, the same wall time as active
+    (a) => {
+      a(0, 1050, -950);
+      a(1, 0, 100);
+    },
+    idleTick,
+    idleTick,
+  ]);
+  assert.deepEqual(steered, [], 'the steering program was never changed');
+  assert.equal(gauge, 1);
+});
+
+test('a reading worker really busy over 80% of a look still spreads the datagrams', async () => {
+  const { steered, gauge } = await run([
+    idleTick,
+    (a) => {
+      a(0, 90, 10);
+      a(1, 0, 100);
+    },
+  ]);
+  assert.deepEqual(steered, [null], 'spread by Call-ID');
+  assert.equal(gauge, 0);
+});
