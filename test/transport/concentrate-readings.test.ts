@@ -7,10 +7,10 @@ import type { WorkerLoop } from '../../src/main/supervisor.js';
 import type { WorkerReadUdp } from '../../src/main/transport/udp.js';
 
 // The concentrator reads each SIP worker's event-loop times from the master
-// thread. A worker descheduled between leaving its poll and booking the sleep
-// shows, read from outside, its idle time going back (940-970 ms at a worker's
-// start on a starved machine): taken at face value that reads some 1000% busy
-// and spreads the datagrams of an idle server. Here the loop times are
+// thread. On a machine starved by other processes, within a second of the
+// server's start, a worker's idle time read so went back by 80-970 ms: taken
+// at face value that reads up to 1083% busy and spreads the datagrams of an
+// idle server. Here the loop times are
 // scripted, the steering program recorded, and the concentrator's 100 ms
 // timer mocked: each step is what one look sees.
 
@@ -61,15 +61,15 @@ const idleTick = (a: (w: number, active: number, idle: number) => void): void =>
   a(1, 0, 100);
 };
 
-test('a worker idle time read going back (a descheduled worker) is no reading: an idle server stays concentrated', async () => {
+test("a worker's idle time read going back is no reading: an idle server stays concentrated", async () => {
   const { steered, gauge } = await run([
     idleTick,
-    // worker 0 read mid-sleep, its last second counted idle so far
+    // a look counts a second of idle time so far
     (a) => {
       a(0, 0, 1000);
       a(1, 0, 1000);
     },
-    // then booked: 950 ms less idle than read, the same wall time as active
+    // the next finds 950 ms of it taken back, and the same wall time as active
     (a) => {
       a(0, 1050, -950);
       a(1, 0, 100);

@@ -176,8 +176,9 @@ export class UdpConcentrator {
       // go back by microseconds
       const active = Math.max(0, cur.loop.active - prev.loop.active);
       const idle = cur.loop.idle - prev.loop.idle;
-      // a worker's idle time going back (seen at a worker's start on a starved machine: 940-970 ms
-      // back, reading 932% and 1083% busy, which spread an idle server): no reading this tick
+      // a worker's idle time read from here going back (on a starved machine, within a second of
+      // the server's start: 80-970 ms back, read as up to 1083% busy, which spread an idle
+      // server): no reading this tick
       if (idle < 0) return null;
       return active + idle > 0 ? active / (active + idle) : 0;
     });
