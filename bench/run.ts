@@ -226,6 +226,14 @@ async function stop(p: ChildProcess): Promise<void> {
   });
 }
 
+/**
+ * sipp's socket buffers (its -buff_size, 64 KiB by default): at 5000 cps its own sockets dropped the
+ * datagrams both servers sent it (s1, 430 in one run of both, 18 at the callee, the rest at the
+ * caller; none at the server's), and those calls counted as the server's failures. 4 MiB, the
+ * kernel's rmem_max here, as the servers' own sockets
+ */
+const SIPP_BUFFERS = ['-buff_size', String(4 << 20)];
+
 /** how the caller reaches the proxy: UDP, TCP (settings.transport), or TCP to the TLS relay (settings.tls) */
 let uacPath: { transport?: 't1'; extra?: string[] } = {};
 
@@ -262,7 +270,7 @@ async function measure(
     timeoutMs: Math.ceil(calls / rate) * 1000 + 10_000,
     rtt: true,
     ...uacPath,
-    extra: [...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])],
+    extra: [...SIPP_BUFFERS, ...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])],
   });
   // a few calls stuck until sipp's timeout must not dilute the rate of all the others
   const secs = r.answeredSpanMs > 0 ? r.answeredSpanMs / 1000 : Number(process.hrtime.bigint() - t0) / 1e9;
@@ -343,7 +351,9 @@ async function benchServer(
   for (const port of [PROXY_PORT, ...UAS_PORTS])
     if (bound(port, PROXY_CHECK)) throw new Error(`127.0.0.1:${port} is in use: is another bench running?`);
   const runs: Run[] = [];
-  const uas = await Promise.all(UAS_PORTS.map((port) => startUas({ port, transport: TCP ? 't1' : 'u1' })));
+  const uas = await Promise.all(
+    UAS_PORTS.map((port) => startUas({ port, transport: TCP ? 't1' : 'u1', extra: SIPP_BUFFERS })),
+  );
   let proc: ChildProcess | undefined;
   let relay: Relay | null = null;
   let events: EvapiCounter | null = null;
@@ -379,7 +389,7 @@ async function benchServer(
         localPort: port++,
         timeoutMs: Math.ceil(calls / rate) * 1000 + 20_000,
         ...uacPath,
-        extra: [...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])],
+        extra: [...SIPP_BUFFERS, ...(uacPath.extra ?? []), ...(settings.uacArgs ?? [])],
       });
     }
     // the warm-up's last events must not count in the first measured run
