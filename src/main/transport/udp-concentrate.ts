@@ -19,13 +19,14 @@ const SPREAD_ON = 0.8;
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
 /**
- * with call state (tm) the same, lower: each message of a call waits for the one reader in turn,
- * several times per call, and a reader a third busy already doubles s2's p99 at 1000 cps (4 -> 8 ms
- * on the bench's VM) for no CPU saved; at 80 cps (s3) one reader saves a sixth of the CPU. Spread,
- * the same load costs more (up to 1.6 times at 400 cps): gathering under 40% summed does not flap
+ * with call state (tm) spread sooner: each message of a call waits for the one reader in turn,
+ * several times per call. Not much sooner: spread, the same load costs more (s2 at 1000 cps on the
+ * bench's VM, 2026-12-04, six full runs: 402-448 µs/call with p99 8 ms in two of three runs spread
+ * throughout, 275 with p99 4 concentrated throughout, as -n 1's one worker always was), and at 35%
+ * the reader's 25-30% with its bursts spread them, after which both loops summed stayed at 40%, too
+ * busy to gather. Spreading at 60% of the reader, gathering under 50% summed does not flap
  */
-const SPREAD_ON_CALL_STATE = 0.35;
-const GATHER_UNDER_CALL_STATE = 0.4;
+const SPREAD_ON_CALL_STATE = 0.6;
 /**
  * with tm: the reader's transactions over 80% of overload_max_transactions spread them (one
  * worker would shed new calls at the bound long before its loop is busy), and the workers' together
@@ -93,11 +94,11 @@ export interface ConcentrateCallState {
  * their code colder than one woken for all (s1 on the bench's 2-core VM,
  * 1000 cps: 112-122 µs/call against 164-232 spread). When the
  * reading worker's event loop is busy over 80% of a 100 ms tick (with tm:
- * 35%, or its transactions pass 80% of overload_max_transactions), the
+ * 60%, or its transactions pass 80% of overload_max_transactions), the
  * program becomes the Call-ID steering one (every worker reads its share);
  * once the loops' busy shares, summed, average under 50% over the last
- * second (at least a second after spreading; with tm: 40%, and the
- * transactions are under 60% of the bound), one worker reads all again.
+ * second (at least a second after spreading; with tm, the transactions
+ * must also be under 60% of the bound), one worker reads all again.
  * The master's router hands the stream messages to the reading worker too.
  * A reading worker that dies is replaced by the first one running when its
  * thread ends (and one not running at a look, too). Without call state any worker may handle any datagram; with
@@ -201,7 +202,7 @@ export class UdpConcentrator {
     if (this.#spreadTicks.length < SETTLE_TICKS) return;
     const total = this.#spreadTicks.reduce((a, b) => a + b, 0) / this.#spreadTicks.length;
     this.#spreadTicks.shift();
-    if (total >= (cs === null ? GATHER_UNDER : GATHER_UNDER_CALL_STATE) || firstRunning < 0) return;
+    if (total >= GATHER_UNDER || firstRunning < 0) return;
     if (cs !== null && now.reduce((n, _, i) => n + this.#transactions(i), 0) > GATHER_TRANSACTIONS * cs.maxTransactions)
       return;
     this.#steer(firstRunning, `SIP workers busy ${Math.round(total * 100)}% together`);

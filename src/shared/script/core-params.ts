@@ -216,7 +216,7 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
       busyPercent: 95,
       queueBytes: 256 << 10,
       lagMs: 300,
-      maxTransactions: 20_000,
+      maxTransactions: 60_000,
     },
     ignored: [],
   };
