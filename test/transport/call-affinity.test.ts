@@ -142,16 +142,18 @@ function calleeGot(callId: string, method: string): string[] {
  * CANCEL (200, 487, ACK) or a 200, ACK and an in-dialog BYE; `between`
  * runs after the second 180.
  */
-async function call(
-  caller: Caller,
-  callId: string,
-  cancel: boolean,
-  between: () => Promise<void> = async () => {},
-): Promise<void> {
-  const proxy = caller.transport === 'UDP' ? server.udp[0]! : server.tcp[0]!;
-  const via = `Via: SIP/2.0/${caller.transport} 127.0.0.1:${caller.port};branch=z9hG4bK${callId}`;
-  const common = ['Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=f${callId}`, `Call-ID: ${callId}`];
-  const invite = sipRequest([
+/** the Via and the headers every request of call `callId` from `caller` carries */
+function callHeaders(caller: Caller, callId: string): { via: string; common: string[] } {
+  return {
+    via: `Via: SIP/2.0/${caller.transport} 127.0.0.1:${caller.port};branch=z9hG4bK${callId}`,
+    common: ['Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=f${callId}`, `Call-ID: ${callId}`],
+  };
+}
+
+/** the INVITE that starts call `callId` from `caller` through `proxy` */
+function inviteOf(caller: Caller, proxy: string, callId: string): string {
+  const { via, common } = callHeaders(caller, callId);
+  return sipRequest([
     `INVITE sip:b@${proxy} SIP/2.0`,
     via,
     ...common,
@@ -160,6 +162,17 @@ async function call(
     `Contact: <sip:a@127.0.0.1:${caller.port};transport=${caller.transport.toLowerCase()}>`,
     'Content-Length: 0',
   ]);
+}
+
+async function call(
+  caller: Caller,
+  callId: string,
+  cancel: boolean,
+  between: () => Promise<void> = async () => {},
+): Promise<void> {
+  const proxy = caller.transport === 'UDP' ? server.udp[0]! : server.tcp[0]!;
+  const { via, common } = callHeaders(caller, callId);
+  const invite = inviteOf(caller, proxy, callId);
   const got = (status: string): string[] =>
     caller.messages().filter((m) => callIdOf(m) === callId && firstLine(m).startsWith(`SIP/2.0 ${status}`));
   caller.send(invite);
@@ -405,21 +418,8 @@ function lastSpreadReason(log: string): string | undefined {
  */
 async function spreadByTransactions(): Promise<string | undefined> {
   const bounded = await startServer({ workers: WORKERS, cfg: cfg('debug=2\noverload_max_transactions=10\n') });
-  const caller = await UdpPeer.open();
-  const invite = (id: string): void =>
-    caller.send(
-      sipRequest([
-        `INVITE sip:b@${bounded.udp[0]!} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${caller.port};branch=z9hG4bK${id}`,
-        'Max-Forwards: 70',
-        `From: <sip:a@127.0.0.1>;tag=${id}`,
-        'To: <sip:b@127.0.0.1>',
-        `Call-ID: ${id}`,
-        'CSeq: 1 INVITE',
-        'Content-Length: 0',
-      ]),
-      bounded.udp[0]!,
-    );
+  const caller = await udpCaller(bounded.udp[0]!);
+  const invite = (id: string): void => caller.send(inviteOf(caller, bounded.udp[0]!, id));
   // the reading worker's own transactions: on a loaded machine a warm-up INVITE may have gone to
   // worker 1 while the datagrams were spread
   const readerHolds = async (): Promise<number> => {
@@ -430,7 +430,7 @@ async function spreadByTransactions(): Promise<string | undefined> {
   const tag = Math.random().toString(36).slice(2, 8);
   try {
     server = bounded;
-    // warm-up: the path compiled (its first run alone may pass 35% of a tick), the calls refused
+    // warm-up: the path compiled (its first run alone may spread the datagrams), the calls refused
     for (let i = 0; i < 3; i++) {
       invite(`warm-${tag}-${i}`);
       const relayed = await until(

@@ -101,9 +101,10 @@ export interface ConcentrateCallState {
  * must also be under 60% of the bound), one worker reads all again.
  * The master's router hands the stream messages to the reading worker too.
  * A reading worker that dies is replaced by the first one running when its
- * thread ends (and one not running at a look, too). Without call state any worker may handle any datagram; with
- * tm, each call stays with the worker that took its start, through the call
- * pins (call-pins.ts): a message read elsewhere hops there.
+ * thread ends (and one not running at a look, too). Without call state any
+ * worker may handle any datagram; with tm, each call stays with the worker
+ * that took its start, through the call pins (call-pins.ts): a message read
+ * elsewhere hops there.
  */
 export class UdpConcentrator {
   readonly #groups: readonly WorkerReadUdp[];
