@@ -81,6 +81,14 @@ test('the minimal proxy compiles in both dialects', () => {
   assert.ok(o.routes.request);
 });
 
+test('overload_max_transactions: 60 000 per worker unless the script sets it', () => {
+  assert.equal(compile('#!KAMAILIO\nrequest_route { drop; }').core.overload.maxTransactions, 60_000);
+  assert.equal(
+    compile('#!KAMAILIO\noverload_max_transactions=500\nrequest_route { drop; }').core.overload.maxTransactions,
+    500,
+  );
+});
+
 const FAILS: Array<[string, RegExp]> = [
   ['request_route {\n  if ($rm == ) { exit; }\n}', /^t\.cfg:2:14: expected an expression/],
   ['request_route {\n  nosuch_fn();\n}', /^t\.cfg:2:3: unknown function "nosuch_fn"/],

@@ -5,6 +5,7 @@ import { CORE_COUNTERS, CounterLayout, FIRST_WORKER_ROW } from '../../src/shared
 import { UdpConcentrator } from '../../src/main/transport/udp-concentrate.js';
 import type { WorkerLoop } from '../../src/main/supervisor.js';
 import type { WorkerReadUdp } from '../../src/main/transport/udp.js';
+import { CallPins } from '../../src/shared/sip/call-pins.js';
 
 // The concentrator reads each SIP worker's event-loop times from the master
 // thread. On a machine starved by other processes, within a second of the
@@ -32,7 +33,11 @@ function scriptedLoops(): {
   };
 }
 
-async function run(steps: Array<(advance: (w: number, active: number, idle: number) => void) => void>): Promise<{
+/** `tm`: as for a script with tm (call pins, the transaction bound) */
+async function run(
+  steps: Array<(advance: (w: number, active: number, idle: number) => void) => void>,
+  tm = false,
+): Promise<{
   steered: (number | null)[];
   gauge: number;
 }> {
@@ -41,7 +46,8 @@ async function run(steps: Array<(advance: (w: number, active: number, idle: numb
   const steered: (number | null)[] = [];
   const group = { sock: { ip: '127.0.0.1', port: 5060 }, steerTo: (r: number | null) => (steered.push(r), true) };
   const { loops, advance } = scriptedLoops();
-  const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, null);
+  const callState = tm ? { pins: new CallPins(1024, 180, Date.now()), maxTransactions: 60_000 } : null;
+  const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, callState);
   mock.timers.enable({ apis: ['setInterval'] });
   c.start();
   try {
@@ -91,4 +97,30 @@ test('a reading worker really busy over 80% of a look still spreads the datagram
   ]);
   assert.deepEqual(steered, [null], 'spread by Call-ID');
   assert.equal(gauge, 0);
+});
+
+/** a look at which worker 0 is `r0` busy and worker 1 `r1` (shares of 100 ms) */
+const busyTick =
+  (r0: number, r1: number) =>
+  (a: (w: number, active: number, idle: number) => void): void => {
+    a(0, 100 * r0, 100 - 100 * r0);
+    a(1, 100 * r1, 100 - 100 * r1);
+  };
+
+test('with tm: a reader 50% busy keeps every datagram; over 60% they spread, and gather once both loops average under 50%', async () => {
+  const half = await run(
+    Array.from({ length: 5 }, () => busyTick(0.5, 0)),
+    true,
+  );
+  assert.deepEqual(half.steered, [], 'a reader half busy keeps reading everything');
+  const { steered, gauge } = await run(
+    [
+      busyTick(0.7, 0),
+      // spread: 22% each, 44% together, for the second it takes to settle
+      ...Array.from({ length: 10 }, () => busyTick(0.22, 0.22)),
+    ],
+    true,
+  );
+  assert.deepEqual(steered, [null, 0], 'spread at 70%, gathered at 44% together');
+  assert.equal(gauge, 1);
 });
