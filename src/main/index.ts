@@ -168,6 +168,9 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const concentrate = concentration.off === null;
   const callPins =
     concentrate && concentration.pins ? new CallPins(CALL_PIN_SLOTS, pinAliveSec(script), Date.now()) : null;
+  // without call state, spread: the socket every SIP worker reads besides its own (-1: none yet)
+  const udpShareSab = concentrate && !concentration.pins ? new SharedArrayBuffer(4) : null;
+  const udpShare = udpShareSab === null ? null : new Int32Array(udpShareSab).fill(-1);
 
   const layout = counterLayout(MODULES);
   const countersSab = Counters.allocate(layout);
@@ -217,6 +220,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
       wakeDelayMs: core.ipcWakeDelay,
       udpInWorkers: workerUdp !== null,
       callPins: callPins?.share() ?? null,
+      udpShare: udpShareSab,
     },
     counters,
     {
@@ -314,6 +318,7 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
           () => supervisor.sipLoops(),
           counters,
           callPins === null ? null : { pins: callPins, maxTransactions: core.overload.maxTransactions },
+          udpShare,
         )
       : null;
   if (concentrator !== null) {

@@ -164,6 +164,7 @@ async function main(): Promise<void> {
             load: overload,
             ownPortRr: script.core.udpWorkerPortRr,
             pins: init.callPins === null ? null : CallPins.open(init.callPins),
+            share: init.udpShare === null ? null : new Int32Array(init.udpShare),
           },
           nativeUdp,
           counters,

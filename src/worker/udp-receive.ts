@@ -27,6 +27,12 @@ export interface UdpReceiveOptions {
   readonly ownPortRr: boolean;
   /** udp_worker_concentrate with call state: the calls pinned away from their hash's worker */
   readonly pins: CallPins | null;
+  /**
+   * udp_worker_concentrate without call state: the worker whose socket this one reads too while the
+   * datagrams are spread, -1: none (the master's UdpConcentrator sets it); then the concentrator
+   * spreads the work, and a busy worker hands nothing on
+   */
+  readonly share: Int32Array | null;
 }
 
 /**
@@ -55,6 +61,9 @@ export class UdpReceivers {
   readonly #ip4 = new Map<number, string>();
   /** this worker's descriptors of its sockets, to read their kernel receive queues */
   readonly #fds: number[] = [];
+  /** the other worker's socket read while spread (udpShare): whose, and this worker's readers of it */
+  #shared: { worker: number; readers: RecvHandle[]; fds: number[] } = { worker: -1, readers: [], fds: [] };
+  #closed = false;
   readonly #counters: Counters;
   readonly #badHdr: CounterHandle;
   readonly #hopped: CounterHandle;
@@ -96,14 +105,50 @@ export class UdpReceivers {
       sock.ownPortRr = this.#opt.ownPortRr;
       this.#read(sock, ownFd, ownPort);
     }
+    if (this.#opt.share !== null) this.#followShare(sockets, this.#opt.share);
   }
 
   #read(sock: ListenSocket, fd: number, dstPort: number): void {
     this.#fds.push(fd);
+    this.#readers.push(this.#reader(sock, fd, dstPort));
+  }
+
+  #reader(sock: ListenSocket, fd: number, dstPort: number): RecvHandle {
     const handle = this.#native.recvStart(fd, this.#scratch, this.#meta, (n) => this.#onBatch(sock, dstPort, n));
     if (typeof handle === 'number')
       throw new SwitchyardError('SY_ERR_THREAD', `cannot read udp:${hostPort(sock.ip, dstPort)} (errno ${-handle})`);
-    this.#readers.push(handle);
+    return handle;
+  }
+
+  /**
+   * read the socket the master names in `share` besides this worker's own, on every UDP listening
+   * address, for as long as it names one; woken when it changes
+   */
+  #followShare(sockets: readonly ListenSocket[], share: Int32Array): void {
+    const worker = Atomics.load(share, 0);
+    if (this.#closed) return;
+    if (worker !== this.#shared.worker) {
+      this.#stopShared();
+      if (worker >= 0 && worker !== this.#opt.workerId)
+        for (const sock of sockets) {
+          const master = sock.workerFds?.[worker];
+          if (sock.proto !== 'udp' || master === undefined) continue;
+          const fd = this.#native.dupFd(master);
+          if (fd < 0) continue;
+          this.#shared.fds.push(fd);
+          this.#shared.readers.push(this.#reader(sock, fd, sock.port));
+        }
+      this.#shared.worker = worker;
+    }
+    const wait = Atomics.waitAsync(share, 0, worker);
+    if (wait.async) void wait.value.then(() => this.#followShare(sockets, share));
+    else this.#followShare(sockets, share);
+  }
+
+  #stopShared(): void {
+    for (const r of this.#shared.readers) this.#native.recvStop(r);
+    for (const fd of this.#shared.fds) this.#native.closeFd(fd);
+    this.#shared = { worker: -1, readers: [], fds: [] };
   }
 
   /** n datagrams in the scratch: each copied into its own Buffer (the scratch is read into again) */
@@ -174,16 +219,17 @@ export class UdpReceivers {
    * keep their order (same socket, same ring). A reply to a stateless forward
    * has no transaction to meet: relayed where it was read. Without any module
    * keeping call state, every message is handled where it was read, unless this
-   * worker is busy (then the Call-ID spreads them, as with call state) or it is
-   * a reply to a request a worker sent itself (LocalUac picks a Call-ID of its
-   * own). With call state and pins (udp_worker_concentrate), a pinned call's
+   * worker is busy and no concentrator spreads the work (then the Call-ID
+   * spreads them, as with call state) or it is a reply to a request a worker
+   * sent itself (LocalUac picks a Call-ID of its own). With call state and pins (udp_worker_concentrate), a pinned call's
    * worker, else for a call's start the reader while it reads everything (it
    * pins the call), else the Call-ID hash's worker.
    */
   #owner(msg: Buffer): number {
     const opt = this.#opt;
     if (statelessReply(msg)) return -1;
-    if (!opt.callAffinity && !opt.load.spreading && msg[0] !== 83 /* "S": not "SIP/2.0 …" */) return -1;
+    if (!opt.callAffinity && (opt.share !== null || !opt.load.spreading) && msg[0] !== 83 /* "S": not "SIP/2.0 …" */)
+      return -1;
     const hash = scanCallId(msg, 0, msg.length);
     if (hash < 0) return -1;
     const pins = opt.pins;
@@ -199,6 +245,7 @@ export class UdpReceivers {
   queued(): number {
     let n = 0;
     for (const fd of this.#fds) n += Math.max(0, this.#native.rcvQueued(fd));
+    for (const fd of this.#shared.fds) n += Math.max(0, this.#native.rcvQueued(fd));
     return n;
   }
 
@@ -210,10 +257,13 @@ export class UdpReceivers {
   queueBound(): number {
     let n = 0;
     for (const fd of this.#fds) n += Math.max(0, this.#native.rcvBuf(fd)) / 4;
+    for (const fd of this.#shared.fds) n += Math.max(0, this.#native.rcvBuf(fd)) / 4;
     return n;
   }
 
   close(): void {
+    this.#closed = true;
+    this.#stopShared();
     for (const r of this.#readers) this.#native.recvStop(r);
     this.#readers.length = 0;
     this.#fds.length = 0;

@@ -33,12 +33,16 @@ function scriptedLoops(): {
   };
 }
 
-/** `tm`: as for a script with tm (call pins, the transaction bound) */
+/**
+ * `tm`: as for a script with tm (call pins, the transaction bound); without it, the socket the workers
+ * share while spread is recorded after each look in `shared`
+ */
 async function run(
   steps: Array<(advance: (w: number, active: number, idle: number) => void) => void>,
   tm = false,
 ): Promise<{
   steered: (number | null)[];
+  shared: number[];
   gauge: number;
 }> {
   const layout = new CounterLayout(CORE_COUNTERS, FIRST_WORKER_ROW + 2);
@@ -47,15 +51,18 @@ async function run(
   const group = { sock: { ip: '127.0.0.1', port: 5060 }, steerTo: (r: number | null) => (steered.push(r), true) };
   const { loops, advance } = scriptedLoops();
   const callState = tm ? { pins: new CallPins(1024, 180, Date.now()), maxTransactions: 60_000 } : null;
-  const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, callState);
+  const share = tm ? null : new Int32Array(new SharedArrayBuffer(4)).fill(-1);
+  const shared: number[] = [];
+  const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, callState, share);
   mock.timers.enable({ apis: ['setInterval'] });
   c.start();
   try {
     for (const step of steps) {
       step(advance);
       mock.timers.tick(100);
+      if (share !== null) shared.push(Atomics.load(share, 0));
     }
-    return { steered, gauge: counters.read(layout.byId.get('core:udp_concentrated')!, 0) };
+    return { steered, shared, gauge: counters.read(layout.byId.get('core:udp_concentrated')!, 0) };
   } finally {
     c.stop();
     mock.timers.reset();
@@ -88,14 +95,15 @@ test("a worker's idle time read going back is no reading: an idle server stays c
 });
 
 test('a reading worker really busy over 80% of a look still spreads the datagrams', async () => {
-  const { steered, gauge } = await run([
+  const { steered, shared, gauge } = await run([
     idleTick,
     (a) => {
       a(0, 90, 10);
       a(1, 0, 100);
     },
   ]);
-  assert.deepEqual(steered, [null], 'spread by Call-ID');
+  assert.deepEqual(steered, [0], 'the kernel still hands every datagram to worker 0');
+  assert.deepEqual(shared, [-1, 0], 'and from the busy look on every worker reads its socket');
   assert.equal(gauge, 0);
 });
 
@@ -123,4 +131,27 @@ test('with tm: a reader 50% busy keeps every datagram; over 60% they spread, and
   );
   assert.deepEqual(steered, [null, 0], 'spread at 70%, gathered at 44% together');
   assert.equal(gauge, 1);
+});
+
+test('without call state, spread: every worker reads the reader’s socket until their loops average under 50% together', async () => {
+  const { steered, shared, gauge } = await run([
+    busyTick(0.9, 0),
+    ...Array.from({ length: 9 }, () => busyTick(0.3, 0.3)),
+    // 60% together for nine looks, 20% for the tenth: 56% on average, still spread
+    busyTick(0.1, 0.1),
+    ...Array.from({ length: 4 }, () => busyTick(0.1, 0.1)),
+  ]);
+  assert.deepEqual(shared.slice(0, 11), Array(11).fill(0), 'shared from the busy look, through an average of 56%');
+  assert.equal(shared.at(-1), -1, 'gathered: worker 0 alone reads its socket again');
+  assert.ok(
+    steered.every((r) => r === 0),
+    `the kernel's program never left worker 0's socket (${steered.join(', ')})`,
+  );
+  assert.equal(gauge, 1);
+});
+
+test('with tm, spread: the kernel steers each datagram by Call-ID, and no socket is shared', async () => {
+  const { steered, shared } = await run([busyTick(0.9, 0)], true);
+  assert.deepEqual(steered, [null], 'the Call-ID program');
+  assert.deepEqual(shared, [], 'no shared socket with tm');
 });

@@ -94,8 +94,17 @@ export interface ConcentrateCallState {
  * their code colder than one woken for all (s1 on the bench's 2-core VM,
  * 1000 cps: 112-122 µs/call against 164-232 spread). When the
  * reading worker's event loop is busy over 80% of a 100 ms tick (with tm:
- * 60%, or its transactions pass 80% of overload_max_transactions), the
- * program becomes the Call-ID steering one (every worker reads its share);
+ * 60%, or its transactions pass 80% of overload_max_transactions), they
+ * spread. Without call state every worker then reads the reading worker's
+ * socket too (`share`), and the kernel goes on handing it every datagram:
+ * whichever worker is free takes the next batch, as Kamailio's processes
+ * share one socket. Steered by Call-ID instead, each datagram waited for its
+ * one worker, and on a machine whose cores the workers share with other
+ * processes a worker left waiting for a CPU let its socket back up while the
+ * other idled (s1 at 8000 cps, 2 cores shared with sipp: the spread
+ * worker's socket grew to 5 MB with the thread on a CPU a quarter of the
+ * time, and it shed calls with 503). With call state (tm) the program
+ * becomes the Call-ID steering one (each worker reads its calls' share);
  * once the loops' busy shares, summed, average under 50% over the last
  * second (at least a second after spreading; with tm, the transactions
  * must also be under 60% of the bound), one worker reads all again.
@@ -120,17 +129,26 @@ export class UdpConcentrator {
   #timer: NodeJS.Timeout | null = null;
   readonly #callState: ConcentrateCallState | null;
   readonly #inuse: CounterDef | undefined;
+  /**
+   * without call state: the socket every worker reads besides its own while they are spread, -1 while
+   * one reads (shared with the workers: UdpReceivers watches it)
+   */
+  readonly #share: Int32Array | null;
+  /** the worker whose socket the kernel hands every datagram to (without call state, also while spread) */
+  #socket = 0;
 
   constructor(
     groups: readonly WorkerReadUdp[],
     loops: LoopSource,
     counters: Counters,
     callState: ConcentrateCallState | null,
+    share: Int32Array | null,
   ) {
     this.#groups = groups;
     this.#loops = loops;
     this.#counters = counters;
     this.#callState = callState;
+    this.#share = share;
     this.#inuse = counters.layout.byId.get('tm:inuse_transactions');
     this.#gauge = counters.handle('core:udp_concentrated');
     counters.set(this.#gauge, 1);
@@ -211,19 +229,29 @@ export class UdpConcentrator {
 
   #steer(reader: number | null, why: string): void {
     this.#callState?.pins.setReader(reader);
+    const share = this.#share;
+    // spread without call state: the kernel keeps to the one socket, which every worker reads
+    const socket = reader ?? (share !== null ? this.#socket : null);
     // a group whose program the kernel refuses keeps its last one: it still reaches a worker
     for (const g of this.#groups)
-      if (!g.steerTo(reader))
+      if (!g.steerTo(socket))
         log.warn(
           `udp_worker_concentrate: the kernel refused the new steering program on udp:${hostPort(g.sock.ip, g.sock.port)}`,
         );
+    if (share !== null) {
+      Atomics.store(share, 0, reader === null ? this.#socket : -1);
+      Atomics.notify(share, 0);
+    }
+    if (socket !== null) this.#socket = socket;
     this.#reader = reader;
     this.#spreadTicks = [];
     this.#counters.set(this.#gauge, reader === null ? 0 : 1);
     log.info(
-      reader === null
-        ? `udp_worker_concentrate: every SIP worker reads its calls' datagrams (${why})`
-        : `udp_worker_concentrate: SIP worker ${reader} reads every datagram (${why})`,
+      reader !== null
+        ? `udp_worker_concentrate: SIP worker ${reader} reads every datagram (${why})`
+        : share !== null
+          ? `udp_worker_concentrate: every SIP worker reads SIP worker ${this.#socket}'s socket (${why})`
+          : `udp_worker_concentrate: every SIP worker reads its calls' datagrams (${why})`,
     );
   }
 }

@@ -50,6 +50,11 @@ export interface ThreadInit {
   /** udp_worker_concentrate with tm: where calls live away from their Call-ID hash's worker (call-pins.ts) */
   readonly callPins: CallPinsShare | null;
   /**
+   * udp_worker_concentrate without call state: one Int32, the worker whose socket every SIP worker
+   * reads besides its own while the datagrams are spread (-1: each reads its own)
+   */
+  readonly udpShare: SharedArrayBuffer | null;
+  /**
    * SIP workers: the rings between workers, for a datagram whose call another
    * worker owns: hopIn[j] from worker j, hopOut[j] to worker j (null at this
    * worker's own index, and for the dispatcher)
