@@ -6,7 +6,7 @@ import { counterLayout } from '../shared/counters/all.js';
 import { startMemoryGauges } from '../shared/counters/memory.js';
 import { Histograms, histograms } from '../shared/counters/histograms.js';
 import { log } from '../shared/log.js';
-import { nameThread } from '../shared/thread-name.js';
+import { nameThread, osThreadId } from '../shared/thread-name.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import { destroyModules, initModules } from '../shared/modules/init.js';
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     init.moduleSabs,
   );
   onExit = () => void destroyModules(script, log, svc.states).finally(() => process.exit(0));
-  post({ type: 'ready' });
+  post({ type: 'ready', tid: osThreadId() });
 }
 
 main().catch((e: unknown) => {

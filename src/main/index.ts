@@ -165,6 +165,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const concentration = concentrationOf(script, core, workers, workerUdp !== null);
   if (core.udpWorkerConcentrate === true && concentration.off !== null)
     log.warn(`udp_worker_concentrate has no effect: ${concentration.off}`);
+  if (core.udpWorkerSpreadBusy !== null && concentration.off !== null)
+    log.warn(`udp_worker_spread_busy has no effect: udp_worker_concentrate is not in use (${concentration.off})`);
   const concentrate = concentration.off === null;
   const callPins =
     concentrate && concentration.pins ? new CallPins(CALL_PIN_SLOTS, pinAliveSec(script), Date.now()) : null;
@@ -313,13 +315,11 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   // TCP, TLS and WebSocket messages follow the reading worker too (the master hands them over)
   const concentrator =
     concentrate && workerUdp !== null
-      ? new UdpConcentrator(
-          steered,
-          () => supervisor.sipLoops(),
-          counters,
-          callPins === null ? null : { pins: callPins, maxTransactions: core.overload.maxTransactions },
-          udpShare,
-        )
+      ? new UdpConcentrator(steered, () => supervisor.sipLoops(), counters, {
+          callState: callPins === null ? null : { pins: callPins, maxTransactions: core.overload.maxTransactions },
+          share: udpShare,
+          spreadBusy: core.udpWorkerSpreadBusy === null ? null : core.udpWorkerSpreadBusy / 100,
+        })
       : null;
   if (concentrator !== null) {
     supervisor.onSipWorkerExit = (index) => concentrator.workerExited(index);

@@ -9,6 +9,7 @@ import { copyBody, newHead, readHead, RecKind, PROTO_UDP } from '../shared/ipc/m
 import { createRing, RingReader, RingWriter, type RingBuffers } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
 import { SwitchyardError } from '../shared/errors.js';
+import { threadCpuNsOf } from '../shared/thread-name.js';
 
 const RING_BYTES = 8 << 20;
 /** a worker-to-worker ring carries only the misdirected share of one worker's datagrams */
@@ -38,6 +39,8 @@ interface ThreadSlot {
   readonly hopOut: readonly (RingBuffers | null)[];
   worker: Worker | null;
   threadId: number;
+  /** its Linux thread id, once ready (null: not known) */
+  tid: number | null;
   startedAt: number;
   restarts: number;
   ready: boolean;
@@ -56,10 +59,14 @@ export interface ThreadInfo {
   row: number;
 }
 
-/** a SIP worker's event-loop time so far, with its thread id (a restarted worker's count starts again) */
+/**
+ * a SIP worker's event-loop time so far, and its thread's CPU time in ns (null: not readable), with
+ * its thread id (a restarted worker's counts start again)
+ */
 export interface WorkerLoop {
   threadId: number;
   loop: EventLoopUtilization;
+  cpuNs: number | null;
 }
 
 type BaseInit = Omit<ThreadInit, 'role' | 'workerId' | 'row' | 'inRing' | 'outRing' | 'hopIn' | 'hopOut'>;
@@ -109,6 +116,7 @@ export class Supervisor {
         hopOut: hop[i]!,
         worker: null,
         threadId: 0,
+        tid: null,
         startedAt: 0,
         restarts: 0,
         ready: false,
@@ -127,6 +135,7 @@ export class Supervisor {
       hopOut: [],
       worker: null,
       threadId: 0,
+      tid: null,
       startedAt: 0,
       restarts: 0,
       ready: false,
@@ -220,12 +229,14 @@ export class Supervisor {
     });
     slot.worker = worker;
     slot.threadId = worker.threadId;
+    slot.tid = null;
     this.#connectBus(slot);
     slot.startedAt = Date.now();
     slot.ready = false;
     return new Promise((resolve, reject) => {
       worker.on('message', (m: ControlFromThread) => {
         if (m.type === 'ready') {
+          slot.tid = m.tid;
           slot.ready = true;
           resolve();
         } else if (m.type === 'fatal') {
@@ -311,7 +322,11 @@ export class Supervisor {
       .filter((s) => s.role === 'sip')
       .map((s) =>
         s.worker !== null && s.ready
-          ? { threadId: s.threadId, loop: s.worker.performance.eventLoopUtilization() }
+          ? {
+              threadId: s.threadId,
+              loop: s.worker.performance.eventLoopUtilization(),
+              cpuNs: s.tid === null ? null : threadCpuNsOf(s.tid),
+            }
           : null,
       );
   }

@@ -10,7 +10,7 @@ import { DISPATCHER, PortBus } from '../shared/ipc/bus.js';
 import { nativeSendMany, nativeSendTo, nativeUdp } from '../shared/native/udp-send.js';
 import { RingReader, RingWriter } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
-import { nameThread } from '../shared/thread-name.js';
+import { nameThread, osThreadId } from '../shared/thread-name.js';
 import { setupLog } from '../shared/log-setup.js';
 import { shv, ShvStore } from '../shared/shv/store.js';
 import type { ReceiveInfo } from '../shared/modules/types.js';
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
     uac.clear();
     void destroyModules(script, log, scriptSvc.states).finally(() => process.exit(0));
   };
-  post({ type: 'ready' });
+  post({ type: 'ready', tid: osThreadId() });
 }
 
 main().catch((e: unknown) => {

@@ -89,7 +89,16 @@ test('overload_max_transactions: 60 000 per worker unless the script sets it', (
   );
 });
 
+test('udp_worker_spread_busy: a percentage, not set by default', () => {
+  assert.equal(compile('#!KAMAILIO\nrequest_route { drop; }').core.udpWorkerSpreadBusy, null);
+  assert.equal(compile('#!KAMAILIO\nudp_worker_spread_busy=45\nrequest_route { drop; }').core.udpWorkerSpreadBusy, 45);
+});
+
 const FAILS: Array<[string, RegExp]> = [
+  [
+    'udp_worker_spread_busy=0\nrequest_route { exit; }',
+    /t\.cfg:1:1: udp_worker_spread_busy: "0" \(a percentage, 1-100\)/,
+  ],
   ['request_route {\n  if ($rm == ) { exit; }\n}', /^t\.cfg:2:14: expected an expression/],
   ['request_route {\n  nosuch_fn();\n}', /^t\.cfg:2:3: unknown function "nosuch_fn"/],
   ['request_route {\n  sl_send_reply(200);\n}', /t\.cfg:2:3: sl_send_reply\(\) takes 2 argument/],

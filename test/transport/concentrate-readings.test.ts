@@ -15,31 +15,40 @@ import { CallPins } from '../../src/shared/sip/call-pins.js';
 // scripted, the steering program recorded, and the concentrator's 100 ms
 // timer mocked: each step is what one look sees.
 
-/** two workers' loop times, advanced by hand: `idle` and `active` in ms since their start */
-function scriptedLoops(): {
-  loops: () => (WorkerLoop | null)[];
-  advance: (w: number, active: number, idle: number) => void;
-} {
+type Advance = (w: number, active: number, idle: number, cpu?: number) => void;
+
+/**
+ * two workers' loop times, advanced by hand: `idle` and `active` in ms since their start; with
+ * `cpu`, their threads' CPU time too (as much as `active` unless told), else it cannot be read
+ */
+function scriptedLoops(cpu: boolean): { loops: () => (WorkerLoop | null)[]; advance: Advance } {
   const t = [
-    { active: 0, idle: 0 },
-    { active: 0, idle: 0 },
+    { active: 0, idle: 0, cpu: 0 },
+    { active: 0, idle: 0, cpu: 0 },
   ];
   return {
-    loops: () => t.map((x, i) => ({ threadId: i + 1, loop: { active: x.active, idle: x.idle, utilization: 0 } })),
-    advance: (w, active, idle) => {
+    loops: () =>
+      t.map((x, i) => ({
+        threadId: i + 1,
+        loop: { active: x.active, idle: x.idle, utilization: 0 },
+        cpuNs: cpu ? x.cpu * 1e6 : null,
+      })),
+    advance: (w, active, idle, onCpu = active) => {
       t[w]!.active += active;
       t[w]!.idle += idle;
+      t[w]!.cpu += onCpu;
     },
   };
 }
 
 /**
  * `tm`: as for a script with tm (call pins, the transaction bound); without it, the socket the workers
- * share while spread is recorded after each look in `shared`
+ * share while spread is recorded after each look in `shared`. `cpu`: the threads' CPU time can be read
  */
 async function run(
-  steps: Array<(advance: (w: number, active: number, idle: number) => void) => void>,
+  steps: Array<(advance: Advance) => void>,
   tm = false,
+  cpu = false,
 ): Promise<{
   steered: (number | null)[];
   shared: number[];
@@ -49,11 +58,15 @@ async function run(
   const counters = new Counters(layout, Counters.allocate(layout), 0);
   const steered: (number | null)[] = [];
   const group = { sock: { ip: '127.0.0.1', port: 5060 }, steerTo: (r: number | null) => (steered.push(r), true) };
-  const { loops, advance } = scriptedLoops();
+  const { loops, advance } = scriptedLoops(cpu);
   const callState = tm ? { pins: new CallPins(1024, 180, Date.now()), maxTransactions: 60_000 } : null;
   const share = tm ? null : new Int32Array(new SharedArrayBuffer(4)).fill(-1);
   const shared: number[] = [];
-  const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, callState, share);
+  const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, {
+    callState,
+    share,
+    spreadBusy: null,
+  });
   mock.timers.enable({ apis: ['setInterval'] });
   c.start();
   try {
@@ -69,7 +82,7 @@ async function run(
   }
 }
 
-const idleTick = (a: (w: number, active: number, idle: number) => void): void => {
+const idleTick = (a: Advance): void => {
   a(0, 1, 99);
   a(1, 0, 100);
 };
@@ -110,7 +123,7 @@ test('a reading worker really busy over 80% of a look still spreads the datagram
 /** a look at which worker 0 is `r0` busy and worker 1 `r1` (shares of 100 ms) */
 const busyTick =
   (r0: number, r1: number) =>
-  (a: (w: number, active: number, idle: number) => void): void => {
+  (a: Advance): void => {
     a(0, 100 * r0, 100 - 100 * r0);
     a(1, 100 * r1, 100 - 100 * r1);
   };
@@ -154,4 +167,30 @@ test('with tm, spread: the kernel steers each datagram by Call-ID, and no socket
   const { steered, shared } = await run([busyTick(0.9, 0)], true);
   assert.deepEqual(steered, [null], 'the Call-ID program');
   assert.deepEqual(shared, [], 'no shared socket with tm');
+});
+
+test('where the threads’ CPU time can be read, a reader whose loop waits for a CPU keeps every datagram; one on a CPU over 80% spreads them', async () => {
+  // its loop never rests, but its thread is on a CPU 55% of each look: the rest it waits for one
+  const starved = await run(
+    Array.from({ length: 5 }, () => (a: Advance) => {
+      a(0, 100, 0, 55);
+      a(1, 0, 100);
+    }),
+    false,
+    true,
+  );
+  assert.deepEqual(starved.shared, Array(5).fill(-1), 'a starved reader keeps reading alone');
+  assert.equal(starved.gauge, 1);
+  const saturated = await run(
+    [
+      (a) => {
+        a(0, 100, 0, 90);
+        a(1, 0, 100);
+      },
+    ],
+    false,
+    true,
+  );
+  assert.deepEqual(saturated.shared, [0], 'a reader on a CPU 90% of a look shares its socket');
+  assert.equal(saturated.gauge, 0);
 });

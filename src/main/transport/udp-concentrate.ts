@@ -11,11 +11,14 @@ import { log } from '../../shared/log.js';
 import type { WorkerLoop } from '../supervisor.js';
 import type { WorkerReadUdp } from './udp.js';
 
-/** how often the workers' event loops are looked at */
+/**
+ * how often the workers are looked at. A worker's busy share over a tick is its thread's time on a
+ * CPU (Linux's schedstat), else its event loop's utilisation
+ */
 const TICK_MS = 100;
-/** the one reading worker's loop busier than this over a tick: spread by Call-ID */
+/** the one reading worker busier than this over a tick: spread */
 const SPREAD_ON = 0.8;
-/** all workers' loops' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
+/** all workers' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
 /**
@@ -93,9 +96,9 @@ export interface ConcentrateCallState {
  * workers woken for half the datagrams each read smaller batches and run
  * their code colder than one woken for all (s1 on the bench's 2-core VM,
  * 1000 cps: 112-122 µs/call against 164-232 spread). When the
- * reading worker's event loop is busy over 80% of a 100 ms tick (with tm:
- * 60%, or its transactions pass 80% of overload_max_transactions), they
- * spread. Without call state every worker then reads the reading worker's
+ * reading worker is busy over 80% of a 100 ms tick (on a CPU; its event
+ * loop's utilisation where its CPU time cannot be read; with tm: 60%, or its
+ * transactions pass 80% of overload_max_transactions), they spread. Without call state every worker then reads the reading worker's
  * socket too (`share`), and the kernel goes on handing it every datagram:
  * whichever worker is free takes the next batch, as Kamailio's processes
  * share one socket. Steered by Call-ID instead, each datagram waited for its
@@ -105,7 +108,7 @@ export interface ConcentrateCallState {
  * worker's socket grew to 5 MB with the thread on a CPU a quarter of the
  * time, and it shed calls with 503). With call state (tm) the program
  * becomes the Call-ID steering one (each worker reads its calls' share);
- * once the loops' busy shares, summed, average under 50% over the last
+ * once the workers' busy shares, summed, average under 50% over the last
  * second (at least a second after spreading; with tm, the transactions
  * must also be under 60% of the bound), one worker reads all again.
  * The master's router hands the stream messages to the reading worker too.
@@ -115,6 +118,16 @@ export interface ConcentrateCallState {
  * that took its start, through the call pins (call-pins.ts): a message read
  * elsewhere hops there.
  */
+/** what the concentrator acts on besides the workers' sockets and loops */
+export interface ConcentrateOptions {
+  /** with a module keeping call state (tm); null: none */
+  readonly callState: ConcentrateCallState | null;
+  /** without call state: the cell naming the socket every worker reads while spread (see #share) */
+  readonly share: Int32Array | null;
+  /** udp_worker_spread_busy as a share (0-1), null: SPREAD_ON, with tm SPREAD_ON_CALL_STATE */
+  readonly spreadBusy: number | null;
+}
+
 export class UdpConcentrator {
   readonly #groups: readonly WorkerReadUdp[];
   readonly #loops: LoopSource;
@@ -134,6 +147,7 @@ export class UdpConcentrator {
    * one reads (shared with the workers: UdpReceivers watches it)
    */
   readonly #share: Int32Array | null;
+  readonly #spreadOn: number;
   /** the worker whose socket the kernel hands every datagram to (without call state, also while spread) */
   #socket = 0;
 
@@ -141,14 +155,14 @@ export class UdpConcentrator {
     groups: readonly WorkerReadUdp[],
     loops: LoopSource,
     counters: Counters,
-    callState: ConcentrateCallState | null,
-    share: Int32Array | null,
+    { callState, share, spreadBusy }: ConcentrateOptions,
   ) {
     this.#groups = groups;
     this.#loops = loops;
     this.#counters = counters;
     this.#callState = callState;
     this.#share = share;
+    this.#spreadOn = spreadBusy ?? (callState === null ? SPREAD_ON : SPREAD_ON_CALL_STATE);
     this.#inuse = counters.layout.byId.get('tm:inuse_transactions');
     this.#gauge = counters.handle('core:udp_concentrated');
     counters.set(this.#gauge, 1);
@@ -200,7 +214,15 @@ export class UdpConcentrator {
       // the server's start: 80-970 ms back, read as up to 1083% busy, which spread an idle
       // server): no reading this tick
       if (idle < 0) return null;
-      return active + idle > 0 ? active / (active + idle) : 0;
+      if (active + idle <= 0) return 0;
+      // busy is the thread's time on a CPU where it can be read: a loop waiting for a CPU that other
+      // processes hold counts as busy for its utilisation, and spreading then only adds a thread
+      // that waits too (s1 on the bench's 2-core VM, sipp beside it: at 8000 cps the reader's loop
+      // read over 80% busy with its thread on a CPU 55% of the time; one worker passed that step
+      // at 68-85 µs/call, two sharing it failed it at 114-115)
+      if (cur.cpuNs !== null && prev.cpuNs !== null)
+        return Math.min(1, Math.max(0, (cur.cpuNs - prev.cpuNs) / 1e6 / (active + idle)));
+      return active / (active + idle);
     });
     this.#last = now;
     if (readings.includes(null)) return;
@@ -210,7 +232,7 @@ export class UdpConcentrator {
     if (this.#reader !== null) {
       if ((now[this.#reader] ?? null) === null) {
         this.#steer(firstRunning >= 0 ? firstRunning : null, 'its reader is not running');
-      } else if (busy[this.#reader]! > (cs === null ? SPREAD_ON : SPREAD_ON_CALL_STATE)) {
+      } else if (busy[this.#reader]! > this.#spreadOn) {
         this.#steer(null, `SIP worker ${this.#reader} busy ${Math.round(busy[this.#reader]! * 100)}%`);
       } else if (cs !== null && this.#transactions(this.#reader) > SPREAD_TRANSACTIONS * cs.maxTransactions) {
         this.#steer(null, `SIP worker ${this.#reader} has ${this.#transactions(this.#reader)} transactions`);

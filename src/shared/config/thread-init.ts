@@ -70,4 +70,6 @@ export type ControlToThread =
   | { type: 'exit' }
   /** a bus port to thread `peer` (see ipc/bus.ts); sent again when either side restarts */
   | { type: 'bus-port'; peer: number; port: MessagePort };
-export type ControlFromThread = { type: 'ready' } | { type: 'fatal'; message: string } | { type: 'drained' };
+/** `tid`: the thread's Linux thread id (null elsewhere), whose CPU time the master reads */
+export type ControlFromThread =
+  { type: 'ready'; tid: number | null } | { type: 'fatal'; message: string } | { type: 'drained' };

@@ -146,10 +146,16 @@ export interface CoreParams {
   /**
    * udp_worker_concentrate: where no module keeps call state (or only tm: call-pins.ts), the steering
    * program hands every datagram to one worker while it keeps up, and spreads
-   * them by Call-ID over all workers when it does not; the master hands
-   * stream messages to that worker too (null: not set, on)
+   * them over all workers when it does not (without call state every worker
+   * reads its socket; with tm by Call-ID); the master hands stream messages to
+   * that worker too (null: not set, on)
    */
   udpWorkerConcentrate: boolean | null;
+  /**
+   * udp_worker_spread_busy (%): the reading worker busier than this over a 100 ms look spreads the
+   * datagrams (null: not set, 80, or 60 with tm)
+   */
+  udpWorkerSpreadBusy: number | null;
   /** log_prefix text (compiled into routes.logPrefix) */
   logPrefix: string | null;
   /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */

@@ -143,6 +143,11 @@ const CORE: Record<string, Setter> = {
   udp_worker_port_rr: intParam((c, n) => (c.udpWorkerPortRr = n !== 0)),
   udp_worker_steering: intParam((c, n) => (c.udpWorkerSteering = n !== 0)),
   udp_worker_concentrate: intParam((c, n) => (c.udpWorkerConcentrate = n !== 0)),
+  udp_worker_spread_busy: (c, v, pos, errors) => {
+    const n = intOf(v);
+    if (n !== null && n >= 1 && n <= 100) c.udpWorkerSpreadBusy = n;
+    else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `udp_worker_spread_busy: "${v}" (a percentage, 1-100)`));
+  },
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
@@ -203,6 +208,7 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     udpWorkerPortRr: false,
     udpWorkerSteering: null,
     udpWorkerConcentrate: null,
+    udpWorkerSpreadBusy: null,
     logPrefix: null,
     logFacility: 'LOG_DAEMON',
     logName: 'switchyard',
