@@ -16,12 +16,16 @@ function rssMb(pid: number): number {
 // suspended gauge and the transactions return to 0. The timer is long enough
 // for all of them to arrive on a busy machine. The burst is the point of the
 // test, so overload control (which would shed part of it with 503 on a loaded
-// machine, as it should) is off here.
+// machine, as it should) is off here. So is udp_worker_concentrate: the RSS
+// check compares two rounds, and both workers must take part in both (one
+// worker reading everything in the first round and the datagrams spread in
+// the second grew the second round's RSS by the other worker's heap).
 const SLEEP_S = 8;
 test(`${N} requests suspended at once all resume; gauges return to 0`, { timeout: 200_000 }, async () => {
   const server = await startServer({
     workers: 2,
     cfg: writeCfg(`overload_control=off
+udp_worker_concentrate=0
 loadmodule "sl.so"
 loadmodule "tm.so"
 loadmodule "cfgutils.so"
