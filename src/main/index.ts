@@ -42,7 +42,13 @@ import { STATUS_PAGE } from './mi/status-page.js';
 import { Supervisor } from './supervisor.js';
 import { streamTransports } from './streams.js';
 import { UdpListener, WorkerReadUdp, type UdpSocket } from './transport/udp.js';
-import { CALL_PIN_SLOTS, concentrationOf, pinAliveSec, UdpConcentrator } from './transport/udp-concentrate.js';
+import {
+  CALL_PIN_SLOTS,
+  concentrationOf,
+  machineIdleMs,
+  pinAliveSec,
+  UdpConcentrator,
+} from './transport/udp-concentrate.js';
 import { CallPins } from '../shared/sip/call-pins.js';
 import type { Proto } from '../shared/contract/sip.js';
 import type { CompiledScript } from '../shared/modules/types.js';
@@ -165,8 +171,12 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
   const concentration = concentrationOf(script, core, workers, workerUdp !== null);
   if (core.udpWorkerConcentrate === true && concentration.off !== null)
     log.warn(`udp_worker_concentrate has no effect: ${concentration.off}`);
-  if (core.udpWorkerSpreadBusy !== null && concentration.off !== null)
-    log.warn(`udp_worker_spread_busy has no effect: udp_worker_concentrate is not in use (${concentration.off})`);
+  for (const [name, value] of [
+    ['udp_worker_spread_busy', core.udpWorkerSpreadBusy],
+    ['udp_worker_spread_idle', core.udpWorkerSpreadIdle],
+  ] as const)
+    if (value !== null && concentration.off !== null)
+      log.warn(`${name} has no effect: udp_worker_concentrate is not in use (${concentration.off})`);
   const concentrate = concentration.off === null;
   const callPins =
     concentrate && concentration.pins ? new CallPins(CALL_PIN_SLOTS, pinAliveSec(script), Date.now()) : null;
@@ -319,6 +329,8 @@ async function serve(args: ServerArgs, script: CompiledScript): Promise<void> {
           callState: callPins === null ? null : { pins: callPins, maxTransactions: core.overload.maxTransactions },
           share: udpShare,
           spreadBusy: core.udpWorkerSpreadBusy === null ? null : core.udpWorkerSpreadBusy / 100,
+          spreadIdle: core.udpWorkerSpreadIdle === null ? null : core.udpWorkerSpreadIdle / 100,
+          idleMs: machineIdleMs,
         })
       : null;
   if (concentrator !== null) {

@@ -99,6 +99,10 @@ const FAILS: Array<[string, RegExp]> = [
     'udp_worker_spread_busy=0\nrequest_route { exit; }',
     /t\.cfg:1:1: udp_worker_spread_busy: "0" \(a percentage, 1-100\)/,
   ],
+  [
+    'udp_worker_spread_idle=101\nrequest_route { exit; }',
+    /t\.cfg:1:1: udp_worker_spread_idle: "101" \(a percentage of a CPU, 0-100\)/,
+  ],
   ['request_route {\n  if ($rm == ) { exit; }\n}', /^t\.cfg:2:14: expected an expression/],
   ['request_route {\n  nosuch_fn();\n}', /^t\.cfg:2:3: unknown function "nosuch_fn"/],
   ['request_route {\n  sl_send_reply(200);\n}', /t\.cfg:2:3: sl_send_reply\(\) takes 2 argument/],

@@ -15,8 +15,10 @@ import { UdpPeer, sipRequest, tcpConnect, type StreamPeer } from '../helpers/sip
 // hands it to the owner), `concentrated` the default: one worker reads every
 // datagram while it keeps up, and keeps the calls that start then. Its
 // datagrams spread once the reader's thread is on a CPU 30% of a look
-// (udp_worker_spread_busy=30, not tm's 60%): with other test files beside it
-// on a small machine the reader may never get 60% of a CPU.
+// (udp_worker_spread_busy=30, not tm's 60%), whatever CPU the machine has
+// idle (udp_worker_spread_idle=0, not half a CPU): with other test files
+// beside it on a small machine the reader may never get 60% of a CPU, nor
+// the machine have one idle.
 const WORKERS = 2;
 let steered: RunningServer;
 let unsteered: RunningServer;
@@ -56,7 +58,10 @@ before(async () => {
   // one after the other: a start that fails leaves the other server where after() stops it
   steered = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_concentrate=0\n') });
   unsteered = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_steering=0\n') });
-  concentrated = await startServer({ workers: WORKERS, cfg: cfg('udp_worker_spread_busy=30\n') });
+  concentrated = await startServer({
+    workers: WORKERS,
+    cfg: cfg('udp_worker_spread_busy=30\nudp_worker_spread_idle=0\n'),
+  });
 });
 after(async () => {
   callee?.close();

@@ -43,12 +43,14 @@ function scriptedLoops(cpu: boolean): { loops: () => (WorkerLoop | null)[]; adva
 
 /**
  * `tm`: as for a script with tm (call pins, the transaction bound); without it, the socket the workers
- * share while spread is recorded after each look in `shared`. `cpu`: the threads' CPU time can be read
+ * share while spread is recorded after each look in `shared`. `cpu`: the threads' CPU time can be read.
+ * `freeCpus`: how many of the machine's CPUs sit idle during each look
  */
 async function run(
   steps: Array<(advance: Advance) => void>,
   tm = false,
   cpu = false,
+  freeCpus = 1,
 ): Promise<{
   steered: (number | null)[];
   shared: number[];
@@ -61,17 +63,21 @@ async function run(
   const { loops, advance } = scriptedLoops(cpu);
   const callState = tm ? { pins: new CallPins(1024, 180, Date.now()), maxTransactions: 60_000 } : null;
   const share = tm ? null : new Int32Array(new SharedArrayBuffer(4)).fill(-1);
+  const idle = { ms: 0 };
   const shared: number[] = [];
   const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, {
     callState,
     share,
     spreadBusy: null,
+    spreadIdle: null,
+    idleMs: () => idle.ms,
   });
   mock.timers.enable({ apis: ['setInterval'] });
   c.start();
   try {
     for (const step of steps) {
       step(advance);
+      idle.ms += 100 * freeCpus;
       mock.timers.tick(100);
       if (share !== null) shared.push(Atomics.load(share, 0));
     }
@@ -193,4 +199,28 @@ test('where the threads’ CPU time can be read, a reader whose loop waits for a
   );
   assert.deepEqual(saturated.shared, [0], 'a reader on a CPU 90% of a look shares its socket');
   assert.equal(saturated.gauge, 0);
+});
+
+test('a busy reader keeps every datagram while the machine has under half a CPU idle: another worker would find none', async () => {
+  const onCpu90 = (a: Advance): void => {
+    a(0, 100, 0, 90);
+    a(1, 0, 100);
+  };
+  const full = await run(
+    Array.from({ length: 5 }, () => onCpu90),
+    false,
+    true,
+    0.3,
+  );
+  assert.deepEqual(full.shared, Array(5).fill(-1), 'no CPU for another worker: still one reader');
+  assert.equal(full.gauge, 1);
+  const tmFull = await run(
+    Array.from({ length: 5 }, () => onCpu90),
+    true,
+    true,
+    0.3,
+  );
+  assert.deepEqual(tmFull.steered, [], 'with tm too');
+  const free = await run([onCpu90], false, true, 0.6);
+  assert.deepEqual(free.shared, [0], 'with 60% of a CPU idle they spread');
 });

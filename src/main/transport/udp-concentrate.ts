@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostPort } from '../../shared/config/listen.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
 import { FIRST_WORKER_ROW, type CounterDef } from '../../shared/counters/layout.js';
@@ -18,6 +19,14 @@ import type { WorkerReadUdp } from './udp.js';
 const TICK_MS = 100;
 /** the one reading worker busier than this over a tick: spread */
 const SPREAD_ON = 0.8;
+/**
+ * … if at least this much of a CPU sat idle over the tick, machine-wide: another worker needs a CPU
+ * to take a share on. On the bench's 2-core VM, with sipp's caller and callee beside the server,
+ * spreading with none free cost more per call and failed steps that one worker passed (s1 at 8000
+ * cps: 95 µs/call and 1.75% of the calls shed with 503 against 69 and none for -n 1; s2 at 4000:
+ * 11.8% failed against none)
+ */
+const SPREAD_IDLE_CPU = 0.5;
 /** all workers' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
@@ -126,6 +135,25 @@ export interface ConcentrateOptions {
   readonly share: Int32Array | null;
   /** udp_worker_spread_busy as a share (0-1), null: SPREAD_ON, with tm SPREAD_ON_CALL_STATE */
   readonly spreadBusy: number | null;
+  /** udp_worker_spread_idle as a share of a CPU, null: SPREAD_IDLE_CPU */
+  readonly spreadIdle: number | null;
+  /** the machine's CPUs' idle time so far, summed, in ms (machineIdleMs); null: unknown */
+  readonly idleMs: () => number | null;
+}
+
+/**
+ * the idle time of all the machine's CPUs so far, summed, in ms (Linux's /proc/stat: idle and
+ * iowait, in USER_HZ ticks, 100 a second wherever Linux runs); null where it cannot be read
+ */
+export function machineIdleMs(): number | null {
+  try {
+    const f = readFileSync('/proc/stat', 'latin1');
+    const cpu = f.slice(0, f.indexOf('\n')).split(/\s+/);
+    const idle = Number(cpu[4]) + Number(cpu[5]);
+    return Number.isFinite(idle) ? idle * 10 : null;
+  } catch {
+    return null;
+  }
 }
 
 export class UdpConcentrator {
@@ -148,6 +176,10 @@ export class UdpConcentrator {
    */
   readonly #share: Int32Array | null;
   readonly #spreadOn: number;
+  readonly #spreadIdle: number;
+  readonly #idleMs: () => number | null;
+  /** the machine's idle ms at the last tick */
+  #lastIdleMs: number | null = null;
   /** the worker whose socket the kernel hands every datagram to (without call state, also while spread) */
   #socket = 0;
 
@@ -155,7 +187,7 @@ export class UdpConcentrator {
     groups: readonly WorkerReadUdp[],
     loops: LoopSource,
     counters: Counters,
-    { callState, share, spreadBusy }: ConcentrateOptions,
+    { callState, share, spreadBusy, spreadIdle, idleMs }: ConcentrateOptions,
   ) {
     this.#groups = groups;
     this.#loops = loops;
@@ -163,6 +195,8 @@ export class UdpConcentrator {
     this.#callState = callState;
     this.#share = share;
     this.#spreadOn = spreadBusy ?? (callState === null ? SPREAD_ON : SPREAD_ON_CALL_STATE);
+    this.#spreadIdle = spreadIdle ?? SPREAD_IDLE_CPU;
+    this.#idleMs = idleMs;
     this.#inuse = counters.layout.byId.get('tm:inuse_transactions');
     this.#gauge = counters.handle('core:udp_concentrated');
     counters.set(this.#gauge, 1);
@@ -182,6 +216,7 @@ export class UdpConcentrator {
 
   start(): void {
     this.#last = this.#loops();
+    this.#lastIdleMs = this.#idleMs();
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
     this.#timer.unref();
   }
@@ -203,8 +238,14 @@ export class UdpConcentrator {
 
   #tick(): void {
     const now = this.#loops();
+    const idleMs = this.#idleMs();
+    const idleDelta = idleMs === null || this.#lastIdleMs === null ? null : idleMs - this.#lastIdleMs;
+    this.#lastIdleMs = idleMs;
+    /** each worker's loop time over the tick, ms (its wall time) */
+    const walls: number[] = [];
     const readings = now.map((cur, i) => {
       const prev = this.#last[i];
+      walls.push(0);
       if (cur === null || prev === null || prev === undefined || prev.threadId !== cur.threadId) return 0;
       // the main thread reads a little after the worker's own clock: an idle loop's active time may
       // go back by microseconds
@@ -215,6 +256,7 @@ export class UdpConcentrator {
       // server): no reading this tick
       if (idle < 0) return null;
       if (active + idle <= 0) return 0;
+      walls[i] = active + idle;
       // busy is the thread's time on a CPU where it can be read: a loop waiting for a CPU that other
       // processes hold counts as busy for its utilisation, and spreading then only adds a thread
       // that waits too (s1 on the bench's 2-core VM, sipp beside it: at 8000 cps the reader's loop
@@ -230,12 +272,13 @@ export class UdpConcentrator {
     const firstRunning = now.findIndex((w) => w !== null);
     const cs = this.#callState;
     if (this.#reader !== null) {
-      if ((now[this.#reader] ?? null) === null) {
+      const r = this.#reader;
+      if ((now[r] ?? null) === null) {
         this.#steer(firstRunning >= 0 ? firstRunning : null, 'its reader is not running');
-      } else if (busy[this.#reader]! > this.#spreadOn) {
-        this.#steer(null, `SIP worker ${this.#reader} busy ${Math.round(busy[this.#reader]! * 100)}%`);
-      } else if (cs !== null && this.#transactions(this.#reader) > SPREAD_TRANSACTIONS * cs.maxTransactions) {
-        this.#steer(null, `SIP worker ${this.#reader} has ${this.#transactions(this.#reader)} transactions`);
+      } else if (busy[r]! > this.#spreadOn && this.#cpuFree(idleDelta, walls[r]!)) {
+        this.#steer(null, `SIP worker ${r} busy ${Math.round(busy[r]! * 100)}%`);
+      } else if (cs !== null && this.#transactions(r) > SPREAD_TRANSACTIONS * cs.maxTransactions) {
+        this.#steer(null, `SIP worker ${r} has ${this.#transactions(r)} transactions`);
       }
       return;
     }
@@ -247,6 +290,15 @@ export class UdpConcentrator {
     if (cs !== null && now.reduce((n, _, i) => n + this.#transactions(i), 0) > GATHER_TRANSACTIONS * cs.maxTransactions)
       return;
     this.#steer(firstRunning, `SIP workers busy ${Math.round(total * 100)}% together`);
+  }
+
+  /**
+   * whether udp_worker_spread_idle of a CPU (SPREAD_IDLE_CPU) sat idle machine-wide over the tick,
+   * `wallMs` long (the reader's loop time): yes where it cannot be told
+   */
+  #cpuFree(idleDelta: number | null, wallMs: number): boolean {
+    if (idleDelta === null || wallMs <= 0 || this.#spreadIdle <= 0) return true;
+    return idleDelta / wallMs >= this.#spreadIdle;
   }
 
   #steer(reader: number | null, why: string): void {

@@ -156,6 +156,11 @@ export interface CoreParams {
    * datagrams (null: not set, 80, or 60 with tm)
    */
   udpWorkerSpreadBusy: number | null;
+  /**
+   * udp_worker_spread_idle (% of a CPU): … and only if this much of a CPU sat idle machine-wide over
+   * that look (null: not set, 50; 0: whatever the machine's load)
+   */
+  udpWorkerSpreadIdle: number | null;
   /** log_prefix text (compiled into routes.logPrefix) */
   logPrefix: string | null;
   /** syslog facility name (LOG_DAEMON …) and ident, used with log_stderror=no */

@@ -148,6 +148,14 @@ const CORE: Record<string, Setter> = {
     if (n !== null && n >= 1 && n <= 100) c.udpWorkerSpreadBusy = n;
     else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `udp_worker_spread_busy: "${v}" (a percentage, 1-100)`));
   },
+  udp_worker_spread_idle: (c, v, pos, errors) => {
+    const n = intOf(v);
+    if (n !== null && n >= 0 && n <= 100) c.udpWorkerSpreadIdle = n;
+    else
+      errors.push(
+        new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `udp_worker_spread_idle: "${v}" (a percentage of a CPU, 0-100)`),
+      );
+  },
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
@@ -209,6 +217,7 @@ export function coreParams(prog: Program, errors: CfgError[], warnings: CfgWarni
     udpWorkerSteering: null,
     udpWorkerConcentrate: null,
     udpWorkerSpreadBusy: null,
+    udpWorkerSpreadIdle: null,
     logPrefix: null,
     logFacility: 'LOG_DAEMON',
     logName: 'switchyard',
