@@ -27,6 +27,12 @@ const SPREAD_ON = 0.8;
  * 11.8% failed against none)
  */
 const SPREAD_IDLE_CPU = 0.5;
+/**
+ * … over SPREAD_TICKS looks in a row: a burst of one look (sipp's start at a new rate, a collection)
+ * spread s2's datagrams at 3000 cps on the bench's VM, and two workers then cost 220-268 µs/call
+ * against one's 136, too busy together to gather again (p99 204-472 ms; one worker: 4 ms)
+ */
+const SPREAD_TICKS = 3;
 /** all workers' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
@@ -105,9 +111,10 @@ export interface ConcentrateCallState {
  * workers woken for half the datagrams each read smaller batches and run
  * their code colder than one woken for all (s1 on the bench's 2-core VM,
  * 1000 cps: 112-122 µs/call against 164-232 spread). When the
- * reading worker is busy over 80% of a 100 ms tick (on a CPU; its event
- * loop's utilisation where its CPU time cannot be read; with tm: 60%, or its
- * transactions pass 80% of overload_max_transactions), they spread. Without call state every worker then reads the reading worker's
+ * reading worker is busy over 80% of three 100 ms ticks in a row (on a CPU;
+ * its event loop's utilisation where its CPU time cannot be read; with tm:
+ * 60%) while half a CPU sits idle machine-wide, or (with tm) its
+ * transactions pass 80% of overload_max_transactions, they spread. Without call state every worker then reads the reading worker's
  * socket too (`share`), and the kernel goes on handing it every datagram:
  * whichever worker is free takes the next batch, as Kamailio's processes
  * share one socket. Steered by Call-ID instead, each datagram waited for its
@@ -180,6 +187,8 @@ export class UdpConcentrator {
   readonly #idleMs: () => number | null;
   /** the machine's idle ms at the last tick */
   #lastIdleMs: number | null = null;
+  /** looks in a row at which the reader was busy over the bound with a CPU free */
+  #busyTicks = 0;
   /** the worker whose socket the kernel hands every datagram to (without call state, also while spread) */
   #socket = 0;
 
@@ -275,11 +284,13 @@ export class UdpConcentrator {
       const r = this.#reader;
       if ((now[r] ?? null) === null) {
         this.#steer(firstRunning >= 0 ? firstRunning : null, 'its reader is not running');
-      } else if (busy[r]! > this.#spreadOn && this.#cpuFree(idleDelta, walls[r]!)) {
-        this.#steer(null, `SIP worker ${r} busy ${Math.round(busy[r]! * 100)}%`);
-      } else if (cs !== null && this.#transactions(r) > SPREAD_TRANSACTIONS * cs.maxTransactions) {
-        this.#steer(null, `SIP worker ${r} has ${this.#transactions(r)} transactions`);
+        return;
       }
+      const over = busy[r]! > this.#spreadOn && this.#cpuFree(idleDelta, walls[r]!);
+      this.#busyTicks = over ? this.#busyTicks + 1 : 0;
+      if (this.#busyTicks >= SPREAD_TICKS) this.#steer(null, `SIP worker ${r} busy ${Math.round(busy[r]! * 100)}%`);
+      else if (cs !== null && this.#transactions(r) > SPREAD_TRANSACTIONS * cs.maxTransactions)
+        this.#steer(null, `SIP worker ${r} has ${this.#transactions(r)} transactions`);
       return;
     }
     this.#spreadTicks.push(busy.reduce((a, b) => a + b, 0));
@@ -319,6 +330,7 @@ export class UdpConcentrator {
     if (socket !== null) this.#socket = socket;
     this.#reader = reader;
     this.#spreadTicks = [];
+    this.#busyTicks = 0;
     this.#counters.set(this.#gauge, reader === null ? 0 : 1);
     log.info(
       reader !== null
