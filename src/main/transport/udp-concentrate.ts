@@ -28,9 +28,10 @@ const SPREAD_ON = 0.8;
  */
 const SPREAD_IDLE_CPU = 0.5;
 /**
- * … over SPREAD_TICKS looks in a row: a burst of one look (sipp's start at a new rate, a collection)
- * spread s2's datagrams at 3000 cps on the bench's VM, and two workers then cost 220-268 µs/call
- * against one's 136, too busy together to gather again (p99 204-472 ms; one worker: 4 ms)
+ * … over SPREAD_TICKS looks in a row, so that a burst (a new rate's start, a collection) does not
+ * spread them: spread from one look, s2's datagrams spread at 3000 cps on the bench's VM, where two
+ * workers then cost 268-345 µs/call against one's 136-156, too busy together to gather again (p99
+ * 204-472 ms; one worker: 4 ms); with three, runs at 3000 and 4000 cps stayed with one worker
  */
 const SPREAD_TICKS = 3;
 /** all workers' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
