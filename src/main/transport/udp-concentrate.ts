@@ -17,7 +17,14 @@ import type { WorkerReadUdp } from './udp.js';
  * CPU (Linux's schedstat), else its event loop's utilisation
  */
 const TICK_MS = 100;
-/** the one reading worker busier than this over a tick: spread */
+/**
+ * the one reading worker busier than this over a tick: spread. With tm too: spread, the same load
+ * costs more, and its calls' messages hop while the pins last. Measured as event-loop utilisation,
+ * tm spread at 60% (s2 at 1000 cps had spread at 35%, and cost 402-448 µs/call with p99 8 ms against
+ * 275 and p99 4 concentrated); measured on the CPU, at 60% s2's 3000 cps step cost 251 µs/call in
+ * one run of three, against 169 at 2000, as when spread, with p99 252 ms, where -n 1's one worker
+ * passed 4000-5000 cps at 72% of a CPU with p99 12-112 ms
+ */
 const SPREAD_ON = 0.8;
 /**
  * … if at least this much of a CPU sat idle over the tick, machine-wide: another worker needs a CPU
@@ -37,15 +44,6 @@ const SPREAD_TICKS = 3;
 /** all workers' busy shares summed, averaged over SETTLE_TICKS, under this: one worker again */
 const GATHER_UNDER = 0.5;
 const SETTLE_TICKS = 10;
-/**
- * with call state (tm) spread sooner: each message of a call waits for the one reader in turn,
- * several times per call. Not much sooner: spread, the same load costs more (s2 at 1000 cps on the
- * bench's VM, 2026-12-04, six full runs: 402-448 µs/call with p99 8 ms in two of three runs spread
- * throughout, 275 with p99 4 concentrated throughout, as -n 1's one worker always was), and at 35%
- * the reader's 25-30% with its bursts spread them, after which both loops summed stayed at 40%, too
- * busy to gather. Spreading at 60% of the reader, gathering under 50% summed does not flap
- */
-const SPREAD_ON_CALL_STATE = 0.6;
 /**
  * with tm: the reader's transactions over 80% of overload_max_transactions spread them (one
  * worker would shed new calls at the bound long before its loop is busy), and the workers' together
@@ -113,8 +111,8 @@ export interface ConcentrateCallState {
  * their code colder than one woken for all (s1 on the bench's 2-core VM,
  * 1000 cps: 112-122 µs/call against 164-232 spread). When the
  * reading worker is busy over 80% of three 100 ms ticks in a row (on a CPU;
- * its event loop's utilisation where its CPU time cannot be read; with tm:
- * 60%) while half a CPU sits idle machine-wide, or (with tm) its
+ * its event loop's utilisation where its CPU time cannot be read) while
+ * half a CPU sits idle machine-wide, or (with tm) its
  * transactions pass 80% of overload_max_transactions, they spread. Without call state every worker then reads the reading worker's
  * socket too (`share`), and the kernel goes on handing it every datagram:
  * whichever worker is free takes the next batch, as Kamailio's processes
@@ -141,7 +139,7 @@ export interface ConcentrateOptions {
   readonly callState: ConcentrateCallState | null;
   /** without call state: the cell naming the socket every worker reads while spread (see #share) */
   readonly share: Int32Array | null;
-  /** udp_worker_spread_busy as a share (0-1), null: SPREAD_ON, with tm SPREAD_ON_CALL_STATE */
+  /** udp_worker_spread_busy as a share (0-1), null: SPREAD_ON */
   readonly spreadBusy: number | null;
   /** udp_worker_spread_idle as a share of a CPU, null: SPREAD_IDLE_CPU */
   readonly spreadIdle: number | null;
@@ -204,7 +202,7 @@ export class UdpConcentrator {
     this.#counters = counters;
     this.#callState = callState;
     this.#share = share;
-    this.#spreadOn = spreadBusy ?? (callState === null ? SPREAD_ON : SPREAD_ON_CALL_STATE);
+    this.#spreadOn = spreadBusy ?? SPREAD_ON;
     this.#spreadIdle = spreadIdle ?? SPREAD_IDLE_CPU;
     this.#idleMs = idleMs;
     this.#inuse = counters.layout.byId.get('tm:inuse_transactions');

@@ -153,7 +153,7 @@ export interface CoreParams {
   udpWorkerConcentrate: boolean | null;
   /**
    * udp_worker_spread_busy (%): the reading worker busier than this over a 100 ms look spreads the
-   * datagrams (null: not set, 80, or 60 with tm)
+   * datagrams (null: not set, 80)
    */
   udpWorkerSpreadBusy: number | null;
   /**
