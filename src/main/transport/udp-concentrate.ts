@@ -167,7 +167,7 @@ export class UdpConcentrator {
   readonly #loops: LoopSource;
   readonly #counters: Counters;
   readonly #gauge: CounterHandle;
-  /** the worker every datagram goes to, null: spread by Call-ID */
+  /** the worker every datagram goes to, null: spread (sharing its socket, or with tm by Call-ID) */
   #reader: number | null = 0;
   /** the last tick's loop times, by worker index */
   #last: (WorkerLoop | null)[] = [];
