@@ -152,7 +152,7 @@ test('with tm: a reader 70% busy keeps every datagram; over 80% they spread, and
     [
       ...times(3, busyTick(0.85, 0)),
       // spread: 22% each, 44% together, for the second it takes to settle
-      ...Array.from({ length: 10 }, () => busyTick(0.22, 0.22)),
+      ...times(10, busyTick(0.22, 0.22)),
     ],
     true,
   );
@@ -163,10 +163,10 @@ test('with tm: a reader 70% busy keeps every datagram; over 80% they spread, and
 test('without call state, spread: every worker reads the reader’s socket until their loops average under 50% together', async () => {
   const { steered, shared, gauge } = await run([
     ...times(3, busyTick(0.9, 0)),
-    ...Array.from({ length: 9 }, () => busyTick(0.3, 0.3)),
+    ...times(9, busyTick(0.3, 0.3)),
     // 60% together for nine looks, 20% for the tenth: 56% on average, still spread
     busyTick(0.1, 0.1),
-    ...Array.from({ length: 4 }, () => busyTick(0.1, 0.1)),
+    ...times(4, busyTick(0.1, 0.1)),
   ]);
   assert.deepEqual(shared.slice(0, 2), [-1, -1], 'not yet after two busy looks');
   assert.deepEqual(shared.slice(2, 13), Array(11).fill(0), 'shared from the third, through an average of 56%');
@@ -187,7 +187,7 @@ test('with tm, spread: the kernel steers each datagram by Call-ID, and no socket
 test('where the threads’ CPU time can be read, a reader whose loop waits for a CPU keeps every datagram; one on a CPU over 80% spreads them', async () => {
   // its loop never rests, but its thread is on a CPU 55% of each look: the rest it waits for one
   const starved = await run(
-    Array.from({ length: 5 }, () => (a: Advance) => {
+    times(5, (a: Advance) => {
       a(0, 100, 0, 55);
       a(1, 0, 100);
     }),
@@ -213,20 +213,10 @@ test('a busy reader keeps every datagram while the machine has under half a CPU 
     a(0, 100, 0, 90);
     a(1, 0, 100);
   };
-  const full = await run(
-    Array.from({ length: 5 }, () => onCpu90),
-    false,
-    true,
-    0.3,
-  );
+  const full = await run(times(5, onCpu90), false, true, 0.3);
   assert.deepEqual(full.shared, Array(5).fill(-1), 'no CPU for another worker: still one reader');
   assert.equal(full.gauge, 1);
-  const tmFull = await run(
-    Array.from({ length: 5 }, () => onCpu90),
-    true,
-    true,
-    0.3,
-  );
+  const tmFull = await run(times(5, onCpu90), true, true, 0.3);
   assert.deepEqual(tmFull.steered, [], 'with tm too');
   const free = await run(times(3, onCpu90), false, true, 0.6);
   assert.deepEqual(free.shared, [-1, -1, 0], 'with 60% of a CPU idle they spread');

@@ -104,35 +104,6 @@ export interface ConcentrateCallState {
   readonly maxTransactions: number;
 }
 
-/**
- * udp_worker_concentrate: while one SIP worker keeps up, the kernel's
- * steering program hands it every datagram, and the others sleep: two
- * workers woken for half the datagrams each read smaller batches and run
- * their code colder than one woken for all (s1 on the bench's 2-core VM,
- * 1000 cps: 112-122 µs/call against 164-232 spread). When the
- * reading worker is busy over 80% of three 100 ms ticks in a row (on a CPU;
- * its event loop's utilisation where its CPU time cannot be read) while
- * half a CPU sits idle machine-wide, or (with tm) its
- * transactions pass 80% of overload_max_transactions, they spread. Without call state every worker then reads the reading worker's
- * socket too (`share`), and the kernel goes on handing it every datagram:
- * whichever worker is free takes the next batch, as Kamailio's processes
- * share one socket. Steered by Call-ID instead, each datagram waited for its
- * one worker, and on a machine whose cores the workers share with other
- * processes a worker left waiting for a CPU let its socket back up while the
- * other idled (s1 at 8000 cps, 2 cores shared with sipp: the spread
- * worker's socket grew to 5 MB with the thread on a CPU a quarter of the
- * time, and it shed calls with 503). With call state (tm) the program
- * becomes the Call-ID steering one (each worker reads its calls' share);
- * once the workers' busy shares, summed, average under 50% over the last
- * second (at least a second after spreading; with tm, the transactions
- * must also be under 60% of the bound), one worker reads all again.
- * The master's router hands the stream messages to the reading worker too.
- * A reading worker that dies is replaced by the first one running when its
- * thread ends (and one not running at a look, too). Without call state any
- * worker may handle any datagram; with tm, each call stays with the worker
- * that took its start, through the call pins (call-pins.ts): a message read
- * elsewhere hops there.
- */
 /** what the concentrator acts on besides the workers' sockets and loops */
 export interface ConcentrateOptions {
   /** with a module keeping call state (tm); null: none */
@@ -162,6 +133,36 @@ export function machineIdleMs(): number | null {
   }
 }
 
+/**
+ * udp_worker_concentrate: while one SIP worker keeps up, the kernel's
+ * steering program hands it every datagram, and the others sleep: two
+ * workers woken for half the datagrams each read smaller batches and run
+ * their code colder than one woken for all (s1 on the bench's 2-core VM,
+ * 1000 cps: 112-122 µs/call against 164-232 spread). When the
+ * reading worker is busy over 80% of three 100 ms ticks in a row (on a CPU;
+ * its event loop's utilisation where its CPU time cannot be read) while
+ * half a CPU sits idle machine-wide, or (with tm) its transactions pass 80%
+ * of overload_max_transactions, they spread. Without call state every
+ * worker then reads the reading worker's socket too (`share`), and the
+ * kernel goes on handing it every datagram:
+ * whichever worker is free takes the next batch, as Kamailio's processes
+ * share one socket. Steered by Call-ID instead, each datagram waited for its
+ * one worker, and on a machine whose cores the workers share with other
+ * processes a worker left waiting for a CPU let its socket back up while the
+ * other idled (s1 at 8000 cps, 2 cores shared with sipp: the spread
+ * worker's socket grew to 5 MB with the thread on a CPU a quarter of the
+ * time, and it shed calls with 503). With call state (tm) the program
+ * becomes the Call-ID steering one (each worker reads its calls' share);
+ * once the workers' busy shares, summed, average under 50% over the last
+ * second (at least a second after spreading; with tm, the transactions
+ * must also be under 60% of the bound), one worker reads all again.
+ * The master's router hands the stream messages to the reading worker too.
+ * A reading worker that dies is replaced by the first one running when its
+ * thread ends (and one not running at a look, too). Without call state any
+ * worker may handle any datagram; with tm, each call stays with the worker
+ * that took its start, through the call pins (call-pins.ts): a message read
+ * elsewhere hops there.
+ */
 export class UdpConcentrator {
   readonly #groups: readonly WorkerReadUdp[];
   readonly #loops: LoopSource;
@@ -250,10 +251,9 @@ export class UdpConcentrator {
     const idleDelta = idleMs === null || this.#lastIdleMs === null ? null : idleMs - this.#lastIdleMs;
     this.#lastIdleMs = idleMs;
     /** each worker's loop time over the tick, ms (its wall time) */
-    const walls: number[] = [];
+    const walls = new Array<number>(now.length).fill(0);
     const readings = now.map((cur, i) => {
       const prev = this.#last[i];
-      walls.push(0);
       if (cur === null || prev === null || prev === undefined || prev.threadId !== cur.threadId) return 0;
       // the main thread reads a little after the worker's own clock: an idle loop's active time may
       // go back by microseconds

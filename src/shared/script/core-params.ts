@@ -27,6 +27,15 @@ function intParam(apply: (c: CoreParams, n: number) => void): Setter {
   };
 }
 
+/** a percentage from `min` to 100; any other value is an error that says what is wanted */
+function percentParam(name: string, min: number, wanted: string, apply: (c: CoreParams, n: number) => void): Setter {
+  return (core, v, pos, errors) => {
+    const n = intOf(v);
+    if (n !== null && n >= min && n <= 100) apply(core, n);
+    else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `${name}: "${v}" (${wanted})`));
+  };
+}
+
 type DnsFlag = { [K in keyof DnsParams]: DnsParams[K] extends boolean ? K : never }[keyof DnsParams];
 type DnsInt = { [K in keyof DnsParams]: DnsParams[K] extends number ? K : never }[keyof DnsParams];
 const dnsFlag = (k: DnsFlag): Setter => intParam((c, n) => (c.dns[k] = n !== 0));
@@ -143,19 +152,12 @@ const CORE: Record<string, Setter> = {
   udp_worker_port_rr: intParam((c, n) => (c.udpWorkerPortRr = n !== 0)),
   udp_worker_steering: intParam((c, n) => (c.udpWorkerSteering = n !== 0)),
   udp_worker_concentrate: intParam((c, n) => (c.udpWorkerConcentrate = n !== 0)),
-  udp_worker_spread_busy: (c, v, pos, errors) => {
-    const n = intOf(v);
-    if (n !== null && n >= 1 && n <= 100) c.udpWorkerSpreadBusy = n;
-    else errors.push(new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `udp_worker_spread_busy: "${v}" (a percentage, 1-100)`));
-  },
-  udp_worker_spread_idle: (c, v, pos, errors) => {
-    const n = intOf(v);
-    if (n !== null && n >= 0 && n <= 100) c.udpWorkerSpreadIdle = n;
-    else
-      errors.push(
-        new CfgError('SY_ERR_CFG_BAD_VALUE', pos, `udp_worker_spread_idle: "${v}" (a percentage of a CPU, 0-100)`),
-      );
-  },
+  udp_worker_spread_busy: percentParam('udp_worker_spread_busy', 1, 'a percentage, 1-100', (c, n) => {
+    c.udpWorkerSpreadBusy = n;
+  }),
+  udp_worker_spread_idle: percentParam('udp_worker_spread_idle', 0, 'a percentage of a CPU, 0-100', (c, n) => {
+    c.udpWorkerSpreadIdle = n;
+  }),
 };
 
 /** core parameters of kamailio/opensips that are accepted and have no effect in switchyard */
