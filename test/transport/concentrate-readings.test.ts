@@ -44,13 +44,15 @@ function scriptedLoops(cpu: boolean): { loops: () => (WorkerLoop | null)[]; adva
 /**
  * `tm`: as for a script with tm (call pins, the transaction bound); without it, the socket the workers
  * share while spread is recorded after each look in `shared`. `cpu`: the threads' CPU time can be read.
- * `freeCpus`: how many of the machine's CPUs sit idle during each look
+ * `freeCpus`: how many of the machine's CPUs sit idle during each look. `spread`: udp_worker_spread_busy
+ * and udp_worker_spread_idle as shares (null: not set)
  */
 async function run(
   steps: Array<(advance: Advance) => void>,
   tm = false,
   cpu = false,
   freeCpus = 1,
+  spread: { busy: number | null; idle: number | null } = { busy: null, idle: null },
 ): Promise<{
   steered: (number | null)[];
   shared: number[];
@@ -68,8 +70,8 @@ async function run(
   const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, {
     callState,
     share,
-    spreadBusy: null,
-    spreadIdle: null,
+    spreadBusy: spread.busy,
+    spreadIdle: spread.idle,
     idleMs: () => idle.ms,
   });
   mock.timers.enable({ apis: ['setInterval'] });
@@ -220,4 +222,17 @@ test('a busy reader keeps every datagram while the machine has under half a CPU 
   assert.deepEqual(tmFull.steered, [], 'with tm too');
   const free = await run(times(3, onCpu90), false, true, 0.6);
   assert.deepEqual(free.shared, [-1, -1, 0], 'with 60% of a CPU idle they spread');
+});
+
+test('udp_worker_spread_busy=30 and udp_worker_spread_idle=0: a reader on a CPU 40% of each look spreads with no CPU idle', async () => {
+  const onCpu40 = (a: Advance): void => {
+    a(0, 100, 0, 40);
+    a(1, 0, 100);
+  };
+  const byDefault = await run(times(5, onCpu40), false, true, 0);
+  assert.deepEqual(byDefault.shared, Array(5).fill(-1), 'by default: 40% is not busy, and no CPU is idle');
+  const busy30 = await run(times(5, onCpu40), false, true, 0, { busy: 0.3, idle: null });
+  assert.deepEqual(busy30.shared, Array(5).fill(-1), 'at 30% busy, still no CPU idle');
+  const both = await run(times(3, onCpu40), false, true, 0, { busy: 0.3, idle: 0 });
+  assert.deepEqual(both.shared, [-1, -1, 0], 'at 30% busy and whatever the load: spread on the third look');
 });
