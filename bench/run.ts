@@ -67,6 +67,11 @@ interface Run {
   reasons: string[];
   /** why sipp failed calls, from its Failed…(C) counters ("FailedUnexpectedMessage(C)=12 …"), or "" */
   failed_by: string;
+  /**
+   * switchyard, from its /metrics before and after the run: the messages each SIP worker handled, the new
+   * requests overload control shed (503 or dropped) and the datagrams handed between workers (udp_hops)
+   */
+  server_counters: ServerCounters | null;
   /** s4: events received with distinct Call-IDs, and calls without one */
   events: number | null;
   events_lost: number | null;
@@ -95,7 +100,7 @@ const values = (() => {
         // the listed step rates, instead of the scenario's
         steps: { type: 'string' },
         servers: { type: 'string', default: 'switchyard,kamailio' },
-        // switchyard: management interface on, /metrics scraped every second while it runs
+        // switchyard: /metrics scraped every second while it runs, not only before and after each run
         scrape: { type: 'boolean', default: false },
         // switchyard's node options ("--cpu-prof --cpu-prof-dir=/tmp/prof", "--max-semi-space-size=16")
         'node-args': { type: 'string', default: '' },
@@ -115,7 +120,7 @@ const servers = values.servers!.split(',');
 const scrape = values.scrape!;
 const nodeArgs = values['node-args']!.split(' ').filter((a) => a !== '');
 const OUT = values.out ?? `${ROOT}bench/results`;
-/** the port of the scraped management interface (--scrape) */
+/** the port of switchyard's management interface: its /metrics is read before and after each run */
 const MI_PORT = 25990;
 for (const n of childrenList)
   if (!Number.isInteger(n) || n < 1) usage(`--children wants positive integers, not ${values.children}`);
@@ -238,6 +243,47 @@ const SIPP_BUFFERS = ['-buff_size', String(4 << 20)];
 let uacPath: { transport?: 't1'; extra?: string[] } = {};
 
 /** one server as measured: its label in the tables and how to read its CPU by role */
+interface ServerCounters {
+  msgs_by_worker: number[];
+  shed: number;
+  hops: number;
+}
+
+/** the per-worker counters of switchyard's /metrics the bench keeps, summed or by worker */
+async function serverCounters(): Promise<ServerCounters | null> {
+  try {
+    const text = await (
+      await fetch(`http://127.0.0.1:${MI_PORT}/metrics`, { signal: AbortSignal.timeout(2000) })
+    ).text();
+    const c: ServerCounters = { msgs_by_worker: [], shed: 0, hops: 0 };
+    for (const m of text.matchAll(/^switchyard_core_(\w+)_total\{worker="(\d+)"\} (\d+)$/gm)) {
+      const [, name, worker, value] = m;
+      if (name === 'msgs_handled') c.msgs_by_worker[Number(worker)] = Number(value);
+      else if (name === 'overload_rejected' || name === 'overload_dropped') c.shed += Number(value);
+      else if (name === 'udp_hops') c.hops += Number(value);
+    }
+    return c;
+  } catch {
+    return null;
+  }
+}
+
+function counterDelta(a: ServerCounters | null, b: ServerCounters | null): ServerCounters | null {
+  if (a === null || b === null) return null;
+  return {
+    msgs_by_worker: b.msgs_by_worker.map((n, i) => n - (a.msgs_by_worker[i] ?? 0)),
+    shed: b.shed - a.shed,
+    hops: b.hops - a.hops,
+  };
+}
+
+/** "workers 71%/29%, shed 596, hops 0" */
+function describeCounters(c: ServerCounters): string {
+  const all = c.msgs_by_worker.reduce((a, b) => a + b, 0);
+  const shares = c.msgs_by_worker.map((n) => `${all > 0 ? Math.round((n / all) * 100) : 0}%`).join('/');
+  return `workers ${shares}, shed ${c.shed}, hops ${c.hops}`;
+}
+
 interface Target {
   server: 'switchyard' | 'kamailio';
   children: number;
@@ -256,6 +302,7 @@ async function measure(
   localPort: number,
   events: EvapiCounter | null,
 ): Promise<Run> {
+  const counters0 = t.server === 'switchyard' ? await serverCounters() : null;
   const cpu0 = treeCpuUs(t.pid);
   const roles0 = t.cpu();
   events?.reset();
@@ -276,6 +323,7 @@ async function measure(
   const secs = r.answeredSpanMs > 0 ? r.answeredSpanMs / 1000 : Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = treeCpuUs(t.pid) - cpu0;
   const roles = cpuDelta(roles0, t.cpu());
+  const counters = t.server === 'switchyard' ? counterDelta(counters0, await serverCounters()) : null;
   const got = events ? await events.settle() : null;
   const ok = Math.max(1, r.successful);
   const failed = calls - r.successful;
@@ -311,6 +359,7 @@ async function measure(
     verdict: v.verdict,
     reasons: v.reasons,
     failed_by: /^failed: (.*)$/m.exec(r.errors)?.[1] ?? '',
+    server_counters: counters,
     // every call's INVITE passed the route when no call failed; a failed call may not have reached it
     events: got ? got.callIds : null,
     events_lost: got ? Math.max(0, calls - got.callIds) : null,
@@ -318,10 +367,11 @@ async function measure(
     kind,
   };
   const lost = run.events_lost !== null ? `, events lost ${run.events_lost}` : '';
+  const inside = counters ? ` {${describeCounters(counters)}}` : '';
   console.log(
     `[${t.label}] ${kind === 'fixed' ? 'fixed' : 'step '} ${rate} cps × ${Math.round(calls / rate)} s: reached ${cps} cps, ` +
       `failed ${((failed / calls) * 100).toFixed(2)}%, retransmissions ${((r.retransmissions / (calls * MSGS)) * 100).toFixed(2)}%, ` +
-      `p99 ${rtP99} ms, ${run.cpu_us_per_call} µs/call${lost} → ${v.verdict}${v.reasons.length ? ` (${v.reasons.join('; ')})` : ''}${run.failed_by ? ` [sipp: ${run.failed_by}]` : ''}`,
+      `p99 ${rtP99} ms, ${run.cpu_us_per_call} µs/call${lost} → ${v.verdict}${v.reasons.length ? ` (${v.reasons.join('; ')})` : ''}${run.failed_by ? ` [sipp: ${run.failed_by}]` : ''}${inside}`,
   );
   console.log(
     `RESULT scenario=${run.scenario} server=${run.server} children=${run.children} calls=${run.calls} failed=${run.failed} cps=${run.cps} cpu_us_per_call=${run.cpu_us_per_call}` +
@@ -631,7 +681,7 @@ async function main(): Promise<void> {
           `${TCP ? 'tcp' : 'udp'}:${PROXY}`,
           ...tlsArgs,
           '--mi',
-          scrape ? `127.0.0.1:${MI_PORT}` : 'off',
+          `127.0.0.1:${MI_PORT}`,
           '-E',
         ];
         let scrapes = 0;
