@@ -28,6 +28,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { CounterHandle, CounterRow } from '../shared/contract/host.js';
 import type { OverloadParams } from '../shared/contract/compiled.js';
 import { threadCpuNs } from '../shared/native/udp-send.js';
+import { log } from '../shared/log.js';
 
 const SAMPLE_MS = 100;
 /**
@@ -73,8 +74,10 @@ export class OverloadControl {
   readonly #inuse: CounterHandle;
   readonly #shedPct: CounterHandle;
   readonly #load: CounterHandle;
-  /** the share of new requests shed now, 0…1 */
-  #share = 0;
+  /** the share of new requests shed now, in whole percent (stepped as a fraction, 0.3 less six 0.05 steps is not 0) */
+  #sharePct = 0;
+  /** new requests shed since the share last rose from 0, for the log line when it is back at 0 */
+  #shedSince = 0;
   /** over the last second, for core:worker_load */
   readonly #loadMeter = new BusyMeter();
   #loadAt = 0;
@@ -183,18 +186,31 @@ export class OverloadControl {
     // a backlog that shrinks is being caught up with at the share shed now
     const draining = overQueue && queued < this.#queued;
     this.#queued = queued;
+    const transactions = this.#counters.get(this.#inuse);
     const behind =
       // late timers in a thread that was not on a CPU all along: it waited for one, it was not behind
-      (busy && lagMs > this.#p.lagMs) ||
-      this.#counters.get(this.#inuse) >= this.#p.maxTransactions ||
-      (overQueue && !draining) ||
-      // half a second busy in a row with no backlog in sight: saturated, not a burst nor a CPU
-      // shared with others for a moment
-      (!overQueue && this.#busyRun >= BUSY_SAMPLES);
-    if (behind) this.#share = Math.min(1, this.#share + 0.1);
-    else if (!draining) this.#share = Math.max(0, this.#share - 0.05);
-    this.#counters.set(this.#shedPct, Math.round(this.#share * 100));
-    return loop < QUIET_LOOP && share.loop < QUIET_LOOP && this.#share === 0 && queued === 0;
+      busy && lagMs > this.#p.lagMs
+        ? `timers ${Math.round(lagMs)} ms late`
+        : transactions >= this.#p.maxTransactions
+          ? `${transactions} transactions`
+          : overQueue && !draining
+            ? `${rings} bytes waiting in its rings, ${sockets} in its sockets`
+            : // half a second busy in a row with no backlog in sight: saturated, not a burst nor a CPU
+              // shared with others for a moment
+              !overQueue && this.#busyRun >= BUSY_SAMPLES
+              ? `on a CPU ${Math.round(share.busy * 100)}% of ${BUSY_SAMPLES} checks in a row`
+              : null;
+    const was = this.#sharePct;
+    if (behind !== null) this.#sharePct = Math.min(100, this.#sharePct + 10);
+    else if (!draining) this.#sharePct = Math.max(0, this.#sharePct - 5);
+    // the operator sees when and why shedding starts and ends, not every check
+    if (was === 0 && this.#sharePct > 0) {
+      this.#shedSince = 0;
+      log.warn(`overload control: shedding new requests (${behind})`);
+    } else if (was > 0 && this.#sharePct === 0)
+      log.warn(`overload control: no longer shedding (${this.#shedSince} new requests shed)`);
+    this.#counters.set(this.#shedPct, this.#sharePct);
+    return loop < QUIET_LOOP && share.loop < QUIET_LOOP && this.#sharePct === 0 && queued === 0;
   }
 
   /** is this new request to be shed */
@@ -202,6 +218,8 @@ export class OverloadControl {
     if (this.#quiet) this.#poke();
     if (this.#p.mode === 'off') return false;
     if (this.#counters.get(this.#inuse) >= this.#p.maxTransactions) return true;
-    return this.#share > 0 && Math.random() < this.#share;
+    if (this.#sharePct === 0 || Math.random() * 100 >= this.#sharePct) return false;
+    this.#shedSince++;
+    return true;
   }
 }

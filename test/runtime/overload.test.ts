@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
+import { expectLog, startServer, writeCfg, type RunningServer } from '../helpers/start-server.js';
 import { UdpPeer, sipRequest } from '../helpers/sip-socket.js';
 
 function request(method: string, peer: UdpPeer, n: number, opts: { toTag?: boolean; user?: string } = {}): string {
@@ -82,6 +82,12 @@ request_route {
         assert.equal(await stat(server!, 'core:overload_rejected'), shed.length);
         // the shed share decays once the worker has caught up; a new request is routed again
         assert.ok(await until(async () => (await stat(server!, 'core:overload_shed_percent')) === 0, 20_000));
+        // the log says when shedding began, why, and when it ended
+        await expectLog(
+          server,
+          /WARNING: <core>: overload control: shedding new requests \(\d+ bytes waiting in its rings, \d+ in its sockets\)/,
+        );
+        await expectLog(server, /overload control: no longer shedding \(\d+ new requests shed\)/);
         const before = peer.received.length;
         peer.send(request('OPTIONS', peer, N + 1, { user: 'load' }), server.udp[0]!);
         const reply = (await peer.waitFor(before + 1, 5000))?.toString('latin1') ?? '';
