@@ -9,7 +9,7 @@ import { copyBody, newHead, readHead, RecKind, PROTO_UDP } from '../shared/ipc/m
 import { createRing, RingReader, RingWriter, type RingBuffers } from '../shared/ipc/ring.js';
 import { log } from '../shared/log.js';
 import { SwitchyardError } from '../shared/errors.js';
-import { threadCpuNsOf } from '../shared/thread-name.js';
+import { ThreadCpuClock } from '../shared/thread-name.js';
 
 const RING_BYTES = 8 << 20;
 /** a worker-to-worker ring carries only the misdirected share of one worker's datagrams */
@@ -39,8 +39,8 @@ interface ThreadSlot {
   readonly hopOut: readonly (RingBuffers | null)[];
   worker: Worker | null;
   threadId: number;
-  /** its Linux thread id, once ready (null: not known) */
-  tid: number | null;
+  /** its thread's CPU time, once ready (from its Linux thread id; null: not known) */
+  cpuClock: ThreadCpuClock | null;
   startedAt: number;
   restarts: number;
   ready: boolean;
@@ -116,7 +116,7 @@ export class Supervisor {
         hopOut: hop[i]!,
         worker: null,
         threadId: 0,
-        tid: null,
+        cpuClock: null,
         startedAt: 0,
         restarts: 0,
         ready: false,
@@ -135,7 +135,7 @@ export class Supervisor {
       hopOut: [],
       worker: null,
       threadId: 0,
-      tid: null,
+      cpuClock: null,
       startedAt: 0,
       restarts: 0,
       ready: false,
@@ -229,14 +229,15 @@ export class Supervisor {
     });
     slot.worker = worker;
     slot.threadId = worker.threadId;
-    slot.tid = null;
+    slot.cpuClock?.close();
+    slot.cpuClock = null;
     this.#connectBus(slot);
     slot.startedAt = Date.now();
     slot.ready = false;
     return new Promise((resolve, reject) => {
       worker.on('message', (m: ControlFromThread) => {
         if (m.type === 'ready') {
-          slot.tid = m.tid;
+          slot.cpuClock = m.tid === null ? null : new ThreadCpuClock(m.tid);
           slot.ready = true;
           resolve();
         } else if (m.type === 'fatal') {
@@ -256,6 +257,8 @@ export class Supervisor {
       });
       worker.on('exit', (code) => {
         slot.worker = null;
+        slot.cpuClock?.close();
+        slot.cpuClock = null;
         if (!slot.ready) {
           reject(new SwitchyardError('SY_ERR_THREAD', `${this.#name(slot)} exited during start (code ${code})`));
           return;
@@ -325,7 +328,7 @@ export class Supervisor {
           ? {
               threadId: s.threadId,
               loop: s.worker.performance.eventLoopUtilization(),
-              cpuNs: s.tid === null ? null : threadCpuNsOf(s.tid),
+              cpuNs: s.cpuClock?.ns() ?? null,
             }
           : null,
       );

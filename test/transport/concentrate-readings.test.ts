@@ -56,6 +56,8 @@ async function run(
 ): Promise<{
   steered: (number | null)[];
   shared: number[];
+  /** after each look, how far away the next one is */
+  lookMs: number[];
   gauge: number;
 }> {
   const layout = new CounterLayout(CORE_COUNTERS, FIRST_WORKER_ROW + 2);
@@ -67,6 +69,7 @@ async function run(
   const share = tm ? null : new Int32Array(new SharedArrayBuffer(4)).fill(-1);
   const idle = { ms: 0 };
   const shared: number[] = [];
+  const lookMs: number[] = [];
   const c = new UdpConcentrator([group as unknown as WorkerReadUdp], loops, counters, {
     callState,
     share,
@@ -74,16 +77,18 @@ async function run(
     spreadIdle: spread.idle,
     idleMs: () => idle.ms,
   });
-  mock.timers.enable({ apis: ['setInterval'] });
+  mock.timers.enable({ apis: ['setTimeout'] });
   c.start();
   try {
     for (const step of steps) {
       step(advance);
       idle.ms += 100 * freeCpus;
-      mock.timers.tick(100);
+      // the next look, wherever the concentrator put it (a quiet reader's is a second away)
+      mock.timers.tick(c.nextLookMs);
+      lookMs.push(c.nextLookMs);
       if (share !== null) shared.push(Atomics.load(share, 0));
     }
-    return { steered, shared, gauge: counters.read(layout.byId.get('core:udp_concentrated')!, 0) };
+    return { steered, shared, lookMs, gauge: counters.read(layout.byId.get('core:udp_concentrated')!, 0) };
   } finally {
     c.stop();
     mock.timers.reset();
@@ -235,4 +240,24 @@ test('udp_worker_spread_busy=30 and udp_worker_spread_idle=0: a reader on a CPU 
   assert.deepEqual(busy30.shared, Array(5).fill(-1), 'at 30% busy, still no CPU idle');
   const both = await run(times(3, onCpu40), false, true, 0, { busy: 0.3, idle: 0 });
   assert.deepEqual(both.shared, [-1, -1, 0], 'at 30% busy and whatever the load: spread on the third look');
+});
+
+test('a quiet reader is looked at once a second, a busier one (or spread workers) every 100 ms', async () => {
+  const { lookMs, shared } = await run([
+    busyTick(0.1, 0),
+    busyTick(0.39, 0),
+    busyTick(0.41, 0),
+    busyTick(0.9, 0),
+    busyTick(0.9, 0),
+    busyTick(0.9, 0),
+    busyTick(0.1, 0.1),
+  ]);
+  assert.deepEqual(shared, [-1, -1, -1, -1, -1, 0, 0], 'spread at the third busy look');
+  assert.deepEqual(
+    lookMs,
+    [1000, 1000, 100, 100, 100, 100, 100],
+    'under 40% (half the spread bound): a second; over it, and once spread: 100 ms',
+  );
+  const tm = await run([busyTick(0.1, 0), busyTick(0.1, 0)], true);
+  assert.deepEqual(tm.lookMs, [1000, 1000], 'with tm and few transactions too');
 });

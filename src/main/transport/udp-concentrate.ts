@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { ProcFile } from '../../shared/thread-name.js';
 import { hostPort } from '../../shared/config/listen.js';
 import type { CounterHandle } from '../../shared/contract/host.js';
 import { FIRST_WORKER_ROW, type CounterDef } from '../../shared/counters/layout.js';
@@ -17,6 +17,13 @@ import type { WorkerReadUdp } from './udp.js';
  * CPU (Linux's schedstat), else its event loop's utilisation
  */
 const TICK_MS = 100;
+/**
+ * a reader busy under half the spread bound (with tm, and under half the transactions that spread)
+ * is looked at once a second instead: each look reads /proc for every worker, and ten a second cost
+ * an idle server's main thread 3.6 ms of CPU a second, 45 µs a call at s3's 80 calls/s. A flood from
+ * quiet is seen up to a second later; the reader's overload control meanwhile sheds what it cannot take
+ */
+const QUIET_TICK_MS = 1000;
 /**
  * the one reading worker busier than this over a tick: spread. With tm too: spread, the same load
  * costs more, and its calls' messages hop while the pins last. Measured as event-loop utilisation,
@@ -118,19 +125,18 @@ export interface ConcentrateOptions {
   readonly idleMs: () => number | null;
 }
 
+/** /proc/stat, opened at the first read */
+let procStat: ProcFile | undefined;
+
 /**
  * the idle time of all the machine's CPUs so far, summed, in ms (Linux's /proc/stat: idle and
  * iowait, in USER_HZ ticks, 100 a second wherever Linux runs); null where it cannot be read
  */
 export function machineIdleMs(): number | null {
-  try {
-    const f = readFileSync('/proc/stat', 'latin1');
-    const cpu = f.slice(0, f.indexOf('\n')).split(/\s+/);
-    const idle = Number(cpu[4]) + Number(cpu[5]);
-    return Number.isFinite(idle) ? idle * 10 : null;
-  } catch {
-    return null;
-  }
+  procStat ??= new ProcFile('/proc/stat');
+  const cpu = procStat.firstLineNumbers();
+  if (cpu === null || cpu.length < 5) return null;
+  return (cpu[3]! + cpu[4]!) * 10;
 }
 
 /**
@@ -175,6 +181,10 @@ export class UdpConcentrator {
   /** all loops' busy shares summed, one per tick since spreading */
   #spreadTicks: number[] = [];
   #timer: NodeJS.Timeout | null = null;
+  /** the last look found the reader quiet: the next is QUIET_TICK_MS away */
+  #quiet = false;
+  /** how far away the next look is (QUIET_TICK_MS or TICK_MS) */
+  #nextLookMs = TICK_MS;
   readonly #callState: ConcentrateCallState | null;
   readonly #inuse: CounterDef | undefined;
   /**
@@ -226,13 +236,26 @@ export class UdpConcentrator {
   start(): void {
     this.#last = this.#loops();
     this.#lastIdleMs = this.#idleMs();
-    this.#timer = setInterval(() => this.#tick(), TICK_MS);
-    this.#timer.unref();
+    this.#schedule(TICK_MS);
   }
 
   stop(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+  }
+
+  /** how far away the next look is, ms */
+  get nextLookMs(): number {
+    return this.#nextLookMs;
+  }
+
+  #schedule(ms: number): void {
+    this.#nextLookMs = ms;
+    this.#timer = setTimeout(() => {
+      this.#tick();
+      if (this.#timer !== null) this.#schedule(this.#quiet ? QUIET_TICK_MS : TICK_MS);
+    }, ms);
+    this.#timer.unref();
   }
 
   /**
@@ -246,6 +269,7 @@ export class UdpConcentrator {
   }
 
   #tick(): void {
+    this.#quiet = false;
     const now = this.#loops();
     const idleMs = this.#idleMs();
     const idleDelta = idleMs === null || this.#lastIdleMs === null ? null : idleMs - this.#lastIdleMs;
@@ -290,6 +314,10 @@ export class UdpConcentrator {
       if (this.#busyTicks >= SPREAD_TICKS) this.#steer(null, `SIP worker ${r} busy ${Math.round(busy[r]! * 100)}%`);
       else if (cs !== null && this.#transactions(r) > SPREAD_TRANSACTIONS * cs.maxTransactions)
         this.#steer(null, `SIP worker ${r} has ${this.#transactions(r)} transactions`);
+      else
+        this.#quiet =
+          busy[r]! < this.#spreadOn / 2 &&
+          (cs === null || this.#transactions(r) < (SPREAD_TRANSACTIONS / 2) * cs.maxTransactions);
       return;
     }
     this.#spreadTicks.push(busy.reduce((a, b) => a + b, 0));
