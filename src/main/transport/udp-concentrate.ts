@@ -20,7 +20,7 @@ const TICK_MS = 100;
 /**
  * a reader busy under half the spread bound (with tm, and under half the transactions that spread)
  * is looked at once a second instead: each look reads /proc for every worker, and ten a second cost
- * an idle server's main thread 3.6 ms of CPU a second, 45 µs a call at s3's 80 calls/s. A flood from
+ * an idle server's main thread 3.7 ms of CPU a second, 46 µs a call at s3's 80 calls/s. A flood from
  * quiet is seen up to a second later; the reader's overload control meanwhile sheds what it cannot take
  */
 const QUIET_TICK_MS = 1000;
