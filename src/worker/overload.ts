@@ -217,7 +217,10 @@ export class OverloadControl {
   shed(): boolean {
     if (this.#quiet) this.#poke();
     if (this.#p.mode === 'off') return false;
-    if (this.#counters.get(this.#inuse) >= this.#p.maxTransactions) return true;
+    if (this.#counters.get(this.#inuse) >= this.#p.maxTransactions) {
+      this.#shedSince++;
+      return true;
+    }
     if (this.#sharePct === 0 || Math.random() * 100 >= this.#sharePct) return false;
     this.#shedSince++;
     return true;
