@@ -127,6 +127,13 @@ const busyTick =
     a(0, 100 * r0, 100 - 100 * r0);
     a(1, 100 * r1, 100 - 100 * r1);
   };
+/** a look at which worker 0's loop never rests, its thread on a CPU `ms` of its 100 ms, and worker 1 idles */
+const onCpu =
+  (ms: number) =>
+  (a: Advance): void => {
+    a(0, 100, 0, ms);
+    a(1, 0, 100);
+  };
 /** `n` looks of `tick` */
 const times = (n: number, tick: (a: Advance) => void): Array<(a: Advance) => void> =>
   Array.from({ length: n }, () => tick);
@@ -193,52 +200,30 @@ test('with tm, spread: the kernel steers each datagram by Call-ID, and no socket
 
 test('where the threads’ CPU time can be read, a reader whose loop waits for a CPU keeps every datagram; one on a CPU over 80% spreads them', async () => {
   // its loop never rests, but its thread is on a CPU 55% of each look: the rest it waits for one
-  const starved = await run(
-    times(5, (a: Advance) => {
-      a(0, 100, 0, 55);
-      a(1, 0, 100);
-    }),
-    false,
-    true,
-  );
+  const starved = await run(times(5, onCpu(55)), false, true);
   assert.deepEqual(starved.shared, Array(5).fill(-1), 'a starved reader keeps reading alone');
   assert.equal(starved.gauge, 1);
-  const saturated = await run(
-    times(3, (a) => {
-      a(0, 100, 0, 90);
-      a(1, 0, 100);
-    }),
-    false,
-    true,
-  );
+  const saturated = await run(times(3, onCpu(90)), false, true);
   assert.deepEqual(saturated.shared, [-1, -1, 0], 'a reader on a CPU 90% of three looks shares its socket');
   assert.equal(saturated.gauge, 0);
 });
 
 test('a busy reader keeps every datagram while the machine has under half a CPU idle: another worker would find none', async () => {
-  const onCpu90 = (a: Advance): void => {
-    a(0, 100, 0, 90);
-    a(1, 0, 100);
-  };
-  const full = await run(times(5, onCpu90), false, true, 0.3);
+  const full = await run(times(5, onCpu(90)), false, true, 0.3);
   assert.deepEqual(full.shared, Array(5).fill(-1), 'no CPU for another worker: still one reader');
   assert.equal(full.gauge, 1);
-  const tmFull = await run(times(5, onCpu90), true, true, 0.3);
+  const tmFull = await run(times(5, onCpu(90)), true, true, 0.3);
   assert.deepEqual(tmFull.steered, [], 'with tm too');
-  const free = await run(times(3, onCpu90), false, true, 0.6);
+  const free = await run(times(3, onCpu(90)), false, true, 0.6);
   assert.deepEqual(free.shared, [-1, -1, 0], 'with 60% of a CPU idle they spread');
 });
 
 test('udp_worker_spread_busy=30 and udp_worker_spread_idle=0: a reader on a CPU 40% of each look spreads with no CPU idle', async () => {
-  const onCpu40 = (a: Advance): void => {
-    a(0, 100, 0, 40);
-    a(1, 0, 100);
-  };
-  const byDefault = await run(times(5, onCpu40), false, true, 0);
+  const byDefault = await run(times(5, onCpu(40)), false, true, 0);
   assert.deepEqual(byDefault.shared, Array(5).fill(-1), 'by default: 40% is not busy, and no CPU is idle');
-  const busy30 = await run(times(5, onCpu40), false, true, 0, { busy: 0.3, idle: null });
+  const busy30 = await run(times(5, onCpu(40)), false, true, 0, { busy: 0.3, idle: null });
   assert.deepEqual(busy30.shared, Array(5).fill(-1), 'at 30% busy, still no CPU idle');
-  const both = await run(times(3, onCpu40), false, true, 0, { busy: 0.3, idle: 0 });
+  const both = await run(times(3, onCpu(40)), false, true, 0, { busy: 0.3, idle: 0 });
   assert.deepEqual(both.shared, [-1, -1, 0], 'at 30% busy and whatever the load: spread on the third look');
 });
 
@@ -247,9 +232,7 @@ test('a quiet reader is looked at once a second, a busier one (or spread workers
     busyTick(0.1, 0),
     busyTick(0.39, 0),
     busyTick(0.41, 0),
-    busyTick(0.9, 0),
-    busyTick(0.9, 0),
-    busyTick(0.9, 0),
+    ...times(3, busyTick(0.9, 0)),
     busyTick(0.1, 0.1),
   ]);
   assert.deepEqual(shared, [-1, -1, -1, -1, -1, 0, 0], 'spread at the third busy look');

@@ -183,8 +183,6 @@ export class UdpConcentrator {
   #timer: NodeJS.Timeout | null = null;
   /** the last look found the reader quiet: the next is QUIET_TICK_MS away */
   #quiet = false;
-  /** how far away the next look is (QUIET_TICK_MS or TICK_MS) */
-  #nextLookMs = TICK_MS;
   readonly #callState: ConcentrateCallState | null;
   readonly #inuse: CounterDef | undefined;
   /**
@@ -236,7 +234,7 @@ export class UdpConcentrator {
   start(): void {
     this.#last = this.#loops();
     this.#lastIdleMs = this.#idleMs();
-    this.#schedule(TICK_MS);
+    this.#schedule();
   }
 
   stop(): void {
@@ -246,15 +244,14 @@ export class UdpConcentrator {
 
   /** how far away the next look is, ms */
   get nextLookMs(): number {
-    return this.#nextLookMs;
+    return this.#quiet ? QUIET_TICK_MS : TICK_MS;
   }
 
-  #schedule(ms: number): void {
-    this.#nextLookMs = ms;
+  #schedule(): void {
     this.#timer = setTimeout(() => {
       this.#tick();
-      if (this.#timer !== null) this.#schedule(this.#quiet ? QUIET_TICK_MS : TICK_MS);
-    }, ms);
+      if (this.#timer !== null) this.#schedule();
+    }, this.nextLookMs);
     this.#timer.unref();
   }
 
