@@ -37,9 +37,7 @@ export function run(): void {
     ...threadDns(script.core.dns, allocateDnsTables(script.core.dns), sockets, counters),
     sendTo: (_fd, bytes) => ((sent += bytes.length), bytes.length),
     sendMany: null,
-    backlog: () => 0,
-    queued: () => 0,
-    queueBound: () => 0,
+    backlog: { rings: () => 0, sockets: () => 0, socketBound: () => 0, newSocketDrops: () => 0 },
   });
   const rcv: ReceiveInfo = {
     proto: 'udp',

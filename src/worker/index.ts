@@ -76,9 +76,12 @@ async function main(): Promise<void> {
     sendMany: script.core.udpWorkerSend ? nativeSendMany : null,
     // what waits for this worker: in its rings (from the master and from the workers that received
     // for it) and in the kernel receive queues of the UDP sockets it reads (once they are open, below)
-    backlog: () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
-    queued: () => udp?.queued() ?? 0,
-    queueBound: () => udp?.queueBound() ?? 0,
+    backlog: {
+      rings: () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
+      sockets: () => udp?.queued() ?? 0,
+      socketBound: () => udp?.queueBound() ?? 0,
+      newSocketDrops: () => udp?.newDrops() ?? 0,
+    },
   });
   if (tm !== null)
     // t_continue() from an event route in the dispatcher (evapi:message-received)

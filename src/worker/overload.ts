@@ -5,10 +5,15 @@
  * behind the worker is: the share of that time its event loop was busy,
  * bytes waiting in its inbound rings and in the kernel receive queues of the
  * UDP sockets it reads, how late a timer fires (event-loop lag) and
- * transactions in use. While any is over its
- * bound the share of new requests it sheds rises by 10 points per sample,
- * holds while a backlog over its bound shrinks, and falls by 5 once all are
- * back under: the worker settles at the rate it can
+ * transactions in use, and whether the kernel dropped datagrams at those
+ * sockets, their buffers full. While any is over its bound the share of new
+ * requests it sheds rises: by 10 points at the first such sample, then by
+ * twice the last rise at each sample still behind, up to 40 a sample (10,
+ * 30, 70, 100). A flood three times what the worker serves fills a 4 MiB
+ * receive buffer in about a second, sooner on a faster machine, and at 10
+ * points a sample the 70% it needs is 700 ms away. The share holds while a
+ * backlog over its bound shrinks with nothing dropped, and falls by 5 a
+ * sample once all are back under: the worker settles at the rate it can
  * serve instead of queueing what it cannot (RFC 7339's loss-based scheme,
  * applied locally). Transactions at their bound shed every new request
  * (memory stays bounded). Only new requests are shed: replies, ACK, CANCEL
@@ -40,6 +45,22 @@ const QUIET_LOOP = 0.25;
 const BUSY_SAMPLES = 5;
 /** the kernel receive queues' bound, in overload_queue_bytes */
 const SOCKET_FACTOR = 8;
+/** the shed share's first rise while behind, in points, and its largest (each rise doubles the last) */
+const RISE_FIRST = 10;
+const RISE_MAX = 40;
+const FALL = 5;
+
+/** what waits for a worker, for its overload control */
+export interface WorkerBacklog {
+  /** bytes waiting in the rings to this worker */
+  rings(): number;
+  /** bytes waiting in the kernel receive queues of the UDP sockets it reads (with the kernel's per-datagram overhead) */
+  sockets(): number;
+  /** those queues' own bound (they count each datagram with its buffer overhead) */
+  socketBound(): number;
+  /** datagrams the kernel dropped at those sockets, their buffers full, since the last call */
+  newSocketDrops(): number;
+}
 
 /** a thread's busy share since the last read: its CPU time, else its event-loop utilisation, and that */
 class BusyMeter {
@@ -68,14 +89,14 @@ const SPREAD_OFF = 0.6;
 export class OverloadControl {
   readonly #p: OverloadParams;
   readonly #counters: CounterRow;
-  readonly #rings: () => number;
-  readonly #sockets: () => number;
-  readonly #socketBound: () => number;
+  readonly #backlog: WorkerBacklog;
   readonly #inuse: CounterHandle;
   readonly #shedPct: CounterHandle;
   readonly #load: CounterHandle;
   /** the share of new requests shed now, in whole percent (stepped as a fraction, 0.3 less six 0.05 steps is not 0) */
   #sharePct = 0;
+  /** the share's next rise while behind, in points */
+  #risePct = RISE_FIRST;
   /** new requests shed since the share last rose from 0, for the log line when it is back at 0 */
   #shedSince = 0;
   /** over the last second, for core:worker_load */
@@ -100,32 +121,26 @@ export class OverloadControl {
   #quiet = false;
   #sampledAt = 0;
 
-  /**
-   * `rings`, `sockets`: bytes waiting in the worker's inbound rings, in its UDP sockets' kernel queues;
-   * `socketBound`: the kernel queues' own bound (they count each datagram with its buffer overhead)
-   */
-  constructor(
-    p: OverloadParams,
-    counters: CounterRow,
-    rings: () => number,
-    sockets: () => number,
-    socketBound: () => number,
-  ) {
+  constructor(p: OverloadParams, counters: CounterRow, backlog: WorkerBacklog) {
     this.#p = p;
     this.#counters = counters;
-    this.#rings = rings;
-    this.#sockets = sockets;
-    this.#socketBound = socketBound;
+    this.#backlog = backlog;
     this.#inuse = counters.handle('tm:inuse_transactions');
     this.#shedPct = counters.handle('core:overload_shed_percent');
     this.#load = counters.handle('core:worker_load');
   }
 
   start(): void {
-    this.#next(SAMPLE_MS);
+    this.#next();
   }
 
-  #next(delayMs: number): void {
+  /** how far away the next sample is, ms */
+  get nextSampleMs(): number {
+    return this.#quiet ? QUIET_SAMPLE_MS : SAMPLE_MS;
+  }
+
+  #next(): void {
+    const delayMs = this.nextSampleMs;
     const expected = performance.now() + delayMs;
     this.#timer = setTimeout(() => {
       const now = performance.now();
@@ -137,7 +152,7 @@ export class OverloadControl {
   #sampled(quiet: boolean, now: number): void {
     this.#sampledAt = now;
     this.#quiet = quiet;
-    this.#next(quiet ? QUIET_SAMPLE_MS : SAMPLE_MS);
+    this.#next();
   }
 
   /**
@@ -176,15 +191,17 @@ export class OverloadControl {
     this.#busyRun = busy ? this.#busyRun + 1 : 0;
     // a loop that rested in the sample emptied its sockets then: what waits there now is a burst it
     // has not reached yet; one that never rested has had a backlog all along
-    const rings = this.#rings();
-    const sockets = rested ? 0 : this.#sockets();
+    const rings = this.#backlog.rings();
+    const sockets = rested ? 0 : this.#backlog.sockets();
+    // a full buffer neither grows nor shrinks as its reads and drops take turns: drops say it is full
+    const dropped = this.#backlog.newSocketDrops();
     const queued = rings + sockets;
     // the kernel counts each datagram with its buffer overhead (about three times a small one's size),
     // and bursts it can hold are for it to absorb: its bound is the larger one
-    const socketBound = Math.min(SOCKET_FACTOR * this.#p.queueBytes, this.#socketBound());
+    const socketBound = Math.min(SOCKET_FACTOR * this.#p.queueBytes, this.#backlog.socketBound());
     const overQueue = rings > this.#p.queueBytes || sockets > socketBound;
     // a backlog that shrinks is being caught up with at the share shed now
-    const draining = overQueue && queued < this.#queued;
+    const draining = overQueue && dropped === 0 && queued < this.#queued;
     this.#queued = queued;
     const transactions = this.#counters.get(this.#inuse);
     const behind =
@@ -193,16 +210,23 @@ export class OverloadControl {
         ? `timers ${Math.round(lagMs)} ms late`
         : transactions >= this.#p.maxTransactions
           ? `${transactions} transactions`
-          : overQueue && !draining
-            ? `${rings} bytes waiting in its rings, ${sockets} in its sockets`
-            : // half a second busy in a row with no backlog in sight: saturated, not a burst nor a CPU
-              // shared with others for a moment
-              !overQueue && this.#busyRun >= BUSY_SAMPLES
-              ? `on a CPU ${Math.round(share.busy * 100)}% of ${BUSY_SAMPLES} checks in a row`
-              : null;
+          : dropped > 0
+            ? `${dropped} datagrams dropped at its full sockets`
+            : overQueue && !draining
+              ? `${rings} bytes waiting in its rings, ${sockets} in its sockets`
+              : // half a second busy in a row with no backlog in sight: saturated, not a burst nor a CPU
+                // shared with others for a moment
+                !overQueue && this.#busyRun >= BUSY_SAMPLES
+                ? `on a CPU ${Math.round(share.busy * 100)}% of ${BUSY_SAMPLES} checks in a row`
+                : null;
     const was = this.#sharePct;
-    if (behind !== null) this.#sharePct = Math.min(100, this.#sharePct + 10);
-    else if (!draining) this.#sharePct = Math.max(0, this.#sharePct - 5);
+    if (behind !== null) {
+      this.#sharePct = Math.min(100, this.#sharePct + this.#risePct);
+      this.#risePct = Math.min(RISE_MAX, this.#risePct * 2);
+    } else if (!draining) {
+      this.#sharePct = Math.max(0, this.#sharePct - FALL);
+      this.#risePct = RISE_FIRST;
+    }
     // the operator sees when and why shedding starts and ends, not every check
     if (was === 0 && this.#sharePct > 0) {
       this.#shedSince = 0;

@@ -63,6 +63,8 @@ export class UdpReceivers {
   readonly #fds: number[] = [];
   /** the other worker's socket read while spread (udpShare): whose, and this worker's readers of it */
   #shared: { worker: number; readers: RecvHandle[]; fds: number[] } = { worker: -1, readers: [], fds: [] };
+  /** each socket's kernel drop count at the last newDrops(), by fd */
+  #dropsSeen = new Map<number, number>();
   #closed = false;
   readonly #counters: Counters;
   readonly #badHdr: CounterHandle;
@@ -147,7 +149,11 @@ export class UdpReceivers {
 
   #stopShared(): void {
     for (const r of this.#shared.readers) this.#native.recvStop(r);
-    for (const fd of this.#shared.fds) this.#native.closeFd(fd);
+    for (const fd of this.#shared.fds) {
+      this.#native.closeFd(fd);
+      // its number may come back for another socket, whose drops count from its own baseline
+      this.#dropsSeen.delete(fd);
+    }
     this.#shared = { worker: -1, readers: [], fds: [] };
   }
 
@@ -247,6 +253,25 @@ export class UdpReceivers {
     for (const fd of this.#fds) n += Math.max(0, this.#native.rcvQueued(fd));
     for (const fd of this.#shared.fds) n += Math.max(0, this.#native.rcvQueued(fd));
     return n;
+  }
+
+  /**
+   * Datagrams the kernel dropped at these sockets, their receive buffers full, since the last call
+   * (a socket this worker starts reading counts from then on, not from its opening)
+   */
+  newDrops(): number {
+    let n = 0;
+    for (const fd of this.#fds) n += this.#newDrops(fd);
+    for (const fd of this.#shared.fds) n += this.#newDrops(fd);
+    return n;
+  }
+
+  #newDrops(fd: number): number {
+    const drops = this.#native.rcvDrops(fd);
+    if (drops < 0) return 0;
+    const seen = this.#dropsSeen.get(fd) ?? drops;
+    this.#dropsSeen.set(fd, drops);
+    return drops - seen;
   }
 
   /**

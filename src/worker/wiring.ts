@@ -23,7 +23,7 @@ import { RouteRunner } from '../shared/script/route-runner.js';
 import { Transactions } from './tm/transactions.js';
 import { LocalUac } from './uac.js';
 import { asyncSuspend, type Suspend } from './async.js';
-import { OverloadControl } from './overload.js';
+import { OverloadControl, type WorkerBacklog } from './overload.js';
 import { Receiver } from './receive.js';
 import type { WorkerTransactions, WorkerUac } from './parts.js';
 
@@ -32,10 +32,8 @@ const noop = (): void => undefined;
 /** what the worker is built from: its services' inputs (less what wireWorker makes) and overload control's */
 export interface WorkerInit extends Omit<WorkerServicesInit, 'waiting'> {
   workers: number;
-  /** overload control: what waits in the rings to this worker, and in the kernel receive queues of the UDP sockets it reads */
-  backlog: () => number;
-  queued: () => number;
-  queueBound: () => number;
+  /** overload control: what waits for this worker */
+  backlog: WorkerBacklog;
 }
 
 export interface WorkerParts {
@@ -59,7 +57,7 @@ export function wireWorker(w: WorkerInit): WorkerParts {
     : null;
   const uac = new LocalUac(svc, w.workers);
   const scriptSvc = new WorkerScriptServices(svc, tm, uac, runner, asyncSuspend(waiting, tm, runner, counters, log));
-  const overload = new OverloadControl(script.core.overload, counters, w.backlog, w.queued, w.queueBound);
+  const overload = new OverloadControl(script.core.overload, counters, w.backlog);
   const receiver = new Receiver({ svc, scriptSvc, tm, uac, runner, waiting, overload, counters });
   return { svc, scriptSvc, waiting, runner, tm, uac, overload, receiver };
 }

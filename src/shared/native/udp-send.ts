@@ -32,6 +32,8 @@ export interface NativeUdp {
   closeFd(fd: number): number;
   /** bytes waiting in the socket's receive queue, with the kernel's per-datagram overhead (SO_MEMINFO); -errno */
   rcvQueued(fd: number): number;
+  /** datagrams the kernel dropped at the socket, its receive buffer full, since it was opened (SO_MEMINFO); -errno */
+  rcvDrops(fd: number): number;
   /** the socket's receive buffer size (SO_RCVBUF); -errno */
   rcvBuf(fd: number): number;
   /**

@@ -41,6 +41,9 @@
  * (clock_gettime(CLOCK_THREAD_CPUTIME_ID)), or -errno. Node 20 has no
  * per-thread CPU clock (process.threadCpuUsage is Node 23.9+).
  *
+ * rcvDrops(fd): datagrams the kernel has dropped at this socket since it
+ * was opened (its receive buffer full), from SO_MEMINFO; or -errno.
+ *
  * rcvBuf(fd): the socket's receive buffer size (SO_RCVBUF), or -errno.
  *
  * recvStart(fd, scratch, meta, onBatch): read the UDP socket fd on the
@@ -308,7 +311,8 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return result(env, close(fd) != 0 ? -errno : 0);
 }
 
-static napi_value rcv_queued(napi_env env, napi_callback_info info) {
+/* one field of the socket's SO_MEMINFO, or -errno */
+static napi_value meminfo_field(napi_env env, napi_callback_info info, int field) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t fd = -1;
@@ -317,7 +321,15 @@ static napi_value rcv_queued(napi_env env, napi_callback_info info) {
   uint32_t mem[SK_MEMINFO_VARS];
   socklen_t len = sizeof mem;
   if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return result(env, -errno);
-  return result(env, mem[SK_MEMINFO_RMEM_ALLOC]);
+  return result(env, mem[field]);
+}
+
+static napi_value rcv_queued(napi_env env, napi_callback_info info) {
+  return meminfo_field(env, info, SK_MEMINFO_RMEM_ALLOC);
+}
+
+static napi_value rcv_drops(napi_env env, napi_callback_info info) {
+  return meminfo_field(env, info, SK_MEMINFO_DROPS);
 }
 
 static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
@@ -538,6 +550,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "closeFd", fn);
   napi_create_function(env, "rcvQueued", NAPI_AUTO_LENGTH, rcv_queued, NULL, &fn);
   napi_set_named_property(env, exports, "rcvQueued", fn);
+  napi_create_function(env, "rcvDrops", NAPI_AUTO_LENGTH, rcv_drops, NULL, &fn);
+  napi_set_named_property(env, exports, "rcvDrops", fn);
   napi_create_function(env, "threadCpuNs", NAPI_AUTO_LENGTH, thread_cpu_ns, NULL, &fn);
   napi_set_named_property(env, exports, "threadCpuNs", fn);
   napi_create_function(env, "rcvBuf", NAPI_AUTO_LENGTH, rcv_buf, NULL, &fn);

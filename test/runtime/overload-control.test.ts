@@ -1,0 +1,66 @@
+import { mock, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Counters } from '../../src/shared/counters/counters.js';
+import { CORE_COUNTERS, CounterLayout, FIRST_WORKER_ROW } from '../../src/shared/counters/layout.js';
+import { OverloadControl } from '../../src/worker/overload.js';
+
+// How a worker's shed share moves from one sample to the next, with what waits for it scripted and
+// its sample timer mocked. overload_busy 100 leaves out the signals read off the thread's own clocks
+// (busy, rested, late timers): what is left is the backlog in its rings and the kernel's drops.
+
+const QUEUE_BYTES = 1000;
+
+interface Waiting {
+  /** bytes in the worker's rings at the sample */
+  rings: number;
+  /** datagrams the kernel dropped at its sockets since the last sample */
+  drops?: number;
+}
+
+/** the shed share (%) after each sample */
+function shares(samples: Waiting[]): number[] {
+  const layout = new CounterLayout(
+    [...CORE_COUNTERS, { group: 'tm', counters: [{ name: 'inuse_transactions', kind: 'gauge', description: '' }] }],
+    FIRST_WORKER_ROW + 1,
+  );
+  const counters = new Counters(layout, Counters.allocate(layout), 0);
+  let now: Waiting = { rings: 0 };
+  const control = new OverloadControl(
+    { mode: 'reply', retryAfter: 0, busyPercent: 100, queueBytes: QUEUE_BYTES, lagMs: 300, maxTransactions: 1e6 },
+    counters,
+    { rings: () => now.rings, sockets: () => 0, socketBound: () => 0, newSocketDrops: () => now.drops ?? 0 },
+  );
+  const out: number[] = [];
+  mock.timers.enable({ apis: ['setTimeout'] });
+  control.start();
+  try {
+    for (const s of samples) {
+      now = s;
+      // the next sample, wherever overload control put it (a quiet worker's is a second away)
+      mock.timers.tick(control.nextSampleMs);
+      out.push(counters.get(counters.handle('core:overload_shed_percent')));
+    }
+    return out;
+  } finally {
+    control.stop();
+    mock.timers.reset();
+  }
+}
+
+test('a backlog that keeps growing: each rise doubles the last, up to 40 points (70% by the third sample)', () => {
+  assert.deepEqual(shares([2000, 2100, 2200, 2300, 2400].map((rings) => ({ rings }))), [10, 30, 70, 100, 100]);
+});
+
+test('a backlog over its bound that shrinks holds the share; under it, the share falls by 5 and the next rise starts at 10', () => {
+  const rings = [2000, 3000, 2500, 0, 0, 2000, 2100];
+  assert.deepEqual(shares(rings.map((r) => ({ rings: r }))), [10, 30, 30, 25, 20, 30, 50]);
+});
+
+test('datagrams the kernel dropped are a backlog growing, whatever the queues read', () => {
+  // a full buffer reads smaller at one sample than at the last as reads and drops take turns:
+  // with drops it is not draining
+  assert.deepEqual(
+    shares([{ rings: 2000 }, { rings: 1900, drops: 40 }, { rings: 1800 }, { rings: 0, drops: 3 }]),
+    [10, 30, 30, 70],
+  );
+});
