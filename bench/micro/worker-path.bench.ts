@@ -37,7 +37,7 @@ export function run(): void {
     ...threadDns(script.core.dns, allocateDnsTables(script.core.dns), sockets, counters),
     sendTo: (_fd, bytes) => ((sent += bytes.length), bytes.length),
     sendMany: null,
-    backlog: { rings: () => 0, sockets: () => 0, socketBound: () => 0, newSocketDrops: () => 0 },
+    backlog: { rings: () => 0, sockets: () => 0, socketCapacity: () => 0, newSocketDrops: () => 0 },
   });
   const rcv: ReceiveInfo = {
     proto: 'udp',

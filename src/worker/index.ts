@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     backlog: {
       rings: () => hopIn.reduce((n, r) => n + r.backlog, inRing.backlog),
       sockets: () => udp?.queued() ?? 0,
-      socketBound: () => udp?.queueBound() ?? 0,
+      socketCapacity: () => udp?.capacity() ?? 0,
       newSocketDrops: () => udp?.newDrops() ?? 0,
     },
   });

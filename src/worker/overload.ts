@@ -45,6 +45,11 @@ const QUIET_LOOP = 0.25;
 const BUSY_SAMPLES = 5;
 /** the kernel receive queues' bound, in overload_queue_bytes */
 const SOCKET_FACTOR = 8;
+/**
+ * past their bound, the sockets' backlog sets a least share shed, from 0 at the bound to all of it at
+ * this share of their buffers: what is left holds the next 100 ms of a flood
+ */
+const SOCKETS_FULL = 0.75;
 /** the shed share's first rise while behind, in points, and its largest (each rise doubles the last) */
 const RISE_FIRST = 10;
 const RISE_MAX = 40;
@@ -56,8 +61,8 @@ export interface WorkerBacklog {
   rings(): number;
   /** bytes waiting in the kernel receive queues of the UDP sockets it reads (with the kernel's per-datagram overhead) */
   sockets(): number;
-  /** those queues' own bound (they count each datagram with its buffer overhead) */
-  socketBound(): number;
+  /** what the kernel lets those queues hold (their receive buffers, counted as `sockets` is) */
+  socketCapacity(): number;
   /** datagrams the kernel dropped at those sockets, their buffers full, since the last call */
   newSocketDrops(): number;
 }
@@ -197,13 +202,21 @@ export class OverloadControl {
     const dropped = this.#backlog.newSocketDrops();
     const queued = rings + sockets;
     // the kernel counts each datagram with its buffer overhead (about three times a small one's size),
-    // and bursts it can hold are for it to absorb: its bound is the larger one
-    const socketBound = Math.min(SOCKET_FACTOR * this.#p.queueBytes, this.#backlog.socketBound());
+    // and bursts it can hold are for it to absorb: its bound is the larger one. Under a quarter of
+    // the buffer, a backlog is a burst (a worker warming up, a peer's retransmissions) it catches up with
+    const capacity = this.#backlog.socketCapacity();
+    const socketBound = Math.min(SOCKET_FACTOR * this.#p.queueBytes, capacity / 4);
     const overQueue = rings > this.#p.queueBytes || sockets > socketBound;
+    // past the bound, the fuller the buffer the more is shed at least, all of it at SOCKETS_FULL (RED
+    // on the kernel's queue): a flood fills what is left in a few checks, faster than the rises below
+    const fullAt = SOCKETS_FULL * capacity;
+    const floorPct =
+      sockets > socketBound ? Math.ceil(100 * Math.min(1, (sockets - socketBound) / (fullAt - socketBound))) : 0;
     // a backlog that shrinks is being caught up with at the share shed now
     const draining = overQueue && dropped === 0 && queued < this.#queued;
     this.#queued = queued;
     const transactions = this.#counters.get(this.#inuse);
+    const queuedText = `${rings} bytes waiting in its rings, ${sockets} in its sockets`;
     const behind =
       // late timers in a thread that was not on a CPU all along: it waited for one, it was not behind
       busy && lagMs > this.#p.lagMs
@@ -213,7 +226,7 @@ export class OverloadControl {
           : dropped > 0
             ? `${dropped} datagrams dropped at its full sockets`
             : overQueue && !draining
-              ? `${rings} bytes waiting in its rings, ${sockets} in its sockets`
+              ? queuedText
               : // half a second busy in a row with no backlog in sight: saturated, not a burst nor a CPU
                 // shared with others for a moment
                 !overQueue && this.#busyRun >= BUSY_SAMPLES
@@ -227,10 +240,11 @@ export class OverloadControl {
       this.#sharePct = Math.max(0, this.#sharePct - FALL);
       this.#risePct = RISE_FIRST;
     }
+    this.#sharePct = Math.max(this.#sharePct, floorPct);
     // the operator sees when and why shedding starts and ends, not every check
     if (was === 0 && this.#sharePct > 0) {
       this.#shedSince = 0;
-      log.warn(`overload control: shedding new requests (${behind})`);
+      log.warn(`overload control: shedding new requests (${behind ?? queuedText})`);
     } else if (was > 0 && this.#sharePct === 0)
       log.warn(`overload control: no longer shedding (${this.#shedSince} new requests shed)`);
     this.#counters.set(this.#shedPct, this.#sharePct);

@@ -274,15 +274,11 @@ export class UdpReceivers {
     return drops - seen;
   }
 
-  /**
-   * A quarter of what the kernel lets these sockets hold (their receive buffers): a backlog over it
-   * is heading for drops; one under it is a burst (a worker still warming up, a peer's retransmissions)
-   * that the buffer absorbs and the worker catches up with
-   */
-  queueBound(): number {
+  /** what the kernel lets these sockets hold: their receive buffers, counted as queued() is */
+  capacity(): number {
     let n = 0;
-    for (const fd of this.#fds) n += Math.max(0, this.#native.rcvBuf(fd)) / 4;
-    for (const fd of this.#shared.fds) n += Math.max(0, this.#native.rcvBuf(fd)) / 4;
+    for (const fd of this.#fds) n += Math.max(0, this.#native.rcvBuf(fd));
+    for (const fd of this.#shared.fds) n += Math.max(0, this.#native.rcvBuf(fd));
     return n;
   }
 

@@ -7,18 +7,23 @@ import { OverloadControl } from '../../src/worker/overload.js';
 // How a worker's shed share moves from one sample to the next, with what waits for it scripted and
 // its sample timer mocked. overload_busy 100 leaves out the signals read off the thread's own clocks
 // (busy, rested, late timers): what is left is the backlog in its rings and the kernel's drops.
+// overload_busy 0 has its loop never rest, so that its sockets' backlog counts too.
 
 const QUEUE_BYTES = 1000;
+/** the sockets' receive buffers: their backlog's bound is a quarter of it, 2000; all is shed from 6000 */
+const CAPACITY = 8000;
 
 interface Waiting {
   /** bytes in the worker's rings at the sample */
   rings: number;
+  /** bytes in its sockets' kernel receive queues */
+  sockets?: number;
   /** datagrams the kernel dropped at its sockets since the last sample */
   drops?: number;
 }
 
 /** the shed share (%) after each sample */
-function shares(samples: Waiting[]): number[] {
+function shares(samples: Waiting[], busyPercent = 100): number[] {
   const layout = new CounterLayout(
     [...CORE_COUNTERS, { group: 'tm', counters: [{ name: 'inuse_transactions', kind: 'gauge', description: '' }] }],
     FIRST_WORKER_ROW + 1,
@@ -26,9 +31,14 @@ function shares(samples: Waiting[]): number[] {
   const counters = new Counters(layout, Counters.allocate(layout), 0);
   let now: Waiting = { rings: 0 };
   const control = new OverloadControl(
-    { mode: 'reply', retryAfter: 0, busyPercent: 100, queueBytes: QUEUE_BYTES, lagMs: 300, maxTransactions: 1e6 },
+    { mode: 'reply', retryAfter: 0, busyPercent, queueBytes: QUEUE_BYTES, lagMs: 300, maxTransactions: 1e6 },
     counters,
-    { rings: () => now.rings, sockets: () => 0, socketBound: () => 0, newSocketDrops: () => now.drops ?? 0 },
+    {
+      rings: () => now.rings,
+      sockets: () => now.sockets ?? 0,
+      socketCapacity: () => CAPACITY,
+      newSocketDrops: () => now.drops ?? 0,
+    },
   );
   const out: number[] = [];
   mock.timers.enable({ apis: ['setTimeout'] });
@@ -62,5 +72,21 @@ test('datagrams the kernel dropped are a backlog growing, whatever the queues re
   assert.deepEqual(
     shares([{ rings: 2000 }, { rings: 1900, drops: 40 }, { rings: 1800 }, { rings: 0, drops: 3 }]),
     [10, 30, 30, 70],
+  );
+});
+
+test("past the sockets' bound, the fuller their buffers the more is shed at least: all at three quarters full", () => {
+  // 4000: half-way from the bound to three quarters full; 5600: 90% of the way; 4800: draining, held
+  assert.deepEqual(
+    shares(
+      [
+        { rings: 0, sockets: 4000 },
+        { rings: 0, sockets: 5600 },
+        { rings: 0, sockets: 4800 },
+        { rings: 0, sockets: 6000 },
+      ],
+      0,
+    ),
+    [50, 90, 90, 100],
   );
 });
