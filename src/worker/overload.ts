@@ -7,16 +7,15 @@
  * UDP sockets it reads, how late a timer fires (event-loop lag) and
  * transactions in use, and whether the kernel dropped datagrams at those
  * sockets, their buffers full. While any is over its bound the share of new
- * requests it sheds rises: by 10 points at the first such sample, then by
- * twice the last rise at each sample still behind, up to 40 a sample (10,
- * 30, 70, 100). A flood three times what the worker serves fills a 4 MiB
- * receive buffer in about a second, sooner on a faster machine, and at 10
- * points a sample the 70% it needs is 700 ms away. The share holds while a
- * backlog over its bound shrinks with nothing dropped, and falls by 5 a
- * sample once all are back under: the worker settles at the rate it can
- * serve instead of queueing what it cannot (RFC 7339's loss-based scheme,
- * applied locally). Transactions at their bound shed every new request
- * (memory stays bounded). Only new requests are shed: replies, ACK, CANCEL
+ * requests it sheds rises by 10 points per sample, holds while a backlog
+ * over its bound shrinks with nothing dropped, and falls by 5 once all are
+ * back under: the worker settles at the rate it can serve instead of
+ * queueing what it cannot (RFC 7339's loss-based scheme, applied locally).
+ * Over half their buffers, the sockets' backlog also sets a least share,
+ * all of it at seven eighths: a flood three times what the worker serves
+ * fills a 4 MiB buffer in about a second, sooner on a faster machine, while
+ * 10 points a sample take 700 ms to reach the 70% it needs. Transactions at
+ * their bound shed every new request (memory stays bounded). Only new requests are shed: replies, ACK, CANCEL
  * and in-dialog requests always go through.
  *
  * "Busy" is the share of the sample's wall time the thread spent on a CPU
@@ -46,13 +45,13 @@ const BUSY_SAMPLES = 5;
 /** the kernel receive queues' bound, in overload_queue_bytes */
 const SOCKET_FACTOR = 8;
 /**
- * past their bound, the sockets' backlog sets a least share shed, from 0 at the bound to all of it at
- * this share of their buffers: what is left holds the next 100 ms of a flood
+ * the sockets' backlog sets a least share shed, from 0 at half their buffers to all of it at seven
+ * eighths: what is left holds the next 100 ms of a flood
  */
-const SOCKETS_FULL = 0.75;
-/** the shed share's first rise while behind, in points, and its largest (each rise doubles the last) */
-const RISE_FIRST = 10;
-const RISE_MAX = 40;
+const FLOOR_FROM = 0.5;
+const FLOOR_FULL = 0.875;
+/** the shed share's steps, in points: up at each sample behind, down at each once caught up */
+const RISE = 10;
 const FALL = 5;
 
 /** what waits for a worker, for its overload control */
@@ -100,8 +99,6 @@ export class OverloadControl {
   readonly #load: CounterHandle;
   /** the share of new requests shed now, in whole percent (stepped as a fraction, 0.3 less six 0.05 steps is not 0) */
   #sharePct = 0;
-  /** the share's next rise while behind, in points */
-  #risePct = RISE_FIRST;
   /** new requests shed since the share last rose from 0, for the log line when it is back at 0 */
   #shedSince = 0;
   /** over the last second, for core:worker_load */
@@ -207,11 +204,14 @@ export class OverloadControl {
     const capacity = this.#backlog.socketCapacity();
     const socketBound = Math.min(SOCKET_FACTOR * this.#p.queueBytes, capacity / 4);
     const overQueue = rings > this.#p.queueBytes || sockets > socketBound;
-    // past the bound, the fuller the buffer the more is shed at least, all of it at SOCKETS_FULL (RED
-    // on the kernel's queue): a flood fills what is left in a few checks, faster than the rises below
-    const fullAt = SOCKETS_FULL * capacity;
+    // over half the buffer, the fuller it is the more is shed at least (RED on the kernel's queue): a
+    // flood fills it in a few samples, faster than the rises below. Not from the bound: a worker that
+    // shares its CPUs reads a backlog of a quarter of its buffer one sample and none the next
+    const floorFrom = FLOOR_FROM * capacity;
     const floorPct =
-      sockets > socketBound ? Math.ceil(100 * Math.min(1, (sockets - socketBound) / (fullAt - socketBound))) : 0;
+      sockets > floorFrom
+        ? Math.ceil(100 * Math.min(1, (sockets - floorFrom) / ((FLOOR_FULL - FLOOR_FROM) * capacity)))
+        : 0;
     // a backlog that shrinks is being caught up with at the share shed now
     const draining = overQueue && dropped === 0 && queued < this.#queued;
     this.#queued = queued;
@@ -233,13 +233,8 @@ export class OverloadControl {
                 ? `on a CPU ${Math.round(share.busy * 100)}% of ${BUSY_SAMPLES} checks in a row`
                 : null;
     const was = this.#sharePct;
-    if (behind !== null) {
-      this.#sharePct = Math.min(100, this.#sharePct + this.#risePct);
-      this.#risePct = Math.min(RISE_MAX, this.#risePct * 2);
-    } else if (!draining) {
-      this.#sharePct = Math.max(0, this.#sharePct - FALL);
-      this.#risePct = RISE_FIRST;
-    }
+    if (behind !== null) this.#sharePct = Math.min(100, this.#sharePct + RISE);
+    else if (!draining) this.#sharePct = Math.max(0, this.#sharePct - FALL);
     this.#sharePct = Math.max(this.#sharePct, floorPct);
     // the operator sees when and why shedding starts and ends, not every check
     if (was === 0 && this.#sharePct > 0) {

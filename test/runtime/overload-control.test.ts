@@ -10,7 +10,7 @@ import { OverloadControl } from '../../src/worker/overload.js';
 // overload_busy 0 has its loop never rest, so that its sockets' backlog counts too.
 
 const QUEUE_BYTES = 1000;
-/** the sockets' receive buffers: their backlog's bound is a quarter of it, 2000; all is shed from 6000 */
+/** the sockets' receive buffers: their backlog's bound is a quarter of it, 2000; all is shed from 7000 */
 const CAPACITY = 8000;
 
 interface Waiting {
@@ -57,13 +57,13 @@ function shares(samples: Waiting[], busyPercent = 100): number[] {
   }
 }
 
-test('a backlog that keeps growing: each rise doubles the last, up to 40 points (70% by the third sample)', () => {
-  assert.deepEqual(shares([2000, 2100, 2200, 2300, 2400].map((rings) => ({ rings }))), [10, 30, 70, 100, 100]);
+test('a backlog that keeps growing: the share rises 10 points a sample', () => {
+  assert.deepEqual(shares([2000, 2100, 2200, 2300, 2400].map((rings) => ({ rings }))), [10, 20, 30, 40, 50]);
 });
 
-test('a backlog over its bound that shrinks holds the share; under it, the share falls by 5 and the next rise starts at 10', () => {
+test('a backlog over its bound that shrinks holds the share; under it, the share falls by 5 a sample', () => {
   const rings = [2000, 3000, 2500, 0, 0, 2000, 2100];
-  assert.deepEqual(shares(rings.map((r) => ({ rings: r }))), [10, 30, 30, 25, 20, 30, 50]);
+  assert.deepEqual(shares(rings.map((r) => ({ rings: r }))), [10, 20, 20, 15, 10, 20, 30]);
 });
 
 test('datagrams the kernel dropped are a backlog growing, whatever the queues read', () => {
@@ -71,19 +71,19 @@ test('datagrams the kernel dropped are a backlog growing, whatever the queues re
   // with drops it is not draining
   assert.deepEqual(
     shares([{ rings: 2000 }, { rings: 1900, drops: 40 }, { rings: 1800 }, { rings: 0, drops: 3 }]),
-    [10, 30, 30, 70],
+    [10, 20, 20, 30],
   );
 });
 
-test("past the sockets' bound, the fuller their buffers the more is shed at least: all at three quarters full", () => {
-  // 4000: half-way from the bound to three quarters full; 5600: 90% of the way; 4800: draining, held
+test("over half the sockets' buffers, the fuller they are the more is shed at least: all at seven eighths", () => {
+  // 5500: half-way from half the buffers to seven eighths; 6700: 90% of the way; 6000: draining, held
   assert.deepEqual(
     shares(
       [
-        { rings: 0, sockets: 4000 },
-        { rings: 0, sockets: 5600 },
-        { rings: 0, sockets: 4800 },
+        { rings: 0, sockets: 5500 },
+        { rings: 0, sockets: 6700 },
         { rings: 0, sockets: 6000 },
+        { rings: 0, sockets: 7000 },
       ],
       0,
     ),
