@@ -206,7 +206,7 @@ export class OverloadControl {
     const overQueue = rings > this.#p.queueBytes || sockets > socketBound;
     // over half the buffer, the fuller it is the more is shed at least (RED on the kernel's queue): a
     // flood fills it in a few samples, faster than the rises below. Not from the bound: a worker that
-    // shares its CPUs reads a backlog of a quarter of its buffer one sample and none the next
+    // shares its CPUs with its peers can read half its buffer one sample and nothing the next
     const floorFrom = FLOOR_FROM * capacity;
     const floorPct =
       sockets > floorFrom
