@@ -66,8 +66,13 @@ export interface WorkerBacklog {
   newSocketDrops(): number;
 }
 
+/** what a thread did since the last read: busy, its CPU share of the wall time (0…1); loop, its event loop's utilisation */
+export interface ThreadMeter {
+  read(now: number): { busy: number; loop: number };
+}
+
 /** a thread's busy share since the last read: its CPU time, else its event-loop utilisation, and that */
-class BusyMeter {
+class BusyMeter implements ThreadMeter {
   #elu: EventLoopUtilization = performance.eventLoopUtilization();
   #cpuNs = threadCpuNs?.() ?? 0;
   #at = performance.now();
@@ -102,14 +107,14 @@ export class OverloadControl {
   /** new requests shed since the share last rose from 0, for the log line when it is back at 0 */
   #shedSince = 0;
   /** over the last second, for core:worker_load */
-  readonly #loadMeter = new BusyMeter();
+  readonly #loadMeter: ThreadMeter;
   #loadAt = 0;
   /** over the last sample */
-  readonly #sampleMeter = new BusyMeter();
+  readonly #sampleMeter: ThreadMeter;
   /** samples in a row with the loop busy over the bound */
   #busyRun = 0;
   /** over the last sample, for `spreading` (kept apart: the sample meter is read only with overload control on) */
-  readonly #spreadMeter = new BusyMeter();
+  readonly #spreadMeter: ThreadMeter;
   /**
    * This worker's event loop was busy over 80% of the last sample (until under 60%): where
    * no module keeps call state, the datagrams it reads go to their call's owner instead of being
@@ -123,7 +128,16 @@ export class OverloadControl {
   #quiet = false;
   #sampledAt = 0;
 
-  constructor(p: OverloadParams, counters: CounterRow, backlog: WorkerBacklog) {
+  /** `meter`: this thread's clocks (a test scripts them) */
+  constructor(
+    p: OverloadParams,
+    counters: CounterRow,
+    backlog: WorkerBacklog,
+    meter: () => ThreadMeter = () => new BusyMeter(),
+  ) {
+    this.#loadMeter = meter();
+    this.#sampleMeter = meter();
+    this.#spreadMeter = meter();
     this.#p = p;
     this.#counters = counters;
     this.#backlog = backlog;

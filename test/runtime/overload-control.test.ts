@@ -4,10 +4,10 @@ import { Counters } from '../../src/shared/counters/counters.js';
 import { CORE_COUNTERS, CounterLayout, FIRST_WORKER_ROW } from '../../src/shared/counters/layout.js';
 import { OverloadControl } from '../../src/worker/overload.js';
 
-// How a worker's shed share moves from one sample to the next, with what waits for it scripted and
-// its sample timer mocked. overload_busy 100 leaves out the signals read off the thread's own clocks
-// (busy, rested, late timers): what is left is the backlog in its rings and the kernel's drops.
-// overload_busy 0 has its loop never rest, so that its sockets' backlog counts too.
+// How a worker's shed share moves from one sample to the next, with what waits for it scripted, its
+// sample timer mocked and its thread's clocks fixed: on a CPU half the time (not busy), its event
+// loop never resting (so that its sockets' backlog counts). What is left is the backlog in its rings
+// and sockets and the kernel's drops.
 
 const QUEUE_BYTES = 1000;
 /** the sockets' receive buffers: their backlog's bound is a quarter of it, 2000; all is shed from 7000 */
@@ -23,7 +23,7 @@ interface Waiting {
 }
 
 /** the shed share (%) after each sample */
-function shares(samples: Waiting[], busyPercent = 100): number[] {
+function shares(samples: Waiting[]): number[] {
   const layout = new CounterLayout(
     [...CORE_COUNTERS, { group: 'tm', counters: [{ name: 'inuse_transactions', kind: 'gauge', description: '' }] }],
     FIRST_WORKER_ROW + 1,
@@ -31,7 +31,7 @@ function shares(samples: Waiting[], busyPercent = 100): number[] {
   const counters = new Counters(layout, Counters.allocate(layout), 0);
   let now: Waiting = { rings: 0 };
   const control = new OverloadControl(
-    { mode: 'reply', retryAfter: 0, busyPercent, queueBytes: QUEUE_BYTES, lagMs: 300, maxTransactions: 1e6 },
+    { mode: 'reply', retryAfter: 0, busyPercent: 95, queueBytes: QUEUE_BYTES, lagMs: 300, maxTransactions: 1e6 },
     counters,
     {
       rings: () => now.rings,
@@ -39,6 +39,7 @@ function shares(samples: Waiting[], busyPercent = 100): number[] {
       socketCapacity: () => CAPACITY,
       newSocketDrops: () => now.drops ?? 0,
     },
+    () => ({ read: () => ({ busy: 0.5, loop: 1 }) }),
   );
   const out: number[] = [];
   mock.timers.enable({ apis: ['setTimeout'] });
@@ -78,15 +79,12 @@ test('datagrams the kernel dropped are a backlog growing, whatever the queues re
 test("over half the sockets' buffers, the fuller they are the more is shed at least: all at seven eighths", () => {
   // 5500: half-way from half the buffers to seven eighths; 6700: 90% of the way; 6000: draining, held
   assert.deepEqual(
-    shares(
-      [
-        { rings: 0, sockets: 5500 },
-        { rings: 0, sockets: 6700 },
-        { rings: 0, sockets: 6000 },
-        { rings: 0, sockets: 7000 },
-      ],
-      0,
-    ),
+    shares([
+      { rings: 0, sockets: 5500 },
+      { rings: 0, sockets: 6700 },
+      { rings: 0, sockets: 6000 },
+      { rings: 0, sockets: 7000 },
+    ]),
     [50, 90, 90, 100],
   );
 });
