@@ -15,8 +15,9 @@
  * all of it at seven eighths: a flood three times what the worker serves
  * fills a 4 MiB buffer in about a second, sooner on a faster machine, while
  * 10 points a sample take 700 ms to reach the 70% it needs. Transactions at
- * their bound shed every new request (memory stays bounded). Only new requests are shed: replies, ACK, CANCEL
- * and in-dialog requests always go through.
+ * their bound shed every new request (memory stays bounded). Only new
+ * requests are shed: replies, ACK, CANCEL and in-dialog requests always go
+ * through.
  *
  * "Busy" is the share of the sample's wall time the thread spent on a CPU
  * (its own CPU clock, see threadCpuNs), not event-loop utilisation: a thread
